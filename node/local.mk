@@ -1,0 +1,16 @@
+#   libchorus: the node agent. The objects are built once into a
+#   convenience library, which the tests link whole; the installed
+#   library exports only what node/chorus.h declares.
+CHORUS_CORE_SOURCES += \
+    %D%/chorus.h %D%/chorus_private.h %D%/chorus_version.c
+
+noinst_LTLIBRARIES += libchorus_core.la
+libchorus_core_la_SOURCES = $(CHORUS_CORE_SOURCES)
+libchorus_core_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden -DCHORUS_BUILDING
+libchorus_core_la_LIBADD = $(CZMQ_LIBS) $(ZMQ_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS)
+
+lib_LTLIBRARIES += libchorus.la
+libchorus_la_SOURCES =
+libchorus_la_LIBADD = libchorus_core.la
+libchorus_la_LDFLAGS = -version-info $(CHORUS_LT_VERSION) -no-undefined
+include_HEADERS += %D%/chorus.h

@@ -1,0 +1,23 @@
+#   packages.sh — the Debian packages Chorus builds with, installed when
+#   missing (sourced by scripts/check, scripts/demo, scripts/bench, scripts/fuzz).
+
+CHORUS_PACKAGES="build-essential autoconf automake libtool pkg-config
+    libzmq3-dev libczmq-dev libmsgpack-dev libleveldb-dev libyaml-dev libjansson-dev"
+
+#   chorus_install_packages [EXTRA...] — installs what is missing, quietly
+chorus_install_packages () {
+    local missing="" pkg
+    for pkg in $CHORUS_PACKAGES "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+            || missing="$missing $pkg"
+    done
+    [ -z "$missing" ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing Debian packages:$missing (run as root, or: sudo apt-get install$missing)" >&2
+        return 1
+    fi
+    echo "== installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null && apt-get install -y -qq $missing >/dev/null \
+        || { echo "apt-get install$missing failed" >&2; return 1; }
+}

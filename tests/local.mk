@@ -1,0 +1,48 @@
+#   Tests: TAP programs and scripts run by automake's tap-driver.
+LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
+SH_LOG_DRIVER = $(LOG_DRIVER)
+TEST_EXTENSIONS = .sh
+AM_TESTS_ENVIRONMENT = \
+    srcdir='$(abs_top_srcdir)'; top_builddir='$(abs_top_builddir)'; MAKE='$(MAKE)'; \
+    CC='$(CC)'; CFLAGS='$(CFLAGS)'; LDFLAGS='$(LDFLAGS)'; PKG_CONFIG='$(PKG_CONFIG)'; \
+    export srcdir top_builddir MAKE CC CFLAGS LDFLAGS PKG_CONFIG;
+
+#   Test programs link the whole core statically, so they can reach the
+#   classes that the shared library does not export.
+TEST_LIBS = libchorus_core.la $(CZMQ_LIBS) $(ZMQ_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS)
+
+CHORUS_C_TESTS = \
+    tests/test_codec_round_trip \
+    tests/test_codec_rejects_malformed \
+    tests/test_spec_matches_codec \
+    tests/test_errors_and_version
+check_PROGRAMS += $(CHORUS_C_TESTS) tests/fuzz/make_corpus
+TESTS += $(CHORUS_C_TESTS) \
+    tests/test_fuzz_corpus_is_current.sh \
+    tests/test_tools_answer_help.sh \
+    tests/test_installed_library_links.sh
+
+tests_test_codec_round_trip_SOURCES = tests/test_codec_round_trip.c tests/codec_fixtures.h tests/tap.h
+tests_test_codec_round_trip_LDADD = $(TEST_LIBS)
+tests_test_codec_rejects_malformed_SOURCES = tests/test_codec_rejects_malformed.c
+tests_test_codec_rejects_malformed_LDADD = $(TEST_LIBS)
+tests_test_spec_matches_codec_SOURCES = tests/test_spec_matches_codec.c
+tests_test_spec_matches_codec_LDADD = $(TEST_LIBS)
+tests_test_errors_and_version_SOURCES = tests/test_errors_and_version.c
+tests_test_errors_and_version_LDADD = $(TEST_LIBS)
+tests_fuzz_make_corpus_SOURCES = tests/fuzz/make_corpus.c
+tests_fuzz_make_corpus_LDADD = $(TEST_LIBS)
+
+EXTRA_DIST += tests/test_fuzz_corpus_is_current.sh tests/test_tools_answer_help.sh \
+    tests/test_installed_library_links.sh tests/installed_consumer.c tests/tap.sh \
+    tests/fuzz/corpus
+
+if ENABLE_FUZZING
+#   Built with scripts/fuzz: the core is compiled with -fsanitize=fuzzer-no-link,
+#   and this target adds libFuzzer's main.
+noinst_PROGRAMS += tests/fuzz/fuzz_chorus_msg
+tests_fuzz_fuzz_chorus_msg_SOURCES = tests/fuzz/fuzz_chorus_msg.c
+tests_fuzz_fuzz_chorus_msg_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer
+tests_fuzz_fuzz_chorus_msg_LDFLAGS = -fsanitize=fuzzer
+tests_fuzz_fuzz_chorus_msg_LDADD = $(TEST_LIBS)
+endif

@@ -1,0 +1,39 @@
+#!/bin/sh
+#   `make install DESTDIR=...` installs the header, the library, libchorus.pc
+#   and the binaries; a program built with pkg-config links and runs against
+#   that installed copy, and the library exports only the public API.
+. "$srcdir/tests/tap.sh"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+dest="$tmp/root"
+$MAKE -s -C "$top_builddir" install DESTDIR="$dest" >"$tmp/install.log" 2>&1
+ok $? "make install DESTDIR works" || diag "$(tail -20 "$tmp/install.log")"
+prefix=$(sed -n 's/^prefix=//p' "$top_builddir/libchorus.pc")
+header=$(find "$dest" -name chorus.h | head -1)
+[ -n "$header" ]; ok $? "chorus.h installed"
+pc=$(find "$dest" -name libchorus.pc | head -1)
+[ -n "$pc" ]; ok $? "libchorus.pc installed"
+so=$(find "$dest" -name 'libchorus.so.*' | head -1)
+[ -n "$so" ]; ok $? "shared library installed"
+[ -n "$(find "$dest" -name libchorus.a)" ]; ok $? "static library installed"
+[ -x "$dest$prefix/bin/chorus" ] && [ -x "$dest$prefix/bin/chorus-coordinator" ]
+ok $? "chorus and chorus-coordinator installed"
+
+export PKG_CONFIG_PATH=$(dirname "$pc")
+flags=$($PKG_CONFIG --define-variable=prefix="$dest$prefix" --cflags --libs libchorus)
+ok $? "pkg-config knows libchorus: $flags"
+$CC $CFLAGS -o "$tmp/consumer" "$srcdir/tests/installed_consumer.c" $LDFLAGS $flags >"$tmp/cc.log" 2>&1
+ok $? "a program builds with pkg-config's flags" || diag "$(cat "$tmp/cc.log")"
+out=$(LD_LIBRARY_PATH=$(dirname "$so") "$tmp/consumer")
+ok $? "it runs against the installed library: $out"
+ldd_out=$(LD_LIBRARY_PATH=$(dirname "$so") ldd "$tmp/consumer" | grep libchorus)
+case "$ldd_out" in *"$dest"*) ok 0 "it loaded the installed copy";;
+                   *) ok 1 "it loaded the installed copy ($ldd_out)";; esac
+
+#   Only chorus_* public symbols leave the shared library
+exported=$(nm -D --defined-only "$so" | awk '$2 ~ /^[TDBR]$/ {print $3}')
+private=$(echo "$exported" | grep -v '^chorus_' | grep -v '^_' || true)
+[ -z "$private" ]; ok $? "the shared library exports only chorus_ symbols" || diag "$private"
+echo "$exported" | grep -q '^chorus_msg_'; [ $? -ne 0 ]
+ok $? "the codec stays private"
+done_testing

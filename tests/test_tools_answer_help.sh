@@ -1,0 +1,20 @@
+#!/bin/sh
+#   The installed programs answer --help and --version, say what exists,
+#   and refuse an unknown subcommand or option with a clear error.
+. "$srcdir/tests/tap.sh"
+chorus="$top_builddir/tools/chorus"
+coord="$top_builddir/coordinator/chorus-coordinator"
+for prog in "$chorus" "$coord"; do
+    name=$(basename "$prog")
+    out=$("$prog" --help); ok $? "$name --help exits 0"
+    echo "$out" | grep -qi usage; ok $? "$name --help prints usage"
+    out=$("$prog" --version); ok $? "$name --version exits 0"
+    echo "$out" | grep -q "0\.1\.0"; ok $? "$name --version prints the version ($out)"
+    err=$("$prog" --no-such-option 2>&1 >/dev/null); rc=$?
+    [ $rc -eq 2 ]; ok $? "$name refuses an unknown option with exit 2"
+    echo "$err" | grep -q -- "--no-such-option"; ok $? "$name names the unknown option"
+done
+err=$("$chorus" frobnicate 2>&1 >/dev/null); rc=$?
+[ $rc -eq 2 ]; ok $? "chorus refuses an unknown subcommand with exit 2"
+echo "$err" | grep -q frobnicate; ok $? "and names it: $err"
+done_testing
