@@ -24,7 +24,7 @@ fixture_fill_all (chorus_msg_t *msg)
     chorus_msg_set_prefix (msg, "order.");
     chorus_msg_set_request (msg, "req-7");
     chorus_msg_set_message (msg, "card declined");
-    chorus_msg_set_command_name (msg, "charge");
+    chorus_msg_set_name (msg, "charge");
     chorus_msg_set_idempotency (msg, "flow-1/charge");
     chorus_msg_set_code (msg, "declined");
     chorus_msg_set_generation (msg, 3);
@@ -61,7 +61,7 @@ fixture_fill_required (chorus_msg_t *msg)
     chorus_msg_set_correlation (msg, "c");
     chorus_msg_set_group (msg, "g");
     chorus_msg_set_request (msg, "r");
-    chorus_msg_set_command_name (msg, "go");
+    chorus_msg_set_name (msg, "go");
     chorus_msg_set_code (msg, "e");
 }
 
@@ -103,7 +103,7 @@ fixture_same_field (chorus_msg_t *a, chorus_msg_t *b, const char *name)
     S_STR ("pub_endpoint", pub_endpoint) S_STR ("topic", topic) S_STR ("key", key)
     S_STR ("correlation", correlation) S_STR ("causation", causation) S_STR ("group", group)
     S_STR ("prefix", prefix) S_STR ("request", request) S_STR ("message", message)
-    S_STR ("command", command_name) S_STR ("idempotency", idempotency) S_STR ("code", code)
+    S_STR ("name", name) S_STR ("idempotency", idempotency) S_STR ("code", code)
     S_NUM (generation) S_NUM (head) S_NUM (seq) S_NUM (timestamp) S_NUM (attempt)
     S_NUM (status) S_NUM (from) S_NUM (to) S_NUM (limit) S_NUM (deadline) S_NUM (retryable)
 #undef S_STR

@@ -21,7 +21,7 @@ static const field_t s_known [] = {
     {"pub_endpoint", 's', 256}, {"topic", 'n', 256}, {"key", 's', 256},
     {"correlation", 's', 128}, {"causation", 's', 128}, {"group", 'n', 64},
     {"prefix", 'n', 256}, {"request", 's', 64}, {"message", 's', 4096},
-    {"command", 'n', 128}, {"idempotency", 's', 256}, {"code", 's', 64},
+    {"name", 'n', 128}, {"idempotency", 's', 256}, {"code", 's', 64},
     {"generation", 'u', 0}, {"head", 'u', 0}, {"seq", 'u', 0}, {"timestamp", 'u', 0},
     {"attempt", 'u', 0}, {"status", 'u', 0}, {"from", 'u', 0}, {"to", 'u', 0},
     {"limit", 'u', 0}, {"deadline", 'u', 0}, {"retryable", 'b', 0},

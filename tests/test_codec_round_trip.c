@@ -114,7 +114,7 @@ s_check_sockets (void)
     is_int (chorus_msg_send (msg, dealer), 0, "COMMAND sent on a DEALER");
     chorus_msg_t *got = chorus_msg_new (CHORUS_MSG_PING);
     is_int (chorus_msg_recv (got, router), 0, "received on the ROUTER");
-    is_str (chorus_msg_command_name (got), "charge", "command name arrives");
+    is_str (chorus_msg_name (got), "charge", "command name arrives");
     ok (chorus_msg_routing_id (got) != NULL, "the ROUTER gave the peer's routing id");
 
     //  Reply through the ROUTER using the routing id it gave us
