@@ -1,0 +1,396 @@
+/*  test_json_bridge.c — the tools' JSON <-> MessagePack bridge: round trips
+    keep values and key order, bad JSON is reported with its place, and bad
+    MessagePack (truncated, lying, too deep, random) is an error, never a crash.
+*/
+#include "chorus_json.h"
+#include "tap.h"
+
+#include <jansson.h>
+#include <stdint.h>
+
+static char s_error [256];   //  last error message from the bridge
+
+//  JSON -> MessagePack -> JSON; NULL (with a diagnostic) if either step fails
+static char *
+s_round_trip (const char *json, int flags)
+{
+    void *data = NULL;
+    size_t size = 0;
+    s_error [0] = 0;
+    if (chorus_json_to_msgpack (json, strlen (json), SIZE_MAX, &data, &size, s_error,
+                                sizeof (s_error))) {
+        diag ("to_msgpack: %s", s_error);
+        return NULL;
+    }
+    char *text = chorus_json_from_msgpack (data, size, flags, s_error, sizeof (s_error));
+    if (!text)
+        diag ("from_msgpack: %s", s_error);
+    free (data);
+    return text;
+}
+
+static void
+s_check_round_trip (const char *json, const char *expected, int flags, const char *what)
+{
+    char *text = s_round_trip (json, flags);
+    is_str (text, expected, "round trip: %s", what);
+    free (text);
+}
+
+//  Canonical compact JSON must come back byte for byte
+static void
+s_check_same (const char *json, const char *what)
+{
+    s_check_round_trip (json, json, 0, what);
+}
+
+//  JSON must encode to exactly these MessagePack bytes
+static void
+s_check_encoding (const char *json, const char *bytes, size_t count, const char *what)
+{
+    void *data = NULL;
+    size_t size = 0;
+    int rc = chorus_json_to_msgpack (json, strlen (json), SIZE_MAX, &data, &size, s_error,
+                                     sizeof (s_error));
+    ok (rc == 0 && size == count && memcmp (data, bytes, count) == 0, "encoding: %s", what);
+    free (data);
+}
+
+//  JSON must be refused with an error that contains `fragment`
+static void
+s_check_json_error (const char *json, size_t max_size, const char *fragment, const char *what)
+{
+    void *data = NULL;
+    size_t size = 0;
+    s_error [0] = 0;
+    int rc = chorus_json_to_msgpack (json, strlen (json), max_size, &data, &size, s_error,
+                                     sizeof (s_error));
+    ok (rc == -1 && data == NULL && strstr (s_error, fragment), "JSON refused: %s", what);
+    if (!strstr (s_error, fragment))
+        diag ("error was '%s', expected it to contain '%s'", s_error, fragment);
+    free (data);
+}
+
+//  MessagePack bytes must render as exactly `expected`
+static void
+s_check_render (const char *bytes, size_t size, int flags, const char *expected,
+                const char *what)
+{
+    s_error [0] = 0;
+    char *text = chorus_json_from_msgpack (bytes, size, flags, s_error, sizeof (s_error));
+    is_str (text, expected, "renders: %s", what);
+    if (!text)
+        diag ("error: %s", s_error);
+    free (text);
+}
+
+//  MessagePack bytes must be refused with an error that contains `fragment`
+static void
+s_check_refused (const char *bytes, size_t size, const char *fragment, const char *what)
+{
+    s_error [0] = 0;
+    char *text = chorus_json_from_msgpack (bytes, size, 0, s_error, sizeof (s_error));
+    ok (text == NULL && strstr (s_error, fragment), "MessagePack refused: %s", what);
+    if (text || !strstr (s_error, fragment))
+        diag ("got '%s', error '%s', expected '%s'", text? text: "(null)", s_error, fragment);
+    free (text);
+}
+
+//  `depth` nested arrays around a 1, as JSON text
+static char *
+s_nested_json (int depth, char open, char close)
+{
+    char *json = (char *) malloc (depth * 6 + 2);
+    size_t pos = 0;
+    for (int i = 0; i < depth; i++) {
+        if (open == '{')
+            pos += (size_t) sprintf (json + pos, "{\"k\":");
+        else
+            json [pos++] = open;
+    }
+    json [pos++] = '1';
+    for (int i = 0; i < depth; i++)
+        json [pos++] = close;
+    json [pos] = 0;
+    return json;
+}
+
+static void
+s_test_round_trips (void)
+{
+    s_check_same ("{\"a\":1,\"b\":\"two\",\"c\":[true,false,null]}", "object");
+    s_check_same ("[1,\"x\",{\"k\":[]},[[2]]]", "array");
+    s_check_same ("{\"order\":{\"id\":\"o-1\",\"lines\":[{\"sku\":\"A\",\"qty\":2,\"price\":9.5}],"
+                  "\"paid\":false,\"note\":null}}", "nested mix");
+    s_check_same ("[\"h\xc3\xa9llo\",\"\xe2\x9c\x93\",\"\xf0\x9f\x98\x80\",\"\xe6\x97\xa5\xe6\x9c\xac\"]",
+                  "unicode strings");
+    s_check_same ("\"a\\u0000b\\n\\\"q\\\"\"", "NUL, newline and quotes in a string");
+    s_check_same ("[9223372036854775807,-9223372036854775808,-1,0,255,65536,-129,4294967296]",
+                  "big and negative integers");
+    s_check_same ("[1.5,-0.25,0.1,1e300,3.141592653589793,-0.0,1.0,2.5e-8]", "reals");
+    s_check_same ("true", "scalar true");
+    s_check_same ("false", "scalar false");
+    s_check_same ("null", "scalar null");
+    s_check_same ("42", "scalar integer");
+    s_check_same ("-7", "scalar negative integer");
+    s_check_same ("2.5", "scalar real");
+    s_check_same ("\"text\"", "scalar string");
+    s_check_same ("{}", "empty object");
+    s_check_same ("[]", "empty array");
+    s_check_same ("{\"z\":1,\"a\":2,\"m\":{\"y\":0,\"b\":0}}", "key order preserved");
+    s_check_round_trip ("{\"z\":1,\"a\":2,\"m\":{\"y\":0,\"b\":0}}",
+                        "{\"a\":2,\"m\":{\"b\":0,\"y\":0},\"z\":1}", CHORUS_JSON_SORT, "sorted keys");
+    s_check_round_trip ("{\"a\":[1]}", "{\n  \"a\": [\n    1\n  ]\n}", CHORUS_JSON_PRETTY,
+                        "pretty form");
+    s_check_round_trip (" { \"a\" : [ 1 , 2 ] }\n", "{\"a\":[1,2]}", 0, "spaces dropped");
+
+    char *deepest = s_nested_json (CHORUS_JSON_MAX_DEPTH, '[', ']');
+    s_check_same (deepest, "arrays nested to the limit");
+    free (deepest);
+}
+
+static void
+s_test_encodings (void)
+{
+    s_check_encoding ("{\"a\":1}", "\x81\xa1" "a" "\x01", 4, "object is a map with str keys");
+    s_check_encoding ("[true,false,null]", "\x93\xc3\xc2\xc0", 4, "booleans and nil");
+    s_check_encoding ("1.5", "\xcb\x3f\xf8\0\0\0\0\0\0", 9, "real is a float64");
+    s_check_encoding ("-1", "\xff", 1, "negative fixint");
+    s_check_encoding ("300", "\xcd\x01\x2c", 3, "uint 16");
+    s_check_encoding ("\"\"", "\xa0", 1, "empty str");
+}
+
+static void
+s_test_json_errors (void)
+{
+    s_check_json_error ("{\"a\": tru}", SIZE_MAX, "line 1 column", "malformed, with its place");
+    s_check_json_error ("[1,\n 2,,]", SIZE_MAX, "line 2", "malformed on line 2");
+    s_check_json_error ("[1] x", SIZE_MAX, "line 1", "trailing garbage");
+    s_check_json_error ("{} {}", SIZE_MAX, "line", "two documents");
+    s_check_json_error ("", SIZE_MAX, "line", "empty text");
+    s_check_json_error ("{\"a\":1,\"a\":2}", SIZE_MAX, "duplicate", "duplicate key");
+    s_check_json_error ("99999999999999999999", SIZE_MAX, "line", "integer beyond int64");
+    s_check_json_error ("\"\xff\"", SIZE_MAX, "line", "invalid UTF-8 in JSON");
+
+    char expected [64];
+    snprintf (expected, sizeof (expected), "nesting deeper than %d", CHORUS_JSON_MAX_DEPTH);
+    char *json = s_nested_json (CHORUS_JSON_MAX_DEPTH + 1, '[', ']');
+    s_check_json_error (json, SIZE_MAX, expected, "arrays nested one too deep");
+    free (json);
+    json = s_nested_json (CHORUS_JSON_MAX_DEPTH + 1, '{', '}');
+    s_check_json_error (json, SIZE_MAX, expected, "objects nested one too deep");
+    free (json);
+    json = s_nested_json (65, '[', ']');
+    s_check_json_error (json, SIZE_MAX, expected, "arrays nested 65 deep");
+    free (json);
+
+    s_check_json_error ("\"hello\"", 5, "payload of 6 bytes exceeds the limit of 5",
+                        "encoding over max_size");
+    void *data = NULL;
+    size_t size = 0;
+    int rc = chorus_json_to_msgpack ("\"hello\"", 7, 6, &data, &size, s_error, sizeof (s_error));
+    ok (rc == 0 && size == 6, "encoding of exactly max_size is accepted");
+    free (data);
+}
+
+//  Every strict prefix of a valid encoding must be refused
+static void
+s_test_truncation (void)
+{
+    const char *json = "{\"name\":\"a string longer than thirty-one bytes, so str 8\","
+                       "\"n\":[1,-1,300,-300,70000,-70000,5000000000,-5000000000],"
+                       "\"r\":2.5,\"t\":true,\"o\":{\"x\":null,\"y\":[[],{}]}}";
+    void *data = NULL;
+    size_t size = 0;
+    if (chorus_json_to_msgpack (json, strlen (json), SIZE_MAX, &data, &size, s_error,
+                                sizeof (s_error)))
+        bail_out ("cannot encode the truncation fixture");
+    int accepted = 0;
+    for (size_t cut = 0; cut < size; cut++) {
+        char *text = chorus_json_from_msgpack (data, cut, 0, s_error, sizeof (s_error));
+        if (text || !s_error [0])
+            accepted++;
+        free (text);
+    }
+    is_int (accepted, 0, "none of %zu truncations is accepted", size);
+    char *text = chorus_json_from_msgpack (data, size, 0, s_error, sizeof (s_error));
+    is_str (text, json, "the whole encoding is");
+    free (text);
+    free (data);
+}
+
+static void
+s_test_malformed_msgpack (void)
+{
+    s_check_refused ("\xdd\xff\xff\xff\xff", 5, "count exceeds", "array 32 claiming 4G elements");
+    s_check_refused ("\xdf\xff\xff\xff\xff", 5, "count exceeds", "map 32 claiming 4G pairs");
+    s_check_refused ("\xdc\xff\xff\x01", 4, "count exceeds", "array 16 claiming 65535");
+    s_check_refused ("\x8f\x01\x01", 3, "count exceeds", "fixmap claiming 15 pairs");
+    s_check_refused ("\xc1", 1, "0xc1", "byte 0xc1");
+    s_check_refused ("\x92\x01\xc1", 3, "0xc1", "byte 0xc1 inside an array");
+    s_check_refused ("\x01\x02", 2, "trailing", "trailing byte");
+    s_check_refused ("\x90\x90", 2, "trailing", "two values");
+    s_check_refused ("\xd9\x05" "ab", 4, "truncated", "str 8 shorter than its length");
+    s_check_refused ("\xc6\xff\xff\xff\xff", 5, "truncated", "bin 32 claiming 4 GB");
+    s_check_refused ("", 0, "no bytes", "empty input");
+    s_check_refused (NULL, 3, "no bytes", "NULL data");
+
+    char deep [80];
+    memset (deep, 0x91, sizeof (deep));
+    deep [CHORUS_JSON_MAX_DEPTH + 1] = 0x01;
+    s_check_refused (deep, CHORUS_JSON_MAX_DEPTH + 2, "nesting deeper", "arrays one too deep");
+    deep [65] = 0x01;
+    s_check_refused (deep, 66, "nesting deeper", "arrays 65 deep");
+    memset (deep, 0x91, sizeof (deep));
+    deep [CHORUS_JSON_MAX_DEPTH] = 0x01;
+    char *text = chorus_json_from_msgpack (deep, CHORUS_JSON_MAX_DEPTH + 1, 0, s_error,
+                                           sizeof (s_error));
+    ok (text && strncmp (text, "[[[", 3) == 0, "arrays nested to the limit decode");
+    free (text);
+}
+
+static void
+s_test_rendering (void)
+{
+    s_check_render ("\xc4\x03\x01\x02\x03", 5, 0, "{\"$bin\":\"AQID\"}", "bin");
+    s_check_render ("\xc4\x00", 2, 0, "{\"$bin\":\"\"}", "empty bin");
+    s_check_render ("\xd4\x05\xff", 3, 0, "{\"$ext\":5,\"$bin\":\"/w==\"}", "fixext 1");
+    s_check_render ("\xc7\x02\xfe" "AB", 5, 0, "{\"$ext\":-2,\"$bin\":\"QUI=\"}", "ext 8");
+    s_check_render ("\xd4\x05\xff", 3, CHORUS_JSON_SORT, "{\"$bin\":\"/w==\",\"$ext\":5}",
+                    "ext with sorted keys");
+    s_check_render ("\x83\x01\xa1" "a" "\xc0\xc3\x92\x01\x02\x00", 10, 0,
+                    "{\"1\":\"a\",\"null\":true,\"[1,2]\":0}", "non-string map keys");
+    s_check_render ("\xcf\x7f\xff\xff\xff\xff\xff\xff\xff", 9, 0, "9223372036854775807",
+                    "uint64 at INT64_MAX stays an integer");
+    s_check_render ("\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9, 0, "1.8446744073709552e19",
+                    "uint64 beyond INT64_MAX becomes a real");
+    s_check_render ("\xca\x3f\xc0\x00\x00", 5, 0, "1.5", "float32");
+    s_check_render ("\xcb\x40\x00\x00\x00\x00\x00\x00\x00", 9, 0, "2.0", "whole float64 stays a real");
+    s_check_render ("\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00", 9, 0, "null", "NaN becomes null");
+    s_check_render ("\xa3" "a\xff" "b", 4, 0, "\"a\xef\xbf\xbd" "b\"", "invalid byte replaced");
+    s_check_render ("\xa2\xc0\x80", 3, 0, "\"\xef\xbf\xbd\xef\xbf\xbd\"", "overlong NUL replaced");
+    s_check_render ("\xa3\xed\xa0\x80", 4, 0, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"",
+                    "surrogate replaced");
+    s_check_render ("\xa2" "a\xe2", 3, 0, "\"a\xef\xbf\xbd\"", "cut sequence replaced");
+    s_check_render ("\x81\xa1\xff\x01", 4, 0, "{\"\xef\xbf\xbd\":1}", "invalid key replaced");
+    s_check_render ("\x81\xa2" "a\0" "\x01", 5, 0, "{\"a\\u0000\":1}", "NUL in a key escaped");
+    s_check_render ("\xa4\xf0\x9f\x98\x80", 5, 0, "\"\xf0\x9f\x98\x80\"", "valid 4-byte kept");
+}
+
+static void
+s_test_payload_text (void)
+{
+    char *text = chorus_json_payload_text (NULL, 0, 0);
+    is_str (text, "null", "no payload prints null");
+    free (text);
+    text = chorus_json_payload_text ("\x92\x01\xa1" "b", 4, 0);
+    is_str (text, "[1,\"b\"]", "MessagePack payload prints as JSON");
+    free (text);
+    text = chorus_json_payload_text ("\x81\xa1" "k\x01", 4, CHORUS_JSON_PRETTY);
+    is_str (text, "{\n  \"k\": 1\n}", "pretty payload");
+    free (text);
+    text = chorus_json_payload_text ("\xc1", 1, 0);
+    is_str (text, "{\"$bin\":\"wQ==\"}", "malformed payload prints as base64");
+    free (text);
+    text = chorus_json_payload_text ("\x01\x02", 2, 0);
+    is_str (text, "{\"$bin\":\"AQI=\"}", "two values print as base64");
+    free (text);
+    text = chorus_json_payload_text ("", 0, 0);
+    is_str (text, "{\"$bin\":\"\"}", "empty payload prints as empty base64");
+    free (text);
+}
+
+//  A small deterministic generator, so a failure can be replayed
+static uint32_t
+s_random (uint32_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 17;
+    *state ^= *state << 5;
+    return *state;
+}
+
+//  Output must be valid JSON that jansson reads back. jansson refuses
+//  \u0000 in object keys, which JSON allows and a MessagePack key may hold,
+//  so those escapes become \u0001 before it reads the text.
+static bool
+s_valid_json (const char *text)
+{
+    char *copy = strdup (text);
+    for (char *nul = strstr (copy, "\\u0000"); nul; nul = strstr (nul, "\\u0000"))
+        nul [5] = '1';
+    json_t *value = json_loads (copy, JSON_DECODE_ANY, NULL);
+    json_decref (value);
+    free (copy);
+    return value != NULL;
+}
+
+static void
+s_test_random_bytes (void)
+{
+    uint32_t state = 0x2545f491;
+    int bad = 0, decoded = 0;
+    unsigned char bytes [64];
+    for (int round = 0; round < 10000; round++) {
+        size_t size = s_random (&state) % sizeof (bytes);
+        for (size_t i = 0; i < size; i++)
+            bytes [i] = (unsigned char) s_random (&state);
+        s_error [0] = 0;
+        char *text = chorus_json_from_msgpack (bytes, size, round % 4, s_error, sizeof (s_error));
+        if (text? !s_valid_json (text): !s_error [0])
+            bad++;
+        decoded += text != NULL;
+        free (text);
+        text = chorus_json_payload_text (bytes, size, 0);
+        if (!text || !s_valid_json (text))
+            bad++;
+        free (text);
+    }
+    is_int (bad, 0, "10000 random byte strings give valid JSON or an error (%d decoded)", decoded);
+}
+
+//  Random bytes seldom get past the first header; a valid encoding with a
+//  few bytes changed reaches the conversion of every kind of value
+static void
+s_test_mutations (void)
+{
+    const char *json = "{\"s\":\"text\",\"n\":[1,-300,70000,5000000000],\"r\":0.5,"
+                       "\"b\":[true,null],\"o\":{\"k\":{\"d\":[[]]}}}";
+    void *original = NULL;
+    size_t size = 0;
+    if (chorus_json_to_msgpack (json, strlen (json), SIZE_MAX, &original, &size, s_error,
+                                sizeof (s_error)))
+        bail_out ("cannot encode the mutation fixture");
+    uint32_t state = 0x9e3779b9;
+    int bad = 0, decoded = 0;
+    unsigned char *bytes = (unsigned char *) malloc (size);
+    for (int round = 0; round < 10000; round++) {
+        memcpy (bytes, original, size);
+        for (uint32_t changes = 1 + s_random (&state) % 3; changes; changes--)
+            bytes [s_random (&state) % size] = (unsigned char) s_random (&state);
+        s_error [0] = 0;
+        char *text = chorus_json_from_msgpack (bytes, size, round % 4, s_error, sizeof (s_error));
+        if (text? !s_valid_json (text): !s_error [0])
+            bad++;
+        decoded += text != NULL;
+        free (text);
+    }
+    is_int (bad, 0, "10000 mutated encodings give valid JSON or an error (%d decoded)", decoded);
+    free (bytes);
+    free (original);
+}
+
+int
+main (void)
+{
+    s_test_round_trips ();
+    s_test_encodings ();
+    s_test_json_errors ();
+    s_test_truncation ();
+    s_test_malformed_msgpack ();
+    s_test_rendering ();
+    s_test_payload_text ();
+    s_test_random_bytes ();
+    s_test_mutations ();
+    return done_testing ();
+}
