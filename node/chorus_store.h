@@ -142,8 +142,9 @@ int
 
 //  --------------------------------------------------------------------------
 //  Batching. Between begin and commit, the writes of the group, inbox,
-//  reply and trim calls made by this thread are collected and written in
-//  one atomic LevelDB write at commit. Appends are never batched.
+//  reply, subscription and trim calls made by this thread are collected and
+//  written in one atomic LevelDB write at commit. Appends are never batched.
+//  Reads between begin and commit do not see the pending writes.
 void
     chorus_store_begin (chorus_store_t *self);
 int

@@ -3,6 +3,7 @@
 #   library exports only what node/chorus.h declares.
 CHORUS_CORE_SOURCES += \
     %D%/chorus.h %D%/chorus_private.h %D%/chorus_version.c
+CHORUS_CORE_SOURCES += %D%/chorus_store.c %D%/chorus_store.h
 
 noinst_LTLIBRARIES += libchorus_core.la
 libchorus_core_la_SOURCES = $(CHORUS_CORE_SOURCES)

@@ -46,3 +46,15 @@ tests_fuzz_fuzz_chorus_msg_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer
 tests_fuzz_fuzz_chorus_msg_LDFLAGS = -fsanitize=fuzzer
 tests_fuzz_fuzz_chorus_msg_LDADD = $(TEST_LIBS)
 endif
+
+#   JSON bridge
+check_PROGRAMS += tests/test_json_bridge
+TESTS += tests/test_json_bridge
+tests_test_json_bridge_SOURCES = tests/test_json_bridge.c
+tests_test_json_bridge_LDADD = libchorus_tools.la $(TEST_LIBS) $(JANSSON_LIBS)
+
+#   Store
+check_PROGRAMS += tests/test_store_keeps_state
+TESTS += tests/test_store_keeps_state
+tests_test_store_keeps_state_SOURCES = tests/test_store_keeps_state.c
+tests_test_store_keeps_state_LDADD = $(TEST_LIBS)
