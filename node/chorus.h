@@ -8,6 +8,8 @@
 #ifndef CHORUS_H_INCLUDED
 #define CHORUS_H_INCLUDED
 
+#include <czmq.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,6 +63,283 @@ CHORUS_EXPORT const char *
 //  Returns the error code of the last failed call made by this thread.
 CHORUS_EXPORT int
     chorus_errno (void);
+
+//  --------------------------------------------------------------------------
+//  The node agent. A node is one instance of a service: it publishes events,
+//  receives the events its service group subscribes to, handles commands,
+//  and sends commands to other services. A node object is used from one
+//  thread, the one that calls dispatch or run; all handlers run there.
+
+typedef struct _chorus_node_t chorus_node_t;
+typedef struct _chorus_event_t chorus_event_t;        //  an event being handled
+typedef struct _chorus_command_t chorus_command_t;    //  a command being handled
+typedef struct _chorus_reply_t chorus_reply_t;        //  a reply, built or received
+
+//  An event handler returns 0 when it has handled the event (it is then
+//  acknowledged and never run again on this node), or non-zero to reject it
+//  (it is redelivered later, after a backoff).
+typedef int (chorus_event_fn) (chorus_node_t *node, chorus_event_t *event, void *arg);
+
+//  A command handler fills the reply: a payload, or an error. A reply left
+//  untouched is a success with no payload.
+typedef void (chorus_command_fn) (chorus_node_t *node, chorus_command_t *command,
+                                  chorus_reply_t *reply, void *arg);
+
+//  Called with the reply to a command this node sent, or with a timeout or
+//  other local failure (chorus_reply_status () tells which).
+typedef void (chorus_reply_fn) (chorus_node_t *node, chorus_reply_t *reply, void *arg);
+
+//  Peer states, as reported to a peer handler
+typedef enum {
+    CHORUS_PEER_JOINED = 1,     //  a new peer was met
+    CHORUS_PEER_EVASIVE = 2,    //  silent for longer than the evasive time
+    CHORUS_PEER_ALIVE = 3,      //  heard from again after being evasive
+    CHORUS_PEER_EXPIRED = 4,    //  silent for longer than the expiry time, forgotten
+    CHORUS_PEER_LEFT = 5,       //  said goodbye, forgotten
+} chorus_peer_state_t;
+
+//  What a node knows of a peer
+typedef struct {
+    const char *service;        //  the peer's service (group)
+    const char *instance;       //  its instance id
+    const char *endpoint;       //  its inbox (ROUTER) endpoint
+    const char *pub_endpoint;   //  its PUB endpoint
+    const char *subscriptions;  //  its topic prefixes, comma-separated
+    chorus_peer_state_t state;  //  JOINED/ALIVE, EVASIVE, EXPIRED or LEFT
+    uint64_t last_seen;         //  ms since epoch when last heard from
+    uint64_t head;              //  its latest published sequence number
+} chorus_peer_t;
+
+typedef void (chorus_peer_fn) (chorus_node_t *node, const chorus_peer_t *peer, void *arg);
+
+//  Called when a publisher reports that events this node was due are gone
+//  (retention dropped them): publisher instance, first and last lost seq.
+typedef void (chorus_truncated_fn) (chorus_node_t *node, const char *publisher, uint64_t from,
+                                    uint64_t to, const char *reason, void *arg);
+
+//  Retention policies when the outbox is full and some group has not
+//  acknowledged the oldest events
+typedef enum {
+    CHORUS_RETAIN_REFUSE = 0,       //  publish fails with CHORUS_EFULL (default)
+    CHORUS_RETAIN_DROP_OLDEST = 1,  //  drop the oldest, tell the groups with TRUNCATED
+} chorus_retention_policy_t;
+
+//  Create a node for a service (its group). The name is 1-64 printable
+//  ASCII characters without spaces. Returns NULL on an invalid name.
+CHORUS_EXPORT chorus_node_t *
+    chorus_node_new (const char *service);
+
+//  Stop the node (saying goodbye to its peers) and free it; safe on NULL,
+//  nulls the caller's pointer. Unhandled work is left for redelivery.
+CHORUS_EXPORT void
+    chorus_node_destroy (chorus_node_t **self_p);
+
+//  Configuration, before start. Each returns 0, or -1 with chorus_errno ().
+//  The store directory keeps the node's identity, outbox and inbox; without
+//  one the node uses a temporary store that is deleted with it (its
+//  subscriptions are then not durable).
+CHORUS_EXPORT int
+    chorus_node_set_store (chorus_node_t *self, const char *dir);
+//  The inbox endpoint to bind, e.g. "tcp://127.0.0.1:5670" (default
+//  "tcp://127.0.0.1:*", an ephemeral port). It is also announced to peers,
+//  so it must be an address they can connect to.
+CHORUS_EXPORT int
+    chorus_node_set_listen (chorus_node_t *self, const char *endpoint);
+//  A peer's inbox endpoint to meet first (repeatable)
+CHORUS_EXPORT int
+    chorus_node_add_seed (chorus_node_t *self, const char *endpoint);
+//  UDP beacon discovery on this port (0, the default, disables it)
+CHORUS_EXPORT int
+    chorus_node_set_beacon (chorus_node_t *self, int port);
+//  Liveness: PING after interval_ms of silence, evasive after evasive_ms,
+//  expired after expired_ms (defaults 1000, 3000, 5000)
+CHORUS_EXPORT int
+    chorus_node_set_heartbeat (chorus_node_t *self, int interval_ms, int evasive_ms,
+                               int expired_ms);
+//  Events in flight per group (default 1000), and the time without an
+//  acknowledgement after which an event is sent again (default 30000 ms)
+CHORUS_EXPORT int
+    chorus_node_set_credit (chorus_node_t *self, int window, int ack_timeout_ms);
+//  Outbox retention: at most max_bytes of event bodies and max_age_ms of
+//  age (0: no limit), and the policy when a limit is hit (default: 1 GiB,
+//  7 days, refuse)
+CHORUS_EXPORT int
+    chorus_node_set_retention (chorus_node_t *self, uint64_t max_bytes, uint64_t max_age_ms,
+                               chorus_retention_policy_t policy);
+//  Flush every store write to disk before returning (default off: writes
+//  survive a crash of the process, not of the machine)
+CHORUS_EXPORT int
+    chorus_node_set_sync (chorus_node_t *self, bool sync);
+//  A new group (one that never subscribed before on this store) starts at
+//  the earliest retained event instead of the latest (default latest)
+CHORUS_EXPORT int
+    chorus_node_set_start_earliest (chorus_node_t *self, bool earliest);
+//  Interval after which an unanswered command is sent again (default 10000)
+CHORUS_EXPORT int
+    chorus_node_set_command_retry (chorus_node_t *self, int retry_ms);
+//  Events an observer's subscriber socket queues before ZeroMQ drops them
+//  (default 10000); what is dropped is fetched again from the publisher
+CHORUS_EXPORT int
+    chorus_node_set_observe_hwm (chorus_node_t *self, int hwm);
+//  Log what the node does to stderr
+CHORUS_EXPORT int
+    chorus_node_set_verbose (chorus_node_t *self, bool verbose);
+
+//  Start the node: open the store, bind, meet the seeds. Returns 0 or -1.
+CHORUS_EXPORT int
+    chorus_node_start (chorus_node_t *self);
+
+//  Identity, after start
+CHORUS_EXPORT const char *
+    chorus_node_service (chorus_node_t *self);
+CHORUS_EXPORT const char *
+    chorus_node_instance (chorus_node_t *self);
+CHORUS_EXPORT const char *
+    chorus_node_endpoint (chorus_node_t *self);
+
+//  Subscribe this node's group to every topic starting with prefix ("" for
+//  all). May be called before or after start. Returns 0 or -1.
+CHORUS_EXPORT int
+    chorus_node_subscribe (chorus_node_t *self, const char *prefix, chorus_event_fn *handler,
+                           void *arg);
+
+//  Observe every event whose topic starts with prefix, from every
+//  publisher, live and in per-publisher order, with gaps repaired from the
+//  publishers' logs; observing does not take events away from any group.
+//  from_earliest starts with each publisher's retained history. Returns 0
+//  or -1; the handler's return value is ignored.
+CHORUS_EXPORT int
+    chorus_node_observe (chorus_node_t *self, const char *prefix, bool from_earliest,
+                         chorus_event_fn *handler, void *arg);
+
+//  Handle a named command. Returns 0 or -1.
+CHORUS_EXPORT int
+    chorus_node_handle (chorus_node_t *self, const char *command, chorus_command_fn *handler,
+                        void *arg);
+
+//  Peer changes and retention losses
+CHORUS_EXPORT void
+    chorus_node_on_peer (chorus_node_t *self, chorus_peer_fn *handler, void *arg);
+CHORUS_EXPORT void
+    chorus_node_on_truncated (chorus_node_t *self, chorus_truncated_fn *handler, void *arg);
+
+//  Publish an event. It is durable in this node's store when this returns
+//  0; -1 with chorus_errno () otherwise (CHORUS_EFULL when retention
+//  refuses). key (may be NULL) keeps order among events with the same key.
+//  Published from inside a handler, the event carries the handled
+//  message's correlation id, and that message's id as causation.
+CHORUS_EXPORT int
+    chorus_node_publish (chorus_node_t *self, const char *topic, const char *key,
+                         const void *payload, size_t size);
+
+//  Publish with an explicit correlation id (NULL: as chorus_node_publish);
+//  the new event's id is written to id_out (33 bytes) when it is not NULL.
+CHORUS_EXPORT int
+    chorus_node_publish_traced (chorus_node_t *self, const char *topic, const char *key,
+                                const void *payload, size_t size, const char *correlation,
+                                char *id_out);
+
+//  Send a command to one live instance of a service; handler is called with
+//  the reply, or with a timeout after timeout_ms (0: 30000). Returns 0 or
+//  -1. While no instance is alive, the command waits until one appears.
+CHORUS_EXPORT int
+    chorus_node_send (chorus_node_t *self, const char *service, const char *command,
+                      const void *payload, size_t size, int timeout_ms,
+                      chorus_reply_fn *handler, void *arg);
+
+//  As chorus_node_send, with an idempotency key (NULL: the command id) and
+//  a correlation id (NULL: from the handled message, or a new one).
+CHORUS_EXPORT int
+    chorus_node_send_traced (chorus_node_t *self, const char *service, const char *command,
+                             const void *payload, size_t size, int timeout_ms,
+                             const char *idempotency, const char *correlation,
+                             chorus_reply_fn *handler, void *arg);
+
+//  The socket that becomes readable when work is ready for this thread;
+//  poll it (zpoller, zloop) and call chorus_node_dispatch.
+CHORUS_EXPORT zsock_t *
+    chorus_node_socket (chorus_node_t *self);
+
+//  Run the handlers of the work that is ready, without waiting. Returns
+//  the number of handlers run, or -1.
+CHORUS_EXPORT int
+    chorus_node_dispatch (chorus_node_t *self);
+
+//  Dispatch work as it comes for up to timeout_ms (-1: until interrupted
+//  or chorus_node_stop). Returns 0, or -1 if interrupted.
+CHORUS_EXPORT int
+    chorus_node_run (chorus_node_t *self, int timeout_ms);
+
+//  Make chorus_node_run return (callable from a handler)
+CHORUS_EXPORT void
+    chorus_node_stop (chorus_node_t *self);
+
+//  The live peers, one call of fn each; returns how many, or -1
+CHORUS_EXPORT int
+    chorus_node_peers (chorus_node_t *self, chorus_peer_fn *fn, void *arg);
+
+//  Deliveries of this node's events to known groups not yet acknowledged
+//  (one per event and group), or -1
+CHORUS_EXPORT int64_t
+    chorus_node_unacked (chorus_node_t *self);
+
+//  A counter of the node: "malformed", "unknown_peer", "published",
+//  "delivered", "handled", "duplicates", "redelivered", "commands_sent",
+//  "commands_handled", "replies", "timeouts", "fetches", "truncated",
+//  "observed". Returns 0 for an unknown name.
+CHORUS_EXPORT uint64_t
+    chorus_node_counter (chorus_node_t *self, const char *name);
+
+//  --------------------------------------------------------------------------
+//  An event being handled (valid until the handler returns)
+
+CHORUS_EXPORT const char *chorus_event_topic (chorus_event_t *self);
+CHORUS_EXPORT const char *chorus_event_key (chorus_event_t *self);          //  NULL if none
+CHORUS_EXPORT const void *chorus_event_payload (chorus_event_t *self);      //  NULL if none
+CHORUS_EXPORT size_t chorus_event_size (chorus_event_t *self);
+CHORUS_EXPORT const char *chorus_event_id (chorus_event_t *self);
+CHORUS_EXPORT const char *chorus_event_correlation (chorus_event_t *self);
+CHORUS_EXPORT const char *chorus_event_causation (chorus_event_t *self);    //  NULL if none
+CHORUS_EXPORT const char *chorus_event_service (chorus_event_t *self);      //  publisher's
+CHORUS_EXPORT const char *chorus_event_instance (chorus_event_t *self);     //  publisher's
+CHORUS_EXPORT uint64_t chorus_event_seq (chorus_event_t *self);
+CHORUS_EXPORT uint64_t chorus_event_timestamp (chorus_event_t *self);
+CHORUS_EXPORT uint64_t chorus_event_attempt (chorus_event_t *self);
+CHORUS_EXPORT const char *chorus_event_header (chorus_event_t *self, const char *name);
+
+//  --------------------------------------------------------------------------
+//  A command being handled (valid until the handler returns)
+
+CHORUS_EXPORT const char *chorus_command_name (chorus_command_t *self);
+CHORUS_EXPORT const void *chorus_command_payload (chorus_command_t *self);
+CHORUS_EXPORT size_t chorus_command_size (chorus_command_t *self);
+CHORUS_EXPORT const char *chorus_command_id (chorus_command_t *self);
+CHORUS_EXPORT const char *chorus_command_idempotency (chorus_command_t *self);  //  or the id
+CHORUS_EXPORT const char *chorus_command_correlation (chorus_command_t *self);
+CHORUS_EXPORT const char *chorus_command_causation (chorus_command_t *self);
+CHORUS_EXPORT const char *chorus_command_sender (chorus_command_t *self);   //  sender's service
+CHORUS_EXPORT uint64_t chorus_command_deadline (chorus_command_t *self);
+CHORUS_EXPORT uint64_t chorus_command_attempt (chorus_command_t *self);
+
+//  --------------------------------------------------------------------------
+//  A reply: filled by a command handler, or received by a reply handler
+
+//  Set the reply's payload (copied); returns 0, or -1 if over 1 MiB
+CHORUS_EXPORT int chorus_reply_set_payload (chorus_reply_t *self, const void *data, size_t size);
+//  Make the reply an error with an application code, a message and
+//  whether a later attempt could succeed
+CHORUS_EXPORT void chorus_reply_set_error (chorus_reply_t *self, const char *code,
+                                           const char *message, bool retryable);
+//  0 for a success; CHORUS_EREMOTE for an error reply; CHORUS_ETIMEDOUT
+//  when no reply came before the deadline; CHORUS_EUNKNOWN for a command the
+//  service does not handle
+CHORUS_EXPORT int chorus_reply_status (chorus_reply_t *self);
+CHORUS_EXPORT const void *chorus_reply_payload (chorus_reply_t *self);
+CHORUS_EXPORT size_t chorus_reply_size (chorus_reply_t *self);
+CHORUS_EXPORT const char *chorus_reply_code (chorus_reply_t *self);        //  NULL on success
+CHORUS_EXPORT const char *chorus_reply_message (chorus_reply_t *self);     //  NULL on success
+CHORUS_EXPORT bool chorus_reply_retryable (chorus_reply_t *self);
+CHORUS_EXPORT const char *chorus_reply_command_id (chorus_reply_t *self);   //  the command's id
 
 #ifdef __cplusplus
 }

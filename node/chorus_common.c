@@ -1,6 +1,11 @@
-/*  chorus_version.c — library version, error codes and their descriptions.
+/*  chorus_common.c — library version, error codes and their
+    descriptions, and the small helpers every class uses: the clock, fresh
+    message ids and name checks.
 */
 #include "chorus_private.h"
+
+#include <stdatomic.h>
+#include <sys/time.h>
 
 static _Thread_local int s_errno = CHORUS_OK;
 
@@ -47,4 +52,48 @@ chorus__fail (int code)
 {
     s_errno = code;
     return -1;
+}
+
+uint64_t
+chorus__now (void)
+{
+    struct timeval now;
+    gettimeofday (&now, NULL);
+    return (uint64_t) now.tv_sec * 1000 + now.tv_usec / 1000;
+}
+
+//  A random prefix per process and a counter make ids unique without a
+//  round trip to anyone, and cheap enough for every message
+static uint64_t s_id_prefix = 0;
+static atomic_uint_fast64_t s_id_counter = 0;
+static pthread_once_t s_id_once = PTHREAD_ONCE_INIT;
+
+static void
+s_id_init (void)
+{
+    zuuid_t *uuid = zuuid_new ();
+    memcpy (&s_id_prefix, zuuid_data (uuid), sizeof (s_id_prefix));
+    zuuid_destroy (&uuid);
+}
+
+void
+chorus__new_id (char id [33])
+{
+    pthread_once (&s_id_once, s_id_init);
+    uint64_t count = atomic_fetch_add (&s_id_counter, 1);
+    snprintf (id, 33, "%016" PRIX64 "%016" PRIX64, s_id_prefix, count);
+}
+
+bool
+chorus__valid_name (const char *name, size_t max)
+{
+    if (!name)
+        return false;
+    size_t size = strlen (name);
+    if (size == 0 || size > max)
+        return false;
+    for (size_t i = 0; i < size; i++)
+        if ((uint8_t) name [i] < 0x21 || (uint8_t) name [i] > 0x7e)
+            return false;
+    return true;
 }

@@ -1,0 +1,290 @@
+/*  chorus_commands.c — commands (protocol section 7.6). As a sender: an
+    outbox of commands awaiting their reply, routed to a live instance of
+    the target service, re-sent to the same instance while it lives and
+    moved only when it expires, failed locally at the deadline. As a
+    receiver: deduplication by idempotency key, with the recorded reply
+    returned to a repeated command.
+*/
+#include "chorus_engine.h"
+
+//  A command we sent and await the reply to
+typedef struct {
+    chorus_msg_t *msg;          //  the COMMAND
+    char *instance;             //  the instance it is outstanding on, NULL while waiting
+    uint64_t retry_at;          //  when to send it again
+} s_outgoing_t;
+
+struct _chorus__commands_t {
+    chorus__engine_t *engine;   //  our engine
+    zhashx_t *outgoing;         //  command id -> s_outgoing_t
+    zhashx_t *in_hand;          //  dedupe key -> sender instance, while our handler runs
+};
+
+static void
+s_outgoing_destroy (void **item)
+{
+    s_outgoing_t *outgoing = (s_outgoing_t *) *item;
+    if (outgoing) {
+        chorus_msg_destroy (&outgoing->msg);
+        free (outgoing->instance);
+        free (outgoing);
+        *item = NULL;
+    }
+}
+
+chorus__commands_t *
+chorus__commands_new (chorus__engine_t *engine)
+{
+    chorus__commands_t *self = (chorus__commands_t *) zmalloc (sizeof (chorus__commands_t));
+    self->engine = engine;
+    self->outgoing = zhashx_new ();
+    zhashx_set_destructor (self->outgoing, s_outgoing_destroy);
+    self->in_hand = zhashx_new ();
+    zhashx_set_destructor (self->in_hand, (zhashx_destructor_fn *) zstr_free);
+    return self;
+}
+
+void
+chorus__commands_destroy (chorus__commands_t **self_p)
+{
+    chorus__commands_t *self = *self_p;
+    if (self) {
+        zhashx_destroy (&self->outgoing);
+        zhashx_destroy (&self->in_hand);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Sending
+
+//  The live instance of the service with the fewest of our commands,
+//  preferring those that are not evasive
+static chorus__peer_t *
+s_choose (chorus__commands_t *self, const char *service)
+{
+    chorus__peer_t *best = NULL;
+    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->engine->peers); peer;
+         peer = (chorus__peer_t *) zhashx_next (self->engine->peers)) {
+        if (!streq (peer->service, service))
+            continue;
+        if (!best || (best->evasive && !peer->evasive)
+        ||  (best->evasive == peer->evasive && peer->commands < best->commands))
+            best = peer;
+    }
+    return best;
+}
+
+static void
+s_release (chorus__commands_t *self, s_outgoing_t *outgoing)
+{
+    chorus__peer_t *peer = chorus__engine_peer (self->engine, outgoing->instance);
+    if (peer && peer->commands > 0)
+        peer->commands--;
+    zstr_free (&outgoing->instance);
+}
+
+//  Sends to the instance it is on, or to a chosen one; waits if none
+static void
+s_dispatch (chorus__commands_t *self, s_outgoing_t *outgoing)
+{
+    chorus__peer_t *peer = chorus__engine_peer (self->engine, outgoing->instance);
+    if (!peer) {
+        zstr_free (&outgoing->instance);
+        peer = s_choose (self, chorus_msg_service (outgoing->msg));
+        if (!peer)
+            return;     //  no instance alive: it waits for one
+        peer->commands++;
+        outgoing->instance = strdup (peer->instance);
+    }
+    if (outgoing->retry_at)     //  sent before: this is another attempt
+        chorus_msg_set_attempt (outgoing->msg, chorus_msg_attempt (outgoing->msg) + 1);
+    chorus__engine_send (self->engine, peer, outgoing->msg);
+    self->engine->counters [C_COMMANDS_SENT]++;
+    outgoing->retry_at = chorus__now () + self->engine->config->command_retry_ms;
+}
+
+void
+chorus__commands_send (chorus__commands_t *self, chorus_msg_t *command)
+{
+    s_outgoing_t *outgoing = (s_outgoing_t *) zmalloc (sizeof (s_outgoing_t));
+    outgoing->msg = command;
+    if (zhashx_insert (self->outgoing, chorus_msg_id (command), outgoing)) {
+        s_outgoing_destroy ((void **) &outgoing);
+        return;     //  the same id twice: the first is outstanding
+    }
+    s_dispatch (self, outgoing);
+}
+
+void
+chorus__commands_reply (chorus__commands_t *self, chorus_msg_t **reply_p)
+{
+    const char *request = chorus_msg_request (*reply_p);
+    s_outgoing_t *outgoing = (s_outgoing_t *) zhashx_lookup (self->outgoing, request);
+    if (!outgoing)
+        return;     //  late, or a duplicate: the command is settled
+    s_release (self, outgoing);
+    zhashx_delete (self->outgoing, request);
+    self->engine->counters [C_REPLIES]++;
+    chorus__engine_work (self->engine, "sp", "R", *reply_p);
+    *reply_p = NULL;
+}
+
+void
+chorus__commands_error (chorus__commands_t *self, chorus_msg_t *error)
+{
+    const char *request = chorus_msg_request (error);
+    s_outgoing_t *outgoing = request?
+        (s_outgoing_t *) zhashx_lookup (self->outgoing, request): NULL;
+    if (outgoing && streq (chorus_msg_code (error), "wrong-group")) {
+        s_release (self, outgoing);
+        s_dispatch (self, outgoing);
+    }
+}
+
+void
+chorus__commands_peer_joined (chorus__commands_t *self, chorus__peer_t *peer)
+{
+    for (s_outgoing_t *outgoing = (s_outgoing_t *) zhashx_first (self->outgoing); outgoing;
+         outgoing = (s_outgoing_t *) zhashx_next (self->outgoing))
+        if (!outgoing->instance && streq (chorus_msg_service (outgoing->msg), peer->service))
+            s_dispatch (self, outgoing);
+}
+
+void
+chorus__commands_peer_gone (chorus__commands_t *self, chorus__peer_t *peer)
+{
+    //  The peer has left the table: its commands move to another instance
+    for (s_outgoing_t *outgoing = (s_outgoing_t *) zhashx_first (self->outgoing); outgoing;
+         outgoing = (s_outgoing_t *) zhashx_next (self->outgoing))
+        if (outgoing->instance && streq (outgoing->instance, peer->instance)) {
+            zstr_free (&outgoing->instance);
+            s_dispatch (self, outgoing);
+        }
+}
+
+void
+chorus__commands_tick (chorus__commands_t *self, uint64_t now)
+{
+    zlist_t *expired = zlist_new ();
+    for (s_outgoing_t *outgoing = (s_outgoing_t *) zhashx_first (self->outgoing); outgoing;
+         outgoing = (s_outgoing_t *) zhashx_next (self->outgoing)) {
+        uint64_t deadline = chorus_msg_deadline (outgoing->msg);
+        if (deadline && now >= deadline)
+            zlist_append (expired, (void *) chorus_msg_id (outgoing->msg));
+        else
+        if (outgoing->instance && now >= outgoing->retry_at)
+            s_dispatch (self, outgoing);    //  same instance: its inbox dedupes
+    }
+    for (const char *id = (const char *) zlist_first (expired); id;
+         id = (const char *) zlist_next (expired)) {
+        s_outgoing_t *outgoing = (s_outgoing_t *) zhashx_lookup (self->outgoing, id);
+        s_release (self, outgoing);
+        self->engine->counters [C_TIMEOUTS]++;
+        chorus__engine_work (self->engine, "ssss", "T", id, "timeout",
+                             "no reply before the deadline");
+        zhashx_delete (self->outgoing, id);
+    }
+    zlist_destroy (&expired);
+}
+
+//  --------------------------------------------------------------------------
+//  Receiving
+
+static const char *
+s_dedupe_key (chorus_msg_t *command)
+{
+    return chorus_msg_idempotency (command)? chorus_msg_idempotency (command):
+                                             chorus_msg_id (command);
+}
+
+static void
+s_send_reply (chorus__commands_t *self, chorus__peer_t *peer, chorus_msg_t *command,
+              chorus_msg_t *reply)
+{
+    char id [33];
+    chorus__new_id (id);
+    chorus_msg_set_id (reply, id);
+    chorus_msg_set_request (reply, chorus_msg_id (command));
+    chorus_msg_set_correlation (reply, chorus_msg_correlation (command));
+    chorus__engine_send (self->engine, peer, reply);
+}
+
+void
+chorus__commands_received (chorus__commands_t *self, chorus__peer_t *peer,
+                           chorus_msg_t **command_p)
+{
+    chorus__engine_t *engine = self->engine;
+    chorus_msg_t *command = *command_p;
+    if (!streq (chorus_msg_service (command), engine->config->service)) {
+        chorus_msg_t *error = chorus__engine_msg (engine, CHORUS_MSG_ERROR);
+        chorus_msg_set_request (error, chorus_msg_id (command));
+        chorus_msg_set_code (error, "wrong-group");
+        chorus__engine_send (engine, peer, error);
+        chorus_msg_destroy (&error);
+        return;
+    }
+    uint64_t deadline = chorus_msg_deadline (command);
+    if (deadline && chorus__now () > deadline) {
+        engine->counters [C_EXPIRED_COMMANDS]++;
+        return;     //  the sender has given up on it
+    }
+    const char *key = s_dedupe_key (command);
+    if (zhashx_lookup (self->in_hand, key))
+        return;     //  our handler is running it now: the reply will follow
+    size_t size = 0;
+    void *recorded = chorus_store_reply_load (engine->store, key, &size);
+    if (recorded) {
+        chorus_msg_t *reply = chorus_msg_new (CHORUS_MSG_REPLY);
+        if (chorus_msg_decode (reply, recorded, size) == 0) {
+            engine->counters [C_DUPLICATES]++;
+            s_send_reply (self, peer, command, reply);
+        }
+        chorus_msg_destroy (&reply);
+        free (recorded);
+        return;
+    }
+    if (!zhashx_lookup (engine->commands_handled, chorus_msg_name (command))) {
+        chorus_msg_t *reply = chorus_msg_new (CHORUS_MSG_REPLY);
+        chorus_msg_set_timestamp (reply, chorus__now ());
+        chorus_msg_set_status (reply, CHORUS_REPLY_ERROR);
+        chorus_msg_set_code (reply, "unknown-command");
+        char message [200];
+        snprintf (message, sizeof (message), "service %s has no handler for '%s'",
+                  engine->config->service, chorus_msg_name (command));
+        chorus_msg_set_message (reply, message);
+        s_send_reply (self, peer, command, reply);
+        chorus_msg_destroy (&reply);
+        return;
+    }
+    zhashx_insert (self->in_hand, key, strdup (peer->instance));
+    chorus__engine_work (engine, "sps", "C", command, peer->service);
+    *command_p = NULL;
+}
+
+void
+chorus__commands_replied (chorus__commands_t *self, chorus_msg_t *command, chorus_msg_t *reply)
+{
+    chorus__engine_t *engine = self->engine;
+    const char *key = s_dedupe_key (command);
+    char *instance = (char *) zhashx_lookup (self->in_hand, key);
+    chorus__peer_t *peer = chorus__engine_peer (engine, instance);
+    chorus_msg_set_timestamp (reply, chorus__now ());
+    chorus_msg_set_request (reply, chorus_msg_id (command));
+    chorus_msg_set_correlation (reply, chorus_msg_correlation (command));
+    //  Recorded before it is sent, unless a later attempt could do better
+    if (chorus_msg_status (reply) == CHORUS_REPLY_OK || !chorus_msg_retryable (reply)) {
+        zframe_t *frame = chorus_msg_encode (reply);
+        if (!frame
+        ||  chorus_store_reply_save (engine->store, key, chorus__now (), zframe_data (frame),
+                                     zframe_size (frame)))
+            chorus__engine_log (engine, "cannot record reply: %s",
+                                chorus_store_error (engine->store));
+        zframe_destroy (&frame);
+    }
+    s_send_reply (self, peer, command, reply);
+    zhashx_delete (self->in_hand, key);
+    chorus_msg_destroy (&command);
+    chorus_msg_destroy (&reply);
+}

@@ -1,0 +1,786 @@
+/*  chorus_delivery.c — delivery of a node's events to the service groups
+    that subscribe to them (protocol section 7.2): per group a cursor over
+    the outbox, a credit window of events in flight, strict per-key order,
+    redelivery after expiry, ack timeout or rejection, retention, and the
+    answers to observers' FETCH requests.
+*/
+#include "chorus_engine.h"
+
+#define S_SPAN 16384            //  seqs a group may track between cursor and next
+#define S_CACHE 8192            //  recent events kept decoded
+#define S_LOAD 256              //  events read from the store at once
+#define S_FETCH_MAX 1000        //  events per FETCH answer
+#define S_BACKOFF_MS 1000       //  first backoff after a rejection
+#define S_BACKOFF_MAX_MS 60000  //  longest backoff
+
+typedef enum { SLOT_FREE = 0, SLOT_DONE, SLOT_FLIGHT } s_slot_state_t;
+
+//  An event due to a group and not yet acknowledged by it
+typedef struct {
+    uint64_t seq;               //  the event
+    char *key;                  //  its key, NULL if none
+    char *instance;             //  where it was sent, NULL while unsent
+    uint64_t attempt;           //  deliveries so far
+    uint64_t due;               //  when to send again (ack timeout or backoff)
+    void *handle;               //  its place in the group's sent or delayed list
+} s_flight_t;
+
+typedef struct {
+    uint8_t state;              //  s_slot_state_t
+    s_flight_t *flight;         //  when state is SLOT_FLIGHT
+} s_slot_t;
+
+//  Events of one key waiting behind the one in flight
+typedef struct {
+    zlistx_t *waiting;          //  s_flight_t, in seq order
+} s_keyq_t;
+
+typedef struct {
+    char *name;                 //  the group (service) name
+    chorus__sub_t *subs;        //  union of its instances' subscriptions
+    size_t subs_size;           //  how many
+    bool durable;               //  keep the cursor while the group is absent
+    uint64_t cursor;            //  every seq below is done for the group
+    uint64_t next;              //  next seq to examine in the outbox
+    s_slot_t *slots;            //  [cursor, next) by seq % S_SPAN
+    zhashx_t *keys;             //  key -> s_keyq_t, for keys with one in flight
+    zlistx_t *ready;            //  flights to send now, in order
+    zlistx_t *sent;             //  flights sent and unacknowledged, oldest first
+    zlistx_t *delayed;          //  rejected flights waiting for their backoff
+    zlistx_t *instances;        //  live peers of the group (chorus__peer_t)
+    uint64_t lost_from;         //  a truncation still to report (0: none)
+    uint64_t lost_to;           //  its end
+    bool dirty;                 //  cursor changed since last saved
+} s_group_t;
+
+typedef struct {
+    uint64_t seq;               //  which event the slot holds
+    chorus_msg_t *msg;          //  the event, decoded
+} s_cached_t;
+
+struct _chorus__delivery_t {
+    chorus__engine_t *engine;   //  our engine
+    chorus_store_t *store;      //  its store
+    zhashx_t *groups;           //  name -> s_group_t
+    s_cached_t cache [S_CACHE]; //  recent events by seq % S_CACHE
+    uint64_t last_retain;       //  when retention last ran
+};
+
+//  --------------------------------------------------------------------------
+//  The event cache, in front of the store
+
+typedef struct {
+    chorus__delivery_t *self;   //  where loaded events go
+    uint64_t loaded;            //  how many
+} s_load_t;
+
+static int
+s_load_one (uint64_t seq, uint64_t timestamp, const void *body, size_t size, void *arg)
+{
+    s_load_t *load = (s_load_t *) arg;
+    s_cached_t *slot = &load->self->cache [seq % S_CACHE];
+    chorus_msg_t *msg = chorus_msg_new (CHORUS_MSG_EVENT);
+    if (chorus_msg_decode (msg, body, size) || chorus_msg_type (msg) != CHORUS_MSG_EVENT) {
+        chorus_msg_destroy (&msg);
+        return 0;   //  a record we cannot read is skipped, as if trimmed
+    }
+    chorus_msg_destroy (&slot->msg);
+    slot->seq = seq;
+    slot->msg = msg;
+    load->loaded++;
+    return 0;
+}
+
+//  The event with this seq, or NULL if the outbox no longer holds it
+static chorus_msg_t *
+s_event (chorus__delivery_t *self, uint64_t seq)
+{
+    s_cached_t *slot = &self->cache [seq % S_CACHE];
+    if (slot->msg && slot->seq == seq)
+        return slot->msg;
+    uint64_t head = chorus_store_head (self->store);
+    if (seq == 0 || seq > head)
+        return NULL;
+    s_load_t load = {self, 0};
+    uint64_t to = seq + S_LOAD - 1 < head? seq + S_LOAD - 1: head;
+    chorus_store_scan (self->store, seq, to, s_load_one, &load);
+    return slot->msg && slot->seq == seq? slot->msg: NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Groups
+
+static bool
+s_due (s_group_t *group, chorus_msg_t *event)
+{
+    const char *topic = chorus_msg_topic (event);
+    for (size_t i = 0; i < group->subs_size; i++) {
+        chorus__sub_t *sub = &group->subs [i];
+        if (chorus__prefix_match (sub->prefix, topic)
+        &&  (sub->since == 0 || sub->since <= chorus_msg_timestamp (event)))
+            return true;
+    }
+    return false;
+}
+
+static s_slot_t *
+s_slot (s_group_t *group, uint64_t seq)
+{
+    return &group->slots [seq % S_SPAN];
+}
+
+static void
+s_flight_destroy (s_flight_t **flight_p)
+{
+    s_flight_t *flight = *flight_p;
+    if (flight) {
+        free (flight->key);
+        free (flight->instance);
+        free (flight);
+        *flight_p = NULL;
+    }
+}
+
+static void
+s_keyq_destroy (void **item)
+{
+    s_keyq_t *keyq = (s_keyq_t *) *item;
+    if (keyq) {
+        zlistx_destroy (&keyq->waiting);
+        free (keyq);
+        *item = NULL;
+    }
+}
+
+//  Forgets everything in flight or waiting; the cursor stays
+static void
+s_group_reset (s_group_t *group)
+{
+    for (uint64_t seq = group->cursor; seq < group->next; seq++) {
+        s_slot_t *slot = s_slot (group, seq);
+        s_flight_destroy (&slot->flight);
+        slot->state = SLOT_FREE;
+    }
+    zhashx_purge (group->keys);
+    zlistx_purge (group->ready);
+    zlistx_purge (group->sent);
+    zlistx_purge (group->delayed);
+    group->next = group->cursor;
+}
+
+static void
+s_group_destroy (void **item)
+{
+    s_group_t *group = (s_group_t *) *item;
+    if (group) {
+        s_group_reset (group);
+        zhashx_destroy (&group->keys);
+        zlistx_destroy (&group->ready);
+        zlistx_destroy (&group->sent);
+        zlistx_destroy (&group->delayed);
+        zlistx_destroy (&group->instances);
+        for (size_t i = 0; i < group->subs_size; i++)
+            free (group->subs [i].prefix);
+        free (group->subs);
+        free (group->slots);
+        free (group->name);
+        free (group);
+        *item = NULL;
+    }
+}
+
+static s_group_t *
+s_group_new (const char *name, uint64_t cursor)
+{
+    s_group_t *group = (s_group_t *) zmalloc (sizeof (s_group_t));
+    group->name = strdup (name);
+    group->cursor = group->next = cursor;
+    group->slots = (s_slot_t *) zmalloc (S_SPAN * sizeof (s_slot_t));
+    group->keys = zhashx_new ();
+    zhashx_set_destructor (group->keys, s_keyq_destroy);
+    group->ready = zlistx_new ();
+    group->sent = zlistx_new ();
+    group->delayed = zlistx_new ();
+    group->instances = zlistx_new ();
+    return group;
+}
+
+static void
+s_group_save (chorus__delivery_t *self, s_group_t *group)
+{
+    if (!group->durable)
+        return;
+    uint64_t since = UINT64_MAX;
+    for (size_t i = 0; i < group->subs_size; i++)
+        if (group->subs [i].since < since)
+            since = group->subs [i].since;
+    chorus_store_group_t record = {since == UINT64_MAX? 0: since, CHORUS_SUB_DURABLE,
+                                   group->cursor};
+    if (chorus_store_group_save (self->store, group->name, &record))
+        chorus__engine_log (self->engine, "cannot save group %s: %s", group->name,
+                            chorus_store_error (self->store));
+    group->dirty = false;
+}
+
+//  Moves the cursor over the done slots at its front
+static void
+s_advance (s_group_t *group)
+{
+    while (group->cursor < group->next && s_slot (group, group->cursor)->state == SLOT_DONE) {
+        s_slot (group, group->cursor)->state = SLOT_FREE;
+        group->cursor++;
+        group->dirty = true;
+    }
+}
+
+//  Rendezvous hashing: the live instance with the highest FNV-1a score of
+//  the hash key and its instance id
+static chorus__peer_t *
+s_choose (s_group_t *group, const char *key, const char *fallback)
+{
+    chorus__peer_t *best = NULL;
+    uint64_t best_score = 0;
+    for (chorus__peer_t *peer = (chorus__peer_t *) zlistx_first (group->instances); peer;
+         peer = (chorus__peer_t *) zlistx_next (group->instances)) {
+        uint64_t hash = 14695981039346656037ull;
+        const char *text = key? key: fallback;
+        for (const char *c = text; *c; c++)
+            hash = (hash ^ (uint8_t) *c) * 1099511628211ull;
+        hash = (hash ^ 0) * 1099511628211ull;
+        for (const char *c = peer->instance; *c; c++)
+            hash = (hash ^ (uint8_t) *c) * 1099511628211ull;
+        if (!best || hash > best_score
+        ||  (hash == best_score && strcmp (peer->instance, best->instance) < 0)) {
+            best = peer;
+            best_score = hash;
+        }
+    }
+    return best;
+}
+
+//  Marks a flight done and lets the next event of its key go
+static void
+s_finish (s_group_t *group, s_flight_t *flight)
+{
+    s_slot_t *slot = s_slot (group, flight->seq);
+    if (flight->key) {
+        s_keyq_t *keyq = (s_keyq_t *) zhashx_lookup (group->keys, flight->key);
+        s_flight_t *next = keyq? (s_flight_t *) zlistx_detach (keyq->waiting, NULL): NULL;
+        if (next)
+            zlistx_add_end (group->ready, next);
+        else
+            zhashx_delete (group->keys, flight->key);
+    }
+    s_flight_destroy (&slot->flight);
+    slot->state = SLOT_DONE;
+}
+
+//  Sends one flight to the instance hashing chooses; false if it could not
+static bool
+s_send (chorus__delivery_t *self, s_group_t *group, s_flight_t *flight)
+{
+    chorus_msg_t *event = s_event (self, flight->seq);
+    if (!event) {
+        s_finish (group, flight);   //  gone from the outbox: retention reported it
+        return true;
+    }
+    char fallback [64];
+    snprintf (fallback, sizeof (fallback), "%s%" PRIu64, self->engine->instance, flight->seq);
+    chorus__peer_t *peer = s_choose (group, flight->key, fallback);
+    if (!peer)
+        return false;
+    chorus_msg_set_group (event, group->name);
+    chorus_msg_set_attempt (event, flight->attempt + 1);
+    int rc = chorus__engine_send (self->engine, peer, event);
+    chorus_msg_set_group (event, NULL);
+    chorus_msg_set_attempt (event, 0);
+    if (rc)
+        return false;
+    flight->attempt++;
+    self->engine->counters [flight->attempt > 1? C_REDELIVERED: C_DELIVERED]++;
+    free (flight->instance);
+    flight->instance = strdup (peer->instance);
+    flight->due = chorus__now () + self->engine->config->ack_timeout_ms;
+    flight->handle = zlistx_add_end (group->sent, flight);
+    return true;
+}
+
+//  Sends what the credit window allows: first flights made ready again,
+//  then new events from the outbox
+static void
+s_pump (chorus__delivery_t *self, s_group_t *group)
+{
+    if (group->subs_size == 0)
+        return;     //  known from the store only: wait for its HELLO
+    size_t window = (size_t) self->engine->config->credit_window;
+    bool can_send = zlistx_size (group->instances) > 0;
+    while (can_send && zlistx_size (group->sent) < window && zlistx_size (group->ready)) {
+        s_flight_t *flight = (s_flight_t *) zlistx_detach (group->ready, NULL);
+        if (!s_send (self, group, flight)) {
+            zlistx_add_start (group->ready, flight);
+            can_send = false;
+        }
+    }
+    uint64_t head = chorus_store_head (self->store);
+    while (group->next <= head && group->next - group->cursor < S_SPAN
+       &&  zlistx_size (group->sent) + zlistx_size (group->ready) < window) {
+        uint64_t seq = group->next;
+        chorus_msg_t *event = s_event (self, seq);
+        s_slot_t *slot = s_slot (group, seq);
+        group->next++;
+        if (!event || !s_due (group, event)) {
+            slot->state = SLOT_DONE;
+            continue;
+        }
+        s_flight_t *flight = (s_flight_t *) zmalloc (sizeof (s_flight_t));
+        flight->seq = seq;
+        flight->key = chorus_msg_key (event)? strdup (chorus_msg_key (event)): NULL;
+        slot->state = SLOT_FLIGHT;
+        slot->flight = flight;
+        if (flight->key) {
+            s_keyq_t *keyq = (s_keyq_t *) zhashx_lookup (group->keys, flight->key);
+            if (keyq) {
+                zlistx_add_end (keyq->waiting, flight);
+                continue;
+            }
+            keyq = (s_keyq_t *) zmalloc (sizeof (s_keyq_t));
+            keyq->waiting = zlistx_new ();
+            zhashx_insert (group->keys, flight->key, keyq);
+        }
+        if (!can_send || !s_send (self, group, flight)) {
+            can_send = false;
+            zlistx_add_end (group->ready, flight);
+        }
+    }
+    s_advance (group);
+}
+
+//  The union of the group's live instances' subscriptions
+static void
+s_group_refresh (chorus__delivery_t *self, s_group_t *group)
+{
+    zlistx_purge (group->instances);
+    chorus__sub_t *subs = NULL;
+    size_t size = 0;
+    bool durable = false;
+    zhashx_t *peers = self->engine->peers;
+    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (peers); peer;
+         peer = (chorus__peer_t *) zhashx_next (peers)) {
+        if (!streq (peer->service, group->name) || peer->subs_size == 0)
+            continue;
+        zlistx_add_end (group->instances, peer);
+        for (size_t i = 0; i < peer->subs_size; i++) {
+            chorus__sub_t *sub = &peer->subs [i];
+            durable = durable || (sub->flags & CHORUS_SUB_DURABLE);
+            size_t j = 0;
+            while (j < size && !streq (subs [j].prefix, sub->prefix))
+                j++;
+            if (j == size) {
+                subs = (chorus__sub_t *) realloc (subs, (size + 1) * sizeof (chorus__sub_t));
+                subs [size].prefix = strdup (sub->prefix);
+                subs [size].since = sub->since;
+                subs [size].flags = sub->flags;
+                size++;
+            }
+            else
+            if (sub->since < subs [j].since)
+                subs [j].since = sub->since;
+        }
+    }
+    if (size > 0) {
+        for (size_t i = 0; i < group->subs_size; i++)
+            free (group->subs [i].prefix);
+        free (group->subs);
+        group->subs = subs;
+        group->subs_size = size;
+        group->durable = durable;
+    }
+}
+
+//  The first seq with a timestamp at or after since, reading only
+//  timestamps; head + 1 if there is none
+typedef struct {
+    uint64_t since;             //  the time we look for
+    uint64_t found;             //  the first seq at or after it
+} s_seek_t;
+
+static int
+s_seek_one (uint64_t seq, uint64_t timestamp, const void *body, size_t size, void *arg)
+{
+    s_seek_t *seek = (s_seek_t *) arg;
+    if (timestamp >= seek->since) {
+        seek->found = seq;
+        return 1;
+    }
+    return 0;
+}
+
+static void
+s_truncated (chorus__delivery_t *self, s_group_t *group)
+{
+    if (!group->lost_from || zlistx_size (group->instances) == 0)
+        return;
+    chorus_msg_t *truncated = chorus__engine_msg (self->engine, CHORUS_MSG_TRUNCATED);
+    chorus_msg_set_group (truncated, group->name);
+    chorus_msg_set_from (truncated, group->lost_from);
+    chorus_msg_set_to (truncated, group->lost_to);
+    chorus_msg_set_message (truncated, "events removed by the publisher's retention");
+    for (chorus__peer_t *peer = (chorus__peer_t *) zlistx_first (group->instances); peer;
+         peer = (chorus__peer_t *) zlistx_next (group->instances))
+        chorus__engine_send (self->engine, peer, truncated);
+    chorus_msg_destroy (&truncated);
+    group->lost_from = group->lost_to = 0;
+}
+
+static s_group_t *
+s_group_require (chorus__delivery_t *self, chorus__peer_t *peer)
+{
+    s_group_t *group = (s_group_t *) zhashx_lookup (self->groups, peer->service);
+    if (group)
+        return group;
+    uint64_t first = chorus_store_first (self->store);
+    uint64_t head = chorus_store_head (self->store);
+    uint64_t since = UINT64_MAX;
+    for (size_t i = 0; i < peer->subs_size; i++)
+        if (peer->subs [i].since < since)
+            since = peer->subs [i].since;
+    s_seek_t seek = {since, head + 1};
+    if (since == 0)
+        seek.found = first? first: head + 1;
+    else
+        chorus_store_scan (self->store, first? first: 1, head, s_seek_one, &seek);
+    group = s_group_new (peer->service, seek.found);
+    //  Its `since` reaches before our oldest event: it may have lost some
+    if (first > 1 && seek.found == first && first <= head) {
+        chorus_msg_t *oldest = s_event (self, first);
+        if (oldest && since < chorus_msg_timestamp (oldest)) {
+            group->lost_from = 1;
+            group->lost_to = first - 1;
+        }
+    }
+    zhashx_insert (self->groups, group->name, group);
+    chorus__engine_log (self->engine, "delivering to new group %s from seq %" PRIu64,
+                        group->name, group->cursor);
+    return group;
+}
+
+//  --------------------------------------------------------------------------
+//  Engine events
+
+static int
+s_load_group (const char *name, const chorus_store_group_t *record, void *arg)
+{
+    chorus__delivery_t *self = (chorus__delivery_t *) arg;
+    uint64_t first = chorus_store_first (self->store);
+    uint64_t cursor = record->cursor;
+    s_group_t *group = s_group_new (name, cursor);
+    group->durable = true;
+    if (first && cursor < first) {
+        group->lost_from = cursor;
+        group->lost_to = first - 1;
+        group->cursor = group->next = first;
+    }
+    zhashx_insert (self->groups, name, group);
+    return 0;
+}
+
+chorus__delivery_t *
+chorus__delivery_new (chorus__engine_t *engine)
+{
+    chorus__delivery_t *self = (chorus__delivery_t *) zmalloc (sizeof (chorus__delivery_t));
+    self->engine = engine;
+    self->store = engine->store;
+    self->groups = zhashx_new ();
+    zhashx_set_destructor (self->groups, s_group_destroy);
+    chorus_store_group_each (self->store, s_load_group, self);
+    return self;
+}
+
+void
+chorus__delivery_destroy (chorus__delivery_t **self_p)
+{
+    chorus__delivery_t *self = *self_p;
+    if (self) {
+        for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
+             group = (s_group_t *) zhashx_next (self->groups))
+            if (group->dirty)
+                s_group_save (self, group);
+        zhashx_destroy (&self->groups);
+        for (int i = 0; i < S_CACHE; i++)
+            chorus_msg_destroy (&self->cache [i].msg);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+void
+chorus__delivery_published (chorus__delivery_t *self, chorus_msg_t *event)
+{
+    s_cached_t *slot = &self->cache [chorus_msg_seq (event) % S_CACHE];
+    chorus_msg_destroy (&slot->msg);
+    slot->seq = chorus_msg_seq (event);
+    slot->msg = event;
+    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
+         group = (s_group_t *) zhashx_next (self->groups))
+        s_pump (self, group);
+}
+
+void
+chorus__delivery_peer_joined (chorus__delivery_t *self, chorus__peer_t *peer)
+{
+    if (peer->subs_size == 0) {
+        s_group_t *group = (s_group_t *) zhashx_lookup (self->groups, peer->service);
+        if (group)
+            s_group_refresh (self, group);  //  an instance that no longer subscribes
+        return;
+    }
+    s_group_t *group = s_group_require (self, peer);
+    s_group_refresh (self, group);
+    s_group_save (self, group);
+    s_truncated (self, group);
+    s_pump (self, group);
+}
+
+void
+chorus__delivery_peer_gone (chorus__delivery_t *self, chorus__peer_t *peer)
+{
+    s_group_t *group = (s_group_t *) zhashx_lookup (self->groups, peer->service);
+    if (!group)
+        return;
+    s_group_refresh (self, group);
+    //  Its unacknowledged events go to the instances that remain
+    zlist_t *moved = zlist_new ();
+    for (s_flight_t *flight = (s_flight_t *) zlistx_first (group->sent); flight;
+         flight = (s_flight_t *) zlistx_next (group->sent))
+        if (flight->instance && streq (flight->instance, peer->instance))
+            zlist_append (moved, flight);
+    for (s_flight_t *flight = (s_flight_t *) zlist_first (moved); flight;
+         flight = (s_flight_t *) zlist_next (moved)) {
+        zlistx_detach (group->sent, flight->handle);
+        zstr_free (&flight->instance);
+        zlistx_add_end (group->ready, flight);
+    }
+    zlist_destroy (&moved);
+    if (zlistx_size (group->instances) == 0 && !group->durable) {
+        zhashx_delete (self->groups, group->name);
+        return;
+    }
+    s_pump (self, group);
+}
+
+void
+chorus__delivery_ack (chorus__delivery_t *self, chorus__peer_t *peer, chorus_msg_t *ack)
+{
+    s_group_t *group = (s_group_t *) zhashx_lookup (self->groups, chorus_msg_group (ack));
+    if (!group || !streq (peer->service, group->name))
+        return;
+    uint64_t seq = chorus_msg_seq (ack);
+    if (seq < group->cursor || seq >= group->next)
+        return;
+    s_slot_t *slot = s_slot (group, seq);
+    s_flight_t *flight = slot->state == SLOT_FLIGHT? slot->flight: NULL;
+    if (!flight || !flight->instance)
+        return;     //  not in flight: a late or duplicate acknowledgement
+    zlistx_detach (group->sent, flight->handle);
+    zstr_free (&flight->instance);
+    if (chorus_msg_status (ack) == CHORUS_ACK_REJECTED) {
+        uint64_t backoff = S_BACKOFF_MS;
+        for (uint64_t i = 1; i < flight->attempt && backoff < S_BACKOFF_MAX_MS; i++)
+            backoff *= 2;
+        flight->due = chorus__now () + (backoff < S_BACKOFF_MAX_MS? backoff: S_BACKOFF_MAX_MS);
+        flight->handle = zlistx_add_end (group->delayed, flight);
+    }
+    else {
+        s_finish (group, flight);
+        s_advance (group);
+    }
+    s_pump (self, group);
+}
+
+void
+chorus__delivery_tick (chorus__delivery_t *self, uint64_t now)
+{
+    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
+         group = (s_group_t *) zhashx_next (self->groups)) {
+        //  Unacknowledged for too long: send again (the inbox dedupes)
+        s_flight_t *flight;
+        while ((flight = (s_flight_t *) zlistx_first (group->sent)) && flight->due <= now) {
+            zlistx_detach (group->sent, flight->handle);
+            zstr_free (&flight->instance);
+            zlistx_add_start (group->ready, flight);
+        }
+        //  Backoff over: send again; delayed flights are not in seq order
+        flight = (s_flight_t *) zlistx_first (group->delayed);
+        while (flight) {
+            s_flight_t *next = (s_flight_t *) zlistx_next (group->delayed);
+            if (flight->due <= now) {
+                zlistx_detach (group->delayed, flight->handle);
+                zlistx_add_end (group->ready, flight);
+            }
+            flight = next;
+        }
+        s_pump (self, group);
+        if (group->dirty)
+            s_group_save (self, group);
+    }
+    if (now - self->last_retain >= 1000) {
+        chorus__delivery_retain (self, now);
+        self->last_retain = now;
+    }
+}
+
+int64_t
+chorus__delivery_unacked (chorus__delivery_t *self)
+{
+    uint64_t head = chorus_store_head (self->store);
+    int64_t total = 0;
+    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
+         group = (s_group_t *) zhashx_next (self->groups)) {
+        for (uint64_t seq = group->cursor; seq < group->next; seq++)
+            if (s_slot (group, seq)->state == SLOT_FLIGHT)
+                total++;
+        if (head >= group->next)
+            total += head - group->next + 1;
+    }
+    return total;
+}
+
+//  --------------------------------------------------------------------------
+//  Retention
+
+typedef struct {
+    uint64_t stop;              //  do not go past this seq
+    uint64_t bytes;             //  bytes retained before trimming
+    uint64_t max_bytes;         //  limit (0: none)
+    uint64_t oldest;            //  events older than this go (0: no age limit)
+    uint64_t target;            //  first seq to keep
+} s_trim_t;
+
+static int
+s_trim_one (uint64_t seq, uint64_t timestamp, const void *body, size_t size, void *arg)
+{
+    s_trim_t *trim = (s_trim_t *) arg;
+    bool over = (trim->max_bytes && trim->bytes > trim->max_bytes)
+             || (trim->oldest && timestamp < trim->oldest);
+    if (!over || seq >= trim->stop)
+        return 1;
+    trim->bytes -= size;
+    trim->target = seq + 1;
+    return 0;
+}
+
+//  The first seq to keep so that the outbox is within its limits, trimming
+//  no further than stop
+static uint64_t
+s_trim_target (chorus__delivery_t *self, uint64_t stop, bool by_age, uint64_t now)
+{
+    chorus__config_t *config = self->engine->config;
+    uint64_t first = chorus_store_first (self->store);
+    if (!first || stop <= first)
+        return first;
+    s_trim_t trim = {stop, chorus_store_bytes (self->store), config->retention_bytes,
+                     by_age && config->retention_age_ms && now > config->retention_age_ms?
+                     now - config->retention_age_ms: 0, first};
+    chorus_store_scan (self->store, first, stop - 1, s_trim_one, &trim);
+    return trim.target;
+}
+
+bool
+chorus__delivery_retain (chorus__delivery_t *self, uint64_t now)
+{
+    chorus__config_t *config = self->engine->config;
+    uint64_t first = chorus_store_first (self->store);
+    if (!first || (!config->retention_bytes && !config->retention_age_ms))
+        return false;
+    uint64_t held = chorus_store_head (self->store) + 1;
+    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
+         group = (s_group_t *) zhashx_next (self->groups))
+        if (group->cursor < held)
+            held = group->cursor;
+    //  Events no group holds go first, by size and by age
+    uint64_t target = s_trim_target (self, held, true, now);
+    if (target > first)
+        chorus_store_trim (self->store, target);
+    bool full = config->retention_bytes && chorus_store_bytes (self->store) > config->retention_bytes;
+    if (!full || config->retention_policy != CHORUS_RETAIN_DROP_OLDEST)
+        return full;
+
+    //  Drop the oldest even though groups hold them, and tell those groups
+    target = s_trim_target (self, chorus_store_head (self->store) + 1, false, now);
+    chorus_store_trim (self->store, target);
+    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
+         group = (s_group_t *) zhashx_next (self->groups)) {
+        if (group->cursor >= target)
+            continue;
+        chorus__engine_log (self->engine, "retention dropped %" PRIu64 "..%" PRIu64
+                            " held by group %s", group->cursor, target - 1, group->name);
+        group->lost_from = group->lost_from? group->lost_from: group->cursor;
+        group->lost_to = target - 1;
+        s_group_reset (group);
+        group->cursor = group->next = target;
+        group->dirty = true;
+        s_truncated (self, group);
+        s_pump (self, group);
+    }
+    return false;
+}
+
+//  --------------------------------------------------------------------------
+//  FETCH from an observer
+
+void
+chorus__delivery_fetch (chorus__delivery_t *self, chorus__peer_t *peer, chorus_msg_t *fetch)
+{
+    chorus__engine_t *engine = self->engine;
+    uint64_t head = chorus_store_head (self->store);
+    uint64_t from = chorus_msg_from (fetch)? chorus_msg_from (fetch): 1;
+    uint64_t to = chorus_msg_to (fetch) && chorus_msg_to (fetch) < head? chorus_msg_to (fetch): head;
+    if (chorus_msg_to (fetch) && chorus_msg_from (fetch) > chorus_msg_to (fetch)) {
+        chorus_msg_t *error = chorus__engine_msg (engine, CHORUS_MSG_ERROR);
+        chorus_msg_set_request (error, chorus_msg_id (fetch));
+        chorus_msg_set_code (error, "bad-request");
+        chorus_msg_set_message (error, "FETCH from is after to");
+        chorus__engine_send (engine, peer, error);
+        chorus_msg_destroy (&error);
+        return;
+    }
+    uint64_t limit = chorus_msg_limit (fetch);
+    if (limit == 0 || limit > S_FETCH_MAX)
+        limit = S_FETCH_MAX;
+    const char *prefix = chorus_msg_prefix (fetch)? chorus_msg_prefix (fetch): "";
+    uint64_t first = chorus_store_first (self->store);
+    uint64_t start = from;
+    if (from <= to && (!first || from < first)) {
+        uint64_t lost_to = first? first - 1: to;
+        chorus_msg_t *truncated = chorus__engine_msg (engine, CHORUS_MSG_TRUNCATED);
+        chorus_msg_set_request (truncated, chorus_msg_id (fetch));
+        chorus_msg_set_from (truncated, from);
+        chorus_msg_set_to (truncated, lost_to < to? lost_to: to);
+        chorus_msg_set_message (truncated, "no longer retained by the publisher");
+        chorus__engine_send (engine, peer, truncated);
+        chorus_msg_destroy (&truncated);
+        start = lost_to + 1;
+    }
+    uint64_t covered = to;
+    uint64_t sent = 0;
+    for (uint64_t seq = start; seq <= to; seq++) {
+        chorus_msg_t *event = s_event (self, seq);
+        if (!event || !chorus__prefix_match (prefix, chorus_msg_topic (event)))
+            continue;
+        if (chorus__engine_send (engine, peer, event)) {
+            covered = seq - 1;  //  the peer's queue is full: it asks again
+            break;
+        }
+        if (++sent == limit) {
+            covered = seq;
+            break;
+        }
+    }
+    chorus_msg_t *replay = chorus__engine_msg (engine, CHORUS_MSG_REPLAY);
+    chorus_msg_set_request (replay, chorus_msg_id (fetch));
+    chorus_msg_set_from (replay, from);
+    chorus_msg_set_to (replay, covered);
+    chorus_msg_set_head (replay, head);
+    chorus__engine_send (engine, peer, replay);
+    chorus_msg_destroy (&replay);
+}

@@ -1,0 +1,175 @@
+/*  chorus_engine.h — the node engine's state, shared by the classes that
+    make up the actor: the engine itself (sockets, peers, discovery,
+    liveness), delivery (events to groups), commands, and the observer.
+    Private to the library.
+*/
+#ifndef CHORUS_ENGINE_H_INCLUDED
+#define CHORUS_ENGINE_H_INCLUDED
+
+#include "chorus_private.h"
+
+typedef struct _chorus__delivery_t chorus__delivery_t;
+typedef struct _chorus__commands_t chorus__commands_t;
+typedef struct _chorus__observer_t chorus__observer_t;
+typedef struct _chorus__engine_t chorus__engine_t;
+
+//  Engine counters, named for chorus_node_counter
+typedef enum {
+    C_MALFORMED, C_UNKNOWN_PEER, C_PUBLISHED, C_DELIVERED, C_HANDLED, C_DUPLICATES,
+    C_REDELIVERED, C_COMMANDS_SENT, C_COMMANDS_HANDLED, C_REPLIES, C_TIMEOUTS, C_FETCHES,
+    C_TRUNCATED, C_OBSERVED, C_EXPIRED_COMMANDS, C_COUNTERS
+} chorus__counter_t;
+
+extern const char *chorus__counter_names [C_COUNTERS];
+
+//  A subscription as announced in HELLO
+typedef struct {
+    char *prefix;               //  topic prefix
+    uint64_t since;             //  group creation time (0 = earliest)
+    uint64_t flags;             //  CHORUS_SUB_*
+} chorus__sub_t;
+
+//  A peer: another node we have met
+typedef struct {
+    char *instance;             //  its instance id (32 hex)
+    char *service;              //  its service (group)
+    char *endpoint;             //  its inbox endpoint
+    char *pub_endpoint;         //  its PUB endpoint
+    zsock_t *dealer;            //  our connection into its inbox
+    uint64_t generation;        //  last HELLO generation seen
+    uint64_t started;           //  its start time (HELLO header chorus.started)
+    uint64_t head;              //  its latest published seq
+    uint64_t last_seen;         //  when we last heard from it
+    uint64_t last_ping;         //  when we last pinged it
+    bool evasive;               //  silent for longer than the evasive time
+    bool knows_us;              //  its last HELLO listed our endpoint
+    chorus__sub_t *subs;        //  its subscriptions
+    size_t subs_size;           //  how many
+    size_t commands;            //  commands we have outstanding on it
+} chorus__peer_t;
+
+struct _chorus__engine_t {
+    zsock_t *pipe;              //  control pipe to the node wrapper
+    zsock_t *work;              //  work pipe to the application's thread
+    chorus__config_t *config;   //  configuration, owned by the wrapper
+    chorus_store_t *store;      //  the node's store (shared with the wrapper)
+    zsock_t *router;            //  our inbox
+    zsock_t *pub;               //  events to observers
+    zactor_t *beacon;           //  UDP discovery, or NULL
+    zpoller_t *poller;          //  everything we wait on
+    char *instance;             //  our instance id (32 hex)
+    char *endpoint;             //  our inbox endpoint, as announced
+    char *pub_endpoint;         //  our PUB endpoint, as announced
+    uint64_t started;           //  when we started (ms)
+    uint64_t generation;        //  HELLO generation, +1 per announced change
+    zhashx_t *peers;            //  instance -> chorus__peer_t
+    zhashx_t *pending;          //  endpoint -> DEALER awaiting the peer's HELLO
+    zhashx_t *seeds;            //  seed endpoint -> probe DEALER (or NULL)
+    uint64_t last_probe;        //  when seed probes were last sent
+    chorus__sub_t *subs;        //  our own subscriptions
+    size_t subs_size;           //  how many
+    zhashx_t *commands_handled; //  command names we handle
+    zhashx_t *events_in_hand;   //  "instance/seq" of events the application holds
+    chorus__delivery_t *delivery;   //  our events to groups
+    chorus__commands_t *commands;   //  commands sent and received
+    chorus__observer_t *observer;   //  observing, or NULL
+    chorus_msg_t *msg;          //  reusable message for receiving
+    bool announce;              //  send HELLO to every peer at the next tick
+    bool terminated;            //  $TERM received
+    uint64_t counters [C_COUNTERS];     //  what happened, for chorus_node_counter
+};
+
+//  Engine services used by the other classes
+uint64_t
+    chorus__engine_now (chorus__engine_t *self);
+//  Sends a message to a peer over our DEALER; 0, or -1 if it would block
+int
+    chorus__engine_send (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *msg);
+//  A new message with a fresh id; the caller owns it
+chorus_msg_t *
+    chorus__engine_msg (chorus__engine_t *self, int type);
+//  Finds a live peer by instance id
+chorus__peer_t *
+    chorus__engine_peer (chorus__engine_t *self, const char *instance);
+//  Hands work to the application's thread: picture and arguments as zsock_send
+int
+    chorus__engine_work (chorus__engine_t *self, const char *picture, ...);
+void
+    chorus__engine_log (chorus__engine_t *self, const char *format, ...);
+
+//  Delivery of our events to groups (chorus_delivery.c)
+chorus__delivery_t *
+    chorus__delivery_new (chorus__engine_t *engine);
+void
+    chorus__delivery_destroy (chorus__delivery_t **self_p);
+void
+    chorus__delivery_published (chorus__delivery_t *self, chorus_msg_t *event);
+void
+    chorus__delivery_peer_joined (chorus__delivery_t *self, chorus__peer_t *peer);
+void
+    chorus__delivery_peer_gone (chorus__delivery_t *self, chorus__peer_t *peer);
+void
+    chorus__delivery_ack (chorus__delivery_t *self, chorus__peer_t *peer, chorus_msg_t *ack);
+void
+    chorus__delivery_fetch (chorus__delivery_t *self, chorus__peer_t *peer, chorus_msg_t *fetch);
+void
+    chorus__delivery_tick (chorus__delivery_t *self, uint64_t now);
+//  Applies retention now; returns true if the outbox is still over its size
+//  limit with held events (a publish is then refused)
+bool
+    chorus__delivery_retain (chorus__delivery_t *self, uint64_t now);
+int64_t
+    chorus__delivery_unacked (chorus__delivery_t *self);
+
+//  Commands (chorus_commands.c)
+chorus__commands_t *
+    chorus__commands_new (chorus__engine_t *engine);
+void
+    chorus__commands_destroy (chorus__commands_t **self_p);
+void
+    chorus__commands_send (chorus__commands_t *self, chorus_msg_t *command);
+void
+    chorus__commands_received (chorus__commands_t *self, chorus__peer_t *peer,
+                               chorus_msg_t **command_p);
+void
+    chorus__commands_replied (chorus__commands_t *self, chorus_msg_t *command, chorus_msg_t *reply);
+void
+    chorus__commands_reply (chorus__commands_t *self, chorus_msg_t **reply_p);
+void
+    chorus__commands_error (chorus__commands_t *self, chorus_msg_t *error);
+void
+    chorus__commands_peer_joined (chorus__commands_t *self, chorus__peer_t *peer);
+void
+    chorus__commands_peer_gone (chorus__commands_t *self, chorus__peer_t *peer);
+void
+    chorus__commands_tick (chorus__commands_t *self, uint64_t now);
+
+//  Observing every event (chorus_observer.c)
+chorus__observer_t *
+    chorus__observer_new (chorus__engine_t *engine);
+void
+    chorus__observer_destroy (chorus__observer_t **self_p);
+void
+    chorus__observer_add (chorus__observer_t *self, const char *prefix, bool from_earliest);
+zsock_t *
+    chorus__observer_socket (chorus__observer_t *self);
+void
+    chorus__observer_peer_joined (chorus__observer_t *self, chorus__peer_t *peer);
+void
+    chorus__observer_peer_gone (chorus__observer_t *self, chorus__peer_t *peer);
+void
+    chorus__observer_head (chorus__observer_t *self, chorus__peer_t *peer, uint64_t head);
+//  An EVENT from SUB or a FETCH answer; takes ownership of the message
+void
+    chorus__observer_event (chorus__observer_t *self, chorus_msg_t **event_p);
+void
+    chorus__observer_replay (chorus__observer_t *self, chorus__peer_t *peer, chorus_msg_t *replay);
+void
+    chorus__observer_truncated (chorus__observer_t *self, chorus__peer_t *peer,
+                                chorus_msg_t *truncated);
+void
+    chorus__observer_recv (chorus__observer_t *self);
+void
+    chorus__observer_tick (chorus__observer_t *self, uint64_t now);
+
+#endif

@@ -1,0 +1,838 @@
+/*  chorus_node.c — the public node API: a thin wrapper over the engine
+    actor. It keeps the application's handlers, runs them in the caller's
+    thread when the engine hands over work, and publishes straight into
+    the store so that an event is durable when publish returns.
+*/
+#define _GNU_SOURCE     //  nftw
+#include "chorus_private.h"
+
+#include <ftw.h>
+#include <stdarg.h>
+
+//  An application handler and its argument
+typedef struct {
+    char *name;                 //  topic prefix or command name
+    void *fn;                   //  the handler
+    void *arg;                  //  its argument
+} s_handler_t;
+
+struct _chorus_node_t {
+    chorus__config_t config;    //  what the engine is given
+    char *store_dir;            //  where the store lives
+    bool store_temporary;       //  made by us, removed with the node
+    chorus_store_t *store;      //  open after start
+    bool sync;                  //  flush every store write
+    zactor_t *actor;            //  the engine, after start
+    zsock_t *work;              //  work from the engine, run in this thread
+    char *instance;             //  our instance id, after start
+    char *endpoint;             //  our inbox endpoint, after start
+    zlistx_t *subscribers;      //  s_handler_t by topic prefix
+    zlistx_t *observers;        //  s_handler_t by topic prefix
+    zhashx_t *commands;         //  command name -> s_handler_t
+    zhashx_t *replies;          //  command id -> s_handler_t, awaiting a reply
+    chorus_peer_fn *peer_fn;    //  told of peer changes
+    void *peer_arg;             //  its argument
+    chorus_truncated_fn *truncated_fn;  //  told of retention losses
+    void *truncated_arg;        //  its argument
+    const char *context_correlation;    //  of the message being handled
+    const char *context_id;     //  id of the message being handled
+    bool stopped;               //  chorus_node_stop was called
+};
+
+static void
+s_handler_destroy (void **item)
+{
+    s_handler_t *handler = (s_handler_t *) *item;
+    if (handler) {
+        free (handler->name);
+        free (handler);
+        *item = NULL;
+    }
+}
+
+static s_handler_t *
+s_handler_new (const char *name, void *fn, void *arg)
+{
+    s_handler_t *handler = (s_handler_t *) zmalloc (sizeof (s_handler_t));
+    handler->name = strdup (name);
+    handler->fn = fn;
+    handler->arg = arg;
+    return handler;
+}
+
+//  --------------------------------------------------------------------------
+//  Construction and configuration
+
+chorus_node_t *
+chorus_node_new (const char *service)
+{
+    if (!chorus__valid_name (service, 64)) {
+        chorus__fail (CHORUS_EINVAL);
+        return NULL;
+    }
+    chorus_node_t *self = (chorus_node_t *) zmalloc (sizeof (chorus_node_t));
+    chorus__config_t *config = &self->config;
+    config->service = strdup (service);
+    config->listen = strdup ("tcp://127.0.0.1:*");
+    config->seeds = zlist_new ();
+    zlist_autofree (config->seeds);
+    config->heartbeat_ms = 1000;
+    config->evasive_ms = 3000;
+    config->expired_ms = 5000;
+    config->credit_window = 1000;
+    config->ack_timeout_ms = 30000;
+    config->retention_bytes = 1024ull * 1024 * 1024;
+    config->retention_age_ms = 7ull * 24 * 3600 * 1000;
+    config->retention_policy = CHORUS_RETAIN_REFUSE;
+    config->durable = true;
+    config->command_retry_ms = 10000;
+    config->observe_hwm = 10000;
+    config->work_endpoint = zsys_sprintf ("inproc://chorus-work-%p", (void *) self);
+    self->subscribers = zlistx_new ();
+    zlistx_set_destructor (self->subscribers, s_handler_destroy);
+    self->observers = zlistx_new ();
+    zlistx_set_destructor (self->observers, s_handler_destroy);
+    self->commands = zhashx_new ();
+    zhashx_set_destructor (self->commands, s_handler_destroy);
+    self->replies = zhashx_new ();
+    zhashx_set_destructor (self->replies, s_handler_destroy);
+    return self;
+}
+
+static int
+s_remove_one (const char *path, const struct stat *info, int flag, struct FTW *ftw)
+{
+    return remove (path);
+}
+
+//  Frees the messages the engine handed over and nobody took
+static void
+s_drain_work (chorus_node_t *self)
+{
+    while (zsock_events (self->work) & ZMQ_POLLIN) {
+        zmsg_t *msg = zmsg_recv (self->work);
+        char *kind = zmsg_popstr (msg);
+        if (kind && strchr ("EORC", kind [0])) {
+            zframe_t *frame = zmsg_pop (msg);
+            if (frame && zframe_size (frame) == sizeof (void *)) {
+                chorus_msg_t *payload = *(chorus_msg_t **) zframe_data (frame);
+                chorus_msg_destroy (&payload);
+            }
+            zframe_destroy (&frame);
+        }
+        zstr_free (&kind);
+        zmsg_destroy (&msg);
+    }
+}
+
+void
+chorus_node_destroy (chorus_node_t **self_p)
+{
+    assert (self_p);
+    chorus_node_t *self = *self_p;
+    if (!self)
+        return;
+    zactor_destroy (&self->actor);
+    if (self->work) {
+        s_drain_work (self);
+        zsock_destroy (&self->work);
+    }
+    chorus_store_destroy (&self->store);
+    if (self->store_temporary && self->store_dir)
+        nftw (self->store_dir, s_remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    free (self->store_dir);
+    free (self->instance);
+    free (self->endpoint);
+    zlistx_destroy (&self->subscribers);
+    zlistx_destroy (&self->observers);
+    zhashx_destroy (&self->commands);
+    zhashx_destroy (&self->replies);
+    free (self->config.service);
+    free (self->config.listen);
+    free (self->config.work_endpoint);
+    zlist_destroy (&self->config.seeds);
+    free (self);
+    *self_p = NULL;
+}
+
+//  Configuration is allowed only before start
+#define S_BEFORE_START(self) \
+    do { assert (self); if ((self)->actor) return chorus__fail (CHORUS_ESTATE); } while (0)
+
+int
+chorus_node_set_store (chorus_node_t *self, const char *dir)
+{
+    S_BEFORE_START (self);
+    if (!dir || !*dir)
+        return chorus__fail (CHORUS_EINVAL);
+    free (self->store_dir);
+    self->store_dir = strdup (dir);
+    return 0;
+}
+
+int
+chorus_node_set_listen (chorus_node_t *self, const char *endpoint)
+{
+    S_BEFORE_START (self);
+    if (!endpoint || strlen (endpoint) > 256)
+        return chorus__fail (CHORUS_EINVAL);
+    free (self->config.listen);
+    self->config.listen = strdup (endpoint);
+    return 0;
+}
+
+int
+chorus_node_add_seed (chorus_node_t *self, const char *endpoint)
+{
+    S_BEFORE_START (self);
+    if (!endpoint || !*endpoint || strlen (endpoint) > 256)
+        return chorus__fail (CHORUS_EINVAL);
+    zlist_append (self->config.seeds, (void *) endpoint);
+    return 0;
+}
+
+int
+chorus_node_set_beacon (chorus_node_t *self, int port)
+{
+    S_BEFORE_START (self);
+    if (port < 0 || port > 65535)
+        return chorus__fail (CHORUS_EINVAL);
+    self->config.beacon_port = port;
+    return 0;
+}
+
+int
+chorus_node_set_heartbeat (chorus_node_t *self, int interval_ms, int evasive_ms, int expired_ms)
+{
+    S_BEFORE_START (self);
+    if (interval_ms <= 0 || evasive_ms < interval_ms || expired_ms < evasive_ms)
+        return chorus__fail (CHORUS_EINVAL);
+    self->config.heartbeat_ms = interval_ms;
+    self->config.evasive_ms = evasive_ms;
+    self->config.expired_ms = expired_ms;
+    return 0;
+}
+
+int
+chorus_node_set_credit (chorus_node_t *self, int window, int ack_timeout_ms)
+{
+    S_BEFORE_START (self);
+    if (window <= 0 || ack_timeout_ms <= 0)
+        return chorus__fail (CHORUS_EINVAL);
+    self->config.credit_window = window;
+    self->config.ack_timeout_ms = ack_timeout_ms;
+    return 0;
+}
+
+int
+chorus_node_set_retention (chorus_node_t *self, uint64_t max_bytes, uint64_t max_age_ms,
+                           chorus_retention_policy_t policy)
+{
+    S_BEFORE_START (self);
+    if (policy != CHORUS_RETAIN_REFUSE && policy != CHORUS_RETAIN_DROP_OLDEST)
+        return chorus__fail (CHORUS_EINVAL);
+    self->config.retention_bytes = max_bytes;
+    self->config.retention_age_ms = max_age_ms;
+    self->config.retention_policy = policy;
+    return 0;
+}
+
+int
+chorus_node_set_sync (chorus_node_t *self, bool sync)
+{
+    S_BEFORE_START (self);
+    self->sync = sync;
+    return 0;
+}
+
+int
+chorus_node_set_start_earliest (chorus_node_t *self, bool earliest)
+{
+    S_BEFORE_START (self);
+    self->config.start_earliest = earliest;
+    return 0;
+}
+
+int
+chorus_node_set_command_retry (chorus_node_t *self, int retry_ms)
+{
+    S_BEFORE_START (self);
+    if (retry_ms <= 0)
+        return chorus__fail (CHORUS_EINVAL);
+    self->config.command_retry_ms = retry_ms;
+    return 0;
+}
+
+int
+chorus_node_set_observe_hwm (chorus_node_t *self, int hwm)
+{
+    S_BEFORE_START (self);
+    if (hwm <= 0)
+        return chorus__fail (CHORUS_EINVAL);
+    self->config.observe_hwm = hwm;
+    return 0;
+}
+
+int
+chorus_node_set_verbose (chorus_node_t *self, bool verbose)
+{
+    assert (self);
+    self->config.verbose = verbose;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Start
+
+//  Sends a request to the engine and waits for its one-int answer
+static int
+s_request (chorus_node_t *self, const char *picture, ...)
+{
+    va_list args;
+    va_start (args, picture);
+    zsock_vsend (self->actor, picture, args);
+    va_end (args);
+    int rc = -1;
+    zsock_recv (self->actor, "i", &rc);
+    return rc;
+}
+
+static int
+s_announce_handlers (chorus_node_t *self)
+{
+    for (s_handler_t *handler = (s_handler_t *) zlistx_first (self->subscribers); handler;
+         handler = (s_handler_t *) zlistx_next (self->subscribers))
+        if (s_request (self, "ss", "SUBSCRIBE", handler->name))
+            return chorus__fail (CHORUS_ESTORE);
+    for (s_handler_t *handler = (s_handler_t *) zlistx_first (self->observers); handler;
+         handler = (s_handler_t *) zlistx_next (self->observers))
+        s_request (self, "sss", "OBSERVE", handler->name, self->config.start_earliest? "1": "0");
+    for (s_handler_t *handler = (s_handler_t *) zhashx_first (self->commands); handler;
+         handler = (s_handler_t *) zhashx_next (self->commands))
+        zsock_send (self->actor, "ss", "HANDLE", handler->name);
+    return 0;
+}
+
+int
+chorus_node_start (chorus_node_t *self)
+{
+    S_BEFORE_START (self);
+    if (!self->store_dir) {
+        const char *tmpdir = getenv ("TMPDIR");
+        char *dir = zsys_sprintf ("%s/chorus-node-XXXXXX", tmpdir && *tmpdir? tmpdir: "/tmp");
+        if (!mkdtemp (dir)) {
+            free (dir);
+            return chorus__fail (CHORUS_ESTORE);
+        }
+        self->store_dir = dir;
+        self->store_temporary = true;
+        self->config.durable = false;
+    }
+    else
+        zsys_dir_create ("%s", self->store_dir);
+    char error [512];
+    self->store = chorus_store_new (self->store_dir, error, sizeof (error));
+    if (!self->store) {
+        zsys_error ("chorus: %s", error);
+        return chorus__fail (CHORUS_ESTORE);
+    }
+    chorus_store_set_sync (self->store, self->sync);
+    self->config.store = self->store;
+
+    self->work = zsock_new (ZMQ_PAIR);
+    zsock_set_sndhwm (self->work, 0);
+    zsock_set_rcvhwm (self->work, 0);
+    if (zsock_bind (self->work, "%s", self->config.work_endpoint)) {
+        chorus_store_destroy (&self->store);
+        return chorus__fail (CHORUS_ESTATE);
+    }
+    self->actor = zactor_new (chorus__engine_actor, &self->config);
+    int rc = -1;
+    char *instance = NULL, *endpoint = NULL, *pub_endpoint = NULL;
+    zsock_send (self->actor, "s", "START");
+    zsock_recv (self->actor, "isss", &rc, &instance, &endpoint, &pub_endpoint);
+    zstr_free (&pub_endpoint);
+    if (rc) {
+        zsys_error ("chorus: cannot start %s: %s", self->config.service, instance);
+        zstr_free (&instance);
+        zstr_free (&endpoint);
+        zactor_destroy (&self->actor);
+        return chorus__fail (CHORUS_ESTATE);
+    }
+    self->instance = instance;
+    self->endpoint = endpoint;
+    return s_announce_handlers (self);
+}
+
+const char *
+chorus_node_service (chorus_node_t *self)
+{
+    assert (self);
+    return self->config.service;
+}
+
+const char *
+chorus_node_instance (chorus_node_t *self)
+{
+    assert (self);
+    return self->instance;
+}
+
+const char *
+chorus_node_endpoint (chorus_node_t *self)
+{
+    assert (self);
+    return self->endpoint;
+}
+
+//  --------------------------------------------------------------------------
+//  Handlers
+
+static bool
+s_valid_prefix (const char *prefix)
+{
+    return prefix && (!*prefix || chorus__valid_name (prefix, 256));
+}
+
+int
+chorus_node_subscribe (chorus_node_t *self, const char *prefix, chorus_event_fn *handler,
+                       void *arg)
+{
+    assert (self);
+    if (!s_valid_prefix (prefix) || !handler)
+        return chorus__fail (CHORUS_EINVAL);
+    zlistx_add_end (self->subscribers, s_handler_new (prefix, (void *) handler, arg));
+    if (self->actor && s_request (self, "ss", "SUBSCRIBE", prefix))
+        return chorus__fail (CHORUS_ESTORE);
+    return 0;
+}
+
+int
+chorus_node_observe (chorus_node_t *self, const char *prefix, bool from_earliest,
+                     chorus_event_fn *handler, void *arg)
+{
+    assert (self);
+    if (!s_valid_prefix (prefix) || !handler)
+        return chorus__fail (CHORUS_EINVAL);
+    if (from_earliest)
+        self->config.start_earliest = true;
+    zlistx_add_end (self->observers, s_handler_new (prefix, (void *) handler, arg));
+    if (self->actor)
+        s_request (self, "sss", "OBSERVE", prefix, from_earliest? "1": "0");
+    return 0;
+}
+
+int
+chorus_node_handle (chorus_node_t *self, const char *command, chorus_command_fn *handler,
+                    void *arg)
+{
+    assert (self);
+    if (!chorus__valid_name (command, 128) || !handler)
+        return chorus__fail (CHORUS_EINVAL);
+    zhashx_update (self->commands, command, s_handler_new (command, (void *) handler, arg));
+    if (self->actor)
+        zsock_send (self->actor, "ss", "HANDLE", command);
+    return 0;
+}
+
+void
+chorus_node_on_peer (chorus_node_t *self, chorus_peer_fn *handler, void *arg)
+{
+    assert (self);
+    self->peer_fn = handler;
+    self->peer_arg = arg;
+}
+
+void
+chorus_node_on_truncated (chorus_node_t *self, chorus_truncated_fn *handler, void *arg)
+{
+    assert (self);
+    self->truncated_fn = handler;
+    self->truncated_arg = arg;
+}
+
+//  --------------------------------------------------------------------------
+//  Publishing and sending
+
+int
+chorus_node_publish (chorus_node_t *self, const char *topic, const char *key,
+                     const void *payload, size_t size)
+{
+    return chorus_node_publish_traced (self, topic, key, payload, size, NULL, NULL);
+}
+
+int
+chorus_node_publish_traced (chorus_node_t *self, const char *topic, const char *key,
+                            const void *payload, size_t size, const char *correlation,
+                            char *id_out)
+{
+    assert (self);
+    if (!self->actor)
+        return chorus__fail (CHORUS_ESTATE);
+    if (!chorus__valid_name (topic, 256) || (key && strlen (key) > 256)
+    ||  (correlation && (!*correlation || strlen (correlation) > 128)))
+        return chorus__fail (CHORUS_EINVAL);
+    if (size > CHORUS_MSG_MAX_PAYLOAD)
+        return chorus__fail (CHORUS_ETOOBIG);
+    uint64_t max_bytes = self->config.retention_bytes;
+    if (max_bytes && chorus_store_bytes (self->store) + size > max_bytes
+    &&  s_request (self, "s", "TRIM"))
+        return chorus__fail (CHORUS_EFULL);
+
+    char id [33];
+    chorus__new_id (id);
+    uint64_t now = chorus__now ();
+    uint64_t seq = chorus_store_head (self->store) + 1;
+    chorus_msg_t *event = chorus_msg_new (CHORUS_MSG_EVENT);
+    chorus_msg_set_id (event, id);
+    chorus_msg_set_service (event, self->config.service);
+    chorus_msg_set_instance (event, self->instance);
+    chorus_msg_set_seq (event, seq);
+    chorus_msg_set_topic (event, topic);
+    chorus_msg_set_key (event, key);
+    chorus_msg_set_correlation (event, correlation? correlation:
+                                self->context_correlation? self->context_correlation: id);
+    chorus_msg_set_causation (event, self->context_id);
+    chorus_msg_set_timestamp (event, now);
+    if (payload || size)
+        chorus_msg_set_payload (event, payload? payload: "", size);
+    zframe_t *body = chorus_msg_encode (event);
+    if (!body) {
+        chorus_msg_destroy (&event);
+        return chorus__fail (CHORUS_EINVAL);
+    }
+    int rc = chorus_store_append (self->store, seq, now, zframe_data (body), zframe_size (body));
+    zframe_destroy (&body);
+    if (rc) {
+        zsys_error ("chorus: publish: %s", chorus_store_error (self->store));
+        chorus_msg_destroy (&event);
+        return chorus__fail (CHORUS_ESTORE);
+    }
+    //  Durable now; the engine takes the event for PUB and delivery
+    zsock_send (self->actor, "sp", "PUBLISHED", event);
+    if (id_out)
+        strcpy (id_out, id);
+    return 0;
+}
+
+int
+chorus_node_send (chorus_node_t *self, const char *service, const char *command,
+                  const void *payload, size_t size, int timeout_ms, chorus_reply_fn *handler,
+                  void *arg)
+{
+    return chorus_node_send_traced (self, service, command, payload, size, timeout_ms, NULL,
+                                    NULL, handler, arg);
+}
+
+int
+chorus_node_send_traced (chorus_node_t *self, const char *service, const char *command,
+                         const void *payload, size_t size, int timeout_ms,
+                         const char *idempotency, const char *correlation,
+                         chorus_reply_fn *handler, void *arg)
+{
+    assert (self);
+    if (!self->actor)
+        return chorus__fail (CHORUS_ESTATE);
+    if (!chorus__valid_name (service, 64) || !chorus__valid_name (command, 128) || !handler
+    ||  timeout_ms < 0 || (idempotency && strlen (idempotency) > 256)
+    ||  (correlation && (!*correlation || strlen (correlation) > 128)))
+        return chorus__fail (CHORUS_EINVAL);
+    if (size > CHORUS_MSG_MAX_PAYLOAD)
+        return chorus__fail (CHORUS_ETOOBIG);
+    char id [33];
+    chorus__new_id (id);
+    uint64_t now = chorus__now ();
+    chorus_msg_t *msg = chorus_msg_new (CHORUS_MSG_COMMAND);
+    chorus_msg_set_id (msg, id);
+    chorus_msg_set_service (msg, service);
+    chorus_msg_set_name (msg, command);
+    chorus_msg_set_idempotency (msg, idempotency);
+    chorus_msg_set_correlation (msg, correlation? correlation:
+                                self->context_correlation? self->context_correlation: id);
+    chorus_msg_set_causation (msg, self->context_id);
+    chorus_msg_set_timestamp (msg, now);
+    chorus_msg_set_deadline (msg, now + (timeout_ms? timeout_ms: 30000));
+    chorus_msg_set_attempt (msg, 1);
+    if (payload || size)
+        chorus_msg_set_payload (msg, payload? payload: "", size);
+    zhashx_update (self->replies, id, s_handler_new (id, (void *) handler, arg));
+    zsock_send (self->actor, "sp", "SEND", msg);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Running handlers
+
+static void *
+s_pop_ptr (zmsg_t *msg)
+{
+    zframe_t *frame = zmsg_pop (msg);
+    void *pointer = NULL;
+    if (frame && zframe_size (frame) == sizeof (void *))
+        memcpy (&pointer, zframe_data (frame), sizeof (void *));
+    zframe_destroy (&frame);
+    return pointer;
+}
+
+static uint64_t
+s_pop_u64 (zmsg_t *msg)
+{
+    zframe_t *frame = zmsg_pop (msg);
+    uint64_t value = 0;
+    if (frame && zframe_size (frame) == sizeof (uint64_t))
+        memcpy (&value, zframe_data (frame), sizeof (uint64_t));
+    zframe_destroy (&frame);
+    return value;
+}
+
+static int
+s_run_event (chorus_node_t *self, chorus_msg_t *msg)
+{
+    chorus_event_t view = {msg};
+    int status = CHORUS_ACK_HANDLED, ran = 0;
+    self->context_correlation = chorus_msg_correlation (msg);
+    self->context_id = chorus_msg_id (msg);
+    for (s_handler_t *handler = (s_handler_t *) zlistx_first (self->subscribers); handler;
+         handler = (s_handler_t *) zlistx_next (self->subscribers)) {
+        if (!chorus__prefix_match (handler->name, chorus_msg_topic (msg)))
+            continue;
+        ran++;
+        if (((chorus_event_fn *) handler->fn) (self, &view, handler->arg)) {
+            status = CHORUS_ACK_REJECTED;
+            break;      //  it comes again, and every handler runs again
+        }
+    }
+    self->context_correlation = self->context_id = NULL;
+    zsock_send (self->work, "spip", "A", msg, status, NULL);
+    return ran;
+}
+
+static int
+s_run_observed (chorus_node_t *self, chorus_msg_t *msg)
+{
+    chorus_event_t view = {msg};
+    int ran = 0;
+    for (s_handler_t *handler = (s_handler_t *) zlistx_first (self->observers); handler;
+         handler = (s_handler_t *) zlistx_next (self->observers))
+        if (chorus__prefix_match (handler->name, chorus_msg_topic (msg))) {
+            ((chorus_event_fn *) handler->fn) (self, &view, handler->arg);
+            ran++;
+        }
+    chorus_msg_destroy (&msg);
+    return ran;
+}
+
+static int
+s_run_command (chorus_node_t *self, chorus_msg_t *msg, const char *sender)
+{
+    chorus_msg_t *reply = chorus_msg_new (CHORUS_MSG_REPLY);
+    chorus_msg_set_id (reply, "-");     //  the engine gives it its id
+    chorus_reply_t reply_view = {reply, 0, chorus_msg_id (msg), NULL, NULL};
+    chorus_command_t view = {msg, sender};
+    s_handler_t *handler = (s_handler_t *) zhashx_lookup (self->commands, chorus_msg_name (msg));
+    if (handler) {
+        self->context_correlation = chorus_msg_correlation (msg);
+        self->context_id = chorus_msg_id (msg);
+        ((chorus_command_fn *) handler->fn) (self, &view, &reply_view, handler->arg);
+        self->context_correlation = self->context_id = NULL;
+    }
+    else
+        chorus_reply_set_error (&reply_view, "unknown-command", "no handler", false);
+    zsock_send (self->work, "spip", "Y", msg, 0, reply);
+    return handler? 1: 0;
+}
+
+static int
+s_run_reply (chorus_node_t *self, const char *command_id, chorus_msg_t *msg, const char *code,
+             const char *message)
+{
+    s_handler_t *handler = (s_handler_t *) zhashx_lookup (self->replies, command_id);
+    if (!handler) {
+        chorus_msg_destroy (&msg);
+        return 0;
+    }
+    chorus_reply_t view = {msg, 0, command_id, code, message};
+    if (!msg)
+        view.status = CHORUS_ETIMEDOUT;
+    else
+    if (chorus_msg_status (msg) != CHORUS_REPLY_OK)
+        view.status = chorus_msg_code (msg) && streq (chorus_msg_code (msg), "unknown-command")?
+                      CHORUS_EUNKNOWN: CHORUS_EREMOTE;
+    ((chorus_reply_fn *) handler->fn) (self, &view, handler->arg);
+    zhashx_delete (self->replies, command_id);
+    chorus_msg_destroy (&msg);
+    return 1;
+}
+
+static int
+s_run_peer (chorus_node_t *self, zmsg_t *work)
+{
+    char *state = zmsg_popstr (work);
+    char *fields [5];
+    for (int i = 0; i < 5; i++)
+        fields [i] = zmsg_popstr (work);
+    chorus_peer_t peer = {fields [0], fields [1], fields [2], fields [3], fields [4],
+                          (chorus_peer_state_t) atoi (state? state: "0"), 0, 0};
+    peer.last_seen = s_pop_u64 (work);
+    peer.head = s_pop_u64 (work);
+    if (self->peer_fn && fields [4])
+        self->peer_fn (self, &peer, self->peer_arg);
+    zstr_free (&state);
+    for (int i = 0; i < 5; i++)
+        zstr_free (&fields [i]);
+    return self->peer_fn? 1: 0;
+}
+
+static int
+s_run_truncated (chorus_node_t *self, zmsg_t *work)
+{
+    char *publisher = zmsg_popstr (work);
+    uint64_t from = s_pop_u64 (work);
+    uint64_t to = s_pop_u64 (work);
+    char *reason = zmsg_popstr (work);
+    if (self->truncated_fn && publisher)
+        self->truncated_fn (self, publisher, from, to, reason? reason: "", self->truncated_arg);
+    zstr_free (&publisher);
+    zstr_free (&reason);
+    return self->truncated_fn? 1: 0;
+}
+
+int
+chorus_node_dispatch (chorus_node_t *self)
+{
+    assert (self);
+    if (!self->work)
+        return chorus__fail (CHORUS_ESTATE);
+    int ran = 0;
+    while (zsock_events (self->work) & ZMQ_POLLIN) {
+        zmsg_t *work = zmsg_recv (self->work);
+        if (!work)
+            return chorus__fail (CHORUS_EINTERRUPTED);
+        char *kind = zmsg_popstr (work);
+        switch (kind? kind [0]: 0) {
+            case 'E': ran += s_run_event (self, (chorus_msg_t *) s_pop_ptr (work)); break;
+            case 'O': ran += s_run_observed (self, (chorus_msg_t *) s_pop_ptr (work)); break;
+            case 'C': {
+                chorus_msg_t *msg = (chorus_msg_t *) s_pop_ptr (work);
+                char *sender = zmsg_popstr (work);
+                ran += s_run_command (self, msg, sender);
+                zstr_free (&sender);
+                break;
+            }
+            case 'R': {
+                chorus_msg_t *msg = (chorus_msg_t *) s_pop_ptr (work);
+                char *request = strdup (chorus_msg_request (msg));
+                ran += s_run_reply (self, request, msg, NULL, NULL);
+                free (request);
+                break;
+            }
+            case 'T': {
+                char *id = zmsg_popstr (work);
+                char *code = zmsg_popstr (work);
+                char *message = zmsg_popstr (work);
+                ran += s_run_reply (self, id, NULL, code, message);
+                zstr_free (&id);
+                zstr_free (&code);
+                zstr_free (&message);
+                break;
+            }
+            case 'P': ran += s_run_peer (self, work); break;
+            case 'X': ran += s_run_truncated (self, work); break;
+        }
+        zstr_free (&kind);
+        zmsg_destroy (&work);
+    }
+    return ran;
+}
+
+zsock_t *
+chorus_node_socket (chorus_node_t *self)
+{
+    assert (self);
+    return self->work;
+}
+
+int
+chorus_node_run (chorus_node_t *self, int timeout_ms)
+{
+    assert (self);
+    if (!self->work)
+        return chorus__fail (CHORUS_ESTATE);
+    int64_t end = timeout_ms < 0? -1: zclock_mono () + timeout_ms;
+    zpoller_t *poller = zpoller_new (self->work, NULL);
+    int rc = 0;
+    while (!self->stopped) {
+        int64_t wait = end < 0? 100: end - zclock_mono ();
+        if (end >= 0 && wait <= 0)
+            break;
+        zpoller_wait (poller, wait > 100? 100: (int) wait);
+        if (zpoller_terminated (poller) || zsys_interrupted) {
+            rc = chorus__fail (CHORUS_EINTERRUPTED);
+            break;
+        }
+        chorus_node_dispatch (self);
+    }
+    self->stopped = false;
+    zpoller_destroy (&poller);
+    return rc;
+}
+
+void
+chorus_node_stop (chorus_node_t *self)
+{
+    assert (self);
+    self->stopped = true;
+}
+
+//  --------------------------------------------------------------------------
+//  Questions to the engine
+
+int
+chorus_node_peers (chorus_node_t *self, chorus_peer_fn *fn, void *arg)
+{
+    assert (self);
+    if (!self->actor)
+        return chorus__fail (CHORUS_ESTATE);
+    zsock_send (self->actor, "s", "PEERS");
+    zmsg_t *reply = zmsg_recv (self->actor);
+    int count = 0;
+    while (reply && zmsg_size (reply) >= 8) {
+        char *field [8];
+        for (int i = 0; i < 8; i++)
+            field [i] = zmsg_popstr (reply);
+        chorus_peer_t peer = {field [0], field [1], field [2], field [3], field [4],
+                              (chorus_peer_state_t) atoi (field [5]),
+                              strtoull (field [6], NULL, 10), strtoull (field [7], NULL, 10)};
+        if (fn)
+            fn (self, &peer, arg);
+        count++;
+        for (int i = 0; i < 8; i++)
+            zstr_free (&field [i]);
+    }
+    zmsg_destroy (&reply);
+    return count;
+}
+
+int64_t
+chorus_node_unacked (chorus_node_t *self)
+{
+    assert (self);
+    if (!self->actor)
+        return chorus__fail (CHORUS_ESTATE);
+    uint64_t value = 0;
+    zsock_send (self->actor, "s", "UNACKED");
+    zsock_recv (self->actor, "8", &value);
+    return (int64_t) value;
+}
+
+uint64_t
+chorus_node_counter (chorus_node_t *self, const char *name)
+{
+    assert (self);
+    if (!self->actor || !name)
+        return 0;
+    uint64_t value = 0;
+    zsock_send (self->actor, "ss", "COUNTER", name);
+    zsock_recv (self->actor, "8", &value);
+    return value;
+}
