@@ -286,7 +286,8 @@ CHORUS_EXPORT int64_t
 //  A counter of the node: "malformed", "unknown_peer", "published",
 //  "delivered", "handled", "duplicates", "redelivered", "commands_sent",
 //  "commands_handled", "replies", "timeouts", "fetches", "truncated",
-//  "observed". Returns 0 for an unknown name.
+//  "observed", "expired_commands", "fetched" (events an observer got by
+//  FETCH). Returns 0 for an unknown name.
 CHORUS_EXPORT uint64_t
     chorus_node_counter (chorus_node_t *self, const char *name);
 

@@ -10,7 +10,7 @@
 const char *chorus__counter_names [C_COUNTERS] = {
     "malformed", "unknown_peer", "published", "delivered", "handled", "duplicates",
     "redelivered", "commands_sent", "commands_handled", "replies", "timeouts", "fetches",
-    "truncated", "observed", "expired_commands",
+    "truncated", "observed", "expired_commands", "fetched",
 };
 
 #define S_ROUTER_BATCH 1000     //  messages read from the inbox per turn
@@ -460,8 +460,10 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
             if (chorus_msg_group (msg))
                 s_on_group_event (self, peer, &self->msg);
             else
-            if (self->observer)
+            if (self->observer) {
+                self->counters [C_FETCHED]++;
                 chorus__observer_event (self->observer, &self->msg);
+            }
             break;
         case CHORUS_MSG_EVENT_ACK:
             chorus__delivery_ack (self->delivery, peer, msg);
@@ -763,6 +765,7 @@ static void
 s_reply_peers (chorus__engine_t *self)
 {
     zmsg_t *reply = zmsg_new ();
+    zmsg_addstrf (reply, "%zu", zhashx_size (self->peers));    //  never an empty message
     for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
          peer = (chorus__peer_t *) zhashx_next (self->peers)) {
         zmsg_addstr (reply, peer->service);
@@ -905,6 +908,11 @@ s_recv_work (chorus__engine_t *self)
     if (streq (command, "A"))
         s_on_handled (self, (chorus_msg_t *) first, status);
     else
+    if (streq (command, "o")) {
+        if (self->observer)
+            chorus__observer_done (self->observer, (size_t) status);
+    }
+    else
     if (streq (command, "Y")) {
         self->counters [C_COMMANDS_HANDLED]++;
         chorus__commands_replied (self->commands, (chorus_msg_t *) first,
@@ -1009,7 +1017,7 @@ chorus__engine_actor (zsock_t *pipe, void *args)
         if (which == self->router)
             s_recv_router (self);
         else
-        if (self->beacon && which == zactor_sock (self->beacon))
+        if (self->beacon && (void *) which == (void *) self->beacon)
             s_recv_beacon (self);
         else
         if (self->observer && which == chorus__observer_socket (self->observer))

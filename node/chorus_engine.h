@@ -17,7 +17,7 @@ typedef struct _chorus__engine_t chorus__engine_t;
 typedef enum {
     C_MALFORMED, C_UNKNOWN_PEER, C_PUBLISHED, C_DELIVERED, C_HANDLED, C_DUPLICATES,
     C_REDELIVERED, C_COMMANDS_SENT, C_COMMANDS_HANDLED, C_REPLIES, C_TIMEOUTS, C_FETCHES,
-    C_TRUNCATED, C_OBSERVED, C_EXPIRED_COMMANDS, C_COUNTERS
+    C_TRUNCATED, C_OBSERVED, C_EXPIRED_COMMANDS, C_FETCHED, C_COUNTERS
 } chorus__counter_t;
 
 extern const char *chorus__counter_names [C_COUNTERS];
@@ -73,6 +73,7 @@ struct _chorus__engine_t {
     chorus__delivery_t *delivery;   //  our events to groups
     chorus__commands_t *commands;   //  commands sent and received
     chorus__observer_t *observer;   //  observing, or NULL
+    size_t observed_out;        //  observed events handed over and not yet run
     chorus_msg_t *msg;          //  reusable message for receiving
     bool announce;              //  send HELLO to every peer at the next tick
     bool terminated;            //  $TERM received
@@ -171,5 +172,8 @@ void
     chorus__observer_recv (chorus__observer_t *self);
 void
     chorus__observer_tick (chorus__observer_t *self, uint64_t now);
+//  The application has run n observed events
+void
+    chorus__observer_done (chorus__observer_t *self, size_t count);
 
 #endif

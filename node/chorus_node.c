@@ -619,6 +619,7 @@ s_run_observed (chorus_node_t *self, chorus_msg_t *msg)
             ran++;
         }
     chorus_msg_destroy (&msg);
+    zsock_send (self->work, "spip", "o", NULL, 1, NULL);
     return ran;
 }
 
@@ -795,6 +796,8 @@ chorus_node_peers (chorus_node_t *self, chorus_peer_fn *fn, void *arg)
         return chorus__fail (CHORUS_ESTATE);
     zsock_send (self->actor, "s", "PEERS");
     zmsg_t *reply = zmsg_recv (self->actor);
+    char *total = reply? zmsg_popstr (reply): NULL;
+    zstr_free (&total);
     int count = 0;
     while (reply && zmsg_size (reply) >= 8) {
         char *field [8];

@@ -9,6 +9,7 @@
 #define S_HOLD_MAX 10000        //  out-of-order events held per publisher
 #define S_FETCH_DELAY_MS 20     //  let a burst of gaps merge into one FETCH
 #define S_FETCH_TIMEOUT_MS 5000 //  ask again when no REPLAY came
+#define S_WINDOW 1000           //  observed events the application may hold
 
 //  What we know of one publisher
 typedef struct {
@@ -27,7 +28,36 @@ struct _chorus__observer_t {
     zlist_t *prefixes;          //  the topic prefixes we observe
     bool from_earliest;         //  start with each publisher's retained history
     zhashx_t *sources;          //  instance -> s_source_t
+    bool paused;                //  the application is behind: SUB is not read
 };
+
+//  Hands an event to the application. A slow application makes us stop
+//  reading SUB: ZeroMQ then drops at the publisher's high-water mark, and
+//  FETCH brings the events back when the application has caught up, so
+//  neither side's memory grows with the lag.
+static void
+s_deliver (chorus__observer_t *self, chorus_msg_t *event)
+{
+    chorus__engine_t *engine = self->engine;
+    engine->counters [C_OBSERVED]++;
+    engine->observed_out++;
+    chorus__engine_work (engine, "sp", "O", event);
+    if (!self->paused && engine->observed_out >= S_WINDOW) {
+        zpoller_remove (engine->poller, self->sub);
+        self->paused = true;
+    }
+}
+
+void
+chorus__observer_done (chorus__observer_t *self, size_t count)
+{
+    chorus__engine_t *engine = self->engine;
+    engine->observed_out = engine->observed_out > count? engine->observed_out - count: 0;
+    if (self->paused && engine->observed_out < S_WINDOW / 2) {
+        zpoller_add (engine->poller, self->sub);
+        self->paused = false;
+    }
+}
 
 static void
 s_source_destroy (void **item)
@@ -155,8 +185,7 @@ s_flush (chorus__observer_t *self, s_source_t *source)
             break;
         zhashx_delete (source->held, key);
         source->seen++;
-        self->engine->counters [C_OBSERVED]++;
-        chorus__engine_work (self->engine, "sp", "O", event);
+        s_deliver (self, event);
     }
     //  Anything held at or below seen was delivered another way
     if (zhashx_size (source->held)) {
@@ -191,10 +220,8 @@ chorus__observer_event (chorus__observer_t *self, chorus_msg_t **event_p)
     else
     if (seq == source->seen + 1) {
         source->seen = seq;
-        if (s_matches (self, chorus_msg_topic (event))) {
-            self->engine->counters [C_OBSERVED]++;
-            chorus__engine_work (self->engine, "sp", "O", event);
-        }
+        if (s_matches (self, chorus_msg_topic (event)))
+            s_deliver (self, event);
         else
             chorus_msg_destroy (&event);
     }
@@ -244,6 +271,8 @@ chorus__observer_recv (chorus__observer_t *self)
     for (int count = 0; count < 1000 && (zsock_events (self->sub) & ZMQ_POLLIN); count++) {
         chorus_msg_t *event = chorus_msg_new (CHORUS_MSG_EVENT);
         int rc = chorus_msg_recv (event, self->sub);
+        if (rc == 0 && chorus_msg_group (event))
+            rc = CHORUS_MSG_MALFORMED;  //  group deliveries never travel on PUB
         if (rc == 0)
             chorus__observer_event (self, &event);
         else {
@@ -259,6 +288,8 @@ chorus__observer_tick (chorus__observer_t *self, uint64_t now)
 {
     const char *prefix = zlist_size (self->prefixes) == 1?
                          (const char *) zlist_first (self->prefixes): NULL;
+    if (self->engine->observed_out >= S_WINDOW / 2)
+        return;     //  ask for more when the application has room
     for (s_source_t *source = (s_source_t *) zhashx_first (self->sources); source;
          source = (s_source_t *) zhashx_next (self->sources)) {
         if (source->fetch_id [0] && now - source->fetch_sent > S_FETCH_TIMEOUT_MS)
@@ -272,7 +303,7 @@ chorus__observer_tick (chorus__observer_t *self, uint64_t now)
         chorus_msg_t *fetch = chorus__engine_msg (self->engine, CHORUS_MSG_FETCH);
         chorus_msg_set_from (fetch, source->seen + 1);
         chorus_msg_set_to (fetch, 0);
-        chorus_msg_set_limit (fetch, 1000);
+        chorus_msg_set_limit (fetch, S_WINDOW / 2);
         chorus_msg_set_prefix (fetch, prefix);
         if (chorus__engine_send (self->engine, peer, fetch) == 0) {
             strcpy (source->fetch_id, chorus_msg_id (fetch));

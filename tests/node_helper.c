@@ -1,0 +1,146 @@
+/*  node_helper.c — a node in a process of its own, for the tests that kill,
+    restart and crash nodes. It subscribes, handles commands and publishes
+    as its options say, logs every event and command its handlers run to a
+    file (one write per line, so a SIGKILL loses nothing already logged),
+    and reports on stdout: "READY endpoint instance", "PUBLISHED n head".
+*/
+#include "chorus.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <unistd.h>
+
+static int s_log = -1;          //  where handled events and commands are logged
+static int s_slow_ms = 0;       //  how long a command handler takes
+static int s_reject_every = 0;  //  reject every Nth first delivery of an event
+
+static void
+s_log_line (const char *format, ...)
+{
+    if (s_log < 0)
+        return;
+    char line [512];
+    va_list args;
+    va_start (args, format);
+    int size = vsnprintf (line, sizeof (line), format, args);
+    va_end (args);
+    if (write (s_log, line, (size_t) size) != size)
+        abort ();
+}
+
+static int
+s_on_event (chorus_node_t *node, chorus_event_t *event, void *arg)
+{
+    static int count = 0;
+    if (s_reject_every && chorus_event_attempt (event) == 1 && ++count % s_reject_every == 0)
+        return 1;
+    s_log_line ("E %s %" PRIu64 " %s %" PRIu64 "\n", chorus_event_instance (event),
+                chorus_event_seq (event), chorus_event_key (event)? chorus_event_key (event): "-",
+                chorus_event_attempt (event));
+    return 0;
+}
+
+static void
+s_on_command (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
+{
+    s_log_line ("C %s %" PRIu64 " start\n", chorus_command_idempotency (command),
+                chorus_command_attempt (command));
+    if (s_slow_ms)
+        zclock_sleep (s_slow_ms);
+    s_log_line ("C %s %" PRIu64 " done\n", chorus_command_idempotency (command),
+                chorus_command_attempt (command));
+    chorus_reply_set_payload (reply, chorus_node_instance (node), 32);
+}
+
+int
+main (int argc, char **argv)
+{
+    static struct option options [] = {
+        {"service", required_argument, 0, 's'}, {"store", required_argument, 0, 'd'},
+        {"seed", required_argument, 0, 'e'}, {"listen", required_argument, 0, 'l'},
+        {"heartbeat", required_argument, 0, 'h'}, {"subscribe", required_argument, 0, 'u'},
+        {"earliest", no_argument, 0, 'E'}, {"log", required_argument, 0, 'L'},
+        {"handle", required_argument, 0, 'c'}, {"slow", required_argument, 0, 'w'},
+        {"publish", required_argument, 0, 'p'}, {"topic", required_argument, 0, 't'},
+        {"keys", required_argument, 0, 'k'}, {"size", required_argument, 0, 'z'},
+        {"ack-timeout", required_argument, 0, 'a'}, {"reject-every", required_argument, 0, 'r'},
+        {"wait-peers", required_argument, 0, 'W'}, {"verbose", no_argument, 0, 'v'},
+        {0, 0, 0, 0}};
+    chorus_node_t *node = NULL;
+    const char *service = "helper", *topic = "test.event";
+    int publish = 0, keys = 0, size = 16, wait_peers = 0;
+    zlist_t *deferred = zlist_new ();   //  options that need the node, in order
+    int option;
+    while ((option = getopt_long (argc, argv, "", options, NULL)) != -1) {
+        switch (option) {
+            case 's': service = optarg; break;
+            case 'L': s_log = open (optarg, O_WRONLY | O_CREAT | O_APPEND, 0644); break;
+            case 'w': s_slow_ms = atoi (optarg); break;
+            case 'p': publish = atoi (optarg); break;
+            case 't': topic = optarg; break;
+            case 'k': keys = atoi (optarg); break;
+            case 'z': size = atoi (optarg); break;
+            case 'r': s_reject_every = atoi (optarg); break;
+            case 'W': wait_peers = atoi (optarg); break;
+            case '?': return 2;
+            default: {
+                char *item = zsys_sprintf ("%c%s", option, optarg? optarg: "");
+                zlist_append (deferred, item);
+            }
+        }
+    }
+    node = chorus_node_new (service);
+    for (char *item = (char *) zlist_first (deferred); item;
+         item = (char *) zlist_next (deferred)) {
+        const char *value = item + 1;
+        switch (item [0]) {
+            case 'd': chorus_node_set_store (node, value); break;
+            case 'e': chorus_node_add_seed (node, value); break;
+            case 'l': chorus_node_set_listen (node, value); break;
+            case 'h': {
+                int interval = 200, evasive = 600, expired = 1000;
+                sscanf (value, "%d,%d,%d", &interval, &evasive, &expired);
+                chorus_node_set_heartbeat (node, interval, evasive, expired);
+                break;
+            }
+            case 'u': chorus_node_subscribe (node, value, s_on_event, NULL); break;
+            case 'E': chorus_node_set_start_earliest (node, true); break;
+            case 'c': chorus_node_handle (node, value, s_on_command, NULL); break;
+            case 'a': chorus_node_set_credit (node, 1000, atoi (value)); break;
+            case 'v': chorus_node_set_verbose (node, true); break;
+        }
+        free (item);
+    }
+    zlist_destroy (&deferred);
+    if (chorus_node_start (node)) {
+        fprintf (stderr, "node_helper: cannot start: %s\n", chorus_strerror (chorus_errno ()));
+        return 1;
+    }
+    printf ("READY %s %s\n", chorus_node_endpoint (node), chorus_node_instance (node));
+    fflush (stdout);
+
+    while (wait_peers && chorus_node_peers (node, NULL, NULL) < wait_peers && !zsys_interrupted)
+        chorus_node_run (node, 20);
+    if (publish) {
+        char *payload = (char *) calloc (1, (size_t) size + 1);
+        memset (payload, 'x', (size_t) size);
+        for (int i = 0; i < publish; i++) {
+            char key [32];
+            snprintf (key, sizeof (key), "key-%d", keys? i % keys: i);
+            if (chorus_node_publish (node, topic, key, payload, (size_t) size)) {
+                fprintf (stderr, "node_helper: publish: %s\n", chorus_strerror (chorus_errno ()));
+                return 1;
+            }
+        }
+        free (payload);
+        //  The store's head after publishing, for the tests of restarts
+        printf ("PUBLISHED %d %" PRIu64 "\n", publish, chorus_node_counter (node, "published"));
+        fflush (stdout);
+    }
+    chorus_node_run (node, -1);
+    chorus_node_destroy (&node);
+    if (s_log >= 0)
+        close (s_log);
+    return 0;
+}
