@@ -58,3 +58,48 @@ check_PROGRAMS += tests/test_store_keeps_state
 TESTS += tests/test_store_keeps_state
 tests_test_store_keeps_state_SOURCES = tests/test_store_keeps_state.c
 tests_test_store_keeps_state_LDADD = $(TEST_LIBS)
+
+#   Node agent: a node in its own process, and the integration tests
+check_PROGRAMS += tests/node_helper
+tests_node_helper_SOURCES = tests/node_helper.c
+tests_node_helper_LDADD = libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS)
+EXTRA_DIST += tests/testutil.h
+CHORUS_NODE_TESTS = \
+    tests/test_discovery_meets_peers \
+    tests/test_group_shares_events \
+    tests/test_group_catches_up \
+    tests/test_observer_repairs_gaps \
+    tests/test_commands_route_and_fail \
+    tests/test_tracing_links_causes
+check_PROGRAMS += $(CHORUS_NODE_TESTS)
+TESTS += $(CHORUS_NODE_TESTS) tests/test_beacon_discovery.sh
+EXTRA_DIST += tests/test_beacon_discovery.sh
+tests_test_discovery_meets_peers_LDADD = $(TEST_LIBS)
+tests_test_group_shares_events_LDADD = $(TEST_LIBS)
+tests_test_group_catches_up_LDADD = $(TEST_LIBS)
+tests_test_observer_repairs_gaps_LDADD = $(TEST_LIBS)
+tests_test_commands_route_and_fail_LDADD = $(TEST_LIBS)
+tests_test_tracing_links_causes_LDADD = $(TEST_LIBS)
+
+#   Processes killed and restarted
+check_PROGRAMS += tests/test_instance_killed_midstream tests/test_publisher_crash_keeps_events tests/test_command_survives_instance_kill
+TESTS += tests/test_instance_killed_midstream tests/test_publisher_crash_keeps_events tests/test_command_survives_instance_kill
+tests_test_instance_killed_midstream_SOURCES = tests/test_instance_killed_midstream.c
+tests_test_instance_killed_midstream_LDADD = $(TEST_LIBS)
+tests_test_publisher_crash_keeps_events_SOURCES = tests/test_publisher_crash_keeps_events.c
+tests_test_publisher_crash_keeps_events_LDADD = $(TEST_LIBS)
+tests_test_command_survives_instance_kill_SOURCES = tests/test_command_survives_instance_kill.c
+tests_test_command_survives_instance_kill_LDADD = $(TEST_LIBS)
+
+#   Inbox dedupe and bad input, against a hand-made peer
+check_PROGRAMS += tests/test_inbox_runs_handlers_once tests/test_bad_input_is_dropped
+TESTS += tests/test_inbox_runs_handlers_once tests/test_bad_input_is_dropped
+tests_test_inbox_runs_handlers_once_SOURCES = tests/test_inbox_runs_handlers_once.c tests/fake_peer.h
+tests_test_inbox_runs_handlers_once_LDADD = $(TEST_LIBS)
+tests_test_bad_input_is_dropped_SOURCES = tests/test_bad_input_is_dropped.c tests/fake_peer.h
+tests_test_bad_input_is_dropped_LDADD = $(TEST_LIBS)
+
+#   Benchmarks (scripts/bench), built but not run by make check
+noinst_PROGRAMS += tests/bench/bench_node
+tests_bench_bench_node_SOURCES = tests/bench/bench_node.c
+tests_bench_bench_node_LDADD = libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS) -lpthread

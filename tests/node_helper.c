@@ -134,7 +134,7 @@ main (int argc, char **argv)
             }
         }
         free (payload);
-        //  The store's head after publishing, for the tests of restarts
+        //  How many this process published (the counter of this run)
         printf ("PUBLISHED %d %" PRIu64 "\n", publish, chorus_node_counter (node, "published"));
         fflush (stdout);
     }
