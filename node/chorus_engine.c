@@ -936,6 +936,9 @@ s_engine_new (zsock_t *pipe, chorus__config_t *config)
     zsock_set_rcvhwm (self->work, 0);
     zsock_connect (self->work, "%s", config->work_endpoint);
     self->poller = zpoller_new (pipe, self->work, NULL);
+    //  A signal is the application's business: the engine stops only on
+    //  $TERM, so that calls made after Ctrl-C still get answers
+    zpoller_set_nonstop (self->poller, true);
     self->peers = zhashx_new ();
     self->pending = zhashx_new ();
     self->seeds = zhashx_new ();
