@@ -1,7 +1,11 @@
-#   The `chorus` command-line tool.
+#   The `chorus` command-line tool: main and the shared option and node
+#   helpers, then one file per subcommand family.
 bin_PROGRAMS += tools/chorus
-tools_chorus_SOURCES = tools/chorus.c
-tools_chorus_LDADD = libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS) $(JANSSON_LIBS)
+tools_chorus_SOURCES = tools/chorus.c tools/chorus_cli.h tools/chorus_cli.c \
+    tools/chorus_cli_shell.c tools/chorus_cmd_publish.c tools/chorus_cmd_send.c \
+    tools/chorus_cmd_serve.c tools/chorus_cmd_tail.c
+tools_chorus_LDADD = libchorus_tools.la libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS) \
+    $(JANSSON_LIBS) $(MSGPACK_LIBS)
 
 #   The JSON <-> MessagePack bridge the tool prints and reads payloads with.
 noinst_LTLIBRARIES += libchorus_tools.la

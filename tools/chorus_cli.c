@@ -1,0 +1,423 @@
+/*  chorus_cli.c — the parts of the `chorus` tool that every subcommand
+    shares: mesh options, nodes made from them, and output formatting.
+*/
+#include "chorus_cli.h"
+#include "chorus_json.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+//  --------------------------------------------------------------------------
+//  Options and messages
+
+void
+chorus_cli_init (chorus_cli_t *self, const char *name, chorus_cli_usage_fn *usage)
+{
+    memset (self, 0, sizeof (*self));
+    self->name = name;
+    self->usage = usage;
+    self->seeds = zlist_new ();
+    zlist_autofree (self->seeds);
+    //  Zero makes glibc's getopt start over, forgetting the scan before
+    optind = 0;
+    //  We name the bad option ourselves, with the subcommand
+    opterr = 0;
+}
+
+void
+chorus_cli_release (chorus_cli_t *self)
+{
+    zlist_destroy (&self->seeds);
+}
+
+static void
+s_verror (chorus_cli_t *self, const char *format, va_list args)
+{
+    fprintf (stderr, "chorus %s: ", self->name);
+    vfprintf (stderr, format, args);
+    fputc ('\n', stderr);
+}
+
+void
+chorus_cli_error (chorus_cli_t *self, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    s_verror (self, format, args);
+    va_end (args);
+}
+
+int
+chorus_cli_usage_error (chorus_cli_t *self, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    s_verror (self, format, args);
+    va_end (args);
+    fprintf (stderr, "(see chorus %s --help)\n", self->name);
+    return CHORUS_CLI_USAGE;
+}
+
+//  The option getopt_long just stopped at, as the user typed it
+static void
+s_bad_option (chorus_cli_t *self, char **argv, const char *problem)
+{
+    //  glibc leaves the character in optopt for a short option, the value
+    //  (ours are all above 0xff) or 0 for a long one
+    if (optopt > 0 && optopt < CHORUS_CLI_OPT_LISTEN)
+        chorus_cli_usage_error (self, "%s option '-%c'", problem, optopt);
+    else {
+        //  Show "--name" without any "=value" typed after it
+        const char *arg = argv [optind - 1];
+        int length = (int) strcspn (arg, "=");
+        chorus_cli_usage_error (self, "%s option '%.*s'", problem, length, arg);
+    }
+}
+
+int
+chorus_cli_option (chorus_cli_t *self, int opt, char **argv)
+{
+    long long number;
+    switch (opt) {
+        case CHORUS_CLI_OPT_LISTEN:
+            self->listen = optarg;
+            return CHORUS_CLI_CONTINUE;
+        case CHORUS_CLI_OPT_SEED:
+            zlist_append (self->seeds, optarg);
+            return CHORUS_CLI_CONTINUE;
+        case CHORUS_CLI_OPT_STORE:
+            self->store = optarg;
+            return CHORUS_CLI_CONTINUE;
+        case CHORUS_CLI_OPT_BEACON:
+            if (chorus_cli_parse_int (self, "--beacon", optarg, 0, 65535, &number))
+                return CHORUS_CLI_USAGE;
+            self->beacon = (int) number;
+            return CHORUS_CLI_CONTINUE;
+        case CHORUS_CLI_OPT_VERBOSE:
+            self->verbose = true;
+            return CHORUS_CLI_CONTINUE;
+        case CHORUS_CLI_OPT_JSON:
+            self->json = true;
+            return CHORUS_CLI_CONTINUE;
+        case CHORUS_CLI_OPT_HELP:
+        case CHORUS_CLI_OPT_LONG_HELP:
+            self->usage (stdout);
+            return CHORUS_CLI_OK;
+        case ':':
+            s_bad_option (self, argv, "missing value for");
+            return CHORUS_CLI_USAGE;
+        case '?':
+            //  A known long option given "=value" it does not take
+            s_bad_option (self, argv, optopt >= CHORUS_CLI_OPT_LISTEN? "no value allowed for"
+                                                                     : "unknown");
+            return CHORUS_CLI_USAGE;
+        default:
+            s_bad_option (self, argv, "unknown");
+            return CHORUS_CLI_USAGE;
+    }
+}
+
+int
+chorus_cli_parse_int (chorus_cli_t *self, const char *option, const char *text,
+                      long long min, long long max, long long *value)
+{
+    char *end;
+    errno = 0;
+    long long number = strtoll (text, &end, 10);
+    if (errno || end == text || *end || number < min || number > max) {
+        chorus_cli_usage_error (self, "%s: '%s' is not a whole number from %lld to %lld",
+                                option, text, min, max);
+        return -1;
+    }
+    *value = number;
+    return 0;
+}
+
+int
+chorus_cli_parse_seconds (chorus_cli_t *self, const char *option, const char *text,
+                          double min_seconds, int *ms)
+{
+    //  Milliseconds must fit an int, which the node's timeouts are
+    const double max_seconds = 2000000;
+    char *end;
+    errno = 0;
+    double seconds = strtod (text, &end);
+    if (errno || end == text || *end || !isfinite (seconds) || seconds < min_seconds
+        || seconds > max_seconds) {
+        chorus_cli_usage_error (self, "%s: '%s' is not a number of seconds from %g to %.0f",
+                                option, text, min_seconds, max_seconds);
+        return -1;
+    }
+    *ms = (int) ceil (seconds * 1000);
+    return 0;
+}
+
+void
+chorus_cli_print_mesh_help (FILE *out, const char *store_default)
+{
+    fprintf (out,
+        "\n"
+        "Mesh options:\n"
+        "  --listen ENDPOINT  inbox endpoint to bind and announce to peers\n"
+        "                     (default: tcp://127.0.0.1:* , an ephemeral port)\n"
+        "  --seed ENDPOINT    a peer's inbox endpoint to meet first; repeatable, and\n"
+        "                     added to those in CHORUS_SEEDS (comma-separated)\n"
+        "  --store DIR        the node's durable store, created if needed\n"
+        "                     (default: %s)\n"
+        "  --beacon PORT      also discover peers by UDP beacon on PORT (default: off)\n"
+        "  --verbose          log what the node does to stderr\n"
+        "  -h, --help         show this help and exit\n",
+        store_default);
+}
+
+//  --------------------------------------------------------------------------
+//  Nodes
+
+//  $XDG_DATA_HOME/chorus, or ~/.local/share/chorus; NULL without a home.
+//  The XDG spec says a relative XDG_DATA_HOME is to be ignored.
+static char *
+s_data_dir (void)
+{
+    const char *xdg = getenv ("XDG_DATA_HOME");
+    if (xdg && *xdg == '/')
+        return zsys_sprintf ("%s/chorus", xdg);
+    const char *home = getenv ("HOME");
+    if (!home || !*home) {
+        struct passwd *entry = getpwuid (getuid ());
+        home = entry? entry->pw_dir: NULL;
+    }
+    return home? zsys_sprintf ("%s/.local/share/chorus", home): NULL;
+}
+
+//  mkdir -p; private, since a store holds whatever was published
+static int
+s_make_dirs (const char *path)
+{
+    if (!*path) {
+        errno = ENOENT;
+        return -1;
+    }
+    char *copy = strdup (path);
+    if (!copy)
+        return -1;
+    int rc = 0;
+    for (char *slash = strchr (copy + 1, '/'); rc == 0; slash = strchr (slash + 1, '/')) {
+        if (slash)
+            *slash = 0;
+        if (mkdir (copy, 0700) && errno != EEXIST)
+            rc = -1;
+        if (!slash)
+            break;
+        *slash = '/';
+    }
+    struct stat info;
+    if (rc == 0 && (stat (path, &info) || !S_ISDIR (info.st_mode))) {
+        errno = ENOTDIR;
+        rc = -1;
+    }
+    free (copy);
+    return rc;
+}
+
+char *
+chorus_cli_store_name (const char *subcommand, const char *what)
+{
+    //  Topics may hold '/' and worse; file names keep well under NAME_MAX
+    char *name = zsys_sprintf ("%s-%.200s", subcommand, what);
+    if (!name)
+        return NULL;
+    for (char *c = name + strlen (subcommand) + 1; *c; c++)
+        if (!strchr ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", *c))
+            *c = '_';
+    return name;
+}
+
+//  The store directory to use, created; NULL with *failed false for a
+//  temporary store, NULL with *failed true after a message
+static char *
+s_store_dir (chorus_cli_t *self, const char *store_name, bool *failed)
+{
+    *failed = false;
+    char *dir = NULL;
+    if (self->store)
+        dir = strdup (self->store);
+    else
+    if (store_name) {
+        char *data = s_data_dir ();
+        if (!data) {
+            chorus_cli_error (self, "no home directory for the store; use --store DIR");
+            *failed = true;
+            return NULL;
+        }
+        dir = zsys_sprintf ("%s/%s", data, store_name);
+        free (data);
+    }
+    if (dir && s_make_dirs (dir)) {
+        chorus_cli_error (self, "cannot create store directory '%s': %s", dir, strerror (errno));
+        zstr_free (&dir);
+        *failed = true;
+    }
+    return dir;
+}
+
+static int
+s_add_seeds (chorus_cli_t *self, chorus_node_t *node)
+{
+    const char *env = getenv ("CHORUS_SEEDS");
+    char *copy = strdup (env? env: "");
+    int rc = copy? 0: -1;
+    char *state = NULL;
+    for (char *seed = strtok_r (copy, ", \t", &state); seed && rc == 0;
+         seed = strtok_r (NULL, ", \t", &state))
+        if (chorus_node_add_seed (node, seed)) {
+            chorus_cli_error (self, "bad seed '%s' in CHORUS_SEEDS: %s", seed,
+                              chorus_strerror (chorus_errno ()));
+            rc = -1;
+        }
+    free (copy);
+    for (char *seed = zlist_first (self->seeds); seed && rc == 0; seed = zlist_next (self->seeds))
+        if (chorus_node_add_seed (node, seed)) {
+            chorus_cli_error (self, "bad --seed '%s': %s", seed, chorus_strerror (chorus_errno ()));
+            rc = -1;
+        }
+    return rc;
+}
+
+static int
+s_configure (chorus_cli_t *self, chorus_node_t *node, const char *store_name)
+{
+    if (self->listen && chorus_node_set_listen (node, self->listen)) {
+        chorus_cli_error (self, "bad --listen '%s': %s", self->listen,
+                          chorus_strerror (chorus_errno ()));
+        return -1;
+    }
+    if (self->beacon && chorus_node_set_beacon (node, self->beacon)) {
+        chorus_cli_error (self, "cannot use --beacon %d: %s", self->beacon,
+                          chorus_strerror (chorus_errno ()));
+        return -1;
+    }
+    if (self->verbose)
+        chorus_node_set_verbose (node, true);
+    if (s_add_seeds (self, node))
+        return -1;
+    bool failed;
+    char *dir = s_store_dir (self, store_name, &failed);
+    if (dir && chorus_node_set_store (node, dir)) {
+        chorus_cli_error (self, "cannot use store '%s': %s", dir,
+                          chorus_strerror (chorus_errno ()));
+        failed = true;
+    }
+    zstr_free (&dir);
+    return failed? -1: 0;
+}
+
+chorus_node_t *
+chorus_cli_node_new (chorus_cli_t *self, const char *service, const char *store_name)
+{
+    chorus_node_t *node = chorus_node_new (service);
+    if (!node) {
+        chorus_cli_error (self, "'%s' is not a valid service name "
+                          "(1-64 printable ASCII characters, no spaces)", service);
+        return NULL;
+    }
+    if (s_configure (self, node, store_name))
+        chorus_node_destroy (&node);
+    return node;
+}
+
+int
+chorus_cli_node_start (chorus_cli_t *self, chorus_node_t *node)
+{
+    if (chorus_node_start (node) == 0)
+        return 0;
+    int code = chorus_errno ();
+    chorus_cli_error (self, "cannot start the node: %s%s", chorus_strerror (code),
+                      code == CHORUS_ESTORE? " (is another chorus using the same --store?)": "");
+    return -1;
+}
+
+//  --------------------------------------------------------------------------
+//  Output
+
+int
+chorus_cli_print_json (json_t *value)
+{
+    char *text = value? json_dumps (value, JSON_COMPACT | JSON_ENCODE_ANY): NULL;
+    json_decref (value);
+    if (!text)
+        return -1;
+    int rc = (puts (text) == EOF || fflush (stdout))? -1: 0;
+    free (text);
+    return rc;
+}
+
+json_t *
+chorus_cli_json_text (const char *text)
+{
+    if (!text)
+        return json_null ();
+    json_t *value = json_string (text);
+    if (value)
+        return value;
+    //  Not UTF-8: keep what is ASCII rather than lose the whole field
+    char *copy = strdup (text);
+    if (!copy)
+        return json_null ();
+    for (char *c = copy; *c; c++)
+        if ((unsigned char) *c >= 0x80)
+            *c = '?';
+    value = json_string (copy);
+    free (copy);
+    return value? value: json_null ();
+}
+
+json_t *
+chorus_cli_payload_json (const void *data, size_t size)
+{
+    char *text = chorus_json_payload_text (data, size, 0);
+    if (!text)
+        return json_null ();
+    json_t *value = json_loads (text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    free (text);
+    return value? value: json_null ();
+}
+
+void
+chorus_cli_time_iso (uint64_t ms, char *buffer, size_t size)
+{
+    time_t seconds = (time_t) (ms / 1000);
+    struct tm parts;
+    gmtime_r (&seconds, &parts);
+    size_t length = strftime (buffer, size, "%Y-%m-%dT%H:%M:%S", &parts);
+    snprintf (buffer + length, size - length, ".%03dZ", (int) (ms % 1000));
+}
+
+void
+chorus_cli_time_clock (uint64_t ms, char *buffer, size_t size)
+{
+    time_t seconds = (time_t) (ms / 1000);
+    struct tm parts;
+    localtime_r (&seconds, &parts);
+    size_t length = strftime (buffer, size, "%H:%M:%S", &parts);
+    snprintf (buffer + length, size - length, ".%03d", (int) (ms % 1000));
+}
+
+const char *
+chorus_cli_peer_state_name (chorus_peer_state_t state)
+{
+    switch (state) {
+        case CHORUS_PEER_JOINED:  return "joined";
+        case CHORUS_PEER_EVASIVE: return "evasive";
+        case CHORUS_PEER_ALIVE:   return "alive";
+        case CHORUS_PEER_EXPIRED: return "expired";
+        case CHORUS_PEER_LEFT:    return "left";
+    }
+    return "unknown";
+}

@@ -1,0 +1,184 @@
+/*  chorus_cli.h — what the subcommands of the `chorus` tool share: the
+    mesh options every one of them takes, making a node from them, printing
+    events and peers, and running a shell command as a handler.
+*/
+#ifndef CHORUS_CLI_H_INCLUDED
+#define CHORUS_CLI_H_INCLUDED
+
+#include "chorus.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+//  Exit statuses every subcommand shares; each adds its own above these
+#define CHORUS_CLI_OK 0
+#define CHORUS_CLI_FAILED 1
+#define CHORUS_CLI_USAGE 2
+#define CHORUS_CLI_INTERRUPTED 130
+//  Returned by the option helpers while parsing should go on
+#define CHORUS_CLI_CONTINUE -1
+
+//  getopt_long values of the shared options, clear of every short option
+//  character so that a subcommand's own values cannot collide with them
+enum {
+    CHORUS_CLI_OPT_HELP = 'h',
+    CHORUS_CLI_OPT_LISTEN = 0x100,
+    CHORUS_CLI_OPT_SEED,
+    CHORUS_CLI_OPT_STORE,
+    CHORUS_CLI_OPT_BEACON,
+    CHORUS_CLI_OPT_VERBOSE,
+    CHORUS_CLI_OPT_JSON,
+    CHORUS_CLI_OPT_LONG_HELP,       //  --help; -h is 'h', so that every long
+                                    //  option's value tells it from a short one
+    CHORUS_CLI_OPT_OWN = 0x200      //  first value for a subcommand's options
+};
+
+//  Entries for a subcommand's struct option table: the mesh options, and
+//  --json for the subcommands whose output is data
+#define CHORUS_CLI_MESH_OPTIONS                                               \
+    { "listen", required_argument, NULL, CHORUS_CLI_OPT_LISTEN },             \
+    { "seed", required_argument, NULL, CHORUS_CLI_OPT_SEED },                 \
+    { "store", required_argument, NULL, CHORUS_CLI_OPT_STORE },               \
+    { "beacon", required_argument, NULL, CHORUS_CLI_OPT_BEACON },             \
+    { "verbose", no_argument, NULL, CHORUS_CLI_OPT_VERBOSE },                 \
+    { "help", no_argument, NULL, CHORUS_CLI_OPT_LONG_HELP }
+#define CHORUS_CLI_JSON_OPTION { "json", no_argument, NULL, CHORUS_CLI_OPT_JSON }
+
+//  getopt_long short options for every subcommand: ':' to tell a missing
+//  value from an unknown option, and -h
+#define CHORUS_CLI_SHORT_OPTIONS ":h"
+
+typedef void (chorus_cli_usage_fn) (FILE *out);
+
+//  The shared options of one subcommand run
+typedef struct {
+    const char *name;               //  the subcommand, to prefix messages
+    chorus_cli_usage_fn *usage;     //  prints the subcommand's --help
+    const char *listen;             //  --listen, or NULL for the library's default
+    zlist_t *seeds;                 //  --seed and CHORUS_SEEDS endpoints (char *)
+    const char *store;              //  --store, or NULL for the subcommand's default
+    int beacon;                     //  --beacon port, 0 for none
+    bool verbose;                   //  --verbose
+    bool json;                      //  --json: one JSON object per output line
+} chorus_cli_t;
+
+//  Options and messages
+
+//  Prepare for a subcommand's getopt_long loop (which starts afresh)
+void
+    chorus_cli_init (chorus_cli_t *self, const char *name, chorus_cli_usage_fn *usage);
+//  Free what the options hold
+void
+    chorus_cli_release (chorus_cli_t *self);
+//  Handle a getopt_long result that is not the subcommand's own: a shared
+//  option, --help, an unknown option or a missing value. Returns
+//  CHORUS_CLI_CONTINUE, or the status to exit with.
+int
+    chorus_cli_option (chorus_cli_t *self, int opt, char **argv);
+//  Print "chorus NAME: ..." to stderr
+void
+    chorus_cli_error (chorus_cli_t *self, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+//  As chorus_cli_error, pointing at --help; returns CHORUS_CLI_USAGE
+int
+    chorus_cli_usage_error (chorus_cli_t *self, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+//  Parse an option's whole number in [min, max]; 0, or -1 after a message
+int
+    chorus_cli_parse_int (chorus_cli_t *self, const char *option, const char *text,
+                          long long min, long long max, long long *value);
+//  Parse an option's seconds (fractions allowed, at least min_seconds)
+//  into milliseconds; 0, or -1 after a message
+int
+    chorus_cli_parse_seconds (chorus_cli_t *self, const char *option, const char *text,
+                              double min_seconds, int *ms);
+//  Print the help of the mesh options; store_default says what --store
+//  defaults to for this subcommand
+void
+    chorus_cli_print_mesh_help (FILE *out, const char *store_default);
+
+//  Nodes
+
+//  Make a node for service, configured from the options. Its store is
+//  --store, else store_name under the data directory
+//  ($XDG_DATA_HOME/chorus or ~/.local/share/chorus), else (store_name NULL)
+//  a temporary one. Returns NULL after a message.
+chorus_node_t *
+    chorus_cli_node_new (chorus_cli_t *self, const char *service, const char *store_name);
+//  Start the node; 0, or -1 after a message
+int
+    chorus_cli_node_start (chorus_cli_t *self, chorus_node_t *node);
+//  A store directory name from a subcommand and a service or topic, with
+//  every character that is not safe in a file name replaced; free it
+char *
+    chorus_cli_store_name (const char *subcommand, const char *what);
+
+//  Output
+
+//  Print a JSON value (taking it) as one compact line and flush; 0, or -1
+//  when stdout fails (a closed pipe) or the value could not be encoded
+int
+    chorus_cli_print_json (json_t *value);
+//  A JSON string for text that may not be UTF-8 (bytes that are not become
+//  '?'); JSON null for NULL
+json_t *
+    chorus_cli_json_text (const char *text);
+//  A payload as a JSON value: its MessagePack as JSON, null for none
+json_t *
+    chorus_cli_payload_json (const void *data, size_t size);
+//  Milliseconds since the epoch as "2024-05-01T12:00:00.123Z" (UTC) and as
+//  "12:00:00.123" (local time)
+void
+    chorus_cli_time_iso (uint64_t ms, char *buffer, size_t size);
+void
+    chorus_cli_time_clock (uint64_t ms, char *buffer, size_t size);
+//  "joined", "evasive", "alive", "expired", "left"
+const char *
+    chorus_cli_peer_state_name (chorus_peer_state_t state);
+
+//  Shell commands as handlers (chorus_cli_shell.c)
+
+//  What a shell command did
+typedef struct {
+    int status;                     //  exit status; 128 + N when killed by signal N
+    char *out;                      //  its stdout (NUL-terminated), when captured
+    size_t out_size;                //  bytes in out
+    bool out_overflow;              //  stdout went past what is kept
+    char *err;                      //  the start of its stderr, when captured
+    size_t err_size;                //  bytes in err
+} chorus_cli_shell_t;
+
+//  Add NAME=VALUE to an environment list (VALUE NULL: empty)
+void
+    chorus_cli_env_add (zlist_t *env, const char *name, const char *value);
+void
+    chorus_cli_env_add_number (zlist_t *env, const char *name, uint64_t value);
+//  Run /bin/sh -c command with input on its stdin and this process's
+//  environment plus env (NAME=VALUE strings, which win). With capture,
+//  its stdout and stderr are collected into result; without, they are
+//  ours. Returns 0 when the command ran (whatever its status), or -1 with
+//  errno when it could not be started.
+int
+    chorus_cli_shell_run (const char *command, zlist_t *env, const char *input,
+                          size_t input_size, bool capture, chorus_cli_shell_t *result);
+//  Free what a result holds
+void
+    chorus_cli_shell_release (chorus_cli_shell_t *result);
+//  Strip leading and trailing white space in place; returns the new length
+size_t
+    chorus_cli_trim (char *text, size_t size);
+
+//  The subcommands; each takes the arguments after "chorus" and returns
+//  the exit status
+
+int chorus_cmd_publish (int argc, char **argv);
+int chorus_cmd_send (int argc, char **argv);
+int chorus_cmd_serve (int argc, char **argv);
+int chorus_cmd_on (int argc, char **argv);
+int chorus_cmd_tail (int argc, char **argv);
+int chorus_cmd_peers (int argc, char **argv);
+
+#endif

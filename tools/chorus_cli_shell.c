@@ -1,0 +1,285 @@
+/*  chorus_cli_shell.c — runs a shell command as a handler for `chorus serve`
+    and `chorus on`: input on its stdin, its stdout and stderr collected
+    together through poll so that neither pipe can fill up and deadlock us.
+*/
+//  pipe2 and O_CLOEXEC pipes, so that no other child inherits our ends
+#define _GNU_SOURCE
+#include "chorus_cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+//  What we keep of the output: a reply payload is at most 1 MiB of
+//  MessagePack, so more JSON than this cannot become one anyway; stderr
+//  only becomes a short error message.
+#define S_OUT_MAX (8 * 1024 * 1024)
+#define S_ERR_MAX (16 * 1024)
+
+//  One pipe from the child, and what came through it
+typedef struct {
+    int fd;                 //  read end, -1 once closed
+    char *data;             //  bytes kept, NUL-terminated
+    size_t size;            //  bytes in data
+    size_t max;             //  most bytes kept; the rest are read and dropped
+    bool overflow;          //  more came than max
+} s_sink_t;
+
+void
+chorus_cli_env_add (zlist_t *env, const char *name, const char *value)
+{
+    char *entry = zsys_sprintf ("%s=%s", name, value? value: "");
+    if (entry)
+        zlist_append (env, entry);
+    zstr_free (&entry);
+}
+
+void
+chorus_cli_env_add_number (zlist_t *env, const char *name, uint64_t value)
+{
+    char text [24];
+    snprintf (text, sizeof (text), "%" PRIu64, value);
+    chorus_cli_env_add (env, name, text);
+}
+
+size_t
+chorus_cli_trim (char *text, size_t size)
+{
+    size_t start = 0;
+    while (start < size && strchr (" \t\r\n\f\v", text [start]) && text [start])
+        start++;
+    while (size > start && strchr (" \t\r\n\f\v", text [size - 1]) && text [size - 1])
+        size--;
+    memmove (text, text + start, size - start);
+    text [size - start] = 0;
+    return size - start;
+}
+
+//  Our environment with env's names replaced by env's values; free the
+//  array, not the strings
+static char **
+s_environment (zlist_t *env)
+{
+    size_t count = 0;
+    while (environ [count])
+        count++;
+    char **result = calloc (count + zlist_size (env) + 1, sizeof (char *));
+    if (!result)
+        return NULL;
+    size_t used = 0;
+    for (size_t index = 0; index < count; index++) {
+        const char *entry = environ [index];
+        size_t name_size = strcspn (entry, "=");
+        bool replaced = false;
+        for (char *ours = zlist_first (env); ours && !replaced; ours = zlist_next (env))
+            replaced = strncmp (ours, entry, name_size + 1) == 0;
+        if (!replaced)
+            result [used++] = (char *) entry;
+    }
+    for (char *ours = zlist_first (env); ours; ours = zlist_next (env))
+        result [used++] = ours;
+    return result;
+}
+
+static void
+s_close (int *fd)
+{
+    if (*fd >= 0)
+        close (*fd);
+    *fd = -1;
+}
+
+//  Read what is there; closes the pipe at end of file
+static void
+s_sink_read (s_sink_t *self)
+{
+    char chunk [16384];
+    ssize_t got = read (self->fd, chunk, sizeof (chunk));
+    if (got < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (got <= 0) {
+        s_close (&self->fd);
+        return;
+    }
+    size_t keep = (size_t) got;
+    if (self->size + keep > self->max) {
+        keep = self->max - self->size;
+        self->overflow = true;
+    }
+    char *data = realloc (self->data, self->size + keep + 1);
+    if (!data) {
+        self->overflow = true;
+        return;
+    }
+    memcpy (data + self->size, chunk, keep);
+    self->data = data;
+    self->size += keep;
+    data [self->size] = 0;
+}
+
+//  Write what the pipe takes; closes it when all is written or the child
+//  has closed its end (EPIPE: SIGPIPE is ignored by the tool)
+static void
+s_feed (int *fd, const char *input, size_t size, size_t *written)
+{
+    ssize_t done = write (*fd, input + *written, size - *written);
+    if (done < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (done < 0)
+        *written = size;
+    else
+        *written += (size_t) done;
+    if (*written == size)
+        s_close (fd);
+}
+
+//  Move bytes until the child has taken its input (or closed stdin) and
+//  closed stdout and stderr
+static void
+s_pump (int in, const char *input, size_t size, s_sink_t *out, s_sink_t *err)
+{
+    size_t written = 0;
+    if (size == 0)
+        s_close (&in);
+    while (in >= 0 || out->fd >= 0 || err->fd >= 0) {
+        struct pollfd items [3] = {
+            { .fd = in, .events = POLLOUT },
+            { .fd = out->fd, .events = POLLIN },
+            { .fd = err->fd, .events = POLLIN },
+        };
+        //  poll skips negative descriptors; EINTR (a signal) just goes round
+        if (poll (items, 3, -1) < 0)
+            continue;
+        if (items [0].revents)
+            s_feed (&in, input, size, &written);
+        if (items [1].revents)
+            s_sink_read (out);
+        if (items [2].revents)
+            s_sink_read (err);
+    }
+    s_close (&in);
+}
+
+//  Start /bin/sh -c command with stdin (and with capture stdout and
+//  stderr) on our pipe ends. The child gets the default handling of the
+//  signals this tool catches or ignores.
+static int
+s_spawn (const char *command, char **envp, int in, int out, int err, pid_t *pid)
+{
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init (&actions);
+    posix_spawn_file_actions_adddup2 (&actions, in, STDIN_FILENO);
+    if (out >= 0)
+        posix_spawn_file_actions_adddup2 (&actions, out, STDOUT_FILENO);
+    if (err >= 0)
+        posix_spawn_file_actions_adddup2 (&actions, err, STDERR_FILENO);
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init (&attributes);
+    sigset_t signals;
+    sigemptyset (&signals);
+    posix_spawnattr_setsigmask (&attributes, &signals);
+    sigaddset (&signals, SIGPIPE);
+    sigaddset (&signals, SIGINT);
+    sigaddset (&signals, SIGTERM);
+    posix_spawnattr_setsigdefault (&attributes, &signals);
+    posix_spawnattr_setflags (&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    char *argv [] = { "sh", "-c", (char *) command, NULL };
+    int rc = posix_spawn (pid, "/bin/sh", &actions, &attributes, argv, envp);
+    posix_spawnattr_destroy (&attributes);
+    posix_spawn_file_actions_destroy (&actions);
+    return rc;
+}
+
+//  Waits for the child; its exit status, or 128 + signal as a shell says
+static int
+s_wait (pid_t pid)
+{
+    int status;
+    while (waitpid (pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return 127;
+    if (WIFEXITED (status))
+        return WEXITSTATUS (status);
+    return 128 + WTERMSIG (status);
+}
+
+//  Pipes are close-on-exec so the child keeps only what dup2 gave it
+static int
+s_pipes (int in [2], int out [2], int err [2], bool capture)
+{
+    in [0] = in [1] = out [0] = out [1] = err [0] = err [1] = -1;
+    if (pipe2 (in, O_CLOEXEC))
+        return -1;
+    if (capture && (pipe2 (out, O_CLOEXEC) || pipe2 (err, O_CLOEXEC)))
+        return -1;
+    //  A child that reads slowly must not block us: we poll instead
+    fcntl (in [1], F_SETFL, O_NONBLOCK);
+    return 0;
+}
+
+static void
+s_close_all (int in [2], int out [2], int err [2])
+{
+    for (int index = 0; index < 2; index++) {
+        s_close (&in [index]);
+        s_close (&out [index]);
+        s_close (&err [index]);
+    }
+}
+
+int
+chorus_cli_shell_run (const char *command, zlist_t *env, const char *input,
+                      size_t input_size, bool capture, chorus_cli_shell_t *result)
+{
+    memset (result, 0, sizeof (*result));
+    result->status = -1;
+    int in [2], out [2], err [2];
+    char **envp = s_environment (env);
+    if (!envp || s_pipes (in, out, err, capture)) {
+        int saved = envp? errno: ENOMEM;
+        s_close_all (in, out, err);
+        free (envp);
+        errno = saved;
+        return -1;
+    }
+    //  Whatever we printed must come out before the child's own output
+    fflush (stdout);
+    fflush (stderr);
+    pid_t pid;
+    int rc = s_spawn (command, envp, in [0], out [1], err [1], &pid);
+    free (envp);
+    s_close (&in [0]);
+    s_close (&out [1]);
+    s_close (&err [1]);
+    if (rc) {
+        s_close_all (in, out, err);
+        errno = rc;
+        return -1;
+    }
+    s_sink_t out_sink = { .fd = out [0], .max = capture? S_OUT_MAX: 0 };
+    s_sink_t err_sink = { .fd = err [0], .max = capture? S_ERR_MAX: 0 };
+    s_pump (in [1], input, input_size, &out_sink, &err_sink);
+    result->status = s_wait (pid);
+    result->out = out_sink.data;
+    result->out_size = out_sink.size;
+    result->out_overflow = out_sink.overflow;
+    result->err = err_sink.data;
+    result->err_size = err_sink.size;
+    return 0;
+}
+
+void
+chorus_cli_shell_release (chorus_cli_shell_t *result)
+{
+    zstr_free (&result->out);
+    zstr_free (&result->err);
+}

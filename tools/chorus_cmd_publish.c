@@ -1,0 +1,427 @@
+/*  chorus_cmd_publish.c — `chorus publish`: publish one event, or one per
+    line of stdin, then stay until every known group has acknowledged them.
+    What is still undelivered stays in the store and goes out the next time
+    a node starts on it.
+*/
+#include "chorus_cli.h"
+#include "chorus_json.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+//  Exit status when deliveries are still pending at the deadline
+#define S_PENDING 3
+//  Longest line --lines takes; a longer one is an error, not a huge event
+#define S_LINE_MAX (16 * 1024 * 1024)
+
+enum {
+    S_OPT_KEY = CHORUS_CLI_OPT_OWN,
+    S_OPT_CORRELATION,
+    S_OPT_TIMEOUT,
+    S_OPT_LINES,
+    S_OPT_KEY_FIELD,
+    S_OPT_SETTLE
+};
+
+static const struct option s_options [] = {
+    { "key", required_argument, NULL, S_OPT_KEY },
+    { "correlation", required_argument, NULL, S_OPT_CORRELATION },
+    { "timeout", required_argument, NULL, S_OPT_TIMEOUT },
+    { "lines", no_argument, NULL, S_OPT_LINES },
+    { "key-field", required_argument, NULL, S_OPT_KEY_FIELD },
+    { "settle", required_argument, NULL, S_OPT_SETTLE },
+    CHORUS_CLI_JSON_OPTION,
+    CHORUS_CLI_MESH_OPTIONS,
+    { NULL, 0, NULL, 0 }
+};
+
+//  One run of the subcommand
+typedef struct {
+    chorus_cli_t cli;               //  shared options
+    const char *topic;              //  TOPIC
+    const char *json;               //  the JSON argument, or NULL
+    const char *key;                //  --key, or NULL
+    const char *correlation;        //  --correlation, or NULL for a new one
+    const char *key_field;          //  --key-field, or NULL
+    bool lines;                     //  --lines: events from stdin
+    int timeout_ms;                 //  --timeout, for the wait after publishing
+    int settle_ms;                  //  --settle, for discovery to settle
+    void *data;                     //  the JSON argument as MessagePack
+    size_t size;                    //  bytes in data
+    chorus_node_t *node;            //  our node
+    size_t published;               //  events published so far
+} s_publish_t;
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: chorus publish TOPIC [JSON] [OPTIONS]\n"
+        "       chorus publish TOPIC --lines [--key-field F] [OPTIONS] < FILE\n"
+        "\n"
+        "Publish an event whose payload is JSON (none without JSON), or with\n"
+        "--lines one event per line of stdin (one JSON document a line; empty\n"
+        "lines skipped). Then wait for discovery to settle and for every group\n"
+        "met to acknowledge every event. What is not yet delivered stays in the\n"
+        "store and goes out the next time a node starts on it.\n"
+        "\n"
+        "  --key K            key the events (order is kept among equal keys)\n"
+        "  --key-field F      with --lines: key each event by the line's top-level\n"
+        "                     field F (string or number; --key if it is missing)\n"
+        "  --correlation ID   correlation id of the events (default: a new one)\n"
+        "  --lines            read events from stdin, one JSON document a line\n"
+        "  --settle MS        wait until the set of peers has been stable this long\n"
+        "                     (default 1500)\n"
+        "  --timeout SECONDS  give up waiting for acknowledgements (default 30)\n"
+        "  --json             print {\"id\",\"topic\",\"key\"} for each event published\n");
+    chorus_cli_print_mesh_help (out, "$XDG_DATA_HOME/chorus/publish-TOPIC");
+    fprintf (out,
+        "\n"
+        "Exit status: 0 all delivered, 1 failed (a bad line stops publishing;\n"
+        "what was published stays published), 2 bad usage, 3 deliveries still\n"
+        "pending at the timeout (kept in the store).\n");
+}
+
+static int
+s_option (s_publish_t *self, int opt, char **argv)
+{
+    long long number;
+    switch (opt) {
+        case S_OPT_KEY: self->key = optarg; break;
+        case S_OPT_CORRELATION: self->correlation = optarg; break;
+        case S_OPT_LINES: self->lines = true; break;
+        case S_OPT_KEY_FIELD: self->key_field = optarg; break;
+        case S_OPT_TIMEOUT:
+            if (chorus_cli_parse_seconds (&self->cli, "--timeout", optarg, 0, &self->timeout_ms))
+                return CHORUS_CLI_USAGE;
+            break;
+        case S_OPT_SETTLE:
+            if (chorus_cli_parse_int (&self->cli, "--settle", optarg, 0, 3600000, &number))
+                return CHORUS_CLI_USAGE;
+            self->settle_ms = (int) number;
+            break;
+        default:
+            return chorus_cli_option (&self->cli, opt, argv);
+    }
+    return CHORUS_CLI_CONTINUE;
+}
+
+static int
+s_parse (s_publish_t *self, int argc, char **argv)
+{
+    int opt;
+    while ((opt = getopt_long (argc, argv, CHORUS_CLI_SHORT_OPTIONS, s_options, NULL)) != -1) {
+        int rc = s_option (self, opt, argv);
+        if (rc != CHORUS_CLI_CONTINUE)
+            return rc;
+    }
+    if (optind >= argc)
+        return chorus_cli_usage_error (&self->cli, "missing TOPIC");
+    self->topic = argv [optind++];
+    if (optind < argc)
+        self->json = argv [optind++];
+    if (optind < argc)
+        return chorus_cli_usage_error (&self->cli, "unexpected argument '%s'", argv [optind]);
+    if (self->lines && self->json)
+        return chorus_cli_usage_error (&self->cli, "JSON and --lines cannot go together");
+    if (self->key_field && !self->lines)
+        return chorus_cli_usage_error (&self->cli, "--key-field needs --lines");
+    return CHORUS_CLI_CONTINUE;
+}
+
+//  --------------------------------------------------------------------------
+//  Publishing
+
+//  Publish one event; where is "" or "line N: " for messages
+static int
+s_publish (s_publish_t *self, const char *key, const void *data, size_t size,
+           const char *where)
+{
+    char id [33];
+    if (chorus_node_publish_traced (self->node, self->topic, key, data, size,
+                                    self->correlation, id)) {
+        chorus_cli_error (&self->cli, "%scannot publish: %s", where,
+                          chorus_strerror (chorus_errno ()));
+        return -1;
+    }
+    self->published++;
+    if (self->cli.json) {
+        json_t *line = json_object ();
+        json_object_set_new (line, "id", json_string (id));
+        json_object_set_new (line, "topic", chorus_cli_json_text (self->topic));
+        json_object_set_new (line, "key", chorus_cli_json_text (key));
+        chorus_cli_print_json (line);
+    }
+    return 0;
+}
+
+//  The JSON argument as a payload, before any node exists: a typing
+//  mistake is bad usage, not a failure of the mesh
+static int
+s_convert_argument (s_publish_t *self)
+{
+    char error [256];
+    if (self->json && chorus_json_to_msgpack (self->json, strlen (self->json), SIZE_MAX,
+                                              &self->data, &self->size, error, sizeof (error)))
+        return chorus_cli_usage_error (&self->cli, "JSON argument: %s", error);
+    return CHORUS_CLI_CONTINUE;
+}
+
+//  The key from --key-field, as text (free it); NULL to use --key
+static char *
+s_line_key (s_publish_t *self, const char *text, size_t size, const char **problem)
+{
+    json_t *root = json_loadb (text, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    json_t *field = json_is_object (root)? json_object_get (root, self->key_field): NULL;
+    char *key = NULL;
+    if (json_is_string (field))
+        key = strdup (json_string_value (field));
+    else
+    if (json_is_number (field))
+        key = json_dumps (field, JSON_ENCODE_ANY);
+    else
+    if (field && !json_is_null (field))
+        *problem = "is not a string or a number";
+    json_decref (root);
+    return key;
+}
+
+//  One line of stdin as an event; -1 after a message
+static int
+s_publish_line (s_publish_t *self, char *text, size_t size, size_t number)
+{
+    size = chorus_cli_trim (text, size);
+    if (size == 0)
+        return 0;
+    void *data = NULL;
+    size_t data_size = 0;
+    char error [256];
+    if (chorus_json_to_msgpack (text, size, SIZE_MAX, &data, &data_size, error,
+                                sizeof (error))) {
+        //  The bridge counts lines within the document, which is one line
+        const char *place = strncmp (error, "line 1 ", 7) == 0? error + 7: error;
+        chorus_cli_error (&self->cli, "line %zu: %s", number, place);
+        return -1;
+    }
+    const char *problem = NULL;
+    char *key = self->key_field? s_line_key (self, text, size, &problem): NULL;
+    char where [48];
+    snprintf (where, sizeof (where), "line %zu: ", number);
+    int rc = -1;
+    if (problem)
+        chorus_cli_error (&self->cli, "line %zu: field '%s' %s", number, self->key_field,
+                          problem);
+    else
+        rc = s_publish (self, key? key: self->key, data, data_size, where);
+    free (key);
+    free (data);
+    return rc;
+}
+
+//  Stdin as it comes in, one whole line at a time
+typedef struct {
+    char *data;                     //  bytes read and not yet used
+    size_t size;                    //  bytes in data
+    size_t lines;                   //  lines taken so far
+    bool eof;                       //  stdin has ended
+} s_reader_t;
+
+//  Publish the whole lines in the reader (at end of file, the rest too)
+static int
+s_publish_lines (s_publish_t *self, s_reader_t *reader)
+{
+    char *start = reader->data;
+    size_t left = reader->size;
+    int rc = 0;
+    char *newline;
+    while (rc == 0 && (newline = memchr (start, '\n', left))) {
+        *newline = 0;
+        rc = s_publish_line (self, start, (size_t) (newline - start), ++reader->lines);
+        left -= (size_t) (newline - start) + 1;
+        start = newline + 1;
+    }
+    if (rc == 0 && reader->eof && left)
+        rc = s_publish_line (self, start, left, ++reader->lines);
+    else
+    if (rc == 0 && left >= S_LINE_MAX) {
+        chorus_cli_error (&self->cli, "line %zu: longer than %d bytes", reader->lines + 1,
+                          S_LINE_MAX);
+        rc = -1;
+    }
+    memmove (reader->data, start, left);
+    reader->size = left;
+    return rc;
+}
+
+//  Read what stdin has; -1 on a read error
+static int
+s_read_stdin (s_reader_t *reader)
+{
+    char *data = realloc (reader->data, reader->size + 65536 + 1);
+    if (!data)
+        return -1;
+    reader->data = data;
+    ssize_t got = read (STDIN_FILENO, data + reader->size, 65536);
+    if (got < 0)
+        return errno == EINTR || errno == EAGAIN? 0: -1;
+    reader->eof = got == 0;
+    reader->size += (size_t) got;
+    //  Room for a NUL after a last line without a newline
+    data [reader->size] = 0;
+    return 0;
+}
+
+//  Publish stdin line by line. The node keeps running between reads, so a
+//  slow producer (tail -f) does not make our peers think we are dead.
+static int
+s_publish_stdin (s_publish_t *self)
+{
+    s_reader_t reader = { NULL, 0, 0, false };
+    int rc = 0;
+    while (rc == 0 && !reader.eof) {
+        struct pollfd item = { .fd = STDIN_FILENO, .events = POLLIN };
+        if (poll (&item, 1, 0) > 0) {
+            if (s_read_stdin (&reader)) {
+                chorus_cli_error (&self->cli, "cannot read stdin: %s", strerror (errno));
+                rc = -1;
+            }
+            else
+                rc = s_publish_lines (self, &reader);
+        }
+        //  Busy: only what is ready; idle: wait a little for the node
+        if (item.revents)
+            chorus_node_dispatch (self->node);
+        else
+        if (chorus_node_run (self->node, 50) == -1)
+            break;
+    }
+    free (reader.data);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Waiting for delivery
+
+static void
+s_collect_peer (chorus_node_t *node, const chorus_peer_t *peer, void *arg)
+{
+    (void) node;
+    char *name = zsys_sprintf ("%s/%s", peer->service, peer->instance);
+    if (name)
+        zlist_append ((zlist_t *) arg, name);
+    zstr_free (&name);
+}
+
+static int
+s_compare_names (void *left, void *right)
+{
+    return strcmp ((const char *) left, (const char *) right);
+}
+
+//  The peers we know, as one sorted string to compare with the last
+static char *
+s_peer_set (chorus_node_t *node)
+{
+    zlist_t *names = zlist_new ();
+    zlist_autofree (names);
+    chorus_node_peers (node, s_collect_peer, names);
+    zlist_sort (names, s_compare_names);
+    char *set = strdup ("");
+    for (char *name = zlist_first (names); name && set; name = zlist_next (names)) {
+        char *longer = zsys_sprintf ("%s%s ", set, name);
+        free (set);
+        set = longer;
+    }
+    zlist_destroy (&names);
+    return set;
+}
+
+//  Until no peer has come or gone for settle_ms: the groups we must wait
+//  for are those of the peers we know. Returns -1 when interrupted.
+static int
+s_settle (s_publish_t *self, int64_t deadline)
+{
+    char *seen = s_peer_set (self->node);
+    int64_t stable_since = zclock_mono ();
+    int rc = 0;
+    while (zclock_mono () - stable_since < self->settle_ms && zclock_mono () < deadline) {
+        if (chorus_node_run (self->node, 50) == -1) {
+            rc = -1;
+            break;
+        }
+        char *now = s_peer_set (self->node);
+        if (!seen || !now || strcmp (seen, now) != 0)
+            stable_since = zclock_mono ();
+        free (seen);
+        seen = now;
+    }
+    free (seen);
+    return rc;
+}
+
+//  Until every delivery is acknowledged or the deadline; the exit status
+static int
+s_wait_delivered (s_publish_t *self)
+{
+    int64_t deadline = zclock_mono () + self->timeout_ms;
+    bool interrupted = s_settle (self, deadline) == -1;
+    while (true) {
+        int64_t pending = chorus_node_unacked (self->node);
+        if (pending < 0) {
+            chorus_cli_error (&self->cli, "cannot count pending deliveries: %s",
+                              chorus_strerror (chorus_errno ()));
+            return CHORUS_CLI_FAILED;
+        }
+        if (pending == 0)
+            return CHORUS_CLI_OK;
+        if (interrupted || zclock_mono () >= deadline) {
+            chorus_cli_error (&self->cli, "%" PRId64 " deliveries still pending (kept in the store)",
+                              pending);
+            return S_PENDING;
+        }
+        interrupted = chorus_node_run (self->node, 50) == -1;
+    }
+}
+
+//  --------------------------------------------------------------------------
+
+static int
+s_run (s_publish_t *self)
+{
+    char *store_name = chorus_cli_store_name ("publish", self->topic);
+    self->node = chorus_cli_node_new (&self->cli, "chorus-publish", store_name);
+    zstr_free (&store_name);
+    if (!self->node || chorus_cli_node_start (&self->cli, self->node))
+        return CHORUS_CLI_FAILED;
+    int rc = self->lines? s_publish_stdin (self)
+                        : s_publish (self, self->key, self->data, self->size, "");
+    if (self->cli.verbose)
+        chorus_cli_error (&self->cli, "published %zu event%s", self->published,
+                          self->published == 1? "": "s");
+    if (rc && self->published == 0)
+        return CHORUS_CLI_FAILED;
+    //  Even after a bad line, what was published is delivered like the
+    //  rest; with nothing new, this still sends what an earlier run left
+    int status = s_wait_delivered (self);
+    return rc? CHORUS_CLI_FAILED: status;
+}
+
+int
+chorus_cmd_publish (int argc, char **argv)
+{
+    s_publish_t self = { .timeout_ms = 30000, .settle_ms = 1500 };
+    chorus_cli_init (&self.cli, "publish", s_usage);
+    int status = s_parse (&self, argc, argv);
+    if (status == CHORUS_CLI_CONTINUE)
+        status = s_convert_argument (&self);
+    if (status == CHORUS_CLI_CONTINUE)
+        status = s_run (&self);
+    chorus_node_destroy (&self.node);
+    free (self.data);
+    chorus_cli_release (&self.cli);
+    return status;
+}

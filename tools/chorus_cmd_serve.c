@@ -1,0 +1,437 @@
+/*  chorus_cmd_serve.c — `chorus serve` and `chorus on`: bridge a shell
+    command into the mesh, as a service's command handler or as a group's
+    event handler, so that a program in any language can take part.
+*/
+#include "chorus_cli.h"
+#include "chorus_json.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  Most bytes of a failed command's stderr that go into the error reply
+#define S_MESSAGE_MAX 4000
+//  A reply payload's protocol limit
+#define S_PAYLOAD_MAX (1024 * 1024)
+
+enum {
+    S_OPT_HANDLE = CHORUS_CLI_OPT_OWN,
+    S_OPT_GROUP,
+    S_OPT_EXEC,
+    S_OPT_EARLIEST
+};
+
+//  One --handle COMMAND=SHELL-COMMAND
+typedef struct {
+    char *command;                  //  the command's name
+    const char *shell;              //  what runs it, in the same allocation
+    bool verbose;                   //  --verbose
+} s_handler_t;
+
+//  One run of either subcommand
+typedef struct {
+    chorus_cli_t cli;               //  shared options
+    const char *target;             //  serve: SERVICE; on: TOPIC-PREFIX
+    zlist_t *handlers;              //  serve: s_handler_t, one per --handle
+    const char *group;              //  on: --group
+    const char *shell;              //  on: --exec
+    bool earliest;                  //  on: --earliest
+    chorus_node_t *node;            //  our node
+} s_bridge_t;
+
+//  --------------------------------------------------------------------------
+//  Options
+
+static const struct option s_serve_options [] = {
+    { "handle", required_argument, NULL, S_OPT_HANDLE },
+    CHORUS_CLI_MESH_OPTIONS,
+    { NULL, 0, NULL, 0 }
+};
+
+static const struct option s_on_options [] = {
+    { "group", required_argument, NULL, S_OPT_GROUP },
+    { "exec", required_argument, NULL, S_OPT_EXEC },
+    { "earliest", no_argument, NULL, S_OPT_EARLIEST },
+    CHORUS_CLI_MESH_OPTIONS,
+    { NULL, 0, NULL, 0 }
+};
+
+static void
+s_serve_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: chorus serve SERVICE --handle COMMAND=SHELL-COMMAND... [OPTIONS]\n"
+        "\n"
+        "Join the mesh as an instance of SERVICE and answer each COMMAND by running\n"
+        "/bin/sh -c SHELL-COMMAND, until interrupted (SIGINT or SIGTERM).\n"
+        "\n"
+        "The command's payload comes as JSON on stdin (null for none), with\n"
+        "CHORUS_COMMAND, CHORUS_COMMAND_ID, CHORUS_IDEMPOTENCY_KEY,\n"
+        "CHORUS_CORRELATION_ID and CHORUS_ATTEMPT in the environment. Its stdout\n"
+        "(JSON; empty means no payload) is the reply. A non-zero exit is an error\n"
+        "reply with code exit-N and its stderr as the message (retryable);\n"
+        "stdout that is not JSON is an error reply with code bad-output.\n"
+        "\n"
+        "  --handle COMMAND=SHELL-COMMAND   handle COMMAND; repeatable\n"
+        "  --verbose                        also print a line per command handled\n");
+    chorus_cli_print_mesh_help (out, "$XDG_DATA_HOME/chorus/serve-SERVICE");
+}
+
+static void
+s_on_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: chorus on TOPIC-PREFIX --group GROUP --exec SHELL-COMMAND [OPTIONS]\n"
+        "\n"
+        "Join the mesh as an instance of GROUP, subscribe the group to every topic\n"
+        "starting with TOPIC-PREFIX, and run /bin/sh -c SHELL-COMMAND for each\n"
+        "event, until interrupted (SIGINT or SIGTERM). Each event reaches one\n"
+        "instance of the group.\n"
+        "\n"
+        "The event comes as one line of JSON on stdin: {\"topic\", \"key\", \"seq\",\n"
+        "\"id\", \"correlation\", \"causation\", \"service\", \"instance\", \"timestamp\",\n"
+        "\"attempt\", \"payload\"}, with CHORUS_TOPIC, CHORUS_KEY, CHORUS_SEQ,\n"
+        "CHORUS_EVENT_ID, CHORUS_PUBLISHER, CHORUS_ATTEMPT and CHORUS_CORRELATION_ID\n"
+        "in the environment. Exit 0 acknowledges the event; any other status\n"
+        "rejects it, and it is delivered again later. The command's stdout and\n"
+        "stderr are ours.\n"
+        "\n"
+        "  --group GROUP          the group (service) to join; required\n"
+        "  --exec SHELL-COMMAND   what to run for each event; required\n"
+        "  --earliest             a group new to this store starts with the oldest\n"
+        "                         retained events, not with the next one published\n"
+        "  --verbose              also print a line per event handled\n");
+    chorus_cli_print_mesh_help (out, "$XDG_DATA_HOME/chorus/on-GROUP");
+}
+
+static void
+s_handler_destroy (void *item)
+{
+    s_handler_t *handler = (s_handler_t *) item;
+    free (handler->command);
+    free (handler);
+}
+
+//  --handle COMMAND=SHELL-COMMAND
+static int
+s_add_handler (s_bridge_t *self, const char *text)
+{
+    const char *equals = strchr (text, '=');
+    if (!equals || equals == text || !equals [1])
+        return chorus_cli_usage_error (&self->cli, "--handle '%s' is not COMMAND=SHELL-COMMAND",
+                                       text);
+    s_handler_t *handler = calloc (1, sizeof (s_handler_t));
+    char *command = strdup (text);
+    if (!handler || !command) {
+        free (handler);
+        free (command);
+        return CHORUS_CLI_FAILED;
+    }
+    command [equals - text] = 0;
+    handler->command = command;
+    handler->shell = command + (equals - text) + 1;
+    zlist_append (self->handlers, handler);
+    zlist_freefn (self->handlers, handler, s_handler_destroy, true);
+    for (s_handler_t *other = zlist_first (self->handlers); other != handler;
+         other = zlist_next (self->handlers))
+        if (strcmp (other->command, command) == 0)
+            return chorus_cli_usage_error (&self->cli, "two --handle for '%s'", command);
+    return CHORUS_CLI_CONTINUE;
+}
+
+static int
+s_option (s_bridge_t *self, int opt, char **argv)
+{
+    switch (opt) {
+        case S_OPT_HANDLE: return s_add_handler (self, optarg);
+        case S_OPT_GROUP: self->group = optarg; break;
+        case S_OPT_EXEC: self->shell = optarg; break;
+        case S_OPT_EARLIEST: self->earliest = true; break;
+        default: return chorus_cli_option (&self->cli, opt, argv);
+    }
+    return CHORUS_CLI_CONTINUE;
+}
+
+static int
+s_parse (s_bridge_t *self, int argc, char **argv, const struct option *options,
+         const char *target_name)
+{
+    int opt;
+    while ((opt = getopt_long (argc, argv, CHORUS_CLI_SHORT_OPTIONS, options, NULL)) != -1) {
+        int rc = s_option (self, opt, argv);
+        if (rc != CHORUS_CLI_CONTINUE)
+            return rc;
+    }
+    if (optind >= argc)
+        return chorus_cli_usage_error (&self->cli, "missing %s", target_name);
+    self->target = argv [optind++];
+    if (optind < argc)
+        return chorus_cli_usage_error (&self->cli, "unexpected argument '%s'", argv [optind]);
+    return CHORUS_CLI_CONTINUE;
+}
+
+//  --------------------------------------------------------------------------
+//  serve
+
+//  A failed shell command as an error reply: its stderr says why
+static void
+s_fill_error (chorus_reply_t *reply, chorus_cli_shell_t *result)
+{
+    char code [32];
+    snprintf (code, sizeof (code), "exit-%d", result->status);
+    size_t size = result->err? chorus_cli_trim (result->err, result->err_size): 0;
+    //  Cut at a character boundary, not inside a UTF-8 sequence
+    while (size > S_MESSAGE_MAX || (size && ((unsigned char) result->err [size] & 0xc0) == 0x80))
+        size--;
+    if (size) {
+        result->err [size] = 0;
+        chorus_reply_set_error (reply, code, result->err, true);
+    }
+    else {
+        char message [48];
+        snprintf (message, sizeof (message), "exited with status %d", result->status);
+        chorus_reply_set_error (reply, code, message, true);
+    }
+}
+
+//  The shell command's result as the reply; says which it was
+static const char *
+s_fill_reply (chorus_reply_t *reply, chorus_cli_shell_t *result)
+{
+    if (result->status != 0) {
+        s_fill_error (reply, result);
+        return "failed";
+    }
+    size_t size = result->out? chorus_cli_trim (result->out, result->out_size): 0;
+    if (size == 0)
+        return "ok";
+    void *data = NULL;
+    size_t data_size = 0;
+    char error [256];
+    if (result->out_overflow)
+        snprintf (error, sizeof (error), "stdout is longer than any reply can be");
+    if (result->out_overflow
+        || chorus_json_to_msgpack (result->out, size, S_PAYLOAD_MAX, &data, &data_size, error,
+                                   sizeof (error))) {
+        char message [320];
+        snprintf (message, sizeof (message), "stdout is not a JSON reply: %s", error);
+        chorus_reply_set_error (reply, "bad-output", message, false);
+        return "bad-output";
+    }
+    chorus_reply_set_payload (reply, data, data_size);
+    free (data);
+    return "ok";
+}
+
+static zlist_t *
+s_command_env (chorus_command_t *command)
+{
+    zlist_t *env = zlist_new ();
+    zlist_autofree (env);
+    chorus_cli_env_add (env, "CHORUS_COMMAND", chorus_command_name (command));
+    chorus_cli_env_add (env, "CHORUS_COMMAND_ID", chorus_command_id (command));
+    chorus_cli_env_add (env, "CHORUS_IDEMPOTENCY_KEY", chorus_command_idempotency (command));
+    chorus_cli_env_add (env, "CHORUS_CORRELATION_ID", chorus_command_correlation (command));
+    chorus_cli_env_add_number (env, "CHORUS_ATTEMPT", chorus_command_attempt (command));
+    return env;
+}
+
+static void
+s_on_command (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
+{
+    (void) node;
+    s_handler_t *handler = (s_handler_t *) arg;
+    int64_t started = zclock_mono ();
+    char *input = chorus_json_payload_text (chorus_command_payload (command),
+                                            chorus_command_size (command), 0);
+    char *line = input? zsys_sprintf ("%s\n", input): NULL;
+    zlist_t *env = s_command_env (command);
+    chorus_cli_shell_t result;
+    const char *outcome;
+    if (!line) {
+        chorus_reply_set_error (reply, "no-memory", "out of memory", true);
+        outcome = "failed";
+    }
+    else
+    if (chorus_cli_shell_run (handler->shell, env, line, strlen (line), true, &result)) {
+        chorus_reply_set_error (reply, "spawn-failed", strerror (errno), true);
+        outcome = "spawn-failed";
+    }
+    else {
+        outcome = s_fill_reply (reply, &result);
+        chorus_cli_shell_release (&result);
+    }
+    if (handler->verbose || strcmp (outcome, "spawn-failed") == 0)
+        fprintf (stderr, "chorus serve: %s %s attempt %" PRIu64 ": %s (%d ms)\n",
+                 handler->command, chorus_command_id (command), chorus_command_attempt (command),
+                 outcome, (int) (zclock_mono () - started));
+    zlist_destroy (&env);
+    zstr_free (&line);
+    free (input);
+}
+
+static int
+s_serve (s_bridge_t *self)
+{
+    if (zlist_size (self->handlers) == 0)
+        return chorus_cli_usage_error (&self->cli, "nothing to serve: give --handle");
+    char *store_name = chorus_cli_store_name ("serve", self->target);
+    self->node = chorus_cli_node_new (&self->cli, self->target, store_name);
+    zstr_free (&store_name);
+    if (!self->node)
+        return CHORUS_CLI_FAILED;
+    for (s_handler_t *handler = zlist_first (self->handlers); handler;
+         handler = zlist_next (self->handlers)) {
+        handler->verbose = self->cli.verbose;
+        if (chorus_node_handle (self->node, handler->command, s_on_command, handler)) {
+            chorus_cli_error (&self->cli, "cannot handle '%s': %s", handler->command,
+                              chorus_strerror (chorus_errno ()));
+            return CHORUS_CLI_FAILED;
+        }
+    }
+    if (chorus_cli_node_start (&self->cli, self->node))
+        return CHORUS_CLI_FAILED;
+    //  Returns when interrupted: that is how a server ends
+    chorus_node_run (self->node, -1);
+    return CHORUS_CLI_OK;
+}
+
+//  --------------------------------------------------------------------------
+//  on
+
+static json_t *
+s_event_json (chorus_event_t *event)
+{
+    json_t *object = json_object ();
+    json_object_set_new (object, "topic", chorus_cli_json_text (chorus_event_topic (event)));
+    json_object_set_new (object, "key", chorus_cli_json_text (chorus_event_key (event)));
+    json_object_set_new (object, "seq", json_integer ((json_int_t) chorus_event_seq (event)));
+    json_object_set_new (object, "id", chorus_cli_json_text (chorus_event_id (event)));
+    json_object_set_new (object, "correlation",
+                         chorus_cli_json_text (chorus_event_correlation (event)));
+    json_object_set_new (object, "causation",
+                         chorus_cli_json_text (chorus_event_causation (event)));
+    json_object_set_new (object, "service", chorus_cli_json_text (chorus_event_service (event)));
+    json_object_set_new (object, "instance",
+                         chorus_cli_json_text (chorus_event_instance (event)));
+    json_object_set_new (object, "timestamp",
+                         json_integer ((json_int_t) chorus_event_timestamp (event)));
+    json_object_set_new (object, "attempt",
+                         json_integer ((json_int_t) chorus_event_attempt (event)));
+    json_object_set_new (object, "payload", chorus_cli_payload_json (chorus_event_payload (event),
+                                                                     chorus_event_size (event)));
+    return object;
+}
+
+static zlist_t *
+s_event_env (chorus_event_t *event)
+{
+    zlist_t *env = zlist_new ();
+    zlist_autofree (env);
+    chorus_cli_env_add (env, "CHORUS_TOPIC", chorus_event_topic (event));
+    chorus_cli_env_add (env, "CHORUS_KEY", chorus_event_key (event));
+    chorus_cli_env_add_number (env, "CHORUS_SEQ", chorus_event_seq (event));
+    chorus_cli_env_add (env, "CHORUS_EVENT_ID", chorus_event_id (event));
+    chorus_cli_env_add (env, "CHORUS_PUBLISHER", chorus_event_instance (event));
+    chorus_cli_env_add_number (env, "CHORUS_ATTEMPT", chorus_event_attempt (event));
+    chorus_cli_env_add (env, "CHORUS_CORRELATION_ID", chorus_event_correlation (event));
+    return env;
+}
+
+//  The event as one line of JSON for the command's stdin; NULL if out of
+//  memory
+static char *
+s_event_input (chorus_event_t *event)
+{
+    json_t *object = s_event_json (event);
+    char *text = object? json_dumps (object, JSON_COMPACT): NULL;
+    json_decref (object);
+    char *line = text? zsys_sprintf ("%s\n", text): NULL;
+    free (text);
+    return line;
+}
+
+static int
+s_on_event (chorus_node_t *node, chorus_event_t *event, void *arg)
+{
+    (void) node;
+    s_bridge_t *self = (s_bridge_t *) arg;
+    char *input = s_event_input (event);
+    if (!input) {
+        chorus_cli_error (&self->cli, "out of memory");
+        return 1;
+    }
+    zlist_t *env = s_event_env (event);
+    chorus_cli_shell_t result;
+    int status = -1;
+    if (chorus_cli_shell_run (self->shell, env, input, strlen (input), false, &result) == 0) {
+        status = result.status;
+        chorus_cli_shell_release (&result);
+    }
+    else
+        chorus_cli_error (&self->cli, "cannot run --exec: %s", strerror (errno));
+    if (self->cli.verbose && status >= 0)
+        chorus_cli_error (&self->cli, "%s #%" PRIu64 " from %s/%s attempt %" PRIu64 ": %s",
+                          chorus_event_topic (event), chorus_event_seq (event),
+                          chorus_event_service (event), chorus_event_instance (event),
+                          chorus_event_attempt (event), status == 0? "handled": "rejected");
+    zlist_destroy (&env);
+    zstr_free (&input);
+    //  Anything but a clean exit leaves the event for redelivery
+    return status == 0? 0: 1;
+}
+
+static int
+s_on (s_bridge_t *self)
+{
+    if (!self->group)
+        return chorus_cli_usage_error (&self->cli, "missing --group GROUP");
+    if (!self->shell)
+        return chorus_cli_usage_error (&self->cli, "missing --exec SHELL-COMMAND");
+    char *store_name = chorus_cli_store_name ("on", self->group);
+    self->node = chorus_cli_node_new (&self->cli, self->group, store_name);
+    zstr_free (&store_name);
+    if (!self->node)
+        return CHORUS_CLI_FAILED;
+    if (self->earliest)
+        chorus_node_set_start_earliest (self->node, true);
+    if (chorus_node_subscribe (self->node, self->target, s_on_event, self)) {
+        chorus_cli_error (&self->cli, "cannot subscribe to '%s': %s", self->target,
+                          chorus_strerror (chorus_errno ()));
+        return CHORUS_CLI_FAILED;
+    }
+    if (chorus_cli_node_start (&self->cli, self->node))
+        return CHORUS_CLI_FAILED;
+    chorus_node_run (self->node, -1);
+    return CHORUS_CLI_OK;
+}
+
+//  --------------------------------------------------------------------------
+
+static int
+s_bridge (int argc, char **argv, bool serve)
+{
+    s_bridge_t self = { .handlers = zlist_new () };
+    chorus_cli_init (&self.cli, serve? "serve": "on", serve? s_serve_usage: s_on_usage);
+    int status = s_parse (&self, argc, argv, serve? s_serve_options: s_on_options,
+                          serve? "SERVICE": "TOPIC-PREFIX");
+    if (status == CHORUS_CLI_CONTINUE)
+        status = serve? s_serve (&self): s_on (&self);
+    chorus_node_destroy (&self.node);
+    zlist_destroy (&self.handlers);
+    chorus_cli_release (&self.cli);
+    return status;
+}
+
+int
+chorus_cmd_serve (int argc, char **argv)
+{
+    return s_bridge (argc, argv, true);
+}
+
+int
+chorus_cmd_on (int argc, char **argv)
+{
+    return s_bridge (argc, argv, false);
+}
