@@ -72,8 +72,8 @@ CHORUS_NODE_TESTS = \
     tests/test_commands_route_and_fail \
     tests/test_tracing_links_causes
 check_PROGRAMS += $(CHORUS_NODE_TESTS)
-TESTS += $(CHORUS_NODE_TESTS) tests/test_beacon_discovery.sh
-EXTRA_DIST += tests/test_beacon_discovery.sh
+TESTS += $(CHORUS_NODE_TESTS) tests/test_beacon_discovery.sh tests/test_shell_bridge.sh
+EXTRA_DIST += tests/test_beacon_discovery.sh tests/test_shell_bridge.sh
 tests_test_discovery_meets_peers_LDADD = $(TEST_LIBS)
 tests_test_group_shares_events_LDADD = $(TEST_LIBS)
 tests_test_group_catches_up_LDADD = $(TEST_LIBS)
@@ -103,3 +103,16 @@ tests_test_bad_input_is_dropped_LDADD = $(TEST_LIBS)
 noinst_PROGRAMS += tests/bench/bench_node
 tests_bench_bench_node_SOURCES = tests/bench/bench_node.c
 tests_bench_bench_node_LDADD = libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS) -lpthread
+
+#   Flow engine
+check_PROGRAMS += tests/test_flow_engine_runs_steps tests/test_flow_engine_compensates
+TESTS += tests/test_flow_engine_runs_steps tests/test_flow_engine_compensates
+tests_test_flow_engine_runs_steps_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+tests_test_flow_engine_compensates_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+
+#   Flow definitions
+check_PROGRAMS += tests/test_flowdef_loads_flows tests/test_flowdef_reports_errors
+TESTS += tests/test_flowdef_loads_flows tests/test_flowdef_reports_errors
+tests_test_flowdef_loads_flows_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+tests_test_flowdef_reports_errors_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+EXTRA_DIST += tests/flows
