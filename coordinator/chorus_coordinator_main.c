@@ -1,8 +1,9 @@
 /*  chorus_coordinator_main.c — the chorus-coordinator daemon's main: reads
-    its arguments, starts the coordinator, waits for a signal.
+    its arguments, starts the coordinator, runs until a signal.
 */
-#include "chorus.h"
+#include "chorus_coordinator.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,36 +11,119 @@ static void
 s_usage (FILE *out)
 {
     fprintf (out,
-        "usage: chorus-coordinator [--help] [--version]\n"
+        "usage: chorus-coordinator --flows DIR --store DIR [options]\n"
+        "       chorus-coordinator --check DIR\n"
         "\n"
-        "Runs YAML-defined flows (sagas) over a Chorus mesh.\n"
+        "Runs YAML-defined flows (sagas) over a Chorus mesh, as a node of the\n"
+        "service 'coordinator': it starts a flow for each trigger event and for\n"
+        "each flow.start command, sends the steps' commands, retries, times out,\n"
+        "fans out and compensates, and journals every transition so that after a\n"
+        "crash every flow resumes where it was. Flow format: coordinator/FLOWS.md.\n"
         "\n"
-        "This build does not run flows yet: the flow loader, engine and\n"
-        "journal are not built. Planned options: --flows DIR, --store DIR,\n"
-        "--listen ENDPOINT, --seed ENDPOINT, --check DIR.\n"
-        "\n"
-        "  --help       show this help and exit\n"
-        "  --version    show the version and exit\n");
+        "  --flows DIR        directory of *.yaml flow definitions\n"
+        "  --store DIR        where the node store and the journal live\n"
+        "  --check DIR        validate every definition in DIR and exit\n"
+        "  --listen ENDPOINT  this node's inbox (default: an ephemeral loopback port)\n"
+        "  --seed ENDPOINT    a peer to meet first (repeatable; also CHORUS_SEEDS)\n"
+        "  --beacon PORT      UDP beacon discovery on PORT\n"
+        "  --keep N           finished flows kept for status queries (default 10000)\n"
+        "  --no-sync          do not fsync journal commits (faster, survives a crash of\n"
+        "                     the process but not of the machine)\n"
+        "  --verbose          log what happens\n"
+        "  --help             show this help and exit\n"
+        "  --version          show the version and exit\n");
 }
 
 int
 main (int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp (argv [i], "--help") == 0 || strcmp (argv [i], "-h") == 0) {
-            s_usage (stdout);
-            return 0;
+    static struct option options [] = {
+        {"flows", required_argument, 0, 'f'}, {"store", required_argument, 0, 's'},
+        {"check", required_argument, 0, 'c'}, {"listen", required_argument, 0, 'l'},
+        {"seed", required_argument, 0, 'e'}, {"beacon", required_argument, 0, 'b'},
+        {"keep", required_argument, 0, 'k'}, {"no-sync", no_argument, 0, 'n'},
+        {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
+    chorus_coordinator_config_t config;
+    memset (&config, 0, sizeof (config));
+    config.journal_sync = true;
+    const char *check = NULL;
+    const char *seeds [65] = {NULL};
+    int seed_count = 0;
+    opterr = 0;
+    int option;
+    while ((option = getopt_long (argc, argv, "", options, NULL)) != -1) {
+        switch (option) {
+            case 'f': config.flows_dir = optarg; break;
+            case 's': config.store_dir = optarg; break;
+            case 'c': check = optarg; break;
+            case 'l': config.listen = optarg; break;
+            case 'e':
+                if (seed_count < 64)
+                    seeds [seed_count++] = optarg;
+                break;
+            case 'b': config.beacon_port = atoi (optarg); break;
+            case 'k': config.keep_finished = (size_t) atol (optarg); break;
+            case 'n': config.journal_sync = false; break;
+            case 'v': config.verbose = true; break;
+            case 'h': s_usage (stdout); return 0;
+            case 'V': {
+                int major, minor, patch;
+                chorus_version (&major, &minor, &patch);
+                printf ("chorus-coordinator %d.%d.%d (protocol %d)\n", major, minor, patch,
+                        CHORUS_PROTOCOL_VERSION);
+                return 0;
+            }
+            default:
+                fprintf (stderr, "chorus-coordinator: unknown option '%s' (see --help)\n",
+                         argv [optind - 1]);
+                return 2;
         }
-        if (strcmp (argv [i], "--version") == 0) {
-            int major, minor, patch;
-            chorus_version (&major, &minor, &patch);
-            printf ("chorus-coordinator %d.%d.%d (protocol %d)\n", major, minor, patch,
-                    CHORUS_PROTOCOL_VERSION);
-            return 0;
-        }
-        fprintf (stderr, "chorus-coordinator: unknown option '%s' (see --help)\n", argv [i]);
+    }
+    if (optind < argc) {
+        fprintf (stderr, "chorus-coordinator: unexpected argument '%s' (see --help)\n",
+                 argv [optind]);
         return 2;
     }
-    s_usage (stderr);
-    return 2;
+    char error [1024];
+    if (check) {
+        if (chorus_coordinator_check (check, error, sizeof (error))) {
+            fprintf (stderr, "%s\n", error);
+            return 1;
+        }
+        printf ("%s: all flow definitions are valid\n", check);
+        return 0;
+    }
+    if (!config.flows_dir || !config.store_dir) {
+        s_usage (stderr);
+        return 2;
+    }
+    //  CHORUS_SEEDS adds comma-separated seeds
+    char *env = getenv ("CHORUS_SEEDS")? strdup (getenv ("CHORUS_SEEDS")): NULL;
+    for (char *seed = env? strtok (env, ","): NULL; seed && seed_count < 64;
+         seed = strtok (NULL, ","))
+        if (*seed)
+            seeds [seed_count++] = seed;
+    config.seeds = seeds;
+    zsys_set_logstream (stderr);
+    chorus_coordinator_t *coordinator = chorus_coordinator_new (&config, error, sizeof (error));
+    if (!coordinator) {
+        fprintf (stderr, "chorus-coordinator: %s\n", error);
+        free (env);
+        return 1;
+    }
+    if (chorus_coordinator_start (coordinator)) {
+        fprintf (stderr, "chorus-coordinator: cannot join the mesh: %s\n",
+                 chorus_strerror (chorus_errno ()));
+        chorus_coordinator_destroy (&coordinator);
+        free (env);
+        return 1;
+    }
+    printf ("chorus-coordinator ready at %s\n",
+            chorus_node_endpoint (chorus_coordinator_node (coordinator)));
+    fflush (stdout);
+    chorus_coordinator_run (coordinator, -1);
+    chorus_coordinator_destroy (&coordinator);
+    free (env);
+    return 0;
 }

@@ -1,4 +1,21 @@
-#   chorus-coordinator: the flow orchestrator daemon.
+#   chorus-coordinator: the flow orchestrator daemon. Its classes live in a
+#   convenience library so that the tests can run a coordinator in-process.
 bin_PROGRAMS += coordinator/chorus-coordinator
 coordinator_chorus_coordinator_SOURCES = coordinator/chorus_coordinator_main.c
-coordinator_chorus_coordinator_LDADD = libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS) $(YAML_LIBS)
+coordinator_chorus_coordinator_LDADD = libchorus_coordinator.la libchorus_tools.la libchorus.la \
+    $(CZMQ_LIBS) $(ZMQ_LIBS) $(YAML_LIBS) $(JANSSON_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS)
+
+#   Flow definitions (YAML)
+noinst_LTLIBRARIES += libchorus_coordinator.la
+libchorus_coordinator_la_SOURCES = coordinator/chorus_flowdef.c coordinator/chorus_flowdef_path.c coordinator/chorus_flowdef.h
+libchorus_coordinator_la_LIBADD = $(YAML_LIBS) $(JANSSON_LIBS)
+EXTRA_DIST += coordinator/FLOWS.md
+
+#   Flow engine
+libchorus_coordinator_la_SOURCES += coordinator/chorus_flow.c coordinator/chorus_flow.h \
+    coordinator/chorus_flow_task.c coordinator/chorus_flow_task.h coordinator/chorus_flowset.c
+
+#   The daemon's classes: journal and coordinator shell
+libchorus_coordinator_la_SOURCES += coordinator/chorus_journal.c coordinator/chorus_journal.h \
+    coordinator/chorus_coordinator.c coordinator/chorus_coordinator.h
+libchorus_coordinator_la_LIBADD += $(LEVELDB_LIBS)

@@ -1,0 +1,55 @@
+/*  chorus_coordinator.h — the coordinator: a node of service "coordinator"
+    that runs flows. It loads the definitions, starts a flow for each
+    trigger event (as group "coordinator", so several coordinators share
+    the work) or flow.start command, feeds replies and timers to the pure
+    engine, journals every transition before sending what it produced, and
+    after a crash resumes every flow where it was. It also keeps the causal
+    trace of every correlation id it observes on the mesh.
+*/
+#ifndef CHORUS_COORDINATOR_H_INCLUDED
+#define CHORUS_COORDINATOR_H_INCLUDED
+
+#include "chorus.h"
+
+typedef struct _chorus_coordinator_t chorus_coordinator_t;
+
+typedef struct {
+    const char *flows_dir;      //  directory of *.yaml definitions
+    const char *store_dir;      //  node store and journal live under it
+    const char *listen;         //  inbox endpoint, NULL: the library's default
+    const char **seeds;         //  seed endpoints, NULL-terminated, may be NULL
+    int beacon_port;            //  UDP beacon, 0: off
+    size_t keep_finished;       //  finished flows kept for status (0: 10000)
+    bool journal_sync;          //  fsync every journal commit (default true)
+    int heartbeat_ms;           //  liveness (0: the library's defaults)
+    int evasive_ms;             //  (0: default)
+    int expired_ms;             //  (0: default)
+    bool verbose;               //  log to stderr
+} chorus_coordinator_config_t;
+
+//  Loads every definition in the flows directory and opens the journal.
+//  On failure returns NULL with "file:line:column: problem" (or another
+//  reason) in error.
+chorus_coordinator_t *
+    chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
+                            size_t error_size);
+void
+    chorus_coordinator_destroy (chorus_coordinator_t **self_p);
+
+//  Recovers the journaled flows and joins the mesh; 0 or -1
+int
+    chorus_coordinator_start (chorus_coordinator_t *self);
+
+//  Runs for up to timeout_ms (-1: until interrupted); 0, or -1 when
+//  interrupted
+int
+    chorus_coordinator_run (chorus_coordinator_t *self, int timeout_ms);
+
+chorus_node_t *
+    chorus_coordinator_node (chorus_coordinator_t *self);
+
+//  Validates every *.yaml in dir; 0, or -1 with the first error
+int
+    chorus_coordinator_check (const char *dir, char *error, size_t error_size);
+
+#endif

@@ -1,0 +1,807 @@
+/*  chorus_flow.c — the flow engine: one flow's tasks, moved on by replies,
+    timers, cancel and retry, answering with the commands, timers and events
+    the shell must carry out. Nothing comes in but the calls and `now`.
+*/
+#include "chorus_flow_task.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_UNDO_TRIES_MIN    5               //  a compensation is tried at least this often
+#define S_FLOW_TIMER        "flow-timeout"  //  the flow's deadline timer (":rN" after a retry)
+#define S_RETRY_TIMER       "retry:"        //  prefix of a task's backoff timer
+#define S_UNDO_SUFFIX       "/undo"         //  a compensation's key: task key + this
+
+struct _chorus_flow_t {
+    chorus_flowdef_t *def;      //  its definition, not owned
+    char *id;                   //  unique flow id
+    json_t *input;              //  the flow's input, owned
+    char *business_key;         //  the definition's key path on the input, or NULL
+    chorus_flow_state_t state;  //  where it is
+    bool cancelled;             //  the failure is a cancel: it ends CANCELLED
+    int run;                    //  1, then +1 per retry of a failed flow
+    uint64_t started;           //  when it started
+    uint64_t finished;          //  when it reached a terminal state, 0: not yet
+    uint64_t timeout_at;        //  pending flow-timeout timer, 0: none
+    uint64_t seq;               //  last completion number handed out
+    char *error_code;           //  why it failed, NULL: it did not
+    char *error_message;        //  the message
+    char *error_step;           //  the step that failed, NULL: none
+    chorus__step_t *steps;      //  one per step of the definition
+    size_t steps_size;          //  how many
+};
+
+static const char *s_flow_states [] = {
+    NULL, "running", "compensating", "completed", "failed", "cancelled", "stuck"
+};
+static const char *s_task_states [] = {
+    NULL, "pending", "running", "waiting", "done", "failed", "undoing", "undone", "stuck"
+};
+
+//  --------------------------------------------------------------------------
+//  Small helpers
+
+static const chorus_stepdef_t *
+s_stepdef (chorus_flow_t *self, size_t index)
+{
+    return chorus_flowdef_step (self->def, index);
+}
+
+static char *
+s_task_key (chorus_flow_t *self, const chorus__task_t *task, const char *suffix)
+{
+    return chorus__task_key (self->id, s_stepdef (self, task->step)->id, task, suffix);
+}
+
+static char *
+s_flow_timer_key (chorus_flow_t *self)
+{
+    return self->run > 1? chorus__format ("%s:r%d", S_FLOW_TIMER, self->run)
+                        : chorus__strdup (S_FLOW_TIMER);
+}
+
+//  Wait before the try after `try_`: backoff * factor^(try-1), capped
+static uint64_t
+s_backoff (const chorus_stepdef_t *def, int try_)
+{
+    double wait = (double) def->backoff_ms;
+    double cap = def->max_backoff_ms? (double) def->max_backoff_ms: 1e15;
+    for (int i = 1; i < try_ && wait < cap; i++)
+        wait *= def->factor > 0? def->factor: 1;
+    return (uint64_t) (wait < cap? wait: cap);
+}
+
+//  --------------------------------------------------------------------------
+//  Actions
+
+void
+chorus_actions_init (chorus_actions_t *self)
+{
+    memset (self, 0, sizeof *self);
+}
+
+void
+chorus_actions_clear (chorus_actions_t *self)
+{
+    for (size_t index = 0; index < self->size; index++) {
+        chorus_action_t *action = &self->items [index];
+        free (action->flow);
+        free (action->key);
+        free (action->service);
+        free (action->command);
+        free (action->topic);
+        json_decref (action->payload);
+    }
+    free (self->items);
+    chorus_actions_init (self);
+}
+
+static chorus_action_t *
+s_push (chorus_actions_t *out, chorus_action_kind_t kind, chorus_flow_t *self)
+{
+    if (out->size == out->max) {
+        size_t max = out->max? out->max * 2: 8;
+        chorus_action_t *items = realloc (out->items, max * sizeof *items);
+        if (!items)
+            abort ();
+        out->items = items;
+        out->max = max;
+    }
+    chorus_action_t *action = &out->items [out->size++];
+    memset (action, 0, sizeof *action);
+    action->kind = kind;
+    action->flow = chorus__strdup (self->id);
+    return action;
+}
+
+//  Takes the key
+static void
+s_timer (chorus_flow_t *self, chorus_actions_t *out, char *key, uint64_t at)
+{
+    chorus_action_t *action = s_push (out, CHORUS_ACTION_TIMER, self);
+    action->key = key;
+    action->at = at;
+}
+
+//  Takes the payload; nothing happens without a topic
+static void
+s_emit (chorus_flow_t *self, chorus_actions_t *out, const char *topic, json_t *payload)
+{
+    if (!topic) {
+        json_decref (payload);
+        return;
+    }
+    chorus_action_t *action = s_push (out, CHORUS_ACTION_EMIT, self);
+    action->topic = chorus__strdup (topic);
+    action->payload = payload;
+}
+
+//  --------------------------------------------------------------------------
+//  Template context
+
+static json_t *
+s_step_output (chorus_flow_t *self, size_t index, bool held)
+{
+    return chorus__step_output (&self->steps [index], s_stepdef (self, index)->for_each != NULL,
+                                held);
+}
+
+static bool
+s_step_done (chorus_flow_t *self, size_t index)
+{
+    json_t *output = s_step_output (self, index, false);
+    json_decref (output);
+    return output != NULL;
+}
+
+//  {"input": ..., "steps": {ID: {"output": ...}}, "item": ...} for a task;
+//  for a compensation (`undo`) its own output stands for its step's
+static json_t *
+s_context (chorus_flow_t *self, const chorus__task_t *task, bool undo)
+{
+    json_t *steps = json_object ();
+    for (size_t index = 0; index < self->steps_size; index++) {
+        json_t *output = undo && task && task->step == index
+                       ? json_incref (task->output)
+                       : s_step_output (self, index, undo);
+        if (output)
+            json_object_set_new (steps, s_stepdef (self, index)->id,
+                                 json_pack ("{s:o}", "output", output));
+    }
+    json_t *context = json_pack ("{s:O, s:o}", "input", self->input, "steps", steps);
+    if (task && task->item >= 0) {
+        json_t *item = json_array_get (self->steps [task->step].items, (size_t) task->item);
+        json_object_set (context, "item", item? item: json_null ());
+    }
+    return context;
+}
+
+//  --------------------------------------------------------------------------
+//  Sending
+
+static void
+s_send (chorus_flow_t *self, chorus__task_t *task, bool undo, uint64_t now, chorus_actions_t *out)
+{
+    const chorus_stepdef_t *def = s_stepdef (self, task->step);
+    chorus_action_t *action = s_push (out, CHORUS_ACTION_SEND, self);
+    action->key = s_task_key (self, task, undo? S_UNDO_SUFFIX: NULL);
+    action->service = chorus__strdup (def->service);
+    action->command = chorus__strdup (undo? def->compensate: def->command);
+    action->attempt = undo? task->undo_attempt: task->attempt;
+    action->at = now + def->timeout_ms;
+    const json_t *template_ = undo? def->compensate_input: def->input;
+    if (template_) {
+        json_t *context = s_context (self, task, undo);
+        action->payload = chorus_flowdef_resolve (template_, context);
+        json_decref (context);
+    }
+    else
+    if (undo && task->output)
+        action->payload = json_deep_copy (task->output);
+}
+
+static void
+s_try (chorus_flow_t *self, chorus__task_t *task, uint64_t now, chorus_actions_t *out)
+{
+    task->state = CHORUS_TASK_RUNNING;
+    task->attempt++;
+    task->timer_at = 0;
+    if (!task->started)
+        task->started = now;
+    s_send (self, task, false, now, out);
+}
+
+static void
+s_undo_try (chorus_flow_t *self, chorus__task_t *task, uint64_t now, chorus_actions_t *out)
+{
+    task->state = CHORUS_TASK_UNDOING;
+    task->undo_attempt++;
+    task->undo_tries++;
+    task->undo_waiting = false;
+    task->timer_at = 0;
+    s_send (self, task, true, now, out);
+}
+
+//  --------------------------------------------------------------------------
+//  Moving on
+
+//  Creates the step's tasks; -1 if its for_each does not lead to a list
+static int
+s_start_step (chorus_flow_t *self, size_t index)
+{
+    const chorus_stepdef_t *def = s_stepdef (self, index);
+    chorus__step_t *step = &self->steps [index];
+    json_t *items = NULL;
+    if (def->for_each) {
+        json_t *context = s_context (self, NULL, false);
+        const json_t *list = chorus_flowdef_lookup (context, def->for_each);
+        if (list && json_is_array (list))
+            items = json_deep_copy (list);
+        json_decref (context);
+        if (!items) {
+            step->started = true;
+            chorus__set (&step->error_code, "bad-for-each");
+            step->error_message = chorus__format ("for_each %s is not a list", def->for_each);
+            return -1;
+        }
+    }
+    chorus__step_start (step, index, items, self->run);
+    return 0;
+}
+
+//  The flow failed: nothing new starts, backoffs are abandoned, and the
+//  compensation begins once nothing runs (see s_compensate)
+static void
+s_fail (chorus_flow_t *self, const char *code, const char *message, const char *step,
+        uint64_t now)
+{
+    if (self->state != CHORUS_FLOW_RUNNING)
+        return;
+    self->state = CHORUS_FLOW_COMPENSATING;
+    self->timeout_at = 0;
+    chorus__set (&self->error_code, code);
+    chorus__set (&self->error_message, message);
+    chorus__set (&self->error_step, step);
+    for (size_t index = 0; index < self->steps_size; index++)
+        for (size_t t = 0; t < self->steps [index].tasks_size; t++) {
+            chorus__task_t *task = &self->steps [index].tasks [t];
+            if (task->state == CHORUS_TASK_WAITING) {
+                task->state = CHORUS_TASK_FAILED;
+                task->timer_at = 0;
+                task->finished = now;
+            }
+        }
+}
+
+static void
+s_finish (chorus_flow_t *self, chorus_flow_state_t state, uint64_t now, chorus_actions_t *out)
+{
+    self->state = state;
+    self->finished = now;
+    self->timeout_at = 0;
+    const char *name = chorus_flowdef_name (self->def);
+    if (state == CHORUS_FLOW_COMPLETED) {
+        json_t *outputs = json_object ();
+        for (size_t index = 0; index < self->steps_size; index++) {
+            json_t *output = s_step_output (self, index, false);
+            json_object_set_new (outputs, s_stepdef (self, index)->id,
+                                 output? output: json_null ());
+        }
+        s_emit (self, out, chorus_flowdef_emit_completed (self->def),
+                json_pack ("{s:s, s:s, s:O, s:o}", "flow", self->id, "name", name,
+                           "input", self->input, "outputs", outputs));
+    }
+    else
+        s_emit (self, out, chorus_flowdef_emit_failed (self->def),
+                json_pack ("{s:s, s:s, s:s, s:o, s:O}", "flow", self->id, "name", name,
+                           "state", chorus_flow_state_name (state), "error",
+                           chorus__error_json (self->error_code, self->error_message,
+                                               self->error_step),
+                           "input", self->input));
+}
+
+//  Undoes completed tasks one at a time, last completed first, once no
+//  task runs; then the flow ends, or stays STUCK for an operator
+static void
+s_compensate (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
+{
+    chorus__task_t *next = NULL;
+    bool stuck = false;
+    for (size_t index = 0; index < self->steps_size; index++) {
+        bool undoable = s_stepdef (self, index)->compensate != NULL;
+        for (size_t t = 0; t < self->steps [index].tasks_size; t++) {
+            chorus__task_t *task = &self->steps [index].tasks [t];
+            if (task->state == CHORUS_TASK_RUNNING || task->state == CHORUS_TASK_WAITING
+            ||  task->state == CHORUS_TASK_UNDOING)
+                return;
+            if (task->state == CHORUS_TASK_STUCK)
+                stuck = true;
+            if (undoable && task->state == CHORUS_TASK_DONE && (!next || task->seq > next->seq))
+                next = task;
+        }
+    }
+    if (next) {
+        next->undo_tries = 0;
+        s_undo_try (self, next, now, out);
+    }
+    else
+    if (stuck)
+        self->state = CHORUS_FLOW_STUCK;
+    else
+        s_finish (self, self->cancelled? CHORUS_FLOW_CANCELLED: CHORUS_FLOW_FAILED, now, out);
+}
+
+//  Starts every step whose dependencies are done and every task that may
+//  run; completes the flow, or goes on with its compensation
+static void
+s_advance (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
+{
+    bool started = true;
+    while (started && self->state == CHORUS_FLOW_RUNNING) {
+        started = false;
+        for (size_t index = 0; index < self->steps_size; index++) {
+            const chorus_stepdef_t *def = s_stepdef (self, index);
+            if (self->steps [index].started)
+                continue;
+            bool ready = true;
+            for (size_t d = 0; d < def->depends_size && ready; d++) {
+                int dependency = chorus_flowdef_step_index (self->def, def->depends_on [d]);
+                ready = dependency >= 0 && s_step_done (self, (size_t) dependency);
+            }
+            if (!ready)
+                continue;
+            started = true;     //  an empty fan-out is done at once: look again
+            if (s_start_step (self, index)) {
+                s_fail (self, self->steps [index].error_code,
+                        self->steps [index].error_message, def->id, now);
+                break;
+            }
+        }
+    }
+    if (self->state == CHORUS_FLOW_RUNNING) {
+        bool all_done = true;
+        for (size_t index = 0; index < self->steps_size; index++) {
+            chorus__step_t *step = &self->steps [index];
+            int limit = s_stepdef (self, index)->max_parallel;
+            int active = 0;
+            for (size_t t = 0; t < step->tasks_size; t++)
+                if (step->tasks [t].state == CHORUS_TASK_RUNNING
+                ||  step->tasks [t].state == CHORUS_TASK_WAITING)
+                    active++;
+            for (size_t t = 0; t < step->tasks_size && (limit <= 0 || active < limit); t++)
+                if (step->tasks [t].state == CHORUS_TASK_PENDING) {
+                    s_try (self, &step->tasks [t], now, out);
+                    active++;
+                }
+            all_done = all_done && s_step_done (self, index);
+        }
+        if (all_done)
+            s_finish (self, CHORUS_FLOW_COMPLETED, now, out);
+    }
+    if (self->state == CHORUS_FLOW_COMPENSATING || self->state == CHORUS_FLOW_STUCK)
+        s_compensate (self, now, out);
+}
+
+//  --------------------------------------------------------------------------
+//  One flow
+
+static chorus_flow_t *
+s_new (chorus_flowdef_t *def, const char *id, const json_t *input)
+{
+    chorus_flow_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->def = def;
+    self->id = chorus__strdup (id);
+    self->input = input? json_deep_copy (input): json_object ();
+    self->business_key = chorus__business_key (def, self->input);
+    self->run = 1;
+    self->steps_size = chorus_flowdef_steps (def);
+    self->steps = calloc (self->steps_size? self->steps_size: 1, sizeof (chorus__step_t));
+    if (!self->steps)
+        abort ();
+    return self;
+}
+
+chorus_flow_t *
+chorus_flow_start (chorus_flowdef_t *def, const char *id, const json_t *input, uint64_t now,
+                   chorus_actions_t *out)
+{
+    if (!def || !id)
+        return NULL;
+    chorus_flow_t *self = s_new (def, id, input);
+    if (!self)
+        return NULL;
+    self->state = CHORUS_FLOW_RUNNING;
+    self->started = now;
+    if (chorus_flowdef_timeout (def)) {
+        self->timeout_at = now + chorus_flowdef_timeout (def);
+        s_timer (self, out, s_flow_timer_key (self), self->timeout_at);
+    }
+    s_advance (self, now, out);
+    return self;
+}
+
+void
+chorus_flow_destroy (chorus_flow_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    chorus_flow_t *self = *self_p;
+    for (size_t index = 0; index < self->steps_size; index++)
+        chorus__step_reset (&self->steps [index]);
+    free (self->steps);
+    free (self->id);
+    json_decref (self->input);
+    free (self->business_key);
+    free (self->error_code);
+    free (self->error_message);
+    free (self->error_step);
+    free (self);
+    *self_p = NULL;
+}
+
+//  The task whose command (or compensation, with `undo`) has this key
+static chorus__task_t *
+s_find (chorus_flow_t *self, const char *key, bool *undo)
+{
+    for (size_t index = 0; index < self->steps_size; index++)
+        for (size_t t = 0; t < self->steps [index].tasks_size; t++) {
+            chorus__task_t *task = &self->steps [index].tasks [t];
+            char *forward = s_task_key (self, task, NULL);
+            size_t size = strlen (forward);
+            bool same = strncmp (key, forward, size) == 0;
+            free (forward);
+            if (same && key [size] == 0) {
+                *undo = false;
+                return task;
+            }
+            if (same && strcmp (key + size, S_UNDO_SUFFIX) == 0) {
+                *undo = true;
+                return task;
+            }
+        }
+    return NULL;
+}
+
+static void
+s_task_error (chorus__task_t *task, const chorus_result_t *result, const chorus_stepdef_t *def)
+{
+    if (result->timeout) {
+        chorus__set (&task->error_code, "timeout");
+        char *message = chorus__format ("no reply within %" PRIu64 " ms", def->timeout_ms);
+        chorus__set (&task->error_message, message);
+        free (message);
+    }
+    else {
+        chorus__set (&task->error_code, result->code? result->code: "error");
+        chorus__set (&task->error_message, result->message);
+    }
+}
+
+int
+chorus_flow_reply (chorus_flow_t *self, const char *key, int attempt,
+                   const chorus_result_t *result, uint64_t now, chorus_actions_t *out)
+{
+    bool undo = false;
+    chorus__task_t *task = key && result? s_find (self, key, &undo): NULL;
+    if (!task)
+        return -1;
+    const chorus_stepdef_t *def = s_stepdef (self, task->step);
+    bool retryable = result->timeout || result->retryable;
+    if (undo) {
+        if (task->state != CHORUS_TASK_UNDOING || task->undo_waiting
+        ||  attempt != task->undo_attempt)
+            return -1;
+        int tries = def->attempts > S_UNDO_TRIES_MIN? def->attempts: S_UNDO_TRIES_MIN;
+        if (result->ok)
+            task->state = CHORUS_TASK_UNDONE;
+        else {
+            s_task_error (task, result, def);
+            if (retryable && task->undo_tries < tries) {
+                task->undo_waiting = true;
+                task->timer_at = now + s_backoff (def, task->undo_tries);
+                char *undo_key = s_task_key (self, task, S_UNDO_SUFFIX);
+                s_timer (self, out, chorus__format (S_RETRY_TIMER "%s", undo_key),
+                         task->timer_at);
+                free (undo_key);
+            }
+            else {
+                task->state = CHORUS_TASK_STUCK;
+                self->state = CHORUS_FLOW_STUCK;
+            }
+        }
+    }
+    else {
+        if (task->state != CHORUS_TASK_RUNNING || attempt != task->attempt)
+            return -1;
+        if (result->ok) {
+            task->state = CHORUS_TASK_DONE;
+            task->output = result->output? json_deep_copy (result->output): json_null ();
+            task->finished = now;
+            task->seq = ++self->seq;
+        }
+        else {
+            s_task_error (task, result, def);
+            if (self->state == CHORUS_FLOW_RUNNING && retryable && task->attempt < def->attempts) {
+                task->state = CHORUS_TASK_WAITING;
+                task->timer_at = now + s_backoff (def, task->attempt);
+                char *forward = s_task_key (self, task, NULL);
+                s_timer (self, out, chorus__format (S_RETRY_TIMER "%s", forward),
+                         task->timer_at);
+                free (forward);
+            }
+            else {
+                task->state = CHORUS_TASK_FAILED;
+                task->finished = now;
+                s_fail (self, task->error_code, task->error_message, def->id, now);
+            }
+        }
+    }
+    s_advance (self, now, out);
+    return 0;
+}
+
+int
+chorus_flow_timer (chorus_flow_t *self, const char *key, uint64_t now, chorus_actions_t *out)
+{
+    if (!key)
+        return -1;
+    char *flow_timer = s_flow_timer_key (self);
+    bool deadline = strcmp (key, flow_timer) == 0;
+    free (flow_timer);
+    if (deadline) {
+        //  A timer of an earlier run has another key, so cannot end this one
+        if (self->state != CHORUS_FLOW_RUNNING || !self->timeout_at)
+            return -1;
+        char *message = chorus__format ("the flow did not finish within %" PRIu64 " ms",
+                                        chorus_flowdef_timeout (self->def));
+        s_fail (self, "flow-timeout", message, NULL, now);
+        free (message);
+    }
+    else {
+        size_t prefix = strlen (S_RETRY_TIMER);
+        bool undo = false;
+        chorus__task_t *task = strncmp (key, S_RETRY_TIMER, prefix) == 0
+                             ? s_find (self, key + prefix, &undo): NULL;
+        if (!task)
+            return -1;
+        if (undo && task->state == CHORUS_TASK_UNDOING && task->undo_waiting)
+            s_undo_try (self, task, now, out);
+        else
+        if (!undo && task->state == CHORUS_TASK_WAITING)
+            s_try (self, task, now, out);
+        else
+            return -1;
+    }
+    s_advance (self, now, out);
+    return 0;
+}
+
+int
+chorus_flow_cancel (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
+{
+    if (self->state != CHORUS_FLOW_RUNNING)
+        return -1;
+    self->cancelled = true;
+    s_fail (self, "cancelled", "the flow was cancelled", NULL, now);
+    s_advance (self, now, out);
+    return 0;
+}
+
+int
+chorus_flow_retry (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
+{
+    if (self->state == CHORUS_FLOW_STUCK) {
+        //  Back in line: s_compensate gives them fresh tries, in order
+        for (size_t index = 0; index < self->steps_size; index++)
+            for (size_t t = 0; t < self->steps [index].tasks_size; t++)
+                if (self->steps [index].tasks [t].state == CHORUS_TASK_STUCK)
+                    self->steps [index].tasks [t].state = CHORUS_TASK_DONE;
+        self->state = CHORUS_FLOW_COMPENSATING;
+        s_advance (self, now, out);
+        return 0;
+    }
+    if (self->state != CHORUS_FLOW_FAILED && self->state != CHORUS_FLOW_CANCELLED)
+        return -1;
+    //  Whatever is not done runs again under new keys; compensated tasks
+    //  too, since their effects were undone
+    self->run++;
+    for (size_t index = 0; index < self->steps_size; index++) {
+        chorus__step_t *step = &self->steps [index];
+        bool any_done = false;
+        for (size_t t = 0; t < step->tasks_size; t++)
+            any_done = any_done || step->tasks [t].state == CHORUS_TASK_DONE;
+        if (step->started && (step->error_code || (step->tasks_size && !any_done)))
+            chorus__step_reset (step);  //  a fan-out lists its items afresh
+        else
+            for (size_t t = 0; t < step->tasks_size; t++)
+                if (step->tasks [t].state != CHORUS_TASK_DONE)
+                    chorus__task_reset (&step->tasks [t], self->run);
+    }
+    self->state = CHORUS_FLOW_RUNNING;
+    self->cancelled = false;
+    self->finished = 0;
+    chorus__set (&self->error_code, NULL);
+    chorus__set (&self->error_message, NULL);
+    chorus__set (&self->error_step, NULL);
+    if (chorus_flowdef_timeout (self->def)) {
+        self->timeout_at = now + chorus_flowdef_timeout (self->def);
+        s_timer (self, out, s_flow_timer_key (self), self->timeout_at);
+    }
+    s_advance (self, now, out);
+    return 0;
+}
+
+void
+chorus_flow_resume (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
+{
+    for (size_t index = 0; index < self->steps_size; index++)
+        for (size_t t = 0; t < self->steps [index].tasks_size; t++) {
+            chorus__task_t *task = &self->steps [index].tasks [t];
+            bool undo = task->state == CHORUS_TASK_UNDOING;
+            if (task->state == CHORUS_TASK_RUNNING || (undo && !task->undo_waiting))
+                s_send (self, task, undo, now, out);
+            else
+            if (task->state == CHORUS_TASK_WAITING || (undo && task->undo_waiting)) {
+                char *key = s_task_key (self, task, undo? S_UNDO_SUFFIX: NULL);
+                s_timer (self, out, chorus__format (S_RETRY_TIMER "%s", key), task->timer_at);
+                free (key);
+            }
+        }
+    if (self->state == CHORUS_FLOW_RUNNING && self->timeout_at)
+        s_timer (self, out, s_flow_timer_key (self), self->timeout_at);
+}
+
+//  --------------------------------------------------------------------------
+//  Saving and loading
+
+json_t *
+chorus_flow_save (chorus_flow_t *self)
+{
+    json_t *steps = json_array ();
+    for (size_t index = 0; index < self->steps_size; index++)
+        json_array_append_new (steps, chorus__step_save (&self->steps [index],
+                                                         s_stepdef (self, index)->id));
+    return json_pack (
+        "{s:s, s:s, s:i, s:O, s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:o, s:o}",
+        "id", self->id, "flow", chorus_flowdef_name (self->def),
+        "version", chorus_flowdef_version (self->def), "input", self->input,
+        "state", chorus_flow_state_name (self->state), "cancelled", self->cancelled,
+        "run", self->run, "started", (json_int_t) self->started,
+        "finished", (json_int_t) self->finished, "timeout_at", (json_int_t) self->timeout_at,
+        "seq", (json_int_t) self->seq,
+        "error", chorus__error_json (self->error_code, self->error_message, self->error_step),
+        "steps", steps);
+}
+
+static chorus_flow_state_t
+s_flow_state_from_name (const char *name)
+{
+    for (int state = CHORUS_FLOW_RUNNING; state <= CHORUS_FLOW_STUCK; state++)
+        if (strcmp (name, s_flow_states [state]) == 0)
+            return (chorus_flow_state_t) state;
+    return 0;
+}
+
+chorus_flow_t *
+chorus_flow_load (chorus_flowdef_t *def, const json_t *state, char *error, size_t error_size)
+{
+    const char *id = NULL, *name = NULL, *state_name = NULL;
+    int version = 0, cancelled = 0, run = 0;
+    json_t *input = NULL, *flow_error = NULL, *steps = NULL;
+    json_int_t started, finished, timeout_at, seq;
+    const char *why = NULL;
+    if (!def || !state
+    ||  json_unpack ((json_t *) state,
+                     "{s:s, s:s, s:i, s:o, s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:o, s:o}",
+                     "id", &id, "flow", &name, "version", &version, "input", &input,
+                     "state", &state_name, "cancelled", &cancelled, "run", &run,
+                     "started", &started, "finished", &finished, "timeout_at", &timeout_at,
+                     "seq", &seq, "error", &flow_error, "steps", &steps)
+    ||  !json_is_array (steps) || run < 1)
+        why = "not a saved flow";
+    else
+    if (strcmp (name, chorus_flowdef_name (def)) != 0 || version != chorus_flowdef_version (def))
+        why = "saved from another definition";
+    else
+    if (json_array_size (steps) != chorus_flowdef_steps (def))
+        why = "the steps differ from the definition's";
+    else
+    if (s_flow_state_from_name (state_name) == 0)
+        why = "unknown flow state";
+    chorus_flow_t *self = why? NULL: s_new (def, id, input);
+    if (self) {
+        self->state = s_flow_state_from_name (state_name);
+        self->cancelled = cancelled;
+        self->run = run;
+        self->started = (uint64_t) started;
+        self->finished = (uint64_t) finished;
+        self->timeout_at = (uint64_t) timeout_at;
+        self->seq = (uint64_t) seq;
+        if (chorus__error_load (flow_error, &self->error_code, &self->error_message,
+                                &self->error_step))
+            why = "the flow's error is malformed";
+        for (size_t index = 0; index < self->steps_size && !why; index++) {
+            const char *reason = NULL;
+            if (chorus__step_load (&self->steps [index], index, s_stepdef (self, index), run,
+                                   json_array_get (steps, index), &reason))
+                why = reason;
+        }
+        if (why)
+            chorus_flow_destroy (&self);
+    }
+    if (why && error && error_size)
+        snprintf (error, error_size, "%s", why);
+    return self;
+}
+
+json_t *
+chorus_flow_status (chorus_flow_t *self)
+{
+    json_t *steps = json_array ();
+    for (size_t index = 0; index < self->steps_size; index++)
+        json_array_append_new (steps, chorus__step_status (&self->steps [index],
+                                                           s_stepdef (self, index),
+                                                           self->state == CHORUS_FLOW_RUNNING));
+    return json_pack ("{s:s, s:s, s:i, s:s, s:O, s:I, s:o, s:o, s:o}", "id", self->id,
+                      "flow", chorus_flowdef_name (self->def),
+                      "version", chorus_flowdef_version (self->def),
+                      "state", chorus_flow_state_name (self->state), "input", self->input,
+                      "started", (json_int_t) self->started,
+                      "finished", self->finished? json_integer ((json_int_t) self->finished)
+                                                : json_null (),
+                      "error", chorus__error_json (self->error_code, self->error_message,
+                                                   self->error_step),
+                      "steps", steps);
+}
+
+//  --------------------------------------------------------------------------
+//  Properties
+
+const char *
+chorus_flow_id (chorus_flow_t *self)
+{
+    return self->id;
+}
+
+chorus_flowdef_t *
+chorus_flow_def (chorus_flow_t *self)
+{
+    return self->def;
+}
+
+chorus_flow_state_t
+chorus_flow_state (chorus_flow_t *self)
+{
+    return self->state;
+}
+
+bool
+chorus_flow_finished (chorus_flow_t *self)
+{
+    return self->state == CHORUS_FLOW_COMPLETED || self->state == CHORUS_FLOW_FAILED
+        || self->state == CHORUS_FLOW_CANCELLED;
+}
+
+const char *
+chorus_flow_business_key (chorus_flow_t *self)
+{
+    return self->business_key;
+}
+
+const char *
+chorus_flow_state_name (chorus_flow_state_t state)
+{
+    return state >= CHORUS_FLOW_RUNNING && state <= CHORUS_FLOW_STUCK
+         ? s_flow_states [state]: "unknown";
+}
+
+const char *
+chorus_task_state_name (chorus_task_state_t state)
+{
+    return state >= CHORUS_TASK_PENDING && state <= CHORUS_TASK_STUCK
+         ? s_task_states [state]: "unknown";
+}

@@ -1,0 +1,192 @@
+/*  chorus_flow.h — the flow engine: a pure, deterministic state machine.
+    (state, input) -> (new state, actions). Inputs are start, reply, timer,
+    cancel and retry; actions are commands to send, timers to set and events
+    to emit. No sockets, clocks, disk or globals: time comes in as `now`,
+    so every path can be unit-tested and a saved state replayed.
+
+    Work is done in tasks: one per step, or one per item of a for_each
+    step. A task's key, "FLOW/STEP" or "FLOW/STEP/ITEM", is the idempotency
+    key of its command (with ":rN" appended on the Nth run after a retry of
+    a failed flow, so a re-run is not answered from a service's memory of
+    the compensated run). A compensation's key is the task key + "/undo".
+*/
+#ifndef CHORUS_FLOW_H_INCLUDED
+#define CHORUS_FLOW_H_INCLUDED
+
+#include "chorus_flowdef.h"
+
+typedef struct _chorus_flow_t chorus_flow_t;
+typedef struct _chorus_flowset_t chorus_flowset_t;
+
+//  Flow states
+typedef enum {
+    CHORUS_FLOW_RUNNING = 1,        //  steps running
+    CHORUS_FLOW_COMPENSATING = 2,   //  a step failed or the flow was cancelled: undoing
+    CHORUS_FLOW_COMPLETED = 3,      //  every step done (terminal)
+    CHORUS_FLOW_FAILED = 4,         //  a step failed, completed steps undone (terminal)
+    CHORUS_FLOW_CANCELLED = 5,      //  cancelled, completed steps undone (terminal)
+    CHORUS_FLOW_STUCK = 6,          //  a compensation kept failing: needs an operator
+} chorus_flow_state_t;
+
+//  Task states
+typedef enum {
+    CHORUS_TASK_PENDING = 1,        //  not started
+    CHORUS_TASK_RUNNING = 2,        //  command sent, awaiting its reply
+    CHORUS_TASK_WAITING = 3,        //  failed a try, waiting for the backoff timer
+    CHORUS_TASK_DONE = 4,           //  completed
+    CHORUS_TASK_FAILED = 5,         //  failed for good
+    CHORUS_TASK_UNDOING = 6,        //  its compensation is running
+    CHORUS_TASK_UNDONE = 7,         //  compensated
+    CHORUS_TASK_STUCK = 8,          //  its compensation failed for good
+} chorus_task_state_t;
+
+//  What the shell must do, in order
+typedef enum {
+    CHORUS_ACTION_SEND = 1,         //  send command to service, idempotency key = key
+    CHORUS_ACTION_TIMER = 2,        //  call chorus_flow_timer (key) at `at`
+    CHORUS_ACTION_EMIT = 3,         //  publish an event on topic
+} chorus_action_kind_t;
+
+typedef struct {
+    chorus_action_kind_t kind;      //  what to do
+    char *flow;                     //  the flow's id
+    char *key;                      //  task key (SEND) or timer key (TIMER)
+    char *service;                  //  SEND: target service
+    char *command;                  //  SEND: command name
+    json_t *payload;                //  SEND, EMIT: the payload (may be NULL)
+    int attempt;                    //  SEND: which try, to match the reply
+    uint64_t at;                    //  SEND: deadline of the try; TIMER: when
+    char *topic;                    //  EMIT: the topic
+} chorus_action_t;
+
+//  A list of actions, filled by the engine, freed by the caller
+typedef struct {
+    chorus_action_t *items;         //  the actions
+    size_t size;                    //  how many
+    size_t max;                     //  allocated
+} chorus_actions_t;
+
+void
+    chorus_actions_init (chorus_actions_t *self);
+//  Frees the actions and empties the list
+void
+    chorus_actions_clear (chorus_actions_t *self);
+
+//  The outcome of one try of a command
+typedef struct {
+    bool ok;                        //  the service replied with success
+    bool timeout;                   //  no reply before the try's deadline
+    const json_t *output;           //  the reply's payload (ok), may be NULL
+    const char *code;               //  error code (not ok)
+    const char *message;            //  error message (not ok)
+    bool retryable;                 //  may a later try succeed (not ok)
+} chorus_result_t;
+
+//  --------------------------------------------------------------------------
+//  One flow
+
+//  Starts a flow of the definition with this id and input (borrowed,
+//  copied). The definition must outlive the flow.
+chorus_flow_t *
+    chorus_flow_start (chorus_flowdef_t *def, const char *id, const json_t *input,
+                       uint64_t now, chorus_actions_t *out);
+void
+    chorus_flow_destroy (chorus_flow_t **self_p);
+
+//  The reply to try `attempt` of a task. A reply to anything but the
+//  current try of a running task (late, duplicate, unknown) is ignored and
+//  returns -1; otherwise 0.
+int
+    chorus_flow_reply (chorus_flow_t *self, const char *key, int attempt,
+                       const chorus_result_t *result, uint64_t now, chorus_actions_t *out);
+
+//  A timer the engine asked for has fired; an unknown or stale timer is
+//  ignored and returns -1.
+int
+    chorus_flow_timer (chorus_flow_t *self, const char *key, uint64_t now, chorus_actions_t *out);
+
+//  Cancels a running flow: no new task starts, running ones finish, and
+//  completed ones are compensated. -1 if the flow is not running.
+int
+    chorus_flow_cancel (chorus_flow_t *self, uint64_t now, chorus_actions_t *out);
+
+//  Re-runs a failed, cancelled or stuck flow: stuck compensations are tried
+//  again; for a failed or cancelled flow every task that is not done runs
+//  again from the failed step on, with new keys. -1 if not applicable.
+int
+    chorus_flow_retry (chorus_flow_t *self, uint64_t now, chorus_actions_t *out);
+
+//  After a restart: the actions that re-arm every timer and re-send every
+//  running task's command (same key, same attempt).
+void
+    chorus_flow_resume (chorus_flow_t *self, uint64_t now, chorus_actions_t *out);
+
+//  The whole state as JSON (new reference), and a flow rebuilt from it
+json_t *
+    chorus_flow_save (chorus_flow_t *self);
+chorus_flow_t *
+    chorus_flow_load (chorus_flowdef_t *def, const json_t *state, char *error, size_t error_size);
+
+const char *
+    chorus_flow_id (chorus_flow_t *self);
+chorus_flowdef_t *
+    chorus_flow_def (chorus_flow_t *self);
+chorus_flow_state_t
+    chorus_flow_state (chorus_flow_t *self);
+bool
+    chorus_flow_finished (chorus_flow_t *self);
+//  The business key (the definition's key path resolved on the input),
+//  NULL if the definition has none
+const char *
+    chorus_flow_business_key (chorus_flow_t *self);
+//  Status for operators (new reference): id, flow, version, state, input,
+//  started, finished, error, and per step: state, attempts, last error,
+//  timestamps, output (for_each: per item)
+json_t *
+    chorus_flow_status (chorus_flow_t *self);
+
+const char *
+    chorus_flow_state_name (chorus_flow_state_t state);
+const char *
+    chorus_task_state_name (chorus_task_state_t state);
+
+//  --------------------------------------------------------------------------
+//  A set of flows, with one live flow per (definition name, business key)
+//  and a bounded number of finished flows kept for status queries
+
+chorus_flowset_t *
+    chorus_flowset_new (size_t keep_finished);
+void
+    chorus_flowset_destroy (chorus_flowset_t **self_p);
+
+//  Starts a flow, or returns the live flow with the same definition name
+//  and business key without starting anything (*existing set to true);
+//  a flow with the same id is returned the same way
+chorus_flow_t *
+    chorus_flowset_start (chorus_flowset_t *self, chorus_flowdef_t *def, const char *id,
+                          const json_t *input, uint64_t now, chorus_actions_t *out,
+                          bool *existing);
+//  Adds a flow loaded from a journal; the set takes it
+void
+    chorus_flowset_insert (chorus_flowset_t *self, chorus_flow_t *flow);
+chorus_flow_t *
+    chorus_flowset_lookup (chorus_flowset_t *self, const char *id);
+//  Call after a flow finished: it moves to the bounded list of finished
+//  flows; returns the id of a finished flow evicted (and destroyed) to
+//  keep the bound (caller frees), or NULL
+char *
+    chorus_flowset_finished (chorus_flowset_t *self, chorus_flow_t *flow);
+//  Destroys the oldest finished flow beyond the bound and returns its id
+//  (caller frees), or NULL when within the bound; after inserting flows
+//  from a journal, call it until it returns NULL
+char *
+    chorus_flowset_evict (chorus_flowset_t *self);
+//  All flows, live first then finished, oldest first
+size_t
+    chorus_flowset_size (chorus_flowset_t *self);
+chorus_flow_t *
+    chorus_flowset_first (chorus_flowset_t *self);
+chorus_flow_t *
+    chorus_flowset_next (chorus_flowset_t *self);
+
+#endif

@@ -1,0 +1,369 @@
+/*  chorus_flow_task.c — the tasks of a flow's steps: keys, outputs, saving
+    and loading, and the view operators get. The flow engine decides what
+    they do; this file only keeps them.
+*/
+#include "chorus_flow_task.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  --------------------------------------------------------------------------
+//  Strings
+
+char *
+chorus__format (const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    int size = vsnprintf (NULL, 0, format, args);
+    va_end (args);
+    char *string = size >= 0? malloc ((size_t) size + 1): NULL;
+    if (!string)
+        abort ();
+    va_start (args, format);
+    vsnprintf (string, (size_t) size + 1, format, args);
+    va_end (args);
+    return string;
+}
+
+char *
+chorus__strdup (const char *string)
+{
+    return string? chorus__format ("%s", string): NULL;
+}
+
+void
+chorus__set (char **target, const char *value)
+{
+    char *copy = chorus__strdup (value);
+    free (*target);
+    *target = copy;
+}
+
+char *
+chorus__business_key (chorus_flowdef_t *def, const json_t *input)
+{
+    const char *path = chorus_flowdef_key (def);
+    if (!path)
+        return NULL;
+    json_t *context = json_pack ("{s:O}", "input", (json_t *) input);
+    const json_t *value = chorus_flowdef_lookup (context, path);
+    char *key = NULL;
+    if (json_is_string (value))
+        key = chorus__strdup (json_string_value (value));
+    else
+    if (json_is_number (value))
+        key = json_dumps (value, JSON_ENCODE_ANY);
+    json_decref (context);
+    return key;
+}
+
+//  --------------------------------------------------------------------------
+//  Tasks
+
+bool
+chorus__task_has_output (const chorus__task_t *task)
+{
+    return task->state == CHORUS_TASK_DONE || task->state == CHORUS_TASK_UNDOING
+        || task->state == CHORUS_TASK_UNDONE || task->state == CHORUS_TASK_STUCK;
+}
+
+char *
+chorus__task_key (const char *flow, const char *step, const chorus__task_t *task,
+                  const char *suffix)
+{
+    char item [24] = "";
+    char run [24] = "";
+    if (task->item >= 0)
+        snprintf (item, sizeof item, "/%d", task->item);
+    if (task->run > 1)
+        snprintf (run, sizeof run, ":r%d", task->run);
+    return chorus__format ("%s/%s%s%s%s", flow, step, item, run, suffix? suffix: "");
+}
+
+void
+chorus__task_reset (chorus__task_t *task, int run)
+{
+    json_decref (task->output);
+    free (task->error_code);
+    free (task->error_message);
+    size_t step = task->step;
+    int item = task->item;
+    memset (task, 0, sizeof *task);
+    task->step = step;
+    task->item = item;
+    task->state = CHORUS_TASK_PENDING;
+    task->run = run;
+}
+
+//  --------------------------------------------------------------------------
+//  Steps
+
+void
+chorus__step_start (chorus__step_t *step, size_t index, json_t *items, int run)
+{
+    size_t size = items? json_array_size (items): 1;
+    step->started = true;
+    step->items = items;
+    step->tasks = calloc (size? size: 1, sizeof (chorus__task_t));
+    if (!step->tasks)
+        abort ();
+    step->tasks_size = size;
+    for (size_t t = 0; t < size; t++) {
+        step->tasks [t].step = index;
+        step->tasks [t].item = items? (int) t: -1;
+        chorus__task_reset (&step->tasks [t], run);
+    }
+}
+
+void
+chorus__step_reset (chorus__step_t *step)
+{
+    for (size_t t = 0; t < step->tasks_size; t++)
+        chorus__task_reset (&step->tasks [t], 0);
+    free (step->tasks);
+    json_decref (step->items);
+    free (step->error_code);
+    free (step->error_message);
+    memset (step, 0, sizeof *step);
+}
+
+json_t *
+chorus__step_output (const chorus__step_t *step, bool fan_out, bool held)
+{
+    if (!step->started || step->error_code)
+        return NULL;
+    for (size_t t = 0; t < step->tasks_size; t++) {
+        const chorus__task_t *task = &step->tasks [t];
+        if (held? !chorus__task_has_output (task): task->state != CHORUS_TASK_DONE)
+            return NULL;
+    }
+    if (!fan_out)
+        return json_incref (step->tasks [0].output);
+    json_t *list = json_array ();
+    for (size_t t = 0; t < step->tasks_size; t++)
+        json_array_append (list, step->tasks [t].output);
+    return list;
+}
+
+//  --------------------------------------------------------------------------
+//  Errors
+
+json_t *
+chorus__error_json (const char *code, const char *message, const char *step)
+{
+    if (!code)
+        return json_null ();
+    json_t *error = json_pack ("{s:s, s:s?}", "code", code, "message", message);
+    if (step)
+        json_object_set_new (error, "step", json_string (step));
+    return error;
+}
+
+int
+chorus__error_load (const json_t *json, char **code, char **message, char **step)
+{
+    if (!json || json_is_null (json))
+        return 0;
+    const char *c = NULL, *m = NULL, *s = NULL;
+    if (json_unpack ((json_t *) json, "{s:s, s?:s, s?:s}", "code", &c, "message", &m,
+                     "step", &s))
+        return -1;
+    chorus__set (code, c);
+    chorus__set (message, m);
+    if (step)
+        chorus__set (step, s);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Saving and loading
+
+static json_t *
+s_task_save (const chorus__task_t *task)
+{
+    json_t *json = json_pack (
+        "{s:s, s:i, s:i, s:o, s:I, s:I, s:I, s:I, s:i, s:i, s:b}",
+        "state", chorus_task_state_name (task->state), "run", task->run,
+        "attempt", task->attempt,
+        "error", chorus__error_json (task->error_code, task->error_message, NULL),
+        "started", (json_int_t) task->started, "finished", (json_int_t) task->finished,
+        "timer", (json_int_t) task->timer_at, "seq", (json_int_t) task->seq,
+        "undo_attempt", task->undo_attempt, "undo_tries", task->undo_tries,
+        "undo_waiting", task->undo_waiting);
+    if (task->output)
+        json_object_set (json, "output", task->output);
+    return json;
+}
+
+json_t *
+chorus__step_save (const chorus__step_t *step, const char *id)
+{
+    json_t *tasks = json_array ();
+    for (size_t t = 0; t < step->tasks_size; t++)
+        json_array_append_new (tasks, s_task_save (&step->tasks [t]));
+    json_t *json = json_pack ("{s:s, s:b, s:o}", "id", id, "started", step->started,
+                              "tasks", tasks);
+    if (step->items)
+        json_object_set (json, "items", step->items);
+    if (step->error_code)
+        json_object_set_new (json, "error",
+                             chorus__error_json (step->error_code, step->error_message, NULL));
+    return json;
+}
+
+static int
+s_task_load (chorus__task_t *task, const json_t *json, int run)
+{
+    const char *state = NULL;
+    json_t *error = NULL, *output = NULL;
+    json_int_t started, finished, timer, seq;
+    int undo_waiting = 0;
+    if (json_unpack ((json_t *) json,
+                     "{s:s, s:i, s:i, s:o, s:I, s:I, s:I, s:I, s:i, s:i, s:b, s?:o}",
+                     "state", &state, "run", &task->run, "attempt", &task->attempt,
+                     "error", &error, "started", &started, "finished", &finished,
+                     "timer", &timer, "seq", &seq, "undo_attempt", &task->undo_attempt,
+                     "undo_tries", &task->undo_tries, "undo_waiting", &undo_waiting,
+                     "output", &output))
+        return -1;
+    task->state = 0;
+    for (int value = CHORUS_TASK_PENDING; value <= CHORUS_TASK_STUCK; value++)
+        if (strcmp (state, chorus_task_state_name ((chorus_task_state_t) value)) == 0)
+            task->state = (chorus_task_state_t) value;
+    if (!task->state || task->run < 1 || task->run > run
+    ||  chorus__error_load (error, &task->error_code, &task->error_message, NULL))
+        return -1;
+    task->started = (uint64_t) started;
+    task->finished = (uint64_t) finished;
+    task->timer_at = (uint64_t) timer;
+    task->seq = (uint64_t) seq;
+    task->undo_waiting = undo_waiting;
+    task->output = json_deep_copy (output);
+    return 0;
+}
+
+int
+chorus__step_load (chorus__step_t *step, size_t index, const chorus_stepdef_t *def, int run,
+                   const json_t *json, const char **why)
+{
+    const char *id = NULL;
+    int started = 0;
+    json_t *tasks = NULL, *items = NULL, *error = NULL;
+    *why = "a step is malformed";
+    if (json_unpack ((json_t *) json, "{s:s, s:b, s:o, s?:o, s?:o}", "id", &id,
+                     "started", &started, "tasks", &tasks, "items", &items, "error", &error)
+    ||  !json_is_array (tasks) || (items && !json_is_array (items)))
+        return -1;
+    if (strcmp (id, def->id) != 0) {
+        *why = "the steps differ from the definition's";
+        return -1;
+    }
+    if (chorus__error_load (error, &step->error_code, &step->error_message, NULL))
+        return -1;
+    bool fan_out = started && !step->error_code && def->for_each;
+    size_t expected = fan_out? json_array_size (items): started && !step->error_code;
+    if ((fan_out && !items) || json_array_size (tasks) != expected)
+        return -1;
+    if (started && !step->error_code)
+        chorus__step_start (step, index, fan_out? json_deep_copy (items): NULL, run);
+    step->started = started;
+    for (size_t t = 0; t < expected; t++) {
+        chorus__task_reset (&step->tasks [t], run);
+        if (s_task_load (&step->tasks [t], json_array_get (tasks, t), run)) {
+            *why = "a task is malformed";
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  The view of operators
+
+static json_t *
+s_time (uint64_t time)
+{
+    return time? json_integer ((json_int_t) time): json_null ();
+}
+
+static json_t *
+s_task_status (const chorus__task_t *task)
+{
+    return json_pack ("{s:i, s:s, s:i, s:o, s:o, s:o, s:O?}", "item", task->item,
+                      "state", chorus_task_state_name (task->state),
+                      "attempts", task->attempt,
+                      "error", chorus__error_json (task->error_code, task->error_message, NULL),
+                      "started", s_time (task->started), "finished", s_time (task->finished),
+                      "output", task->output);
+}
+
+//  One name for a step's tasks: theirs when they agree, else the state
+//  that matters most to an operator
+static const char *
+s_step_state (const chorus__step_t *step, bool flow_running)
+{
+    if (!step->started)
+        return "pending";
+    if (step->error_code)
+        return "failed";
+    if (step->tasks_size == 0)
+        return "done";
+    size_t count [CHORUS_TASK_STUCK + 1] = { 0 };
+    for (size_t t = 0; t < step->tasks_size; t++)
+        count [step->tasks [t].state]++;
+    for (int state = CHORUS_TASK_PENDING; state <= CHORUS_TASK_STUCK; state++)
+        if (count [state] == step->tasks_size)
+            return chorus_task_state_name ((chorus_task_state_t) state);
+    if (count [CHORUS_TASK_STUCK])
+        return "stuck";
+    if (count [CHORUS_TASK_UNDOING] || (count [CHORUS_TASK_DONE] && count [CHORUS_TASK_UNDONE]))
+        return "undoing";
+    if (count [CHORUS_TASK_RUNNING] || count [CHORUS_TASK_WAITING] || flow_running)
+        return "running";
+    if (count [CHORUS_TASK_FAILED])
+        return "failed";
+    return count [CHORUS_TASK_DONE]? "done": "undone";
+}
+
+json_t *
+chorus__step_status (const chorus__step_t *step, const chorus_stepdef_t *def, bool flow_running)
+{
+    int attempts = 0;
+    uint64_t started = 0, finished = 0;
+    bool all_finished = step->tasks_size > 0;
+    const chorus__task_t *failed = NULL;
+    for (size_t t = 0; t < step->tasks_size; t++) {
+        const chorus__task_t *task = &step->tasks [t];
+        attempts += task->attempt;
+        if (task->started && (!started || task->started < started))
+            started = task->started;
+        if (task->finished > finished)
+            finished = task->finished;
+        all_finished = all_finished && task->finished;
+        if (!failed && task->error_code
+        &&  (task->state == CHORUS_TASK_FAILED || task->state == CHORUS_TASK_STUCK
+             || !def->for_each))
+            failed = task;
+    }
+    json_t *error = step->error_code
+                  ? chorus__error_json (step->error_code, step->error_message, NULL)
+                  : failed? chorus__error_json (failed->error_code, failed->error_message, NULL)
+                  : json_null ();
+    json_t *output = chorus__step_output (step, def->for_each != NULL, true);
+    json_t *status = json_pack ("{s:s, s:s, s:i, s:o, s:o, s:o, s:o}", "id", def->id,
+                                "state", s_step_state (step, flow_running),
+                                "attempts", attempts, "error", error,
+                                "started", s_time (started),
+                                "finished", s_time (all_finished? finished: 0),
+                                "output", output? output: json_null ());
+    if (def->for_each) {
+        json_t *items = json_array ();
+        for (size_t t = 0; t < step->tasks_size; t++)
+            json_array_append_new (items, s_task_status (&step->tasks [t]));
+        json_object_set_new (status, "items", items);
+    }
+    return status;
+}

@@ -1,0 +1,1114 @@
+/*  chorus_flowdef.c — loads a flow definition with libyaml's document API,
+    checks all of it (fields, types, names, durations, the depends_on graph,
+    every path) and reports the first problem at the node that has it, as
+    "file:line:column: message". Paths, durations and scalars themselves
+    are in chorus_flowdef_path.c.
+*/
+#include "chorus_flowdef.h"
+
+#include <yaml.h>
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_MAX_SOURCE    (1024 * 1024)   //  bytes of YAML
+#define S_MAX_STEPS     256             //  steps per flow
+#define S_MAX_DEPTH     32              //  nesting of collections
+#define S_MAX_VISITS    (1024 * 1024)   //  nodes, counting every use of an alias
+#define S_MAX_FACTOR    100             //  largest backoff multiplier
+
+#define S_NAME_CHARS \
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+
+struct _chorus_flowdef_t {
+    char *name;                 //  the flow's name
+    int version;                //  its version, 1 or more
+    char *trigger;              //  topic that starts it, NULL: none
+    char *key;                  //  business key path, NULL: none
+    uint64_t timeout_ms;        //  deadline of a whole flow, 0: none
+    char *emit_completed;       //  topic emitted on completion, NULL: none
+    char *emit_failed;          //  topic emitted on failure, NULL: none
+    char *source;               //  the YAML text, NUL-terminated
+    chorus_stepdef_t *steps;    //  steps in file order
+    size_t steps_size;          //  how many
+};
+
+//  Field tables: the order of each table is the order of its enum
+static const char *s_flow_fields [] = {
+    "flow", "version", "trigger", "key", "timeout", "steps", "emit", NULL };
+enum { F_FLOW, F_VERSION, F_TRIGGER, F_KEY, F_TIMEOUT, F_STEPS, F_EMIT };
+static const char *s_step_fields [] = {
+    "id", "service", "command", "input", "depends_on", "retry", "timeout", "compensate",
+    "for_each", "max_parallel", NULL };
+enum { S_ID, S_SERVICE, S_COMMAND, S_INPUT, S_DEPENDS_ON, S_RETRY, S_TIMEOUT, S_COMPENSATE,
+       S_FOR_EACH, S_MAX_PARALLEL };
+static const char *s_retry_fields [] = {
+    "attempts", "backoff", "factor", "max_backoff", NULL };
+enum { R_ATTEMPTS, R_BACKOFF, R_FACTOR, R_MAX_BACKOFF };
+static const char *s_compensate_fields [] = { "command", "input", NULL };
+enum { C_COMMAND, C_INPUT };
+static const char *s_emit_fields [] = { "completed", "failed", NULL };
+enum { E_COMPLETED, E_FAILED };
+
+//  Where a path appears, for the rules that depend on it
+typedef enum { S_IN_INPUT, S_IN_COMPENSATE, S_IN_FOR_EACH } s_where_t;
+
+//  What the loader keeps of a step's YAML for the checks that need all steps
+typedef struct {
+    yaml_node_t *node;              //  the step's mapping
+    yaml_node_t *depends_on;        //  the depends_on value, NULL: none
+    yaml_node_t *input;             //  the input template, NULL: none
+    yaml_node_t *compensate;        //  the compensate mapping, NULL: none
+    yaml_node_t *compensate_input;  //  its input template, NULL: none
+    yaml_node_t *for_each;          //  the for_each path, NULL: none
+    yaml_node_t *max_parallel;      //  the max_parallel value, NULL: none
+    int *depends;                   //  indexes of depends_on, once checked
+} s_stepnodes_t;
+
+//  One load in progress
+typedef struct {
+    yaml_document_t document;   //  the parsed YAML
+    bool loaded;                //  document holds a document to delete
+    const char *origin;         //  names the text in errors
+    char *error;                //  where the first error goes, may be NULL
+    size_t error_size;          //  its size
+    bool failed;                //  an error was reported
+    size_t visits;              //  nodes visited by the size check
+    chorus_flowdef_t *def;      //  the definition being built
+    s_stepnodes_t *nodes;       //  per step, parallel to def->steps
+    bool *reach;                //  reach [i * steps + j]: step i depends on j, transitively
+} s_loader_t;
+
+//  --------------------------------------------------------------------------
+//  Errors: the first one wins, with its place (1-based)
+
+static int
+s_vfail_at (s_loader_t *self, yaml_mark_t mark, const char *format, va_list args)
+{
+    if (!self->failed && self->error && self->error_size) {
+        int prefix = snprintf (self->error, self->error_size, "%s:%zu:%zu: ", self->origin,
+                               mark.line + 1, mark.column + 1);
+        if (prefix >= 0 && (size_t) prefix < self->error_size)
+            vsnprintf (self->error + prefix, self->error_size - (size_t) prefix, format, args);
+    }
+    self->failed = true;
+    return -1;
+}
+
+static int
+s_fail_at (s_loader_t *self, yaml_mark_t mark, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    s_vfail_at (self, mark, format, args);
+    va_end (args);
+    return -1;
+}
+
+static int
+s_fail (s_loader_t *self, yaml_node_t *node, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    s_vfail_at (self, node->start_mark, format, args);
+    va_end (args);
+    return -1;
+}
+
+//  libyaml's reader reports a byte offset, not a mark
+static yaml_mark_t
+s_mark_of_offset (const char *text, size_t size, size_t offset)
+{
+    yaml_mark_t mark = { offset, 0, 0 };
+    for (size_t i = 0; i < offset && i < size; i++) {
+        if (text [i] == '\n') {
+            mark.line++;
+            mark.column = 0;
+        }
+        else
+            mark.column++;
+    }
+    return mark;
+}
+
+static int
+s_syntax_error (s_loader_t *self, yaml_parser_t *parser, const char *text, size_t size)
+{
+    yaml_mark_t mark = parser->problem_mark;
+    if (parser->error == YAML_READER_ERROR)
+        mark = s_mark_of_offset (text, size, parser->problem_offset);
+    const char *problem = parser->problem;
+    if (parser->error == YAML_MEMORY_ERROR)
+        problem = "out of memory";
+    return s_fail_at (self, mark, "YAML syntax error: %s", problem? problem: "unknown error");
+}
+
+//  --------------------------------------------------------------------------
+//  Scalars
+
+static yaml_node_t *
+s_node (s_loader_t *self, int index)
+{
+    return yaml_document_get_node (&self->document, index);
+}
+
+static const char *
+s_text (yaml_node_t *node)
+{
+    return (const char *) node->data.scalar.value;
+}
+
+//  A scalar's text has no NUL inside (names, paths and numbers never do)
+static bool
+s_clean (yaml_node_t *node)
+{
+    return strlen (s_text (node)) == node->data.scalar.length;
+}
+
+static json_t *
+s_scalar_json (yaml_node_t *node)
+{
+    return chorus_flowdef_scalar (s_text (node), node->data.scalar.length,
+                                  node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE);
+}
+
+//  --------------------------------------------------------------------------
+//  Field values
+
+static bool
+s_is_name (const char *text, const char *chars, size_t max)
+{
+    size_t size = strlen (text);
+    return size > 0 && size <= max && strspn (text, chars) == size;
+}
+
+//  1 to max printable ASCII characters, no spaces (the protocol's NAME)
+static bool
+s_is_printable (const char *text, size_t max)
+{
+    size_t size = strlen (text);
+    if (size == 0 || size > max)
+        return false;
+    for (size_t i = 0; i < size; i++)
+        if ((unsigned char) text [i] < 0x21 || (unsigned char) text [i] > 0x7e)
+            return false;
+    return true;
+}
+
+static int
+s_string (s_loader_t *self, yaml_node_t *node, const char *field)
+{
+    if (node->type != YAML_SCALAR_NODE)
+        return s_fail (self, node, "field '%s' must be a string", field);
+    return 0;
+}
+
+static int
+s_store (s_loader_t *self, yaml_node_t *node, char **target)
+{
+    *target = strdup (s_text (node));
+    return *target? 0: s_fail (self, node, "out of memory");
+}
+
+//  service, command: the protocol's names
+static int
+s_name (s_loader_t *self, yaml_node_t *node, const char *field, size_t max, char **target)
+{
+    if (s_string (self, node, field))
+        return -1;
+    if (!s_clean (node) || !s_is_printable (s_text (node), max))
+        return s_fail (self, node,
+                       "bad %s name '%s': use 1 to %zu printable ASCII characters, no spaces",
+                       field, s_text (node), max);
+    return s_store (self, node, target);
+}
+
+static int
+s_topic (s_loader_t *self, yaml_node_t *node, const char *field, char **target)
+{
+    if (s_string (self, node, field))
+        return -1;
+    if (!s_clean (node) || !s_is_printable (s_text (node), 256))
+        return s_fail (self, node,
+                       "bad topic '%s': use 1 to 256 printable ASCII characters, no spaces",
+                       s_text (node));
+    return s_store (self, node, target);
+}
+
+static int
+s_positive (s_loader_t *self, yaml_node_t *node, const char *field, int *target)
+{
+    json_t *value = node->type == YAML_SCALAR_NODE? s_scalar_json (node): NULL;
+    json_int_t integer = json_is_integer (value)? json_integer_value (value): 0;
+    json_decref (value);
+    if (integer < 1 || integer > INT_MAX)
+        return s_fail (self, node, "field '%s' must be a positive integer", field);
+    *target = (int) integer;
+    return 0;
+}
+
+static int
+s_factor (s_loader_t *self, yaml_node_t *node, double *target)
+{
+    json_t *value = node->type == YAML_SCALAR_NODE? s_scalar_json (node): NULL;
+    double factor = json_is_number (value)? json_number_value (value): 0;
+    json_decref (value);
+    if (!(factor >= 1 && factor <= S_MAX_FACTOR))
+        return s_fail (self, node, "field 'factor' must be a number from 1 to %d", S_MAX_FACTOR);
+    *target = factor;
+    return 0;
+}
+
+//  Zero only where a wait may be none
+static int
+s_duration (s_loader_t *self, yaml_node_t *node, const char *field, bool positive,
+            uint64_t *target)
+{
+    if (node->type != YAML_SCALAR_NODE)
+        return s_fail (self, node, "field '%s' must be a duration (e.g. 2s)", field);
+    char problem [512] = "bad duration: contains a NUL character";
+    if (!s_clean (node) || chorus_flowdef_duration (s_text (node), target, problem, sizeof (problem)))
+        return s_fail (self, node, "%s", problem);
+    if (*target == 0 && positive)
+        return s_fail (self, node, "bad duration '%s': must be more than zero", s_text (node));
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Structure
+
+//  Checks nesting and size before anything walks the tree: aliases can make
+//  a small file into a huge (or endless) one
+static int
+s_check_size (s_loader_t *self, yaml_node_t *node, int depth)
+{
+    if (++self->visits > S_MAX_VISITS)
+        return s_fail (self, node,
+                       "too many values: more than %d, counting each use of an alias",
+                       S_MAX_VISITS);
+    if (depth > S_MAX_DEPTH && node->type != YAML_SCALAR_NODE)
+        return s_fail (self, node, "nesting deeper than %d levels", S_MAX_DEPTH);
+    if (node->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *item = node->data.sequence.items.start;
+             item < node->data.sequence.items.top; item++)
+            if (s_check_size (self, s_node (self, *item), depth + 1))
+                return -1;
+    }
+    else
+    if (node->type == YAML_MAPPING_NODE) {
+        for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+             pair < node->data.mapping.pairs.top; pair++)
+            if (s_check_size (self, s_node (self, pair->key), depth + 1)
+            ||  s_check_size (self, s_node (self, pair->value), depth + 1))
+                return -1;
+    }
+    return 0;
+}
+
+//  The field a key names: its index in fields, or -1 (unknown, repeated)
+static int
+s_field (s_loader_t *self, yaml_node_pair_t *pair, const char *what, const char **fields,
+         unsigned *seen)
+{
+    yaml_node_t *key = s_node (self, pair->key);
+    if (key->type != YAML_SCALAR_NODE)
+        return s_fail (self, key, "a field name must be a scalar");
+    const char *name = s_text (key);
+    for (int index = 0; fields [index]; index++)
+        if (s_clean (key) && strcmp (name, fields [index]) == 0) {
+            if (*seen & (1u << index))
+                return s_fail (self, key, "duplicate field '%s'", name);
+            *seen |= 1u << index;
+            return index;
+        }
+    char expected [256] = "";
+    for (int index = 0; fields [index]; index++) {
+        if (index)
+            strcat (expected, ", ");
+        strcat (expected, fields [index]);
+    }
+    return s_fail (self, key, "unknown field '%s' in %s (expected one of: %s)", name, what,
+                   expected);
+}
+
+//  Converts a template; NULL with self->failed on error
+static json_t *
+s_json (s_loader_t *self, yaml_node_t *node)
+{
+    json_t *result = NULL;
+    if (node->type == YAML_SCALAR_NODE) {
+        result = s_scalar_json (node);
+        if (!result)
+            s_fail (self, node, "bad string: not valid UTF-8");
+    }
+    else
+    if (node->type == YAML_SEQUENCE_NODE) {
+        result = json_array ();
+        for (yaml_node_item_t *item = node->data.sequence.items.start;
+             result && item < node->data.sequence.items.top; item++) {
+            json_t *child = s_json (self, s_node (self, *item));
+            if (!child || json_array_append_new (result, child)) {
+                json_decref (result);
+                result = NULL;
+            }
+        }
+    }
+    else
+    if (node->type == YAML_MAPPING_NODE) {
+        result = json_object ();
+        for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+             result && pair < node->data.mapping.pairs.top; pair++) {
+            yaml_node_t *key = s_node (self, pair->key);
+            json_t *child = NULL;
+            if (key->type != YAML_SCALAR_NODE)
+                s_fail (self, key, "a field name must be a scalar");
+            else
+            if (json_object_get (result, s_text (key)))
+                s_fail (self, key, "duplicate field '%s'", s_text (key));
+            else
+                child = s_json (self, s_node (self, pair->value));
+            if (!child || json_object_set_new (result, s_text (key), child)) {
+                json_decref (result);
+                result = NULL;
+            }
+        }
+    }
+    if (!result && !self->failed)
+        s_fail (self, node, "out of memory");
+    return result;
+}
+
+//  An input template: any value; null is no template
+static int
+s_template (s_loader_t *self, yaml_node_t *node, json_t **target)
+{
+    json_t *value = s_json (self, node);
+    if (!value)
+        return -1;
+    if (json_is_null (value))
+        json_decref (value);
+    else
+        *target = value;
+    return 0;
+}
+
+static int
+s_depends_on (s_loader_t *self, yaml_node_t *node, chorus_stepdef_t *step)
+{
+    const char *type_error = "field 'depends_on' must be a step id or a list of step ids";
+    yaml_node_item_t *items = NULL;
+    size_t count = 1;
+    if (node->type == YAML_SEQUENCE_NODE) {
+        items = node->data.sequence.items.start;
+        count = (size_t) (node->data.sequence.items.top - items);
+    }
+    else
+    if (node->type != YAML_SCALAR_NODE)
+        return s_fail (self, node, "%s", type_error);
+    if (count == 0)
+        return 0;
+    step->depends_on = calloc (count, sizeof (char *));
+    if (!step->depends_on)
+        return s_fail (self, node, "out of memory");
+    for (size_t index = 0; index < count; index++) {
+        yaml_node_t *item = items? s_node (self, items [index]): node;
+        if (item->type != YAML_SCALAR_NODE)
+            return s_fail (self, item, "%s", type_error);
+        if (s_store (self, item, &step->depends_on [index]))
+            return -1;
+        step->depends_size++;
+    }
+    return 0;
+}
+
+static int
+s_retry (s_loader_t *self, yaml_node_t *node, chorus_stepdef_t *step)
+{
+    if (node->type != YAML_MAPPING_NODE)
+        return s_fail (self, node, "field 'retry' must be a mapping");
+    unsigned seen = 0;
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        int field = s_field (self, pair, "retry", s_retry_fields, &seen);
+        yaml_node_t *value = s_node (self, pair->value);
+        int rc = -1;
+        if (field == R_ATTEMPTS)
+            rc = s_positive (self, value, "attempts", &step->attempts);
+        else
+        if (field == R_BACKOFF)
+            rc = s_duration (self, value, "backoff", false, &step->backoff_ms);
+        else
+        if (field == R_FACTOR)
+            rc = s_factor (self, value, &step->factor);
+        else
+        if (field == R_MAX_BACKOFF)
+            rc = s_duration (self, value, "max_backoff", false, &step->max_backoff_ms);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+static int
+s_compensate (s_loader_t *self, yaml_node_t *node, chorus_stepdef_t *step,
+              s_stepnodes_t *nodes)
+{
+    if (node->type != YAML_MAPPING_NODE)
+        return s_fail (self, node, "field 'compensate' must be a mapping");
+    nodes->compensate = node;
+    unsigned seen = 0;
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        int field = s_field (self, pair, "compensate", s_compensate_fields, &seen);
+        yaml_node_t *value = s_node (self, pair->value);
+        int rc = -1;
+        if (field == C_COMMAND)
+            rc = s_name (self, value, "command", 128, &step->compensate);
+        else
+        if (field == C_INPUT) {
+            nodes->compensate_input = value;
+            rc = s_template (self, value, &step->compensate_input);
+        }
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+static int
+s_step_id (s_loader_t *self, yaml_node_t *node, size_t index)
+{
+    chorus_stepdef_t *step = &self->def->steps [index];
+    if (s_string (self, node, "id"))
+        return -1;
+    if (!s_clean (node) || !s_is_name (s_text (node), S_NAME_CHARS, 64))
+        return s_fail (self, node, "bad step id '%s': use 1 to 64 of A-Z a-z 0-9 _ -",
+                       s_text (node));
+    for (size_t other = 0; other < index; other++)
+        if (self->def->steps [other].id && strcmp (self->def->steps [other].id, s_text (node)) == 0)
+            return s_fail (self, node, "duplicate step id '%s' (first at line %d)",
+                           s_text (node), self->def->steps [other].line);
+    return s_store (self, node, &step->id);
+}
+
+static int
+s_step (s_loader_t *self, yaml_node_t *node, size_t index)
+{
+    chorus_stepdef_t *step = &self->def->steps [index];
+    s_stepnodes_t *nodes = &self->nodes [index];
+    nodes->node = node;
+    step->attempts = 1;
+    step->backoff_ms = 1000;
+    step->factor = 2;
+    step->max_backoff_ms = 60 * 1000;
+    step->timeout_ms = 30 * 1000;
+    step->line = (int) node->start_mark.line + 1;
+    step->column = (int) node->start_mark.column + 1;
+    if (node->type != YAML_MAPPING_NODE)
+        return s_fail (self, node, "a step must be a mapping (id, service, command, ...)");
+
+    unsigned seen = 0;
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        int field = s_field (self, pair, "step", s_step_fields, &seen);
+        yaml_node_t *value = s_node (self, pair->value);
+        int rc = -1;
+        switch (field) {
+            case S_ID:
+                rc = s_step_id (self, value, index);
+                break;
+            case S_SERVICE:
+                rc = s_name (self, value, "service", 64, &step->service);
+                break;
+            case S_COMMAND:
+                rc = s_name (self, value, "command", 128, &step->command);
+                break;
+            case S_INPUT:
+                nodes->input = value;
+                rc = s_template (self, value, &step->input);
+                break;
+            case S_DEPENDS_ON:
+                nodes->depends_on = value;
+                rc = s_depends_on (self, value, step);
+                break;
+            case S_RETRY:
+                rc = s_retry (self, value, step);
+                break;
+            case S_TIMEOUT:
+                rc = s_duration (self, value, "timeout", true, &step->timeout_ms);
+                break;
+            case S_COMPENSATE:
+                rc = s_compensate (self, value, step, nodes);
+                break;
+            case S_FOR_EACH:
+                nodes->for_each = value;
+                rc = s_string (self, value, "for_each") || s_store (self, value, &step->for_each);
+                break;
+            case S_MAX_PARALLEL:
+                nodes->max_parallel = value;
+                rc = s_positive (self, value, "max_parallel", &step->max_parallel);
+                break;
+        }
+        if (rc)
+            return -1;
+    }
+    if (!step->id)
+        return s_fail (self, node, "missing field 'id' in step");
+    if (!step->service)
+        return s_fail (self, node, "missing field 'service' in step '%s'", step->id);
+    if (!step->command)
+        return s_fail (self, node, "missing field 'command' in step '%s'", step->id);
+    if (nodes->compensate && !step->compensate)
+        return s_fail (self, nodes->compensate,
+                       "missing field 'command' in compensate of step '%s'", step->id);
+    if (nodes->max_parallel && !step->for_each)
+        return s_fail (self, nodes->max_parallel, "step '%s' has max_parallel but no for_each",
+                       step->id);
+    return 0;
+}
+
+static int
+s_steps (s_loader_t *self, yaml_node_t *node)
+{
+    if (node->type != YAML_SEQUENCE_NODE)
+        return s_fail (self, node, "field 'steps' must be a sequence");
+    yaml_node_item_t *items = node->data.sequence.items.start;
+    size_t count = (size_t) (node->data.sequence.items.top - items);
+    if (count == 0)
+        return s_fail (self, node, "field 'steps' is empty: a flow needs at least one step");
+    if (count > S_MAX_STEPS)
+        return s_fail (self, s_node (self, items [S_MAX_STEPS]), "too many steps: at most %d",
+                       S_MAX_STEPS);
+    self->def->steps = calloc (count, sizeof (chorus_stepdef_t));
+    self->nodes = calloc (count, sizeof (s_stepnodes_t));
+    if (!self->def->steps || !self->nodes)
+        return s_fail (self, node, "out of memory");
+    self->def->steps_size = count;
+    for (size_t index = 0; index < count; index++)
+        if (s_step (self, s_node (self, items [index]), index))
+            return -1;
+    return 0;
+}
+
+static int
+s_emit (s_loader_t *self, yaml_node_t *node)
+{
+    if (node->type != YAML_MAPPING_NODE)
+        return s_fail (self, node, "field 'emit' must be a mapping");
+    unsigned seen = 0;
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        int field = s_field (self, pair, "emit", s_emit_fields, &seen);
+        yaml_node_t *value = s_node (self, pair->value);
+        int rc = -1;
+        if (field == E_COMPLETED)
+            rc = s_topic (self, value, "completed", &self->def->emit_completed);
+        else
+        if (field == E_FAILED)
+            rc = s_topic (self, value, "failed", &self->def->emit_failed);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+static int
+s_key (s_loader_t *self, yaml_node_t *node)
+{
+    if (s_string (self, node, "key"))
+        return -1;
+    char problem [512];
+    if (chorus_flowdef_path_check (s_text (node), problem, sizeof (problem)))
+        return s_fail (self, node, "%s", problem);
+    if (strncmp (s_text (node), "$.input", 7) != 0)
+        return s_fail (self, node, "key '%s' must be a path under $.input", s_text (node));
+    return s_store (self, node, &self->def->key);
+}
+
+static int
+s_flow (s_loader_t *self, yaml_node_t *root)
+{
+    chorus_flowdef_t *def = self->def;
+    if (root->type != YAML_MAPPING_NODE)
+        return s_fail (self, root, "a flow definition must be a mapping (flow, version, steps, ...)");
+    unsigned seen = 0;
+    for (yaml_node_pair_t *pair = root->data.mapping.pairs.start;
+         pair < root->data.mapping.pairs.top; pair++) {
+        int field = s_field (self, pair, "flow", s_flow_fields, &seen);
+        yaml_node_t *value = s_node (self, pair->value);
+        int rc = -1;
+        switch (field) {
+            case F_FLOW:
+                rc = s_string (self, value, "flow");
+                if (rc == 0 && (!s_clean (value)
+                            ||  !s_is_name (s_text (value), S_NAME_CHARS ".", 64)))
+                    rc = s_fail (self, value,
+                                 "bad flow name '%s': use 1 to 64 of A-Z a-z 0-9 . _ -",
+                                 s_text (value));
+                rc = rc || s_store (self, value, &def->name);
+                break;
+            case F_VERSION:
+                rc = s_positive (self, value, "version", &def->version);
+                break;
+            case F_TRIGGER:
+                rc = s_topic (self, value, "trigger", &def->trigger);
+                break;
+            case F_KEY:
+                rc = s_key (self, value);
+                break;
+            case F_TIMEOUT:
+                rc = s_duration (self, value, "timeout", true, &def->timeout_ms);
+                break;
+            case F_STEPS:
+                rc = s_steps (self, value);
+                break;
+            case F_EMIT:
+                rc = s_emit (self, value);
+                break;
+        }
+        if (rc)
+            return -1;
+    }
+    if (!def->name)
+        return s_fail (self, root, "missing field 'flow' (the flow's name)");
+    if (!def->version)
+        return s_fail (self, root, "missing field 'version' in flow '%s'", def->name);
+    if (!def->steps)
+        return s_fail (self, root, "missing field 'steps' in flow '%s'", def->name);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Checks across steps: the depends_on graph, then every path
+
+static int
+s_index_of (chorus_flowdef_t *def, const char *id, size_t size)
+{
+    for (size_t index = 0; index < def->steps_size; index++)
+        if (strlen (def->steps [index].id) == size && memcmp (def->steps [index].id, id, size) == 0)
+            return (int) index;
+    return -1;
+}
+
+//  Depth-first search for a cycle; `order` collects steps after their
+//  dependencies, so that reach can be filled in one pass
+static int
+s_visit (s_loader_t *self, size_t index, char *color, size_t *stack, size_t depth,
+         size_t *order, size_t *ordered)
+{
+    chorus_stepdef_t *steps = self->def->steps;
+    color [index] = 1;
+    stack [depth] = index;
+    for (size_t dep = 0; dep < steps [index].depends_size; dep++) {
+        size_t next = (size_t) self->nodes [index].depends [dep];
+        if (color [next] == 1) {
+            size_t start = 0;
+            while (stack [start] != next)
+                start++;
+            size_t size = 32;
+            for (size_t i = start; i <= depth; i++)
+                size += strlen (steps [stack [i]].id) + 4;
+            char *cycle = calloc (1, size + strlen (steps [next].id));
+            if (!cycle)
+                return s_fail (self, self->nodes [next].node, "out of memory");
+            for (size_t i = start; i <= depth; i++) {
+                strcat (cycle, steps [stack [i]].id);
+                strcat (cycle, " -> ");
+            }
+            strcat (cycle, steps [next].id);
+            s_fail (self, self->nodes [next].node, "cycle in depends_on: %s", cycle);
+            free (cycle);
+            return -1;
+        }
+        if (color [next] == 0
+        &&  s_visit (self, next, color, stack, depth + 1, order, ordered))
+            return -1;
+    }
+    color [index] = 2;
+    order [(*ordered)++] = index;
+    return 0;
+}
+
+static int
+s_check_graph (s_loader_t *self)
+{
+    chorus_flowdef_t *def = self->def;
+    size_t count = def->steps_size;
+    char *color = calloc (count, 1);
+    size_t *stack = calloc (count, sizeof (size_t));
+    size_t *order = calloc (count, sizeof (size_t));
+    self->reach = calloc (count * count, sizeof (bool));
+    int rc = 0;
+    if (!color || !stack || !order || !self->reach)
+        rc = s_fail (self, self->nodes [0].node, "out of memory");
+
+    //  depends_on names known steps, each once (color marks the ones seen)
+    for (size_t index = 0; rc == 0 && index < count; index++) {
+        chorus_stepdef_t *step = &def->steps [index];
+        s_stepnodes_t *nodes = &self->nodes [index];
+        memset (color, 0, count);
+        nodes->depends = calloc (step->depends_size + 1, sizeof (int));
+        if (!nodes->depends)
+            rc = s_fail (self, nodes->node, "out of memory");
+        for (size_t dep = 0; rc == 0 && dep < step->depends_size; dep++) {
+            yaml_node_t *item = nodes->depends_on->type == YAML_SEQUENCE_NODE
+                              ? s_node (self, nodes->depends_on->data.sequence.items.start [dep])
+                              : nodes->depends_on;
+            const char *id = step->depends_on [dep];
+            int other = s_index_of (def, id, strlen (id));
+            if (other < 0)
+                rc = s_fail (self, item, "step '%s' depends on unknown step '%s'", step->id, id);
+            else
+            if (color [other])
+                rc = s_fail (self, item, "step '%s' depends on '%s' twice", step->id, id);
+            else {
+                color [other] = 1;
+                nodes->depends [dep] = other;
+            }
+        }
+    }
+    //  no cycles, and reach [i][j] when step i needs step j done first
+    size_t ordered = 0;
+    if (rc == 0)
+        memset (color, 0, count);
+    for (size_t index = 0; rc == 0 && index < count; index++)
+        if (color [index] == 0)
+            rc = s_visit (self, index, color, stack, 0, order, &ordered);
+    for (size_t done = 0; rc == 0 && done < ordered; done++) {
+        size_t index = order [done];
+        bool *reach = self->reach + index * count;
+        for (size_t dep = 0; dep < def->steps [index].depends_size; dep++) {
+            size_t other = (size_t) self->nodes [index].depends [dep];
+            reach [other] = true;
+            for (size_t far = 0; far < count; far++)
+                reach [far] = reach [far] || self->reach [other * count + far];
+        }
+    }
+    free (color);
+    free (stack);
+    free (order);
+    return rc;
+}
+
+static int
+s_check_path (s_loader_t *self, yaml_node_t *node, size_t index, s_where_t where)
+{
+    chorus_flowdef_t *def = self->def;
+    chorus_stepdef_t *step = &def->steps [index];
+    const char *path = s_text (node);
+    char problem [512] = "bad path: contains a NUL character";
+    if (!s_clean (node) || chorus_flowdef_path_check (path, problem, sizeof (problem)))
+        return s_fail (self, node, "%s", problem);
+    if (strncmp (path, "$.item", 6) == 0) {
+        if (where == S_IN_FOR_EACH)
+            return s_fail (self, node, "step '%s' uses $.item in its for_each", step->id);
+        if (!step->for_each)
+            return s_fail (self, node, "step '%s' uses $.item but has no for_each", step->id);
+    }
+    else
+    if (strncmp (path, "$.steps.", 8) == 0) {
+        const char *id = path + 8;
+        size_t size = strcspn (id, ".");
+        int other = s_index_of (def, id, size);
+        if (other < 0)
+            return s_fail (self, node, "unknown step '%.*s' in path", (int) size, id);
+        bool own = (size_t) other == index && where == S_IN_COMPENSATE;
+        if (!own && !self->reach [index * def->steps_size + (size_t) other])
+            return s_fail (self, node, "step '%s' uses $.steps.%s.output but does not depend on '%s'",
+                           step->id, def->steps [other].id, def->steps [other].id);
+    }
+    return 0;
+}
+
+//  Every "$." string in a template is a path
+static int
+s_check_template (s_loader_t *self, yaml_node_t *node, size_t index, s_where_t where)
+{
+    if (!node)
+        return 0;
+    if (node->type == YAML_SCALAR_NODE)
+        return strncmp (s_text (node), "$.", 2) == 0? s_check_path (self, node, index, where): 0;
+    if (node->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *item = node->data.sequence.items.start;
+             item < node->data.sequence.items.top; item++)
+            if (s_check_template (self, s_node (self, *item), index, where))
+                return -1;
+    }
+    else
+    if (node->type == YAML_MAPPING_NODE) {
+        for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+             pair < node->data.mapping.pairs.top; pair++)
+            if (s_check_template (self, s_node (self, pair->value), index, where))
+                return -1;
+    }
+    return 0;
+}
+
+static int
+s_check_paths (s_loader_t *self)
+{
+    for (size_t index = 0; index < self->def->steps_size; index++) {
+        s_stepnodes_t *nodes = &self->nodes [index];
+        if ((nodes->for_each && s_check_path (self, nodes->for_each, index, S_IN_FOR_EACH))
+        ||  s_check_template (self, nodes->input, index, S_IN_INPUT)
+        ||  s_check_template (self, nodes->compensate_input, index, S_IN_COMPENSATE))
+            return -1;
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Public API
+
+//  Streams the events before loading: libyaml's scanner slows down with
+//  every level of flow nesting, so a deep file stops at level 33, early
+static int
+s_check_nesting (s_loader_t *self, yaml_parser_t *parser, const char *text, size_t size)
+{
+    int depth = 0;
+    while (true) {
+        yaml_event_t event;
+        if (!yaml_parser_parse (parser, &event))
+            return s_syntax_error (self, parser, text, size);
+        yaml_event_type_t type = event.type;
+        if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT)
+            depth++;
+        else
+        if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT)
+            depth--;
+        yaml_mark_t mark = event.start_mark;
+        yaml_event_delete (&event);
+        if (depth > S_MAX_DEPTH)
+            return s_fail_at (self, mark, "nesting deeper than %d levels", S_MAX_DEPTH);
+        if (type == YAML_STREAM_END_EVENT)
+            return 0;
+    }
+}
+
+//  Loads the one document of the text into self->document; 0 or -1
+static int
+s_load (s_loader_t *self, const char *text, size_t size)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize (&parser))
+        return s_fail_at (self, (yaml_mark_t) { 0, 0, 0 }, "out of memory");
+    yaml_parser_set_input_string (&parser, (const unsigned char *) text, size);
+    int rc = s_check_nesting (self, &parser, text, size);
+    yaml_parser_delete (&parser);
+    if (rc || !yaml_parser_initialize (&parser))
+        return rc? rc: s_fail_at (self, (yaml_mark_t) { 0, 0, 0 }, "out of memory");
+    yaml_parser_set_input_string (&parser, (const unsigned char *) text, size);
+    if (!yaml_parser_load (&parser, &self->document))
+        rc = s_syntax_error (self, &parser, text, size);
+    else {
+        self->loaded = true;
+        yaml_document_t next;
+        if (!yaml_document_get_root_node (&self->document))
+            rc = s_fail_at (self, (yaml_mark_t) { 0, 0, 0 },
+                            "empty document: a flow needs flow, version and steps");
+        else
+        if (!yaml_parser_load (&parser, &next))
+            rc = s_syntax_error (self, &parser, text, size);
+        else {
+            yaml_node_t *root = yaml_document_get_root_node (&next);
+            if (root)
+                rc = s_fail (self, root, "more than one document: one flow per file");
+            yaml_document_delete (&next);
+        }
+    }
+    yaml_parser_delete (&parser);
+    return rc;
+}
+
+static void
+s_error (char *error, size_t error_size, const char *format, ...)
+{
+    if (error && error_size) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (error, error_size, format, args);
+        va_end (args);
+    }
+}
+
+chorus_flowdef_t *
+chorus_flowdef_parse (const char *text, size_t size, const char *origin, char *error,
+                      size_t error_size)
+{
+    assert (text || size == 0);
+    origin = origin? origin: "(flow)";
+    s_error (error, error_size, "");
+    if (size > S_MAX_SOURCE) {
+        s_error (error, error_size, "%s: larger than 1 MiB (%zu bytes)", origin, size);
+        return NULL;
+    }
+    s_loader_t self = { .origin = origin, .error = error, .error_size = error_size };
+    self.def = calloc (1, sizeof (chorus_flowdef_t));
+    if (self.def)
+        self.def->source = malloc (size + 1);
+    if (!self.def || !self.def->source) {
+        s_error (error, error_size, "%s: out of memory", origin);
+        chorus_flowdef_destroy (&self.def);
+        return NULL;
+    }
+    if (size)
+        memcpy (self.def->source, text, size);
+    self.def->source [size] = 0;
+
+    int rc = s_load (&self, text? text: "", size);
+    yaml_node_t *root = rc == 0? yaml_document_get_root_node (&self.document): NULL;
+    if (rc == 0)
+        rc = s_check_size (&self, root, 1);
+    if (rc == 0)
+        rc = s_flow (&self, root);
+    if (rc == 0)
+        rc = s_check_graph (&self);
+    if (rc == 0)
+        rc = s_check_paths (&self);
+
+    if (self.nodes)
+        for (size_t index = 0; index < self.def->steps_size; index++)
+            free (self.nodes [index].depends);
+    free (self.nodes);
+    free (self.reach);
+    if (self.loaded)
+        yaml_document_delete (&self.document);
+    if (rc)
+        chorus_flowdef_destroy (&self.def);
+    return self.def;
+}
+
+chorus_flowdef_t *
+chorus_flowdef_load (const char *path, char *error, size_t error_size)
+{
+    assert (path);
+    FILE *file = fopen (path, "rb");
+    if (!file) {
+        s_error (error, error_size, "%s: cannot open: %s", path, strerror (errno));
+        return NULL;
+    }
+    //  One byte more than allowed, so that parse sees a file too large
+    char *text = malloc (S_MAX_SOURCE + 1);
+    size_t size = text? fread (text, 1, S_MAX_SOURCE + 1, file): 0;
+    int problem = !text? ENOMEM: ferror (file)? errno: 0;
+    fclose (file);
+    chorus_flowdef_t *self = NULL;
+    if (problem)
+        s_error (error, error_size, "%s: cannot read: %s", path, strerror (problem));
+    else
+        self = chorus_flowdef_parse (text, size, path, error, error_size);
+    free (text);
+    return self;
+}
+
+void
+chorus_flowdef_destroy (chorus_flowdef_t **self_p)
+{
+    assert (self_p);
+    chorus_flowdef_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t index = 0; index < self->steps_size; index++) {
+        chorus_stepdef_t *step = &self->steps [index];
+        free (step->id);
+        free (step->service);
+        free (step->command);
+        for (size_t dep = 0; dep < step->depends_size; dep++)
+            free (step->depends_on [dep]);
+        free (step->depends_on);
+        json_decref (step->input);
+        free (step->compensate);
+        json_decref (step->compensate_input);
+        free (step->for_each);
+    }
+    free (self->steps);
+    free (self->name);
+    free (self->trigger);
+    free (self->key);
+    free (self->emit_completed);
+    free (self->emit_failed);
+    free (self->source);
+    free (self);
+    *self_p = NULL;
+}
+
+const char *
+chorus_flowdef_name (chorus_flowdef_t *self)
+{
+    assert (self);
+    return self->name;
+}
+
+int
+chorus_flowdef_version (chorus_flowdef_t *self)
+{
+    assert (self);
+    return self->version;
+}
+
+const char *
+chorus_flowdef_trigger (chorus_flowdef_t *self)
+{
+    assert (self);
+    return self->trigger;
+}
+
+const char *
+chorus_flowdef_key (chorus_flowdef_t *self)
+{
+    assert (self);
+    return self->key;
+}
+
+uint64_t
+chorus_flowdef_timeout (chorus_flowdef_t *self)
+{
+    assert (self);
+    return self->timeout_ms;
+}
+
+const char *
+chorus_flowdef_emit_completed (chorus_flowdef_t *self)
+{
+    assert (self);
+    return self->emit_completed;
+}
+
+const char *
+chorus_flowdef_emit_failed (chorus_flowdef_t *self)
+{
+    assert (self);
+    return self->emit_failed;
+}
+
+const char *
+chorus_flowdef_source (chorus_flowdef_t *self)
+{
+    assert (self);
+    return self->source;
+}
+
+size_t
+chorus_flowdef_steps (chorus_flowdef_t *self)
+{
+    assert (self);
+    return self->steps_size;
+}
+
+const chorus_stepdef_t *
+chorus_flowdef_step (chorus_flowdef_t *self, size_t index)
+{
+    assert (self);
+    return index < self->steps_size? &self->steps [index]: NULL;
+}
+
+int
+chorus_flowdef_step_index (chorus_flowdef_t *self, const char *id)
+{
+    assert (self);
+    return id? s_index_of (self, id, strlen (id)): -1;
+}
