@@ -140,6 +140,11 @@ CHORUS_EXPORT void
 //  subscriptions are then not durable).
 CHORUS_EXPORT int
     chorus_node_set_store (chorus_node_t *self, const char *dir);
+//  The mesh this node belongs to (default: $CHORUS_MESH, else "default").
+//  Nodes of different meshes ignore each other even when they reach each
+//  other's endpoints, e.g. through a port reused on the same host.
+CHORUS_EXPORT int
+    chorus_node_set_mesh (chorus_node_t *self, const char *mesh);
 //  The inbox endpoint to bind, e.g. "tcp://127.0.0.1:5670" (default
 //  "tcp://127.0.0.1:*", an ephemeral port). It is also announced to peers,
 //  so it must be an address they can connect to.

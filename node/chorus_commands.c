@@ -127,7 +127,7 @@ chorus__commands_reply (chorus__commands_t *self, chorus_msg_t **reply_p)
     s_release (self, outgoing);
     zhashx_delete (self->outgoing, request);
     self->engine->counters [C_REPLIES]++;
-    chorus__engine_work (self->engine, "sp", "R", *reply_p);
+    chorus__engine_hand (self->engine, 'R', *reply_p, NULL);
     *reply_p = NULL;
 }
 
@@ -259,8 +259,27 @@ chorus__commands_received (chorus__commands_t *self, chorus__peer_t *peer,
         return;
     }
     zhashx_insert (self->in_hand, key, strdup (peer->instance));
-    chorus__engine_work (engine, "sps", "C", command, peer->service);
+    chorus__engine_hand (engine, 'C', command, peer->service);
     *command_p = NULL;
+}
+
+void
+chorus__commands_record (chorus__commands_t *self, chorus_msg_t *command, chorus_msg_t *reply)
+{
+    chorus__engine_t *engine = self->engine;
+    chorus_msg_set_timestamp (reply, chorus__now ());
+    chorus_msg_set_request (reply, chorus_msg_id (command));
+    chorus_msg_set_correlation (reply, chorus_msg_correlation (command));
+    //  Recorded before it is sent, unless a later attempt could do better
+    if (chorus_msg_status (reply) == CHORUS_REPLY_OK || !chorus_msg_retryable (reply)) {
+        zframe_t *frame = chorus_msg_encode (reply);
+        if (!frame
+        ||  chorus_store_reply_save (engine->store, s_dedupe_key (command), chorus__now (),
+                                     zframe_data (frame), zframe_size (frame)))
+            chorus__engine_log (engine, "cannot record reply: %s",
+                                chorus_store_error (engine->store));
+        zframe_destroy (&frame);
+    }
 }
 
 void
@@ -270,19 +289,6 @@ chorus__commands_replied (chorus__commands_t *self, chorus_msg_t *command, choru
     const char *key = s_dedupe_key (command);
     char *instance = (char *) zhashx_lookup (self->in_hand, key);
     chorus__peer_t *peer = chorus__engine_peer (engine, instance);
-    chorus_msg_set_timestamp (reply, chorus__now ());
-    chorus_msg_set_request (reply, chorus_msg_id (command));
-    chorus_msg_set_correlation (reply, chorus_msg_correlation (command));
-    //  Recorded before it is sent, unless a later attempt could do better
-    if (chorus_msg_status (reply) == CHORUS_REPLY_OK || !chorus_msg_retryable (reply)) {
-        zframe_t *frame = chorus_msg_encode (reply);
-        if (!frame
-        ||  chorus_store_reply_save (engine->store, key, chorus__now (), zframe_data (frame),
-                                     zframe_size (frame)))
-            chorus__engine_log (engine, "cannot record reply: %s",
-                                chorus_store_error (engine->store));
-        zframe_destroy (&frame);
-    }
     s_send_reply (self, peer, command, reply);
     zhashx_delete (self->in_hand, key);
     chorus_msg_destroy (&command);

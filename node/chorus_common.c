@@ -81,7 +81,38 @@ chorus__new_id (char id [33])
 {
     pthread_once (&s_id_once, s_id_init);
     uint64_t count = atomic_fetch_add (&s_id_counter, 1);
-    snprintf (id, 33, "%016" PRIX64 "%016" PRIX64, s_id_prefix, count);
+    uint8_t bytes [16];
+    for (int i = 0; i < 8; i++) {
+        bytes [i] = (uint8_t) (s_id_prefix >> (56 - 8 * i));
+        bytes [8 + i] = (uint8_t) (count >> (56 - 8 * i));
+    }
+    chorus__hex (bytes, sizeof (bytes), id);
+}
+
+void
+chorus__hex (const uint8_t *bytes, size_t size, char *text)
+{
+    static const char digits [] = "0123456789ABCDEF";
+    for (size_t i = 0; i < size; i++) {
+        text [2 * i] = digits [bytes [i] >> 4];
+        text [2 * i + 1] = digits [bytes [i] & 15];
+    }
+    text [2 * size] = 0;
+}
+
+size_t
+chorus__decimal (uint64_t value, char *text)
+{
+    char reversed [20];
+    size_t size = 0;
+    do {
+        reversed [size++] = (char) ('0' + value % 10);
+        value /= 10;
+    } while (value);
+    for (size_t i = 0; i < size; i++)
+        text [i] = reversed [size - 1 - i];
+    text [size] = 0;
+    return size;
 }
 
 bool
@@ -96,4 +127,144 @@ chorus__valid_name (const char *name, size_t max)
         if ((uint8_t) name [i] < 0x21 || (uint8_t) name [i] > 0x7e)
             return false;
     return true;
+}
+
+//  --------------------------------------------------------------------------
+//  Batches on the work pipe
+
+void
+chorus__batch_add (chorus__batch_t *self, char kind, uint32_t status, void *first,
+                   void *second, const char *text)
+{
+    chorus__work_t record = {kind, status, text? (uint32_t) strlen (text): 0, first, second};
+    size_t needed = sizeof (record) + record.text_size;
+    if (self->size + needed > self->max) {
+        size_t max = self->max? self->max * 2: 4096;
+        while (max < self->size + needed)
+            max *= 2;
+        self->data = (uint8_t *) realloc (self->data, max);
+        assert (self->data);
+        self->max = max;
+    }
+    memcpy (self->data + self->size, &record, sizeof (record));
+    if (record.text_size)
+        memcpy (self->data + self->size + sizeof (record), text, record.text_size);
+    self->size += needed;
+    self->count++;
+}
+
+int
+chorus__batch_send (chorus__batch_t *self, zsock_t *socket)
+{
+    if (self->count == 0)
+        return 0;
+    void *handle = zsock_resolve (socket);
+    int rc = zmq_send (handle, "B", 1, ZMQ_SNDMORE) == 1
+          && zmq_send (handle, self->data, self->size, 0) == (int) self->size? 0: -1;
+    self->size = self->count = 0;
+    return rc;
+}
+
+void
+chorus__batch_free (chorus__batch_t *self)
+{
+    free (self->data);
+    memset (self, 0, sizeof (*self));
+}
+
+bool
+chorus__batch_next (const uint8_t *data, size_t size, size_t *pos, chorus__work_t *record,
+                    const char **text)
+{
+    if (*pos + sizeof (*record) > size)
+        return false;
+    memcpy (record, data + *pos, sizeof (*record));
+    *pos += sizeof (*record);
+    if (record->text_size > size - *pos)
+        return false;   //  our own frames are never cut; be safe all the same
+    *text = (const char *) data + *pos;
+    *pos += record->text_size;
+    return true;
+}
+
+zmsg_t *
+chorus__recv_ready (zsock_t *socket)
+{
+    //  A receive that does not wait costs no poll while messages are
+    //  queued; zsock_events would ask the kernel every time
+    zmsg_t *msg = zmsg_new ();
+    void *handle = zsock_resolve (socket);
+    while (true) {
+        zmq_msg_t part;
+        zmq_msg_init (&part);
+        if (zmq_msg_recv (&part, handle, zmsg_size (msg)? 0: ZMQ_DONTWAIT) == -1) {
+            zmq_msg_close (&part);
+            zmsg_destroy (&msg);
+            return NULL;
+        }
+        zframe_t *frame = zframe_new (zmq_msg_data (&part), zmq_msg_size (&part));
+        bool more = zmq_msg_more (&part);
+        zmq_msg_close (&part);
+        zmsg_append (msg, &frame);
+        if (!more)
+            return msg;
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Hand-off of published events
+
+void
+chorus__handoff_init (chorus__handoff_t *self, size_t max)
+{
+    memset (self, 0, sizeof (*self));
+    pthread_mutex_init (&self->lock, NULL);
+    pthread_cond_init (&self->room, NULL);
+    self->events = (chorus_msg_t **) calloc (max, sizeof (chorus_msg_t *));
+    self->bodies = (zframe_t **) calloc (max, sizeof (zframe_t *));
+    assert (self->events && self->bodies);
+    self->max = max;
+}
+
+void
+chorus__handoff_destroy (chorus__handoff_t *self)
+{
+    for (size_t i = 0; i < self->size; i++) {
+        chorus_msg_destroy (&self->events [i]);
+        zframe_destroy (&self->bodies [i]);
+    }
+    free (self->events);
+    free (self->bodies);
+    pthread_cond_destroy (&self->room);
+    pthread_mutex_destroy (&self->lock);
+    memset (self, 0, sizeof (*self));
+}
+
+bool
+chorus__handoff_push (chorus__handoff_t *self, chorus_msg_t *event, zframe_t *body)
+{
+    pthread_mutex_lock (&self->lock);
+    while (self->size == self->max)
+        pthread_cond_wait (&self->room, &self->lock);
+    self->events [self->size] = event;
+    self->bodies [self->size] = body;
+    self->size++;
+    bool wake = !self->waking;
+    self->waking = true;
+    pthread_mutex_unlock (&self->lock);
+    return wake;
+}
+
+size_t
+chorus__handoff_take (chorus__handoff_t *self, chorus_msg_t **events, zframe_t **bodies)
+{
+    pthread_mutex_lock (&self->lock);
+    size_t size = self->size;
+    memcpy (events, self->events, size * sizeof (chorus_msg_t *));
+    memcpy (bodies, self->bodies, size * sizeof (zframe_t *));
+    self->size = 0;
+    self->waking = false;
+    pthread_cond_signal (&self->room);
+    pthread_mutex_unlock (&self->lock);
+    return size;
 }

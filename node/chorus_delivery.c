@@ -56,6 +56,7 @@ typedef struct {
 typedef struct {
     uint64_t seq;               //  which event the slot holds
     chorus_msg_t *msg;          //  the event, decoded
+    zframe_t *body;             //  its encoding as stored, for sending on
 } s_cached_t;
 
 struct _chorus__delivery_t {
@@ -74,19 +75,28 @@ typedef struct {
     uint64_t loaded;            //  how many
 } s_load_t;
 
+//  Puts an event and its stored encoding into the cache (takes both)
+static void
+s_cache_put (chorus__delivery_t *self, uint64_t seq, chorus_msg_t *msg, zframe_t *body)
+{
+    s_cached_t *slot = &self->cache [seq % S_CACHE];
+    chorus_msg_destroy (&slot->msg);
+    zframe_destroy (&slot->body);
+    slot->seq = seq;
+    slot->msg = msg;
+    slot->body = body;
+}
+
 static int
 s_load_one (uint64_t seq, uint64_t timestamp, const void *body, size_t size, void *arg)
 {
     s_load_t *load = (s_load_t *) arg;
-    s_cached_t *slot = &load->self->cache [seq % S_CACHE];
     chorus_msg_t *msg = chorus_msg_new (CHORUS_MSG_EVENT);
     if (chorus_msg_decode (msg, body, size) || chorus_msg_type (msg) != CHORUS_MSG_EVENT) {
         chorus_msg_destroy (&msg);
         return 0;   //  a record we cannot read is skipped, as if trimmed
     }
-    chorus_msg_destroy (&slot->msg);
-    slot->seq = seq;
-    slot->msg = msg;
+    s_cache_put (load->self, seq, msg, zframe_new (body, size));
     load->loaded++;
     return 0;
 }
@@ -275,6 +285,26 @@ s_finish (s_group_t *group, s_flight_t *flight)
     slot->state = SLOT_DONE;
 }
 
+//  Sends the group's copy of an event to an instance, made from the stored
+//  encoding when the cache has it; 0 or -1
+static int
+s_send_copy (chorus__delivery_t *self, chorus_msg_t *event, s_group_t *group,
+             uint64_t attempt, chorus__peer_t *peer)
+{
+    s_cached_t *slot = &self->cache [chorus_msg_seq (event) % S_CACHE];
+    zframe_t *copy = slot->msg == event && slot->body && peer->dealer?
+        chorus_msg_event_redirect (zframe_data (slot->body), zframe_size (slot->body),
+                                   group->name, attempt): NULL;
+    if (copy)
+        return chorus_msg_send_encoded (event, &copy, peer->dealer);
+    chorus_msg_set_group (event, group->name);
+    chorus_msg_set_attempt (event, attempt);
+    int rc = chorus__engine_send (self->engine, peer, event);
+    chorus_msg_set_group (event, NULL);
+    chorus_msg_set_attempt (event, 0);
+    return rc;
+}
+
 //  Sends one flight to the instance hashing chooses; false if it could not
 static bool
 s_send (chorus__delivery_t *self, s_group_t *group, s_flight_t *flight)
@@ -284,17 +314,14 @@ s_send (chorus__delivery_t *self, s_group_t *group, s_flight_t *flight)
         s_finish (group, flight);   //  gone from the outbox: retention reported it
         return true;
     }
-    char fallback [64];
-    snprintf (fallback, sizeof (fallback), "%s%" PRIu64, self->engine->instance, flight->seq);
+    char fallback [64];     //  instance id (32) and decimal seq
+    size_t size = strlen (self->engine->instance);
+    memcpy (fallback, self->engine->instance, size);
+    chorus__decimal (flight->seq, fallback + size);
     chorus__peer_t *peer = s_choose (group, flight->key, fallback);
     if (!peer)
         return false;
-    chorus_msg_set_group (event, group->name);
-    chorus_msg_set_attempt (event, flight->attempt + 1);
-    int rc = chorus__engine_send (self->engine, peer, event);
-    chorus_msg_set_group (event, NULL);
-    chorus_msg_set_attempt (event, 0);
-    if (rc)
+    if (s_send_copy (self, event, group, flight->attempt + 1, peer))
         return false;
     flight->attempt++;
     self->engine->counters [flight->attempt > 1? C_REDELIVERED: C_DELIVERED]++;
@@ -506,20 +533,37 @@ chorus__delivery_destroy (chorus__delivery_t **self_p)
             if (group->dirty)
                 s_group_save (self, group);
         zhashx_destroy (&self->groups);
-        for (int i = 0; i < S_CACHE; i++)
+        for (int i = 0; i < S_CACHE; i++) {
             chorus_msg_destroy (&self->cache [i].msg);
+            zframe_destroy (&self->cache [i].body);
+        }
         free (self);
         *self_p = NULL;
     }
 }
 
-void
-chorus__delivery_published (chorus__delivery_t *self, chorus_msg_t *event)
+//  True if the event would be sent before later events take its cache slot.
+//  When the publisher runs far ahead of a group, caching new events only
+//  evicts the ones the group is about to read, which it then reads again.
+static bool
+s_worth_caching (chorus__delivery_t *self, uint64_t seq)
 {
-    s_cached_t *slot = &self->cache [chorus_msg_seq (event) % S_CACHE];
-    chorus_msg_destroy (&slot->msg);
-    slot->seq = chorus_msg_seq (event);
-    slot->msg = event;
+    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
+         group = (s_group_t *) zhashx_next (self->groups))
+        if (zlistx_size (group->instances) && group->next + S_CACHE / 2 <= seq)
+            return false;
+    return true;
+}
+
+void
+chorus__delivery_published (chorus__delivery_t *self, chorus_msg_t *event, zframe_t *body)
+{
+    if (s_worth_caching (self, chorus_msg_seq (event)))
+        s_cache_put (self, chorus_msg_seq (event), event, body);
+    else {
+        chorus_msg_destroy (&event);    //  in the store: read when its turn comes
+        zframe_destroy (&body);
+    }
     for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
          group = (s_group_t *) zhashx_next (self->groups))
         s_pump (self, group);

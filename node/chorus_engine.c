@@ -65,9 +65,22 @@ chorus__engine_send (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t 
     return chorus_msg_send (msg, peer->dealer);
 }
 
+void
+chorus__engine_hand (chorus__engine_t *self, char kind, chorus_msg_t *msg, const char *text)
+{
+    chorus__batch_add (&self->handover, kind, 0, msg, NULL, text);
+}
+
+void
+chorus__engine_flush (chorus__engine_t *self)
+{
+    chorus__batch_send (&self->handover, self->work);
+}
+
 int
 chorus__engine_work (chorus__engine_t *self, const char *picture, ...)
 {
+    chorus__engine_flush (self);    //  work reaches the application in order
     va_list args;
     va_start (args, picture);
     int rc = zsock_vsend (self->work, picture, args);
@@ -148,6 +161,7 @@ s_hello (chorus__engine_t *self)
     char started [24];
     snprintf (started, sizeof (started), "%" PRIu64, self->started);
     chorus_msg_set_header (hello, "chorus.started", started);
+    chorus_msg_set_header (hello, "chorus.mesh", self->config->mesh);
     return hello;
 }
 
@@ -277,6 +291,13 @@ s_on_hello (chorus__engine_t *self, const char *instance, chorus_msg_t *hello)
 {
     if (streq (instance, self->instance))
         return;     //  we reached ourselves through a seed or gossip
+    //  Nodes of another mesh on the same hosts (a port reused by another
+    //  mesh's node, a stale seed) are not peers of ours
+    const char *mesh = chorus_msg_header (hello, "chorus.mesh");
+    if (!streq (mesh? mesh: "default", self->config->mesh)) {
+        self->counters [C_UNKNOWN_PEER]++;
+        return;
+    }
     const char *started_text = chorus_msg_header (hello, "chorus.started");
     uint64_t started = started_text? strtoull (started_text, NULL, 10): 0;
     chorus__peer_t *peer = chorus__engine_peer (self, instance);
@@ -344,82 +365,6 @@ s_on_hello (chorus__engine_t *self, const char *instance, chorus_msg_t *hello)
 }
 
 //  --------------------------------------------------------------------------
-//  Events for our group (the receiving side of delivery)
-
-static void
-s_ack (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *event, int status)
-{
-    chorus_msg_t *ack = chorus__engine_msg (self, CHORUS_MSG_EVENT_ACK);
-    chorus_msg_set_group (ack, chorus_msg_group (event));
-    chorus_msg_set_seq (ack, chorus_msg_seq (event));
-    chorus_msg_set_status (ack, status);
-    chorus__engine_send (self, peer, ack);
-    chorus_msg_destroy (&ack);
-}
-
-static void
-s_error (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *request, const char *code,
-         const char *message)
-{
-    chorus_msg_t *error = chorus__engine_msg (self, CHORUS_MSG_ERROR);
-    chorus_msg_set_request (error, chorus_msg_id (request));
-    chorus_msg_set_code (error, code);
-    chorus_msg_set_message (error, message);
-    chorus__engine_send (self, peer, error);
-    chorus_msg_destroy (&error);
-}
-
-static void
-s_on_group_event (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t **event_p)
-{
-    chorus_msg_t *event = *event_p;
-    if (!streq (chorus_msg_group (event), self->config->service)) {
-        s_error (self, peer, event, "wrong-group", "this node is not in that group");
-        return;
-    }
-    char key [128];
-    snprintf (key, sizeof (key), "%s/%" PRIu64, chorus_msg_instance (event),
-              chorus_msg_seq (event));
-    if (zhashx_lookup (self->events_in_hand, key))
-        return;     //  a copy of an event the application is handling now
-    int seen = chorus_store_inbox_has (self->store, chorus_msg_instance (event),
-                                       chorus_msg_seq (event));
-    if (seen == 1) {
-        self->counters [C_DUPLICATES]++;
-        s_ack (self, peer, event, CHORUS_ACK_DUPLICATE);
-        return;
-    }
-    if (seen < 0) {
-        chorus__engine_log (self, "inbox: %s", chorus_store_error (self->store));
-        return;     //  not acked: the publisher will try again
-    }
-    zhashx_insert (self->events_in_hand, key, (void *) 1);
-    *event_p = NULL;
-    chorus__engine_work (self, "sp", "E", event);
-}
-
-//  The application has run the handlers of an event
-static void
-s_on_handled (chorus__engine_t *self, chorus_msg_t *event, int status)
-{
-    char key [128];
-    snprintf (key, sizeof (key), "%s/%" PRIu64, chorus_msg_instance (event),
-              chorus_msg_seq (event));
-    zhashx_delete (self->events_in_hand, key);
-    if (status == CHORUS_ACK_HANDLED) {
-        self->counters [C_HANDLED]++;
-        if (chorus_store_inbox_add (self->store, chorus_msg_instance (event),
-                                    chorus_msg_seq (event), chorus__now ())) {
-            chorus__engine_log (self, "inbox: %s", chorus_store_error (self->store));
-            chorus_msg_destroy (&event);
-            return;     //  unrecorded, so unacknowledged: it comes again
-        }
-    }
-    s_ack (self, chorus__engine_peer (self, chorus_msg_instance (event)), event, status);
-    chorus_msg_destroy (&event);
-}
-
-//  --------------------------------------------------------------------------
 //  The inbox
 
 //  The instance id in a routing id (a kind byte and 16 binary bytes)
@@ -431,8 +376,7 @@ s_routing_instance (zframe_t *routing_id, char instance [33])
     const uint8_t *data = zframe_data (routing_id);
     if (data [0] != 0x01 && data [0] != 0x02)
         return false;
-    for (int i = 0; i < 16; i++)
-        snprintf (instance + 2 * i, 3, "%02X", data [1 + i]);
+    chorus__hex (data + 1, 16, instance);
     return true;
 }
 
@@ -458,7 +402,7 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
             break;
         case CHORUS_MSG_EVENT:
             if (chorus_msg_group (msg))
-                s_on_group_event (self, peer, &self->msg);
+                chorus__inbox_event (self, peer, &self->msg);
             else
             if (self->observer) {
                 self->counters [C_FETCHED]++;
@@ -510,9 +454,8 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
 static void
 s_recv_router (chorus__engine_t *self)
 {
+    //  The inbox has a receive timeout of 0: we read until it is empty
     for (int count = 0; count < S_ROUTER_BATCH; count++) {
-        if (!(zsock_events (self->router) & ZMQ_POLLIN))
-            break;
         int rc = chorus_msg_recv (self->msg, self->router);
         if (rc == CHORUS_MSG_INTERRUPTED)
             break;
@@ -620,6 +563,7 @@ s_start (chorus__engine_t *self)
     self->router = zsock_new (ZMQ_ROUTER);
     zsock_set_router_handover (self->router, 1);
     zsock_set_rcvhwm (self->router, 100000);
+    zsock_set_rcvtimeo (self->router, 0);
     zsock_set_maxmsgsize (self->router, CHORUS_MSG_MAX_BODY + 1024);
     if (zsock_bind (self->router, "%s", config->listen) == -1) {
         zstr_free (&host);
@@ -817,14 +761,30 @@ s_observe (chorus__engine_t *self, const char *prefix, int earliest)
     zsock_send (self->pipe, "i", 0);
 }
 
+//  Events the application has published (durable already): to PUB as
+//  stored, then to the groups
 static void
-s_recv_pipe (chorus__engine_t *self)
+s_on_published (chorus__engine_t *self)
 {
-    zmsg_t *request = zmsg_recv (self->pipe);
-    if (!request) {
-        self->terminated = true;
-        return;
+    chorus__handoff_t *handoff = self->config->handoff;
+    if (!self->published) {
+        self->published = (chorus_msg_t **) calloc (handoff->max, sizeof (chorus_msg_t *));
+        self->published_bodies = (zframe_t **) calloc (handoff->max, sizeof (zframe_t *));
+        assert (self->published && self->published_bodies);
     }
+    size_t count = chorus__handoff_take (handoff, self->published, self->published_bodies);
+    for (size_t i = 0; i < count; i++) {
+        self->counters [C_PUBLISHED]++;
+        zframe_t *copy = zframe_dup (self->published_bodies [i]);
+        chorus_msg_send_encoded (self->published [i], &copy, self->pub);
+        chorus__delivery_published (self->delivery, self->published [i],
+                                    self->published_bodies [i]);
+    }
+}
+
+static void
+s_on_request (chorus__engine_t *self, zmsg_t *request)
+{
     char *command = zmsg_popstr (request);
     if (!command)
         ;
@@ -838,14 +798,8 @@ s_recv_pipe (chorus__engine_t *self)
                     error? "": self->endpoint, error? "": self->pub_endpoint);
     }
     else
-    if (streq (command, "PUBLISHED")) {
-        zframe_t *frame = zmsg_pop (request);
-        chorus_msg_t *event = *(chorus_msg_t **) zframe_data (frame);
-        zframe_destroy (&frame);
-        self->counters [C_PUBLISHED]++;
-        chorus_msg_send (event, self->pub);
-        chorus__delivery_published (self->delivery, event);
-    }
+    if (streq (command, "PUBLISHED"))
+        s_on_published (self);
     else
     if (streq (command, "SEND")) {
         zframe_t *frame = zmsg_pop (request);
@@ -897,28 +851,22 @@ s_recv_pipe (chorus__engine_t *self)
     zmsg_destroy (&request);
 }
 
+#define S_PIPE_BATCH 1000       //  requests read from the wrapper per turn
+
 static void
-s_recv_work (chorus__engine_t *self)
+s_recv_pipe (chorus__engine_t *self)
 {
-    char *command = NULL;
-    void *first = NULL, *second = NULL;
-    int status = 0;
-    if (zsock_recv (self->work, "spip", &command, &first, &status, &second) == -1)
+    zmsg_t *request = zmsg_recv (self->pipe);
+    if (!request) {
+        self->terminated = true;
         return;
-    if (streq (command, "A"))
-        s_on_handled (self, (chorus_msg_t *) first, status);
-    else
-    if (streq (command, "o")) {
-        if (self->observer)
-            chorus__observer_done (self->observer, (size_t) status);
     }
-    else
-    if (streq (command, "Y")) {
-        self->counters [C_COMMANDS_HANDLED]++;
-        chorus__commands_replied (self->commands, (chorus_msg_t *) first,
-                                  (chorus_msg_t *) second);
+    //  Then what else is queued, without a poll per request
+    for (int count = 0; request; count++) {
+        s_on_request (self, request);
+        request = count < S_PIPE_BATCH && !self->terminated? chorus__recv_ready (self->pipe)
+                                                           : NULL;
     }
-    zstr_free (&command);
 }
 
 //  --------------------------------------------------------------------------
@@ -945,6 +893,7 @@ s_engine_new (zsock_t *pipe, chorus__config_t *config)
     self->commands_handled = zhashx_new ();
     self->events_in_hand = zhashx_new ();
     self->msg = chorus_msg_new (CHORUS_MSG_PING);
+    self->ack = chorus_msg_new (CHORUS_MSG_EVENT_ACK);
     self->delivery = chorus__delivery_new (self);
     self->commands = chorus__commands_new (self);
     return self;
@@ -994,6 +943,11 @@ s_engine_destroy (chorus__engine_t **self_p)
     zsock_destroy (&self->pub);
     zsock_destroy (&self->work);
     chorus_msg_destroy (&self->msg);
+    chorus_msg_destroy (&self->ack);
+    chorus__batch_free (&self->handover);
+    free (self->results);
+    free (self->published);
+    free (self->published_bodies);
     free (self->instance);
     free (self->endpoint);
     free (self->pub_endpoint);
@@ -1015,9 +969,9 @@ chorus__engine_actor (zsock_t *pipe, void *args)
             s_recv_pipe (self);
         else
         if (which == self->work)
-            s_recv_work (self);
+            chorus__inbox_results (self);
         else
-        if (which == self->router)
+        if (which && which == self->router)     //  no inbox before START
             s_recv_router (self);
         else
         if (self->beacon && (void *) which == (void *) self->beacon)
@@ -1032,6 +986,8 @@ chorus__engine_actor (zsock_t *pipe, void *args)
             s_tick (self);
             next_tick = chorus__now () + S_TICK_MS;
         }
+        chorus__engine_flush (self);
     }
+    chorus__engine_flush (self);    //  the wrapper frees what it holds
     s_engine_destroy (&self);
 }

@@ -75,6 +75,12 @@ struct _chorus__engine_t {
     chorus__observer_t *observer;   //  observing, or NULL
     size_t observed_out;        //  observed events handed over and not yet run
     chorus_msg_t *msg;          //  reusable message for receiving
+    chorus_msg_t *ack;          //  reusable EVENT-ACK
+    chorus__batch_t handover;   //  work for the application, sent at the end of a turn
+    chorus__work_t *results;    //  results read from the application in one turn
+    size_t results_max;         //  how many fit
+    chorus_msg_t **published;   //  events taken from the hand-off in one turn
+    zframe_t **published_bodies;    //  and their bodies
     bool announce;              //  send HELLO to every peer at the next tick
     bool terminated;            //  $TERM received
     uint64_t counters [C_COUNTERS];     //  what happened, for chorus_node_counter
@@ -92,19 +98,36 @@ chorus_msg_t *
 //  Finds a live peer by instance id
 chorus__peer_t *
     chorus__engine_peer (chorus__engine_t *self, const char *instance);
-//  Hands work to the application's thread: picture and arguments as zsock_send
+//  Hands work to the application's thread: picture and arguments as
+//  zsock_send; what chorus__engine_hand collected goes first
 int
     chorus__engine_work (chorus__engine_t *self, const char *picture, ...);
+//  Hands a message to the application's thread in the next batch (kinds
+//  E, O, C, R of chorus__work_t); the application owns it from here
+void
+    chorus__engine_hand (chorus__engine_t *self, char kind, chorus_msg_t *msg, const char *text);
+//  Sends the batch collected by chorus__engine_hand
+void
+    chorus__engine_flush (chorus__engine_t *self);
 void
     chorus__engine_log (chorus__engine_t *self, const char *format, ...);
+
+//  The inbox: events for our group, results from the application
+//  (chorus_inbox.c). An EVENT for our group; takes it when handed over
+void
+    chorus__inbox_event (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t **event_p);
+//  Reads the application's results: records them, then acks and replies
+void
+    chorus__inbox_results (chorus__engine_t *self);
 
 //  Delivery of our events to groups (chorus_delivery.c)
 chorus__delivery_t *
     chorus__delivery_new (chorus__engine_t *engine);
 void
     chorus__delivery_destroy (chorus__delivery_t **self_p);
+//  A published event and its body as stored; takes both
 void
-    chorus__delivery_published (chorus__delivery_t *self, chorus_msg_t *event);
+    chorus__delivery_published (chorus__delivery_t *self, chorus_msg_t *event, zframe_t *body);
 void
     chorus__delivery_peer_joined (chorus__delivery_t *self, chorus__peer_t *peer);
 void
@@ -132,6 +155,10 @@ void
 void
     chorus__commands_received (chorus__commands_t *self, chorus__peer_t *peer,
                                chorus_msg_t **command_p);
+//  The application answered a command: records the reply (into the store
+//  batch the caller has begun), then, after the commit, sends it
+void
+    chorus__commands_record (chorus__commands_t *self, chorus_msg_t *command, chorus_msg_t *reply);
 void
     chorus__commands_replied (chorus__commands_t *self, chorus_msg_t *command, chorus_msg_t *reply);
 void

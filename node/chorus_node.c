@@ -9,6 +9,8 @@
 #include <ftw.h>
 #include <stdarg.h>
 
+#define S_HANDOFF_MAX 1000      //  published events queued for the engine at most
+
 //  An application handler and its argument
 typedef struct {
     char *name;                 //  topic prefix or command name
@@ -24,6 +26,9 @@ struct _chorus_node_t {
     bool sync;                  //  flush every store write
     zactor_t *actor;            //  the engine, after start
     zsock_t *work;              //  work from the engine, run in this thread
+    chorus__batch_t results;    //  results for the engine, sent in batches
+    int64_t results_since;      //  when the oldest unsent result was queued (us)
+    chorus__handoff_t handoff;  //  published events for the engine
     char *instance;             //  our instance id, after start
     char *endpoint;             //  our inbox endpoint, after start
     zlistx_t *subscribers;      //  s_handler_t by topic prefix
@@ -73,6 +78,8 @@ chorus_node_new (const char *service)
     chorus_node_t *self = (chorus_node_t *) zmalloc (sizeof (chorus_node_t));
     chorus__config_t *config = &self->config;
     config->service = strdup (service);
+    const char *mesh = getenv ("CHORUS_MESH");
+    config->mesh = strdup (mesh && chorus__valid_name (mesh, 64)? mesh: "default");
     config->listen = strdup ("tcp://127.0.0.1:*");
     config->seeds = zlist_new ();
     zlist_autofree (config->seeds);
@@ -88,6 +95,8 @@ chorus_node_new (const char *service)
     config->command_retry_ms = 10000;
     config->observe_hwm = 10000;
     config->work_endpoint = zsys_sprintf ("inproc://chorus-work-%p", (void *) self);
+    chorus__handoff_init (&self->handoff, S_HANDOFF_MAX);
+    config->handoff = &self->handoff;
     self->subscribers = zlistx_new ();
     zlistx_set_destructor (self->subscribers, s_handler_destroy);
     self->observers = zlistx_new ();
@@ -105,24 +114,41 @@ s_remove_one (const char *path, const struct stat *info, int flag, struct FTW *f
     return remove (path);
 }
 
-//  Frees the messages the engine handed over and nobody took
+//  Frees the messages of one batch record
+static void
+s_free_record (chorus__work_t *record)
+{
+    chorus_msg_t *first = (chorus_msg_t *) record->first;
+    chorus_msg_t *second = (chorus_msg_t *) record->second;
+    chorus_msg_destroy (&first);
+    chorus_msg_destroy (&second);
+}
+
+//  Frees the messages the engine handed over and nobody took, and the
+//  results the engine never read
 static void
 s_drain_work (chorus_node_t *self)
 {
-    while (zsock_events (self->work) & ZMQ_POLLIN) {
-        zmsg_t *msg = zmsg_recv (self->work);
-        char *kind = zmsg_popstr (msg);
-        if (kind && strchr ("EORC", kind [0])) {
-            zframe_t *frame = zmsg_pop (msg);
-            if (frame && zframe_size (frame) == sizeof (void *)) {
-                chorus_msg_t *payload = *(chorus_msg_t **) zframe_data (frame);
-                chorus_msg_destroy (&payload);
-            }
-            zframe_destroy (&frame);
+    zmsg_t *msg;
+    while ((msg = chorus__recv_ready (self->work))) {
+        zframe_t *kind = zmsg_first (msg);
+        zframe_t *frame = zmsg_next (msg);
+        if (kind && frame && zframe_streq (kind, "B")) {
+            size_t pos = 0;
+            chorus__work_t record;
+            const char *text;
+            while (chorus__batch_next (zframe_data (frame), zframe_size (frame), &pos, &record,
+                                       &text))
+                s_free_record (&record);
         }
-        zstr_free (&kind);
         zmsg_destroy (&msg);
     }
+    size_t pos = 0;
+    chorus__work_t record;
+    const char *text;
+    while (chorus__batch_next (self->results.data, self->results.size, &pos, &record, &text))
+        s_free_record (&record);
+    chorus__batch_free (&self->results);
 }
 
 void
@@ -133,6 +159,7 @@ chorus_node_destroy (chorus_node_t **self_p)
     if (!self)
         return;
     zactor_destroy (&self->actor);
+    chorus__handoff_destroy (&self->handoff);
     if (self->work) {
         s_drain_work (self);
         zsock_destroy (&self->work);
@@ -148,6 +175,7 @@ chorus_node_destroy (chorus_node_t **self_p)
     zhashx_destroy (&self->commands);
     zhashx_destroy (&self->replies);
     free (self->config.service);
+    free (self->config.mesh);
     free (self->config.listen);
     free (self->config.work_endpoint);
     zlist_destroy (&self->config.seeds);
@@ -167,6 +195,17 @@ chorus_node_set_store (chorus_node_t *self, const char *dir)
         return chorus__fail (CHORUS_EINVAL);
     free (self->store_dir);
     self->store_dir = strdup (dir);
+    return 0;
+}
+
+int
+chorus_node_set_mesh (chorus_node_t *self, const char *mesh)
+{
+    S_BEFORE_START (self);
+    if (!chorus__valid_name (mesh, 64))
+        return chorus__fail (CHORUS_EINVAL);
+    free (self->config.mesh);
+    self->config.mesh = strdup (mesh);
     return 0;
 }
 
@@ -347,6 +386,12 @@ chorus_node_start (chorus_node_t *self)
         return chorus__fail (CHORUS_ESTATE);
     }
     self->actor = zactor_new (chorus__engine_actor, &self->config);
+    //  Handlers first, so that the very first HELLO carries our subscriptions
+    //  and a peer met at once knows our group
+    if (s_announce_handlers (self)) {
+        zactor_destroy (&self->actor);
+        return -1;
+    }
     int rc = -1;
     char *instance = NULL, *endpoint = NULL, *pub_endpoint = NULL;
     zsock_send (self->actor, "s", "START");
@@ -361,7 +406,7 @@ chorus_node_start (chorus_node_t *self)
     }
     self->instance = instance;
     self->endpoint = endpoint;
-    return s_announce_handlers (self);
+    return 0;
 }
 
 const char *
@@ -502,14 +547,16 @@ chorus_node_publish_traced (chorus_node_t *self, const char *topic, const char *
         return chorus__fail (CHORUS_EINVAL);
     }
     int rc = chorus_store_append (self->store, seq, now, zframe_data (body), zframe_size (body));
-    zframe_destroy (&body);
     if (rc) {
+        zframe_destroy (&body);
         zsys_error ("chorus: publish: %s", chorus_store_error (self->store));
         chorus_msg_destroy (&event);
         return chorus__fail (CHORUS_ESTORE);
     }
-    //  Durable now; the engine takes the event for PUB and delivery
-    zsock_send (self->actor, "sp", "PUBLISHED", event);
+    //  Durable now; the engine takes the event for delivery, and its body,
+    //  as stored, for PUB
+    if (chorus__handoff_push (&self->handoff, event, body))
+        zstr_send (self->actor, "PUBLISHED");
     if (id_out)
         strcpy (id_out, id);
     return 0;
@@ -563,17 +610,6 @@ chorus_node_send_traced (chorus_node_t *self, const char *service, const char *c
 //  --------------------------------------------------------------------------
 //  Running handlers
 
-static void *
-s_pop_ptr (zmsg_t *msg)
-{
-    zframe_t *frame = zmsg_pop (msg);
-    void *pointer = NULL;
-    if (frame && zframe_size (frame) == sizeof (void *))
-        memcpy (&pointer, zframe_data (frame), sizeof (void *));
-    zframe_destroy (&frame);
-    return pointer;
-}
-
 static uint64_t
 s_pop_u64 (zmsg_t *msg)
 {
@@ -583,6 +619,31 @@ s_pop_u64 (zmsg_t *msg)
         memcpy (&value, zframe_data (frame), sizeof (uint64_t));
     zframe_destroy (&frame);
     return value;
+}
+
+#define S_RESULTS_BATCH 64      //  results sent together, so acks keep flowing
+#define S_RESULTS_AGE_US 1000   //  a result waits no longer for others to join it
+
+//  Queues a result for the engine. Results go together at the end of a
+//  dispatch, or sooner when the batch is full or has waited long enough;
+//  a reply goes at once, so that a slow handler after it cannot hold it
+static void
+s_result (chorus_node_t *self, char kind, uint32_t status, chorus_msg_t *first,
+          chorus_msg_t *second)
+{
+    if (self->results.count == 0)
+        self->results_since = zclock_usecs ();
+    chorus__batch_add (&self->results, kind, status, first, second, NULL);
+    if (kind == 'Y' || self->results.count >= S_RESULTS_BATCH)
+        chorus__batch_send (&self->results, self->work);
+}
+
+//  Sends the results that have waited long enough, before the next handler
+static void
+s_results_age (chorus_node_t *self)
+{
+    if (self->results.count && zclock_usecs () - self->results_since > S_RESULTS_AGE_US)
+        chorus__batch_send (&self->results, self->work);
 }
 
 static int
@@ -603,7 +664,7 @@ s_run_event (chorus_node_t *self, chorus_msg_t *msg)
         }
     }
     self->context_correlation = self->context_id = NULL;
-    zsock_send (self->work, "spip", "A", msg, status, NULL);
+    s_result (self, 'A', (uint32_t) status, msg, NULL);
     return ran;
 }
 
@@ -619,7 +680,7 @@ s_run_observed (chorus_node_t *self, chorus_msg_t *msg)
             ran++;
         }
     chorus_msg_destroy (&msg);
-    zsock_send (self->work, "spip", "o", NULL, 1, NULL);
+    s_result (self, 'o', 1, NULL, NULL);
     return ran;
 }
 
@@ -639,7 +700,7 @@ s_run_command (chorus_node_t *self, chorus_msg_t *msg, const char *sender)
     }
     else
         chorus_reply_set_error (&reply_view, "unknown-command", "no handler", false);
-    zsock_send (self->work, "spip", "Y", msg, 0, reply);
+    s_result (self, 'Y', 0, msg, reply);
     return handler? 1: 0;
 }
 
@@ -698,6 +759,45 @@ s_run_truncated (chorus_node_t *self, zmsg_t *work)
     return self->truncated_fn? 1: 0;
 }
 
+//  Runs the handlers of one record of a batch from the engine
+static int
+s_run_record (chorus_node_t *self, chorus__work_t *record, const char *text)
+{
+    chorus_msg_t *msg = (chorus_msg_t *) record->first;
+    s_results_age (self);
+    switch (record->kind) {
+        case 'E': return s_run_event (self, msg);
+        case 'O': return s_run_observed (self, msg);
+        case 'C': {
+            char sender [128];
+            size_t size = record->text_size < sizeof (sender)? record->text_size
+                                                             : sizeof (sender) - 1;
+            memcpy (sender, text, size);
+            sender [size] = 0;
+            return s_run_command (self, msg, sender);
+        }
+        case 'R': {
+            char request [80];
+            snprintf (request, sizeof (request), "%s", chorus_msg_request (msg));
+            return s_run_reply (self, request, msg, NULL, NULL);
+        }
+    }
+    chorus_msg_destroy (&msg);
+    return 0;
+}
+
+static int
+s_run_batch (chorus_node_t *self, zframe_t *frame)
+{
+    int ran = 0;
+    size_t pos = 0;
+    chorus__work_t record;
+    const char *text;
+    while (chorus__batch_next (zframe_data (frame), zframe_size (frame), &pos, &record, &text))
+        ran += s_run_record (self, &record, text);
+    return ran;
+}
+
 int
 chorus_node_dispatch (chorus_node_t *self)
 {
@@ -705,26 +805,14 @@ chorus_node_dispatch (chorus_node_t *self)
     if (!self->work)
         return chorus__fail (CHORUS_ESTATE);
     int ran = 0;
-    while (zsock_events (self->work) & ZMQ_POLLIN) {
-        zmsg_t *work = zmsg_recv (self->work);
-        if (!work)
-            return chorus__fail (CHORUS_EINTERRUPTED);
+    zmsg_t *work;
+    while ((work = chorus__recv_ready (self->work))) {
         char *kind = zmsg_popstr (work);
         switch (kind? kind [0]: 0) {
-            case 'E': ran += s_run_event (self, (chorus_msg_t *) s_pop_ptr (work)); break;
-            case 'O': ran += s_run_observed (self, (chorus_msg_t *) s_pop_ptr (work)); break;
-            case 'C': {
-                chorus_msg_t *msg = (chorus_msg_t *) s_pop_ptr (work);
-                char *sender = zmsg_popstr (work);
-                ran += s_run_command (self, msg, sender);
-                zstr_free (&sender);
-                break;
-            }
-            case 'R': {
-                chorus_msg_t *msg = (chorus_msg_t *) s_pop_ptr (work);
-                char *request = strdup (chorus_msg_request (msg));
-                ran += s_run_reply (self, request, msg, NULL, NULL);
-                free (request);
+            case 'B': {
+                zframe_t *frame = zmsg_first (work);
+                if (frame)
+                    ran += s_run_batch (self, frame);
                 break;
             }
             case 'T': {
@@ -743,6 +831,7 @@ chorus_node_dispatch (chorus_node_t *self)
         zstr_free (&kind);
         zmsg_destroy (&work);
     }
+    chorus__batch_send (&self->results, self->work);
     return ran;
 }
 

@@ -10,6 +10,7 @@
 #define S_FETCH_DELAY_MS 20     //  let a burst of gaps merge into one FETCH
 #define S_FETCH_TIMEOUT_MS 5000 //  ask again when no REPLAY came
 #define S_WINDOW 1000           //  observed events the application may hold
+#define S_LOOKBACK 1000         //  events read back from a publisher met late
 
 //  What we know of one publisher
 typedef struct {
@@ -27,6 +28,7 @@ struct _chorus__observer_t {
     zsock_t *sub;               //  connected to every peer's PUB
     zlist_t *prefixes;          //  the topic prefixes we observe
     bool from_earliest;         //  start with each publisher's retained history
+    uint64_t since;             //  otherwise, events published from this time on
     zhashx_t *sources;          //  instance -> s_source_t
     bool paused;                //  the application is behind: SUB is not read
 };
@@ -39,9 +41,13 @@ static void
 s_deliver (chorus__observer_t *self, chorus_msg_t *event)
 {
     chorus__engine_t *engine = self->engine;
+    if (!self->from_earliest && chorus_msg_timestamp (event) < self->since) {
+        chorus_msg_destroy (&event);    //  from before we started: read back to find our start
+        return;
+    }
     engine->counters [C_OBSERVED]++;
     engine->observed_out++;
-    chorus__engine_work (engine, "sp", "O", event);
+    chorus__engine_hand (engine, 'O', event, NULL);
     if (!self->paused && engine->observed_out >= S_WINDOW) {
         zpoller_remove (engine->poller, self->sub);
         self->paused = true;
@@ -125,7 +131,10 @@ s_source (chorus__observer_t *self, const char *instance, uint64_t head)
     if (!source) {
         source = (s_source_t *) zmalloc (sizeof (s_source_t));
         source->instance = strdup (instance);
-        source->seen = self->from_earliest? 0: head;
+        //  "Latest" means published since we started observing. A
+        //  publisher we meet late may have published some of those
+        //  already, so we read back a little and skip the older ones.
+        source->seen = self->from_earliest || head < S_LOOKBACK? 0: head - S_LOOKBACK;
         source->head = head;
         source->held = zhashx_new ();
         if (source->head > source->seen)
@@ -141,6 +150,8 @@ chorus__observer_add (chorus__observer_t *self, const char *prefix, bool from_ea
     zsock_set_subscribe (self->sub, prefix);
     zlist_append (self->prefixes, (void *) prefix);
     self->from_earliest = from_earliest;
+    if (!self->since)
+        self->since = chorus__now ();
     for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->engine->peers); peer;
          peer = (chorus__peer_t *) zhashx_next (self->engine->peers))
         chorus__observer_peer_joined (self, peer);

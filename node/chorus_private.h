@@ -8,6 +8,8 @@
 #include "chorus_msg.h"
 #include "chorus_store.h"
 
+#include <pthread.h>
+
 //  Records the error of the last failed call in this thread; returns -1
 //  so that callers can write `return chorus__fail (CHORUS_EINVAL);`.
 int
@@ -22,6 +24,16 @@ uint64_t
 void
     chorus__new_id (char id [33]);
 
+//  Writes size bytes as uppercase hex and a NUL (2 * size + 1 bytes);
+//  without printf, which costs more than the rest of a hot path
+void
+    chorus__hex (const uint8_t *bytes, size_t size, char *text);
+
+//  Writes value in decimal and a NUL into text (at least 21 bytes);
+//  returns the number of digits
+size_t
+    chorus__decimal (uint64_t value, char *text);
+
 //  True if the name is 1..max printable ASCII characters without spaces
 bool
     chorus__valid_name (const char *name, size_t max);
@@ -33,9 +45,38 @@ chorus__prefix_match (const char *prefix, const char *topic)
     return strncmp (topic, prefix, strlen (prefix)) == 0;
 }
 
+//  Published events on their way from the application's thread to the
+//  engine. The publisher queues each event (and its encoded body) and
+//  wakes the engine only when the queue was empty, so that a burst of
+//  publishes costs one message on the pipe, not one each. The queue is
+//  bounded: a publisher that runs ahead of the engine waits for room.
+typedef struct {
+    pthread_mutex_t lock;       //  guards the rest
+    pthread_cond_t room;        //  signalled when the engine empties the queue
+    chorus_msg_t **events;      //  queued events, in seq order
+    zframe_t **bodies;          //  their encoded bodies
+    size_t size;                //  how many are queued
+    size_t max;                 //  how many fit (the bound)
+    bool waking;                //  the engine has been woken and not yet taken them
+} chorus__handoff_t;
+
+void
+    chorus__handoff_init (chorus__handoff_t *self, size_t max);
+//  Frees the queue and whatever it still holds
+void
+    chorus__handoff_destroy (chorus__handoff_t *self);
+//  Queues an event (takes both); true if the caller must wake the engine
+bool
+    chorus__handoff_push (chorus__handoff_t *self, chorus_msg_t *event, zframe_t *body);
+//  Takes every queued event into events and bodies (arrays of max);
+//  returns how many
+size_t
+    chorus__handoff_take (chorus__handoff_t *self, chorus_msg_t **events, zframe_t **bodies);
+
 //  Everything the node wrapper configures, handed to the engine at start
 typedef struct {
     char *service;              //  our service (group) name
+    char *mesh;                 //  our mesh: HELLOs from other meshes are ignored
     char *listen;               //  inbox endpoint to bind
     zlist_t *seeds;             //  seed inbox endpoints
     int beacon_port;            //  UDP beacon port, 0 = off
@@ -54,7 +95,52 @@ typedef struct {
     bool verbose;               //  log to stderr
     char *work_endpoint;        //  inproc endpoint of the work pipe
     chorus_store_t *store;      //  the open store, shared with the caller's thread
+    chorus__handoff_t *handoff; //  published events for the engine
 } chorus__config_t;
+
+//  The work pipe carries batches of records between the engine and the
+//  application's thread, so that one ZeroMQ message (and one wake-up)
+//  moves many events, commands or results. A batch is a message of two
+//  frames, "B" and the records back to back; other work is a message
+//  whose first frame names its kind. Engine to application: E (event for
+//  our group), O (observed event), C (command; text is the sender's
+//  service), R (reply). Application to engine: A (event handled, status
+//  is the ack status), o (observed events run, status is how many), Y
+//  (command answered; second is the reply).
+typedef struct {
+    char kind;                  //  what the record is, as above
+    uint32_t status;            //  A: ack status; o: count
+    uint32_t text_size;         //  bytes of text after the record
+    void *first;                //  the message, owned by the receiver
+    void *second;               //  Y: the reply
+} chorus__work_t;
+
+//  Records collected for one batch
+typedef struct {
+    uint8_t *data;              //  records back to back
+    size_t size;                //  bytes used
+    size_t max;                 //  bytes allocated
+    size_t count;               //  records held
+} chorus__batch_t;
+
+//  Adds a record; text (may be NULL) is copied after it
+void
+    chorus__batch_add (chorus__batch_t *self, char kind, uint32_t status, void *first,
+                       void *second, const char *text);
+//  Sends the records as one batch message and empties the batch; 0 or -1
+int
+    chorus__batch_send (chorus__batch_t *self, zsock_t *socket);
+//  Frees the batch's buffer
+void
+    chorus__batch_free (chorus__batch_t *self);
+//  Reads the record at *pos of a batch frame and moves *pos past it;
+//  false at the end. text points into the frame (text_size bytes).
+bool
+    chorus__batch_next (const uint8_t *data, size_t size, size_t *pos, chorus__work_t *record,
+                        const char **text);
+//  Receives one message without waiting; NULL when none is ready
+zmsg_t *
+    chorus__recv_ready (zsock_t *socket);
 
 //  The engine: a czmq actor that owns the sockets and all mesh state
 void

@@ -45,6 +45,7 @@ struct _chorus_store_t {
     uint64_t events;                    //  events retained
     uint64_t bytes;                     //  body bytes retained
     leveldb_writebatch_t *pending;      //  writes collected between begin/commit
+    leveldb_writebatch_t *append_batch; //  reused by appends, under append_lock
     pthread_t pending_thread;           //  the thread that called begin
     bool pending_trim;                  //  a trim is waiting in pending
     uint64_t pending_trim_last;         //  highest seq the pending trim deletes
@@ -394,6 +395,8 @@ chorus_store_destroy (chorus_store_t **self_p)
     //  An uncommitted batch is discarded, as if the process had stopped
     if (self->pending)
         leveldb_writebatch_destroy (self->pending);
+    if (self->append_batch)
+        leveldb_writebatch_destroy (self->append_batch);
     //  The database goes first: it uses the options, cache and filter
     if (self->db)
         leveldb_close (self->db);
@@ -476,7 +479,10 @@ chorus_store_append (chorus_store_t *self, uint64_t seq, uint64_t timestamp,
         return s_fail (self, "append: seq %" PRIu64 " is not head + 1 (%" PRIu64 ")", seq,
                        head + 1);
     }
-    char *value = (char *) malloc (8 + size);
+    //  A small event's value is built on the stack, and the batch is
+    //  reused: one publish costs the write and little else
+    char small [512];
+    char *value = 8 + size <= sizeof (small)? small: (char *) malloc (8 + size);
     if (!value) {
         pthread_mutex_unlock (&self->append_lock);
         return s_fail (self, "append: out of memory");
@@ -489,13 +495,16 @@ chorus_store_append (chorus_store_t *self, uint64_t seq, uint64_t timestamp,
     char head_value [8];
     s_put_u64 (head_value, seq);
 
-    leveldb_writebatch_t *batch = leveldb_writebatch_create ();
+    if (!self->append_batch)
+        self->append_batch = leveldb_writebatch_create ();
+    leveldb_writebatch_t *batch = self->append_batch;
     leveldb_writebatch_put (batch, key, sizeof (key), value, 8 + size);
     leveldb_writebatch_put (batch, s_key_head, strlen (s_key_head), head_value,
                             sizeof (head_value));
     int rc = s_write (self, batch);
-    leveldb_writebatch_destroy (batch);
-    free (value);
+    leveldb_writebatch_clear (batch);
+    if (value != small)
+        free (value);
     if (rc == 0) {
         pthread_mutex_lock (&self->lock);
         self->head = seq;
@@ -750,14 +759,24 @@ chorus_store_group_each (chorus_store_t *self, chorus_store_group_fn *fn, void *
 //  --------------------------------------------------------------------------
 //  Inbox
 
+//  'i' publisher 0x00 seq: the null ends the publisher, so that one
+//  publisher's records never interleave with a longer name's. Written
+//  into key (S_INBOX_KEY_MAX bytes) when it fits, else malloc'ed.
+#define S_INBOX_KEY_MAX 128
+
 static char *
-s_inbox_key (const char *publisher, uint64_t seq, size_t *key_size)
+s_inbox_key (const char *publisher, uint64_t seq, char *key, size_t *key_size)
 {
-    //  'i' publisher 0x00 seq: the null ends the publisher, so that one
-    //  publisher's records never interleave with a longer name's
-    char *key = s_name_key (S_NS_INBOX, publisher, 9, key_size);
-    if (key)
-        s_put_u64 (key + *key_size - 8, seq);
+    size_t length = strlen (publisher);
+    if (1 + length + 9 > S_INBOX_KEY_MAX)
+        key = (char *) malloc (1 + length + 9);
+    if (key) {
+        key [0] = S_NS_INBOX;
+        memcpy (key + 1, publisher, length);
+        key [1 + length] = 0;
+        s_put_u64 (key + 2 + length, seq);
+        *key_size = 1 + length + 9;
+    }
     return key;
 }
 
@@ -766,13 +785,15 @@ chorus_store_inbox_add (chorus_store_t *self, const char *publisher, uint64_t se
                         uint64_t now)
 {
     size_t key_size;
-    char *key = s_inbox_key (publisher, seq, &key_size);
+    char buffer [S_INBOX_KEY_MAX];
+    char *key = s_inbox_key (publisher, seq, buffer, &key_size);
     if (!key)
         return s_fail (self, "out of memory");
     char value [8];
     s_put_u64 (value, now);
     int rc = s_put (self, key, key_size, value, sizeof (value));
-    free (key);
+    if (key != buffer)
+        free (key);
     return rc;
 }
 
@@ -780,7 +801,8 @@ int
 chorus_store_inbox_has (chorus_store_t *self, const char *publisher, uint64_t seq)
 {
     size_t key_size;
-    char *key = s_inbox_key (publisher, seq, &key_size);
+    char buffer [S_INBOX_KEY_MAX];
+    char *key = s_inbox_key (publisher, seq, buffer, &key_size);
     if (!key)
         return s_fail (self, "out of memory");
     char *value;
@@ -788,7 +810,8 @@ chorus_store_inbox_has (chorus_store_t *self, const char *publisher, uint64_t se
     int rc = s_get (self, key, key_size, &value, &value_size);
     if (rc == 1)
         leveldb_free (value);
-    free (key);
+    if (key != buffer)
+        free (key);
     return rc;
 }
 

@@ -5,10 +5,12 @@
     the table below; encode, decode and the spec test all read it.
 */
 #include "chorus_msg.h"
+#include "chorus_msg_bytes.h"
 
 #include <inttypes.h>
 #include <msgpack.h>
 #include <stdarg.h>
+#include <stddef.h>
 
 typedef enum { T_STR, T_NAME, T_UINT, T_BOOL, T_BIN, T_STRS, T_SUBS, T_MAP } s_kind_t;
 
@@ -107,12 +109,25 @@ typedef struct {
     uint64_t flags;     //  CHORUS_SUB_*
 } s_sub_t;
 
+#define S_STRS (F_CODE + 1)                 //  string fields: F_ID .. F_CODE
+#define S_NUMS (F_RETRYABLE - F_GENERATION + 1) //  F_GENERATION .. F_RETRYABLE
+#define S_LISTS (F_TOPICS - F_PEERS + 1)        //  F_PEERS .. F_TOPICS
+#define S_NUM(self, id) ((self)->num [(id) - F_GENERATION])
+#define S_LIST(self, id) ((self)->list [(id) - F_PEERS])
+
+//  Short strings and payloads live in an arena inside the message, so
+//  that decoding an EVENT or a COMMAND costs no malloc per field
+#define S_ARENA 512
+
 struct _chorus_msg_t {
     int type;                       //  CHORUS_MSG_*
     zframe_t *routing_id;           //  peer's routing id on a ROUTER
-    char *str [F_COUNT];            //  string fields, NULL when absent
-    uint64_t num [F_COUNT];         //  number and bool fields
-    zlist_t *list [F_COUNT];        //  string list fields (peers, topics)
+    //  Indexed by field id less the first id of the kind, so that the
+    //  fields fit in a few cache lines: clearing them is the hot part
+    //  of receiving a message
+    char *str [S_STRS];             //  string fields, NULL when absent
+    uint64_t num [S_NUMS];          //  number and bool fields
+    zlist_t *list [S_LISTS];        //  string list fields (peers, topics)
     s_sub_t *subs;                  //  subscriptions
     size_t subs_size;               //  subscriptions in use
     size_t subs_max;                //  subscriptions allocated
@@ -120,7 +135,67 @@ struct _chorus_msg_t {
     uint8_t *payload;               //  payload bytes, NULL when absent
     size_t payload_size;            //  payload length
     char reason [256];              //  why the last decode/encode failed
+    size_t arena_used;              //  bytes of the arena in use
+    char arena [S_ARENA];           //  storage for short fields
 };
+
+static bool
+s_in_arena (chorus_msg_t *self, const void *pointer)
+{
+    return (const char *) pointer >= self->arena
+        && (const char *) pointer < self->arena + S_ARENA;
+}
+
+//  Storage for size bytes: from the arena while it has room, else malloc
+static void *
+s_alloc (chorus_msg_t *self, size_t size)
+{
+    size_t aligned = (size + 7) & ~(size_t) 7;
+    if (aligned <= S_ARENA - self->arena_used) {
+        void *pointer = self->arena + self->arena_used;
+        self->arena_used += aligned;
+        return pointer;
+    }
+    void *pointer = malloc (size);
+    assert (pointer);
+    return pointer;
+}
+
+static void
+s_release (chorus_msg_t *self, void *pointer)
+{
+    if (pointer && !s_in_arena (self, pointer))
+        free (pointer);
+}
+
+//  Frees string field id; the arena takes back the last string it gave,
+//  so that a field set again and again (a group per delivery) stays in it
+static void
+s_release_str (chorus_msg_t *self, int id)
+{
+    char *value = self->str [id];
+    if (value && s_in_arena (self, value)) {
+        size_t aligned = (strlen (value) + 1 + 7) & ~(size_t) 7;
+        if (value + aligned == self->arena + self->arena_used)
+            self->arena_used -= aligned;
+    }
+    else
+        free (value);
+    self->str [id] = NULL;
+}
+
+//  Replaces string field id with a copy of size bytes at data
+static void
+s_store_str (chorus_msg_t *self, int id, const char *data, size_t size)
+{
+    if (data == self->str [id])
+        return;     //  set to itself
+    s_release_str (self, id);
+    char *copy = (char *) s_alloc (self, size + 1);
+    memcpy (copy, data, size);
+    copy [size] = 0;
+    self->str [id] = copy;
+}
 
 //  --------------------------------------------------------------------------
 //  Object lifetime
@@ -130,9 +205,15 @@ chorus_msg_new (int type)
 {
     if (type < 1 || type > CHORUS_MSG_TYPES)
         return NULL;
-    chorus_msg_t *self = (chorus_msg_t *) zmalloc (sizeof (chorus_msg_t));
-    if (self)
+    //  Only the fields before the reason need zeroes; the reason and the
+    //  arena are written before they are read
+    chorus_msg_t *self = (chorus_msg_t *) malloc (sizeof (chorus_msg_t));
+    if (self) {
+        memset (self, 0, offsetof (chorus_msg_t, reason));
+        self->reason [0] = 0;
+        self->arena_used = 0;
         self->type = type;
+    }
     return self;
 }
 
@@ -140,18 +221,24 @@ chorus_msg_new (int type)
 static void
 s_clear (chorus_msg_t *self)
 {
-    for (int i = 0; i < F_COUNT; i++) {
-        zstr_free (&self->str [i]);
-        zlist_destroy (&self->list [i]);
-        self->num [i] = 0;
-    }
+    for (int i = 0; i < S_STRS; i++)
+        if (self->str [i]) {
+            s_release (self, self->str [i]);
+            self->str [i] = NULL;
+        }
+    for (int i = 0; i < S_LISTS; i++)
+        if (self->list [i])
+            zlist_destroy (&self->list [i]);
+    memset (self->num, 0, sizeof (self->num));
     for (size_t i = 0; i < self->subs_size; i++)
         free (self->subs [i].prefix);
     self->subs_size = 0;
-    zhash_destroy (&self->headers);
-    free (self->payload);
+    if (self->headers)
+        zhash_destroy (&self->headers);
+    s_release (self, self->payload);
     self->payload = NULL;
     self->payload_size = 0;
+    self->arena_used = 0;
 }
 
 void
@@ -176,116 +263,6 @@ s_fail (chorus_msg_t *self, const char *format, ...)
     vsnprintf (self->reason, sizeof (self->reason), format, args);
     va_end (args);
     return CHORUS_MSG_MALFORMED;
-}
-
-//  --------------------------------------------------------------------------
-//  Structural scan. msgpack-c allocates an array's or map's element storage
-//  from the count in its header before it reads any element, so a 5-byte
-//  frame could ask for gigabytes. We walk the framing first and refuse
-//  counts larger than the bytes left, nesting beyond the limit, truncation
-//  and trailing bytes; only then does msgpack-c build the object.
-
-typedef struct {
-    const uint8_t *data;    //  frame being scanned
-    size_t size;            //  its length
-    size_t pos;             //  next byte to read
-} s_scan_t;
-
-static uint64_t
-s_be (const uint8_t *bytes, int width)
-{
-    uint64_t value = 0;
-    for (int i = 0; i < width; i++)
-        value = (value << 8) | bytes [i];
-    return value;
-}
-
-//  Reads a big-endian length of `width` bytes; -1 if truncated
-static int
-s_scan_length (s_scan_t *scan, int width, uint64_t *length)
-{
-    if (scan->size - scan->pos < (size_t) width)
-        return -1;
-    *length = s_be (scan->data + scan->pos, width);
-    scan->pos += width;
-    return 0;
-}
-
-//  Skips `length` bytes; -1 if fewer are left
-static int
-s_scan_skip (s_scan_t *scan, uint64_t length)
-{
-    if (scan->size - scan->pos < length)
-        return -1;
-    scan->pos += (size_t) length;
-    return 0;
-}
-
-static const char *s_scan_value (s_scan_t *scan, int depth);
-
-static const char *
-s_scan_container (s_scan_t *scan, int depth, uint64_t count, uint64_t per_element)
-{
-    if (depth >= CHORUS_MSG_MAX_DEPTH)
-        return "nesting deeper than the protocol allows";
-    if (count > (scan->size - scan->pos) / per_element)
-        return "array or map count exceeds the bytes left";
-    for (uint64_t i = 0; i < count * per_element; i++) {
-        const char *error = s_scan_value (scan, depth + 1);
-        if (error)
-            return error;
-    }
-    return NULL;
-}
-
-static const char *
-s_scan_value (s_scan_t *scan, int depth)
-{
-    static const char *truncated = "truncated";
-    if (scan->pos >= scan->size)
-        return truncated;
-    uint8_t byte = scan->data [scan->pos++];
-    uint64_t length = 0;
-    if (byte <= 0x7f || byte >= 0xe0 || byte == 0xc0 || byte == 0xc2 || byte == 0xc3)
-        return NULL;
-    if (byte >= 0x80 && byte <= 0x8f)
-        return s_scan_container (scan, depth, byte & 0x0f, 2);
-    if (byte >= 0x90 && byte <= 0x9f)
-        return s_scan_container (scan, depth, byte & 0x0f, 1);
-    if (byte >= 0xa0 && byte <= 0xbf)
-        return s_scan_skip (scan, byte & 0x1f)? truncated: NULL;
-    switch (byte) {
-        case 0xc4: case 0xc5: case 0xc6:            //  bin 8/16/32
-        case 0xd9: case 0xda: case 0xdb: {          //  str 8/16/32
-            int width = byte <= 0xc6? 1 << (byte - 0xc4): 1 << (byte - 0xd9);
-            if (s_scan_length (scan, width, &length) || s_scan_skip (scan, length))
-                return truncated;
-            return NULL;
-        }
-        case 0xc7: case 0xc8: case 0xc9:            //  ext 8/16/32
-            if (s_scan_length (scan, 1 << (byte - 0xc7), &length)
-            ||  s_scan_skip (scan, 1) || s_scan_skip (scan, length))
-                return truncated;
-            return NULL;
-        case 0xca: return s_scan_skip (scan, 4)? truncated: NULL;
-        case 0xcb: return s_scan_skip (scan, 8)? truncated: NULL;
-        case 0xcc: case 0xcd: case 0xce: case 0xcf:  //  uint 8..64
-            return s_scan_skip (scan, 1 << (byte - 0xcc))? truncated: NULL;
-        case 0xd0: case 0xd1: case 0xd2: case 0xd3:  //  int 8..64
-            return s_scan_skip (scan, 1 << (byte - 0xd0))? truncated: NULL;
-        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:  //  fixext
-            return s_scan_skip (scan, 1 + (1 << (byte - 0xd4)))? truncated: NULL;
-        case 0xdc: case 0xdd:                       //  array 16/32
-            if (s_scan_length (scan, byte == 0xdc? 2: 4, &length))
-                return truncated;
-            return s_scan_container (scan, depth, length, 1);
-        case 0xde: case 0xdf:                       //  map 16/32
-            if (s_scan_length (scan, byte == 0xde? 2: 4, &length))
-                return truncated;
-            return s_scan_container (scan, depth, length, 2);
-        default:
-            return "byte 0xc1 is never used in MessagePack";
-    }
 }
 
 //  --------------------------------------------------------------------------
@@ -347,25 +324,31 @@ s_decode_field (chorus_msg_t *self, int id, const msgpack_object *object)
     const s_field_t *field = &s_fields [id];
     switch (field->kind) {
         case T_STR:
-        case T_NAME:
-            return s_decode_str (field, object, &self->str [id]);
+        case T_NAME: {
+            if (object->type != MSGPACK_OBJECT_STR)
+                return "expected a string";
+            const char *error = s_check_str (field, object->via.str.ptr, object->via.str.size);
+            if (!error)
+                s_store_str (self, id, object->via.str.ptr, object->via.str.size);
+            return error;
+        }
         case T_UINT:
             if (object->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
                 return "expected a non-negative integer";
-            self->num [id] = object->via.u64;
+            S_NUM (self, id) = object->via.u64;
             return NULL;
         case T_BOOL:
             if (object->type != MSGPACK_OBJECT_BOOLEAN)
                 return "expected a boolean";
-            self->num [id] = object->via.boolean;
+            S_NUM (self, id) = object->via.boolean;
             return NULL;
         case T_BIN:
             if (object->type != MSGPACK_OBJECT_BIN)
                 return "expected bin";
             if (object->via.bin.size > field->max)
                 return "payload larger than its limit";
-            //  malloc (0) may return NULL; a present empty payload must not
-            self->payload = (uint8_t *) malloc (object->via.bin.size + 1);
+            //  One byte more: a present empty payload must not be NULL
+            self->payload = (uint8_t *) s_alloc (self, object->via.bin.size + 1);
             memcpy (self->payload, object->via.bin.ptr, object->via.bin.size);
             self->payload_size = object->via.bin.size;
             return NULL;
@@ -374,14 +357,14 @@ s_decode_field (chorus_msg_t *self, int id, const msgpack_object *object)
                 return "expected an array of strings";
             if (object->via.array.size > CHORUS_MSG_MAX_LIST)
                 return "list longer than its limit";
-            self->list [id] = zlist_new ();
-            zlist_autofree (self->list [id]);
+            S_LIST (self, id) = zlist_new ();
+            zlist_autofree (S_LIST (self, id));
             for (uint32_t i = 0; i < object->via.array.size; i++) {
                 char *value = NULL;
                 const char *error = s_decode_str (field, &object->via.array.ptr [i], &value);
                 if (error)
                     return error;
-                zlist_append (self->list [id], value);
+                zlist_append (S_LIST (self, id), value);
                 free (value);
             }
             return NULL;
@@ -444,23 +427,25 @@ chorus_msg_decode (chorus_msg_t *self, const void *data, size_t size)
     if (size > CHORUS_MSG_MAX_BODY)
         return s_fail (self, "body of %zu bytes exceeds the %d byte limit", size,
                        CHORUS_MSG_MAX_BODY);
-    s_scan_t scan = {(const uint8_t *) data, size, 0};
-    const char *error = s_scan_value (&scan, 0);
+    size_t end = 0;
+    const char *error = chorus__msg_scan ((const uint8_t *) data, size, &end);
     if (error)
         return s_fail (self, "%s", error);
-    if (scan.pos != size)
-        return s_fail (self, "%zu trailing bytes after the body", size - scan.pos);
+    if (end != size)
+        return s_fail (self, "%zu trailing bytes after the body", size - end);
 
-    msgpack_unpacked unpacked;
-    msgpack_unpacked_init (&unpacked);
+    msgpack_zone *zone = chorus__msg_zone ();
+    if (!zone)
+        return s_fail (self, "out of memory");
+    msgpack_object object;
     size_t offset = 0;
     int rc = CHORUS_MSG_MALFORMED;
-    if (msgpack_unpack_next (&unpacked, (const char *) data, size, &offset)
+    if (msgpack_unpack ((const char *) data, size, &offset, zone, &object)
         != MSGPACK_UNPACK_SUCCESS) {
         s_fail (self, "not a MessagePack value");
         goto done;
     }
-    const msgpack_object *root = &unpacked.data;
+    const msgpack_object *root = &object;
     if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 4) {
         s_fail (self, "body is not an array of at least 4 elements");
         goto done;
@@ -505,7 +490,7 @@ chorus_msg_decode (chorus_msg_t *self, const void *data, size_t size)
     }
     rc = 0;
 done:
-    msgpack_unpacked_destroy (&unpacked);
+    msgpack_zone_clear (zone);      //  keeps its first chunk for the next decode
     if (rc)
         s_clear (self);
     return rc;
@@ -514,11 +499,10 @@ done:
 //  --------------------------------------------------------------------------
 //  Encode
 
+//  Records why our own message cannot be encoded; returns -1
 static int
-s_sbuffer_fail (chorus_msg_t *self, msgpack_sbuffer *buffer, const char *name,
-                const char *error)
+s_encode_fail (chorus_msg_t *self, const char *name, const char *error)
 {
-    msgpack_sbuffer_destroy (buffer);
     snprintf (self->reason, sizeof (self->reason), "%s field '%s': %s",
               s_types [self->type].name, name, error);
     return -1;
@@ -555,10 +539,10 @@ s_encode_field (chorus_msg_t *self, const s_slot_t *slot, msgpack_packer *packer
             return NULL;
         }
         case T_UINT:
-            msgpack_pack_uint64 (packer, self->num [id]);
+            msgpack_pack_uint64 (packer, S_NUM (self, id));
             return NULL;
         case T_BOOL:
-            if (self->num [id])
+            if (S_NUM (self, id))
                 msgpack_pack_true (packer);
             else
                 msgpack_pack_false (packer);
@@ -574,7 +558,7 @@ s_encode_field (chorus_msg_t *self, const s_slot_t *slot, msgpack_packer *packer
             msgpack_pack_bin_body (packer, self->payload, self->payload_size);
             return NULL;
         case T_STRS: {
-            zlist_t *list = self->list [id];
+            zlist_t *list = S_LIST (self, id);
             size_t size = list? zlist_size (list): 0;
             if (size > CHORUS_MSG_MAX_LIST)
                 return "list longer than its limit";
@@ -638,10 +622,10 @@ chorus_msg_encode (chorus_msg_t *self)
 {
     assert (self);
     const s_type_t *layout = &s_types [self->type];
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
+    chorus__msg_buffer_t buffer;
+    chorus__msg_buffer_init (&buffer);
     msgpack_packer packer;
-    msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
+    msgpack_packer_init (&packer, &buffer, chorus__msg_buffer_write);
     msgpack_pack_array (&packer, 4 + layout->count);
     msgpack_pack_uint64 (&packer, CHORUS_MSG_SIGNATURE);
     msgpack_pack_uint64 (&packer, CHORUS_MSG_VERSION);
@@ -649,69 +633,135 @@ chorus_msg_encode (chorus_msg_t *self)
     static const s_slot_t id_slot = {F_ID, 0};
     const char *error = s_encode_field (self, &id_slot, &packer);
     if (error) {
-        s_sbuffer_fail (self, &buffer, "id", error);
+        chorus__msg_buffer_free (&buffer);
+        s_encode_fail (self, "id", error);
         return NULL;
     }
     for (size_t i = 0; i < layout->count; i++) {
         error = s_encode_field (self, &layout->slots [i], &packer);
         if (error) {
-            s_sbuffer_fail (self, &buffer, s_fields [layout->slots [i].id].name, error);
+            chorus__msg_buffer_free (&buffer);
+            s_encode_fail (self, s_fields [layout->slots [i].id].name, error);
             return NULL;
         }
     }
     if (buffer.size > CHORUS_MSG_MAX_BODY) {
-        s_sbuffer_fail (self, &buffer, "body", "encoded body exceeds the body limit");
+        chorus__msg_buffer_free (&buffer);
+        s_encode_fail (self, "body", "encoded body exceeds the body limit");
         return NULL;
     }
     zframe_t *frame = zframe_new (buffer.data, buffer.size);
-    msgpack_sbuffer_destroy (&buffer);
+    chorus__msg_buffer_free (&buffer);
+    return frame;
+}
+
+//  The EVENT in body with group and attempt replaced: the bytes before the
+//  group field, the new group and attempt, the bytes after the attempt.
+//  A publisher sends one stored event to many groups, many times; this
+//  spares decoding and encoding it whole for each.
+zframe_t *
+chorus_msg_event_redirect (const void *body, size_t size, const char *group,
+                           uint64_t attempt)
+{
+    const uint8_t *data = (const uint8_t *) body;
+    const s_type_t *layout = &s_types [CHORUS_MSG_EVENT];
+    size_t group_at = 0, attempt_end = 0, end = 0;
+    //  Our own stored encodings: an array of signature, version, type, id,
+    //  then the EVENT's fields, of which group and attempt are 9th and 10th
+    size_t count = 4 + layout->count;       //  16: msgpack writes array 16
+    if (size < 3 || data [0] != 0xdc || data [1] != 0 || data [2] != count || !group
+    ||  s_check_str (&s_fields [F_GROUP], group, strlen (group)))
+        return NULL;
+    size_t pos = 3;
+    for (size_t i = 0; i < 4 + 10 && pos < size; i++) {
+        if (i == 4 + 8)
+            group_at = pos;
+        if (chorus__msg_scan (data + pos, size - pos, &end))
+            return NULL;
+        pos += end;
+    }
+    attempt_end = pos;
+    if (!group_at || attempt_end > size)
+        return NULL;
+    chorus__msg_buffer_t buffer;
+    chorus__msg_buffer_init (&buffer);
+    msgpack_packer packer;
+    msgpack_packer_init (&packer, &buffer, chorus__msg_buffer_write);
+    chorus__msg_buffer_write (&buffer, (const char *) data, group_at);
+    s_pack_str (&packer, group);
+    msgpack_pack_uint64 (&packer, attempt);
+    chorus__msg_buffer_write (&buffer, (const char *) data + attempt_end, size - attempt_end);
+    zframe_t *frame = zframe_new (buffer.data, buffer.size);
+    chorus__msg_buffer_free (&buffer);
     return frame;
 }
 
 //  --------------------------------------------------------------------------
 //  Sockets
 
+//  Receives the frames of one ZeroMQ message into parts (at most max of
+//  them, the rest are counted and dropped); returns how many there were,
+//  or -1 if nothing came
+static int
+s_recv_parts (void *handle, zmq_msg_t *parts, int max)
+{
+    int count = 0;
+    bool more = true;
+    while (more) {
+        zmq_msg_t scratch;
+        zmq_msg_t *part = count < max? &parts [count]: &scratch;
+        zmq_msg_init (part);
+        if (zmq_msg_recv (part, handle, 0) == -1) {
+            zmq_msg_close (part);
+            return count? count: -1;    //  messages come whole: never cut
+        }
+        more = zmq_msg_more (part);
+        if (part == &scratch)
+            zmq_msg_close (part);
+        count++;
+    }
+    return count;
+}
+
 int
 chorus_msg_recv (chorus_msg_t *self, zsock_t *input)
 {
     assert (self);
     assert (input);
-    zmsg_t *msg = zmsg_recv (input);
-    if (!msg)
+    //  Frames straight from libzmq, without a zmsg_t and a zframe_t each
+    zmq_msg_t parts [2];
+    int count = s_recv_parts (zsock_resolve (input), parts, 2);
+    if (count == -1)
         return CHORUS_MSG_INTERRUPTED;
     int type = zsock_type (input);
+    bool router = type == ZMQ_ROUTER;
+    bool sub = type == ZMQ_SUB || type == ZMQ_XSUB;
+    int expected = router || sub? 2: 1;
     int rc = 0;
-    zframe_t *topic = NULL;
-    if (type == ZMQ_ROUTER) {
+    if (router) {
         zframe_destroy (&self->routing_id);
-        self->routing_id = zmsg_pop (msg);
+        self->routing_id = zframe_new (zmq_msg_data (&parts [0]), zmq_msg_size (&parts [0]));
     }
-    else
-    if (type == ZMQ_SUB || type == ZMQ_XSUB)
-        topic = zmsg_pop (msg);
-
-    zframe_t *body = zmsg_pop (msg);
-    if (!body || (type == ZMQ_ROUTER && !self->routing_id)
-    ||  ((type == ZMQ_SUB || type == ZMQ_XSUB) && !topic))
+    if (count < expected)
         rc = s_fail (self, "missing frames");
     else
-    if (zmsg_size (msg) > 0)
-        rc = s_fail (self, "%zu extra frames", zmsg_size (msg));
-    else
-        rc = chorus_msg_decode (self, zframe_data (body), zframe_size (body));
-
-    if (rc == 0 && topic) {
-        const char *expected = self->str [F_TOPIC];
-        if (self->type != CHORUS_MSG_EVENT || !expected
-        ||  zframe_size (topic) != strlen (expected)
-        ||  memcmp (zframe_data (topic), expected, zframe_size (topic)) != 0) {
+    if (count > expected)
+        rc = s_fail (self, "%d extra frames", count - expected);
+    else {
+        zmq_msg_t *body = &parts [expected - 1];
+        rc = chorus_msg_decode (self, zmq_msg_data (body), zmq_msg_size (body));
+    }
+    if (rc == 0 && sub) {
+        const char *topic = self->str [F_TOPIC];
+        if (self->type != CHORUS_MSG_EVENT || !topic
+        ||  zmq_msg_size (&parts [0]) != strlen (topic)
+        ||  memcmp (zmq_msg_data (&parts [0]), topic, strlen (topic)) != 0) {
             rc = s_fail (self, "topic frame does not match the EVENT's topic");
             s_clear (self);
         }
     }
-    zframe_destroy (&topic);
-    zframe_destroy (&body);
-    zmsg_destroy (&msg);
+    for (int i = 0; i < count && i < 2; i++)
+        zmq_msg_close (&parts [i]);
     return rc;
 }
 
@@ -719,15 +769,21 @@ int
 chorus_msg_send (chorus_msg_t *self, zsock_t *output)
 {
     assert (self);
-    assert (output);
     zframe_t *body = chorus_msg_encode (self);
-    if (!body)
-        return -1;
+    return body? chorus_msg_send_encoded (self, &body, output): -1;
+}
+
+int
+chorus_msg_send_encoded (chorus_msg_t *self, zframe_t **body_p, zsock_t *output)
+{
+    assert (self);
+    assert (body_p && *body_p);
+    assert (output);
     int type = zsock_type (output);
     if (type == ZMQ_ROUTER) {
         if (!self->routing_id
         ||  zframe_send (&self->routing_id, output, ZFRAME_MORE + ZFRAME_REUSE) == -1) {
-            zframe_destroy (&body);
+            zframe_destroy (body_p);
             return -1;
         }
     }
@@ -735,11 +791,11 @@ chorus_msg_send (chorus_msg_t *self, zsock_t *output)
     if (type == ZMQ_PUB || type == ZMQ_XPUB) {
         const char *topic = self->str [F_TOPIC];
         if (self->type != CHORUS_MSG_EVENT || !topic || zstr_sendm (output, topic) == -1) {
-            zframe_destroy (&body);
+            zframe_destroy (body_p);
             return -1;
         }
     }
-    return zframe_send (&body, output, 0);
+    return zframe_send (body_p, output, 0);
 }
 
 //  --------------------------------------------------------------------------
@@ -813,7 +869,7 @@ chorus_msg_print (chorus_msg_t *self)
             zsys_debug ("    %s=%s", field->name, self->str [id]? self->str [id]: "(nil)");
         else
         if (field->kind == T_UINT || field->kind == T_BOOL)
-            zsys_debug ("    %s=%" PRIu64, field->name, self->num [id]);
+            zsys_debug ("    %s=%" PRIu64, field->name, S_NUM (self, id));
         else
         if (field->kind == T_BIN)
             zsys_debug ("    %s=%zu bytes", field->name, self->payload_size);
@@ -827,9 +883,10 @@ static void
 s_set_str (chorus_msg_t *self, int id, const char *value)
 {
     assert (self);
-    zstr_free (&self->str [id]);
     if (value)
-        self->str [id] = strdup (value);
+        s_store_str (self, id, value, strlen (value));
+    else
+        s_release_str (self, id);
 }
 
 #define S_STR_ACCESSORS(name, id) \
@@ -855,9 +912,9 @@ S_STR_ACCESSORS (idempotency, F_IDEMPOTENCY)
 S_STR_ACCESSORS (code, F_CODE)
 
 #define S_NUM_ACCESSORS(name, id) \
-    uint64_t chorus_msg_##name (chorus_msg_t *self) { assert (self); return self->num [id]; } \
+    uint64_t chorus_msg_##name (chorus_msg_t *self) { assert (self); return S_NUM (self, id); } \
     void chorus_msg_set_##name (chorus_msg_t *self, uint64_t value) \
-    { assert (self); self->num [id] = value; }
+    { assert (self); S_NUM (self, id) = value; }
 
 S_NUM_ACCESSORS (generation, F_GENERATION)
 S_NUM_ACCESSORS (head, F_HEAD)
@@ -874,14 +931,14 @@ bool
 chorus_msg_retryable (chorus_msg_t *self)
 {
     assert (self);
-    return self->num [F_RETRYABLE] != 0;
+    return S_NUM (self, F_RETRYABLE) != 0;
 }
 
 void
 chorus_msg_set_retryable (chorus_msg_t *self, bool retryable)
 {
     assert (self);
-    self->num [F_RETRYABLE] = retryable;
+    S_NUM (self, F_RETRYABLE) = retryable;
 }
 
 const void *
@@ -902,12 +959,11 @@ void
 chorus_msg_set_payload (chorus_msg_t *self, const void *data, size_t size)
 {
     assert (self);
-    free (self->payload);
+    s_release (self, self->payload);
     self->payload = NULL;
     self->payload_size = 0;
     if (data) {
-        self->payload = (uint8_t *) malloc (size + 1);
-        assert (self->payload);
+        self->payload = (uint8_t *) s_alloc (self, size + 1);
         memcpy (self->payload, data, size);
         self->payload_size = size;
     }
@@ -918,15 +974,15 @@ s_add_to_list (chorus_msg_t *self, int id, const char *value)
 {
     assert (self);
     assert (value);
-    if (!self->list [id]) {
-        self->list [id] = zlist_new ();
-        zlist_autofree (self->list [id]);
+    if (!S_LIST (self, id)) {
+        S_LIST (self, id) = zlist_new ();
+        zlist_autofree (S_LIST (self, id));
     }
-    zlist_append (self->list [id], (void *) value);
+    zlist_append (S_LIST (self, id), (void *) value);
 }
 
 #define S_LIST_ACCESSORS(name, id) \
-    zlist_t *chorus_msg_##name (chorus_msg_t *self) { assert (self); return self->list [id]; } \
+    zlist_t *chorus_msg_##name (chorus_msg_t *self) { assert (self); return S_LIST (self, id); } \
     void chorus_msg_add_##name (chorus_msg_t *self, const char *value) \
     { s_add_to_list (self, id, value); }
 

@@ -82,6 +82,19 @@ int
 int
     chorus_msg_send (chorus_msg_t *self, zsock_t *output);
 
+//  Send self, already encoded into *body_p by chorus_msg_encode, as
+//  chorus_msg_send would; takes the body (a message encoded once is sent
+//  once more without encoding it again). Returns 0 or -1.
+int
+    chorus_msg_send_encoded (chorus_msg_t *self, zframe_t **body_p, zsock_t *output);
+
+//  The encoding of the EVENT encoded in body (by chorus_msg_encode) with
+//  its group and attempt replaced, as chorus_msg_encode would make it;
+//  NULL if body is not such an EVENT or group breaks its limits.
+zframe_t *
+    chorus_msg_event_redirect (const void *body, size_t size, const char *group,
+                               uint64_t attempt);
+
 //  Why the last decode, recv or encode failed
 const char *
     chorus_msg_reason (chorus_msg_t *self);
