@@ -431,12 +431,18 @@ s_on_trigger (chorus_node_t *node, chorus_event_t *event, void *arg)
     chorus_coordinator_t *self = (chorus_coordinator_t *) arg;
     const char *topic = chorus_event_topic (event);
     json_t *input = s_unpack (chorus_event_payload (event), chorus_event_size (event));
+    //  Starting a flow looks definitions up, which must not happen while
+    //  iterating over the same table: collect the triggered ones first
+    zlistx_t *triggered = zlistx_new ();
     for (zlistx_t *versions = (zlistx_t *) zhashx_first (self->definitions); versions;
          versions = (zlistx_t *) zhashx_next (self->definitions)) {
         chorus_flowdef_t *def = (chorus_flowdef_t *) zlistx_last (versions);
         const char *trigger = chorus_flowdef_trigger (def);
-        if (!trigger || !streq (trigger, topic))
-            continue;
+        if (trigger && streq (trigger, topic))
+            zlistx_add_end (triggered, def);
+    }
+    for (chorus_flowdef_t *def = (chorus_flowdef_t *) zlistx_first (triggered); def;
+         def = (chorus_flowdef_t *) zlistx_next (triggered)) {
         //  The flow's id comes from the event's, so a redelivered event
         //  finds the flow it started instead of starting another
         char id [128];
@@ -445,6 +451,7 @@ s_on_trigger (chorus_node_t *node, chorus_event_t *event, void *arg)
         s_start_flow (self, chorus_flowdef_name (def), id, input,
                       chorus_event_correlation (event), &existing);
     }
+    zlistx_destroy (&triggered);
     json_decref (input);
     //  Journaled before the event is acknowledged, or it comes again
     return chorus_journal_commit (self->journal) == 0? 0: 1;

@@ -271,7 +271,8 @@ s_duration (s_loader_t *self, yaml_node_t *node, const char *field, bool positiv
     if (node->type != YAML_SCALAR_NODE)
         return s_fail (self, node, "field '%s' must be a duration (e.g. 2s)", field);
     char problem [512] = "bad duration: contains a NUL character";
-    if (!s_clean (node) || chorus_flowdef_duration (s_text (node), target, problem, sizeof (problem)))
+    if (!s_clean (node)
+    ||  chorus_flowdef_duration (s_text (node), target, problem, sizeof (problem)))
         return s_fail (self, node, "%s", problem);
     if (*target == 0 && positive)
         return s_fail (self, node, "bad duration '%s': must be more than zero", s_text (node));
@@ -281,8 +282,8 @@ s_duration (s_loader_t *self, yaml_node_t *node, const char *field, bool positiv
 //  --------------------------------------------------------------------------
 //  Structure
 
-//  Checks nesting and size before anything walks the tree: aliases can make
-//  a small file into a huge (or endless) one
+//  Checks the size of the tree before anything walks it: the text's nesting
+//  is known to be fine, but aliases can make a small file huge or endless
 static int
 s_check_size (s_loader_t *self, yaml_node_t *node, int depth)
 {
@@ -333,6 +334,23 @@ s_field (s_loader_t *self, yaml_node_pair_t *pair, const char *what, const char 
     }
     return s_fail (self, key, "unknown field '%s' in %s (expected one of: %s)", name, what,
                    expected);
+}
+
+//  Calls fn (self, field, value, arg) for each field of a mapping in order
+typedef int (s_field_fn) (s_loader_t *self, int field, yaml_node_t *value, void *arg);
+
+static int
+s_fields (s_loader_t *self, yaml_node_t *node, const char *what, const char **fields,
+          s_field_fn *fn, void *arg)
+{
+    unsigned seen = 0;
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        int field = s_field (self, pair, what, fields, &seen);
+        if (field < 0 || fn (self, field, s_node (self, pair->value), arg))
+            return -1;
+    }
+    return 0;
 }
 
 //  Converts a template; NULL with self->failed on error
@@ -426,57 +444,27 @@ s_depends_on (s_loader_t *self, yaml_node_t *node, chorus_stepdef_t *step)
 }
 
 static int
-s_retry (s_loader_t *self, yaml_node_t *node, chorus_stepdef_t *step)
+s_retry_field (s_loader_t *self, int field, yaml_node_t *value, void *arg)
 {
-    if (node->type != YAML_MAPPING_NODE)
-        return s_fail (self, node, "field 'retry' must be a mapping");
-    unsigned seen = 0;
-    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
-         pair < node->data.mapping.pairs.top; pair++) {
-        int field = s_field (self, pair, "retry", s_retry_fields, &seen);
-        yaml_node_t *value = s_node (self, pair->value);
-        int rc = -1;
-        if (field == R_ATTEMPTS)
-            rc = s_positive (self, value, "attempts", &step->attempts);
-        else
-        if (field == R_BACKOFF)
-            rc = s_duration (self, value, "backoff", false, &step->backoff_ms);
-        else
-        if (field == R_FACTOR)
-            rc = s_factor (self, value, &step->factor);
-        else
-        if (field == R_MAX_BACKOFF)
-            rc = s_duration (self, value, "max_backoff", false, &step->max_backoff_ms);
-        if (rc)
-            return -1;
-    }
-    return 0;
+    chorus_stepdef_t *step = arg;
+    if (field == R_ATTEMPTS)
+        return s_positive (self, value, "attempts", &step->attempts);
+    if (field == R_BACKOFF)
+        return s_duration (self, value, "backoff", false, &step->backoff_ms);
+    if (field == R_FACTOR)
+        return s_factor (self, value, &step->factor);
+    return s_duration (self, value, "max_backoff", false, &step->max_backoff_ms);
 }
 
 static int
-s_compensate (s_loader_t *self, yaml_node_t *node, chorus_stepdef_t *step,
-              s_stepnodes_t *nodes)
+s_compensate_field (s_loader_t *self, int field, yaml_node_t *value, void *arg)
 {
-    if (node->type != YAML_MAPPING_NODE)
-        return s_fail (self, node, "field 'compensate' must be a mapping");
-    nodes->compensate = node;
-    unsigned seen = 0;
-    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
-         pair < node->data.mapping.pairs.top; pair++) {
-        int field = s_field (self, pair, "compensate", s_compensate_fields, &seen);
-        yaml_node_t *value = s_node (self, pair->value);
-        int rc = -1;
-        if (field == C_COMMAND)
-            rc = s_name (self, value, "command", 128, &step->compensate);
-        else
-        if (field == C_INPUT) {
-            nodes->compensate_input = value;
-            rc = s_template (self, value, &step->compensate_input);
-        }
-        if (rc)
-            return -1;
-    }
-    return 0;
+    size_t index = *(size_t *) arg;
+    chorus_stepdef_t *step = &self->def->steps [index];
+    if (field == C_COMMAND)
+        return s_name (self, value, "command", 128, &step->compensate);
+    self->nodes [index].compensate_input = value;
+    return s_template (self, value, &step->compensate_input);
 }
 
 static int
@@ -496,6 +484,46 @@ s_step_id (s_loader_t *self, yaml_node_t *node, size_t index)
 }
 
 static int
+s_step_field (s_loader_t *self, int field, yaml_node_t *value, void *arg)
+{
+    size_t index = *(size_t *) arg;
+    chorus_stepdef_t *step = &self->def->steps [index];
+    s_stepnodes_t *nodes = &self->nodes [index];
+    switch (field) {
+        case S_ID:
+            return s_step_id (self, value, index);
+        case S_SERVICE:
+            return s_name (self, value, "service", 64, &step->service);
+        case S_COMMAND:
+            return s_name (self, value, "command", 128, &step->command);
+        case S_INPUT:
+            nodes->input = value;
+            return s_template (self, value, &step->input);
+        case S_DEPENDS_ON:
+            nodes->depends_on = value;
+            return s_depends_on (self, value, step);
+        case S_RETRY:
+            if (value->type != YAML_MAPPING_NODE)
+                return s_fail (self, value, "field 'retry' must be a mapping");
+            return s_fields (self, value, "retry", s_retry_fields, s_retry_field, step);
+        case S_TIMEOUT:
+            return s_duration (self, value, "timeout", true, &step->timeout_ms);
+        case S_COMPENSATE:
+            if (value->type != YAML_MAPPING_NODE)
+                return s_fail (self, value, "field 'compensate' must be a mapping");
+            nodes->compensate = value;
+            return s_fields (self, value, "compensate", s_compensate_fields, s_compensate_field,
+                             &index);
+        case S_FOR_EACH:
+            nodes->for_each = value;
+            return s_string (self, value, "for_each") || s_store (self, value, &step->for_each);
+        default:
+            nodes->max_parallel = value;
+            return s_positive (self, value, "max_parallel", &step->max_parallel);
+    }
+}
+
+static int
 s_step (s_loader_t *self, yaml_node_t *node, size_t index)
 {
     chorus_stepdef_t *step = &self->def->steps [index];
@@ -510,52 +538,8 @@ s_step (s_loader_t *self, yaml_node_t *node, size_t index)
     step->column = (int) node->start_mark.column + 1;
     if (node->type != YAML_MAPPING_NODE)
         return s_fail (self, node, "a step must be a mapping (id, service, command, ...)");
-
-    unsigned seen = 0;
-    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
-         pair < node->data.mapping.pairs.top; pair++) {
-        int field = s_field (self, pair, "step", s_step_fields, &seen);
-        yaml_node_t *value = s_node (self, pair->value);
-        int rc = -1;
-        switch (field) {
-            case S_ID:
-                rc = s_step_id (self, value, index);
-                break;
-            case S_SERVICE:
-                rc = s_name (self, value, "service", 64, &step->service);
-                break;
-            case S_COMMAND:
-                rc = s_name (self, value, "command", 128, &step->command);
-                break;
-            case S_INPUT:
-                nodes->input = value;
-                rc = s_template (self, value, &step->input);
-                break;
-            case S_DEPENDS_ON:
-                nodes->depends_on = value;
-                rc = s_depends_on (self, value, step);
-                break;
-            case S_RETRY:
-                rc = s_retry (self, value, step);
-                break;
-            case S_TIMEOUT:
-                rc = s_duration (self, value, "timeout", true, &step->timeout_ms);
-                break;
-            case S_COMPENSATE:
-                rc = s_compensate (self, value, step, nodes);
-                break;
-            case S_FOR_EACH:
-                nodes->for_each = value;
-                rc = s_string (self, value, "for_each") || s_store (self, value, &step->for_each);
-                break;
-            case S_MAX_PARALLEL:
-                nodes->max_parallel = value;
-                rc = s_positive (self, value, "max_parallel", &step->max_parallel);
-                break;
-        }
-        if (rc)
-            return -1;
-    }
+    if (s_fields (self, node, "step", s_step_fields, s_step_field, &index))
+        return -1;
     if (!step->id)
         return s_fail (self, node, "missing field 'id' in step");
     if (!step->service)
@@ -595,25 +579,12 @@ s_steps (s_loader_t *self, yaml_node_t *node)
 }
 
 static int
-s_emit (s_loader_t *self, yaml_node_t *node)
+s_emit_field (s_loader_t *self, int field, yaml_node_t *value, void *arg)
 {
-    if (node->type != YAML_MAPPING_NODE)
-        return s_fail (self, node, "field 'emit' must be a mapping");
-    unsigned seen = 0;
-    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
-         pair < node->data.mapping.pairs.top; pair++) {
-        int field = s_field (self, pair, "emit", s_emit_fields, &seen);
-        yaml_node_t *value = s_node (self, pair->value);
-        int rc = -1;
-        if (field == E_COMPLETED)
-            rc = s_topic (self, value, "completed", &self->def->emit_completed);
-        else
-        if (field == E_FAILED)
-            rc = s_topic (self, value, "failed", &self->def->emit_failed);
-        if (rc)
-            return -1;
-    }
-    return 0;
+    (void) arg;
+    if (field == E_COMPLETED)
+        return s_topic (self, value, "completed", &self->def->emit_completed);
+    return s_topic (self, value, "failed", &self->def->emit_failed);
 }
 
 static int
@@ -630,49 +601,44 @@ s_key (s_loader_t *self, yaml_node_t *node)
 }
 
 static int
+s_flow_field (s_loader_t *self, int field, yaml_node_t *value, void *arg)
+{
+    (void) arg;
+    chorus_flowdef_t *def = self->def;
+    switch (field) {
+        case F_FLOW:
+            if (s_string (self, value, "flow"))
+                return -1;
+            if (!s_clean (value) || !s_is_name (s_text (value), S_NAME_CHARS ".", 64))
+                return s_fail (self, value, "bad flow name '%s': use 1 to 64 of A-Z a-z 0-9 . _ -",
+                               s_text (value));
+            return s_store (self, value, &def->name);
+        case F_VERSION:
+            return s_positive (self, value, "version", &def->version);
+        case F_TRIGGER:
+            return s_topic (self, value, "trigger", &def->trigger);
+        case F_KEY:
+            return s_key (self, value);
+        case F_TIMEOUT:
+            return s_duration (self, value, "timeout", true, &def->timeout_ms);
+        case F_STEPS:
+            return s_steps (self, value);
+        default:
+            if (value->type != YAML_MAPPING_NODE)
+                return s_fail (self, value, "field 'emit' must be a mapping");
+            return s_fields (self, value, "emit", s_emit_fields, s_emit_field, NULL);
+    }
+}
+
+static int
 s_flow (s_loader_t *self, yaml_node_t *root)
 {
     chorus_flowdef_t *def = self->def;
     if (root->type != YAML_MAPPING_NODE)
-        return s_fail (self, root, "a flow definition must be a mapping (flow, version, steps, ...)");
-    unsigned seen = 0;
-    for (yaml_node_pair_t *pair = root->data.mapping.pairs.start;
-         pair < root->data.mapping.pairs.top; pair++) {
-        int field = s_field (self, pair, "flow", s_flow_fields, &seen);
-        yaml_node_t *value = s_node (self, pair->value);
-        int rc = -1;
-        switch (field) {
-            case F_FLOW:
-                rc = s_string (self, value, "flow");
-                if (rc == 0 && (!s_clean (value)
-                            ||  !s_is_name (s_text (value), S_NAME_CHARS ".", 64)))
-                    rc = s_fail (self, value,
-                                 "bad flow name '%s': use 1 to 64 of A-Z a-z 0-9 . _ -",
-                                 s_text (value));
-                rc = rc || s_store (self, value, &def->name);
-                break;
-            case F_VERSION:
-                rc = s_positive (self, value, "version", &def->version);
-                break;
-            case F_TRIGGER:
-                rc = s_topic (self, value, "trigger", &def->trigger);
-                break;
-            case F_KEY:
-                rc = s_key (self, value);
-                break;
-            case F_TIMEOUT:
-                rc = s_duration (self, value, "timeout", true, &def->timeout_ms);
-                break;
-            case F_STEPS:
-                rc = s_steps (self, value);
-                break;
-            case F_EMIT:
-                rc = s_emit (self, value);
-                break;
-        }
-        if (rc)
-            return -1;
-    }
+        return s_fail (self, root,
+                       "a flow definition must be a mapping (flow, version, steps, ...)");
+    if (s_fields (self, root, "flow", s_flow_fields, s_flow_field, NULL))
+        return -1;
     if (!def->name)
         return s_fail (self, root, "missing field 'flow' (the flow's name)");
     if (!def->version)
@@ -818,7 +784,8 @@ s_check_path (s_loader_t *self, yaml_node_t *node, size_t index, s_where_t where
             return s_fail (self, node, "unknown step '%.*s' in path", (int) size, id);
         bool own = (size_t) other == index && where == S_IN_COMPENSATE;
         if (!own && !self->reach [index * def->steps_size + (size_t) other])
-            return s_fail (self, node, "step '%s' uses $.steps.%s.output but does not depend on '%s'",
+            return s_fail (self, node,
+                           "step '%s' uses $.steps.%s.output but does not depend on '%s'",
                            step->id, def->steps [other].id, def->steps [other].id);
     }
     return 0;

@@ -137,6 +137,8 @@ fake_peer_hello (fake_peer_t *self, const char *endpoint)
     char started [24];
     snprintf (started, sizeof (started), "%" PRIu64, self->started);
     chorus_msg_set_header (hello, "chorus.started", started);
+    chorus_msg_set_header (hello, "chorus.mesh", getenv ("CHORUS_MESH")? getenv ("CHORUS_MESH"):
+                                                 "default");
     int rc = fake_peer_send (self, hello);
     chorus_msg_destroy (&hello);
     return rc;

@@ -110,6 +110,12 @@ TESTS += tests/test_flow_engine_runs_steps tests/test_flow_engine_compensates
 tests_test_flow_engine_runs_steps_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 tests_test_flow_engine_compensates_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 
+#   The coordinator, in-process with its services
+check_PROGRAMS += tests/test_coordinator_runs_flows
+TESTS += tests/test_coordinator_runs_flows
+tests_test_coordinator_runs_flows_LDADD = libchorus_coordinator.la libchorus_tools.la $(TEST_LIBS) \
+    $(YAML_LIBS) $(JANSSON_LIBS)
+
 #   Flow definitions
 check_PROGRAMS += tests/test_flowdef_loads_flows tests/test_flowdef_reports_errors
 TESTS += tests/test_flowdef_loads_flows tests/test_flowdef_reports_errors

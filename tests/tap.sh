@@ -1,5 +1,8 @@
 #   tap.sh — TAP helpers for the shell tests (sourced).
 tap_n=0
+#   Each test script runs its own mesh (see tests/testutil.h)
+CHORUS_MESH=${CHORUS_MESH:-test-sh-$$}
+export CHORUS_MESH
 tap_failed=0
 ok () {     # ok CONDITION-EXIT-CODE DESCRIPTION
     tap_n=$((tap_n + 1))

@@ -221,7 +221,8 @@ s_test_fan_out (void)
                "{\"parcel\": \"$.item.id\", \"labels\": \"$.steps.label.output\"}",
                "label: compensate input with $.item and its own output");
 
-    json_t *context = json_pack ("{s:{s:[{s:s}], s:i, s:{s:i}}, s:{s:{s:{s:s, s:[]}}}, s:{s:i, s:s}}",
+    json_t *context = json_pack ("{s:{s:[{s:s}], s:i, s:{s:i}},"
+                                 " s:{s:{s:{s:s, s:[]}}}, s:{s:i, s:s}}",
                                  "input", "items", "sku", "s-1", "count", 2, "batch", "id", 7,
                                  "steps", "plan", "output", "carrier", "dhl", "parcels",
                                  "item", "weight", 3, "id", "p-1");
@@ -247,7 +248,8 @@ s_test_scalars (void)
     chorus_flowdef_t *def = s_load ("scalars.yaml");
     const json_t *input = chorus_flowdef_step (def, 0)->input;
     s_json_is (input,
-               "{\"int\": 1, \"quoted_int\": \"1\", \"single_quoted_int\": \"1\", \"negative\": -42,"
+               "{\"int\": 1, \"quoted_int\": \"1\", \"single_quoted_int\": \"1\","
+               " \"negative\": -42,"
                " \"hex\": 31, \"octal\": 15, \"real\": 1.5, \"quoted_real\": \"1.5\","
                " \"exponent\": 2000.0, \"yes_and_no\": [\"yes\", \"no\", \"on\", \"off\"],"
                " \"bool\": true, \"capital_bool\": false, \"quoted_bool\": \"true\","

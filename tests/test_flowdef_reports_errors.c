@@ -59,7 +59,8 @@ static const s_case_t s_cases [] = {
     { "version_not_an_integer.yaml", 2, 10, "field 'version' must be a positive integer" },
     { "retry_not_a_mapping.yaml", 7, 12, "field 'retry' must be a mapping" },
     { "step_not_a_mapping.yaml", 4, 5, "a step must be a mapping (id, service, command, ...)" },
-    { "not_a_mapping.yaml", 1, 1, "a flow definition must be a mapping (flow, version, steps, ...)" },
+    { "not_a_mapping.yaml", 1, 1,
+      "a flow definition must be a mapping (flow, version, steps, ...)" },
     { "empty.yaml", 1, 1, "empty document: a flow needs flow, version and steps" },
     { "two_documents.yaml", 6, 1, "more than one document: one flow per file" },
     { "bad_attempts.yaml", 7, 24, "field 'attempts' must be a positive integer" },
@@ -228,6 +229,26 @@ s_test_inline (void)
     const char *no_steps = "flow: pay\nversion: 1\n";
     s_refuses (no_steps, strlen (no_steps), "inline.yaml:1:1: missing field 'steps' in flow 'pay'",
                "no steps");
+    struct { const char *step, *error; } wrong [] = {
+        { "{ id: a, service: s, command: \"run it\" }",
+          "4:35: bad command name 'run it': use 1 to 128 printable ASCII characters, no spaces" },
+        { "{ id: [a], service: s, command: c }", "4:11: field 'id' must be a string" },
+        { "{ id: a, service: s, command: c, timeout: { s: 2 } }",
+          "4:47: field 'timeout' must be a duration (e.g. 2s)" },
+        { "{ id: a, service: s, command: c, depends_on: [[b]] }",
+          "4:51: field 'depends_on' must be a step id or a list of step ids" },
+        { "{ id: a, service: s, command: c, compensate: undo }",
+          "4:50: field 'compensate' must be a mapping" },
+        { "{ id: a, service: s, command: c, retry: { factor: \"2\" } }",
+          "4:55: field 'factor' must be a number from 1 to 100" },
+        { "{ [id]: a, service: s, command: c }", "4:7: a field name must be a scalar" },
+        { NULL, NULL } };
+    for (int i = 0; wrong [i].step; i++) {
+        char yaml [256], expected [256];
+        snprintf (yaml, sizeof (yaml), "flow: pay\nversion: 1\nsteps:\n  - %s\n", wrong [i].step);
+        snprintf (expected, sizeof (expected), "inline.yaml:%s", wrong [i].error);
+        s_refuses (yaml, strlen (yaml), expected, wrong [i].step);
+    }
     const char *no_unit = "flow: pay\nversion: 1\ntimeout: \"90\"\nsteps: [ { id: a, service: s,"
                           " command: c } ]\n";
     s_refuses (no_unit, strlen (no_unit),

@@ -21,6 +21,19 @@
 
 extern char **environ;
 
+//  Every test program runs its own mesh, inherited by the processes it
+//  starts, so that tests running at the same time never meet each other
+//  through a reused port
+__attribute__ ((constructor)) static void
+test_mesh_init (void)
+{
+    if (!getenv ("CHORUS_MESH")) {
+        char mesh [64];
+        snprintf (mesh, sizeof (mesh), "test-%d", (int) getpid ());
+        setenv ("CHORUS_MESH", mesh, 1);
+    }
+}
+
 //  A fresh directory under TMPDIR (or /tmp); the caller frees the string
 static inline char *
 test_tempdir (const char *name)
