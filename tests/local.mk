@@ -103,6 +103,10 @@ tests_test_bad_input_is_dropped_LDADD = $(TEST_LIBS)
 noinst_PROGRAMS += tests/bench/bench_node
 tests_bench_bench_node_SOURCES = tests/bench/bench_node.c
 tests_bench_bench_node_LDADD = libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS) -lpthread
+noinst_PROGRAMS += tests/bench/bench_flows
+tests_bench_bench_flows_SOURCES = tests/bench/bench_flows.c
+tests_bench_bench_flows_LDADD = libchorus_coordinator.la libchorus_tools.la libchorus.la \
+    $(CZMQ_LIBS) $(ZMQ_LIBS) $(YAML_LIBS) $(JANSSON_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS) -lpthread
 
 #   Flow engine
 check_PROGRAMS += tests/test_flow_engine_runs_steps tests/test_flow_engine_compensates
