@@ -4,32 +4,51 @@
 */
 #include "chorus_flow_task.h"
 
+#include <czmq.h>
 #include <stdlib.h>
 #include <string.h>
 
 //  One flow of the set
 typedef struct {
     chorus_flow_t *flow;        //  the flow, owned
-    uint64_t finished_order;    //  when it was reported finished, 0: not (yet)
+    char *live_key;             //  its "name/key" while live with a business key
+    bool finished;              //  moved to the finished list
+    void *handle;               //  its place in the live or finished list
 } s_entry_t;
 
+//  Lookups by id and by business key are hashed: a coordinator holds many
+//  thousands of flows and looks one up for every reply
 struct _chorus_flowset_t {
     size_t keep_finished;       //  finished flows kept at most
-    s_entry_t *entries;         //  every flow, in the order it came in
-    size_t size;                //  how many
-    size_t max;                 //  allocated
-    uint64_t finished_seq;      //  last finished_order handed out
-    chorus_flow_t **walk;       //  first/next: the flows in their order
-    size_t walk_size;           //  how many
-    size_t walk_next;           //  the next one next returns
+    zhashx_t *by_id;            //  flow id -> s_entry_t
+    zhashx_t *by_key;           //  "name/key" -> s_entry_t, live flows only
+    zlistx_t *live;             //  live entries, oldest first
+    zlistx_t *finished;         //  finished entries, in the order they finished
+    bool walking_finished;      //  first/next: past the live list
 };
+
+static void
+s_entry_destroy (void **item)
+{
+    s_entry_t *entry = (s_entry_t *) *item;
+    if (entry) {
+        chorus_flow_destroy (&entry->flow);
+        free (entry->live_key);
+        free (entry);
+        *item = NULL;
+    }
+}
 
 chorus_flowset_t *
 chorus_flowset_new (size_t keep_finished)
 {
-    chorus_flowset_t *self = calloc (1, sizeof *self);
-    if (self)
-        self->keep_finished = keep_finished;
+    chorus_flowset_t *self = (chorus_flowset_t *) zmalloc (sizeof (chorus_flowset_t));
+    self->keep_finished = keep_finished;
+    self->by_id = zhashx_new ();
+    zhashx_set_destructor (self->by_id, s_entry_destroy);
+    self->by_key = zhashx_new ();
+    self->live = zlistx_new ();
+    self->finished = zlistx_new ();
     return self;
 }
 
@@ -39,45 +58,39 @@ chorus_flowset_destroy (chorus_flowset_t **self_p)
     if (!self_p || !*self_p)
         return;
     chorus_flowset_t *self = *self_p;
-    for (size_t index = 0; index < self->size; index++)
-        chorus_flow_destroy (&self->entries [index].flow);
-    free (self->entries);
-    free (self->walk);
+    zlistx_destroy (&self->live);
+    zlistx_destroy (&self->finished);
+    zhashx_destroy (&self->by_key);
+    zhashx_destroy (&self->by_id);
     free (self);
     *self_p = NULL;
 }
 
-static s_entry_t *
-s_entry (chorus_flowset_t *self, chorus_flow_t *flow)
+static char *
+s_live_key (chorus_flowdef_t *def, const char *key)
 {
-    for (size_t index = 0; index < self->size; index++)
-        if (self->entries [index].flow == flow)
-            return &self->entries [index];
-    return NULL;
-}
-
-//  Flows finished without being reported count as the newest
-static uint64_t
-s_finished_order (const s_entry_t *entry)
-{
-    return entry->finished_order? entry->finished_order: UINT64_MAX;
+    return key? zsys_sprintf ("%s/%s", chorus_flowdef_name (def), key): NULL;
 }
 
 static void
 s_append (chorus_flowset_t *self, chorus_flow_t *flow)
 {
-    if (self->size == self->max) {
-        size_t max = self->max? self->max * 2: 16;
-        s_entry_t *entries = realloc (self->entries, max * sizeof *entries);
-        if (!entries)
-            abort ();
-        self->entries = entries;
-        self->max = max;
+    s_entry_t *entry = (s_entry_t *) zmalloc (sizeof (s_entry_t));
+    entry->flow = flow;
+    if (zhashx_insert (self->by_id, chorus_flow_id (flow), entry)) {
+        free (entry);       //  the same id twice: the caller keeps its flow
+        chorus_flow_destroy (&flow);
+        return;
     }
-    self->entries [self->size].flow = flow;
-    self->entries [self->size].finished_order = chorus_flow_finished (flow)
-                                              ? ++self->finished_seq: 0;
-    self->size++;
+    if (chorus_flow_finished (flow)) {
+        entry->finished = true;
+        entry->handle = zlistx_add_end (self->finished, entry);
+        return;
+    }
+    entry->handle = zlistx_add_end (self->live, entry);
+    entry->live_key = s_live_key (chorus_flow_def (flow), chorus_flow_business_key (flow));
+    if (entry->live_key && zhashx_insert (self->by_key, entry->live_key, entry))
+        zstr_free (&entry->live_key);   //  a second live flow with that key (journal)
 }
 
 chorus_flow_t *
@@ -87,15 +100,14 @@ chorus_flowset_start (chorus_flowset_t *self, chorus_flowdef_t *def, const char 
     if (existing)
         *existing = false;
     chorus_flow_t *flow = chorus_flowset_lookup (self, id);
-    char *key = flow? NULL: chorus__business_key (def, input);
-    for (size_t index = 0; index < self->size && key && !flow; index++) {
-        chorus_flow_t *other = self->entries [index].flow;
-        const char *other_key = chorus_flow_business_key (other);
-        if (!chorus_flow_finished (other) && other_key && strcmp (other_key, key) == 0
-        &&  strcmp (chorus_flowdef_name (chorus_flow_def (other)), chorus_flowdef_name (def)) == 0)
-            flow = other;
+    if (!flow) {
+        char *key = chorus__business_key (def, input);
+        char *live_key = s_live_key (def, key);
+        s_entry_t *entry = live_key? (s_entry_t *) zhashx_lookup (self->by_key, live_key): NULL;
+        flow = entry? entry->flow: NULL;
+        free (live_key);
+        free (key);
     }
-    free (key);
     if (flow) {
         if (existing)
             *existing = true;
@@ -117,83 +129,69 @@ chorus_flowset_insert (chorus_flowset_t *self, chorus_flow_t *flow)
 chorus_flow_t *
 chorus_flowset_lookup (chorus_flowset_t *self, const char *id)
 {
-    for (size_t index = 0; id && index < self->size; index++)
-        if (strcmp (chorus_flow_id (self->entries [index].flow), id) == 0)
-            return self->entries [index].flow;
-    return NULL;
+    s_entry_t *entry = id? (s_entry_t *) zhashx_lookup (self->by_id, id): NULL;
+    return entry? entry->flow: NULL;
 }
 
 char *
 chorus_flowset_evict (chorus_flowset_t *self)
 {
-    size_t finished = 0;
-    s_entry_t *oldest = NULL;
-    for (size_t index = 0; index < self->size; index++) {
-        s_entry_t *entry = &self->entries [index];
-        if (!chorus_flow_finished (entry->flow) || !entry->finished_order)
-            continue;
-        finished++;
-        if (!oldest || entry->finished_order < oldest->finished_order)
-            oldest = entry;
-    }
-    if (finished <= self->keep_finished)
+    if (zlistx_size (self->finished) <= self->keep_finished)
         return NULL;
+    s_entry_t *oldest = (s_entry_t *) zlistx_detach (self->finished, NULL);
     char *id = chorus__strdup (chorus_flow_id (oldest->flow));
-    chorus_flow_destroy (&oldest->flow);
-    size_t index = (size_t) (oldest - self->entries);
-    memmove (oldest, oldest + 1, (self->size - index - 1) * sizeof *oldest);
-    self->size--;
+    zhashx_delete (self->by_id, id);    //  destroys the entry and its flow
     return id;
 }
 
 char *
 chorus_flowset_finished (chorus_flowset_t *self, chorus_flow_t *flow)
 {
-    s_entry_t *entry = s_entry (self, flow);
+    s_entry_t *entry = (s_entry_t *) zhashx_lookup (self->by_id, chorus_flow_id (flow));
     if (!entry || !chorus_flow_finished (flow))
         return NULL;
-    entry->finished_order = ++self->finished_seq;
+    if (!entry->finished) {
+        zlistx_detach (self->live, entry->handle);
+        if (entry->live_key) {
+            zhashx_delete (self->by_key, entry->live_key);
+            zstr_free (&entry->live_key);
+        }
+        entry->finished = true;
+        entry->handle = zlistx_add_end (self->finished, entry);
+    }
     return chorus_flowset_evict (self);
 }
 
 size_t
 chorus_flowset_size (chorus_flowset_t *self)
 {
-    return self->size;
+    return zhashx_size (self->by_id);
 }
 
 chorus_flow_t *
 chorus_flowset_first (chorus_flowset_t *self)
 {
-    free (self->walk);
-    self->walk = calloc (self->size? self->size: 1, sizeof (chorus_flow_t *));
-    s_entry_t *finished = calloc (self->size? self->size: 1, sizeof (s_entry_t));
-    if (!self->walk || !finished)
-        abort ();
-    size_t live = 0, done = 0;
-    for (size_t index = 0; index < self->size; index++)
-        if (chorus_flow_finished (self->entries [index].flow))
-            finished [done++] = self->entries [index];
-        else
-            self->walk [live++] = self->entries [index].flow;
-    for (size_t index = 1; index < done; index++) {
-        //  Insertion sort: stable, and the lists are short
-        s_entry_t entry = finished [index];
-        size_t at = index;
-        for (; at > 0 && s_finished_order (&finished [at - 1]) > s_finished_order (&entry); at--)
-            finished [at] = finished [at - 1];
-        finished [at] = entry;
+    self->walking_finished = false;
+    s_entry_t *entry = (s_entry_t *) zlistx_first (self->live);
+    if (!entry) {
+        self->walking_finished = true;
+        entry = (s_entry_t *) zlistx_first (self->finished);
     }
-    for (size_t index = 0; index < done; index++)
-        self->walk [live + index] = finished [index].flow;
-    free (finished);
-    self->walk_size = self->size;
-    self->walk_next = 0;
-    return chorus_flowset_next (self);
+    return entry? entry->flow: NULL;
 }
 
 chorus_flow_t *
 chorus_flowset_next (chorus_flowset_t *self)
 {
-    return self->walk_next < self->walk_size? self->walk [self->walk_next++]: NULL;
+    s_entry_t *entry = NULL;
+    if (!self->walking_finished) {
+        entry = (s_entry_t *) zlistx_next (self->live);
+        if (!entry) {
+            self->walking_finished = true;
+            entry = (s_entry_t *) zlistx_first (self->finished);
+        }
+    }
+    else
+        entry = (s_entry_t *) zlistx_next (self->finished);
+    return entry? entry->flow: NULL;
 }
