@@ -172,6 +172,40 @@ chorus__batch_free (chorus__batch_t *self)
     memset (self, 0, sizeof (*self));
 }
 
+static void
+s_discard_records (const uint8_t *data, size_t size)
+{
+    size_t pos = 0;
+    chorus__work_t record;
+    const char *text;
+    while (chorus__batch_next (data, size, &pos, &record, &text)) {
+        chorus_msg_t *first = (chorus_msg_t *) record.first;
+        chorus_msg_t *second = (chorus_msg_t *) record.second;
+        chorus_msg_destroy (&first);
+        chorus_msg_destroy (&second);
+    }
+}
+
+void
+chorus__batch_discard (chorus__batch_t *self)
+{
+    s_discard_records (self->data, self->size);
+    chorus__batch_free (self);
+}
+
+void
+chorus__batch_discard_queued (zsock_t *socket)
+{
+    zmsg_t *msg;
+    while ((msg = chorus__recv_ready (socket))) {
+        zframe_t *kind = zmsg_first (msg);
+        zframe_t *frame = zmsg_next (msg);
+        if (kind && frame && zframe_streq (kind, "B"))
+            s_discard_records (zframe_data (frame), zframe_size (frame));
+        zmsg_destroy (&msg);
+    }
+}
+
 bool
 chorus__batch_next (const uint8_t *data, size_t size, size_t *pos, chorus__work_t *record,
                     const char **text)

@@ -941,10 +941,13 @@ s_engine_destroy (chorus__engine_t **self_p)
     zpoller_destroy (&self->poller);
     zsock_destroy (&self->router);
     zsock_destroy (&self->pub);
+    //  Work that will never run now: results the application sent that we
+    //  did not read, and a batch we did not send
+    chorus__batch_discard_queued (self->work);
     zsock_destroy (&self->work);
     chorus_msg_destroy (&self->msg);
     chorus_msg_destroy (&self->ack);
-    chorus__batch_free (&self->handover);
+    chorus__batch_discard (&self->handover);
     free (self->results);
     free (self->published);
     free (self->published_bodies);

@@ -115,40 +115,13 @@ s_remove_one (const char *path, const struct stat *info, int flag, struct FTW *f
 }
 
 //  Frees the messages of one batch record
-static void
-s_free_record (chorus__work_t *record)
-{
-    chorus_msg_t *first = (chorus_msg_t *) record->first;
-    chorus_msg_t *second = (chorus_msg_t *) record->second;
-    chorus_msg_destroy (&first);
-    chorus_msg_destroy (&second);
-}
-
 //  Frees the messages the engine handed over and nobody took, and the
 //  results the engine never read
 static void
 s_drain_work (chorus_node_t *self)
 {
-    zmsg_t *msg;
-    while ((msg = chorus__recv_ready (self->work))) {
-        zframe_t *kind = zmsg_first (msg);
-        zframe_t *frame = zmsg_next (msg);
-        if (kind && frame && zframe_streq (kind, "B")) {
-            size_t pos = 0;
-            chorus__work_t record;
-            const char *text;
-            while (chorus__batch_next (zframe_data (frame), zframe_size (frame), &pos, &record,
-                                       &text))
-                s_free_record (&record);
-        }
-        zmsg_destroy (&msg);
-    }
-    size_t pos = 0;
-    chorus__work_t record;
-    const char *text;
-    while (chorus__batch_next (self->results.data, self->results.size, &pos, &record, &text))
-        s_free_record (&record);
-    chorus__batch_free (&self->results);
+    chorus__batch_discard_queued (self->work);
+    chorus__batch_discard (&self->results);
 }
 
 void

@@ -133,6 +133,13 @@ int
 //  Frees the batch's buffer
 void
     chorus__batch_free (chorus__batch_t *self);
+//  Work that will never run (the node is going away): frees the messages
+//  held by the batch's records, then the batch itself
+void
+    chorus__batch_discard (chorus__batch_t *self);
+//  The same for every batch waiting to be read on a socket
+void
+    chorus__batch_discard_queued (zsock_t *socket);
 //  Reads the record at *pos of a batch frame and moves *pos past it;
 //  false at the end. text points into the frame (text_size bytes).
 bool
