@@ -112,6 +112,7 @@ tests_bench_bench_flows_LDADD = libchorus_coordinator.la libchorus_tools.la libc
 check_PROGRAMS += tests/test_flow_engine_runs_steps tests/test_flow_engine_compensates
 TESTS += tests/test_flow_engine_runs_steps tests/test_flow_engine_compensates
 tests_test_flow_engine_runs_steps_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+EXTRA_DIST += tests/flow_fixtures.h
 tests_test_flow_engine_compensates_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 
 #   The coordinator, in-process with its services
