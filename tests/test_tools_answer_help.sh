@@ -14,6 +14,16 @@ for prog in "$chorus" "$coord"; do
     [ $rc -eq 2 ]; ok $? "$name refuses an unknown option with exit 2"
     echo "$err" | grep -q -- "--no-such-option"; ok $? "$name names the unknown option"
 done
+#   chorus-coordinator --check validates a flows directory
+out=$("$coord" --check "$srcdir/examples/order-saga/flows"); rc=$?
+[ $rc -eq 0 ]; ok $? "--check accepts the example flows: $out"
+tmp=$(mktemp -d)
+cp "$srcdir/tests/flows/bad/cycle.yaml" "$tmp/"
+err=$("$coord" --check "$tmp" 2>&1 >/dev/null); rc=$?
+rm -rf "$tmp"
+[ $rc -eq 1 ]; ok $? "--check refuses a bad flow with exit 1"
+echo "$err" | grep -qE "cycle.yaml:[0-9]+:[0-9]+: cycle in depends_on"
+ok $? "and says file:line:column: what is wrong ($err)"
 err=$("$chorus" frobnicate 2>&1 >/dev/null); rc=$?
 [ $rc -eq 2 ]; ok $? "chorus refuses an unknown subcommand with exit 2"
 echo "$err" | grep -q frobnicate; ok $? "and names it: $err"
