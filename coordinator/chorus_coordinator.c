@@ -66,20 +66,17 @@ s_log (chorus_coordinator_t *self, const char *format, ...)
 //  --------------------------------------------------------------------------
 //  JSON <-> payloads
 
-//  MessagePack payload of a JSON value (NULL for none); caller frees
+//  MessagePack payload of a JSON value (NULL for none); caller frees.
+//  Straight from the jansson value: no JSON text in between
 static void *
 s_pack (const json_t *value, size_t *size)
 {
     *size = 0;
-    if (!value)
-        return NULL;
-    char *text = json_dumps (value, JSON_ENCODE_ANY | JSON_COMPACT);
     void *data = NULL;
     char error [256];
-    if (text && chorus_json_to_msgpack (text, strlen (text), 1024 * 1024, &data, size, error,
-                                        sizeof (error)))
+    if (value && chorus_json_value_to_msgpack (value, 1024 * 1024, &data, size, error,
+                                               sizeof (error)))
         data = NULL;
-    free (text);
     return data;
 }
 
@@ -90,9 +87,7 @@ s_unpack (const void *data, size_t size)
     if (!data)
         return json_null ();
     char error [256];
-    char *text = chorus_json_from_msgpack (data, size, 0, error, sizeof (error));
-    json_t *value = text? json_loads (text, JSON_DECODE_ANY, NULL): NULL;
-    free (text);
+    json_t *value = chorus_json_value_from_msgpack (data, size, error, sizeof (error));
     return value? value: json_null ();
 }
 
@@ -460,27 +455,87 @@ s_on_trigger (chorus_node_t *node, chorus_event_t *event, void *arg)
 //  --------------------------------------------------------------------------
 //  Observing the mesh: the causal trace of every transaction
 
+//  A trace entry is written for every event seen on the mesh, so it is
+//  kept compact: 'T', seq and time (8 bytes each, big-endian), then id,
+//  topic, service, instance and, if there is one, causation, each ending
+//  in a NUL. Entries that start with '{' are JSON, from older journals.
+#define S_TRACE_MARK 'T'
+#define S_TRACE_HEAD 17
+
+static void
+s_put_u64 (uint8_t *at, uint64_t value)
+{
+    for (int i = 7; i >= 0; i--, value >>= 8)
+        at [i] = (uint8_t) value;
+}
+
+static uint64_t
+s_get_u64 (const uint8_t *at)
+{
+    uint64_t value = 0;
+    for (int i = 0; i < 8; i++)
+        value = (value << 8) | at [i];
+    return value;
+}
+
 static int
 s_on_observed (chorus_node_t *node, chorus_event_t *event, void *arg)
 {
     chorus_coordinator_t *self = (chorus_coordinator_t *) arg;
-    json_t *entry = json_pack ("{s:s, s:s?, s:s, s:s, s:s, s:I, s:I}",
-                               "id", chorus_event_id (event),
-                               "causation", chorus_event_causation (event),
-                               "topic", chorus_event_topic (event),
-                               "service", chorus_event_service (event),
-                               "instance", chorus_event_instance (event),
-                               "seq", (json_int_t) chorus_event_seq (event),
-                               "time", (json_int_t) chorus_event_timestamp (event));
-    char *text = entry? json_dumps (entry, JSON_COMPACT): NULL;
-    if (text)
-        chorus_journal_put_trace (self->journal, chorus_event_correlation (event),
-                                  chorus_event_timestamp (event), chorus_event_id (event), text);
-    free (text);
-    json_decref (entry);
+    const char *fields [5] = {chorus_event_id (event), chorus_event_topic (event),
+                              chorus_event_service (event), chorus_event_instance (event),
+                              chorus_event_causation (event)};
+    size_t size = S_TRACE_HEAD;
+    for (int i = 0; i < 5; i++)
+        size += fields [i]? strlen (fields [i]) + 1: 0;
+    uint8_t buffer [512];
+    uint8_t *entry = size <= sizeof (buffer)? buffer: (uint8_t *) malloc (size);
+    if (!entry)
+        return 0;
+    entry [0] = S_TRACE_MARK;
+    s_put_u64 (entry + 1, chorus_event_seq (event));
+    s_put_u64 (entry + 9, chorus_event_timestamp (event));
+    size_t at = S_TRACE_HEAD;
+    for (int i = 0; i < 5; i++)
+        if (fields [i]) {
+            size_t length = strlen (fields [i]) + 1;
+            memcpy (entry + at, fields [i], length);
+            at += length;
+        }
+    chorus_journal_put_trace (self->journal, chorus_event_correlation (event),
+                              chorus_event_timestamp (event), chorus_event_id (event),
+                              (const char *) entry, size);
+    if (entry != buffer)
+        free (entry);
     return 0;
 }
 
+//  A trace entry as JSON (new reference), or NULL if it is malformed:
+//  {id, causation, topic, service, instance, seq, time}
+static json_t *
+s_trace_json (const char *entry, size_t size)
+{
+    if (size && entry [0] == '{')
+        return json_loadb (entry, size, 0, NULL);
+    if (size < S_TRACE_HEAD || entry [0] != S_TRACE_MARK)
+        return NULL;
+    const char *fields [5] = {NULL};
+    size_t at = S_TRACE_HEAD;
+    for (int i = 0; i < 5 && at < size; i++) {
+        const char *end = (const char *) memchr (entry + at, 0, size - at);
+        if (!end)
+            return NULL;
+        fields [i] = entry + at;
+        at = (size_t) (end - entry) + 1;
+    }
+    if (!fields [3])
+        return NULL;
+    return json_pack ("{s:s, s:s?, s:s, s:s, s:s, s:I, s:I}", "id", fields [0],
+                      "causation", fields [4], "topic", fields [1], "service", fields [2],
+                      "instance", fields [3],
+                      "seq", (json_int_t) s_get_u64 ((const uint8_t *) entry + 1),
+                      "time", (json_int_t) s_get_u64 ((const uint8_t *) entry + 9));
+}
 
 //  --------------------------------------------------------------------------
 //  Control over the mesh: flow.start, status, list, cancel, retry, trace
@@ -632,9 +687,9 @@ s_on_retry (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *repl
 }
 
 static int
-s_add_trace (const char *entry, void *arg)
+s_add_trace (const char *entry, size_t size, void *arg)
 {
-    json_t *value = json_loads (entry, 0, NULL);
+    json_t *value = s_trace_json (entry, size);
     if (value)
         json_array_append_new ((json_t *) arg, value);
     return 0;

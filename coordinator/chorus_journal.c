@@ -15,9 +15,11 @@ struct _chorus_journal_t {
     leveldb_t *db;                      //  the database
     leveldb_options_t *options;         //  how it was opened
     leveldb_writeoptions_t *write;      //  sync or not
+    leveldb_writeoptions_t *lazy;       //  never sync: for batches of trace entries only
     leveldb_readoptions_t *read;        //  default reads
     leveldb_writebatch_t *batch;        //  pending writes
     size_t pending;                     //  how many
+    bool promised;                      //  the batch holds flow state or definitions
     char error [512];                   //  why the last call failed
 };
 
@@ -48,6 +50,7 @@ chorus_journal_new (const char *dir, char *error, size_t error_size)
     }
     self->write = leveldb_writeoptions_create ();
     leveldb_writeoptions_set_sync (self->write, 1);
+    self->lazy = leveldb_writeoptions_create ();
     self->read = leveldb_readoptions_create ();
     self->batch = leveldb_writebatch_create ();
     return self;
@@ -61,6 +64,7 @@ chorus_journal_destroy (chorus_journal_t **self_p)
         leveldb_writebatch_destroy (self->batch);
         leveldb_readoptions_destroy (self->read);
         leveldb_writeoptions_destroy (self->write);
+        leveldb_writeoptions_destroy (self->lazy);
         leveldb_close (self->db);
         leveldb_options_destroy (self->options);
         free (self);
@@ -117,6 +121,7 @@ chorus_journal_put_flow (chorus_journal_t *self, const char *id, const char *rec
     size_t length = s_key (key, sizeof (key), 'f', id, NULL);
     leveldb_writebatch_put (self->batch, key, length, record, strlen (record));
     self->pending++;
+    self->promised = true;
 }
 
 void
@@ -126,6 +131,7 @@ chorus_journal_delete_flow (chorus_journal_t *self, const char *id)
     size_t length = s_key (key, sizeof (key), 'f', id, NULL);
     leveldb_writebatch_delete (self->batch, key, length);
     self->pending++;
+    self->promised = true;
 }
 
 void
@@ -138,11 +144,12 @@ chorus_journal_put_definition (chorus_journal_t *self, const char *name, int ver
     size_t length = s_key (key, sizeof (key), 'd', name, number);
     leveldb_writebatch_put (self->batch, key, length, source, strlen (source));
     self->pending++;
+    self->promised = true;
 }
 
 void
 chorus_journal_put_trace (chorus_journal_t *self, const char *correlation, uint64_t time,
-                          const char *event_id, const char *entry)
+                          const char *event_id, const char *entry, size_t size)
 {
     //  't' correlation 0 time event-id -> entry, and the expiry index
     char key [512];
@@ -151,7 +158,7 @@ chorus_journal_put_trace (chorus_journal_t *self, const char *correlation, uint6
     s_put_u64 (key + length, time);
     length += 8;
     length += (size_t) snprintf (key + length, 70, "%s", event_id);
-    leveldb_writebatch_put (self->batch, key, length, entry, strlen (entry));
+    leveldb_writebatch_put (self->batch, key, length, entry, size);
 
     char index [512];
     index [0] = 'x';
@@ -166,10 +173,17 @@ chorus_journal_commit (chorus_journal_t *self)
 {
     if (self->pending == 0)
         return 0;
+    //  Only flow state and definitions carry promises that must survive the
+    //  machine; a batch of trace entries alone (the coordinator observes
+    //  every event, often in turns of their own) is not worth a disk flush.
+    //  It reaches the OS, so survives a crash of the process; a crash of
+    //  the machine may lose the last such entries.
     char *leveldb_error = NULL;
-    leveldb_write (self->db, self->write, self->batch, &leveldb_error);
+    leveldb_write (self->db, self->promised? self->write: self->lazy, self->batch,
+                   &leveldb_error);
     leveldb_writebatch_clear (self->batch);
     self->pending = 0;
+    self->promised = false;
     if (leveldb_error)
         return s_fail (self, "commit", leveldb_error);
     return 0;
@@ -265,10 +279,7 @@ static int
 s_visit_trace (const char *key, size_t key_size, const char *value, size_t size, void *arg)
 {
     s_trace_visit_t *visit = (s_trace_visit_t *) arg;
-    char *entry = strndup (value, size);
-    int rc = visit->fn (entry, visit->arg);
-    free (entry);
-    return rc;
+    return visit->fn (value, size, visit->arg);
 }
 
 int

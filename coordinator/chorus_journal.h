@@ -15,8 +15,9 @@ typedef struct _chorus_journal_t chorus_journal_t;
 
 //  Called for each saved flow; return non-zero to stop
 typedef int (chorus_journal_flow_fn) (const char *id, const char *record, void *arg);
-//  Called for each trace entry of a correlation id, in time order
-typedef int (chorus_journal_trace_fn) (const char *entry, void *arg);
+//  Called for each trace entry of a correlation id, in time order, with
+//  the bytes that were put (they may hold NULs)
+typedef int (chorus_journal_trace_fn) (const char *entry, size_t size, void *arg);
 
 //  Opens (creating) the journal in dir; NULL with the reason in error
 chorus_journal_t *
@@ -26,7 +27,8 @@ void
 const char *
     chorus_journal_error (chorus_journal_t *self);
 //  Flush every commit to disk (default on: a flow's progress must survive
-//  the machine, not only the process)
+//  the machine, not only the process). A commit of trace entries alone is
+//  never flushed: it survives the process, not always the machine.
 void
     chorus_journal_set_sync (chorus_journal_t *self, bool sync);
 
@@ -40,7 +42,7 @@ void
                                    const char *source);
 void
     chorus_journal_put_trace (chorus_journal_t *self, const char *correlation, uint64_t time,
-                              const char *event_id, const char *entry);
+                              const char *event_id, const char *entry, size_t size);
 //  Writes the pending batch; 0, or -1 (nothing of it was written)
 int
     chorus_journal_commit (chorus_journal_t *self);

@@ -380,6 +380,41 @@ s_test_mutations (void)
     free (original);
 }
 
+//  The value-level pair gives the same bytes as the text-level pair, and
+//  refuses bad MessagePack the same way
+static void
+s_test_values (void)
+{
+    const char *json = "{\"b\":[1,-2,0.5,true,null],\"a\":{\"s\":\"x\"}}";
+    json_t *value = json_loads (json, 0, NULL);
+    void *text_data = NULL, *value_data = NULL;
+    size_t text_size = 0, value_size = 0;
+    chorus_json_to_msgpack (json, strlen (json), SIZE_MAX, &text_data, &text_size, s_error,
+                            sizeof (s_error));
+    int rc = chorus_json_value_to_msgpack (value, SIZE_MAX, &value_data, &value_size, s_error,
+                                           sizeof (s_error));
+    ok (rc == 0 && value_size == text_size && memcmp (value_data, text_data, text_size) == 0,
+        "values: a value encodes as its text does");
+    json_t *back = chorus_json_value_from_msgpack (value_data, value_size, s_error,
+                                                   sizeof (s_error));
+    ok (back && json_equal (back, value), "values: a value decodes back to itself");
+    char *dumped = back? json_dumps (back, JSON_COMPACT): NULL;
+    is_str (dumped, json, "values: key order is kept");
+    ok (chorus_json_value_to_msgpack (value, 3, &text_data, &text_size, s_error,
+                                      sizeof (s_error)) == -1,
+        "values: the size limit holds");
+    ok (chorus_json_value_from_msgpack ("\x92\x01", 2, s_error, sizeof (s_error)) == NULL,
+        "values: truncated MessagePack is refused");
+    ok (chorus_json_value_from_msgpack ("\xdd\xff\xff\xff\xff", 5, s_error,
+                                        sizeof (s_error)) == NULL,
+        "values: a lying count is refused");
+    free (dumped);
+    json_decref (back);
+    json_decref (value);
+    free (text_data);
+    free (value_data);
+}
+
 int
 main (void)
 {
@@ -392,5 +427,6 @@ main (void)
     s_test_payload_text ();
     s_test_random_bytes ();
     s_test_mutations ();
+    s_test_values ();
     return done_testing ();
 }

@@ -155,6 +155,25 @@ chorus_json_to_msgpack (const char *json, size_t length, size_t max_size,
     return rc;
 }
 
+int
+chorus_json_value_to_msgpack (const json_t *value, size_t max_size, void **data, size_t *size,
+                              char *error, size_t error_size)
+{
+    if (!value) {
+        s_error (error, error_size, "no value");
+        return -1;
+    }
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    int rc = s_encode ((json_t *) value, max_size, &buffer, error, error_size);
+    if (rc == 0) {
+        *size = buffer.size;
+        *data = msgpack_sbuffer_release (&buffer);
+    }
+    msgpack_sbuffer_destroy (&buffer);
+    return rc;
+}
+
 //  --------------------------------------------------------------------------
 //  Structural scan of untrusted MessagePack. msgpack-c allocates an array's
 //  or map's storage from the count in its header before it reads a single
@@ -517,6 +536,12 @@ chorus_json_from_msgpack (const void *data, size_t size, int flags, char *error,
     if (!text)
         s_error (error, error_size, "out of memory");
     return text;
+}
+
+json_t *
+chorus_json_value_from_msgpack (const void *data, size_t size, char *error, size_t error_size)
+{
+    return s_decode (data, size, error, error_size);
 }
 
 char *

@@ -40,6 +40,21 @@ char *
     chorus_json_from_msgpack (const void *data, size_t size, int flags, char *error,
                               size_t error_size);
 
+//  The same two conversions on values already parsed, for programs that
+//  hold jansson values (the coordinator): no JSON text in between.
+//  chorus_json_value_to_msgpack encodes a value as chorus_json_to_msgpack
+//  encodes its text (0, or -1 with the reason in error).
+//  chorus_json_value_from_msgpack checks untrusted bytes exactly as
+//  chorus_json_from_msgpack does and returns the value (new reference),
+//  or NULL with the reason in error.
+struct json_t;
+int
+    chorus_json_value_to_msgpack (const struct json_t *value, size_t max_size, void **data,
+                                  size_t *size, char *error, size_t error_size);
+struct json_t *
+    chorus_json_value_from_msgpack (const void *data, size_t size, char *error,
+                                    size_t error_size);
+
 //  Text to print for a payload: its JSON when it holds one MessagePack
 //  value, otherwise {"$bin": "<base64>"}; "null" for no payload (NULL).
 //  Returns NULL only when out of memory.
