@@ -448,8 +448,22 @@ s_on_trigger (chorus_node_t *node, chorus_event_t *event, void *arg)
     }
     zlistx_destroy (&triggered);
     json_decref (input);
-    //  Journaled before the event is acknowledged, or it comes again
-    return chorus_journal_commit (self->journal) == 0? 0: 1;
+    //  Journaled before the event is acknowledged, or it would come again:
+    //  s_on_flush commits once for the whole round, before any ack leaves
+    return 0;
+}
+
+//  The node is about to acknowledge a round of events and send a round of
+//  replies: one journal commit makes all of them durable (group commit)
+static int
+s_on_flush (chorus_node_t *node, void *arg)
+{
+    chorus_coordinator_t *self = (chorus_coordinator_t *) arg;
+    if (chorus_journal_commit (self->journal)) {
+        zsys_error ("coordinator: %s", chorus_journal_error (self->journal));
+        return -1;
+    }
+    return 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -597,12 +611,10 @@ s_on_start (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *repl
     bool existing = false;
     chorus_flow_t *flow = s_start_flow (self, name, id, input? input: json_null (),
                                         chorus_command_correlation (command), &existing);
-    if (chorus_journal_commit (self->journal))
-        chorus_reply_set_error (reply, "internal", chorus_journal_error (self->journal), true);
-    else
-        s_reply_json (reply, json_pack ("{s:s, s:b, s:s}", "id", chorus_flow_id (flow),
-                                        "existing", existing, "state",
-                                        chorus_flow_state_name (chorus_flow_state (flow))));
+    //  Journaled by s_on_flush before this reply leaves
+    s_reply_json (reply, json_pack ("{s:s, s:b, s:s}", "id", chorus_flow_id (flow),
+                                    "existing", existing, "state",
+                                    chorus_flow_state_name (chorus_flow_state (flow))));
     json_decref (request);
 }
 
@@ -662,12 +674,8 @@ s_on_control (chorus_coordinator_t *self, chorus_command_t *command, chorus_repl
                                     "retried", false);
         else {
             s_transition (self, flow, &actions);
-            if (chorus_journal_commit (self->journal))
-                chorus_reply_set_error (reply, "internal", chorus_journal_error (self->journal),
-                                        true);
-            else
-                s_reply_json (reply, json_pack ("{s:s, s:s}", "id", chorus_flow_id (flow),
-                              "state", chorus_flow_state_name (chorus_flow_state (flow))));
+            s_reply_json (reply, json_pack ("{s:s, s:s}", "id", chorus_flow_id (flow),
+                          "state", chorus_flow_state_name (chorus_flow_state (flow))));
         }
         chorus_actions_clear (&actions);
     }
@@ -844,6 +852,7 @@ chorus_coordinator_start (chorus_coordinator_t *self)
     }
     zhashx_destroy (&topics);
     chorus_node_observe (self->node, "", false, s_on_observed, self);
+    chorus_node_on_flush (self->node, s_on_flush, self);
     chorus_node_handle (self->node, "flow.start", s_on_start, self);
     chorus_node_handle (self->node, "flow.status", s_on_status, self);
     chorus_node_handle (self->node, "flow.list", s_on_list, self);

@@ -222,6 +222,16 @@ CHORUS_EXPORT int
     chorus_node_handle (chorus_node_t *self, const char *command, chorus_command_fn *handler,
                         void *arg);
 
+//  Called in the dispatching thread after a round of handlers and before
+//  their acknowledgements and replies leave, so that a handler that keeps
+//  state can make a whole round durable with one write (group commit)
+//  instead of one per event. Returning non-zero means that write failed:
+//  the round's handled events are then rejected (redelivered later) and
+//  its command replies become retryable "internal" errors.
+typedef int (chorus_flush_fn) (chorus_node_t *node, void *arg);
+CHORUS_EXPORT void
+    chorus_node_on_flush (chorus_node_t *self, chorus_flush_fn *handler, void *arg);
+
 //  Peer changes and retention losses
 CHORUS_EXPORT void
     chorus_node_on_peer (chorus_node_t *self, chorus_peer_fn *handler, void *arg);

@@ -37,6 +37,8 @@ struct _chorus_node_t {
     zhashx_t *replies;          //  command id -> s_handler_t, awaiting a reply
     chorus_peer_fn *peer_fn;    //  told of peer changes
     void *peer_arg;             //  its argument
+    chorus_flush_fn *flush_fn;  //  makes a round of handlers durable
+    void *flush_arg;            //  its argument
     chorus_truncated_fn *truncated_fn;  //  told of retention losses
     void *truncated_arg;        //  its argument
     const char *context_correlation;    //  of the message being handled
@@ -462,6 +464,14 @@ chorus_node_on_peer (chorus_node_t *self, chorus_peer_fn *handler, void *arg)
 }
 
 void
+chorus_node_on_flush (chorus_node_t *self, chorus_flush_fn *handler, void *arg)
+{
+    assert (self);
+    self->flush_fn = handler;
+    self->flush_arg = arg;
+}
+
+void
 chorus_node_on_truncated (chorus_node_t *self, chorus_truncated_fn *handler, void *arg)
 {
     assert (self);
@@ -594,6 +604,41 @@ s_pop_u64 (zmsg_t *msg)
     return value;
 }
 
+//  The application's flush failed: what the round handled is not durable,
+//  so its events are rejected and its replies become retryable errors
+static void
+s_results_unflushed (chorus_node_t *self)
+{
+    size_t pos = 0;
+    chorus__work_t record;
+    const char *text;
+    while (chorus__batch_next (self->results.data, self->results.size, &pos, &record, &text)) {
+        size_t at = pos - record.text_size - sizeof (record);
+        if (record.kind == 'A' && record.status == CHORUS_ACK_HANDLED) {
+            record.status = CHORUS_ACK_REJECTED;
+            memcpy (self->results.data + at, &record, sizeof (record));
+        }
+        else
+        if (record.kind == 'Y') {
+            chorus_reply_t view = {(chorus_msg_t *) record.second, 0, NULL, NULL, NULL};
+            chorus_msg_set_payload (view.msg, NULL, 0);
+            chorus_reply_set_error (&view, "internal", "the service could not save its work",
+                                    true);
+        }
+    }
+}
+
+//  Sends the queued results, after the application's flush if it has one
+static void
+s_results_send (chorus_node_t *self)
+{
+    if (self->results.count == 0)
+        return;
+    if (self->flush_fn && self->flush_fn (self, self->flush_arg))
+        s_results_unflushed (self);
+    chorus__batch_send (&self->results, self->work);
+}
+
 #define S_RESULTS_BATCH 64      //  results sent together, so acks keep flowing
 #define S_RESULTS_AGE_US 1000   //  a result waits no longer for others to join it
 
@@ -608,7 +653,7 @@ s_result (chorus_node_t *self, char kind, uint32_t status, chorus_msg_t *first,
         self->results_since = zclock_usecs ();
     chorus__batch_add (&self->results, kind, status, first, second, NULL);
     if (kind == 'Y' || self->results.count >= S_RESULTS_BATCH)
-        chorus__batch_send (&self->results, self->work);
+        s_results_send (self);
 }
 
 //  Sends the results that have waited long enough, before the next handler
@@ -616,7 +661,7 @@ static void
 s_results_age (chorus_node_t *self)
 {
     if (self->results.count && zclock_usecs () - self->results_since > S_RESULTS_AGE_US)
-        chorus__batch_send (&self->results, self->work);
+        s_results_send (self);
 }
 
 static int
@@ -804,7 +849,7 @@ chorus_node_dispatch (chorus_node_t *self)
         zstr_free (&kind);
         zmsg_destroy (&work);
     }
-    chorus__batch_send (&self->results, self->work);
+    s_results_send (self);
     return ran;
 }
 

@@ -70,7 +70,8 @@ CHORUS_NODE_TESTS = \
     tests/test_group_catches_up \
     tests/test_observer_repairs_gaps \
     tests/test_commands_route_and_fail \
-    tests/test_tracing_links_causes
+    tests/test_tracing_links_causes \
+    tests/test_flush_hook_groups_writes
 check_PROGRAMS += $(CHORUS_NODE_TESTS)
 TESTS += $(CHORUS_NODE_TESTS) tests/test_beacon_discovery.sh tests/test_shell_bridge.sh
 EXTRA_DIST += tests/test_beacon_discovery.sh tests/test_shell_bridge.sh
@@ -80,6 +81,7 @@ tests_test_group_catches_up_LDADD = $(TEST_LIBS)
 tests_test_observer_repairs_gaps_LDADD = $(TEST_LIBS)
 tests_test_commands_route_and_fail_LDADD = $(TEST_LIBS)
 tests_test_tracing_links_causes_LDADD = $(TEST_LIBS)
+tests_test_flush_hook_groups_writes_LDADD = $(TEST_LIBS)
 
 #   Processes killed and restarted
 check_PROGRAMS += tests/test_instance_killed_midstream tests/test_publisher_crash_keeps_events tests/test_command_survives_instance_kill
@@ -127,3 +129,4 @@ TESTS += tests/test_flowdef_loads_flows tests/test_flowdef_reports_errors
 tests_test_flowdef_loads_flows_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 tests_test_flowdef_reports_errors_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 EXTRA_DIST += tests/flows
+
