@@ -229,9 +229,12 @@ s_journal_definition (chorus_coordinator_t *self, chorus_flowdef_t *def)
 //  --------------------------------------------------------------------------
 //  Transitions: journal first, act after
 
-//  Records a flow's new state and takes the actions it produced
+//  Journals a flow's state, with the events it still has to emit: an emit
+//  is journaled with the transition that produced it and forgotten only
+//  once published, so a crash in between re-emits it after recovery
+//  (emits are at least once)
 static void
-s_transition (chorus_coordinator_t *self, chorus_flow_t *flow, chorus_actions_t *actions)
+s_journal_flow (chorus_coordinator_t *self, chorus_flow_t *flow, json_t *emits)
 {
     json_t *record = json_object ();
     const char *correlation = (const char *) zhashx_lookup (self->correlations,
@@ -239,10 +242,26 @@ s_transition (chorus_coordinator_t *self, chorus_flow_t *flow, chorus_actions_t 
     json_object_set_new (record, "correlation", json_string (correlation? correlation:
                                                              chorus_flow_id (flow)));
     json_object_set_new (record, "state", chorus_flow_save (flow));
+    if (emits && json_array_size (emits))
+        json_object_set (record, "emits", emits);
     char *text = json_dumps (record, JSON_COMPACT);
     chorus_journal_put_flow (self->journal, chorus_flow_id (flow), text);
     free (text);
     json_decref (record);
+}
+
+//  Records a flow's new state and takes the actions it produced
+static void
+s_transition (chorus_coordinator_t *self, chorus_flow_t *flow, chorus_actions_t *actions)
+{
+    json_t *emits = json_array ();
+    for (size_t i = 0; i < actions->size; i++)
+        if (actions->items [i].kind == CHORUS_ACTION_EMIT)
+            json_array_append_new (emits, json_pack ("{s:s, s:O?}", "topic",
+                                                     actions->items [i].topic, "payload",
+                                                     actions->items [i].payload));
+    s_journal_flow (self, flow, emits);
+    json_decref (emits);
     if (chorus_flow_finished (flow)) {
         s_log (self, "flow %s %s", chorus_flow_id (flow),
                chorus_flow_state_name (chorus_flow_state (flow)));
@@ -339,9 +358,28 @@ s_flush (chorus_coordinator_t *self)
         zsys_error ("coordinator: %s", chorus_journal_error (self->journal));
         return -1;      //  nothing leaves before it is journaled; tried again later
     }
-    for (size_t i = 0; i < self->actions.size; i++)
-        s_act (self, &self->actions.items [i]);
+    zlistx_t *emitted = NULL;
+    for (size_t i = 0; i < self->actions.size; i++) {
+        chorus_action_t *action = &self->actions.items [i];
+        s_act (self, action);
+        if (action->kind == CHORUS_ACTION_EMIT) {
+            if (!emitted) {
+                emitted = zlistx_new ();
+                zlistx_set_duplicator (emitted, (zlistx_duplicator_fn *) strdup);
+                zlistx_set_destructor (emitted, (zlistx_destructor_fn *) zstr_free);
+            }
+            zlistx_add_end (emitted, action->flow);
+        }
+    }
     chorus_actions_clear (&self->actions);
+    //  Published, so no longer to emit: journaled with the next commit
+    for (char *id = emitted? (char *) zlistx_first (emitted): NULL; id;
+         id = (char *) zlistx_next (emitted)) {
+        chorus_flow_t *flow = chorus_flowset_lookup (self->flows, id);
+        if (flow)
+            s_journal_flow (self, flow, NULL);
+    }
+    zlistx_destroy (&emitted);
     return 0;
 }
 
@@ -824,15 +862,32 @@ s_recover_flow (const char *id, const char *text, void *arg)
     snprintf (key, sizeof (key), "%s/%d", name, version);
     zhashx_update (self->journaled, key, (void *) 1);
     chorus_flowset_insert (self->flows, flow);
-    if (chorus_flow_finished (flow))
-        free (chorus_flowset_finished (self->flows, flow));
-    else {
-        chorus_actions_t actions;
-        chorus_actions_init (&actions);
+    chorus_actions_t actions;
+    chorus_actions_init (&actions);
+    if (!chorus_flow_finished (flow))
         chorus_flow_resume (flow, s_now (), &actions);
-        s_transition (self, flow, &actions);
-        chorus_actions_clear (&actions);
+    //  Events it had to emit when the coordinator stopped
+    json_t *emits = json_object_get (record, "emits");
+    for (size_t i = 0; i < json_array_size (emits); i++) {
+        json_t *emit = json_array_get (emits, i);
+        const char *topic = json_string_value (json_object_get (emit, "topic"));
+        if (!topic)
+            continue;
+        chorus_action_t action = {CHORUS_ACTION_EMIT, strdup (id), NULL, NULL, NULL,
+                                  json_incref (json_object_get (emit, "payload")), 0, 0,
+                                  strdup (topic)};
+        if (actions.size == actions.max) {
+            actions.max = actions.max? actions.max * 2: 4;
+            actions.items = (chorus_action_t *) realloc (actions.items,
+                                                         actions.max * sizeof (chorus_action_t));
+        }
+        actions.items [actions.size++] = action;
     }
+    if (actions.size || !chorus_flow_finished (flow))
+        s_transition (self, flow, &actions);
+    else
+        free (chorus_flowset_finished (self->flows, flow));
+    chorus_actions_clear (&actions);
     json_decref (record);
     return 0;
 }
