@@ -63,10 +63,10 @@ s_usage (FILE *out)
         "usage: chorus publish TOPIC [JSON] [OPTIONS]\n"
         "       chorus publish TOPIC --lines [--key-field F] [OPTIONS] < FILE\n"
         "\n"
-        "Publish an event whose payload is JSON (none without JSON), or with\n"
-        "--lines one event per line of stdin (one JSON document a line; empty\n"
-        "lines skipped). Then wait for discovery to settle and for every group\n"
-        "met to acknowledge every event. What is not yet delivered stays in the\n"
+        "Wait for discovery to settle, then publish an event whose payload is\n"
+        "JSON (none without JSON), or with --lines one event per line of stdin\n"
+        "(one JSON document a line; empty lines skipped), then wait for every\n"
+        "group met to acknowledge every event. What is not yet delivered stays in the\n"
         "store and goes out the next time a node starts on it.\n"
         "\n"
         "  --key K            key the events (order is kept among equal keys)\n"
@@ -368,7 +368,7 @@ static int
 s_wait_delivered (s_publish_t *self)
 {
     int64_t deadline = zclock_mono () + self->timeout_ms;
-    bool interrupted = s_settle (self, deadline) == -1;
+    bool interrupted = false;
     while (true) {
         int64_t pending = chorus_node_unacked (self->node);
         if (pending < 0) {
@@ -396,6 +396,11 @@ s_run (s_publish_t *self)
     self->node = chorus_cli_node_new (&self->cli, "chorus-publish", store_name);
     zstr_free (&store_name);
     if (!self->node || chorus_cli_node_start (&self->cli, self->node))
+        return CHORUS_CLI_FAILED;
+    //  Meet the mesh before publishing: events go to the instances of a
+    //  group known when they are sent, so a burst published at once would
+    //  all go to the first instance met (durability does not depend on it)
+    if (s_settle (self, zclock_mono () + self->timeout_ms) == -1)
         return CHORUS_CLI_FAILED;
     int rc = self->lines? s_publish_stdin (self)
                         : s_publish (self, self->key, self->data, self->size, "");

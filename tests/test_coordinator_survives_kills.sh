@@ -1,0 +1,216 @@
+#!/bin/sh
+#   The coordinator survives kill -9: 200 flows of 3 steps (one a 3-item
+#   for_each) run through real services (`chorus serve`) while the
+#   coordinator is SIGKILLed at 10 random moments and restarted each time on
+#   the same store; in the end all 200 have completed, each started once,
+#   and every step's effect was applied exactly once.
+. "$srcdir/tests/tap.sh"
+chorus="$top_builddir/tools/chorus"
+coordinator="$top_builddir/coordinator/chorus-coordinator"
+helper="$top_builddir/tests/node_helper"
+tmp=$(mktemp -d)
+pids=""
+coord_pid=""
+cleanup () {
+    for pid in $coord_pid $pids; do kill "$pid" 2>/dev/null; done
+    for pid in $coord_pid $pids; do wait "$pid" 2>/dev/null; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
+
+FLOWS=200
+STARTERS=8
+KILLS=10
+
+#   Waits until a command succeeds, at most $1 tenths of a second
+await () {
+    tries=$1; shift
+    while [ "$tries" -gt 0 ]; do
+        "$@" && return 0
+        tries=$((tries - 1)); sleep 0.1
+    done
+    return 1
+}
+#   The same, at most $1 seconds, for commands that take a while themselves
+await_s () {
+    deadline=$(($(date +%s) + $1)); shift
+    until "$@"; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+lines () { [ -f "$1" ] && wc -l < "$1" | tr -d ' ' || echo 0; }
+#   Whether every service named is on the mesh
+have_peers () {
+    met=$("$chorus" peers --wait 300 2>/dev/null)
+    for service in "$@"; do
+        echo "$met" | grep -q "^$service " || return 1
+    done
+}
+effects () {
+    cat "$tmp/effects-payments" "$tmp/effects-inventory" "$tmp/effects-shipping" 2>/dev/null \
+        | wc -l | tr -d ' '
+}
+
+#   flow.list, one flow a line
+flow_list () {
+    "$chorus" send coordinator flow.list '{}' --timeout 5 2>/dev/null | sed 's/},{/}\n{/g'
+}
+completed () {
+    n=$(flow_list | grep -c '"state":"completed"')
+    echo "$n" > "$tmp/completed"
+    [ "$n" -eq "$FLOWS" ]
+}
+
+"$helper" --service=hub >"$tmp/hub.out" &
+pids="$pids $!"
+await 50 grep -q READY "$tmp/hub.out"
+hub=$(awk '/READY/ {print $2}' "$tmp/hub.out")
+[ -n "$hub" ]; ok $? "a hub node to seed from: $hub"
+export CHORUS_SEEDS="$hub"
+
+mkdir "$tmp/flows"
+cat > "$tmp/flows/order.yaml" <<'EOF'
+flow: order
+version: 1
+steps:
+  - id: charge
+    service: payments
+    command: charge
+    input: { order_id: $.input.order_id }
+    retry: { attempts: 10, backoff: 100ms, factor: 2, max_backoff: 1s }
+    timeout: 10s
+  - id: reserve
+    service: inventory
+    command: reserve
+    depends_on: [charge]
+    for_each: $.input.items
+    input: { order_id: $.input.order_id, sku: $.item.sku }
+    retry: { attempts: 10, backoff: 100ms, factor: 2, max_backoff: 1s }
+    timeout: 10s
+  - id: ship
+    service: shipping
+    command: create_label
+    depends_on: [reserve]
+    input: { order_id: $.input.order_id }
+    retry: { attempts: 10, backoff: 100ms, factor: 2, max_backoff: 1s }
+    timeout: 10s
+EOF
+
+#   A service applies an effect once per idempotency key, as one with a
+#   database would; every run of the handler is logged too
+cat > "$tmp/effect.sh" <<'EOF'
+#!/bin/sh
+cat > /dev/null
+echo "$CHORUS_IDEMPOTENCY_KEY" >> "$1.runs"
+grep -qxF "$CHORUS_IDEMPOTENCY_KEY" "$1" 2>/dev/null || echo "$CHORUS_IDEMPOTENCY_KEY" >> "$1"
+echo '{"done": true}'
+EOF
+chmod +x "$tmp/effect.sh"
+for service in payments:charge inventory:reserve shipping:create_label; do
+    name=${service%%:*}; command=${service#*:}
+    "$chorus" serve "$name" --store "$tmp/$name" \
+        --handle "$command=$tmp/effect.sh $tmp/effects-$name" 2>"$tmp/$name.err" &
+    pids="$pids $!"
+done
+
+start_coordinator () {
+    "$coordinator" --flows "$tmp/flows" --store "$tmp/coordinator" --no-sync \
+        >>"$tmp/coordinator.out" 2>>"$tmp/coordinator.err" &
+    coord_pid=$!
+}
+start_coordinator
+await 100 have_peers coordinator payments inventory shipping
+ok $? "the coordinator and the three services have joined"
+
+#   Starters: each flow.start is re-sent with the same idempotency key until
+#   it answers, so that a start lost to a kill is made again, once
+cat > "$tmp/starter.sh" <<EOF
+#!/bin/sh
+i=\$1
+while [ \$i -le $FLOWS ]; do
+    input="{\"order_id\": \"A-\$i\", \"items\": [{\"sku\": \"x\"}, {\"sku\": \"y\"}, {\"sku\": \"z\"}]}"
+    tries=0
+    until reply=\$("$chorus" send coordinator flow.start "{\"flow\": \"order\", \"input\": \$input}" \\
+                   --idempotency "A-\$i" --timeout 3 2>"$tmp/start-\$1.err"); do
+        tries=\$((tries + 1))
+        [ \$tries -ge 15 ] && { echo "\$i FAILED \$(head -1 "$tmp/start-\$1.err")" >> "$tmp/starts"; break; }
+    done
+    [ \$tries -lt 15 ] && echo "\$i \$reply" >> "$tmp/starts"
+    i=\$((i + $STARTERS))
+done
+echo done >> "$tmp/starters-done"
+EOF
+chmod +x "$tmp/starter.sh"
+starters=""
+s=1
+while [ $s -le $STARTERS ]; do
+    "$tmp/starter.sh" $s &
+    starters="$starters $!"
+    s=$((s + 1))
+done
+pids="$pids $starters"
+
+#   Ten kills at moments drawn from a seeded generator, 0.3 to 1.8 s apart,
+#   each followed at once by a restart on the same store
+awk 'BEGIN { srand (42); for (i = 0; i < 10; i++) printf "%.2f\n", 0.3 + 1.5 * rand () }' \
+    > "$tmp/moments"
+killed=0
+busy=0
+for moment in $(cat "$tmp/moments"); do
+    sleep "$moment"
+    if kill -0 "$coord_pid" 2>/dev/null && kill -9 "$coord_pid"; then
+        wait "$coord_pid" 2>/dev/null
+        killed=$((killed + 1))
+    fi
+    done_now=$(effects)
+    [ "$done_now" -lt $((FLOWS * 5)) ] && busy=$((busy + 1))
+    diag "kill $killed after ${moment}s: $(lines "$tmp/starts") starts answered, $done_now effects"
+    start_coordinator
+done
+[ $killed -eq $KILLS ]; ok $? "the coordinator was SIGKILLed $killed times, each time alive"
+[ $busy -ge 5 ]; ok $? "$busy kills came while flows were still running"
+
+await_s 60 sh -c "[ \$(cat \"$tmp/starters-done\" 2>/dev/null | wc -l) -eq $STARTERS ]"
+ok $? "the starters finished"
+for pid in $starters; do wait "$pid" 2>/dev/null; done
+n=$(grep -vc FAILED "$tmp/starts")
+[ "$n" -eq $FLOWS ]; ok $? "every flow.start was answered: $n of $FLOWS"
+[ "$n" -eq $FLOWS ] || diag "$(grep FAILED "$tmp/starts" | head -5)"
+bad=$(awk '{ if ($0 !~ "\"id\":\"order-A-" $1 "\"") print $1 }' "$tmp/starts" | wc -l)
+[ "$bad" -eq 0 ]; ok $? "each with the flow its idempotency key names ($bad others)"
+
+await_s 60 completed
+ok $? "all $FLOWS flows completed: $(cat "$tmp/completed")"
+flow_list | grep -o '"id":"[^"]*"' | sort > "$tmp/ids"
+seq 1 $FLOWS | sed 's/.*/"id":"order-A-&"/' | sort > "$tmp/expected-ids"
+cmp -s "$tmp/ids" "$tmp/expected-ids"
+ok $? "the coordinator knows exactly the $FLOWS flows, each once ($(lines "$tmp/ids") listed)"
+
+#   Every effect once: 200 x (charge + 3 reserves + create_label)
+i=1
+while [ $i -le $FLOWS ]; do
+    echo "order-A-$i/charge"
+    echo "order-A-$i/reserve/0"; echo "order-A-$i/reserve/1"; echo "order-A-$i/reserve/2"
+    echo "order-A-$i/ship"
+    i=$((i + 1))
+done | sort > "$tmp/expected"
+cat "$tmp/effects-payments" "$tmp/effects-inventory" "$tmp/effects-shipping" 2>/dev/null \
+    | sort > "$tmp/applied"
+n=$(lines "$tmp/applied")
+[ "$n" -eq $((FLOWS * 5)) ]; ok $? "$((FLOWS * 5)) effects applied: $n"
+missing=$(comm -23 "$tmp/expected" "$tmp/applied" | wc -l)
+extra=$(comm -13 "$tmp/expected" "$tmp/applied" | wc -l)
+[ "$missing" -eq 0 ] && [ "$extra" -eq 0 ]
+ok $? "exactly the expected keys: $missing missing, $extra unexpected"
+for pair in payments:charge inventory:reserve shipping:ship; do
+    service=${pair%%:*}; step=${pair#*:}
+    steps=$(awk -F/ '{ print $2 }' "$tmp/effects-$service" | sort -u | tr '\n' ' ')
+    [ "$steps" = "$step " ]; ok $? "$service applied only $step: $steps"
+done
+#   The services' inboxes answer re-sent commands from their record
+runs=$(cat "$tmp"/effects-*.runs | wc -l | tr -d ' ')
+dups=$(cat "$tmp"/effects-*.runs | sort | uniq -d | wc -l)
+[ "$dups" -eq 0 ]; ok $? "no handler ran twice for a key ($runs runs, $dups keys twice)"
+done_testing
