@@ -130,6 +130,10 @@ tests_test_flowdef_loads_flows_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(Y
 tests_test_flowdef_reports_errors_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 EXTRA_DIST += tests/flows
 
+#   chorus flow
+TESTS += tests/test_flow_cli.sh
+EXTRA_DIST += tests/test_flow_cli.sh
+
 #   Coordinator under kills, late services, two coordinators, versions
 TESTS += tests/test_coordinator_survives_kills.sh tests/test_coordinator_waits_for_service.sh tests/test_two_coordinators_share_triggers.sh tests/test_flow_versions.sh
 EXTRA_DIST += tests/test_coordinator_survives_kills.sh tests/test_coordinator_waits_for_service.sh tests/test_two_coordinators_share_triggers.sh tests/test_flow_versions.sh

@@ -21,6 +21,7 @@ static const s_subcommand_t s_subcommands [] = {
     { "on", chorus_cmd_on, "run a shell command for each event a group receives" },
     { "tail", chorus_cmd_tail, "print events as they are published, and peer changes" },
     { "peers", chorus_cmd_peers, "list the nodes met on the mesh" },
+    { "flow", chorus_cmd_flow, "start, inspect, cancel and retry the coordinator's flows" },
 };
 #define S_SUBCOMMANDS (sizeof (s_subcommands) / sizeof (s_subcommands [0]))
 

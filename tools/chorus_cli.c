@@ -343,6 +343,110 @@ chorus_cli_node_start (chorus_cli_t *self, chorus_node_t *node)
     return -1;
 }
 
+//  How long past its timeout we wait for the node to report a command's
+//  timeout itself, before we stop waiting on our own
+#define S_CALL_GRACE_MS 5000
+
+//  A command sent by chorus_cli_call. On the heap, since a reply handler
+//  may still run after the caller gave up (abandoned: it frees the call).
+typedef struct {
+    chorus_cli_t *cli;              //  whose messages
+    const char *command;            //  the command's name
+    int timeout_ms;                 //  its timeout, for the message
+    bool replied;                   //  the reply handler has run
+    bool abandoned;                 //  the caller stopped waiting
+    int status;                     //  exit status decided on the reply
+    json_t *reply;                  //  the reply's payload, on success
+} s_call_t;
+
+static void
+s_on_call_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg)
+{
+    s_call_t *call = (s_call_t *) arg;
+    if (call->abandoned) {
+        free (call);
+        return;
+    }
+    int status = chorus_reply_status (reply);
+    if (status == CHORUS_OK) {
+        call->reply = chorus_cli_payload_json (chorus_reply_payload (reply),
+                                               chorus_reply_size (reply));
+        call->status = CHORUS_CLI_OK;
+    }
+    else
+    if (status == CHORUS_ETIMEDOUT) {
+        chorus_cli_error (call->cli, "%s: no reply within %g s", call->command,
+                          call->timeout_ms / 1000.0);
+        call->status = CHORUS_CLI_NO_REPLY;
+    }
+    else {
+        //  Local failures (an unknown command among them) may carry no code
+        const char *code = chorus_reply_code (reply);
+        const char *message = chorus_reply_message (reply);
+        if (!code)
+            code = status == CHORUS_EUNKNOWN? "unknown-command": "error";
+        chorus_cli_error (call->cli, "%s: %s", code, message? message: chorus_strerror (status));
+        call->status = CHORUS_CLI_FAILED;
+    }
+    call->replied = true;
+    chorus_node_stop (node);
+}
+
+int
+chorus_cli_call (chorus_cli_t *self, chorus_node_t *node, const char *service,
+                 const char *command, const json_t *payload, int timeout_ms,
+                 const char *idempotency, const char *correlation, json_t **reply)
+{
+    *reply = NULL;
+    void *data = NULL;
+    size_t size = 0;
+    if (payload) {
+        char *text = json_dumps (payload, JSON_COMPACT | JSON_ENCODE_ANY);
+        char error [256];
+        int rc = text? chorus_json_to_msgpack (text, strlen (text), SIZE_MAX, &data, &size,
+                                               error, sizeof (error)): -1;
+        free (text);
+        if (rc) {
+            chorus_cli_error (self, "cannot encode the %s payload", command);
+            return CHORUS_CLI_FAILED;
+        }
+    }
+    s_call_t *call = (s_call_t *) zmalloc (sizeof (s_call_t));
+    call->cli = self;
+    call->command = command;
+    call->timeout_ms = timeout_ms;
+    int rc = chorus_node_send_traced (node, service, command, data, size, timeout_ms,
+                                      idempotency, correlation, s_on_call_reply, call);
+    free (data);
+    if (rc) {
+        chorus_cli_error (self, "cannot send %s to %s: %s", command, service,
+                          chorus_strerror (chorus_errno ()));
+        free (call);
+        return CHORUS_CLI_FAILED;
+    }
+    int64_t give_up = zclock_mono () + timeout_ms + S_CALL_GRACE_MS;
+    int status = CHORUS_CLI_CONTINUE;
+    while (!call->replied && status == CHORUS_CLI_CONTINUE) {
+        if (chorus_node_run (node, 200) == -1) {
+            chorus_cli_error (self, "interrupted before %s replied", service);
+            status = CHORUS_CLI_INTERRUPTED;
+        }
+        else
+        if (!call->replied && zclock_mono () >= give_up) {
+            chorus_cli_error (self, "%s: no reply within %g s", command, timeout_ms / 1000.0);
+            status = CHORUS_CLI_NO_REPLY;
+        }
+    }
+    if (!call->replied) {
+        call->abandoned = true;
+        return status;
+    }
+    status = call->status;
+    *reply = call->reply;
+    free (call);
+    return status;
+}
+
 //  --------------------------------------------------------------------------
 //  Output
 

@@ -17,6 +17,7 @@
 #define CHORUS_CLI_OK 0
 #define CHORUS_CLI_FAILED 1
 #define CHORUS_CLI_USAGE 2
+#define CHORUS_CLI_NO_REPLY 4       //  a command got no reply in time
 #define CHORUS_CLI_INTERRUPTED 130
 //  Returned by the option helpers while parsing should go on
 #define CHORUS_CLI_CONTINUE -1
@@ -116,6 +117,18 @@ int
 char *
     chorus_cli_store_name (const char *subcommand, const char *what);
 
+//  Send command to one instance of service with payload (borrowed; NULL
+//  for none) and wait for the reply, at most timeout_ms and a grace
+//  period. idempotency and correlation may be NULL, as for
+//  chorus_node_send_traced. Returns CHORUS_CLI_OK with the reply's payload
+//  in *reply (new reference; JSON null for none), or after a message on
+//  stderr: CHORUS_CLI_FAILED for an error reply ("CODE: MESSAGE"),
+//  CHORUS_CLI_NO_REPLY or CHORUS_CLI_INTERRUPTED.
+int
+    chorus_cli_call (chorus_cli_t *self, chorus_node_t *node, const char *service,
+                     const char *command, const json_t *payload, int timeout_ms,
+                     const char *idempotency, const char *correlation, json_t **reply);
+
 //  Output
 
 //  Print a JSON value (taking it) as one compact line and flush; 0, or -1
@@ -180,5 +193,6 @@ int chorus_cmd_serve (int argc, char **argv);
 int chorus_cmd_on (int argc, char **argv);
 int chorus_cmd_tail (int argc, char **argv);
 int chorus_cmd_peers (int argc, char **argv);
+int chorus_cmd_flow (int argc, char **argv);
 
 #endif

@@ -1,0 +1,632 @@
+/*  chorus_cmd_flow.c — `chorus flow`: drive the coordinator from a shell:
+    start flows (and wait for them), show their status, list, cancel and
+    retry them, and print the causal trace of a transaction.
+*/
+#include "chorus_cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+//  Exit status of flow start --wait when the flow did not end in time
+#define S_STILL_RUNNING 3
+//  Defaults: a reply's wait, and flow start --wait's
+#define S_REPLY_MS 10000
+#define S_WAIT_MS 60000
+//  How often flow start --wait asks for the status
+#define S_POLL_MS 200
+//  Longest output or error shown on one line of flow status
+#define S_CLIP 120
+
+enum {
+    S_OPT_TIMEOUT = CHORUS_CLI_OPT_OWN,
+    S_OPT_WAIT,
+    S_OPT_ID,
+    S_OPT_CORRELATION,
+    S_OPT_STATE
+};
+
+#define S_COMMON_OPTIONS                                                      \
+    { "timeout", required_argument, NULL, S_OPT_TIMEOUT },                    \
+    CHORUS_CLI_JSON_OPTION, CHORUS_CLI_MESH_OPTIONS, { NULL, 0, NULL, 0 }
+
+static const struct option s_start_options [] = {
+    { "wait", no_argument, NULL, S_OPT_WAIT },
+    { "id", required_argument, NULL, S_OPT_ID },
+    { "correlation", required_argument, NULL, S_OPT_CORRELATION },
+    S_COMMON_OPTIONS
+};
+static const struct option s_list_options [] = {
+    { "state", required_argument, NULL, S_OPT_STATE },
+    S_COMMON_OPTIONS
+};
+static const struct option s_common_options [] = { S_COMMON_OPTIONS };
+
+typedef struct _s_sub_t s_sub_t;
+
+//  One run of a flow subcommand
+typedef struct {
+    chorus_cli_t cli;               //  shared options
+    const s_sub_t *sub;             //  which subcommand
+    char name [32];                 //  "flow NAME", to prefix messages
+    char **args;                    //  its positional arguments
+    int args_size;                  //  how many
+    bool wait;                      //  start: --wait
+    int timeout_ms;                 //  --timeout, or -1 for the default
+    const char *key;                //  start: --id
+    const char *correlation;        //  start: --correlation
+    const char *state;              //  list: --state
+    chorus_node_t *node;            //  our node, made on the first call
+} s_flow_t;
+
+//  Prints a reply in human form (or, for a list, as JSON lines)
+typedef int (s_show_fn) (s_flow_t *self, json_t *reply);
+
+struct _s_sub_t {
+    const char *name;               //  as typed after "chorus flow"
+    const char *command;            //  the coordinator's command
+    const char *field;              //  request field for the argument, or NULL
+    s_show_fn *show;                //  prints the reply; NULL: start
+    const struct option *options;   //  its options
+    int min_args;                   //  positional arguments it needs
+    int max_args;                   //  and takes at most
+    const char *missing;            //  names the arguments it needs
+    const char *synopsis;           //  its usage line, after "chorus flow"
+    const char *help;               //  what it does, and its own options
+    const char *exit_status;        //  what its exit statuses mean
+    const char *summary;            //  one line for chorus flow --help
+};
+
+//  Flow states; from completed on, a flow has ended
+static const char *s_states [] = { "running", "compensating", "completed", "failed",
+                                   "cancelled", "stuck", NULL };
+static const char **s_terminal = s_states + 2;
+
+static bool
+s_among (const char *text, const char **names)
+{
+    for (; text && *names; names++)
+        if (streq (text, *names))
+            return true;
+    return false;
+}
+
+//  --------------------------------------------------------------------------
+//  Talking to the coordinator
+
+//  How long to wait for one reply. With --wait, --timeout bounds the wait
+//  for the flow, checked between replies: a slow reply is not a flow that
+//  did not end.
+static int
+s_reply_ms (s_flow_t *self)
+{
+    return self->wait || self->timeout_ms < 0? S_REPLY_MS: self->timeout_ms;
+}
+
+//  Sends a command (taking the request) to the coordinator
+static int
+s_call (s_flow_t *self, const char *command, json_t *request, int timeout_ms,
+        const char *idempotency, json_t **reply)
+{
+    *reply = NULL;
+    int status = CHORUS_CLI_OK;
+    if (!self->node) {
+        //  A port the system picks: "*" takes the lowest free one, which is
+        //  the endpoint of the chorus command that just exited, and peers
+        //  that still hold that node there do not meet this one
+        if (!self->cli.listen)
+            self->cli.listen = "tcp://127.0.0.1:0";
+        self->node = chorus_cli_node_new (&self->cli, "chorus-flow", NULL);
+        if (!self->node || chorus_cli_node_start (&self->cli, self->node))
+            status = CHORUS_CLI_FAILED;
+    }
+    if (status == CHORUS_CLI_OK)
+        status = chorus_cli_call (&self->cli, self->node, "coordinator", command, request,
+                                  timeout_ms, idempotency, self->correlation, reply);
+    json_decref (request);
+    return status;
+}
+
+static int
+s_unexpected (s_flow_t *self)
+{
+    chorus_cli_error (&self->cli, "unexpected reply from the coordinator");
+    return CHORUS_CLI_FAILED;
+}
+
+//  Prints a JSON value (taking it) as one line
+static int
+s_print_json (s_flow_t *self, json_t *value)
+{
+    if (chorus_cli_print_json (value) == 0)
+        return CHORUS_CLI_OK;
+    chorus_cli_error (&self->cli, "cannot print the reply");
+    return CHORUS_CLI_FAILED;
+}
+
+//  --------------------------------------------------------------------------
+//  Human output
+
+//  A string field of a reply, "-" when it is missing or not a string
+static const char *
+s_text (json_t *object, const char *key)
+{
+    const char *text = json_string_value (json_object_get (object, key));
+    return text? text: "-";
+}
+
+//  Makes text fit one line of at most max bytes, in place: control
+//  characters become spaces, and a longer text ends in "..." cut on a
+//  UTF-8 character boundary
+static const char *
+s_clip (char *text, size_t max)
+{
+    for (char *c = text; *c; c++)
+        if ((unsigned char) *c < 0x20 || *c == 0x7f)
+            *c = ' ';
+    size_t length = strlen (text);
+    if (length > max) {
+        length = max - 3;
+        while (length > 0 && ((unsigned char) text [length] & 0xc0) == 0x80)
+            length--;
+        strcpy (text + length, "...");
+    }
+    return text;
+}
+
+//  Prints "[STEP: ]CODE: MESSAGE" of an error object between prefix and
+//  suffix, when there is one
+static void
+s_print_error (const char *prefix, json_t *error, const char *suffix)
+{
+    const char *code = json_string_value (json_object_get (error, "code"));
+    if (!code)
+        return;
+    const char *message = json_string_value (json_object_get (error, "message"));
+    const char *step = json_string_value (json_object_get (error, "step"));
+    char *text = zsys_sprintf ("%s%s%s: %s", step? step: "", step? ": ": "", code,
+                               message? message: "");
+    if (text)
+        printf ("%s%s%s", prefix, s_clip (text, S_CLIP), suffix);
+    free (text);
+}
+
+//  A reply's time field as ISO 8601 UTC, "-" for none
+static const char *
+s_time (json_t *object, const char *key, char *buffer, size_t size)
+{
+    json_t *time = json_object_get (object, key);
+    snprintf (buffer, size, "-");
+    if (json_is_integer (time) && json_integer_value (time) > 0)
+        chorus_cli_time_iso ((uint64_t) json_integer_value (time), buffer, size);
+    return buffer;
+}
+
+//  "FLOW-ID completed in N ms", and what failed
+static void
+s_print_outcome (json_t *status)
+{
+    json_t *started = json_object_get (status, "started");
+    json_t *finished = json_object_get (status, "finished");
+    printf ("%s %s", s_text (status, "id"), s_text (status, "state"));
+    if (json_is_integer (started) && json_is_integer (finished))
+        printf (" in %lld ms", (long long) (json_integer_value (finished)
+                                            - json_integer_value (started)));
+    s_print_error (": ", json_object_get (status, "error"), "");
+    printf ("\n");
+}
+
+//  One line of a step, or of an item of a for_each step
+static void
+s_print_task (int indent, const char *label, int width, json_t *task)
+{
+    printf ("%*s%-*s  %-12s attempts %-3lld", indent, "", width, label,
+            s_text (task, "state"),
+            (long long) json_integer_value (json_object_get (task, "attempts")));
+    s_print_error ("  error ", json_object_get (task, "error"), "");
+    char *output = json_dumps (json_object_get (task, "output"), JSON_COMPACT | JSON_ENCODE_ANY);
+    printf ("  %s\n", output? s_clip (output, S_CLIP): "null");
+    free (output);
+}
+
+static int
+s_show_status (s_flow_t *self, json_t *status)
+{
+    if (!json_is_object (status))
+        return s_unexpected (self);
+    char started [40], finished [40];
+    printf ("%s  %s v%lld  %s  started %s  finished %s\n", s_text (status, "id"),
+            s_text (status, "flow"),
+            (long long) json_integer_value (json_object_get (status, "version")),
+            s_text (status, "state"), s_time (status, "started", started, sizeof (started)),
+            s_time (status, "finished", finished, sizeof (finished)));
+    s_print_error ("  error: ", json_object_get (status, "error"), "\n");
+    json_t *steps = json_object_get (status, "steps");
+    int width = 4;
+    size_t index;
+    json_t *step;
+    json_array_foreach (steps, index, step) {
+        size_t length = json_string_length (json_object_get (step, "id"));
+        width = length > (size_t) width? (int) length: width;
+    }
+    json_array_foreach (steps, index, step) {
+        s_print_task (2, s_text (step, "id"), width, step);
+        size_t item_index;
+        json_t *item;
+        json_array_foreach (json_object_get (step, "items"), item_index, item) {
+            char label [32];
+            snprintf (label, sizeof (label), "[%lld]",
+                      (long long) json_integer_value (json_object_get (item, "item")));
+            s_print_task (4, label, width - 2, item);
+        }
+    }
+    return CHORUS_CLI_OK;
+}
+
+//  --------------------------------------------------------------------------
+//  flow start
+
+//  Polls the flow's status until it ends or the deadline passes
+static int
+s_wait (s_flow_t *self, const char *id, int64_t deadline)
+{
+    json_t *status = NULL;
+    int rc = CHORUS_CLI_CONTINUE;
+    while (rc == CHORUS_CLI_CONTINUE) {
+        json_decref (status);
+        rc = s_call (self, "flow.status", json_pack ("{s:s}", "id", id),
+                     s_reply_ms (self), NULL, &status);
+        const char *state = json_string_value (json_object_get (status, "state"));
+        if (rc != CHORUS_CLI_OK)
+            break;
+        if (!state)
+            rc = s_unexpected (self);
+        else
+        if (s_among (state, s_terminal)) {
+            if (self->cli.json)
+                rc = s_print_json (self, json_incref (status));
+            else
+                s_print_outcome (status);
+            if (rc == CHORUS_CLI_OK && !streq (state, "completed"))
+                rc = CHORUS_CLI_FAILED;
+        }
+        else
+        if (zclock_mono () + S_POLL_MS >= deadline) {
+            chorus_cli_error (&self->cli, "%s still %s after %g s", id, state,
+                              (self->timeout_ms >= 0? self->timeout_ms: S_WAIT_MS) / 1000.0);
+            if (self->cli.json)
+                s_print_json (self, json_incref (status));
+            else
+                printf ("%s\n", id);
+            rc = S_STILL_RUNNING;
+        }
+        else
+        if (chorus_node_run (self->node, S_POLL_MS) == -1) {
+            chorus_cli_error (&self->cli, "interrupted while %s was %s", id, state);
+            rc = CHORUS_CLI_INTERRUPTED;
+        }
+        else
+            rc = CHORUS_CLI_CONTINUE;
+    }
+    json_decref (status);
+    return rc;
+}
+
+static int
+s_start (s_flow_t *self)
+{
+    json_t *request = json_pack ("{s:s}", "flow", self->args [0]);
+    if (self->args_size > 1) {
+        json_error_t error;
+        json_t *input = json_loads (self->args [1], JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+                                    &error);
+        if (!input) {
+            json_decref (request);
+            return chorus_cli_usage_error (&self->cli, "JSON argument: line %d column %d: %s",
+                                           error.line, error.column, error.text);
+        }
+        json_object_set_new (request, "input", input);
+    }
+    //  The key names the flow: the same --id finds the flow it started
+    zuuid_t *uuid = self->key? NULL: zuuid_new ();
+    int64_t deadline = zclock_mono () + (self->timeout_ms >= 0? self->timeout_ms: S_WAIT_MS);
+    json_t *reply;
+    int rc = s_call (self, "flow.start", request, s_reply_ms (self),
+                     uuid? zuuid_str (uuid): self->key, &reply);
+    zuuid_destroy (&uuid);
+    const char *id = json_string_value (json_object_get (reply, "id"));
+    if (rc == CHORUS_CLI_OK && !id)
+        rc = s_unexpected (self);
+    else
+    if (rc == CHORUS_CLI_OK && self->wait)
+        rc = s_wait (self, id, deadline);
+    else
+    if (rc == CHORUS_CLI_OK && self->cli.json)
+        rc = s_print_json (self, json_incref (reply));
+    else
+    if (rc == CHORUS_CLI_OK)
+        printf ("%s\n", id);
+    json_decref (reply);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  The other subcommands: one command each, its reply shown
+
+static int
+s_show_list (s_flow_t *self, json_t *reply)
+{
+    if (!json_is_array (reply))
+        return s_unexpected (self);
+    int id_width = 2, flow_width = 4;
+    size_t index;
+    json_t *flow;
+    json_array_foreach (reply, index, flow) {
+        size_t id = json_string_length (json_object_get (flow, "id"));
+        size_t name = json_string_length (json_object_get (flow, "flow"));
+        id_width = id > (size_t) id_width? (int) id: id_width;
+        flow_width = name > (size_t) flow_width? (int) name: flow_width;
+    }
+    if (!self->cli.json)
+        printf ("%-*s  %-*s  VERSION  %-12s STARTED\n", id_width, "ID", flow_width, "FLOW",
+                "STATE");
+    json_array_foreach (reply, index, flow) {
+        if (self->cli.json) {
+            if (s_print_json (self, json_incref (flow)))
+                return CHORUS_CLI_FAILED;
+            continue;
+        }
+        char started [40];
+        printf ("%-*s  %-*s  %-7lld  %-12s %s\n", id_width, s_text (flow, "id"), flow_width,
+                s_text (flow, "flow"),
+                (long long) json_integer_value (json_object_get (flow, "version")),
+                s_text (flow, "state"), s_time (flow, "started", started, sizeof (started)));
+    }
+    return CHORUS_CLI_OK;
+}
+
+//  flow cancel and flow retry: the new state
+static int
+s_show_state (s_flow_t *self, json_t *reply)
+{
+    const char *state = json_string_value (json_object_get (reply, "state"));
+    if (!state)
+        return s_unexpected (self);
+    printf ("%s\n", state);
+    return CHORUS_CLI_OK;
+}
+
+//  Prints event index and, indented under it, the events it caused
+static void
+s_print_event (json_t *events, size_t index, int depth, bool *printed)
+{
+    json_t *event = json_array_get (events, index);
+    char clock [32] = "--:--:--.---";
+    json_t *time = json_object_get (event, "time");
+    if (json_is_integer (time))
+        chorus_cli_time_clock ((uint64_t) json_integer_value (time), clock, sizeof (clock));
+    printf ("%*s%s %s %s #%lld %s\n", depth > 40? 80: depth * 2, "", clock,
+            s_text (event, "service"), s_text (event, "topic"),
+            (long long) json_integer_value (json_object_get (event, "seq")), s_text (event, "id"));
+    printed [index] = true;
+    const char *id = json_string_value (json_object_get (event, "id"));
+    for (size_t child = 0; id && child < json_array_size (events); child++) {
+        json_t *cause = json_object_get (json_array_get (events, child), "causation");
+        if (!printed [child] && json_is_string (cause) && streq (json_string_value (cause), id))
+            s_print_event (events, child, depth + 1, printed);
+    }
+}
+
+//  The causal tree: roots are the events caused by none in the trace.
+//  Events in a causal loop (forged) have no root, and come flat after.
+static int
+s_show_trace (s_flow_t *self, json_t *reply)
+{
+    json_t *events = json_object_get (reply, "events");
+    if (!json_is_array (events))
+        return s_unexpected (self);
+    size_t size = json_array_size (events);
+    bool *printed = (bool *) zmalloc ((size + 1) * sizeof (bool));
+    zhashx_t *ids = zhashx_new ();
+    for (size_t index = 0; index < size; index++) {
+        const char *id = json_string_value (json_object_get (json_array_get (events, index), "id"));
+        if (id)
+            zhashx_insert (ids, id, (void *) 1);
+    }
+    for (size_t index = 0; index < size; index++) {
+        json_t *event = json_array_get (events, index);
+        const char *cause = json_string_value (json_object_get (event, "causation"));
+        const char *id = json_string_value (json_object_get (event, "id"));
+        bool root = !cause || !zhashx_lookup (ids, cause) || (id && streq (cause, id));
+        if (root && !printed [index])
+            s_print_event (events, index, 0, printed);
+    }
+    for (size_t index = 0; index < size; index++)
+        if (!printed [index])
+            s_print_event (events, index, 0, printed);
+    zhashx_destroy (&ids);
+    free (printed);
+    return CHORUS_CLI_OK;
+}
+
+//  Sends the subcommand's command and shows the reply: as JSON with
+//  --json (a list: one line per flow), else in human form
+static int
+s_query (s_flow_t *self)
+{
+    json_t *request = self->sub->field? json_pack ("{s:s}", self->sub->field, self->args [0])
+                                      : json_pack ("{s:s?}", "state", self->state);
+    json_t *reply;
+    int rc = s_call (self, self->sub->command, request, s_reply_ms (self), NULL, &reply);
+    if (rc == CHORUS_CLI_OK)
+        rc = self->cli.json && self->sub->show != s_show_list
+           ? s_print_json (self, json_incref (reply)): self->sub->show (self, reply);
+    json_decref (reply);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Usage and options
+
+#define S_TIMEOUT_HELP \
+    "  --timeout SECONDS  give up waiting for the coordinator's reply (default 10)\n"
+#define S_JSON_HELP "  --json             print the reply's JSON instead of text\n"
+#define S_NOT_FOUND "1 error reply (not-found, bad-state), 2 bad usage, 4 no reply."
+
+static const s_sub_t s_subs [] = {
+    { "start", "flow.start", NULL, NULL, s_start_options, 1, 2, "NAME",
+      "start NAME [JSON] [--wait] [--timeout SECONDS] [--id KEY]",
+      "Start the flow NAME with JSON as its input and print the flow's id (the\n"
+      "coordinator's reply with --json). The flow's id is NAME-KEY: starting\n"
+      "again with the same --id finds the same flow instead of another.\n\n"
+      "  --wait             wait until the flow ends, then print \"ID STATE in N ms\"\n"
+      "                     (its status with --json)\n"
+      "  --timeout SECONDS  with --wait: give up waiting for the flow (default 60);\n"
+      "                     without: for the reply (default 10)\n"
+      "  --id KEY           the start's idempotency key (default: a new uuid)\n"
+      "  --correlation ID   correlation id of the flow's transaction (default: new)\n"
+      S_JSON_HELP,
+      "0 started (--wait: completed), 1 error reply, or the\n"
+      "flow failed, was cancelled or is stuck, 2 bad usage, 3 the flow did not end\n"
+      "before --timeout, 4 no reply.",
+      "start a flow, and with --wait wait until it ends" },
+    { "status", "flow.status", "id", s_show_status, s_common_options, 1, 1, "ID",
+      "status ID [--json]",
+      "Print a flow's state and times, then one line per step: its state,\n"
+      "attempts, last error and output (items of a for_each step below it).\n\n"
+      S_TIMEOUT_HELP S_JSON_HELP,
+      "0 shown, " S_NOT_FOUND,
+      "show a flow's state and its steps" },
+    { "list", "flow.list", NULL, s_show_list, s_list_options, 0, 0, NULL,
+      "list [--state STATE] [--json]",
+      "List the flows the coordinator runs or keeps: ID FLOW VERSION STATE STARTED,\n"
+      "or with --json one JSON object per flow per line.\n\n"
+      "  --state STATE      only flows in STATE: running, compensating, completed,\n"
+      "                     failed, cancelled or stuck\n"
+      S_TIMEOUT_HELP S_JSON_HELP,
+      "0 listed, 1 error reply, 2 bad usage, 4 no reply.",
+      "list the flows" },
+    { "cancel", "flow.cancel", "id", s_show_state, s_common_options, 1, 1, "ID",
+      "cancel ID",
+      "Cancel a running flow: no step starts any more, and its completed steps\n"
+      "are compensated. Prints the flow's new state.\n\n"
+      S_TIMEOUT_HELP S_JSON_HELP,
+      "0 cancelled, " S_NOT_FOUND,
+      "cancel a running flow" },
+    { "retry", "flow.retry", "id", s_show_state, s_common_options, 1, 1, "ID",
+      "retry ID",
+      "Run a failed or cancelled flow again from the step that failed, or try a\n"
+      "stuck flow's compensations again. Prints the flow's new state.\n\n"
+      S_TIMEOUT_HELP S_JSON_HELP,
+      "0 retried, " S_NOT_FOUND,
+      "run a failed, cancelled or stuck flow again" },
+    { "trace", "flow.trace", "correlation", s_show_trace, s_common_options, 1, 1, "CORRELATION-ID",
+      "trace CORRELATION-ID [--json]",
+      "Print the events of a transaction that the coordinator observed, each\n"
+      "under the event that caused it: HH:MM:SS.mmm SERVICE TOPIC #SEQ ID.\n\n"
+      S_TIMEOUT_HELP S_JSON_HELP,
+      "0 shown, 1 error reply, 2 bad usage, 4 no reply.",
+      "print the causal tree of a transaction's events" },
+};
+#define S_SUBS (sizeof (s_subs) / sizeof (s_subs [0]))
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: chorus flow SUBCOMMAND [ARGS...] [OPTIONS]\n"
+        "\n"
+        "Drive the flows of the coordinator (chorus-coordinator) on the mesh.\n"
+        "\n"
+        "Subcommands:\n");
+    for (size_t index = 0; index < S_SUBS; index++)
+        fprintf (out, "  %-7s %s\n", s_subs [index].name, s_subs [index].summary);
+    fprintf (out, "\nRun 'chorus flow SUBCOMMAND --help' for its options.\n");
+}
+
+static void
+s_sub_usage (const s_sub_t *sub, FILE *out)
+{
+    fprintf (out, "usage: chorus flow %s\n\n%s", sub->synopsis, sub->help);
+    chorus_cli_print_mesh_help (out, "none, a temporary store");
+    fprintf (out, "\nExit status: %s\n", sub->exit_status);
+}
+
+static int
+s_option (s_flow_t *self, int opt, char **argv)
+{
+    switch (opt) {
+        case S_OPT_WAIT: self->wait = true; break;
+        case S_OPT_ID: self->key = optarg; break;
+        case S_OPT_CORRELATION: self->correlation = optarg; break;
+        case S_OPT_STATE:
+            if (!s_among (optarg, s_states))
+                return chorus_cli_usage_error (&self->cli, "--state: unknown state '%s'", optarg);
+            self->state = optarg;
+            break;
+        case S_OPT_TIMEOUT:
+            if (chorus_cli_parse_seconds (&self->cli, "--timeout", optarg, 0.001,
+                                          &self->timeout_ms))
+                return CHORUS_CLI_USAGE;
+            break;
+        case CHORUS_CLI_OPT_HELP:
+        case CHORUS_CLI_OPT_LONG_HELP:
+            s_sub_usage (self->sub, stdout);
+            return CHORUS_CLI_OK;
+        default:
+            return chorus_cli_option (&self->cli, opt, argv);
+    }
+    return CHORUS_CLI_CONTINUE;
+}
+
+static int
+s_parse (s_flow_t *self, int argc, char **argv)
+{
+    int opt;
+    while ((opt = getopt_long (argc, argv, CHORUS_CLI_SHORT_OPTIONS, self->sub->options,
+                               NULL)) != -1) {
+        int rc = s_option (self, opt, argv);
+        if (rc != CHORUS_CLI_CONTINUE)
+            return rc;
+    }
+    self->args = argv + optind;
+    self->args_size = argc - optind;
+    if (self->args_size < self->sub->min_args)
+        return chorus_cli_usage_error (&self->cli, "missing %s", self->sub->missing);
+    if (self->args_size > self->sub->max_args)
+        return chorus_cli_usage_error (&self->cli, "unexpected argument '%s'",
+                                       self->args [self->sub->max_args]);
+    return CHORUS_CLI_CONTINUE;
+}
+
+int
+chorus_cmd_flow (int argc, char **argv)
+{
+    const char *name = argc > 1? argv [1]: NULL;
+    if (!name || streq (name, "-h") || streq (name, "--help")) {
+        s_usage (name? stdout: stderr);
+        return name? CHORUS_CLI_OK: CHORUS_CLI_USAGE;
+    }
+    const s_sub_t *sub = NULL;
+    for (size_t index = 0; index < S_SUBS && !sub; index++)
+        if (streq (s_subs [index].name, name))
+            sub = &s_subs [index];
+    if (!sub) {
+        fprintf (stderr, "chorus flow: unknown %s '%s' (see chorus flow --help)\n",
+                 *name == '-'? "option": "subcommand", name);
+        return CHORUS_CLI_USAGE;
+    }
+    s_flow_t self = { .sub = sub, .timeout_ms = -1 };
+    snprintf (self.name, sizeof (self.name), "flow %s", sub->name);
+    chorus_cli_init (&self.cli, self.name, s_usage);
+    int status = s_parse (&self, argc - 1, argv + 1);
+    if (status == CHORUS_CLI_CONTINUE)
+        status = sub->show? s_query (&self): s_start (&self);
+    //  Text went out with printf: a closed pipe shows only now
+    if (fflush (stdout) && status == CHORUS_CLI_OK) {
+        chorus_cli_error (&self.cli, "cannot print the reply");
+        status = CHORUS_CLI_FAILED;
+    }
+    chorus_node_destroy (&self.node);
+    chorus_cli_release (&self.cli);
+    return status;
+}
