@@ -262,15 +262,14 @@ s_transition (chorus_coordinator_t *self, chorus_flow_t *flow, chorus_actions_t 
                                                      actions->items [i].payload));
     s_journal_flow (self, flow, emits);
     json_decref (emits);
-    if (chorus_flow_finished (flow)) {
+    if (chorus_flow_finished (flow))
         s_log (self, "flow %s %s", chorus_flow_id (flow),
                chorus_flow_state_name (chorus_flow_state (flow)));
-        char *evicted = chorus_flowset_finished (self->flows, flow);
-        if (evicted) {
-            chorus_journal_delete_flow (self->journal, evicted);
-            zhashx_delete (self->correlations, evicted);
-            free (evicted);
-        }
+    char *evicted = chorus_flowset_update (self->flows, flow);
+    if (evicted) {
+        chorus_journal_delete_flow (self->journal, evicted);
+        zhashx_delete (self->correlations, evicted);
+        free (evicted);
     }
     //  Move the actions to our queue; they run after the journal commit
     for (size_t i = 0; i < actions->size; i++) {
@@ -430,6 +429,21 @@ s_fire_timers (chorus_coordinator_t *self)
     }
 }
 
+//  A flow's id: the definition's name and what makes the start unique (an
+//  event id, a command's idempotency key). Long keys are digested, so that
+//  ids and the task keys made from them stay within the protocol's limits.
+static char *
+s_flow_id (const char *name, const char *unique)
+{
+    if (strlen (unique) <= 48)
+        return zsys_sprintf ("%s-%s", name, unique);
+    zdigest_t *digest = zdigest_new ();
+    zdigest_update (digest, (const byte *) unique, strlen (unique));
+    char *id = zsys_sprintf ("%s-%s", name, zdigest_string (digest));
+    zdigest_destroy (&digest);
+    return id;
+}
+
 //  Starts a flow (or finds the live one with the same key); NULL and a
 //  reason when the definition is unknown
 static chorus_flow_t *
@@ -478,11 +492,11 @@ s_on_trigger (chorus_node_t *node, chorus_event_t *event, void *arg)
          def = (chorus_flowdef_t *) zlistx_next (triggered)) {
         //  The flow's id comes from the event's, so a redelivered event
         //  finds the flow it started instead of starting another
-        char id [128];
-        snprintf (id, sizeof (id), "%s-%s", chorus_flowdef_name (def), chorus_event_id (event));
+        char *id = s_flow_id (chorus_flowdef_name (def), chorus_event_id (event));
         bool existing = false;
         s_start_flow (self, chorus_flowdef_name (def), id, input,
                       chorus_event_correlation (event), &existing);
+        free (id);
     }
     zlistx_destroy (&triggered);
     json_decref (input);
@@ -644,11 +658,11 @@ s_on_start (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *repl
         return;
     }
     //  The command's idempotency key makes a re-sent start find its flow
-    char id [160];
-    snprintf (id, sizeof (id), "%s-%s", name, chorus_command_idempotency (command));
+    char *id = s_flow_id (name, chorus_command_idempotency (command));
     bool existing = false;
     chorus_flow_t *flow = s_start_flow (self, name, id, input? input: json_null (),
                                         chorus_command_correlation (command), &existing);
+    free (id);
     //  Journaled by s_on_flush before this reply leaves
     s_reply_json (reply, json_pack ("{s:s, s:b, s:s}", "id", chorus_flow_id (flow),
                                     "existing", existing, "state",

@@ -176,6 +176,10 @@ chorus_flow_t *
 //  keep the bound (caller frees), or NULL
 char *
     chorus_flowset_finished (chorus_flowset_t *self, chorus_flow_t *flow);
+//  Call after any transition: a finished flow moves to the finished list
+//  (as chorus_flowset_finished), and a retried one back to the live list
+char *
+    chorus_flowset_update (chorus_flowset_t *self, chorus_flow_t *flow);
 //  Destroys the oldest finished flow beyond the bound and returns its id
 //  (caller frees), or NULL when within the bound; after inserting flows
 //  from a journal, call it until it returns NULL

@@ -145,11 +145,23 @@ chorus_flowset_evict (chorus_flowset_t *self)
 }
 
 char *
-chorus_flowset_finished (chorus_flowset_t *self, chorus_flow_t *flow)
+chorus_flowset_update (chorus_flowset_t *self, chorus_flow_t *flow)
 {
     s_entry_t *entry = (s_entry_t *) zhashx_lookup (self->by_id, chorus_flow_id (flow));
-    if (!entry || !chorus_flow_finished (flow))
+    if (!entry)
         return NULL;
+    if (!chorus_flow_finished (flow)) {
+        if (entry->finished) {
+            //  A retried flow runs again: live, with its key, never evicted
+            zlistx_detach (self->finished, entry->handle);
+            entry->finished = false;
+            entry->handle = zlistx_add_end (self->live, entry);
+            entry->live_key = s_live_key (chorus_flow_def (flow), chorus_flow_business_key (flow));
+            if (entry->live_key && zhashx_insert (self->by_key, entry->live_key, entry))
+                zstr_free (&entry->live_key);
+        }
+        return NULL;
+    }
     if (!entry->finished) {
         zlistx_detach (self->live, entry->handle);
         if (entry->live_key) {
@@ -160,6 +172,12 @@ chorus_flowset_finished (chorus_flowset_t *self, chorus_flow_t *flow)
         entry->handle = zlistx_add_end (self->finished, entry);
     }
     return chorus_flowset_evict (self);
+}
+
+char *
+chorus_flowset_finished (chorus_flowset_t *self, chorus_flow_t *flow)
+{
+    return chorus_flow_finished (flow)? chorus_flowset_update (self, flow): NULL;
 }
 
 size_t

@@ -146,7 +146,7 @@ CHORUS_EXPORT int
 CHORUS_EXPORT int
     chorus_node_set_mesh (chorus_node_t *self, const char *mesh);
 //  The inbox endpoint to bind, e.g. "tcp://127.0.0.1:5670" (default
-//  "tcp://127.0.0.1:*", an ephemeral port). It is also announced to peers,
+//  "tcp://127.0.0.1:0", a random free port). It is also announced to peers,
 //  so it must be an address they can connect to.
 CHORUS_EXPORT int
     chorus_node_set_listen (chorus_node_t *self, const char *endpoint);

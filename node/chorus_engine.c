@@ -577,7 +577,7 @@ s_start (chorus__engine_t *self)
     char *pub_bind = strdup (self->endpoint);
     char *colon = strrchr (pub_bind, ':');
     if (colon && strncmp (pub_bind, "tcp://", 6) == 0)
-        strcpy (colon, ":*");
+        strcpy (colon, ":0");
     else {
         free (pub_bind);
         pub_bind = zsys_sprintf ("%s-pub", self->endpoint);

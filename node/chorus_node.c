@@ -82,7 +82,10 @@ chorus_node_new (const char *service)
     config->service = strdup (service);
     const char *mesh = getenv ("CHORUS_MESH");
     config->mesh = strdup (mesh && chorus__valid_name (mesh, 64)? mesh: "default");
-    config->listen = strdup ("tcp://127.0.0.1:*");
+    //  Port 0: the system picks a random free port. Ports handed out in
+    //  order are soon reused by the next short-lived node, which then
+    //  receives what peers still meant for its predecessor.
+    config->listen = strdup ("tcp://127.0.0.1:0");
     config->seeds = zlist_new ();
     zlist_autofree (config->seeds);
     config->heartbeat_ms = 1000;

@@ -166,7 +166,7 @@ chorus_cli_print_mesh_help (FILE *out, const char *store_default)
         "\n"
         "Mesh options:\n"
         "  --listen ENDPOINT  inbox endpoint to bind and announce to peers\n"
-        "                     (default: tcp://127.0.0.1:* , an ephemeral port)\n"
+        "                     (default: tcp://127.0.0.1:0, a random free port)\n"
         "  --seed ENDPOINT    a peer's inbox endpoint to meet first; repeatable, and\n"
         "                     added to those in CHORUS_SEEDS (comma-separated)\n"
         "  --store DIR        the node's durable store, created if needed\n"
