@@ -33,7 +33,7 @@ tests_test_errors_and_version_LDADD = $(TEST_LIBS)
 tests_fuzz_make_corpus_SOURCES = tests/fuzz/make_corpus.c
 tests_fuzz_make_corpus_LDADD = $(TEST_LIBS)
 
-EXTRA_DIST += tests/test_fuzz_corpus_is_current.sh tests/test_tools_answer_help.sh \
+EXTRA_DIST += tests/test_fuzz_corpus_is_current.sh tests/test_tools_answer_help.sh tests/mesh.sh \
     tests/test_installed_library_links.sh tests/installed_consumer.c tests/tap.sh \
     tests/fuzz/corpus
 

@@ -5,33 +5,13 @@
 #   the same store; in the end all 200 have completed, each started once,
 #   and every step's effect was applied exactly once.
 . "$srcdir/tests/tap.sh"
-chorus="$top_builddir/tools/chorus"
-coordinator="$top_builddir/coordinator/chorus-coordinator"
-helper="$top_builddir/tests/node_helper"
-tmp=$(mktemp -d)
-pids=""
+. "$srcdir/tests/mesh.sh"
 coord_pid=""
-cleanup () {
-    for pid in $coord_pid $pids; do kill "$pid" 2>/dev/null; done
-    for pid in $coord_pid $pids; do wait "$pid" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' HUP INT TERM
 
 FLOWS=200
 STARTERS=8
 KILLS=10
 
-#   Waits until a command succeeds, at most $1 tenths of a second
-await () {
-    tries=$1; shift
-    while [ "$tries" -gt 0 ]; do
-        "$@" && return 0
-        tries=$((tries - 1)); sleep 0.1
-    done
-    return 1
-}
 #   The same, at most $1 seconds, for commands that take a while themselves
 await_s () {
     deadline=$(($(date +%s) + $1)); shift
@@ -40,7 +20,6 @@ await_s () {
         sleep 0.1
     done
 }
-lines () { [ -f "$1" ] && wc -l < "$1" | tr -d ' ' || echo 0; }
 #   Whether every service named is on the mesh
 have_peers () {
     met=$("$chorus" peers --wait 300 2>/dev/null)
@@ -63,12 +42,7 @@ completed () {
     [ "$n" -eq "$FLOWS" ]
 }
 
-"$helper" --service=hub >"$tmp/hub.out" &
-pids="$pids $!"
-await 50 grep -q READY "$tmp/hub.out"
-hub=$(awk '/READY/ {print $2}' "$tmp/hub.out")
-[ -n "$hub" ]; ok $? "a hub node to seed from: $hub"
-export CHORUS_SEEDS="$hub"
+start_hub
 
 mkdir "$tmp/flows"
 cat > "$tmp/flows/order.yaml" <<'EOF'

@@ -5,28 +5,8 @@
 #   payments fails for good, the steps that completed are compensated and
 #   order.cancelled is emitted.
 . "$srcdir/tests/tap.sh"
-chorus="$top_builddir/tools/chorus"
-coordinator="$top_builddir/coordinator/chorus-coordinator"
-helper="$top_builddir/tests/node_helper"
-tmp=$(mktemp -d)
-pids=""
-cleanup () {
-    for pid in $pids; do kill "$pid" 2>/dev/null; done
-    for pid in $pids; do wait "$pid" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' HUP INT TERM
+. "$srcdir/tests/mesh.sh"
 
-#   Waits until a command succeeds, at most $1 tenths of a second
-await () {
-    tries=$1; shift
-    while [ "$tries" -gt 0 ]; do
-        "$@" && return 0
-        tries=$((tries - 1)); sleep 0.1
-    done
-    return 1
-}
 #   Whether every service named is on the mesh
 have_peers () {
     met=$("$chorus" peers --wait 300 2>/dev/null)
@@ -46,12 +26,7 @@ attempts () {
         | grep -o '[0-9]*$'
 }
 
-"$helper" --service=hub >"$tmp/hub.out" &
-pids="$pids $!"
-await 50 grep -q READY "$tmp/hub.out"
-hub=$(awk '/READY/ {print $2}' "$tmp/hub.out")
-[ -n "$hub" ]; ok $? "a hub node to seed from: $hub"
-export CHORUS_SEEDS="$hub"
+start_hub
 
 #   The example saga, and a copy that reserves before it charges, so that a
 #   completed step is there to undo when the charge fails

@@ -5,27 +5,7 @@
 #   errors come back as error replies, and trace shows a transaction's
 #   events.
 . "$srcdir/tests/tap.sh"
-chorus="$top_builddir/tools/chorus"
-coordinator="$top_builddir/coordinator/chorus-coordinator"
-helper="$top_builddir/tests/node_helper"
-tmp=$(mktemp -d)
-pids=""
-cleanup () {
-    for pid in $pids; do kill "$pid" 2>/dev/null; done
-    for pid in $pids; do wait "$pid" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-#   Waits until a command succeeds, at most $1 tenths of a second
-await () {
-    tries=$1; shift
-    while [ "$tries" -gt 0 ]; do
-        "$@" && return 0
-        tries=$((tries - 1)); sleep 0.1
-    done
-    return 1
-}
+. "$srcdir/tests/mesh.sh"
 
 #   A flow of two steps; hello is undone by undo when bye fails for good
 mkdir "$tmp/flows"
@@ -66,12 +46,7 @@ echo '{"farewell": "bye"}'
 EOF
 chmod +x "$tmp/bye.sh"
 
-"$helper" --service=hub >"$tmp/hub.out" &
-pids="$pids $!"
-await 50 grep -q READY "$tmp/hub.out"
-hub=$(awk '/READY/ {print $2}' "$tmp/hub.out")
-[ -n "$hub" ]; ok $? "a hub node to seed from: $hub"
-export CHORUS_SEEDS="$hub"
+start_hub
 
 "$coordinator" --flows "$tmp/flows" --store "$tmp/coordinator" --no-sync --seed "$hub" \
     >"$tmp/coordinator.out" 2>"$tmp/coordinator.err" &

@@ -4,29 +4,9 @@
 #   finishes on the version it started with, even once that version's file
 #   is gone (its definition comes from the journal).
 . "$srcdir/tests/tap.sh"
-chorus="$top_builddir/tools/chorus"
-coordinator="$top_builddir/coordinator/chorus-coordinator"
-helper="$top_builddir/tests/node_helper"
-tmp=$(mktemp -d)
-pids=""
+. "$srcdir/tests/mesh.sh"
 coord_pid=""
-cleanup () {
-    for pid in $coord_pid $pids; do kill "$pid" 2>/dev/null; done
-    for pid in $coord_pid $pids; do wait "$pid" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' HUP INT TERM
 
-#   Waits until a command succeeds, at most $1 tenths of a second
-await () {
-    tries=$1; shift
-    while [ "$tries" -gt 0 ]; do
-        "$@" && return 0
-        tries=$((tries - 1)); sleep 0.1
-    done
-    return 1
-}
 count () { grep -cxF "$1" "$2" 2>/dev/null || true; }
 status () { "$chorus" send coordinator flow.status "{\"id\": \"$1\"}" --timeout 2 2>/dev/null; }
 #   "STATE VERSION" of a flow (the first "state" is the flow's)
@@ -53,12 +33,7 @@ stop_coordinator () {
 }
 has_line () { grep -qxF "$1" "$2" 2>/dev/null; }
 
-"$helper" --service=hub >"$tmp/hub.out" &
-pids="$pids $!"
-await 50 grep -q READY "$tmp/hub.out"
-hub=$(awk '/READY/ {print $2}' "$tmp/hub.out")
-[ -n "$hub" ]; ok $? "a hub node to seed from: $hub"
-export CHORUS_SEEDS="$hub"
+start_hub
 
 #   Version 1 finishes with finish_v1, version 2 with finish_v2
 mkdir "$tmp/flows"

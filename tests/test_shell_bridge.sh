@@ -7,35 +7,9 @@
 #   `chorus tail --from earliest --json --count N` shows each event once,
 #   in per-publisher order.
 . "$srcdir/tests/tap.sh"
-chorus="$top_builddir/tools/chorus"
-helper="$top_builddir/tests/node_helper"
-tmp=$(mktemp -d)
-pids=""
-cleanup () {
-    for pid in $pids; do kill "$pid" 2>/dev/null; done
-    for pid in $pids; do wait "$pid" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$srcdir/tests/mesh.sh"
 
-#   Waits until a command succeeds, at most $1 tenths of a second
-await () {
-    tries=$1; shift
-    while [ "$tries" -gt 0 ]; do
-        "$@" && return 0
-        tries=$((tries - 1)); sleep 0.1
-    done
-    return 1
-}
-lines () { [ -f "$1" ] && wc -l < "$1" || echo 0; }
-
-#   A hub node everyone seeds with; gossip does the rest
-"$helper" --service=hub >"$tmp/hub.out" &
-pids="$pids $!"
-await 50 grep -q READY "$tmp/hub.out"
-hub=$(awk '/READY/ {print $2}' "$tmp/hub.out")
-[ -n "$hub" ]; ok $? "a hub node to seed from: $hub"
-export CHORUS_SEEDS="$hub"
+start_hub
 
 #   --- serve and send ---------------------------------------------------
 cat > "$tmp/charge.sh" <<EOF

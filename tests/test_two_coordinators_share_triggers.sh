@@ -3,44 +3,17 @@
 #   events, each with its own order id and key, start exactly 100 flows in
 #   all, each step's effect applied once, and both coordinators start some.
 . "$srcdir/tests/tap.sh"
-chorus="$top_builddir/tools/chorus"
-coordinator="$top_builddir/coordinator/chorus-coordinator"
-helper="$top_builddir/tests/node_helper"
-tmp=$(mktemp -d)
-pids=""
+. "$srcdir/tests/mesh.sh"
 pid_a=""
 pid_b=""
-cleanup () {
-    for pid in $pid_a $pid_b $pids; do kill "$pid" 2>/dev/null; done
-    for pid in $pid_a $pid_b $pids; do wait "$pid" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' HUP INT TERM
 
 EVENTS=100
 
-#   Waits until a command succeeds, at most $1 tenths of a second
-await () {
-    tries=$1; shift
-    while [ "$tries" -gt 0 ]; do
-        "$@" && return 0
-        tries=$((tries - 1)); sleep 0.1
-    done
-    return 1
-}
-lines () { [ -f "$1" ] && wc -l < "$1" | tr -d ' ' || echo 0; }
 #   How many instances of a service are on the mesh
 instances () { "$chorus" peers --wait 300 2>/dev/null | grep -c "^$1 "; }
 have () { [ "$(instances "$1")" -eq "$2" ]; }
-has_lines () { [ "$(lines "$1")" -ge "$2" ]; }
 
-"$helper" --service=hub >"$tmp/hub.out" &
-pids="$pids $!"
-await 50 grep -q READY "$tmp/hub.out"
-hub=$(awk '/READY/ {print $2}' "$tmp/hub.out")
-[ -n "$hub" ]; ok $? "a hub node to seed from: $hub"
-export CHORUS_SEEDS="$hub"
+start_hub
 
 mkdir "$tmp/flows"
 cat > "$tmp/flows/invoice.yaml" <<'EOF'
