@@ -234,8 +234,9 @@ s_peer_destroy (chorus__peer_t **peer_p)
     }
 }
 
-static void
-s_peer_report (chorus__engine_t *self, chorus__peer_t *peer, chorus_peer_state_t state)
+//  A peer's subscription prefixes, comma-separated; the caller frees it
+static char *
+s_peer_subs_text (chorus__peer_t *peer)
 {
     char *subs = NULL;
     size_t length = 0;
@@ -243,6 +244,13 @@ s_peer_report (chorus__engine_t *self, chorus__peer_t *peer, chorus_peer_state_t
     for (size_t i = 0; i < peer->subs_size; i++)
         fprintf (stream, "%s%s", i? ",": "", peer->subs [i].prefix);
     fclose (stream);
+    return subs;
+}
+
+static void
+s_peer_report (chorus__engine_t *self, chorus__peer_t *peer, chorus_peer_state_t state)
+{
+    char *subs = s_peer_subs_text (peer);
     chorus__engine_work (self, "sisssss88", "P", (int) state, peer->service, peer->instance,
                          peer->endpoint, peer->pub_endpoint, subs, peer->last_seen, peer->head);
     free (subs);
@@ -716,12 +724,7 @@ s_reply_peers (chorus__engine_t *self)
         zmsg_addstr (reply, peer->instance);
         zmsg_addstr (reply, peer->endpoint);
         zmsg_addstr (reply, peer->pub_endpoint);
-        char *subs = NULL;
-        size_t length = 0;
-        FILE *stream = open_memstream (&subs, &length);
-        for (size_t i = 0; i < peer->subs_size; i++)
-            fprintf (stream, "%s%s", i? ",": "", peer->subs [i].prefix);
-        fclose (stream);
+        char *subs = s_peer_subs_text (peer);
         zmsg_addstr (reply, subs);
         free (subs);
         zmsg_addstrf (reply, "%d", peer->evasive? CHORUS_PEER_EVASIVE: CHORUS_PEER_ALIVE);
