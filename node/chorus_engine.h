@@ -120,6 +120,41 @@ void
 void
     chorus__inbox_results (chorus__engine_t *self);
 
+//  Peers and discovery (chorus_peers.c)
+void
+    chorus__subs_free (chorus__sub_t **subs_p, size_t *size_p);
+void
+    chorus__subs_add (chorus__sub_t **subs_p, size_t *size_p, const char *prefix, uint64_t since,
+                      uint64_t flags);
+//  A HELLO from the peer with this instance id: meet it, or update it
+void
+    chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t *hello);
+void
+    chorus__peers_send_hello (chorus__engine_t *self, zsock_t *dealer);
+//  Tells the application of a peer's new state
+void
+    chorus__peers_report (chorus__engine_t *self, chorus__peer_t *peer, chorus_peer_state_t state);
+//  Forgets a peer (expired or left): its work moves to others
+void
+    chorus__peers_remove (chorus__engine_t *self, chorus__peer_t *peer, chorus_peer_state_t state);
+void
+    chorus__peer_destroy (chorus__peer_t **peer_p);
+//  A peer's subscription prefixes, comma-separated; the caller frees it
+char *
+    chorus__peer_subs_text (chorus__peer_t *peer);
+//  Forgets a connection that awaits a HELLO; returns its socket unless destroy
+zsock_t *
+    chorus__peers_drop_pending (chorus__engine_t *self, const char *endpoint, bool destroy);
+void
+    chorus__peers_recv_beacon (chorus__engine_t *self);
+//  Broadcasts our beacon for the inbox port (0: we are leaving)
+void
+    chorus__peers_beacon (chorus__engine_t *self, int port);
+//  Heartbeats, seed probes, stale connections, and our HELLO to every peer
+//  when what we announce has changed
+void
+    chorus__peers_tick (chorus__engine_t *self, uint64_t now);
+
 //  Delivery of our events to groups (chorus_delivery.c)
 chorus__delivery_t *
     chorus__delivery_new (chorus__engine_t *engine);

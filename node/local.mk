@@ -3,7 +3,7 @@
 #   library exports only what node/chorus.h declares.
 CHORUS_CORE_SOURCES += \
     %D%/chorus.h %D%/chorus_private.h %D%/chorus_common.c \
-    %D%/chorus_engine.h %D%/chorus_engine.c %D%/chorus_inbox.c %D%/chorus_delivery.c \
+    %D%/chorus_engine.h %D%/chorus_engine.c %D%/chorus_peers.c %D%/chorus_inbox.c %D%/chorus_delivery.c \
     %D%/chorus_commands.c %D%/chorus_observer.c %D%/chorus_node.c %D%/chorus_views.c
 CHORUS_CORE_SOURCES += %D%/chorus_store.c %D%/chorus_store.h
 
