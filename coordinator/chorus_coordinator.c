@@ -15,6 +15,34 @@
 #define S_KEEP_FINISHED 10000
 #define S_TRACE_KEEP_MS (24 * 3600 * 1000ull)
 
+//  What started a flow: its business transaction and the message that
+//  caused it, carried by everything the flow sends and emits
+typedef struct {
+    char *correlation;          //  correlation id of the transaction
+    char *cause;                //  id of the trigger event or flow.start command
+} s_origin_t;
+
+static s_origin_t *
+s_origin_new (const char *correlation, const char *cause)
+{
+    s_origin_t *origin = (s_origin_t *) zmalloc (sizeof (s_origin_t));
+    origin->correlation = strdup (correlation);
+    origin->cause = cause? strdup (cause): NULL;
+    return origin;
+}
+
+static void
+s_origin_destroy (void **item)
+{
+    s_origin_t *origin = (s_origin_t *) *item;
+    if (origin) {
+        free (origin->correlation);
+        free (origin->cause);
+        free (origin);
+        *item = NULL;
+    }
+}
+
 //  A timer the engine asked for
 typedef struct {
     uint64_t at;                //  when it fires (ms)
@@ -36,7 +64,7 @@ struct _chorus_coordinator_t {
     zhashx_t *definitions;      //  "name" -> zlistx_t of chorus_flowdef_t, by version
     zhashx_t *journaled;        //  "name/version" of definitions in the journal
     chorus_flowset_t *flows;    //  every flow we run or ran
-    zhashx_t *correlations;     //  flow id -> correlation id of its transaction
+    zhashx_t *origins;          //  flow id -> s_origin_t, what started it
     zlistx_t *timers;           //  s_timer_t, soonest first
     chorus_actions_t actions;   //  journaled, waiting to be carried out
     char *node_dir;             //  where the node's store lives
@@ -237,10 +265,11 @@ static void
 s_journal_flow (chorus_coordinator_t *self, chorus_flow_t *flow, json_t *emits)
 {
     json_t *record = json_object ();
-    const char *correlation = (const char *) zhashx_lookup (self->correlations,
-                                                            chorus_flow_id (flow));
-    json_object_set_new (record, "correlation", json_string (correlation? correlation:
+    s_origin_t *origin = (s_origin_t *) zhashx_lookup (self->origins, chorus_flow_id (flow));
+    json_object_set_new (record, "correlation", json_string (origin? origin->correlation:
                                                              chorus_flow_id (flow)));
+    if (origin && origin->cause)
+        json_object_set_new (record, "cause", json_string (origin->cause));
     json_object_set_new (record, "state", chorus_flow_save (flow));
     if (emits && json_array_size (emits))
         json_object_set (record, "emits", emits);
@@ -268,7 +297,7 @@ s_transition (chorus_coordinator_t *self, chorus_flow_t *flow, chorus_actions_t 
     char *evicted = chorus_flowset_update (self->flows, flow);
     if (evicted) {
         chorus_journal_delete_flow (self->journal, evicted);
-        zhashx_delete (self->correlations, evicted);
+        zhashx_delete (self->origins, evicted);
         free (evicted);
     }
     //  Move the actions to our queue; they run after the journal commit
@@ -285,6 +314,9 @@ s_transition (chorus_coordinator_t *self, chorus_flow_t *flow, chorus_actions_t 
 }
 
 static void s_on_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg);
+static void s_trace (chorus_coordinator_t *self, const char *correlation, uint64_t seq,
+                     uint64_t time, const char *id, const char *topic, const char *service,
+                     const char *instance, const char *causation);
 
 static void
 s_timer_destroy (void **item)
@@ -308,7 +340,8 @@ s_compare_timers (const void *a, const void *b)
 static void
 s_act (chorus_coordinator_t *self, chorus_action_t *action)
 {
-    const char *correlation = (const char *) zhashx_lookup (self->correlations, action->flow);
+    s_origin_t *origin = (s_origin_t *) zhashx_lookup (self->origins, action->flow);
+    const char *correlation = origin? origin->correlation: NULL;
     if (action->kind == CHORUS_ACTION_SEND) {
         size_t size;
         void *payload = s_pack (action->payload, &size);
@@ -341,10 +374,15 @@ s_act (chorus_coordinator_t *self, chorus_action_t *action)
     if (action->kind == CHORUS_ACTION_EMIT) {
         size_t size;
         void *payload = s_pack (action->payload, &size);
-        if (chorus_node_publish_traced (self->node, action->topic, action->flow, payload, size,
-                                        correlation, NULL))
+        char id [33];
+        if (chorus_node_publish_caused (self->node, action->topic, action->flow, payload, size,
+                                        correlation, origin? origin->cause: NULL, id))
             zsys_error ("coordinator: cannot emit %s: %s", action->topic,
                         chorus_strerror (chorus_errno ()));
+        else    //  a node never observes its own events: trace them here
+            s_trace (self, correlation? correlation: action->flow, 0, s_now (), id, action->topic,
+                     "coordinator", chorus_node_instance (self->node),
+                     origin? origin->cause: NULL);
         free (payload);
     }
 }
@@ -448,7 +486,7 @@ s_flow_id (const char *name, const char *unique)
 //  reason when the definition is unknown
 static chorus_flow_t *
 s_start_flow (chorus_coordinator_t *self, const char *name, const char *id, const json_t *input,
-              const char *correlation, bool *existing)
+              const char *correlation, const char *cause, bool *existing)
 {
     chorus_flowdef_t *def = s_newest (self, name);
     if (!def)
@@ -462,7 +500,7 @@ s_start_flow (chorus_coordinator_t *self, const char *name, const char *id, cons
     chorus_actions_init (&actions);
     flow = chorus_flowset_start (self->flows, def, id, input, s_now (), &actions, existing);
     if (flow && !*existing) {
-        zhashx_update (self->correlations, id, strdup (correlation? correlation: id));
+        zhashx_update (self->origins, id, s_origin_new (correlation? correlation: id, cause));
         s_journal_definition (self, def);
         s_transition (self, flow, &actions);
         s_log (self, "flow %s started: %s v%d", id, name, chorus_flowdef_version (def));
@@ -495,7 +533,7 @@ s_on_trigger (chorus_node_t *node, chorus_event_t *event, void *arg)
         char *id = s_flow_id (chorus_flowdef_name (def), chorus_event_id (event));
         bool existing = false;
         s_start_flow (self, chorus_flowdef_name (def), id, input,
-                      chorus_event_correlation (event), &existing);
+                      chorus_event_correlation (event), chorus_event_id (event), &existing);
         free (id);
     }
     zlistx_destroy (&triggered);
@@ -544,23 +582,23 @@ s_get_u64 (const uint8_t *at)
     return value;
 }
 
-static int
-s_on_observed (chorus_node_t *node, chorus_event_t *event, void *arg)
+//  Records one event of a transaction's trace
+static void
+s_trace (chorus_coordinator_t *self, const char *correlation, uint64_t seq, uint64_t time,
+         const char *id, const char *topic, const char *service, const char *instance,
+         const char *causation)
 {
-    chorus_coordinator_t *self = (chorus_coordinator_t *) arg;
-    const char *fields [5] = {chorus_event_id (event), chorus_event_topic (event),
-                              chorus_event_service (event), chorus_event_instance (event),
-                              chorus_event_causation (event)};
+    const char *fields [5] = {id, topic, service, instance, causation};
     size_t size = S_TRACE_HEAD;
     for (int i = 0; i < 5; i++)
         size += fields [i]? strlen (fields [i]) + 1: 0;
     uint8_t buffer [512];
     uint8_t *entry = size <= sizeof (buffer)? buffer: (uint8_t *) malloc (size);
     if (!entry)
-        return 0;
+        return;
     entry [0] = S_TRACE_MARK;
-    s_put_u64 (entry + 1, chorus_event_seq (event));
-    s_put_u64 (entry + 9, chorus_event_timestamp (event));
+    s_put_u64 (entry + 1, seq);
+    s_put_u64 (entry + 9, time);
     size_t at = S_TRACE_HEAD;
     for (int i = 0; i < 5; i++)
         if (fields [i]) {
@@ -568,11 +606,18 @@ s_on_observed (chorus_node_t *node, chorus_event_t *event, void *arg)
             memcpy (entry + at, fields [i], length);
             at += length;
         }
-    chorus_journal_put_trace (self->journal, chorus_event_correlation (event),
-                              chorus_event_timestamp (event), chorus_event_id (event),
-                              (const char *) entry, size);
+    chorus_journal_put_trace (self->journal, correlation, time, id, (const char *) entry, size);
     if (entry != buffer)
         free (entry);
+}
+
+static int
+s_on_observed (chorus_node_t *node, chorus_event_t *event, void *arg)
+{
+    s_trace ((chorus_coordinator_t *) arg, chorus_event_correlation (event),
+             chorus_event_seq (event), chorus_event_timestamp (event), chorus_event_id (event),
+             chorus_event_topic (event), chorus_event_service (event),
+             chorus_event_instance (event), chorus_event_causation (event));
     return 0;
 }
 
@@ -661,7 +706,8 @@ s_on_start (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *repl
     char *id = s_flow_id (name, chorus_command_idempotency (command));
     bool existing = false;
     chorus_flow_t *flow = s_start_flow (self, name, id, input? input: json_null (),
-                                        chorus_command_correlation (command), &existing);
+                                        chorus_command_correlation (command),
+                                        chorus_command_id (command), &existing);
     free (id);
     //  Journaled by s_on_flush before this reply leaves
     s_reply_json (reply, json_pack ("{s:s, s:b, s:s}", "id", chorus_flow_id (flow),
@@ -787,8 +833,8 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
     self->definitions = zhashx_new ();
     zhashx_set_destructor (self->definitions, s_versions_destroy);
     self->journaled = zhashx_new ();
-    self->correlations = zhashx_new ();
-    zhashx_set_destructor (self->correlations, (zhashx_destructor_fn *) zstr_free);
+    self->origins = zhashx_new ();
+    zhashx_set_destructor (self->origins, s_origin_destroy);
     self->timers = zlistx_new ();
     zlistx_set_destructor (self->timers, s_timer_destroy);
     zlistx_set_comparator (self->timers, s_compare_timers);
@@ -844,7 +890,7 @@ chorus_coordinator_destroy (chorus_coordinator_t **self_p)
     chorus_actions_clear (&self->actions);
     free (self->actions.items);
     zlistx_destroy (&self->timers);
-    zhashx_destroy (&self->correlations);
+    zhashx_destroy (&self->origins);
     zhashx_destroy (&self->journaled);
     zhashx_destroy (&self->definitions);
     free (self->node_dir);
@@ -871,7 +917,8 @@ s_recover_flow (const char *id, const char *text, void *arg)
         return 0;
     }
     const char *correlation = json_string_value (json_object_get (record, "correlation"));
-    zhashx_update (self->correlations, id, strdup (correlation? correlation: id));
+    const char *cause = json_string_value (json_object_get (record, "cause"));
+    zhashx_update (self->origins, id, s_origin_new (correlation? correlation: id, cause));
     char key [128];
     snprintf (key, sizeof (key), "%s/%d", name, version);
     zhashx_update (self->journaled, key, (void *) 1);

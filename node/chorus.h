@@ -254,6 +254,14 @@ CHORUS_EXPORT int
                                 const void *payload, size_t size, const char *correlation,
                                 char *id_out);
 
+//  Publish with an explicit correlation and causation (NULL: as
+//  chorus_node_publish_traced), for work done outside a handler on behalf
+//  of an earlier message, e.g. a flow's completion event
+CHORUS_EXPORT int
+    chorus_node_publish_caused (chorus_node_t *self, const char *topic, const char *key,
+                                const void *payload, size_t size, const char *correlation,
+                                const char *causation, char *id_out);
+
 //  Send a command to one live instance of a service; handler is called with
 //  the reply, or with a timeout after timeout_ms (0: 30000). Returns 0 or
 //  -1. While no instance is alive, the command waits until one appears.

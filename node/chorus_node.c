@@ -497,11 +497,20 @@ chorus_node_publish_traced (chorus_node_t *self, const char *topic, const char *
                             const void *payload, size_t size, const char *correlation,
                             char *id_out)
 {
+    return chorus_node_publish_caused (self, topic, key, payload, size, correlation, NULL, id_out);
+}
+
+int
+chorus_node_publish_caused (chorus_node_t *self, const char *topic, const char *key,
+                            const void *payload, size_t size, const char *correlation,
+                            const char *causation, char *id_out)
+{
     assert (self);
     if (!self->actor)
         return chorus__fail (CHORUS_ESTATE);
     if (!chorus__valid_name (topic, 256) || (key && strlen (key) > 256)
-    ||  (correlation && (!*correlation || strlen (correlation) > 128)))
+    ||  (correlation && (!*correlation || strlen (correlation) > 128))
+    ||  (causation && (!*causation || strlen (causation) > 128)))
         return chorus__fail (CHORUS_EINVAL);
     if (size > CHORUS_MSG_MAX_PAYLOAD)
         return chorus__fail (CHORUS_ETOOBIG);
@@ -523,7 +532,7 @@ chorus_node_publish_traced (chorus_node_t *self, const char *topic, const char *
     chorus_msg_set_key (event, key);
     chorus_msg_set_correlation (event, correlation? correlation:
                                 self->context_correlation? self->context_correlation: id);
-    chorus_msg_set_causation (event, self->context_id);
+    chorus_msg_set_causation (event, causation? causation: self->context_id);
     chorus_msg_set_timestamp (event, now);
     if (payload || size)
         chorus_msg_set_payload (event, payload? payload: "", size);

@@ -291,7 +291,9 @@ main (void)
     void *data;
     size_t size;
     chorus_json_to_msgpack (order, strlen (order), 1 << 20, &data, &size, error, sizeof (error));
-    chorus_node_publish (mesh.nodes [3], "order.placed", "o-1", data, size);
+    char placed [33];
+    chorus_node_publish_traced (mesh.nodes [3], "order.placed", "o-1", data, size, "checkout-1",
+                                placed);
     free (data);
     at_least_t fulfilled = {&outcomes.fulfilled, 1};
     ok (s_run (&mesh, s_at_least, &fulfilled, 10000), "order.placed led to order.fulfilled");
@@ -369,9 +371,24 @@ main (void)
     json_decref (s_call (&mesh, "flow.start", "{\"flow\": \"nope\"}", NULL, &status, code));
     is_str (code, "unknown-flow", "an unknown definition is unknown-flow");
 
-    //  flow.trace: the causal trace of the first order's transaction
-    json_t *trace = s_call (&mesh, "flow.trace", "{\"correlation\": \"x\"}", NULL, &status, NULL);
+    //  flow.trace: the causal trace of the first order's transaction holds
+    //  the trigger and the completion it caused
+    json_t *trace = s_call (&mesh, "flow.trace", "{\"correlation\": \"checkout-1\"}", NULL,
+                            &status, NULL);
     is_int (status, 0, "flow.trace answers");
+    json_t *events = json_object_get (trace, "events");
+    const char *fulfilled_cause = NULL;
+    bool has_placed = false;
+    for (size_t i = 0; i < json_array_size (events); i++) {
+        json_t *entry = json_array_get (events, i);
+        const char *topic = json_string_value (json_object_get (entry, "topic"));
+        if (topic && streq (topic, "order.placed"))
+            has_placed = streq (json_string_value (json_object_get (entry, "id")), placed);
+        if (topic && streq (topic, "order.fulfilled"))
+            fulfilled_cause = json_string_value (json_object_get (entry, "causation"));
+    }
+    ok (has_placed, "the trace holds the order.placed event");
+    is_str (fulfilled_cause, placed, "and order.fulfilled, caused by it");
     json_decref (trace);
 
     for (int i = 0; i < NODES; i++)
