@@ -3,6 +3,7 @@
     are walked for bounds before msgpack-c is allowed to allocate for them.
 */
 #include "chorus_json.h"
+#include "chorus_mpscan.h"
 
 #include <czmq.h>
 #include <jansson.h>
@@ -172,112 +173,6 @@ chorus_json_value_to_msgpack (const json_t *value, size_t max_size, void **data,
     }
     msgpack_sbuffer_destroy (&buffer);
     return rc;
-}
-
-//  --------------------------------------------------------------------------
-//  Structural scan of untrusted MessagePack. msgpack-c allocates an array's
-//  or map's storage from the count in its header before it reads a single
-//  element, so five bytes could ask for gigabytes. We walk the framing first
-//  and refuse counts larger than the bytes left, nesting beyond the limit,
-//  the unused byte 0xc1 and truncation; only then does msgpack-c build it.
-
-typedef struct {
-    const uint8_t *data;    //  bytes being scanned
-    size_t size;            //  their length
-    size_t pos;             //  next byte to read
-} s_scan_t;
-
-//  Reads a big-endian length of `width` bytes; -1 if truncated
-static int
-s_scan_length (s_scan_t *scan, int width, uint64_t *length)
-{
-    if (scan->size - scan->pos < (size_t) width)
-        return -1;
-    *length = 0;
-    for (int i = 0; i < width; i++)
-        *length = (*length << 8) | scan->data [scan->pos++];
-    return 0;
-}
-
-//  Skips `length` bytes; -1 if fewer are left
-static int
-s_scan_skip (s_scan_t *scan, uint64_t length)
-{
-    if (scan->size - scan->pos < length)
-        return -1;
-    scan->pos += (size_t) length;
-    return 0;
-}
-
-static const char *s_scan_value (s_scan_t *scan, int depth);
-
-//  Every element takes at least one byte, so a count beyond the bytes left
-//  is a lie, and refusing it bounds what msgpack-c will allocate
-static const char *
-s_scan_container (s_scan_t *scan, int depth, uint64_t count, uint64_t per_element)
-{
-    if (depth >= CHORUS_JSON_MAX_DEPTH)
-        return "nesting deeper than " S_DIGITS (CHORUS_JSON_MAX_DEPTH);
-    if (count > (scan->size - scan->pos) / per_element)
-        return "array or map count exceeds the bytes left";
-    for (uint64_t i = 0; i < count * per_element; i++) {
-        const char *problem = s_scan_value (scan, depth + 1);
-        if (problem)
-            return problem;
-    }
-    return NULL;
-}
-
-//  Skips a str, bin or ext whose length takes `width` bytes; ext adds a type
-static const char *
-s_scan_sized (s_scan_t *scan, int width, int type_bytes)
-{
-    uint64_t length;
-    if (s_scan_length (scan, width, &length) || s_scan_skip (scan, type_bytes)
-    ||  s_scan_skip (scan, length))
-        return "truncated";
-    return NULL;
-}
-
-//  Skips one value of `depth` nesting; returns NULL or what is wrong
-static const char *
-s_scan_value (s_scan_t *scan, int depth)
-{
-    if (scan->pos >= scan->size)
-        return "truncated";
-    uint8_t byte = scan->data [scan->pos++];
-    uint64_t count;
-    if (byte <= 0x7f || byte >= 0xe0 || byte == 0xc0 || byte == 0xc2 || byte == 0xc3)
-        return NULL;
-    if (byte <= 0x8f)
-        return s_scan_container (scan, depth, byte & 0x0f, 2);
-    if (byte <= 0x9f)
-        return s_scan_container (scan, depth, byte & 0x0f, 1);
-    if (byte <= 0xbf)
-        return s_scan_skip (scan, byte & 0x1f)? "truncated": NULL;
-    switch (byte) {
-        case 0xc4: case 0xc5: case 0xc6: return s_scan_sized (scan, 1 << (byte - 0xc4), 0);
-        case 0xd9: case 0xda: case 0xdb: return s_scan_sized (scan, 1 << (byte - 0xd9), 0);
-        case 0xc7: case 0xc8: case 0xc9: return s_scan_sized (scan, 1 << (byte - 0xc7), 1);
-        case 0xca: return s_scan_skip (scan, 4)? "truncated": NULL;
-        case 0xcb: return s_scan_skip (scan, 8)? "truncated": NULL;
-        case 0xcc: case 0xcd: case 0xce: case 0xcf:     //  uint 8..64
-            return s_scan_skip (scan, 1 << (byte - 0xcc))? "truncated": NULL;
-        case 0xd0: case 0xd1: case 0xd2: case 0xd3:     //  int 8..64
-            return s_scan_skip (scan, 1 << (byte - 0xd0))? "truncated": NULL;
-        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:     //  fixext
-            return s_scan_skip (scan, 1 + (1 << (byte - 0xd4)))? "truncated": NULL;
-        case 0xdc: case 0xdd:                           //  array 16/32
-            if (s_scan_length (scan, byte == 0xdc? 2: 4, &count))
-                return "truncated";
-            return s_scan_container (scan, depth, count, 1);
-        case 0xde: case 0xdf:                           //  map 16/32
-            if (s_scan_length (scan, byte == 0xde? 2: 4, &count))
-                return "truncated";
-            return s_scan_container (scan, depth, count, 2);
-    }
-    scan->pos--;
-    return "byte 0xc1 is never used in MessagePack";
 }
 
 //  --------------------------------------------------------------------------
@@ -499,15 +394,16 @@ s_decode (const void *data, size_t size, char *error, size_t error_size)
         s_error (error, error_size, "no bytes, so no MessagePack value");
         return NULL;
     }
-    s_scan_t scan = {(const uint8_t *) data, size, 0};
-    const char *problem = s_scan_value (&scan, 0);
+    size_t end;
+    const char *problem = chorus__mpscan (data, size, CHORUS_JSON_MAX_DEPTH,
+                                          "nesting deeper than " S_DIGITS (CHORUS_JSON_MAX_DEPTH),
+                                          &end);
     if (problem) {
-        s_error (error, error_size, "malformed MessagePack at byte %zu: %s", scan.pos, problem);
+        s_error (error, error_size, "malformed MessagePack at byte %zu: %s", end, problem);
         return NULL;
     }
-    if (scan.pos != size) {
-        s_error (error, error_size, "%zu trailing bytes after the MessagePack value",
-                 size - scan.pos);
+    if (end != size) {
+        s_error (error, error_size, "%zu trailing bytes after the MessagePack value", size - end);
         return NULL;
     }
     msgpack_unpacked unpacked;

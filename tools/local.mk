@@ -9,5 +9,6 @@ tools_chorus_LDADD = libchorus_tools.la libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS) \
 
 #   The JSON <-> MessagePack bridge the tool prints and reads payloads with.
 noinst_LTLIBRARIES += libchorus_tools.la
-libchorus_tools_la_SOURCES = tools/chorus_json.c tools/chorus_json.h
+libchorus_tools_la_SOURCES = tools/chorus_json.c tools/chorus_json.h \
+    protocol/chorus_mpscan.c protocol/chorus_mpscan.h
 libchorus_tools_la_LIBADD = $(JANSSON_LIBS) $(MSGPACK_LIBS) $(CZMQ_LIBS)
