@@ -186,6 +186,16 @@ CHORUS_EXPORT int
 //  (default 10000); what is dropped is fetched again from the publisher
 CHORUS_EXPORT int
     chorus_node_set_observe_hwm (chorus_node_t *self, int hwm);
+//  Bounds against whoever can reach this node (protocol section 4.5): at
+//  most max_peers peers (default 400) and max_pending connections awaiting
+//  a HELLO (default 64), and at most new_per_second new peers admitted per
+//  second from one remote IP address, after a first 50 (default 20). A
+//  HELLO beyond them is refused and counted ("refused"). Each peer costs a
+//  socket (two for an observer), within ZeroMQ's limit of 1023 per process
+//  unless ZSYS_MAX_SOCKETS raises it.
+CHORUS_EXPORT int
+    chorus_node_set_peer_limits (chorus_node_t *self, int max_peers, int max_pending,
+                                 int new_per_second);
 //  Log what the node does to stderr
 CHORUS_EXPORT int
     chorus_node_set_verbose (chorus_node_t *self, bool verbose);
@@ -306,11 +316,23 @@ CHORUS_EXPORT int
 CHORUS_EXPORT int64_t
     chorus_node_unacked (chorus_node_t *self);
 
+//  Called for each group that has not acknowledged every event due to it:
+//  the group, how many deliveries are pending, and how many live
+//  instances it has (0: it is known from an earlier run, and absent)
+typedef void (chorus_pending_fn) (chorus_node_t *node, const char *group, uint64_t pending,
+                                  size_t instances, void *arg);
+//  One call of fn per such group; returns how many groups, or -1
+CHORUS_EXPORT int
+    chorus_node_pending (chorus_node_t *self, chorus_pending_fn *fn, void *arg);
+
 //  A counter of the node: "malformed", "unknown_peer", "published",
 //  "delivered", "handled", "duplicates", "redelivered", "commands_sent",
 //  "commands_handled", "replies", "timeouts", "fetches", "truncated",
 //  "observed", "expired_commands", "fetched" (events an observer got by
-//  FETCH). Returns 0 for an unknown name.
+//  FETCH), "forged" (messages that spoke for another node than the peer
+//  they came from, dropped), "refused" (peers refused by the bounds of
+//  chorus_node_set_peer_limits), "errors_sent", "errors_received" (ERROR
+//  messages). Returns 0 for an unknown name.
 CHORUS_EXPORT uint64_t
     chorus_node_counter (chorus_node_t *self, const char *name);
 

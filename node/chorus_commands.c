@@ -2,8 +2,8 @@
     outbox of commands awaiting their reply, routed to a live instance of
     the target service, re-sent to the same instance while it lives and
     moved only when it expires, failed locally at the deadline. As a
-    receiver: deduplication by idempotency key, with the recorded reply
-    returned to a repeated command.
+    receiver: deduplication by the sender's service and the idempotency
+    key, with the recorded reply returned to a repeated command.
 */
 #include "chorus_engine.h"
 
@@ -11,13 +11,16 @@
 typedef struct {
     chorus_msg_t *msg;          //  the COMMAND
     char *instance;             //  the instance it is outstanding on, NULL while waiting
-    uint64_t retry_at;          //  when to send it again
+    uint64_t retry_at;          //  when to send it again (monotonic)
+    bool sent;                  //  an attempt has gone out
+    uint64_t expires;           //  when its deadline passes (monotonic), 0 for never
 } s_outgoing_t;
 
 struct _chorus__commands_t {
     chorus__engine_t *engine;   //  our engine
     zhashx_t *outgoing;         //  command id -> s_outgoing_t
     zhashx_t *in_hand;          //  dedupe key -> sender instance, while our handler runs
+    zhashx_t *keys;             //  command id -> dedupe key, while our handler runs
 };
 
 static void
@@ -41,6 +44,8 @@ chorus__commands_new (chorus__engine_t *engine)
     zhashx_set_destructor (self->outgoing, s_outgoing_destroy);
     self->in_hand = zhashx_new ();
     zhashx_set_destructor (self->in_hand, (zhashx_destructor_fn *) zstr_free);
+    self->keys = zhashx_new ();
+    zhashx_set_destructor (self->keys, (zhashx_destructor_fn *) zstr_free);
     return self;
 }
 
@@ -51,6 +56,7 @@ chorus__commands_destroy (chorus__commands_t **self_p)
     if (self) {
         zhashx_destroy (&self->outgoing);
         zhashx_destroy (&self->in_hand);
+        zhashx_destroy (&self->keys);
         free (self);
         *self_p = NULL;
     }
@@ -98,11 +104,20 @@ s_dispatch (chorus__commands_t *self, s_outgoing_t *outgoing)
         peer->commands++;
         outgoing->instance = strdup (peer->instance);
     }
-    if (outgoing->retry_at)     //  sent before: this is another attempt
+    if (outgoing->sent)     //  sent before: this is another attempt
         chorus_msg_set_attempt (outgoing->msg, chorus_msg_attempt (outgoing->msg) + 1);
-    chorus__engine_send (self->engine, peer, outgoing->msg);
-    self->engine->counters [C_COMMANDS_SENT]++;
-    outgoing->retry_at = chorus__now () + self->engine->config->command_retry_ms;
+    if (chorus__engine_send (self->engine, peer, outgoing->msg) == 0) {
+        outgoing->sent = true;
+        self->engine->counters [C_COMMANDS_SENT]++;
+        outgoing->retry_at = chorus__mono () + self->engine->config->command_retry_ms;
+    }
+    else {
+        //  Not gone (the connection is not up yet, or full): the same
+        //  attempt again at the next tick
+        if (outgoing->sent)
+            chorus_msg_set_attempt (outgoing->msg, chorus_msg_attempt (outgoing->msg) - 1);
+        outgoing->retry_at = chorus__mono ();
+    }
 }
 
 void
@@ -110,6 +125,11 @@ chorus__commands_send (chorus__commands_t *self, chorus_msg_t *command)
 {
     s_outgoing_t *outgoing = (s_outgoing_t *) zmalloc (sizeof (s_outgoing_t));
     outgoing->msg = command;
+    //  The deadline is wall-clock time on the wire; we keep to it on our
+    //  monotonic clock
+    uint64_t deadline = chorus_msg_deadline (command), wall = chorus__now ();
+    if (deadline)
+        outgoing->expires = chorus__mono () + (deadline > wall? deadline - wall: 0);
     if (zhashx_insert (self->outgoing, chorus_msg_id (command), outgoing)) {
         s_outgoing_destroy ((void **) &outgoing);
         return;     //  the same id twice: the first is outstanding
@@ -118,12 +138,17 @@ chorus__commands_send (chorus__commands_t *self, chorus_msg_t *command)
 }
 
 void
-chorus__commands_reply (chorus__commands_t *self, chorus_msg_t **reply_p)
+chorus__commands_reply (chorus__commands_t *self, chorus__peer_t *peer, chorus_msg_t **reply_p)
 {
     const char *request = chorus_msg_request (*reply_p);
     s_outgoing_t *outgoing = (s_outgoing_t *) zhashx_lookup (self->outgoing, request);
     if (!outgoing)
         return;     //  late, or a duplicate: the command is settled
+    //  Only the service we called answers for it (protocol section 5.1)
+    if (!streq (peer->service, chorus_msg_service (outgoing->msg))) {
+        chorus__engine_forged (self->engine, peer, *reply_p, "a reply for another service");
+        return;
+    }
     s_release (self, outgoing);
     zhashx_delete (self->outgoing, request);
     self->engine->counters [C_REPLIES]++;
@@ -132,12 +157,14 @@ chorus__commands_reply (chorus__commands_t *self, chorus_msg_t **reply_p)
 }
 
 void
-chorus__commands_error (chorus__commands_t *self, chorus_msg_t *error)
+chorus__commands_error (chorus__commands_t *self, chorus__peer_t *peer, chorus_msg_t *error)
 {
     const char *request = chorus_msg_request (error);
     s_outgoing_t *outgoing = request?
         (s_outgoing_t *) zhashx_lookup (self->outgoing, request): NULL;
-    if (outgoing && streq (chorus_msg_code (error), "wrong-group")) {
+    //  An ERROR speaks only of what we sent to the peer that sends it
+    if (outgoing && outgoing->instance && streq (outgoing->instance, peer->instance)
+    &&  streq (chorus_msg_code (error), "wrong-group")) {
         s_release (self, outgoing);
         s_dispatch (self, outgoing);
     }
@@ -170,8 +197,7 @@ chorus__commands_tick (chorus__commands_t *self, uint64_t now)
     zlist_t *expired = zlist_new ();
     for (s_outgoing_t *outgoing = (s_outgoing_t *) zhashx_first (self->outgoing); outgoing;
          outgoing = (s_outgoing_t *) zhashx_next (self->outgoing)) {
-        uint64_t deadline = chorus_msg_deadline (outgoing->msg);
-        if (deadline && now >= deadline)
+        if (outgoing->expires && now >= outgoing->expires)
             zlist_append (expired, (void *) chorus_msg_id (outgoing->msg));
         else
         if (outgoing->instance && now >= outgoing->retry_at)
@@ -192,11 +218,14 @@ chorus__commands_tick (chorus__commands_t *self, uint64_t now)
 //  --------------------------------------------------------------------------
 //  Receiving
 
-static const char *
-s_dedupe_key (chorus_msg_t *command)
+//  "SERVICE KEY": the sender's service (a NAME, without spaces) and the
+//  idempotency key or command id. Keys of two services never meet.
+static char *
+s_dedupe_key (chorus_msg_t *command, const char *sender)
 {
-    return chorus_msg_idempotency (command)? chorus_msg_idempotency (command):
-                                             chorus_msg_id (command);
+    const char *key = chorus_msg_idempotency (command)? chorus_msg_idempotency (command):
+                                                         chorus_msg_id (command);
+    return zsys_sprintf ("%s %s", sender, key);
 }
 
 static void
@@ -208,7 +237,26 @@ s_send_reply (chorus__commands_t *self, chorus__peer_t *peer, chorus_msg_t *comm
     chorus_msg_set_id (reply, id);
     chorus_msg_set_request (reply, chorus_msg_id (command));
     chorus_msg_set_correlation (reply, chorus_msg_correlation (command));
-    chorus__engine_send (self->engine, peer, reply);
+    chorus__engine_answer (self->engine, peer, reply);
+}
+
+//  Answers a repeated command with its recorded reply; false if none
+static bool
+s_replay_recorded (chorus__commands_t *self, chorus__peer_t *peer, chorus_msg_t *command,
+                   const char *key)
+{
+    size_t size = 0;
+    void *recorded = chorus_store_reply_load (self->engine->store, key, &size);
+    if (!recorded)
+        return false;
+    chorus_msg_t *reply = chorus_msg_new (CHORUS_MSG_REPLY);
+    if (chorus_msg_decode (reply, recorded, size) == 0) {
+        self->engine->counters [C_DUPLICATES]++;
+        s_send_reply (self, peer, command, reply);
+    }
+    chorus_msg_destroy (&reply);
+    free (recorded);
+    return true;
 }
 
 void
@@ -218,11 +266,8 @@ chorus__commands_received (chorus__commands_t *self, chorus__peer_t *peer,
     chorus__engine_t *engine = self->engine;
     chorus_msg_t *command = *command_p;
     if (!streq (chorus_msg_service (command), engine->config->service)) {
-        chorus_msg_t *error = chorus__engine_msg (engine, CHORUS_MSG_ERROR);
-        chorus_msg_set_request (error, chorus_msg_id (command));
-        chorus_msg_set_code (error, "wrong-group");
-        chorus__engine_send (engine, peer, error);
-        chorus_msg_destroy (&error);
+        chorus__engine_error (engine, peer, command, "wrong-group",
+                              "this node is not an instance of that service");
         return;
     }
     uint64_t deadline = chorus_msg_deadline (command);
@@ -230,19 +275,9 @@ chorus__commands_received (chorus__commands_t *self, chorus__peer_t *peer,
         engine->counters [C_EXPIRED_COMMANDS]++;
         return;     //  the sender has given up on it
     }
-    const char *key = s_dedupe_key (command);
-    if (zhashx_lookup (self->in_hand, key))
-        return;     //  our handler is running it now: the reply will follow
-    size_t size = 0;
-    void *recorded = chorus_store_reply_load (engine->store, key, &size);
-    if (recorded) {
-        chorus_msg_t *reply = chorus_msg_new (CHORUS_MSG_REPLY);
-        if (chorus_msg_decode (reply, recorded, size) == 0) {
-            engine->counters [C_DUPLICATES]++;
-            s_send_reply (self, peer, command, reply);
-        }
-        chorus_msg_destroy (&reply);
-        free (recorded);
+    char *key = s_dedupe_key (command, peer->service);
+    if (zhashx_lookup (self->in_hand, key) || s_replay_recorded (self, peer, command, key)) {
+        free (key);     //  running now (the reply will follow), or answered again
         return;
     }
     if (!zhashx_lookup (engine->commands_handled, chorus_msg_name (command))) {
@@ -256,9 +291,12 @@ chorus__commands_received (chorus__commands_t *self, chorus__peer_t *peer,
         chorus_msg_set_message (reply, message);
         s_send_reply (self, peer, command, reply);
         chorus_msg_destroy (&reply);
+        free (key);
         return;
     }
     zhashx_insert (self->in_hand, key, strdup (peer->instance));
+    if (zhashx_insert (self->keys, chorus_msg_id (command), key))
+        free (key);     //  the same id under another key: the first one stays
     chorus__engine_hand (engine, 'C', command, peer->service);
     *command_p = NULL;
 }
@@ -270,12 +308,13 @@ chorus__commands_record (chorus__commands_t *self, chorus_msg_t *command, chorus
     chorus_msg_set_timestamp (reply, chorus__now ());
     chorus_msg_set_request (reply, chorus_msg_id (command));
     chorus_msg_set_correlation (reply, chorus_msg_correlation (command));
+    const char *key = (const char *) zhashx_lookup (self->keys, chorus_msg_id (command));
     //  Recorded before it is sent, unless a later attempt could do better
-    if (chorus_msg_status (reply) == CHORUS_REPLY_OK || !chorus_msg_retryable (reply)) {
+    if (key && (chorus_msg_status (reply) == CHORUS_REPLY_OK || !chorus_msg_retryable (reply))) {
         zframe_t *frame = chorus_msg_encode (reply);
         if (!frame
-        ||  chorus_store_reply_save (engine->store, s_dedupe_key (command), chorus__now (),
-                                     zframe_data (frame), zframe_size (frame)))
+        ||  chorus_store_reply_save (engine->store, key, chorus__now (), zframe_data (frame),
+                                     zframe_size (frame)))
             chorus__engine_log (engine, "cannot record reply: %s",
                                 chorus_store_error (engine->store));
         zframe_destroy (&frame);
@@ -286,11 +325,13 @@ void
 chorus__commands_replied (chorus__commands_t *self, chorus_msg_t *command, chorus_msg_t *reply)
 {
     chorus__engine_t *engine = self->engine;
-    const char *key = s_dedupe_key (command);
-    char *instance = (char *) zhashx_lookup (self->in_hand, key);
+    const char *key = (const char *) zhashx_lookup (self->keys, chorus_msg_id (command));
+    char *instance = key? (char *) zhashx_lookup (self->in_hand, key): NULL;
     chorus__peer_t *peer = chorus__engine_peer (engine, instance);
     s_send_reply (self, peer, command, reply);
-    zhashx_delete (self->in_hand, key);
+    if (key)
+        zhashx_delete (self->in_hand, key);
+    zhashx_delete (self->keys, chorus_msg_id (command));
     chorus_msg_destroy (&command);
     chorus_msg_destroy (&reply);
 }

@@ -6,6 +6,7 @@
 
 #include <stdatomic.h>
 #include <sys/time.h>
+#include <time.h>
 
 static _Thread_local int s_errno = CHORUS_OK;
 
@@ -60,6 +61,31 @@ chorus__now (void)
     struct timeval now;
     gettimeofday (&now, NULL);
     return (uint64_t) now.tv_sec * 1000 + now.tv_usec / 1000;
+}
+
+uint64_t
+chorus__mono (void)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    return (uint64_t) now.tv_sec * 1000 + (uint64_t) now.tv_nsec / 1000000;
+}
+
+void *
+chorus__socket_new (int type)
+{
+    //  No file name: czmq's leak report would otherwise hold an entry for
+    //  each; these sockets are closed through chorus__socket_destroy
+    return zsys_socket (type, NULL, 0);
+}
+
+void
+chorus__socket_destroy (void **socket_p)
+{
+    if (socket_p && *socket_p) {
+        zsys_close (*socket_p, NULL, 0);
+        *socket_p = NULL;
+    }
 }
 
 //  A random prefix per process and a counter make ids unique without a

@@ -291,6 +291,8 @@ static int
 s_send_copy (chorus__delivery_t *self, chorus_msg_t *event, s_group_t *group,
              uint64_t attempt, chorus__peer_t *peer)
 {
+    if (chorus__peers_greet (self->engine, peer))
+        return -1;      //  nothing goes to a peer before our HELLO
     s_cached_t *slot = &self->cache [chorus_msg_seq (event) % S_CACHE];
     zframe_t *copy = slot->msg == event && slot->body && peer->dealer?
         chorus_msg_event_redirect (zframe_data (slot->body), zframe_size (slot->body),
@@ -327,7 +329,7 @@ s_send (chorus__delivery_t *self, s_group_t *group, s_flight_t *flight)
     self->engine->counters [flight->attempt > 1? C_REDELIVERED: C_DELIVERED]++;
     free (flight->instance);
     flight->instance = strdup (peer->instance);
-    flight->due = chorus__now () + self->engine->config->ack_timeout_ms;
+    flight->due = chorus__mono () + self->engine->config->ack_timeout_ms;
     flight->handle = zlistx_add_end (group->sent, flight);
     return true;
 }
@@ -631,7 +633,7 @@ chorus__delivery_ack (chorus__delivery_t *self, chorus__peer_t *peer, chorus_msg
         uint64_t backoff = S_BACKOFF_MS;
         for (uint64_t i = 1; i < flight->attempt && backoff < S_BACKOFF_MAX_MS; i++)
             backoff *= 2;
-        flight->due = chorus__now () + (backoff < S_BACKOFF_MAX_MS? backoff: S_BACKOFF_MAX_MS);
+        flight->due = chorus__mono () + (backoff < S_BACKOFF_MAX_MS? backoff: S_BACKOFF_MAX_MS);
         flight->handle = zlistx_add_end (group->delayed, flight);
     }
     else {
@@ -668,8 +670,34 @@ chorus__delivery_tick (chorus__delivery_t *self, uint64_t now)
             s_group_save (self, group);
     }
     if (now - self->last_retain >= 1000) {
-        chorus__delivery_retain (self, now);
+        chorus__delivery_retain (self, chorus__now ());     //  events carry wall-clock times
         self->last_retain = now;
+    }
+}
+
+//  Deliveries not yet acknowledged by a group: in flight or waiting, and
+//  the due events past what the group has examined
+static uint64_t
+s_group_pending (s_group_t *group, uint64_t head)
+{
+    uint64_t total = 0;
+    for (uint64_t seq = group->cursor; seq < group->next; seq++)
+        if (s_slot (group, seq)->state == SLOT_FLIGHT)
+            total++;
+    if (head >= group->next)
+        total += head - group->next + 1;
+    return total;
+}
+
+void
+chorus__delivery_pending (chorus__delivery_t *self, chorus__pending_fn *fn, void *arg)
+{
+    uint64_t head = chorus_store_head (self->store);
+    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
+         group = (s_group_t *) zhashx_next (self->groups)) {
+        uint64_t pending = s_group_pending (group, head);
+        if (pending)
+            fn (group->name, pending, zlistx_size (group->instances), arg);
     }
 }
 
@@ -679,13 +707,8 @@ chorus__delivery_unacked (chorus__delivery_t *self)
     uint64_t head = chorus_store_head (self->store);
     int64_t total = 0;
     for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
-         group = (s_group_t *) zhashx_next (self->groups)) {
-        for (uint64_t seq = group->cursor; seq < group->next; seq++)
-            if (s_slot (group, seq)->state == SLOT_FLIGHT)
-                total++;
-        if (head >= group->next)
-            total += head - group->next + 1;
-    }
+         group = (s_group_t *) zhashx_next (self->groups))
+        total += (int64_t) s_group_pending (group, head);
     return total;
 }
 
@@ -780,12 +803,7 @@ chorus__delivery_fetch (chorus__delivery_t *self, chorus__peer_t *peer, chorus_m
     uint64_t from = chorus_msg_from (fetch)? chorus_msg_from (fetch): 1;
     uint64_t to = chorus_msg_to (fetch) && chorus_msg_to (fetch) < head? chorus_msg_to (fetch): head;
     if (chorus_msg_to (fetch) && chorus_msg_from (fetch) > chorus_msg_to (fetch)) {
-        chorus_msg_t *error = chorus__engine_msg (engine, CHORUS_MSG_ERROR);
-        chorus_msg_set_request (error, chorus_msg_id (fetch));
-        chorus_msg_set_code (error, "bad-request");
-        chorus_msg_set_message (error, "FETCH from is after to");
-        chorus__engine_send (engine, peer, error);
-        chorus_msg_destroy (&error);
+        chorus__engine_error (engine, peer, fetch, "bad-request", "FETCH from is after to");
         return;
     }
     uint64_t limit = chorus_msg_limit (fetch);

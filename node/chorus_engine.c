@@ -10,21 +10,18 @@
 const char *chorus__counter_names [C_COUNTERS] = {
     "malformed", "unknown_peer", "published", "delivered", "handled", "duplicates",
     "redelivered", "commands_sent", "commands_handled", "replies", "timeouts", "fetches",
-    "truncated", "observed", "expired_commands", "fetched",
+    "truncated", "observed", "expired_commands", "fetched", "forged", "refused",
+    "errors_sent", "errors_received",
 };
 
 #define S_ROUTER_BATCH 1000     //  messages read from the inbox per turn
 #define S_TICK_MS 50            //  timer resolution
 #define S_INBOX_KEEP_MS (24 * 3600 * 1000ull)   //  dedupe records kept this long
+#define S_WARN_MS 10000         //  one warning of a kind at most this often
+#define S_MAX_FRAME (CHORUS_MSG_MAX_BODY + 1024)    //  largest frame a socket takes
 
 //  --------------------------------------------------------------------------
 //  Small services for the other classes
-
-uint64_t
-chorus__engine_now (chorus__engine_t *self)
-{
-    return chorus__now ();
-}
 
 void
 chorus__engine_log (chorus__engine_t *self, const char *format, ...)
@@ -38,6 +35,93 @@ chorus__engine_log (chorus__engine_t *self, const char *format, ...)
     zsys_debug ("chorus %s/%.8s: %s", self->config->service,
                 self->instance? self->instance: "-", text);
     free (text);
+}
+
+void
+chorus__engine_warn (chorus__engine_t *self, chorus__warning_t kind, const char *format, ...)
+{
+    uint64_t now = chorus__mono ();
+    if (self->warned [kind] && now - self->warned [kind] < S_WARN_MS) {
+        self->unwarned [kind]++;
+        return;
+    }
+    va_list args;
+    va_start (args, format);
+    char *text = zsys_vprintf (format, args);
+    va_end (args);
+    if (self->unwarned [kind])
+        zsys_warning ("chorus %s/%.8s: %s (and %" PRIu64 " more like it)", self->config->service,
+                      self->instance? self->instance: "-", text, self->unwarned [kind]);
+    else
+        zsys_warning ("chorus %s/%.8s: %s", self->config->service,
+                      self->instance? self->instance: "-", text);
+    free (text);
+    self->warned [kind] = now;
+    self->unwarned [kind] = 0;
+}
+
+void
+chorus__engine_forged (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *msg,
+                       const char *why)
+{
+    self->counters [C_FORGED]++;
+    const char *instance = chorus_msg_instance (msg);
+    chorus__engine_warn (self, W_FORGED, "dropped %s %.32s from peer %s/%s at %s (from %s): %s%s%s",
+                         chorus_msg_command (msg), chorus_msg_id (msg), peer->service,
+                         peer->instance, peer->endpoint, *peer->address? peer->address: "?", why,
+                         instance? ", names ": "", instance? instance: "");
+}
+
+#define S_BACKLOG_MAX 1024                  //  answers kept for one peer at most
+#define S_BACKLOG_BYTES (4 * 1024 * 1024)   //  and their bytes
+
+void
+chorus__engine_flush_backlog (chorus__engine_t *self, chorus__peer_t *peer)
+{
+    zframe_t *frame;
+    while (peer->backlog && (frame = (zframe_t *) zlistx_first (peer->backlog))
+       &&  chorus__peers_greet (self, peer) == 0
+       &&  zframe_send (&frame, peer->dealer, ZFRAME_REUSE | ZFRAME_DONTWAIT) == 0) {
+        peer->backlog_bytes -= zframe_size (frame);
+        zlistx_detach_cur (peer->backlog);
+        zframe_destroy (&frame);
+    }
+}
+
+void
+chorus__engine_answer (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *msg)
+{
+    if (!peer)
+        return;
+    if ((!peer->backlog || zlistx_size (peer->backlog) == 0)
+    &&  chorus__engine_send (self, peer, msg) == 0)
+        return;
+    //  The connection is not up yet (we have just met) or is full: keep
+    //  it, rather than make the peer wait for its timeout to ask again
+    zframe_t *frame = chorus_msg_encode (msg);
+    if (!peer->backlog)
+        peer->backlog = zlistx_new ();
+    if (!frame || zlistx_size (peer->backlog) >= S_BACKLOG_MAX
+    ||  peer->backlog_bytes + zframe_size (frame) > S_BACKLOG_BYTES) {
+        zframe_destroy (&frame);    //  the peer asks again at its timeout
+        return;
+    }
+    peer->backlog_bytes += zframe_size (frame);
+    zlistx_add_end (peer->backlog, frame);
+    chorus__engine_flush_backlog (self, peer);
+}
+
+void
+chorus__engine_error (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *request,
+                      const char *code, const char *message)
+{
+    self->counters [C_ERRORS_SENT]++;
+    chorus_msg_t *error = chorus__engine_msg (self, CHORUS_MSG_ERROR);
+    chorus_msg_set_request (error, chorus_msg_id (request));
+    chorus_msg_set_code (error, code);
+    chorus_msg_set_message (error, message);
+    chorus__engine_send (self, peer, error);
+    chorus_msg_destroy (&error);
 }
 
 chorus_msg_t *
@@ -59,7 +143,7 @@ chorus__engine_peer (chorus__engine_t *self, const char *instance)
 int
 chorus__engine_send (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *msg)
 {
-    if (!peer || !peer->dealer)
+    if (!peer || !peer->dealer || chorus__peers_greet (self, peer))
         return -1;
     return chorus_msg_send (msg, peer->dealer);
 }
@@ -97,10 +181,18 @@ s_routing_instance (zframe_t *routing_id, char instance [33])
     if (!routing_id || zframe_size (routing_id) != 17)
         return false;
     const uint8_t *data = zframe_data (routing_id);
-    if (data [0] != 0x01 && data [0] != 0x02)
-        return false;
+    if (data [0] != 0x01)
+        return false;   //  the one routing id form (protocol section 5)
     chorus__hex (data + 1, 16, instance);
     return true;
+}
+
+//  TRUNCATED carries exactly one of request and group, and a range
+static bool
+s_truncated_valid (chorus_msg_t *truncated)
+{
+    return (chorus_msg_request (truncated) != NULL) != (chorus_msg_group (truncated) != NULL)
+        && chorus_msg_from (truncated) <= chorus_msg_to (truncated);
 }
 
 static void
@@ -124,16 +216,22 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
                 chorus__observer_head (self->observer, peer, peer->head);
             break;
         case CHORUS_MSG_EVENT:
+            //  A node only sends the events it published (section 5.1)
+            if (!streq (chorus_msg_instance (msg), peer->instance))
+                chorus__engine_forged (self, peer, msg, "an event of another publisher");
+            else
             if (chorus_msg_group (msg))
                 chorus__inbox_event (self, peer, &self->msg);
             else
-            if (self->observer) {
-                self->counters [C_FETCHED]++;
-                chorus__observer_event (self->observer, &self->msg);
-            }
+            if (self->observer)
+                chorus__observer_fetched (self->observer, peer, &self->msg);
             break;
         case CHORUS_MSG_EVENT_ACK:
-            chorus__delivery_ack (self->delivery, peer, msg);
+            if (chorus_msg_status (msg) > CHORUS_ACK_REJECTED)
+                chorus__engine_error (self, peer, msg, "bad-request",
+                                      "EVENT-ACK status must be 0, 1 or 2");
+            else
+                chorus__delivery_ack (self->delivery, peer, msg);
             break;
         case CHORUS_MSG_FETCH:
             self->counters [C_FETCHES]++;
@@ -144,27 +242,40 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
                 chorus__observer_replay (self->observer, peer, msg);
             break;
         case CHORUS_MSG_TRUNCATED:
-            self->counters [C_TRUNCATED]++;
+            if (!s_truncated_valid (msg))
+                chorus__engine_error (self, peer, msg, "bad-request",
+                                      "TRUNCATED needs exactly one of request and group, "
+                                      "and from <= to");
+            else
             if (chorus_msg_request (msg)) {
                 if (self->observer)
                     chorus__observer_truncated (self->observer, peer, msg);
             }
             else
+            if (streq (chorus_msg_group (msg), self->config->service)) {
+                self->counters [C_TRUNCATED]++;
                 chorus__engine_work (self, "ss88s", "X", peer->instance, chorus_msg_from (msg),
                                      chorus_msg_to (msg), chorus_msg_message (msg)?
                                      chorus_msg_message (msg): "");
+            }
             break;
         case CHORUS_MSG_COMMAND:
             chorus__commands_received (self->commands, peer, &self->msg);
             break;
         case CHORUS_MSG_REPLY:
-            chorus__commands_reply (self->commands, &self->msg);
+            if (chorus_msg_status (msg) > CHORUS_REPLY_ERROR)
+                chorus__engine_error (self, peer, msg, "bad-request",
+                                      "REPLY status must be 0 or 1");
+            else
+                chorus__commands_reply (self->commands, peer, &self->msg);
             break;
         case CHORUS_MSG_ERROR:
-            chorus__engine_log (self, "ERROR from %.8s: %s %s", peer->instance,
-                                chorus_msg_code (msg), chorus_msg_message (msg)?
-                                chorus_msg_message (msg): "");
-            chorus__commands_error (self->commands, msg);
+            self->counters [C_ERRORS_RECEIVED]++;
+            chorus__engine_warn (self, W_ERROR, "ERROR %s from %s/%.8s about %s: %s",
+                                 chorus_msg_code (msg), peer->service, peer->instance,
+                                 chorus_msg_request (msg)? chorus_msg_request (msg): "-",
+                                 chorus_msg_message (msg)? chorus_msg_message (msg): "");
+            chorus__commands_error (self->commands, peer, msg);
             break;
         case CHORUS_MSG_BYE:
             chorus__peers_remove (self, peer, CHORUS_PEER_LEFT);
@@ -205,7 +316,7 @@ s_recv_router (chorus__engine_t *self)
             self->counters [C_UNKNOWN_PEER]++;
             continue;
         }
-        peer->last_seen = chorus__now ();
+        peer->last_seen = chorus__mono ();
         if (peer->evasive) {
             peer->evasive = false;
             chorus__peers_report (self, peer, CHORUS_PEER_ALIVE);
@@ -246,12 +357,16 @@ s_start (chorus__engine_t *self)
             return "no network interface for the UDP beacon";
         }
     }
-    self->router = zsock_new (ZMQ_ROUTER);
+    self->router = chorus__socket_new (ZMQ_ROUTER);
+    if (!self->router) {
+        zstr_free (&host);
+        return "cannot create the inbox socket";
+    }
     zsock_set_router_handover (self->router, 1);
     zsock_set_rcvhwm (self->router, 100000);
     zsock_set_rcvtimeo (self->router, 0);
-    zsock_set_maxmsgsize (self->router, CHORUS_MSG_MAX_BODY + 1024);
-    if (zsock_bind (self->router, "%s", config->listen) == -1) {
+    zsock_set_maxmsgsize (self->router, S_MAX_FRAME);
+    if (zmq_bind (self->router, config->listen) == -1) {
         zstr_free (&host);
         return "cannot bind the inbox endpoint";
     }
@@ -259,7 +374,10 @@ s_start (chorus__engine_t *self)
     self->endpoint = s_announced (bound, host);
     zstr_free (&bound);
 
-    //  PUB on the same interface as the inbox, on an ephemeral port
+    //  PUB on the same interface as the inbox, on an ephemeral port. An
+    //  XPUB, so that we read the subscriptions ourselves: each observer
+    //  gets every event and filters, and no observer can grow our
+    //  subscription table without bound
     char *pub_bind = strdup (self->endpoint);
     char *colon = strrchr (pub_bind, ':');
     if (colon && strncmp (pub_bind, "tcp://", 6) == 0)
@@ -268,9 +386,17 @@ s_start (chorus__engine_t *self)
         free (pub_bind);
         pub_bind = zsys_sprintf ("%s-pub", self->endpoint);
     }
-    self->pub = zsock_new (ZMQ_PUB);
+    self->pub = chorus__socket_new (ZMQ_XPUB);
+    if (!self->pub) {
+        free (pub_bind);
+        zstr_free (&host);
+        return "cannot create the PUB socket";
+    }
     zsock_set_sndhwm (self->pub, 10000);
-    if (zsock_bind (self->pub, "%s", pub_bind) == -1) {
+    zsock_set_xpub_manual (self->pub, 1);
+    zsock_set_rcvhwm (self->pub, 1000);
+    zsock_set_maxmsgsize (self->pub, S_MAX_FRAME);
+    if (zmq_bind (self->pub, pub_bind) == -1) {
         free (pub_bind);
         zstr_free (&host);
         return "cannot bind the PUB endpoint";
@@ -282,6 +408,7 @@ s_start (chorus__engine_t *self)
     zstr_free (&host);
 
     zpoller_add (self->poller, self->router);
+    zpoller_add (self->poller, self->pub);
     if (self->beacon) {
         int port = atoi (strrchr (self->endpoint, ':') + 1);
         chorus__peers_beacon (self, port);
@@ -290,8 +417,7 @@ s_start (chorus__engine_t *self)
     }
     for (char *seed = (char *) zlist_first (config->seeds); seed;
          seed = (char *) zlist_next (config->seeds))
-        zhashx_insert (self->seeds, seed, NULL);
-    self->last_probe = 0;       //  probe at the first tick
+        chorus__peers_add_seed (self, seed);
     chorus__engine_log (self, "started at %s (pub %s)", self->endpoint, self->pub_endpoint);
     return NULL;
 }
@@ -302,14 +428,36 @@ s_start (chorus__engine_t *self)
 static void
 s_tick (chorus__engine_t *self)
 {
-    uint64_t now = chorus__now ();
+    uint64_t now = chorus__mono ();
     chorus__peers_tick (self, now);
     chorus__delivery_tick (self->delivery, now);
     chorus__commands_tick (self->commands, now);
     if (self->observer)
         chorus__observer_tick (self->observer, now);
-    if (now > S_INBOX_KEEP_MS)
-        chorus_store_inbox_expire (self->store, now - S_INBOX_KEEP_MS, 1000);
+    //  Records carry wall-clock times: they outlive the process
+    uint64_t wall = chorus__now ();
+    if (wall > S_INBOX_KEEP_MS)
+        chorus_store_inbox_expire (self->store, wall - S_INBOX_KEEP_MS, 1000);
+}
+
+//  Subscriptions arriving on our XPUB: whatever prefix an observer asks
+//  for, it gets every event (it filters), so the table holds one entry per
+//  connection at most
+static void
+s_recv_subscriptions (chorus__engine_t *self)
+{
+    for (int count = 0; count < 1000; count++) {
+        zmq_msg_t msg;
+        zmq_msg_init (&msg);
+        if (zmq_msg_recv (&msg, self->pub, ZMQ_DONTWAIT) == -1) {
+            zmq_msg_close (&msg);
+            break;
+        }
+        bool subscribe = zmq_msg_size (&msg) > 0 && *(uint8_t *) zmq_msg_data (&msg) == 1;
+        zmq_msg_close (&msg);
+        if (subscribe)      //  applies to the connection that sent it
+            zmq_setsockopt (self->pub, ZMQ_SUBSCRIBE, "", 0);
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -330,9 +478,28 @@ s_reply_peers (chorus__engine_t *self)
         zmsg_addstr (reply, subs);
         free (subs);
         zmsg_addstrf (reply, "%d", peer->evasive? CHORUS_PEER_EVASIVE: CHORUS_PEER_ALIVE);
-        zmsg_addstrf (reply, "%" PRIu64, peer->last_seen);
+        zmsg_addstrf (reply, "%" PRIu64, chorus__peer_seen_at (peer));
         zmsg_addstrf (reply, "%" PRIu64, peer->head);
     }
+    zmsg_send (&reply, self->pipe);
+}
+
+static void
+s_add_pending (const char *group, uint64_t pending, size_t instances, void *arg)
+{
+    zmsg_t *reply = (zmsg_t *) arg;
+    zmsg_addstr (reply, group);
+    zmsg_addstrf (reply, "%" PRIu64, pending);
+    zmsg_addstrf (reply, "%zu", instances);
+}
+
+//  The groups with deliveries not yet acknowledged, as triples of frames
+static void
+s_reply_pending (chorus__engine_t *self)
+{
+    zmsg_t *reply = zmsg_new ();
+    zmsg_addstr (reply, "PENDING");     //  never an empty message
+    chorus__delivery_pending (self->delivery, s_add_pending, reply);
     zmsg_send (&reply, self->pipe);
 }
 
@@ -358,10 +525,8 @@ s_subscribe (chorus__engine_t *self, const char *prefix)
 static void
 s_observe (chorus__engine_t *self, const char *prefix, int earliest)
 {
-    if (!self->observer) {
+    if (!self->observer)
         self->observer = chorus__observer_new (self);
-        zpoller_add (self->poller, chorus__observer_socket (self->observer));
-    }
     chorus__observer_add (self->observer, prefix, earliest != 0);
     zsock_send (self->pipe, "i", 0);
 }
@@ -436,6 +601,9 @@ s_on_request (chorus__engine_t *self, zmsg_t *request)
     if (streq (command, "PEERS"))
         s_reply_peers (self);
     else
+    if (streq (command, "PENDING"))
+        s_reply_pending (self);
+    else
     if (streq (command, "UNACKED"))
         zsock_send (self->pipe, "8", (uint64_t) chorus__delivery_unacked (self->delivery));
     else
@@ -495,6 +663,7 @@ s_engine_new (zsock_t *pipe, chorus__config_t *config)
     self->peers = zhashx_new ();
     self->pending = zhashx_new ();
     self->seeds = zhashx_new ();
+    self->admission = zhashx_new ();
     self->commands_handled = zhashx_new ();
     self->events_in_hand = zhashx_new ();
     self->msg = chorus_msg_new (CHORUS_MSG_PING);
@@ -510,6 +679,10 @@ s_engine_destroy (chorus__engine_t **self_p)
     chorus__engine_t *self = *self_p;
     if (!self)
         return;
+    //  Results the application sent before we were told to stop are
+    //  recorded and answered, so that work done is not done again
+    if (self->router)
+        chorus__inbox_results (self);
     //  Say goodbye, so that peers move our work at once
     if (self->router) {
         chorus_msg_t *bye = chorus__engine_msg (self, CHORUS_MSG_BYE);
@@ -531,21 +704,16 @@ s_engine_destroy (chorus__engine_t **self_p)
          peer = (chorus__peer_t *) zhashx_next (self->peers))
         chorus__peer_destroy (&peer);
     zhashx_destroy (&self->peers);
-    zlistx_t *keys = zhashx_keys (self->pending);
-    for (char *key = (char *) zlistx_first (keys); key; key = (char *) zlistx_next (keys))
-        chorus__peers_drop_pending (self, key, true);
-    zlistx_destroy (&keys);
+    chorus__peers_close_all (self);
     zhashx_destroy (&self->pending);
-    for (zsock_t *probe = (zsock_t *) zhashx_first (self->seeds); probe;
-         probe = (zsock_t *) zhashx_next (self->seeds))
-        zsock_destroy (&probe);
     zhashx_destroy (&self->seeds);
+    zhashx_destroy (&self->admission);
     zhashx_destroy (&self->commands_handled);
     zhashx_destroy (&self->events_in_hand);
     chorus__subs_free (&self->subs, &self->subs_size);
     zpoller_destroy (&self->poller);
-    zsock_destroy (&self->router);
-    zsock_destroy (&self->pub);
+    chorus__socket_destroy (&self->router);
+    chorus__socket_destroy (&self->pub);
     //  Work that will never run now: results the application sent that we
     //  did not read, and a batch we did not send
     chorus__batch_discard_queued (self->work);
@@ -568,11 +736,11 @@ chorus__engine_actor (zsock_t *pipe, void *args)
 {
     chorus__engine_t *self = s_engine_new (pipe, (chorus__config_t *) args);
     zsock_signal (pipe, 0);
-    uint64_t next_tick = chorus__now () + S_TICK_MS;
+    uint64_t next_tick = chorus__mono () + S_TICK_MS;
     while (!self->terminated) {
-        uint64_t now = chorus__now ();
+        uint64_t now = chorus__mono ();
         int timeout = now >= next_tick? 0: (int) (next_tick - now);
-        zsock_t *which = (zsock_t *) zpoller_wait (self->poller, timeout);
+        void *which = zpoller_wait (self->poller, timeout);
         if (which == pipe)
             s_recv_pipe (self);
         else
@@ -582,17 +750,20 @@ chorus__engine_actor (zsock_t *pipe, void *args)
         if (which && which == self->router)     //  no inbox before START
             s_recv_router (self);
         else
-        if (self->beacon && (void *) which == (void *) self->beacon)
+        if (which && which == self->pub)
+            s_recv_subscriptions (self);
+        else
+        if (self->beacon && which == (void *) self->beacon)
             chorus__peers_recv_beacon (self);
         else
-        if (self->observer && which == chorus__observer_socket (self->observer))
-            chorus__observer_recv (self->observer);
+        if (which && self->observer && chorus__observer_recv (self->observer, which))
+            ;
         else
         if (zpoller_terminated (self->poller))
             break;
-        if (self->router && chorus__now () >= next_tick) {
+        if (self->router && chorus__mono () >= next_tick) {
             s_tick (self);
-            next_tick = chorus__now () + S_TICK_MS;
+            next_tick = chorus__mono () + S_TICK_MS;
         }
         chorus__engine_flush (self);
     }

@@ -17,8 +17,14 @@ typedef struct _chorus__engine_t chorus__engine_t;
 typedef enum {
     C_MALFORMED, C_UNKNOWN_PEER, C_PUBLISHED, C_DELIVERED, C_HANDLED, C_DUPLICATES,
     C_REDELIVERED, C_COMMANDS_SENT, C_COMMANDS_HANDLED, C_REPLIES, C_TIMEOUTS, C_FETCHES,
-    C_TRUNCATED, C_OBSERVED, C_EXPIRED_COMMANDS, C_FETCHED, C_COUNTERS
+    C_TRUNCATED, C_OBSERVED, C_EXPIRED_COMMANDS, C_FETCHED, C_FORGED, C_REFUSED,
+    C_ERRORS_SENT, C_ERRORS_RECEIVED, C_COUNTERS
 } chorus__counter_t;
+
+//  Kinds of warning, each printed at a bounded rate
+typedef enum {
+    W_FORGED, W_REFUSED, W_SOCKET, W_ERROR, W_KINDS
+} chorus__warning_t;
 
 extern const char *chorus__counter_names [C_COUNTERS];
 
@@ -35,14 +41,17 @@ typedef struct {
     char *service;              //  its service (group)
     char *endpoint;             //  its inbox endpoint
     char *pub_endpoint;         //  its PUB endpoint
-    zsock_t *dealer;            //  our connection into its inbox
+    char *address;              //  remote address its first HELLO came from, or ""
+    void *dealer;               //  our connection into its inbox (libzmq handle)
+    bool hello_sent;            //  our HELLO has gone out first on dealer
     uint64_t generation;        //  last HELLO generation seen
     uint64_t started;           //  its start time (HELLO header chorus.started)
     uint64_t head;              //  its latest published seq
-    uint64_t last_seen;         //  when we last heard from it
-    uint64_t last_ping;         //  when we last pinged it
+    uint64_t last_seen;         //  when we last heard from it (monotonic ms)
+    uint64_t last_ping;         //  when we last pinged it (monotonic ms)
     bool evasive;               //  silent for longer than the evasive time
-    bool knows_us;              //  its last HELLO listed our endpoint
+    zlistx_t *backlog;          //  answers that could not go yet (zframe_t), oldest first
+    size_t backlog_bytes;       //  their size
     chorus__sub_t *subs;        //  its subscriptions
     size_t subs_size;           //  how many
     size_t commands;            //  commands we have outstanding on it
@@ -53,19 +62,20 @@ struct _chorus__engine_t {
     zsock_t *work;              //  work pipe to the application's thread
     chorus__config_t *config;   //  configuration, owned by the wrapper
     chorus_store_t *store;      //  the node's store (shared with the wrapper)
-    zsock_t *router;            //  our inbox
-    zsock_t *pub;               //  events to observers
+    void *router;               //  our inbox (libzmq handle)
+    void *pub;                  //  events to observers: an XPUB (libzmq handle)
     zactor_t *beacon;           //  UDP discovery, or NULL
     zpoller_t *poller;          //  everything we wait on
     char *instance;             //  our instance id (32 hex)
     char *endpoint;             //  our inbox endpoint, as announced
     char *pub_endpoint;         //  our PUB endpoint, as announced
-    uint64_t started;           //  when we started (ms)
+    uint64_t started;           //  when we started (ms since the epoch)
     uint64_t generation;        //  HELLO generation, +1 per announced change
     zhashx_t *peers;            //  instance -> chorus__peer_t
-    zhashx_t *pending;          //  endpoint -> DEALER awaiting the peer's HELLO
-    zhashx_t *seeds;            //  seed endpoint -> probe DEALER (or NULL)
-    uint64_t last_probe;        //  when seed probes were last sent
+    zhashx_t *pending;          //  endpoint -> connection awaiting the peer's HELLO
+    zhashx_t *seeds;            //  seed endpoint -> what we know of the seed
+    zhashx_t *admission;        //  remote address -> its bucket of new peers
+    uint64_t last_announce;     //  when our HELLO last went to every peer (monotonic)
     chorus__sub_t *subs;        //  our own subscriptions
     size_t subs_size;           //  how many
     zhashx_t *commands_handled; //  command names we handle
@@ -84,14 +94,35 @@ struct _chorus__engine_t {
     bool announce;              //  send HELLO to every peer at the next tick
     bool terminated;            //  $TERM received
     uint64_t counters [C_COUNTERS];     //  what happened, for chorus_node_counter
+    uint64_t warned [W_KINDS];  //  when each kind of warning was last printed
+    uint64_t unwarned [W_KINDS];    //  and how many were held back since
 };
 
 //  Engine services used by the other classes
-uint64_t
-    chorus__engine_now (chorus__engine_t *self);
-//  Sends a message to a peer over our DEALER; 0, or -1 if it would block
+//  Sends a message to a peer over our DEALER, our HELLO first if it has not
+//  gone yet; 0, or -1 if it would block or the connection is not up
 int
     chorus__engine_send (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *msg);
+//  Sends an answer the peer waits for (EVENT-ACK, REPLY); what cannot go
+//  now is kept, within a bound, and sent when the connection is up
+void
+    chorus__engine_answer (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *msg);
+//  Sends what the peer's backlog holds, as far as the connection takes it
+void
+    chorus__engine_flush_backlog (chorus__engine_t *self, chorus__peer_t *peer);
+//  Answers a peer's message with ERROR code (protocol section 13)
+void
+    chorus__engine_error (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *request,
+                          const char *code, const char *message);
+//  Counts a message dropped because it speaks for another node than the
+//  peer it came from (protocol section 5.1), with a warning at a bounded rate
+void
+    chorus__engine_forged (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *msg,
+                           const char *why);
+//  Prints a warning of a kind, at most one every few seconds per kind
+void
+    chorus__engine_warn (chorus__engine_t *self, chorus__warning_t kind, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
 //  A new message with a fresh id; the caller owns it
 chorus_msg_t *
     chorus__engine_msg (chorus__engine_t *self, int type);
@@ -129,8 +160,16 @@ void
 //  A HELLO from the peer with this instance id: meet it, or update it
 void
     chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t *hello);
-void
-    chorus__peers_send_hello (chorus__engine_t *self, zsock_t *dealer);
+//  Sends our HELLO on a DEALER (answering the HELLO with that id, or NULL);
+//  0, or -1 if the connection is not up yet
+int
+    chorus__peers_send_hello (chorus__engine_t *self, void *dealer, const char *answers);
+//  Sends our HELLO first on a peer's DEALER if it has not gone yet; 0 or -1
+int
+    chorus__peers_greet (chorus__engine_t *self, chorus__peer_t *peer);
+//  The peer's last_seen as wall-clock time, for the application
+uint64_t
+    chorus__peer_seen_at (chorus__peer_t *peer);
 //  Tells the application of a peer's new state
 void
     chorus__peers_report (chorus__engine_t *self, chorus__peer_t *peer, chorus_peer_state_t state);
@@ -142,9 +181,12 @@ void
 //  A peer's subscription prefixes, comma-separated; the caller frees it
 char *
     chorus__peer_subs_text (chorus__peer_t *peer);
-//  Forgets a connection that awaits a HELLO; returns its socket unless destroy
-zsock_t *
-    chorus__peers_drop_pending (chorus__engine_t *self, const char *endpoint, bool destroy);
+//  Closes every connection that awaits a HELLO, and the seed records
+void
+    chorus__peers_close_all (chorus__engine_t *self);
+//  A seed endpoint to meet (from the configuration)
+void
+    chorus__peers_add_seed (chorus__engine_t *self, const char *endpoint);
 void
     chorus__peers_recv_beacon (chorus__engine_t *self);
 //  Broadcasts our beacon for the inbox port (0: we are leaving)
@@ -173,6 +215,12 @@ void
     chorus__delivery_fetch (chorus__delivery_t *self, chorus__peer_t *peer, chorus_msg_t *fetch);
 void
     chorus__delivery_tick (chorus__delivery_t *self, uint64_t now);
+//  Calls fn with each group that has deliveries not yet acknowledged: its
+//  name, how many, and how many live instances it has
+typedef void (chorus__pending_fn) (const char *group, uint64_t pending, size_t instances,
+                                   void *arg);
+void
+    chorus__delivery_pending (chorus__delivery_t *self, chorus__pending_fn *fn, void *arg);
 //  Applies retention now; returns true if the outbox is still over its size
 //  limit with held events (a publish is then refused)
 bool
@@ -197,9 +245,9 @@ void
 void
     chorus__commands_replied (chorus__commands_t *self, chorus_msg_t *command, chorus_msg_t *reply);
 void
-    chorus__commands_reply (chorus__commands_t *self, chorus_msg_t **reply_p);
+    chorus__commands_reply (chorus__commands_t *self, chorus__peer_t *peer, chorus_msg_t **reply_p);
 void
-    chorus__commands_error (chorus__commands_t *self, chorus_msg_t *error);
+    chorus__commands_error (chorus__commands_t *self, chorus__peer_t *peer, chorus_msg_t *error);
 void
     chorus__commands_peer_joined (chorus__commands_t *self, chorus__peer_t *peer);
 void
@@ -214,24 +262,25 @@ void
     chorus__observer_destroy (chorus__observer_t **self_p);
 void
     chorus__observer_add (chorus__observer_t *self, const char *prefix, bool from_earliest);
-zsock_t *
-    chorus__observer_socket (chorus__observer_t *self);
 void
     chorus__observer_peer_joined (chorus__observer_t *self, chorus__peer_t *peer);
 void
     chorus__observer_peer_gone (chorus__observer_t *self, chorus__peer_t *peer);
 void
     chorus__observer_head (chorus__observer_t *self, chorus__peer_t *peer, uint64_t head);
-//  An EVENT from SUB or a FETCH answer; takes ownership of the message
+//  An EVENT sent by the peer in answer to our FETCH; takes the message when
+//  it is accepted
 void
-    chorus__observer_event (chorus__observer_t *self, chorus_msg_t **event_p);
+    chorus__observer_fetched (chorus__observer_t *self, chorus__peer_t *peer,
+                              chorus_msg_t **event_p);
 void
     chorus__observer_replay (chorus__observer_t *self, chorus__peer_t *peer, chorus_msg_t *replay);
 void
     chorus__observer_truncated (chorus__observer_t *self, chorus__peer_t *peer,
                                 chorus_msg_t *truncated);
-void
-    chorus__observer_recv (chorus__observer_t *self);
+//  Reads what came on socket if it is one of the observer's; false if not
+bool
+    chorus__observer_recv (chorus__observer_t *self, void *socket);
 void
     chorus__observer_tick (chorus__observer_t *self, uint64_t now);
 //  The application has run n observed events

@@ -17,22 +17,11 @@ s_ack (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *event, int st
     chorus_msg_set_group (ack, chorus_msg_group (event));
     chorus_msg_set_seq (ack, chorus_msg_seq (event));
     chorus_msg_set_status (ack, status);
-    chorus__engine_send (self, peer, ack);
+    chorus__engine_answer (self, peer, ack);
 }
 
-static void
-s_error (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *request, const char *code,
-         const char *message)
-{
-    chorus_msg_t *error = chorus__engine_msg (self, CHORUS_MSG_ERROR);
-    chorus_msg_set_request (error, chorus_msg_id (request));
-    chorus_msg_set_code (error, code);
-    chorus_msg_set_message (error, message);
-    chorus__engine_send (self, peer, error);
-    chorus_msg_destroy (&error);
-}
-
-//  "instance/seq": the key of an event the application holds
+//  "instance/seq": the key of an event the application holds; the instance
+//  is the peer that sent it (the engine has checked)
 static void
 s_in_hand_key (chorus_msg_t *event, char key [128])
 {
@@ -47,7 +36,7 @@ chorus__inbox_event (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t 
 {
     chorus_msg_t *event = *event_p;
     if (!streq (chorus_msg_group (event), self->config->service)) {
-        s_error (self, peer, event, "wrong-group", "this node is not in that group");
+        chorus__engine_error (self, peer, event, "wrong-group", "this node is not in that group");
         return;
     }
     char key [128];

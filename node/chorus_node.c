@@ -16,6 +16,8 @@ typedef struct {
     char *name;                 //  topic prefix or command name
     void *fn;                   //  the handler
     void *arg;                  //  its argument
+    bool earliest;              //  observer: with the retained history
+    uint64_t since;             //  observer: otherwise, events from this time on
 } s_handler_t;
 
 struct _chorus_node_t {
@@ -44,6 +46,9 @@ struct _chorus_node_t {
     const char *context_correlation;    //  of the message being handled
     const char *context_id;     //  id of the message being handled
     bool stopped;               //  chorus_node_stop was called
+    bool running;               //  inside chorus_node_run, which a signal ends
+    zmsg_t *unrun;              //  a batch from the engine, stopped part way
+    size_t unrun_pos;           //  where in it to go on
 };
 
 static void
@@ -99,6 +104,9 @@ chorus_node_new (const char *service)
     config->durable = true;
     config->command_retry_ms = 10000;
     config->observe_hwm = 10000;
+    config->max_peers = 400;
+    config->max_pending = 64;
+    config->peer_rate = 20;
     config->work_endpoint = zsys_sprintf ("inproc://chorus-work-%p", (void *) self);
     chorus__handoff_init (&self->handoff, S_HANDOFF_MAX);
     config->handoff = &self->handoff;
@@ -125,6 +133,18 @@ s_remove_one (const char *path, const struct stat *info, int flag, struct FTW *f
 static void
 s_drain_work (chorus_node_t *self)
 {
+    if (self->unrun) {
+        zframe_t *frame = zmsg_last (self->unrun);
+        size_t pos = self->unrun_pos;
+        chorus__work_t record;
+        const char *text;
+        while (chorus__batch_next (zframe_data (frame), zframe_size (frame), &pos, &record,
+                                   &text)) {
+            chorus_msg_t *first = (chorus_msg_t *) record.first;
+            chorus_msg_destroy (&first);
+        }
+        zmsg_destroy (&self->unrun);
+    }
     chorus__batch_discard_queued (self->work);
     chorus__batch_discard (&self->results);
 }
@@ -291,6 +311,19 @@ chorus_node_set_observe_hwm (chorus_node_t *self, int hwm)
 }
 
 int
+chorus_node_set_peer_limits (chorus_node_t *self, int max_peers, int max_pending,
+                             int new_per_second)
+{
+    S_BEFORE_START (self);
+    if (max_peers <= 0 || max_pending <= 0 || new_per_second <= 0)
+        return chorus__fail (CHORUS_EINVAL);
+    self->config.max_peers = max_peers;
+    self->config.max_pending = max_pending;
+    self->config.peer_rate = new_per_second;
+    return 0;
+}
+
+int
 chorus_node_set_verbose (chorus_node_t *self, bool verbose)
 {
     assert (self);
@@ -322,8 +355,11 @@ s_announce_handlers (chorus_node_t *self)
         if (s_request (self, "ss", "SUBSCRIBE", handler->name))
             return chorus__fail (CHORUS_ESTORE);
     for (s_handler_t *handler = (s_handler_t *) zlistx_first (self->observers); handler;
-         handler = (s_handler_t *) zlistx_next (self->observers))
-        s_request (self, "sss", "OBSERVE", handler->name, self->config.start_earliest? "1": "0");
+         handler = (s_handler_t *) zlistx_next (self->observers)) {
+        if (!handler->earliest && !handler->since)
+            handler->since = chorus__now ();
+        s_request (self, "sss", "OBSERVE", handler->name, handler->earliest? "1": "0");
+    }
     for (s_handler_t *handler = (s_handler_t *) zhashx_first (self->commands); handler;
          handler = (s_handler_t *) zhashx_next (self->commands))
         zsock_send (self->actor, "ss", "HANDLE", handler->name);
@@ -437,11 +473,16 @@ chorus_node_observe (chorus_node_t *self, const char *prefix, bool from_earliest
     assert (self);
     if (!s_valid_prefix (prefix) || !handler)
         return chorus__fail (CHORUS_EINVAL);
-    if (from_earliest)
-        self->config.start_earliest = true;
-    zlistx_add_end (self->observers, s_handler_new (prefix, (void *) handler, arg));
-    if (self->actor)
+    //  This observer's own choice: the groups this node subscribes keep
+    //  chorus_node_set_start_earliest's
+    s_handler_t *entry = s_handler_new (prefix, (void *) handler, arg);
+    entry->earliest = from_earliest;
+    zlistx_add_end (self->observers, entry);
+    if (self->actor) {
+        if (!from_earliest)
+            entry->since = chorus__now ();
         s_request (self, "sss", "OBSERVE", prefix, from_earliest? "1": "0");
+    }
     return 0;
 }
 
@@ -705,7 +746,8 @@ s_run_observed (chorus_node_t *self, chorus_msg_t *msg)
     int ran = 0;
     for (s_handler_t *handler = (s_handler_t *) zlistx_first (self->observers); handler;
          handler = (s_handler_t *) zlistx_next (self->observers))
-        if (chorus__prefix_match (handler->name, chorus_msg_topic (msg))) {
+        if (chorus__prefix_match (handler->name, chorus_msg_topic (msg))
+        &&  (handler->earliest || chorus_msg_timestamp (msg) >= handler->since)) {
             ((chorus_event_fn *) handler->fn) (self, &view, handler->arg);
             ran++;
         }
@@ -816,15 +858,33 @@ s_run_record (chorus_node_t *self, chorus__work_t *record, const char *text)
     return 0;
 }
 
-static int
-s_run_batch (chorus_node_t *self, zframe_t *frame)
+//  True when the application wants its handlers to stop: chorus_node_stop,
+//  or, inside chorus_node_run, a signal (SIGINT, SIGTERM) caught by czmq.
+//  A program with its own loop decides for itself what a signal means.
+static bool
+s_stopping (chorus_node_t *self)
 {
+    return self->stopped || (self->running && zsys_interrupted);
+}
+
+//  Runs the records of the batch from pos on. Stops between two records
+//  when asked to, keeping the rest for the next dispatch: a backlog never
+//  holds up a stop for longer than the handler that is running.
+static int
+s_run_batch (chorus_node_t *self, zmsg_t **batch_p, size_t pos)
+{
+    zframe_t *frame = zmsg_last (*batch_p);
     int ran = 0;
-    size_t pos = 0;
     chorus__work_t record;
     const char *text;
-    while (chorus__batch_next (zframe_data (frame), zframe_size (frame), &pos, &record, &text))
+    while (frame && !s_stopping (self)
+       &&  chorus__batch_next (zframe_data (frame), zframe_size (frame), &pos, &record, &text))
         ran += s_run_record (self, &record, text);
+    if (frame && pos < zframe_size (frame)) {
+        self->unrun = *batch_p;
+        self->unrun_pos = pos;
+        *batch_p = NULL;
+    }
     return ran;
 }
 
@@ -835,16 +895,19 @@ chorus_node_dispatch (chorus_node_t *self)
     if (!self->work)
         return chorus__fail (CHORUS_ESTATE);
     int ran = 0;
+    if (self->unrun) {
+        zmsg_t *batch = self->unrun;
+        self->unrun = NULL;
+        ran += s_run_batch (self, &batch, self->unrun_pos);
+        zmsg_destroy (&batch);
+    }
     zmsg_t *work;
-    while ((work = chorus__recv_ready (self->work))) {
+    while (!self->unrun && !s_stopping (self) && (work = chorus__recv_ready (self->work))) {
         char *kind = zmsg_popstr (work);
         switch (kind? kind [0]: 0) {
-            case 'B': {
-                zframe_t *frame = zmsg_first (work);
-                if (frame)
-                    ran += s_run_batch (self, frame);
+            case 'B':
+                ran += s_run_batch (self, &work, 0);
                 break;
-            }
             case 'T': {
                 char *id = zmsg_popstr (work);
                 char *code = zmsg_popstr (work);
@@ -881,17 +944,20 @@ chorus_node_run (chorus_node_t *self, int timeout_ms)
     int64_t end = timeout_ms < 0? -1: zclock_mono () + timeout_ms;
     zpoller_t *poller = zpoller_new (self->work, NULL);
     int rc = 0;
+    self->running = true;
     while (!self->stopped) {
         int64_t wait = end < 0? 100: end - zclock_mono ();
         if (end >= 0 && wait <= 0)
             break;
-        zpoller_wait (poller, wait > 100? 100: (int) wait);
+        //  Work kept from a batch cut short by a stop goes first
+        zpoller_wait (poller, self->unrun? 0: wait > 100? 100: (int) wait);
         if (zpoller_terminated (poller) || zsys_interrupted) {
             rc = chorus__fail (CHORUS_EINTERRUPTED);
             break;
         }
         chorus_node_dispatch (self);
     }
+    self->running = false;
     self->stopped = false;
     zpoller_destroy (&poller);
     return rc;
@@ -930,6 +996,32 @@ chorus_node_peers (chorus_node_t *self, chorus_peer_fn *fn, void *arg)
         count++;
         for (int i = 0; i < 8; i++)
             zstr_free (&field [i]);
+    }
+    zmsg_destroy (&reply);
+    return count;
+}
+
+int
+chorus_node_pending (chorus_node_t *self, chorus_pending_fn *fn, void *arg)
+{
+    assert (self);
+    if (!self->actor)
+        return chorus__fail (CHORUS_ESTATE);
+    zsock_send (self->actor, "s", "PENDING");
+    zmsg_t *reply = zmsg_recv (self->actor);
+    char *header = reply? zmsg_popstr (reply): NULL;
+    zstr_free (&header);
+    int count = 0;
+    while (reply && zmsg_size (reply) >= 3) {
+        char *group = zmsg_popstr (reply);
+        char *pending = zmsg_popstr (reply);
+        char *instances = zmsg_popstr (reply);
+        if (fn)
+            fn (self, group, strtoull (pending, NULL, 10), (size_t) atol (instances), arg);
+        count++;
+        zstr_free (&group);
+        zstr_free (&pending);
+        zstr_free (&instances);
     }
     zmsg_destroy (&reply);
     return count;

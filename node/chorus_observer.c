@@ -1,8 +1,10 @@
 /*  chorus_observer.c — observing every event of the mesh (protocol
-    section 7.5): a SUB connected to every peer's PUB, a position per
-    publisher, later events held back while a gap is repaired by FETCH from
-    the publisher's log, and a visible report of anything the log no longer
-    holds. The application sees each publisher's events once, in order.
+    section 7.5): a SUB per peer, connected to its PUB, so that each event
+    is known to come from the publisher it names (section 5.1); a position
+    per publisher, later events held back while a gap is repaired by FETCH
+    from the publisher's log, and a visible report of anything the log no
+    longer holds. The application sees each publisher's events once, in
+    order.
 */
 #include "chorus_engine.h"
 
@@ -15,6 +17,8 @@
 //  What we know of one publisher
 typedef struct {
     char *instance;             //  the publisher
+    void *sub;                  //  connected to its PUB while it is a peer (libzmq handle)
+    char *pub_endpoint;         //  where sub is connected
     uint64_t seen;              //  every event up to here delivered or reported lost
     uint64_t head;              //  its latest seq, as far as we know
     zhashx_t *held;             //  "seq" -> event, waiting for the gap before it
@@ -23,15 +27,48 @@ typedef struct {
     uint64_t gap_since;         //  when we first saw we miss something (0: we do not)
 } s_source_t;
 
+//  A topic prefix we observe
+typedef struct {
+    char *prefix;               //  the prefix
+    bool earliest;              //  with each publisher's retained history
+} s_prefix_t;
+
 struct _chorus__observer_t {
     chorus__engine_t *engine;   //  our engine
-    zsock_t *sub;               //  connected to every peer's PUB
-    zlist_t *prefixes;          //  the topic prefixes we observe
-    bool from_earliest;         //  start with each publisher's retained history
-    uint64_t since;             //  otherwise, events published from this time on
+    zlistx_t *prefixes;         //  s_prefix_t, the topic prefixes we observe
+    bool from_earliest;         //  some prefix starts with the retained history
+    uint64_t since;             //  the others want events published from this time on
     zhashx_t *sources;          //  instance -> s_source_t
+    zhashx_t *sockets;          //  "%p" of a source's SUB -> s_source_t
     bool paused;                //  the application is behind: SUB is not read
 };
+
+//  True if a prefix matching the event's topic wants it: one that reads
+//  the history, or one for which it is recent enough
+static bool
+s_wanted (chorus__observer_t *self, chorus_msg_t *event)
+{
+    const char *topic = chorus_msg_topic (event);
+    for (s_prefix_t *entry = (s_prefix_t *) zlistx_first (self->prefixes); entry;
+         entry = (s_prefix_t *) zlistx_next (self->prefixes))
+        if (chorus__prefix_match (entry->prefix, topic)
+        &&  (entry->earliest || chorus_msg_timestamp (event) >= self->since))
+            return true;
+    return false;
+}
+
+static void
+s_poll_subs (chorus__observer_t *self, bool add)
+{
+    for (s_source_t *source = (s_source_t *) zhashx_first (self->sources); source;
+         source = (s_source_t *) zhashx_next (self->sources))
+        if (source->sub) {
+            if (add)
+                zpoller_add (self->engine->poller, source->sub);
+            else
+                zpoller_remove (self->engine->poller, source->sub);
+        }
+}
 
 //  Hands an event to the application. A slow application makes us stop
 //  reading SUB: ZeroMQ then drops at the publisher's high-water mark, and
@@ -41,7 +78,7 @@ static void
 s_deliver (chorus__observer_t *self, chorus_msg_t *event)
 {
     chorus__engine_t *engine = self->engine;
-    if (!self->from_earliest && chorus_msg_timestamp (event) < self->since) {
+    if (!s_wanted (self, event)) {
         chorus_msg_destroy (&event);    //  from before we started: read back to find our start
         return;
     }
@@ -49,7 +86,7 @@ s_deliver (chorus__observer_t *self, chorus_msg_t *event)
     engine->observed_out++;
     chorus__engine_hand (engine, 'O', event, NULL);
     if (!self->paused && engine->observed_out >= S_WINDOW) {
-        zpoller_remove (engine->poller, self->sub);
+        s_poll_subs (self, false);
         self->paused = true;
     }
 }
@@ -60,7 +97,7 @@ chorus__observer_done (chorus__observer_t *self, size_t count)
     chorus__engine_t *engine = self->engine;
     engine->observed_out = engine->observed_out > count? engine->observed_out - count: 0;
     if (self->paused && engine->observed_out < S_WINDOW / 2) {
-        zpoller_add (engine->poller, self->sub);
+        s_poll_subs (self, true);
         self->paused = false;
     }
 }
@@ -70,6 +107,8 @@ s_source_destroy (void **item)
 {
     s_source_t *source = (s_source_t *) *item;
     if (source) {
+        chorus__socket_destroy (&source->sub);
+        free (source->pub_endpoint);
         for (chorus_msg_t *msg = (chorus_msg_t *) zhashx_first (source->held); msg;
              msg = (chorus_msg_t *) zhashx_next (source->held))
             chorus_msg_destroy (&msg);
@@ -80,18 +119,27 @@ s_source_destroy (void **item)
     }
 }
 
+static void
+s_prefix_destroy (void **item)
+{
+    s_prefix_t *entry = (s_prefix_t *) *item;
+    if (entry) {
+        free (entry->prefix);
+        free (entry);
+        *item = NULL;
+    }
+}
+
 chorus__observer_t *
 chorus__observer_new (chorus__engine_t *engine)
 {
     chorus__observer_t *self = (chorus__observer_t *) zmalloc (sizeof (chorus__observer_t));
     self->engine = engine;
-    self->sub = zsock_new (ZMQ_SUB);
-    zsock_set_rcvhwm (self->sub, engine->config->observe_hwm);
-    zsock_set_maxmsgsize (self->sub, CHORUS_MSG_MAX_BODY + 1024);
-    self->prefixes = zlist_new ();
-    zlist_autofree (self->prefixes);
+    self->prefixes = zlistx_new ();
+    zlistx_set_destructor (self->prefixes, s_prefix_destroy);
     self->sources = zhashx_new ();
     zhashx_set_destructor (self->sources, s_source_destroy);
+    self->sockets = zhashx_new ();
     return self;
 }
 
@@ -100,26 +148,21 @@ chorus__observer_destroy (chorus__observer_t **self_p)
 {
     chorus__observer_t *self = *self_p;
     if (self) {
-        zsock_destroy (&self->sub);
-        zlist_destroy (&self->prefixes);
+        s_poll_subs (self, false);
+        zhashx_destroy (&self->sockets);
+        zlistx_destroy (&self->prefixes);
         zhashx_destroy (&self->sources);
         free (self);
         *self_p = NULL;
     }
 }
 
-zsock_t *
-chorus__observer_socket (chorus__observer_t *self)
-{
-    return self->sub;
-}
-
 static bool
 s_matches (chorus__observer_t *self, const char *topic)
 {
-    for (char *prefix = (char *) zlist_first (self->prefixes); prefix;
-         prefix = (char *) zlist_next (self->prefixes))
-        if (chorus__prefix_match (prefix, topic))
+    for (s_prefix_t *entry = (s_prefix_t *) zlistx_first (self->prefixes); entry;
+         entry = (s_prefix_t *) zlistx_next (self->prefixes))
+        if (chorus__prefix_match (entry->prefix, topic))
             return true;
     return false;
 }
@@ -138,7 +181,7 @@ s_source (chorus__observer_t *self, const char *instance, uint64_t head)
         source->head = head;
         source->held = zhashx_new ();
         if (source->head > source->seen)
-            source->gap_since = chorus__now ();
+            source->gap_since = chorus__mono ();
         zhashx_insert (self->sources, instance, source);
     }
     return source;
@@ -147,31 +190,85 @@ s_source (chorus__observer_t *self, const char *instance, uint64_t head)
 void
 chorus__observer_add (chorus__observer_t *self, const char *prefix, bool from_earliest)
 {
-    zsock_set_subscribe (self->sub, prefix);
-    zlist_append (self->prefixes, (void *) prefix);
-    self->from_earliest = from_earliest;
+    s_prefix_t *entry = (s_prefix_t *) zmalloc (sizeof (s_prefix_t));
+    entry->prefix = strdup (prefix);
+    entry->earliest = from_earliest;
+    zlistx_add_end (self->prefixes, entry);
+    self->from_earliest = self->from_earliest || from_earliest;
     if (!self->since)
         self->since = chorus__now ();
+    for (s_source_t *source = (s_source_t *) zhashx_first (self->sources); source;
+         source = (s_source_t *) zhashx_next (self->sources))
+        if (source->sub)
+            zsock_set_subscribe (source->sub, prefix);
     for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->engine->peers); peer;
          peer = (chorus__peer_t *) zhashx_next (self->engine->peers))
         chorus__observer_peer_joined (self, peer);
 }
 
+static void
+s_socket_key (void *socket, char key [32])
+{
+    snprintf (key, 32, "%p", socket);
+}
+
+//  Closes the SUB to a publisher that is no longer a peer
+static void
+s_source_disconnect (chorus__observer_t *self, s_source_t *source)
+{
+    if (!source->sub)
+        return;
+    char key [32];
+    s_socket_key (source->sub, key);
+    zhashx_delete (self->sockets, key);
+    zpoller_remove (self->engine->poller, source->sub);
+    chorus__socket_destroy (&source->sub);
+    zstr_free (&source->pub_endpoint);
+}
+
 void
 chorus__observer_peer_joined (chorus__observer_t *self, chorus__peer_t *peer)
 {
-    zsock_connect (self->sub, "%s", peer->pub_endpoint);
-    s_source (self, peer->instance, peer->head);
+    s_source_t *source = s_source (self, peer->instance, peer->head);
+    if (source->sub && streq (source->pub_endpoint, peer->pub_endpoint))
+        return;
+    s_source_disconnect (self, source);
+    //  One SUB per publisher: what comes on it comes from that PUB alone
+    void *sub = chorus__socket_new (ZMQ_SUB);
+    if (!sub) {
+        chorus__engine_warn (self->engine, W_SOCKET, "cannot observe %s/%.8s: %s", peer->service,
+                             peer->instance, zmq_strerror (zmq_errno ()));
+        return;
+    }
+    zsock_set_rcvhwm (sub, self->engine->config->observe_hwm);
+    zsock_set_maxmsgsize (sub, CHORUS_MSG_MAX_BODY + 1024);
+    zsock_set_linger (sub, 0);
+    zsock_set_rcvtimeo (sub, 0);    //  read until empty, never wait
+    for (s_prefix_t *entry = (s_prefix_t *) zlistx_first (self->prefixes); entry;
+         entry = (s_prefix_t *) zlistx_next (self->prefixes))
+        zsock_set_subscribe (sub, entry->prefix);
+    if (zmq_connect (sub, peer->pub_endpoint)) {
+        chorus__socket_destroy (&sub);
+        return;     //  a gap we repair by FETCH
+    }
+    source->sub = sub;
+    source->pub_endpoint = strdup (peer->pub_endpoint);
+    char key [32];
+    s_socket_key (sub, key);
+    zhashx_update (self->sockets, key, source);
+    if (!self->paused)
+        zpoller_add (self->engine->poller, sub);
 }
 
 void
 chorus__observer_peer_gone (chorus__observer_t *self, chorus__peer_t *peer)
 {
     //  The position stays: a publisher that comes back continues from it
-    zsock_disconnect (self->sub, "%s", peer->pub_endpoint);
     s_source_t *source = (s_source_t *) zhashx_lookup (self->sources, peer->instance);
-    if (source)
+    if (source) {
+        s_source_disconnect (self, source);
         source->fetch_id [0] = 0;
+    }
 }
 
 void
@@ -181,7 +278,7 @@ chorus__observer_head (chorus__observer_t *self, chorus__peer_t *peer, uint64_t 
     if (head > source->head)
         source->head = head;
     if (source->head > source->seen && !source->gap_since)
-        source->gap_since = chorus__now ();
+        source->gap_since = chorus__mono ();
 }
 
 //  Delivers what follows seen without a gap
@@ -214,16 +311,15 @@ s_flush (chorus__observer_t *self, s_source_t *source)
         source->gap_since = 0;
     else
     if (!source->gap_since)
-        source->gap_since = chorus__now ();
+        source->gap_since = chorus__mono ();
 }
 
-void
-chorus__observer_event (chorus__observer_t *self, chorus_msg_t **event_p)
+//  An event of the source's publisher, from its PUB or its FETCH answer;
+//  takes the message
+static void
+s_source_event (chorus__observer_t *self, s_source_t *source, chorus_msg_t *event)
 {
-    chorus_msg_t *event = *event_p;
-    *event_p = NULL;
     uint64_t seq = chorus_msg_seq (event);
-    s_source_t *source = s_source (self, chorus_msg_instance (event), seq - 1);
     if (seq > source->head)
         source->head = seq;
     if (seq <= source->seen)
@@ -249,11 +345,26 @@ chorus__observer_event (chorus__observer_t *self, chorus_msg_t **event_p)
 }
 
 void
+chorus__observer_fetched (chorus__observer_t *self, chorus__peer_t *peer, chorus_msg_t **event_p)
+{
+    //  The engine has checked that the event is the peer's own; we take it
+    //  only as the answer to a FETCH we sent that peer
+    s_source_t *source = (s_source_t *) zhashx_lookup (self->sources, peer->instance);
+    if (!source || !source->fetch_id [0])
+        return;
+    self->engine->counters [C_FETCHED]++;
+    chorus_msg_t *event = *event_p;
+    *event_p = NULL;
+    s_source_event (self, source, event);
+}
+
+void
 chorus__observer_replay (chorus__observer_t *self, chorus__peer_t *peer, chorus_msg_t *replay)
 {
-    s_source_t *source = s_source (self, peer->instance, chorus_msg_head (replay));
-    if (streq (source->fetch_id, chorus_msg_request (replay)))
-        source->fetch_id [0] = 0;
+    s_source_t *source = (s_source_t *) zhashx_lookup (self->sources, peer->instance);
+    if (!source || !streq (source->fetch_id, chorus_msg_request (replay)))
+        return;     //  not an answer to our FETCH to that peer
+    source->fetch_id [0] = 0;
     if (chorus_msg_head (replay) > source->head)
         source->head = chorus_msg_head (replay);
     //  Every matching event up to `to` came before this REPLAY, on the same
@@ -267,7 +378,11 @@ void
 chorus__observer_truncated (chorus__observer_t *self, chorus__peer_t *peer,
                             chorus_msg_t *truncated)
 {
-    s_source_t *source = s_source (self, peer->instance, chorus_msg_to (truncated));
+    s_source_t *source = (s_source_t *) zhashx_lookup (self->sources, peer->instance);
+    if (!source || !source->fetch_id [0]
+    ||  !streq (source->fetch_id, chorus_msg_request (truncated)))
+        return;     //  not an answer to our FETCH to that peer
+    self->engine->counters [C_TRUNCATED]++;
     chorus__engine_work (self->engine, "ss88s", "X", peer->instance, chorus_msg_from (truncated),
                          chorus_msg_to (truncated), chorus_msg_message (truncated)?
                          chorus_msg_message (truncated): "");
@@ -276,29 +391,50 @@ chorus__observer_truncated (chorus__observer_t *self, chorus__peer_t *peer,
     s_flush (self, source);
 }
 
-void
-chorus__observer_recv (chorus__observer_t *self)
+bool
+chorus__observer_recv (chorus__observer_t *self, void *socket)
 {
-    for (int count = 0; count < 1000 && (zsock_events (self->sub) & ZMQ_POLLIN); count++) {
+    char key [32];
+    s_socket_key (socket, key);
+    s_source_t *source = (s_source_t *) zhashx_lookup (self->sockets, key);
+    if (!source)
+        return false;
+    chorus__engine_t *engine = self->engine;
+    chorus__peer_t *peer = chorus__engine_peer (engine, source->instance);
+    for (int count = 0; count < 1000 && source->sub; count++) {
         chorus_msg_t *event = chorus_msg_new (CHORUS_MSG_EVENT);
-        int rc = chorus_msg_recv (event, self->sub);
+        int rc = chorus_msg_recv (event, source->sub);
+        if (rc == CHORUS_MSG_INTERRUPTED) {
+            chorus_msg_destroy (&event);
+            break;
+        }
         if (rc == 0 && chorus_msg_group (event))
             rc = CHORUS_MSG_MALFORMED;  //  group deliveries never travel on PUB
-        if (rc == 0)
-            chorus__observer_event (self, &event);
-        else {
-            if (rc == CHORUS_MSG_MALFORMED)
-                self->engine->counters [C_MALFORMED]++;
-            chorus_msg_destroy (&event);
+        if (rc == CHORUS_MSG_MALFORMED)
+            engine->counters [C_MALFORMED]++;
+        else
+        if (!streq (chorus_msg_instance (event), source->instance)) {
+            if (peer)
+                chorus__engine_forged (engine, peer, event, "an event of another publisher "
+                                                            "on its PUB");
+            else
+                engine->counters [C_FORGED]++;
         }
+        else {
+            s_source_event (self, source, event);
+            continue;
+        }
+        chorus_msg_destroy (&event);
     }
+    return true;
 }
 
 void
 chorus__observer_tick (chorus__observer_t *self, uint64_t now)
 {
-    const char *prefix = zlist_size (self->prefixes) == 1?
-                         (const char *) zlist_first (self->prefixes): NULL;
+    s_prefix_t *only = zlistx_size (self->prefixes) == 1?
+                       (s_prefix_t *) zlistx_first (self->prefixes): NULL;
+    const char *prefix = only? only->prefix: NULL;
     if (self->engine->observed_out >= S_WINDOW / 2)
         return;     //  ask for more when the application has room
     for (s_source_t *source = (s_source_t *) zhashx_first (self->sources); source;

@@ -1,11 +1,37 @@
 /*  chorus_peers.c — meeting and keeping peers: connections to seeds and
     to endpoints heard of by gossip or beacon, the HELLO exchange that makes
-    a peer of them, heartbeats that find the evasive and the expired, and
-    the hand-over of a departed peer's work.
+    a peer of them within the node's bounds (protocol sections 4 and 4.5),
+    heartbeats that find the evasive and the expired, and the hand-over of
+    a departed peer's work.
 */
 #include "chorus_engine.h"
 
 #define S_PENDING_MS 5000       //  how long a connection waits for the peer's HELLO
+#define S_SEED_RETRY_MS 5000    //  a seed that did not answer is tried again after this
+#define S_ANNOUNCE_MS 500       //  our HELLO goes to every peer at most this often
+#define S_BUCKET 50             //  new peers one remote address may bring at once
+#define S_ADDRESSES 4096        //  remote addresses whose buckets we keep at most
+#define S_DEALER_HWM 1000       //  messages queued for one peer at most
+#define S_MAX_FRAME (CHORUS_MSG_MAX_BODY + 1024)
+
+//  A connection opened to an endpoint we heard of, awaiting the peer's HELLO
+typedef struct {
+    void *dealer;               //  the connection (libzmq handle)
+    uint64_t since;             //  when it was opened (monotonic)
+    char hello_id [33];         //  id of the HELLO we sent on it, "" until sent
+} s_pending_t;
+
+//  A seed endpoint from the configuration
+typedef struct {
+    char *instance;             //  the peer we met through it, or NULL
+    uint64_t tried;             //  when we last opened a connection to it (monotonic)
+} s_seed_t;
+
+//  New peers a remote address may still bring: a bucket refilled over time
+typedef struct {
+    double tokens;              //  admissions left
+    uint64_t at;                //  when tokens was computed (monotonic)
+} s_bucket_t;
 
 void
 chorus__subs_free (chorus__sub_t **subs_p, size_t *size_p)
@@ -29,31 +55,44 @@ chorus__subs_add (chorus__sub_t **subs_p, size_t *size_p, const char *prefix, ui
     sub->flags = flags;
 }
 
-static zsock_t *
-s_dealer_new (chorus__engine_t *self, const char *endpoint, uint8_t kind)
+//  A DEALER into an endpoint's inbox, or NULL (after a warning) when the
+//  system cannot give us one
+static void *
+s_dealer_new (chorus__engine_t *self, const char *endpoint)
 {
-    zsock_t *dealer = zsock_new (ZMQ_DEALER);
-    if (!dealer)
+    void *dealer = chorus__socket_new (ZMQ_DEALER);
+    if (!dealer) {
+        chorus__engine_warn (self, W_SOCKET, "cannot open a connection to %s: %s", endpoint,
+                             zmq_strerror (zmq_errno ()));
         return NULL;
-    //  Routing id: a kind byte then our binary instance id, so the peer's
-    //  ROUTER knows who speaks (ZRE's interconnection)
+    }
+    //  Routing id: 0x01 then our binary instance id, on every DEALER we
+    //  open, so the peer's ROUTER knows who speaks (protocol section 5)
     uint8_t routing_id [17];
-    routing_id [0] = kind;
+    routing_id [0] = 0x01;
     for (int i = 0; i < 16; i++)
         sscanf (self->instance + 2 * i, "%2hhx", &routing_id [1 + i]);
-    zmq_setsockopt (zsock_resolve (dealer), ZMQ_ROUTING_ID, routing_id, sizeof (routing_id));
-    zsock_set_sndhwm (dealer, 100000);
+    zmq_setsockopt (dealer, ZMQ_ROUTING_ID, routing_id, sizeof (routing_id));
+    zsock_set_sndhwm (dealer, S_DEALER_HWM);
     zsock_set_sndtimeo (dealer, 0);     //  the engine never blocks on a peer
     zsock_set_linger (dealer, 0);
-    if (zsock_connect (dealer, "%s", endpoint)) {
-        zsock_destroy (&dealer);
-        return NULL;
+    //  Nothing is queued for a connection that is not up: an endpoint that
+    //  never answers costs no memory, and what could not go stays in the
+    //  outbox to be sent again
+    zsock_set_immediate (dealer, 1);
+    //  We never read a DEALER, so whatever the other side sends stays small
+    zsock_set_rcvhwm (dealer, 1);
+    zsock_set_maxmsgsize (dealer, S_MAX_FRAME);
+    if (zmq_connect (dealer, endpoint)) {
+        chorus__engine_log (self, "cannot connect to %s: %s", endpoint,
+                            zmq_strerror (zmq_errno ()));
+        chorus__socket_destroy (&dealer);
     }
     return dealer;
 }
 
 static chorus_msg_t *
-s_hello (chorus__engine_t *self)
+s_hello (chorus__engine_t *self, const char *answers)
 {
     chorus_msg_t *hello = chorus__engine_msg (self, CHORUS_MSG_HELLO);
     chorus_msg_set_service (hello, self->config->service);
@@ -75,69 +114,170 @@ s_hello (chorus__engine_t *self)
     snprintf (started, sizeof (started), "%" PRIu64, self->started);
     chorus_msg_set_header (hello, "chorus.started", started);
     chorus_msg_set_header (hello, "chorus.mesh", self->config->mesh);
+    if (answers)
+        chorus_msg_set_header (hello, "chorus.answers", answers);
     return hello;
 }
 
-void
-chorus__peers_send_hello (chorus__engine_t *self, zsock_t *dealer)
+//  Sends our HELLO; writes its id into id_out (33 bytes) when given
+static int
+s_send_hello (chorus__engine_t *self, void *dealer, const char *answers, char *id_out)
 {
-    chorus_msg_t *hello = s_hello (self);
-    chorus_msg_send (hello, dealer);
+    chorus_msg_t *hello = s_hello (self, answers);
+    int rc = chorus_msg_send (hello, dealer);
+    if (rc == 0 && id_out)
+        snprintf (id_out, 33, "%s", chorus_msg_id (hello));
     chorus_msg_destroy (&hello);
+    return rc;
 }
 
-//  A connection opened to an endpoint we heard of, awaiting the peer's HELLO
-typedef struct {
-    zsock_t *dealer;            //  the connection
-    uint64_t since;             //  when it was opened
-} s_pending_t;
-
-//  Opens a connection to an endpoint we heard of and says HELLO on it
-static void
-s_connect_pending (chorus__engine_t *self, const char *endpoint)
+int
+chorus__peers_send_hello (chorus__engine_t *self, void *dealer, const char *answers)
 {
-    if (streq (endpoint, self->endpoint) || zhashx_lookup (self->pending, endpoint))
-        return;
-    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
-         peer = (chorus__peer_t *) zhashx_next (self->peers))
-        if (streq (peer->endpoint, endpoint))
-            return;
-    zsock_t *dealer = s_dealer_new (self, endpoint, 0x01);
-    if (!dealer)
-        return;
-    chorus__engine_log (self, "connecting to %s", endpoint);
-    chorus__peers_send_hello (self, dealer);
-    s_pending_t *pending = (s_pending_t *) zmalloc (sizeof (s_pending_t));
-    pending->dealer = dealer;
-    pending->since = chorus__now ();
-    zhashx_insert (self->pending, endpoint, pending);
+    return s_send_hello (self, dealer, answers, NULL);
 }
 
-//  Forgets a pending connection; returns its socket unless destroy is set
-zsock_t *
-chorus__peers_drop_pending (chorus__engine_t *self, const char *endpoint, bool destroy)
+int
+chorus__peers_greet (chorus__engine_t *self, chorus__peer_t *peer)
+{
+    if (!peer->hello_sent && peer->dealer
+    &&  chorus__peers_send_hello (self, peer->dealer, NULL) == 0)
+        peer->hello_sent = true;
+    return peer->hello_sent? 0: -1;
+}
+
+uint64_t
+chorus__peer_seen_at (chorus__peer_t *peer)
+{
+    uint64_t silence = chorus__mono () - peer->last_seen;
+    uint64_t now = chorus__now ();
+    return now > silence? now - silence: 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Pending connections
+
+static void
+s_pending_destroy (s_pending_t **pending_p)
+{
+    s_pending_t *pending = *pending_p;
+    if (pending) {
+        chorus__socket_destroy (&pending->dealer);
+        free (pending);
+        *pending_p = NULL;
+    }
+}
+
+//  Takes a pending connection out of the table; the caller owns its socket
+static void *
+s_pending_take (chorus__engine_t *self, const char *endpoint)
 {
     s_pending_t *pending = (s_pending_t *) zhashx_lookup (self->pending, endpoint);
     if (!pending)
         return NULL;
-    zsock_t *dealer = pending->dealer;
-    if (destroy)
-        zsock_destroy (&dealer);
+    void *dealer = pending->dealer;
+    pending->dealer = NULL;
+    s_pending_destroy (&pending);
     zhashx_delete (self->pending, endpoint);
-    free (pending);
     return dealer;
 }
+
+static chorus__peer_t *
+s_peer_at (chorus__engine_t *self, const char *endpoint)
+{
+    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
+         peer = (chorus__peer_t *) zhashx_next (self->peers))
+        if (streq (peer->endpoint, endpoint))
+            return peer;
+    return NULL;
+}
+
+//  Opens a connection to an endpoint we heard of; HELLO goes on it as soon
+//  as it is up. Returns false if it could not be opened now.
+static bool
+s_connect_pending (chorus__engine_t *self, const char *endpoint)
+{
+    if (streq (endpoint, self->endpoint) || zhashx_lookup (self->pending, endpoint)
+    ||  s_peer_at (self, endpoint))
+        return true;
+    if (zhashx_size (self->pending) >= (size_t) self->config->max_pending)
+        return false;   //  heard of again with the next HELLO or beacon
+    void *dealer = s_dealer_new (self, endpoint);
+    if (!dealer)
+        return false;
+    chorus__engine_log (self, "connecting to %s", endpoint);
+    s_pending_t *pending = (s_pending_t *) zmalloc (sizeof (s_pending_t));
+    pending->dealer = dealer;
+    pending->since = chorus__mono ();
+    s_send_hello (self, dealer, NULL, pending->hello_id);
+    zhashx_insert (self->pending, endpoint, pending);
+    return true;
+}
+
+//  The endpoint of the pending connection on which we sent the HELLO with
+//  this id, or NULL
+static const char *
+s_pending_answered (chorus__engine_t *self, const char *hello_id)
+{
+    if (!hello_id || !*hello_id)
+        return NULL;
+    for (s_pending_t *pending = (s_pending_t *) zhashx_first (self->pending); pending;
+         pending = (s_pending_t *) zhashx_next (self->pending))
+        if (streq (pending->hello_id, hello_id))
+            return (const char *) zhashx_cursor (self->pending);
+    return NULL;
+}
+
+//  The seed at this endpoint, if it is one, now leads to the instance
+static void
+s_seed_met (chorus__engine_t *self, const char *endpoint, const char *instance)
+{
+    s_seed_t *seed = (s_seed_t *) zhashx_lookup (self->seeds, endpoint);
+    if (seed) {
+        free (seed->instance);
+        seed->instance = strdup (instance);
+    }
+}
+
+void
+chorus__peers_close_all (chorus__engine_t *self)
+{
+    for (s_pending_t *pending = (s_pending_t *) zhashx_first (self->pending); pending;
+         pending = (s_pending_t *) zhashx_next (self->pending))
+        s_pending_destroy (&pending);
+    zhashx_purge (self->pending);
+    for (s_seed_t *seed = (s_seed_t *) zhashx_first (self->seeds); seed;
+         seed = (s_seed_t *) zhashx_next (self->seeds)) {
+        free (seed->instance);
+        free (seed);
+    }
+    zhashx_purge (self->seeds);
+    for (s_bucket_t *bucket = (s_bucket_t *) zhashx_first (self->admission); bucket;
+         bucket = (s_bucket_t *) zhashx_next (self->admission))
+        free (bucket);
+    zhashx_purge (self->admission);
+}
+
+//  --------------------------------------------------------------------------
+//  Peers
 
 void
 chorus__peer_destroy (chorus__peer_t **peer_p)
 {
     chorus__peer_t *peer = *peer_p;
     if (peer) {
-        zsock_destroy (&peer->dealer);
+        chorus__socket_destroy (&peer->dealer);
+        if (peer->backlog) {
+            for (zframe_t *frame = (zframe_t *) zlistx_first (peer->backlog); frame;
+                 frame = (zframe_t *) zlistx_next (peer->backlog))
+                zframe_destroy (&frame);
+            zlistx_destroy (&peer->backlog);
+        }
         free (peer->instance);
         free (peer->service);
         free (peer->endpoint);
         free (peer->pub_endpoint);
+        free (peer->address);
         chorus__subs_free (&peer->subs, &peer->subs_size);
         free (peer);
         *peer_p = NULL;
@@ -162,7 +302,8 @@ chorus__peers_report (chorus__engine_t *self, chorus__peer_t *peer, chorus_peer_
 {
     char *subs = chorus__peer_subs_text (peer);
     chorus__engine_work (self, "sisssss88", "P", (int) state, peer->service, peer->instance,
-                         peer->endpoint, peer->pub_endpoint, subs, peer->last_seen, peer->head);
+                         peer->endpoint, peer->pub_endpoint, subs, chorus__peer_seen_at (peer),
+                         peer->head);
     free (subs);
 }
 
@@ -204,6 +345,74 @@ s_lists_endpoint (chorus_msg_t *hello, const char *endpoint)
     return false;
 }
 
+//  True if the remote address may bring one more new peer now
+static bool
+s_admit_address (chorus__engine_t *self, const char *address)
+{
+    uint64_t now = chorus__mono ();
+    s_bucket_t *bucket = (s_bucket_t *) zhashx_lookup (self->admission, address);
+    if (!bucket) {
+        if (zhashx_size (self->admission) >= S_ADDRESSES)
+            address = "*";  //  past that, all other addresses share one bucket
+        bucket = (s_bucket_t *) zhashx_lookup (self->admission, address);
+    }
+    if (!bucket) {
+        bucket = (s_bucket_t *) zmalloc (sizeof (s_bucket_t));
+        bucket->tokens = S_BUCKET;
+        bucket->at = now;
+        zhashx_insert (self->admission, address, bucket);
+    }
+    bucket->tokens += (double) (now - bucket->at) * self->config->peer_rate / 1000.0;
+    if (bucket->tokens > S_BUCKET)
+        bucket->tokens = S_BUCKET;
+    bucket->at = now;
+    if (bucket->tokens < 1)
+        return false;
+    bucket->tokens -= 1;
+    return true;
+}
+
+//  May a new peer, whose HELLO came from this address, join? Says why not.
+static bool
+s_admit (chorus__engine_t *self, const char *instance, chorus_msg_t *hello)
+{
+    const char *address = chorus_msg_peer_address (hello);
+    const char *why = NULL;
+    if (zhashx_size (self->peers) >= (size_t) self->config->max_peers)
+        why = "the node has its maximum of peers";
+    else
+    if (!s_admit_address (self, address))
+        why = "too many new peers from that address";
+    if (!why)
+        return true;
+    self->counters [C_REFUSED]++;
+    chorus__engine_warn (self, W_REFUSED, "refused peer %s/%.8s at %s (from %s): %s",
+                         chorus_msg_service (hello), instance, chorus_msg_endpoint (hello),
+                         *address? address: "?", why);
+    return false;
+}
+
+//  The connection to use for a new peer: the pending one it answered, or a
+//  new one. NULL if none can be had.
+static void *
+s_peer_dealer (chorus__engine_t *self, chorus_msg_t *hello, const char *instance,
+               bool *hello_sent)
+{
+    const char *endpoint = chorus_msg_endpoint (hello);
+    const char *answered = s_pending_answered (self, chorus_msg_header (hello, "chorus.answers"));
+    const char *pending = zhashx_lookup (self->pending, endpoint)? endpoint: answered;
+    if (pending) {
+        s_pending_t *entry = (s_pending_t *) zhashx_lookup (self->pending, pending);
+        *hello_sent = entry->hello_id [0] != 0;
+        s_seed_met (self, pending, instance);
+        s_seed_met (self, endpoint, instance);
+        return s_pending_take (self, pending);
+    }
+    s_seed_met (self, endpoint, instance);
+    *hello_sent = false;
+    return s_dealer_new (self, endpoint);
+}
+
 void
 chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t *hello)
 {
@@ -219,6 +428,10 @@ chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t 
     const char *started_text = chorus_msg_header (hello, "chorus.started");
     uint64_t started = started_text? strtoull (started_text, NULL, 10): 0;
     chorus__peer_t *peer = chorus__engine_peer (self, instance);
+    if (peer && !streq (peer->service, chorus_msg_service (hello))) {
+        chorus__engine_forged (self, peer, hello, "announces another service");
+        return;
+    }
     if (peer && peer->started != started) {
         //  The same instance started again: it remembers nothing of us
         chorus__engine_log (self, "peer %.8s restarted", instance);
@@ -228,40 +441,49 @@ chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t 
     const char *endpoint = chorus_msg_endpoint (hello);
     bool joined = false;
     if (!peer) {
+        if (!s_admit (self, instance, hello))
+            return;     //  not answered, and its gossip not followed
+        bool hello_sent = false;
+        void *dealer = s_peer_dealer (self, hello, instance, &hello_sent);
+        if (!dealer) {
+            self->counters [C_REFUSED]++;
+            return;
+        }
         peer = (chorus__peer_t *) zmalloc (sizeof (chorus__peer_t));
         peer->instance = strdup (instance);
         peer->service = strdup (chorus_msg_service (hello));
         peer->endpoint = strdup (endpoint);
         peer->pub_endpoint = strdup (chorus_msg_pub_endpoint (hello));
+        peer->address = strdup (chorus_msg_peer_address (hello));
         peer->started = started;
-        //  Reuse the connection we opened to this endpoint, if any
-        if (zhashx_lookup (self->pending, endpoint))
-            peer->dealer = chorus__peers_drop_pending (self, endpoint, false);
-        else
-        if (zhashx_lookup (self->seeds, endpoint)) {
-            peer->dealer = (zsock_t *) zhashx_lookup (self->seeds, endpoint);
-            zhashx_update (self->seeds, endpoint, NULL);
-        }
-        else
-            peer->dealer = s_dealer_new (self, endpoint, 0x01);
-        if (!peer->dealer) {
-            chorus__peer_destroy (&peer);
-            return;
-        }
+        peer->dealer = dealer;
+        peer->hello_sent = hello_sent;
         zhashx_insert (self->peers, peer->instance, peer);
-        chorus__peers_send_hello (self, peer->dealer);
+        //  Our HELLO answers theirs, so that a node we dialled under another
+        //  name than it announces knows we are that seed
+        if (!peer->hello_sent
+        &&  chorus__peers_send_hello (self, peer->dealer, chorus_msg_id (hello)) == 0)
+            peer->hello_sent = true;
         self->announce = true;
         joined = true;
         chorus__engine_log (self, "met %s/%.8s at %s", peer->service, instance, endpoint);
     }
-    else
-    if (!s_lists_endpoint (hello, self->endpoint))
-        chorus__peers_send_hello (self, peer->dealer);     //  it has forgotten us
-
+    else {
+        //  A pending connection that leads to a peer we know is one too many
+        const char *answered = s_pending_answered (self,
+                                                   chorus_msg_header (hello, "chorus.answers"));
+        if (answered) {
+            s_seed_met (self, answered, instance);
+            void *dealer = s_pending_take (self, answered);
+            chorus__socket_destroy (&dealer);
+        }
+        if (!s_lists_endpoint (hello, self->endpoint) && peer->hello_sent)
+            chorus__peers_send_hello (self, peer->dealer, chorus_msg_id (hello));
+    }
     bool changed = joined || chorus_msg_generation (hello) != peer->generation;
     peer->generation = chorus_msg_generation (hello);
     peer->head = chorus_msg_head (hello);
-    peer->last_seen = chorus__now ();
+    peer->last_seen = chorus__mono ();
     if (changed) {
         s_peer_set_subs (peer, hello);
         chorus__delivery_peer_joined (self->delivery, peer);
@@ -275,11 +497,12 @@ chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t 
     if (self->observer)
         chorus__observer_head (self->observer, peer, peer->head);
 
-    //  Gossip: meet the peers it knows
+    //  Gossip: meet the peers it knows, as far as our bound allows
     zlist_t *peers = chorus_msg_peers (hello);
     for (char *item = peers? (char *) zlist_first (peers): NULL; item;
          item = (char *) zlist_next (peers))
-        s_connect_pending (self, item);
+        if (!s_connect_pending (self, item))
+            break;
 }
 
 void
@@ -291,8 +514,7 @@ chorus__peers_recv_beacon (chorus__engine_t *self)
     &&  memcmp (zframe_data (frame), "CHO\x01", 4) == 0) {
         const uint8_t *data = zframe_data (frame);
         char instance [33];
-        for (int i = 0; i < 16; i++)
-            snprintf (instance + 2 * i, 3, "%02X", data [4 + i]);
+        chorus__hex (data + 4, 16, instance);
         int port = (data [20] << 8) | data [21];
         if (port > 0 && !streq (instance, self->instance)
         &&  !chorus__engine_peer (self, instance)) {
@@ -316,41 +538,79 @@ chorus__peers_beacon (chorus__engine_t *self, int port)
     zsock_send (self->beacon, "sbi", "PUBLISH", beacon, sizeof (beacon), 1000);
 }
 
+void
+chorus__peers_add_seed (chorus__engine_t *self, const char *endpoint)
+{
+    if (!zhashx_lookup (self->seeds, endpoint))
+        zhashx_insert (self->seeds, endpoint, zmalloc (sizeof (s_seed_t)));
+}
+
+//  --------------------------------------------------------------------------
+//  Timers
+
+//  Opens a connection to each seed that leads to no live peer, every
+//  S_SEED_RETRY_MS while it does not answer
 static void
 s_probe_seeds (chorus__engine_t *self, uint64_t now)
 {
-    if (now - self->last_probe < (uint64_t) self->config->heartbeat_ms * 2)
-        return;
-    self->last_probe = now;
-    zlistx_t *seeds = zhashx_keys (self->seeds);
-    for (char *seed = (char *) zlistx_first (seeds); seed; seed = (char *) zlistx_next (seeds)) {
-        bool met = false;
-        for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers);
-             peer && !met; peer = (chorus__peer_t *) zhashx_next (self->peers))
-            met = streq (peer->endpoint, seed);
-        if (met)
+    for (s_seed_t *seed = (s_seed_t *) zhashx_first (self->seeds); seed;
+         seed = (s_seed_t *) zhashx_next (self->seeds)) {
+        const char *endpoint = (const char *) zhashx_cursor (self->seeds);
+        if (seed->instance && chorus__engine_peer (self, seed->instance))
             continue;
-        zsock_t *probe = (zsock_t *) zhashx_lookup (self->seeds, seed);
-        if (!probe) {
-            probe = s_dealer_new (self, seed, 0x02);
-            zhashx_update (self->seeds, seed, probe);
+        zstr_free (&seed->instance);
+        chorus__peer_t *peer = s_peer_at (self, endpoint);
+        if (peer) {
+            seed->instance = strdup (peer->instance);
+            continue;
         }
-        if (probe)
-            chorus__peers_send_hello (self, probe);
+        if (zhashx_lookup (self->pending, endpoint)
+        ||  (seed->tried && now - seed->tried < S_SEED_RETRY_MS))
+            continue;
+        if (s_connect_pending (self, endpoint))
+            seed->tried = now;
     }
-    zlistx_destroy (&seeds);
 }
 
+//  Says HELLO on connections that have come up, closes those that waited
+//  too long for an answer
 static void
-s_expire_pending (chorus__engine_t *self, uint64_t now)
+s_pending_tick (chorus__engine_t *self, uint64_t now)
 {
-    zlistx_t *keys = zhashx_keys (self->pending);
-    for (char *key = (char *) zlistx_first (keys); key; key = (char *) zlistx_next (keys)) {
-        s_pending_t *pending = (s_pending_t *) zhashx_lookup (self->pending, key);
+    zlistx_t *expired = zlistx_new ();
+    for (s_pending_t *pending = (s_pending_t *) zhashx_first (self->pending); pending;
+         pending = (s_pending_t *) zhashx_next (self->pending)) {
         if (now - pending->since > S_PENDING_MS)
-            chorus__peers_drop_pending (self, key, true);
+            zlistx_add_end (expired, (void *) zhashx_cursor (self->pending));
+        else
+        if (!pending->hello_id [0])
+            s_send_hello (self, pending->dealer, NULL, pending->hello_id);
     }
-    zlistx_destroy (&keys);
+    for (const char *endpoint = (const char *) zlistx_first (expired); endpoint;
+         endpoint = (const char *) zlistx_next (expired)) {
+        void *dealer = s_pending_take (self, endpoint);
+        chorus__socket_destroy (&dealer);
+    }
+    zlistx_destroy (&expired);
+}
+
+//  Forgets the buckets of addresses that have been quiet long enough to
+//  have refilled them
+static void
+s_admission_tick (chorus__engine_t *self, uint64_t now)
+{
+    uint64_t full_ms = (uint64_t) (S_BUCKET * 1000 / (self->config->peer_rate? self->config->peer_rate: 1));
+    zlistx_t *idle = zlistx_new ();
+    for (s_bucket_t *bucket = (s_bucket_t *) zhashx_first (self->admission); bucket;
+         bucket = (s_bucket_t *) zhashx_next (self->admission))
+        if (now - bucket->at > full_ms)
+            zlistx_add_end (idle, (void *) zhashx_cursor (self->admission));
+    for (const char *address = (const char *) zlistx_first (idle); address;
+         address = (const char *) zlistx_next (idle)) {
+        free (zhashx_lookup (self->admission, address));
+        zhashx_delete (self->admission, address);
+    }
+    zlistx_destroy (&idle);
 }
 
 static void
@@ -364,6 +624,8 @@ s_heartbeat (chorus__engine_t *self, uint64_t now)
             zlist_append (expired, peer);
             continue;
         }
+        chorus__peers_greet (self, peer);
+        chorus__engine_flush_backlog (self, peer);
         if (silence >= (uint64_t) self->config->evasive_ms && !peer->evasive) {
             peer->evasive = true;
             chorus__peers_report (self, peer, CHORUS_PEER_EVASIVE);
@@ -387,13 +649,24 @@ void
 chorus__peers_tick (chorus__engine_t *self, uint64_t now)
 {
     s_heartbeat (self, now);
+    s_pending_tick (self, now);
     s_probe_seeds (self, now);
-    s_expire_pending (self, now);
-    if (self->announce) {
+    s_admission_tick (self, now);
+    //  What we announce changes with every peer met or lost; a burst of
+    //  joins costs one round of HELLOs, not one per join
+    if (self->announce && now - self->last_announce >= S_ANNOUNCE_MS) {
         self->announce = false;
+        self->last_announce = now;
         self->generation++;
+        chorus_msg_t *hello = s_hello (self, NULL);
         for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
-             peer = (chorus__peer_t *) zhashx_next (self->peers))
-            chorus__peers_send_hello (self, peer->dealer);
+             peer = (chorus__peer_t *) zhashx_next (self->peers)) {
+            char id [33];
+            chorus__new_id (id);    //  every message of ours has an id of its own
+            chorus_msg_set_id (hello, id);
+            if (chorus_msg_send (hello, peer->dealer) == 0)
+                peer->hello_sent = true;
+        }
+        chorus_msg_destroy (&hello);
     }
 }

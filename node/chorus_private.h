@@ -15,9 +15,27 @@
 int
     chorus__fail (int code);
 
-//  Milliseconds since the Unix epoch
+//  Milliseconds since the Unix epoch: for the wire (timestamps, deadlines)
+//  and for records that outlive the process, never for local timers
 uint64_t
     chorus__now (void);
+
+//  Milliseconds on a monotonic clock, for every local timer (heartbeats,
+//  expiry, ack and retry timeouts): a step of the wall clock neither fires
+//  nor stops them
+uint64_t
+    chorus__mono (void);
+
+//  A new ZeroMQ socket, or NULL when the system cannot make one (the
+//  context's socket limit or the process's file descriptors are used up).
+//  czmq's zsock_new aborts instead, and a peer can cause both, so every
+//  socket made for a peer comes from here. czmq's zsock_set_*, zpoller and
+//  zframe calls take the handle as it is.
+void *
+    chorus__socket_new (int type);
+//  Closes a socket from chorus__socket_new; safe on NULL, nulls the pointer
+void
+    chorus__socket_destroy (void **socket_p);
 
 //  Writes a fresh message id (32 hex characters and a NUL) into id: a
 //  random per-process prefix and a counter, unique without coordination.
@@ -92,6 +110,9 @@ typedef struct {
     bool start_earliest;        //  a new group starts at the earliest event
     int command_retry_ms;       //  re-send an unanswered command after this
     int observe_hwm;            //  receive high-water mark of the observer's SUB
+    int max_peers;              //  peers kept at most; more are refused
+    int max_pending;            //  connections awaiting a HELLO at most
+    int peer_rate;              //  new peers admitted per second per remote address
     bool verbose;               //  log to stderr
     char *work_endpoint;        //  inproc endpoint of the work pipe
     chorus_store_t *store;      //  the open store, shared with the caller's thread

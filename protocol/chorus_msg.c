@@ -122,6 +122,7 @@ typedef struct {
 struct _chorus_msg_t {
     int type;                       //  CHORUS_MSG_*
     zframe_t *routing_id;           //  peer's routing id on a ROUTER
+    char peer_address [64];         //  remote address of a HELLO received on a ROUTER
     //  Indexed by field id less the first id of the kind, so that the
     //  fields fit in a few cache lines: clearing them is the hot part
     //  of receiving a message
@@ -724,7 +725,7 @@ s_recv_parts (void *handle, zmq_msg_t *parts, int max)
 }
 
 int
-chorus_msg_recv (chorus_msg_t *self, zsock_t *input)
+chorus_msg_recv (chorus_msg_t *self, void *input)
 {
     assert (self);
     assert (input);
@@ -742,6 +743,7 @@ chorus_msg_recv (chorus_msg_t *self, zsock_t *input)
         zframe_destroy (&self->routing_id);
         self->routing_id = zframe_new (zmq_msg_data (&parts [0]), zmq_msg_size (&parts [0]));
     }
+    self->peer_address [0] = 0;
     if (count < expected)
         rc = s_fail (self, "missing frames");
     else
@@ -750,6 +752,12 @@ chorus_msg_recv (chorus_msg_t *self, zsock_t *input)
     else {
         zmq_msg_t *body = &parts [expected - 1];
         rc = chorus_msg_decode (self, zmq_msg_data (body), zmq_msg_size (body));
+    }
+    //  Only a HELLO needs it (admission is per remote address), and the
+    //  lookup costs too much for every message
+    if (rc == 0 && router && self->type == CHORUS_MSG_HELLO) {
+        const char *address = zmq_msg_gets (&parts [1], "Peer-Address");
+        snprintf (self->peer_address, sizeof (self->peer_address), "%s", address? address: "");
     }
     if (rc == 0 && sub) {
         const char *topic = self->str [F_TOPIC];
@@ -766,7 +774,7 @@ chorus_msg_recv (chorus_msg_t *self, zsock_t *input)
 }
 
 int
-chorus_msg_send (chorus_msg_t *self, zsock_t *output)
+chorus_msg_send (chorus_msg_t *self, void *output)
 {
     assert (self);
     zframe_t *body = chorus_msg_encode (self);
@@ -774,7 +782,7 @@ chorus_msg_send (chorus_msg_t *self, zsock_t *output)
 }
 
 int
-chorus_msg_send_encoded (chorus_msg_t *self, zframe_t **body_p, zsock_t *output)
+chorus_msg_send_encoded (chorus_msg_t *self, zframe_t **body_p, void *output)
 {
     assert (self);
     assert (body_p && *body_p);
@@ -846,6 +854,13 @@ chorus_msg_routing_id (chorus_msg_t *self)
 {
     assert (self);
     return self->routing_id;
+}
+
+const char *
+chorus_msg_peer_address (chorus_msg_t *self)
+{
+    assert (self);
+    return self->peer_address;
 }
 
 void

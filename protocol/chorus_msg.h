@@ -71,22 +71,22 @@ int
 zframe_t *
     chorus_msg_encode (chorus_msg_t *self);
 
-//  Receive one message from a socket. On a ROUTER the routing id frame comes
-//  first; on a SUB the topic frame does. Returns 0, CHORUS_MSG_INTERRUPTED,
+//  Receive one message from a socket (a zsock_t or a libzmq handle). On a
+//  ROUTER the routing id frame comes first; on a SUB the topic frame does. Returns 0, CHORUS_MSG_INTERRUPTED,
 //  or CHORUS_MSG_MALFORMED (the whole ZeroMQ message has been consumed).
 int
-    chorus_msg_recv (chorus_msg_t *self, zsock_t *input);
+    chorus_msg_recv (chorus_msg_t *self, void *input);
 
-//  Send self on a socket: the routing id first on a ROUTER, the topic first
-//  on a PUB (EVENT only). Returns 0 or -1. self is kept.
+//  Send self on a socket (a zsock_t or a libzmq handle): the routing id
+//  first on a ROUTER, the topic first on a PUB or XPUB (EVENT only). Returns 0 or -1. self is kept.
 int
-    chorus_msg_send (chorus_msg_t *self, zsock_t *output);
+    chorus_msg_send (chorus_msg_t *self, void *output);
 
 //  Send self, already encoded into *body_p by chorus_msg_encode, as
 //  chorus_msg_send would; takes the body (a message encoded once is sent
 //  once more without encoding it again). Returns 0 or -1.
 int
-    chorus_msg_send_encoded (chorus_msg_t *self, zframe_t **body_p, zsock_t *output);
+    chorus_msg_send_encoded (chorus_msg_t *self, zframe_t **body_p, void *output);
 
 //  The encoding of the EVENT encoded in body (by chorus_msg_encode) with
 //  its group and attempt replaced, as chorus_msg_encode would make it;
@@ -119,6 +119,10 @@ zframe_t *
     chorus_msg_routing_id (chorus_msg_t *self);
 void
     chorus_msg_set_routing_id (chorus_msg_t *self, zframe_t *routing_id);
+//  Remote IP address of the connection a HELLO came in on, from a ROUTER
+//  ("" for other messages, sockets and transports without one)
+const char *
+    chorus_msg_peer_address (chorus_msg_t *self);
 
 //  Print the message to stderr, for debugging
 void
