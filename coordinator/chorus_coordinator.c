@@ -864,6 +864,13 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
     self->node_dir = zsys_sprintf ("%s/node", config->store_dir);
     chorus_node_set_store (self->node, self->node_dir);
     chorus_node_set_verbose (self->node, config->verbose);
+    const char *mesh = config->mesh? config->mesh: getenv ("CHORUS_MESH");
+    if (mesh && chorus_node_set_mesh (self->node, mesh)) {
+        snprintf (error, error_size, "%s '%s' is not a mesh name (1-64 printable ASCII "
+                  "characters, no spaces)", config->mesh? "--mesh": "CHORUS_MESH", mesh);
+        chorus_coordinator_destroy (&self);
+        return NULL;
+    }
     if (config->listen)
         chorus_node_set_listen (self->node, config->listen);
     for (const char **seed = config->seeds; seed && *seed; seed++)

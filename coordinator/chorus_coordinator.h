@@ -17,6 +17,7 @@ typedef struct {
     const char *flows_dir;      //  directory of *.yaml definitions
     const char *store_dir;      //  node store and journal live under it
     const char *listen;         //  inbox endpoint, NULL: the library's default
+    const char *mesh;           //  mesh name, NULL: $CHORUS_MESH or "default"
     const char **seeds;         //  seed endpoints, NULL-terminated, may be NULL
     int beacon_port;            //  UDP beacon, 0: off
     size_t keep_finished;       //  finished flows kept for status (0: 10000)

@@ -23,6 +23,8 @@ s_usage (FILE *out)
         "  --flows DIR        directory of *.yaml flow definitions\n"
         "  --store DIR        where the node store and the journal live\n"
         "  --check DIR        validate every definition in DIR and exit\n"
+        "  --mesh NAME        the mesh to join (default: $CHORUS_MESH, else 'default');\n"
+        "                     nodes of other meshes are ignored\n"
         "  --listen ENDPOINT  this node's inbox (default: an ephemeral loopback port)\n"
         "  --seed ENDPOINT    a peer to meet first (repeatable; also CHORUS_SEEDS)\n"
         "  --beacon PORT      UDP beacon discovery on PORT\n"
@@ -43,7 +45,8 @@ main (int argc, char **argv)
         {"seed", required_argument, 0, 'e'}, {"beacon", required_argument, 0, 'b'},
         {"keep", required_argument, 0, 'k'}, {"no-sync", no_argument, 0, 'n'},
         {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
+        {"version", no_argument, 0, 'V'}, {"mesh", required_argument, 0, 'm'},
+        {0, 0, 0, 0}};
     chorus_coordinator_config_t config;
     memset (&config, 0, sizeof (config));
     config.journal_sync = true;
@@ -58,6 +61,7 @@ main (int argc, char **argv)
             case 's': config.store_dir = optarg; break;
             case 'c': check = optarg; break;
             case 'l': config.listen = optarg; break;
+            case 'm': config.mesh = optarg; break;
             case 'e':
                 if (seed_count < 64)
                     seeds [seed_count++] = optarg;

@@ -255,9 +255,11 @@ main (void)
 
     mesh_t mesh = {NULL, {NULL}};
     char error [512];
-    chorus_coordinator_config_t config = {flows, store, NULL, NULL, 0, 0, false,
-                                          TEST_HEARTBEAT_MS, TEST_EVASIVE_MS, TEST_EXPIRED_MS,
-                                          getenv ("CHORUS_VERBOSE") != NULL};
+    chorus_coordinator_config_t config = {.flows_dir = flows, .store_dir = store,
+                                          .heartbeat_ms = TEST_HEARTBEAT_MS,
+                                          .evasive_ms = TEST_EVASIVE_MS,
+                                          .expired_ms = TEST_EXPIRED_MS,
+                                          .verbose = getenv ("CHORUS_VERBOSE") != NULL};
     mesh.coordinator = chorus_coordinator_new (&config, error, sizeof (error));
     if (!ok (mesh.coordinator != NULL, "coordinator loads its flows"))
         bail_out (error);

@@ -73,9 +73,11 @@ while [ $i -lt 100 ]; do
     echo "{\"id\": \"order-$((i % 10))\", \"n\": $i}"; i=$((i + 1))
 done > "$tmp/orders.jsonl"
 "$chorus" publish order.placed --lines --key-field id --store "$tmp/orders" --timeout 30 \
-    < "$tmp/orders.jsonl"
+    < "$tmp/orders.jsonl" 2>"$tmp/publish.err"
 rc=$?
 [ $rc -eq 0 ]; ok $? "chorus publish --lines exits 0 once the group acknowledged all 100"
+grep -q "delivered 100 events to billing" "$tmp/publish.err"
+ok $? "and says so, naming the group: $(cat "$tmp/publish.err")"
 n=$(lines "$tmp/billed")
 [ "$n" -eq 100 ]; ok $? "each event handled once: $n lines"
 dups=$(awk '{print $1}' "$tmp/billed" | sort | uniq -d | wc -l)
@@ -89,7 +91,8 @@ kill "$on_pid"; wait "$on_pid" 2>/dev/null
 err=$("$chorus" publish order.placed '{"id": "order-late"}' --key order-late \
       --store "$tmp/orders" --timeout 2 2>&1); rc=$?
 [ $rc -eq 3 ]; ok $? "with the group down, publish exits 3 after --timeout"
-echo "$err" | grep -q "1 deliveries still pending"; ok $? "and says what is pending: $err"
+echo "$err" | grep -q "stored durably; group billing (1 pending, no live instance) has not acknowledged yet"
+ok $? "and says what is true, naming the group: $err"
 start_on
 "$chorus" publish order.placed '{"id": "order-next"}' --key order-next --store "$tmp/orders" \
     --timeout 30

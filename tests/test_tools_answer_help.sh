@@ -24,6 +24,22 @@ rm -rf "$tmp"
 [ $rc -eq 1 ]; ok $? "--check refuses a bad flow with exit 1"
 echo "$err" | grep -qE "cycle.yaml:[0-9]+:[0-9]+: cycle in depends_on"
 ok $? "and says file:line:column: what is wrong ($err)"
+#   Every program that joins a mesh says how to name it
+for sub in publish send serve on tail peers flow; do
+    out=$("$chorus" $sub --help)
+    echo "$out" | grep -q -- "--mesh NAME" && echo "$out" | grep -q CHORUS_MESH
+    ok $? "chorus $sub --help names --mesh and CHORUS_MESH"
+done
+out=$("$coord" --help)
+echo "$out" | grep -q -- "--mesh NAME" && echo "$out" | grep -q CHORUS_MESH
+ok $? "chorus-coordinator --help names --mesh and CHORUS_MESH"
+"$chorus" --help | grep -q CHORUS_MESH; ok $? "chorus --help names CHORUS_MESH"
+err=$(CHORUS_MESH='two words' "$chorus" peers --wait 0 2>&1 >/dev/null); rc=$?
+[ $rc -eq 1 ] && echo "$err" | grep -q "CHORUS_MESH 'two words' is not a mesh name"
+ok $? "a bad CHORUS_MESH is refused, named: $err"
+err=$("$chorus" send svc cmd --mesh 'a b' 2>&1 >/dev/null); rc=$?
+[ $rc -eq 1 ] && echo "$err" | grep -q -- "--mesh 'a b' is not a mesh name"
+ok $? "a bad --mesh is refused, named: $err"
 err=$("$chorus" frobnicate 2>&1 >/dev/null); rc=$?
 [ $rc -eq 2 ]; ok $? "chorus refuses an unknown subcommand with exit 2"
 echo "$err" | grep -q frobnicate; ok $? "and names it: $err"

@@ -44,7 +44,8 @@ s_usage (FILE *out)
         "  -h, --help      show this help and exit\n"
         "  -V, --version   show the version of chorus and of its protocol\n"
         "\n"
-        "Environment: CHORUS_SEEDS, comma-separated peer endpoints to meet first.\n"
+        "Environment: CHORUS_MESH, the mesh to join (as --mesh; default 'default');\n"
+        "CHORUS_SEEDS, comma-separated peer endpoints to meet first (as --seed).\n"
         "Exit status: 0 success, 1 failure, 2 bad usage; some subcommands add more.\n");
 }
 

@@ -89,6 +89,9 @@ chorus_cli_option (chorus_cli_t *self, int opt, char **argv)
         case CHORUS_CLI_OPT_LISTEN:
             self->listen = optarg;
             return CHORUS_CLI_CONTINUE;
+        case CHORUS_CLI_OPT_MESH:
+            self->mesh = optarg;
+            return CHORUS_CLI_CONTINUE;
         case CHORUS_CLI_OPT_SEED:
             zlist_append (self->seeds, optarg);
             return CHORUS_CLI_CONTINUE;
@@ -165,6 +168,8 @@ chorus_cli_print_mesh_help (FILE *out, const char *store_default)
     fprintf (out,
         "\n"
         "Mesh options:\n"
+        "  --mesh NAME        the mesh to join: nodes of other meshes are ignored\n"
+        "                     (default: $CHORUS_MESH, else 'default')\n"
         "  --listen ENDPOINT  inbox endpoint to bind and announce to peers\n"
         "                     (default: tcp://127.0.0.1:0, a random free port)\n"
         "  --seed ENDPOINT    a peer's inbox endpoint to meet first; repeatable, and\n"
@@ -293,6 +298,12 @@ s_add_seeds (chorus_cli_t *self, chorus_node_t *node)
 static int
 s_configure (chorus_cli_t *self, chorus_node_t *node, const char *store_name)
 {
+    const char *mesh = self->mesh? self->mesh: getenv ("CHORUS_MESH");
+    if (mesh && chorus_node_set_mesh (node, mesh)) {
+        chorus_cli_error (self, "%s '%s' is not a mesh name (1-64 printable ASCII "
+                          "characters, no spaces)", self->mesh? "--mesh": "CHORUS_MESH", mesh);
+        return -1;
+    }
     if (self->listen && chorus_node_set_listen (node, self->listen)) {
         chorus_cli_error (self, "bad --listen '%s': %s", self->listen,
                           chorus_strerror (chorus_errno ()));

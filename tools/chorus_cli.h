@@ -34,6 +34,7 @@ enum {
     CHORUS_CLI_OPT_JSON,
     CHORUS_CLI_OPT_LONG_HELP,       //  --help; -h is 'h', so that every long
                                     //  option's value tells it from a short one
+    CHORUS_CLI_OPT_MESH,
     CHORUS_CLI_OPT_OWN = 0x200      //  first value for a subcommand's options
 };
 
@@ -41,6 +42,7 @@ enum {
 //  --json for the subcommands whose output is data
 #define CHORUS_CLI_MESH_OPTIONS                                               \
     { "listen", required_argument, NULL, CHORUS_CLI_OPT_LISTEN },             \
+    { "mesh", required_argument, NULL, CHORUS_CLI_OPT_MESH },                 \
     { "seed", required_argument, NULL, CHORUS_CLI_OPT_SEED },                 \
     { "store", required_argument, NULL, CHORUS_CLI_OPT_STORE },               \
     { "beacon", required_argument, NULL, CHORUS_CLI_OPT_BEACON },             \
@@ -59,6 +61,7 @@ typedef struct {
     const char *name;               //  the subcommand, to prefix messages
     chorus_cli_usage_fn *usage;     //  prints the subcommand's --help
     const char *listen;             //  --listen, or NULL for the library's default
+    const char *mesh;               //  --mesh, or NULL for CHORUS_MESH or "default"
     zlist_t *seeds;                 //  --seed and CHORUS_SEEDS endpoints (char *)
     const char *store;              //  --store, or NULL for the subcommand's default
     int beacon;                     //  --beacon port, 0 for none

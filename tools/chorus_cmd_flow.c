@@ -540,7 +540,8 @@ s_usage (FILE *out)
         "Subcommands:\n");
     for (size_t index = 0; index < S_SUBS; index++)
         fprintf (out, "  %-7s %s\n", s_subs [index].name, s_subs [index].summary);
-    fprintf (out, "\nRun 'chorus flow SUBCOMMAND --help' for its options.\n");
+    fprintf (out, "\nRun 'chorus flow SUBCOMMAND --help' for its options. Every subcommand\n"
+                  "joins the mesh named by --mesh NAME or CHORUS_MESH (default 'default').\n");
 }
 
 static void

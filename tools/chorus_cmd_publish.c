@@ -1,7 +1,8 @@
 /*  chorus_cmd_publish.c — `chorus publish`: publish one event, or one per
-    line of stdin, then stay until every known group has acknowledged them.
-    What is still undelivered stays in the store and goes out the next time
-    a node starts on it.
+    line of stdin, then stay until every group they are due to has
+    acknowledged them, and say which groups did and which did not. What is
+    still undelivered stays in the store and goes out the next time a node
+    starts on it.
 */
 #include "chorus_cli.h"
 #include "chorus_json.h"
@@ -54,6 +55,7 @@ typedef struct {
     size_t size;                    //  bytes in data
     chorus_node_t *node;            //  our node
     size_t published;               //  events published so far
+    zlist_t *groups;                //  names of the groups the events were due to
 } s_publish_t;
 
 static void
@@ -65,9 +67,16 @@ s_usage (FILE *out)
         "\n"
         "Wait for discovery to settle, then publish an event whose payload is\n"
         "JSON (none without JSON), or with --lines one event per line of stdin\n"
-        "(one JSON document a line; empty lines skipped), then wait for every\n"
-        "group met to acknowledge every event. What is not yet delivered stays in the\n"
-        "store and goes out the next time a node starts on it.\n"
+        "(one JSON document a line; empty lines skipped). Each event is durable in\n"
+        "the store once published. Then wait until every group the events are due to\n"
+        "has acknowledged them: the groups met on the mesh that subscribe to TOPIC,\n"
+        "and those known to the store from earlier runs. What is not yet delivered\n"
+        "stays in the store and goes out the next time a node starts on it.\n"
+        "\n"
+        "At the end it says on stderr what is true: \"delivered N events to GROUPS\",\n"
+        "or \"stored durably; no group subscribes to TOPIC yet\", or \"stored durably;\n"
+        "groups ... have not acknowledged yet\" with the count pending for each and\n"
+        "whether it has a live instance.\n"
         "\n"
         "  --key K            key the events (order is kept among equal keys)\n"
         "  --key-field F      with --lines: key each event by the line's top-level\n"
@@ -81,9 +90,10 @@ s_usage (FILE *out)
     chorus_cli_print_mesh_help (out, "$XDG_DATA_HOME/chorus/publish-TOPIC");
     fprintf (out,
         "\n"
-        "Exit status: 0 all delivered, 1 failed (a bad line stops publishing;\n"
-        "what was published stays published), 2 bad usage, 3 deliveries still\n"
-        "pending at the timeout (kept in the store).\n");
+        "Exit status: 0 every group due the events acknowledged them (or no group\n"
+        "subscribes to TOPIC), 1 failed (a bad line stops publishing; what was\n"
+        "published stays published), 2 bad usage, 3 stored durably but some group\n"
+        "has not acknowledged by the timeout (named on stderr; kept in the store).\n");
 }
 
 static int
@@ -157,6 +167,29 @@ s_publish (s_publish_t *self, const char *key, const void *data, size_t size,
         chorus_cli_print_json (line);
     }
     return 0;
+}
+
+//  Notes the groups that have deliveries pending: right after a publish,
+//  these are the groups the events are due to (the engine answers only
+//  after it has taken the events, and before any acknowledgement)
+static void
+s_note_group (chorus_node_t *node, const char *group, uint64_t pending, size_t instances,
+              void *arg)
+{
+    (void) node;
+    (void) pending;
+    (void) instances;
+    zlist_t *groups = (zlist_t *) arg;
+    for (char *name = zlist_first (groups); name; name = zlist_next (groups))
+        if (strcmp (name, group) == 0)
+            return;
+    zlist_append (groups, (void *) group);
+}
+
+static void
+s_note_groups (s_publish_t *self)
+{
+    chorus_node_pending (self->node, s_note_group, self->groups);
 }
 
 //  The JSON argument as a payload, before any node exists: a typing
@@ -254,6 +287,7 @@ s_publish_lines (s_publish_t *self, s_reader_t *reader)
     }
     memmove (reader->data, start, left);
     reader->size = left;
+    s_note_groups (self);
     return rc;
 }
 
@@ -363,7 +397,29 @@ s_settle (s_publish_t *self, int64_t deadline)
     return rc;
 }
 
-//  Until every delivery is acknowledged or the deadline; the exit status
+//  The groups still due events, as "billing (12 pending), audit (3 pending,
+//  no live instance)"
+typedef struct {
+    char *text;                     //  what is said so far, or NULL
+    size_t groups;                  //  how many groups
+} s_pending_text_t;
+
+static void
+s_add_pending (chorus_node_t *node, const char *group, uint64_t pending, size_t instances,
+               void *arg)
+{
+    (void) node;
+    s_pending_text_t *list = (s_pending_text_t *) arg;
+    char *more = zsys_sprintf ("%s%s%s (%" PRIu64 " pending%s)", list->text? list->text: "",
+                               list->text? ", ": "", group, pending,
+                               instances? "": ", no live instance");
+    free (list->text);
+    list->text = more;
+    list->groups++;
+}
+
+//  Until every delivery is acknowledged or the deadline; says what is true
+//  and returns the exit status
 static int
 s_wait_delivered (s_publish_t *self)
 {
@@ -376,15 +432,36 @@ s_wait_delivered (s_publish_t *self)
                               chorus_strerror (chorus_errno ()));
             return CHORUS_CLI_FAILED;
         }
+        s_note_groups (self);
         if (pending == 0)
-            return CHORUS_CLI_OK;
+            break;
         if (interrupted || zclock_mono () >= deadline) {
-            chorus_cli_error (&self->cli, "%" PRId64 " deliveries still pending (kept in the store)",
-                              pending);
+            s_pending_text_t list = { NULL, 0 };
+            chorus_node_pending (self->node, s_add_pending, &list);
+            chorus_cli_error (&self->cli, "stored durably; %s %s %s not acknowledged yet "
+                              "(kept in the store, delivered when they come)",
+                              list.groups == 1? "group": "groups", list.text? list.text: "?",
+                              list.groups == 1? "has": "have");
+            free (list.text);
             return S_PENDING;
         }
         interrupted = chorus_node_run (self->node, 50) == -1;
     }
+    if (zlist_size (self->groups) == 0)
+        chorus_cli_error (&self->cli, "stored durably; no group subscribes to %s yet",
+                          self->topic);
+    else {
+        char *names = NULL;
+        for (char *name = zlist_first (self->groups); name; name = zlist_next (self->groups)) {
+            char *more = zsys_sprintf ("%s%s%s", names? names: "", names? ", ": "", name);
+            free (names);
+            names = more;
+        }
+        chorus_cli_error (&self->cli, "delivered %zu event%s to %s", self->published,
+                          self->published == 1? "": "s", names);
+        free (names);
+    }
+    return CHORUS_CLI_OK;
 }
 
 //  --------------------------------------------------------------------------
@@ -404,6 +481,7 @@ s_run (s_publish_t *self)
         return CHORUS_CLI_FAILED;
     int rc = self->lines? s_publish_stdin (self)
                         : s_publish (self, self->key, self->data, self->size, "");
+    s_note_groups (self);
     if (self->cli.verbose)
         chorus_cli_error (&self->cli, "published %zu event%s", self->published,
                           self->published == 1? "": "s");
@@ -418,7 +496,8 @@ s_run (s_publish_t *self)
 int
 chorus_cmd_publish (int argc, char **argv)
 {
-    s_publish_t self = { .timeout_ms = 30000, .settle_ms = 1500 };
+    s_publish_t self = { .timeout_ms = 30000, .settle_ms = 1500, .groups = zlist_new () };
+    zlist_autofree (self.groups);
     chorus_cli_init (&self.cli, "publish", s_usage);
     int status = s_parse (&self, argc, argv);
     if (status == CHORUS_CLI_CONTINUE)
@@ -426,6 +505,7 @@ chorus_cmd_publish (int argc, char **argv)
     if (status == CHORUS_CLI_CONTINUE)
         status = s_run (&self);
     chorus_node_destroy (&self.node);
+    zlist_destroy (&self.groups);
     free (self.data);
     chorus_cli_release (&self.cli);
     return status;

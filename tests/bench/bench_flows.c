@@ -233,8 +233,8 @@ main (int argc, char **argv)
     snprintf (flows_dir, sizeof (flows_dir), "%s/flows", root);
     snprintf (store, sizeof (store), "%s/coordinator", root);
     char error [512];
-    chorus_coordinator_config_t config = {flows_dir, store, NULL, NULL, 0, 1000, sync,
-                                          0, 0, 0, false};
+    chorus_coordinator_config_t config = {.flows_dir = flows_dir, .store_dir = store,
+                                          .keep_finished = 1000, .journal_sync = sync};
     coordinator_t coordinator = {chorus_coordinator_new (&config, error, sizeof (error)), false};
     if (!coordinator.coordinator || chorus_coordinator_start (coordinator.coordinator)) {
         fprintf (stderr, "bench: %s\n", error);
