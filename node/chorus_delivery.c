@@ -40,6 +40,9 @@ typedef struct {
     chorus__sub_t *subs;        //  union of its instances' subscriptions
     size_t subs_size;           //  how many
     bool durable;               //  keep the cursor while the group is absent
+    bool stored_subs;           //  subs known from the store only: wait for a HELLO
+    uint64_t counted_to;        //  with stored subs: events examined for due_count
+    uint64_t due_count;         //  how many of [next, counted_to] are due to it
     uint64_t cursor;            //  every seq below is done for the group
     uint64_t next;              //  next seq to examine in the outbox
     s_slot_t *slots;            //  [cursor, next) by seq % S_SPAN
@@ -176,6 +179,7 @@ s_group_reset (s_group_t *group)
     zlistx_purge (group->sent);
     zlistx_purge (group->delayed);
     group->next = group->cursor;
+    group->counted_to = group->due_count = 0;
 }
 
 static void
@@ -224,9 +228,21 @@ s_group_save (chorus__delivery_t *self, s_group_t *group)
     for (size_t i = 0; i < group->subs_size; i++)
         if (group->subs [i].since < since)
             since = group->subs [i].since;
+    //  The subscriptions go with the cursor, so that while the group is
+    //  absent after our restart we can still tell which events it is due
+    char *subs = NULL;
+    size_t length = 0;
+    FILE *stream = open_memstream (&subs, &length);
+    for (size_t i = 0; stream && i < group->subs_size; i++)
+        fprintf (stream, "%" PRIu64 " %" PRIu64 " %s\n", group->subs [i].since,
+                 group->subs [i].flags, group->subs [i].prefix);
+    if (stream)
+        fclose (stream);
     chorus_store_group_t record = {since == UINT64_MAX? 0: since, CHORUS_SUB_DURABLE,
-                                   group->cursor};
-    if (chorus_store_group_save (self->store, group->name, &record))
+                                   group->cursor, subs};
+    int rc = chorus_store_group_save (self->store, group->name, &record);
+    free (subs);
+    if (rc)
         chorus__engine_log (self->engine, "cannot save group %s: %s", group->name,
                             chorus_store_error (self->store));
     group->dirty = false;
@@ -339,7 +355,7 @@ s_send (chorus__delivery_t *self, s_group_t *group, s_flight_t *flight)
 static void
 s_pump (chorus__delivery_t *self, s_group_t *group)
 {
-    if (group->subs_size == 0)
+    if (group->subs_size == 0 || group->stored_subs)
         return;     //  known from the store only: wait for its HELLO
     size_t window = (size_t) self->engine->config->credit_window;
     bool can_send = zlistx_size (group->instances) > 0;
@@ -423,6 +439,7 @@ s_group_refresh (chorus__delivery_t *self, s_group_t *group)
         group->subs = subs;
         group->subs_size = size;
         group->durable = durable;
+        group->stored_subs = false;
     }
 }
 
@@ -504,6 +521,22 @@ s_load_group (const char *name, const chorus_store_group_t *record, void *arg)
     uint64_t cursor = record->cursor;
     s_group_t *group = s_group_new (name, cursor);
     group->durable = true;
+    //  Its subscriptions as we saved them: "SINCE FLAGS PREFIX" lines
+    for (const char *line = record->subs; line && *line; ) {
+        const char *end = strchr (line, '\n');
+        char *text = end? strndup (line, (size_t) (end - line)): strdup (line);
+        char *prefix = text? strchr (text, ' '): NULL;
+        prefix = prefix? strchr (prefix + 1, ' '): NULL;
+        if (prefix && (prefix [1] == 0 || chorus__valid_name (prefix + 1, 256))) {
+            *prefix = 0;
+            uint64_t since = 0, flags = 0;
+            if (sscanf (text, "%" SCNu64 " %" SCNu64, &since, &flags) == 2)
+                chorus__subs_add (&group->subs, &group->subs_size, prefix + 1, since, flags);
+        }
+        free (text);
+        line = end? end + 1: NULL;
+    }
+    group->stored_subs = group->subs_size > 0;
     if (first && cursor < first) {
         group->lost_from = cursor;
         group->lost_to = first - 1;
@@ -677,16 +710,43 @@ chorus__delivery_tick (chorus__delivery_t *self, uint64_t now)
 
 //  Deliveries not yet acknowledged by a group: in flight or waiting, and
 //  the due events past what the group has examined
+typedef struct {
+    s_group_t *group;           //  the group
+    chorus_msg_t *scratch;      //  each event, decoded
+    uint64_t due;               //  how many are due to it
+} s_count_t;
+
+static int
+s_count_one (uint64_t seq, uint64_t timestamp, const void *body, size_t size, void *arg)
+{
+    s_count_t *count = (s_count_t *) arg;
+    if (chorus_msg_decode (count->scratch, body, size) == 0 && s_due (count->group, count->scratch))
+        count->due++;
+    return 0;
+}
+
 static uint64_t
-s_group_pending (s_group_t *group, uint64_t head)
+s_group_pending (chorus__delivery_t *self, s_group_t *group, uint64_t head)
 {
     uint64_t total = 0;
     for (uint64_t seq = group->cursor; seq < group->next; seq++)
         if (s_slot (group, seq)->state == SLOT_FLIGHT)
             total++;
-    if (head >= group->next)
-        total += head - group->next + 1;
-    return total;
+    if (head < group->next)
+        return total;
+    if (!group->stored_subs)
+        return total + head - group->next + 1;  //  not examined yet: all count
+    //  Absent since before our restart: what its saved subscriptions make
+    //  due, counted once per event
+    uint64_t from = group->counted_to >= group->next? group->counted_to + 1: group->next;
+    if (from <= head) {
+        s_count_t count = {group, chorus_msg_new (CHORUS_MSG_EVENT), 0};
+        chorus_store_scan (self->store, from, head, s_count_one, &count);
+        chorus_msg_destroy (&count.scratch);
+        group->due_count += count.due;
+        group->counted_to = head;
+    }
+    return total + group->due_count;
 }
 
 void
@@ -695,7 +755,7 @@ chorus__delivery_pending (chorus__delivery_t *self, chorus__pending_fn *fn, void
     uint64_t head = chorus_store_head (self->store);
     for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
          group = (s_group_t *) zhashx_next (self->groups)) {
-        uint64_t pending = s_group_pending (group, head);
+        uint64_t pending = s_group_pending (self, group, head);
         if (pending)
             fn (group->name, pending, zlistx_size (group->instances), arg);
     }
@@ -708,7 +768,7 @@ chorus__delivery_unacked (chorus__delivery_t *self)
     int64_t total = 0;
     for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
          group = (s_group_t *) zhashx_next (self->groups))
-        total += (int64_t) s_group_pending (group, head);
+        total += (int64_t) s_group_pending (self, group, head);
     return total;
 }
 

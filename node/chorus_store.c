@@ -22,7 +22,8 @@
 #define S_NS_SUB    's'     //  's' prefix -> since
 
 #define S_EVENT_KEY_SIZE    9                   //  'e' + seq
-#define S_GROUP_VALUE_SIZE  24                  //  since, flags, cursor
+#define S_GROUP_VALUE_SIZE  24                  //  since, flags, cursor; then the subs text
+#define S_GROUP_SUBS_MAX    65536               //  longest subs text kept
 #define S_CACHE_SIZE        (8 * 1024 * 1024)   //  LevelDB block cache
 #define S_BLOOM_BITS        10                  //  bits per key of the bloom filter
 #define S_TRIM_BATCH        1000                //  deletes per write when trimming
@@ -662,11 +663,21 @@ chorus_store_group_save (chorus_store_t *self, const char *group,
     char *key = s_name_key (S_NS_GROUP, group, 0, &key_size);
     if (!key)
         return s_fail (self, "out of memory");
-    char value [S_GROUP_VALUE_SIZE];
+    size_t subs_size = record->subs? strlen (record->subs): 0;
+    if (subs_size > S_GROUP_SUBS_MAX)
+        subs_size = 0;  //  an absent group's pending count is then not reported
+    char *value = (char *) malloc (S_GROUP_VALUE_SIZE + subs_size);
+    if (!value) {
+        free (key);
+        return s_fail (self, "out of memory");
+    }
     s_put_u64 (value, record->since);
     s_put_u64 (value + 8, record->flags);
     s_put_u64 (value + 16, record->cursor);
-    int rc = s_put (self, key, key_size, value, sizeof (value));
+    if (subs_size)
+        memcpy (value + S_GROUP_VALUE_SIZE, record->subs, subs_size);
+    int rc = s_put (self, key, key_size, value, S_GROUP_VALUE_SIZE + subs_size);
+    free (value);
     free (key);
     return rc;
 }
@@ -677,6 +688,7 @@ s_group_decode (const char *value, chorus_store_group_t *record)
     record->since = s_get_u64 (value);
     record->flags = s_get_u64 (value + 8);
     record->cursor = s_get_u64 (value + 16);
+    record->subs = NULL;
 }
 
 int
@@ -694,7 +706,7 @@ chorus_store_group_load (chorus_store_t *self, const char *group,
         rc = s_fail (self, "group '%s' is not known", group);
     else
     if (rc == 1) {
-        if (value_size == S_GROUP_VALUE_SIZE) {
+        if (value_size >= S_GROUP_VALUE_SIZE) {
             s_group_decode (value, record);
             rc = 0;
         }
@@ -732,12 +744,15 @@ chorus_store_group_each (chorus_store_t *self, chorus_store_group_fn *fn, void *
         if (key_size == 0 || key [0] != S_NS_GROUP)
             break;
         const char *value = leveldb_iter_value (iter, &value_size);
-        if (value_size != S_GROUP_VALUE_SIZE || memchr (key + 1, 0, key_size - 1)) {
+        if (value_size < S_GROUP_VALUE_SIZE || memchr (key + 1, 0, key_size - 1)) {
             rc = s_fail_corrupt (self, key, key_size);
             break;
         }
+        size_t subs_size = value_size - S_GROUP_VALUE_SIZE;
         char *name = (char *) malloc (key_size);
-        if (!name) {
+        char *subs = subs_size? (char *) malloc (subs_size + 1): NULL;
+        if (!name || (subs_size && !subs)) {
+            free (name);
             rc = s_fail (self, "out of memory");
             break;
         }
@@ -745,9 +760,15 @@ chorus_store_group_each (chorus_store_t *self, chorus_store_group_fn *fn, void *
         name [key_size - 1] = 0;
         chorus_store_group_t record;
         s_group_decode (value, &record);
+        if (subs) {
+            memcpy (subs, value + S_GROUP_VALUE_SIZE, subs_size);
+            subs [subs_size] = 0;
+            record.subs = subs;
+        }
         visited++;
         int stop = fn (name, &record, arg);
         free (name);
+        free (subs);
         if (stop)
             break;
     }

@@ -21,6 +21,7 @@ typedef struct {
     uint64_t since;     //  deliver events with timestamp >= since (0 = all retained)
     uint64_t flags;     //  CHORUS_SUB_* flags (bit 0: durable)
     uint64_t cursor;    //  every seq below cursor is done for this group
+    const char *subs;   //  its subscriptions, as the caller wrote them (text), or NULL
 } chorus_store_group_t;
 
 //  Called for each event of a scan; return non-zero to stop the scan
@@ -96,13 +97,15 @@ int
 int
     chorus_store_group_save (chorus_store_t *self, const char *group,
                              const chorus_store_group_t *record);
-//  Returns 0 and fills record, or -1 if the group is not known
+//  Returns 0 and fills record, or -1 if the group is not known; record->subs
+//  is then NULL (group_each gives it)
 int
     chorus_store_group_load (chorus_store_t *self, const char *group,
                              chorus_store_group_t *record);
 int
     chorus_store_group_delete (chorus_store_t *self, const char *group);
-//  Calls fn for each saved group in name order; returns the count or -1
+//  Calls fn for each saved group in name order, record->subs valid during
+//  the call; returns the count or -1
 int
     chorus_store_group_each (chorus_store_t *self, chorus_store_group_fn *fn, void *arg);
 

@@ -86,6 +86,18 @@ dups=$(awk '{print $1}' "$tmp/billed" | sort | uniq -d | wc -l)
 order_ok=$(awk '{ if ($1 < last[$2]) bad++; last[$2] = $1 } END { print bad + 0 }' "$tmp/billed")
 [ "$order_ok" -eq 0 ]; ok $? "per-key order kept, redeliveries included"
 
+#   An audit group that subscribes to payments only meets the publisher's
+#   store once, then goes away: it is never due an order, even after the
+#   publisher's restart
+"$chorus" on payment. --group audit --store "$tmp/audit" --exec true 2>"$tmp/audit.err" &
+audit_pid=$!
+pids="$pids $audit_pid"
+await 100 sh -c "\"$chorus\" peers --wait 300 | grep -q audit"
+"$chorus" publish payment.settled '{"id": "p-1"}' --store "$tmp/orders" --timeout 30 \
+    2>"$tmp/publish-audit.err"
+ok $? "the audit group acknowledges a payment event: $(cat "$tmp/publish-audit.err")"
+kill "$audit_pid"; wait "$audit_pid" 2>/dev/null
+
 #   The group goes away: publish times out with exit 3 and keeps the event
 kill "$on_pid"; wait "$on_pid" 2>/dev/null
 err=$("$chorus" publish order.placed '{"id": "order-late"}' --key order-late \
@@ -93,12 +105,19 @@ err=$("$chorus" publish order.placed '{"id": "order-late"}' --key order-late \
 [ $rc -eq 3 ]; ok $? "with the group down, publish exits 3 after --timeout"
 echo "$err" | grep -q "stored durably; group billing (1 pending, no live instance) has not acknowledged yet"
 ok $? "and says what is true, naming the group: $err"
+echo "$err" | grep -q audit; [ $? -ne 0 ]; ok $? "and not the absent audit group, which is not due orders"
+
 start_on
 "$chorus" publish order.placed '{"id": "order-next"}' --key order-next --store "$tmp/orders" \
     --timeout 30
 ok $? "the next publish on the same store delivers the kept event too"
 grep -q "order-late" "$tmp/billed" && grep -q "order-next" "$tmp/billed"
 ok $? "both reached the group"
+err=$("$chorus" publish payment.refunded '{"id": "p-2"}' --store "$tmp/orders" --timeout 1 2>&1)
+rc=$?
+[ $rc -eq 3 ] && echo "$err" | grep -q "stored durably; group audit (1 pending, no live instance)" \
+    && ! echo "$err" | grep -q billing
+ok $? "a payment event is pending for the absent audit group alone: $err"
 
 #   --- tail -------------------------------------------------------------
 "$helper" --service=sensors --seed="$hub" --publish=300 --keys=7 --topic=sensor.read \

@@ -91,6 +91,15 @@ s_join_group (const char *group, const chorus_store_group_t *record, void *arg)
     return 0;
 }
 
+//  The subscriptions text of the group "orders", as group_each gives it
+static int
+s_orders_subs (const char *group, const chorus_store_group_t *record, void *arg)
+{
+    if (streq (group, "orders"))
+        snprintf ((char *) arg, 256, "%s", record->subs? record->subs: "(none)");
+    return 0;
+}
+
 static int
 s_remove_entry (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -268,13 +277,13 @@ s_test_groups (const char *dir)
     chorus_store_t *store = s_open (dir);
     if (!store)
         bail_out ("cannot open the store");
-    chorus_store_group_t orders = {1500, 1, 42};
-    chorus_store_group_t other = {0, 0, 7};
+    chorus_store_group_t orders = {1500, 1, 42, "1500 1 orders.\n0 1 \n"};
+    chorus_store_group_t other = {0, 0, 7, NULL};
     ok (chorus_store_group_save (store, "orders", &orders) == 0
         && chorus_store_group_save (store, "billing", &other) == 0
         && chorus_store_group_save (store, "audit", &other) == 0
         && chorus_store_group_save (store, "audit.eu", &other) == 0, "groups saved");
-    chorus_store_group_t loaded = {0, 0, 0};
+    chorus_store_group_t loaded = {0, 0, 0, NULL};
     is_int (chorus_store_group_load (store, "orders", &loaded), 0, "group loads");
     ok (loaded.since == 1500 && loaded.flags == 1 && loaded.cursor == 42, "as saved");
     orders.cursor = 43;
@@ -299,6 +308,9 @@ s_test_groups (const char *dir)
     is_str (names, "audit,audit.eu,orders", "the deleted one stays deleted");
     chorus_store_group_load (store, "orders", &loaded);
     ok (loaded.since == 1500 && loaded.flags == 1 && loaded.cursor == 43, "cursor survives");
+    char subs [256] = "";
+    chorus_store_group_each (store, s_orders_subs, subs);
+    is_str (subs, "1500 1 orders.\n0 1 \n", "and so do its subscriptions");
 
     //  Own subscriptions
     uint64_t since = 99;
