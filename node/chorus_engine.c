@@ -11,7 +11,7 @@ const char *chorus__counter_names [C_COUNTERS] = {
     "malformed", "unknown_peer", "published", "delivered", "handled", "duplicates",
     "redelivered", "commands_sent", "commands_handled", "replies", "timeouts", "fetches",
     "truncated", "observed", "expired_commands", "fetched", "forged", "refused",
-    "errors_sent", "errors_received",
+    "errors_sent", "errors_received", "connections_refused",
 };
 
 #define S_ROUTER_BATCH 1000     //  messages read from the inbox per turn
@@ -409,6 +409,15 @@ s_start (chorus__engine_t *self)
 
     zpoller_add (self->poller, self->router);
     zpoller_add (self->poller, self->pub);
+    //  Every peer holds one connection into our inbox, and every observer
+    //  one into our PUB; room beyond that is for nodes on their way in
+    size_t peers = (size_t) config->max_peers;
+    self->inbox_gate = chorus__gate_new (self->router, peers + (size_t) config->max_pending + 64);
+    self->pub_gate = chorus__gate_new (self->pub, peers + 64);
+    if (!self->inbox_gate || !self->pub_gate)
+        return "cannot watch the inbox and PUB connections";
+    zpoller_add (self->poller, chorus__gate_socket (self->inbox_gate));
+    zpoller_add (self->poller, chorus__gate_socket (self->pub_gate));
     if (self->beacon) {
         int port = atoi (strrchr (self->endpoint, ':') + 1);
         chorus__peers_beacon (self, port);
@@ -438,6 +447,19 @@ s_tick (chorus__engine_t *self)
     uint64_t wall = chorus__now ();
     if (wall > S_INBOX_KEEP_MS)
         chorus_store_inbox_expire (self->store, wall - S_INBOX_KEEP_MS, 1000);
+}
+
+//  Connections that came to the inbox or the PUB, beyond the bound shut out
+static void
+s_gate (chorus__engine_t *self, chorus__gate_t *gate, const char *name)
+{
+    size_t refused = chorus__gate_recv (gate);
+    if (refused) {
+        self->counters [C_CONNECTIONS_REFUSED] += refused;
+        chorus__engine_warn (self, W_SHUT_OUT, "shut out %zu connection%s to our %s: %zu open, "
+                             "the most it takes", refused, refused == 1? "": "s", name,
+                             chorus__gate_open (gate));
+    }
 }
 
 //  Subscriptions arriving on our XPUB: whatever prefix an observer asks
@@ -712,6 +734,8 @@ s_engine_destroy (chorus__engine_t **self_p)
     zhashx_destroy (&self->events_in_hand);
     chorus__subs_free (&self->subs, &self->subs_size);
     zpoller_destroy (&self->poller);
+    chorus__gate_destroy (&self->inbox_gate);
+    chorus__gate_destroy (&self->pub_gate);
     chorus__socket_destroy (&self->router);
     chorus__socket_destroy (&self->pub);
     //  Work that will never run now: results the application sent that we
@@ -752,6 +776,12 @@ chorus__engine_actor (zsock_t *pipe, void *args)
         else
         if (which && which == self->pub)
             s_recv_subscriptions (self);
+        else
+        if (which && self->inbox_gate && which == chorus__gate_socket (self->inbox_gate))
+            s_gate (self, self->inbox_gate, "inbox");
+        else
+        if (which && self->pub_gate && which == chorus__gate_socket (self->pub_gate))
+            s_gate (self, self->pub_gate, "PUB");
         else
         if (self->beacon && which == (void *) self->beacon)
             chorus__peers_recv_beacon (self);

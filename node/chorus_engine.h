@@ -7,6 +7,7 @@
 #define CHORUS_ENGINE_H_INCLUDED
 
 #include "chorus_private.h"
+#include "chorus_gate.h"
 
 typedef struct _chorus__delivery_t chorus__delivery_t;
 typedef struct _chorus__commands_t chorus__commands_t;
@@ -18,12 +19,12 @@ typedef enum {
     C_MALFORMED, C_UNKNOWN_PEER, C_PUBLISHED, C_DELIVERED, C_HANDLED, C_DUPLICATES,
     C_REDELIVERED, C_COMMANDS_SENT, C_COMMANDS_HANDLED, C_REPLIES, C_TIMEOUTS, C_FETCHES,
     C_TRUNCATED, C_OBSERVED, C_EXPIRED_COMMANDS, C_FETCHED, C_FORGED, C_REFUSED,
-    C_ERRORS_SENT, C_ERRORS_RECEIVED, C_COUNTERS
+    C_ERRORS_SENT, C_ERRORS_RECEIVED, C_CONNECTIONS_REFUSED, C_COUNTERS
 } chorus__counter_t;
 
 //  Kinds of warning, each printed at a bounded rate
 typedef enum {
-    W_FORGED, W_REFUSED, W_SOCKET, W_ERROR, W_KINDS
+    W_FORGED, W_REFUSED, W_SHUT_OUT, W_SOCKET, W_ERROR, W_KINDS
 } chorus__warning_t;
 
 extern const char *chorus__counter_names [C_COUNTERS];
@@ -64,6 +65,8 @@ struct _chorus__engine_t {
     chorus_store_t *store;      //  the node's store (shared with the wrapper)
     void *router;               //  our inbox (libzmq handle)
     void *pub;                  //  events to observers: an XPUB (libzmq handle)
+    chorus__gate_t *inbox_gate; //  bounds the connections into router
+    chorus__gate_t *pub_gate;   //  and into pub
     zactor_t *beacon;           //  UDP discovery, or NULL
     zpoller_t *poller;          //  everything we wait on
     char *instance;             //  our instance id (32 hex)
