@@ -1,11 +1,15 @@
 #   Tests: TAP programs and scripts run by automake's tap-driver.
 LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
 SH_LOG_DRIVER = $(LOG_DRIVER)
-TEST_EXTENSIONS = .sh
+PY_LOG_DRIVER = $(LOG_DRIVER)
+PY_LOG_COMPILER = $(PYTHON)
+TEST_EXTENSIONS = .sh .py
 AM_TESTS_ENVIRONMENT = \
     srcdir='$(abs_top_srcdir)'; top_builddir='$(abs_top_builddir)'; MAKE='$(MAKE)'; \
     CC='$(CC)'; CFLAGS='$(CFLAGS)'; LDFLAGS='$(LDFLAGS)'; PKG_CONFIG='$(PKG_CONFIG)'; \
-    export srcdir top_builddir MAKE CC CFLAGS LDFLAGS PKG_CONFIG;
+    PYTHON='$(PYTHON)'; PYTHONPATH='$(abs_top_srcdir)/tests/peer'; PYTHONDONTWRITEBYTECODE=1; \
+    export srcdir top_builddir MAKE CC CFLAGS LDFLAGS PKG_CONFIG PYTHON PYTHONPATH \
+        PYTHONDONTWRITEBYTECODE;
 
 #   Test programs link the whole core statically, so they can reach the
 #   classes that the shared library does not export.
@@ -137,3 +141,10 @@ EXTRA_DIST += tests/test_flow_cli.sh
 #   Coordinator under kills, late services, two coordinators, versions
 TESTS += tests/test_coordinator_survives_kills.sh tests/test_coordinator_waits_for_service.sh tests/test_two_coordinators_share_triggers.sh tests/test_flow_versions.sh
 EXTRA_DIST += tests/test_coordinator_survives_kills.sh tests/test_coordinator_waits_for_service.sh tests/test_two_coordinators_share_triggers.sh tests/test_flow_versions.sh
+
+#   A strict peer written from the spec alone (tests/peer), and what it
+#   finds when it meets the tools and attacks a node
+CHORUS_PY_TESTS = tests/peer/test_strict_peer_self.py tests/peer/test_strict_peer_meets_tools.py \
+    tests/peer/test_node_answers_errors.py tests/peer/test_node_survives_attacks.py
+TESTS += $(CHORUS_PY_TESTS)
+EXTRA_DIST += $(CHORUS_PY_TESTS) tests/peer/chorus_peer.py tests/peer/tap.py tests/peer/tools.py

@@ -2,7 +2,8 @@
 #   missing (sourced by scripts/check, scripts/demo, scripts/bench, scripts/fuzz).
 
 CHORUS_PACKAGES="build-essential autoconf automake libtool pkg-config
-    libzmq3-dev libczmq-dev libmsgpack-dev libleveldb-dev libyaml-dev libjansson-dev iproute2"
+    libzmq3-dev libczmq-dev libmsgpack-dev libleveldb-dev libyaml-dev libjansson-dev iproute2
+    python3 python3-zmq python3-msgpack faketime"
 
 #   chorus_install_packages [EXTRA...] — installs what is missing, quietly
 chorus_install_packages () {

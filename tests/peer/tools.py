@@ -1,0 +1,111 @@
+"""What the Python tests that drive the real Chorus programs share: where the
+programs are, a mesh of their own, processes that are always stopped, and the
+memory a process uses.
+
+Each test gets a mesh name of its own (CHORUS_MESH), so that tests running at
+the same time never meet through a reused port, and a temporary directory that
+is removed at exit with every process the test started.
+"""
+
+import atexit
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+TOP = os.environ.get('top_builddir', '.')
+CHORUS = os.path.join(TOP, 'tools', 'chorus')
+
+os.environ['CHORUS_MESH'] = 'pytest-%d' % os.getpid()
+os.environ.pop('CHORUS_SEEDS', None)
+TMP = tempfile.mkdtemp(prefix='chorus-pytest-')
+_children = []
+
+
+def _cleanup():
+    for proc in _children:
+        if proc.poll() is None:
+            proc.kill()
+    for proc in _children:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    shutil.rmtree(TMP, ignore_errors=True)
+
+
+atexit.register(_cleanup)
+signal.signal(signal.SIGTERM, lambda *_: exit(1))
+
+
+def path(name):
+    """A path in the test's temporary directory."""
+    return os.path.join(TMP, name)
+
+
+def chorus(*args, stdin=None, log=None):
+    """Starts `chorus ARGS...`; stdout and stderr go to files named after log.
+
+    Returns the Popen; proc.out and proc.err are the file names.
+    """
+    log = log or args[0]
+    out, err = path(log + '.out'), path(log + '.err')
+    proc = subprocess.Popen([CHORUS] + [str(a) for a in args],
+                            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                            stdout=open(out, 'wb'), stderr=open(err, 'wb'))
+    proc.out, proc.err = out, err
+    _children.append(proc)
+    if stdin is not None:
+        proc.stdin.write(stdin.encode() if isinstance(stdin, str) else stdin)
+        proc.stdin.close()
+    return proc
+
+
+def text(name):
+    """The content of a file in the temporary directory ('' if none)."""
+    try:
+        with open(name if os.path.isabs(name) else path(name), 'rb') as file:
+            return file.read().decode(errors='replace')
+    except FileNotFoundError:
+        return ''
+
+
+def lines(name):
+    """The lines of a file in the temporary directory."""
+    return [line for line in text(name).splitlines() if line]
+
+
+def memory(pid):
+    """(resident KiB now, peak resident KiB) of a process, from /proc."""
+    now = peak = 0
+    with open('/proc/%d/status' % pid) as status:
+        for line in status:
+            if line.startswith('VmRSS:'):
+                now = int(line.split()[1])
+            elif line.startswith('VmHWM:'):
+                peak = int(line.split()[1])
+    return now, peak
+
+
+def stop(proc, timeout=10):
+    """SIGTERM, then wait; returns the exit status (None if it did not stop)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+
+
+def until(predicate, timeout, step=0.05):
+    """Polls predicate until it is true or timeout seconds pass; its last value."""
+    end = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= end:
+            return value
+        time.sleep(step)
