@@ -77,8 +77,10 @@ CHORUS_NODE_TESTS = \
     tests/test_tracing_links_causes \
     tests/test_flush_hook_groups_writes
 check_PROGRAMS += $(CHORUS_NODE_TESTS)
-TESTS += $(CHORUS_NODE_TESTS) tests/test_beacon_discovery.sh tests/test_shell_bridge.sh
-EXTRA_DIST += tests/test_beacon_discovery.sh tests/test_shell_bridge.sh
+TESTS += $(CHORUS_NODE_TESTS) tests/test_beacon_discovery.sh tests/test_shell_bridge.sh \
+    tests/test_on_stops_promptly.sh tests/test_clock_step_keeps_timers.sh
+EXTRA_DIST += tests/test_beacon_discovery.sh tests/test_shell_bridge.sh \
+    tests/test_on_stops_promptly.sh tests/test_clock_step_keeps_timers.sh
 tests_test_discovery_meets_peers_LDADD = $(TEST_LIBS)
 tests_test_group_shares_events_LDADD = $(TEST_LIBS)
 tests_test_group_catches_up_LDADD = $(TEST_LIBS)

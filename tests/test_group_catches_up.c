@@ -4,7 +4,8 @@
     order, when an instance starts again. A group that subscribed before a
     publisher published, but had never met it, still gets those events; a
     group created after them starts at the latest event, or at the
-    earliest with start-earliest.
+    earliest with start-earliest. An observer that reads the history does
+    not make the node's own groups read it too.
 */
 #include "testutil.h"
 
@@ -153,12 +154,57 @@ s_discovery_race (const char *root)
     free (pub_store);
 }
 
+//  Counts observed events
+static int
+s_on_observed (chorus_node_t *node, chorus_event_t *event, void *arg)
+{
+    (*(int *) arg)++;
+    return 0;
+}
+
+static bool
+s_observed_all (void *arg)
+{
+    return *(int *) arg >= 21;
+}
+
+static void
+s_observer_keeps_own_start (const char *root)
+{
+    char *pub_store = zsys_sprintf ("%s/audit-source", root);
+    chorus_node_t *publisher = test_node ("ledger", pub_store, NULL);
+    chorus_node_start (publisher);
+    s_publish (publisher, "audit.entry", 20);
+
+    //  One node: a new group on the latest events, and an observer of the
+    //  whole history
+    record_t group = {{0}, {0}, 0, 0};
+    int observed = 0;
+    chorus_node_t *nodes [2] = {publisher, NULL};
+    nodes [1] = test_node ("auditor", NULL, chorus_node_endpoint (publisher));
+    chorus_node_subscribe (nodes [1], "audit.", s_on_event, &group);
+    chorus_node_observe (nodes [1], "audit.", true, s_on_observed, &observed);
+    chorus_node_start (nodes [1]);
+    ok (test_run_until (nodes, 2, s_met, nodes [1], 5000), "the auditor meets the publisher");
+    s_publish (publisher, "audit.entry", 1);
+    want_t want = {&group, 1};
+    ok (test_run_until (nodes, 2, s_has, &want, 10000), "its group gets the new event");
+    ok (test_run_until (nodes, 2, s_observed_all, &observed, 10000),
+        "the observer sees all 21");
+    is_int (group.total, 1, "and the group only the new one: the observer's history is its own");
+    is_int (group.handled [21], 1, "seq 21");
+    for (int i = 0; i < 2; i++)
+        chorus_node_destroy (&nodes [i]);
+    free (pub_store);
+}
+
 int
 main (void)
 {
     char *root = test_tempdir ("catchup");
     s_absent_group (root);
     s_discovery_race (root);
+    s_observer_keeps_own_start (root);
     test_tempdir_remove (&root);
     return done_testing ();
 }

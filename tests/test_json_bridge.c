@@ -415,6 +415,29 @@ s_test_values (void)
     free (value_data);
 }
 
+//  The payload convention's raw bytes: {"$bin": "<base64>"} is a bin and
+//  back, and nothing else is
+static void
+s_test_bin_convention (void)
+{
+    s_check_encoding ("{\"$bin\":\"AAEC\"}", "\xc4\x03\x00\x01\x02", 5,
+                      "{\"$bin\": base64} becomes a bin");
+    s_check_encoding ("{\"$bin\":\"\"}", "\xc4\x00", 2, "an empty one, an empty bin");
+    s_check_same ("{\"$bin\":\"AAEC\"}", "and comes back as written");
+    s_check_same ("{\"$bin\":\"AAE=\"}", "with its padding");
+    s_check_same ("[{\"$bin\":\"AAECAw==\"},1]", "nested in an array");
+    s_check_encoding ("{\"$bin\":\"AAEC\",\"x\":1}",
+                      "\x82\xa4$bin\xa4" "AAEC\xa1x\x01", 14, "with other members, a plain map");
+    s_check_json_error ("{\"$bin\":\"AA!C\"}", SIZE_MAX, "must be a base64 string",
+                        "\"$bin\" with a character outside base64");
+    s_check_json_error ("{\"$bin\":\"AAE\"}", SIZE_MAX, "must be a base64 string",
+                        "\"$bin\" without its padding");
+    s_check_json_error ("{\"$bin\":5}", SIZE_MAX, "must be a base64 string",
+                        "\"$bin\" that is not a string");
+    s_check_json_error ("{\"$bin\":\"AA\\u0000C\"}", SIZE_MAX, "must be a base64 string",
+                        "\"$bin\" with a NUL inside");
+}
+
 int
 main (void)
 {
@@ -428,5 +451,6 @@ main (void)
     s_test_random_bytes ();
     s_test_mutations ();
     s_test_values ();
+    s_test_bin_convention ();
     return done_testing ();
 }

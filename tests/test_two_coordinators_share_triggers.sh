@@ -28,6 +28,7 @@ steps:
     input: { order_id: $.input.order_id }
     retry: { attempts: 5, backoff: 100ms }
     timeout: 10s
+emit: { completed: invoice.done }
 EOF
 
 #   Billing records "KEY ORDER" once per idempotency key (FLOW/bill)
@@ -49,6 +50,11 @@ start_coordinator () {
         >>"$tmp/coordinator-$1.out" 2>>"$tmp/coordinator-$1.err" &
     eval "pid_$1=\$!"
 }
+#   Each completed flow announces itself; the listing waits for all of them
+"$chorus" on invoice.done --group done-watch --store "$tmp/done-watch" \
+    --exec "cat >> $tmp/done" 2>"$tmp/done.err" &
+pids="$pids $!"
+
 start_coordinator a
 start_coordinator b
 await 100 have coordinator 2
@@ -72,6 +78,11 @@ awk '{ print $2 }' "$tmp/billed" | sort > "$tmp/billed-orders"
 sed 's/.*"\(O-[0-9]*\)".*/\1/' "$tmp/orders.jsonl" | sort > "$tmp/expected-orders"
 cmp -s "$tmp/billed-orders" "$tmp/expected-orders"
 ok $? "each order billed exactly once"
+
+#   Every flow has completed before a coordinator is stopped, so that each
+#   lists all of its own
+await 300 has_lines "$tmp/done" $EVENTS
+ok $? "every flow announced its completion: $(lines "$tmp/done")"
 
 #   Each coordinator answers for its own flows: ask one while the other is
 #   stopped, then the other way round

@@ -447,6 +447,9 @@ s_wait_delivered (s_publish_t *self)
         }
         interrupted = chorus_node_run (self->node, 50) == -1;
     }
+    if (zlist_size (self->groups) == 0 && self->published == 0)
+        chorus_cli_error (&self->cli, "nothing to deliver");
+    else
     if (zlist_size (self->groups) == 0)
         chorus_cli_error (&self->cli, "stored durably; no group subscribes to %s yet",
                           self->topic);
@@ -457,8 +460,11 @@ s_wait_delivered (s_publish_t *self)
             free (names);
             names = more;
         }
-        chorus_cli_error (&self->cli, "delivered %zu event%s to %s", self->published,
-                          self->published == 1? "": "s", names);
+        if (self->published)
+            chorus_cli_error (&self->cli, "delivered %zu event%s to %s", self->published,
+                              self->published == 1? "": "s", names);
+        else
+            chorus_cli_error (&self->cli, "delivered what the store kept to %s", names);
         free (names);
     }
     return CHORUS_CLI_OK;

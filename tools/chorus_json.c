@@ -21,6 +21,7 @@ _Static_assert (CHORUS_JSON_MAX_DEPTH <= MSGPACK_EMBED_STACK_SIZE,
 
 //  s_pack_* results besides 0: -1 is msgpack-c failing to grow its buffer
 #define S_TOO_DEEP -2
+#define S_BAD_BIN -3
 
 #define S_STRING(x) #x
 #define S_DIGITS(x) S_STRING (x)
@@ -54,12 +55,54 @@ s_pack_str (msgpack_packer *packer, const char *data, size_t size)
     return rc? rc: msgpack_pack_str_body (packer, data, size);
 }
 
+//  True if text is base64 (RFC 4648 section 4) with its padding
+static bool
+s_base64_valid (const char *text, size_t size)
+{
+    static const char alphabet [] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (size % 4)
+        return false;
+    size_t padding = 0;
+    while (padding < 2 && padding < size && text [size - 1 - padding] == '=')
+        padding++;
+    for (size_t i = 0; i < size - padding; i++)
+        if (!text [i] || !strchr (alphabet, text [i]))
+            return false;
+    return true;
+}
+
+//  {"$bin": "<base64>"}, the payload convention's raw bytes, as a bin
+static int
+s_pack_bin (msgpack_packer *packer, json_t *base64)
+{
+    const char *text = json_is_string (base64)? json_string_value (base64): NULL;
+    if (!text || !s_base64_valid (text, json_string_length (base64)))
+        return S_BAD_BIN;
+    //  zarmour decodes the checked text, but its chunk may hold a byte or
+    //  two more than the text stands for: the padding says how many it does
+    size_t length = json_string_length (base64);
+    size_t size = length / 4 * 3 - (length && text [length - 1] == '=')
+                                  - (length > 1 && text [length - 2] == '=');
+    zarmour_t *armour = zarmour_new ();
+    zchunk_t *bytes = armour && size? zarmour_decode (armour, text): NULL;
+    zarmour_destroy (&armour);
+    int rc = size && (!bytes || zchunk_size (bytes) < size)? -1: msgpack_pack_bin (packer, size);
+    if (rc == 0 && size)
+        rc = msgpack_pack_bin_body (packer, zchunk_data (bytes), size);
+    zchunk_destroy (&bytes);
+    return rc;
+}
+
 //  Keys go out in the order jansson keeps them, the order they were typed
 static int
 s_pack_object (msgpack_packer *packer, json_t *object, int depth)
 {
     if (depth >= CHORUS_JSON_MAX_DEPTH)
         return S_TOO_DEEP;
+    json_t *bin = json_object_size (object) == 1? json_object_get (object, "$bin"): NULL;
+    if (bin)
+        return s_pack_bin (packer, bin);
     if (json_object_size (object) > UINT32_MAX)
         return -1;
     int rc = msgpack_pack_map (packer, json_object_size (object));
@@ -117,6 +160,9 @@ s_encode (json_t *root, size_t max_size, msgpack_sbuffer *buffer, char *error,
     int rc = s_pack_value (&packer, root, 0);
     if (rc == S_TOO_DEEP)
         s_error (error, error_size, "nesting deeper than %d", CHORUS_JSON_MAX_DEPTH);
+    else
+    if (rc == S_BAD_BIN)
+        s_error (error, error_size, "\"$bin\" must be a base64 string (RFC 4648, padded)");
     else
     if (rc)
         s_error (error, error_size, "out of memory");

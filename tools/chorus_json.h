@@ -20,7 +20,9 @@
 
 //  Parse one JSON document of `length` bytes (any value, scalars included;
 //  trailing text and duplicate keys are errors) and encode it as one
-//  MessagePack value: objects become maps with str keys, reals float64.
+//  MessagePack value: objects become maps with str keys, reals float64,
+//  and an object whose one member is "$bin" with a base64 string becomes a
+//  bin of those bytes (the payload convention, protocol section 9.1).
 //  Returns 0 with a malloc'ed *data of *size bytes that the caller frees,
 //  or -1 with a message in error ("line 1 column 7: ...") when the text is
 //  not JSON, nests deeper than CHORUS_JSON_MAX_DEPTH, or encodes to more

@@ -35,10 +35,13 @@ if soft < wanted:
 context = zmq.Context()
 context.max_sockets = 2 * FLOOD + 100
 
-shop = cp.Peer('shop', context=context)
+#   The node and the real publisher each have the other as a seed
+node_endpoint = 'tcp://127.0.0.1:%d' % tools.free_port()
+shop = cp.Peer('shop', seeds=[node_endpoint], context=context)
 handled = tools.path('handled')
-node = tools.chorus('on', 'order.', '--group', 'billing', '--seed', shop.endpoint, '--store',
-                    tools.path('billing'), '--exec', 'cat >> %s' % handled, log='on')
+node = tools.chorus('on', 'order.', '--group', 'billing', '--listen', node_endpoint, '--seed',
+                    shop.endpoint, '--store', tools.path('billing'), '--exec',
+                    'cat >> %s' % handled, log='on')
 ok(shop.run_until(lambda: shop.members('billing'), 15), 'the node joins the real publisher')
 member = shop.members('billing')[0] if shop.members('billing') else None
 

@@ -11,6 +11,7 @@ import atexit
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -109,3 +110,10 @@ def until(predicate, timeout, step=0.05):
         if value or time.monotonic() >= end:
             return value
         time.sleep(step)
+
+
+def free_port():
+    """A TCP port on loopback that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
