@@ -182,8 +182,8 @@ CHORUS_EXPORT int
 //  Interval after which an unanswered command is sent again (default 10000)
 CHORUS_EXPORT int
     chorus_node_set_command_retry (chorus_node_t *self, int retry_ms);
-//  Events an observer's subscriber socket queues before ZeroMQ drops them
-//  (default 10000); what is dropped is fetched again from the publisher
+//  Events an observer queues per publisher before ZeroMQ drops them
+//  (default 1000); what is dropped is fetched again from the publisher
 CHORUS_EXPORT int
     chorus_node_set_observe_hwm (chorus_node_t *self, int hwm);
 //  Bounds against whoever can reach this node (protocol section 4.5): at

@@ -103,7 +103,7 @@ chorus_node_new (const char *service)
     config->retention_policy = CHORUS_RETAIN_REFUSE;
     config->durable = true;
     config->command_retry_ms = 10000;
-    config->observe_hwm = 10000;
+    config->observe_hwm = 1000;
     config->max_peers = 400;
     config->max_pending = 64;
     config->peer_rate = 20;

@@ -406,6 +406,12 @@ s_peer_dealer (chorus__engine_t *self, chorus_msg_t *hello, const char *instance
         *hello_sent = entry->hello_id [0] != 0;
         s_seed_met (self, pending, instance);
         s_seed_met (self, endpoint, instance);
+        if (answered && !streq (answered, pending)) {
+            //  Two connections led to the same node: one DEALER per peer
+            s_seed_met (self, answered, instance);
+            void *extra = s_pending_take (self, answered);
+            chorus__socket_destroy (&extra);
+        }
         return s_pending_take (self, pending);
     }
     s_seed_met (self, endpoint, instance);
