@@ -307,14 +307,12 @@ static int
 s_send_copy (chorus__delivery_t *self, chorus_msg_t *event, s_group_t *group,
              uint64_t attempt, chorus__peer_t *peer)
 {
-    if (chorus__peers_greet (self->engine, peer))
-        return -1;      //  nothing goes to a peer before our HELLO
     s_cached_t *slot = &self->cache [chorus_msg_seq (event) % S_CACHE];
     zframe_t *copy = slot->msg == event && slot->body && peer->dealer?
         chorus_msg_event_redirect (zframe_data (slot->body), zframe_size (slot->body),
                                    group->name, attempt): NULL;
     if (copy)
-        return chorus_msg_send_encoded (event, &copy, peer->dealer);
+        return chorus__engine_send_encoded (self->engine, peer, event, &copy);
     chorus_msg_set_group (event, group->name);
     chorus_msg_set_attempt (event, attempt);
     int rc = chorus__engine_send (self->engine, peer, event);

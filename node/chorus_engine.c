@@ -16,6 +16,7 @@ const char *chorus__counter_names [C_COUNTERS] = {
 
 #define S_ROUTER_BATCH 1000     //  messages read from the inbox per turn
 #define S_TICK_MS 50            //  timer resolution
+#define S_CONNECTING_TICK_MS 5  //  while a new connection is coming up
 #define S_INBOX_KEEP_MS (24 * 3600 * 1000ull)   //  dedupe records kept this long
 #define S_WARN_MS 10000         //  one warning of a kind at most this often
 #define S_MAX_FRAME (CHORUS_MSG_MAX_BODY + 1024)    //  largest frame a socket takes
@@ -146,6 +147,17 @@ chorus__engine_send (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t 
     if (!peer || !peer->dealer || chorus__peers_greet (self, peer))
         return -1;
     return chorus_msg_send (msg, peer->dealer);
+}
+
+int
+chorus__engine_send_encoded (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *msg,
+                             zframe_t **frame_p)
+{
+    if (!peer || !peer->dealer || chorus__peers_greet (self, peer)) {
+        zframe_destroy (frame_p);
+        return -1;      //  nothing goes to a peer before our HELLO
+    }
+    return chorus_msg_send_encoded (msg, frame_p, peer->dealer);
 }
 
 void
@@ -791,9 +803,14 @@ chorus__engine_actor (zsock_t *pipe, void *args)
         else
         if (zpoller_terminated (self->poller))
             break;
+        if (self->connecting && next_tick > chorus__mono () + S_CONNECTING_TICK_MS)
+            next_tick = chorus__mono () + S_CONNECTING_TICK_MS;
         if (self->router && chorus__mono () >= next_tick) {
             s_tick (self);
-            next_tick = chorus__mono () + S_TICK_MS;
+            //  A HELLO waiting for its connection, and what waits behind it,
+            //  should not wait a whole tick more: meeting is the slow part
+            //  of a short-lived node's life
+            next_tick = chorus__mono () + (self->connecting? S_CONNECTING_TICK_MS: S_TICK_MS);
         }
         chorus__engine_flush (self);
     }

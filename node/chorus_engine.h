@@ -95,6 +95,7 @@ struct _chorus__engine_t {
     chorus_msg_t **published;   //  events taken from the hand-off in one turn
     zframe_t **published_bodies;    //  and their bodies
     bool announce;              //  send HELLO to every peer at the next tick
+    bool connecting;            //  a HELLO waits for its connection: tick soon
     bool terminated;            //  $TERM received
     uint64_t counters [C_COUNTERS];     //  what happened, for chorus_node_counter
     uint64_t warned [W_KINDS];  //  when each kind of warning was last printed
@@ -106,6 +107,11 @@ struct _chorus__engine_t {
 //  gone yet; 0, or -1 if it would block or the connection is not up
 int
     chorus__engine_send (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *msg);
+//  As chorus__engine_send, for a message already encoded into *frame_p
+//  (taken, sent or not)
+int
+    chorus__engine_send_encoded (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *msg,
+                                 zframe_t **frame_p);
 //  Sends an answer the peer waits for (EVENT-ACK, REPLY); what cannot go
 //  now is kept, within a bound, and sent when the connection is up
 void

@@ -366,6 +366,23 @@ s_announce_handlers (chorus_node_t *self)
     return 0;
 }
 
+#define S_START_SOCKETS 12      //  sockets a node makes as it starts, with room
+
+//  True if count sockets can be made now (they are closed again)
+static bool
+s_sockets_available (int count)
+{
+    void *sockets [S_START_SOCKETS];
+    int made = 0;
+    while (made < count && made < S_START_SOCKETS
+       &&  (sockets [made] = chorus__socket_new (ZMQ_PAIR)))
+        made++;
+    bool available = made == count;
+    while (made > 0)
+        chorus__socket_destroy (&sockets [--made]);
+    return available;
+}
+
 int
 chorus_node_start (chorus_node_t *self)
 {
@@ -392,6 +409,14 @@ chorus_node_start (chorus_node_t *self)
     chorus_store_set_sync (self->store, self->sync);
     self->config.store = self->store;
 
+    //  czmq aborts when it cannot make a socket; starting needs a dozen
+    //  (pipes, inbox, PUB, their monitors), so make sure they can be had
+    if (!s_sockets_available (S_START_SOCKETS)) {
+        zsys_error ("chorus: cannot start %s: no sockets left (ZeroMQ's limit or file "
+                    "descriptors)", self->config.service);
+        chorus_store_destroy (&self->store);
+        return chorus__fail (CHORUS_ESTATE);
+    }
     self->work = zsock_new (ZMQ_PAIR);
     zsock_set_sndhwm (self->work, 0);
     zsock_set_rcvhwm (self->work, 0);
@@ -973,16 +998,25 @@ chorus_node_stop (chorus_node_t *self)
 //  --------------------------------------------------------------------------
 //  Questions to the engine
 
+//  Asks the engine a question whose answer is a list of frames after a
+//  first one (never an empty message); returns the list, or NULL
+static zmsg_t *
+s_ask (chorus_node_t *self, const char *question)
+{
+    zsock_send (self->actor, "s", question);
+    zmsg_t *reply = zmsg_recv (self->actor);
+    char *first = reply? zmsg_popstr (reply): NULL;
+    zstr_free (&first);
+    return reply;
+}
+
 int
 chorus_node_peers (chorus_node_t *self, chorus_peer_fn *fn, void *arg)
 {
     assert (self);
     if (!self->actor)
         return chorus__fail (CHORUS_ESTATE);
-    zsock_send (self->actor, "s", "PEERS");
-    zmsg_t *reply = zmsg_recv (self->actor);
-    char *total = reply? zmsg_popstr (reply): NULL;
-    zstr_free (&total);
+    zmsg_t *reply = s_ask (self, "PEERS");
     int count = 0;
     while (reply && zmsg_size (reply) >= 8) {
         char *field [8];
@@ -1007,10 +1041,7 @@ chorus_node_pending (chorus_node_t *self, chorus_pending_fn *fn, void *arg)
     assert (self);
     if (!self->actor)
         return chorus__fail (CHORUS_ESTATE);
-    zsock_send (self->actor, "s", "PENDING");
-    zmsg_t *reply = zmsg_recv (self->actor);
-    char *header = reply? zmsg_popstr (reply): NULL;
-    zstr_free (&header);
+    zmsg_t *reply = s_ask (self, "PENDING");
     int count = 0;
     while (reply && zmsg_size (reply) >= 3) {
         char *group = zmsg_popstr (reply);

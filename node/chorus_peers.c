@@ -143,6 +143,8 @@ chorus__peers_greet (chorus__engine_t *self, chorus__peer_t *peer)
     if (!peer->hello_sent && peer->dealer
     &&  chorus__peers_send_hello (self, peer->dealer, NULL) == 0)
         peer->hello_sent = true;
+    if (!peer->hello_sent)
+        self->connecting = true;    //  what waits for it goes at the next tick
     return peer->hello_sent? 0: -1;
 }
 
@@ -209,7 +211,8 @@ s_connect_pending (chorus__engine_t *self, const char *endpoint)
     s_pending_t *pending = (s_pending_t *) zmalloc (sizeof (s_pending_t));
     pending->dealer = dealer;
     pending->since = chorus__mono ();
-    s_send_hello (self, dealer, NULL, pending->hello_id);
+    if (s_send_hello (self, dealer, NULL, pending->hello_id))
+        self->connecting = true;
     zhashx_insert (self->pending, endpoint, pending);
     return true;
 }
@@ -470,6 +473,8 @@ chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t 
         if (!peer->hello_sent
         &&  chorus__peers_send_hello (self, peer->dealer, chorus_msg_id (hello)) == 0)
             peer->hello_sent = true;
+        if (!peer->hello_sent)
+            self->connecting = true;    //  it goes as soon as the connection is up
         self->announce = true;
         joined = true;
         chorus__engine_log (self, "met %s/%.8s at %s", peer->service, instance, endpoint);
@@ -589,8 +594,9 @@ s_pending_tick (chorus__engine_t *self, uint64_t now)
         if (now - pending->since > S_PENDING_MS)
             zlistx_add_end (expired, (void *) zhashx_cursor (self->pending));
         else
-        if (!pending->hello_id [0])
-            s_send_hello (self, pending->dealer, NULL, pending->hello_id);
+        if (!pending->hello_id [0]
+        &&  s_send_hello (self, pending->dealer, NULL, pending->hello_id))
+            self->connecting = true;
     }
     for (const char *endpoint = (const char *) zlistx_first (expired); endpoint;
          endpoint = (const char *) zlistx_next (expired)) {
@@ -654,6 +660,7 @@ s_heartbeat (chorus__engine_t *self, uint64_t now)
 void
 chorus__peers_tick (chorus__engine_t *self, uint64_t now)
 {
+    self->connecting = false;   //  set again by whatever still waits
     s_heartbeat (self, now);
     s_pending_tick (self, now);
     s_probe_seeds (self, now);

@@ -147,6 +147,7 @@ EXTRA_DIST += tests/test_coordinator_survives_kills.sh tests/test_coordinator_wa
 #   A strict peer written from the spec alone (tests/peer), and what it
 #   finds when it meets the tools and attacks a node
 CHORUS_PY_TESTS = tests/peer/test_strict_peer_self.py tests/peer/test_strict_peer_meets_tools.py \
-    tests/peer/test_node_answers_errors.py tests/peer/test_node_survives_attacks.py
+    tests/peer/test_node_answers_errors.py tests/peer/test_node_survives_attacks.py \
+    tests/peer/test_node_out_of_sockets.py
 TESTS += $(CHORUS_PY_TESTS)
 EXTRA_DIST += $(CHORUS_PY_TESTS) tests/peer/chorus_peer.py tests/peer/tap.py tests/peer/tools.py

@@ -11,12 +11,19 @@ if [ -z "$libfaketime" ]; then
     echo "1..0 # SKIP libfaketime is not installed (Debian package faketime)"
     exit 0
 fi
+#   Under AddressSanitizer its runtime must be the first library loaded
+preload="$libfaketime"
+if [ -n "${ASAN_OPTIONS:-}" ]; then
+    asan=$(readlink -f "$(${CC:-cc} -print-file-name=libasan.so)")
+    [ -f "$asan" ] && preload="$asan:$libfaketime"
+fi
 echo "+0" > "$tmp/clock"
-#   faked: the command runs with the wall clock in $tmp/clock (in place of
-#   the shell that runs it, so that $! is its pid)
+#   faked: the program runs with the wall clock in $tmp/clock (in place of
+#   the shell that runs it, so that $! is its pid). libtool runs the built
+#   program itself, not its wrapper script, so that only it is preloaded.
 faked () {
-    exec env LD_PRELOAD="$libfaketime" FAKETIME_TIMESTAMP_FILE="$tmp/clock" FAKETIME_NO_CACHE=1 \
-        DONT_FAKE_MONOTONIC=1 "$@"
+    exec "$top_builddir/libtool" --mode=execute env LD_PRELOAD="$preload" \
+        FAKETIME_TIMESTAMP_FILE="$tmp/clock" FAKETIME_NO_CACHE=1 DONT_FAKE_MONOTONIC=1 "$@"
 }
 
 start_hub

@@ -146,7 +146,7 @@ done
 [ $killed -eq $KILLS ]; ok $? "the coordinator was SIGKILLed $killed times, each time alive"
 [ $busy -ge 5 ]; ok $? "$busy kills came while flows were still running"
 
-await_s 60 sh -c "[ \$(cat \"$tmp/starters-done\" 2>/dev/null | wc -l) -eq $STARTERS ]"
+await_s 180 sh -c "[ \$(cat \"$tmp/starters-done\" 2>/dev/null | wc -l) -eq $STARTERS ]"
 ok $? "the starters finished"
 for pid in $starters; do wait "$pid" 2>/dev/null; done
 n=$(grep -vc FAILED "$tmp/starts")
@@ -155,7 +155,7 @@ n=$(grep -vc FAILED "$tmp/starts")
 bad=$(awk '{ if ($0 !~ "\"id\":\"order-A-" $1 "\"") print $1 }' "$tmp/starts" | wc -l)
 [ "$bad" -eq 0 ]; ok $? "each with the flow its idempotency key names ($bad others)"
 
-await_s 60 completed
+await_s 120 completed
 ok $? "all $FLOWS flows completed: $(cat "$tmp/completed")"
 flow_list | grep -o '"id":"[^"]*"' | sort > "$tmp/ids"
 seq 1 $FLOWS | sed 's/.*/"id":"order-A-&"/' | sort > "$tmp/expected-ids"

@@ -16,9 +16,10 @@ import zmq
 
 import chorus_peer as cp
 import tools
-from tap import diag, done_testing, is_, ok
+from tap import diag, done_testing, is_, ok, skip
 
 RSS_BOUND_KIB = 200 * 1024
+SANITIZED = 'ASAN_OPTIONS' in os.environ     # memory figures are the sanitizer's then
 FLOOD = 5000
 BIG = 200 * 1024 * 1024
 
@@ -73,8 +74,12 @@ def survived(attack, before):
     alive = node.poll() is None
     ok(alive, '%s: the node is alive' % attack)
     high = peak()
-    ok(alive and high < RSS_BOUND_KIB, '%s: peak RSS %.0f MB (%.0f MB before), under 200 MB'
-       % (attack, high / 1024, before / 1024))
+    if SANITIZED:
+        skip('%s: peak RSS under 200 MB' % attack,
+             'AddressSanitizer\'s shadow memory and quarantine make it %.0f MB' % (high / 1024))
+    else:
+        ok(alive and high < RSS_BOUND_KIB, '%s: peak RSS %.0f MB (%.0f MB before), under 200 MB'
+           % (attack, high / 1024, before / 1024))
     count = delivered(attack.split()[0]) if alive else 0
     is_(count, 100, '%s: then 100 of 100 real events delivered' % attack)
     diag('%s: peak RSS %.0f MB, delivered %d/100' % (attack, high / 1024, count))
@@ -173,11 +178,10 @@ def forged_publisher():
         shop.publish('order.placed', msgpack.packb('real-%d' % i), key='r%d' % i)
         forge()
         forger.run_for(0.02, [shop])
-    seqs = set(range(first, first + 13))
 
     def real_handled():
-        return {json.loads(line)['seq'] for line in tools.lines('handled')
-                if json.loads(line)['instance'] == shop.instance} & seqs
+        return {json.loads(line)['payload'] for line in tools.lines('handled')} \
+            & {'real-%d' % i for i in range(13)}
     shop.run_until(lambda: len(real_handled()) >= 13, 30, [forger])
     is_(len(real_handled()), 13, 'the group handled all 13 real events')
     forged = [line for line in tools.lines('handled') if 'forged' in line]
