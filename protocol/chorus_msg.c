@@ -803,7 +803,10 @@ chorus_msg_send_encoded (chorus_msg_t *self, zframe_t **body_p, void *output)
             return -1;
         }
     }
-    return zframe_send (body_p, output, 0);
+    int rc = zframe_send (body_p, output, 0);
+    if (rc)
+        zframe_destroy (body_p);    //  not sent (a full queue): ours to free
+    return rc;
 }
 
 //  --------------------------------------------------------------------------
