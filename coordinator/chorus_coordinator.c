@@ -428,7 +428,9 @@ s_on_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg)
 {
     s_sent_t *sent = (s_sent_t *) arg;
     chorus_coordinator_t *self = sent->self;
-    chorus_flow_t *flow = chorus_flowset_lookup (self->flows, sent->flow);
+    //  Interrupted: we are stopping; the journal sends it again at restart
+    chorus_flow_t *flow = chorus_reply_status (reply) == CHORUS_EINTERRUPTED? NULL:
+                          chorus_flowset_lookup (self->flows, sent->flow);
     if (flow) {
         int status = chorus_reply_status (reply);
         json_t *output = status == 0? s_unpack (chorus_reply_payload (reply),

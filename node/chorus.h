@@ -86,7 +86,10 @@ typedef void (chorus_command_fn) (chorus_node_t *node, chorus_command_t *command
                                   chorus_reply_t *reply, void *arg);
 
 //  Called with the reply to a command this node sent, or with a timeout or
-//  other local failure (chorus_reply_status () tells which).
+//  other local failure (chorus_reply_status () tells which). Every command
+//  sent gets exactly one call: when the node is destroyed first, it is
+//  CHORUS_EINTERRUPTED, made during chorus_node_destroy, so that the
+//  handler can free its argument; it must not use the node then.
 typedef void (chorus_reply_fn) (chorus_node_t *node, chorus_reply_t *reply, void *arg);
 
 //  Peer states, as reported to a peer handler

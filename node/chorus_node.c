@@ -149,6 +149,20 @@ s_drain_work (chorus_node_t *self)
     chorus__batch_discard (&self->results);
 }
 
+//  Commands still awaiting a reply will never get one: their handlers hear
+//  so (CHORUS_EINTERRUPTED), so that they can free what they hold
+static void
+s_abandon_replies (chorus_node_t *self)
+{
+    for (s_handler_t *handler = (s_handler_t *) zhashx_first (self->replies); handler;
+         handler = (s_handler_t *) zhashx_next (self->replies)) {
+        chorus_reply_t view = {NULL, CHORUS_EINTERRUPTED, handler->name, "interrupted",
+                               "the node stopped before the reply came"};
+        ((chorus_reply_fn *) handler->fn) (self, &view, handler->arg);
+    }
+    zhashx_purge (self->replies);
+}
+
 void
 chorus_node_destroy (chorus_node_t **self_p)
 {
@@ -157,6 +171,7 @@ chorus_node_destroy (chorus_node_t **self_p)
     if (!self)
         return;
     zactor_destroy (&self->actor);
+    s_abandon_replies (self);
     chorus__handoff_destroy (&self->handoff);
     if (self->work) {
         s_drain_work (self);
@@ -812,7 +827,7 @@ s_run_reply (chorus_node_t *self, const char *command_id, chorus_msg_t *msg, con
     }
     chorus_reply_t view = {msg, 0, command_id, code, message};
     if (!msg)
-        view.status = CHORUS_ETIMEDOUT;
+        view.status = CHORUS_ETIMEDOUT;     //  the one local failure the engine reports
     else
     if (chorus_msg_status (msg) != CHORUS_REPLY_OK)
         view.status = chorus_msg_code (msg) && streq (chorus_msg_code (msg), "unknown-command")?

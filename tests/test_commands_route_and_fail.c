@@ -150,7 +150,13 @@ main (void)
     is_int (queued.status, 0, "successfully");
     is_int (shipping.handled, 1, "by the instance that started later");
 
+    //  A command still unanswered when its node is destroyed: its handler
+    //  hears so, once, and can free what it holds
+    caller_t orphan = {0};
+    chorus_node_send (nodes [0], "archive", "store", NULL, 0, 60000, s_on_reply, &orphan);
     for (int i = 0; i < 5; i++)
         chorus_node_destroy (&nodes [i]);
+    is_int (orphan.replies, 1, "a command outstanding at destroy is reported once");
+    is_int (orphan.status, CHORUS_EINTERRUPTED, "as CHORUS_EINTERRUPTED");
     return done_testing ();
 }

@@ -53,7 +53,7 @@ steps:
     depends_on: [reserve]
     input: { order_id: $.input.order_id, amount: $.input.total }
     retry: { attempts: 2, backoff: 100ms }
-    timeout: 5s
+    timeout: 15s  #   payments comes 3 s in; room for a loaded machine
     compensate: { command: refund, input: { order_id: $.input.order_id, charge_id: $.steps.charge.output.charge_id } }
   - id: ship
     service: shipping

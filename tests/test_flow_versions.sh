@@ -29,6 +29,7 @@ stop_coordinator () {
     kill "$coord_pid" && wait "$coord_pid"
     rc=$?
     coord_pid=""
+    [ $rc -eq 0 ] || diag "the coordinator exited $rc: $(tail -40 "$tmp/coordinator.err")"
     return $rc
 }
 has_line () { grep -qxF "$1" "$2" 2>/dev/null; }

@@ -379,6 +379,8 @@ s_on_call_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg)
         return;
     }
     int status = chorus_reply_status (reply);
+    if (status == CHORUS_EINTERRUPTED)
+        return;     //  the node is going away; the caller stopped waiting
     if (status == CHORUS_OK) {
         call->reply = chorus_cli_payload_json (chorus_reply_payload (reply),
                                                chorus_reply_size (reply));

@@ -118,6 +118,8 @@ s_on_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg)
 {
     s_send_t *self = (s_send_t *) arg;
     int status = chorus_reply_status (reply);
+    if (status == CHORUS_EINTERRUPTED)
+        return;     //  the node is going away: we have said why already
     if (status == CHORUS_OK) {
         char *text = chorus_json_payload_text (chorus_reply_payload (reply),
                                                chorus_reply_size (reply), 0);
