@@ -29,13 +29,6 @@ typedef enum {
 
 extern const char *chorus__counter_names [C_COUNTERS];
 
-//  A subscription as announced in HELLO
-typedef struct {
-    char *prefix;               //  topic prefix
-    uint64_t since;             //  group creation time (0 = earliest)
-    uint64_t flags;             //  CHORUS_SUB_*
-} chorus__sub_t;
-
 //  A peer: another node we have met
 typedef struct {
     char *instance;             //  its instance id (32 hex)
@@ -161,11 +154,6 @@ void
     chorus__inbox_results (chorus__engine_t *self);
 
 //  Peers and discovery (chorus_peers.c)
-void
-    chorus__subs_free (chorus__sub_t **subs_p, size_t *size_p);
-void
-    chorus__subs_add (chorus__sub_t **subs_p, size_t *size_p, const char *prefix, uint64_t since,
-                      uint64_t flags);
 //  A HELLO from the peer with this instance id: meet it, or update it
 void
     chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t *hello);

@@ -33,28 +33,6 @@ typedef struct {
     uint64_t at;                //  when tokens was computed (monotonic)
 } s_bucket_t;
 
-void
-chorus__subs_free (chorus__sub_t **subs_p, size_t *size_p)
-{
-    for (size_t i = 0; i < *size_p; i++)
-        free ((*subs_p) [i].prefix);
-    free (*subs_p);
-    *subs_p = NULL;
-    *size_p = 0;
-}
-
-void
-chorus__subs_add (chorus__sub_t **subs_p, size_t *size_p, const char *prefix, uint64_t since,
-            uint64_t flags)
-{
-    *subs_p = (chorus__sub_t *) realloc (*subs_p, (*size_p + 1) * sizeof (chorus__sub_t));
-    assert (*subs_p);
-    chorus__sub_t *sub = &(*subs_p) [(*size_p)++];
-    sub->prefix = strdup (prefix);
-    sub->since = since;
-    sub->flags = flags;
-}
-
 //  A DEALER into an endpoint's inbox, or NULL (after a warning) when the
 //  system cannot give us one
 static void *

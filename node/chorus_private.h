@@ -56,6 +56,20 @@ size_t
 bool
     chorus__valid_name (const char *name, size_t max);
 
+//  A subscription as announced in HELLO
+typedef struct {
+    char *prefix;               //  topic prefix
+    uint64_t since;             //  group creation time (0 = earliest)
+    uint64_t flags;             //  CHORUS_SUB_*
+} chorus__sub_t;
+
+//  A list of subscriptions: freed, and one more added (prefix copied)
+void
+    chorus__subs_free (chorus__sub_t **subs_p, size_t *size_p);
+void
+    chorus__subs_add (chorus__sub_t **subs_p, size_t *size_p, const char *prefix, uint64_t since,
+                      uint64_t flags);
+
 //  True if topic starts with prefix
 static inline bool
 chorus__prefix_match (const char *prefix, const char *topic)
