@@ -14,7 +14,6 @@ struct _chorus__gate_t {
     void *monitor;              //  events from it (PAIR)
     zhashx_t *open;             //  "fd" of each connection we let in
     size_t max;                 //  connections let in at most
-    uint64_t refused;           //  connections shut out so far
 };
 
 chorus__gate_t *
@@ -67,12 +66,6 @@ chorus__gate_open (chorus__gate_t *self)
     return zhashx_size (self->open);
 }
 
-uint64_t
-chorus__gate_refused (chorus__gate_t *self)
-{
-    return self->refused;
-}
-
 //  One monitor event: a frame of event (2 bytes) and value (4 bytes, the
 //  connection's file descriptor for ours), then one of the endpoint
 static bool
@@ -122,7 +115,6 @@ chorus__gate_recv (chorus__gate_t *self)
                 //  Not close: ZeroMQ owns the descriptor; it sees the end of
                 //  the connection and closes it itself
                 shutdown (fd, SHUT_RDWR);
-                self->refused++;
                 refused++;
             }
         }

@@ -22,10 +22,8 @@ void *
 //  ones beyond the bound; returns how many it shut out this time
 size_t
     chorus__gate_recv (chorus__gate_t *self);
-//  Connections open now, and shut out so far
+//  Connections open now
 size_t
     chorus__gate_open (chorus__gate_t *self);
-uint64_t
-    chorus__gate_refused (chorus__gate_t *self);
 
 #endif
