@@ -49,6 +49,7 @@ typedef enum {
     CHORUS_EUNKNOWN = -1009,     //  unknown command, service or flow
     CHORUS_EREMOTE = -1010,      //  the remote handler replied with an error
     CHORUS_EINTERRUPTED = -1011, //  interrupted by a signal or by shutdown
+    CHORUS_ECORRUPT = -1012,     //  the durable store is damaged: see `chorus store check`
 } chorus_error_t;
 
 //  Returns the library version as CHORUS_MAKE_VERSION (major, minor, patch),
@@ -174,8 +175,18 @@ CHORUS_EXPORT int
 CHORUS_EXPORT int
     chorus_node_set_retention (chorus_node_t *self, uint64_t max_bytes, uint64_t max_age_ms,
                                chorus_retention_policy_t policy);
-//  Flush every store write to disk before returning (default off: writes
-//  survive a crash of the process, not of the machine)
+//  When a publish, an inbox record or a group cursor is durable
+//  (ARCHITECTURE.md, "Durability"):
+typedef enum {
+    CHORUS_DURABLE_PROCESS = 0,     //  written to the operating system before the call
+                                    //  returns: survives a crash or kill -9 of the
+                                    //  process, not a power loss or kernel crash (default)
+    CHORUS_DURABLE_FSYNC = 1        //  flushed to disk (fsync) before the call returns:
+                                    //  survives a crash of the machine
+} chorus_durability_t;
+CHORUS_EXPORT int
+    chorus_node_set_durability (chorus_node_t *self, chorus_durability_t durability);
+//  The same as chorus_node_set_durability: sync true is CHORUS_DURABLE_FSYNC
 CHORUS_EXPORT int
     chorus_node_set_sync (chorus_node_t *self, bool sync);
 //  A new group (one that never subscribed before on this store) starts at
@@ -274,6 +285,32 @@ CHORUS_EXPORT int
     chorus_node_publish_caused (chorus_node_t *self, const char *topic, const char *key,
                                 const void *payload, size_t size, const char *correlation,
                                 const char *causation, char *id_out);
+
+//  One event of chorus_node_publish_batch
+typedef struct {
+    const char *topic;          //  required
+    const char *key;            //  NULL: none
+    const void *payload;        //  NULL with size 0: none
+    size_t size;
+    const char *correlation;    //  NULL: as chorus_node_publish
+    const char *causation;      //  NULL: as chorus_node_publish
+    char id [65];               //  in: "" for a fresh id, or the event's own id (1 to 64
+                                //  characters of A-Z a-z 0-9 . _ : -); out: the id
+    bool duplicate;             //  out: an event with this id was published before (within
+                                //  the inbox retention, 24 h) and nothing new was stored
+} chorus_publication_t;
+
+#define CHORUS_PUBLISH_BATCH_MAX 4096
+
+//  Publish up to CHORUS_PUBLISH_BATCH_MAX events in one store write: all
+//  of them are durable when this returns 0, none when it returns -1, and
+//  under CHORUS_DURABLE_FSYNC they share one fsync. An event given its own
+//  id is published at most once: a second publish with the same id stores
+//  nothing and sets `duplicate`, so that a producer that re-publishes after
+//  a crash does not double the event.
+CHORUS_EXPORT int
+    chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events,
+                               size_t count);
 
 //  Send a command to one live instance of a service; handler is called with
 //  the reply, or with a timeout after timeout_ms (0: 30000). Returns 0 or

@@ -38,6 +38,7 @@ chorus_strerror (int code)
         case CHORUS_EUNKNOWN:     return "unknown command, service or flow";
         case CHORUS_EREMOTE:      return "remote handler replied with an error";
         case CHORUS_EINTERRUPTED: return "interrupted";
+        case CHORUS_ECORRUPT:     return "durable store damaged";
         default:                  return "unknown error code";
     }
 }
