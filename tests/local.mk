@@ -115,6 +115,13 @@ noinst_PROGRAMS += tests/bench/bench_flows
 tests_bench_bench_flows_SOURCES = tests/bench/bench_flows.c
 tests_bench_bench_flows_LDADD = libchorus_coordinator.la libchorus_tools.la libchorus.la \
     $(CZMQ_LIBS) $(ZMQ_LIBS) $(YAML_LIBS) $(JANSSON_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS) -lpthread
+#   The RabbitMQ baseline of the durable publish figures, when its client is there
+if HAVE_RABBITMQ
+noinst_PROGRAMS += tests/bench/bench_rabbit
+tests_bench_bench_rabbit_SOURCES = tests/bench/bench_rabbit.c
+tests_bench_bench_rabbit_CFLAGS = $(AM_CFLAGS) $(RABBITMQ_CFLAGS)
+tests_bench_bench_rabbit_LDADD = $(RABBITMQ_LIBS)
+endif
 
 #   Flow engine
 check_PROGRAMS += tests/test_flow_engine_runs_steps tests/test_flow_engine_compensates
