@@ -246,8 +246,16 @@ s_replay_recorded (chorus__commands_t *self, chorus__peer_t *peer, chorus_msg_t 
                    const char *key)
 {
     size_t size = 0;
-    void *recorded = chorus_store_reply_load (self->engine->store, key, &size);
-    if (!recorded)
+    void *recorded = NULL;
+    int rc = chorus_store_reply_load (self->engine->store, key, &recorded, &size);
+    if (rc == -1) {
+        //  Not known whether it ran: neither run it nor answer; the sender
+        //  asks again
+        chorus__engine_warn (self->engine, W_STORE, "inbox: %s",
+                             chorus_store_error (self->engine->store));
+        return true;
+    }
+    if (rc == 0)
         return false;
     chorus_msg_t *reply = chorus_msg_new (CHORUS_MSG_REPLY);
     if (chorus_msg_decode (reply, recorded, size) == 0) {
@@ -315,8 +323,8 @@ chorus__commands_record (chorus__commands_t *self, chorus_msg_t *command, chorus
         if (!frame
         ||  chorus_store_reply_save (engine->store, key, chorus__now (), zframe_data (frame),
                                      zframe_size (frame)))
-            chorus__engine_log (engine, "cannot record reply: %s",
-                                chorus_store_error (engine->store));
+            chorus__engine_warn (engine, W_STORE, "cannot record reply: %s",
+                                 chorus_store_error (engine->store));
         zframe_destroy (&frame);
     }
 }

@@ -53,6 +53,7 @@ typedef struct {
     zlistx_t *instances;        //  live peers of the group (chorus__peer_t)
     uint64_t lost_from;         //  a truncation still to report (0: none)
     uint64_t lost_to;           //  its end
+    const char *lost_why;       //  why they are lost (NULL: retention)
     bool dirty;                 //  cursor changed since last saved
 } s_group_t;
 
@@ -95,9 +96,14 @@ s_load_one (uint64_t seq, uint64_t timestamp, const void *body, size_t size, voi
 {
     s_load_t *load = (s_load_t *) arg;
     chorus_msg_t *msg = chorus_msg_new (CHORUS_MSG_EVENT);
-    if (chorus_msg_decode (msg, body, size) || chorus_msg_type (msg) != CHORUS_MSG_EVENT) {
+    if (chorus_msg_decode (msg, body, size) || chorus_msg_type (msg) != CHORUS_MSG_EVENT
+    ||  chorus_msg_seq (msg) != seq) {
         chorus_msg_destroy (&msg);
-        return 0;   //  a record we cannot read is skipped, as if trimmed
+        //  Never skipped as if trimmed: the node stops and says so
+        char what [96];
+        snprintf (what, sizeof (what), "outbox event %" PRIu64 " does not decode", seq);
+        chorus_store_report_damage (load->self->store, what);
+        return 1;
     }
     s_cache_put (load->self, seq, msg, zframe_new (body, size));
     load->loaded++;
@@ -116,7 +122,10 @@ s_event (chorus__delivery_t *self, uint64_t seq)
         return NULL;
     s_load_t load = {self, 0};
     uint64_t to = seq + S_LOAD - 1 < head? seq + S_LOAD - 1: head;
-    chorus_store_scan (self->store, seq, to, s_load_one, &load);
+    if (chorus_store_scan (self->store, seq, to, s_load_one, &load) == -1
+    ||  chorus_store_damaged (self->store))
+        chorus__engine_warn (self->engine, W_STORE, "outbox: %s",
+                             chorus_store_error (self->store));
     return slot->msg && slot->seq == seq? slot->msg: NULL;
 }
 
@@ -242,10 +251,11 @@ s_group_save (chorus__delivery_t *self, s_group_t *group)
                                    group->cursor, subs};
     int rc = chorus_store_group_save (self->store, group->name, &record);
     free (subs);
-    if (rc)
-        chorus__engine_log (self->engine, "cannot save group %s: %s", group->name,
-                            chorus_store_error (self->store));
-    group->dirty = false;
+    if (rc)     //  still dirty: saved again at the next round
+        chorus__engine_warn (self->engine, W_STORE, "cannot save group %s: %s", group->name,
+                             chorus_store_error (self->store));
+    else
+        group->dirty = false;
 }
 
 //  Moves the cursor over the done slots at its front
@@ -348,6 +358,11 @@ s_send (chorus__delivery_t *self, s_group_t *group, s_flight_t *flight)
     return true;
 }
 
+static void
+    s_lost (s_group_t *group, uint64_t from, uint64_t to, const char *why);
+static void
+    s_truncated (chorus__delivery_t *self, s_group_t *group);
+
 //  Sends what the credit window allows: first flights made ready again,
 //  then new events from the outbox
 static void
@@ -369,6 +384,26 @@ s_pump (chorus__delivery_t *self, s_group_t *group)
        &&  zlistx_size (group->sent) + zlistx_size (group->ready) < window) {
         uint64_t seq = group->next;
         chorus_msg_t *event = s_event (self, seq);
+        if (!event && chorus_store_damaged (self->store))
+            break;              //  the node stops; nothing is skipped
+        if (!event) {
+            //  Numbers between epochs, or events a repair lost: jump them
+            //  once the window has drained, reporting what was lost
+            uint64_t lost_from, lost_to;
+            uint64_t found = chorus_store_next (self->store, seq, &lost_from, &lost_to);
+            if (found > seq + 1) {
+                if (group->cursor != seq)
+                    break;
+                if (lost_from) {
+                    s_lost (group, lost_from, lost_to,
+                            "events lost to damage; the publisher's store was repaired");
+                    s_truncated (self, group);
+                }
+                group->cursor = group->next = found;
+                group->dirty = true;
+                continue;
+            }
+        }
         s_slot_t *slot = s_slot (group, seq);
         group->next++;
         if (!event || !s_due (group, event)) {
@@ -459,6 +494,17 @@ s_seek_one (uint64_t seq, uint64_t timestamp, const void *body, size_t size, voi
     return 0;
 }
 
+//  Adds a range of lost events to what the group is to be told
+static void
+s_lost (s_group_t *group, uint64_t from, uint64_t to, const char *why)
+{
+    if (!group->lost_from || from < group->lost_from)
+        group->lost_from = from;
+    if (to > group->lost_to)
+        group->lost_to = to;
+    group->lost_why = why;
+}
+
 static void
 s_truncated (chorus__delivery_t *self, s_group_t *group)
 {
@@ -468,12 +514,14 @@ s_truncated (chorus__delivery_t *self, s_group_t *group)
     chorus_msg_set_group (truncated, group->name);
     chorus_msg_set_from (truncated, group->lost_from);
     chorus_msg_set_to (truncated, group->lost_to);
-    chorus_msg_set_message (truncated, "events removed by the publisher's retention");
+    chorus_msg_set_message (truncated, group->lost_why? group->lost_why:
+                            "events removed by the publisher's retention");
     for (chorus__peer_t *peer = (chorus__peer_t *) zlistx_first (group->instances); peer;
          peer = (chorus__peer_t *) zlistx_next (group->instances))
         chorus__engine_send (self->engine, peer, truncated);
     chorus_msg_destroy (&truncated);
     group->lost_from = group->lost_to = 0;
+    group->lost_why = NULL;
 }
 
 static s_group_t *
@@ -492,7 +540,9 @@ s_group_require (chorus__delivery_t *self, chorus__peer_t *peer)
     if (since == 0)
         seek.found = first? first: head + 1;
     else
-        chorus_store_scan (self->store, first? first: 1, head, s_seek_one, &seek);
+        if (chorus_store_scan (self->store, first? first: 1, head, s_seek_one, &seek) == -1)
+            chorus__engine_warn (self->engine, W_STORE, "outbox: %s",
+                                 chorus_store_error (self->store));
     group = s_group_new (peer->service, seek.found);
     //  Its `since` reaches before our oldest event: it may have lost some
     if (first > 1 && seek.found == first && first <= head) {
@@ -552,7 +602,9 @@ chorus__delivery_new (chorus__engine_t *engine)
     self->store = engine->store;
     self->groups = zhashx_new ();
     zhashx_set_destructor (self->groups, s_group_destroy);
-    chorus_store_group_each (self->store, s_load_group, self);
+    if (chorus_store_group_each (self->store, s_load_group, self) == -1)
+        chorus__engine_warn (engine, W_STORE, "cannot load the groups' cursors: %s",
+                             chorus_store_error (self->store));
     return self;
 }
 
@@ -733,14 +785,19 @@ s_group_pending (chorus__delivery_t *self, s_group_t *group, uint64_t head)
     if (head < group->next)
         return total;
     if (!group->stored_subs)
-        return total + head - group->next + 1;  //  not examined yet: all count
+        return total + chorus_store_count (self->store, group->next, head);   //  all count
     //  Absent since before our restart: what its saved subscriptions make
     //  due, counted once per event
     uint64_t from = group->counted_to >= group->next? group->counted_to + 1: group->next;
     if (from <= head) {
         s_count_t count = {group, chorus_msg_new (CHORUS_MSG_EVENT), 0};
-        chorus_store_scan (self->store, from, head, s_count_one, &count);
+        int rc = chorus_store_scan (self->store, from, head, s_count_one, &count);
         chorus_msg_destroy (&count.scratch);
+        if (rc == -1) {     //  counted again next time
+            chorus__engine_warn (self->engine, W_STORE, "outbox: %s",
+                                 chorus_store_error (self->store));
+            return total + group->due_count;
+        }
         group->due_count += count.due;
         group->counted_to = head;
     }
@@ -806,7 +863,11 @@ s_trim_target (chorus__delivery_t *self, uint64_t stop, bool by_age, uint64_t no
     s_trim_t trim = {stop, chorus_store_bytes (self->store), config->retention_bytes,
                      by_age && config->retention_age_ms && now > config->retention_age_ms?
                      now - config->retention_age_ms: 0, first};
-    chorus_store_scan (self->store, first, stop - 1, s_trim_one, &trim);
+    if (chorus_store_scan (self->store, first, stop - 1, s_trim_one, &trim) == -1) {
+        chorus__engine_warn (self->engine, W_STORE, "retention: %s",
+                             chorus_store_error (self->store));
+        return first;   //  nothing trimmed on a partial view
+    }
     return trim.target;
 }
 
@@ -824,15 +885,21 @@ chorus__delivery_retain (chorus__delivery_t *self, uint64_t now)
             held = group->cursor;
     //  Events no group holds go first, by size and by age
     uint64_t target = s_trim_target (self, held, true, now);
-    if (target > first)
-        chorus_store_trim (self->store, target);
+    if (target > first && chorus_store_trim (self->store, target) == -1)
+        chorus__engine_warn (self->engine, W_STORE, "retention: %s",
+                             chorus_store_error (self->store));
     bool full = config->retention_bytes && chorus_store_bytes (self->store) > config->retention_bytes;
     if (!full || config->retention_policy != CHORUS_RETAIN_DROP_OLDEST)
         return full;
 
     //  Drop the oldest even though groups hold them, and tell those groups
     target = s_trim_target (self, chorus_store_head (self->store) + 1, false, now);
-    chorus_store_trim (self->store, target);
+    if (chorus_store_trim (self->store, target) == -1) {
+        //  Not dropped: no group is told of a loss that did not happen
+        chorus__engine_warn (self->engine, W_STORE, "retention: %s",
+                             chorus_store_error (self->store));
+        return full;
+    }
     for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
          group = (s_group_t *) zhashx_next (self->groups)) {
         if (group->cursor >= target)
@@ -885,7 +952,30 @@ chorus__delivery_fetch (chorus__delivery_t *self, chorus__peer_t *peer, chorus_m
     uint64_t sent = 0;
     for (uint64_t seq = start; seq <= to; seq++) {
         chorus_msg_t *event = s_event (self, seq);
-        if (!event || !chorus__prefix_match (prefix, chorus_msg_topic (event)))
+        if (!event && chorus_store_damaged (self->store)) {
+            covered = seq - 1;
+            break;
+        }
+        if (!event) {
+            //  Numbers between epochs are skipped; events a repair lost
+            //  are reported
+            uint64_t lost_from, lost_to;
+            uint64_t found = chorus_store_next (self->store, seq, &lost_from, &lost_to);
+            if (lost_from) {
+                chorus_msg_t *truncated = chorus__engine_msg (engine, CHORUS_MSG_TRUNCATED);
+                chorus_msg_set_request (truncated, chorus_msg_id (fetch));
+                chorus_msg_set_from (truncated, lost_from);
+                chorus_msg_set_to (truncated, lost_to < to? lost_to: to);
+                chorus_msg_set_message (truncated, "events lost to damage; the publisher's "
+                                        "store was repaired");
+                chorus__engine_send (engine, peer, truncated);
+                chorus_msg_destroy (&truncated);
+            }
+            if (found > seq + 1)
+                seq = found - 1;
+            continue;
+        }
+        if (!chorus__prefix_match (prefix, chorus_msg_topic (event)))
             continue;
         if (chorus__engine_send (engine, peer, event)) {
             covered = seq - 1;  //  the peer's queue is full: it asks again

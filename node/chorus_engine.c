@@ -457,8 +457,9 @@ s_tick (chorus__engine_t *self)
         chorus__observer_tick (self->observer, now);
     //  Records carry wall-clock times: they outlive the process
     uint64_t wall = chorus__now ();
-    if (wall > S_INBOX_KEEP_MS)
-        chorus_store_inbox_expire (self->store, wall - S_INBOX_KEEP_MS, 1000);
+    if (wall > S_INBOX_KEEP_MS
+    &&  chorus_store_inbox_expire (self->store, wall - S_INBOX_KEEP_MS, 1000) == -1)
+        chorus__engine_warn (self, W_STORE, "inbox expiry: %s", chorus_store_error (self->store));
 }
 
 //  Connections that came to the inbox or the PUB, beyond the bound shut out

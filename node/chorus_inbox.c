@@ -51,7 +51,7 @@ chorus__inbox_event (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t 
         return;
     }
     if (seen < 0) {
-        chorus__engine_log (self, "inbox: %s", chorus_store_error (self->store));
+        chorus__engine_warn (self, W_STORE, "inbox: %s", chorus_store_error (self->store));
         return;     //  not acked: the publisher will try again
     }
     zhashx_insert (self->events_in_hand, key, (void *) 1);
@@ -71,7 +71,7 @@ s_on_handled (chorus__engine_t *self, chorus_msg_t *event, int status)
         self->counters [C_HANDLED]++;
         if (chorus_store_inbox_add (self->store, chorus_msg_instance (event),
                                     chorus_msg_seq (event), chorus__now ()))
-            chorus__engine_log (self, "inbox: %s", chorus_store_error (self->store));
+            chorus__engine_warn (self, W_STORE, "inbox: %s", chorus_store_error (self->store));
     }
 }
 
@@ -140,7 +140,7 @@ chorus__inbox_results (chorus__engine_t *self)
     }
     bool recorded = chorus_store_commit (self->store) == 0;
     if (!recorded)
-        chorus__engine_log (self, "inbox: %s", chorus_store_error (self->store));
+        chorus__engine_warn (self, W_STORE, "inbox: %s", chorus_store_error (self->store));
     for (size_t i = 0; i < count; i++) {
         chorus__work_t *record = &records [i];
         if (record->kind == 'A')

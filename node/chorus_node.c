@@ -46,6 +46,7 @@ struct _chorus_node_t {
     const char *context_correlation;    //  of the message being handled
     const char *context_id;     //  id of the message being handled
     bool stopped;               //  chorus_node_stop was called
+    bool damage_reported;       //  the store's damage was logged
     bool running;               //  inside chorus_node_run, which a signal ends
     zmsg_t *unrun;              //  a batch from the engine, stopped part way
     size_t unrun_pos;           //  where in it to go on
@@ -290,11 +291,19 @@ chorus_node_set_retention (chorus_node_t *self, uint64_t max_bytes, uint64_t max
 }
 
 int
-chorus_node_set_sync (chorus_node_t *self, bool sync)
+chorus_node_set_durability (chorus_node_t *self, chorus_durability_t durability)
 {
     S_BEFORE_START (self);
-    self->sync = sync;
+    if (durability != CHORUS_DURABLE_PROCESS && durability != CHORUS_DURABLE_FSYNC)
+        return chorus__fail (CHORUS_EINVAL);
+    self->sync = durability == CHORUS_DURABLE_FSYNC;
     return 0;
+}
+
+int
+chorus_node_set_sync (chorus_node_t *self, bool sync)
+{
+    return chorus_node_set_durability (self, sync? CHORUS_DURABLE_FSYNC: CHORUS_DURABLE_PROCESS);
 }
 
 int
@@ -416,10 +425,11 @@ chorus_node_start (chorus_node_t *self)
     else
         zsys_dir_create ("%s", self->store_dir);
     char error [512];
-    self->store = chorus_store_new (self->store_dir, error, sizeof (error));
+    chorus_store_kind_t kind;
+    self->store = chorus_store_new (self->store_dir, error, sizeof (error), &kind);
     if (!self->store) {
         zsys_error ("chorus: %s", error);
-        return chorus__fail (CHORUS_ESTORE);
+        return chorus__fail (kind == CHORUS_STORE_DAMAGED? CHORUS_ECORRUPT: CHORUS_ESTORE);
     }
     chorus_store_set_sync (self->store, self->sync);
     self->config.store = self->store;
@@ -586,56 +596,154 @@ chorus_node_publish_caused (chorus_node_t *self, const char *topic, const char *
                             const void *payload, size_t size, const char *correlation,
                             const char *causation, char *id_out)
 {
+    chorus_publication_t event = {topic, key, payload, size, correlation, causation, "", false};
+    int rc = chorus_node_publish_batch (self, &event, 1);
+    if (rc == 0 && id_out)
+        strcpy (id_out, event.id);
+    return rc;
+}
+
+//  A producer's own event id: 1 to 64 characters of A-Z a-z 0-9 . _ : -
+static bool
+s_valid_id (const char *id)
+{
+    size_t length = strnlen (id, 65);
+    if (length == 0 || length > 64)
+        return false;
+    for (size_t i = 0; i < length; i++)
+        if (!isalnum ((unsigned char) id [i]) && !strchr ("._:-", id [i]))
+            return false;
+    return true;
+}
+
+//  Checks one publication; returns 0 or the error code
+static int
+s_publication_check (const chorus_publication_t *event)
+{
+    if (!chorus__valid_name (event->topic, 256) || (event->key && strlen (event->key) > 256)
+    ||  (event->correlation && (!*event->correlation || strlen (event->correlation) > 128))
+    ||  (event->causation && (!*event->causation || strlen (event->causation) > 128))
+    ||  (event->size && !event->payload)
+    ||  (memchr (event->id, 0, sizeof (event->id)) == NULL)
+    ||  (event->id [0] && !s_valid_id (event->id)))
+        return CHORUS_EINVAL;
+    if (event->size > CHORUS_MSG_MAX_PAYLOAD)
+        return CHORUS_ETOOBIG;
+    return 0;
+}
+
+int
+chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, size_t count)
+{
     assert (self);
     if (!self->actor)
         return chorus__fail (CHORUS_ESTATE);
-    if (!chorus__valid_name (topic, 256) || (key && strlen (key) > 256)
-    ||  (correlation && (!*correlation || strlen (correlation) > 128))
-    ||  (causation && (!*causation || strlen (causation) > 128)))
+    if (chorus_store_damaged (self->store))
+        return chorus__fail (CHORUS_ECORRUPT);
+    if (count > CHORUS_PUBLISH_BATCH_MAX || (count && !events))
         return chorus__fail (CHORUS_EINVAL);
-    if (size > CHORUS_MSG_MAX_PAYLOAD)
-        return chorus__fail (CHORUS_ETOOBIG);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < count; i++) {
+        int code = s_publication_check (&events [i]);
+        if (code)
+            return chorus__fail (code);
+        events [i].duplicate = false;
+        bytes += events [i].size;
+    }
+    //  A producer's own id, seen before (or twice in this batch): stored once
+    size_t fresh = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (!events [i].id [0])
+            continue;
+        int known = chorus_store_producer_id (self->store, events [i].id, NULL);
+        if (known == -1) {
+            zsys_error ("chorus: publish: %s", chorus_store_error (self->store));
+            return chorus__fail (chorus_store_damaged (self->store)? CHORUS_ECORRUPT:
+                                 CHORUS_ESTORE);
+        }
+        for (size_t j = 0; j < i && !known; j++)
+            known = streq (events [j].id, events [i].id) && !events [j].duplicate;
+        if (known) {
+            events [i].duplicate = true;
+            bytes -= events [i].size;
+        }
+    }
     uint64_t max_bytes = self->config.retention_bytes;
-    if (max_bytes && chorus_store_bytes (self->store) + size > max_bytes
+    if (max_bytes && chorus_store_bytes (self->store) + bytes > max_bytes
     &&  s_request (self, "s", "TRIM"))
         return chorus__fail (CHORUS_EFULL);
 
-    char id [33];
-    chorus__new_id (id);
+    chorus_msg_t **messages = (chorus_msg_t **) calloc (count + 1, sizeof (chorus_msg_t *));
+    zframe_t **bodies = (zframe_t **) calloc (count + 1, sizeof (zframe_t *));
+    chorus_store_entry_t *entries = (chorus_store_entry_t *)
+                                    calloc (count + 1, sizeof (chorus_store_entry_t));
+    if (!messages || !bodies || !entries) {
+        free (messages);
+        free (bodies);
+        free (entries);
+        return chorus__fail (CHORUS_ENOMEM);
+    }
     uint64_t now = chorus__now ();
-    uint64_t seq = chorus_store_head (self->store) + 1;
-    chorus_msg_t *event = chorus_msg_new (CHORUS_MSG_EVENT);
-    chorus_msg_set_id (event, id);
-    chorus_msg_set_service (event, self->config.service);
-    chorus_msg_set_instance (event, self->instance);
-    chorus_msg_set_seq (event, seq);
-    chorus_msg_set_topic (event, topic);
-    chorus_msg_set_key (event, key);
-    chorus_msg_set_correlation (event, correlation? correlation:
-                                self->context_correlation? self->context_correlation: id);
-    chorus_msg_set_causation (event, causation? causation: self->context_id);
-    chorus_msg_set_timestamp (event, now);
-    if (payload || size)
-        chorus_msg_set_payload (event, payload? payload: "", size);
-    zframe_t *body = chorus_msg_encode (event);
-    if (!body) {
-        chorus_msg_destroy (&event);
-        return chorus__fail (CHORUS_EINVAL);
+    uint64_t first = chorus_store_head (self->store) + 1;
+    int code = 0;
+    for (size_t i = 0; i < count && !code; i++) {
+        chorus_publication_t *event = &events [i];
+        if (event->duplicate)
+            continue;
+        bool own = event->id [0] != 0;
+        if (!own)
+            chorus__new_id (event->id);
+        chorus_msg_t *msg = chorus_msg_new (CHORUS_MSG_EVENT);
+        chorus_msg_set_id (msg, event->id);
+        chorus_msg_set_service (msg, self->config.service);
+        chorus_msg_set_instance (msg, self->instance);
+        chorus_msg_set_seq (msg, first + fresh);
+        chorus_msg_set_topic (msg, event->topic);
+        chorus_msg_set_key (msg, event->key);
+        chorus_msg_set_correlation (msg, event->correlation? event->correlation:
+                                    self->context_correlation? self->context_correlation:
+                                    event->id);
+        chorus_msg_set_causation (msg, event->causation? event->causation: self->context_id);
+        chorus_msg_set_timestamp (msg, now);
+        if (event->payload || event->size)
+            chorus_msg_set_payload (msg, event->payload? event->payload: "", event->size);
+        zframe_t *body = chorus_msg_encode (msg);
+        if (!body) {
+            chorus_msg_destroy (&msg);
+            code = CHORUS_EINVAL;
+            break;
+        }
+        messages [fresh] = msg;
+        bodies [fresh] = body;
+        entries [fresh].timestamp = now;
+        entries [fresh].body = zframe_data (body);
+        entries [fresh].size = zframe_size (body);
+        entries [fresh].id = own? event->id: NULL;
+        fresh++;
     }
-    int rc = chorus_store_append (self->store, seq, now, zframe_data (body), zframe_size (body));
-    if (rc) {
-        zframe_destroy (&body);
+    if (!code && fresh
+    &&  chorus_store_append_batch (self->store, first, entries, fresh)) {
         zsys_error ("chorus: publish: %s", chorus_store_error (self->store));
-        chorus_msg_destroy (&event);
-        return chorus__fail (CHORUS_ESTORE);
+        code = chorus_store_damaged (self->store)? CHORUS_ECORRUPT: CHORUS_ESTORE;
     }
-    //  Durable now; the engine takes the event for delivery, and its body,
-    //  as stored, for PUB
-    if (chorus__handoff_push (&self->handoff, event, body))
+    //  Durable now; the engine takes each event for delivery, and its
+    //  body, as stored, for PUB
+    bool wake = false;
+    for (size_t i = 0; i < fresh; i++) {
+        if (code) {
+            chorus_msg_destroy (&messages [i]);
+            zframe_destroy (&bodies [i]);
+        }
+        else
+        if (chorus__handoff_push (&self->handoff, messages [i], bodies [i]))
+            wake = true;
+    }
+    if (wake)
         zstr_send (self->actor, "PUBLISHED");
-    if (id_out)
-        strcpy (id_out, id);
-    return 0;
+    free (messages);
+    free (bodies);
+    free (entries);
+    return code? chorus__fail (code): 0;
 }
 
 int
@@ -941,6 +1049,14 @@ chorus_node_dispatch (chorus_node_t *self)
         ran += s_run_batch (self, &batch, self->unrun_pos);
         zmsg_destroy (&batch);
     }
+    if (self->store && chorus_store_damaged (self->store)) {
+        if (!self->damage_reported)
+            zsys_error ("chorus: %s: the node stops; 'chorus store check %s' shows what the "
+                        "store holds, 'chorus store repair %s' recovers what can be",
+                        chorus_store_error (self->store), self->store_dir, self->store_dir);
+        self->damage_reported = true;
+        return chorus__fail (CHORUS_ECORRUPT);
+    }
     zmsg_t *work;
     while (!self->unrun && !s_stopping (self) && (work = chorus__recv_ready (self->work))) {
         char *kind = zmsg_popstr (work);
@@ -995,7 +1111,10 @@ chorus_node_run (chorus_node_t *self, int timeout_ms)
             rc = chorus__fail (CHORUS_EINTERRUPTED);
             break;
         }
-        chorus_node_dispatch (self);
+        if (chorus_node_dispatch (self) == -1 && chorus_errno () == CHORUS_ECORRUPT) {
+            rc = -1;
+            break;
+        }
     }
     self->running = false;
     self->stopped = false;

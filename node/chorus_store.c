@@ -1,23 +1,37 @@
 /*  chorus_store.c — a node's durable state in one LevelDB directory: keys
     carry a namespace byte and big-endian integers so that they sort
     numerically; the outbox counters are cached in memory for other threads.
+
+    Beside LevelDB's files, a small state file (CHORUS-STATE) says how the
+    store was last closed, the epoch, and the sequence numbers that are not
+    events: the numbers skipped between epochs, and those a repair lost.
+    It is replaced atomically (write, fsync, rename). It lets an open tell
+    a crash (new epoch) from a clean stop, and a clean stop from a damaged
+    log (the head it was closed at is gone: refuse).
 */
 #include "chorus_store.h"
 
 #include <czmq.h>
 #include <leveldb/c.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 //  Key namespaces: one byte in front of every key
 #define S_NS_META   'm'     //  "minstance", "mhead"
 #define S_NS_EVENT  'e'     //  'e' seq -> timestamp body
 #define S_NS_GROUP  'g'     //  'g' name -> since flags cursor
 #define S_NS_INBOX  'i'     //  'i' publisher 0x00 seq -> time
+#define S_NS_PRODUCER 'p'   //  'p' producer's event id -> time seq
 #define S_NS_REPLY  'r'     //  'r' key -> time body
 #define S_NS_SUB    's'     //  's' prefix -> since
 
@@ -27,17 +41,35 @@
 #define S_CACHE_SIZE        (8 * 1024 * 1024)   //  LevelDB block cache
 #define S_BLOOM_BITS        10                  //  bits per key of the bloom filter
 #define S_TRIM_BATCH        1000                //  deletes per write when trimming
+#define S_EPOCH_SHIFT       32                  //  seq = epoch << 32 | number in the epoch
+#define S_STATE_FILE        "CHORUS-STATE"      //  beside LevelDB's files
+#define S_STATE_RANGES_MAX  4096                //  gap and lost ranges kept
 
 static const char s_key_instance [] = "minstance";
 static const char s_key_head [] = "mhead";
 
+//  A range of sequence numbers, both ends included
+typedef struct {
+    uint64_t from;
+    uint64_t to;
+} s_range_t;
+
+typedef struct {
+    s_range_t *items;
+    size_t size;
+} s_ranges_t;
+
 struct _chorus_store_t {
+    char *dir;                          //  the store's directory
     leveldb_t *db;                      //  the open database
     leveldb_options_t *options;         //  open options (cache, filter, create)
     leveldb_cache_t *cache;             //  LRU block cache, owned
     leveldb_filterpolicy_t *filter;     //  bloom filter policy, owned
-    leveldb_readoptions_t *read;        //  default read options
+    leveldb_readoptions_t *read;        //  default read options (checksums verified)
     leveldb_writeoptions_t *write;      //  write options (sync per set_sync)
+    leveldb_writeoptions_t *synced;     //  always sync: identity, epochs, close
+    bool opened;                        //  fully open: destroy closes cleanly
+    bool inspect;                       //  opened by check or repair: change nothing
     char instance [33];                 //  instance id, uppercase hex
     pthread_mutex_t lock;               //  guards the counters and pending
     pthread_mutex_t append_lock;        //  serialises appends
@@ -45,6 +77,12 @@ struct _chorus_store_t {
     uint64_t first;                     //  oldest retained seq, 0 when empty
     uint64_t events;                    //  events retained
     uint64_t bytes;                     //  body bytes retained
+    uint64_t epoch;                     //  highest epoch handed out
+    s_ranges_t gaps;                    //  numbers skipped between epochs
+    s_ranges_t lost;                    //  numbers a repair lost
+    atomic_bool damaged;                //  a call found damage
+    char *value;                        //  appends' scratch value, under append_lock
+    size_t value_size;                  //  its size
     leveldb_writebatch_t *pending;      //  writes collected between begin/commit
     leveldb_writebatch_t *append_batch; //  reused by appends, under append_lock
     pthread_t pending_thread;           //  the thread that called begin
@@ -54,8 +92,11 @@ struct _chorus_store_t {
     uint64_t pending_trim_bytes;        //  body bytes the pending trim deletes
     char *expire_key;                   //  where inbox_expire resumes; NULL: start
     size_t expire_key_size;             //  size of expire_key
-    char error [256];                   //  why the last failing call failed
 };
+
+//  Why the last failing call of this thread failed: the node's thread and
+//  its engine use one store at the same time
+static _Thread_local char s_error [768];
 
 //  --------------------------------------------------------------------------
 //  Encoding helpers
@@ -127,18 +168,64 @@ s_fail (chorus_store_t *self, const char *format, ...)
 static int
 s_fail (chorus_store_t *self, const char *format, ...)
 {
+    (void) self;
     va_list args;
     va_start (args, format);
-    vsnprintf (self->error, sizeof (self->error), format, args);
+    vsnprintf (s_error, sizeof (s_error), format, args);
     va_end (args);
     return -1;
+}
+
+//  What a LevelDB status (or errno text) says went wrong
+static chorus_store_kind_t
+s_classify (const char *text)
+{
+    if (!text)
+        return CHORUS_STORE_FAILED;
+    if (strstr (text, "Corruption:"))
+        return CHORUS_STORE_DAMAGED;
+    if (strstr (text, "IO error: lock "))
+        return CHORUS_STORE_LOCKED;
+    if (strstr (text, "No space left on device") || strstr (text, "Disk quota exceeded"))
+        return CHORUS_STORE_FULL;
+    if (strstr (text, "Permission denied") || strstr (text, "Read-only file system")
+    ||  strstr (text, "Operation not permitted"))
+        return CHORUS_STORE_DENIED;
+    return CHORUS_STORE_FAILED;
+}
+
+//  A short, true name for a kind of failure, for messages
+static const char *
+s_kind_text (chorus_store_kind_t kind)
+{
+    switch (kind) {
+        case CHORUS_STORE_FULL:    return "the disk is full";
+        case CHORUS_STORE_DENIED:  return "permission denied";
+        case CHORUS_STORE_LOCKED:  return "in use by another process";
+        case CHORUS_STORE_DAMAGED: return "damaged";
+        default:                   return "failed";
+    }
+}
+
+static void
+s_set_damaged (chorus_store_t *self)
+{
+    if (self)
+        atomic_store (&self->damaged, true);
 }
 
 //  Takes ownership of a LevelDB error string and frees it
 static int
 s_fail_leveldb (chorus_store_t *self, const char *what, char *leveldb_error)
 {
-    s_fail (self, "%s: %s", what, leveldb_error? leveldb_error: "unknown error");
+    chorus_store_kind_t kind = s_classify (leveldb_error);
+    if (kind == CHORUS_STORE_DAMAGED)
+        s_set_damaged (self);
+    if (kind == CHORUS_STORE_FAILED)
+        s_fail (self, "%s: %s", what, leveldb_error? leveldb_error: "unknown error");
+    else
+        s_fail (self, "%s: %s (%s)", what, s_kind_text (kind),
+                leveldb_error? leveldb_error: "unknown error");
     leveldb_free (leveldb_error);
     return -1;
 }
@@ -148,7 +235,8 @@ s_fail_corrupt (chorus_store_t *self, const char *key, size_t key_size)
 {
     char text [96];
     s_key_text (key, key_size, text, sizeof (text));
-    return s_fail (self, "corrupt record for key %s", text);
+    s_set_damaged (self);
+    return s_fail (self, "damaged: the record for key %s has a bad format", text);
 }
 
 //  Checks an iterator's status; destroys it either way. Returns 0 or -1.
@@ -253,11 +341,197 @@ s_get_u64_value (chorus_store_t *self, const char *key, size_t key_size, uint64_
 }
 
 //  --------------------------------------------------------------------------
+//  Ranges of sequence numbers: gaps between epochs, and numbers lost
+
+static int
+s_ranges_add (s_ranges_t *ranges, uint64_t from, uint64_t to)
+{
+    if (from > to)
+        return 0;
+    if (ranges->size == S_STATE_RANGES_MAX) {
+        //  The oldest goes: it lies far below anything still retained
+        memmove (ranges->items, ranges->items + 1, (ranges->size - 1) * sizeof (s_range_t));
+        ranges->size--;
+    }
+    s_range_t *items = (s_range_t *) realloc (ranges->items,
+                                              (ranges->size + 1) * sizeof (s_range_t));
+    if (!items)
+        return -1;
+    //  Kept sorted by from
+    size_t at = ranges->size;
+    while (at > 0 && items [at - 1].from > from) {
+        items [at] = items [at - 1];
+        at--;
+    }
+    items [at].from = from;
+    items [at].to = to;
+    ranges->items = items;
+    ranges->size++;
+    return 0;
+}
+
+//  How many numbers of [from, to] the ranges hold; the first and last of
+//  them into *first and *last when not NULL (0 when none)
+static uint64_t
+s_ranges_overlap (const s_ranges_t *ranges, uint64_t from, uint64_t to, uint64_t *first,
+                  uint64_t *last)
+{
+    uint64_t count = 0, low = 0, high = 0;
+    for (size_t i = 0; i < ranges->size && from <= to; i++) {
+        uint64_t a = ranges->items [i].from > from? ranges->items [i].from: from;
+        uint64_t b = ranges->items [i].to < to? ranges->items [i].to: to;
+        if (a > b)
+            continue;
+        count += b - a + 1;
+        if (!low)
+            low = a;
+        high = b;
+    }
+    if (first)
+        *first = low;
+    if (last)
+        *last = high;
+    return count;
+}
+
+//  Forgets the ranges that lie wholly below `below`
+static void
+s_ranges_prune (s_ranges_t *ranges, uint64_t below)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < ranges->size; i++)
+        if (ranges->items [i].to >= below)
+            ranges->items [kept++] = ranges->items [i];
+    ranges->size = kept;
+}
+
+//  --------------------------------------------------------------------------
+//  The state file
+
+typedef struct {
+    bool present;               //  the file exists
+    bool closed;                //  the store was closed cleanly
+    uint64_t head;              //  the head it was closed at
+    char instance [33];         //  the instance it belongs to
+} s_state_t;
+
+static int
+s_state_read (chorus_store_t *self, s_state_t *state)
+{
+    memset (state, 0, sizeof (*state));
+    char *path = zsys_sprintf ("%s/%s", self->dir, S_STATE_FILE);
+    FILE *file = path? fopen (path, "r"): NULL;
+    int err = errno;
+    free (path);
+    if (!file)
+        return err == ENOENT? 0: s_fail (self, "cannot read its state file %s: %s",
+                                         S_STATE_FILE, strerror (err));
+    char line [160];
+    bool good = fgets (line, sizeof (line), file) && streq (line, "chorus-store 1\n");
+    while (good && fgets (line, sizeof (line), file)) {
+        char text [40];
+        uint64_t a, b;
+        if (sscanf (line, "instance %32s", text) == 1 && strlen (text) == 32)
+            strcpy (state->instance, text);
+        else
+        if (streq (line, "state open\n") || streq (line, "state closed\n"))
+            state->closed = streq (line, "state closed\n");
+        else
+        if (sscanf (line, "head %" SCNu64, &a) == 1)
+            state->head = a;
+        else
+        if (sscanf (line, "epoch %" SCNu64, &a) == 1)
+            self->epoch = a;
+        else
+        if (sscanf (line, "gap %" SCNu64 " %" SCNu64, &a, &b) == 2 && a <= b)
+            good = s_ranges_add (&self->gaps, a, b) == 0;
+        else
+        if (sscanf (line, "lost %" SCNu64 " %" SCNu64, &a, &b) == 2 && a <= b)
+            good = s_ranges_add (&self->lost, a, b) == 0;
+        else
+            good = false;
+    }
+    good = good && !ferror (file) && state->instance [0];
+    fclose (file);
+    if (!good) {
+        s_set_damaged (self);
+        return s_fail (self, "its state file %s is unreadable", S_STATE_FILE);
+    }
+    state->present = true;
+    return 0;
+}
+
+//  Replaces the state file atomically and durably
+static int
+s_state_write (chorus_store_t *self, bool closed)
+{
+    pthread_mutex_lock (&self->lock);
+    uint64_t head = self->head;
+    uint64_t first = self->first;
+    uint64_t events = self->events;
+    pthread_mutex_unlock (&self->lock);
+    //  Below the oldest retained event nothing walks any more. Pruned only
+    //  at close, when no other thread reads the ranges.
+    if (closed && events == 0)
+        self->gaps.size = 0;
+    else
+    if (closed)
+        s_ranges_prune (&self->gaps, first);
+    if (closed && first)
+        s_ranges_prune (&self->lost, first);
+
+    char *path = zsys_sprintf ("%s/%s", self->dir, S_STATE_FILE);
+    char *temp = zsys_sprintf ("%s/%s.new", self->dir, S_STATE_FILE);
+    int err = 0;
+    int fd = path && temp? open (temp, O_WRONLY | O_CREAT | O_TRUNC, 0644): -1;
+    FILE *file = fd >= 0? fdopen (fd, "w"): NULL;
+    if (!file) {
+        err = errno;
+        if (fd >= 0)
+            close (fd);
+    }
+    else {
+        fprintf (file, "chorus-store 1\ninstance %s\nstate %s\nhead %" PRIu64
+                 "\nepoch %" PRIu64 "\n", self->instance, closed? "closed": "open", head,
+                 self->epoch);
+        for (size_t i = 0; i < self->gaps.size; i++)
+            fprintf (file, "gap %" PRIu64 " %" PRIu64 "\n", self->gaps.items [i].from,
+                     self->gaps.items [i].to);
+        for (size_t i = 0; i < self->lost.size; i++)
+            fprintf (file, "lost %" PRIu64 " %" PRIu64 "\n", self->lost.items [i].from,
+                     self->lost.items [i].to);
+        if (fflush (file) || fsync (fd))
+            err = errno;
+        if (fclose (file) && !err)
+            err = errno;
+        if (!err && rename (temp, path))
+            err = errno;
+        if (!err) {
+            int dir = open (self->dir, O_RDONLY | O_DIRECTORY);
+            if (dir >= 0) {
+                if (fsync (dir))
+                    err = errno;
+                close (dir);
+            }
+        }
+    }
+    if (err && temp)
+        unlink (temp);
+    free (path);
+    free (temp);
+    if (err)
+        return s_fail (self, "cannot write its state file %s: %s", S_STATE_FILE,
+                       strerror (err));
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
 //  Opening
 
-//  Reads the instance id, creating it the first time
+//  Reads the instance id, creating it in a new store; a state file names
+//  the instance the store must hold
 static int
-s_load_instance (chorus_store_t *self)
+s_load_instance (chorus_store_t *self, const s_state_t *state, bool fresh)
 {
     char *value;
     size_t value_size;
@@ -273,6 +547,14 @@ s_load_instance (chorus_store_t *self)
         memcpy (id, value, sizeof (id));
         leveldb_free (value);
     }
+    else
+    if (!fresh || state->present) {
+        s_set_damaged (self);
+        if (state->present)
+            strcpy (self->instance, state->instance);
+        return s_fail (self, "its identity record is missing (instance %s)",
+                       state->present? state->instance: "unknown");
+    }
     else {
         zuuid_t *uuid = zuuid_new ();
         if (!uuid)
@@ -280,21 +562,24 @@ s_load_instance (chorus_store_t *self)
         memcpy (id, zuuid_data (uuid), sizeof (id));
         zuuid_destroy (&uuid);
         //  The identity is written once and must never change: always sync
-        leveldb_writeoptions_t *sync = leveldb_writeoptions_create ();
-        leveldb_writeoptions_set_sync (sync, 1);
         char *leveldb_error = NULL;
-        leveldb_put (self->db, sync, s_key_instance, strlen (s_key_instance),
+        leveldb_put (self->db, self->synced, s_key_instance, strlen (s_key_instance),
                      (const char *) id, sizeof (id), &leveldb_error);
-        leveldb_writeoptions_destroy (sync);
         if (leveldb_error)
             return s_fail_leveldb (self, "store write failed", leveldb_error);
     }
     for (size_t i = 0; i < sizeof (id); i++)
         snprintf (self->instance + 2 * i, 3, "%02X", id [i]);
+    if (state->present && !streq (self->instance, state->instance)) {
+        s_set_damaged (self);
+        return s_fail (self, "its identity record (instance %s) is not the one of its state "
+                       "file (instance %s)", self->instance, state->instance);
+    }
     return 0;
 }
 
-//  Reads the head and counts the retained events in one scan of the outbox
+//  Reads the head and counts the retained events in one scan of the
+//  outbox, every block's checksum verified
 static int
 s_load_outbox (chorus_store_t *self)
 {
@@ -324,9 +609,10 @@ s_load_outbox (chorus_store_t *self)
     }
     if (s_iter_finish (self, iter) == -1)
         rc = -1;
+    //  An event above the head record: the head write of a repaired log was
+    //  lost; the events are the truth
     if (rc == 0 && last > self->head)
-        rc = s_fail (self, "corrupt store: event %" PRIu64 " is above head %" PRIu64,
-                     last, self->head);
+        self->head = last;
     return rc;
 }
 
@@ -339,18 +625,75 @@ s_copy_error (char *error, size_t error_size, const char *text)
     }
 }
 
-chorus_store_t *
-chorus_store_new (const char *dir, char *error, size_t error_size)
+//  Looks at the directory: does it hold a LevelDB CURRENT file, and any
+//  other LevelDB file (log, table, manifest)?
+static void
+s_scan_dir (const char *dir, bool *has_current, bool *has_files)
 {
+    *has_current = *has_files = false;
+    DIR *handle = opendir (dir);
+    if (!handle)
+        return;
+    struct dirent *entry;
+    while ((entry = readdir (handle))) {
+        const char *name = entry->d_name;
+        size_t length = strlen (name);
+        if (streq (name, "CURRENT"))
+            *has_current = true;
+        else
+        if (strncmp (name, "MANIFEST-", 9) == 0
+        ||  (length > 4 && (streq (name + length - 4, ".ldb") || streq (name + length - 4, ".sst")
+                        ||  streq (name + length - 4, ".log"))))
+            *has_files = true;
+    }
+    closedir (handle);
+}
+
+//  Writes the message of a failed open into error
+static void
+s_open_error (const char *dir, chorus_store_kind_t kind, const char *why, char *error,
+              size_t error_size)
+{
+    char text [1536];
+    if (kind == CHORUS_STORE_DAMAGED)
+        snprintf (text, sizeof (text), "store %s is damaged: %s. Nothing was changed; "
+                  "'chorus store check %s' shows what it holds, and 'chorus store repair %s' "
+                  "recovers what can be recovered", dir, why, dir, dir);
+    else
+    if (kind == CHORUS_STORE_LOCKED)
+        snprintf (text, sizeof (text), "store %s is in use by another process (its LOCK file "
+                  "is held): is another chorus using the same --store?", dir);
+    else
+    if (kind == CHORUS_STORE_FULL || kind == CHORUS_STORE_DENIED)
+        snprintf (text, sizeof (text), "store %s: %s (%s)", dir, s_kind_text (kind), why);
+    else
+        snprintf (text, sizeof (text), "store %s: %s", dir, why);
+    s_copy_error (error, error_size, text);
+}
+
+//  Opens the store in dir. inspect: for check and repair, create nothing
+//  and change nothing of ours (LevelDB may still recover its log into a
+//  table); *missing_from/to then receive the events a clean stop had and
+//  the log lost, if any
+static chorus_store_t *
+s_open (const char *dir, bool inspect, char *error, size_t error_size,
+        chorus_store_kind_t *kind_out, s_range_t *missing)
+{
+    chorus_store_kind_t kind = CHORUS_STORE_FAILED;
+    if (kind_out)
+        *kind_out = kind;
     if (!dir || !*dir) {
         s_copy_error (error, error_size, "store directory not set");
         return NULL;
     }
     chorus_store_t *self = (chorus_store_t *) calloc (1, sizeof (chorus_store_t));
-    if (!self) {
+    if (!self || !(self->dir = strdup (dir))) {
+        free (self);
         s_copy_error (error, error_size, "out of memory");
         return NULL;
     }
+    self->inspect = inspect;
+    atomic_init (&self->damaged, false);
     pthread_mutex_init (&self->lock, NULL);
     pthread_mutex_init (&self->append_lock, NULL);
     self->options = leveldb_options_create ();
@@ -358,33 +701,98 @@ chorus_store_new (const char *dir, char *error, size_t error_size)
     self->filter = leveldb_filterpolicy_create_bloom (S_BLOOM_BITS);
     self->read = leveldb_readoptions_create ();
     self->write = leveldb_writeoptions_create ();
-    leveldb_options_set_create_if_missing (self->options, 1);
+    self->synced = leveldb_writeoptions_create ();
+    leveldb_writeoptions_set_sync (self->synced, 1);
+    leveldb_readoptions_set_verify_checksums (self->read, 1);
+    leveldb_options_set_paranoid_checks (self->options, 1);
     leveldb_options_set_cache (self->options, self->cache);
     leveldb_options_set_filter_policy (self->options, self->filter);
 
+    bool has_current, has_files;
+    s_scan_dir (dir, &has_current, &has_files);
+    bool fresh = !has_current && !has_files;
+    s_state_t state;
+    char why [1024];
+    s_error [0] = 0;
+    if (s_state_read (self, &state) == -1)
+        goto failed;
+    if (!has_current && (has_files || state.present)) {
+        s_set_damaged (self);
+        s_fail (self, has_files? "its CURRENT file (LevelDB's pointer to its manifest) is "
+                "missing": "its database files are missing (only %s is left)", S_STATE_FILE);
+        goto failed;
+    }
+    if (inspect && fresh) {
+        s_fail (self, "there is no store here");
+        goto failed;
+    }
+    leveldb_options_set_create_if_missing (self->options, fresh);
     char *leveldb_error = NULL;
     self->db = leveldb_open (self->options, dir, &leveldb_error);
     if (leveldb_error || !self->db) {
-        //  LevelDB reports a held LOCK file as "IO error: lock <dir>/LOCK: ..."
-        if (leveldb_error && strstr (leveldb_error, "IO error: lock "))
-            s_fail (self, "store %s is locked by another process (or: %s)", dir,
-                    leveldb_error);
-        else
-            s_fail (self, "store %s: %s", dir,
-                    leveldb_error? leveldb_error: "cannot open database");
-        leveldb_free (leveldb_error);
-        s_copy_error (error, error_size, self->error);
-        chorus_store_destroy (&self);
-        return NULL;
+        s_fail_leveldb (self, "cannot open the database", leveldb_error);
+        goto failed;
     }
-    if (s_load_instance (self) == -1 || s_load_outbox (self) == -1) {
-        char text [sizeof (self->error) + 64];
-        snprintf (text, sizeof (text), "store %s: %s", dir, self->error);
-        s_copy_error (error, error_size, text);
-        chorus_store_destroy (&self);
-        return NULL;
+    if (s_load_instance (self, &state, fresh) == -1 || s_load_outbox (self) == -1)
+        goto failed;
+    if (state.present && state.closed && state.head > self->head) {
+        if (missing) {
+            missing->from = self->head + 1;
+            missing->to = state.head;
+        }
+        if (!inspect) {
+            s_set_damaged (self);
+            s_fail (self, "it was stopped cleanly at event %" PRIu64 ", but holds events "
+                    "only up to %" PRIu64 ": the log lost %" PRIu64 " to %" PRIu64,
+                    state.head, self->head, self->head + 1, state.head);
+            goto failed;
+        }
     }
+    if (self->epoch < self->head >> S_EPOCH_SHIFT)
+        self->epoch = self->head >> S_EPOCH_SHIFT;
+    if (!inspect) {
+        if (!fresh && !(state.present && state.closed)) {
+            //  Not closed cleanly: what the last run handed out may be lost
+            //  from the log's tail. A new epoch starts above all of it.
+            uint64_t epoch = self->epoch + 1;
+            uint64_t start = epoch << S_EPOCH_SHIFT;
+            if (s_ranges_add (&self->gaps, self->head + 1, start)) {
+                s_fail (self, "out of memory");
+                goto failed;
+            }
+            self->head = start;
+            self->epoch = epoch;
+            char value [8];
+            s_put_u64 (value, start);
+            leveldb_put (self->db, self->synced, s_key_head, strlen (s_key_head), value,
+                         sizeof (value), &leveldb_error);
+            if (leveldb_error) {
+                s_fail_leveldb (self, "cannot start a new epoch", leveldb_error);
+                goto failed;
+            }
+        }
+        if (s_state_write (self, false) == -1)
+            goto failed;
+    }
+    self->opened = true;
+    if (kind_out)
+        *kind_out = CHORUS_STORE_OK;
     return self;
+
+failed:
+    kind = atomic_load (&self->damaged)? CHORUS_STORE_DAMAGED: s_classify (s_error);
+    snprintf (why, sizeof (why), "%s", s_error);
+    s_open_error (dir, kind, why, error, error_size);
+    if (kind_out)
+        *kind_out = kind;
+    chorus_store_destroy (&self);
+    return NULL;
+}
+
+chorus_store_t *
+chorus_store_new (const char *dir, char *error, size_t error_size, chorus_store_kind_t *kind)
+{
+    return s_open (dir, false, error, error_size, kind, NULL);
 }
 
 void
@@ -398,15 +806,33 @@ chorus_store_destroy (chorus_store_t **self_p)
         leveldb_writebatch_destroy (self->pending);
     if (self->append_batch)
         leveldb_writebatch_destroy (self->append_batch);
+    //  A clean close: the head, synced (so the whole log is on disk), then
+    //  the state file says so. Damage found on the way is never called clean.
+    if (self->db && self->opened && !self->inspect && !atomic_load (&self->damaged)) {
+        char value [8];
+        s_put_u64 (value, chorus_store_head (self));
+        char *leveldb_error = NULL;
+        leveldb_put (self->db, self->synced, s_key_head, strlen (s_key_head), value,
+                     sizeof (value), &leveldb_error);
+        if (leveldb_error)
+            leveldb_free (leveldb_error);   //  left "open": the next start takes a new epoch
+        else
+            s_state_write (self, true);
+    }
     //  The database goes first: it uses the options, cache and filter
     if (self->db)
         leveldb_close (self->db);
+    leveldb_writeoptions_destroy (self->synced);
     leveldb_writeoptions_destroy (self->write);
     leveldb_readoptions_destroy (self->read);
     leveldb_options_destroy (self->options);
     leveldb_filterpolicy_destroy (self->filter);
     leveldb_cache_destroy (self->cache);
     free (self->expire_key);
+    free (self->value);
+    free (self->gaps.items);
+    free (self->lost.items);
+    free (self->dir);
     pthread_mutex_destroy (&self->append_lock);
     pthread_mutex_destroy (&self->lock);
     free (self);
@@ -416,13 +842,36 @@ chorus_store_destroy (chorus_store_t **self_p)
 const char *
 chorus_store_error (chorus_store_t *self)
 {
-    return self->error;
+    (void) self;
+    return s_error;
+}
+
+bool
+chorus_store_damaged (chorus_store_t *self)
+{
+    return atomic_load (&self->damaged);
+}
+
+void
+chorus_store_report_damage (chorus_store_t *self, const char *what)
+{
+    s_set_damaged (self);
+    s_fail (self, "damaged: %s", what);
 }
 
 void
 chorus_store_set_sync (chorus_store_t *self, bool sync)
 {
     leveldb_writeoptions_set_sync (self->write, sync? 1: 0);
+}
+
+uint64_t
+chorus_store_epoch (chorus_store_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    uint64_t epoch = self->epoch;
+    pthread_mutex_unlock (&self->lock);
+    return epoch;
 }
 
 const char *
@@ -471,52 +920,176 @@ int
 chorus_store_append (chorus_store_t *self, uint64_t seq, uint64_t timestamp,
                      const void *body, size_t size)
 {
-    if (size && !body)
-        return s_fail (self, "append: no body");
+    chorus_store_entry_t entry = {timestamp, body, size, NULL};
+    return chorus_store_append_batch (self, seq, &entry, 1);
+}
+
+//  The producer id's key: 'p' then the id
+static char *
+s_producer_key (const char *id, char *key, size_t *key_size)
+{
+    size_t length = strlen (id);
+    if (length == 0 || length > 64)
+        return NULL;
+    key [0] = S_NS_PRODUCER;
+    memcpy (key + 1, id, length);
+    *key_size = 1 + length;
+    return key;
+}
+
+int
+chorus_store_append_batch (chorus_store_t *self, uint64_t first,
+                           const chorus_store_entry_t *entries, size_t count)
+{
+    if (count == 0)
+        return 0;
+    for (size_t i = 0; i < count; i++)
+        if ((entries [i].size && !entries [i].body)
+        ||  (entries [i].id && (!*entries [i].id || strlen (entries [i].id) > 64)))
+            return s_fail (self, "append: bad entry %zu", i);
     pthread_mutex_lock (&self->append_lock);
     uint64_t head = chorus_store_head (self);
-    if (seq != head + 1) {
+    if (first != head + 1) {
         pthread_mutex_unlock (&self->append_lock);
-        return s_fail (self, "append: seq %" PRIu64 " is not head + 1 (%" PRIu64 ")", seq,
+        return s_fail (self, "append: seq %" PRIu64 " is not head + 1 (%" PRIu64 ")", first,
                        head + 1);
     }
-    //  A small event's value is built on the stack, and the batch is
-    //  reused: one publish costs the write and little else
-    char small [512];
-    char *value = 8 + size <= sizeof (small)? small: (char *) malloc (8 + size);
-    if (!value) {
-        pthread_mutex_unlock (&self->append_lock);
-        return s_fail (self, "append: out of memory");
+    uint64_t last = first + count - 1;
+    //  Crossing into the next epoch: the state file learns of it first, so
+    //  that a crash never starts an epoch already used
+    if (last >> S_EPOCH_SHIFT > chorus_store_epoch (self)) {
+        pthread_mutex_lock (&self->lock);
+        self->epoch = last >> S_EPOCH_SHIFT;
+        pthread_mutex_unlock (&self->lock);
+        if (s_state_write (self, false) == -1) {
+            pthread_mutex_unlock (&self->append_lock);
+            return -1;
+        }
     }
-    s_put_u64 (value, timestamp);
-    if (size)
-        memcpy (value + 8, body, size);
-    char key [S_EVENT_KEY_SIZE];
-    s_event_key (key, seq);
-    char head_value [8];
-    s_put_u64 (head_value, seq);
-
     if (!self->append_batch)
         self->append_batch = leveldb_writebatch_create ();
     leveldb_writebatch_t *batch = self->append_batch;
-    leveldb_writebatch_put (batch, key, sizeof (key), value, 8 + size);
+    uint64_t bytes = 0;
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        const chorus_store_entry_t *entry = &entries [i];
+        //  One scratch value, reused: the batch copies what it is given
+        if (8 + entry->size > self->value_size) {
+            char *value = (char *) realloc (self->value, 8 + entry->size);
+            if (!value) {
+                rc = s_fail (self, "append: out of memory");
+                break;
+            }
+            self->value = value;
+            self->value_size = 8 + entry->size;
+        }
+        s_put_u64 (self->value, entry->timestamp);
+        if (entry->size)
+            memcpy (self->value + 8, entry->body, entry->size);
+        char key [S_EVENT_KEY_SIZE];
+        s_event_key (key, first + i);
+        leveldb_writebatch_put (batch, key, sizeof (key), self->value, 8 + entry->size);
+        bytes += entry->size;
+        if (entry->id) {
+            char id_key [65];
+            size_t id_key_size = 0;
+            s_producer_key (entry->id, id_key, &id_key_size);
+            char id_value [16];
+            s_put_u64 (id_value, entry->timestamp);
+            s_put_u64 (id_value + 8, first + i);
+            leveldb_writebatch_put (batch, id_key, id_key_size, id_value, sizeof (id_value));
+        }
+    }
+    char head_value [8];
+    s_put_u64 (head_value, last);
     leveldb_writebatch_put (batch, s_key_head, strlen (s_key_head), head_value,
                             sizeof (head_value));
-    int rc = s_write (self, batch);
+    if (rc == 0)
+        rc = s_write (self, batch);
     leveldb_writebatch_clear (batch);
-    if (value != small)
-        free (value);
     if (rc == 0) {
         pthread_mutex_lock (&self->lock);
-        self->head = seq;
+        self->head = last;
         if (self->events == 0)
-            self->first = seq;
-        self->events++;
-        self->bytes += size;
+            self->first = first;
+        self->events += count;
+        self->bytes += bytes;
         pthread_mutex_unlock (&self->lock);
     }
     pthread_mutex_unlock (&self->append_lock);
     return rc;
+}
+
+int
+chorus_store_producer_id (chorus_store_t *self, const char *id, uint64_t *seq)
+{
+    char key [65];
+    size_t key_size;
+    if (!s_producer_key (id, key, &key_size))
+        return s_fail (self, "producer id '%s' is not 1 to 64 characters", id);
+    char *value;
+    size_t value_size;
+    int rc = s_get (self, key, key_size, &value, &value_size);
+    if (rc == 1) {
+        if (value_size == 16) {
+            if (seq)
+                *seq = s_get_u64 (value + 8);
+        }
+        else
+            rc = s_fail_corrupt (self, key, key_size);
+        leveldb_free (value);
+    }
+    return rc;
+}
+
+uint64_t
+chorus_store_next (chorus_store_t *self, uint64_t seq, uint64_t *lost_from,
+                   uint64_t *lost_to)
+{
+    uint64_t head = chorus_store_head (self);
+    uint64_t found = head + 1;
+    if (seq <= head) {
+        leveldb_iterator_t *iter = leveldb_create_iterator (self->db, self->read);
+        char start [S_EVENT_KEY_SIZE];
+        s_event_key (start, seq);
+        leveldb_iter_seek (iter, start, sizeof (start));
+        if (leveldb_iter_valid (iter)) {
+            size_t key_size;
+            const char *key = leveldb_iter_key (iter, &key_size);
+            if (key_size == S_EVENT_KEY_SIZE && key [0] == S_NS_EVENT)
+                found = s_get_u64 (key + 1);
+        }
+        if (s_iter_finish (self, iter) == -1)
+            found = seq;        //  unknown: the caller sees the error
+    }
+    uint64_t from = 0, to = 0;
+    if (found > seq)
+        s_ranges_overlap (&self->lost, seq, found - 1, &from, &to);
+    if (lost_from)
+        *lost_from = from;
+    if (lost_to)
+        *lost_to = to;
+    return found;
+}
+
+uint64_t
+chorus_store_count (chorus_store_t *self, uint64_t from, uint64_t to)
+{
+    pthread_mutex_lock (&self->lock);
+    uint64_t first = self->first, head = self->head, events = self->events;
+    pthread_mutex_unlock (&self->lock);
+    if (events == 0)
+        return 0;
+    if (from < first)
+        from = first;
+    if (to > head)
+        to = head;
+    if (from > to)
+        return 0;
+    uint64_t count = to - from + 1;
+    uint64_t missing = s_ranges_overlap (&self->gaps, from, to, NULL, NULL)
+                     + s_ranges_overlap (&self->lost, from, to, NULL, NULL);
+    return missing < count? count - missing: 0;
 }
 
 int
@@ -859,40 +1432,35 @@ chorus_store_reply_save (chorus_store_t *self, const char *key, uint64_t now,
     return rc;
 }
 
-void *
-chorus_store_reply_load (chorus_store_t *self, const char *key, size_t *size)
+int
+chorus_store_reply_load (chorus_store_t *self, const char *key, void **reply, size_t *size)
 {
+    *reply = NULL;
     size_t key_size;
     char *store_key = s_name_key (S_NS_REPLY, key, 0, &key_size);
-    if (!store_key) {
-        s_fail (self, "out of memory");
-        return NULL;
-    }
+    if (!store_key)
+        return s_fail (self, "out of memory");
     char *value;
     size_t value_size;
-    char *reply = NULL;
     int rc = s_get (self, store_key, key_size, &value, &value_size);
-    if (rc == 0)
-        s_fail (self, "no reply saved for '%s'", key);
-    else
     if (rc == 1) {
         if (value_size < 8)
-            s_fail_corrupt (self, store_key, key_size);
+            rc = s_fail_corrupt (self, store_key, key_size);
         else {
             //  At least one byte, so that an empty reply is not NULL
-            reply = (char *) malloc (value_size - 8 + 1);
-            if (reply) {
-                memcpy (reply, value + 8, value_size - 8);
+            *reply = malloc (value_size - 8 + 1);
+            if (*reply) {
+                memcpy (*reply, value + 8, value_size - 8);
                 if (size)
                     *size = value_size - 8;
             }
             else
-                s_fail (self, "out of memory");
+                rc = s_fail (self, "out of memory");
         }
         leveldb_free (value);
     }
     free (store_key);
-    return reply;
+    return rc;
 }
 
 //  Remembers where the next inbox_expire starts: just after key
@@ -919,13 +1487,14 @@ chorus_store_inbox_expire (chorus_store_t *self, uint64_t before, size_t max)
     leveldb_writebatch_t *batch = pending? pending: leveldb_writebatch_create ();
     leveldb_iterator_t *iter = leveldb_create_iterator (self->db, self->read);
     char inbox_start [1] = {S_NS_INBOX};
+    char producer_start [1] = {S_NS_PRODUCER};
     char reply_start [1] = {S_NS_REPLY};
     if (self->expire_key)
         leveldb_iter_seek (iter, self->expire_key, self->expire_key_size);
     else
         leveldb_iter_seek (iter, inbox_start, sizeof (inbox_start));
 
-    //  The sweep walks the 'i' namespace, then the 'r' one, `max` records at
+    //  The sweep walks the 'i' namespace, then the 'p' and 'r' ones, `max` records at
     //  a time; reaching the end starts the next sweep from the beginning
     size_t visited = 0;
     int deleted = 0;
@@ -940,14 +1509,19 @@ chorus_store_inbox_expire (chorus_store_t *self, uint64_t before, size_t max)
             leveldb_iter_seek (iter, inbox_start, sizeof (inbox_start));
             continue;
         }
-        if (key [0] > S_NS_INBOX && key [0] < S_NS_REPLY) {
+        if (key [0] > S_NS_INBOX && key [0] < S_NS_PRODUCER) {
+            leveldb_iter_seek (iter, producer_start, sizeof (producer_start));
+            continue;
+        }
+        if (key [0] > S_NS_PRODUCER && key [0] < S_NS_REPLY) {
             leveldb_iter_seek (iter, reply_start, sizeof (reply_start));
             continue;
         }
         visited++;
         const char *value = leveldb_iter_value (iter, &value_size);
-        bool inbox_ok = key [0] != S_NS_INBOX || value_size == 8;
-        if (value_size < 8 || !inbox_ok) {
+        bool size_ok = key [0] == S_NS_INBOX? value_size == 8:
+                       key [0] == S_NS_PRODUCER? value_size == 16: value_size >= 8;
+        if (!size_ok) {
             //  Skip it next time, so one bad record cannot stop every sweep
             rc = s_fail_corrupt (self, key, key_size);
             if (s_expire_resume_after (self, key, key_size) == -1)

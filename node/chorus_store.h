@@ -31,19 +31,43 @@ typedef int (chorus_store_event_fn) (uint64_t seq, uint64_t timestamp, const voi
 typedef int (chorus_store_group_fn) (const char *group, const chorus_store_group_t *record,
                                      void *arg);
 
-//  Opens (creating if needed) the store in dir. On failure returns NULL and
-//  writes why into error (e.g. "store /x is locked by another process").
-//  A new store gets a fresh random instance id.
-chorus_store_t *
-    chorus_store_new (const char *dir, char *error, size_t error_size);
+//  What an open, check or repair found wrong (chorus_store_new's kind)
+typedef enum {
+    CHORUS_STORE_OK = 0,
+    CHORUS_STORE_FAILED,        //  an I/O error, out of memory, a bad argument
+    CHORUS_STORE_LOCKED,        //  another process has the store open
+    CHORUS_STORE_FULL,          //  the disk is full
+    CHORUS_STORE_DENIED,        //  permission denied
+    CHORUS_STORE_DAMAGED        //  corrupt or incomplete: `chorus store repair` it
+} chorus_store_kind_t;
 
-//  Closes the store; safe on NULL, nulls the caller's pointer.
+//  Opens (creating if needed) the store in dir. On failure returns NULL,
+//  writes why into error (naming the directory and, for damage, the
+//  commands that check and repair it) and, when kind is not NULL, sets it.
+//  A new store gets a fresh random instance id. A store that was not
+//  closed by chorus_store_destroy (a crash, a kill -9) or that was repaired
+//  starts a new epoch: its next sequence number is the first of the next
+//  epoch (epoch << 32 | 1), above any number it may have handed out before.
+chorus_store_t *
+    chorus_store_new (const char *dir, char *error, size_t error_size,
+                      chorus_store_kind_t *kind);
+
+//  Closes the store cleanly (its next open continues the same epoch); safe
+//  on NULL, nulls the caller's pointer.
 void
     chorus_store_destroy (chorus_store_t **self_p);
 
-//  Why the last failing call failed (a static buffer of the store)
+//  Why the last failing call of this thread failed
 const char *
     chorus_store_error (chorus_store_t *self);
+
+//  True once any call found the store damaged (a checksum or format
+//  error): the node stops rather than work on with a partial log.
+bool
+    chorus_store_damaged (chorus_store_t *self);
+//  Records damage found by a caller (a stored record it cannot decode)
+void
+    chorus_store_report_damage (chorus_store_t *self, const char *what);
 
 //  With sync on, every write is flushed to disk before it returns (power
 //  loss safe). Off by default: writes survive a process crash, not a
@@ -80,6 +104,43 @@ uint64_t
 int
     chorus_store_append (chorus_store_t *self, uint64_t seq, uint64_t timestamp,
                          const void *body, size_t size);
+
+//  One event of an append_batch
+typedef struct {
+    uint64_t timestamp;         //  publish time, ms
+    const void *body;           //  the encoded EVENT
+    size_t size;
+    const char *id;             //  a producer's own event id to remember, or NULL
+} chorus_store_entry_t;
+
+//  Appends count events with seqs first, first + 1, ... (first must be
+//  head + 1) and advances head, in one atomic write (one fsync with sync
+//  on). Returns 0, or -1 (none was stored).
+int
+    chorus_store_append_batch (chorus_store_t *self, uint64_t first,
+                               const chorus_store_entry_t *entries, size_t count);
+
+//  Whether a producer id was appended within the inbox retention: 1 and
+//  its seq, 0, or -1
+int
+    chorus_store_producer_id (chorus_store_t *self, const char *id, uint64_t *seq);
+
+//  The first retained seq at or after seq (head + 1 if none). When events
+//  between seq and it are missing for another reason than trimming or the
+//  unassigned numbers between epochs, *lost_from and *lost_to give the
+//  first and last of them (both 0 if none): they were lost to damage and
+//  a repair.
+uint64_t
+    chorus_store_next (chorus_store_t *self, uint64_t seq, uint64_t *lost_from,
+                       uint64_t *lost_to);
+
+//  The number of retained events with from <= seq <= to
+uint64_t
+    chorus_store_count (chorus_store_t *self, uint64_t from, uint64_t to);
+
+//  The current epoch (the high 32 bits of the sequence numbers it assigns)
+uint64_t
+    chorus_store_epoch (chorus_store_t *self);
 
 //  Calls fn for each retained event with from <= seq <= to (to 0: up to
 //  head), in order. Returns the number of events visited, or -1.
@@ -124,9 +185,10 @@ int
 int
     chorus_store_reply_save (chorus_store_t *self, const char *key, uint64_t now,
                              const void *body, size_t size);
-//  Returns a malloc'ed copy of the saved reply and its size, or NULL if none
-void *
-    chorus_store_reply_load (chorus_store_t *self, const char *key, size_t *size);
+//  1 and a malloc'ed copy of the saved reply and its size; 0 if none; -1
+int
+    chorus_store_reply_load (chorus_store_t *self, const char *key, void **reply,
+                             size_t *size);
 
 //  Forgets inbox events and replies recorded before `before` (ms since
 //  epoch), visiting at most `max` records so that a sweep stays short.
@@ -152,5 +214,18 @@ void
     chorus_store_begin (chorus_store_t *self);
 int
     chorus_store_commit (chorus_store_t *self);
+
+//  --------------------------------------------------------------------------
+//  Maintenance, on a store no process has open: a report of what it holds
+//  (text, one fact per line, caller frees) and whether it is sound. Check
+//  reads every record with checksums verified; repair runs LevelDB's
+//  repair, then reports what was lost and records the lost ranges, so that
+//  the node tells its consumers (TRUNCATED) and starts a new epoch.
+//  Both return the kind: CHORUS_STORE_OK, _DAMAGED (check: damage found;
+//  repair: could not recover a usable store), or another failure.
+chorus_store_kind_t
+    chorus_store_check (const char *dir, char **report);
+chorus_store_kind_t
+    chorus_store_repair (const char *dir, char **report);
 
 #endif

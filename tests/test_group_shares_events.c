@@ -94,7 +94,7 @@ main (void)
         for (int i = 0; i < INSTANCES; i++) {
             stores [i] = zsys_sprintf ("%s/billing-%d-%d", root, draw, i);
             char error [256];
-            chorus_store_t *store = chorus_store_new (stores [i], error, sizeof (error));
+            chorus_store_t *store = chorus_store_new (stores [i], error, sizeof (error), NULL);
             if (!store)
                 bail_out (error);
             snprintf (ids [i], sizeof (ids [i]), "%s", chorus_store_instance (store));
