@@ -478,8 +478,10 @@ s_run (s_publish_t *self)
     char *store_name = chorus_cli_store_name ("publish", self->topic);
     self->node = chorus_cli_node_new (&self->cli, "chorus-publish", store_name);
     zstr_free (&store_name);
-    if (!self->node || chorus_cli_node_start (&self->cli, self->node))
+    if (!self->node)
         return CHORUS_CLI_FAILED;
+    if (chorus_cli_node_start (&self->cli, self->node))
+        return chorus_cli_failure ();
     //  Meet the mesh before publishing: events go to the instances of a
     //  group known when they are sent, so a burst published at once would
     //  all go to the first instance met (durability does not depend on it)
@@ -491,6 +493,8 @@ s_run (s_publish_t *self)
     if (self->cli.verbose)
         chorus_cli_error (&self->cli, "published %zu event%s", self->published,
                           self->published == 1? "": "s");
+    if (rc && chorus_errno () == CHORUS_ECORRUPT)
+        return CHORUS_CLI_DAMAGED;      //  the store is damaged: nothing more from it
     if (rc && self->published == 0)
         return CHORUS_CLI_FAILED;
     //  Even after a bad line, what was published is delivered like the
