@@ -312,6 +312,21 @@ CHORUS_EXPORT int
     chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events,
                                size_t count);
 
+//  Store maintenance, on a node store no process has open (what `chorus
+//  store check` and `chorus store repair` run). check reads every record
+//  with its checksum verified and reports what the store holds; repair
+//  runs LevelDB's repair, then reports what was lost and records it, so
+//  that the node, at its next start, tells its consumers of the lost
+//  ranges (TRUNCATED) and numbers its events in a new epoch. Both return 0
+//  (sound; repaired and usable) or -1 with chorus_errno (): CHORUS_ECORRUPT
+//  for damage (check) or a store repair could not make usable, CHORUS_ESTORE
+//  for anything else (in use, permission, no store there). *report gets a
+//  malloc'ed text, one fact per line, in both cases.
+CHORUS_EXPORT int
+    chorus_store_check_dir (const char *dir, char **report);
+CHORUS_EXPORT int
+    chorus_store_repair_dir (const char *dir, char **report);
+
 //  Send a command to one live instance of a service; handler is called with
 //  the reply, or with a timeout after timeout_ms (0: 30000). Returns 0 or
 //  -1. While no instance is alive, the command waits until one appears.

@@ -391,7 +391,7 @@ s_pump (chorus__delivery_t *self, s_group_t *group)
             //  once the window has drained, reporting what was lost
             uint64_t lost_from, lost_to;
             uint64_t found = chorus_store_next (self->store, seq, &lost_from, &lost_to);
-            if (found > seq + 1) {
+            if (found > seq + 1 || lost_from) {
                 if (group->cursor != seq)
                     break;
                 if (lost_from) {

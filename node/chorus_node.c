@@ -1050,10 +1050,13 @@ chorus_node_dispatch (chorus_node_t *self)
         zmsg_destroy (&batch);
     }
     if (self->store && chorus_store_damaged (self->store)) {
+        char damage [512];
+        chorus_store_damage (self->store, damage, sizeof (damage));
         if (!self->damage_reported)
-            zsys_error ("chorus: %s: the node stops; 'chorus store check %s' shows what the "
-                        "store holds, 'chorus store repair %s' recovers what can be",
-                        chorus_store_error (self->store), self->store_dir, self->store_dir);
+            zsys_error ("chorus: store %s is %s; the node stops. 'chorus store check %s' shows "
+                        "what the store holds, and 'chorus store repair %s' recovers what can "
+                        "be recovered", self->store_dir, damage, self->store_dir,
+                        self->store_dir);
         self->damage_reported = true;
         return chorus__fail (CHORUS_ECORRUPT);
     }

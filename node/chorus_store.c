@@ -70,6 +70,9 @@ struct _chorus_store_t {
     leveldb_writeoptions_t *synced;     //  always sync: identity, epochs, close
     bool opened;                        //  fully open: destroy closes cleanly
     bool inspect;                       //  opened by check or repair: change nothing
+    bool clean;                         //  its state file says it was closed cleanly
+    bool repairing;                     //  opened by repair: restore what can be
+    s_range_t missing;                  //  events a clean stop had and the log lost
     char instance [33];                 //  instance id, uppercase hex
     pthread_mutex_t lock;               //  guards the counters and pending
     pthread_mutex_t append_lock;        //  serialises appends
@@ -81,6 +84,7 @@ struct _chorus_store_t {
     s_ranges_t gaps;                    //  numbers skipped between epochs
     s_ranges_t lost;                    //  numbers a repair lost
     atomic_bool damaged;                //  a call found damage
+    char damage [768];                  //  the first damage found, under lock
     char *value;                        //  appends' scratch value, under append_lock
     size_t value_size;                  //  its size
     leveldb_writebatch_t *pending;      //  writes collected between begin/commit
@@ -168,11 +172,17 @@ s_fail (chorus_store_t *self, const char *format, ...)
 static int
 s_fail (chorus_store_t *self, const char *format, ...)
 {
-    (void) self;
     va_list args;
     va_start (args, format);
     vsnprintf (s_error, sizeof (s_error), format, args);
     va_end (args);
+    //  The first damage is kept for every thread to read
+    if (self && atomic_load (&self->damaged)) {
+        pthread_mutex_lock (&self->lock);
+        if (!self->damage [0])
+            snprintf (self->damage, sizeof (self->damage), "%s", s_error);
+        pthread_mutex_unlock (&self->lock);
+    }
     return -1;
 }
 
@@ -191,6 +201,11 @@ s_classify (const char *text)
     if (strstr (text, "Permission denied") || strstr (text, "Read-only file system")
     ||  strstr (text, "Operation not permitted"))
         return CHORUS_STORE_DENIED;
+    //  Any other failure to read one of the database's own files (a torn
+    //  table read past its end, a missing table, a disk read error)
+    if (strstr (text, "IO error") && (strstr (text, ".ldb") || strstr (text, ".sst")
+    ||  strstr (text, ".log") || strstr (text, "MANIFEST")))
+        return CHORUS_STORE_DAMAGED;
     return CHORUS_STORE_FAILED;
 }
 
@@ -223,6 +238,9 @@ s_fail_leveldb (chorus_store_t *self, const char *what, char *leveldb_error)
         s_set_damaged (self);
     if (kind == CHORUS_STORE_FAILED)
         s_fail (self, "%s: %s", what, leveldb_error? leveldb_error: "unknown error");
+    else
+    if (kind == CHORUS_STORE_DAMAGED)
+        s_fail (self, "damaged: %s (%s)", what, leveldb_error? leveldb_error: "unknown error");
     else
         s_fail (self, "%s: %s (%s)", what, s_kind_text (kind),
                 leveldb_error? leveldb_error: "unknown error");
@@ -548,6 +566,17 @@ s_load_instance (chorus_store_t *self, const s_state_t *state, bool fresh)
         leveldb_free (value);
     }
     else
+    if (self->inspect && state->present && self->repairing) {
+        //  A repair restores the identity its state file names
+        for (size_t i = 0; i < sizeof (id); i++)
+            sscanf (state->instance + 2 * i, "%2hhx", &id [i]);
+        char *leveldb_error = NULL;
+        leveldb_put (self->db, self->synced, s_key_instance, strlen (s_key_instance),
+                     (const char *) id, sizeof (id), &leveldb_error);
+        if (leveldb_error)
+            return s_fail_leveldb (self, "store write failed", leveldb_error);
+    }
+    else
     if (!fresh || state->present) {
         s_set_damaged (self);
         if (state->present)
@@ -656,9 +685,9 @@ s_open_error (const char *dir, chorus_store_kind_t kind, const char *why, char *
 {
     char text [1536];
     if (kind == CHORUS_STORE_DAMAGED)
-        snprintf (text, sizeof (text), "store %s is damaged: %s. Nothing was changed; "
-                  "'chorus store check %s' shows what it holds, and 'chorus store repair %s' "
-                  "recovers what can be recovered", dir, why, dir, dir);
+        snprintf (text, sizeof (text), "store %s is damaged: %s. 'chorus store check %s' "
+                  "shows what it holds, and 'chorus store repair %s' recovers what can be "
+                  "recovered", dir, why, dir, dir);
     else
     if (kind == CHORUS_STORE_LOCKED)
         snprintf (text, sizeof (text), "store %s is in use by another process (its LOCK file "
@@ -676,8 +705,8 @@ s_open_error (const char *dir, chorus_store_kind_t kind, const char *why, char *
 //  table); *missing_from/to then receive the events a clean stop had and
 //  the log lost, if any
 static chorus_store_t *
-s_open (const char *dir, bool inspect, char *error, size_t error_size,
-        chorus_store_kind_t *kind_out, s_range_t *missing)
+s_open (const char *dir, bool inspect, bool repairing, char *error, size_t error_size,
+        chorus_store_kind_t *kind_out)
 {
     chorus_store_kind_t kind = CHORUS_STORE_FAILED;
     if (kind_out)
@@ -693,6 +722,7 @@ s_open (const char *dir, bool inspect, char *error, size_t error_size,
         return NULL;
     }
     self->inspect = inspect;
+    self->repairing = repairing;
     atomic_init (&self->damaged, false);
     pthread_mutex_init (&self->lock, NULL);
     pthread_mutex_init (&self->append_lock, NULL);
@@ -714,8 +744,18 @@ s_open (const char *dir, bool inspect, char *error, size_t error_size,
     s_state_t state;
     char why [1024];
     s_error [0] = 0;
-    if (s_state_read (self, &state) == -1)
-        goto failed;
+    if (s_state_read (self, &state) == -1) {
+        if (!repairing)
+            goto failed;
+        //  Repair rewrites it from the database
+        atomic_store (&self->damaged, false);
+        free (self->gaps.items);
+        free (self->lost.items);
+        memset (&self->gaps, 0, sizeof (self->gaps));
+        memset (&self->lost, 0, sizeof (self->lost));
+        memset (&state, 0, sizeof (state));
+    }
+    self->clean = state.present && state.closed;
     if (!has_current && (has_files || state.present)) {
         s_set_damaged (self);
         s_fail (self, has_files? "its CURRENT file (LevelDB's pointer to its manifest) is "
@@ -736,10 +776,8 @@ s_open (const char *dir, bool inspect, char *error, size_t error_size,
     if (s_load_instance (self, &state, fresh) == -1 || s_load_outbox (self) == -1)
         goto failed;
     if (state.present && state.closed && state.head > self->head) {
-        if (missing) {
-            missing->from = self->head + 1;
-            missing->to = state.head;
-        }
+        self->missing.from = self->head + 1;
+        self->missing.to = state.head;
         if (!inspect) {
             s_set_damaged (self);
             s_fail (self, "it was stopped cleanly at event %" PRIu64 ", but holds events "
@@ -781,7 +819,7 @@ s_open (const char *dir, bool inspect, char *error, size_t error_size,
 
 failed:
     kind = atomic_load (&self->damaged)? CHORUS_STORE_DAMAGED: s_classify (s_error);
-    snprintf (why, sizeof (why), "%s", s_error);
+    snprintf (why, sizeof (why), "%s", strncmp (s_error, "damaged: ", 9)? s_error: s_error + 9);
     s_open_error (dir, kind, why, error, error_size);
     if (kind_out)
         *kind_out = kind;
@@ -792,7 +830,7 @@ failed:
 chorus_store_t *
 chorus_store_new (const char *dir, char *error, size_t error_size, chorus_store_kind_t *kind)
 {
-    return s_open (dir, false, error, error_size, kind, NULL);
+    return s_open (dir, false, false, error, error_size, kind);
 }
 
 void
@@ -839,6 +877,134 @@ chorus_store_destroy (chorus_store_t **self_p)
     *self_p = NULL;
 }
 
+chorus_store_t *
+chorus_store_inspect (const char *dir, bool repairing, char *error, size_t error_size,
+                      chorus_store_kind_t *kind)
+{
+    return s_open (dir, true, repairing, error, error_size, kind);
+}
+
+bool
+chorus_store_clean (chorus_store_t *self, uint64_t *missing_from, uint64_t *missing_to)
+{
+    *missing_from = self->missing.from;
+    *missing_to = self->missing.to;
+    return self->clean;
+}
+
+size_t
+chorus_store_ranges (chorus_store_t *self, bool lost, size_t index, uint64_t *from,
+                     uint64_t *to)
+{
+    s_ranges_t *ranges = lost? &self->lost: &self->gaps;
+    if (index < ranges->size) {
+        *from = ranges->items [index].from;
+        *to = ranges->items [index].to;
+    }
+    return ranges->size;
+}
+
+int
+chorus_store_census (chorus_store_t *self, chorus_store_census_t *census)
+{
+    memset (census, 0, sizeof (*census));
+    leveldb_iterator_t *iter = leveldb_create_iterator (self->db, self->read);
+    uint64_t last = 0;
+    int rc = 0;
+    for (leveldb_iter_seek_to_first (iter); leveldb_iter_valid (iter); leveldb_iter_next (iter)) {
+        size_t key_size, value_size;
+        const char *key = leveldb_iter_key (iter, &key_size);
+        leveldb_iter_value (iter, &value_size);
+        census->records++;
+        switch (key_size? key [0]: 0) {
+            case S_NS_EVENT: {
+                if (key_size != S_EVENT_KEY_SIZE || value_size < 8) {
+                    rc = s_fail_corrupt (self, key, key_size);
+                    break;
+                }
+                uint64_t seq = s_get_u64 (key + 1);
+                //  Numbers missing between two events that are neither a
+                //  gap between epochs nor a loss a repair recorded
+                if (last && seq > last + 1) {
+                    uint64_t span = seq - last - 1;
+                    uint64_t known = s_ranges_overlap (&self->gaps, last + 1, seq - 1, NULL, NULL)
+                                   + s_ranges_overlap (&self->lost, last + 1, seq - 1, NULL, NULL);
+                    if (known < span && census->holes < CHORUS_STORE_HOLES_MAX) {
+                        census->hole [census->holes].from = last + 1;
+                        census->hole [census->holes].to = seq - 1;
+                        census->holes++;
+                    }
+                }
+                last = seq;
+                census->events++;
+                break;
+            }
+            case S_NS_GROUP:    census->groups++; break;
+            case S_NS_INBOX:    census->inbox++; break;
+            case S_NS_PRODUCER: census->producer_ids++; break;
+            case S_NS_REPLY:    census->replies++; break;
+            case S_NS_SUB:      census->subscriptions++; break;
+            case S_NS_META:     break;
+            default:            census->unknown++; break;
+        }
+        if (rc)
+            break;
+    }
+    if (s_iter_finish (self, iter) == -1)
+        rc = -1;
+    return rc;
+}
+
+int
+chorus_store_accept_loss (chorus_store_t *self, uint64_t from, uint64_t to)
+{
+    if (s_ranges_add (&self->lost, from, to))
+        return s_fail (self, "out of memory");
+    return 0;
+}
+
+int
+chorus_store_finish_repair (chorus_store_t *self)
+{
+    //  The head covers every number handed out, lost ones included; the
+    //  state file says "open", so that the next start takes a new epoch
+    uint64_t head = self->head;
+    for (size_t i = 0; i < self->lost.size; i++)
+        if (self->lost.items [i].to > head)
+            head = self->lost.items [i].to;
+    self->head = head;
+    self->clean = false;
+    self->missing.from = self->missing.to = 0;
+    char value [8];
+    s_put_u64 (value, head);
+    char *leveldb_error = NULL;
+    leveldb_put (self->db, self->synced, s_key_head, strlen (s_key_head), value,
+                 sizeof (value), &leveldb_error);
+    if (leveldb_error)
+        return s_fail_leveldb (self, "store write failed", leveldb_error);
+    return s_state_write (self, false);
+}
+
+chorus_store_kind_t
+chorus_store_repair_db (const char *dir, char *error, size_t error_size)
+{
+    leveldb_options_t *options = leveldb_options_create ();
+    leveldb_options_set_paranoid_checks (options, 0);   //  salvage what reads
+    char *leveldb_error = NULL;
+    leveldb_repair_db (options, dir, &leveldb_error);
+    leveldb_options_destroy (options);
+    chorus_store_kind_t kind = CHORUS_STORE_OK;
+    if (leveldb_error) {
+        kind = s_classify (leveldb_error);
+        char text [1024];
+        snprintf (text, sizeof (text), "store %s: LevelDB's repair failed: %s", dir,
+                  leveldb_error);
+        s_copy_error (error, error_size, text);
+        leveldb_free (leveldb_error);
+    }
+    return kind;
+}
+
 const char *
 chorus_store_error (chorus_store_t *self)
 {
@@ -850,6 +1016,36 @@ bool
 chorus_store_damaged (chorus_store_t *self)
 {
     return atomic_load (&self->damaged);
+}
+
+void
+chorus_store_damage (chorus_store_t *self, char *text, size_t size)
+{
+    pthread_mutex_lock (&self->lock);
+    snprintf (text, size, "%s", self->damage [0]? self->damage: "damaged");
+    pthread_mutex_unlock (&self->lock);
+}
+
+int
+chorus_store_drop_event (chorus_store_t *self, uint64_t seq)
+{
+    char key [S_EVENT_KEY_SIZE];
+    s_event_key (key, seq);
+    char *value;
+    size_t value_size;
+    int rc = s_get (self, key, sizeof (key), &value, &value_size);
+    if (rc != 1)
+        return rc;
+    leveldb_free (value);
+    char *leveldb_error = NULL;
+    leveldb_delete (self->db, self->synced, key, sizeof (key), &leveldb_error);
+    if (leveldb_error)
+        return s_fail_leveldb (self, "store write failed", leveldb_error);
+    pthread_mutex_lock (&self->lock);
+    self->events--;
+    self->bytes -= value_size >= 8 && self->bytes >= value_size - 8? value_size - 8: 0;
+    pthread_mutex_unlock (&self->lock);
+    return 1;
 }
 
 void

@@ -65,6 +65,12 @@ const char *
 //  error): the node stops rather than work on with a partial log.
 bool
     chorus_store_damaged (chorus_store_t *self);
+//  The first damage found, for any thread
+void
+    chorus_store_damage (chorus_store_t *self, char *text, size_t size);
+//  Deletes one event (repair: it does not decode); 1, 0 if absent, or -1
+int
+    chorus_store_drop_event (chorus_store_t *self, uint64_t seq);
 //  Records damage found by a caller (a stored record it cannot decode)
 void
     chorus_store_report_damage (chorus_store_t *self, const char *what);
@@ -216,16 +222,44 @@ int
     chorus_store_commit (chorus_store_t *self);
 
 //  --------------------------------------------------------------------------
-//  Maintenance, on a store no process has open: a report of what it holds
-//  (text, one fact per line, caller frees) and whether it is sound. Check
-//  reads every record with checksums verified; repair runs LevelDB's
-//  repair, then reports what was lost and records the lost ranges, so that
-//  the node tells its consumers (TRUNCATED) and starts a new epoch.
-//  Both return the kind: CHORUS_STORE_OK, _DAMAGED (check: damage found;
-//  repair: could not recover a usable store), or another failure.
+//  Maintenance internals, for chorus_store_check.c
+
+//  Opens an existing store without creating or changing anything of ours
+//  (LevelDB may still turn its log into a table). repairing: after
+//  LevelDB's repair, restore the identity from the state file, and take an
+//  unreadable state file as absent.
+chorus_store_t *
+    chorus_store_inspect (const char *dir, bool repairing, char *error, size_t error_size,
+                          chorus_store_kind_t *kind);
+//  Whether it was closed cleanly; the events that clean stop had and the
+//  log lost since (both 0 if none)
+bool
+    chorus_store_clean (chorus_store_t *self, uint64_t *missing_from, uint64_t *missing_to);
+//  The index'th gap between epochs (lost false) or lost range (lost true);
+//  returns how many there are
+size_t
+    chorus_store_ranges (chorus_store_t *self, bool lost, size_t index, uint64_t *from,
+                         uint64_t *to);
+
+#define CHORUS_STORE_HOLES_MAX 16
+typedef struct {
+    uint64_t records, events, groups, inbox, producer_ids, replies, subscriptions, unknown;
+    size_t holes;               //  outbox ranges missing for no recorded reason
+    struct { uint64_t from, to; } hole [CHORUS_STORE_HOLES_MAX];
+} chorus_store_census_t;
+
+//  Reads every record, checksums verified, and counts them by kind
+int
+    chorus_store_census (chorus_store_t *self, chorus_store_census_t *census);
+//  Records a range as lost (its consumers are told); finish_repair then
+//  writes it, with a head above it, and leaves the store to start a new
+//  epoch
+int
+    chorus_store_accept_loss (chorus_store_t *self, uint64_t from, uint64_t to);
+int
+    chorus_store_finish_repair (chorus_store_t *self);
+//  LevelDB's repair of the directory
 chorus_store_kind_t
-    chorus_store_check (const char *dir, char **report);
-chorus_store_kind_t
-    chorus_store_repair (const char *dir, char **report);
+    chorus_store_repair_db (const char *dir, char *error, size_t error_size);
 
 #endif

@@ -6,7 +6,7 @@ CHORUS_CORE_SOURCES += \
     %D%/chorus_engine.h %D%/chorus_engine.c %D%/chorus_peers.c %D%/chorus_inbox.c %D%/chorus_delivery.c \
     %D%/chorus_commands.c %D%/chorus_observer.c %D%/chorus_node.c %D%/chorus_views.c \
     %D%/chorus_gate.h %D%/chorus_gate.c
-CHORUS_CORE_SOURCES += %D%/chorus_store.c %D%/chorus_store.h
+CHORUS_CORE_SOURCES += %D%/chorus_store.c %D%/chorus_store.h %D%/chorus_store_check.c
 
 noinst_LTLIBRARIES += libchorus_core.la
 libchorus_core_la_SOURCES = $(CHORUS_CORE_SOURCES)

@@ -11,7 +11,7 @@ pids=""
 cleanup () {
     for pid in $coord_pid $pid_a $pid_b $pids; do kill "$pid" 2>/dev/null; done
     for pid in $coord_pid $pid_a $pid_b $pids; do wait "$pid" 2>/dev/null; done
-    rm -rf "$tmp"
+    [ -n "$KEEP_TMP" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 1' HUP INT TERM
