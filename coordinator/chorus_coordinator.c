@@ -14,31 +14,45 @@
 
 #define S_KEEP_FINISHED 10000
 #define S_TRACE_KEEP_MS (24 * 3600 * 1000ull)
+#define S_PAYLOAD_MAX (1024 * 1024)         //  the protocol's limit on a payload
+#define S_PUBLISH_BACKOFF_MS 100            //  first wait after a failed publish
+#define S_PUBLISH_BACKOFF_MAX_MS 5000       //  longest
 
-//  What started a flow: its business transaction and the message that
-//  caused it, carried by everything the flow sends and emits
+//  What the coordinator keeps of a flow beside the engine's state, in the
+//  same journal record: what started it (its business transaction and the
+//  message that caused it, carried by everything the flow sends and
+//  emits), and its events, each journaled with the transition that made
+//  it and kept until it is published
 typedef struct {
     char *correlation;          //  correlation id of the transaction
     char *cause;                //  id of the trigger event or flow.start command
-} s_origin_t;
+    uint64_t emitted;           //  events made in the flow's life, numbering the next
+    json_t *unpublished;        //  [{topic, payload, n}] not yet published
+    json_t *emit_errors;        //  [{topic, n, error}] events that could not be made
+    bool evicted;               //  the flow is gone, the record stays until published
+} s_record_t;
 
-static s_origin_t *
-s_origin_new (const char *correlation, const char *cause)
+static s_record_t *
+s_record_new (const char *correlation, const char *cause)
 {
-    s_origin_t *origin = (s_origin_t *) zmalloc (sizeof (s_origin_t));
-    origin->correlation = strdup (correlation);
-    origin->cause = cause? strdup (cause): NULL;
-    return origin;
+    s_record_t *record = (s_record_t *) zmalloc (sizeof (s_record_t));
+    record->correlation = strdup (correlation);
+    record->cause = cause? strdup (cause): NULL;
+    record->unpublished = json_array ();
+    record->emit_errors = json_array ();
+    return record;
 }
 
 static void
-s_origin_destroy (void **item)
+s_record_destroy (void **item)
 {
-    s_origin_t *origin = (s_origin_t *) *item;
-    if (origin) {
-        free (origin->correlation);
-        free (origin->cause);
-        free (origin);
+    s_record_t *record = (s_record_t *) *item;
+    if (record) {
+        free (record->correlation);
+        free (record->cause);
+        json_decref (record->unpublished);
+        json_decref (record->emit_errors);
+        free (record);
         *item = NULL;
     }
 }
@@ -56,6 +70,9 @@ typedef struct {
     char *flow;                 //  the flow's id
     char *key;                  //  the task key
     int attempt;                //  which try
+    const char *code;           //  not sent: the error code to fail the try with
+    char *error;                //  not sent: why
+    bool retryable;             //  not sent: may a later try succeed
 } s_sent_t;
 
 struct _chorus_coordinator_t {
@@ -64,11 +81,22 @@ struct _chorus_coordinator_t {
     zhashx_t *definitions;      //  "name" -> zlistx_t of chorus_flowdef_t, by version
     zhashx_t *journaled;        //  "name/version" of definitions in the journal
     chorus_flowset_t *flows;    //  every flow we run or ran
-    zhashx_t *origins;          //  flow id -> s_origin_t, what started it
+    zhashx_t *records;          //  flow id -> s_record_t, our part of its journal record
     zlistx_t *timers;           //  s_timer_t, soonest first
     chorus_actions_t actions;   //  journaled, waiting to be carried out
+    zlistx_t *unpublished;      //  ids of flows with events to publish, oldest first
+    char *store_dir;            //  the --store directory, named in messages
+    char *journal_dir;          //  where the journal lives
     char *node_dir;             //  where the node's store lives
+    bool journal_sync;          //  fsync journal commits
+    chorus_journal_failure_t journal_failure;   //  kind of the failing calls, logged once
+    int publish_failure;        //  chorus_errno () of the failing publishes, logged once
+    size_t publish_tries;       //  failed tries since the last success
+    int64_t publish_at;         //  monotonic ms: no publish before, after a failure
+    int64_t publish_backoff;    //  ms to wait after the next failure
     uint64_t last_sweep;        //  when traces were last expired
+    bool damaged;               //  the journal or node store is damaged: stop
+    char error [1024];          //  why start or run failed
     bool verbose;               //  log to stderr
 };
 
@@ -94,18 +122,23 @@ s_log (chorus_coordinator_t *self, const char *format, ...)
 //  --------------------------------------------------------------------------
 //  JSON <-> payloads
 
-//  MessagePack payload of a JSON value (NULL for none); caller frees.
-//  Straight from the jansson value: no JSON text in between
-static void *
-s_pack (const json_t *value, size_t *size)
+//  MessagePack payload of a JSON value (none for NULL) in *data, which the
+//  caller frees; 0, or -1 with the reason in error. Straight from the
+//  jansson value: no JSON text in between.
+static int
+s_pack (const json_t *value, void **data, size_t *size, char *error, size_t error_size)
 {
+    *data = NULL;
     *size = 0;
-    void *data = NULL;
-    char error [256];
-    if (value && chorus_json_value_to_msgpack (value, 1024 * 1024, &data, size, error,
-                                               sizeof (error)))
-        data = NULL;
-    return data;
+    if (!value)
+        return 0;
+    if (chorus_json_value_to_msgpack (value, S_PAYLOAD_MAX, data, size, error,
+                                      error_size)) {
+        *data = NULL;
+        *size = 0;
+        return -1;
+    }
+    return 0;
 }
 
 //  JSON value of a payload (null when absent or not MessagePack); new ref
@@ -217,24 +250,34 @@ s_newest (chorus_coordinator_t *self, const char *name)
     return versions? (chorus_flowdef_t *) zlistx_last (versions): NULL;
 }
 
-//  A given version: loaded, or kept in the journal since a flow used it
+//  A given version: loaded, or kept in the journal since a flow used it;
+//  NULL with the reason in why
 static chorus_flowdef_t *
-s_version (chorus_coordinator_t *self, const char *name, int version)
+s_version (chorus_coordinator_t *self, const char *name, int version, char *why,
+           size_t why_size)
 {
     zlistx_t *versions = (zlistx_t *) zhashx_lookup (self->definitions, name);
     for (chorus_flowdef_t *def = versions? (chorus_flowdef_t *) zlistx_first (versions): NULL;
          def; def = (chorus_flowdef_t *) zlistx_next (versions))
         if (chorus_flowdef_version (def) == version)
             return def;
-    char *source = chorus_journal_definition (self->journal, name, version);
-    if (!source)
+    char *source = NULL;
+    if (chorus_journal_definition (self->journal, name, version, &source)) {
+        snprintf (why, why_size, "%s", chorus_journal_error (self->journal));
         return NULL;
+    }
+    if (!source) {
+        snprintf (why, why_size, "its definition '%s' version %d is neither in the flows "
+                  "directory nor in the journal", name, version);
+        return NULL;
+    }
     char error [512];
     chorus_flowdef_t *def = chorus_flowdef_parse (source, strlen (source), name, error,
                                                   sizeof (error));
     free (source);
     if (!def) {
-        zsys_error ("coordinator: journaled definition %s v%d: %s", name, version, error);
+        snprintf (why, why_size, "its definition '%s' version %d, kept in the journal, does "
+                  "not load: %s", name, version, error);
         return NULL;
     }
     s_add_definition (self->definitions, def);
@@ -255,49 +298,153 @@ s_journal_definition (chorus_coordinator_t *self, chorus_flowdef_t *def)
 }
 
 //  --------------------------------------------------------------------------
+//  Failures of the journal and of the node store
+
+//  The journal or the node store is damaged: the coordinator stops rather
+//  than go on without what it lost, and says what to do
+static void
+s_damaged (chorus_coordinator_t *self, const char *what)
+{
+    self->damaged = true;
+    snprintf (self->error, sizeof (self->error), "%s. The coordinator does not run on a "
+              "damaged store: `chorus store check %s` shows what it holds, and `chorus store "
+              "repair %s` keeps what is readable and reports what was lost", what,
+              self->store_dir, self->store_dir);
+}
+
+//  A journal call failed: logged once per kind of failure, not once per
+//  try; a damaged journal stops the coordinator
+static void
+s_journal_failed (chorus_coordinator_t *self, bool commit)
+{
+    chorus_journal_failure_t failure = chorus_journal_failure (self->journal);
+    if (failure == CHORUS_JOURNAL_DAMAGED && !self->damaged)
+        s_damaged (self, chorus_journal_error (self->journal));
+    if (failure != self->journal_failure) {
+        zsys_error ("coordinator: %s%s", chorus_journal_error (self->journal),
+                    commit && failure != CHORUS_JOURNAL_DAMAGED? "; nothing is acknowledged "
+                    "or sent until the journal commits: trying again": "");
+        self->journal_failure = failure;
+    }
+}
+
+//  Commits the journal; 0 or -1
+static int
+s_commit (chorus_coordinator_t *self)
+{
+    if (chorus_journal_commit (self->journal)) {
+        s_journal_failed (self, true);
+        return -1;
+    }
+    if (self->journal_failure) {
+        zsys_info ("coordinator: the journal commits again");
+        self->journal_failure = CHORUS_JOURNAL_OK;
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
 //  Transitions: journal first, act after
 
-//  Journals a flow's state, with the events it still has to emit: an emit
-//  is journaled with the transition that produced it and forgotten only
-//  once published, so a crash in between re-emits it after recovery
-//  (emits are at least once)
+//  Journals a flow's state with our part of its record: an event is
+//  journaled with the transition that made it and forgotten only once it
+//  is published, so a crash in between publishes it after recovery, with
+//  the same id (events are published once: the node stores an id once)
 static void
-s_journal_flow (chorus_coordinator_t *self, chorus_flow_t *flow, json_t *emits)
+s_journal_flow (chorus_coordinator_t *self, chorus_flow_t *flow)
 {
-    json_t *record = json_object ();
-    s_origin_t *origin = (s_origin_t *) zhashx_lookup (self->origins, chorus_flow_id (flow));
-    json_object_set_new (record, "correlation", json_string (origin? origin->correlation:
-                                                             chorus_flow_id (flow)));
-    if (origin && origin->cause)
-        json_object_set_new (record, "cause", json_string (origin->cause));
-    json_object_set_new (record, "state", chorus_flow_save (flow));
-    if (emits && json_array_size (emits))
-        json_object_set (record, "emits", emits);
-    char *text = json_dumps (record, JSON_COMPACT);
+    json_t *json = json_object ();
+    s_record_t *record = (s_record_t *) zhashx_lookup (self->records, chorus_flow_id (flow));
+    json_object_set_new (json, "correlation", json_string (record? record->correlation:
+                                                           chorus_flow_id (flow)));
+    if (record && record->cause)
+        json_object_set_new (json, "cause", json_string (record->cause));
+    json_object_set_new (json, "state", chorus_flow_save (flow));
+    if (record && record->emitted)
+        json_object_set_new (json, "emitted", json_integer ((json_int_t) record->emitted));
+    if (record && json_array_size (record->unpublished))
+        json_object_set (json, "emits", record->unpublished);
+    if (record && json_array_size (record->emit_errors))
+        json_object_set (json, "emit_errors", record->emit_errors);
+    char *text = json_dumps (json, JSON_COMPACT);
     chorus_journal_put_flow (self->journal, chorus_flow_id (flow), text);
     free (text);
-    json_decref (record);
+    json_decref (json);
+}
+
+//  The id of a flow's nth event: the same each time it is published again,
+//  so that the node stores it once, and different for every event of the
+//  flow (a flow that failed, was retried and completed emits twice)
+static void
+s_emit_id (const char *flow, const char *topic, uint64_t n, char *id, size_t id_size)
+{
+    char *text = zsys_sprintf ("%s/emit/%s/%" PRIu64, flow, topic, n);
+    zdigest_t *digest = zdigest_new ();
+    zdigest_update (digest, (const byte *) text, strlen (text));
+    snprintf (id, id_size, "%s", zdigest_string (digest));
+    zdigest_destroy (&digest);
+    free (text);
+}
+
+//  An event the engine made: numbered and kept in the flow's record, to be
+//  journaled with the transition that made it and published after it. An
+//  event whose payload cannot be made is journaled as an error, loudly,
+//  not published without its payload.
+static void
+s_emit (chorus_coordinator_t *self, s_record_t *record, const char *flow,
+        chorus_action_t *action)
+{
+    uint64_t n = ++record->emitted;
+    void *data;
+    size_t size;
+    char error [256];
+    if (s_pack (action->payload, &data, &size, error, sizeof (error))) {
+        zsys_error ("coordinator: flow %s: event %s cannot be published: its payload %s",
+                    flow, action->topic, error);
+        json_array_append_new (record->emit_errors, json_pack ("{s:s, s:I, s:s}", "topic",
+                               action->topic, "n", (json_int_t) n, "error", error));
+        return;
+    }
+    free (data);
+    json_array_append_new (record->unpublished, json_pack ("{s:s, s:O?, s:I}", "topic",
+                           action->topic, "payload", action->payload, "n", (json_int_t) n));
+    if (json_array_size (record->unpublished) == 1)
+        zlistx_add_end (self->unpublished, (void *) flow);
+}
+
+//  A finished flow left memory: its record goes too, unless it still has
+//  events to publish (then it goes once they are)
+static void
+s_forget (chorus_coordinator_t *self, const char *id)
+{
+    s_record_t *record = (s_record_t *) zhashx_lookup (self->records, id);
+    if (record && json_array_size (record->unpublished))
+        record->evicted = true;
+    else {
+        chorus_journal_delete_flow (self->journal, id);
+        zhashx_delete (self->records, id);
+    }
 }
 
 //  Records a flow's new state and takes the actions it produced
 static void
 s_transition (chorus_coordinator_t *self, chorus_flow_t *flow, chorus_actions_t *actions)
 {
-    json_t *emits = json_array ();
+    s_record_t *record = (s_record_t *) zhashx_lookup (self->records, chorus_flow_id (flow));
+    if (!record) {
+        record = s_record_new (chorus_flow_id (flow), NULL);
+        zhashx_update (self->records, chorus_flow_id (flow), record);
+    }
     for (size_t i = 0; i < actions->size; i++)
         if (actions->items [i].kind == CHORUS_ACTION_EMIT)
-            json_array_append_new (emits, json_pack ("{s:s, s:O?}", "topic",
-                                                     actions->items [i].topic, "payload",
-                                                     actions->items [i].payload));
-    s_journal_flow (self, flow, emits);
-    json_decref (emits);
+            s_emit (self, record, chorus_flow_id (flow), &actions->items [i]);
+    s_journal_flow (self, flow);
     if (chorus_flow_finished (flow))
         s_log (self, "flow %s %s", chorus_flow_id (flow),
                chorus_flow_state_name (chorus_flow_state (flow)));
     char *evicted = chorus_flowset_update (self->flows, flow);
     if (evicted) {
-        chorus_journal_delete_flow (self->journal, evicted);
-        zhashx_delete (self->origins, evicted);
+        s_forget (self, evicted);
         free (evicted);
     }
     //  Move the actions to our queue; they run after the journal commit
@@ -338,27 +485,50 @@ s_compare_timers (const void *a, const void *b)
 }
 
 static void
-s_act (chorus_coordinator_t *self, chorus_action_t *action)
+s_sent_destroy (s_sent_t **sent_p)
 {
-    s_origin_t *origin = (s_origin_t *) zhashx_lookup (self->origins, action->flow);
-    const char *correlation = origin? origin->correlation: NULL;
+    s_sent_t *sent = *sent_p;
+    if (sent) {
+        free (sent->flow);
+        free (sent->key);
+        free (sent->error);
+        free (sent);
+        *sent_p = NULL;
+    }
+}
+
+//  Carries out a journaled command or timer (events are published apart).
+//  A command that cannot be sent goes to `failed`, with the reason.
+static void
+s_act (chorus_coordinator_t *self, chorus_action_t *action, zlistx_t *failed)
+{
+    s_record_t *record = (s_record_t *) zhashx_lookup (self->records, action->flow);
+    const char *correlation = record? record->correlation: NULL;
     if (action->kind == CHORUS_ACTION_SEND) {
-        size_t size;
-        void *payload = s_pack (action->payload, &size);
-        uint64_t now = s_now ();
-        int timeout = action->at > now + 50? (int) (action->at - now): 50;
         s_sent_t *sent = (s_sent_t *) zmalloc (sizeof (s_sent_t));
         sent->self = self;
         sent->flow = strdup (action->flow);
         sent->key = strdup (action->key);
         sent->attempt = action->attempt;
+        void *payload;
+        size_t size;
+        char error [256];
+        if (s_pack (action->payload, &payload, &size, error, sizeof (error))) {
+            sent->code = "bad-input";
+            sent->error = zsys_sprintf ("the command's payload cannot be made: %s", error);
+            zlistx_add_end (failed, sent);
+            return;
+        }
+        uint64_t now = s_now ();
+        int timeout = action->at > now + 50? (int) (action->at - now): 50;
         if (chorus_node_send_traced (self->node, action->service, action->command, payload, size,
                                      timeout, action->key, correlation, s_on_reply, sent)) {
-            zsys_error ("coordinator: cannot send %s to %s: %s", action->command, action->service,
-                        chorus_strerror (chorus_errno ()));
-            free (sent->flow);
-            free (sent->key);
-            free (sent);
+            int code = chorus_errno ();
+            sent->code = "send-failed";
+            sent->error = zsys_sprintf ("cannot send %s to %s: %s", action->command,
+                                        action->service, chorus_strerror (code));
+            sent->retryable = code != CHORUS_EINVAL && code != CHORUS_ETOOBIG;
+            zlistx_add_end (failed, sent);
         }
         free (payload);
     }
@@ -370,53 +540,224 @@ s_act (chorus_coordinator_t *self, chorus_action_t *action)
         timer->key = strdup (action->key);
         zlistx_insert (self->timers, timer, true);
     }
-    else
-    if (action->kind == CHORUS_ACTION_EMIT) {
-        size_t size;
-        void *payload = s_pack (action->payload, &size);
-        char id [33];
-        if (chorus_node_publish_caused (self->node, action->topic, action->flow, payload, size,
-                                        correlation, origin? origin->cause: NULL, id))
-            zsys_error ("coordinator: cannot emit %s: %s", action->topic,
-                        chorus_strerror (chorus_errno ()));
+}
+
+//  A command that was not sent is a failed try of its task, told to the
+//  engine at once, as a reply would be
+static void
+s_fail_try (chorus_coordinator_t *self, s_sent_t *sent)
+{
+    zsys_error ("coordinator: flow %s: %s: %s", sent->flow, sent->key, sent->error);
+    chorus_flow_t *flow = chorus_flowset_lookup (self->flows, sent->flow);
+    if (!flow)
+        return;
+    chorus_result_t result = {false, false, NULL, sent->code, sent->error, sent->retryable};
+    chorus_actions_t actions;
+    chorus_actions_init (&actions);
+    if (chorus_flow_reply (flow, sent->key, sent->attempt, &result, s_now (), &actions) == 0)
+        s_transition (self, flow, &actions);
+    chorus_actions_clear (&actions);
+}
+
+//  --------------------------------------------------------------------------
+//  Publishing the events flows made
+
+//  What s_publish tries: the events, and where each came from
+typedef struct {
+    chorus_publication_t *events;   //  for the node
+    s_record_t **records;           //  the record each came from
+    const char **flows;             //  its flow's id
+    json_t **entries;               //  its entry in the record's unpublished list
+    bool *published;                //  done (or a duplicate of one done before)
+    size_t count;                   //  how many
+} s_batch_t;
+
+//  Publishes events [from, from + count) of the batch; 0, or the error code
+static int
+s_publish_range (chorus_coordinator_t *self, s_batch_t *batch, size_t from, size_t count)
+{
+    if (chorus_node_publish_batch (self->node, batch->events + from, count))
+        return chorus_errno ();
+    for (size_t i = from; i < from + count; i++) {
+        chorus_publication_t *event = &batch->events [i];
+        batch->published [i] = true;
+        if (event->duplicate)
+            s_log (self, "flow %s: event %s %s was published before: not again", batch->flows [i],
+                   event->topic, event->id);
         else    //  a node never observes its own events: trace them here
-            s_trace (self, correlation? correlation: action->flow, 0, s_now (), id, action->topic,
-                     "coordinator", chorus_node_instance (self->node),
-                     origin? origin->cause: NULL);
-        free (payload);
+            s_trace (self, event->correlation, 0, s_now (), event->id, event->topic,
+                     "coordinator", chorus_node_instance (self->node), event->causation);
+    }
+    return 0;
+}
+
+//  After a publish: each record forgets what was published; a record left
+//  with nothing to publish leaves the list (and, if its flow was evicted,
+//  the journal)
+static void
+s_published (chorus_coordinator_t *self, s_batch_t *batch)
+{
+    for (size_t i = 0; i < batch->count; ) {
+        s_record_t *record = batch->records [i];
+        const char *id = batch->flows [i];
+        bool changed = false;
+        json_t *left = json_array ();
+        size_t index;
+        json_t *entry;
+        json_array_foreach (record->unpublished, index, entry) {
+            bool done = false;
+            for (size_t j = i; j < batch->count && batch->records [j] == record; j++)
+                done = done || (batch->entries [j] == entry && batch->published [j]);
+            if (done)
+                changed = true;
+            else
+                json_array_append (left, entry);
+        }
+        while (i < batch->count && batch->records [i] == record)
+            i++;
+        if (!changed) {
+            json_decref (left);
+            continue;
+        }
+        json_decref (record->unpublished);
+        record->unpublished = left;
+        char *key = strdup (id);     //  id belongs to the list, which may let it go
+        void *handle = json_array_size (left) == 0? zlistx_find (self->unpublished, key): NULL;
+        if (handle)
+            zlistx_delete (self->unpublished, handle);
+        chorus_flow_t *flow = chorus_flowset_lookup (self->flows, key);
+        if (flow)
+            s_journal_flow (self, flow);
+        else
+        if (record->evicted && json_array_size (left) == 0) {
+            chorus_journal_delete_flow (self->journal, key);
+            zhashx_delete (self->records, key);
+        }
+        free (key);
     }
 }
 
-//  Commits the journal, then carries out what it recorded
+//  Publishes the events that wait, in one batch. After a failure each
+//  goes alone, so that an event the node refuses does not hold back the
+//  others, and what failed stays journaled and waits for a backoff.
+static void
+s_publish (chorus_coordinator_t *self)
+{
+    if (zlistx_size (self->unpublished) == 0 || zclock_mono () < self->publish_at)
+        return;
+    size_t count = 0;
+    for (const char *id = (const char *) zlistx_first (self->unpublished); id;
+         id = (const char *) zlistx_next (self->unpublished)) {
+        s_record_t *record = (s_record_t *) zhashx_lookup (self->records, id);
+        count += record? json_array_size (record->unpublished): 0;
+    }
+    count = count < CHORUS_PUBLISH_BATCH_MAX? count: CHORUS_PUBLISH_BATCH_MAX;
+    s_batch_t batch = {
+        (chorus_publication_t *) zmalloc (count * sizeof (chorus_publication_t) + 1),
+        (s_record_t **) zmalloc (count * sizeof (s_record_t *) + 1),
+        (const char **) zmalloc (count * sizeof (char *) + 1),
+        (json_t **) zmalloc (count * sizeof (json_t *) + 1),
+        (bool *) zmalloc (count * sizeof (bool) + 1), 0};
+    for (const char *id = (const char *) zlistx_first (self->unpublished);
+         id && batch.count < count; id = (const char *) zlistx_next (self->unpublished)) {
+        s_record_t *record = (s_record_t *) zhashx_lookup (self->records, id);
+        size_t index;
+        json_t *entry;
+        json_array_foreach (record? record->unpublished: NULL, index, entry) {
+            if (batch.count == count)
+                break;
+            chorus_publication_t *event = &batch.events [batch.count];
+            event->topic = json_string_value (json_object_get (entry, "topic"));
+            event->key = id;
+            event->correlation = record->correlation;
+            event->causation = record->cause;
+            //  Its payload was made once when the event was (see s_emit and
+            //  s_recover_record): the same value makes the same bytes
+            char error [256];
+            void *payload = NULL;
+            if (s_pack (json_object_get (entry, "payload"), &payload, &event->size, error,
+                        sizeof (error))) {
+                zsys_error ("coordinator: flow %s: event %s: %s", id, event->topic, error);
+                continue;
+            }
+            event->payload = payload;
+            s_emit_id (id, event->topic? event->topic: "", (uint64_t) json_integer_value (
+                       json_object_get (entry, "n")), event->id, sizeof (event->id));
+            batch.records [batch.count] = record;
+            batch.flows [batch.count] = id;
+            batch.entries [batch.count] = entry;
+            batch.count++;
+        }
+    }
+    int code = s_publish_range (self, &batch, 0, batch.count);
+    size_t failed = code? batch.count: 0;
+    if (code && batch.count > 1) {
+        //  One by one; an event of a flow that failed holds back its later ones
+        failed = 0;
+        for (size_t i = 0; i < batch.count; i++) {
+            bool held = i > 0 && batch.records [i - 1] == batch.records [i]
+                     && !batch.published [i - 1];
+            int alone = held? code: s_publish_range (self, &batch, i, 1);
+            if (alone) {
+                code = alone;
+                failed++;
+            }
+        }
+    }
+    s_published (self, &batch);
+    if (failed) {
+        self->publish_tries++;
+        self->publish_at = zclock_mono () + self->publish_backoff;
+        self->publish_backoff = self->publish_backoff * 2 < S_PUBLISH_BACKOFF_MAX_MS?
+                                self->publish_backoff * 2: S_PUBLISH_BACKOFF_MAX_MS;
+        if (code != self->publish_failure)
+            zsys_error ("coordinator: cannot publish %zu flow event%s: %s; they stay in the "
+                        "journal and are tried again", failed, failed == 1? "": "s",
+                        chorus_strerror (code));
+        self->publish_failure = code;
+    }
+    else {
+        if (self->publish_failure)
+            zsys_info ("coordinator: flow events are published again, after %zu failed tries",
+                       self->publish_tries);
+        self->publish_failure = 0;
+        self->publish_tries = 0;
+        self->publish_backoff = S_PUBLISH_BACKOFF_MS;
+    }
+    for (size_t i = 0; i < batch.count; i++)
+        free ((void *) batch.events [i].payload);
+    free (batch.events);
+    free (batch.records);
+    free (batch.flows);
+    free (batch.entries);
+    free (batch.published);
+}
+
+//  Commits the journal, then carries out what it recorded: commands and
+//  timers, then the events to publish. A command that could not be sent
+//  fails its try, and what the engine makes of that goes round again.
 static int
 s_flush (chorus_coordinator_t *self)
 {
-    if (chorus_journal_commit (self->journal)) {
-        zsys_error ("coordinator: %s", chorus_journal_error (self->journal));
-        return -1;      //  nothing leaves before it is journaled; tried again later
-    }
-    zlistx_t *emitted = NULL;
-    for (size_t i = 0; i < self->actions.size; i++) {
-        chorus_action_t *action = &self->actions.items [i];
-        s_act (self, action);
-        if (action->kind == CHORUS_ACTION_EMIT) {
-            if (!emitted) {
-                emitted = zlistx_new ();
-                zlistx_set_duplicator (emitted, (zlistx_duplicator_fn *) strdup);
-                zlistx_set_destructor (emitted, (zlistx_destructor_fn *) zstr_free);
-            }
-            zlistx_add_end (emitted, action->flow);
+    while (true) {
+        if (s_commit (self))
+            return -1;      //  nothing leaves before it is journaled; tried again later
+        if (self->actions.size == 0)
+            break;
+        chorus_actions_t actions = self->actions;
+        chorus_actions_init (&self->actions);
+        zlistx_t *failed = zlistx_new ();
+        for (size_t i = 0; i < actions.size; i++)
+            s_act (self, &actions.items [i], failed);
+        chorus_actions_clear (&actions);
+        for (s_sent_t *sent = (s_sent_t *) zlistx_first (failed); sent;
+             sent = (s_sent_t *) zlistx_next (failed)) {
+            s_fail_try (self, sent);
+            s_sent_destroy (&sent);
         }
+        zlistx_destroy (&failed);
     }
-    chorus_actions_clear (&self->actions);
-    //  Published, so no longer to emit: journaled with the next commit
-    for (char *id = emitted? (char *) zlistx_first (emitted): NULL; id;
-         id = (char *) zlistx_next (emitted)) {
-        chorus_flow_t *flow = chorus_flowset_lookup (self->flows, id);
-        if (flow)
-            s_journal_flow (self, flow, NULL);
-    }
-    zlistx_destroy (&emitted);
+    s_publish (self);
     return 0;
 }
 
@@ -445,9 +786,7 @@ s_on_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg)
         chorus_actions_clear (&actions);
         json_decref (output);
     }
-    free (sent->flow);
-    free (sent->key);
-    free (sent);
+    s_sent_destroy (&sent);
 }
 
 static void
@@ -502,7 +841,7 @@ s_start_flow (chorus_coordinator_t *self, const char *name, const char *id, cons
     chorus_actions_init (&actions);
     flow = chorus_flowset_start (self->flows, def, id, input, s_now (), &actions, existing);
     if (flow && !*existing) {
-        zhashx_update (self->origins, id, s_origin_new (correlation? correlation: id, cause));
+        zhashx_update (self->records, id, s_record_new (correlation? correlation: id, cause));
         s_journal_definition (self, def);
         s_transition (self, flow, &actions);
         s_log (self, "flow %s started: %s v%d", id, name, chorus_flowdef_version (def));
@@ -550,12 +889,7 @@ s_on_trigger (chorus_node_t *node, chorus_event_t *event, void *arg)
 static int
 s_on_flush (chorus_node_t *node, void *arg)
 {
-    chorus_coordinator_t *self = (chorus_coordinator_t *) arg;
-    if (chorus_journal_commit (self->journal)) {
-        zsys_error ("coordinator: %s", chorus_journal_error (self->journal));
-        return -1;
-    }
-    return 0;
+    return s_commit ((chorus_coordinator_t *) arg);
 }
 
 //  --------------------------------------------------------------------------
@@ -656,9 +990,13 @@ s_trace_json (const char *entry, size_t size)
 static void
 s_reply_json (chorus_reply_t *reply, json_t *value)
 {
+    void *payload;
     size_t size;
-    void *payload = s_pack (value, &size);
-    chorus_reply_set_payload (reply, payload, size);
+    char error [256];
+    if (s_pack (value, &payload, &size, error, sizeof (error)))
+        chorus_reply_set_error (reply, "too-big", error, false);
+    else
+        chorus_reply_set_payload (reply, payload, size);
     free (payload);
     json_decref (value);
 }
@@ -724,8 +1062,17 @@ s_on_status (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *rep
     chorus_coordinator_t *self = (chorus_coordinator_t *) arg;
     json_t *request = s_request (command, reply);
     chorus_flow_t *flow = request? s_requested_flow (self, request, reply): NULL;
-    if (flow)
-        s_reply_json (reply, chorus_flow_status (flow));
+    if (flow) {
+        json_t *status = chorus_flow_status (flow);
+        //  Its events that wait to be published, or could not be made
+        s_record_t *record = (s_record_t *) zhashx_lookup (self->records, chorus_flow_id (flow));
+        if (record && json_array_size (record->unpublished))
+            json_object_set_new (status, "unpublished_events",
+                                 json_integer ((json_int_t) json_array_size (record->unpublished)));
+        if (record && json_array_size (record->emit_errors))
+            json_object_set (status, "event_errors", record->emit_errors);
+        s_reply_json (reply, status);
+    }
     json_decref (request);
 }
 
@@ -814,11 +1161,21 @@ s_on_trace (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *repl
         chorus_reply_set_error (reply, "bad-request", "the request needs a \"correlation\"", false);
     else
     if (correlation) {
-        chorus_journal_commit (self->journal);      //  include what was just observed
         json_t *entries = json_array ();
-        chorus_journal_each_trace (self->journal, correlation, s_add_trace, entries);
-        s_reply_json (reply, json_pack ("{s:s, s:o}", "correlation", correlation,
-                                        "events", entries));
+        //  Committed first, to include what was just observed
+        int rc = s_commit (self);
+        if (rc == 0
+        &&  chorus_journal_each_trace (self->journal, correlation, s_add_trace, entries) < 0) {
+            s_journal_failed (self, false);
+            rc = -1;
+        }
+        if (rc) {
+            chorus_reply_set_error (reply, "journal", chorus_journal_error (self->journal), true);
+            json_decref (entries);
+        }
+        else
+            s_reply_json (reply, json_pack ("{s:s, s:o}", "correlation", correlation,
+                                            "events", entries));
     }
     json_decref (request);
 }
@@ -835,11 +1192,16 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
     self->definitions = zhashx_new ();
     zhashx_set_destructor (self->definitions, s_versions_destroy);
     self->journaled = zhashx_new ();
-    self->origins = zhashx_new ();
-    zhashx_set_destructor (self->origins, s_origin_destroy);
+    self->records = zhashx_new ();
+    zhashx_set_destructor (self->records, s_record_destroy);
     self->timers = zlistx_new ();
     zlistx_set_destructor (self->timers, s_timer_destroy);
     zlistx_set_comparator (self->timers, s_compare_timers);
+    self->unpublished = zlistx_new ();
+    zlistx_set_duplicator (self->unpublished, (zlistx_duplicator_fn *) strdup);
+    zlistx_set_destructor (self->unpublished, (zlistx_destructor_fn *) zstr_free);
+    zlistx_set_comparator (self->unpublished, (zlistx_comparator_fn *) strcmp);
+    self->publish_backoff = S_PUBLISH_BACKOFF_MS;
     chorus_actions_init (&self->actions);
     self->flows = chorus_flowset_new (config->keep_finished? config->keep_finished:
                                       S_KEEP_FINISHED);
@@ -852,15 +1214,9 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
         chorus_coordinator_destroy (&self);
         return NULL;
     }
-    zsys_dir_create ("%s", config->store_dir);
-    char *journal_dir = zsys_sprintf ("%s/journal", config->store_dir);
-    self->journal = chorus_journal_new (journal_dir, error, error_size);
-    free (journal_dir);
-    if (!self->journal) {
-        chorus_coordinator_destroy (&self);
-        return NULL;
-    }
-    chorus_journal_set_sync (self->journal, config->journal_sync);
+    self->store_dir = strdup (config->store_dir);
+    self->journal_dir = zsys_sprintf ("%s/journal", config->store_dir);
+    self->journal_sync = config->journal_sync;
 
     self->node = chorus_node_new ("coordinator");
     self->node_dir = zsys_sprintf ("%s/node", config->store_dir);
@@ -891,82 +1247,191 @@ chorus_coordinator_destroy (chorus_coordinator_t **self_p)
     chorus_coordinator_t *self = *self_p;
     if (!self)
         return;
-    if (self->journal)
-        chorus_journal_commit (self->journal);
+    //  What is still pending: events observed, events published
+    if (self->journal && !self->damaged && chorus_journal_commit (self->journal))
+        zsys_error ("coordinator: %s", chorus_journal_error (self->journal));
     chorus_node_destroy (&self->node);
     chorus_journal_destroy (&self->journal);
     chorus_flowset_destroy (&self->flows);
     chorus_actions_clear (&self->actions);
     free (self->actions.items);
     zlistx_destroy (&self->timers);
-    zhashx_destroy (&self->origins);
+    zlistx_destroy (&self->unpublished);
+    zhashx_destroy (&self->records);
     zhashx_destroy (&self->journaled);
     zhashx_destroy (&self->definitions);
+    free (self->store_dir);
+    free (self->journal_dir);
     free (self->node_dir);
     free (self);
     *self_p = NULL;
 }
 
-//  Rebuilds one journaled flow and asks it what to re-send and re-arm
+//  A journaled flow that cannot be rebuilt: the journal is damaged, and
+//  the coordinator does not start without it; returns 1 to stop reading
+static int
+s_unrecoverable (chorus_coordinator_t *self, const char *id, const char *why)
+{
+    char what [768];
+    snprintf (what, sizeof (what), "journal %s is damaged: flow %s: %s", self->journal_dir, id,
+              why);
+    s_damaged (self, what);
+    return 1;
+}
+
+//  Our part of a journaled record: the events the flow still had to
+//  publish when the coordinator stopped, and those it could not make
+static int
+s_recover_record (chorus_coordinator_t *self, const char *id, json_t *json, s_record_t *record)
+{
+    json_t *emitted = json_object_get (json, "emitted");
+    json_t *emits = json_object_get (json, "emits");
+    json_t *errors = json_object_get (json, "emit_errors");
+    if ((emitted && !json_is_integer (emitted)) || (emits && !json_is_array (emits))
+    ||  (errors && !json_is_array (errors)))
+        return s_unrecoverable (self, id, "its record does not decode (events)");
+    record->emitted = emitted? (uint64_t) json_integer_value (emitted): 0;
+    size_t index;
+    json_t *emit;
+    json_array_foreach (emits, index, emit) {
+        const char *topic = json_string_value (json_object_get (emit, "topic"));
+        json_t *n = json_object_get (emit, "n");
+        if (!topic || (n && !json_is_integer (n)))
+            return s_unrecoverable (self, id, "its record does not decode (an event)");
+        //  Journals from before numbered events: number them now, the same
+        //  way after every restart until they are published
+        json_int_t number = n? json_integer_value (n): (json_int_t) ++record->emitted;
+        json_t *payload = json_object_get (emit, "payload");
+        void *data;
+        size_t size;
+        char error [256];
+        if (s_pack (payload, &data, &size, error, sizeof (error))) {
+            zsys_error ("coordinator: flow %s: event %s cannot be published: its payload %s",
+                        id, topic, error);
+            json_array_append_new (record->emit_errors, json_pack ("{s:s, s:I, s:s}", "topic",
+                                   topic, "n", number, "error", error));
+            continue;
+        }
+        free (data);
+        json_array_append_new (record->unpublished, json_pack ("{s:s, s:O?, s:I}", "topic",
+                               topic, "payload", payload, "n", number));
+    }
+    if (errors)
+        json_array_extend (record->emit_errors, errors);
+    if (json_array_size (record->unpublished))
+        zlistx_add_end (self->unpublished, (void *) id);
+    return 0;
+}
+
+//  Rebuilds one journaled flow and asks it what to re-send and re-arm. A
+//  record that does not decode or does not load stops the recovery.
 static int
 s_recover_flow (const char *id, const char *text, void *arg)
 {
     chorus_coordinator_t *self = (chorus_coordinator_t *) arg;
-    json_t *record = json_loads (text, 0, NULL);
-    json_t *state = record? json_object_get (record, "state"): NULL;
-    const char *name = state? json_string_value (json_object_get (state, "flow")): NULL;
-    int version = state? (int) json_integer_value (json_object_get (state, "version")): 0;
-    chorus_flowdef_t *def = name? s_version (self, name, version): NULL;
-    char error [256] = "";
-    chorus_flow_t *flow = def? chorus_flow_load (def, state, error, sizeof (error)): NULL;
-    if (!flow) {
-        zsys_error ("coordinator: cannot recover flow %s: %s", id, def? error:
-                    "its definition is neither loaded nor journaled");
-        json_decref (record);
-        return 0;
+    json_error_t parse_error;
+    json_t *json = json_loads (text, 0, &parse_error);
+    if (!json_is_object (json)) {
+        char why [256];
+        snprintf (why, sizeof (why), "its record does not decode (%s)", json? "not a JSON "
+                  "object": parse_error.text);
+        json_decref (json);
+        return s_unrecoverable (self, id, why);
     }
-    const char *correlation = json_string_value (json_object_get (record, "correlation"));
-    const char *cause = json_string_value (json_object_get (record, "cause"));
-    zhashx_update (self->origins, id, s_origin_new (correlation? correlation: id, cause));
+    json_t *state = json_object_get (json, "state");
+    const char *name = json_string_value (json_object_get (state, "flow"));
+    json_t *version = json_object_get (state, "version");
+    const char *correlation = json_string_value (json_object_get (json, "correlation"));
+    const char *cause = json_string_value (json_object_get (json, "cause"));
+    if (!json_is_object (state) || !name || !json_is_integer (version)
+    ||  (json_object_get (json, "correlation") && !correlation)
+    ||  (json_object_get (json, "cause") && !cause)) {
+        json_decref (json);
+        return s_unrecoverable (self, id, "its record does not decode (no flow state)");
+    }
+    char why [768] = "";
+    chorus_flowdef_t *def = s_version (self, name, (int) json_integer_value (version), why,
+                                       sizeof (why));
+    if (!def) {
+        json_decref (json);
+        chorus_journal_failure_t failure = chorus_journal_failure (self->journal);
+        if (failure == CHORUS_JOURNAL_OK)
+            return s_unrecoverable (self, id, why);
+        if (failure == CHORUS_JOURNAL_DAMAGED)
+            s_damaged (self, why);
+        else
+            snprintf (self->error, sizeof (self->error), "%s", why);
+        return 1;
+    }
+    char error [256] = "";
+    chorus_flow_t *flow = chorus_flow_load (def, state, error, sizeof (error));
+    if (!flow) {
+        snprintf (why, sizeof (why), "its state does not load: %s", error);
+        json_decref (json);
+        return s_unrecoverable (self, id, why);
+    }
+    s_record_t *record = s_record_new (correlation? correlation: id, cause);
+    zhashx_update (self->records, id, record);
     char key [128];
-    snprintf (key, sizeof (key), "%s/%d", name, version);
+    snprintf (key, sizeof (key), "%s/%d", name, (int) json_integer_value (version));
     zhashx_update (self->journaled, key, (void *) 1);
     chorus_flowset_insert (self->flows, flow);
-    chorus_actions_t actions;
-    chorus_actions_init (&actions);
-    if (!chorus_flow_finished (flow))
-        chorus_flow_resume (flow, s_now (), &actions);
-    //  Events it had to emit when the coordinator stopped
-    json_t *emits = json_object_get (record, "emits");
-    for (size_t i = 0; i < json_array_size (emits); i++) {
-        json_t *emit = json_array_get (emits, i);
-        const char *topic = json_string_value (json_object_get (emit, "topic"));
-        if (!topic)
-            continue;
-        chorus_action_t action = {CHORUS_ACTION_EMIT, strdup (id), NULL, NULL, NULL,
-                                  json_incref (json_object_get (emit, "payload")), 0, 0,
-                                  strdup (topic)};
-        if (actions.size == actions.max) {
-            actions.max = actions.max? actions.max * 2: 4;
-            actions.items = (chorus_action_t *) realloc (actions.items,
-                                                         actions.max * sizeof (chorus_action_t));
+    int rc = s_recover_record (self, id, json, record);
+    json_decref (json);
+    if (rc)
+        return rc;
+    if (chorus_flow_finished (flow)) {
+        char *evicted = chorus_flowset_finished (self->flows, flow);
+        if (evicted) {
+            s_forget (self, evicted);
+            free (evicted);
         }
-        actions.items [actions.size++] = action;
     }
-    if (actions.size || !chorus_flow_finished (flow))
+    else {
+        chorus_actions_t actions;
+        chorus_actions_init (&actions);
+        chorus_flow_resume (flow, s_now (), &actions);
         s_transition (self, flow, &actions);
-    else
-        free (chorus_flowset_finished (self->flows, flow));
-    chorus_actions_clear (&actions);
-    json_decref (record);
+        chorus_actions_clear (&actions);
+    }
+    return 0;
+}
+
+//  The journal: opened, and every flow in it recovered; 0 or -1
+static int
+s_open_journal (chorus_coordinator_t *self)
+{
+    zsys_dir_create ("%s", self->store_dir);
+    char error [768];
+    chorus_journal_failure_t failure;
+    self->journal = chorus_journal_new (self->journal_dir, true, &failure, error, sizeof (error));
+    if (!self->journal) {
+        if (failure == CHORUS_JOURNAL_DAMAGED)
+            s_damaged (self, error);
+        else
+            snprintf (self->error, sizeof (self->error), "%s", error);
+        return -1;
+    }
+    chorus_journal_set_sync (self->journal, self->journal_sync);
+    if (chorus_journal_each_flow (self->journal, s_recover_flow, self) < 0) {
+        if (chorus_journal_failure (self->journal) == CHORUS_JOURNAL_DAMAGED)
+            s_damaged (self, chorus_journal_error (self->journal));
+        else
+            snprintf (self->error, sizeof (self->error), "%s",
+                      chorus_journal_error (self->journal));
+        return -1;
+    }
+    if (self->damaged || self->error [0])
+        return -1;
+    s_log (self, "recovered %zu flows", chorus_flowset_size (self->flows));
     return 0;
 }
 
 int
 chorus_coordinator_start (chorus_coordinator_t *self)
 {
-    chorus_journal_each_flow (self->journal, s_recover_flow, self);
-    s_log (self, "recovered %zu flows", chorus_flowset_size (self->flows));
+    if (s_open_journal (self))
+        return -1;
     //  Triggers: one subscription per distinct topic, as group "coordinator"
     zhashx_t *topics = zhashx_new ();
     for (zlistx_t *versions = (zlistx_t *) zhashx_first (self->definitions); versions;
@@ -984,9 +1449,21 @@ chorus_coordinator_start (chorus_coordinator_t *self)
     chorus_node_handle (self->node, "flow.cancel", s_on_cancel, self);
     chorus_node_handle (self->node, "flow.retry", s_on_retry, self);
     chorus_node_handle (self->node, "flow.trace", s_on_trace, self);
-    if (chorus_node_start (self->node))
+    if (chorus_node_start (self->node)) {
+        int code = chorus_errno ();
+        char what [512];
+        snprintf (what, sizeof (what), "node store %s is damaged (%s)", self->node_dir,
+                  chorus_strerror (code));
+        if (code == CHORUS_ECORRUPT)
+            s_damaged (self, what);
+        else
+            snprintf (self->error, sizeof (self->error), "cannot join the mesh: %s",
+                      chorus_strerror (code));
         return -1;
-    s_flush (self);     //  what recovery re-sends; a failed commit is tried again
+    }
+    //  What recovery re-sends; a failed commit is tried again
+    if (s_flush (self) && self->damaged)
+        return -1;
     return 0;
 }
 
@@ -996,9 +1473,23 @@ chorus_coordinator_node (chorus_coordinator_t *self)
     return self->node;
 }
 
+const char *
+chorus_coordinator_error (chorus_coordinator_t *self)
+{
+    return self->error;
+}
+
+bool
+chorus_coordinator_damaged (chorus_coordinator_t *self)
+{
+    return self->damaged;
+}
+
 int
 chorus_coordinator_run (chorus_coordinator_t *self, int timeout_ms)
 {
+    if (self->damaged)
+        return -1;
     int64_t end = timeout_ms < 0? -1: zclock_mono () + timeout_ms;
     zpoller_t *poller = zpoller_new (chorus_node_socket (self->node), NULL);
     int rc = 0;
@@ -1025,9 +1516,14 @@ chorus_coordinator_run (chorus_coordinator_t *self, int timeout_ms)
         s_fire_timers (self);
         s_flush (self);
         uint64_t now = s_now ();
-        if (now - self->last_sweep > 60000) {
-            chorus_journal_expire_traces (self->journal, now - S_TRACE_KEEP_MS, 10000);
+        if (!self->damaged && now - self->last_sweep > 60000) {
+            if (chorus_journal_expire_traces (self->journal, now - S_TRACE_KEEP_MS, 10000) < 0)
+                s_journal_failed (self, true);
             self->last_sweep = now;
+        }
+        if (self->damaged) {
+            rc = -1;
+            break;
         }
     }
     zpoller_destroy (&poller);

@@ -28,23 +28,35 @@ typedef struct {
     bool verbose;               //  log to stderr
 } chorus_coordinator_config_t;
 
-//  Loads every definition in the flows directory and opens the journal.
-//  On failure returns NULL with "file:line:column: problem" (or another
-//  reason) in error.
+//  Loads every definition in the flows directory. On failure returns NULL
+//  with "file:line:column: problem" (or another reason) in error.
 chorus_coordinator_t *
     chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
                             size_t error_size);
 void
     chorus_coordinator_destroy (chorus_coordinator_t **self_p);
 
-//  Recovers the journaled flows and joins the mesh; 0 or -1
+//  Opens the journal, recovers the journaled flows and joins the mesh; 0,
+//  or -1 with chorus_coordinator_error. A journal or node store that is
+//  damaged (corrupt, torn, with commits missing, or a record that does not
+//  decode or load) is refused, never taken for an empty one: see
+//  chorus_coordinator_damaged.
 int
     chorus_coordinator_start (chorus_coordinator_t *self);
 
 //  Runs for up to timeout_ms (-1: until interrupted); 0, or -1 when
-//  interrupted
+//  interrupted or when the journal turned out damaged (then
+//  chorus_coordinator_damaged is true)
 int
     chorus_coordinator_run (chorus_coordinator_t *self, int timeout_ms);
+
+//  Why start or run failed: for a damaged store, what is damaged and the
+//  commands that check and repair it
+const char *
+    chorus_coordinator_error (chorus_coordinator_t *self);
+//  Whether the journal or the node store is damaged (the daemon exits 5)
+bool
+    chorus_coordinator_damaged (chorus_coordinator_t *self);
 
 chorus_node_t *
     chorus_coordinator_node (chorus_coordinator_t *self);

@@ -30,10 +30,20 @@ s_usage (FILE *out)
         "  --beacon PORT      UDP beacon discovery on PORT\n"
         "  --keep N           finished flows kept for status queries (default 10000)\n"
         "  --no-sync          do not fsync journal commits (faster, survives a crash of\n"
-        "                     the process but not of the machine)\n"
+        "                     the process but not of the machine: after one, the journal\n"
+        "                     may miss its last commits and is refused until repaired)\n"
         "  --verbose          log what happens\n"
         "  --help             show this help and exit\n"
-        "  --version          show the version and exit\n");
+        "  --version          show the version and exit\n"
+        "\n"
+        "A damaged store (its journal or its node store corrupt, torn, or missing\n"
+        "commits that were made) is refused, never taken for an empty one: the\n"
+        "coordinator says what is damaged and exits 5. `chorus store check DIR`\n"
+        "shows what the store holds; `chorus store repair DIR` keeps what is\n"
+        "readable and reports what was lost.\n"
+        "\n"
+        "Exit status: 0 stopped by a signal (or --check passed), 1 failure (flows\n"
+        "that do not load, a store locked or unwritable), 2 bad usage, 5 damaged store.\n");
 }
 
 int
@@ -117,17 +127,22 @@ main (int argc, char **argv)
         return 1;
     }
     if (chorus_coordinator_start (coordinator)) {
-        fprintf (stderr, "chorus-coordinator: cannot join the mesh: %s\n",
-                 chorus_strerror (chorus_errno ()));
+        fprintf (stderr, "chorus-coordinator: %s\n", chorus_coordinator_error (coordinator));
+        int status = chorus_coordinator_damaged (coordinator)? 5: 1;
         chorus_coordinator_destroy (&coordinator);
         free (env);
-        return 1;
+        return status;
     }
     printf ("chorus-coordinator ready at %s\n",
             chorus_node_endpoint (chorus_coordinator_node (coordinator)));
     fflush (stdout);
     chorus_coordinator_run (coordinator, -1);
+    int status = 0;
+    if (chorus_coordinator_damaged (coordinator)) {
+        fprintf (stderr, "chorus-coordinator: %s\n", chorus_coordinator_error (coordinator));
+        status = 5;
+    }
     chorus_coordinator_destroy (&coordinator);
     free (env);
-    return 0;
+    return status;
 }

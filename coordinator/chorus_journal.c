@@ -2,87 +2,117 @@
     header). Keys: 'f' + flow id -> flow record; 'd' + name + 0 + version
     (4 bytes) -> definition source; 't' + correlation + 0 + time (8) +
     event id -> trace entry; 'x' + time (8) + correlation + 0 + event id ->
-    nothing, the index that lets old trace entries expire in time order.
+    nothing, the index that lets old trace entries expire in time order;
+    'c' -> the number of commits made (8 bytes), written by every commit.
+
+    Beside LevelDB's files, CHORUS-COMMITS holds the count of the last
+    commit that carried a promise (flow state or definitions), written
+    after LevelDB has it: a journal that holds fewer commits than its mark
+    lost acknowledged work, and is refused.
 */
-#include "chorus_journal.h"
+#include "chorus_journal_private.h"
 
 #include <leveldb/c.h>
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-struct _chorus_journal_t {
-    leveldb_t *db;                      //  the database
-    leveldb_options_t *options;         //  how it was opened
-    leveldb_writeoptions_t *write;      //  sync or not
-    leveldb_writeoptions_t *lazy;       //  never sync: for batches of trace entries only
-    leveldb_readoptions_t *read;        //  default reads
-    leveldb_writebatch_t *batch;        //  pending writes
-    size_t pending;                     //  how many
-    bool promised;                      //  the batch holds flow state or definitions
-    char error [512];                   //  why the last call failed
-};
+//  --------------------------------------------------------------------------
+//  Failures: a kind and a message that names the journal
 
-static int
-s_fail (chorus_journal_t *self, const char *what, char *leveldb_error)
+//  What a LevelDB status says went wrong
+chorus_journal_failure_t
+chorus__journal_classify (const char *text)
 {
-    snprintf (self->error, sizeof (self->error), "journal: %s: %s", what,
-              leveldb_error? leveldb_error: "unknown error");
+    if (!text)
+        return CHORUS_JOURNAL_FAILED;
+    if (strstr (text, "Corruption:"))
+        return CHORUS_JOURNAL_DAMAGED;
+    //  A table shorter than its manifest says (torn) is read past its end
+    if ((strstr (text, ".ldb: ") || strstr (text, ".sst: "))
+    &&  (strstr (text, "Invalid argument") || strstr (text, "No such file or directory")))
+        return CHORUS_JOURNAL_DAMAGED;
+    if (strstr (text, "IO error: lock "))
+        return CHORUS_JOURNAL_LOCKED;
+    if (strstr (text, "No space left on device") || strstr (text, "Disk quota exceeded"))
+        return CHORUS_JOURNAL_FULL;
+    if (strstr (text, "Permission denied") || strstr (text, "Read-only file system")
+    ||  strstr (text, "Operation not permitted"))
+        return CHORUS_JOURNAL_DENIED;
+    if (strstr (text, "does not exist (create_if_missing is false)"))
+        return CHORUS_JOURNAL_MISSING;
+    return CHORUS_JOURNAL_FAILED;
+}
+
+chorus_journal_failure_t
+chorus__journal_classify_errno (int code)
+{
+    return code == ENOSPC || code == EDQUOT? CHORUS_JOURNAL_FULL:
+           code == EACCES || code == EPERM || code == EROFS? CHORUS_JOURNAL_DENIED:
+           code == ENOENT? CHORUS_JOURNAL_MISSING: CHORUS_JOURNAL_FAILED;
+}
+
+//  Writes the message for a failure of `what` (e.g. "commit") into error
+void
+chorus__journal_describe (char *error, size_t error_size, const char *dir,
+                          chorus_journal_failure_t kind, const char *what, const char *reason)
+{
+    reason = reason? reason: "unknown error";
+    switch (kind) {
+        case CHORUS_JOURNAL_LOCKED:
+            snprintf (error, error_size, "journal %s is locked by another process (is another "
+                      "coordinator running on this store?): %s", dir, reason);
+            break;
+        case CHORUS_JOURNAL_FULL:
+            snprintf (error, error_size, "journal %s: %s failed: no space left on the device "
+                      "(%s)", dir, what, reason);
+            break;
+        case CHORUS_JOURNAL_DENIED:
+            snprintf (error, error_size, "journal %s: %s failed: permission denied (%s)", dir,
+                      what, reason);
+            break;
+        case CHORUS_JOURNAL_DAMAGED:
+            snprintf (error, error_size, "journal %s is damaged: %s: %s%s", dir, what, reason,
+                      strstr (reason, "Invalid argument")? " (a table is shorter than the "
+                      "journal recorded: torn)": "");
+            break;
+        case CHORUS_JOURNAL_MISSING:
+            snprintf (error, error_size, "journal %s: there is no journal there (%s)", dir,
+                      reason);
+            break;
+        default:
+            snprintf (error, error_size, "journal %s: %s failed: %s", dir, what, reason);
+    }
+}
+
+//  Records a failure; returns -1
+int
+chorus__journal_fail (chorus_journal_t *self, chorus_journal_failure_t kind, const char *what,
+        const char *reason)
+{
+    self->failure = kind;
+    chorus__journal_describe (self->error, sizeof (self->error), self->dir, kind, what, reason);
+    return -1;
+}
+
+//  Takes a LevelDB error string and frees it; returns -1
+static int
+s_fail_leveldb (chorus_journal_t *self, const char *what, char *leveldb_error)
+{
+    chorus__journal_fail (self, chorus__journal_classify (leveldb_error), what, leveldb_error);
     leveldb_free (leveldb_error);
     return -1;
 }
 
-chorus_journal_t *
-chorus_journal_new (const char *dir, char *error, size_t error_size)
-{
-    chorus_journal_t *self = (chorus_journal_t *) calloc (1, sizeof (chorus_journal_t));
-    self->options = leveldb_options_create ();
-    leveldb_options_set_create_if_missing (self->options, 1);
-    char *leveldb_error = NULL;
-    self->db = leveldb_open (self->options, dir, &leveldb_error);
-    if (!self->db) {
-        snprintf (error, error_size, "journal %s: %s", dir,
-                  leveldb_error? leveldb_error: "cannot open");
-        leveldb_free (leveldb_error);
-        leveldb_options_destroy (self->options);
-        free (self);
-        return NULL;
-    }
-    self->write = leveldb_writeoptions_create ();
-    leveldb_writeoptions_set_sync (self->write, 1);
-    self->lazy = leveldb_writeoptions_create ();
-    self->read = leveldb_readoptions_create ();
-    self->batch = leveldb_writebatch_create ();
-    return self;
-}
-
-void
-chorus_journal_destroy (chorus_journal_t **self_p)
-{
-    chorus_journal_t *self = *self_p;
-    if (self) {
-        leveldb_writebatch_destroy (self->batch);
-        leveldb_readoptions_destroy (self->read);
-        leveldb_writeoptions_destroy (self->write);
-        leveldb_writeoptions_destroy (self->lazy);
-        leveldb_close (self->db);
-        leveldb_options_destroy (self->options);
-        free (self);
-        *self_p = NULL;
-    }
-}
-
-const char *
-chorus_journal_error (chorus_journal_t *self)
-{
-    return self->error;
-}
-
-void
-chorus_journal_set_sync (chorus_journal_t *self, bool sync)
-{
-    leveldb_writeoptions_set_sync (self->write, sync);
-}
+//  --------------------------------------------------------------------------
+//  Keys and numbers
 
 //  A key made of a namespace byte and parts; returns its length
 static size_t
@@ -113,6 +143,239 @@ s_get_u64 (const char *at)
         value = (value << 8) | (uint8_t) at [i];
     return value;
 }
+
+//  --------------------------------------------------------------------------
+//  Opening: a damaged journal is never taken for a new one
+
+//  What a journal directory holds before LevelDB opens it
+typedef struct {
+    bool exists;                //  the directory is there
+    bool current;               //  LevelDB's CURRENT file is there
+    size_t data;                //  files that hold or describe data
+} s_contents_t;
+
+static bool
+s_ends_with (const char *name, const char *suffix)
+{
+    size_t length = strlen (name), size = strlen (suffix);
+    return length > size && strcmp (name + length - size, suffix) == 0;
+}
+
+//  0, or -1 with the reason in error
+static int
+s_inspect (const char *dir, s_contents_t *contents, chorus_journal_failure_t *failure,
+           char *error, size_t error_size)
+{
+    memset (contents, 0, sizeof *contents);
+    DIR *handle = opendir (dir);
+    if (!handle) {
+        if (errno == ENOENT)
+            return 0;
+        *failure = chorus__journal_classify_errno (errno);
+        if (*failure == CHORUS_JOURNAL_MISSING)
+            *failure = CHORUS_JOURNAL_FAILED;
+        chorus__journal_describe (error, error_size, dir, *failure, "reading its directory",
+                                  strerror (errno));
+        return -1;
+    }
+    contents->exists = true;
+    struct dirent *entry;
+    while ((entry = readdir (handle))) {
+        const char *name = entry->d_name;
+        if (strcmp (name, "CURRENT") == 0)
+            contents->current = true;
+        else
+        if (s_ends_with (name, ".log") || s_ends_with (name, ".ldb") || s_ends_with (name, ".sst")
+        ||  strncmp (name, "MANIFEST-", 9) == 0 || strcmp (name, S_MARK_FILE) == 0)
+            contents->data++;
+    }
+    closedir (handle);
+    return 0;
+}
+
+//  The commit mark: 0 when there is none (a journal made before marks)
+static int
+s_mark_read (int fd, uint64_t *mark)
+{
+    char text [S_MARK_SIZE + 1];
+    ssize_t size = pread (fd, text, S_MARK_SIZE, 0);
+    *mark = 0;
+    if (size < 0)
+        return -1;
+    if (size == 0)
+        return 0;
+    text [size] = 0;
+    char *end = NULL;
+    uint64_t value = strtoull (text, &end, 10);
+    //  A mark torn by a crash of the machine tells nothing: it is read as
+    //  none, which can only hide a loss, never invent one
+    if (size == S_MARK_SIZE && end == text + S_MARK_SIZE - 1 && *end == '\n')
+        *mark = value;
+    return 0;
+}
+
+int
+chorus__journal_mark_write (int fd, uint64_t commits)
+{
+    char text [S_MARK_SIZE + 1];
+    snprintf (text, sizeof (text), "%020" PRIu64 "\n", commits);
+    return pwrite (fd, text, S_MARK_SIZE, 0) == S_MARK_SIZE? 0: -1;
+}
+
+//  The commit count the journal holds, in *commits; 0 or -1
+static int
+s_read_commits (chorus_journal_t *self, uint64_t *commits)
+{
+    char *leveldb_error = NULL;
+    size_t size = 0;
+    char *value = leveldb_get (self->db, self->read, "c", 1, &size, &leveldb_error);
+    *commits = 0;
+    if (leveldb_error)
+        return s_fail_leveldb (self, "reading its commit count", leveldb_error);
+    if (value && size != 8) {
+        leveldb_free (value);
+        return chorus__journal_fail (self, CHORUS_JOURNAL_DAMAGED, "its commit count",
+                       "the record does not decode");
+    }
+    if (value)
+        *commits = s_get_u64 (value);
+    leveldb_free (value);
+    return 0;
+}
+
+//  Opens the database and the mark (its count in *mark_out, when not NULL);
+//  with check_mark, a journal that holds fewer commits than its mark says
+//  were made fails as damaged. On failure returns NULL with the reason in
+//  error and its kind in *failure.
+chorus_journal_t *
+chorus__journal_open (const char *dir, bool create, bool check_mark, uint64_t *mark_out,
+        chorus_journal_failure_t *failure, char *error, size_t error_size)
+{
+    chorus_journal_failure_t kind = CHORUS_JOURNAL_OK;
+    s_contents_t contents;
+    if (s_inspect (dir, &contents, &kind, error, error_size)) {
+        if (failure)
+            *failure = kind;
+        return NULL;
+    }
+    bool fresh = !contents.current && contents.data == 0;
+    if (!contents.current && contents.data > 0) {
+        char reason [160];
+        snprintf (reason, sizeof (reason), "it holds %zu LevelDB file%s but no CURRENT file, "
+                  "which says which of them are live", contents.data,
+                  contents.data == 1? "": "s");
+        chorus__journal_describe (error, error_size, dir, CHORUS_JOURNAL_DAMAGED,
+                                  "its CURRENT file is missing", reason);
+        if (failure)
+            *failure = CHORUS_JOURNAL_DAMAGED;
+        return NULL;
+    }
+    if (fresh && !create) {
+        chorus__journal_describe (error, error_size, dir, CHORUS_JOURNAL_MISSING, "open",
+                    contents.exists? "the directory is empty": "no such directory");
+        if (failure)
+            *failure = CHORUS_JOURNAL_MISSING;
+        return NULL;
+    }
+    chorus_journal_t *self = (chorus_journal_t *) calloc (1, sizeof (chorus_journal_t));
+    self->dir = strdup (dir);
+    self->mark = -1;
+    self->options = leveldb_options_create ();
+    leveldb_options_set_create_if_missing (self->options, fresh);
+    leveldb_options_set_paranoid_checks (self->options, 1);
+    self->write = leveldb_writeoptions_create ();
+    leveldb_writeoptions_set_sync (self->write, 1);
+    self->lazy = leveldb_writeoptions_create ();
+    self->read = leveldb_readoptions_create ();
+    leveldb_readoptions_set_verify_checksums (self->read, 1);
+    self->batch = leveldb_writebatch_create ();
+
+    char *leveldb_error = NULL;
+    self->db = leveldb_open (self->options, dir, &leveldb_error);
+    int rc = self->db? 0: s_fail_leveldb (self, "open", leveldb_error);
+    if (rc == 0)
+        rc = s_read_commits (self, &self->commits);
+    if (rc == 0) {
+        char path [4096];
+        snprintf (path, sizeof (path), "%s/%s", dir, S_MARK_FILE);
+        self->mark = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        uint64_t mark = 0;
+        if (self->mark < 0 || s_mark_read (self->mark, &mark) < 0)
+            rc = chorus__journal_fail (self, chorus__journal_classify_errno (errno),
+                                       "opening its commit mark " S_MARK_FILE, strerror (errno));
+        if (mark_out)
+            *mark_out = mark;
+        if (rc == 0 && mark > self->commits && check_mark) {
+            char reason [256];
+            snprintf (reason, sizeof (reason), "it holds %" PRIu64 " commits, but %" PRIu64
+                      " were made: the last %" PRIu64 " are missing (its log was cut short, "
+                      "emptied or removed)", self->commits, mark, mark - self->commits);
+            rc = chorus__journal_fail (self, CHORUS_JOURNAL_DAMAGED, "commits are missing", reason);
+        }
+        if (rc == 0 && mark < self->commits
+        &&  chorus__journal_mark_write (self->mark, self->commits))
+            rc = chorus__journal_fail (self, chorus__journal_classify_errno (errno),
+                                       "writing its commit mark " S_MARK_FILE, strerror (errno));
+    }
+    if (rc) {
+        snprintf (error, error_size, "%s", self->error);
+        if (failure)
+            *failure = self->failure;
+        chorus_journal_destroy (&self);
+        return NULL;
+    }
+    if (failure)
+        *failure = CHORUS_JOURNAL_OK;
+    return self;
+}
+
+chorus_journal_t *
+chorus_journal_new (const char *dir, bool create, chorus_journal_failure_t *failure,
+                    char *error, size_t error_size)
+{
+    return chorus__journal_open (dir, create, true, NULL, failure, error, error_size);
+}
+
+void
+chorus_journal_destroy (chorus_journal_t **self_p)
+{
+    chorus_journal_t *self = *self_p;
+    if (self) {
+        leveldb_writebatch_destroy (self->batch);
+        leveldb_readoptions_destroy (self->read);
+        leveldb_writeoptions_destroy (self->write);
+        leveldb_writeoptions_destroy (self->lazy);
+        if (self->db)
+            leveldb_close (self->db);
+        leveldb_options_destroy (self->options);
+        if (self->mark >= 0)
+            close (self->mark);
+        free (self->dir);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+const char *
+chorus_journal_error (chorus_journal_t *self)
+{
+    return self->error;
+}
+
+chorus_journal_failure_t
+chorus_journal_failure (chorus_journal_t *self)
+{
+    return self->failure;
+}
+
+void
+chorus_journal_set_sync (chorus_journal_t *self, bool sync)
+{
+    leveldb_writeoptions_set_sync (self->write, sync);
+}
+
+//  --------------------------------------------------------------------------
+//  Writes
 
 void
 chorus_journal_put_flow (chorus_journal_t *self, const char *id, const char *record)
@@ -178,14 +441,25 @@ chorus_journal_commit (chorus_journal_t *self)
     //  every event, often in turns of their own) is not worth a disk flush.
     //  It reaches the OS, so survives a crash of the process; a crash of
     //  the machine may lose the last such entries.
+    char count [8];
+    s_put_u64 (count, self->commits + 1);
+    leveldb_writebatch_put (self->batch, "c", 1, count, 8);
     char *leveldb_error = NULL;
     leveldb_write (self->db, self->promised? self->write: self->lazy, self->batch,
                    &leveldb_error);
+    if (leveldb_error)      //  the batch stays, to be tried again
+        return s_fail_leveldb (self, "commit", leveldb_error);
+    self->commits++;
+    bool promised = self->promised;
     leveldb_writebatch_clear (self->batch);
     self->pending = 0;
     self->promised = false;
-    if (leveldb_error)
-        return s_fail (self, "commit", leveldb_error);
+    //  The mark follows the commit: it may lag behind (a crash between the
+    //  two), never run ahead of what LevelDB has
+    if (promised && chorus__journal_mark_write (self->mark, self->commits))
+        return chorus__journal_fail (self, chorus__journal_classify_errno (errno),
+                                     "commit (LevelDB has it, but its commit mark " S_MARK_FILE
+                                     " could not follow)", strerror (errno));
     return 0;
 }
 
@@ -195,14 +469,12 @@ chorus_journal_pending (chorus_journal_t *self)
     return self->pending;
 }
 
-//  Calls fn (key, key length, value, value length) for the keys starting
-//  with prefix; stops when fn returns non-zero
-typedef int (s_visit_fn) (const char *key, size_t key_size, const char *value, size_t size,
-                          void *arg);
+//  --------------------------------------------------------------------------
+//  Reads
 
-static int
-s_scan (chorus_journal_t *self, const char *prefix, size_t prefix_size, s_visit_fn *fn,
-        void *arg)
+int
+chorus__journal_scan (chorus_journal_t *self, const char *prefix, size_t prefix_size,
+                      chorus__journal_visit_fn *fn, void *arg)
 {
     leveldb_iterator_t *it = leveldb_create_iterator (self->db, self->read);
     int count = 0;
@@ -221,7 +493,9 @@ s_scan (chorus_journal_t *self, const char *prefix, size_t prefix_size, s_visit_
     leveldb_iter_get_error (it, &leveldb_error);
     leveldb_iter_destroy (it);
     if (leveldb_error)
-        return s_fail (self, "read", leveldb_error);
+        return s_fail_leveldb (self, prefix [0] == 'f'? "reading flows":
+                               prefix [0] == 'd'? "reading definitions": "reading traces",
+                               leveldb_error);
     return count;
 }
 
@@ -246,11 +520,12 @@ int
 chorus_journal_each_flow (chorus_journal_t *self, chorus_journal_flow_fn *fn, void *arg)
 {
     s_flow_visit_t visit = {fn, arg};
-    return s_scan (self, "f", 1, s_visit_flow, &visit);
+    return chorus__journal_scan (self, "f", 1, s_visit_flow, &visit);
 }
 
-char *
-chorus_journal_definition (chorus_journal_t *self, const char *name, int version)
+int
+chorus_journal_definition (chorus_journal_t *self, const char *name, int version,
+                           char **source)
 {
     char key [128];
     char number [16];
@@ -258,16 +533,15 @@ chorus_journal_definition (chorus_journal_t *self, const char *name, int version
     size_t length = s_key (key, sizeof (key), 'd', name, number);
     char *leveldb_error = NULL;
     size_t size = 0;
+    *source = NULL;
     char *value = leveldb_get (self->db, self->read, key, length, &size, &leveldb_error);
-    if (leveldb_error) {
-        s_fail (self, "read definition", leveldb_error);
-        return NULL;
+    if (leveldb_error)
+        return s_fail_leveldb (self, "read definition", leveldb_error);
+    if (value) {
+        *source = strndup (value, size);
+        leveldb_free (value);
     }
-    if (!value)
-        return NULL;
-    char *source = strndup (value, size);
-    leveldb_free (value);
-    return source;
+    return 0;
 }
 
 typedef struct {
@@ -290,7 +564,7 @@ chorus_journal_each_trace (chorus_journal_t *self, const char *correlation,
     size_t length = s_key (prefix, sizeof (prefix) - 1, 't', correlation, NULL);
     prefix [length++] = 0;
     s_trace_visit_t visit = {fn, arg};
-    return s_scan (self, prefix, length, s_visit_trace, &visit);
+    return chorus__journal_scan (self, prefix, length, s_visit_trace, &visit);
 }
 
 typedef struct {
@@ -323,7 +597,8 @@ int
 chorus_journal_expire_traces (chorus_journal_t *self, uint64_t before, size_t max)
 {
     s_expire_t expire = {self, before, max, 0};
-    if (s_scan (self, "x", 1, s_visit_expire, &expire) < 0)
+    if (chorus__journal_scan (self, "x", 1, s_visit_expire, &expire) < 0)
         return -1;
     return chorus_journal_commit (self) == 0? expire.forgotten: -1;
 }
+

@@ -15,7 +15,12 @@ EXTRA_DIST += coordinator/FLOWS.md
 libchorus_coordinator_la_SOURCES += coordinator/chorus_flow.c coordinator/chorus_flow.h \
     coordinator/chorus_flow_task.c coordinator/chorus_flow_task.h coordinator/chorus_flowset.c
 
+#   The journal, in a library of its own that `chorus store` links too
+noinst_LTLIBRARIES += libchorus_journal.la
+libchorus_journal_la_SOURCES = coordinator/chorus_journal.c coordinator/chorus_journal.h \
+    coordinator/chorus_journal_private.h coordinator/chorus_journal_repair.c
+libchorus_journal_la_LIBADD = $(LEVELDB_LIBS) $(JANSSON_LIBS)
+
 #   The daemon's classes: journal and coordinator shell
-libchorus_coordinator_la_SOURCES += coordinator/chorus_journal.c coordinator/chorus_journal.h \
-    coordinator/chorus_coordinator.c coordinator/chorus_coordinator.h
-libchorus_coordinator_la_LIBADD += $(LEVELDB_LIBS)
+libchorus_coordinator_la_SOURCES += coordinator/chorus_coordinator.c coordinator/chorus_coordinator.h
+libchorus_coordinator_la_LIBADD += libchorus_journal.la $(LEVELDB_LIBS)

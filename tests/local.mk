@@ -158,3 +158,8 @@ CHORUS_PY_TESTS = tests/peer/test_strict_peer_self.py tests/peer/test_strict_pee
     tests/peer/test_node_out_of_sockets.py
 TESTS += $(CHORUS_PY_TESTS)
 EXTRA_DIST += $(CHORUS_PY_TESTS) tests/peer/chorus_peer.py tests/peer/tap.py tests/peer/tools.py
+
+#   The coordinator's journal and emits under damage and kills
+check_PROGRAMS += tests/test_journal_refuses_damage
+TESTS += tests/test_journal_refuses_damage
+tests_test_journal_refuses_damage_LDADD = libchorus_journal.la $(TEST_LIBS) $(JANSSON_LIBS)

@@ -1,0 +1,65 @@
+/*  chorus_journal_private.h — what the journal's two files share: the
+    journal itself (chorus_journal.c) and its offline check and repair
+    (chorus_journal_repair.c). Not for other classes.
+*/
+#ifndef CHORUS_JOURNAL_PRIVATE_H_INCLUDED
+#define CHORUS_JOURNAL_PRIVATE_H_INCLUDED
+
+#include "chorus_journal.h"
+
+#include <leveldb/c.h>
+
+#define S_MARK_FILE "CHORUS-COMMITS"
+#define S_MARK_SIZE 21              //  20 digits and a newline
+
+struct _chorus_journal_t {
+    char *dir;                          //  where it lives
+    leveldb_t *db;                      //  the database
+    leveldb_options_t *options;         //  how it was opened
+    leveldb_writeoptions_t *write;      //  sync or not
+    leveldb_writeoptions_t *lazy;       //  never sync: for batches of trace entries only
+    leveldb_readoptions_t *read;        //  checked reads
+    leveldb_writebatch_t *batch;        //  pending writes
+    size_t pending;                     //  how many
+    bool promised;                      //  the batch holds flow state or definitions
+    uint64_t commits;                   //  commits made, as the 'c' key says
+    int mark;                           //  the commit mark file, -1 when not open
+    chorus_journal_failure_t failure;   //  kind of the last failure
+    char error [512];                   //  why the last call failed
+};
+
+//  Calls fn (key, key length, value, value length) for the keys starting
+//  with prefix; stops when fn returns non-zero
+typedef int (chorus__journal_visit_fn) (const char *key, size_t key_size, const char *value,
+                                        size_t size, void *arg);
+
+//  What a LevelDB status, or an errno, says went wrong
+chorus_journal_failure_t
+    chorus__journal_classify (const char *text);
+chorus_journal_failure_t
+    chorus__journal_classify_errno (int code);
+//  Writes the message for a failure of `what` (e.g. "commit") into error
+void
+    chorus__journal_describe (char *error, size_t error_size, const char *dir,
+                              chorus_journal_failure_t kind, const char *what,
+                              const char *reason);
+//  Records a failure; returns -1
+int
+    chorus__journal_fail (chorus_journal_t *self, chorus_journal_failure_t kind,
+                          const char *what, const char *reason);
+//  Opens the database and the mark (its count in *mark_out, when not NULL);
+//  with check_mark, a journal that holds fewer commits than its mark says
+//  were made fails as damaged. On failure returns NULL with the reason in
+//  error and its kind in *failure.
+chorus_journal_t *
+    chorus__journal_open (const char *dir, bool create, bool check_mark, uint64_t *mark_out,
+                          chorus_journal_failure_t *failure, char *error, size_t error_size);
+//  Writes the commit mark; 0 or -1 (errno says why)
+int
+    chorus__journal_mark_write (int fd, uint64_t commits);
+//  Visits the keys starting with prefix; the count visited, or -1
+int
+    chorus__journal_scan (chorus_journal_t *self, const char *prefix, size_t prefix_size,
+                          chorus__journal_visit_fn *fn, void *arg);
+
+#endif
