@@ -1,0 +1,109 @@
+#!/bin/sh
+#   A flow's event is never lost nor doubled: 500 flows, each started by a
+#   trigger event and emitting order.done when it completes, run while the
+#   coordinator is SIGKILLed 10 times and restarted on the same store. In
+#   the end a consumer group has received every flow's order.done, and
+#   each flow's with exactly one event id: an event re-published after a
+#   kill carries the id it was first published with, and the node stores
+#   it once.
+. "$srcdir/tests/tap.sh"
+. "$srcdir/tests/mesh.sh"
+coord_pid=""
+
+FLOWS=500
+KILLS=10
+
+#   The same as await, at most $1 seconds, for commands that take a while
+await_s () {
+    deadline=$(($(date +%s) + $1)); shift
+    until "$@"; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+have_peers () {
+    met=$("$chorus" peers --wait 300 2>/dev/null)
+    for service in "$@"; do
+        echo "$met" | grep -q "^$service " || return 1
+    done
+}
+#   Flows whose order.done the consumer has seen (its key is the flow's id)
+done_flows () { cut -d' ' -f1 "$tmp/done" 2>/dev/null | sort -u | wc -l | tr -d ' '; }
+all_done () { n=$(done_flows); echo "$n" > "$tmp/done-count"; [ "$n" -eq $FLOWS ]; }
+
+mkdir "$tmp/flows"
+cat > "$tmp/flows/order.yaml" <<'EOF'
+flow: order
+version: 1
+trigger: order.placed
+steps:
+  - id: charge
+    service: payments
+    command: charge
+    input: { n: $.input.n }
+    retry: { attempts: 20, backoff: 100ms, factor: 2, max_backoff: 1s }
+    timeout: 10s
+emit: { completed: order.done }
+EOF
+
+start_hub
+"$chorus" serve payments --store "$tmp/payments" \
+    --handle "charge=cat > /dev/null; echo '{\"charged\": true}'" 2>"$tmp/payments.err" &
+pids="$pids $!"
+#   The consumer: one line per delivery, "FLOW-ID EVENT-ID"
+"$chorus" on order.done --group audit --store "$tmp/audit" \
+    --exec "echo \"\$CHORUS_KEY \$CHORUS_EVENT_ID\" >> $tmp/done" 2>"$tmp/audit.err" &
+pids="$pids $!"
+
+start_coordinator () {
+    "$coordinator" --flows "$tmp/flows" --store "$tmp/coordinator" --no-sync --verbose \
+        >>"$tmp/coordinator.out" 2>>"$tmp/coordinator.err" &
+    coord_pid=$!
+}
+start_coordinator
+await 100 have_peers coordinator payments audit
+ok $? "the coordinator, the service and the consumer have joined"
+
+#   The trigger events, published durably: the producer delivers them to
+#   the coordinator group whichever of its lives is there
+i=1
+while [ $i -le $FLOWS ]; do echo "{\"n\": $i}"; i=$((i + 1)); done > "$tmp/orders"
+"$chorus" publish order.placed --lines --store "$tmp/producer" --timeout 120 \
+    < "$tmp/orders" 2>"$tmp/publish.err" &
+publisher=$!
+pids="$pids $publisher"
+
+#   Ten kills at moments drawn from a seeded generator, 0.3 to 1.5 s apart,
+#   each followed at once by a restart on the same store
+awk 'BEGIN { srand (8); for (i = 0; i < 10; i++) printf "%.2f\n", 0.3 + 1.2 * rand () }' \
+    > "$tmp/moments"
+killed=0
+busy=0
+for moment in $(cat "$tmp/moments"); do
+    sleep "$moment"
+    if kill -9 "$coord_pid" 2>/dev/null; then
+        wait "$coord_pid" 2>/dev/null
+        killed=$((killed + 1))
+    fi
+    n=$(done_flows)
+    [ "$n" -lt $FLOWS ] && busy=$((busy + 1))
+    diag "kill $killed after ${moment}s: $n flows' events delivered"
+    start_coordinator
+done
+[ $killed -eq $KILLS ]; ok $? "the coordinator was SIGKILLed $killed times, each time alive"
+[ $busy -ge 5 ]; ok $? "$busy kills came while flows were still running"
+
+wait "$publisher"
+ok $? "every trigger event was acknowledged: $(tail -1 "$tmp/publish.err")"
+await_s 60 all_done
+ok $? "every flow's order.done reached the consumer: $(cat "$tmp/done-count") of $FLOWS"
+
+#   One event id per flow, however often it was delivered
+sort -u "$tmp/done" > "$tmp/pairs"
+doubled=$(cut -d' ' -f1 "$tmp/pairs" | uniq -d | wc -l | tr -d ' ')
+[ "$doubled" -eq 0 ]; ok $? "each flow's order.done has exactly one event id ($doubled flows with two or more)"
+[ "$doubled" -eq 0 ] || diag "$(cut -d' ' -f1 "$tmp/pairs" | uniq -d | head -3 | while read f; do grep "^$f " "$tmp/pairs"; done)"
+keys=$(cut -d' ' -f1 "$tmp/pairs" | grep -c '^order-')
+[ "$keys" -eq $FLOWS ]; ok $? "and is keyed by its flow ($keys)"
+diag "$(wc -l < "$tmp/done") deliveries; the coordinator found $(grep -c 'was published before' "$tmp/coordinator.err") events published before a kill"
+done_testing

@@ -1,0 +1,104 @@
+#!/bin/sh
+#   A coordinator holding 300 acknowledged flows is killed (kill -9) and its
+#   journal damaged: a truncated, flipped or emptied log, a missing CURRENT,
+#   a torn table. Each restart ends in "refused with the right message and
+#   exit 5" (naming the journal, the damage and `chorus store repair` of
+#   the --store directory) or "nothing lost" (every flow recovered); never
+#   in a coordinator that runs with flows missing. An undamaged copy
+#   recovers all 300, so the count means something.
+. "$srcdir/tests/tap.sh"
+. "$srcdir/tests/mesh.sh"
+coord_pid=""
+FLOWS=300
+
+#   Flows that wait for a service that never comes: they stay running
+mkdir "$tmp/flows"
+cat > "$tmp/flows/hold.yaml" <<'EOF'
+flow: hold
+version: 1
+trigger: hold.requested
+steps:
+  - id: wait
+    service: nobody
+    command: wait
+    timeout: 1h
+EOF
+
+start_hub
+
+#   start_coordinator NAME STORE: in the background, out and err in $tmp/NAME.*
+start_coordinator () {
+    "$coordinator" --flows "$tmp/flows" --store "$2" --no-sync \
+        >"$tmp/$1.out" 2>"$tmp/$1.err" &
+    coord_pid=$!
+}
+#   Whether it is ready, or has said why it stopped
+settled () { grep -q ready "$tmp/$1.out" || grep -q "^chorus-coordinator: " "$tmp/$1.err"; }
+#   How many flows the running coordinator lists
+listed () {
+    "$chorus" send coordinator flow.list '{}' --timeout 5 2>/dev/null \
+        | grep -o '"id":"hold-[^"]*"' | sort -u | wc -l | tr -d ' '
+}
+
+#   300 flows, started by events the coordinator acknowledged: each is in
+#   its journal when `chorus publish` returns 0
+start_coordinator first "$tmp/base"
+await 100 settled first
+await 100 sh -c "\"$chorus\" peers --wait 300 2>/dev/null | grep -q '^coordinator '"
+i=1
+while [ $i -le $FLOWS ]; do echo "{\"n\": $i}"; i=$((i + 1)); done \
+    | "$chorus" publish hold.requested --lines --store "$tmp/producer" --timeout 30 \
+        2>"$tmp/publish.err"
+ok $? "$FLOWS trigger events acknowledged by the coordinator: $(tail -1 "$tmp/publish.err")"
+n=$(listed)
+[ "$n" -eq $FLOWS ]; ok $? "the coordinator runs $n flows"
+kill -9 "$coord_pid"; wait "$coord_pid" 2>/dev/null; coord_pid=""
+ls "$tmp/base/journal"/*.log >/dev/null 2>&1; ok $? "the journal holds its flows in a log"
+
+#   The largest file of a kind in a journal
+largest () { ls -S "$1"/journal/*."$2" 2>/dev/null | head -1; }
+
+damage () {   # damage KIND STORE
+    case "$1" in
+        intact)       ;;
+        truncate-log) log=$(largest "$2" log); size=$(stat -c %s "$log")
+                      truncate -s $((size / 2)) "$log" ;;
+        flip-log)     log=$(largest "$2" log); size=$(stat -c %s "$log")
+                      printf '\377\377\377\377\377\377\377\377' \
+                          | dd of="$log" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null ;;
+        empty-log)    log=$(largest "$2" log); truncate -s 0 "$log" ;;
+        no-current)   rm -f "$2/journal/CURRENT" ;;
+        torn-table)   table=$(largest "$2" ldb); size=$(stat -c %s "$table")
+                      truncate -s $((size / 2)) "$table" ;;
+    esac
+}
+
+for kind in intact truncate-log flip-log empty-log no-current torn-table; do
+    store="$tmp/$kind"
+    cp -r "$tmp/base" "$store"
+    if [ $kind = torn-table ]; then
+        #   A start turns the log into a table; a clean stop keeps it so
+        start_coordinator "$kind-table" "$store"
+        await 100 settled "$kind-table"
+        kill "$coord_pid"; wait "$coord_pid" 2>/dev/null; coord_pid=""
+        [ -n "$(largest "$store" ldb)" ]; ok $? "$kind: the flows are in a table now"
+    fi
+    damage $kind "$store"
+    start_coordinator "$kind" "$store"
+    await 150 settled "$kind"
+    ok $? "$kind: the coordinator is ready or has said why not"
+    if grep -q ready "$tmp/$kind.out"; then
+        n=$(listed)
+        [ "$n" -eq $FLOWS ]; ok $? "$kind: nothing lost: the coordinator runs all $n flows"
+        kill "$coord_pid"; wait "$coord_pid"
+    else
+        wait "$coord_pid"; rc=$?
+        [ $rc -eq 5 ]; ok $? "$kind: refused with exit 5 (got $rc)"
+        grep -q "journal $store/journal is damaged: .*chorus store check $store.*chorus store repair $store" \
+            "$tmp/$kind.err"
+        ok $? "$kind: the message names the journal, the damage and the repair: $(head -c 300 "$tmp/$kind.err")"
+        [ $kind != intact ]; ok $? "$kind: an undamaged journal is never refused"
+    fi
+    coord_pid=""
+done
+done_testing
