@@ -1056,6 +1056,25 @@ s_on_start (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *repl
     json_decref (request);
 }
 
+//  Replaces a flow status's input and outputs by why they are left out
+static void
+s_omit_values (json_t *status, const char *why)
+{
+    json_t *omitted = json_pack ("{s:s}", "omitted", why);
+    json_object_set (status, "input", omitted);
+    size_t index;
+    json_t *step;
+    json_array_foreach (json_object_get (status, "steps"), index, step) {
+        json_object_set (step, "output", omitted);
+        size_t item_index;
+        json_t *item;
+        json_array_foreach (json_object_get (step, "items"), item_index, item)
+            if (json_object_get (item, "output"))
+                json_object_set (item, "output", omitted);
+    }
+    json_decref (omitted);
+}
+
 static void
 s_on_status (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
 {
@@ -1071,6 +1090,13 @@ s_on_status (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *rep
                                  json_integer ((json_int_t) json_array_size (record->unpublished)));
         if (record && json_array_size (record->emit_errors))
             json_object_set (status, "event_errors", record->emit_errors);
+        //  A status too big or too deep to send goes without its values
+        void *data;
+        size_t size;
+        char error [256];
+        if (s_pack (status, &data, &size, error, sizeof (error)))
+            s_omit_values (status, error);
+        free (data);
         s_reply_json (reply, status);
     }
     json_decref (request);

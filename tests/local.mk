@@ -166,3 +166,7 @@ tests_test_journal_refuses_damage_LDADD = libchorus_journal.la $(TEST_LIBS) $(JA
 TESTS += tests/test_coordinator_refuses_damaged_journal.sh tests/test_coordinator_emits_once_under_kills.sh
 EXTRA_DIST += tests/test_coordinator_refuses_damaged_journal.sh \
     tests/test_coordinator_emits_once_under_kills.sh
+check_PROGRAMS += tests/test_coordinator_keeps_unpublished_events
+TESTS += tests/test_coordinator_keeps_unpublished_events
+tests_test_coordinator_keeps_unpublished_events_LDADD = libchorus_coordinator.la \
+    libchorus_tools.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
