@@ -1,11 +1,12 @@
 #!/bin/sh
 #   A coordinator holding 300 acknowledged flows is killed (kill -9) and its
 #   journal damaged: a truncated, flipped or emptied log, a missing CURRENT,
-#   a torn table. Each restart ends in "refused with the right message and
-#   exit 5" (naming the journal, the damage and `chorus store repair` of
-#   the --store directory) or "nothing lost" (every flow recovered); never
-#   in a coordinator that runs with flows missing. An undamaged copy
-#   recovers all 300, so the count means something.
+#   a torn table; or its node store's log flipped. Each restart ends in
+#   "refused with the right message and exit 5" (naming the journal or
+#   node store, the damage and `chorus store repair` of the --store
+#   directory) or "nothing lost" (every flow recovered); never in a
+#   coordinator that runs with flows missing. An undamaged copy recovers
+#   all 300, so the count means something.
 . "$srcdir/tests/tap.sh"
 . "$srcdir/tests/mesh.sh"
 coord_pid=""
@@ -70,10 +71,13 @@ damage () {   # damage KIND STORE
         no-current)   rm -f "$2/journal/CURRENT" ;;
         torn-table)   table=$(largest "$2" ldb); size=$(stat -c %s "$table")
                       truncate -s $((size / 2)) "$table" ;;
+        node-store)   log=$(ls -S "$2"/node/*.log | head -1); size=$(stat -c %s "$log")
+                      printf '\377\377\377\377\377\377\377\377' \
+                          | dd of="$log" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null ;;
     esac
 }
 
-for kind in intact truncate-log flip-log empty-log no-current torn-table; do
+for kind in intact truncate-log flip-log empty-log no-current torn-table node-store; do
     store="$tmp/$kind"
     cp -r "$tmp/base" "$store"
     if [ $kind = torn-table ]; then
@@ -94,9 +98,11 @@ for kind in intact truncate-log flip-log empty-log no-current torn-table; do
     else
         wait "$coord_pid"; rc=$?
         [ $rc -eq 5 ]; ok $? "$kind: refused with exit 5 (got $rc)"
-        grep -q "journal $store/journal is damaged: .*chorus store check $store.*chorus store repair $store" \
+        part="journal $store/journal"
+        [ $kind = node-store ] && part="node store $store/node"
+        grep -q "$part is damaged.*chorus store check $store.*chorus store repair $store" \
             "$tmp/$kind.err"
-        ok $? "$kind: the message names the journal, the damage and the repair: $(head -c 300 "$tmp/$kind.err")"
+        ok $? "$kind: the message names the store, the damage and the repair: $(grep -m1 'is damaged' "$tmp/$kind.err" | head -c 300)"
         [ $kind != intact ]; ok $? "$kind: an undamaged journal is never refused"
     fi
     coord_pid=""
