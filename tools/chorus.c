@@ -22,6 +22,7 @@ static const s_subcommand_t s_subcommands [] = {
     { "tail", chorus_cmd_tail, "print events as they are published, and peer changes" },
     { "peers", chorus_cmd_peers, "list the nodes met on the mesh" },
     { "flow", chorus_cmd_flow, "start, inspect, cancel and retry the coordinator's flows" },
+    { "store", chorus_cmd_store, "check or repair a node's or coordinator's store" },
 };
 #define S_SUBCOMMANDS (sizeof (s_subcommands) / sizeof (s_subcommands [0]))
 
@@ -46,7 +47,8 @@ s_usage (FILE *out)
         "\n"
         "Environment: CHORUS_MESH, the mesh to join (as --mesh; default 'default');\n"
         "CHORUS_SEEDS, comma-separated peer endpoints to meet first (as --seed).\n"
-        "Exit status: 0 success, 1 failure, 2 bad usage; some subcommands add more.\n");
+        "Exit status: 0 success, 1 failure, 2 bad usage, 5 the node's store is\n"
+        "damaged (see 'chorus store'); some subcommands add more.\n");
 }
 
 static int

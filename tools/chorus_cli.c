@@ -348,10 +348,15 @@ chorus_cli_node_start (chorus_cli_t *self, chorus_node_t *node)
 {
     if (chorus_node_start (node) == 0)
         return 0;
-    int code = chorus_errno ();
-    chorus_cli_error (self, "cannot start the node: %s%s", chorus_strerror (code),
-                      code == CHORUS_ESTORE? " (is another chorus using the same --store?)": "");
+    //  The store has said why (in use, disk full, permission, damaged)
+    chorus_cli_error (self, "cannot start the node: %s", chorus_strerror (chorus_errno ()));
     return -1;
+}
+
+int
+chorus_cli_failure (void)
+{
+    return chorus_errno () == CHORUS_ECORRUPT? CHORUS_CLI_DAMAGED: CHORUS_CLI_FAILED;
 }
 
 //  How long past its timeout we wait for the node to report a command's

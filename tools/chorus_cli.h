@@ -21,6 +21,7 @@
 #define CHORUS_CLI_INTERRUPTED 130
 //  Returned by the option helpers while parsing should go on
 #define CHORUS_CLI_CONTINUE -1
+#define CHORUS_CLI_DAMAGED 5        //  exit status: a store is damaged
 
 //  getopt_long values of the shared options, clear of every short option
 //  character so that a subcommand's own values cannot collide with them
@@ -190,6 +191,11 @@ size_t
 //  The subcommands; each takes the arguments after "chorus" and returns
 //  the exit status
 
+//  The exit status for the node call that just failed: CHORUS_CLI_DAMAGED
+//  when its store is damaged, else CHORUS_CLI_FAILED
+int
+    chorus_cli_failure (void);
+
 int chorus_cmd_publish (int argc, char **argv);
 int chorus_cmd_send (int argc, char **argv);
 int chorus_cmd_serve (int argc, char **argv);
@@ -197,5 +203,6 @@ int chorus_cmd_on (int argc, char **argv);
 int chorus_cmd_tail (int argc, char **argv);
 int chorus_cmd_peers (int argc, char **argv);
 int chorus_cmd_flow (int argc, char **argv);
+int chorus_cmd_store (int argc, char **argv);
 
 #endif

@@ -291,9 +291,10 @@ s_serve (s_bridge_t *self)
         }
     }
     if (chorus_cli_node_start (&self->cli, self->node))
-        return CHORUS_CLI_FAILED;
+        return chorus_cli_failure ();
     //  Returns when interrupted: that is how a server ends
-    chorus_node_run (self->node, -1);
+    if (chorus_node_run (self->node, -1) == -1 && chorus_errno () == CHORUS_ECORRUPT)
+        return CHORUS_CLI_DAMAGED;
     return CHORUS_CLI_OK;
 }
 
@@ -382,6 +383,17 @@ s_on_event (chorus_node_t *node, chorus_event_t *event, void *arg)
     return status == 0? 0: 1;
 }
 
+//  A publisher reports events the group will never get (retention, or a
+//  store repaired after damage): said on stderr, since no handler runs
+static void
+s_on_truncated (chorus_node_t *node, const char *publisher, uint64_t from, uint64_t to,
+                const char *reason, void *arg)
+{
+    s_bridge_t *self = (s_bridge_t *) arg;
+    chorus_cli_error (&self->cli, "events %" PRIu64 " to %" PRIu64 " of publisher %s are lost: %s",
+                      from, to, publisher, reason? reason: "no reason given");
+}
+
 static int
 s_on (s_bridge_t *self)
 {
@@ -396,14 +408,16 @@ s_on (s_bridge_t *self)
         return CHORUS_CLI_FAILED;
     if (self->earliest)
         chorus_node_set_start_earliest (self->node, true);
+    chorus_node_on_truncated (self->node, s_on_truncated, self);
     if (chorus_node_subscribe (self->node, self->target, s_on_event, self)) {
         chorus_cli_error (&self->cli, "cannot subscribe to '%s': %s", self->target,
                           chorus_strerror (chorus_errno ()));
         return CHORUS_CLI_FAILED;
     }
     if (chorus_cli_node_start (&self->cli, self->node))
-        return CHORUS_CLI_FAILED;
-    chorus_node_run (self->node, -1);
+        return chorus_cli_failure ();
+    if (chorus_node_run (self->node, -1) == -1 && chorus_errno () == CHORUS_ECORRUPT)
+        return CHORUS_CLI_DAMAGED;
     return CHORUS_CLI_OK;
 }
 

@@ -300,9 +300,10 @@ s_tail (s_watch_t *self)
     if (self->monitor)
         chorus_node_on_peer (self->node, s_on_peer, self);
     if (chorus_cli_node_start (&self->cli, self->node))
-        return CHORUS_CLI_FAILED;
+        return chorus_cli_failure ();
     //  Until --count events, a closed stdout, or an interrupt (the usual end)
-    chorus_node_run (self->node, -1);
+    if (chorus_node_run (self->node, -1) == -1 && chorus_errno () == CHORUS_ECORRUPT)
+        return CHORUS_CLI_DAMAGED;
     return self->failed? CHORUS_CLI_FAILED: CHORUS_CLI_OK;
 }
 
