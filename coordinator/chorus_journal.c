@@ -92,6 +92,16 @@ chorus__journal_describe (char *error, size_t error_size, const char *dir,
     }
 }
 
+//  Why a journal that holds fewer commits than its mark is damaged
+void
+chorus__journal_missing (char *reason, size_t reason_size, uint64_t commits, uint64_t mark)
+{
+    snprintf (reason, reason_size, "it holds %" PRIu64 " commit%s, but %" PRIu64 " were made: "
+              "the last %" PRIu64 " %s missing (its log was cut short, emptied or removed)",
+              commits, commits == 1? "": "s", mark, mark - commits,
+              mark - commits == 1? "is": "are");
+}
+
 //  Records a failure; returns -1
 int
 chorus__journal_fail (chorus_journal_t *self, chorus_journal_failure_t kind, const char *what,
@@ -307,9 +317,7 @@ chorus__journal_open (const char *dir, bool create, bool check_mark, uint64_t *m
             *mark_out = mark;
         if (rc == 0 && mark > self->commits && check_mark) {
             char reason [256];
-            snprintf (reason, sizeof (reason), "it holds %" PRIu64 " commits, but %" PRIu64
-                      " were made: the last %" PRIu64 " are missing (its log was cut short, "
-                      "emptied or removed)", self->commits, mark, mark - self->commits);
+            chorus__journal_missing (reason, sizeof (reason), self->commits, mark);
             rc = chorus__journal_fail (self, CHORUS_JOURNAL_DAMAGED, "commits are missing", reason);
         }
         if (rc == 0 && mark < self->commits

@@ -43,6 +43,10 @@ void
     chorus__journal_describe (char *error, size_t error_size, const char *dir,
                               chorus_journal_failure_t kind, const char *what,
                               const char *reason);
+//  Why a journal that holds fewer commits than its mark is damaged
+void
+    chorus__journal_missing (char *reason, size_t reason_size, uint64_t commits,
+                             uint64_t mark);
 //  Records a failure; returns -1
 int
     chorus__journal_fail (chorus_journal_t *self, chorus_journal_failure_t kind,

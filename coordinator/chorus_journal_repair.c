@@ -96,9 +96,7 @@ chorus_journal_check (const char *dir, chorus_journal_report_t *report)
     else
     if (mark > self->commits) {
         char reason [256];
-        snprintf (reason, sizeof (reason), "it holds %" PRIu64 " commits, but %" PRIu64
-                  " were made: the last %" PRIu64 " are missing (its log was cut short, "
-                  "emptied or removed)", self->commits, mark, mark - self->commits);
+        chorus__journal_missing (reason, sizeof (reason), self->commits, mark);
         report->failure = CHORUS_JOURNAL_DAMAGED;
         chorus__journal_describe (report->problem, sizeof (report->problem), dir,
                                   report->failure, "commits are missing", reason);
