@@ -27,9 +27,10 @@ EOF
 
 start_hub
 
-#   start_coordinator NAME STORE: in the background, out and err in $tmp/NAME.*
+#   start_coordinator NAME STORE [OPTION]: in the background, out and err
+#   in $tmp/NAME.*
 start_coordinator () {
-    "$coordinator" --flows "$tmp/flows" --store "$2" --no-sync \
+    "$coordinator" --flows "$tmp/flows" --store "$2" --no-sync $3 \
         >"$tmp/$1.out" 2>"$tmp/$1.err" &
     coord_pid=$!
 }
@@ -104,6 +105,24 @@ for kind in intact truncate-log flip-log empty-log no-current torn-table node-st
             "$tmp/$kind.err"
         ok $? "$kind: the message names the store, the damage and the repair: $(grep -m1 'is damaged' "$tmp/$kind.err" | head -c 300)"
         [ $kind != intact ]; ok $? "$kind: an undamaged journal is never refused"
+        #   What the message says to do works: check, repair, start again
+        if "$chorus" store --help >/dev/null 2>&1; then
+            "$chorus" store check "$store" >"$tmp/$kind.check" 2>&1
+            [ $? -eq 5 ]; ok $? "$kind: chorus store check says damaged"
+            "$chorus" store repair "$store" >"$tmp/$kind.repair" 2>&1
+            ok $? "$kind: chorus store repair repairs it: $(grep -m1 '^flows kept' "$tmp/$kind.repair")"
+            start_coordinator "$kind-repaired" "$store" --verbose
+            await 150 settled "$kind-repaired"
+            grep -q ready "$tmp/$kind-repaired.out"
+            ok $? "$kind: the coordinator starts on the repaired store $(grep -m1 '^chorus-coordinator:' "$tmp/$kind-repaired.err")"
+            n=$(sed -n 's/.*coordinator: recovered \([0-9]*\) flows.*/\1/p' "$tmp/$kind-repaired.err")
+            said=$(sed -n 's/^flows kept: \([0-9]*\).*/\1/p' "$tmp/$kind.repair")
+            [ "$n" -le $FLOWS ] && [ "$n" = "${said:-$n}" ]
+            ok $? "$kind: with the $n flows the repair said it kept"
+            kill "$coord_pid"; wait "$coord_pid"
+        else
+            skip "$kind: chorus store is not built"
+        fi
     fi
     coord_pid=""
 done
