@@ -11,8 +11,12 @@ start_hub
 "$chorus" on order. --group billing --store "$tmp/billing" \
     --exec "echo \$CHORUS_SEQ >> $tmp/handled" 2>>"$tmp/on.err" &
 pids="$pids $!"
+"$chorus" tail --topic order. > "$tmp/tail.out" 2>>"$tmp/tail.err" &
+pids="$pids $!"
 await 100 sh -c "\"$chorus\" peers --wait 300 | grep -q '^billing '"
 ok $? "the billing group has joined"
+await 100 sh -c "\"$chorus\" peers --wait 300 | grep -q '^chorus-tail '"
+ok $? "an observer watches"
 
 #   A first run makes the store (its identity goes into a table at the
 #   next open); the second run's events are all in the log
@@ -53,4 +57,10 @@ old_high=$(head -201 "$tmp/handled" | sort -n | tail -1)
 [ "$new_low" -gt "$old_high" ]
 ok $? "the new epoch's numbers ($new_low on) are above the old ones (up to $old_high)"
 [ "$new_low" -ge 4294967297 ]; ok $? "and start a new epoch (2^32 + 1 or above)"
+#   The observer follows the publisher across the epoch: no event missing
+#   or doubled, no false report of a loss
+await 100 has_lines "$tmp/tail.out" 301
+grep -c ' order.placed #' "$tmp/tail.out" > "$tmp/tail.count"
+[ "$(cat "$tmp/tail.count")" -eq 301 ]; ok $? "the observer saw all 301 events ($(cat "$tmp/tail.count"))"
+! grep -q '^!!' "$tmp/tail.out"; ok $? "and no loss was reported to it"
 done_testing
