@@ -119,6 +119,9 @@ noinst_PROGRAMS += tests/bench/bench_flows
 tests_bench_bench_flows_SOURCES = tests/bench/bench_flows.c
 tests_bench_bench_flows_LDADD = libchorus_coordinator.la libchorus_tools.la libchorus.la \
     $(CZMQ_LIBS) $(ZMQ_LIBS) $(YAML_LIBS) $(JANSSON_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS) -lpthread
+noinst_PROGRAMS += tests/bench/bench_durable
+tests_bench_bench_durable_SOURCES = tests/bench/bench_durable.c
+tests_bench_bench_durable_LDADD = libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS)
 #   The RabbitMQ baseline of the durable publish figures, when its client is there
 if HAVE_RABBITMQ
 noinst_PROGRAMS += tests/bench/bench_rabbit

@@ -5,6 +5,11 @@ CHORUS_PACKAGES="build-essential autoconf automake libtool pkg-config
     libzmq3-dev libczmq-dev libmsgpack-dev libleveldb-dev libyaml-dev libjansson-dev iproute2
     python3 python3-zmq python3-msgpack faketime"
 
+#   What scripts/bench measures against: a RabbitMQ broker and its C client.
+#   Only the bench installs them (chorus_install_packages $CHORUS_BENCH_PACKAGES);
+#   the build and the tests never need them.
+CHORUS_BENCH_PACKAGES="rabbitmq-server librabbitmq-dev"
+
 #   chorus_install_packages [EXTRA...] — installs what is missing, quietly
 chorus_install_packages () {
     local missing="" pkg
