@@ -110,7 +110,7 @@ for kind in intact truncate-log flip-log empty-log no-current torn-table node-st
             "$chorus" store check "$store" >"$tmp/$kind.check" 2>&1
             [ $? -eq 5 ]; ok $? "$kind: chorus store check says damaged"
             "$chorus" store repair "$store" >"$tmp/$kind.repair" 2>&1
-            ok $? "$kind: chorus store repair repairs it: $(grep -m1 '^flows kept' "$tmp/$kind.repair")"
+            ok $? "$kind: chorus store repair repairs it: $(grep -m1 '^flows kept' "$tmp/$kind.repair" | cut -d'(' -f1)"
             start_coordinator "$kind-repaired" "$store" --verbose
             await 150 settled "$kind-repaired"
             grep -q ready "$tmp/$kind-repaired.out"
