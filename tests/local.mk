@@ -154,6 +154,10 @@ EXTRA_DIST += tests/flows
 TESTS += tests/test_flow_cli.sh
 EXTRA_DIST += tests/test_flow_cli.sh
 
+#   chorus publish --lines, in batches
+TESTS += tests/test_publish_lines_reach_group_once.sh
+EXTRA_DIST += tests/test_publish_lines_reach_group_once.sh
+
 #   Coordinator under kills, late services, two coordinators, versions
 TESTS += tests/test_coordinator_survives_kills.sh tests/test_coordinator_waits_for_service.sh tests/test_two_coordinators_share_triggers.sh tests/test_flow_versions.sh
 EXTRA_DIST += tests/test_coordinator_survives_kills.sh tests/test_coordinator_waits_for_service.sh tests/test_two_coordinators_share_triggers.sh tests/test_flow_versions.sh

@@ -1,8 +1,8 @@
 /*  chorus_cmd_publish.c — `chorus publish`: publish one event, or one per
-    line of stdin, then stay until every group they are due to has
-    acknowledged them, and say which groups did and which did not. What is
-    still undelivered stays in the store and goes out the next time a node
-    starts on it.
+    line of stdin (the lines that are ready together, in one store write),
+    then stay until every group they are due to has acknowledged them, and
+    say which groups did and which did not. What is still undelivered stays
+    in the store and goes out the next time a node starts on it.
 */
 #include "chorus_cli.h"
 #include "chorus_json.h"
@@ -18,6 +18,9 @@
 #define S_PENDING 3
 //  Longest line --lines takes; a longer one is an error, not a huge event
 #define S_LINE_MAX (16 * 1024 * 1024)
+//  Payload bytes after which --lines publishes what it has, even with more
+//  lines ready, so that one store write stays a few MiB
+#define S_BATCH_BYTES (4 * 1024 * 1024)
 
 enum {
     S_OPT_KEY = CHORUS_CLI_OPT_OWN,
@@ -25,7 +28,8 @@ enum {
     S_OPT_TIMEOUT,
     S_OPT_LINES,
     S_OPT_KEY_FIELD,
-    S_OPT_SETTLE
+    S_OPT_SETTLE,
+    S_OPT_DURABILITY
 };
 
 static const struct option s_options [] = {
@@ -35,10 +39,21 @@ static const struct option s_options [] = {
     { "lines", no_argument, NULL, S_OPT_LINES },
     { "key-field", required_argument, NULL, S_OPT_KEY_FIELD },
     { "settle", required_argument, NULL, S_OPT_SETTLE },
+    { "durability", required_argument, NULL, S_OPT_DURABILITY },
     CHORUS_CLI_JSON_OPTION,
     CHORUS_CLI_MESH_OPTIONS,
     { NULL, 0, NULL, 0 }
 };
+
+//  Lines read and not yet published: the next chorus_node_publish_batch
+typedef struct {
+    chorus_publication_t *events;   //  CHORUS_PUBLISH_BATCH_MAX of them
+    void **payloads;                //  each event's MessagePack, ours
+    char **keys;                    //  each event's key from --key-field, ours, or NULL
+    size_t *lines;                  //  each event's line number
+    size_t count;                   //  events in the batch
+    size_t bytes;                   //  payload bytes in the batch
+} s_batch_t;
 
 //  One run of the subcommand
 typedef struct {
@@ -51,11 +66,14 @@ typedef struct {
     bool lines;                     //  --lines: events from stdin
     int timeout_ms;                 //  --timeout, for the wait after publishing
     int settle_ms;                  //  --settle, for discovery to settle
+    chorus_durability_t durability; //  --durability or CHORUS_DURABILITY
+    bool durability_set;            //  --durability was given
     void *data;                     //  the JSON argument as MessagePack
     size_t size;                    //  bytes in data
     chorus_node_t *node;            //  our node
     size_t published;               //  events published so far
     zlist_t *groups;                //  names of the groups the events were due to
+    s_batch_t batch;                //  with --lines: lines not yet published
 } s_publish_t;
 
 static void
@@ -68,10 +86,13 @@ s_usage (FILE *out)
         "Wait for discovery to settle, then publish an event whose payload is\n"
         "JSON (none without JSON), or with --lines one event per line of stdin\n"
         "(one JSON document a line; empty lines skipped). Each event is durable in\n"
-        "the store once published. Then wait until every group the events are due to\n"
-        "has acknowledged them: the groups met on the mesh that subscribe to TOPIC,\n"
-        "and those known to the store from earlier runs. What is not yet delivered\n"
-        "stays in the store and goes out the next time a node starts on it.\n"
+        "the store once published. --lines publishes the lines that stdin has\n"
+        "ready together, up to 4096 in one store write (one flush to disk under\n"
+        "fsync), so a line that comes alone is published at once. Then wait until\n"
+        "every group the events are due to has acknowledged them: the groups met on\n"
+        "the mesh that subscribe to TOPIC, and those known to the store from\n"
+        "earlier runs. What is not yet delivered stays in the store and goes out\n"
+        "the next time a node starts on it.\n"
         "\n"
         "At the end it says on stderr what is true: \"delivered N events to GROUPS\",\n"
         "or \"stored durably; no group subscribes to TOPIC yet\", or \"stored durably;\n"
@@ -85,15 +106,35 @@ s_usage (FILE *out)
         "  --lines            read events from stdin, one JSON document a line\n"
         "  --settle MS        wait until the set of peers has been stable this long\n"
         "                     (default 1500)\n"
+        "  --durability D     when a publish counts as durable: 'process', written to\n"
+        "                     the operating system (survives a crash of chorus, not of\n"
+        "                     the machine), or 'fsync', flushed to disk (survives a\n"
+        "                     crash of the machine) (default: $CHORUS_DURABILITY,\n"
+        "                     else process)\n"
         "  --timeout SECONDS  give up waiting for acknowledgements (default 30)\n"
         "  --json             print {\"id\",\"topic\",\"key\"} for each event published\n");
     chorus_cli_print_mesh_help (out, "$XDG_DATA_HOME/chorus/publish-TOPIC");
     fprintf (out,
         "\n"
         "Exit status: 0 every group due the events acknowledged them (or no group\n"
-        "subscribes to TOPIC), 1 failed (a bad line stops publishing; what was\n"
-        "published stays published), 2 bad usage, 3 stored durably but some group\n"
-        "has not acknowledged by the timeout (named on stderr; kept in the store).\n");
+        "subscribes to TOPIC), 1 failed (a bad line stops publishing, named by its\n"
+        "number; the lines before it are published, and are delivered like the\n"
+        "rest), 2 bad usage, 3 stored durably but some group has not acknowledged\n"
+        "by the timeout (named on stderr; kept in the store).\n");
+}
+
+//  "process" or "fsync" as a durability; -1 for anything else
+static int
+s_durability (const char *text, chorus_durability_t *durability)
+{
+    if (streq (text, "process"))
+        *durability = CHORUS_DURABLE_PROCESS;
+    else
+    if (streq (text, "fsync"))
+        *durability = CHORUS_DURABLE_FSYNC;
+    else
+        return -1;
+    return 0;
 }
 
 static int
@@ -113,6 +154,12 @@ s_option (s_publish_t *self, int opt, char **argv)
             if (chorus_cli_parse_int (&self->cli, "--settle", optarg, 0, 3600000, &number))
                 return CHORUS_CLI_USAGE;
             self->settle_ms = (int) number;
+            break;
+        case S_OPT_DURABILITY:
+            if (s_durability (optarg, &self->durability))
+                return chorus_cli_usage_error (&self->cli, "--durability: '%s' is not "
+                                               "'process' or 'fsync'", optarg);
+            self->durability_set = true;
             break;
         default:
             return chorus_cli_option (&self->cli, opt, argv);
@@ -140,24 +187,23 @@ s_parse (s_publish_t *self, int argc, char **argv)
         return chorus_cli_usage_error (&self->cli, "JSON and --lines cannot go together");
     if (self->key_field && !self->lines)
         return chorus_cli_usage_error (&self->cli, "--key-field needs --lines");
+    //  Like CHORUS_MESH, a bad value in the environment is a failure to
+    //  start, not a typing mistake on the command line
+    const char *env = getenv ("CHORUS_DURABILITY");
+    if (!self->durability_set && env && *env && s_durability (env, &self->durability)) {
+        chorus_cli_error (&self->cli, "CHORUS_DURABILITY '%s' is not 'process' or 'fsync'", env);
+        return CHORUS_CLI_FAILED;
+    }
     return CHORUS_CLI_CONTINUE;
 }
 
 //  --------------------------------------------------------------------------
 //  Publishing
 
-//  Publish one event; where is "" or "line N: " for messages
-static int
-s_publish (s_publish_t *self, const char *key, const void *data, size_t size,
-           const char *where)
+//  Counts an event published, and with --json prints it
+static void
+s_published (s_publish_t *self, const char *id, const char *key)
 {
-    char id [33];
-    if (chorus_node_publish_traced (self->node, self->topic, key, data, size,
-                                    self->correlation, id)) {
-        chorus_cli_error (&self->cli, "%scannot publish: %s", where,
-                          chorus_strerror (chorus_errno ()));
-        return -1;
-    }
     self->published++;
     if (self->cli.json) {
         json_t *line = json_object ();
@@ -166,6 +212,19 @@ s_publish (s_publish_t *self, const char *key, const void *data, size_t size,
         json_object_set_new (line, "key", chorus_cli_json_text (key));
         chorus_cli_print_json (line);
     }
+}
+
+//  Publish the JSON argument as one event
+static int
+s_publish (s_publish_t *self)
+{
+    char id [33];
+    if (chorus_node_publish_traced (self->node, self->topic, self->key, self->data, self->size,
+                                    self->correlation, id)) {
+        chorus_cli_error (&self->cli, "cannot publish: %s", chorus_strerror (chorus_errno ()));
+        return -1;
+    }
+    s_published (self, id, self->key);
     return 0;
 }
 
@@ -223,7 +282,101 @@ s_line_key (s_publish_t *self, const char *text, size_t size, const char **probl
     return key;
 }
 
-//  One line of stdin as an event; -1 after a message
+//  --------------------------------------------------------------------------
+//  Publishing lines, a batch at a time
+
+static int
+s_batch_init (s_batch_t *self)
+{
+    self->events = (chorus_publication_t *) calloc (CHORUS_PUBLISH_BATCH_MAX,
+                                                    sizeof (chorus_publication_t));
+    self->payloads = (void **) calloc (CHORUS_PUBLISH_BATCH_MAX, sizeof (void *));
+    self->keys = (char **) calloc (CHORUS_PUBLISH_BATCH_MAX, sizeof (char *));
+    self->lines = (size_t *) calloc (CHORUS_PUBLISH_BATCH_MAX, sizeof (size_t));
+    return self->events && self->payloads && self->keys && self->lines? 0: -1;
+}
+
+//  Forget the events in the batch (published or not)
+static void
+s_batch_clear (s_batch_t *self)
+{
+    for (size_t i = 0; i < self->count; i++) {
+        free (self->payloads [i]);
+        free (self->keys [i]);
+    }
+    self->count = 0;
+    self->bytes = 0;
+}
+
+static void
+s_batch_release (s_batch_t *self)
+{
+    if (self->events)
+        s_batch_clear (self);
+    free (self->events);
+    free (self->payloads);
+    free (self->keys);
+    free (self->lines);
+}
+
+//  Publish the lines the batch holds, in one call. When that fails, they
+//  go one at a time up to the one that fails, so that the message names
+//  its line and the lines before it are published, as without batches.
+//  Returns 0, or -1 after a message.
+static int
+s_batch_publish (s_publish_t *self)
+{
+    s_batch_t *batch = &self->batch;
+    if (batch->count == 0)
+        return 0;
+    //  Fresh ids each call: an id left from a failed call would be taken
+    //  for the producer's own, and remembered
+    for (size_t i = 0; i < batch->count; i++)
+        batch->events [i].id [0] = 0;
+    size_t done = batch->count;
+    int rc = 0;
+    if (chorus_node_publish_batch (self->node, batch->events, batch->count))
+        for (done = 0; done < batch->count; done++) {
+            batch->events [done].id [0] = 0;
+            if (chorus_node_publish_batch (self->node, &batch->events [done], 1)) {
+                chorus_cli_error (&self->cli, "line %zu: cannot publish: %s",
+                                  batch->lines [done], chorus_strerror (chorus_errno ()));
+                rc = -1;
+                break;
+            }
+        }
+    for (size_t i = 0; i < done; i++)
+        s_published (self, batch->events [i].id, batch->events [i].key);
+    s_batch_clear (batch);
+    s_note_groups (self);
+    return rc;
+}
+
+//  Add an event to the batch, taking its payload and key; publishes the
+//  batch when it is full. Returns 0, or -1 after a message.
+static int
+s_batch_add (s_publish_t *self, void *data, size_t size, char *key, size_t line)
+{
+    s_batch_t *batch = &self->batch;
+    size_t at = batch->count++;
+    batch->payloads [at] = data;
+    batch->keys [at] = key;
+    batch->lines [at] = line;
+    batch->bytes += size;
+    chorus_publication_t *event = &batch->events [at];
+    memset (event, 0, sizeof (*event));
+    event->topic = self->topic;
+    event->key = key? key: self->key;
+    event->payload = data;
+    event->size = size;
+    event->correlation = self->correlation;
+    if (batch->count == CHORUS_PUBLISH_BATCH_MAX || batch->bytes >= S_BATCH_BYTES)
+        return s_batch_publish (self);
+    return 0;
+}
+
+//  One line of stdin as an event in the batch. A bad line publishes the
+//  lines before it, then stops. Returns 0, or -1 after a message.
 static int
 s_publish_line (s_publish_t *self, char *text, size_t size, size_t number)
 {
@@ -235,24 +388,23 @@ s_publish_line (s_publish_t *self, char *text, size_t size, size_t number)
     char error [256];
     if (chorus_json_to_msgpack (text, size, SIZE_MAX, &data, &data_size, error,
                                 sizeof (error))) {
-        //  The bridge counts lines within the document, which is one line
-        const char *place = strncmp (error, "line 1 ", 7) == 0? error + 7: error;
-        chorus_cli_error (&self->cli, "line %zu: %s", number, place);
+        if (s_batch_publish (self) == 0) {
+            //  The bridge counts lines within the document, which is one line
+            const char *place = strncmp (error, "line 1 ", 7) == 0? error + 7: error;
+            chorus_cli_error (&self->cli, "line %zu: %s", number, place);
+        }
         return -1;
     }
     const char *problem = NULL;
     char *key = self->key_field? s_line_key (self, text, size, &problem): NULL;
-    char where [48];
-    snprintf (where, sizeof (where), "line %zu: ", number);
-    int rc = -1;
-    if (problem)
-        chorus_cli_error (&self->cli, "line %zu: field '%s' %s", number, self->key_field,
-                          problem);
-    else
-        rc = s_publish (self, key? key: self->key, data, data_size, where);
-    free (key);
-    free (data);
-    return rc;
+    if (problem) {
+        free (data);
+        if (s_batch_publish (self) == 0)
+            chorus_cli_error (&self->cli, "line %zu: field '%s' %s", number, self->key_field,
+                              problem);
+        return -1;
+    }
+    return s_batch_add (self, data, data_size, key, number);
 }
 
 //  Stdin as it comes in, one whole line at a time
@@ -263,9 +415,10 @@ typedef struct {
     bool eof;                       //  stdin has ended
 } s_reader_t;
 
-//  Publish the whole lines in the reader (at end of file, the rest too)
+//  Take the whole lines in the reader (at end of file, the rest too) into
+//  the batch
 static int
-s_publish_lines (s_publish_t *self, s_reader_t *reader)
+s_take_lines (s_publish_t *self, s_reader_t *reader)
 {
     char *start = reader->data;
     size_t left = reader->size;
@@ -281,13 +434,13 @@ s_publish_lines (s_publish_t *self, s_reader_t *reader)
         rc = s_publish_line (self, start, left, ++reader->lines);
     else
     if (rc == 0 && left >= S_LINE_MAX) {
-        chorus_cli_error (&self->cli, "line %zu: longer than %d bytes", reader->lines + 1,
-                          S_LINE_MAX);
+        if (s_batch_publish (self) == 0)
+            chorus_cli_error (&self->cli, "line %zu: longer than %d bytes", reader->lines + 1,
+                              S_LINE_MAX);
         rc = -1;
     }
     memmove (reader->data, start, left);
     reader->size = left;
-    s_note_groups (self);
     return rc;
 }
 
@@ -309,30 +462,43 @@ s_read_stdin (s_reader_t *reader)
     return 0;
 }
 
-//  Publish stdin line by line. The node keeps running between reads, so a
-//  slow producer (tail -f) does not make our peers think we are dead.
+//  Publish stdin line by line: the lines read while more are ready go in
+//  one batch, which is published once stdin has nothing more ready (so a
+//  line typed or written alone goes at once), at its end, or when the
+//  batch is full. The node keeps running between reads, so a slow
+//  producer (tail -f) does not make our peers think we are dead.
 static int
 s_publish_stdin (s_publish_t *self)
 {
+    if (s_batch_init (&self->batch)) {
+        chorus_cli_error (&self->cli, "out of memory");
+        return -1;
+    }
     s_reader_t reader = { NULL, 0, 0, false };
     int rc = 0;
     while (rc == 0 && !reader.eof) {
         struct pollfd item = { .fd = STDIN_FILENO, .events = POLLIN };
-        if (poll (&item, 1, 0) > 0) {
+        bool ready = poll (&item, 1, 0) > 0;
+        if (ready) {
             if (s_read_stdin (&reader)) {
                 chorus_cli_error (&self->cli, "cannot read stdin: %s", strerror (errno));
                 rc = -1;
             }
             else
-                rc = s_publish_lines (self, &reader);
+                rc = s_take_lines (self, &reader);
         }
+        if ((!ready || reader.eof || rc) && s_batch_publish (self))
+            rc = -1;
         //  Busy: only what is ready; idle: wait a little for the node
-        if (item.revents)
+        if (ready)
             chorus_node_dispatch (self->node);
         else
         if (chorus_node_run (self->node, 50) == -1)
             break;
     }
+    //  Interrupted, or a read error after some lines: those are published
+    if (s_batch_publish (self))
+        rc = -1;
     free (reader.data);
     return rc;
 }
@@ -480,6 +646,7 @@ s_run (s_publish_t *self)
     zstr_free (&store_name);
     if (!self->node)
         return CHORUS_CLI_FAILED;
+    chorus_node_set_durability (self->node, self->durability);
     if (chorus_cli_node_start (&self->cli, self->node))
         return chorus_cli_failure ();
     //  Meet the mesh before publishing: events go to the instances of a
@@ -487,8 +654,7 @@ s_run (s_publish_t *self)
     //  all go to the first instance met (durability does not depend on it)
     if (s_settle (self, zclock_mono () + self->timeout_ms) == -1)
         return CHORUS_CLI_FAILED;
-    int rc = self->lines? s_publish_stdin (self)
-                        : s_publish (self, self->key, self->data, self->size, "");
+    int rc = self->lines? s_publish_stdin (self): s_publish (self);
     s_note_groups (self);
     if (self->cli.verbose)
         chorus_cli_error (&self->cli, "published %zu event%s", self->published,
@@ -515,6 +681,7 @@ chorus_cmd_publish (int argc, char **argv)
     if (status == CHORUS_CLI_CONTINUE)
         status = s_run (&self);
     chorus_node_destroy (&self.node);
+    s_batch_release (&self.batch);
     zlist_destroy (&self.groups);
     free (self.data);
     chorus_cli_release (&self.cli);
