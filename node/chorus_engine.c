@@ -721,11 +721,18 @@ s_engine_destroy (chorus__engine_t **self_p)
     //  Say goodbye, so that peers move our work at once
     if (self->router) {
         chorus_msg_t *bye = chorus__engine_msg (self, CHORUS_MSG_BYE);
-        for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
-             peer = (chorus__peer_t *) zhashx_next (self->peers)) {
-            zsock_set_linger (peer->dealer, 100);
-            chorus__engine_send (self, peer, bye);
+        //  Over a copy of the ids: a send may greet first, and the HELLO
+        //  walks the peer table itself
+        zlistx_t *instances = zhashx_keys (self->peers);
+        for (const char *instance = (const char *) zlistx_first (instances); instance;
+             instance = (const char *) zlistx_next (instances)) {
+            chorus__peer_t *peer = chorus__engine_peer (self, instance);
+            if (peer && peer->dealer) {
+                zsock_set_linger (peer->dealer, 100);
+                chorus__engine_send (self, peer, bye);
+            }
         }
+        zlistx_destroy (&instances);
         chorus_msg_destroy (&bye);
     }
     if (self->beacon) {

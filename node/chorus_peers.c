@@ -606,12 +606,19 @@ s_admission_tick (chorus__engine_t *self, uint64_t now)
 static void
 s_heartbeat (chorus__engine_t *self, uint64_t now)
 {
-    zlist_t *expired = zlist_new ();
-    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
-         peer = (chorus__peer_t *) zhashx_next (self->peers)) {
+    //  Over a copy of the instance ids: greeting a peer iterates the table
+    //  too (its HELLO lists the peers), which would move our own cursor,
+    //  and removing one peer changes the table
+    zlistx_t *instances = zhashx_keys (self->peers);
+    zlistx_t *expired = zlistx_new ();
+    for (const char *instance = (const char *) zlistx_first (instances); instance;
+         instance = (const char *) zlistx_next (instances)) {
+        chorus__peer_t *peer = chorus__engine_peer (self, instance);
+        if (!peer)
+            continue;
         uint64_t silence = now > peer->last_seen? now - peer->last_seen: 0;
         if (silence >= (uint64_t) self->config->expired_ms) {
-            zlist_append (expired, peer);
+            zlistx_add_end (expired, (void *) instance);
             continue;
         }
         chorus__peers_greet (self, peer);
@@ -629,10 +636,14 @@ s_heartbeat (chorus__engine_t *self, uint64_t now)
             peer->last_ping = now;
         }
     }
-    for (chorus__peer_t *peer = (chorus__peer_t *) zlist_first (expired); peer;
-         peer = (chorus__peer_t *) zlist_next (expired))
-        chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
-    zlist_destroy (&expired);
+    for (const char *instance = (const char *) zlistx_first (expired); instance;
+         instance = (const char *) zlistx_next (expired)) {
+        chorus__peer_t *peer = chorus__engine_peer (self, instance);
+        if (peer)
+            chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
+    }
+    zlistx_destroy (&expired);      //  holds the copies' pointers, not its own
+    zlistx_destroy (&instances);
 }
 
 void
