@@ -19,8 +19,10 @@
 //  Longest line --lines takes; a longer one is an error, not a huge event
 #define S_LINE_MAX (16 * 1024 * 1024)
 //  Payload bytes after which --lines publishes what it has, even with more
-//  lines ready, so that one store write stays a few MiB
-#define S_BATCH_BYTES (4 * 1024 * 1024)
+//  lines ready. A flush to disk costs about the same up to this size, so
+//  larger batches gain little; and a store write that fails (a full disk)
+//  fails whole, so smaller ones publish more of what fits.
+#define S_BATCH_BYTES (256 * 1024)
 
 enum {
     S_OPT_KEY = CHORUS_CLI_OPT_OWN,
@@ -87,12 +89,12 @@ s_usage (FILE *out)
         "JSON (none without JSON), or with --lines one event per line of stdin\n"
         "(one JSON document a line; empty lines skipped). Each event is durable in\n"
         "the store once published. --lines publishes the lines that stdin has\n"
-        "ready together, up to 4096 in one store write (one flush to disk under\n"
-        "fsync), so a line that comes alone is published at once. Then wait until\n"
-        "every group the events are due to has acknowledged them: the groups met on\n"
-        "the mesh that subscribe to TOPIC, and those known to the store from\n"
-        "earlier runs. What is not yet delivered stays in the store and goes out\n"
-        "the next time a node starts on it.\n"
+        "ready together, up to 4096 lines or 256 KiB in one store write (one flush\n"
+        "to disk under fsync), so a line that comes alone is published at once.\n"
+        "Then wait until every group the events are due to has acknowledged them:\n"
+        "the groups met on the mesh that subscribe to TOPIC, and those known to the\n"
+        "store from earlier runs. What is not yet delivered stays in the store and\n"
+        "goes out the next time a node starts on it.\n"
         "\n"
         "At the end it says on stderr what is true: \"delivered N events to GROUPS\",\n"
         "or \"stored durably; no group subscribes to TOPIC yet\", or \"stored durably;\n"
