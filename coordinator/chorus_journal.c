@@ -105,7 +105,7 @@ chorus__journal_missing (char *reason, size_t reason_size, uint64_t commits, uin
 //  Records a failure; returns -1
 int
 chorus__journal_fail (chorus_journal_t *self, chorus_journal_failure_t kind, const char *what,
-        const char *reason)
+                      const char *reason)
 {
     self->failure = kind;
     chorus__journal_describe (self->error, sizeof (self->error), self->dir, kind, what, reason);
@@ -245,7 +245,7 @@ s_read_commits (chorus_journal_t *self, uint64_t *commits)
     if (value && size != 8) {
         leveldb_free (value);
         return chorus__journal_fail (self, CHORUS_JOURNAL_DAMAGED, "its commit count",
-                       "the record does not decode");
+                                     "the record does not decode");
     }
     if (value)
         *commits = s_get_u64 (value);
@@ -259,7 +259,7 @@ s_read_commits (chorus_journal_t *self, uint64_t *commits)
 //  error and its kind in *failure.
 chorus_journal_t *
 chorus__journal_open (const char *dir, bool create, bool check_mark, uint64_t *mark_out,
-        chorus_journal_failure_t *failure, char *error, size_t error_size)
+                      chorus_journal_failure_t *failure, char *error, size_t error_size)
 {
     chorus_journal_failure_t kind = CHORUS_JOURNAL_OK;
     s_contents_t contents;
@@ -282,7 +282,8 @@ chorus__journal_open (const char *dir, bool create, bool check_mark, uint64_t *m
     }
     if (fresh && !create) {
         chorus__journal_describe (error, error_size, dir, CHORUS_JOURNAL_MISSING, "open",
-                    contents.exists? "the directory is empty": "no such directory");
+                                  contents.exists? "the directory is empty":
+                                  "no such directory");
         if (failure)
             *failure = CHORUS_JOURNAL_MISSING;
         return NULL;
@@ -335,6 +336,30 @@ chorus__journal_open (const char *dir, bool create, bool check_mark, uint64_t *m
     if (failure)
         *failure = CHORUS_JOURNAL_OK;
     return self;
+}
+
+//  The database again after a write failed (see chorus_journal_commit);
+//  0 when it is open, or -1
+static int
+s_reopen (chorus_journal_t *self)
+{
+    if (self->db)
+        return 0;
+    leveldb_options_set_create_if_missing (self->options, 0);
+    char *leveldb_error = NULL;
+    self->db = leveldb_open (self->options, self->dir, &leveldb_error);
+    if (!self->db)
+        return s_fail_leveldb (self, "reopening after a failed commit", leveldb_error);
+    uint64_t commits = 0;
+    if (s_read_commits (self, &commits))
+        return -1;
+    if (commits != self->commits) {
+        char reason [256];
+        chorus__journal_missing (reason, sizeof (reason), commits, self->commits);
+        return chorus__journal_fail (self, CHORUS_JOURNAL_DAMAGED, "commits are missing",
+                                     reason);
+    }
+    return 0;
 }
 
 chorus_journal_t *
@@ -449,14 +474,25 @@ chorus_journal_commit (chorus_journal_t *self)
     //  every event, often in turns of their own) is not worth a disk flush.
     //  It reaches the OS, so survives a crash of the process; a crash of
     //  the machine may lose the last such entries.
+    if (s_reopen (self))
+        return -1;
     char count [8];
     s_put_u64 (count, self->commits + 1);
     leveldb_writebatch_put (self->batch, "c", 1, count, 8);
     char *leveldb_error = NULL;
     leveldb_write (self->db, self->promised? self->write: self->lazy, self->batch,
                    &leveldb_error);
-    if (leveldb_error)      //  the batch stays, to be tried again
-        return s_fail_leveldb (self, "commit", leveldb_error);
+    if (leveldb_error) {
+        //  The batch stays, to be tried again. A write that failed (a full
+        //  disk) may have left part of a record at the end of the log, and
+        //  LevelDB would append the next ones after it, where its reader
+        //  loses its footing: the database is closed, and reopened before
+        //  the next try, which makes the torn record the end of the log.
+        s_fail_leveldb (self, "commit", leveldb_error);
+        leveldb_close (self->db);
+        self->db = NULL;
+        return -1;
+    }
     self->commits++;
     bool promised = self->promised;
     leveldb_writebatch_clear (self->batch);
@@ -484,6 +520,8 @@ int
 chorus__journal_scan (chorus_journal_t *self, const char *prefix, size_t prefix_size,
                       chorus__journal_visit_fn *fn, void *arg)
 {
+    if (s_reopen (self))
+        return -1;
     leveldb_iterator_t *it = leveldb_create_iterator (self->db, self->read);
     int count = 0;
     for (leveldb_iter_seek (it, prefix, prefix_size); leveldb_iter_valid (it);
@@ -542,6 +580,8 @@ chorus_journal_definition (chorus_journal_t *self, const char *name, int version
     char *leveldb_error = NULL;
     size_t size = 0;
     *source = NULL;
+    if (s_reopen (self))
+        return -1;
     char *value = leveldb_get (self->db, self->read, key, length, &size, &leveldb_error);
     if (leveldb_error)
         return s_fail_leveldb (self, "read definition", leveldb_error);

@@ -79,7 +79,7 @@ chorus_journal_check (const char *dir, chorus_journal_report_t *report)
     memset (report, 0, sizeof *report);
     uint64_t mark = 0;
     chorus_journal_t *self = chorus__journal_open (dir, false, false, &mark, &report->failure,
-                                     report->problem, sizeof (report->problem));
+                                                   report->problem, sizeof (report->problem));
     if (!self)
         return -1;
     report->commits = self->commits;
@@ -238,11 +238,12 @@ s_read_before (const char *dir, chorus_journal_repair_t *report)
     while (length > 1 && dir [length - 1] == '/')
         length--;
     snprintf (scratch, sizeof (scratch), "%.*s.before-repair-XXXXXX", (int) length, dir);
+    s_ids_t ids = {NULL, 0, 0};
     if (!mkdtemp (scratch)) {
         report->before_problem = strdup ("cannot make a scratch copy beside it");
+        report->before = s_ids_take (&ids);
         return;
     }
-    s_ids_t ids = {NULL, 0, 0};
     char *leveldb_error = NULL;
     leveldb_options_t *options = leveldb_options_create ();
     leveldb_t *db = NULL;
@@ -347,7 +348,7 @@ chorus_journal_repair (const char *dir, chorus_journal_repair_t *report)
     //  What the repaired journal holds; records that do not decode go
     uint64_t mark = 0;
     chorus_journal_t *self = chorus__journal_open (dir, false, false, &mark, &report->failure,
-                                     report->problem, sizeof (report->problem));
+                                                   report->problem, sizeof (report->problem));
     if (!self)
         return -1;
     s_after_t after;
@@ -371,6 +372,7 @@ chorus_journal_repair (const char *dir, chorus_journal_repair_t *report)
     report->dropped = after.dropped.size;
     report->after = s_ids_take (&after.ids);
     qsort (report->after, after.ids.size, sizeof (char *), s_compare_ids);
+    qsort (report->before, s_count_ids (report->before), sizeof (char *), s_compare_ids);
     s_ids_t lost = {NULL, 0, 0};
     for (char **id = report->before; *id; id++)
         if (!bsearch (id, report->after, after.ids.size, sizeof (char *), s_compare_ids))
