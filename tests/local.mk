@@ -183,3 +183,5 @@ tests_test_coordinator_keeps_unpublished_events_LDADD = libchorus_coordinator.la
     libchorus_tools.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 TESTS += tests/test_coordinator_survives_full_disk.sh
 EXTRA_DIST += tests/test_coordinator_survives_full_disk.sh
+TESTS += tests/test_coordinator_says_why_journal_is_unusable.sh
+EXTRA_DIST += tests/test_coordinator_says_why_journal_is_unusable.sh
