@@ -268,7 +268,8 @@ s_version (chorus_coordinator_t *self, const char *name, int version, char *why,
     }
     if (!source) {
         snprintf (why, why_size, "its definition '%s' version %d is neither in the flows "
-                  "directory nor in the journal", name, version);
+                  "directory nor in the journal (put it back in the flows directory)", name,
+                  version);
         return NULL;
     }
     char error [512];

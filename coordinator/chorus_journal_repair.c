@@ -24,14 +24,30 @@ s_count_key (const char *key, size_t key_size, const char *value, size_t size, v
     return 0;
 }
 
-//  The flow state named in a record, NULL if the record does not decode;
-//  how many events it still has to publish in *unpublished
+//  The flow state named in a record, NULL if the record does not decode
+//  (it needs at least what the engine's saved state always has); how many
+//  events it still has to publish in *unpublished
 static const char *
 s_record_state (json_t *record, size_t *unpublished)
 {
     json_t *state = json_object_get (record, "state");
     *unpublished = json_array_size (json_object_get (record, "emits"));
+    if (!json_is_string (json_object_get (state, "flow"))
+    ||  !json_is_integer (json_object_get (state, "version"))
+    ||  !json_is_array (json_object_get (state, "steps")))
+        return NULL;
     return json_string_value (json_object_get (state, "state"));
+}
+
+static bool
+s_known_state (const char *state)
+{
+    const char *states [] = {"running", "compensating", "completed", "failed", "cancelled",
+                             "stuck"};
+    for (size_t i = 0; i < sizeof (states) / sizeof (states [0]); i++)
+        if (strcmp (state, states [i]) == 0)
+            return true;
+    return false;
 }
 
 static int
@@ -316,8 +332,9 @@ s_sort_flow (const char *key, size_t key_size, const char *value, size_t size, v
     s_after_t *after = (s_after_t *) arg;
     json_t *record = json_loadb (value, size, 0, NULL);
     size_t unpublished;
-    s_ids_add (record && s_record_state (record, &unpublished)? &after->ids: &after->dropped,
-               key + 1, key_size - 1);
+    const char *state = record? s_record_state (record, &unpublished): NULL;
+    s_ids_add (state && s_known_state (state)? &after->ids: &after->dropped, key + 1,
+               key_size - 1);
     json_decref (record);
     return 0;
 }

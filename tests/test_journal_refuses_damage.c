@@ -74,10 +74,10 @@ s_make (const char *dir, bool tables)
     chorus_journal_set_sync (journal, false);
     chorus_journal_put_definition (journal, "hold", 1, "flow: hold\n");
     for (int i = 1; i <= FLOWS; i++) {
-        char id [32], record [256];
+        char id [32], record [512];
         snprintf (id, sizeof (id), "hold-%04d", i);
         snprintf (record, sizeof (record), "{\"correlation\":\"c-%d\",\"state\":{\"flow\":"
-                  "\"hold\",\"version\":1,\"state\":\"running\"},\"emits\":[{\"topic\":\"t\","
+                  "\"hold\",\"version\":1,\"state\":\"running\",\"steps\":[]},\"emits\":[{\"topic\":\"t\","
                   "\"n\":1}],\"padding\":\"%0100d\"}", i, i);
         chorus_journal_put_flow (journal, id, record);
         chorus_journal_put_trace (journal, id, (uint64_t) i, "event", "T", 1);
