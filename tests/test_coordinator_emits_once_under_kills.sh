@@ -65,8 +65,13 @@ await 100 have_peers coordinator payments audit
 ok $? "the coordinator, the service and the consumer have joined"
 
 #   The trigger events, published durably: the producer delivers them to
-#   the coordinator group whichever of its lives is there
-i=1
+#   the coordinator group whichever of its lives is there. The first one
+#   goes alone, so that the producer's store knows the group before a kill
+#   can hide it.
+echo '{"n": 1}' | "$chorus" publish order.placed --lines --store "$tmp/producer" --timeout 30 \
+    2>"$tmp/publish.err"
+ok $? "the producer has met the coordinator group: $(tail -1 "$tmp/publish.err")"
+i=2
 while [ $i -le $FLOWS ]; do echo "{\"n\": $i}"; i=$((i + 1)); done > "$tmp/orders"
 "$chorus" publish order.placed --lines --store "$tmp/producer" --timeout 120 \
     < "$tmp/orders" 2>"$tmp/publish.err" &
