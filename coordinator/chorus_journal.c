@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 //  --------------------------------------------------------------------------
@@ -345,6 +346,14 @@ s_reopen (chorus_journal_t *self)
 {
     if (self->db)
         return 0;
+    //  Each try replays the log: at most one a second, the last failure
+    //  standing for the tries in between
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    int64_t now_ms = (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    if (now_ms < self->reopen_at)
+        return -1;
+    self->reopen_at = now_ms + S_REOPEN_MS;
     leveldb_options_set_create_if_missing (self->options, 0);
     char *leveldb_error = NULL;
     self->db = leveldb_open (self->options, self->dir, &leveldb_error);

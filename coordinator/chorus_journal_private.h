@@ -11,6 +11,7 @@
 
 #define S_MARK_FILE "CHORUS-COMMITS"
 #define S_MARK_SIZE 21              //  20 digits and a newline
+#define S_REOPEN_MS 1000            //  between tries to reopen after a failed commit
 
 struct _chorus_journal_t {
     char *dir;                          //  where it lives
@@ -24,6 +25,7 @@ struct _chorus_journal_t {
     bool promised;                      //  the batch holds flow state or definitions
     uint64_t commits;                   //  commits made, as the 'c' key says
     int mark;                           //  the commit mark file, -1 when not open
+    int64_t reopen_at;                  //  monotonic ms: no reopen before, after a failed one
     chorus_journal_failure_t failure;   //  kind of the last failure
     char error [512];                   //  why the last call failed
 };
