@@ -1248,6 +1248,11 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
     self->node = chorus_node_new ("coordinator");
     self->node_dir = zsys_sprintf ("%s/node", config->store_dir);
     chorus_node_set_store (self->node, self->node_dir);
+    //  A flow's events are as durable as its journal: the journal says an
+    //  event was published only once the node has it, so the node's store
+    //  must survive what the journal survives
+    chorus_node_set_durability (self->node, config->journal_sync? CHORUS_DURABLE_FSYNC:
+                                CHORUS_DURABLE_PROCESS);
     chorus_node_set_verbose (self->node, config->verbose);
     const char *mesh = config->mesh? config->mesh: getenv ("CHORUS_MESH");
     if (mesh && chorus_node_set_mesh (self->node, mesh)) {

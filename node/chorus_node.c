@@ -727,8 +727,8 @@ chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, si
         code = chorus_store_damaged (self->store)? CHORUS_ECORRUPT: CHORUS_ESTORE;
     }
     //  Durable now; the engine takes each event for delivery, and its
-    //  body, as stored, for PUB
-    bool wake = false;
+    //  body, as stored, for PUB. It is woken as soon as a push asks for it:
+    //  a batch larger than the hand-off waits for the engine to take some
     for (size_t i = 0; i < fresh; i++) {
         if (code) {
             chorus_msg_destroy (&messages [i]);
@@ -736,10 +736,8 @@ chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, si
         }
         else
         if (chorus__handoff_push (&self->handoff, messages [i], bodies [i]))
-            wake = true;
+            zstr_send (self->actor, "PUBLISHED");
     }
-    if (wake)
-        zstr_send (self->actor, "PUBLISHED");
     free (messages);
     free (bodies);
     free (entries);

@@ -94,8 +94,11 @@ tests_test_tracing_links_causes_LDADD = $(TEST_LIBS)
 tests_test_flush_hook_groups_writes_LDADD = $(TEST_LIBS)
 
 #   Processes killed and restarted
-check_PROGRAMS += tests/test_instance_killed_midstream tests/test_publisher_crash_keeps_events tests/test_command_survives_instance_kill
-TESTS += tests/test_instance_killed_midstream tests/test_publisher_crash_keeps_events tests/test_command_survives_instance_kill
+check_PROGRAMS += tests/test_instance_killed_midstream tests/test_publisher_crash_keeps_events tests/test_command_survives_instance_kill \
+    tests/test_publish_batch_is_atomic
+TESTS += tests/test_instance_killed_midstream tests/test_publisher_crash_keeps_events tests/test_command_survives_instance_kill \
+    tests/test_publish_batch_is_atomic
+tests_test_publish_batch_is_atomic_LDADD = $(TEST_LIBS)
 tests_test_instance_killed_midstream_SOURCES = tests/test_instance_killed_midstream.c
 tests_test_instance_killed_midstream_LDADD = $(TEST_LIBS)
 tests_test_publisher_crash_keeps_events_SOURCES = tests/test_publisher_crash_keeps_events.c
