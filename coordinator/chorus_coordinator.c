@@ -706,6 +706,12 @@ s_publish (chorus_coordinator_t *self)
         }
     }
     s_published (self, &batch);
+    if (failed && code == CHORUS_ECORRUPT && !self->damaged) {
+        char what [512];
+        snprintf (what, sizeof (what), "node store %s is damaged (publishing a flow's event: "
+                  "%s)", self->node_dir, chorus_strerror (code));
+        s_damaged (self, what);
+    }
     if (failed) {
         self->publish_tries++;
         self->publish_at = zclock_mono () + self->publish_backoff;
