@@ -782,6 +782,10 @@ s_group_pending (chorus__delivery_t *self, s_group_t *group, uint64_t head)
     for (uint64_t seq = group->cursor; seq < group->next; seq++)
         if (s_slot (group, seq)->state == SLOT_FLIGHT)
             total++;
+    //  A loss the group has not been told of counts as one: the publisher
+    //  owes it a TRUNCATED
+    if (group->lost_from || chorus_store_lost_since (self->store, group->next))
+        total++;
     if (head < group->next)
         return total;
     if (!group->stored_subs)

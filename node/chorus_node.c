@@ -792,14 +792,14 @@ chorus_node_send_traced (chorus_node_t *self, const char *service, const char *c
 //  --------------------------------------------------------------------------
 //  Running handlers
 
+//  A number the engine sent with zsock_send's '8', which czmq writes as
+//  decimal text (not as 8 bytes)
 static uint64_t
 s_pop_u64 (zmsg_t *msg)
 {
-    zframe_t *frame = zmsg_pop (msg);
-    uint64_t value = 0;
-    if (frame && zframe_size (frame) == sizeof (uint64_t))
-        memcpy (&value, zframe_data (frame), sizeof (uint64_t));
-    zframe_destroy (&frame);
+    char *text = zmsg_popstr (msg);
+    uint64_t value = text? strtoull (text, NULL, 10): 0;
+    zstr_free (&text);
     return value;
 }
 

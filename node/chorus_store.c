@@ -1268,6 +1268,15 @@ chorus_store_next (chorus_store_t *self, uint64_t seq, uint64_t *lost_from,
     return found;
 }
 
+bool
+chorus_store_lost_since (chorus_store_t *self, uint64_t seq)
+{
+    for (size_t i = 0; i < self->lost.size; i++)
+        if (self->lost.items [i].to >= seq)
+            return true;
+    return false;
+}
+
 uint64_t
 chorus_store_count (chorus_store_t *self, uint64_t from, uint64_t to)
 {

@@ -140,6 +140,10 @@ uint64_t
     chorus_store_next (chorus_store_t *self, uint64_t seq, uint64_t *lost_from,
                        uint64_t *lost_to);
 
+//  Whether a repair lost events at or after seq
+bool
+    chorus_store_lost_since (chorus_store_t *self, uint64_t seq);
+
 //  The number of retained events with from <= seq <= to
 uint64_t
     chorus_store_count (chorus_store_t *self, uint64_t from, uint64_t to);

@@ -82,8 +82,10 @@ for kind in truncate-log flip-log empty-log no-current torn-table; do
         ok $? "$kind: the repaired producer delivers what it kept"
         kept=$(sort -u "$dir/handled" 2>/dev/null | wc -l)
         if grep -q '^lost' "$dir/repair.out"; then
-            await 100 grep -q "are lost: events lost to damage" "$dir/on.err"
-            ok $? "$kind: the group is told of the loss: $(grep -m1 'are lost' "$dir/on.err")"
+            range=$(sed -n 's/^lost: events* \([0-9]*\)\( to \([0-9]*\)\)\{0,1\}.*/\1 to \3/p' "$dir/repair.out" | head -1)
+            first=${range%% to*}
+            await 100 grep -q "events $first to [0-9]* of publisher .* are lost: events lost to damage" "$dir/on.err"
+            ok $? "$kind: the group is told of the loss from event $first: $(grep -m1 'are lost' "$dir/on.err")"
         else
             [ "$kept" -ge $EVENTS ]; ok $? "$kind: the repair lost nothing ($kept delivered)"
         fi
