@@ -693,7 +693,8 @@ s_open_error (const char *dir, chorus_store_kind_t kind, const char *why, char *
         snprintf (text, sizeof (text), "store %s is in use by another process (its LOCK file "
                   "is held): is another chorus using the same --store?", dir);
     else
-    if (kind == CHORUS_STORE_FULL || kind == CHORUS_STORE_DENIED)
+    if ((kind == CHORUS_STORE_FULL || kind == CHORUS_STORE_DENIED)
+    &&  !strstr (why, s_kind_text (kind)))
         snprintf (text, sizeof (text), "store %s: %s (%s)", dir, s_kind_text (kind), why);
     else
         snprintf (text, sizeof (text), "store %s: %s", dir, why);
