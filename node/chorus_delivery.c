@@ -370,6 +370,8 @@ s_pump (chorus__delivery_t *self, s_group_t *group)
 {
     if (group->subs_size == 0 || group->stored_subs)
         return;     //  known from the store only: wait for its HELLO
+    if (group->lost_from)
+        s_truncated (self, group);  //  a loss still to tell
     size_t window = (size_t) self->engine->config->credit_window;
     bool can_send = zlistx_size (group->instances) > 0;
     while (can_send && zlistx_size (group->sent) < window && zlistx_size (group->ready)) {
@@ -516,12 +518,18 @@ s_truncated (chorus__delivery_t *self, s_group_t *group)
     chorus_msg_set_to (truncated, group->lost_to);
     chorus_msg_set_message (truncated, group->lost_why? group->lost_why:
                             "events removed by the publisher's retention");
+    //  Kept until every live instance could be sent it (a connection that
+    //  is not up yet takes nothing): tried again at the next pump
+    bool sent = true;
     for (chorus__peer_t *peer = (chorus__peer_t *) zlistx_first (group->instances); peer;
          peer = (chorus__peer_t *) zlistx_next (group->instances))
-        chorus__engine_send (self->engine, peer, truncated);
+        if (chorus__engine_send (self->engine, peer, truncated))
+            sent = false;
     chorus_msg_destroy (&truncated);
-    group->lost_from = group->lost_to = 0;
-    group->lost_why = NULL;
+    if (sent) {
+        group->lost_from = group->lost_to = 0;
+        group->lost_why = NULL;
+    }
 }
 
 static s_group_t *

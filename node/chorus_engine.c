@@ -728,7 +728,10 @@ s_engine_destroy (chorus__engine_t **self_p)
              instance = (const char *) zlistx_next (instances)) {
             chorus__peer_t *peer = chorus__engine_peer (self, instance);
             if (peer && peer->dealer) {
-                zsock_set_linger (peer->dealer, 100);
+                //  What is queued to a connected peer (acknowledgements,
+                //  replies, a TRUNCATED, this BYE) gets up to a second to
+                //  leave; nothing waits for a peer that is not connected
+                zsock_set_linger (peer->dealer, 1000);
                 chorus__engine_send (self, peer, bye);
             }
         }

@@ -72,9 +72,9 @@ s_describe (chorus_store_t *store, char **report)
     s_say (report, "epoch: %" PRIu64, chorus_store_epoch (store));
     uint64_t first = chorus_store_first (store), head = chorus_store_head (store);
     if (chorus_store_events (store))
-        s_say (report, "outbox: %" PRIu64 " events, seq %" PRIu64 " to %" PRIu64 ", %" PRIu64
+        s_say (report, "outbox: %" PRIu64 " events from seq %" PRIu64 ", %" PRIu64
                " bytes; head %" PRIu64, chorus_store_events (store), first,
-               chorus_store_head (store), chorus_store_bytes (store), head);
+               chorus_store_bytes (store), head);
     else
         s_say (report, "outbox: empty; head %" PRIu64, head);
     uint64_t from, to;

@@ -40,7 +40,7 @@ size=$(stat -c %s "$log")
 truncate -s $((size / 2)) "$log"
 grep -q "state open" "$tmp/producer/CHORUS-STATE"; ok $? "killed, the store was not closed"
 "$chorus" store check "$tmp/producer" > "$tmp/check.out"
-last=$(sed -n 's/^outbox: .* to \([0-9]*\),.*/\1/p' "$tmp/check.out")
+last=$(sed -n 's/^outbox: .* head \([0-9]*\)$/\1/p' "$tmp/check.out")
 [ -n "$last" ] && [ "$last" -lt 201 ]; ok $? "the log lost its tail: it ends at event $last of 201"
 
 #   The crash took the log's tail: those numbers would come again
