@@ -10,6 +10,7 @@
 #include <stdarg.h>
 
 #define S_HANDOFF_MAX 1000      //  published events queued for the engine at most
+#define S_SMALL_BATCH 16        //  a publish batch this small lives on the stack
 
 //  An application handler and its argument
 typedef struct {
@@ -673,14 +674,22 @@ chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, si
     &&  s_request (self, "s", "TRIM"))
         return chorus__fail (CHORUS_EFULL);
 
-    chorus_msg_t **messages = (chorus_msg_t **) calloc (count + 1, sizeof (chorus_msg_t *));
-    zframe_t **bodies = (zframe_t **) calloc (count + 1, sizeof (zframe_t *));
-    chorus_store_entry_t *entries = (chorus_store_entry_t *)
-                                    calloc (count + 1, sizeof (chorus_store_entry_t));
+    //  A small batch (a single publish) costs no allocation here
+    chorus_msg_t *small_messages [S_SMALL_BATCH];
+    zframe_t *small_bodies [S_SMALL_BATCH];
+    chorus_store_entry_t small_entries [S_SMALL_BATCH];
+    bool small = count <= S_SMALL_BATCH;
+    chorus_msg_t **messages = small? small_messages:
+                              (chorus_msg_t **) calloc (count, sizeof (chorus_msg_t *));
+    zframe_t **bodies = small? small_bodies: (zframe_t **) calloc (count, sizeof (zframe_t *));
+    chorus_store_entry_t *entries = small? small_entries: (chorus_store_entry_t *)
+                                    calloc (count, sizeof (chorus_store_entry_t));
     if (!messages || !bodies || !entries) {
-        free (messages);
-        free (bodies);
-        free (entries);
+        if (!small) {
+            free (messages);
+            free (bodies);
+            free (entries);
+        }
         return chorus__fail (CHORUS_ENOMEM);
     }
     uint64_t now = chorus__now ();
@@ -738,9 +747,11 @@ chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, si
         if (chorus__handoff_push (&self->handoff, messages [i], bodies [i]))
             zstr_send (self->actor, "PUBLISHED");
     }
-    free (messages);
-    free (bodies);
-    free (entries);
+    if (!small) {
+        free (messages);
+        free (bodies);
+        free (entries);
+    }
     return code? chorus__fail (code): 0;
 }
 
