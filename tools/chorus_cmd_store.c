@@ -39,13 +39,6 @@ s_is_dir (const char *path)
     return stat (path, &info) == 0 && S_ISDIR (info.st_mode);
 }
 
-//  Exit status for a failed node-store call
-static int
-s_node_status (void)
-{
-    return chorus_errno () == CHORUS_ECORRUPT? CHORUS_CLI_DAMAGED: 1;
-}
-
 static int
 s_journal_status (chorus_journal_failure_t failure)
 {
@@ -118,7 +111,7 @@ s_node_store (const char *dir, bool repair)
     int rc = repair? chorus_store_repair_dir (dir, &report): chorus_store_check_dir (dir, &report);
     fputs (report? report: "", stdout);
     free (report);
-    return rc == 0? 0: s_node_status ();
+    return rc == 0? 0: chorus_cli_failure ();
 }
 
 int
