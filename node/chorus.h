@@ -50,6 +50,7 @@ typedef enum {
     CHORUS_EREMOTE = -1010,      //  the remote handler replied with an error
     CHORUS_EINTERRUPTED = -1011, //  interrupted by a signal or by shutdown
     CHORUS_ECORRUPT = -1012,     //  the durable store is damaged: see `chorus store check`
+    CHORUS_EFORBIDDEN = -1013,   //  a certificate does not allow it (protocol section 14)
 } chorus_error_t;
 
 //  Returns the library version as CHORUS_MAKE_VERSION (major, minor, patch),
@@ -112,6 +113,8 @@ typedef struct {
     chorus_peer_state_t state;  //  JOINED/ALIVE, EVASIVE, EXPIRED or LEFT
     uint64_t last_seen;         //  ms since epoch when last heard from
     uint64_t head;              //  its latest published sequence number
+    const char *key;            //  its CURVE public key (Z85), NULL on a plaintext mesh
+    bool authenticated;         //  its key was checked against our trust directory
 } chorus_peer_t;
 
 typedef void (chorus_peer_fn) (chorus_node_t *node, const chorus_peer_t *peer, void *arg);
@@ -157,6 +160,38 @@ CHORUS_EXPORT int
 //  A peer's inbox endpoint to meet first (repeatable)
 CHORUS_EXPORT int
     chorus_node_add_seed (chorus_node_t *self, const char *endpoint);
+
+//  Secures the node (protocol section 14): every socket is CURVE, and the
+//  node talks only to keys in the trust directory, each within what its
+//  certificate allows. cert_file is the node's own secret certificate
+//  (czmq zcert format, as `chorus keygen` writes it: FILE.cert_secret, or
+//  FILE.cert with FILE.cert_secret beside it); trust_dir is a directory of
+//  public certificates (*.cert). Both or neither (NULL, NULL: plaintext,
+//  the default). Checked at once: -1 with CHORUS_EINVAL, and the reason
+//  on stderr, if either cannot be used or only one is given. A seed of a
+//  secure node is given with its key: "ENDPOINT@KEY", KEY being the seed's
+//  Z85 public key (40 characters) or the name of a certificate in the trust
+//  directory.
+CHORUS_EXPORT int
+    chorus_node_set_security (chorus_node_t *self, const char *cert_file, const char *trust_dir);
+
+//  Asks every secure node of this process to read its trust directory
+//  again now (they also notice a change by themselves within a second).
+//  Async-signal-safe: a SIGHUP handler may call it.
+CHORUS_EXPORT void
+    chorus_reload_trust (void);
+
+//  Socket-monitor events (zmq_socket_monitor) of every socket of the node,
+//  for operators: event is one of "listening", "accepted", "connected",
+//  "retried", "disconnected", "closed", "handshake-succeeded" and
+//  "handshake-failed"; socket names the node's socket ("inbox", "pub",
+//  "dealer", "sub"); peer is the endpoint or the peer the socket leads to;
+//  detail says why a handshake failed (unknown key, plaintext peer, ...),
+//  or is "". Set before start.
+typedef void (chorus_monitor_fn) (chorus_node_t *node, const char *event, const char *socket,
+                                  const char *peer, const char *detail, void *arg);
+CHORUS_EXPORT int
+    chorus_node_on_monitor (chorus_node_t *self, chorus_monitor_fn *handler, void *arg);
 //  UDP beacon discovery on this port (0, the default, disables it)
 CHORUS_EXPORT int
     chorus_node_set_beacon (chorus_node_t *self, int port);

@@ -39,6 +39,7 @@ chorus_strerror (int code)
         case CHORUS_EREMOTE:      return "remote handler replied with an error";
         case CHORUS_EINTERRUPTED: return "interrupted";
         case CHORUS_ECORRUPT:     return "durable store damaged";
+        case CHORUS_EFORBIDDEN:   return "not allowed by the certificate";
         default:                  return "unknown error code";
     }
 }
