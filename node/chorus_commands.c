@@ -163,10 +163,20 @@ chorus__commands_error (chorus__commands_t *self, chorus__peer_t *peer, chorus_m
     s_outgoing_t *outgoing = request?
         (s_outgoing_t *) zhashx_lookup (self->outgoing, request): NULL;
     //  An ERROR speaks only of what we sent to the peer that sends it
-    if (outgoing && outgoing->instance && streq (outgoing->instance, peer->instance)
-    &&  streq (chorus_msg_code (error), "wrong-group")) {
+    if (!outgoing || !outgoing->instance || !streq (outgoing->instance, peer->instance))
+        return;
+    if (streq (chorus_msg_code (error), "wrong-group")) {
         s_release (self, outgoing);
         s_dispatch (self, outgoing);
+    }
+    else
+    if (streq (chorus_msg_code (error), "forbidden")) {
+        //  Our key may not call it (protocol section 14): no instance will
+        //  take it, so the caller hears at once
+        s_release (self, outgoing);
+        chorus__engine_work (self->engine, "ssss", "T", request, "forbidden",
+                             chorus_msg_message (error)? chorus_msg_message (error): "");
+        zhashx_delete (self->outgoing, request);
     }
 }
 

@@ -11,7 +11,8 @@ const char *chorus__counter_names [C_COUNTERS] = {
     "malformed", "unknown_peer", "published", "delivered", "handled", "duplicates",
     "redelivered", "commands_sent", "commands_handled", "replies", "timeouts", "fetches",
     "truncated", "observed", "expired_commands", "fetched", "forged", "refused",
-    "errors_sent", "errors_received", "connections_refused",
+    "errors_sent", "errors_received", "connections_refused", "forbidden", "unauthorised",
+    "handshakes_failed", "revoked",
 };
 
 #define S_ROUTER_BATCH 1000     //  messages read from the inbox per turn
@@ -71,6 +72,24 @@ chorus__engine_forged (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_
                          chorus_msg_command (msg), chorus_msg_id (msg), peer->service,
                          peer->instance, peer->endpoint, *peer->address? peer->address: "?", why,
                          instance? ", names ": "", instance? instance: "");
+}
+
+void
+chorus__engine_forbidden (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *msg,
+                          const char *what)
+{
+    self->counters [C_FORBIDDEN]++;
+    char why [512];
+    if (chorus_msg_type (msg) == CHORUS_MSG_COMMAND)
+        snprintf (why, sizeof (why), "certificate '%s' %s %s.%s", peer->grant->name, what,
+                  chorus_msg_service (msg), chorus_msg_name (msg));
+    else
+        snprintf (why, sizeof (why), "certificate '%s' %s '%s'", peer->grant->name, what,
+                  chorus_msg_topic (msg));
+    chorus__engine_warn (self, W_FORBIDDEN, "refused %s %.32s from %s/%.8s: %s",
+                         chorus_msg_command (msg), chorus_msg_id (msg), peer->service,
+                         peer->instance, why);
+    chorus__engine_error (self, peer, msg, "forbidden", why);
 }
 
 #define S_BACKLOG_MAX 1024                  //  answers kept for one peer at most
@@ -232,6 +251,10 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
             if (!streq (chorus_msg_instance (msg), peer->instance))
                 chorus__engine_forged (self, peer, msg, "an event of another publisher");
             else
+            if (chorus_msg_group (msg) && peer->grant
+            &&  !chorus__grant_publish (peer->grant, chorus_msg_topic (msg)))
+                chorus__engine_forbidden (self, peer, msg, "may not publish");
+            else
             if (chorus_msg_group (msg))
                 chorus__inbox_event (self, peer, &self->msg);
             else
@@ -272,7 +295,11 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
             }
             break;
         case CHORUS_MSG_COMMAND:
-            chorus__commands_received (self->commands, peer, &self->msg);
+            if (peer->grant && !chorus__grant_call (peer->grant, chorus_msg_service (msg),
+                                                    chorus_msg_name (msg)))
+                chorus__engine_forbidden (self, peer, msg, "may not call");
+            else
+                chorus__commands_received (self->commands, peer, &self->msg);
             break;
         case CHORUS_MSG_REPLY:
             if (chorus_msg_status (msg) > CHORUS_REPLY_ERROR)
@@ -293,8 +320,10 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
             chorus__peers_remove (self, peer, CHORUS_PEER_LEFT);
             break;
     }
-    if (!self->msg)
+    if (!self->msg) {
         self->msg = chorus_msg_new (CHORUS_MSG_PING);
+        chorus_msg_want_user_id (self->msg, self->config->keys != NULL);
+    }
 }
 
 static void
@@ -326,6 +355,13 @@ s_recv_router (chorus__engine_t *self)
         chorus__peer_t *peer = chorus__engine_peer (self, instance);
         if (!peer) {
             self->counters [C_UNKNOWN_PEER]++;
+            continue;
+        }
+        //  On a secure mesh, its routing id is the peer's only over the
+        //  connection of the key it met us with
+        if (peer->key && !streq (chorus_msg_user_id (self->msg), peer->key)) {
+            chorus__engine_forged (self, peer, self->msg, "came under its routing id from "
+                                   "another key");
             continue;
         }
         peer->last_seen = chorus__mono ();
@@ -369,11 +405,21 @@ s_start (chorus__engine_t *self)
             return "no network interface for the UDP beacon";
         }
     }
+    chorus__keys_t *keys = config->keys;
+    static char keys_error [256];
+    if (keys && chorus__keys_start (keys, keys_error, sizeof (keys_error))) {
+        zstr_free (&host);
+        return keys_error;
+    }
+    if (keys)
+        chorus_msg_want_user_id (self->msg, true);
     self->router = chorus__socket_new (ZMQ_ROUTER);
     if (!self->router) {
         zstr_free (&host);
         return "cannot create the inbox socket";
     }
+    if (keys)
+        chorus__keys_server (keys, self->router);
     zsock_set_router_handover (self->router, 1);
     zsock_set_rcvhwm (self->router, 100000);
     zsock_set_rcvtimeo (self->router, 0);
@@ -404,6 +450,8 @@ s_start (chorus__engine_t *self)
         zstr_free (&host);
         return "cannot create the PUB socket";
     }
+    if (keys)
+        chorus__keys_server (keys, self->pub);
     zsock_set_sndhwm (self->pub, 10000);
     zsock_set_xpub_manual (self->pub, 1);
     zsock_set_rcvhwm (self->pub, 1000);
@@ -433,7 +481,7 @@ s_start (chorus__engine_t *self)
     if (self->beacon) {
         int port = atoi (strrchr (self->endpoint, ':') + 1);
         chorus__peers_beacon (self, port);
-        zsock_send (self->beacon, "sb", "SUBSCRIBE", "CHO\x01", 4);
+        zsock_send (self->beacon, "sb", "SUBSCRIBE", keys? "CHO\x02": "CHO\x01", 4);
         zpoller_add (self->poller, self->beacon);
     }
     for (char *seed = (char *) zlist_first (config->seeds); seed;
@@ -446,10 +494,47 @@ s_start (chorus__engine_t *self)
 //  --------------------------------------------------------------------------
 //  Timers
 
+//  A connection whose key is still trusted is kept
+static bool
+s_key_trusted (const char *key, void *arg)
+{
+    chorus__engine_t *self = (chorus__engine_t *) arg;
+    return chorus__keys_lookup (self->config->keys, key) != NULL;
+}
+
+//  The trust directory changed: peers whose key is no longer trusted, or
+//  no longer for their service, are cut off, and cannot come back
+static void
+s_trust_changed (chorus__engine_t *self)
+{
+    chorus__keys_t *keys = self->config->keys;
+    zlistx_t *instances = zhashx_keys (self->peers);
+    for (const char *instance = (const char *) zlistx_first (instances); instance;
+         instance = (const char *) zlistx_next (instances)) {
+        chorus__peer_t *peer = chorus__engine_peer (self, instance);
+        if (!peer || !peer->key)
+            continue;
+        peer->grant = chorus__keys_lookup (keys, peer->key);
+        if (!peer->grant || !chorus__grant_service (peer->grant, peer->service)) {
+            self->counters [C_REVOKED]++;
+            chorus__engine_warn (self, W_HANDSHAKE, "key %s of %s/%.8s is no longer trusted "
+                                 "for its service: cut off", peer->key, peer->service,
+                                 peer->instance);
+            chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
+        }
+    }
+    zlistx_destroy (&instances);
+    chorus__peers_revoke_pending (self);
+    chorus__gate_cut (self->inbox_gate, s_key_trusted, self);
+    chorus__gate_cut (self->pub_gate, s_key_trusted, self);
+}
+
 static void
 s_tick (chorus__engine_t *self)
 {
     uint64_t now = chorus__mono ();
+    if (self->config->keys && chorus__keys_reload (self->config->keys))
+        s_trust_changed (self);
     chorus__peers_tick (self, now);
     chorus__delivery_tick (self->delivery, now);
     chorus__commands_tick (self->commands, now);
@@ -466,7 +551,30 @@ s_tick (chorus__engine_t *self)
 static void
 s_gate (chorus__engine_t *self, chorus__gate_t *gate, const char *name)
 {
-    size_t refused = chorus__gate_recv (gate);
+    chorus__gate_report_t report;
+    size_t refused = chorus__gate_recv (gate, &report);
+    if (report.unauthorised) {
+        //  Our ZAP handler knows the key and the address
+        char address [64], key [41];
+        size_t refusals = self->config->keys? chorus__keys_refusals (self->config->keys, address,
+                                                  sizeof (address), key, sizeof (key)): 0;
+        self->counters [C_UNAUTHORISED] += report.unauthorised;
+        char last [160] = "";
+        if (refusals)
+            snprintf (last, sizeof (last), " (last: key %s from %s)", key, address);
+        chorus__engine_warn (self, W_HANDSHAKE, "refused %zu connection%s to our %s: key not "
+                             "in the trust directory%s", report.unauthorised,
+                             report.unauthorised == 1? "": "s", name, last);
+    }
+    if (report.failed) {
+        self->counters [C_HANDSHAKES_FAILED] += report.failed;
+        chorus__engine_warn (self, W_HANDSHAKE, "refused %zu connection%s to our %s: %s",
+                             report.failed, report.failed == 1? "": "s", name,
+                             report.failure == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH?
+                             (self->config->keys? "a plaintext peer on a secure mesh":
+                                                  "a secure (CURVE) peer on a plaintext mesh"):
+                             "the handshake failed");
+    }
     if (refused) {
         self->counters [C_CONNECTIONS_REFUSED] += refused;
         chorus__engine_warn (self, W_SHUT_OUT, "shut out %zu connection%s to our %s: %zu open, "
@@ -489,6 +597,11 @@ s_recv_subscriptions (chorus__engine_t *self)
             break;
         }
         bool subscribe = zmq_msg_size (&msg) > 0 && *(uint8_t *) zmq_msg_data (&msg) == 1;
+        //  Which key each observer's connection is, so that a key revoked
+        //  can be cut off
+        const char *key = self->config->keys? zmq_msg_gets (&msg, "User-Id"): NULL;
+        if (subscribe && key && *key && self->pub_gate)
+            chorus__gate_tag (self->pub_gate, zmq_msg_get (&msg, ZMQ_SRCFD), key);
         zmq_msg_close (&msg);
         if (subscribe)      //  applies to the connection that sent it
             zmq_setsockopt (self->pub, ZMQ_SUBSCRIBE, "", 0);
@@ -515,6 +628,7 @@ s_reply_peers (chorus__engine_t *self)
         zmsg_addstrf (reply, "%d", peer->evasive? CHORUS_PEER_EVASIVE: CHORUS_PEER_ALIVE);
         zmsg_addstrf (reply, "%" PRIu64, chorus__peer_seen_at (peer));
         zmsg_addstrf (reply, "%" PRIu64, peer->head);
+        zmsg_addstr (reply, peer->key? peer->key: "");
     }
     zmsg_send (&reply, self->pipe);
 }
@@ -761,6 +875,8 @@ s_engine_destroy (chorus__engine_t **self_p)
     chorus__gate_destroy (&self->pub_gate);
     chorus__socket_destroy (&self->router);
     chorus__socket_destroy (&self->pub);
+    if (self->config->keys)
+        chorus__keys_stop (self->config->keys);     //  our sockets are closed
     //  Work that will never run now: results the application sent that we
     //  did not read, and a batch we did not send
     chorus__batch_discard_queued (self->work);

@@ -8,6 +8,7 @@
 
 #include "chorus_private.h"
 #include "chorus_gate.h"
+#include "chorus_keys.h"
 
 typedef struct _chorus__delivery_t chorus__delivery_t;
 typedef struct _chorus__commands_t chorus__commands_t;
@@ -19,12 +20,14 @@ typedef enum {
     C_MALFORMED, C_UNKNOWN_PEER, C_PUBLISHED, C_DELIVERED, C_HANDLED, C_DUPLICATES,
     C_REDELIVERED, C_COMMANDS_SENT, C_COMMANDS_HANDLED, C_REPLIES, C_TIMEOUTS, C_FETCHES,
     C_TRUNCATED, C_OBSERVED, C_EXPIRED_COMMANDS, C_FETCHED, C_FORGED, C_REFUSED,
-    C_ERRORS_SENT, C_ERRORS_RECEIVED, C_CONNECTIONS_REFUSED, C_COUNTERS
+    C_ERRORS_SENT, C_ERRORS_RECEIVED, C_CONNECTIONS_REFUSED, C_FORBIDDEN, C_UNAUTHORISED,
+    C_HANDSHAKES_FAILED, C_REVOKED, C_COUNTERS
 } chorus__counter_t;
 
 //  Kinds of warning, each printed at a bounded rate
 typedef enum {
-    W_FORGED, W_REFUSED, W_SHUT_OUT, W_SOCKET, W_ERROR, W_STORE, W_KINDS
+    W_FORGED, W_REFUSED, W_SHUT_OUT, W_SOCKET, W_ERROR, W_STORE, W_FORBIDDEN, W_HANDSHAKE,
+    W_KINDS
 } chorus__warning_t;
 
 extern const char *chorus__counter_names [C_COUNTERS];
@@ -49,6 +52,8 @@ typedef struct {
     chorus__sub_t *subs;        //  its subscriptions
     size_t subs_size;           //  how many
     size_t commands;            //  commands we have outstanding on it
+    char *key;                  //  its CURVE key (Z85), or NULL on a plaintext mesh
+    const chorus__grant_t *grant;   //  what its certificate allows it, or NULL
 } chorus__peer_t;
 
 struct _chorus__engine_t {
@@ -121,6 +126,11 @@ void
 void
     chorus__engine_forged (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *msg,
                            const char *why);
+//  Refuses a message the sender's certificate does not allow (what: "may
+//  not publish", "may not call"): counted, logged, answered ERROR forbidden
+void
+    chorus__engine_forbidden (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *msg,
+                              const char *what);
 //  Prints a warning of a kind, at most one every few seconds per kind
 void
     chorus__engine_warn (chorus__engine_t *self, chorus__warning_t kind, const char *format, ...)
@@ -178,6 +188,9 @@ void
 //  A peer's subscription prefixes, comma-separated; the caller frees it
 char *
     chorus__peer_subs_text (chorus__peer_t *peer);
+//  Closes the connections awaiting a HELLO from a key no longer trusted
+void
+    chorus__peers_revoke_pending (chorus__engine_t *self);
 //  Closes every connection that awaits a HELLO, and the seed records
 void
     chorus__peers_close_all (chorus__engine_t *self);

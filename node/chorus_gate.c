@@ -8,25 +8,45 @@
 #include "chorus_gate.h"
 
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 struct _chorus__gate_t {
     void *socket;               //  the socket watched
     void *monitor;              //  events from it (PAIR)
-    zhashx_t *open;             //  "fd" of each connection we let in
+    zhashx_t *open;             //  "fd" of each connection we let in -> s_conn_t
     size_t max;                 //  connections let in at most
 };
+
+//  A connection let in, and the key that authenticated on it, once known
+typedef struct {
+    int fd;                     //  its descriptor, owned by ZeroMQ
+    char key [41];              //  Z85 key, or ""
+    struct sockaddr_storage peer;   //  its remote address when tagged
+    socklen_t peer_size;
+} s_conn_t;
+
+static void
+s_conn_destroy (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
 
 chorus__gate_t *
 chorus__gate_new (void *socket, size_t max)
 {
     char endpoint [64];
     snprintf (endpoint, sizeof (endpoint), "inproc://chorus-gate-%p", socket);
-    if (zmq_socket_monitor (socket, endpoint, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED))
+    if (zmq_socket_monitor (socket, endpoint, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED
+                                            | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+                                            | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                            | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL))
         return NULL;
     chorus__gate_t *self = (chorus__gate_t *) zmalloc (sizeof (chorus__gate_t));
     self->socket = socket;
     self->max = max;
     self->open = zhashx_new ();
+    zhashx_set_destructor (self->open, s_conn_destroy);
     self->monitor = chorus__socket_new (ZMQ_PAIR);
     //  The monitor's sender blocks ZeroMQ's I/O thread when we do not read:
     //  no bound on what may wait here
@@ -100,17 +120,30 @@ s_event (chorus__gate_t *self, uint16_t *event, int *fd)
 }
 
 size_t
-chorus__gate_recv (chorus__gate_t *self)
+chorus__gate_recv (chorus__gate_t *self, chorus__gate_report_t *report)
 {
+    memset (report, 0, sizeof (*report));
     size_t refused = 0;
     uint16_t event = 0;
     int fd = -1;
     for (int count = 0; count < 10000 && s_event (self, &event, &fd); count++) {
         char key [16];
         snprintf (key, sizeof (key), "%d", fd);
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+            report->unauthorised++;     //  the value is the ZAP status code
+        else
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+        ||  event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+            report->failed++;
+            report->failure = fd;       //  the value is the protocol error
+        }
+        else
         if (event == ZMQ_EVENT_ACCEPTED) {
-            if (zhashx_size (self->open) < self->max)
-                zhashx_update (self->open, key, (void *) 1);
+            if (zhashx_size (self->open) < self->max) {
+                s_conn_t *conn = (s_conn_t *) zmalloc (sizeof (s_conn_t));
+                conn->fd = fd;
+                zhashx_update (self->open, key, conn);
+            }
             else {
                 //  Not close: ZeroMQ owns the descriptor; it sees the end of
                 //  the connection and closes it itself
@@ -122,5 +155,46 @@ chorus__gate_recv (chorus__gate_t *self)
         if (event == ZMQ_EVENT_DISCONNECTED)
             zhashx_delete (self->open, key);
     }
+    report->refused = refused;
     return refused;
+}
+
+void
+chorus__gate_tag (chorus__gate_t *self, int fd, const char *key)
+{
+    //  Only a connection we know is open: a descriptor whose closing we
+    //  have not read yet may be another file's by now
+    char name [16];
+    snprintf (name, sizeof (name), "%d", fd);
+    s_conn_t *conn = (s_conn_t *) zhashx_lookup (self->open, name);
+    if (!conn || streq (conn->key, key))
+        return;
+    snprintf (conn->key, sizeof (conn->key), "%s", key);
+    conn->peer_size = sizeof (conn->peer);
+    if (getpeername (fd, (struct sockaddr *) &conn->peer, &conn->peer_size))
+        conn->peer_size = 0;
+}
+
+size_t
+chorus__gate_cut (chorus__gate_t *self, chorus__gate_keep_fn *keep, void *arg)
+{
+    chorus__gate_report_t report;
+    chorus__gate_recv (self, &report);      //  what closed is forgotten first
+    size_t cut = 0;
+    for (s_conn_t *conn = (s_conn_t *) zhashx_first (self->open); conn;
+         conn = (s_conn_t *) zhashx_next (self->open)) {
+        if (!conn->key [0] || keep (conn->key, arg))
+            continue;
+        //  Still the same connection: the same remote address as when it
+        //  was tagged
+        struct sockaddr_storage peer;
+        socklen_t peer_size = sizeof (peer);
+        if (conn->peer_size && getpeername (conn->fd, (struct sockaddr *) &peer, &peer_size) == 0
+        &&  peer_size == conn->peer_size && memcmp (&peer, &conn->peer, peer_size) == 0) {
+            shutdown (conn->fd, SHUT_RDWR);     //  ZeroMQ sees it end and closes it
+            cut++;
+        }
+        conn->key [0] = 0;
+    }
+    return cut;
 }

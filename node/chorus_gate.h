@@ -18,10 +18,26 @@ void
 //  The socket to poll: readable when connections came or went
 void *
     chorus__gate_socket (chorus__gate_t *self);
+//  What happened to the connections since the last chorus__gate_recv
+typedef struct {
+    size_t refused;             //  shut out, beyond the bound
+    size_t unauthorised;        //  refused by the ZAP handler (a key not trusted)
+    size_t failed;              //  handshakes failed otherwise (a plaintext peer)
+    int failure;                //  the last such failure's ZMQ_PROTOCOL_ERROR_*
+} chorus__gate_report_t;
+
 //  Takes note of the connections that came and went, and shuts down the
-//  ones beyond the bound; returns how many it shut out this time
+//  ones beyond the bound; fills report, and returns how many it shut out
 size_t
-    chorus__gate_recv (chorus__gate_t *self);
+    chorus__gate_recv (chorus__gate_t *self, chorus__gate_report_t *report);
+//  Remembers which key (Z85) authenticated the open connection fd
+void
+    chorus__gate_tag (chorus__gate_t *self, int fd, const char *key);
+//  Shuts down every open connection tagged with a key for which keep
+//  returns false; returns how many
+typedef bool (chorus__gate_keep_fn) (const char *key, void *arg);
+size_t
+    chorus__gate_cut (chorus__gate_t *self, chorus__gate_keep_fn *keep, void *arg);
 //  Connections open now
 size_t
     chorus__gate_open (chorus__gate_t *self);

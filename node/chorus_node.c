@@ -5,6 +5,7 @@
 */
 #define _GNU_SOURCE     //  nftw
 #include "chorus_private.h"
+#include "chorus_keys.h"
 
 #include <ftw.h>
 #include <stdarg.h>
@@ -194,6 +195,7 @@ chorus_node_destroy (chorus_node_t **self_p)
     free (self->config.listen);
     free (self->config.work_endpoint);
     zlist_destroy (&self->config.seeds);
+    chorus__keys_destroy (&self->config.keys);
     free (self);
     *self_p = NULL;
 }
@@ -243,6 +245,63 @@ chorus_node_add_seed (chorus_node_t *self, const char *endpoint)
         return chorus__fail (CHORUS_EINVAL);
     zlist_append (self->config.seeds, (void *) endpoint);
     return 0;
+}
+
+int
+chorus_node_set_security (chorus_node_t *self, const char *cert_file, const char *trust_dir)
+{
+    S_BEFORE_START (self);
+    if (!cert_file != !trust_dir) {
+        zsys_error ("chorus: a secure node needs both its certificate and a trust directory "
+                    "(%s is missing)", cert_file? "the trust directory": "the certificate");
+        return chorus__fail (CHORUS_EINVAL);
+    }
+    chorus__keys_destroy (&self->config.keys);
+    if (!cert_file)
+        return 0;       //  plaintext
+    char error [512];
+    self->config.keys = chorus__keys_new (cert_file, trust_dir, error, sizeof (error));
+    if (!self->config.keys) {
+        zsys_error ("chorus: %s", error);
+        return chorus__fail (CHORUS_EINVAL);
+    }
+    return 0;
+}
+
+//  A secure node must be allowed its service, and know each seed's key; a
+//  plaintext node has no use for keys. Says why not.
+static bool
+s_security_check (chorus_node_t *self)
+{
+    chorus__keys_t *keys = self->config.keys;
+    if (keys && !chorus__grant_service (chorus__keys_own (keys), self->config.service)) {
+        zsys_error ("chorus: cannot start %s: certificate '%s' allows only service '%s'",
+                    self->config.service, chorus__keys_own (keys)->name,
+                    chorus__keys_own (keys)->service);
+        return false;
+    }
+    for (char *seed = (char *) zlist_first (self->config.seeds); seed;
+         seed = (char *) zlist_next (self->config.seeds)) {
+        const char *at = strrchr (seed, '@');
+        char key [41];
+        if (keys && !at) {
+            zsys_error ("chorus: seed %s has no key: a secure node is given its seeds as "
+                        "ENDPOINT@KEY (a Z85 public key, or a certificate name in %s)", seed,
+                        chorus__keys_trust_dir (keys));
+            return false;
+        }
+        if (keys && !chorus__keys_resolve (keys, at + 1, key)) {
+            zsys_error ("chorus: seed %s: '%s' is neither a Z85 public key nor the name of a "
+                        "certificate in %s", seed, at + 1, chorus__keys_trust_dir (keys));
+            return false;
+        }
+        if (!keys && at && chorus__key_valid (at + 1)) {
+            zsys_error ("chorus: seed %s has a key, but this node is not secure "
+                        "(give it --cert and --trust)", seed);
+            return false;
+        }
+    }
+    return true;
 }
 
 int
@@ -425,6 +484,8 @@ chorus_node_start (chorus_node_t *self)
     }
     else
         zsys_dir_create ("%s", self->store_dir);
+    if (!s_security_check (self))
+        return chorus__fail (self->config.keys? CHORUS_EFORBIDDEN: CHORUS_EINVAL);
     char error [512];
     chorus_store_kind_t kind;
     self->store = chorus_store_new (self->store_dir, error, sizeof (error), &kind);
@@ -644,10 +705,16 @@ chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, si
     if (count > CHORUS_PUBLISH_BATCH_MAX || (count && !events))
         return chorus__fail (CHORUS_EINVAL);
     uint64_t bytes = 0;
+    const chorus__grant_t *own = self->config.keys? chorus__keys_own (self->config.keys): NULL;
     for (size_t i = 0; i < count; i++) {
         int code = s_publication_check (&events [i]);
         if (code)
             return chorus__fail (code);
+        if (own && !chorus__grant_publish (own, events [i].topic)) {
+            zsys_error ("chorus: publish: certificate '%s' may not publish '%s'", own->name,
+                        events [i].topic);
+            return chorus__fail (CHORUS_EFORBIDDEN);
+        }
         events [i].duplicate = false;
         bytes += events [i].size;
     }
@@ -943,8 +1010,8 @@ s_run_reply (chorus_node_t *self, const char *command_id, chorus_msg_t *msg, con
         return 0;
     }
     chorus_reply_t view = {msg, 0, command_id, code, message};
-    if (!msg)
-        view.status = CHORUS_ETIMEDOUT;     //  the one local failure the engine reports
+    if (!msg)       //  a failure the engine reports: no reply before the deadline, or refused
+        view.status = code && streq (code, "forbidden")? CHORUS_EFORBIDDEN: CHORUS_ETIMEDOUT;
     else
     if (chorus_msg_status (msg) != CHORUS_REPLY_OK)
         view.status = chorus_msg_code (msg) && streq (chorus_msg_code (msg), "unknown-command")?
@@ -963,12 +1030,16 @@ s_run_peer (chorus_node_t *self, zmsg_t *work)
     for (int i = 0; i < 5; i++)
         fields [i] = zmsg_popstr (work);
     chorus_peer_t peer = {fields [0], fields [1], fields [2], fields [3], fields [4],
-                          (chorus_peer_state_t) atoi (state? state: "0"), 0, 0};
+                          (chorus_peer_state_t) atoi (state? state: "0"), 0, 0, NULL, false};
     peer.last_seen = s_pop_u64 (work);
     peer.head = s_pop_u64 (work);
+    char *key = zmsg_popstr (work);
+    peer.key = key && *key? key: NULL;
+    peer.authenticated = peer.key != NULL;
     if (self->peer_fn && fields [4])
         self->peer_fn (self, &peer, self->peer_arg);
     zstr_free (&state);
+    zstr_free (&key);
     for (int i = 0; i < 5; i++)
         zstr_free (&fields [i]);
     return self->peer_fn? 1: 0;
@@ -1164,17 +1235,18 @@ chorus_node_peers (chorus_node_t *self, chorus_peer_fn *fn, void *arg)
         return chorus__fail (CHORUS_ESTATE);
     zmsg_t *reply = s_ask (self, "PEERS");
     int count = 0;
-    while (reply && zmsg_size (reply) >= 8) {
-        char *field [8];
-        for (int i = 0; i < 8; i++)
+    while (reply && zmsg_size (reply) >= 9) {
+        char *field [9];
+        for (int i = 0; i < 9; i++)
             field [i] = zmsg_popstr (reply);
         chorus_peer_t peer = {field [0], field [1], field [2], field [3], field [4],
                               (chorus_peer_state_t) atoi (field [5]),
-                              strtoull (field [6], NULL, 10), strtoull (field [7], NULL, 10)};
+                              strtoull (field [6], NULL, 10), strtoull (field [7], NULL, 10),
+                              *field [8]? field [8]: NULL, *field [8] != 0};
         if (fn)
             fn (self, &peer, arg);
         count++;
-        for (int i = 0; i < 8; i++)
+        for (int i = 0; i < 9; i++)
             zstr_free (&field [i]);
     }
     zmsg_destroy (&reply);

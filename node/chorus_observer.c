@@ -247,6 +247,10 @@ chorus__observer_peer_joined (chorus__observer_t *self, chorus__peer_t *peer)
     for (s_prefix_t *entry = (s_prefix_t *) zlistx_first (self->prefixes); entry;
          entry = (s_prefix_t *) zlistx_next (self->prefixes))
         zsock_set_subscribe (sub, entry->prefix);
+    //  On a secure mesh, the PUB is a CURVE server with the peer's own key:
+    //  what comes on this SUB comes from that key
+    if (self->engine->config->keys)
+        chorus__keys_client (self->engine->config->keys, sub, peer->key);
     if (zmq_connect (sub, peer->pub_endpoint)) {
         chorus__socket_destroy (&sub);
         return;     //  a gap we repair by FETCH
@@ -316,8 +320,24 @@ s_flush (chorus__observer_t *self, s_source_t *source)
 
 //  An event of the source's publisher, from its PUB or its FETCH answer;
 //  takes the message
+//  An event the publisher's certificate does not allow (a secure mesh) is
+//  passed over like one of a topic we do not observe, and counted
+static bool
+s_allowed (chorus__observer_t *self, chorus__peer_t *peer, chorus_msg_t *event)
+{
+    if (!peer || !peer->grant || chorus__grant_publish (peer->grant, chorus_msg_topic (event)))
+        return true;
+    self->engine->counters [C_FORBIDDEN]++;
+    chorus__engine_warn (self->engine, W_FORBIDDEN, "passed over EVENT %.32s of %s/%.8s: "
+                         "certificate '%s' may not publish '%s'", chorus_msg_id (event),
+                         peer->service, peer->instance, peer->grant->name,
+                         chorus_msg_topic (event));
+    return false;
+}
+
 static void
-s_source_event (chorus__observer_t *self, s_source_t *source, chorus_msg_t *event)
+s_source_event (chorus__observer_t *self, s_source_t *source, chorus_msg_t *event,
+                chorus__peer_t *peer)
 {
     uint64_t seq = chorus_msg_seq (event);
     if (seq > source->head)
@@ -327,7 +347,7 @@ s_source_event (chorus__observer_t *self, s_source_t *source, chorus_msg_t *even
     else
     if (seq == source->seen + 1) {
         source->seen = seq;
-        if (s_matches (self, chorus_msg_topic (event)))
+        if (s_matches (self, chorus_msg_topic (event)) && s_allowed (self, peer, event))
             s_deliver (self, event);
         else
             chorus_msg_destroy (&event);
@@ -336,7 +356,9 @@ s_source_event (chorus__observer_t *self, s_source_t *source, chorus_msg_t *even
         char key [24];
         snprintf (key, sizeof (key), "%" PRIu64, seq);
         if (zhashx_size (source->held) < S_HOLD_MAX && !zhashx_lookup (source->held, key)
-        &&  s_matches (self, chorus_msg_topic (event)))
+        &&  s_matches (self, chorus_msg_topic (event))
+        &&  (!peer || !peer->grant || chorus__grant_publish (peer->grant,
+                                                             chorus_msg_topic (event))))
             zhashx_insert (source->held, key, event);
         else
             chorus_msg_destroy (&event);    //  a FETCH will bring it again
@@ -355,7 +377,7 @@ chorus__observer_fetched (chorus__observer_t *self, chorus__peer_t *peer, chorus
     self->engine->counters [C_FETCHED]++;
     chorus_msg_t *event = *event_p;
     *event_p = NULL;
-    s_source_event (self, source, event);
+    s_source_event (self, source, event, peer);
 }
 
 void
@@ -421,7 +443,7 @@ chorus__observer_recv (chorus__observer_t *self, void *socket)
                 engine->counters [C_FORGED]++;
         }
         else {
-            s_source_event (self, source, event);
+            s_source_event (self, source, event, peer);
             continue;
         }
         chorus_msg_destroy (&event);

@@ -13,18 +13,22 @@
 #define S_ADDRESSES 4096        //  remote addresses whose buckets we keep at most
 #define S_DEALER_HWM 1000       //  messages queued for one peer at most
 #define S_MAX_FRAME (CHORUS_MSG_MAX_BODY + 1024)
+#define S_BEACON 22             //  bytes of a plaintext mesh's beacon (version 1)
+#define S_BEACON_SECURE 54      //  and of a secure mesh's (version 2, with the key)
 
 //  A connection opened to an endpoint we heard of, awaiting the peer's HELLO
 typedef struct {
     void *dealer;               //  the connection (libzmq handle)
     uint64_t since;             //  when it was opened (monotonic)
     char hello_id [33];         //  id of the HELLO we sent on it, "" until sent
+    char key [41];              //  the server key we expect there, "" on a plaintext mesh
 } s_pending_t;
 
 //  A seed endpoint from the configuration
 typedef struct {
     char *instance;             //  the peer we met through it, or NULL
     uint64_t tried;             //  when we last opened a connection to it (monotonic)
+    char key [41];              //  its key, "" on a plaintext mesh
 } s_seed_t;
 
 //  New peers a remote address may still bring: a bucket refilled over time
@@ -34,10 +38,13 @@ typedef struct {
 } s_bucket_t;
 
 //  A DEALER into an endpoint's inbox, or NULL (after a warning) when the
-//  system cannot give us one
+//  system cannot give us one. On a secure mesh it is a CURVE client of the
+//  node with that key, and without a key there is no connection.
 static void *
-s_dealer_new (chorus__engine_t *self, const char *endpoint)
+s_dealer_new (chorus__engine_t *self, const char *endpoint, const char *key)
 {
+    if (self->config->keys && !chorus__key_valid (key))
+        return NULL;
     void *dealer = chorus__socket_new (ZMQ_DEALER);
     if (!dealer) {
         chorus__engine_warn (self, W_SOCKET, "cannot open a connection to %s: %s", endpoint,
@@ -61,6 +68,8 @@ s_dealer_new (chorus__engine_t *self, const char *endpoint)
     //  We never read a DEALER, so whatever the other side sends stays small
     zsock_set_rcvhwm (dealer, 1);
     zsock_set_maxmsgsize (dealer, S_MAX_FRAME);
+    if (self->config->keys)
+        chorus__keys_client (self->config->keys, dealer, key);
     if (zmq_connect (dealer, endpoint)) {
         chorus__engine_log (self, "cannot connect to %s: %s", endpoint,
                             zmq_strerror (zmq_errno ()));
@@ -82,7 +91,15 @@ s_hello (chorus__engine_t *self, const char *answers)
     size_t listed = 0;
     for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers);
          peer && listed < CHORUS_MSG_MAX_LIST; peer = (chorus__peer_t *) zhashx_next (self->peers)) {
-        chorus_msg_add_peers (hello, peer->endpoint);
+        if (peer->key) {
+            //  On a secure mesh, an endpoint is worth nothing without its key
+            char entry [257];   //  a STRS item is 1..256 bytes
+            if (snprintf (entry, sizeof (entry), "%s@%s", peer->endpoint, peer->key)
+                < (int) sizeof (entry))
+                chorus_msg_add_peers (hello, entry);
+        }
+        else
+            chorus_msg_add_peers (hello, peer->endpoint);
         listed++;
     }
     for (size_t i = 0; i < self->subs_size; i++)
@@ -92,6 +109,8 @@ s_hello (chorus__engine_t *self, const char *answers)
     snprintf (started, sizeof (started), "%" PRIu64, self->started);
     chorus_msg_set_header (hello, "chorus.started", started);
     chorus_msg_set_header (hello, "chorus.mesh", self->config->mesh);
+    if (self->config->keys)
+        chorus_msg_set_header (hello, "chorus.key", chorus__keys_public (self->config->keys));
     if (answers)
         chorus_msg_set_header (hello, "chorus.answers", answers);
     return hello;
@@ -175,20 +194,24 @@ s_peer_at (chorus__engine_t *self, const char *endpoint)
 //  Opens a connection to an endpoint we heard of; HELLO goes on it as soon
 //  as it is up. Returns false if it could not be opened now.
 static bool
-s_connect_pending (chorus__engine_t *self, const char *endpoint)
+s_connect_pending (chorus__engine_t *self, const char *endpoint, const char *key)
 {
     if (streq (endpoint, self->endpoint) || zhashx_lookup (self->pending, endpoint)
     ||  s_peer_at (self, endpoint))
         return true;
+    //  A key we do not trust leads to no one we would talk to
+    if (self->config->keys && !chorus__keys_lookup (self->config->keys, key))
+        return true;
     if (zhashx_size (self->pending) >= (size_t) self->config->max_pending)
         return false;   //  heard of again with the next HELLO or beacon
-    void *dealer = s_dealer_new (self, endpoint);
+    void *dealer = s_dealer_new (self, endpoint, key);
     if (!dealer)
         return false;
     chorus__engine_log (self, "connecting to %s", endpoint);
     s_pending_t *pending = (s_pending_t *) zmalloc (sizeof (s_pending_t));
     pending->dealer = dealer;
     pending->since = chorus__mono ();
+    snprintf (pending->key, sizeof (pending->key), "%s", key? key: "");
     if (s_send_hello (self, dealer, NULL, pending->hello_id))
         self->connecting = true;
     zhashx_insert (self->pending, endpoint, pending);
@@ -259,6 +282,7 @@ chorus__peer_destroy (chorus__peer_t **peer_p)
         free (peer->endpoint);
         free (peer->pub_endpoint);
         free (peer->address);
+        free (peer->key);
         chorus__subs_free (&peer->subs, &peer->subs_size);
         free (peer);
         *peer_p = NULL;
@@ -282,9 +306,9 @@ void
 chorus__peers_report (chorus__engine_t *self, chorus__peer_t *peer, chorus_peer_state_t state)
 {
     char *subs = chorus__peer_subs_text (peer);
-    chorus__engine_work (self, "sisssss88", "P", (int) state, peer->service, peer->instance,
+    chorus__engine_work (self, "sisssss88s", "P", (int) state, peer->service, peer->instance,
                          peer->endpoint, peer->pub_endpoint, subs, chorus__peer_seen_at (peer),
-                         peer->head);
+                         peer->head, peer->key? peer->key: "");
     free (subs);
 }
 
@@ -377,11 +401,16 @@ s_admit (chorus__engine_t *self, const char *instance, chorus_msg_t *hello)
 //  new one. NULL if none can be had.
 static void *
 s_peer_dealer (chorus__engine_t *self, chorus_msg_t *hello, const char *instance,
-               bool *hello_sent)
+               const char *key, bool *hello_sent)
 {
     const char *endpoint = chorus_msg_endpoint (hello);
     const char *answered = s_pending_answered (self, chorus_msg_header (hello, "chorus.answers"));
     const char *pending = zhashx_lookup (self->pending, endpoint)? endpoint: answered;
+    //  On a secure mesh, only a connection to the key the HELLO came from
+    //  leads to that node
+    if (pending && key
+    &&  !streq (((s_pending_t *) zhashx_lookup (self->pending, pending))->key, key))
+        pending = NULL;
     if (pending) {
         s_pending_t *entry = (s_pending_t *) zhashx_lookup (self->pending, pending);
         *hello_sent = entry->hello_id [0] != 0;
@@ -397,7 +426,54 @@ s_peer_dealer (chorus__engine_t *self, chorus_msg_t *hello, const char *instance
     }
     s_seed_met (self, endpoint, instance);
     *hello_sent = false;
-    return s_dealer_new (self, endpoint);
+    return s_dealer_new (self, endpoint, key);
+}
+
+//  On a secure mesh, may the key this HELLO came from speak for the node it
+//  names? Says why not.
+static bool
+s_hello_key_allowed (chorus__engine_t *self, const char *instance, chorus_msg_t *hello,
+                     chorus__peer_t *peer, const chorus__grant_t **grant_p)
+{
+    chorus__keys_t *keys = self->config->keys;
+    const char *key = chorus_msg_user_id (hello);
+    const char *why = NULL;
+    const chorus__grant_t *grant = chorus__keys_lookup (keys, key);
+    const char *announced = chorus_msg_header (hello, "chorus.key");
+    if (!grant)
+        why = "its key is not in the trust directory";
+    else
+    if (!chorus__grant_service (grant, chorus_msg_service (hello)))
+        why = "its certificate does not allow that service";
+    else
+    if (!announced || !streq (announced, key))
+        why = "its chorus.key header is not the key it connected with";
+    else
+    if (peer && peer->key && !streq (peer->key, key))
+        why = "a known instance under another key";
+    *grant_p = grant;
+    if (!why)
+        return true;
+    self->counters [C_FORBIDDEN]++;
+    chorus__engine_warn (self, W_FORBIDDEN, "refused HELLO of %s/%.8s at %s, key %s%s%s%s: %s",
+                         chorus_msg_service (hello), instance, chorus_msg_endpoint (hello),
+                         *key? key: "-", grant? " (certificate '": "", grant? grant->name: "",
+                         grant? "')": "", why);
+    return false;
+}
+
+//  Follows gossip: an endpoint, on a secure mesh with its key after '@'
+static bool
+s_connect_listed (chorus__engine_t *self, const char *item)
+{
+    if (!self->config->keys)
+        return s_connect_pending (self, item, NULL);
+    const char *at = strrchr (item, '@');
+    if (!at || !chorus__key_valid (at + 1))
+        return true;    //  no use without a key
+    char endpoint [257];
+    snprintf (endpoint, sizeof (endpoint), "%.*s", (int) (at - item), item);
+    return s_connect_pending (self, endpoint, at + 1);
 }
 
 void
@@ -415,6 +491,10 @@ chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t 
     const char *started_text = chorus_msg_header (hello, "chorus.started");
     uint64_t started = started_text? strtoull (started_text, NULL, 10): 0;
     chorus__peer_t *peer = chorus__engine_peer (self, instance);
+    const chorus__grant_t *grant = NULL;
+    const char *key = self->config->keys? chorus_msg_user_id (hello): NULL;
+    if (key && !s_hello_key_allowed (self, instance, hello, peer, &grant))
+        return;     //  not answered, and its gossip not followed
     if (peer && !streq (peer->service, chorus_msg_service (hello))) {
         chorus__engine_forged (self, peer, hello, "announces another service");
         return;
@@ -431,7 +511,7 @@ chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t 
         if (!s_admit (self, instance, hello))
             return;     //  not answered, and its gossip not followed
         bool hello_sent = false;
-        void *dealer = s_peer_dealer (self, hello, instance, &hello_sent);
+        void *dealer = s_peer_dealer (self, hello, instance, key, &hello_sent);
         if (!dealer) {
             self->counters [C_REFUSED]++;
             return;
@@ -444,6 +524,8 @@ chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t 
         peer->address = strdup (chorus_msg_peer_address (hello));
         peer->started = started;
         peer->dealer = dealer;
+        peer->key = key? strdup (key): NULL;
+        peer->grant = grant;
         peer->hello_sent = hello_sent;
         zhashx_insert (self->peers, peer->instance, peer);
         //  Our HELLO answers theirs, so that a node we dialled under another
@@ -490,8 +572,11 @@ chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t 
     zlist_t *peers = chorus_msg_peers (hello);
     for (char *item = peers? (char *) zlist_first (peers): NULL; item;
          item = (char *) zlist_next (peers))
-        if (!s_connect_pending (self, item))
+        if (!s_connect_listed (self, item))
             break;
+    //  The connection it came over is its key's, until the key is revoked
+    if (key && self->inbox_gate)
+        chorus__gate_tag (self->inbox_gate, chorus_msg_source_fd (hello), key);
 }
 
 void
@@ -499,17 +584,22 @@ chorus__peers_recv_beacon (chorus__engine_t *self)
 {
     char *address = zstr_recv (self->beacon);
     zframe_t *frame = zframe_recv (self->beacon);
-    if (address && frame && zframe_size (frame) == 22
-    &&  memcmp (zframe_data (frame), "CHO\x01", 4) == 0) {
+    //  A secure mesh's beacon carries the node's key: version 2, 54 bytes
+    bool secure = self->config->keys != NULL;
+    if (address && frame && zframe_size (frame) == (secure? S_BEACON_SECURE: S_BEACON)
+    &&  memcmp (zframe_data (frame), secure? "CHO\x02": "CHO\x01", 4) == 0) {
         const uint8_t *data = zframe_data (frame);
         char instance [33];
         chorus__hex (data + 4, 16, instance);
         int port = (data [20] << 8) | data [21];
+        char key [41] = "";
+        if (secure)
+            zmq_z85_encode (key, data + 22, 32);
         if (port > 0 && !streq (instance, self->instance)
         &&  !chorus__engine_peer (self, instance)) {
             char endpoint [128];
             snprintf (endpoint, sizeof (endpoint), "tcp://%s:%d", address, port);
-            s_connect_pending (self, endpoint);
+            s_connect_pending (self, endpoint, secure? key: NULL);
         }
     }
     zstr_free (&address);
@@ -519,19 +609,52 @@ chorus__peers_recv_beacon (chorus__engine_t *self)
 void
 chorus__peers_beacon (chorus__engine_t *self, int port)
 {
-    uint8_t beacon [22] = {'C', 'H', 'O', 0x01};
+    uint8_t beacon [S_BEACON_SECURE] = {'C', 'H', 'O', 0x01};
     for (int i = 0; i < 16; i++)
         sscanf (self->instance + 2 * i, "%2hhx", &beacon [4 + i]);
     beacon [20] = (uint8_t) (port >> 8);
     beacon [21] = (uint8_t) port;
-    zsock_send (self->beacon, "sbi", "PUBLISH", beacon, sizeof (beacon), 1000);
+    size_t size = S_BEACON;
+    if (self->config->keys) {
+        beacon [3] = 0x02;
+        zmq_z85_decode (beacon + 22, chorus__keys_public (self->config->keys));
+        size = S_BEACON_SECURE;
+    }
+    zsock_send (self->beacon, "sbi", "PUBLISH", beacon, size, 1000);
 }
 
 void
-chorus__peers_add_seed (chorus__engine_t *self, const char *endpoint)
+chorus__peers_add_seed (chorus__engine_t *self, const char *seed)
 {
-    if (!zhashx_lookup (self->seeds, endpoint))
-        zhashx_insert (self->seeds, endpoint, zmalloc (sizeof (s_seed_t)));
+    //  ENDPOINT@KEY on a secure mesh (checked at start)
+    char endpoint [257];
+    char key [41] = "";
+    const char *at = self->config->keys? strrchr (seed, '@'): NULL;
+    if (at && !chorus__keys_resolve (self->config->keys, at + 1, key))
+        return;
+    snprintf (endpoint, sizeof (endpoint), "%.*s", at? (int) (at - seed): (int) strlen (seed),
+              seed);
+    if (!zhashx_lookup (self->seeds, endpoint)) {
+        s_seed_t *entry = (s_seed_t *) zmalloc (sizeof (s_seed_t));
+        snprintf (entry->key, sizeof (entry->key), "%s", key);
+        zhashx_insert (self->seeds, endpoint, entry);
+    }
+}
+
+void
+chorus__peers_revoke_pending (chorus__engine_t *self)
+{
+    zlistx_t *revoked = zlistx_new ();
+    for (s_pending_t *pending = (s_pending_t *) zhashx_first (self->pending); pending;
+         pending = (s_pending_t *) zhashx_next (self->pending))
+        if (!chorus__keys_lookup (self->config->keys, pending->key))
+            zlistx_add_end (revoked, (void *) zhashx_cursor (self->pending));
+    for (const char *endpoint = (const char *) zlistx_first (revoked); endpoint;
+         endpoint = (const char *) zlistx_next (revoked)) {
+        void *dealer = s_pending_take (self, endpoint);
+        chorus__socket_destroy (&dealer);
+    }
+    zlistx_destroy (&revoked);
 }
 
 //  --------------------------------------------------------------------------
@@ -556,7 +679,7 @@ s_probe_seeds (chorus__engine_t *self, uint64_t now)
         if (zhashx_lookup (self->pending, endpoint)
         ||  (seed->tried && now - seed->tried < S_SEED_RETRY_MS))
             continue;
-        if (s_connect_pending (self, endpoint))
+        if (s_connect_pending (self, endpoint, seed->key [0]? seed->key: NULL))
             seed->tried = now;
     }
 }

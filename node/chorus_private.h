@@ -131,6 +131,7 @@ typedef struct {
     char *work_endpoint;        //  inproc endpoint of the work pipe
     chorus_store_t *store;      //  the open store, shared with the caller's thread
     chorus__handoff_t *handoff; //  published events for the engine
+    struct _chorus__keys_t *keys;   //  our key and trusted keys, or NULL: plaintext
 } chorus__config_t;
 
 //  The work pipe carries batches of records between the engine and the

@@ -123,6 +123,9 @@ struct _chorus_msg_t {
     int type;                       //  CHORUS_MSG_*
     zframe_t *routing_id;           //  peer's routing id on a ROUTER
     char peer_address [64];         //  remote address of a HELLO received on a ROUTER
+    bool want_user_id;              //  record the sender's authenticated key
+    char user_id [41];              //  the sender's CURVE key (Z85), or ""
+    int source_fd;                  //  the connection a message came over, or -1
     //  Indexed by field id less the first id of the kind, so that the
     //  fields fit in a few cache lines: clearing them is the hot part
     //  of receiving a message
@@ -744,6 +747,8 @@ chorus_msg_recv (chorus_msg_t *self, void *input)
         self->routing_id = zframe_new (zmq_msg_data (&parts [0]), zmq_msg_size (&parts [0]));
     }
     self->peer_address [0] = 0;
+    self->user_id [0] = 0;
+    self->source_fd = -1;
     if (count < expected)
         rc = s_fail (self, "missing frames");
     else
@@ -758,6 +763,11 @@ chorus_msg_recv (chorus_msg_t *self, void *input)
     if (rc == 0 && router && self->type == CHORUS_MSG_HELLO) {
         const char *address = zmq_msg_gets (&parts [1], "Peer-Address");
         snprintf (self->peer_address, sizeof (self->peer_address), "%s", address? address: "");
+        self->source_fd = zmq_msg_get (&parts [1], ZMQ_SRCFD);
+    }
+    if (rc == 0 && router && self->want_user_id) {
+        const char *user_id = zmq_msg_gets (&parts [1], "User-Id");
+        snprintf (self->user_id, sizeof (self->user_id), "%s", user_id? user_id: "");
     }
     if (rc == 0 && sub) {
         const char *topic = self->str [F_TOPIC];
@@ -857,6 +867,27 @@ chorus_msg_routing_id (chorus_msg_t *self)
 {
     assert (self);
     return self->routing_id;
+}
+
+void
+chorus_msg_want_user_id (chorus_msg_t *self, bool want)
+{
+    assert (self);
+    self->want_user_id = want;
+}
+
+const char *
+chorus_msg_user_id (chorus_msg_t *self)
+{
+    assert (self);
+    return self->user_id;
+}
+
+int
+chorus_msg_source_fd (chorus_msg_t *self)
+{
+    assert (self);
+    return self->source_fd;
 }
 
 const char *

@@ -123,6 +123,17 @@ void
 //  ("" for other messages, sockets and transports without one)
 const char *
     chorus_msg_peer_address (chorus_msg_t *self);
+//  Makes chorus_msg_recv on a ROUTER record the sender's authenticated key
+//  (the ZAP user id, a Z85 CURVE key on a secure node); it costs a lookup
+//  per message, so it is off by default
+void
+    chorus_msg_want_user_id (chorus_msg_t *self, bool want);
+//  The sender's key of the message last received, or "" if none
+const char *
+    chorus_msg_user_id (chorus_msg_t *self);
+//  The file descriptor of the connection a HELLO came over, or -1
+int
+    chorus_msg_source_fd (chorus_msg_t *self);
 
 //  Print the message to stderr, for debugging
 void

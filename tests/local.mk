@@ -75,7 +75,8 @@ CHORUS_NODE_TESTS = \
     tests/test_observer_repairs_gaps \
     tests/test_commands_route_and_fail \
     tests/test_tracing_links_causes \
-    tests/test_flush_hook_groups_writes
+    tests/test_flush_hook_groups_writes \
+    tests/test_secure_mesh
 check_PROGRAMS += $(CHORUS_NODE_TESTS)
 TESTS += $(CHORUS_NODE_TESTS) tests/test_beacon_discovery.sh tests/test_shell_bridge.sh \
     tests/test_on_stops_promptly.sh tests/test_clock_step_keeps_timers.sh \
@@ -92,6 +93,7 @@ tests_test_observer_repairs_gaps_LDADD = $(TEST_LIBS)
 tests_test_commands_route_and_fail_LDADD = $(TEST_LIBS)
 tests_test_tracing_links_causes_LDADD = $(TEST_LIBS)
 tests_test_flush_hook_groups_writes_LDADD = $(TEST_LIBS)
+tests_test_secure_mesh_LDADD = $(TEST_LIBS)
 
 #   Processes killed and restarted
 check_PROGRAMS += tests/test_instance_killed_midstream tests/test_publisher_crash_keeps_events tests/test_command_survives_instance_kill \
