@@ -517,7 +517,7 @@ s_trust_changed (chorus__engine_t *self)
         peer->grant = chorus__keys_lookup (keys, peer->key);
         if (!peer->grant || !chorus__grant_service (peer->grant, peer->service)) {
             self->counters [C_REVOKED]++;
-            chorus__engine_warn (self, W_HANDSHAKE, "key %s of %s/%.8s is no longer trusted "
+            chorus__engine_warn (self, W_REVOKED, "key %s of %s/%.8s is no longer trusted "
                                  "for its service: cut off", peer->key, peer->service,
                                  peer->instance);
             chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
