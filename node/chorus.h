@@ -182,9 +182,9 @@ CHORUS_EXPORT void
     chorus_reload_trust (void);
 
 //  Socket-monitor events (zmq_socket_monitor) of every socket of the node,
-//  for operators: event is one of "listening", "accepted", "connected",
-//  "retried", "disconnected", "closed", "handshake-succeeded" and
-//  "handshake-failed"; socket names the node's socket ("inbox", "pub",
+//  for operators: event is one of "listening", "bind-failed", "accepted",
+//  "accept-failed", "connected", "retried", "disconnected", "closed",
+//  "handshake-succeeded" and "handshake-failed"; socket names the node's socket ("inbox", "pub",
 //  "dealer", "sub"); peer is the endpoint or the peer the socket leads to;
 //  detail says why a handshake failed (unknown key, plaintext peer, ...),
 //  or is "". Set before start.

@@ -85,6 +85,9 @@ void
 chorus__socket_destroy (void **socket_p)
 {
     if (socket_p && *socket_p) {
+        //  A socket-monitor left running would block ZeroMQ's threads on
+        //  its reader; stopping one that is not running costs nothing
+        zmq_socket_monitor (*socket_p, NULL, 0);
         zsys_close (*socket_p, NULL, 0);
         *socket_p = NULL;
     }

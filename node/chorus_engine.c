@@ -386,6 +386,14 @@ s_announced (const char *bound, const char *host)
     return strdup (bound);
 }
 
+//  A socket event, in words, for the application
+static void
+s_monitor_event (const char *event, const char *socket, const char *peer, const char *detail,
+                 void *arg)
+{
+    chorus__engine_work ((chorus__engine_t *) arg, "sssss", "M", event, socket, peer, detail);
+}
+
 static const char *
 s_start (chorus__engine_t *self)
 {
@@ -405,6 +413,8 @@ s_start (chorus__engine_t *self)
             return "no network interface for the UDP beacon";
         }
     }
+    if (config->monitor)
+        self->monitor = chorus__monitor_new (self->poller, s_monitor_event, self);
     chorus__keys_t *keys = config->keys;
     static char keys_error [256];
     if (keys && chorus__keys_start (keys, keys_error, sizeof (keys_error))) {
@@ -472,8 +482,9 @@ s_start (chorus__engine_t *self)
     //  Every peer holds one connection into our inbox, and every observer
     //  one into our PUB; room beyond that is for nodes on their way in
     size_t peers = (size_t) config->max_peers;
-    self->inbox_gate = chorus__gate_new (self->router, peers + (size_t) config->max_pending + 64);
-    self->pub_gate = chorus__gate_new (self->pub, peers + 64);
+    self->inbox_gate = chorus__gate_new (self->router, peers + (size_t) config->max_pending + 64,
+                                         self->monitor, "inbox");
+    self->pub_gate = chorus__gate_new (self->pub, peers + 64, self->monitor, "pub");
     if (!self->inbox_gate || !self->pub_gate)
         return "cannot watch the inbox and PUB connections";
     zpoller_add (self->poller, chorus__gate_socket (self->inbox_gate));
@@ -870,6 +881,7 @@ s_engine_destroy (chorus__engine_t **self_p)
     zhashx_destroy (&self->commands_handled);
     zhashx_destroy (&self->events_in_hand);
     chorus__subs_free (&self->subs, &self->subs_size);
+    chorus__monitor_destroy (&self->monitor);   //  its sockets are closed
     zpoller_destroy (&self->poller);
     chorus__gate_destroy (&self->inbox_gate);
     chorus__gate_destroy (&self->pub_gate);
@@ -926,6 +938,9 @@ chorus__engine_actor (zsock_t *pipe, void *args)
             chorus__peers_recv_beacon (self);
         else
         if (which && self->observer && chorus__observer_recv (self->observer, which))
+            ;
+        else
+        if (which && self->monitor && chorus__monitor_recv (self->monitor, which))
             ;
         else
         if (zpoller_terminated (self->poller))

@@ -9,6 +9,7 @@
 #include "chorus_private.h"
 #include "chorus_gate.h"
 #include "chorus_keys.h"
+#include "chorus_monitor.h"
 
 typedef struct _chorus__delivery_t chorus__delivery_t;
 typedef struct _chorus__commands_t chorus__commands_t;
@@ -65,6 +66,7 @@ struct _chorus__engine_t {
     void *pub;                  //  events to observers: an XPUB (libzmq handle)
     chorus__gate_t *inbox_gate; //  bounds the connections into router
     chorus__gate_t *pub_gate;   //  and into pub
+    chorus__monitor_t *monitor; //  socket events for the application, or NULL
     zactor_t *beacon;           //  UDP discovery, or NULL
     zpoller_t *poller;          //  everything we wait on
     char *instance;             //  our instance id (32 hex)

@@ -15,6 +15,8 @@ struct _chorus__gate_t {
     void *monitor;              //  events from it (PAIR)
     zhashx_t *open;             //  "fd" of each connection we let in -> s_conn_t
     size_t max;                 //  connections let in at most
+    chorus__monitor_t *told;    //  told of every event, or NULL
+    char name [16];             //  the socket's name for it
 };
 
 //  A connection let in, and the key that authenticated on it, once known
@@ -33,18 +35,19 @@ s_conn_destroy (void **item)
 }
 
 chorus__gate_t *
-chorus__gate_new (void *socket, size_t max)
+chorus__gate_new (void *socket, size_t max, chorus__monitor_t *monitor, const char *name)
 {
     char endpoint [64];
     snprintf (endpoint, sizeof (endpoint), "inproc://chorus-gate-%p", socket);
-    if (zmq_socket_monitor (socket, endpoint, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED
-                                            | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
-                                            | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
-                                            | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL))
+    int events = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+               | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+    if (zmq_socket_monitor (socket, endpoint, monitor? ZMQ_EVENT_ALL: events))
         return NULL;
     chorus__gate_t *self = (chorus__gate_t *) zmalloc (sizeof (chorus__gate_t));
     self->socket = socket;
     self->max = max;
+    self->told = monitor;
+    snprintf (self->name, sizeof (self->name), "%s", name);
     self->open = zhashx_new ();
     zhashx_set_destructor (self->open, s_conn_destroy);
     self->monitor = chorus__socket_new (ZMQ_PAIR);
@@ -89,8 +92,9 @@ chorus__gate_open (chorus__gate_t *self)
 //  One monitor event: a frame of event (2 bytes) and value (4 bytes, the
 //  connection's file descriptor for ours), then one of the endpoint
 static bool
-s_event (chorus__gate_t *self, uint16_t *event, int *fd)
+s_event (chorus__gate_t *self, uint16_t *event, int *fd, char *endpoint, size_t size)
 {
+    *endpoint = 0;
     zmq_msg_t frame;
     zmq_msg_init (&frame);
     if (zmq_msg_recv (&frame, self->monitor, ZMQ_DONTWAIT) == -1) {
@@ -106,12 +110,15 @@ s_event (chorus__gate_t *self, uint16_t *event, int *fd)
     }
     bool more = zmq_msg_more (&frame);
     zmq_msg_close (&frame);
-    while (more) {      //  the endpoint, which we do not need
+    while (more) {      //  the endpoint
         zmq_msg_init (&frame);
         if (zmq_msg_recv (&frame, self->monitor, 0) == -1)
             more = false;
-        else
+        else {
             more = zmq_msg_more (&frame);
+            snprintf (endpoint, size, "%.*s", (int) zmq_msg_size (&frame),
+                      (char *) zmq_msg_data (&frame));
+        }
         zmq_msg_close (&frame);
     }
     if (!valid)
@@ -126,7 +133,11 @@ chorus__gate_recv (chorus__gate_t *self, chorus__gate_report_t *report)
     size_t refused = 0;
     uint16_t event = 0;
     int fd = -1;
-    for (int count = 0; count < 10000 && s_event (self, &event, &fd); count++) {
+    char endpoint [257];
+    for (int count = 0; count < 10000
+                    && s_event (self, &event, &fd, endpoint, sizeof (endpoint)); count++) {
+        if (self->told)         //  before a refused connection is shut down
+            chorus__monitor_event (self->told, self->name, event, (uint32_t) fd, endpoint);
         char key [16];
         snprintf (key, sizeof (key), "%d", fd);
         if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)

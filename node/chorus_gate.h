@@ -6,13 +6,15 @@
 #define CHORUS_GATE_H_INCLUDED
 
 #include "chorus_private.h"
+#include "chorus_monitor.h"
 
 typedef struct _chorus__gate_t chorus__gate_t;
 
 //  Watches a bound socket and lets in at most max connections at once;
-//  NULL if the socket cannot be monitored
+//  NULL if the socket cannot be monitored. With a monitor, every event of
+//  the socket is passed on to it too, under the socket's name.
 chorus__gate_t *
-    chorus__gate_new (void *socket, size_t max);
+    chorus__gate_new (void *socket, size_t max, chorus__monitor_t *monitor, const char *name);
 void
     chorus__gate_destroy (chorus__gate_t **self_p);
 //  The socket to poll: readable when connections came or went

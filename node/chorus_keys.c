@@ -156,6 +156,16 @@ chorus__key_valid (const char *text)
     return zmq_z85_decode (key, text) != NULL;
 }
 
+const char *
+chorus__key_part (const char *text)
+{
+    size_t length = strlen (text);
+    if (length > 41 && text [length - 41] == '@' && chorus__key_valid (text + length - 40))
+        return text + length - 40;
+    const char *at = strrchr (text, '@');
+    return at? at + 1: NULL;
+}
+
 //  --------------------------------------------------------------------------
 //  The trust directory
 

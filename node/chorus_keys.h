@@ -86,5 +86,10 @@ bool
 //  True if text is a Z85 public key (40 characters of the Z85 alphabet)
 bool
     chorus__key_valid (const char *text);
+//  Where the key starts in "ENDPOINT@KEY": KEY is the last 40 characters
+//  when they are a Z85 key (whose alphabet holds '@'), or else what follows
+//  the last '@' (a certificate name); NULL without an '@'
+const char *
+    chorus__key_part (const char *text);
 
 #endif

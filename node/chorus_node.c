@@ -43,6 +43,8 @@ struct _chorus_node_t {
     void *peer_arg;             //  its argument
     chorus_flush_fn *flush_fn;  //  makes a round of handlers durable
     void *flush_arg;            //  its argument
+    chorus_monitor_fn *monitor_fn;  //  told of socket events
+    void *monitor_arg;          //  its argument
     chorus_truncated_fn *truncated_fn;  //  told of retention losses
     void *truncated_arg;        //  its argument
     const char *context_correlation;    //  of the message being handled
@@ -282,20 +284,20 @@ s_security_check (chorus_node_t *self)
     }
     for (char *seed = (char *) zlist_first (self->config.seeds); seed;
          seed = (char *) zlist_next (self->config.seeds)) {
-        const char *at = strrchr (seed, '@');
+        const char *key_text = chorus__key_part (seed);
         char key [41];
-        if (keys && !at) {
+        if (keys && !key_text) {
             zsys_error ("chorus: seed %s has no key: a secure node is given its seeds as "
                         "ENDPOINT@KEY (a Z85 public key, or a certificate name in %s)", seed,
                         chorus__keys_trust_dir (keys));
             return false;
         }
-        if (keys && !chorus__keys_resolve (keys, at + 1, key)) {
+        if (keys && !chorus__keys_resolve (keys, key_text, key)) {
             zsys_error ("chorus: seed %s: '%s' is neither a Z85 public key nor the name of a "
-                        "certificate in %s", seed, at + 1, chorus__keys_trust_dir (keys));
+                        "certificate in %s", seed, key_text, chorus__keys_trust_dir (keys));
             return false;
         }
-        if (!keys && at && chorus__key_valid (at + 1)) {
+        if (!keys && key_text && chorus__key_valid (key_text)) {
             zsys_error ("chorus: seed %s has a key, but this node is not secure "
                         "(give it --cert and --trust)", seed);
             return false;
@@ -617,6 +619,16 @@ chorus_node_on_peer (chorus_node_t *self, chorus_peer_fn *handler, void *arg)
     assert (self);
     self->peer_fn = handler;
     self->peer_arg = arg;
+}
+
+int
+chorus_node_on_monitor (chorus_node_t *self, chorus_monitor_fn *handler, void *arg)
+{
+    S_BEFORE_START (self);
+    self->monitor_fn = handler;
+    self->monitor_arg = arg;
+    self->config.monitor = handler != NULL;
+    return 0;
 }
 
 void
@@ -1023,6 +1035,20 @@ s_run_reply (chorus_node_t *self, const char *command_id, chorus_msg_t *msg, con
 }
 
 static int
+s_run_monitor (chorus_node_t *self, zmsg_t *work)
+{
+    char *fields [4];
+    for (int i = 0; i < 4; i++)
+        fields [i] = zmsg_popstr (work);
+    if (self->monitor_fn && fields [3])
+        self->monitor_fn (self, fields [0], fields [1], fields [2], fields [3],
+                          self->monitor_arg);
+    for (int i = 0; i < 4; i++)
+        zstr_free (&fields [i]);
+    return self->monitor_fn? 1: 0;
+}
+
+static int
 s_run_peer (chorus_node_t *self, zmsg_t *work)
 {
     char *state = zmsg_popstr (work);
@@ -1158,6 +1184,7 @@ chorus_node_dispatch (chorus_node_t *self)
                 break;
             }
             case 'P': ran += s_run_peer (self, work); break;
+            case 'M': ran += s_run_monitor (self, work); break;
             case 'X': ran += s_run_truncated (self, work); break;
         }
         zstr_free (&kind);

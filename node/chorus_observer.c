@@ -251,6 +251,8 @@ chorus__observer_peer_joined (chorus__observer_t *self, chorus__peer_t *peer)
     //  what comes on this SUB comes from that key
     if (self->engine->config->keys)
         chorus__keys_client (self->engine->config->keys, sub, peer->key);
+    if (self->engine->monitor)
+        chorus__monitor_watch (self->engine->monitor, sub, "sub");
     if (zmq_connect (sub, peer->pub_endpoint)) {
         chorus__socket_destroy (&sub);
         return;     //  a gap we repair by FETCH

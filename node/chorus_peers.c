@@ -70,6 +70,8 @@ s_dealer_new (chorus__engine_t *self, const char *endpoint, const char *key)
     zsock_set_maxmsgsize (dealer, S_MAX_FRAME);
     if (self->config->keys)
         chorus__keys_client (self->config->keys, dealer, key);
+    if (self->monitor)
+        chorus__monitor_watch (self->monitor, dealer, "dealer");
     if (zmq_connect (dealer, endpoint)) {
         chorus__engine_log (self, "cannot connect to %s: %s", endpoint,
                             zmq_strerror (zmq_errno ()));
@@ -468,12 +470,12 @@ s_connect_listed (chorus__engine_t *self, const char *item)
 {
     if (!self->config->keys)
         return s_connect_pending (self, item, NULL);
-    const char *at = strrchr (item, '@');
-    if (!at || !chorus__key_valid (at + 1))
+    const char *key = chorus__key_part (item);
+    if (!key || !chorus__key_valid (key))
         return true;    //  no use without a key
     char endpoint [257];
-    snprintf (endpoint, sizeof (endpoint), "%.*s", (int) (at - item), item);
-    return s_connect_pending (self, endpoint, at + 1);
+    snprintf (endpoint, sizeof (endpoint), "%.*s", (int) (key - 1 - item), item);
+    return s_connect_pending (self, endpoint, key);
 }
 
 void
@@ -629,11 +631,11 @@ chorus__peers_add_seed (chorus__engine_t *self, const char *seed)
     //  ENDPOINT@KEY on a secure mesh (checked at start)
     char endpoint [257];
     char key [41] = "";
-    const char *at = self->config->keys? strrchr (seed, '@'): NULL;
-    if (at && !chorus__keys_resolve (self->config->keys, at + 1, key))
+    const char *key_text = self->config->keys? chorus__key_part (seed): NULL;
+    if (key_text && !chorus__keys_resolve (self->config->keys, key_text, key))
         return;
-    snprintf (endpoint, sizeof (endpoint), "%.*s", at? (int) (at - seed): (int) strlen (seed),
-              seed);
+    snprintf (endpoint, sizeof (endpoint), "%.*s",
+              key_text? (int) (key_text - 1 - seed): (int) strlen (seed), seed);
     if (!zhashx_lookup (self->seeds, endpoint)) {
         s_seed_t *entry = (s_seed_t *) zmalloc (sizeof (s_seed_t));
         snprintf (entry->key, sizeof (entry->key), "%s", key);

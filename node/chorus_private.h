@@ -132,6 +132,7 @@ typedef struct {
     chorus_store_t *store;      //  the open store, shared with the caller's thread
     chorus__handoff_t *handoff; //  published events for the engine
     struct _chorus__keys_t *keys;   //  our key and trusted keys, or NULL: plaintext
+    bool monitor;               //  report socket-monitor events to the application
 } chorus__config_t;
 
 //  The work pipe carries batches of records between the engine and the

@@ -5,7 +5,8 @@ CHORUS_CORE_SOURCES += \
     %D%/chorus.h %D%/chorus_private.h %D%/chorus_common.c \
     %D%/chorus_engine.h %D%/chorus_engine.c %D%/chorus_peers.c %D%/chorus_inbox.c %D%/chorus_delivery.c \
     %D%/chorus_commands.c %D%/chorus_observer.c %D%/chorus_node.c %D%/chorus_views.c \
-    %D%/chorus_gate.h %D%/chorus_gate.c %D%/chorus_keys.h %D%/chorus_keys.c
+    %D%/chorus_gate.h %D%/chorus_gate.c %D%/chorus_keys.h %D%/chorus_keys.c \
+    %D%/chorus_monitor.h %D%/chorus_monitor.c
 CHORUS_CORE_SOURCES += %D%/chorus_store.c %D%/chorus_store.h %D%/chorus_store_check.c
 
 noinst_LTLIBRARIES += libchorus_core.la

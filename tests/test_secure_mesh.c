@@ -4,7 +4,8 @@
     limits hold (a topic it may not publish, a command it may not call: ERROR
     forbidden); a plaintext node and a node with an unknown key meet no one
     and are counted; removing a certificate from the trust directory cuts
-    its node off within 5 seconds, and it cannot come back.
+    its node off within 5 seconds, and it cannot come back. The socket
+    monitor shows connections and refused handshakes with their reasons.
 */
 #include "testutil.h"
 
@@ -111,6 +112,33 @@ s_check_key (chorus_node_t *node, const chorus_peer_t *peer, void *arg)
         check->ok = true;
 }
 
+//  Socket-monitor events, as "event socket detail" lines
+static zlistx_t *s_monitored = NULL;
+
+static void
+s_on_monitor (chorus_node_t *node, const char *event, const char *socket, const char *peer,
+              const char *detail, void *arg)
+{
+    zlistx_add_end (s_monitored, zsys_sprintf ("%s %s %s", event, socket, detail));
+}
+
+typedef struct {
+    const char *start;          //  a monitored line that starts so
+    const char *part;           //  and holds this, or NULL
+} seen_t;
+
+static bool
+s_monitor_saw (void *arg)
+{
+    seen_t *seen = (seen_t *) arg;
+    for (char *line = (char *) zlistx_first (s_monitored); line;
+         line = (char *) zlistx_next (s_monitored))
+        if (strncmp (line, seen->start, strlen (seen->start)) == 0
+        &&  (!seen->part || strstr (line, seen->part)))
+            return true;
+    return false;
+}
+
 typedef struct {
     chorus_node_t *node;
     const char *counter;
@@ -145,6 +173,9 @@ main (void)
     chorus_node_subscribe (payments, "order.", s_on_order, &at_payments);
     chorus_node_handle (payments, "charge", s_on_charge, &at_payments);
     chorus_node_handle (payments, "refund", s_on_charge, &at_payments);
+    s_monitored = zlistx_new ();
+    zlistx_set_destructor (s_monitored, (zlistx_destructor_fn *) zstr_free);
+    chorus_node_on_monitor (payments, s_on_monitor, NULL);
     if (chorus_node_start (payments))
         bail_out ("cannot start payments");
     char *seed_by_name = zsys_sprintf ("%s@payments", chorus_node_endpoint (payments));
@@ -202,6 +233,16 @@ main (void)
         "payments refuses the plaintext node's handshake, and counts it");
     ok (test_run_until (nodes, 5, s_counted, &unauthorised, 10000),
         "payments refuses the unknown key, and counts it");
+    seen_t accepted = {"accepted inbox", NULL};
+    seen_t connected = {"connected dealer", NULL};
+    seen_t plaintext = {"handshake-failed inbox", "plaintext"};
+    seen_t unknown = {"handshake-failed inbox", "key not trusted"};
+    ok (s_monitor_saw (&accepted) && s_monitor_saw (&connected),
+        "the socket monitor shows the inbox accepting, and dealers connecting");
+    ok (test_run_until (nodes, 5, s_monitor_saw, &plaintext, 5000),
+        "it shows the plaintext peer's failed handshake, and why");
+    ok (test_run_until (nodes, 5, s_monitor_saw, &unknown, 5000),
+        "it shows the unknown key's failed handshake, and why");
     zclock_sleep (1500);    //  their seed retries and everyone's HELLOs have had time
     test_run_until (nodes, 5, s_knows, &met, 100);
     ok (test_peers (payments, NULL) == 2 && test_peers (plain, NULL) == 0
@@ -225,6 +266,7 @@ main (void)
 
     for (int i = 0; i < 5; i++)
         chorus_node_destroy (&nodes [i]);
+    zlistx_destroy (&s_monitored);
     free (seed_by_name);
     free (seed_by_key);
     test_tempdir_remove (&keys);
