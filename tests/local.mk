@@ -24,7 +24,8 @@ check_PROGRAMS += $(CHORUS_C_TESTS) tests/fuzz/make_corpus
 TESTS += $(CHORUS_C_TESTS) \
     tests/test_fuzz_corpus_is_current.sh \
     tests/test_tools_answer_help.sh \
-    tests/test_installed_library_links.sh
+    tests/test_installed_library_links.sh \
+    tests/test_keygen_writes_certificates.sh
 
 tests_test_codec_round_trip_SOURCES = tests/test_codec_round_trip.c tests/codec_fixtures.h tests/tap.h
 tests_test_codec_round_trip_LDADD = $(TEST_LIBS)
@@ -39,7 +40,7 @@ tests_fuzz_make_corpus_LDADD = $(TEST_LIBS)
 
 EXTRA_DIST += tests/test_fuzz_corpus_is_current.sh tests/test_tools_answer_help.sh tests/mesh.sh \
     tests/test_installed_library_links.sh tests/installed_consumer.c tests/tap.sh \
-    tests/fuzz/corpus
+    tests/fuzz/corpus tests/test_keygen_writes_certificates.sh
 
 if ENABLE_FUZZING
 #   Built with scripts/fuzz: the core is compiled with -fsanitize=fuzzer-no-link,

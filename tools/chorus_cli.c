@@ -201,9 +201,8 @@ s_data_dir (void)
     return home? zsys_sprintf ("%s/.local/share/chorus", home): NULL;
 }
 
-//  mkdir -p; private, since a store holds whatever was published
-static int
-s_make_dirs (const char *path)
+int
+chorus_cli_make_dirs (const char *path)
 {
     if (!*path) {
         errno = ENOENT;
@@ -264,7 +263,7 @@ s_store_dir (chorus_cli_t *self, const char *store_name, bool *failed)
         dir = zsys_sprintf ("%s/%s", data, store_name);
         free (data);
     }
-    if (dir && s_make_dirs (dir)) {
+    if (dir && chorus_cli_make_dirs (dir)) {
         chorus_cli_error (self, "cannot create store directory '%s': %s", dir, strerror (errno));
         zstr_free (&dir);
         *failed = true;

@@ -105,6 +105,11 @@ int
 void
     chorus_cli_print_mesh_help (FILE *out, const char *store_default);
 
+//  mkdir -p, each directory made private (0700): a store holds whatever
+//  was published, a key directory secret keys. 0, or -1 with errno.
+int
+    chorus_cli_make_dirs (const char *path);
+
 //  Nodes
 
 //  Make a node for service, configured from the options. Its store is
@@ -204,5 +209,6 @@ int chorus_cmd_tail (int argc, char **argv);
 int chorus_cmd_peers (int argc, char **argv);
 int chorus_cmd_flow (int argc, char **argv);
 int chorus_cmd_store (int argc, char **argv);
+int chorus_cmd_keygen (int argc, char **argv);
 
 #endif
