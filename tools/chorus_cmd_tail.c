@@ -138,6 +138,8 @@ s_parse (s_watch_t *self, int argc, char **argv, const struct option *options)
         if (rc != CHORUS_CLI_CONTINUE)
             return rc;
     }
+    if (chorus_cli_check (&self->cli) != CHORUS_CLI_CONTINUE)
+        return CHORUS_CLI_USAGE;
     if (optind < argc)
         return chorus_cli_usage_error (&self->cli, "unexpected argument '%s'", argv [optind]);
     return CHORUS_CLI_CONTINUE;
