@@ -1260,6 +1260,16 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
     chorus_node_set_durability (self->node, config->journal_sync? CHORUS_DURABLE_FSYNC:
                                 CHORUS_DURABLE_PROCESS);
     chorus_node_set_verbose (self->node, config->verbose);
+    //  Before the seeds: one may be named by a certificate in the trust
+    //  directory. The library says why on stderr when it refuses.
+    if ((config->cert_file || config->trust_dir)
+        && chorus_node_set_security (self->node, config->cert_file, config->trust_dir)) {
+        snprintf (error, error_size, "cannot make the node secure with certificate '%s' and "
+                  "trust directory '%s'", config->cert_file? config->cert_file: "(none)",
+                  config->trust_dir? config->trust_dir: "(none)");
+        chorus_coordinator_destroy (&self);
+        return NULL;
+    }
     const char *mesh = config->mesh? config->mesh: getenv ("CHORUS_MESH");
     if (mesh && chorus_node_set_mesh (self->node, mesh)) {
         snprintf (error, error_size, "%s '%s' is not a mesh name (1-64 printable ASCII "

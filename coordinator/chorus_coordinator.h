@@ -26,6 +26,8 @@ typedef struct {
     int evasive_ms;             //  (0: default)
     int expired_ms;             //  (0: default)
     bool verbose;               //  log to stderr
+    const char *cert_file;      //  secret certificate of a secure node, NULL: plaintext
+    const char *trust_dir;      //  public certificates to accept (with cert_file)
 } chorus_coordinator_config_t;
 
 //  Loads every definition in the flows directory. On failure returns NULL

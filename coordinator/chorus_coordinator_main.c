@@ -4,6 +4,7 @@
 #include "chorus_coordinator.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,7 +27,15 @@ s_usage (FILE *out)
         "  --mesh NAME        the mesh to join (default: $CHORUS_MESH, else 'default');\n"
         "                     nodes of other meshes are ignored\n"
         "  --listen ENDPOINT  this node's inbox (default: an ephemeral loopback port)\n"
-        "  --seed ENDPOINT    a peer to meet first (repeatable; also CHORUS_SEEDS)\n"
+        "  --seed ENDPOINT    a peer to meet first (repeatable; also CHORUS_SEEDS); on a\n"
+        "                     secure mesh ENDPOINT@KEY, KEY being the seed's public key\n"
+        "                     (40 Z85 characters) or the NAME of its certificate in the\n"
+        "                     trust directory\n"
+        "  --cert FILE        join a secure mesh (CURVE) with this secret certificate\n"
+        "                     (from 'chorus keygen'; default: $CHORUS_CERT); needs --trust\n"
+        "  --trust DIR        the public certificates (*.cert) of the nodes to accept\n"
+        "                     (default: $CHORUS_TRUST); needs --cert. SIGHUP makes the\n"
+        "                     coordinator read it again at once\n"
         "  --beacon PORT      UDP beacon discovery on PORT\n"
         "  --keep N           finished flows kept for status queries (default 10000)\n"
         "  --no-sync          do not fsync journal commits nor the events the flows\n"
@@ -48,6 +57,22 @@ s_usage (FILE *out)
         "that do not load, a store locked or unwritable), 2 bad usage, 5 damaged store.\n");
 }
 
+//  SIGHUP: read the trust directory again, instead of ending
+static void
+s_on_hangup (int signal_number)
+{
+    (void) signal_number;
+    chorus_reload_trust ();
+}
+
+//  An option's value, else its environment variable's (empty is unset)
+static const char *
+s_option_or_env (const char *option, const char *name)
+{
+    const char *env = getenv (name);
+    return option? option: env && *env? env: NULL;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -58,6 +83,7 @@ main (int argc, char **argv)
         {"keep", required_argument, 0, 'k'}, {"no-sync", no_argument, 0, 'n'},
         {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'}, {"mesh", required_argument, 0, 'm'},
+        {"cert", required_argument, 0, 'C'}, {"trust", required_argument, 0, 'T'},
         {0, 0, 0, 0}};
     chorus_coordinator_config_t config;
     memset (&config, 0, sizeof (config));
@@ -82,6 +108,8 @@ main (int argc, char **argv)
             case 'k': config.keep_finished = (size_t) atol (optarg); break;
             case 'n': config.journal_sync = false; break;
             case 'v': config.verbose = true; break;
+            case 'C': config.cert_file = optarg; break;
+            case 'T': config.trust_dir = optarg; break;
             case 'h': s_usage (stdout); return 0;
             case 'V': {
                 int major, minor, patch;
@@ -114,6 +142,27 @@ main (int argc, char **argv)
         s_usage (stderr);
         return 2;
     }
+    //  Half a secure node would be a plaintext one by mistake, or none
+    bool cert_option = config.cert_file != NULL, trust_option = config.trust_dir != NULL;
+    config.cert_file = s_option_or_env (config.cert_file, "CHORUS_CERT");
+    config.trust_dir = s_option_or_env (config.trust_dir, "CHORUS_TRUST");
+    if (!config.cert_file != !config.trust_dir) {
+        if (config.cert_file)
+            fprintf (stderr, "chorus-coordinator: %s needs --trust (or CHORUS_TRUST): a "
+                     "secure node must know which keys to accept (see --help)\n",
+                     cert_option? "--cert": "CHORUS_CERT");
+        else
+            fprintf (stderr, "chorus-coordinator: %s needs --cert (or CHORUS_CERT): a "
+                     "secure node must have a key of its own (see --help)\n",
+                     trust_option? "--trust": "CHORUS_TRUST");
+        return 2;
+    }
+    struct sigaction hangup;
+    memset (&hangup, 0, sizeof (hangup));
+    hangup.sa_handler = s_on_hangup;
+    sigemptyset (&hangup.sa_mask);
+    hangup.sa_flags = SA_RESTART;
+    sigaction (SIGHUP, &hangup, NULL);
     //  CHORUS_SEEDS adds comma-separated seeds
     char *env = getenv ("CHORUS_SEEDS")? strdup (getenv ("CHORUS_SEEDS")): NULL;
     for (char *seed = env? strtok (env, ","): NULL; seed && seed_count < 64;

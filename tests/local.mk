@@ -24,7 +24,9 @@ check_PROGRAMS += $(CHORUS_C_TESTS) tests/fuzz/make_corpus
 TESTS += $(CHORUS_C_TESTS) \
     tests/test_fuzz_corpus_is_current.sh \
     tests/test_tools_answer_help.sh \
-    tests/test_installed_library_links.sh
+    tests/test_installed_library_links.sh \
+    tests/test_keygen_writes_certificates.sh \
+    tests/test_security_options_are_checked.sh
 
 tests_test_codec_round_trip_SOURCES = tests/test_codec_round_trip.c tests/codec_fixtures.h tests/tap.h
 tests_test_codec_round_trip_LDADD = $(TEST_LIBS)
@@ -39,7 +41,8 @@ tests_fuzz_make_corpus_LDADD = $(TEST_LIBS)
 
 EXTRA_DIST += tests/test_fuzz_corpus_is_current.sh tests/test_tools_answer_help.sh tests/mesh.sh \
     tests/test_installed_library_links.sh tests/installed_consumer.c tests/tap.sh \
-    tests/fuzz/corpus
+    tests/fuzz/corpus tests/test_keygen_writes_certificates.sh \
+    tests/test_security_options_are_checked.sh
 
 if ENABLE_FUZZING
 #   Built with scripts/fuzz: the core is compiled with -fsanitize=fuzzer-no-link,
@@ -81,11 +84,13 @@ check_PROGRAMS += $(CHORUS_NODE_TESTS)
 TESTS += $(CHORUS_NODE_TESTS) tests/test_beacon_discovery.sh tests/test_shell_bridge.sh \
     tests/test_on_stops_promptly.sh tests/test_clock_step_keeps_timers.sh \
     tests/test_store_damage_is_refused.sh tests/test_crash_keeps_new_events.sh \
-    tests/test_disk_full_is_refused.sh tests/test_store_says_why.sh
+    tests/test_disk_full_is_refused.sh tests/test_store_says_why.sh tests/test_peers_show_keys.sh \
+    tests/test_sighup_keeps_programs_running.sh
 EXTRA_DIST += tests/test_beacon_discovery.sh tests/test_shell_bridge.sh \
     tests/test_on_stops_promptly.sh tests/test_clock_step_keeps_timers.sh \
     tests/test_store_damage_is_refused.sh tests/test_crash_keeps_new_events.sh \
-    tests/test_disk_full_is_refused.sh tests/test_store_says_why.sh
+    tests/test_disk_full_is_refused.sh tests/test_store_says_why.sh tests/test_peers_show_keys.sh \
+    tests/test_sighup_keeps_programs_running.sh
 tests_test_discovery_meets_peers_LDADD = $(TEST_LIBS)
 tests_test_group_shares_events_LDADD = $(TEST_LIBS)
 tests_test_group_catches_up_LDADD = $(TEST_LIBS)

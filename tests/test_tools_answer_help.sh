@@ -33,7 +33,22 @@ done
 out=$("$coord" --help)
 echo "$out" | grep -q -- "--mesh NAME" && echo "$out" | grep -q CHORUS_MESH
 ok $? "chorus-coordinator --help names --mesh and CHORUS_MESH"
+#   ... and how to make it secure
+for sub in publish send serve on tail peers "flow list"; do
+    out=$("$chorus" $sub --help)
+    echo "$out" | grep -q -- "--cert FILE" && echo "$out" | grep -q -- "--trust DIR" \
+        && echo "$out" | grep -q CHORUS_CERT && echo "$out" | grep -q CHORUS_TRUST \
+        && echo "$out" | grep -q "ENDPOINT@KEY"
+    ok $? "chorus $sub --help names --cert, --trust, their variables and ENDPOINT@KEY"
+done
+out=$("$coord" --help)
+echo "$out" | grep -q -- "--cert FILE" && echo "$out" | grep -q -- "--trust DIR" \
+    && echo "$out" | grep -q CHORUS_CERT && echo "$out" | grep -q CHORUS_TRUST \
+    && echo "$out" | grep -q "ENDPOINT@KEY"
+ok $? "chorus-coordinator --help names --cert, --trust, their variables and ENDPOINT@KEY"
 "$chorus" --help | grep -q CHORUS_MESH; ok $? "chorus --help names CHORUS_MESH"
+"$chorus" --help | grep -q '^  keygen '; ok $? "chorus --help lists keygen"
+"$chorus" help keygen | grep -q -- "--show FILE"; ok $? "chorus help keygen shows its help"
 err=$(CHORUS_MESH='two words' "$chorus" peers --wait 0 2>&1 >/dev/null); rc=$?
 [ $rc -eq 1 ] && echo "$err" | grep -q "CHORUS_MESH 'two words' is not a mesh name"
 ok $? "a bad CHORUS_MESH is refused, named: $err"

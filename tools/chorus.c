@@ -23,6 +23,7 @@ static const s_subcommand_t s_subcommands [] = {
     { "peers", chorus_cmd_peers, "list the nodes met on the mesh" },
     { "flow", chorus_cmd_flow, "start, inspect, cancel and retry the coordinator's flows" },
     { "store", chorus_cmd_store, "check or repair a node's or coordinator's store" },
+    { "keygen", chorus_cmd_keygen, "make a node's certificate for a secure mesh, or show one" },
 };
 #define S_SUBCOMMANDS (sizeof (s_subcommands) / sizeof (s_subcommands [0]))
 
@@ -46,7 +47,10 @@ s_usage (FILE *out)
         "  -V, --version   show the version of chorus and of its protocol\n"
         "\n"
         "Environment: CHORUS_MESH, the mesh to join (as --mesh; default 'default');\n"
-        "CHORUS_SEEDS, comma-separated peer endpoints to meet first (as --seed).\n"
+        "CHORUS_SEEDS, comma-separated peer endpoints to meet first (as --seed);\n"
+        "CHORUS_CERT and CHORUS_TRUST, a secure node's certificate and trust\n"
+        "directory (as --cert and --trust). SIGHUP makes secure nodes read their\n"
+        "trust directory again.\n"
         "Exit status: 0 success, 1 failure, 2 bad usage, 5 the node's store is\n"
         "damaged (see 'chorus store'); some subcommands add more.\n");
 }
@@ -58,6 +62,27 @@ s_version (void)
     chorus_version (&major, &minor, &patch);
     printf ("chorus %d.%d.%d (protocol %d)\n", major, minor, patch, CHORUS_PROTOCOL_VERSION);
     return 0;
+}
+
+//  SIGHUP: secure nodes read their trust directory again (the operator
+//  added or removed a key), instead of the process ending
+static void
+s_on_hangup (int signal_number)
+{
+    (void) signal_number;
+    chorus_reload_trust ();
+}
+
+static void
+s_catch_hangup (void)
+{
+    struct sigaction action;
+    memset (&action, 0, sizeof (action));
+    action.sa_handler = s_on_hangup;
+    sigemptyset (&action.sa_mask);
+    //  A read of stdin (publish --lines) goes on rather than fail
+    action.sa_flags = SA_RESTART;
+    sigaction (SIGHUP, &action, NULL);
 }
 
 static const s_subcommand_t *
@@ -119,6 +144,7 @@ main (int argc, char **argv)
     //  Writing to a shell command that has exited must fail, not kill us:
     //  that would leave a temporary store behind
     signal (SIGPIPE, SIG_IGN);
+    s_catch_hangup ();
     //  stdout carries data (JSON lines, replies); czmq's log goes elsewhere
     zsys_set_logstream (stderr);
     const char *name = argv [optind];

@@ -109,6 +109,12 @@ chorus_cli_option (chorus_cli_t *self, int opt, char **argv)
         case CHORUS_CLI_OPT_JSON:
             self->json = true;
             return CHORUS_CLI_CONTINUE;
+        case CHORUS_CLI_OPT_CERT:
+            self->cert = optarg;
+            return CHORUS_CLI_CONTINUE;
+        case CHORUS_CLI_OPT_TRUST:
+            self->trust = optarg;
+            return CHORUS_CLI_CONTINUE;
         case CHORUS_CLI_OPT_HELP:
         case CHORUS_CLI_OPT_LONG_HELP:
             self->usage (stdout);
@@ -125,6 +131,32 @@ chorus_cli_option (chorus_cli_t *self, int opt, char **argv)
             s_bad_option (self, argv, "unknown");
             return CHORUS_CLI_USAGE;
     }
+}
+
+//  An option's value, else its environment variable's (empty is unset)
+static const char *
+s_option_or_env (const char *option, const char *name)
+{
+    const char *env = getenv (name);
+    return option? option: env && *env? env: NULL;
+}
+
+int
+chorus_cli_check (chorus_cli_t *self)
+{
+    bool cert_option = self->cert != NULL, trust_option = self->trust != NULL;
+    self->cert = s_option_or_env (self->cert, "CHORUS_CERT");
+    self->trust = s_option_or_env (self->trust, "CHORUS_TRUST");
+    //  Half a secure node would be a plaintext one by mistake, or none
+    if (self->cert && !self->trust)
+        return chorus_cli_usage_error (self, "%s needs --trust (or CHORUS_TRUST): a secure "
+                                       "node must know which keys to accept",
+                                       cert_option? "--cert": "CHORUS_CERT");
+    if (self->trust && !self->cert)
+        return chorus_cli_usage_error (self, "%s needs --cert (or CHORUS_CERT): a secure "
+                                       "node must have a key of its own",
+                                       trust_option? "--trust": "CHORUS_TRUST");
+    return CHORUS_CLI_CONTINUE;
 }
 
 int
@@ -173,11 +205,20 @@ chorus_cli_print_mesh_help (FILE *out, const char *store_default)
         "  --listen ENDPOINT  inbox endpoint to bind and announce to peers\n"
         "                     (default: tcp://127.0.0.1:0, a random free port)\n"
         "  --seed ENDPOINT    a peer's inbox endpoint to meet first; repeatable, and\n"
-        "                     added to those in CHORUS_SEEDS (comma-separated)\n"
+        "                     added to those in CHORUS_SEEDS (comma-separated). On a\n"
+        "                     secure mesh ENDPOINT@KEY, in CHORUS_SEEDS too: KEY is\n"
+        "                     the seed's public key (40 Z85 characters) or the NAME\n"
+        "                     of its certificate in the trust directory\n"
         "  --store DIR        the node's durable store, created if needed\n"
         "                     (default: %s)\n"
         "  --beacon PORT      also discover peers by UDP beacon on PORT (default: off)\n"
         "  --verbose          log what the node does to stderr\n"
+        "  --cert FILE        join a secure mesh (CURVE) with this secret certificate\n"
+        "                     (NAME.cert_secret from 'chorus keygen'; default:\n"
+        "                     $CHORUS_CERT); needs --trust\n"
+        "  --trust DIR        the public certificates (*.cert) of the nodes to accept\n"
+        "                     (default: $CHORUS_TRUST); needs --cert. A change to it\n"
+        "                     is seen within a second, at once on SIGHUP\n"
         "  -h, --help         show this help and exit\n",
         store_default);
 }
@@ -201,9 +242,8 @@ s_data_dir (void)
     return home? zsys_sprintf ("%s/.local/share/chorus", home): NULL;
 }
 
-//  mkdir -p; private, since a store holds whatever was published
-static int
-s_make_dirs (const char *path)
+int
+chorus_cli_make_dirs (const char *path)
 {
     if (!*path) {
         errno = ENOENT;
@@ -264,7 +304,7 @@ s_store_dir (chorus_cli_t *self, const char *store_name, bool *failed)
         dir = zsys_sprintf ("%s/%s", data, store_name);
         free (data);
     }
-    if (dir && s_make_dirs (dir)) {
+    if (dir && chorus_cli_make_dirs (dir)) {
         chorus_cli_error (self, "cannot create store directory '%s': %s", dir, strerror (errno));
         zstr_free (&dir);
         *failed = true;
@@ -298,6 +338,13 @@ s_add_seeds (chorus_cli_t *self, chorus_node_t *node)
 static int
 s_configure (chorus_cli_t *self, chorus_node_t *node, const char *store_name)
 {
+    //  First: a seed may be named by a certificate in the trust directory
+    if (self->cert && chorus_node_set_security (node, self->cert, self->trust)) {
+        //  The library has said why on stderr
+        chorus_cli_error (self, "cannot make the node secure with certificate '%s' and "
+                          "trust directory '%s'", self->cert, self->trust);
+        return -1;
+    }
     const char *mesh = self->mesh? self->mesh: getenv ("CHORUS_MESH");
     if (mesh && chorus_node_set_mesh (node, mesh)) {
         chorus_cli_error (self, "%s '%s' is not a mesh name (1-64 printable ASCII "

@@ -36,6 +36,8 @@ enum {
     CHORUS_CLI_OPT_LONG_HELP,       //  --help; -h is 'h', so that every long
                                     //  option's value tells it from a short one
     CHORUS_CLI_OPT_MESH,
+    CHORUS_CLI_OPT_CERT,
+    CHORUS_CLI_OPT_TRUST,
     CHORUS_CLI_OPT_OWN = 0x200      //  first value for a subcommand's options
 };
 
@@ -48,6 +50,8 @@ enum {
     { "store", required_argument, NULL, CHORUS_CLI_OPT_STORE },               \
     { "beacon", required_argument, NULL, CHORUS_CLI_OPT_BEACON },             \
     { "verbose", no_argument, NULL, CHORUS_CLI_OPT_VERBOSE },                 \
+    { "cert", required_argument, NULL, CHORUS_CLI_OPT_CERT },                 \
+    { "trust", required_argument, NULL, CHORUS_CLI_OPT_TRUST },               \
     { "help", no_argument, NULL, CHORUS_CLI_OPT_LONG_HELP }
 #define CHORUS_CLI_JSON_OPTION { "json", no_argument, NULL, CHORUS_CLI_OPT_JSON }
 
@@ -68,6 +72,10 @@ typedef struct {
     int beacon;                     //  --beacon port, 0 for none
     bool verbose;                   //  --verbose
     bool json;                      //  --json: one JSON object per output line
+    const char *cert;               //  --cert, else CHORUS_CERT: the node's secret
+                                    //  certificate; NULL for a plaintext node
+    const char *trust;              //  --trust, else CHORUS_TRUST: the directory of
+                                    //  the public certificates to accept
 } chorus_cli_t;
 
 //  Options and messages
@@ -83,6 +91,12 @@ void
 //  CHORUS_CLI_CONTINUE, or the status to exit with.
 int
     chorus_cli_option (chorus_cli_t *self, int opt, char **argv);
+//  Check the shared options together, once the subcommand's getopt_long
+//  loop is done and before anything starts: --cert and --trust (with
+//  CHORUS_CERT and CHORUS_TRUST, which the options override) go together.
+//  Returns CHORUS_CLI_CONTINUE, or CHORUS_CLI_USAGE after a message.
+int
+    chorus_cli_check (chorus_cli_t *self);
 //  Print "chorus NAME: ..." to stderr
 void
     chorus_cli_error (chorus_cli_t *self, const char *format, ...)
@@ -104,6 +118,11 @@ int
 //  defaults to for this subcommand
 void
     chorus_cli_print_mesh_help (FILE *out, const char *store_default);
+
+//  mkdir -p, each directory made private (0700): a store holds whatever
+//  was published, a key directory secret keys. 0, or -1 with errno.
+int
+    chorus_cli_make_dirs (const char *path);
 
 //  Nodes
 
@@ -204,5 +223,6 @@ int chorus_cmd_tail (int argc, char **argv);
 int chorus_cmd_peers (int argc, char **argv);
 int chorus_cmd_flow (int argc, char **argv);
 int chorus_cmd_store (int argc, char **argv);
+int chorus_cmd_keygen (int argc, char **argv);
 
 #endif

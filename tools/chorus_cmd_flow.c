@@ -589,6 +589,8 @@ s_parse (s_flow_t *self, int argc, char **argv)
         if (rc != CHORUS_CLI_CONTINUE)
             return rc;
     }
+    if (chorus_cli_check (&self->cli) != CHORUS_CLI_CONTINUE)
+        return CHORUS_CLI_USAGE;
     self->args = argv + optind;
     self->args_size = argc - optind;
     if (self->args_size < self->sub->min_args)

@@ -178,6 +178,8 @@ s_parse (s_publish_t *self, int argc, char **argv)
         if (rc != CHORUS_CLI_CONTINUE)
             return rc;
     }
+    if (chorus_cli_check (&self->cli) != CHORUS_CLI_CONTINUE)
+        return CHORUS_CLI_USAGE;
     if (optind >= argc)
         return chorus_cli_usage_error (&self->cli, "missing TOPIC");
     self->topic = argv [optind++];

@@ -91,6 +91,8 @@ s_parse (s_send_t *self, int argc, char **argv)
         if (rc != CHORUS_CLI_CONTINUE)
             return rc;
     }
+    if (chorus_cli_check (&self->cli) != CHORUS_CLI_CONTINUE)
+        return CHORUS_CLI_USAGE;
     if (argc - optind < 2)
         return chorus_cli_usage_error (&self->cli, "missing %s",
                                        optind < argc? "COMMAND": "SERVICE and COMMAND");

@@ -163,6 +163,8 @@ s_parse (s_bridge_t *self, int argc, char **argv, const struct option *options,
         if (rc != CHORUS_CLI_CONTINUE)
             return rc;
     }
+    if (chorus_cli_check (&self->cli) != CHORUS_CLI_CONTINUE)
+        return CHORUS_CLI_USAGE;
     if (optind >= argc)
         return chorus_cli_usage_error (&self->cli, "missing %s", target_name);
     self->target = argv [optind++];

@@ -90,7 +90,9 @@ s_peers_usage (FILE *out)
         "usage: chorus peers [OPTIONS]\n"
         "\n"
         "Join the mesh, wait for discovery, and list the live peers met:\n"
-        "SERVICE INSTANCE ENDPOINT STATE LAST-SEEN SUBSCRIPTIONS.\n"
+        "SERVICE INSTANCE ENDPOINT STATE LAST-SEEN KEY AUTH SUBSCRIPTIONS. KEY is\n"
+        "the peer's CURVE public key on a secure mesh ('-' on a plaintext one);\n"
+        "AUTH says whether that key was checked against our trust directory.\n"
         "\n"
         "  --wait MS   how long to listen before listing (default 2000)\n"
         "  --json      one JSON object per peer per line\n");
@@ -136,6 +138,8 @@ s_parse (s_watch_t *self, int argc, char **argv, const struct option *options)
         if (rc != CHORUS_CLI_CONTINUE)
             return rc;
     }
+    if (chorus_cli_check (&self->cli) != CHORUS_CLI_CONTINUE)
+        return CHORUS_CLI_USAGE;
     if (optind < argc)
         return chorus_cli_usage_error (&self->cli, "unexpected argument '%s'", argv [optind]);
     return CHORUS_CLI_CONTINUE;
@@ -320,6 +324,8 @@ typedef struct {
     chorus_peer_state_t state;      //  as last reported
     uint64_t last_seen;             //  ms since epoch
     uint64_t head;                  //  its latest sequence number
+    char *key;                      //  its CURVE public key (Z85), NULL on plaintext
+    bool authenticated;             //  its key was checked against our trust directory
 } s_peer_t;
 
 static void
@@ -331,6 +337,7 @@ s_peer_destroy (void *item)
     free (peer->endpoint);
     free (peer->pub_endpoint);
     free (peer->subscriptions);
+    free (peer->key);
     free (peer);
 }
 
@@ -349,6 +356,8 @@ s_collect_peer (chorus_node_t *node, const chorus_peer_t *peer, void *arg)
     copy->state = peer->state;
     copy->last_seen = peer->last_seen;
     copy->head = peer->head;
+    copy->key = peer->key? strdup (peer->key): NULL;
+    copy->authenticated = peer->authenticated;
     zlist_append ((zlist_t *) arg, copy);
     zlist_freefn ((zlist_t *) arg, copy, s_peer_destroy, true);
 }
@@ -373,6 +382,8 @@ s_peer_json (s_peer_t *peer)
     json_object_set_new (object, "last_seen", s_time_json (peer->last_seen));
     json_object_set_new (object, "head", json_integer ((json_int_t) peer->head));
     json_object_set_new (object, "subscriptions", chorus_cli_json_text (peer->subscriptions));
+    json_object_set_new (object, "key", chorus_cli_json_text (peer->key));
+    json_object_set_new (object, "authenticated", json_boolean (peer->authenticated));
     return object;
 }
 
@@ -381,6 +392,7 @@ typedef struct {
     int service;                    //  SERVICE column
     int instance;                   //  INSTANCE column
     int endpoint;                   //  ENDPOINT column
+    int key;                        //  KEY column
 } s_widths_t;
 
 static int
@@ -393,23 +405,26 @@ s_wider (int width, const char *text)
 static int
 s_print_table (zlist_t *peers)
 {
-    s_widths_t width = { 7, 8, 8 };
+    s_widths_t width = { 7, 8, 8, 3 };
     for (s_peer_t *peer = zlist_first (peers); peer; peer = zlist_next (peers)) {
         width.service = s_wider (width.service, peer->service);
         width.instance = s_wider (width.instance, peer->instance);
         width.endpoint = s_wider (width.endpoint, peer->endpoint);
+        width.key = s_wider (width.key, peer->key? peer->key: "-");
     }
-    int rc = printf ("%-*s  %-*s  %-*s  %-7s  %9s  %s\n", width.service, "SERVICE",
-                     width.instance, "INSTANCE", width.endpoint, "ENDPOINT", "STATE",
-                     "LAST-SEEN", "SUBSCRIPTIONS");
+    int rc = printf ("%-*s  %-*s  %-*s  %-7s  %9s  %-*s  %-4s  %s\n", width.service,
+                     "SERVICE", width.instance, "INSTANCE", width.endpoint, "ENDPOINT",
+                     "STATE", "LAST-SEEN", width.key, "KEY", "AUTH", "SUBSCRIPTIONS");
     uint64_t now = zclock_time ();
     for (s_peer_t *peer = zlist_first (peers); peer && rc >= 0; peer = zlist_next (peers)) {
         char age [32];
         double seconds = now > peer->last_seen? (double) (now - peer->last_seen) / 1000: 0;
         snprintf (age, sizeof (age), "%.1fs ago", seconds);
-        rc = printf ("%-*s  %-*s  %-*s  %-7s  %9s  %s\n", width.service, peer->service,
-                     width.instance, peer->instance, width.endpoint, peer->endpoint,
-                     chorus_cli_peer_state_name (peer->state), age, peer->subscriptions);
+        rc = printf ("%-*s  %-*s  %-*s  %-7s  %9s  %-*s  %-4s  %s\n", width.service,
+                     peer->service, width.instance, peer->instance, width.endpoint,
+                     peer->endpoint, chorus_cli_peer_state_name (peer->state), age, width.key,
+                     peer->key? peer->key: "-", peer->authenticated? "yes": "no",
+                     peer->subscriptions);
     }
     return rc < 0 || fflush (stdout)? -1: 0;
 }
