@@ -573,18 +573,28 @@ s_gate (chorus__engine_t *self, chorus__gate_t *gate, const char *name)
         char last [160] = "";
         if (refusals)
             snprintf (last, sizeof (last), " (last: key %s from %s)", key, address);
-        chorus__engine_warn (self, W_HANDSHAKE, "refused %zu connection%s to our %s: key not "
+        chorus__engine_warn (self, W_UNTRUSTED, "refused %zu connection%s to our %s: key not "
                              "in the trust directory%s", report.unauthorised,
                              report.unauthorised == 1? "": "s", name, last);
     }
     if (report.failed) {
         self->counters [C_HANDSHAKES_FAILED] += report.failed;
+        //  A plaintext peer may hang up on reading our greeting before we
+        //  read its own: then all we know is that it broke off
+        const char *mismatch = self->config->keys? "a plaintext peer on a secure mesh":
+                                                   "a secure (CURVE) peer on a plaintext mesh";
+        char why [160];
+        if (report.broken_off)
+            snprintf (why, sizeof (why), "the peer broke off the handshake (%s): %s, or a peer "
+                      "that expected another key", strerror (report.failure), mismatch);
+        else
+        if (report.failure == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+            snprintf (why, sizeof (why), "%s", mismatch);
+        else
+            snprintf (why, sizeof (why), "the handshake failed (protocol error 0x%x)",
+                      (unsigned) report.failure);
         chorus__engine_warn (self, W_HANDSHAKE, "refused %zu connection%s to our %s: %s",
-                             report.failed, report.failed == 1? "": "s", name,
-                             report.failure == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH?
-                             (self->config->keys? "a plaintext peer on a secure mesh":
-                                                  "a secure (CURVE) peer on a plaintext mesh"):
-                             "the handshake failed");
+                             report.failed, report.failed == 1? "": "s", name, why);
     }
     if (refused) {
         self->counters [C_CONNECTIONS_REFUSED] += refused;

@@ -28,7 +28,7 @@ typedef enum {
 //  Kinds of warning, each printed at a bounded rate
 typedef enum {
     W_FORGED, W_REFUSED, W_SHUT_OUT, W_SOCKET, W_ERROR, W_STORE, W_FORBIDDEN, W_HANDSHAKE,
-    W_REVOKED, W_KINDS
+    W_REVOKED, W_UNTRUSTED, W_KINDS
 } chorus__warning_t;
 
 extern const char *chorus__counter_names [C_COUNTERS];

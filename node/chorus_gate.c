@@ -146,7 +146,8 @@ chorus__gate_recv (chorus__gate_t *self, chorus__gate_report_t *report)
         if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
         ||  event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
             report->failed++;
-            report->failure = fd;       //  the value is the protocol error
+            report->failure = fd;       //  the value is the protocol error, or errno
+            report->broken_off = event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
         }
         else
         if (event == ZMQ_EVENT_ACCEPTED) {

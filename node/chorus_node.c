@@ -1217,7 +1217,9 @@ chorus_node_run (chorus_node_t *self, int timeout_ms)
             break;
         //  Work kept from a batch cut short by a stop goes first
         zpoller_wait (poller, self->unrun? 0: wait > 100? 100: (int) wait);
-        if (zpoller_terminated (poller) || zsys_interrupted) {
+        //  A signal that is not an interrupt (SIGHUP, which the tools take
+        //  as "read the trust directory again") ends the wait, not the run
+        if (zsys_interrupted || (zpoller_terminated (poller) && zmq_errno () != EINTR)) {
             rc = chorus__fail (CHORUS_EINTERRUPTED);
             break;
         }

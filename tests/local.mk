@@ -85,12 +85,12 @@ TESTS += $(CHORUS_NODE_TESTS) tests/test_beacon_discovery.sh tests/test_shell_br
     tests/test_on_stops_promptly.sh tests/test_clock_step_keeps_timers.sh \
     tests/test_store_damage_is_refused.sh tests/test_crash_keeps_new_events.sh \
     tests/test_disk_full_is_refused.sh tests/test_store_says_why.sh tests/test_peers_show_keys.sh \
-    tests/test_sighup_keeps_programs_running.sh
+    tests/test_sighup_keeps_programs_running.sh tests/test_secure_mesh_runs_flows.sh
 EXTRA_DIST += tests/test_beacon_discovery.sh tests/test_shell_bridge.sh \
     tests/test_on_stops_promptly.sh tests/test_clock_step_keeps_timers.sh \
     tests/test_store_damage_is_refused.sh tests/test_crash_keeps_new_events.sh \
     tests/test_disk_full_is_refused.sh tests/test_store_says_why.sh tests/test_peers_show_keys.sh \
-    tests/test_sighup_keeps_programs_running.sh
+    tests/test_sighup_keeps_programs_running.sh tests/test_secure_mesh_runs_flows.sh
 tests_test_discovery_meets_peers_LDADD = $(TEST_LIBS)
 tests_test_group_shares_events_LDADD = $(TEST_LIBS)
 tests_test_group_catches_up_LDADD = $(TEST_LIBS)
@@ -176,7 +176,9 @@ EXTRA_DIST += tests/test_coordinator_survives_kills.sh tests/test_coordinator_wa
 #   finds when it meets the tools and attacks a node
 CHORUS_PY_TESTS = tests/peer/test_strict_peer_self.py tests/peer/test_strict_peer_meets_tools.py \
     tests/peer/test_node_answers_errors.py tests/peer/test_node_survives_attacks.py \
-    tests/peer/test_node_out_of_sockets.py
+    tests/peer/test_node_out_of_sockets.py tests/peer/test_secure_peer_is_refused.py \
+    tests/peer/test_secure_peer_is_forbidden.py tests/peer/test_secure_strict_peer_meets_node.py \
+    tests/peer/test_secure_link_hides_payloads.py
 TESTS += $(CHORUS_PY_TESTS)
 EXTRA_DIST += $(CHORUS_PY_TESTS) tests/peer/chorus_peer.py tests/peer/tap.py tests/peer/tools.py
 

@@ -72,14 +72,20 @@ s_tail_usage (FILE *out)
         "                         with what comes next (default latest)\n"
         "  --count N              stop after N events\n"
         "  --monitor              also print peers as they join, turn evasive or\n"
-        "                         alive, expire or leave:\n"
+        "                         alive, expire or leave, and what this node's\n"
+        "                         sockets do (ZeroMQ's socket monitor): listening,\n"
+        "                         accepted, connected, retried, disconnected,\n"
+        "                         closed, handshake-succeeded, handshake-failed\n"
+        "                         (with the reason: an unknown key, a plaintext\n"
+        "                         peer on a secure mesh, ...):\n"
         "                           -- peer SERVICE/INSTANCE joined at ENDPOINT\n"
-        "                         These are the changes the node reports; ZeroMQ\n"
-        "                         socket-level monitor events are not available.\n"
+        "                           -- socket SOCKET EVENT PEER[: DETAIL]\n"
+        "                         SOCKET is inbox, pub, dealer or sub.\n"
         "  --json                 one JSON object per line: events with time,\n"
         "                         service, instance, topic, seq, key, id,\n"
         "                         correlation, causation, attempt, payload;\n"
-        "                         {\"truncated\": {...}} and {\"peer\": {...}}\n");
+        "                         {\"truncated\": {...}}, {\"peer\": {...}} and\n"
+        "                         {\"socket\": {event, socket, peer, detail}}\n");
     chorus_cli_print_mesh_help (out, "none, a temporary store");
 }
 
@@ -289,6 +295,29 @@ s_on_peer (chorus_node_t *node, const chorus_peer_t *peer, void *arg)
                                  state, peer->endpoint? peer->endpoint: "?") < 0? -1: 0);
 }
 
+//  A socket-monitor event of the node's own sockets
+static void
+s_on_monitor (chorus_node_t *node, const char *event, const char *socket, const char *peer,
+              const char *detail, void *arg)
+{
+    (void) node;
+    s_watch_t *self = (s_watch_t *) arg;
+    if (self->failed)
+        return;
+    if (self->cli.json) {
+        json_t *object = json_object ();
+        json_object_set_new (object, "time", s_time_json (zclock_time ()));
+        json_object_set_new (object, "event", chorus_cli_json_text (event));
+        json_object_set_new (object, "socket", chorus_cli_json_text (socket));
+        json_object_set_new (object, "peer", chorus_cli_json_text (peer));
+        json_object_set_new (object, "detail", chorus_cli_json_text (detail));
+        s_printed (self, chorus_cli_print_json (json_pack ("{s:o}", "socket", object)));
+    }
+    else
+        s_printed (self, printf ("-- socket %s %s %s%s%s\n", socket, event, peer,
+                                 *detail? ": ": "", detail) < 0? -1: 0);
+}
+
 static int
 s_tail (s_watch_t *self)
 {
@@ -301,8 +330,10 @@ s_tail (s_watch_t *self)
         return CHORUS_CLI_FAILED;
     }
     chorus_node_on_truncated (self->node, s_on_truncated, self);
-    if (self->monitor)
+    if (self->monitor) {
         chorus_node_on_peer (self->node, s_on_peer, self);
+        chorus_node_on_monitor (self->node, s_on_monitor, self);
+    }
     if (chorus_cli_node_start (&self->cli, self->node))
         return chorus_cli_failure ();
     //  Until --count events, a closed stdout, or an interrupt (the usual end)
