@@ -585,8 +585,9 @@ s_gate (chorus__engine_t *self, chorus__gate_t *gate, const char *name)
                                                    "a secure (CURVE) peer on a plaintext mesh";
         char why [160];
         if (report.broken_off)
-            snprintf (why, sizeof (why), "the peer broke off the handshake (%s): %s, or a peer "
-                      "that expected another key", strerror (report.failure), mismatch);
+            snprintf (why, sizeof (why), "the peer broke off the handshake (%s): %s, a peer "
+                      "that expected another key, or one that went away",
+                      strerror (report.failure), mismatch);
         else
         if (report.failure == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
             snprintf (why, sizeof (why), "%s", mismatch);

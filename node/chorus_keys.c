@@ -199,6 +199,8 @@ s_signature (const char *dir)
     uint64_t signature = 0;
     struct dirent *entry;
     while ((entry = readdir (handle))) {
+        if (entry->d_name [0] == '.')
+            continue;   //  as s_trust_read; ".." changes with its own directory
         char *path = zsys_sprintf ("%s/%s", dir, entry->d_name);
         struct stat info;
         uint64_t hash = 14695981039346656037ULL;    //  FNV-1a

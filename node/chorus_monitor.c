@@ -126,7 +126,7 @@ s_handshake_detail (uint16_t event, uint32_t value, char *detail, size_t size)
     else
     if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
         snprintf (detail, size, "the peer broke off the handshake (%s): a plaintext peer and "
-                  "a secure one, or a peer that expected another key",
+                  "a secure one, a peer that expected another key, or one that went away",
                   value? strerror ((int) value): "no detail");
     else
     if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
