@@ -23,6 +23,10 @@ if [ $rc -eq 99 ]; then
     skip "cannot make a veth pair in the namespace"
     done_testing; exit
 fi
-echo "$out" | grep -q "^ok .*meet by UDP beacon"
+echo "$out" | grep -q "^ok .*two nodes without seeds meet by UDP beacon"
 ok $? "two nodes meet by UDP beacon in a private network" || diag "$out"
+echo "$out" | grep -q "^ok .*two secure nodes without seeds meet by UDP beacon"
+ok $? "two secure nodes meet by UDP beacon (version 2, with their keys)" || diag "$out"
+echo "$out" | grep -q "^ok .*did not take the secure ones' beacons"
+ok $? "plaintext nodes ignore secure beacons" || diag "$out"
 done_testing

@@ -125,8 +125,43 @@ s_beacon (void)
     }
     ok (test_run_until (nodes, 2, s_met_by_beacon, nodes, 5000),
         "two nodes without seeds meet by UDP beacon");
-    chorus_node_destroy (&nodes [1]);
-    chorus_node_destroy (&nodes [0]);
+
+    //  Secure nodes: the beacon (version 2) carries each one's key, which
+    //  the other needs to connect; the plaintext nodes ignore them
+    char *dir = test_tempdir ("beacon-keys");
+    char *trust = zsys_sprintf ("%s/trust", dir);
+    zsys_dir_create ("%s", trust);
+    chorus_node_t *secure [2];
+    for (int i = 0; i < 2; i++) {
+        zcert_t *cert = zcert_new ();
+        char *path = zsys_sprintf ("%s/node%d.cert", dir, i);
+        zcert_save (cert, path);
+        free (path);
+        path = zsys_sprintf ("%s/node%d.cert", trust, i);
+        zcert_save_public (cert, path);
+        free (path);
+        zcert_destroy (&cert);
+    }
+    for (int i = 0; i < 2; i++) {
+        secure [i] = test_node (i? "secure-b": "secure-a", NULL, NULL);
+        chorus_node_set_listen (secure [i], "tcp://*:*");
+        chorus_node_set_beacon (secure [i], atoi (port));
+        char *cert = zsys_sprintf ("%s/node%d.cert_secret", dir, i);
+        chorus_node_set_security (secure [i], cert, trust);
+        free (cert);
+        chorus_node_start (secure [i]);
+    }
+    chorus_node_t *all [4] = {nodes [0], nodes [1], secure [0], secure [1]};
+    ok (test_run_until (all, 4, s_met_by_beacon, secure, 5000),
+        "two secure nodes without seeds meet by UDP beacon, over CURVE");
+    ok (test_peers (nodes [0], NULL) == 1 && test_peers (nodes [1], NULL) == 1,
+        "the plaintext nodes did not take the secure ones' beacons for theirs");
+    for (int i = 0; i < 2; i++) {
+        chorus_node_destroy (&secure [i]);
+        chorus_node_destroy (&nodes [i]);
+    }
+    free (trust);
+    test_tempdir_remove (&dir);
 }
 
 int
