@@ -422,7 +422,12 @@ CHORUS_EXPORT int
 //  FETCH), "forged" (messages that spoke for another node than the peer
 //  they came from, dropped), "refused" (peers refused by the bounds of
 //  chorus_node_set_peer_limits), "errors_sent", "errors_received" (ERROR
-//  messages). Returns 0 for an unknown name.
+//  messages), "connections_refused" (beyond the connection bounds); on a
+//  secure mesh "forbidden" (HELLOs, events and commands a certificate does
+//  not allow), "unauthorised" (handshakes refused: key not trusted),
+//  "handshakes_failed" (handshakes broken off or of a plaintext peer) and
+//  "revoked" (peers cut off when their key left the trust directory).
+//  Returns 0 for an unknown name.
 CHORUS_EXPORT uint64_t
     chorus_node_counter (chorus_node_t *self, const char *name);
 

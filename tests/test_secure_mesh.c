@@ -4,8 +4,10 @@
     limits hold (a topic it may not publish, a command it may not call: ERROR
     forbidden); a plaintext node and a node with an unknown key meet no one
     and are counted; removing a certificate from the trust directory cuts
-    its node off within 5 seconds, and it cannot come back. The socket
-    monitor shows connections and refused handshakes with their reasons.
+    its node off within 5 seconds, and it cannot come back; a reload asked
+    for (what SIGHUP does in the tools) reads the directory even when it
+    looks unchanged. The socket monitor shows connections and refused
+    handshakes with their reasons.
 */
 #include "testutil.h"
 
@@ -263,6 +265,42 @@ main (void)
     test_run_until (nodes, 5, s_knows, &met, 100);
     ok (test_peers (payments, "shipping") == 0 && test_peers (shipping, NULL) == 0,
         "it cannot come back");
+
+    //  orders.cert is replaced in place by the stranger's certificate, padded
+    //  to the same size and given back its times, so that the directory
+    //  looks unchanged: only a reload asked for sees it
+    char *orders_path = zsys_sprintf ("%s/orders.cert", trust);
+    char *stranger_path = zsys_sprintf ("%s/stranger.cert", keys);
+    struct stat before;
+    stat (orders_path, &before);
+    zchunk_t *text = zchunk_slurp (stranger_path, 0);
+    bool fits = text && zchunk_size (text) + 2 <= (size_t) before.st_size;
+    if (fits) {
+        FILE *file = fopen (orders_path, "r+");
+        fwrite (zchunk_data (text), 1, zchunk_size (text), file);
+        fputc ('#', file);
+        for (size_t i = zchunk_size (text) + 1; i < (size_t) before.st_size - 1; i++)
+            fputc ('x', file);
+        fputc ('\n', file);
+        fclose (file);
+        struct timespec times [2] = {before.st_atim, before.st_mtim};
+        utimensat (AT_FDCWD, orders_path, times, 0);
+    }
+    zchunk_destroy (&text);
+    struct stat after;
+    stat (orders_path, &after);
+    ok (fits && after.st_size == before.st_size && after.st_ino == before.st_ino
+        && after.st_mtim.tv_nsec == before.st_mtim.tv_nsec,
+        "orders.cert now holds another key, the directory's entries look as before");
+    zclock_sleep (2500);    //  more than two of the node's regular looks
+    test_run_until (nodes, 5, s_knows, &met, 100);
+    ok (test_peers (payments, "orders") == 1, "without a reload asked for, orders stays");
+    chorus_reload_trust ();
+    peers_t reloaded = {payments, "orders", 0};
+    ok (test_run_until (nodes, 5, s_knows, &reloaded, 5000),
+        "chorus_reload_trust (SIGHUP in the tools) reads it at once, and orders is cut off");
+    free (orders_path);
+    free (stranger_path);
 
     for (int i = 0; i < 5; i++)
         chorus_node_destroy (&nodes [i]);
