@@ -1,8 +1,10 @@
 /*  node_helper.c — a node in a process of its own, for the tests that kill,
-    restart and crash nodes. It subscribes, handles commands and publishes
-    as its options say, logs every event and command its handlers run to a
-    file (one write per line, so a SIGKILL loses nothing already logged),
-    and reports on stdout: "READY endpoint instance", "PUBLISHED n head".
+    restart and crash nodes, and that attack a secure node (--cert and
+    --trust). It subscribes, handles commands, publishes and calls as its
+    options say, logs every event and command its handlers run, and every
+    reply it gets, to a file (one write per line, so a SIGKILL loses nothing
+    already logged), and reports on stdout: "READY endpoint instance",
+    "PUBLISHED n head".
 */
 #include "chorus.h"
 
@@ -53,6 +55,30 @@ s_on_command (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *re
     chorus_reply_set_payload (reply, chorus_node_instance (node), 32);
 }
 
+static void
+s_on_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg)
+{
+    const char *code = chorus_reply_code (reply);
+    s_log_line ("R %s %d %s\n", (const char *) arg, chorus_reply_status (reply),
+                code? code: "-");
+}
+
+//  --call SERVICE.COMMAND: one command, its idempotency key "call-N"
+static int
+s_call (chorus_node_t *node, const char *target, int index)
+{
+    char service [65], *key = zsys_sprintf ("call-%d", index);
+    const char *dot = strchr (target, '.');
+    if (!dot || dot - target > 64) {
+        fprintf (stderr, "node_helper: --call wants SERVICE.COMMAND, not %s\n", target);
+        return -1;
+    }
+    snprintf (service, sizeof (service), "%.*s", (int) (dot - target), target);
+    //  The key lives as long as the process: it names the reply in the log
+    return chorus_node_send_traced (node, service, dot + 1, key, strlen (key), 0, key, NULL,
+                                    s_on_reply, key);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -66,9 +92,14 @@ main (int argc, char **argv)
         {"keys", required_argument, 0, 'k'}, {"size", required_argument, 0, 'z'},
         {"ack-timeout", required_argument, 0, 'a'}, {"reject-every", required_argument, 0, 'r'},
         {"wait-peers", required_argument, 0, 'W'}, {"verbose", no_argument, 0, 'v'},
+        {"cert", required_argument, 0, 'C'}, {"trust", required_argument, 0, 'T'},
+        {"payload", required_argument, 0, 'P'}, {"call", required_argument, 0, 'K'},
         {0, 0, 0, 0}};
     chorus_node_t *node = NULL;
     const char *service = "helper", *topic = "test.event";
+    const char *cert = NULL, *trust = NULL;     //  --cert, --trust: a secure node
+    const char *fill = "x";                     //  --payload: repeated to --size bytes
+    zlist_t *calls = zlist_new ();              //  --call targets, in order
     int publish = 0, keys = 0, size = 16, wait_peers = 0;
     zlist_t *deferred = zlist_new ();   //  options that need the node, in order
     int option;
@@ -83,6 +114,10 @@ main (int argc, char **argv)
             case 'z': size = atoi (optarg); break;
             case 'r': s_reject_every = atoi (optarg); break;
             case 'W': wait_peers = atoi (optarg); break;
+            case 'C': cert = optarg; break;
+            case 'T': trust = optarg; break;
+            case 'P': fill = optarg; break;
+            case 'K': zlist_append (calls, optarg); break;
             case '?': return 2;
             default: {
                 char *item = zsys_sprintf ("%c%s", option, optarg? optarg: "");
@@ -91,6 +126,12 @@ main (int argc, char **argv)
         }
     }
     node = chorus_node_new (service);
+    //  Before the seeds: a secure node's seeds carry keys it must resolve
+    if ((cert || trust) && chorus_node_set_security (node, cert, trust)) {
+        fprintf (stderr, "node_helper: cannot secure the node: %s\n",
+                 chorus_strerror (chorus_errno ()));
+        return 2;
+    }
     for (char *item = (char *) zlist_first (deferred); item;
          item = (char *) zlist_next (deferred)) {
         const char *value = item + 1;
@@ -115,6 +156,7 @@ main (int argc, char **argv)
     zlist_destroy (&deferred);
     if (chorus_node_start (node)) {
         fprintf (stderr, "node_helper: cannot start: %s\n", chorus_strerror (chorus_errno ()));
+        chorus_node_destroy (&node);
         return 1;
     }
     printf ("READY %s %s\n", chorus_node_endpoint (node), chorus_node_instance (node));
@@ -124,12 +166,16 @@ main (int argc, char **argv)
         chorus_node_run (node, 20);
     if (publish) {
         char *payload = (char *) calloc (1, (size_t) size + 1);
-        memset (payload, 'x', (size_t) size);
+        for (int i = 0; i < size && *fill; i++)
+            payload [i] = fill [i % strlen (fill)];
         for (int i = 0; i < publish; i++) {
             char key [32];
             snprintf (key, sizeof (key), "key-%d", keys? i % keys: i);
             if (chorus_node_publish (node, topic, key, payload, (size_t) size)) {
                 fprintf (stderr, "node_helper: publish: %s\n", chorus_strerror (chorus_errno ()));
+                //  Not exit with the node running: czmq's exit handler would
+                //  close its sockets under its thread
+                chorus_node_destroy (&node);
                 return 1;
             }
         }
@@ -138,6 +184,16 @@ main (int argc, char **argv)
         printf ("PUBLISHED %d %" PRIu64 "\n", publish, chorus_node_counter (node, "published"));
         fflush (stdout);
     }
+    int index = 0;
+    for (const char *target = (const char *) zlist_first (calls); target;
+         target = (const char *) zlist_next (calls))
+        if (s_call (node, target, ++index)) {
+            fprintf (stderr, "node_helper: call %s: %s\n", target,
+                     chorus_strerror (chorus_errno ()));
+            chorus_node_destroy (&node);
+            return 1;
+        }
+    zlist_destroy (&calls);
     chorus_node_run (node, -1);
     chorus_node_destroy (&node);
     if (s_log >= 0)
