@@ -10,17 +10,25 @@ Two layers:
   ``Malformed`` naming the rule broken;
 * ``Peer``: a node over real ZeroMQ sockets on loopback, with the roles a test
   needs (group member, command handler, publisher, command sender, observer)
-  and hooks to inspect what arrived and to send anything at all.
+  and hooks to inspect what arrived and to send anything at all;
+* the secure mesh of Section 14: certificates (``write_certificate``,
+  ``read_certificate``, ``Trust``), and ``Peer(..., curve=, trust=)``, a node
+  whose sockets are all CURVE, with a ZAP handler of its own.
 """
 
 import collections
+import glob
 import os
 import re
+import socket
 import struct
+import threading
 import time
 import uuid
 
 import zmq
+import zmq.utils.monitor
+import zmq.utils.z85
 
 # ---------------------------------------------------------------- constants
 
@@ -605,16 +613,23 @@ def encode(msg, check=True):
     return body
 
 
-def encode_beacon(instance, port):
-    """The 22-byte UDP beacon (Section 4.1) for a 32-hex ``instance`` and inbox ``port``."""
-    return b'CHO\x01' + bytes.fromhex(instance) + port.to_bytes(2, 'big')
+def encode_beacon(instance, port, key=None):
+    """The UDP beacon for a 32-hex ``instance`` and inbox ``port``: 22 bytes of version 1
+    (Section 4.1), or, with the node's Z85 ``key``, 54 bytes of version 2 (Section 14.3)."""
+    if key is None:
+        return b'CHO\x01' + bytes.fromhex(instance) + port.to_bytes(2, 'big')
+    return b'CHO\x02' + bytes.fromhex(instance) + port.to_bytes(2, 'big') + z85_decode(key)
 
 
-def decode_beacon(data):
-    """Return (instance hex, port) of a beacon, or raise Malformed('beacon')."""
-    if len(data) != 22 or data[:4] != b'CHO\x01':
+def decode_beacon(data, secure=False):
+    """(instance hex, port) of a version 1 beacon, or (instance hex, port, Z85 key) of a
+    version 2 beacon when ``secure``: a secure node accepts only version 2, a plaintext
+    node only version 1 (Section 14.3). Raises Malformed('beacon') otherwise."""
+    size, version = (54, b'CHO\x02') if secure else (22, b'CHO\x01')
+    if len(data) != size or data[:4] != version:
         raise Malformed('beacon', '%d bytes starting %r' % (len(data), bytes(data[:4])))
-    return bytes(data[4:20]).hex().upper(), int.from_bytes(data[20:22], 'big')
+    found = bytes(data[4:20]).hex().upper(), int.from_bytes(data[20:22], 'big')
+    return found + (zmq.utils.z85.encode(bytes(data[22:54])).decode(),) if secure else found
 
 
 def fnv1a64(data):
@@ -635,6 +650,304 @@ def rendezvous(hash_key, instances):
     return best and best[1]
 
 
+# ---------------------------------------------------------------- keys and certificates
+
+Z85_KEY = re.compile(r'[0-9a-zA-Z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}\Z')
+
+
+def z85_valid(key):
+    """True for a CURVE public key in Z85: 40 characters of the Z85 alphabet (RFC 32)."""
+    return isinstance(key, str) and bool(Z85_KEY.match(key))
+
+
+def split_keyed(entry):
+    """(endpoint, KEY) of ``ENDPOINT@KEY`` (Section 14.3), KEY None when there is no ``@``.
+
+    A Z85 key may itself hold ``@``: when the entry ends with ``@`` and 40 Z85 characters,
+    those are the key; otherwise KEY is what follows the last ``@`` (a certificate's name).
+    """
+    if len(entry) > 41 and entry[-41] == '@' and z85_valid(entry[-40:]):
+        return entry[:-41], entry[-40:]
+    endpoint, at, key = entry.rpartition('@')
+    return (endpoint, key) if at else (entry, None)
+
+
+def z85_decode(key):
+    """The 32 bytes of a Z85 key; ValueError if it is not one."""
+    if not z85_valid(key):
+        raise ValueError('not a Z85 key: %r' % (key,))
+    return zmq.utils.z85.decode(key.encode())
+
+
+class Certificate:
+    """A zcert certificate (Section 14.1): ``name``, ``public`` and ``secret`` keys (Z85;
+    secret None in a public certificate) and ``meta``, its metadata, which says what the key
+    may do."""
+
+    def __init__(self, name, public, secret=None, meta=None, path=None):
+        self.name, self.public, self.secret = name, public, secret
+        self.meta, self.path = dict(meta or {}), path
+
+    def _entries(self, field):
+        value = self.meta.get(field)
+        return None if value is None else [e for e in value.split(' ') if e]
+
+    def may_act_as(self, service):
+        """The ``service`` metadata: the one service the key may act as, or ``*``; absent, any."""
+        allowed = self.meta.get('service')
+        return allowed is None or allowed in ('*', service)
+
+    def may_publish(self, topic):
+        """The ``publish`` metadata: topic prefixes; absent, any topic."""
+        prefixes = self._entries('publish')
+        return prefixes is None or any(topic.startswith(p) for p in prefixes)
+
+    def may_call(self, service, name):
+        """The ``call`` metadata: ``SERVICE`` or ``SERVICE.COMMAND`` entries; absent, any."""
+        entries = self._entries('call')
+        return entries is None or service in entries or '%s.%s' % (service, name) in entries
+
+    def __repr__(self):
+        return '<Certificate %s %s %r>' % (self.name, self.public, self.meta)
+
+
+def _zpl_value(text):
+    text = text.strip()
+    if text[:1] in ('"', "'"):
+        end = text.find(text[0], 1)
+        return text[1:end] if end > 0 else text[1:]
+    return text.split('#', 1)[0].strip()
+
+
+def read_certificate(path):
+    """Read a zcert file (ZPL text, Section 14.1); ValueError if it holds no valid public key.
+
+    For ``NAME.cert`` with ``NAME.cert_secret`` beside it, the secret key is read from there.
+    """
+    sections, section = {}, None
+    with open(path, encoding='utf-8', errors='replace') as file:
+        for line in file:
+            body = line.rstrip('\n')
+            if not body.strip() or body.lstrip().startswith('#'):
+                continue
+            indent = len(body) - len(body.lstrip(' '))
+            name, eq, value = body.strip().partition('=')
+            if indent == 0:
+                section = sections.setdefault(name.strip(), {})
+            elif section is not None and eq:
+                section[name.strip()] = _zpl_value(value)
+    curve = sections.get('curve', {})
+    public = curve.get('public-key')
+    if not z85_valid(public):
+        raise ValueError('%s: no valid public key' % path)
+    secret = curve.get('secret-key')
+    if secret is None and path.endswith('.cert') and os.path.exists(path + '_secret'):
+        secret = read_certificate(path + '_secret').secret
+    base = os.path.basename(path)
+    base = base[:-len('.cert')] if base.endswith('.cert') else base.split('.cert')[0]
+    meta = sections.get('metadata', {})
+    return Certificate(meta.get('name', base), public, secret if z85_valid(secret) else None,
+                       meta, path)
+
+
+def _zpl_quote(value):
+    if '"' in value or '\n' in value:
+        raise ValueError('a ZPL value cannot hold %r' % value)
+    return '"%s"' % value
+
+
+def write_certificate(directory, name, secret_dir=None, keys=None, **meta):
+    """Write ``NAME.cert`` (public, with the metadata) into ``directory`` and
+    ``NAME.cert_secret`` into ``secret_dir`` (default: the same directory), in czmq's zcert
+    format, values quoted as czmq writes them. ``meta`` are ``service``, ``publish`` (a
+    string of space-separated prefixes, or a list) and ``call``; ``name`` defaults to
+    NAME. ``keys`` is a (public, secret) pair to reuse. Returns the Certificate (with
+    its secret key)."""
+    public, secret = keys or (k.decode() for k in zmq.curve_keypair())
+    meta = {k: ' '.join(v) if isinstance(v, (list, tuple)) else str(v)
+            for k, v in meta.items() if v is not None}
+    meta.setdefault('name', name)
+    lines = ['metadata'] + ['    %s = %s' % (k, _zpl_quote(v)) for k, v in meta.items()]
+    stamp = time.strftime('%Y-%m-%d %H:%M:%S')
+    paths = (os.path.join(directory, name + '.cert'),
+             os.path.join(secret_dir or directory, name + '.cert_secret'))
+    for path, secret_part in zip(paths, (False, True)):
+        text = ['#   ****  Generated on %s by the Chorus strict peer  ****' % stamp,
+                '#   ZeroMQ CURVE %s Certificate' % ('**Secret**' if secret_part else 'Public'),
+                ''] + lines + ['curve', '    public-key = %s' % _zpl_quote(public)]
+        if secret_part:
+            text.append('    secret-key = %s' % _zpl_quote(secret))
+        with open(path, 'w', encoding='utf-8') as file:
+            file.write('\n'.join(text) + '\n')
+        if secret_part:
+            os.chmod(path, 0o600)
+    return Certificate(meta['name'], public, secret, meta, paths[0])
+
+
+class Trust:
+    """The keys a secure node accepts (Section 14.1), each with its Certificate.
+
+    Built from a trust directory (every ``*.cert``; a file holding a secret key, a file
+    named ``*_secret`` and a file without a valid public key are ignored with a warning;
+    of two certificates of one key the first in name order counts), from a mapping
+    {Z85 key: metadata dict}, or from an iterable of Z85 keys (no limits).
+    """
+
+    def __init__(self, source):
+        self.source, self.by_key, self.by_name, self.warnings = source, {}, {}, []
+        if isinstance(source, str):
+            self._read_dir(source)
+        else:
+            items = source.items() if isinstance(source, dict) else ((k, {}) for k in source)
+            for key, meta in items:
+                cert = key if isinstance(key, Certificate) else \
+                    Certificate((meta or {}).get('name', key), key, None, meta)
+                self._add(cert)
+
+    def _read_dir(self, directory):
+        for path in sorted(glob.glob(os.path.join(directory, '*'))):
+            base = os.path.basename(path)
+            if base.endswith('_secret'):
+                self.warnings.append('%s: a secret file, ignored' % base)
+                continue
+            if not base.endswith('.cert'):
+                continue
+            try:
+                cert = read_certificate(path)
+            except (OSError, ValueError) as err:
+                self.warnings.append('%s: %s, ignored' % (base, err))
+                continue
+            with open(path, encoding='utf-8', errors='replace') as file:
+                holds_secret = 'secret-key' in file.read()
+            if holds_secret:
+                self.warnings.append('%s: holds a secret key, ignored' % base)
+                continue
+            self._add(cert, base[:-len('.cert')])
+
+    def _add(self, cert, file_name=None):
+        if cert.public in self.by_key:
+            self.warnings.append('%s: key of %s again, ignored' % (cert.name,
+                                                                   self.by_key[cert.public].name))
+            return
+        self.by_key[cert.public] = cert
+        #   Known by its file name without .cert (Section 14.1), and by its metadata name
+        for name in (file_name, cert.name):
+            if name is not None:
+                self.by_name.setdefault(name, cert)
+
+    def get(self, key):
+        """The Certificate of a trusted key, or None."""
+        return self.by_key.get(key)
+
+    def __contains__(self, key):
+        return key in self.by_key
+
+    def resolve(self, key_or_name):
+        """A seed's KEY: a Z85 key (40 characters) or a certificate's name; None if neither."""
+        if z85_valid(key_or_name):
+            return key_or_name
+        cert = self.by_name.get(key_or_name)
+        return cert.public if cert else None
+
+    def signature(self):
+        """What changes when the trust directory changes (names, sizes, times)."""
+        if not isinstance(self.source, str):
+            return None
+        found = []
+        for path in sorted(glob.glob(os.path.join(self.source, '*'))):
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            found.append((path, info.st_size, info.st_mtime_ns))
+        return tuple(found)
+
+
+class _Zap(threading.Thread):
+    """A ZAP handler (RFC 27) for one context: a CURVE client key is accepted if and only
+    if it is trusted at the time of the handshake (Section 14.2), with user id its Z85 key.
+
+    ``trusted`` is a callable(key) read at each request; refusals are kept in ``refused``
+    as (Z85 key or None, remote address, mechanism)."""
+
+    def __init__(self, context, trusted):
+        super().__init__(daemon=True)
+        self.trusted, self.refused, self.accepted = trusted, [], []
+        self._stop_flag = False
+        self._socket = context.socket(zmq.REP)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.bind('inproc://zeromq.zap.01')
+
+    def run(self):
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        try:
+            while not self._stop_flag:
+                if poller.poll(50):
+                    self._answer(self._socket.recv_multipart())
+        finally:
+            self._socket.close()
+
+    def _answer(self, request):
+        if len(request) < 6:
+            self._socket.send_multipart([b'1.0', b'', b'500', b'bad ZAP request', b'', b''])
+            return
+        version, request_id, _, address, _, mechanism = request[:6]
+        key = None
+        if mechanism == b'CURVE' and len(request) >= 7 and len(request[6]) == 32:
+            key = zmq.utils.z85.encode(request[6]).decode()
+        if version == b'1.0' and key is not None and self.trusted(key):
+            self.accepted.append((key, address.decode(errors='replace')))
+            reply = [b'200', b'OK', key.encode()]
+        else:
+            self.refused.append((key, address.decode(errors='replace'), mechanism.decode()))
+            reply = [b'400', b'key not trusted', b'']
+        self._socket.send_multipart([b'1.0', request_id] + reply + [b''])
+
+    def stop(self):
+        self._stop_flag = True
+        self.join()
+
+
+class Watch:
+    """The socket-monitor events of one socket, for tests: ``handshakes()`` (succeeded),
+    ``failures()`` (failed handshakes), ``names`` (every event seen, in order, named as
+    zmq.Event names them: 'ACCEPTED', 'HANDSHAKE_FAILED_AUTH', ...)."""
+
+    FAILED = ('HANDSHAKE_FAILED_NO_DETAIL', 'HANDSHAKE_FAILED_PROTOCOL',
+              'HANDSHAKE_FAILED_AUTH')
+
+    def __init__(self, sock):
+        self.sock, self.names = sock, []
+        self._monitor = sock.get_monitor_socket()
+
+    def poll(self):
+        """Read the events that came; returns self."""
+        while self._monitor is not None:
+            try:
+                event = zmq.utils.monitor.recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            try:
+                self.names.append(zmq.Event(event['event']).name)
+            except ValueError:
+                self.names.append('EVENT_%d' % event['event'])
+        return self
+
+    def handshakes(self):
+        return self.poll().names.count('HANDSHAKE_SUCCEEDED')
+
+    def failures(self):
+        return sum(self.poll().names.count(name) for name in self.FAILED)
+
+    def close(self):
+        if self._monitor is not None:
+            if not self.sock.closed:
+                self.sock.disable_monitor()
+            self._monitor.close()
+            self._monitor = None
+
+
 # ---------------------------------------------------------------- peer state
 
 class CommandError(Exception):
@@ -645,7 +958,8 @@ class CommandError(Exception):
         self.code, self.message, self.retryable, self.payload = code, message, retryable, payload
 
 
-Received = collections.namedtuple('Received', 'msg instance rid via address at known')
+Received = collections.namedtuple('Received', 'msg instance rid via address at known key',
+                                  defaults=(None,))
 Received.kind = property(lambda self: self.msg.kind)
 Rejected = collections.namedtuple('Rejected', 'via rid frames reason detail')
 
@@ -653,7 +967,9 @@ Rejected = collections.namedtuple('Rejected', 'via rid frames reason detail')
 class PeerState:
     """What this node knows of a met peer (Section 4.4 step 3)."""
 
-    def __init__(self, msg, rid, address, now):
+    def __init__(self, msg, rid, address, now, key=None, cert=None):
+        self.key, self.cert = key, cert     # secure mesh: the key it met us with (14.4)
+        self.fd = None                      # secure mesh: its connection into our ROUTER
         self.instance = msg['instance']
         self.rid = rid
         self.service = msg['service']
@@ -682,9 +998,9 @@ class PeerState:
 class _Pending:
     """A DEALER opened to an endpoint, waiting for the HELLO that identifies it."""
 
-    def __init__(self, endpoint, dealer, hello_id, now, seed):
+    def __init__(self, endpoint, dealer, hello_id, now, seed, key=None):
         self.endpoint, self.dealer, self.hello_id = endpoint, dealer, hello_id
-        self.opened, self.seed = now, seed
+        self.opened, self.seed, self.key = now, seed, key
 
 
 class _Cursor:
@@ -728,12 +1044,23 @@ class Fetch:
 # ---------------------------------------------------------------- the peer
 
 class Peer:
-    """A Chorus node on loopback for tests: roles, strict drops, records and sending hooks."""
+    """A Chorus node on loopback for tests: roles, strict drops, records and sending hooks.
+
+    Secure mesh (Section 14): ``curve`` is the node's key pair, a (public, secret) Z85
+    pair or the path of its secret certificate (whose metadata then limits what this node
+    itself does), and ``trust`` the keys it accepts: a trust directory, a mapping {key:
+    metadata} or an iterable of keys. Seeds are then ``ENDPOINT@KEY``, KEY a Z85 key or a
+    certificate's name. A secure peer makes a ZeroMQ context of its own, for its ZAP handler.
+
+    ``via``, a function of an endpoint, gives the endpoint this node's DEALERs and SUBs
+    connect to instead (a recording proxy's, say); the announced ``endpoint`` may be set to
+    a proxy's before the node first runs.
+    """
 
     def __init__(self, service, *, mesh=None, instance=None, seeds=(), subscriptions=(),
                  topics=(), keeps_log=True, observe=None, observe_history=True, headers=None,
                  on_event=None, strict_maps=False, context=None, host='127.0.0.1',
-                 timers=None, bounds=None):
+                 timers=None, bounds=None, curve=None, trust=None, via=None):
         self.service, self.mesh = service, mesh or os.environ.get('CHORUS_MESH') or 'default'
         self.instance = instance or new_id()
         self.rid = b'\x01' + bytes.fromhex(self.instance)
@@ -757,7 +1084,7 @@ class Peer:
         self.fetches = {}           # FETCH id -> Fetch
         # protocol state
         self.peers, self._pending, self._buckets, self._raw = {}, [], {}, []
-        self._seeds = {ep: {'met': None, 'next': 0.0} for ep in seeds}
+        self._watches = []
         self.log, self.head, self.earliest, self._removed_newest_ts = {}, 0, 1, None
         self.cursors, self._dirty = {}, True
         self.handled = set()        # (group, publisher, seq) recorded
@@ -766,9 +1093,140 @@ class Peer:
         self._cmd_records = {}      # (sender service, key) -> REPLY fields, or 'running'
         self._cmd_running = {}      # command id -> (record key, sender instance, command)
         self.seen, self._got, self._wants = {}, {}, {}
+        self._secure_setup(curve, trust, context)
+        self.via = via or (lambda endpoint: endpoint)
+        self._seeds = {}
+        for seed in seeds:
+            endpoint, key = self._seed_key(seed)
+            self._seeds[endpoint] = {'met': None, 'next': 0.0, 'key': key}
         self._own_ctx = context is None
         self.ctx = context or zmq.Context()
+        self.zap = None
+        if self.secure:
+            self.zap = _Zap(self.ctx, lambda key: key in self.trust)
+            self.zap.start()
         self._bind(host)
+
+    # ---- security (Section 14)
+
+    def _secure_setup(self, curve, trust, context):
+        self.secure = curve is not None
+        self.certificate = None     # our own, when read from a file: it limits us too
+        self.public_key = self.secret_key = None
+        self.trust = None
+        self.refused = []           # HELLOs refused by Section 14.4: (reason, key, instance)
+        self._trust_seen, self._trust_checked = None, 0.0
+        if (curve is None) != (trust is None):
+            raise ValueError('a secure node needs both a key pair and trusted keys')
+        if not self.secure:
+            return
+        if context is not None:
+            raise ValueError('a secure peer needs a context of its own (one ZAP handler each)')
+        if isinstance(curve, str):
+            self.certificate = read_certificate(curve)
+            if self.certificate.secret is None:
+                raise ValueError('%s holds no secret key' % curve)
+            curve = (self.certificate.public, self.certificate.secret)
+        self.public_key, self.secret_key = curve
+        z85_decode(self.public_key)
+        z85_decode(self.secret_key)
+        self.trust = Trust(trust)
+        self._trust_seen = self.trust.signature()
+        if self.certificate is not None and not self.certificate.may_act_as(self.service):
+            raise PermissionError('certificate %s may not act as %s'
+                                  % (self.certificate.name, self.service))
+
+    def _seed_key(self, seed):
+        endpoint, key = split_keyed(seed)
+        if not self.secure:
+            if key is not None:
+                raise ValueError('a plaintext node refuses a seed with a key: %s' % seed)
+            return endpoint, None
+        resolved = self.trust.resolve(key) if key else None
+        if resolved is None:
+            raise ValueError('a secure node needs a seed with a key it can resolve: %s' % seed)
+        return endpoint, resolved
+
+    def _server(self, sock):
+        """A bound socket as a CURVE server that asks ZAP (Section 14.2)."""
+        if self.secure:
+            sock.setsockopt(zmq.CURVE_SERVER, 1)
+            sock.setsockopt(zmq.CURVE_SECRETKEY, self.secret_key.encode())
+            sock.setsockopt(zmq.CURVE_PUBLICKEY, self.public_key.encode())
+            sock.setsockopt(zmq.ZAP_DOMAIN, b'chorus')
+        return sock
+
+    def _client(self, sock, server_key, curve=None):
+        """A connecting socket as a CURVE client of ``server_key`` with our key pair
+        (or ``curve``, another one, for tests)."""
+        public, secret = curve or (self.public_key, self.secret_key)
+        if server_key is not None:
+            sock.setsockopt(zmq.CURVE_SERVERKEY, server_key.encode())
+            sock.setsockopt(zmq.CURVE_PUBLICKEY, public.encode())
+            sock.setsockopt(zmq.CURVE_SECRETKEY, secret.encode())
+        elif self.secure and curve is None:
+            raise ValueError('a secure node connects only with the server\'s key')
+        return sock
+
+    def hello_refused(self, msg, key):
+        """Why Section 14.4 refuses this HELLO arriving with ``key``, or None."""
+        cert = self.trust.get(key) if key else None
+        if cert is None:
+            return 'key-not-trusted'
+        if not cert.may_act_as(msg['service']):
+            return 'service-not-allowed'
+        if (msg['headers'] or {}).get('chorus.key') != key:
+            return 'key-header-differs'
+        peer = self.peers.get(msg['instance'])
+        if peer is not None and peer.key != key:
+            return 'instance-key-changed'
+        return None
+
+    def _forbid(self, peer, msg, what):
+        cert = peer.cert.name if peer.cert else peer.key
+        self.drops['forbidden'] += 1
+        self._error(peer, msg, 'forbidden', 'certificate %s may not %s' % (cert, what))
+
+    def reload_trust(self):
+        """Read the trust directory again and revoke what it no longer allows (Section 14.5):
+        forget each peer whose key left or whose certificate no longer allows its service,
+        close its DEALER and SUB, its pending connections, and the TCP connection its
+        messages came over into the ROUTER. Returns the instances revoked."""
+        self.trust = Trust(self.trust.source)
+        self._trust_seen = self.trust.signature()
+        revoked = []
+        for peer in list(self.peers.values()):
+            cert = self.trust.get(peer.key)
+            if cert is None or not cert.may_act_as(peer.service):
+                revoked.append(peer.instance)
+                self.drops['revoked'] += 1
+                self._expire(peer, 'revoked')
+                if peer.fd is not None:
+                    self._shut_down_fd(peer.fd)
+        for pending in [p for p in self._pending if p.key not in self.trust]:
+            pending.dealer.close()
+            self._pending.remove(pending)
+        return revoked
+
+    @staticmethod
+    def _shut_down_fd(fd):
+        try:
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def _trust_tick(self, now):
+        if not self.secure or now - self._trust_checked < 1.0:
+            return
+        self._trust_checked = now
+        if self.trust.signature() != self._trust_seen:
+            self.reload_trust()
 
     # ---- sockets
 
@@ -780,29 +1238,67 @@ class Peer:
         return sock
 
     def _bind(self, host):
-        self.router = self._socket(zmq.ROUTER)
+        self.router = self._server(self._socket(zmq.ROUTER))
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.router.bind('tcp://%s:*' % host)
         self.endpoint = self.router.getsockopt(zmq.LAST_ENDPOINT).decode()
-        self.pub = self._socket(zmq.PUB)
+        self.pub = self._server(self._socket(zmq.PUB))
         self.pub.bind('tcp://%s:*' % host)
         self.pub_endpoint = self.pub.getsockopt(zmq.LAST_ENDPOINT).decode()
 
-    def _dealer(self, endpoint, rid=None):
-        sock = self._socket(zmq.DEALER)
+    def _dealer(self, endpoint, rid=None, server_key=None, curve=None):
+        sock = self._client(self._socket(zmq.DEALER), server_key, curve)
         sock.setsockopt(zmq.ROUTING_ID, self.rid if rid is None else rid)
-        sock.connect(endpoint)
+        sock.connect(self.via(endpoint))
         return sock
 
-    def open_dealer(self, endpoint, routing_id=None):
+    def watch(self, sock):
+        """A Watch of the socket-monitor events of ``sock``, closed by close()."""
+        watch = Watch(sock)
+        self._watches.append(watch)
+        return watch
+
+    def _open_raw(self, kind, endpoint, server_key, curve, watch, setup):
+        sock = self._socket(kind)
+        if curve is not False:
+            self._client(sock, server_key, curve)
+        setup(sock)
+        found = self.watch(sock) if watch else None
+        sock.connect(endpoint)
+        self._raw.append(sock)
+        return (sock, found) if watch else sock
+
+    def open_dealer(self, endpoint, routing_id=None, server_key=None, curve=None, watch=False):
         """A test DEALER to ``endpoint`` with any routing id (default: this node's).
 
-        It is not polled and is closed by close().
+        On a secure mesh it is a CURVE client of ``server_key`` with this node's key pair,
+        or with ``curve`` (another (public, secret) pair); ``curve=False`` makes it
+        plaintext. With ``watch`` it returns (socket, Watch), the Watch made before the
+        socket connects. It is not polled and is closed by close().
         """
-        sock = self._dealer(endpoint, routing_id)
-        sock.setsockopt(zmq.LINGER, 1000)
+        def setup(sock):
+            sock.setsockopt(zmq.ROUTING_ID, self.rid if routing_id is None else routing_id)
+            sock.setsockopt(zmq.LINGER, 1000)
+        return self._open_raw(zmq.DEALER, endpoint, server_key, curve, watch, setup)
+
+    def open_listener(self, host='127.0.0.1', watch=False):
+        """A test ROUTER bound to a fresh port of ``host``, a CURVE server with this node's
+        key on a secure mesh: somewhere a HELLO can claim to be, to see who connects there.
+        Returns (socket, endpoint), or (socket, endpoint, Watch) with ``watch``. It is not
+        polled and is closed by close()."""
+        sock = self._server(self._socket(zmq.ROUTER))
+        found = self.watch(sock) if watch else None
+        sock.bind('tcp://%s:*' % host)
         self._raw.append(sock)
-        return sock
+        endpoint = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        return (sock, endpoint, found) if watch else (sock, endpoint)
+
+    def open_sub(self, endpoint, prefix='', server_key=None, curve=None, watch=False):
+        """A test SUB to a PUB ``endpoint`` subscribed to ``prefix``, a CURVE client (or
+        not, or watched) as open_dealer's DEALER; not polled, closed by close()."""
+        def setup(sock):
+            sock.setsockopt(zmq.SUBSCRIBE, _utf8(prefix))
+        return self._open_raw(zmq.SUB, endpoint, server_key, curve, watch, setup)
 
     def sockets(self):
         """The sockets this node receives on (ROUTER and observer SUBs)."""
@@ -819,9 +1315,14 @@ class Peer:
                 peer.sub.close()
         for pending in self._pending:
             pending.dealer.close()
+        for watch in self._watches:
+            watch.close()
         for sock in self._raw + [self.router, self.pub]:
             sock.close()
-        self.peers, self._pending, self._raw = {}, [], []
+        self.peers, self._pending, self._raw, self._watches = {}, [], [], []
+        if self.zap is not None:
+            self.zap.stop()
+            self.zap = None
         if self._own_ctx:
             self.ctx.term()
 
@@ -830,16 +1331,33 @@ class Peer:
     def _hello(self, answers=None):
         headers = dict(self.extra_headers)
         headers.update({'chorus.started': str(self.started), 'chorus.mesh': self.mesh})
+        if self.secure:
+            headers['chorus.key'] = self.public_key
         if answers is not None:
             headers['chorus.answers'] = answers
         now = time.monotonic()
         alive = [p.endpoint for p in self.peers.values()
                  if now - p.last_heard < self.timers['evasive']]
+        if self.secure:     # ENDPOINT@KEY, and none over 256 bytes (Section 14.3)
+            alive = [e for e in ('%s@%s' % (p.endpoint, p.key) for p in self.peers.values()
+                                 if now - p.last_heard < self.timers['evasive'])
+                     if len(_utf8(e)) <= 256]
         return make('HELLO', service=self.service, instance=self.instance,
                     endpoint=self.endpoint, pub_endpoint=self.pub_endpoint,
                     generation=self.generation, head=self.head, peers=alive,
                     subscriptions=[list(s) for s in self.subscriptions],
                     topics=self.topics, headers=headers)
+
+    def hello_message(self, answers=None, headers=None, **fields):
+        """The HELLO this node would send now, with ``fields`` and ``headers`` changed (a
+        header set to None is removed): for tests that claim what they should not."""
+        msg = self._hello(answers)
+        for key, value in (headers or {}).items():
+            if value is None:
+                msg.fields['headers'].pop(key, None)
+            else:
+                msg.fields['headers'][key] = value
+        return msg.replace(**fields)
 
     def _send_on(self, sock, target, frames, msg=None):
         try:
@@ -922,6 +1440,7 @@ class Peer:
     def tick(self):
         """Run every timer: liveness, pending and seeds, delivery, commands, observer."""
         now = time.monotonic()
+        self._trust_tick(now)
         self._liveness(now)
         self._pending_timeouts(now)
         self._try_seeds(now)
@@ -932,14 +1451,14 @@ class Peer:
 
     # ---- discovery (Section 4)
 
-    def _open_pending(self, endpoint, seed=None):
+    def _open_pending(self, endpoint, seed=None, key=None):
         if len(self._pending) >= self.bounds['pending']:
             self._drop('pending-bound')
             return
-        dealer = self._dealer(endpoint)
+        dealer = self._dealer(endpoint, server_key=key)
         hello = self._hello()
         self._send_on(dealer, endpoint, [encode(hello)], hello)
-        self._pending.append(_Pending(endpoint, dealer, hello.id, time.monotonic(), seed))
+        self._pending.append(_Pending(endpoint, dealer, hello.id, time.monotonic(), seed, key))
 
     def _pending_timeouts(self, now):
         for pending in list(self._pending):
@@ -956,14 +1475,30 @@ class Peer:
                     or any(p.endpoint == endpoint for p in self._pending) or now < state['next']:
                 continue
             state['next'] = now + self.timers['pending']
-            self._open_pending(endpoint, seed=endpoint)
+            self._open_pending(endpoint, seed=endpoint, key=state['key'])
 
-    def _follow(self, endpoints):
+    def _gossip(self, entries):
+        """(endpoint, key) of each usable gossip entry: on a secure mesh ENDPOINT@KEY with a
+        valid, trusted key (Section 14.3), others dropped and counted."""
+        if not self.secure:
+            return [(entry, None) for entry in entries]
+        found = []
+        for entry in entries:
+            endpoint, key = split_keyed(entry)
+            if not z85_valid(key):
+                self._drop('gossip-without-key')
+            elif key not in self.trust:
+                self._drop('gossip-key-not-trusted')
+            else:
+                found.append((endpoint, key))
+        return found
+
+    def _follow(self, entries):
         known = {p.endpoint for p in self.peers.values()} | {p.endpoint for p in self._pending}
-        for endpoint in endpoints:
+        for endpoint, key in self._gossip(entries):
             if endpoint != self.endpoint and endpoint not in known:
                 known.add(endpoint)
-                self._open_pending(endpoint)
+                self._open_pending(endpoint, key=key)
 
     def _admit(self, address):
         if len(self.peers) >= self.bounds['peers']:
@@ -977,12 +1512,18 @@ class Peer:
         self._buckets[address] = (tokens - 1, now)
         return None
 
-    def _on_hello(self, msg, rid, inst, address):
+    def _on_hello(self, msg, rid, inst, address, key=None, fd=None):
         headers = msg['headers'] or {}
         if not HEX32.match(msg['instance']) or msg['instance'] != inst:
             return self._drop('hello-instance-mismatch')
         if headers.get('chorus.mesh', 'default') != self.mesh:
             return self._drop('other-mesh')
+        if self.secure:
+            refused = self.hello_refused(msg, key)
+            if refused:         # not answered, gossip not followed (Section 14.4)
+                self.refused.append((refused, key, inst))
+                self._drop('forbidden')
+                return self._drop('hello-' + refused)
         if inst == self.instance:
             if msg['endpoint'] != self.endpoint:
                 self.anomalies['own-instance-elsewhere'] += 1
@@ -1001,18 +1542,22 @@ class Peer:
             refused = self._admit(address)
             if refused:
                 return self._drop(refused)
-            peer = self._meet(msg, rid, address)
+            peer = self._meet(msg, rid, address, key)
         else:
             self._hello_known(peer, msg)
+        if fd is not None:
+            peer.fd = fd
         self._follow(msg['peers'])
         self._observer_head(peer, msg['head'])
 
-    def _meet(self, msg, rid, address):
+    def _meet(self, msg, rid, address, key=None):
         now = time.monotonic()
-        peer = PeerState(msg, rid, address, now)
+        peer = PeerState(msg, rid, address, now, key, self.trust.get(key) if self.secure else None)
         answers = (msg['headers'] or {}).get('chorus.answers')
-        match = next((p for p in self._pending if p.endpoint == msg['endpoint']), None) \
-            or next((p for p in self._pending if p.hello_id == answers), None)
+        #   A pending connection becomes the peer's DEALER only if opened to its key (14.3)
+        usable = [p for p in self._pending if p.key == key]
+        match = next((p for p in usable if p.endpoint == msg['endpoint']), None) \
+            or next((p for p in usable if p.hello_id == answers), None)
         self.peers[peer.instance] = peer
         self.generation += 1
         fresh = None
@@ -1023,7 +1568,7 @@ class Peer:
             self._pending.remove(match)
             peer.dealer = match.dealer
         else:
-            peer.dealer = self._dealer(msg['endpoint'])
+            peer.dealer = self._dealer(msg['endpoint'], server_key=key)
             fresh = self._hello(answers=msg.id)
             self._send(peer, fresh)
         for endpoint, state in self._seeds.items():
@@ -1033,9 +1578,9 @@ class Peer:
             if fresh is None or other is not peer:
                 self._send(other, self._hello())
         if self.observe is not None:
-            peer.sub = self._socket(zmq.SUB)
+            peer.sub = self._client(self._socket(zmq.SUB), key)
             peer.sub.setsockopt(zmq.SUBSCRIBE, _utf8(self.observe))
-            peer.sub.connect(peer.pub_endpoint)
+            peer.sub.connect(self.via(peer.pub_endpoint))
             self.seen[peer.instance] = 0 if self.observe_history else peer.head
             self._got[peer.instance] = set()
         self._dirty = True
@@ -1046,7 +1591,8 @@ class Peer:
         if msg['generation'] != peer.generation:
             peer.update(msg)
             self._dirty = True
-        if self.endpoint not in msg['peers']:
+        listed = [split_keyed(e)[0] if self.secure else e for e in msg['peers']]
+        if self.endpoint not in listed:
             self._send(peer, self._hello())
 
     def _expire(self, peer, reason):
@@ -1097,6 +1643,13 @@ class Peer:
             address = frames[-1].get('Peer-Address')
         except zmq.ZMQError:
             address = None
+        key = fd = None
+        if self.secure:
+            try:
+                key = frames[-1].get('User-Id')
+                fd = frames[-1].get(zmq.SRCFD)
+            except (zmq.ZMQError, AttributeError, ValueError):
+                pass
         parts = [f.bytes for f in frames[1:]]
         if len(rid) != 17 or rid[0] != 0x01:
             return self._reject('router', rid, parts, 'bad-routing-id')
@@ -1110,13 +1663,15 @@ class Peer:
         inst = rid[1:].hex().upper()
         peer = self.peers.get(inst)
         self.received.append(Received(msg, inst, rid, 'router', address, time.monotonic(),
-                                      peer is not None))
+                                      peer is not None, key))
         if msg.notes:
             self.anomalies['non-shortest'] += 1
         if msg.kind == 'HELLO':
-            return self._on_hello(msg, rid, inst, address)
+            return self._on_hello(msg, rid, inst, address, key, fd)
         if peer is None:
             return self._drop('unknown-peer')
+        if self.secure and key != peer.key:     # Section 14.4: bound to the key it met with
+            return self._drop('forged')
         peer.last_heard = time.monotonic()
         getattr(self, '_on_' + msg.kind.lower().replace('-', '_'))(peer, msg)
 
@@ -1137,6 +1692,10 @@ class Peer:
             self.anomalies['error-empty-code'] += 1
         request = msg['request']
         out = self.outbox.get(request)
+        if out is not None and out.target == peer.instance and msg['code'] == 'forbidden':
+            del self.outbox[request]        # every instance would refuse it (Section 14.4)
+            self.command_results[request] = 'forbidden'
+            out = None
         if out is not None and out.target == peer.instance:
             out.sent_at = time.monotonic()
             if msg['code'] == 'wrong-group':
@@ -1161,6 +1720,8 @@ class Peer:
             self.anomalies['event-attempt-vs-group'] += 1
         if msg['group'] is None:
             return self._fetch_event(peer, msg)
+        if self.secure and not (peer.cert and peer.cert.may_publish(msg['topic'])):
+            return self._forbid(peer, msg, 'publish %s' % msg['topic'])
         if msg['group'] != self.service:
             return self._error(peer, msg, 'wrong-group')
         key = (msg['group'], msg['instance'], msg['seq'])
@@ -1225,6 +1786,8 @@ class Peer:
     def _on_command(self, peer, msg):
         if msg['service'] != self.service:
             return self._error(peer, msg, 'wrong-group')
+        if self.secure and not (peer.cert and peer.cert.may_call(msg['service'], msg['name'])):
+            return self._forbid(peer, msg, 'call %s.%s' % (msg['service'], msg['name']))
         if msg['deadline'] and msg['deadline'] < now_ms():
             return self._drop('command-past-deadline')
         key = (peer.service, msg['idempotency'] if msg['idempotency'] is not None else msg.id)
@@ -1335,6 +1898,9 @@ class Peer:
         """Append an event to the log, send it on PUB and schedule group deliveries."""
         if not self.keeps_log:
             raise RuntimeError('a node without a log must not publish')
+        if self.certificate is not None and not self.certificate.may_publish(topic):
+            raise PermissionError('certificate %s may not publish %s'
+                                  % (self.certificate.name, topic))
         event = make('EVENT', id, service=self.service, instance=self.instance,
                      seq=self.head + 1, topic=topic, key=key, causation=causation,
                      timestamp=now_ms() if timestamp is None else timestamp, group=None,
@@ -1516,6 +2082,8 @@ class Peer:
         fetch = self._outstanding_fetch(peer.instance)
         if fetch is None:
             return self._drop('event-no-fetch')
+        if self._passed_over(peer, msg):
+            return None
         fetch.events.append(msg)
         if self.observe is not None:
             self._observe_event(peer, msg)
@@ -1545,12 +2113,27 @@ class Peer:
         self._observe_event(peer, msg)
         return None
 
+    def _passed_over(self, peer, msg):
+        """Section 14.4: an event its publisher's certificate does not allow counts as one
+        of a topic not observed: its seq is seen, the event is not delivered."""
+        if not self.secure or (peer.cert and peer.cert.may_publish(msg['topic'])):
+            return False
+        self._drop('forbidden-observed')
+        if peer.instance in self.seen:
+            self._got.setdefault(peer.instance, set()).add(msg['seq'])
+            self._advance(peer.instance, self.seen[peer.instance])
+        return True
+
     def _observe_event(self, peer, msg):
         inst, seq = peer.instance, msg['seq']
         got = self._got.setdefault(inst, set())
         seen = self.seen.setdefault(inst, 0)
         if seq <= seen or seq in got:
             self.drops['observer-duplicate'] += 1
+            return
+        if self._passed_over(peer, msg):
+            if seq > seen + 1:
+                self._want_range(inst, seq - 1)
             return
         self.observed.append(msg)
         got.add(seq)

@@ -18,6 +18,7 @@ import time
 
 TOP = os.environ.get('top_builddir', '.')
 CHORUS = os.path.join(TOP, 'tools', 'chorus')
+NODE_HELPER = os.path.join(TOP, 'tests', 'node_helper')
 
 os.environ['CHORUS_MESH'] = 'pytest-%d' % os.getpid()
 os.environ.pop('CHORUS_SEEDS', None)
@@ -62,6 +63,27 @@ def chorus(*args, stdin=None, log=None):
         proc.stdin.write(stdin.encode() if isinstance(stdin, str) else stdin)
         proc.stdin.close()
     return proc
+
+
+def node_helper(*args, log):
+    """Starts `tests/node_helper ARGS...` (a node in a process of its own); stdout and
+    stderr go to files named after log. Returns the Popen, with proc.out and proc.err."""
+    out, err = path(log + '.out'), path(log + '.err')
+    proc = subprocess.Popen([NODE_HELPER] + [str(a) for a in args], stdin=subprocess.DEVNULL,
+                            stdout=open(out, 'wb'), stderr=open(err, 'wb'))
+    proc.out, proc.err = out, err
+    _children.append(proc)
+    return proc
+
+
+def ready(proc, timeout=15):
+    """Waits for node_helper's "READY endpoint instance" line: (endpoint, instance), or
+    None if the process exits or the time runs out first."""
+    def line():
+        found = [l.split() for l in lines(proc.out) if l.startswith('READY ')]
+        return found[0][1:3] if found else (proc.poll() is not None and 'exited')
+    found = until(line, timeout)
+    return tuple(found) if found and found != 'exited' else None
 
 
 def text(name):
