@@ -42,6 +42,7 @@ typedef struct {
     char *address;              //  remote address its first HELLO came from, or ""
     void *dealer;               //  our connection into its inbox (libzmq handle)
     bool hello_sent;            //  our HELLO has gone out first on dealer
+    char answers [33];          //  id of its HELLO our first HELLO answers, or 
     uint64_t generation;        //  last HELLO generation seen
     uint64_t started;           //  its start time (HELLO header chorus.started)
     uint64_t head;              //  its latest published seq

@@ -139,8 +139,12 @@ chorus__peers_send_hello (chorus__engine_t *self, void *dealer, const char *answ
 int
 chorus__peers_greet (chorus__engine_t *self, chorus__peer_t *peer)
 {
+    //  The first HELLO, once the connection is up, still answers the
+    //  peer's (section 4.4), so that a seed it dialled under another name
+    //  knows us
     if (!peer->hello_sent && peer->dealer
-    &&  chorus__peers_send_hello (self, peer->dealer, NULL) == 0)
+    &&  chorus__peers_send_hello (self, peer->dealer,
+                                  peer->answers [0]? peer->answers: NULL) == 0)
         peer->hello_sent = true;
     if (!peer->hello_sent)
         self->connecting = true;    //  what waits for it goes at the next tick
@@ -532,9 +536,8 @@ chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t 
         zhashx_insert (self->peers, peer->instance, peer);
         //  Our HELLO answers theirs, so that a node we dialled under another
         //  name than it announces knows we are that seed
-        if (!peer->hello_sent
-        &&  chorus__peers_send_hello (self, peer->dealer, chorus_msg_id (hello)) == 0)
-            peer->hello_sent = true;
+        snprintf (peer->answers, sizeof (peer->answers), "%s", chorus_msg_id (hello));
+        chorus__peers_greet (self, peer);
         if (!peer->hello_sent)
             self->connecting = true;    //  it goes as soon as the connection is up
         self->announce = true;
@@ -788,6 +791,8 @@ chorus__peers_tick (chorus__engine_t *self, uint64_t now)
         chorus_msg_t *hello = s_hello (self, NULL);
         for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
              peer = (chorus__peer_t *) zhashx_next (self->peers)) {
+            if (!peer->hello_sent)
+                continue;   //  its first HELLO answers its own, when its connection is up
             char id [33];
             chorus__new_id (id);    //  every message of ours has an id of its own
             chorus_msg_set_id (hello, id);

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """A peer written from the spec alone, dropping everything the spec says to
 drop, works with `chorus publish`, `send`, `serve` and `on`: it is met when
-it is their seed and when they are its seed, gets every event and command,
+it is their seed and when they are its seed (a node's first HELLO answers the
+strict peer's, even when its connection was not up yet), gets every event and command,
 and its own events and commands are handled; a REPLY with a status the spec
 does not define is answered with ERROR bad-request and leaves the command
 outstanding."""
@@ -136,6 +137,25 @@ def strict_publisher_to_on():
     shop.close()
 
 
+def node_answers_hello():
+    """Section 4.4 step 3: the HELLO a node sends on the DEALER it opens to
+    answer a HELLO carries chorus.answers, even when the connection came up
+    after the HELLO it answers, so that a node that dialled it under another
+    name (a proxy, a host name) knows its seed answered."""
+    node = tools.node_helper('--service', 'svc', log='answers')
+    endpoint, instance = tools.ready(node)
+    probe = cp.Peer('probe')
+    dealer = probe.open_dealer(endpoint)
+    hello = probe.hello_message()
+    dealer.send(cp.encode(hello))
+    ok(probe.run_until(lambda: instance in probe.peers, 10), 'the node answers a HELLO')
+    answers = [(m['headers'] or {}).get('chorus.answers') for m in probe.received_of('HELLO', instance)]
+    is_(answers[:1], [hello.id], "its first HELLO names the one it answers")
+    probe.close()
+    tools.stop(node)
+
+
+node_answers_hello()
 publish_to_strict_group()
 send_to_strict_service()
 strict_caller_to_serve()
