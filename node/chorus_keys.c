@@ -304,15 +304,22 @@ chorus__keys_t *
 chorus__keys_new (const char *cert_file, const char *trust_dir, char *error, size_t size)
 {
     struct stat info;
-    if (stat (trust_dir, &info) || !S_ISDIR (info.st_mode)) {
-        snprintf (error, size, "trust directory %s: %s", trust_dir,
-                  errno && !S_ISDIR (info.st_mode)? strerror (errno): "not a directory");
+    if (stat (trust_dir, &info)) {
+        snprintf (error, size, "trust directory %s: %s", trust_dir, strerror (errno));
         return NULL;
     }
-    if (access (cert_file, R_OK)) {
+    if (!S_ISDIR (info.st_mode)) {
+        snprintf (error, size, "trust directory %s: not a directory", trust_dir);
+        return NULL;
+    }
+    if (access (cert_file, R_OK) || stat (cert_file, &info)) {
         snprintf (error, size, "certificate %s: %s", cert_file, strerror (errno));
         return NULL;
     }
+    if (info.st_mode & (S_IRWXG | S_IRWXO))
+        zsys_warning ("chorus: certificate %s may be read by others (mode %03o): a secret "
+                      "key should be the owner's alone (chmod 600)", cert_file,
+                      (unsigned) (info.st_mode & 0777));
     zcert_t *cert = zcert_load (cert_file);
     if (!cert || !chorus__key_valid (zcert_public_txt (cert))) {
         snprintf (error, size, "certificate %s: not a ZeroMQ certificate with a public key "
