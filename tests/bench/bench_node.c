@@ -1,15 +1,47 @@
 /*  bench_node.c — Chorus beside raw libzmq, measured in one run on loopback:
     durable group-delivered events per second against raw PUB/SUB messages
     per second, and command round trips (1 and 100 in flight) against raw
-    DEALER/ROUTER round trips. Prints a table of figures and ratios.
+    DEALER/ROUTER round trips. Each is measured plaintext and with CURVE
+    (keys made for the run in a temporary directory), so that the cost of a
+    secure mesh is read beside what CURVE costs libzmq itself. Prints a table
+    of figures and ratios per mode, then CURVE beside plaintext.
     Usage: bench_node [--events N] [--messages N] [--commands N] [--size B]
+                      [--security plaintext|curve|both]
 */
 #include "chorus.h"
 
 #include <getopt.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 static int s_size = 100;            //  payload bytes
+
+//  A run's keys: all NULL for plaintext. The raw sockets use the two
+//  certificates in memory; Chorus nodes read theirs from files, as they
+//  would in a deployment
+typedef struct {
+    zcert_t *server;            //  raw PUB and ROUTER: CURVE server
+    zcert_t *client;            //  raw SUB and DEALER: CURVE client
+    const char *keys;           //  NAME.cert_secret for every bench node
+    const char *trust;          //  NAME.cert for every bench node
+} curve_t;
+
+static const char *s_names [] = {"bench-pub", "bench-sub", "bench-echo", "bench-client"};
+
+//  The bench's directory, with every store and key in it; removed at exit
+static char s_root [] = "/tmp/chorus-bench-XXXXXX";
+
+//  What runs of one throughput measure add up to
+typedef struct {
+    int64_t items;              //  messages or events that arrived
+    int64_t elapsed;            //  us from the first sent to the last arrived
+    int64_t cpu;                //  process CPU us in the same time
+} tally_t;
+
+//  Runs COUNT messages through, adds them to TALLY
+typedef void (s_run_fn) (int count, const curve_t *curve, tally_t *tally);
 
 static int
 s_compare (const void *a, const void *b)
@@ -32,6 +64,17 @@ s_now_us (void)
     return zclock_usecs ();
 }
 
+//  CPU time of the whole process, every thread, user and system (us). Per
+//  message it is the cost the machine's other load does not blur
+static int64_t
+s_cpu_us (void)
+{
+    struct rusage usage;
+    getrusage (RUSAGE_SELF, &usage);
+    return (int64_t) (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000000
+         + usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
+}
+
 //  --------------------------------------------------------------------------
 //  Raw PUB/SUB: one publisher thread, one subscriber, messages per second
 
@@ -40,13 +83,33 @@ typedef struct {
     int count;                  //  messages to receive
     int64_t finished;           //  when the last arrived (us)
     int received;               //  how many arrived
+    const curve_t *curve;       //  keys, or NULL for plaintext
 } raw_sub_t;
+
+//  Makes a raw socket a CURVE server, or a client of that server
+static void
+s_raw_curve (zsock_t *socket, const curve_t *curve, bool server)
+{
+    if (!curve)
+        return;
+    if (server) {
+        zcert_apply (curve->server, socket);
+        zsock_set_curve_server (socket, 1);
+    }
+    else {
+        zcert_apply (curve->client, socket);
+        zsock_set_curve_serverkey (socket, zcert_public_txt (curve->server));
+    }
+}
 
 static void *
 s_raw_subscriber (void *arg)
 {
     raw_sub_t *sub = (raw_sub_t *) arg;
-    zsock_t *socket = zsock_new_sub (sub->endpoint, "");
+    zsock_t *socket = zsock_new (ZMQ_SUB);
+    s_raw_curve (socket, sub->curve, false);
+    zsock_set_subscribe (socket, "");
+    zsock_attach (socket, sub->endpoint, false);
     zsock_set_rcvhwm (socket, 0);
     zsock_set_rcvtimeo (socket, 5000);
     zframe_t *frame;
@@ -59,29 +122,32 @@ s_raw_subscriber (void *arg)
     return NULL;
 }
 
-static double
-s_raw_pubsub (int count)
+static void
+s_raw_pubsub (int count, const curve_t *curve, tally_t *tally)
 {
     zsock_t *pub = zsock_new (ZMQ_PUB);
     zsock_set_sndhwm (pub, 0);
+    s_raw_curve (pub, curve, true);
     int port = zsock_bind (pub, "tcp://127.0.0.1:*");
     char endpoint [64];
     snprintf (endpoint, sizeof (endpoint), ">tcp://127.0.0.1:%d", port);
-    raw_sub_t sub = {endpoint, count, 0, 0};
+    raw_sub_t sub = {endpoint, count, 0, 0, curve};
     pthread_t thread;
     pthread_create (&thread, NULL, s_raw_subscriber, &sub);
     //  PUB/SUB has no handshake to await; a benchmark may settle instead
     zclock_sleep (200);
     char *payload = (char *) calloc (1, (size_t) s_size);
-    int64_t start = s_now_us ();
+    int64_t start = s_now_us (), cpu = s_cpu_us ();
     for (int i = 0; i < count; i++)
         zmq_send (zsock_resolve (pub), payload, (size_t) s_size, 0);
     pthread_join (thread, NULL);
+    tally->cpu += s_cpu_us () - cpu;
+    tally->items += sub.received;
+    tally->elapsed += sub.finished - start;
     free (payload);
     zsock_destroy (&pub);
     if (sub.received < count)
         fprintf (stderr, "bench: raw PUB/SUB lost %d of %d\n", count - sub.received, count);
-    return sub.received * 1e6 / (double) (sub.finished - start);
 }
 
 //  --------------------------------------------------------------------------
@@ -106,13 +172,15 @@ s_raw_echo (void *arg)
 }
 
 static void
-s_raw_roundtrip (int count, int window, int64_t *p50, int64_t *p99)
+s_raw_roundtrip (int count, int window, const curve_t *curve, int64_t *p50, int64_t *p99)
 {
     raw_echo_t echo = {zsock_new (ZMQ_ROUTER), false};
+    s_raw_curve (echo.router, curve, true);
     int port = zsock_bind (echo.router, "tcp://127.0.0.1:*");
     pthread_t thread;
     pthread_create (&thread, NULL, s_raw_echo, &echo);
     zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    s_raw_curve (dealer, curve, false);
     zsock_connect (dealer, "tcp://127.0.0.1:%d", port);
     int64_t *samples = (int64_t *) calloc ((size_t) count, sizeof (int64_t));
     char *payload = (char *) calloc (1, (size_t) s_size);
@@ -138,6 +206,67 @@ s_raw_roundtrip (int count, int window, int64_t *p50, int64_t *p99)
     free (payload);
     zsock_destroy (&dealer);
     zsock_destroy (&echo.router);
+}
+
+//  --------------------------------------------------------------------------
+//  Chorus nodes, plaintext or secure
+
+//  A node named NAME with its store under ROOT/MODE/, secured with
+//  NAME.cert_secret when the run is CURVE
+static chorus_node_t *
+s_chorus_node (const char *name, const char *root, const char *store, const curve_t *curve)
+{
+    chorus_node_t *node = chorus_node_new (name);
+    if (store) {
+        char path [512];
+        snprintf (path, sizeof (path), "%s/%s/%s", root, curve? "curve": "plaintext", store);
+        chorus_node_set_store (node, path);
+    }
+    if (curve) {
+        char cert [512];
+        snprintf (cert, sizeof (cert), "%s/%s.cert_secret", curve->keys, name);
+        if (chorus_node_set_security (node, cert, curve->trust)) {
+            fprintf (stderr, "bench: cannot secure %s with %s\n", name, cert);
+            exit (1);
+        }
+    }
+    return node;
+}
+
+//  Starts NODE, or ends the bench saying why not
+static void
+s_chorus_start (chorus_node_t *node)
+{
+    if (chorus_node_start (node)) {
+        fprintf (stderr, "bench: cannot start %s: %s\n", chorus_node_service (node),
+                 chorus_strerror (chorus_errno ()));
+        exit (1);
+    }
+}
+
+//  Runs NODE until it knows a peer; a mesh that does not form within 30
+//  seconds ends the bench rather than hang it
+static void
+s_chorus_meet (chorus_node_t *node)
+{
+    int64_t deadline = s_now_us () + 30000000;
+    while (chorus_node_peers (node, NULL, NULL) < 1) {
+        if (s_now_us () > deadline) {
+            fprintf (stderr, "bench: %s met no peer\n", chorus_node_service (node));
+            exit (1);
+        }
+        chorus_node_run (node, 10);
+    }
+}
+
+//  Seeds NODE with the inbox of SEED, named by its certificate when secure
+static void
+s_chorus_seed (chorus_node_t *node, chorus_node_t *seed, const curve_t *curve)
+{
+    char endpoint [300];
+    snprintf (endpoint, sizeof (endpoint), "%s%s%s", chorus_node_endpoint (seed),
+              curve? "@": "", curve? chorus_node_service (seed): "");
+    chorus_node_add_seed (node, endpoint);
 }
 
 //  --------------------------------------------------------------------------
@@ -169,37 +298,39 @@ s_chorus_subscriber (void *arg)
     return NULL;
 }
 
-static double
-s_chorus_events (int count, const char *root)
+static void
+s_chorus_events (int count, const curve_t *curve, tally_t *tally)
 {
-    char store [512];
-    snprintf (store, sizeof (store), "%s/publisher", root);
-    chorus_node_t *publisher = chorus_node_new ("bench-pub");
-    chorus_node_set_store (publisher, store);
+    //  Fresh stores each run: one left by the run before would change what
+    //  is measured
+    static int run = 0;
+    char store [32];
+    snprintf (store, sizeof (store), "publisher-%d", ++run);
+    chorus_node_t *publisher = s_chorus_node ("bench-pub", s_root, store, curve);
     chorus_node_set_retention (publisher, 0, 0, CHORUS_RETAIN_REFUSE);
-    chorus_node_start (publisher);
-    chorus_sub_t sub = {chorus_node_new ("bench-sub"), count, 0, 0};
-    snprintf (store, sizeof (store), "%s/subscriber", root);
-    chorus_node_set_store (sub.node, store);
-    chorus_node_add_seed (sub.node, chorus_node_endpoint (publisher));
+    s_chorus_start (publisher);
+    snprintf (store, sizeof (store), "subscriber-%d", run);
+    chorus_sub_t sub = {s_chorus_node ("bench-sub", s_root, store, curve), count, 0, 0};
+    s_chorus_seed (sub.node, publisher, curve);
     chorus_node_subscribe (sub.node, "bench.", s_on_event, &sub);
-    chorus_node_start (sub.node);
-    while (chorus_node_peers (publisher, NULL, NULL) < 1)
-        chorus_node_run (publisher, 10);
+    s_chorus_start (sub.node);
+    s_chorus_meet (publisher);
     chorus_node_run (publisher, 300);      //  let the group's subscription arrive
     pthread_t thread;
     pthread_create (&thread, NULL, s_chorus_subscriber, &sub);
     char *payload = (char *) calloc (1, (size_t) s_size);
-    int64_t start = s_now_us ();
+    int64_t start = s_now_us (), cpu = s_cpu_us ();
     for (int i = 0; i < count; i++)
         chorus_node_publish (publisher, "bench.event", NULL, payload, (size_t) s_size);
     pthread_join (thread, NULL);
+    tally->cpu += s_cpu_us () - cpu;
+    tally->items += sub.handled;
+    tally->elapsed += sub.finished - start;
     free (payload);
     if (sub.handled < count)
         fprintf (stderr, "bench: chorus handled %d of %d\n", sub.handled, count);
     chorus_node_destroy (&sub.node);
     chorus_node_destroy (&publisher);
-    return sub.handled * 1e6 / (double) (sub.finished - start);
 }
 
 //  --------------------------------------------------------------------------
@@ -240,21 +371,20 @@ s_on_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg)
 }
 
 static void
-s_chorus_commands (int count, int window, const char *root, int64_t *p50, int64_t *p99)
+s_chorus_commands (int count, int window, const char *root, const curve_t *curve, int64_t *p50,
+                   int64_t *p99)
 {
-    chorus_server_t server = {chorus_node_new ("bench-echo"), false};
-    char store [512];
-    snprintf (store, sizeof (store), "%s/echo-%d", root, window);
-    chorus_node_set_store (server.node, store);
+    char store [32];
+    snprintf (store, sizeof (store), "echo-%d", window);
+    chorus_server_t server = {s_chorus_node ("bench-echo", root, store, curve), false};
     chorus_node_handle (server.node, "echo", s_on_echo, NULL);
-    chorus_node_start (server.node);
-    chorus_node_t *client = chorus_node_new ("bench-client");
-    chorus_node_add_seed (client, chorus_node_endpoint (server.node));
-    chorus_node_start (client);
+    s_chorus_start (server.node);
+    chorus_node_t *client = s_chorus_node ("bench-client", root, NULL, curve);
+    s_chorus_seed (client, server.node, curve);
+    s_chorus_start (client);
     pthread_t thread;
     pthread_create (&thread, NULL, s_chorus_server, &server);
-    while (chorus_node_peers (client, NULL, NULL) < 1)
-        chorus_node_run (client, 10);
+    s_chorus_meet (client);
     chorus_client_t state = {(int64_t *) calloc ((size_t) count, sizeof (int64_t)), 0};
     char *payload = (char *) calloc (1, (size_t) (s_size > 8? s_size: 8));
     int sent = 0;
@@ -282,14 +412,172 @@ s_chorus_commands (int count, int window, const char *root, int64_t *p50, int64_
     chorus_node_destroy (&server.node);
 }
 
+//  --------------------------------------------------------------------------
+//  One mode's figures, and the tables
+
+typedef struct {
+    double raw_rate;            //  raw PUB/SUB messages/s
+    double chorus_rate;         //  Chorus events/s
+    double raw_cpu;             //  process CPU us per raw message
+    double chorus_cpu;          //  process CPU us per Chorus event
+    int64_t raw50 [2], raw99 [2];   //  raw round trips (us), per window
+    int64_t ch50 [2], ch99 [2];     //  Chorus round trips (us), per window
+} figures_t;
+
+static int s_windows [2] = {1, 100};
+
+//  A throughput in each mode, measured in halves in the order A B B A after
+//  an unmeasured half in A: the first run of a kind in a process is slower
+//  (the heap grows, pages fault in), and the machine's load drifts; this
+//  way neither weighs on one mode more than the other. Rates are the sum
+//  of items over the sum of times; CPU is per item
+static void
+s_throughput (s_run_fn *run, int total, const curve_t **modes, int count, double *rate,
+              double *cpu)
+{
+    int half = total / 2 > 0? total / 2: 1;
+    tally_t tallies [2] = {{0}, {0}}, unused = {0};
+    run (half, modes [0], &unused);
+    int order [4] = {0, 1, 1, 0};
+    for (int i = 0; i < 4; i++)
+        if (order [i] < count)
+            run (half, modes [order [i]], &tallies [order [i]]);
+    for (int m = 0; m < count; m++) {
+        tally_t *tally = &tallies [m];
+        rate [m] = tally->items * 1e6 / (double) (tally->elapsed? tally->elapsed: 1);
+        cpu [m] = (double) tally->cpu / (double) (tally->items? tally->items: 1);
+    }
+}
+
+//  Writes the run's certificates: ROOT/keys holds the secret ones (with
+//  their public halves), ROOT/trust the public ones every node trusts
+static int
+s_curve_new (curve_t *curve, const char *root)
+{
+    static char keys [512], trust [512];
+    snprintf (keys, sizeof (keys), "%s/keys", root);
+    snprintf (trust, sizeof (trust), "%s/trust", root);
+    if (mkdir (keys, 0700) || mkdir (trust, 0700))
+        return -1;
+    for (size_t i = 0; i < sizeof (s_names) / sizeof (s_names [0]); i++) {
+        zcert_t *cert = zcert_new ();
+        zcert_set_meta (cert, "name", "%s", s_names [i]);
+        char *path = zsys_sprintf ("%s/%s.cert", keys, s_names [i]);
+        int rc = zcert_save (cert, path);
+        free (path);
+        path = zsys_sprintf ("%s/%s.cert", trust, s_names [i]);
+        rc |= zcert_save_public (cert, path);
+        free (path);
+        zcert_destroy (&cert);
+        if (rc)
+            return -1;
+    }
+    curve->server = zcert_new ();
+    curve->client = zcert_new ();
+    curve->keys = keys;
+    curve->trust = trust;
+    return 0;
+}
+
+static void
+s_curve_destroy (curve_t *curve)
+{
+    zcert_destroy (&curve->server);
+    zcert_destroy (&curve->client);
+}
+
+static void
+s_remove_root (void)
+{
+    char command [600];
+    snprintf (command, sizeof (command), "rm -rf %s", s_root);
+    if (system (command) != 0)
+        fprintf (stderr, "bench: could not remove %s\n", s_root);
+}
+
+//  Interrupted, the bench removes its directory and ends at once: what it
+//  may call here must be async-signal-safe, so rm runs in a child
+static void
+s_on_signal (int signal)
+{
+    pid_t child = fork ();
+    if (child == 0) {
+        execlp ("rm", "rm", "-rf", s_root, (char *) NULL);
+        _exit (1);
+    }
+    if (child > 0)
+        waitpid (child, NULL, 0);
+    _exit (128 + signal);
+}
+
+static void
+s_print_table (const figures_t *f)
+{
+    printf ("%-46s %14s %14s %8s\n", "measure", "chorus", "raw libzmq", "ratio");
+    printf ("%-46s %14.0f %14.0f %7.1f%%\n", "events/s (durable group delivery vs PUB/SUB)",
+            f->chorus_rate, f->raw_rate, 100 * f->chorus_rate / f->raw_rate);
+    for (int i = 0; i < 2; i++) {
+        char label [64];
+        snprintf (label, sizeof (label), "command round trip p50 us, %d in flight", s_windows [i]);
+        printf ("%-46s %14" PRId64 " %14" PRId64 " %7.2fx\n", label, f->ch50 [i], f->raw50 [i],
+                (double) f->ch50 [i] / (double) (f->raw50 [i]? f->raw50 [i]: 1));
+        snprintf (label, sizeof (label), "command round trip p99 us, %d in flight", s_windows [i]);
+        printf ("%-46s %14" PRId64 " %14" PRId64 " %7.2fx\n", label, f->ch99 [i], f->raw99 [i],
+                (double) f->ch99 [i] / (double) (f->raw99 [i]? f->raw99 [i]: 1));
+    }
+}
+
+//  A rate's CURVE/plaintext as a percentage, a latency's as a factor
+static void
+s_print_rate (const char *label, double plain, double curve)
+{
+    printf ("%-46s %14.0f %14.0f %7.1f%%\n", label, plain, curve, 100 * curve / plain);
+}
+
+static void
+s_print_latency (const char *label, int window, int64_t plain, int64_t curve)
+{
+    char text [64];
+    snprintf (text, sizeof (text), label, window);
+    printf ("%-46s %14" PRId64 " %14" PRId64 " %7.2fx\n", text, plain, curve,
+            (double) curve / (double) (plain? plain: 1));
+}
+
+//  CURVE beside plaintext: what a secure mesh costs Chorus, and what CURVE
+//  costs libzmq alone on the same sockets
+static void
+s_print_cost (const figures_t *plain, const figures_t *curve)
+{
+    printf ("%-46s %14s %14s %8s\n", "measure", "plaintext", "CURVE", "ratio");
+    s_print_rate ("chorus events/s", plain->chorus_rate, curve->chorus_rate);
+    s_print_rate ("raw PUB/SUB messages/s", plain->raw_rate, curve->raw_rate);
+    printf ("%-46s %14.1f %14.1f %7.2fx\n", "chorus CPU us per event (all threads)",
+            plain->chorus_cpu, curve->chorus_cpu, curve->chorus_cpu / plain->chorus_cpu);
+    printf ("%-46s %14.2f %14.2f %7.2fx\n", "raw CPU us per message (all threads)",
+            plain->raw_cpu, curve->raw_cpu, curve->raw_cpu / plain->raw_cpu);
+    for (int i = 0; i < 2; i++) {
+        s_print_latency ("chorus round trip p50 us, %d in flight", s_windows [i], plain->ch50 [i],
+                         curve->ch50 [i]);
+        s_print_latency ("chorus round trip p99 us, %d in flight", s_windows [i], plain->ch99 [i],
+                         curve->ch99 [i]);
+        s_print_latency ("raw round trip p50 us, %d in flight", s_windows [i], plain->raw50 [i],
+                         curve->raw50 [i]);
+        s_print_latency ("raw round trip p99 us, %d in flight", s_windows [i], plain->raw99 [i],
+                         curve->raw99 [i]);
+    }
+    printf ("target (CURVE events/s >= 60%% of plaintext): %s\n",
+            curve->chorus_rate >= 0.6 * plain->chorus_rate? "met": "not met");
+}
+
 int
 main (int argc, char **argv)
 {
     int events = 200000, messages = 1000000, commands = 20000;
+    bool plaintext = true, secure = true;
     static struct option options [] = {
         {"events", required_argument, 0, 'e'}, {"messages", required_argument, 0, 'm'},
         {"commands", required_argument, 0, 'c'}, {"size", required_argument, 0, 's'},
-        {0, 0, 0, 0}};
+        {"security", required_argument, 0, 'S'}, {0, 0, 0, 0}};
     int option;
     while ((option = getopt_long (argc, argv, "", options, NULL)) != -1) {
         switch (option) {
@@ -297,38 +585,82 @@ main (int argc, char **argv)
             case 'm': messages = atoi (optarg); break;
             case 'c': commands = atoi (optarg); break;
             case 's': s_size = atoi (optarg); break;
+            case 'S':
+                plaintext = streq (optarg, "plaintext") || streq (optarg, "both");
+                secure = streq (optarg, "curve") || streq (optarg, "both");
+                if (!plaintext && !secure) {
+                    fprintf (stderr, "bench: --security is plaintext, curve or both\n");
+                    return 2;
+                }
+                break;
             default: return 2;
         }
     }
     if (s_size < 8)
         s_size = 8;
-    char root [] = "/tmp/chorus-bench-XXXXXX";
-    if (!mkdtemp (root))
+    if (events < 1 || messages < 1 || commands < 1) {
+        fprintf (stderr, "bench: --events, --messages and --commands must be at least 1\n");
+        return 2;
+    }
+    if (!mkdtemp (s_root))
         return 1;
+    atexit (s_remove_root);
+    zsys_init ();                       //  which would catch the signals for itself
+    zsys_handler_set (s_on_signal);
+    char path [600];
+    snprintf (path, sizeof (path), "%s/plaintext", s_root);
+    mkdir (path, 0700);
+    snprintf (path, sizeof (path), "%s/curve", s_root);
+    mkdir (path, 0700);
+    curve_t curve = {NULL, NULL, NULL, NULL};
+    if (secure && s_curve_new (&curve, s_root)) {
+        fprintf (stderr, "bench: cannot write keys under %s\n", s_root);
+        return 1;
+    }
 
     printf ("payload %d bytes, loopback TCP, durable = in the LevelDB outbox before publish returns\n\n",
             s_size);
-    double raw_rate = s_raw_pubsub (messages);
-    double chorus_rate = s_chorus_events (events, root);
-    printf ("%-46s %14s %14s %8s\n", "measure", "chorus", "raw libzmq", "ratio");
-    printf ("%-46s %14.0f %14.0f %7.1f%%\n", "events/s (durable group delivery vs PUB/SUB)",
-            chorus_rate, raw_rate, 100 * chorus_rate / raw_rate);
-    int windows [2] = {1, 100};
-    for (int i = 0; i < 2; i++) {
-        int64_t raw50, raw99, ch50, ch99;
-        s_raw_roundtrip (commands, windows [i], &raw50, &raw99);
-        s_chorus_commands (commands, windows [i], root, &ch50, &ch99);
-        char label [64];
-        snprintf (label, sizeof (label), "command round trip p50 us, %d in flight", windows [i]);
-        printf ("%-46s %14" PRId64 " %14" PRId64 " %7.2fx\n", label, ch50, raw50,
-                (double) ch50 / (double) (raw50? raw50: 1));
-        snprintf (label, sizeof (label), "command round trip p99 us, %d in flight", windows [i]);
-        printf ("%-46s %14" PRId64 " %14" PRId64 " %7.2fx\n", label, ch99, raw99,
-                (double) ch99 / (double) (raw99? raw99: 1));
+    fflush (stdout);
+    //  The modes take turns at each measure, so that both see the machine
+    //  in the same state. Raw sockets run while no secure node lives: then
+    //  no ZAP handler is bound and libzmq lets their CURVE clients in
+    //  unasked (ZAP is once per connection: no matter to the figures)
+    figures_t plain = {0}, secured = {0};
+    const curve_t *modes [2] = {plaintext? NULL: &curve, &curve};
+    figures_t *into [2] = {plaintext? &plain: &secured, &secured};
+    int count = plaintext && secure? 2: 1;
+    double rate [2], cpu [2];
+    s_throughput (s_raw_pubsub, messages, modes, count, rate, cpu);
+    for (int m = 0; m < count; m++) {
+        into [m]->raw_rate = rate [m];
+        into [m]->raw_cpu = cpu [m];
     }
-    char command [600];
-    snprintf (command, sizeof (command), "rm -rf %s", root);
-    if (system (command) != 0)
-        return 1;
+    s_throughput (s_chorus_events, events, modes, count, rate, cpu);
+    for (int m = 0; m < count; m++) {
+        into [m]->chorus_rate = rate [m];
+        into [m]->chorus_cpu = cpu [m];
+    }
+    for (int i = 0; i < 2; i++)
+        for (int m = 0; m < count; m++) {
+            s_raw_roundtrip (commands, s_windows [i], modes [m], &into [m]->raw50 [i],
+                             &into [m]->raw99 [i]);
+            s_chorus_commands (commands, s_windows [i], s_root, modes [m], &into [m]->ch50 [i],
+                               &into [m]->ch99 [i]);
+        }
+    if (plaintext)
+        s_print_table (&plain);
+    if (secure) {
+        if (plaintext)
+            printf ("\n");
+        printf ("with CURVE: every socket encrypted, every peer's key checked "
+                "(keys made for this run)\n");
+        s_print_table (&secured);
+    }
+    if (plaintext && secure) {
+        printf ("\nCURVE beside plaintext (rates: CURVE as %% of plaintext; "
+                "latencies: CURVE/plaintext)\n");
+        s_print_cost (&plain, &secured);
+    }
+    s_curve_destroy (&curve);
     return 0;
 }
