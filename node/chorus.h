@@ -426,7 +426,8 @@ CHORUS_EXPORT int
 //  secure mesh "forbidden" (HELLOs, events and commands a certificate does
 //  not allow), "unauthorised" (handshakes refused: key not trusted),
 //  "handshakes_failed" (handshakes broken off or of a plaintext peer) and
-//  "revoked" (peers cut off when their key left the trust directory).
+//  "revoked" (peers cut off when their key left the trust directory);
+//  "hellos" (HELLO messages received).
 //  Returns 0 for an unknown name.
 CHORUS_EXPORT uint64_t
     chorus_node_counter (chorus_node_t *self, const char *name);

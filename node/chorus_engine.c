@@ -12,7 +12,7 @@ const char *chorus__counter_names [C_COUNTERS] = {
     "redelivered", "commands_sent", "commands_handled", "replies", "timeouts", "fetches",
     "truncated", "observed", "expired_commands", "fetched", "forged", "refused",
     "errors_sent", "errors_received", "connections_refused", "forbidden", "unauthorised",
-    "handshakes_failed", "revoked",
+    "handshakes_failed", "revoked", "hellos",
 };
 
 #define S_ROUTER_BATCH 1000     //  messages read from the inbox per turn
@@ -346,6 +346,7 @@ s_recv_router (chorus__engine_t *self)
             continue;
         }
         if (chorus_msg_type (self->msg) == CHORUS_MSG_HELLO) {
+            self->counters [C_HELLOS]++;
             if (streq (chorus_msg_instance (self->msg), instance))
                 chorus__peers_hello (self, instance, self->msg);
             else

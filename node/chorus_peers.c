@@ -345,14 +345,20 @@ s_peer_set_subs (chorus__peer_t *peer, chorus_msg_t *hello)
     }
 }
 
+//  Whether a HELLO's gossip lists the endpoint; on a secure mesh an entry
+//  is ENDPOINT@KEY, and only its endpoint counts
 static bool
-s_lists_endpoint (chorus_msg_t *hello, const char *endpoint)
+s_lists_endpoint (chorus_msg_t *hello, const char *endpoint, bool secure)
 {
     zlist_t *peers = chorus_msg_peers (hello);
+    size_t length = strlen (endpoint);
     for (char *item = peers? (char *) zlist_first (peers): NULL; item;
-         item = (char *) zlist_next (peers))
-        if (streq (item, endpoint))
+         item = (char *) zlist_next (peers)) {
+        const char *key = secure? chorus__key_part (item): NULL;
+        size_t size = key? (size_t) (key - 1 - item): strlen (item);
+        if (size == length && memcmp (item, endpoint, length) == 0)
             return true;
+    }
     return false;
 }
 
@@ -553,7 +559,8 @@ chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t 
             void *dealer = s_pending_take (self, answered);
             chorus__socket_destroy (&dealer);
         }
-        if (!s_lists_endpoint (hello, self->endpoint) && peer->hello_sent)
+        if (!s_lists_endpoint (hello, self->endpoint, self->config->keys != NULL)
+        &&  peer->hello_sent)
             chorus__peers_send_hello (self, peer->dealer, chorus_msg_id (hello));
     }
     bool changed = joined || chorus_msg_generation (hello) != peer->generation;

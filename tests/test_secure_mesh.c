@@ -96,6 +96,12 @@ s_knows (void *arg)
 }
 
 static bool
+s_idle_until (void *arg)
+{
+    return zclock_mono () >= *(int64_t *) arg;
+}
+
+static bool
 s_positive (void *arg)
 {
     return *(int *) arg > 0;
@@ -190,6 +196,13 @@ main (void)
     chorus_node_t *nodes [5] = {payments, orders, shipping};
     peers_t met = {payments, NULL, 2};
     ok (test_run_until (nodes, 3, s_knows, &met, 10000), "three secure nodes meet");
+    //  Met peers greet again only when what they announce changes
+    uint64_t hellos = chorus_node_counter (payments, "hellos");
+    int64_t idle_until = zclock_mono () + 2000;
+    test_run_until (nodes, 3, s_idle_until, &idle_until, 3000);
+    uint64_t greeted = chorus_node_counter (payments, "hellos") - hellos;
+    ok (greeted < 20, "three idle secure nodes send each other few HELLOs in 2 s (%" PRIu64 ")",
+        greeted);
     key_check_t check = {orders_key, false};
     chorus_node_peers (payments, s_check_key, &check);
     ok (check.ok, "payments knows orders by its key, authenticated");
