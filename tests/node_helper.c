@@ -61,22 +61,27 @@ s_on_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg)
     const char *code = chorus_reply_code (reply);
     s_log_line ("R %s %d %s\n", (const char *) arg, chorus_reply_status (reply),
                 code? code: "-");
+    free (arg);     //  every command gets exactly one call, at destroy if not before
 }
 
 //  --call SERVICE.COMMAND: one command, its idempotency key "call-N"
 static int
 s_call (chorus_node_t *node, const char *target, int index)
 {
-    char service [65], *key = zsys_sprintf ("call-%d", index);
+    char service [65];
     const char *dot = strchr (target, '.');
     if (!dot || dot - target > 64) {
         fprintf (stderr, "node_helper: --call wants SERVICE.COMMAND, not %s\n", target);
         return -1;
     }
     snprintf (service, sizeof (service), "%.*s", (int) (dot - target), target);
-    //  The key lives as long as the process: it names the reply in the log
-    return chorus_node_send_traced (node, service, dot + 1, key, strlen (key), 0, key, NULL,
-                                    s_on_reply, key);
+    //  The key names the reply in the log; the reply handler frees it
+    char *key = zsys_sprintf ("call-%d", index);
+    int rc = chorus_node_send_traced (node, service, dot + 1, key, strlen (key), 0, key, NULL,
+                                      s_on_reply, key);
+    if (rc)
+        free (key);
+    return rc;
 }
 
 int
@@ -130,6 +135,12 @@ main (int argc, char **argv)
     if ((cert || trust) && chorus_node_set_security (node, cert, trust)) {
         fprintf (stderr, "node_helper: cannot secure the node: %s\n",
                  chorus_strerror (chorus_errno ()));
+        for (char *item = (char *) zlist_first (deferred); item;
+             item = (char *) zlist_next (deferred))
+            free (item);
+        zlist_destroy (&deferred);
+        zlist_destroy (&calls);
+        chorus_node_destroy (&node);
         return 2;
     }
     for (char *item = (char *) zlist_first (deferred); item;
@@ -157,6 +168,7 @@ main (int argc, char **argv)
     if (chorus_node_start (node)) {
         fprintf (stderr, "node_helper: cannot start: %s\n", chorus_strerror (chorus_errno ()));
         chorus_node_destroy (&node);
+        zlist_destroy (&calls);
         return 1;
     }
     printf ("READY %s %s\n", chorus_node_endpoint (node), chorus_node_instance (node));
@@ -176,6 +188,8 @@ main (int argc, char **argv)
                 //  Not exit with the node running: czmq's exit handler would
                 //  close its sockets under its thread
                 chorus_node_destroy (&node);
+                zlist_destroy (&calls);
+                free (payload);
                 return 1;
             }
         }
@@ -191,6 +205,7 @@ main (int argc, char **argv)
             fprintf (stderr, "node_helper: call %s: %s\n", target,
                      chorus_strerror (chorus_errno ()));
             chorus_node_destroy (&node);
+            zlist_destroy (&calls);
             return 1;
         }
     zlist_destroy (&calls);
