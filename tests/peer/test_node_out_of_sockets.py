@@ -4,7 +4,6 @@ set low (ZSYS_MAX_SOCKETS), a node met by more peers than it has sockets for
 refuses the rest, says so, and goes on delivering to the peers it has; one
 that cannot even start says why and exits 1."""
 
-import json
 import os
 
 import msgpack
@@ -42,13 +41,7 @@ for i in range(100):
 
 
 def handled():
-    seqs = set()
-    for line in tools.lines('handled'):
-        try:
-            seqs.add(json.loads(line)['seq'])
-        except ValueError:
-            pass        # the line `cat` is writing now: read again next time
-    return len(seqs)
+    return len({event['seq'] for event in tools.json_lines('handled')})
 
 
 shop.run_until(lambda: handled() >= 100, 60, crowd)

@@ -56,8 +56,7 @@ def delivered(label):
 
     def count():
         seqs = set()
-        for line in tools.lines('handled'):
-            event = json.loads(line)
+        for event in tools.json_lines('handled'):
             if event['instance'] == shop.instance:
                 seqs.add(event['seq'])
         return len(seqs & wanted)
@@ -180,7 +179,7 @@ def forged_publisher():
         forger.run_for(0.02, [shop])
 
     def real_handled():
-        return {json.loads(line)['payload'] for line in tools.lines('handled')} \
+        return {event['payload'] for event in tools.json_lines('handled')} \
             & {'real-%d' % i for i in range(13)}
     shop.run_until(lambda: len(real_handled()) >= 13, 30, [forger])
     is_(len(real_handled()), 13, 'the group handled all 13 real events')

@@ -8,6 +8,7 @@ is removed at exit with every process the test started.
 """
 
 import atexit
+import json
 import os
 import shutil
 import signal
@@ -98,6 +99,14 @@ def text(name):
 def lines(name):
     """The lines of a file in the temporary directory."""
     return [line for line in text(name).splitlines() if line]
+
+
+def json_lines(name):
+    """The JSON objects, one per line, of a file another process appends to; a
+    last line still being written (no newline yet) is left for the next read."""
+    content = text(name)
+    content = content[:content.rfind('\n') + 1]
+    return [json.loads(line) for line in content.splitlines() if line]
 
 
 def memory(pid):
