@@ -11,6 +11,8 @@
 
 #include "chorus.h"
 
+#include <czmq.h>
+
 typedef struct _chorus_coordinator_t chorus_coordinator_t;
 
 typedef struct {

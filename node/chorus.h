@@ -8,7 +8,6 @@
 #ifndef CHORUS_H_INCLUDED
 #define CHORUS_H_INCLUDED
 
-#include <czmq.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -378,10 +377,19 @@ CHORUS_EXPORT int
                              const char *idempotency, const char *correlation,
                              chorus_reply_fn *handler, void *arg);
 
-//  The socket that becomes readable when work is ready for this thread;
-//  poll it (zpoller, zloop) and call chorus_node_dispatch.
-CHORUS_EXPORT zsock_t *
+//  The socket that becomes readable when work is ready for this thread (a
+//  czmq zsock_t); poll it (zpoller, zloop) and call chorus_node_dispatch.
+CHORUS_EXPORT void *
     chorus_node_socket (chorus_node_t *self);
+
+//  A file descriptor for applications with a loop of their own (poll,
+//  epoll, libuv), after start: when it is readable, call
+//  chorus_node_dispatch, which takes all the work that is ready. Like
+//  ZeroMQ's ZMQ_FD it is edge-triggered: it says that work came, not how
+//  much, so dispatch once before the first wait and after every wake-up.
+//  Returns -1 (CHORUS_ESTATE) before start.
+CHORUS_EXPORT int
+    chorus_node_fd (chorus_node_t *self);
 
 //  Run the handlers of the work that is ready, without waiting. Returns
 //  the number of handlers run, or -1.

@@ -1194,11 +1194,20 @@ chorus_node_dispatch (chorus_node_t *self)
     return ran;
 }
 
-zsock_t *
+void *
 chorus_node_socket (chorus_node_t *self)
 {
     assert (self);
     return self->work;
+}
+
+int
+chorus_node_fd (chorus_node_t *self)
+{
+    assert (self);
+    if (!self->work)
+        return chorus__fail (CHORUS_ESTATE);
+    return zsock_fd (self->work);
 }
 
 int

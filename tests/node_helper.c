@@ -8,6 +8,8 @@
 */
 #include "chorus.h"
 
+#include <czmq.h>
+
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>

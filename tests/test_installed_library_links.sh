@@ -22,6 +22,9 @@ ok $? "chorus and chorus-coordinator installed"
 export PKG_CONFIG_PATH=$(dirname "$pc")
 flags=$($PKG_CONFIG --define-variable=prefix="$dest$prefix" --cflags --libs libchorus)
 ok $? "pkg-config knows libchorus: $flags"
+cflags=$($PKG_CONFIG --define-variable=prefix="$dest$prefix" --cflags libchorus)
+case "$cflags" in *pgm*|*libxml2*|*nss*|*krb5*) ok 1 "its cflags carry no czmq dependencies ($cflags)";;
+                  *) ok 0 "its cflags carry no czmq dependencies: $cflags";; esac
 $CC $CFLAGS -o "$tmp/consumer" "$srcdir/tests/installed_consumer.c" $LDFLAGS $flags >"$tmp/cc.log" 2>&1
 ok $? "a program builds with pkg-config's flags" || diag "$(cat "$tmp/cc.log")"
 out=$(LD_LIBRARY_PATH=$(dirname "$so") "$tmp/consumer")
@@ -29,6 +32,13 @@ ok $? "it runs against the installed library: $out"
 ldd_out=$(LD_LIBRARY_PATH=$(dirname "$so") ldd "$tmp/consumer" | grep libchorus)
 case "$ldd_out" in *"$dest"*) ok 0 "it loaded the installed copy";;
                    *) ok 1 "it loaded the installed copy ($ldd_out)";; esac
+
+#   chorus.h stands alone: it pulls in no czmq or ZeroMQ header
+echo '#include <chorus.h>' > "$tmp/alone.c"
+$CC -H -fsyntax-only -I"$(dirname "$header")" "$tmp/alone.c" 2>"$tmp/headers.log"
+ok $? "chorus.h compiles on its own" || diag "$(cat "$tmp/headers.log")"
+! grep -q 'czmq\|zmq\.h' "$tmp/headers.log"
+ok $? "without any czmq or ZeroMQ header" || diag "$(grep 'czmq\|zmq' "$tmp/headers.log")"
 
 #   Only chorus_* public symbols leave the shared library
 exported=$(nm -D --defined-only "$so" | awk '$2 ~ /^[TDBR]$/ {print $3}')

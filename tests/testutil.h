@@ -7,6 +7,8 @@
 
 #define _GNU_SOURCE
 #include "chorus.h"
+
+#include <czmq.h>
 #include "tap.h"
 
 #include <errno.h>

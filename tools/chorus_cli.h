@@ -7,6 +7,8 @@
 
 #include "chorus.h"
 
+#include <czmq.h>
+
 #include <getopt.h>
 #include <jansson.h>
 #include <stdbool.h>

@@ -10,6 +10,8 @@
 */
 #include "chorus.h"
 
+#include <czmq.h>
+
 #include <getopt.h>
 
 static int64_t

@@ -6,6 +6,8 @@
     Usage: bench_flows [--flows N]
 */
 #include "chorus.h"
+
+#include <czmq.h>
 #include "chorus_coordinator.h"
 #include "chorus_json.h"
 

@@ -10,6 +10,8 @@
 */
 #include "chorus.h"
 
+#include <czmq.h>
+
 #include <getopt.h>
 #include <pthread.h>
 #include <sys/resource.h>
