@@ -65,6 +65,20 @@ CHORUS_EXPORT const char *
 CHORUS_EXPORT int
     chorus_errno (void);
 
+//  Where the library's messages go. By default they are printed on stderr
+//  (through czmq's log); a handler gets each message with its level
+//  instead. Messages come from any thread (each node's engine runs in its
+//  own), so the handler must be thread-safe. NULL restores the default.
+//  The setting is for the whole process.
+typedef enum {
+    CHORUS_LOG_ERROR = 1,       //  a call failed, and why
+    CHORUS_LOG_WARNING = 2,     //  something went wrong and the node goes on
+    CHORUS_LOG_DEBUG = 3,       //  what a verbose node does
+} chorus_log_level_t;
+typedef void (chorus_log_fn) (chorus_log_level_t level, const char *message, void *arg);
+CHORUS_EXPORT void
+    chorus_set_log (chorus_log_fn *handler, void *arg);
+
 //  --------------------------------------------------------------------------
 //  The node agent. A node is one instance of a service: it publishes events,
 //  receives the events its service group subscribes to, handles commands,
@@ -247,6 +261,12 @@ CHORUS_EXPORT int
 //  Log what the node does to stderr
 CHORUS_EXPORT int
     chorus_node_set_verbose (chorus_node_t *self, bool verbose);
+
+//  Why the last call on a node that failed in this thread failed, in words
+//  (the store is locked, the certificate does not allow the service, ...):
+//  the detail behind chorus_errno (), or "" when the code says it all.
+CHORUS_EXPORT const char *
+    chorus_node_error (chorus_node_t *self);
 
 //  Start the node: open the store, bind, meet the seeds. Returns 0 or -1.
 CHORUS_EXPORT int

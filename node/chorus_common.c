@@ -50,11 +50,71 @@ chorus_errno (void)
     return s_errno;
 }
 
+//  The text of the last error logged by this thread, and whether the next
+//  failure is the one it explains
+static _Thread_local char s_detail [512];
+static _Thread_local bool s_detail_pending;
+
 int
 chorus__fail (int code)
 {
     s_errno = code;
+    if (!s_detail_pending)
+        s_detail [0] = 0;   //  a failure that said nothing more
+    s_detail_pending = false;
     return -1;
+}
+
+const char *
+chorus_node_error (chorus_node_t *self)
+{
+    (void) self;    //  calls on a node are made from one thread
+    return s_detail;
+}
+
+static pthread_mutex_t s_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static chorus_log_fn *s_log_fn = NULL;
+static void *s_log_arg = NULL;
+
+void
+chorus_set_log (chorus_log_fn *handler, void *arg)
+{
+    pthread_mutex_lock (&s_log_lock);
+    s_log_fn = handler;
+    s_log_arg = arg;
+    pthread_mutex_unlock (&s_log_lock);
+}
+
+void
+chorus__log (chorus_log_level_t level, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    char *text = zsys_vprintf (format, args);
+    va_end (args);
+    if (!text)
+        return;
+    if (level == CHORUS_LOG_ERROR) {
+        //  Without the "chorus: " every library message starts with
+        const char *detail = strncmp (text, "chorus: ", 8) == 0? text + 8: text;
+        snprintf (s_detail, sizeof (s_detail), "%s", detail);
+        s_detail_pending = true;
+    }
+    pthread_mutex_lock (&s_log_lock);
+    chorus_log_fn *handler = s_log_fn;
+    void *arg = s_log_arg;
+    pthread_mutex_unlock (&s_log_lock);
+    if (handler)
+        handler (level, text, arg);
+    else
+    if (level == CHORUS_LOG_ERROR)
+        zsys_error ("%s", text);
+    else
+    if (level == CHORUS_LOG_WARNING)
+        zsys_warning ("%s", text);
+    else
+        zsys_debug ("%s", text);
+    zstr_free (&text);
 }
 
 uint64_t

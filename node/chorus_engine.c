@@ -34,8 +34,8 @@ chorus__engine_log (chorus__engine_t *self, const char *format, ...)
     va_start (args, format);
     char *text = zsys_vprintf (format, args);
     va_end (args);
-    zsys_debug ("chorus %s/%.8s: %s", self->config->service,
-                self->instance? self->instance: "-", text);
+    chorus__log (CHORUS_LOG_DEBUG, "chorus %s/%.8s: %s", self->config->service,
+                 self->instance? self->instance: "-", text);
     free (text);
 }
 
@@ -52,11 +52,12 @@ chorus__engine_warn (chorus__engine_t *self, chorus__warning_t kind, const char 
     char *text = zsys_vprintf (format, args);
     va_end (args);
     if (self->unwarned [kind])
-        zsys_warning ("chorus %s/%.8s: %s (and %" PRIu64 " more like it)", self->config->service,
-                      self->instance? self->instance: "-", text, self->unwarned [kind]);
+        chorus__log (CHORUS_LOG_WARNING,
+                     "chorus %s/%.8s: %s (and %" PRIu64 " more like it)", self->config->service,
+                     self->instance? self->instance: "-", text, self->unwarned [kind]);
     else
-        zsys_warning ("chorus %s/%.8s: %s", self->config->service,
-                      self->instance? self->instance: "-", text);
+        chorus__log (CHORUS_LOG_WARNING, "chorus %s/%.8s: %s", self->config->service,
+                     self->instance? self->instance: "-", text);
     free (text);
     self->warned [kind] = now;
     self->unwarned [kind] = 0;

@@ -228,14 +228,17 @@ s_load_public (const char *dir, const char *file)
     chorus__grant_t *grant = NULL;
     const char *key = root? zconfig_get (root, "/curve/public-key", NULL): NULL;
     if (!root)
-        zsys_warning ("chorus: trust directory: cannot read %s as a certificate; ignored", path);
+        chorus__log (CHORUS_LOG_WARNING,
+                     "chorus: trust directory: cannot read %s as a certificate; ignored", path);
     else
     if (zconfig_get (root, "/curve/secret-key", NULL))
-        zsys_warning ("chorus: trust directory: %s holds a secret key; ignored (a trust "
-                      "directory holds public certificates only)", path);
+        chorus__log (CHORUS_LOG_WARNING,
+                     "chorus: trust directory: %s holds a secret key; ignored (a trust "
+                     "directory holds public certificates only)", path);
     else
     if (!chorus__key_valid (key))
-        zsys_warning ("chorus: trust directory: %s has no valid public key; ignored", path);
+        chorus__log (CHORUS_LOG_WARNING,
+                     "chorus: trust directory: %s has no valid public key; ignored", path);
     else {
         char *name = strndup (file, strlen (file) - strlen (".cert"));
         grant = (chorus__grant_t *) zmalloc (sizeof (chorus__grant_t));
@@ -275,8 +278,9 @@ s_trust_read (const char *dir)
     for (const char *file = (const char *) zlistx_first (files); file;
          file = (const char *) zlistx_next (files)) {
         if (s_ends_with (file, "_secret")) {
-            zsys_warning ("chorus: trust directory: %s/%s is a secret certificate; ignored "
-                          "(keep secret keys out of trust directories)", dir, file);
+            chorus__log (CHORUS_LOG_WARNING,
+                         "chorus: trust directory: %s/%s is a secret certificate; ignored "
+                         "(keep secret keys out of trust directories)", dir, file);
             continue;
         }
         if (!s_ends_with (file, ".cert") || streq (file, ".cert"))
@@ -285,8 +289,9 @@ s_trust_read (const char *dir)
         if (!grant)
             continue;
         if (zhashx_lookup (trust->keys, grant->key)) {
-            zsys_warning ("chorus: trust directory: %s/%s repeats the key of another "
-                          "certificate; ignored", dir, file);
+            chorus__log (CHORUS_LOG_WARNING,
+                         "chorus: trust directory: %s/%s repeats the key of another "
+                         "certificate; ignored", dir, file);
             s_grant_destroy ((void **) &grant);
             continue;
         }
@@ -317,9 +322,10 @@ chorus__keys_new (const char *cert_file, const char *trust_dir, char *error, siz
         return NULL;
     }
     if (info.st_mode & (S_IRWXG | S_IRWXO))
-        zsys_warning ("chorus: certificate %s may be read by others (mode %03o): a secret "
-                      "key should be the owner's alone (chmod 600)", cert_file,
-                      (unsigned) (info.st_mode & 0777));
+        chorus__log (CHORUS_LOG_WARNING,
+                     "chorus: certificate %s may be read by others (mode %03o): a secret "
+                     "key should be the owner's alone (chmod 600)", cert_file,
+                     (unsigned) (info.st_mode & 0777));
     zcert_t *cert = zcert_load (cert_file);
     if (!cert || !chorus__key_valid (zcert_public_txt (cert))) {
         snprintf (error, size, "certificate %s: not a ZeroMQ certificate with a public key "
@@ -344,8 +350,9 @@ chorus__keys_new (const char *cert_file, const char *trust_dir, char *error, siz
         return NULL;
     }
     if (zhashx_size (trust->keys) == 0)
-        zsys_warning ("chorus: trust directory %s holds no public certificate: this node "
-                      "will accept no peer", trust_dir);
+        chorus__log (CHORUS_LOG_WARNING,
+                     "chorus: trust directory %s holds no public certificate: this node "
+                     "will accept no peer", trust_dir);
     chorus__keys_t *self = (chorus__keys_t *) zmalloc (sizeof (chorus__keys_t));
     self->cert = cert;
     const char *name = zcert_meta (cert, "name");
@@ -434,8 +441,9 @@ chorus__keys_reload (chorus__keys_t *self)
     s_trust_t *trust = s_trust_read (self->trust_dir);
     if (!trust) {
         //  Gone or unreadable: trust nobody rather than the old list
-        zsys_warning ("chorus: trust directory %s: %s; no key is trusted until it is back",
-                      self->trust_dir, strerror (errno));
+        chorus__log (CHORUS_LOG_WARNING,
+                     "chorus: trust directory %s: %s; no key is trusted until it is back",
+                     self->trust_dir, strerror (errno));
         trust = (s_trust_t *) zmalloc (sizeof (s_trust_t));
         trust->keys = zhashx_new ();
         trust->names = zhashx_new ();

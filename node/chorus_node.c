@@ -254,8 +254,9 @@ chorus_node_set_security (chorus_node_t *self, const char *cert_file, const char
 {
     S_BEFORE_START (self);
     if (!cert_file != !trust_dir) {
-        zsys_error ("chorus: a secure node needs both its certificate and a trust directory "
-                    "(%s is missing)", cert_file? "the trust directory": "the certificate");
+        chorus__log (CHORUS_LOG_ERROR,
+                     "chorus: a secure node needs both its certificate and a trust directory "
+                     "(%s is missing)", cert_file? "the trust directory": "the certificate");
         return chorus__fail (CHORUS_EINVAL);
     }
     chorus__keys_destroy (&self->config.keys);
@@ -264,7 +265,7 @@ chorus_node_set_security (chorus_node_t *self, const char *cert_file, const char
     char error [512];
     self->config.keys = chorus__keys_new (cert_file, trust_dir, error, sizeof (error));
     if (!self->config.keys) {
-        zsys_error ("chorus: %s", error);
+        chorus__log (CHORUS_LOG_ERROR, "chorus: %s", error);
         return chorus__fail (CHORUS_EINVAL);
     }
     return 0;
@@ -277,9 +278,10 @@ s_security_check (chorus_node_t *self)
 {
     chorus__keys_t *keys = self->config.keys;
     if (keys && !chorus__grant_service (chorus__keys_own (keys), self->config.service)) {
-        zsys_error ("chorus: cannot start %s: certificate '%s' allows only service '%s'",
-                    self->config.service, chorus__keys_own (keys)->name,
-                    chorus__keys_own (keys)->service);
+        chorus__log (CHORUS_LOG_ERROR,
+                     "chorus: cannot start %s: certificate '%s' allows only service '%s'",
+                     self->config.service, chorus__keys_own (keys)->name,
+                     chorus__keys_own (keys)->service);
         return false;
     }
     for (char *seed = (char *) zlist_first (self->config.seeds); seed;
@@ -287,19 +289,21 @@ s_security_check (chorus_node_t *self)
         const char *key_text = chorus__key_part (seed);
         char key [41];
         if (keys && !key_text) {
-            zsys_error ("chorus: seed %s has no key: a secure node is given its seeds as "
-                        "ENDPOINT@KEY (a Z85 public key, or a certificate name in %s)", seed,
-                        chorus__keys_trust_dir (keys));
+            chorus__log (CHORUS_LOG_ERROR,
+                         "chorus: seed %s has no key: a secure node is given its seeds as "
+                         "ENDPOINT@KEY (a Z85 public key, or a certificate name in %s)", seed,
+                         chorus__keys_trust_dir (keys));
             return false;
         }
         if (keys && !chorus__keys_resolve (keys, key_text, key)) {
-            zsys_error ("chorus: seed %s: '%s' is neither a Z85 public key nor the name of a "
-                        "certificate in %s", seed, key_text, chorus__keys_trust_dir (keys));
+            chorus__log (CHORUS_LOG_ERROR,
+                         "chorus: seed %s: '%s' is neither a Z85 public key nor the name of a "
+                         "certificate in %s", seed, key_text, chorus__keys_trust_dir (keys));
             return false;
         }
         if (!keys && key_text && chorus__key_valid (key_text)) {
-            zsys_error ("chorus: seed %s has a key, but this node is not secure "
-                        "(give it --cert and --trust)", seed);
+            chorus__log (CHORUS_LOG_ERROR, "chorus: seed %s has a key, but this node is not secure "
+                         "(give it --cert and --trust)", seed);
             return false;
         }
     }
@@ -492,7 +496,7 @@ chorus_node_start (chorus_node_t *self)
     chorus_store_kind_t kind;
     self->store = chorus_store_new (self->store_dir, error, sizeof (error), &kind);
     if (!self->store) {
-        zsys_error ("chorus: %s", error);
+        chorus__log (CHORUS_LOG_ERROR, "chorus: %s", error);
         return chorus__fail (kind == CHORUS_STORE_DAMAGED? CHORUS_ECORRUPT: CHORUS_ESTORE);
     }
     chorus_store_set_sync (self->store, self->sync);
@@ -501,8 +505,9 @@ chorus_node_start (chorus_node_t *self)
     //  czmq aborts when it cannot make a socket; starting needs a dozen
     //  (pipes, inbox, PUB, their monitors), so make sure they can be had
     if (!s_sockets_available (S_START_SOCKETS)) {
-        zsys_error ("chorus: cannot start %s: no sockets left (ZeroMQ's limit or file "
-                    "descriptors)", self->config.service);
+        chorus__log (CHORUS_LOG_ERROR,
+                     "chorus: cannot start %s: no sockets left (ZeroMQ's limit or file "
+                     "descriptors)", self->config.service);
         chorus_store_destroy (&self->store);
         return chorus__fail (CHORUS_ESTATE);
     }
@@ -526,7 +531,8 @@ chorus_node_start (chorus_node_t *self)
     zsock_recv (self->actor, "isss", &rc, &instance, &endpoint, &pub_endpoint);
     zstr_free (&pub_endpoint);
     if (rc) {
-        zsys_error ("chorus: cannot start %s: %s", self->config.service, instance);
+        chorus__log (CHORUS_LOG_ERROR,
+                     "chorus: cannot start %s: %s", self->config.service, instance);
         zstr_free (&instance);
         zstr_free (&endpoint);
         zactor_destroy (&self->actor);
@@ -723,8 +729,9 @@ chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, si
         if (code)
             return chorus__fail (code);
         if (own && !chorus__grant_publish (own, events [i].topic)) {
-            zsys_error ("chorus: publish: certificate '%s' may not publish '%s'", own->name,
-                        events [i].topic);
+            chorus__log (CHORUS_LOG_ERROR,
+                         "chorus: publish: certificate '%s' may not publish '%s'", own->name,
+                         events [i].topic);
             return chorus__fail (CHORUS_EFORBIDDEN);
         }
         events [i].duplicate = false;
@@ -737,7 +744,7 @@ chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, si
             continue;
         int known = chorus_store_producer_id (self->store, events [i].id, NULL);
         if (known == -1) {
-            zsys_error ("chorus: publish: %s", chorus_store_error (self->store));
+            chorus__log (CHORUS_LOG_ERROR, "chorus: publish: %s", chorus_store_error (self->store));
             return chorus__fail (chorus_store_damaged (self->store)? CHORUS_ECORRUPT:
                                  CHORUS_ESTORE);
         }
@@ -811,7 +818,7 @@ chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, si
     }
     if (!code && fresh
     &&  chorus_store_append_batch (self->store, first, entries, fresh)) {
-        zsys_error ("chorus: publish: %s", chorus_store_error (self->store));
+        chorus__log (CHORUS_LOG_ERROR, "chorus: publish: %s", chorus_store_error (self->store));
         code = chorus_store_damaged (self->store)? CHORUS_ECORRUPT: CHORUS_ESTORE;
     }
     //  Durable now; the engine takes each event for delivery, and its
@@ -1159,10 +1166,11 @@ chorus_node_dispatch (chorus_node_t *self)
         char damage [512];
         chorus_store_damage (self->store, damage, sizeof (damage));
         if (!self->damage_reported)
-            zsys_error ("chorus: store %s is %s; the node stops. 'chorus store check %s' shows "
-                        "what the store holds, and 'chorus store repair %s' recovers what can "
-                        "be recovered", self->store_dir, damage, self->store_dir,
-                        self->store_dir);
+            chorus__log (CHORUS_LOG_ERROR,
+                         "chorus: store %s is %s; the node stops. 'chorus store check %s' shows "
+                         "what the store holds, and 'chorus store repair %s' recovers what can "
+                         "be recovered", self->store_dir, damage, self->store_dir,
+                         self->store_dir);
         self->damage_reported = true;
         return chorus__fail (CHORUS_ECORRUPT);
     }

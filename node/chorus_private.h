@@ -14,6 +14,11 @@
 //  so that callers can write `return chorus__fail (CHORUS_EINVAL);`.
 int
     chorus__fail (int code);
+//  A message of the library, to the log handler or stderr; an error's text
+//  is also the detail chorus_node_error gives for the failure that follows
+void
+    chorus__log (chorus_log_level_t level, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
 
 //  Milliseconds since the Unix epoch: for the wire (timestamps, deadlines)
 //  and for records that outlive the process, never for local timers

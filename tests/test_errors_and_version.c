@@ -1,8 +1,23 @@
-/*  test_errors_and_version.c — the public error codes and version calls.
+/*  test_errors_and_version.c — the public error codes and version calls,
+    the detail behind a failure (chorus_node_error), and the log handler.
 */
 #include "config.h"      //  PACKAGE_VERSION: what configure took from chorus.h
 #include "chorus_private.h"
 #include "tap.h"
+
+//  Messages the library logged, while the handler is set
+static int s_logged = 0;
+static chorus_log_level_t s_level = 0;
+static char s_message [512];
+
+static void
+s_on_log (chorus_log_level_t level, const char *message, void *arg)
+{
+    s_logged++;
+    s_level = level;
+    snprintf (s_message, sizeof (s_message), "%s", message);
+    (*(int *) arg)++;
+}
 
 int
 main (void)
@@ -35,5 +50,28 @@ main (void)
 
     is_int (chorus__fail (CHORUS_ETOOBIG), -1, "a failure returns -1");
     is_int (chorus_errno (), CHORUS_ETOOBIG, "and records its code for this thread");
+
+    //  The detail behind a failure, and where the library's messages go
+    int calls = 0;
+    chorus_set_log (s_on_log, &calls);
+    chorus_node_t *node = chorus_node_new ("orders");
+    is_int (chorus_node_set_security (node, "orders.cert_secret", NULL), -1,
+            "a certificate without a trust directory is refused");
+    ok (s_logged == 1 && calls == 1 && s_level == CHORUS_LOG_ERROR
+        && strstr (s_message, "trust directory is missing"),
+        "the log handler got the reason, as an error: %s", s_message);
+    ok (strstr (chorus_node_error (node), "trust directory is missing")
+        && strncmp (chorus_node_error (node), "chorus: ", 8) != 0,
+        "chorus_node_error gives the detail: %s", chorus_node_error (node));
+    is_int (chorus_node_set_mesh (node, "two words"), -1, "a mesh name with a space is refused");
+    is_int (chorus_errno (), CHORUS_EINVAL, "as CHORUS_EINVAL");
+    is_str (chorus_node_error (node), "", "a failure with nothing more to say has no detail");
+    chorus_set_log (NULL, NULL);
+    s_logged = 0;
+    chorus_node_set_security (node, NULL, "trust");
+    is_int (s_logged, 0, "without a handler, messages go to stderr again");
+    ok (strstr (chorus_node_error (node), "certificate is missing") != NULL,
+        "and the detail is kept all the same");
+    chorus_node_destroy (&node);
     return done_testing ();
 }
