@@ -57,7 +57,8 @@ typedef enum {
 CHORUS_EXPORT int
     chorus_version (int *major, int *minor, int *patch);
 
-//  Returns a static, human-readable description of an error code.
+//  Returns a static, human-readable description of an error code; given
+//  -1, what a failed call returns, it describes this thread's chorus_errno.
 CHORUS_EXPORT const char *
     chorus_strerror (int code);
 

@@ -25,6 +25,9 @@ chorus_version (int *major, int *minor, int *patch)
 const char *
 chorus_strerror (int code)
 {
+    //  What a failed call returned: the code it recorded for this thread
+    if (code == -1)
+        code = s_errno;
     switch (code) {
         case CHORUS_OK:           return "success";
         case CHORUS_EINVAL:       return "invalid argument";

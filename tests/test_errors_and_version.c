@@ -50,6 +50,8 @@ main (void)
 
     is_int (chorus__fail (CHORUS_ETOOBIG), -1, "a failure returns -1");
     is_int (chorus_errno (), CHORUS_ETOOBIG, "and records its code for this thread");
+    is_str (chorus_strerror (-1), chorus_strerror (CHORUS_ETOOBIG),
+            "chorus_strerror (-1) describes that code, not 'unknown'");
 
     //  The detail behind a failure, and where the library's messages go
     int calls = 0;
