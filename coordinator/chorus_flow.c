@@ -2,6 +2,7 @@
     timers, cancel and retry, answering with the commands, timers and events
     the shell must carry out. Nothing comes in but the calls and `now`.
 */
+#include "chorus_flow.h"
 #include "chorus_flow_task.h"
 
 #include <inttypes.h>
@@ -35,9 +36,6 @@ struct _chorus_flow_t {
 
 static const char *s_flow_states [] = {
     NULL, "running", "compensating", "completed", "failed", "cancelled", "stuck"
-};
-static const char *s_task_states [] = {
-    NULL, "pending", "running", "waiting", "done", "failed", "undoing", "undone", "stuck"
 };
 
 //  --------------------------------------------------------------------------
@@ -799,9 +797,3 @@ chorus_flow_state_name (chorus_flow_state_t state)
          ? s_flow_states [state]: "unknown";
 }
 
-const char *
-chorus_task_state_name (chorus_task_state_t state)
-{
-    return state >= CHORUS_TASK_PENDING && state <= CHORUS_TASK_STUCK
-         ? s_task_states [state]: "unknown";
-}

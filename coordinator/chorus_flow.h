@@ -14,6 +14,7 @@
 #define CHORUS_FLOW_H_INCLUDED
 
 #include "chorus_flowdef.h"
+#include "chorus_task_state.h"
 
 typedef struct _chorus_flow_t chorus_flow_t;
 typedef struct _chorus_flowset_t chorus_flowset_t;
@@ -28,17 +29,6 @@ typedef enum {
     CHORUS_FLOW_STUCK = 6,          //  a compensation kept failing: needs an operator
 } chorus_flow_state_t;
 
-//  Task states
-typedef enum {
-    CHORUS_TASK_PENDING = 1,        //  not started
-    CHORUS_TASK_RUNNING = 2,        //  command sent, awaiting its reply
-    CHORUS_TASK_WAITING = 3,        //  failed a try, waiting for the backoff timer
-    CHORUS_TASK_DONE = 4,           //  completed
-    CHORUS_TASK_FAILED = 5,         //  failed for good
-    CHORUS_TASK_UNDOING = 6,        //  its compensation is running
-    CHORUS_TASK_UNDONE = 7,         //  compensated
-    CHORUS_TASK_STUCK = 8,          //  its compensation failed for good
-} chorus_task_state_t;
 
 //  What the shell must do, in order
 typedef enum {
@@ -147,8 +137,6 @@ json_t *
 
 const char *
     chorus_flow_state_name (chorus_flow_state_t state);
-const char *
-    chorus_task_state_name (chorus_task_state_t state);
 
 //  --------------------------------------------------------------------------
 //  A set of flows, with one live flow per (definition name, business key)

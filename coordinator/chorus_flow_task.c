@@ -367,3 +367,17 @@ chorus__step_status (const chorus__step_t *step, const chorus_stepdef_t *def, bo
     }
     return status;
 }
+
+//  --------------------------------------------------------------------------
+//  Task states
+
+static const char *s_task_states [] = {
+    NULL, "pending", "running", "waiting", "done", "failed", "undoing", "undone", "stuck"
+};
+
+const char *
+chorus_task_state_name (chorus_task_state_t state)
+{
+    return state >= CHORUS_TASK_PENDING && state <= CHORUS_TASK_STUCK
+         ? s_task_states [state]: "unknown";
+}

@@ -5,7 +5,8 @@
 #ifndef CHORUS_FLOW_TASK_H_INCLUDED
 #define CHORUS_FLOW_TASK_H_INCLUDED
 
-#include "chorus_flow.h"
+#include "chorus_flowdef.h"
+#include "chorus_task_state.h"
 
 //  One unit of work: a step, or one item of a for_each step
 typedef struct {

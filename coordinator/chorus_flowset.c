@@ -2,6 +2,7 @@
     per (definition name, business key), so a duplicate start is a no-op,
     and a bounded number of finished flows kept for status queries.
 */
+#include "chorus_flow.h"
 #include "chorus_flow_task.h"
 
 #include <czmq.h>
