@@ -8,6 +8,7 @@
 #include "chorus_flow.h"
 #include "chorus_journal.h"
 #include "chorus_json.h"
+#include "chorus_timers.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -57,13 +58,6 @@ s_record_destroy (void **item)
     }
 }
 
-//  A timer the engine asked for
-typedef struct {
-    uint64_t at;                //  when it fires (ms)
-    char *flow;                 //  the flow's id
-    char *key;                  //  the engine's timer key
-} s_timer_t;
-
 //  A command sent for a task, awaiting its reply
 typedef struct {
     chorus_coordinator_t *self; //  back to us
@@ -82,7 +76,7 @@ struct _chorus_coordinator_t {
     zhashx_t *journaled;        //  "name/version" of definitions in the journal
     chorus_flowset_t *flows;    //  every flow we run or ran
     zhashx_t *records;          //  flow id -> s_record_t, our part of its journal record
-    zlistx_t *timers;           //  s_timer_t, soonest first
+    chorus_timers_t *timers;    //  the timers the engine asked for, by flow and key
     chorus_actions_t actions;   //  journaled, waiting to be carried out
     zlistx_t *unpublished;      //  ids of flows with events to publish, oldest first
     char *store_dir;            //  the --store directory, named in messages
@@ -443,6 +437,9 @@ s_transition (chorus_coordinator_t *self, chorus_flow_t *flow, chorus_actions_t 
     if (chorus_flow_finished (flow))
         s_log (self, "flow %s %s", chorus_flow_id (flow),
                chorus_flow_state_name (chorus_flow_state (flow)));
+    //  Whatever timers it set are stale now: gone, not left to fire
+    if (chorus_flow_finished (flow))
+        chorus_timers_cancel_flow (self->timers, chorus_flow_id (flow));
     char *evicted = chorus_flowset_update (self->flows, flow);
     if (evicted) {
         s_forget (self, evicted);
@@ -465,25 +462,6 @@ static void s_on_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg);
 static void s_trace (chorus_coordinator_t *self, const char *correlation, uint64_t seq,
                      uint64_t time, const char *id, const char *topic, const char *service,
                      const char *instance, const char *causation);
-
-static void
-s_timer_destroy (void **item)
-{
-    s_timer_t *timer = (s_timer_t *) *item;
-    if (timer) {
-        free (timer->flow);
-        free (timer->key);
-        free (timer);
-        *item = NULL;
-    }
-}
-
-static int
-s_compare_timers (const void *a, const void *b)
-{
-    uint64_t x = ((const s_timer_t *) a)->at, y = ((const s_timer_t *) b)->at;
-    return x < y? -1: x > y;
-}
 
 static void
 s_sent_destroy (s_sent_t **sent_p)
@@ -535,11 +513,10 @@ s_act (chorus_coordinator_t *self, chorus_action_t *action, zlistx_t *failed)
     }
     else
     if (action->kind == CHORUS_ACTION_TIMER) {
-        s_timer_t *timer = (s_timer_t *) zmalloc (sizeof (s_timer_t));
-        timer->at = action->at;
-        timer->flow = strdup (action->flow);
-        timer->key = strdup (action->key);
-        zlistx_insert (self->timers, timer, true);
+        //  Asked for before the flow finished in the same round: stale
+        chorus_flow_t *flow = chorus_flowset_lookup (self->flows, action->flow);
+        if (flow && !chorus_flow_finished (flow))
+            chorus_timers_set (self->timers, action->flow, action->key, action->at);
     }
 }
 
@@ -800,18 +777,18 @@ static void
 s_fire_timers (chorus_coordinator_t *self)
 {
     uint64_t now = s_now ();
-    s_timer_t *timer;
-    while ((timer = (s_timer_t *) zlistx_first (self->timers)) && timer->at <= now) {
-        timer = (s_timer_t *) zlistx_detach (self->timers, NULL);
-        chorus_flow_t *flow = chorus_flowset_lookup (self->flows, timer->flow);
+    char *id, *key;
+    while (chorus_timers_pop (self->timers, now, &id, &key) == 0) {
+        chorus_flow_t *flow = chorus_flowset_lookup (self->flows, id);
         if (flow) {
             chorus_actions_t actions;
             chorus_actions_init (&actions);
-            if (chorus_flow_timer (flow, timer->key, now, &actions) == 0)
+            if (chorus_flow_timer (flow, key, now, &actions) == 0)
                 s_transition (self, flow, &actions);
             chorus_actions_clear (&actions);
         }
-        s_timer_destroy ((void **) &timer);
+        free (id);
+        free (key);
     }
 }
 
@@ -1227,9 +1204,7 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
     self->journaled = zhashx_new ();
     self->records = zhashx_new ();
     zhashx_set_destructor (self->records, s_record_destroy);
-    self->timers = zlistx_new ();
-    zlistx_set_destructor (self->timers, s_timer_destroy);
-    zlistx_set_comparator (self->timers, s_compare_timers);
+    self->timers = chorus_timers_new ();
     self->unpublished = zlistx_new ();
     zlistx_set_duplicator (self->unpublished, (zlistx_duplicator_fn *) strdup);
     zlistx_set_destructor (self->unpublished, (zlistx_destructor_fn *) zstr_free);
@@ -1303,7 +1278,7 @@ chorus_coordinator_destroy (chorus_coordinator_t **self_p)
     chorus_flowset_destroy (&self->flows);
     chorus_actions_clear (&self->actions);
     free (self->actions.items);
-    zlistx_destroy (&self->timers);
+    chorus_timers_destroy (&self->timers);
     zlistx_destroy (&self->unpublished);
     zhashx_destroy (&self->records);
     zhashx_destroy (&self->journaled);
@@ -1543,11 +1518,10 @@ chorus_coordinator_run (chorus_coordinator_t *self, int timeout_ms)
     int rc = 0;
     while (true) {
         int64_t wait = 100;
-        s_timer_t *timer = (s_timer_t *) zlistx_first (self->timers);
-        if (timer) {
+        uint64_t due = chorus_timers_due (self->timers);
+        if (due != UINT64_MAX) {
             uint64_t now = s_now ();
-            wait = timer->at <= now? 0: (int64_t) (timer->at - now) < wait?
-                   (int64_t) (timer->at - now): wait;
+            wait = due <= now? 0: (int64_t) (due - now) < wait? (int64_t) (due - now): wait;
         }
         if (end >= 0) {
             int64_t left = end - zclock_mono ();

@@ -22,5 +22,6 @@ libchorus_journal_la_SOURCES = coordinator/chorus_journal.c coordinator/chorus_j
 libchorus_journal_la_LIBADD = $(LEVELDB_LIBS) $(JANSSON_LIBS)
 
 #   The daemon's classes: journal and coordinator shell
-libchorus_coordinator_la_SOURCES += coordinator/chorus_coordinator.c coordinator/chorus_coordinator.h
+libchorus_coordinator_la_SOURCES += coordinator/chorus_coordinator.c coordinator/chorus_coordinator.h \
+    coordinator/chorus_timers.c coordinator/chorus_timers.h
 libchorus_coordinator_la_LIBADD += libchorus_journal.la $(LEVELDB_LIBS)

@@ -147,6 +147,11 @@ tests_test_flow_engine_runs_steps_LDADD = libchorus_coordinator.la $(TEST_LIBS) 
 EXTRA_DIST += tests/flow_fixtures.h
 tests_test_flow_engine_compensates_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 
+#   The coordinator's timer heap
+check_PROGRAMS += tests/test_timers_fire_in_order
+TESTS += tests/test_timers_fire_in_order
+tests_test_timers_fire_in_order_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+
 #   The coordinator, in-process with its services
 check_PROGRAMS += tests/test_coordinator_runs_flows
 TESTS += tests/test_coordinator_runs_flows

@@ -2,8 +2,11 @@
     durable (fsync per group commit): flows/s at saturation and p50/p99
     flow latency at half that load, beside a baseline measured in the same
     run — a plain client sending the same 3 commands in sequence per
-    "flow" through the same services, without a coordinator.
-    Usage: bench_flows [--flows N]
+    "flow" through the same services, without a coordinator. The same flows
+    with a flow `timeout:` run after those, then the flows without one once
+    more: a coordinator slows a little as its journal grows, so flows with
+    a timeout are compared with the mean of the runs either side of them.
+    Usage: bench_flows [--flows N] [--no-sync]
 */
 #include "chorus.h"
 
@@ -102,7 +105,7 @@ s_on_done (chorus_node_t *node, chorus_event_t *event, void *arg)
 }
 
 static void
-s_trigger (chorus_node_t *node, int n)
+s_trigger (chorus_node_t *node, const char *topic, int n)
 {
     char json [128];
     snprintf (json, sizeof (json), "{\"n\": %d, \"t\": %" PRId64 "}", n, s_now_us ());
@@ -112,14 +115,15 @@ s_trigger (chorus_node_t *node, int n)
     chorus_json_to_msgpack (json, strlen (json), 1024, &data, &size, error, sizeof (error));
     char key [32];
     snprintf (key, sizeof (key), "k%d", n);
-    chorus_node_publish (node, "bench.flow", key, data, size);
+    chorus_node_publish (node, topic, key, data, size);
     free (data);
 }
 
-//  Runs `count` flows, at most WINDOW in flight, or paced at `rate`
-//  flows/s when rate > 0; returns flows/s
+//  Runs `count` flows triggered by `topic`, at most WINDOW in flight, or
+//  paced at `rate` flows/s when rate > 0; returns flows/s
 static double
-s_run_flows (chorus_node_t *driver_node, driver_t *driver, int count, double rate)
+s_run_flows (chorus_node_t *driver_node, driver_t *driver, const char *topic, int count,
+             double rate)
 {
     driver->finished = 0;
     int64_t start = s_now_us ();
@@ -129,7 +133,7 @@ s_run_flows (chorus_node_t *driver_node, driver_t *driver, int count, double rat
         int64_t now = s_now_us ();
         while (started < count && started - driver->finished < WINDOW
            &&  (rate <= 0 || started < (now - start) * rate / 1e6)) {
-            s_trigger (driver_node, started);
+            s_trigger (driver_node, topic, started);
             started++;
         }
         zpoller_wait (poller, 1);
@@ -230,6 +234,15 @@ main (int argc, char **argv)
            "  - { id: c, service: step3, command: echo, input: $.steps.b.output, depends_on: [b] }\n"
            "emit: { completed: bench.done }\n", file);
     fclose (file);
+    //  The same flow with a deadline: a timer per flow, never reached
+    snprintf (path, sizeof (path), "%s/flows/bench-timeout.yaml", root);
+    file = fopen (path, "w");
+    fputs ("flow: bench-timeout\nversion: 1\ntrigger: bench.flow.timeout\ntimeout: 10m\nsteps:\n"
+           "  - { id: a, service: step1, command: echo, input: $.input }\n"
+           "  - { id: b, service: step2, command: echo, input: $.steps.a.output, depends_on: [a] }\n"
+           "  - { id: c, service: step3, command: echo, input: $.steps.b.output, depends_on: [b] }\n"
+           "emit: { completed: bench.done }\n", file);
+    fclose (file);
 
     char flows_dir [600], store [600];
     snprintf (flows_dir, sizeof (flows_dir), "%s/flows", root);
@@ -269,17 +282,27 @@ main (int argc, char **argv)
     pthread_create (&coordinator_thread, NULL, s_coordinator, &coordinator);
     //  Let the coordinator's trigger subscription reach the driver
     chorus_node_run (driver_node, 500);
-    double saturation = s_run_flows (driver_node, &driver, flows, 0);
+    double saturation = s_run_flows (driver_node, &driver, "bench.flow", flows, 0);
     int half = flows / 2 > 100? flows / 2: 100;
-    s_run_flows (driver_node, &driver, half, saturation / 2);
+    s_run_flows (driver_node, &driver, "bench.flow", half, saturation / 2);
     qsort (driver.latency, (size_t) driver.finished, sizeof (int64_t), s_compare);
     int64_t p50 = driver.finished? driver.latency [driver.finished / 2]: 0;
     int64_t p99 = driver.finished? driver.latency [(driver.finished * 99) / 100]: 0;
+    //  After the latency run, so that timers they leave cannot slow it;
+    //  flows without a timeout set no timer, so the run after is fair
+    double timed = s_run_flows (driver_node, &driver, "bench.flow.timeout", flows, 0);
+    double again = s_run_flows (driver_node, &driver, "bench.flow", flows, 0);
 
     printf ("%-52s %12s %12s %8s\n", "measure", "coordinator", "baseline", "ratio");
     printf ("%-52s %12.0f %12.0f %7.1f%%\n", sync? "3-step flows/s at saturation (journal fsync'd)":
             "3-step flows/s at saturation (journal not fsync'd)",
             saturation, baseline, 100 * saturation / baseline);
+    printf ("%-52s %12.0f %12.0f %7.1f%%\n", "the same with a flow timeout", timed, baseline,
+            100 * timed / baseline);
+    printf ("%-52s %12.0f %12.0f %7.1f%%\n", "the same without a timeout, once more", again,
+            baseline, 100 * again / baseline);
+    printf ("%-52s %12.1f%%\n", "flows/s with a timeout / the mean of those without",
+            200 * timed / (saturation + again));
     printf ("%-52s %12.1f\n", "flow latency p50 ms at half that load", p50 / 1000.0);
     printf ("%-52s %12.1f\n", "flow latency p99 ms at half that load", p99 / 1000.0);
     printf ("(baseline: the same 3 commands in sequence from a client, no coordinator)\n");
