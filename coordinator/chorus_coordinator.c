@@ -5,6 +5,7 @@
     flow started with stay with it.
 */
 #include "chorus_coordinator.h"
+#include "chorus_be64.h"
 #include "chorus_flow.h"
 #include "chorus_journal.h"
 #include "chorus_json.h"
@@ -446,15 +447,8 @@ s_transition (chorus_coordinator_t *self, chorus_flow_t *flow, chorus_actions_t 
         free (evicted);
     }
     //  Move the actions to our queue; they run after the journal commit
-    for (size_t i = 0; i < actions->size; i++) {
-        chorus_actions_t *queue = &self->actions;
-        if (queue->size == queue->max) {
-            queue->max = queue->max? queue->max * 2: 64;
-            queue->items = (chorus_action_t *) realloc (queue->items,
-                                                        queue->max * sizeof (chorus_action_t));
-        }
-        queue->items [queue->size++] = actions->items [i];
-    }
+    for (size_t i = 0; i < actions->size; i++)
+        *chorus_actions_push (&self->actions) = actions->items [i];
     actions->size = 0;
 }
 
@@ -886,21 +880,7 @@ s_on_flush (chorus_node_t *node, void *arg)
 #define S_TRACE_MARK 'T'
 #define S_TRACE_HEAD 17
 
-static void
-s_put_u64 (uint8_t *at, uint64_t value)
-{
-    for (int i = 7; i >= 0; i--, value >>= 8)
-        at [i] = (uint8_t) value;
-}
 
-static uint64_t
-s_get_u64 (const uint8_t *at)
-{
-    uint64_t value = 0;
-    for (int i = 0; i < 8; i++)
-        value = (value << 8) | at [i];
-    return value;
-}
 
 //  Records one event of a transaction's trace
 static void
@@ -917,8 +897,8 @@ s_trace (chorus_coordinator_t *self, const char *correlation, uint64_t seq, uint
     if (!entry)
         return;
     entry [0] = S_TRACE_MARK;
-    s_put_u64 (entry + 1, seq);
-    s_put_u64 (entry + 9, time);
+    chorus__put_be64 (entry + 1, seq);
+    chorus__put_be64 (entry + 9, time);
     size_t at = S_TRACE_HEAD;
     for (int i = 0; i < 5; i++)
         if (fields [i]) {
@@ -964,8 +944,8 @@ s_trace_json (const char *entry, size_t size)
     return json_pack ("{s:s, s:s?, s:s, s:s, s:s, s:I, s:I}", "id", fields [0],
                       "causation", fields [4], "topic", fields [1], "service", fields [2],
                       "instance", fields [3],
-                      "seq", (json_int_t) s_get_u64 ((const uint8_t *) entry + 1),
-                      "time", (json_int_t) s_get_u64 ((const uint8_t *) entry + 9));
+                      "seq", (json_int_t) chorus__get_be64 ((const uint8_t *) entry + 1),
+                      "time", (json_int_t) chorus__get_be64 ((const uint8_t *) entry + 9));
 }
 
 //  --------------------------------------------------------------------------

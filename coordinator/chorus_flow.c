@@ -96,19 +96,26 @@ chorus_actions_clear (chorus_actions_t *self)
     chorus_actions_init (self);
 }
 
+chorus_action_t *
+chorus_actions_push (chorus_actions_t *self)
+{
+    if (self->size == self->max) {
+        size_t max = self->max? self->max * 2: 8;
+        chorus_action_t *items = realloc (self->items, max * sizeof *items);
+        if (!items)
+            abort ();
+        self->items = items;
+        self->max = max;
+    }
+    chorus_action_t *action = &self->items [self->size++];
+    memset (action, 0, sizeof *action);
+    return action;
+}
+
 static chorus_action_t *
 s_push (chorus_actions_t *out, chorus_action_kind_t kind, chorus_flow_t *self)
 {
-    if (out->size == out->max) {
-        size_t max = out->max? out->max * 2: 8;
-        chorus_action_t *items = realloc (out->items, max * sizeof *items);
-        if (!items)
-            abort ();
-        out->items = items;
-        out->max = max;
-    }
-    chorus_action_t *action = &out->items [out->size++];
-    memset (action, 0, sizeof *action);
+    chorus_action_t *action = chorus_actions_push (out);
     action->kind = kind;
     action->flow = chorus__strdup (self->id);
     return action;

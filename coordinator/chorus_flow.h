@@ -61,6 +61,9 @@ void
 //  Frees the actions and empties the list
 void
     chorus_actions_clear (chorus_actions_t *self);
+//  A new action at the end of the list, zeroed; aborts when memory runs out
+chorus_action_t *
+    chorus_actions_push (chorus_actions_t *self);
 
 //  The outcome of one try of a command
 typedef struct {

@@ -11,6 +11,7 @@
     lost acknowledged work, and is refused.
 */
 #include "chorus_journal_private.h"
+#include "chorus_be64.h"
 
 #include <leveldb/c.h>
 #include <errno.h>
@@ -137,23 +138,7 @@ s_key (char *key, size_t max, char space, const char *first, const char *second)
     return length < 0? 0: (size_t) length < max? (size_t) length: max - 1;
 }
 
-static void
-s_put_u64 (char *at, uint64_t value)
-{
-    for (int i = 7; i >= 0; i--) {
-        at [i] = (char) (value & 0xff);
-        value >>= 8;
-    }
-}
 
-static uint64_t
-s_get_u64 (const char *at)
-{
-    uint64_t value = 0;
-    for (int i = 0; i < 8; i++)
-        value = (value << 8) | (uint8_t) at [i];
-    return value;
-}
 
 //  --------------------------------------------------------------------------
 //  Opening: a damaged journal is never taken for a new one
@@ -249,7 +234,7 @@ s_read_commits (chorus_journal_t *self, uint64_t *commits)
                                      "the record does not decode");
     }
     if (value)
-        *commits = s_get_u64 (value);
+        *commits = chorus__get_be64 (value);
     leveldb_free (value);
     return 0;
 }
@@ -460,14 +445,14 @@ chorus_journal_put_trace (chorus_journal_t *self, const char *correlation, uint6
     char key [512];
     size_t length = s_key (key, sizeof (key) - 80, 't', correlation, NULL);
     key [length++] = 0;
-    s_put_u64 (key + length, time);
+    chorus__put_be64 (key + length, time);
     length += 8;
     length += (size_t) snprintf (key + length, 70, "%s", event_id);
     leveldb_writebatch_put (self->batch, key, length, entry, size);
 
     char index [512];
     index [0] = 'x';
-    s_put_u64 (index + 1, time);
+    chorus__put_be64 (index + 1, time);
     memcpy (index + 9, key + 1, length - 1);
     leveldb_writebatch_put (self->batch, index, length + 8, "", 0);
     self->pending += 2;
@@ -486,7 +471,7 @@ chorus_journal_commit (chorus_journal_t *self)
     if (s_reopen (self))
         return -1;
     char count [8];
-    s_put_u64 (count, self->commits + 1);
+    chorus__put_be64 (count, self->commits + 1);
     leveldb_writebatch_put (self->batch, "c", 1, count, 8);
     char *leveldb_error = NULL;
     leveldb_write (self->db, self->promised? self->write: self->lazy, self->batch,
@@ -635,7 +620,7 @@ static int
 s_visit_expire (const char *key, size_t key_size, const char *value, size_t size, void *arg)
 {
     s_expire_t *expire = (s_expire_t *) arg;
-    if (key_size < 9 || s_get_u64 (key + 1) >= expire->before || expire->max-- == 0)
+    if (key_size < 9 || chorus__get_be64 (key + 1) >= expire->before || expire->max-- == 0)
         return 1;
     //  The entry's own key is 't' + what follows the time in the index
     char entry [512];

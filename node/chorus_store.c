@@ -10,6 +10,7 @@
     log (the head it was closed at is gone: refuse).
 */
 #include "chorus_store.h"
+#include "chorus_be64.h"
 
 #include <czmq.h>
 #include <leveldb/c.h>
@@ -105,29 +106,13 @@ static _Thread_local char s_error [768];
 //  --------------------------------------------------------------------------
 //  Encoding helpers
 
-static void
-s_put_u64 (char *buffer, uint64_t value)
-{
-    for (int i = 7; i >= 0; i--) {
-        buffer [i] = (char) (value & 0xFF);
-        value >>= 8;
-    }
-}
 
-static uint64_t
-s_get_u64 (const char *buffer)
-{
-    uint64_t value = 0;
-    for (int i = 0; i < 8; i++)
-        value = (value << 8) | (uint8_t) buffer [i];
-    return value;
-}
 
 static void
 s_event_key (char *key, uint64_t seq)
 {
     key [0] = S_NS_EVENT;
-    s_put_u64 (key + 1, seq);
+    chorus__put_be64 (key + 1, seq);
 }
 
 //  Returns a malloc'ed key: the namespace byte, then name (without its
@@ -350,7 +335,7 @@ s_get_u64_value (chorus_store_t *self, const char *key, size_t key_size, uint64_
     int rc = s_get (self, key, key_size, &value, &value_size);
     if (rc == 1) {
         if (value_size == 8)
-            *number = s_get_u64 (value);
+            *number = chorus__get_be64 (value);
         else
             rc = s_fail_corrupt (self, key, key_size);
         leveldb_free (value);
@@ -630,7 +615,7 @@ s_load_outbox (chorus_store_t *self)
             rc = s_fail_corrupt (self, key, key_size);
             break;
         }
-        last = s_get_u64 (key + 1);
+        last = chorus__get_be64 (key + 1);
         if (self->events == 0)
             self->first = last;
         self->events++;
@@ -802,7 +787,7 @@ s_open (const char *dir, bool inspect, bool repairing, char *error, size_t error
             self->head = start;
             self->epoch = epoch;
             char value [8];
-            s_put_u64 (value, start);
+            chorus__put_be64 (value, start);
             leveldb_put (self->db, self->synced, s_key_head, strlen (s_key_head), value,
                          sizeof (value), &leveldb_error);
             if (leveldb_error) {
@@ -849,7 +834,7 @@ chorus_store_destroy (chorus_store_t **self_p)
     //  the state file says so. Damage found on the way is never called clean.
     if (self->db && self->opened && !self->inspect && !atomic_load (&self->damaged)) {
         char value [8];
-        s_put_u64 (value, chorus_store_head (self));
+        chorus__put_be64 (value, chorus_store_head (self));
         char *leveldb_error = NULL;
         leveldb_put (self->db, self->synced, s_key_head, strlen (s_key_head), value,
                      sizeof (value), &leveldb_error);
@@ -923,7 +908,7 @@ chorus_store_census (chorus_store_t *self, chorus_store_census_t *census)
                     rc = s_fail_corrupt (self, key, key_size);
                     break;
                 }
-                uint64_t seq = s_get_u64 (key + 1);
+                uint64_t seq = chorus__get_be64 (key + 1);
                 //  Numbers missing between two events that are neither a
                 //  gap between epochs nor a loss a repair recorded
                 if (last && seq > last + 1) {
@@ -977,7 +962,7 @@ chorus_store_finish_repair (chorus_store_t *self)
     self->clean = false;
     self->missing.from = self->missing.to = 0;
     char value [8];
-    s_put_u64 (value, head);
+    chorus__put_be64 (value, head);
     char *leveldb_error = NULL;
     leveldb_put (self->db, self->synced, s_key_head, strlen (s_key_head), value,
                  sizeof (value), &leveldb_error);
@@ -1180,7 +1165,7 @@ chorus_store_append_batch (chorus_store_t *self, uint64_t first,
             self->value = value;
             self->value_size = 8 + entry->size;
         }
-        s_put_u64 (self->value, entry->timestamp);
+        chorus__put_be64 (self->value, entry->timestamp);
         if (entry->size)
             memcpy (self->value + 8, entry->body, entry->size);
         char key [S_EVENT_KEY_SIZE];
@@ -1192,13 +1177,13 @@ chorus_store_append_batch (chorus_store_t *self, uint64_t first,
             size_t id_key_size = 0;
             s_producer_key (entry->id, id_key, &id_key_size);
             char id_value [16];
-            s_put_u64 (id_value, entry->timestamp);
-            s_put_u64 (id_value + 8, first + i);
+            chorus__put_be64 (id_value, entry->timestamp);
+            chorus__put_be64 (id_value + 8, first + i);
             leveldb_writebatch_put (batch, id_key, id_key_size, id_value, sizeof (id_value));
         }
     }
     char head_value [8];
-    s_put_u64 (head_value, last);
+    chorus__put_be64 (head_value, last);
     leveldb_writebatch_put (batch, s_key_head, strlen (s_key_head), head_value,
                             sizeof (head_value));
     if (rc == 0)
@@ -1230,7 +1215,7 @@ chorus_store_producer_id (chorus_store_t *self, const char *id, uint64_t *seq)
     if (rc == 1) {
         if (value_size == 16) {
             if (seq)
-                *seq = s_get_u64 (value + 8);
+                *seq = chorus__get_be64 (value + 8);
         }
         else
             rc = s_fail_corrupt (self, key, key_size);
@@ -1254,7 +1239,7 @@ chorus_store_next (chorus_store_t *self, uint64_t seq, uint64_t *lost_from,
             size_t key_size;
             const char *key = leveldb_iter_key (iter, &key_size);
             if (key_size == S_EVENT_KEY_SIZE && key [0] == S_NS_EVENT)
-                found = s_get_u64 (key + 1);
+                found = chorus__get_be64 (key + 1);
         }
         if (s_iter_finish (self, iter) == -1)
             found = seq;        //  unknown: the caller sees the error
@@ -1323,11 +1308,11 @@ chorus_store_scan (chorus_store_t *self, uint64_t from, uint64_t to,
             rc = s_fail_corrupt (self, key, key_size);
             break;
         }
-        uint64_t seq = s_get_u64 (key + 1);
+        uint64_t seq = chorus__get_be64 (key + 1);
         if (seq > to)
             break;
         visited++;
-        if (fn (seq, s_get_u64 (value), value + 8, value_size - 8, arg))
+        if (fn (seq, chorus__get_be64 (value), value + 8, value_size - 8, arg))
             break;
     }
     if (s_iter_finish (self, iter) == -1)
@@ -1383,7 +1368,7 @@ chorus_store_trim (chorus_store_t *self, uint64_t below)
             rc = s_fail_corrupt (self, key, key_size);
             break;
         }
-        uint64_t seq = s_get_u64 (key + 1);
+        uint64_t seq = chorus__get_be64 (key + 1);
         if (seq >= below)
             break;
         leveldb_writebatch_delete (batch, key, key_size);
@@ -1450,9 +1435,9 @@ chorus_store_group_save (chorus_store_t *self, const char *group,
         free (key);
         return s_fail (self, "out of memory");
     }
-    s_put_u64 (value, record->since);
-    s_put_u64 (value + 8, record->flags);
-    s_put_u64 (value + 16, record->cursor);
+    chorus__put_be64 (value, record->since);
+    chorus__put_be64 (value + 8, record->flags);
+    chorus__put_be64 (value + 16, record->cursor);
     if (subs_size)
         memcpy (value + S_GROUP_VALUE_SIZE, record->subs, subs_size);
     int rc = s_put (self, key, key_size, value, S_GROUP_VALUE_SIZE + subs_size);
@@ -1464,9 +1449,9 @@ chorus_store_group_save (chorus_store_t *self, const char *group,
 static void
 s_group_decode (const char *value, chorus_store_group_t *record)
 {
-    record->since = s_get_u64 (value);
-    record->flags = s_get_u64 (value + 8);
-    record->cursor = s_get_u64 (value + 16);
+    record->since = chorus__get_be64 (value);
+    record->flags = chorus__get_be64 (value + 8);
+    record->cursor = chorus__get_be64 (value + 16);
     record->subs = NULL;
 }
 
@@ -1574,7 +1559,7 @@ s_inbox_key (const char *publisher, uint64_t seq, char *key, size_t *key_size)
         key [0] = S_NS_INBOX;
         memcpy (key + 1, publisher, length);
         key [1 + length] = 0;
-        s_put_u64 (key + 2 + length, seq);
+        chorus__put_be64 (key + 2 + length, seq);
         *key_size = 1 + length + 9;
     }
     return key;
@@ -1590,7 +1575,7 @@ chorus_store_inbox_add (chorus_store_t *self, const char *publisher, uint64_t se
     if (!key)
         return s_fail (self, "out of memory");
     char value [8];
-    s_put_u64 (value, now);
+    chorus__put_be64 (value, now);
     int rc = s_put (self, key, key_size, value, sizeof (value));
     if (key != buffer)
         free (key);
@@ -1629,7 +1614,7 @@ chorus_store_reply_save (chorus_store_t *self, const char *key, uint64_t now,
         free (value);
         return s_fail (self, "out of memory");
     }
-    s_put_u64 (value, now);
+    chorus__put_be64 (value, now);
     if (size)
         memcpy (value + 8, body, size);
     int rc = s_put (self, store_key, key_size, value, 8 + size);
@@ -1735,7 +1720,7 @@ chorus_store_inbox_expire (chorus_store_t *self, uint64_t before, size_t max)
             at_end = false;
             break;
         }
-        if (s_get_u64 (value) < before) {
+        if (chorus__get_be64 (value) < before) {
             leveldb_writebatch_delete (batch, key, key_size);
             deleted++;
         }
@@ -1779,7 +1764,7 @@ chorus_store_subscription (chorus_store_t *self, const char *prefix, uint64_t no
     if (rc == 0) {
         recorded = earliest? 0: now;
         char value [8];
-        s_put_u64 (value, recorded);
+        chorus__put_be64 (value, recorded);
         rc = s_put (self, key, key_size, value, sizeof (value));
     }
     else
