@@ -289,10 +289,11 @@ void
     chorus_cli_pool_destroy (chorus_cli_pool_t **self_p);
 //  Queue a job: shell (kept; unused with persistent) run with env and input
 //  (both taken; env may be NULL), after every earlier job of key (NULL:
-//  no order). 0, or -1 out of memory.
+//  no order); one still waiting at deadline (ms since the epoch, 0: none)
+//  ends unrun with error ETIMEDOUT. 0, or -1 out of memory.
 int
     chorus_cli_pool_add (chorus_cli_pool_t *self, const char *shell, zlist_t **env_p,
-                         char **input_p, const char *key, void *arg);
+                         char **input_p, const char *key, uint64_t deadline, void *arg);
 //  Dispatch the node and run the jobs its handlers add until interrupted;
 //  the jobs running then finish, those not started end unrun. Returns
 //  0, -1 when interrupted, -2 when the node's store is damaged.

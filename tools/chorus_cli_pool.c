@@ -21,6 +21,7 @@ typedef struct {
     zlist_t *env;               //  NAME=VALUE for its environment (one job)
     const char *shell;          //  what runs it (one job)
     char *key;                  //  jobs with the same key run in order; NULL: any order
+    uint64_t deadline;          //  not started after this (ms since the epoch); 0: none
     void *arg;                  //  the caller's
 } s_job_t;
 
@@ -98,7 +99,7 @@ chorus_cli_pool_destroy (chorus_cli_pool_t **self_p)
 
 int
 chorus_cli_pool_add (chorus_cli_pool_t *self, const char *shell, zlist_t **env_p, char **input_p,
-                     const char *key, void *arg)
+                     const char *key, uint64_t deadline, void *arg)
 {
     s_job_t *job = calloc (1, sizeof (s_job_t));
     char *key_copy = key? strdup (key): NULL;
@@ -115,6 +116,7 @@ chorus_cli_pool_add (chorus_cli_pool_t *self, const char *shell, zlist_t **env_p
         *env_p = NULL;
     job->shell = shell;
     job->key = key_copy;
+    job->deadline = deadline;
     job->arg = arg;
     zlistx_add_end (self->queue, job);
     return 0;
@@ -190,6 +192,14 @@ s_start_jobs (chorus_cli_pool_t *self)
         s_job_t *job = s_next_job (self);
         if (!job)
             break;
+        if (job->deadline && (uint64_t) zclock_time () > job->deadline) {
+            //  Its sender has given up on it: running it now would only
+            //  have effects nobody waits for
+            chorus_cli_result_t result = { .started = false, .error = ETIMEDOUT };
+            s_finish (self, &job, &result);
+            index--;
+            continue;
+        }
         int rc;
         if (self->persistent)
             rc = chorus_cli_child_write (worker->child, job->input, job->input_size);

@@ -281,6 +281,14 @@ s_command_done (void *job_arg, chorus_cli_result_t *result, void *arg)
     if (result->started)
         outcome = s_fill_reply (reply, &result->shell);
     else
+    if (result->error == ETIMEDOUT) {
+        //  Answered all the same, so that a retry with its key is not
+        //  taken for this one still running
+        chorus_reply_set_error (reply, "expired", "its deadline passed before a handler was free",
+                                true);
+        outcome = "expired";
+    }
+    else
     if (result->error) {
         chorus_reply_set_error (reply, "spawn-failed", strerror (result->error), true);
         outcome = "spawn-failed";
@@ -319,7 +327,8 @@ s_on_command (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *re
     pending->handler = handler;
     pending->started = zclock_mono ();
     pending->deferred = chorus_command_defer (command);
-    if (chorus_cli_pool_add (handler->bridge->pool, handler->shell, &env, &line, NULL, pending)) {
+    if (chorus_cli_pool_add (handler->bridge->pool, handler->shell, &env, &line, NULL,
+                             chorus_command_deadline (command), pending)) {
         chorus_reply_set_error (chorus_deferred_reply (pending->deferred), "no-memory",
                                 "out of memory", true);
         chorus_deferred_finish (node, &pending->deferred, 0);
@@ -455,7 +464,7 @@ s_on_event (chorus_node_t *node, chorus_event_t *event, void *arg)
     zlist_t *env = s_event_env (event);
     const char *key = chorus_event_key (event);
     pending->started = zclock_mono ();
-    if (chorus_cli_pool_add (self->pool, self->shell, &env, &input, key && *key? key: NULL,
+    if (chorus_cli_pool_add (self->pool, self->shell, &env, &input, key && *key? key: NULL, 0,
                              pending)) {
         chorus_cli_error (&self->cli, "out of memory");
         free (pending);
