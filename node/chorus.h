@@ -512,6 +512,34 @@ CHORUS_EXPORT const char *chorus_reply_message (chorus_reply_t *self);     //  N
 CHORUS_EXPORT bool chorus_reply_retryable (chorus_reply_t *self);
 CHORUS_EXPORT const char *chorus_reply_command_id (chorus_reply_t *self);   //  the command's id
 
+//  --------------------------------------------------------------------------
+//  Results given later, so that a handler can hand its work to another
+//  process or thread and the node's thread goes on with the next message.
+//  Inside a handler, chorus_event_defer (its return value is then ignored)
+//  or chorus_command_defer (the handler's reply is not sent) keep the
+//  message; the result leaves when the program, in the node's thread,
+//  calls chorus_deferred_finish. An event handler that defers is the last
+//  handler the event runs. Finish or destroy every deferred result before
+//  the node is destroyed; one destroyed unfinished sends nothing (the
+//  event comes again after the acknowledgement timeout; the command's
+//  sender times out).
+
+typedef struct _chorus_deferred_t chorus_deferred_t;
+
+CHORUS_EXPORT chorus_deferred_t *chorus_event_defer (chorus_event_t *event);
+CHORUS_EXPORT chorus_deferred_t *chorus_command_defer (chorus_command_t *command);
+//  The message kept: an event for chorus_event_defer, else NULL
+CHORUS_EXPORT chorus_event_t *chorus_deferred_event (chorus_deferred_t *self);
+//  The command kept and the reply to fill: for chorus_command_defer, else NULL
+CHORUS_EXPORT chorus_command_t *chorus_deferred_command (chorus_deferred_t *self);
+CHORUS_EXPORT chorus_reply_t *chorus_deferred_reply (chorus_deferred_t *self);
+//  Send the result: for an event, status 0 acknowledges it and non-zero
+//  rejects it (as an event handler's return value); for a command, the
+//  reply as filled (status is ignored). Destroys the deferred result.
+CHORUS_EXPORT void chorus_deferred_finish (chorus_node_t *node, chorus_deferred_t **self_p,
+                                           int status);
+CHORUS_EXPORT void chorus_deferred_destroy (chorus_deferred_t **self_p);
+
 #ifdef __cplusplus
 }
 #endif

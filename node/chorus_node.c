@@ -963,7 +963,7 @@ s_results_age (chorus_node_t *self)
 static int
 s_run_event (chorus_node_t *self, chorus_msg_t *msg)
 {
-    chorus_event_t view = {msg};
+    chorus_event_t view = {msg, NULL};
     int status = CHORUS_ACK_HANDLED, ran = 0;
     self->context_correlation = chorus_msg_correlation (msg);
     self->context_id = chorus_msg_id (msg);
@@ -972,20 +972,24 @@ s_run_event (chorus_node_t *self, chorus_msg_t *msg)
         if (!chorus__prefix_match (handler->name, chorus_msg_topic (msg)))
             continue;
         ran++;
-        if (((chorus_event_fn *) handler->fn) (self, &view, handler->arg)) {
+        int rc = ((chorus_event_fn *) handler->fn) (self, &view, handler->arg);
+        if (view.deferred)
+            break;      //  its result comes with chorus_deferred_finish
+        if (rc) {
             status = CHORUS_ACK_REJECTED;
             break;      //  it comes again, and every handler runs again
         }
     }
     self->context_correlation = self->context_id = NULL;
-    s_result (self, 'A', (uint32_t) status, msg, NULL);
+    if (!view.deferred)
+        s_result (self, 'A', (uint32_t) status, msg, NULL);
     return ran;
 }
 
 static int
 s_run_observed (chorus_node_t *self, chorus_msg_t *msg)
 {
-    chorus_event_t view = {msg};
+    chorus_event_t view = {msg, NULL};
     int ran = 0;
     for (s_handler_t *handler = (s_handler_t *) zlistx_first (self->observers); handler;
          handler = (s_handler_t *) zlistx_next (self->observers))
@@ -1005,7 +1009,7 @@ s_run_command (chorus_node_t *self, chorus_msg_t *msg, const char *sender)
     chorus_msg_t *reply = chorus_msg_new (CHORUS_MSG_REPLY);
     chorus_msg_set_id (reply, "-");     //  the engine gives it its id
     chorus_reply_t reply_view = {reply, 0, chorus_msg_id (msg), NULL, NULL};
-    chorus_command_t view = {msg, sender};
+    chorus_command_t view = {msg, sender, &reply_view, NULL};
     s_handler_t *handler = (s_handler_t *) zhashx_lookup (self->commands, chorus_msg_name (msg));
     if (handler) {
         self->context_correlation = chorus_msg_correlation (msg);
@@ -1015,7 +1019,8 @@ s_run_command (chorus_node_t *self, chorus_msg_t *msg, const char *sender)
     }
     else
         chorus_reply_set_error (&reply_view, "unknown-command", "no handler", false);
-    s_result (self, 'Y', 0, msg, reply);
+    if (!view.deferred)
+        s_result (self, 'Y', 0, msg, reply);
     return handler? 1: 0;
 }
 
@@ -1200,6 +1205,94 @@ chorus_node_dispatch (chorus_node_t *self)
     }
     s_results_send (self);
     return ran;
+}
+
+//  --------------------------------------------------------------------------
+//  Results given later
+
+chorus_deferred_t *
+chorus_event_defer (chorus_event_t *event)
+{
+    assert (event);
+    if (event->deferred)
+        return event->deferred;
+    chorus_deferred_t *self = (chorus_deferred_t *) zmalloc (sizeof (chorus_deferred_t));
+    self->kind = 'A';
+    self->event.msg = event->msg;
+    event->deferred = self;
+    return self;
+}
+
+chorus_deferred_t *
+chorus_command_defer (chorus_command_t *command)
+{
+    assert (command);
+    if (command->deferred)
+        return command->deferred;
+    chorus_deferred_t *self = (chorus_deferred_t *) zmalloc (sizeof (chorus_deferred_t));
+    self->kind = 'Y';
+    snprintf (self->sender, sizeof (self->sender), "%s", command->sender? command->sender: "");
+    self->command.msg = command->msg;
+    self->command.sender = self->sender;
+    //  The reply's view points into the command, which the deferred result now holds
+    self->reply = *command->reply;
+    self->command.reply = &self->reply;
+    command->deferred = self;
+    return self;
+}
+
+chorus_event_t *
+chorus_deferred_event (chorus_deferred_t *self)
+{
+    assert (self);
+    return self->kind == 'A'? &self->event: NULL;
+}
+
+chorus_command_t *
+chorus_deferred_command (chorus_deferred_t *self)
+{
+    assert (self);
+    return self->kind == 'Y'? &self->command: NULL;
+}
+
+chorus_reply_t *
+chorus_deferred_reply (chorus_deferred_t *self)
+{
+    assert (self);
+    return self->kind == 'Y'? &self->reply: NULL;
+}
+
+void
+chorus_deferred_finish (chorus_node_t *node, chorus_deferred_t **self_p, int status)
+{
+    assert (node);
+    assert (self_p);
+    chorus_deferred_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->kind == 'A')
+        s_result (node, 'A', status? CHORUS_ACK_REJECTED: CHORUS_ACK_HANDLED, self->event.msg,
+                  NULL);
+    else
+        s_result (node, 'Y', 0, self->command.msg, self->reply.msg);
+    //  Outside a dispatch nothing else would send it soon
+    s_results_send (node);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+chorus_deferred_destroy (chorus_deferred_t **self_p)
+{
+    assert (self_p);
+    chorus_deferred_t *self = *self_p;
+    if (!self)
+        return;
+    chorus_msg_destroy (&self->event.msg);
+    chorus_msg_destroy (&self->command.msg);
+    chorus_msg_destroy (&self->reply.msg);
+    free (self);
+    *self_p = NULL;
 }
 
 void *

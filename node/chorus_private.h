@@ -198,11 +198,14 @@ void
 //  Views handed to handlers; they wrap a decoded message
 struct _chorus_event_t {
     chorus_msg_t *msg;          //  the EVENT
+    chorus_deferred_t *deferred;    //  set by chorus_event_defer
 };
 
 struct _chorus_command_t {
     chorus_msg_t *msg;          //  the COMMAND
     const char *sender;         //  the sender's service
+    chorus_reply_t *reply;      //  the reply being built
+    chorus_deferred_t *deferred;    //  set by chorus_command_defer
 };
 
 struct _chorus_reply_t {
@@ -211,6 +214,15 @@ struct _chorus_reply_t {
     const char *command_id;     //  id of the command answered
     const char *local_code;     //  code of a local failure
     const char *local_message;  //  message of a local failure
+};
+
+//  A result that a handler gives later (chorus_event_defer, chorus_command_defer)
+struct _chorus_deferred_t {
+    char kind;                  //  'A' an event's acknowledgement, 'Y' a command's reply
+    chorus_event_t event;       //  'A': the EVENT, its msg owned
+    chorus_command_t command;   //  'Y': the COMMAND, its msg owned
+    char sender [128];          //  'Y': the sender's service, for command.sender
+    chorus_reply_t reply;       //  'Y': the REPLY being built, its msg owned
 };
 
 #endif

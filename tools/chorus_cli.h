@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 //  Exit statuses every subcommand shares; each adds its own above these
 #define CHORUS_CLI_OK 0
@@ -205,6 +206,102 @@ int
 //  Free what a result holds
 void
     chorus_cli_shell_release (chorus_cli_shell_t *result);
+//  A child the caller polls among other things, so that several run at
+//  once and none holds up the node's thread. Flags: CAPTURE collects its
+//  stdout and stderr (else they are ours); LINES keeps its stdin open
+//  after the input is written, for more (chorus_cli_child_write), and
+//  pipes its stdout for chorus_cli_child_line.
+typedef struct _chorus_cli_child_t chorus_cli_child_t;
+#define CHORUS_CLI_CHILD_CAPTURE 1
+#define CHORUS_CLI_CHILD_LINES 2
+//  Most poll items a child needs
+#define CHORUS_CLI_CHILD_ITEMS 4
+
+//  Start /bin/sh -c command as chorus_cli_shell_run does, without waiting;
+//  NULL with errno when it could not be started
+chorus_cli_child_t *
+    chorus_cli_child_new (const char *command, zlist_t *env, const char *input,
+                          size_t input_size, int flags);
+//  More input for a LINES child's stdin; 0, or -1 once its stdin is closed
+int
+    chorus_cli_child_write (chorus_cli_child_t *self, const char *data, size_t size);
+//  Fill items (room for CHORUS_CLI_CHILD_ITEMS) with what to poll; returns
+//  how many
+int
+    chorus_cli_child_items (chorus_cli_child_t *self, zmq_pollitem_t *items);
+//  False when the child's exit cannot be polled (no pidfd): the caller
+//  then polls with a short timeout and calls chorus_cli_child_service
+bool
+    chorus_cli_child_polled (chorus_cli_child_t *self);
+//  Move what the polled items say is ready and reap the child if it has
+//  exited; returns chorus_cli_child_done
+bool
+    chorus_cli_child_service (chorus_cli_child_t *self, zmq_pollitem_t *items, int count);
+//  True once the child has exited and (unless LINES) closed its output
+bool
+    chorus_cli_child_done (chorus_cli_child_t *self);
+//  A LINES child's next complete stdout line without its newline (free
+//  it), or NULL while none has come
+char *
+    chorus_cli_child_line (chorus_cli_child_t *self);
+//  True when its stdout went past what is kept (a line too long)
+bool
+    chorus_cli_child_overflow (chorus_cli_child_t *self);
+//  SIGKILL it, unless reaped
+void
+    chorus_cli_child_kill (chorus_cli_child_t *self);
+//  Once done: its status and output, as chorus_cli_shell_run gives them
+//  (release result)
+void
+    chorus_cli_child_result (chorus_cli_child_t *self, chorus_cli_shell_t *result);
+pid_t
+    chorus_cli_child_pid (chorus_cli_child_t *self);
+//  Close our ends and reap it (a child still running after its stdin is
+//  closed gets two seconds, then SIGKILL)
+void
+    chorus_cli_child_destroy (chorus_cli_child_t **self_p);
+
+//  Handler processes (chorus_cli_pool.c): a job per message, at most N
+//  running at once, jobs with the same key one at a time and in the order
+//  added; polled with the node's socket in chorus_cli_pool_run
+
+typedef struct _chorus_cli_pool_t chorus_cli_pool_t;
+
+//  How a job ended
+typedef struct {
+    bool started;                   //  false: not run (the pool stopped first, or error)
+    int error;                      //  errno when it could not be started, else 0
+    chorus_cli_shell_t shell;       //  one child per job: what it did; long-lived
+                                    //  children: status of one that died mid-job
+    char *line;                     //  long-lived children: the reply line; NULL when
+                                    //  the child died before it answered
+} chorus_cli_result_t;
+
+//  Called in the node's thread as each job ends; result is freed after
+typedef void (chorus_cli_pool_fn) (void *job_arg, chorus_cli_result_t *result, void *arg);
+
+//  size children at most; persistent: the command of size long-lived
+//  children taking one request line each on stdin and answering with one
+//  line on stdout (NULL: a child per job, capture as for
+//  chorus_cli_shell_run)
+chorus_cli_pool_t *
+    chorus_cli_pool_new (int size, const char *persistent, bool capture, chorus_cli_pool_fn *done,
+                         void *arg);
+void
+    chorus_cli_pool_destroy (chorus_cli_pool_t **self_p);
+//  Queue a job: shell (kept; unused with persistent) run with env and input
+//  (both taken; env may be NULL), after every earlier job of key (NULL:
+//  no order); one still waiting at deadline (ms since the epoch, 0: none)
+//  ends unrun with error ETIMEDOUT. 0, or -1 out of memory.
+int
+    chorus_cli_pool_add (chorus_cli_pool_t *self, const char *shell, zlist_t **env_p,
+                         char **input_p, const char *key, uint64_t deadline, void *arg);
+//  Dispatch the node and run the jobs its handlers add until interrupted;
+//  the jobs running then finish, those not started end unrun. Returns
+//  0, -1 when interrupted, -2 when the node's store is damaged.
+int
+    chorus_cli_pool_run (chorus_cli_pool_t *self, chorus_node_t *node);
+
 //  Strip leading and trailing white space in place; returns the new length
 size_t
     chorus_cli_trim (char *text, size_t size);

@@ -1,6 +1,7 @@
 /*  chorus_cli_shell.c — runs a shell command as a handler for `chorus serve`
     and `chorus on`: input on its stdin, its stdout and stderr collected
-    together through poll so that neither pipe can fill up and deadlock us.
+    together through poll so that neither pipe can fill up and deadlock us;
+    either waiting for it, or as a child the caller polls among others.
 */
 //  pipe2 and O_CLOEXEC pipes, so that no other child inherits our ends
 #define _GNU_SOURCE
@@ -14,6 +15,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,7 +74,7 @@ s_environment (zlist_t *env)
     size_t count = 0;
     while (environ [count])
         count++;
-    char **result = calloc (count + zlist_size (env) + 1, sizeof (char *));
+    char **result = calloc (count + (env? zlist_size (env): 0) + 1, sizeof (char *));
     if (!result)
         return NULL;
     size_t used = 0;
@@ -80,12 +82,12 @@ s_environment (zlist_t *env)
         const char *entry = environ [index];
         size_t name_size = strcspn (entry, "=");
         bool replaced = false;
-        for (char *ours = zlist_first (env); ours && !replaced; ours = zlist_next (env))
+        for (char *ours = env? zlist_first (env): NULL; ours && !replaced; ours = zlist_next (env))
             replaced = strncmp (ours, entry, name_size + 1) == 0;
         if (!replaced)
             result [used++] = (char *) entry;
     }
-    for (char *ours = zlist_first (env); ours; ours = zlist_next (env))
+    for (char *ours = env? zlist_first (env): NULL; ours; ours = zlist_next (env))
         result [used++] = ours;
     return result;
 }
@@ -282,4 +284,267 @@ chorus_cli_shell_release (chorus_cli_shell_t *result)
 {
     zstr_free (&result->out);
     zstr_free (&result->err);
+}
+
+//  --------------------------------------------------------------------------
+//  A child the caller polls
+
+struct _chorus_cli_child_t {
+    pid_t pid;                  //  the child
+    int pidfd;                  //  readable once it has exited; -1 where the kernel has none
+    int status;                 //  its exit status once reaped, else -1
+    int in;                     //  our end of its stdin, -1 once closed
+    char *input;                //  bytes still to write to its stdin
+    size_t input_size;          //  bytes in input
+    size_t written;             //  bytes of input written
+    bool keep_open;             //  stdin stays open once input is written
+    s_sink_t out;               //  its stdout, when captured
+    s_sink_t err;               //  its stderr, when captured
+};
+
+chorus_cli_child_t *
+chorus_cli_child_new (const char *command, zlist_t *env, const char *input, size_t input_size,
+                      int flags)
+{
+    bool capture = (flags & CHORUS_CLI_CHILD_CAPTURE) != 0;
+    chorus_cli_child_t *self = calloc (1, sizeof (chorus_cli_child_t));
+    char *copy = malloc (input_size + 1);
+    char **envp = s_environment (env);
+    int in [2], out [2], err [2];
+    if (!self || !copy || !envp || s_pipes (in, out, err, capture)) {
+        int saved = envp && copy && self? errno: ENOMEM;
+        if (envp && copy && self)
+            s_close_all (in, out, err);
+        free (self);
+        free (copy);
+        free (envp);
+        errno = saved;
+        return NULL;
+    }
+    if (!capture && (flags & CHORUS_CLI_CHILD_LINES)) {
+        //  A long-lived child answers on stdout; its stderr stays ours
+        if (pipe2 (out, O_CLOEXEC)) {
+            int saved = errno;
+            s_close_all (in, out, err);
+            free (self);
+            free (copy);
+            free (envp);
+            errno = saved;
+            return NULL;
+        }
+    }
+    memcpy (copy, input, input_size);
+    fflush (stdout);
+    fflush (stderr);
+    int rc = s_spawn (command, envp, in [0], out [1], err [1], &self->pid);
+    free (envp);
+    s_close (&in [0]);
+    s_close (&out [1]);
+    s_close (&err [1]);
+    if (rc) {
+        s_close_all (in, out, err);
+        free (self);
+        free (copy);
+        errno = rc;
+        return NULL;
+    }
+    self->pidfd = (int) syscall (SYS_pidfd_open, self->pid, 0);
+    if (self->pidfd >= 0)
+        fcntl (self->pidfd, F_SETFD, FD_CLOEXEC);
+    self->status = -1;
+    self->in = in [1];
+    self->input = copy;
+    self->input_size = input_size;
+    self->keep_open = (flags & CHORUS_CLI_CHILD_LINES) != 0;
+    if (self->input_size == 0 && !self->keep_open)
+        s_close (&self->in);
+    //  Lines of a long-lived child are taken as they come: no cap but one line's
+    self->out = (s_sink_t) { .fd = out [0], .max = S_OUT_MAX };
+    self->err = (s_sink_t) { .fd = err [0], .max = S_ERR_MAX };
+    return self;
+}
+
+int
+chorus_cli_child_write (chorus_cli_child_t *self, const char *data, size_t size)
+{
+    if (self->in < 0) {
+        errno = EPIPE;
+        return -1;
+    }
+    size_t left = self->input_size - self->written;
+    char *input = malloc (left + size + 1);
+    if (!input)
+        return -1;
+    memcpy (input, self->input + self->written, left);
+    memcpy (input + left, data, size);
+    free (self->input);
+    self->input = input;
+    self->input_size = left + size;
+    self->written = 0;
+    return 0;
+}
+
+int
+chorus_cli_child_items (chorus_cli_child_t *self, zmq_pollitem_t *items)
+{
+    int count = 0;
+    if (self->in >= 0 && self->written < self->input_size)
+        items [count++] = (zmq_pollitem_t) { NULL, self->in, ZMQ_POLLOUT, 0 };
+    if (self->out.fd >= 0)
+        items [count++] = (zmq_pollitem_t) { NULL, self->out.fd, ZMQ_POLLIN, 0 };
+    if (self->err.fd >= 0)
+        items [count++] = (zmq_pollitem_t) { NULL, self->err.fd, ZMQ_POLLIN, 0 };
+    if (self->status < 0 && self->pidfd >= 0)
+        items [count++] = (zmq_pollitem_t) { NULL, self->pidfd, ZMQ_POLLIN, 0 };
+    return count;
+}
+
+bool
+chorus_cli_child_polled (chorus_cli_child_t *self)
+{
+    return self->status >= 0 || self->pidfd >= 0;
+}
+
+//  As s_feed, but a long-lived child's stdin stays open for the next request
+static void
+s_child_feed (chorus_cli_child_t *self)
+{
+    ssize_t done = write (self->in, self->input + self->written, self->input_size - self->written);
+    if (done < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (done < 0) {
+        self->written = self->input_size;
+        s_close (&self->in);
+        return;
+    }
+    self->written += (size_t) done;
+    if (self->written == self->input_size && !self->keep_open)
+        s_close (&self->in);
+}
+
+//  Reaps the child if it has exited, without waiting
+static void
+s_child_reap (chorus_cli_child_t *self)
+{
+    if (self->status >= 0)
+        return;
+    int status;
+    pid_t done = waitpid (self->pid, &status, WNOHANG);
+    if (done == self->pid)
+        self->status = WIFEXITED (status)? WEXITSTATUS (status): 128 + WTERMSIG (status);
+    else
+    if (done < 0 && errno != EINTR)
+        self->status = 127;
+    if (self->status >= 0)
+        s_close (&self->pidfd);
+}
+
+bool
+chorus_cli_child_service (chorus_cli_child_t *self, zmq_pollitem_t *items, int count)
+{
+    for (int index = 0; index < count; index++) {
+        if (!items [index].revents)
+            continue;
+        int fd = items [index].fd;
+        if (fd == self->in)
+            s_child_feed (self);
+        else
+        if (fd == self->out.fd)
+            s_sink_read (&self->out);
+        else
+        if (fd == self->err.fd)
+            s_sink_read (&self->err);
+    }
+    s_child_reap (self);
+    return chorus_cli_child_done (self);
+}
+
+bool
+chorus_cli_child_done (chorus_cli_child_t *self)
+{
+    if (self->keep_open)
+        return self->status >= 0;
+    return self->status >= 0 && self->out.fd < 0 && self->err.fd < 0;
+}
+
+char *
+chorus_cli_child_line (chorus_cli_child_t *self)
+{
+    char *end = self->out.data? memchr (self->out.data, '\n', self->out.size): NULL;
+    if (!end)
+        return NULL;
+    size_t size = (size_t) (end - self->out.data);
+    char *line = malloc (size + 1);
+    if (!line)
+        return NULL;
+    memcpy (line, self->out.data, size);
+    line [size] = 0;
+    memmove (self->out.data, end + 1, self->out.size - size - 1);
+    self->out.size -= size + 1;
+    self->out.data [self->out.size] = 0;
+    self->out.overflow = false;
+    return line;
+}
+
+bool
+chorus_cli_child_overflow (chorus_cli_child_t *self)
+{
+    return self->out.overflow;
+}
+
+void
+chorus_cli_child_kill (chorus_cli_child_t *self)
+{
+    if (self->status < 0)
+        kill (self->pid, SIGKILL);
+}
+
+void
+chorus_cli_child_result (chorus_cli_child_t *self, chorus_cli_shell_t *result)
+{
+    memset (result, 0, sizeof (*result));
+    result->status = self->status;
+    result->out = self->out.data;
+    result->out_size = self->out.size;
+    result->out_overflow = self->out.overflow;
+    result->err = self->err.data;
+    result->err_size = self->err.size;
+    self->out.data = self->err.data = NULL;
+    self->out.size = self->err.size = 0;
+}
+
+pid_t
+chorus_cli_child_pid (chorus_cli_child_t *self)
+{
+    return self->pid;
+}
+
+void
+chorus_cli_child_destroy (chorus_cli_child_t **self_p)
+{
+    chorus_cli_child_t *self = *self_p;
+    if (!self)
+        return;
+    s_close (&self->in);
+    s_close (&self->out.fd);
+    s_close (&self->err.fd);
+    //  Closing its stdin asks a long-lived child to end; one that does not
+    //  within two seconds is killed, and reaped either way
+    for (int tries = 0; self->status < 0 && tries < 200; tries++) {
+        s_child_reap (self);
+        if (self->status < 0)
+            usleep (10 * 1000);
+    }
+    if (self->status < 0) {
+        kill (self->pid, SIGKILL);
+        int status;
+        while (waitpid (self->pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    }
+    s_close (&self->pidfd);
+    free (self->out.data);
+    free (self->err.data);
+    free (self->input);
+    free (self);
+    *self_p = NULL;
 }

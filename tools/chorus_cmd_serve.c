@@ -19,32 +19,48 @@ enum {
     S_OPT_HANDLE = CHORUS_CLI_OPT_OWN,
     S_OPT_GROUP,
     S_OPT_EXEC,
-    S_OPT_EARLIEST
+    S_OPT_EARLIEST,
+    S_OPT_WORKERS
 };
+
+//  Most --workers
+#define S_WORKERS_MAX 256
+
+typedef struct _s_bridge_t s_bridge_t;
 
 //  One --handle COMMAND=SHELL-COMMAND
 typedef struct {
     char *command;                  //  the command's name
     const char *shell;              //  what runs it, in the same allocation
-    bool verbose;                   //  --verbose
+    s_bridge_t *bridge;             //  the run it belongs to
 } s_handler_t;
 
 //  One run of either subcommand
-typedef struct {
+struct _s_bridge_t {
     chorus_cli_t cli;               //  shared options
     const char *target;             //  serve: SERVICE; on: TOPIC-PREFIX
     zlist_t *handlers;              //  serve: s_handler_t, one per --handle
     const char *group;              //  on: --group
     const char *shell;              //  on: --exec
     bool earliest;                  //  on: --earliest
+    int workers;                    //  --workers: handlers running at once
     chorus_node_t *node;            //  our node
-} s_bridge_t;
+    chorus_cli_pool_t *pool;        //  the handlers' processes
+};
+
+//  A message handed to the pool, answered when its job ends
+typedef struct {
+    chorus_deferred_t *deferred;    //  the event or command, and its reply
+    s_handler_t *handler;           //  serve: the command's --handle
+    int64_t started;                //  when it came (zclock_mono)
+} s_pending_t;
 
 //  --------------------------------------------------------------------------
 //  Options
 
 static const struct option s_serve_options [] = {
     { "handle", required_argument, NULL, S_OPT_HANDLE },
+    { "workers", required_argument, NULL, S_OPT_WORKERS },
     CHORUS_CLI_MESH_OPTIONS,
     { NULL, 0, NULL, 0 }
 };
@@ -53,6 +69,7 @@ static const struct option s_on_options [] = {
     { "group", required_argument, NULL, S_OPT_GROUP },
     { "exec", required_argument, NULL, S_OPT_EXEC },
     { "earliest", no_argument, NULL, S_OPT_EARLIEST },
+    { "workers", required_argument, NULL, S_OPT_WORKERS },
     CHORUS_CLI_MESH_OPTIONS,
     { NULL, 0, NULL, 0 }
 };
@@ -73,7 +90,10 @@ s_serve_usage (FILE *out)
         "reply with code exit-N and its stderr as the message (retryable);\n"
         "stdout that is not JSON is an error reply with code bad-output.\n"
         "\n"
+        "\n"
         "  --handle COMMAND=SHELL-COMMAND   handle COMMAND; repeatable\n"
+        "  --workers N                      run up to N handlers at once, in any order\n"
+        "                                   (default 1: one after the other)\n"
         "  --verbose                        also print a line per command handled\n");
     chorus_cli_print_mesh_help (out, "$XDG_DATA_HOME/chorus/serve-SERVICE");
 }
@@ -101,6 +121,8 @@ s_on_usage (FILE *out)
         "  --exec SHELL-COMMAND   what to run for each event; required\n"
         "  --earliest             a group new to this store starts with the oldest\n"
         "                         retained events, not with the next one published\n"
+        "  --workers N            run up to N handlers at once (default 1); events\n"
+        "                         with the same key still run one at a time, in order\n"
         "  --verbose              also print a line per event handled\n");
     chorus_cli_print_mesh_help (out, "$XDG_DATA_HOME/chorus/on-GROUP");
 }
@@ -131,6 +153,7 @@ s_add_handler (s_bridge_t *self, const char *text)
     command [equals - text] = 0;
     handler->command = command;
     handler->shell = command + (equals - text) + 1;
+    handler->bridge = self;
     zlist_append (self->handlers, handler);
     zlist_freefn (self->handlers, handler, s_handler_destroy, true);
     for (s_handler_t *other = zlist_first (self->handlers); other != handler;
@@ -148,6 +171,13 @@ s_option (s_bridge_t *self, int opt, char **argv)
         case S_OPT_GROUP: self->group = optarg; break;
         case S_OPT_EXEC: self->shell = optarg; break;
         case S_OPT_EARLIEST: self->earliest = true; break;
+        case S_OPT_WORKERS: {
+            long long workers;
+            if (chorus_cli_parse_int (&self->cli, "--workers", optarg, 1, S_WORKERS_MAX, &workers))
+                return CHORUS_CLI_USAGE;
+            self->workers = (int) workers;
+            break;
+        }
         default: return chorus_cli_option (&self->cli, opt, argv);
     }
     return CHORUS_CLI_CONTINUE;
@@ -239,38 +269,73 @@ s_command_env (chorus_command_t *command)
     return env;
 }
 
+//  A command's job has ended: its reply leaves
 static void
-s_on_command (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
+s_command_done (void *job_arg, chorus_cli_result_t *result, void *arg)
 {
-    (void) node;
-    s_handler_t *handler = (s_handler_t *) arg;
-    int64_t started = zclock_mono ();
-    char *input = chorus_json_payload_text (chorus_command_payload (command),
-                                            chorus_command_size (command), 0);
-    char *line = input? zsys_sprintf ("%s\n", input): NULL;
-    zlist_t *env = s_command_env (command);
-    chorus_cli_shell_t result;
+    s_bridge_t *self = (s_bridge_t *) arg;
+    s_pending_t *pending = (s_pending_t *) job_arg;
+    chorus_command_t *command = chorus_deferred_command (pending->deferred);
+    chorus_reply_t *reply = chorus_deferred_reply (pending->deferred);
     const char *outcome;
-    if (!line) {
-        chorus_reply_set_error (reply, "no-memory", "out of memory", true);
-        outcome = "failed";
+    if (result->started)
+        outcome = s_fill_reply (reply, &result->shell);
+    else
+    if (result->error == ETIMEDOUT) {
+        //  Answered all the same, so that a retry with its key is not
+        //  taken for this one still running
+        chorus_reply_set_error (reply, "expired", "its deadline passed before a handler was free",
+                                true);
+        outcome = "expired";
     }
     else
-    if (chorus_cli_shell_run (handler->shell, env, line, strlen (line), true, &result)) {
-        chorus_reply_set_error (reply, "spawn-failed", strerror (errno), true);
+    if (result->error) {
+        chorus_reply_set_error (reply, "spawn-failed", strerror (result->error), true);
         outcome = "spawn-failed";
     }
     else {
-        outcome = s_fill_reply (reply, &result);
-        chorus_cli_shell_release (&result);
+        //  We are stopping: no reply, and the sender tries again or times out
+        chorus_deferred_destroy (&pending->deferred);
+        free (pending);
+        return;
     }
-    if (handler->verbose || strcmp (outcome, "spawn-failed") == 0)
+    if (self->cli.verbose || strcmp (outcome, "spawn-failed") == 0)
         fprintf (stderr, "chorus serve: %s %s attempt %" PRIu64 ": %s (%d ms)\n",
-                 handler->command, chorus_command_id (command), chorus_command_attempt (command),
-                 outcome, (int) (zclock_mono () - started));
+                 pending->handler->command, chorus_command_id (command),
+                 chorus_command_attempt (command), outcome,
+                 (int) (zclock_mono () - pending->started));
+    chorus_deferred_finish (self->node, &pending->deferred, 0);
+    free (pending);
+}
+
+//  Hands the command to the pool; the reply leaves when its job ends
+static void
+s_on_command (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
+{
+    s_handler_t *handler = (s_handler_t *) arg;
+    char *input = chorus_json_payload_text (chorus_command_payload (command),
+                                            chorus_command_size (command), 0);
+    char *line = input? zsys_sprintf ("%s\n", input): NULL;
+    free (input);
+    s_pending_t *pending = line? calloc (1, sizeof (s_pending_t)): NULL;
+    if (!pending) {
+        chorus_reply_set_error (reply, "no-memory", "out of memory", true);
+        zstr_free (&line);
+        return;
+    }
+    zlist_t *env = s_command_env (command);
+    pending->handler = handler;
+    pending->started = zclock_mono ();
+    pending->deferred = chorus_command_defer (command);
+    if (chorus_cli_pool_add (handler->bridge->pool, handler->shell, &env, &line, NULL,
+                             chorus_command_deadline (command), pending)) {
+        chorus_reply_set_error (chorus_deferred_reply (pending->deferred), "no-memory",
+                                "out of memory", true);
+        chorus_deferred_finish (node, &pending->deferred, 0);
+        free (pending);
+    }
     zlist_destroy (&env);
     zstr_free (&line);
-    free (input);
 }
 
 static int
@@ -283,9 +348,11 @@ s_serve (s_bridge_t *self)
     zstr_free (&store_name);
     if (!self->node)
         return CHORUS_CLI_FAILED;
+    self->pool = chorus_cli_pool_new (self->workers, NULL, true, s_command_done, self);
+    if (!self->pool)
+        return CHORUS_CLI_FAILED;
     for (s_handler_t *handler = zlist_first (self->handlers); handler;
          handler = zlist_next (self->handlers)) {
-        handler->verbose = self->cli.verbose;
         if (chorus_node_handle (self->node, handler->command, s_on_command, handler)) {
             chorus_cli_error (&self->cli, "cannot handle '%s': %s", handler->command,
                               chorus_strerror (chorus_errno ()));
@@ -295,7 +362,7 @@ s_serve (s_bridge_t *self)
     if (chorus_cli_node_start (&self->cli, self->node))
         return chorus_cli_failure ();
     //  Returns when interrupted: that is how a server ends
-    if (chorus_node_run (self->node, -1) == -1 && chorus_errno () == CHORUS_ECORRUPT)
+    if (chorus_cli_pool_run (self->pool, self->node) == -2)
         return CHORUS_CLI_DAMAGED;
     return CHORUS_CLI_OK;
 }
@@ -355,34 +422,58 @@ s_event_input (chorus_event_t *event)
     return line;
 }
 
+//  An event's job has ended: it is acknowledged, or rejected for redelivery
+static void
+s_event_done (void *job_arg, chorus_cli_result_t *result, void *arg)
+{
+    s_bridge_t *self = (s_bridge_t *) arg;
+    s_pending_t *pending = (s_pending_t *) job_arg;
+    chorus_event_t *event = chorus_deferred_event (pending->deferred);
+    if (!result->started && !result->error) {
+        //  We are stopping: unacknowledged, it comes again at the next start
+        chorus_deferred_destroy (&pending->deferred);
+        free (pending);
+        return;
+    }
+    int status = result->started? result->shell.status: -1;
+    if (result->error)
+        chorus_cli_error (&self->cli, "cannot run --exec: %s", strerror (result->error));
+    if (self->cli.verbose && result->started)
+        chorus_cli_error (&self->cli, "%s #%" PRIu64 " from %s/%s attempt %" PRIu64 ": %s",
+                          chorus_event_topic (event), chorus_event_seq (event),
+                          chorus_event_service (event), chorus_event_instance (event),
+                          chorus_event_attempt (event), status == 0? "handled": "rejected");
+    //  Anything but a clean exit leaves the event for redelivery
+    chorus_deferred_finish (self->node, &pending->deferred, status == 0? 0: 1);
+    free (pending);
+}
+
+//  Hands the event to the pool, behind the events of its key
 static int
 s_on_event (chorus_node_t *node, chorus_event_t *event, void *arg)
 {
     (void) node;
     s_bridge_t *self = (s_bridge_t *) arg;
     char *input = s_event_input (event);
-    if (!input) {
+    s_pending_t *pending = input? calloc (1, sizeof (s_pending_t)): NULL;
+    if (!pending) {
         chorus_cli_error (&self->cli, "out of memory");
+        zstr_free (&input);
         return 1;
     }
     zlist_t *env = s_event_env (event);
-    chorus_cli_shell_t result;
-    int status = -1;
-    if (chorus_cli_shell_run (self->shell, env, input, strlen (input), false, &result) == 0) {
-        status = result.status;
-        chorus_cli_shell_release (&result);
+    const char *key = chorus_event_key (event);
+    pending->started = zclock_mono ();
+    if (chorus_cli_pool_add (self->pool, self->shell, &env, &input, key && *key? key: NULL, 0,
+                             pending)) {
+        chorus_cli_error (&self->cli, "out of memory");
+        free (pending);
+        zlist_destroy (&env);
+        zstr_free (&input);
+        return 1;
     }
-    else
-        chorus_cli_error (&self->cli, "cannot run --exec: %s", strerror (errno));
-    if (self->cli.verbose && status >= 0)
-        chorus_cli_error (&self->cli, "%s #%" PRIu64 " from %s/%s attempt %" PRIu64 ": %s",
-                          chorus_event_topic (event), chorus_event_seq (event),
-                          chorus_event_service (event), chorus_event_instance (event),
-                          chorus_event_attempt (event), status == 0? "handled": "rejected");
-    zlist_destroy (&env);
-    zstr_free (&input);
-    //  Anything but a clean exit leaves the event for redelivery
-    return status == 0? 0: 1;
+    pending->deferred = chorus_event_defer (event);
+    return 0;
 }
 
 //  A publisher reports events the group will never get (retention, or a
@@ -411,6 +502,9 @@ s_on (s_bridge_t *self)
     if (self->earliest)
         chorus_node_set_start_earliest (self->node, true);
     chorus_node_on_truncated (self->node, s_on_truncated, self);
+    self->pool = chorus_cli_pool_new (self->workers, NULL, false, s_event_done, self);
+    if (!self->pool)
+        return CHORUS_CLI_FAILED;
     if (chorus_node_subscribe (self->node, self->target, s_on_event, self)) {
         chorus_cli_error (&self->cli, "cannot subscribe to '%s': %s", self->target,
                           chorus_strerror (chorus_errno ()));
@@ -418,7 +512,7 @@ s_on (s_bridge_t *self)
     }
     if (chorus_cli_node_start (&self->cli, self->node))
         return chorus_cli_failure ();
-    if (chorus_node_run (self->node, -1) == -1 && chorus_errno () == CHORUS_ECORRUPT)
+    if (chorus_cli_pool_run (self->pool, self->node) == -2)
         return CHORUS_CLI_DAMAGED;
     return CHORUS_CLI_OK;
 }
@@ -428,12 +522,14 @@ s_on (s_bridge_t *self)
 static int
 s_bridge (int argc, char **argv, bool serve)
 {
-    s_bridge_t self = { .handlers = zlist_new () };
+    s_bridge_t self = { .handlers = zlist_new (), .workers = 1 };
     chorus_cli_init (&self.cli, serve? "serve": "on", serve? s_serve_usage: s_on_usage);
     int status = s_parse (&self, argc, argv, serve? s_serve_options: s_on_options,
                           serve? "SERVICE": "TOPIC-PREFIX");
     if (status == CHORUS_CLI_CONTINUE)
         status = serve? s_serve (&self): s_on (&self);
+    //  Every job has ended and been answered by now
+    chorus_cli_pool_destroy (&self.pool);
     chorus_node_destroy (&self.node);
     zlist_destroy (&self.handlers);
     chorus_cli_release (&self.cli);
