@@ -2,7 +2,7 @@
 #   convenience library so that the tests can run a coordinator in-process.
 bin_PROGRAMS += coordinator/chorus-coordinator
 coordinator_chorus_coordinator_SOURCES = coordinator/chorus_coordinator_main.c
-coordinator_chorus_coordinator_LDADD = libchorus_coordinator.la libchorus_tools.la libchorus.la \
+coordinator_chorus_coordinator_LDADD = libchorus_coordinator.la libchorus.la \
     $(CZMQ_LIBS) $(ZMQ_LIBS) $(YAML_LIBS) $(JANSSON_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS)
 
 #   Flow definitions (YAML)

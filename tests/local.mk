@@ -58,7 +58,7 @@ endif
 check_PROGRAMS += tests/test_json_bridge
 TESTS += tests/test_json_bridge
 tests_test_json_bridge_SOURCES = tests/test_json_bridge.c
-tests_test_json_bridge_LDADD = libchorus_tools.la $(TEST_LIBS) $(JANSSON_LIBS)
+tests_test_json_bridge_LDADD = $(TEST_LIBS) $(JANSSON_LIBS)
 
 #   Store
 check_PROGRAMS += tests/test_store_keeps_state
@@ -127,7 +127,7 @@ tests_bench_bench_node_SOURCES = tests/bench/bench_node.c
 tests_bench_bench_node_LDADD = libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS) -lpthread
 noinst_PROGRAMS += tests/bench/bench_flows
 tests_bench_bench_flows_SOURCES = tests/bench/bench_flows.c
-tests_bench_bench_flows_LDADD = libchorus_coordinator.la libchorus_tools.la libchorus.la \
+tests_bench_bench_flows_LDADD = libchorus_coordinator.la libchorus.la \
     $(CZMQ_LIBS) $(ZMQ_LIBS) $(YAML_LIBS) $(JANSSON_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS) -lpthread
 noinst_PROGRAMS += tests/bench/bench_durable
 tests_bench_bench_durable_SOURCES = tests/bench/bench_durable.c
@@ -150,7 +150,7 @@ tests_test_flow_engine_compensates_LDADD = libchorus_coordinator.la $(TEST_LIBS)
 #   The coordinator, in-process with its services
 check_PROGRAMS += tests/test_coordinator_runs_flows
 TESTS += tests/test_coordinator_runs_flows
-tests_test_coordinator_runs_flows_LDADD = libchorus_coordinator.la libchorus_tools.la $(TEST_LIBS) \
+tests_test_coordinator_runs_flows_LDADD = libchorus_coordinator.la $(TEST_LIBS) \
     $(YAML_LIBS) $(JANSSON_LIBS)
 
 #   Flow definitions
@@ -192,7 +192,7 @@ EXTRA_DIST += tests/test_coordinator_refuses_damaged_journal.sh \
 check_PROGRAMS += tests/test_coordinator_keeps_unpublished_events
 TESTS += tests/test_coordinator_keeps_unpublished_events
 tests_test_coordinator_keeps_unpublished_events_LDADD = libchorus_coordinator.la \
-    libchorus_tools.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+    $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 TESTS += tests/test_coordinator_survives_full_disk.sh
 EXTRA_DIST += tests/test_coordinator_survives_full_disk.sh
 TESTS += tests/test_coordinator_says_why_journal_is_unusable.sh
@@ -200,4 +200,4 @@ EXTRA_DIST += tests/test_coordinator_says_why_journal_is_unusable.sh
 check_PROGRAMS += tests/test_coordinator_refuses_bad_records
 TESTS += tests/test_coordinator_refuses_bad_records
 tests_test_coordinator_refuses_bad_records_LDADD = libchorus_coordinator.la \
-    libchorus_tools.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+    $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)

@@ -9,8 +9,6 @@ tools_chorus_SOURCES = tools/chorus.c tools/chorus_cli.h tools/chorus_cli.c \
 tools_chorus_LDADD = libchorus_coordinator.la libchorus_tools.la libchorus.la $(CZMQ_LIBS) \
     $(ZMQ_LIBS) $(YAML_LIBS) $(JANSSON_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS)
 
-#   The JSON <-> MessagePack bridge the tool prints and reads payloads with.
+#   How the tool reads and prints payloads, over libchorus's payload API
 noinst_LTLIBRARIES += libchorus_tools.la
-libchorus_tools_la_SOURCES = tools/chorus_json.c tools/chorus_json.h \
-    protocol/chorus_mpscan.c protocol/chorus_mpscan.h
-libchorus_tools_la_LIBADD = $(JANSSON_LIBS) $(MSGPACK_LIBS) $(CZMQ_LIBS)
+libchorus_tools_la_SOURCES = tools/chorus_json.c tools/chorus_json.h
