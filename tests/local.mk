@@ -24,6 +24,7 @@ check_PROGRAMS += $(CHORUS_C_TESTS) tests/fuzz/make_corpus
 TESTS += $(CHORUS_C_TESTS) \
     tests/test_fuzz_corpus_is_current.sh \
     tests/test_tools_answer_help.sh \
+    tests/test_layers_point_down.sh \
     tests/test_installed_library_links.sh \
     tests/test_keygen_writes_certificates.sh \
     tests/test_security_options_are_checked.sh
@@ -40,6 +41,7 @@ tests_fuzz_make_corpus_SOURCES = tests/fuzz/make_corpus.c
 tests_fuzz_make_corpus_LDADD = $(TEST_LIBS)
 
 EXTRA_DIST += tests/test_fuzz_corpus_is_current.sh tests/test_tools_answer_help.sh tests/mesh.sh \
+    tests/test_layers_point_down.sh \
     tests/test_installed_library_links.sh tests/installed_consumer.c tests/tap.sh \
     tests/fuzz/corpus tests/test_keygen_writes_certificates.sh \
     tests/test_security_options_are_checked.sh
