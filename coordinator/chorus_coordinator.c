@@ -8,7 +8,6 @@
 #include "chorus_be64.h"
 #include "chorus_flow.h"
 #include "chorus_journal.h"
-#include "chorus_json.h"
 #include "chorus_timers.h"
 
 #include <dirent.h>
@@ -118,8 +117,9 @@ s_log (chorus_coordinator_t *self, const char *format, ...)
 //  JSON <-> payloads
 
 //  MessagePack payload of a JSON value (none for NULL) in *data, which the
-//  caller frees; 0, or -1 with the reason in error. Straight from the
-//  jansson value: no JSON text in between.
+//  caller frees; 0, or -1 with the reason in error. Through the library's
+//  payload API, so that the coordinator follows the payload convention
+//  exactly as services and tools do; reals go out with all their digits.
 static int
 s_pack (const json_t *value, void **data, size_t *size, char *error, size_t error_size)
 {
@@ -127,13 +127,15 @@ s_pack (const json_t *value, void **data, size_t *size, char *error, size_t erro
     *size = 0;
     if (!value)
         return 0;
-    if (chorus_json_value_to_msgpack (value, S_PAYLOAD_MAX, data, size, error,
-                                      error_size)) {
-        *data = NULL;
-        *size = 0;
+    char *text = json_dumps (value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION (17));
+    if (!text) {
+        snprintf (error, error_size, "out of memory");
         return -1;
     }
-    return 0;
+    int rc = chorus_payload_from_json (text, strlen (text), S_PAYLOAD_MAX, data, size, error,
+                                       error_size);
+    free (text);
+    return rc? -1: 0;
 }
 
 //  JSON value of a payload (null when absent or not MessagePack); new ref
@@ -142,8 +144,11 @@ s_unpack (const void *data, size_t size)
 {
     if (!data)
         return json_null ();
-    char error [256];
-    json_t *value = chorus_json_value_from_msgpack (data, size, error, sizeof (error));
+    char *text = NULL;
+    json_t *value = NULL;
+    if (chorus_payload_to_json (data, size, 0, &text, NULL, 0) == 0)
+        value = json_loads (text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    chorus_payload_free (text);
     return value? value: json_null ();
 }
 

@@ -2,13 +2,18 @@
 #   convenience library so that the tests can run a coordinator in-process.
 bin_PROGRAMS += coordinator/chorus-coordinator
 coordinator_chorus_coordinator_SOURCES = coordinator/chorus_coordinator_main.c
-coordinator_chorus_coordinator_LDADD = libchorus_coordinator.la libchorus_tools.la libchorus.la \
+#   The coordinator uses libchorus's public API and its own classes only
+CHORUS_COORDINATOR_CPPFLAGS = $(CHORUS_PUBLIC_CPPFLAGS) -I$(top_srcdir)/coordinator \
+    $(YAML_CFLAGS) $(JANSSON_CFLAGS)
+coordinator_chorus_coordinator_CPPFLAGS = $(CHORUS_COORDINATOR_CPPFLAGS)
+coordinator_chorus_coordinator_LDADD = libchorus_coordinator.la libchorus.la \
     $(CZMQ_LIBS) $(ZMQ_LIBS) $(YAML_LIBS) $(JANSSON_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS)
 
 #   Flow definitions (YAML)
 noinst_LTLIBRARIES += libchorus_coordinator.la
 libchorus_coordinator_la_SOURCES = coordinator/chorus_flowdef.c coordinator/chorus_flowdef_path.c coordinator/chorus_flowdef.h
 libchorus_coordinator_la_LIBADD = $(YAML_LIBS) $(JANSSON_LIBS)
+libchorus_coordinator_la_CPPFLAGS = $(CHORUS_COORDINATOR_CPPFLAGS)
 EXTRA_DIST += coordinator/FLOWS.md
 
 #   Flow engine
@@ -20,6 +25,7 @@ noinst_LTLIBRARIES += libchorus_journal.la
 libchorus_journal_la_SOURCES = coordinator/chorus_journal.c coordinator/chorus_journal.h \
     coordinator/chorus_journal_private.h coordinator/chorus_journal_repair.c
 libchorus_journal_la_LIBADD = $(LEVELDB_LIBS) $(JANSSON_LIBS)
+libchorus_journal_la_CPPFLAGS = $(CHORUS_COORDINATOR_CPPFLAGS)
 
 #   The daemon's classes: journal and coordinator shell
 libchorus_coordinator_la_SOURCES += coordinator/chorus_coordinator.c coordinator/chorus_coordinator.h \

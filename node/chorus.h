@@ -540,6 +540,61 @@ CHORUS_EXPORT void chorus_deferred_finish (chorus_node_t *node, chorus_deferred_
                                            int status);
 CHORUS_EXPORT void chorus_deferred_destroy (chorus_deferred_t **self_p);
 
+//  --------------------------------------------------------------------------
+//  Payloads as JSON. The mesh carries a payload as opaque bytes; by the
+//  convention of protocol section 9.1 it holds one MessagePack value of the
+//  JSON data model, raw bytes being a bin, written in JSON as
+//  {"$bin": "<base64>"}. These calls convert between such a payload and
+//  JSON text, so that a service need not speak MessagePack itself.
+
+//  Deepest nesting of arrays and objects, either way (msgpack-c's limit)
+#define CHORUS_PAYLOAD_MAX_DEPTH 32
+//  The protocol's limit on a payload (section 9, BIN)
+#define CHORUS_PAYLOAD_MAX 1048576
+
+//  Flags of chorus_payload_to_json
+#define CHORUS_PAYLOAD_PRETTY 1         //  indented text, not compact
+#define CHORUS_PAYLOAD_SORT 2           //  object keys sorted, not in the payload's order
+#define CHORUS_PAYLOAD_RAW_AS_BIN 4     //  bytes that are not one MessagePack value become
+                                        //  {"$bin": "<base64 of them all>"}, not an error
+
+//  Encode the JSON document of `length` bytes at json (any value, scalars
+//  too; trailing text and duplicate keys are errors) as a payload: objects
+//  become maps with str keys, integers int64, reals float64, and an object
+//  whose one member is "$bin" with a base64 string (RFC 4648, padded) a bin.
+//  max_size bounds the encoding: 0 for CHORUS_PAYLOAD_MAX, SIZE_MAX for no
+//  bound. Returns 0 with *data, *size: bytes the caller owns and releases
+//  with chorus_payload_free (or free). Otherwise *data is NULL, the reason
+//  is in error when it is not NULL (at most error_size bytes, e.g. "line 1
+//  column 7: ..."), and the code (also chorus_errno ()) is
+//    CHORUS_EINVAL   not JSON, a bad "$bin", nesting deeper than
+//                    CHORUS_PAYLOAD_MAX_DEPTH, or data or size NULL
+//    CHORUS_ETOOBIG  the encoding is larger than max_size
+//    CHORUS_ENOMEM   out of memory
+CHORUS_EXPORT int
+    chorus_payload_from_json (const char *json, size_t length, size_t max_size, void **data,
+                              size_t *size, char *error, size_t error_size);
+
+//  Render a payload (untrusted bytes) as JSON text: bin as {"$bin":
+//  "<base64>"}, ext as {"$ext": type, "$bin": "<base64>"}, non-string map
+//  keys as their JSON text ("1"), a uint64 above INT64_MAX as a real, NaN
+//  and infinities as null, invalid UTF-8 in a str as U+FFFD. Returns 0 with
+//  *json, a NUL-terminated text the caller owns and releases with
+//  chorus_payload_free (or free). Otherwise *json is NULL, the reason is in
+//  error as above, and the code (also chorus_errno ()) is
+//    CHORUS_EMALFORMED  the bytes are not exactly one well-formed value
+//                       within CHORUS_PAYLOAD_MAX_DEPTH (no bytes included),
+//                       unless flags hold CHORUS_PAYLOAD_RAW_AS_BIN
+//    CHORUS_EINVAL      json is NULL
+//    CHORUS_ENOMEM      out of memory
+CHORUS_EXPORT int
+    chorus_payload_to_json (const void *data, size_t size, int flags, char **json, char *error,
+                            size_t error_size);
+
+//  Release what the two calls above return; safe on NULL
+CHORUS_EXPORT void
+    chorus_payload_free (void *data);
+
 #ifdef __cplusplus
 }
 #endif

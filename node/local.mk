@@ -8,11 +8,16 @@ CHORUS_CORE_SOURCES += \
     %D%/chorus_gate.h %D%/chorus_gate.c %D%/chorus_keys.h %D%/chorus_keys.c \
     %D%/chorus_monitor.h %D%/chorus_monitor.c
 CHORUS_CORE_SOURCES += %D%/chorus_store.c %D%/chorus_store.h %D%/chorus_store_check.c
+#   Payloads as JSON, for services, tools and the coordinator alike
+CHORUS_CORE_SOURCES += %D%/chorus_payload.c
 
 noinst_LTLIBRARIES += libchorus_core.la
 libchorus_core_la_SOURCES = $(CHORUS_CORE_SOURCES)
 libchorus_core_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden -DCHORUS_BUILDING
-libchorus_core_la_LIBADD = $(CZMQ_LIBS) $(ZMQ_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS)
+#   The node agent and the codec under it; nothing above
+libchorus_core_la_CPPFLAGS = $(CHORUS_PUBLIC_CPPFLAGS) -I$(top_srcdir)/protocol \
+    $(MSGPACK_CFLAGS) $(JANSSON_CFLAGS)
+libchorus_core_la_LIBADD = $(CZMQ_LIBS) $(ZMQ_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS) $(JANSSON_LIBS)
 
 lib_LTLIBRARIES += libchorus.la
 libchorus_la_SOURCES =

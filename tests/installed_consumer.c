@@ -30,6 +30,22 @@ main (void)
     if (version != CHORUS_VERSION || strcmp (chorus_strerror (CHORUS_ETIMEDOUT),
                                              "deadline passed") != 0)
         return 1;
+    //  A payload from JSON and back, with nothing but chorus.h
+    void *data = NULL;
+    size_t size = 0;
+    char error [128];
+    if (chorus_payload_from_json ("{\"n\":1}", 7, 0, &data, &size, error, sizeof (error))
+        || size != 4)
+        return 1;
+    char *json = NULL;
+    int rc = chorus_payload_to_json (data, size, 0, &json, error, sizeof (error));
+    chorus_payload_free (data);
+    if (rc || strcmp (json, "{\"n\":1}") != 0)
+        return 1;
+    chorus_payload_free (json);
+    if (chorus_payload_from_json ("{", 1, 0, &data, &size, error, sizeof (error))
+        != CHORUS_EINVAL)
+        return 1;
     chorus_node_t *echo = chorus_node_new ("echo");
     chorus_node_handle (echo, "echo", s_on_echo, NULL);
     if (chorus_node_fd (echo) != -1 || chorus_node_start (echo))
@@ -53,6 +69,6 @@ main (void)
     chorus_node_destroy (&echo);
     if (answered != 1)
         return 4;
-    printf ("libchorus %d.%d.%d, a command answered in a poll() loop\n", major, minor, patch);
+    printf ("libchorus %d.%d.%d, payloads as JSON and a command answered in a poll() loop\n", major, minor, patch);
     return 0;
 }

@@ -24,6 +24,7 @@ check_PROGRAMS += $(CHORUS_C_TESTS) tests/fuzz/make_corpus
 TESTS += $(CHORUS_C_TESTS) \
     tests/test_fuzz_corpus_is_current.sh \
     tests/test_tools_answer_help.sh \
+    tests/test_layers_point_down.sh \
     tests/test_installed_library_links.sh \
     tests/test_keygen_writes_certificates.sh \
     tests/test_security_options_are_checked.sh
@@ -36,10 +37,12 @@ tests_test_spec_matches_codec_SOURCES = tests/test_spec_matches_codec.c
 tests_test_spec_matches_codec_LDADD = $(TEST_LIBS)
 tests_test_errors_and_version_SOURCES = tests/test_errors_and_version.c
 tests_test_errors_and_version_LDADD = $(TEST_LIBS)
+tests_test_errors_and_version_CPPFLAGS = $(AM_CPPFLAGS) -DCHORUS_PACKAGE_VERSION='"$(PACKAGE_VERSION)"'
 tests_fuzz_make_corpus_SOURCES = tests/fuzz/make_corpus.c
 tests_fuzz_make_corpus_LDADD = $(TEST_LIBS)
 
 EXTRA_DIST += tests/test_fuzz_corpus_is_current.sh tests/test_tools_answer_help.sh tests/mesh.sh \
+    tests/test_layers_point_down.sh \
     tests/test_installed_library_links.sh tests/installed_consumer.c tests/tap.sh \
     tests/fuzz/corpus tests/test_keygen_writes_certificates.sh \
     tests/test_security_options_are_checked.sh
@@ -58,7 +61,7 @@ endif
 check_PROGRAMS += tests/test_json_bridge
 TESTS += tests/test_json_bridge
 tests_test_json_bridge_SOURCES = tests/test_json_bridge.c
-tests_test_json_bridge_LDADD = libchorus_tools.la $(TEST_LIBS) $(JANSSON_LIBS)
+tests_test_json_bridge_LDADD = $(TEST_LIBS) $(JANSSON_LIBS)
 
 #   Store
 check_PROGRAMS += tests/test_store_keeps_state
@@ -131,7 +134,7 @@ tests_bench_bench_node_SOURCES = tests/bench/bench_node.c
 tests_bench_bench_node_LDADD = libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS) -lpthread
 noinst_PROGRAMS += tests/bench/bench_flows
 tests_bench_bench_flows_SOURCES = tests/bench/bench_flows.c
-tests_bench_bench_flows_LDADD = libchorus_coordinator.la libchorus_tools.la libchorus.la \
+tests_bench_bench_flows_LDADD = libchorus_coordinator.la libchorus.la \
     $(CZMQ_LIBS) $(ZMQ_LIBS) $(YAML_LIBS) $(JANSSON_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS) -lpthread
 noinst_PROGRAMS += tests/bench/bench_durable
 tests_bench_bench_durable_SOURCES = tests/bench/bench_durable.c
@@ -159,7 +162,7 @@ tests_test_timers_fire_in_order_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(
 #   The coordinator, in-process with its services
 check_PROGRAMS += tests/test_coordinator_runs_flows
 TESTS += tests/test_coordinator_runs_flows
-tests_test_coordinator_runs_flows_LDADD = libchorus_coordinator.la libchorus_tools.la $(TEST_LIBS) \
+tests_test_coordinator_runs_flows_LDADD = libchorus_coordinator.la $(TEST_LIBS) \
     $(YAML_LIBS) $(JANSSON_LIBS)
 
 #   Flow definitions
@@ -201,7 +204,7 @@ EXTRA_DIST += tests/test_coordinator_refuses_damaged_journal.sh \
 check_PROGRAMS += tests/test_coordinator_keeps_unpublished_events
 TESTS += tests/test_coordinator_keeps_unpublished_events
 tests_test_coordinator_keeps_unpublished_events_LDADD = libchorus_coordinator.la \
-    libchorus_tools.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+    $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 TESTS += tests/test_coordinator_survives_full_disk.sh
 EXTRA_DIST += tests/test_coordinator_survives_full_disk.sh
 TESTS += tests/test_coordinator_says_why_journal_is_unusable.sh
@@ -209,4 +212,4 @@ EXTRA_DIST += tests/test_coordinator_says_why_journal_is_unusable.sh
 check_PROGRAMS += tests/test_coordinator_refuses_bad_records
 TESTS += tests/test_coordinator_refuses_bad_records
 tests_test_coordinator_refuses_bad_records_LDADD = libchorus_coordinator.la \
-    libchorus_tools.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+    $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)

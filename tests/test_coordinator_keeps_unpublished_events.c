@@ -9,7 +9,6 @@
 */
 #include "testutil.h"
 #include "chorus_coordinator.h"
-#include "chorus_json.h"
 
 #include <jansson.h>
 
@@ -18,8 +17,9 @@
 static json_t *
 s_payload (const void *data, size_t size)
 {
-    char error [128];
-    char *text = data? chorus_json_from_msgpack (data, size, 0, error, sizeof (error)): NULL;
+    char *text = NULL;
+    if (data)
+        chorus_payload_to_json (data, size, 0, &text, NULL, 0);
     json_t *value = text? json_loads (text, JSON_DECODE_ANY, NULL): NULL;
     free (text);
     return value? value: json_null ();
@@ -31,8 +31,8 @@ s_reply_json (chorus_reply_t *reply, const char *json)
     void *data;
     size_t size;
     char error [128];
-    if (chorus_json_to_msgpack (json, strlen (json), 1 << 20, &data, &size, error,
-                                sizeof (error)) == 0) {
+    if (chorus_payload_from_json (json, strlen (json), 1 << 20, &data, &size, error,
+                                  sizeof (error)) == 0) {
         chorus_reply_set_payload (reply, data, size);
         free (data);
     }
@@ -131,7 +131,8 @@ s_call (mesh_t *mesh, const char *command, const char *json, const char *idempot
     void *data;
     size_t size;
     char error [128];
-    chorus_json_to_msgpack (json, strlen (json), 1 << 20, &data, &size, error, sizeof (error));
+    chorus_payload_from_json (json, strlen (json), 1 << 20, &data, &size, error,
+                              sizeof (error));
     chorus_node_send_traced (mesh->nodes [1], "coordinator", command, data, size, 5000,
                              idempotency, NULL, s_on_reply, &call);
     free (data);

@@ -9,7 +9,6 @@
 */
 #include "testutil.h"
 #include "chorus_coordinator.h"
-#include "chorus_json.h"
 
 #include <jansson.h>
 
@@ -29,8 +28,9 @@ typedef struct {
 static json_t *
 s_payload (const void *data, size_t size)
 {
-    char error [128];
-    char *text = data? chorus_json_from_msgpack (data, size, 0, error, sizeof (error)): NULL;
+    char *text = NULL;
+    if (data)
+        chorus_payload_to_json (data, size, 0, &text, NULL, 0);
     json_t *value = text? json_loads (text, JSON_DECODE_ANY, NULL): NULL;
     free (text);
     return value? value: json_null ();
@@ -42,7 +42,8 @@ s_reply_json (chorus_reply_t *reply, const char *json)
     void *data;
     size_t size;
     char error [128];
-    if (chorus_json_to_msgpack (json, strlen (json), 1 << 20, &data, &size, error, sizeof (error)) == 0) {
+    if (chorus_payload_from_json (json, strlen (json), 1 << 20, &data, &size, error,
+                                  sizeof (error)) == 0) {
         chorus_reply_set_payload (reply, data, size);
         free (data);
     }
@@ -171,7 +172,8 @@ s_call (mesh_t *mesh, const char *command, const char *json, const char *idempot
     void *data;
     size_t size;
     char error [128];
-    chorus_json_to_msgpack (json, strlen (json), 1 << 20, &data, &size, error, sizeof (error));
+    chorus_payload_from_json (json, strlen (json), 1 << 20, &data, &size, error,
+                              sizeof (error));
     chorus_node_send_traced (mesh->nodes [3], "coordinator", command, data, size, 5000,
                              idempotency, NULL, s_on_reply, &call);
     free (data);
@@ -292,7 +294,8 @@ main (void)
                         "[{\"sku\": \"a\", \"qty\": 1}, {\"sku\": \"b\", \"qty\": 2}]}";
     void *data;
     size_t size;
-    chorus_json_to_msgpack (order, strlen (order), 1 << 20, &data, &size, error, sizeof (error));
+    chorus_payload_from_json (order, strlen (order), 1 << 20, &data, &size, error,
+                              sizeof (error));
     char placed [33];
     chorus_node_publish_traced (mesh.nodes [3], "order.placed", "o-1", data, size, "checkout-1",
                                 placed);

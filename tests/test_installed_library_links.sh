@@ -11,6 +11,7 @@ ok $? "make install DESTDIR works" || diag "$(tail -20 "$tmp/install.log")"
 prefix=$(sed -n 's/^prefix=//p' "$top_builddir/libchorus.pc")
 header=$(find "$dest" -name chorus.h | head -1)
 [ -n "$header" ]; ok $? "chorus.h installed"
+! grep -qi jansson "$header"; ok $? "chorus.h does not bring jansson to its users"
 pc=$(find "$dest" -name libchorus.pc | head -1)
 [ -n "$pc" ]; ok $? "libchorus.pc installed"
 so=$(find "$dest" -name 'libchorus.so.*' | head -1)

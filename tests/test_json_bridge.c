@@ -1,14 +1,25 @@
-/*  test_json_bridge.c — the tools' JSON <-> MessagePack bridge: round trips
-    keep values and key order, bad JSON is reported with its place, and bad
-    MessagePack (truncated, lying, too deep, random) is an error, never a crash.
+/*  test_json_bridge.c — payloads as JSON, through chorus.h alone (what a
+    service sees): round trips keep values and key order, bad JSON is
+    refused with CHORUS_EINVAL and its place, an encoding over the limit
+    with CHORUS_ETOOBIG, and bad MessagePack (truncated, lying, too deep,
+    random) with CHORUS_EMALFORMED, never a crash.
 */
-#include "chorus_json.h"
+#include "chorus.h"
 #include "tap.h"
 
 #include <jansson.h>
 #include <stdint.h>
 
-static char s_error [256];   //  last error message from the bridge
+static char s_error [256];   //  last reason given by the payload API
+
+//  Render bytes as chorus_payload_to_json does; NULL when it refuses them
+static char *
+s_render (const void *data, size_t size, int flags)
+{
+    char *text = NULL;
+    int rc = chorus_payload_to_json (data, size, flags, &text, s_error, sizeof (s_error));
+    return rc == 0? text: NULL;
+}
 
 //  JSON -> MessagePack -> JSON; NULL (with a diagnostic) if either step fails
 static char *
@@ -17,15 +28,15 @@ s_round_trip (const char *json, int flags)
     void *data = NULL;
     size_t size = 0;
     s_error [0] = 0;
-    if (chorus_json_to_msgpack (json, strlen (json), SIZE_MAX, &data, &size, s_error,
-                                sizeof (s_error))) {
-        diag ("to_msgpack: %s", s_error);
+    if (chorus_payload_from_json (json, strlen (json), SIZE_MAX, &data, &size, s_error,
+                                  sizeof (s_error))) {
+        diag ("from_json: %s", s_error);
         return NULL;
     }
-    char *text = chorus_json_from_msgpack (data, size, flags, s_error, sizeof (s_error));
+    char *text = s_render (data, size, flags);
     if (!text)
-        diag ("from_msgpack: %s", s_error);
-    free (data);
+        diag ("to_json: %s", s_error);
+    chorus_payload_free (data);
     return text;
 }
 
@@ -50,25 +61,33 @@ s_check_encoding (const char *json, const char *bytes, size_t count, const char 
 {
     void *data = NULL;
     size_t size = 0;
-    int rc = chorus_json_to_msgpack (json, strlen (json), SIZE_MAX, &data, &size, s_error,
-                                     sizeof (s_error));
+    int rc = chorus_payload_from_json (json, strlen (json), SIZE_MAX, &data, &size, s_error,
+                                       sizeof (s_error));
     ok (rc == 0 && size == count && memcmp (data, bytes, count) == 0, "encoding: %s", what);
     free (data);
 }
 
-//  JSON must be refused with an error that contains `fragment`
+//  JSON must be refused with this code, and a reason that contains `fragment`
+static void
+s_check_json_refused (const char *json, size_t max_size, int code, const char *fragment,
+                      const char *what)
+{
+    void *data = (void *) "not cleared";
+    size_t size = 0;
+    s_error [0] = 0;
+    int rc = chorus_payload_from_json (json, strlen (json), max_size, &data, &size, s_error,
+                                       sizeof (s_error));
+    ok (rc == code && chorus_errno () == code && data == NULL && strstr (s_error, fragment),
+        "JSON refused: %s", what);
+    if (rc != code || !strstr (s_error, fragment))
+        diag ("got %d '%s', expected %d '%s'", rc, s_error, code, fragment);
+}
+
+//  Bad JSON is CHORUS_EINVAL
 static void
 s_check_json_error (const char *json, size_t max_size, const char *fragment, const char *what)
 {
-    void *data = NULL;
-    size_t size = 0;
-    s_error [0] = 0;
-    int rc = chorus_json_to_msgpack (json, strlen (json), max_size, &data, &size, s_error,
-                                     sizeof (s_error));
-    ok (rc == -1 && data == NULL && strstr (s_error, fragment), "JSON refused: %s", what);
-    if (!strstr (s_error, fragment))
-        diag ("error was '%s', expected it to contain '%s'", s_error, fragment);
-    free (data);
+    s_check_json_refused (json, max_size, CHORUS_EINVAL, fragment, what);
 }
 
 //  MessagePack bytes must render as exactly `expected`
@@ -77,20 +96,23 @@ s_check_render (const char *bytes, size_t size, int flags, const char *expected,
                 const char *what)
 {
     s_error [0] = 0;
-    char *text = chorus_json_from_msgpack (bytes, size, flags, s_error, sizeof (s_error));
+    char *text = s_render (bytes, size, flags);
     is_str (text, expected, "renders: %s", what);
     if (!text)
         diag ("error: %s", s_error);
     free (text);
 }
 
-//  MessagePack bytes must be refused with an error that contains `fragment`
+//  MessagePack bytes must be refused as malformed, with a reason that
+//  contains `fragment`
 static void
 s_check_refused (const char *bytes, size_t size, const char *fragment, const char *what)
 {
     s_error [0] = 0;
-    char *text = chorus_json_from_msgpack (bytes, size, 0, s_error, sizeof (s_error));
-    ok (text == NULL && strstr (s_error, fragment), "MessagePack refused: %s", what);
+    char *text = (char *) "not cleared";
+    int rc = chorus_payload_to_json (bytes, size, 0, &text, s_error, sizeof (s_error));
+    ok (rc == CHORUS_EMALFORMED && text == NULL && strstr (s_error, fragment),
+        "MessagePack refused: %s", what);
     if (text || !strstr (s_error, fragment))
         diag ("got '%s', error '%s', expected '%s'", text? text: "(null)", s_error, fragment);
     free (text);
@@ -139,12 +161,12 @@ s_test_round_trips (void)
     s_check_same ("[]", "empty array");
     s_check_same ("{\"z\":1,\"a\":2,\"m\":{\"y\":0,\"b\":0}}", "key order preserved");
     s_check_round_trip ("{\"z\":1,\"a\":2,\"m\":{\"y\":0,\"b\":0}}",
-                        "{\"a\":2,\"m\":{\"b\":0,\"y\":0},\"z\":1}", CHORUS_JSON_SORT, "sorted keys");
-    s_check_round_trip ("{\"a\":[1]}", "{\n  \"a\": [\n    1\n  ]\n}", CHORUS_JSON_PRETTY,
+                        "{\"a\":2,\"m\":{\"b\":0,\"y\":0},\"z\":1}", CHORUS_PAYLOAD_SORT, "sorted keys");
+    s_check_round_trip ("{\"a\":[1]}", "{\n  \"a\": [\n    1\n  ]\n}", CHORUS_PAYLOAD_PRETTY,
                         "pretty form");
     s_check_round_trip (" { \"a\" : [ 1 , 2 ] }\n", "{\"a\":[1,2]}", 0, "spaces dropped");
 
-    char *deepest = s_nested_json (CHORUS_JSON_MAX_DEPTH, '[', ']');
+    char *deepest = s_nested_json (CHORUS_PAYLOAD_MAX_DEPTH, '[', ']');
     s_check_same (deepest, "arrays nested to the limit");
     free (deepest);
 }
@@ -173,24 +195,25 @@ s_test_json_errors (void)
     s_check_json_error ("\"\xff\"", SIZE_MAX, "line", "invalid UTF-8 in JSON");
 
     char expected [64];
-    snprintf (expected, sizeof (expected), "nesting deeper than %d", CHORUS_JSON_MAX_DEPTH);
-    char *json = s_nested_json (CHORUS_JSON_MAX_DEPTH + 1, '[', ']');
+    snprintf (expected, sizeof (expected), "nesting deeper than %d", CHORUS_PAYLOAD_MAX_DEPTH);
+    char *json = s_nested_json (CHORUS_PAYLOAD_MAX_DEPTH + 1, '[', ']');
     s_check_json_error (json, SIZE_MAX, expected, "arrays nested one too deep");
     free (json);
-    json = s_nested_json (CHORUS_JSON_MAX_DEPTH + 1, '{', '}');
+    json = s_nested_json (CHORUS_PAYLOAD_MAX_DEPTH + 1, '{', '}');
     s_check_json_error (json, SIZE_MAX, expected, "objects nested one too deep");
     free (json);
     json = s_nested_json (65, '[', ']');
     s_check_json_error (json, SIZE_MAX, expected, "arrays nested 65 deep");
     free (json);
 
-    s_check_json_error ("\"hello\"", 5, "payload of 6 bytes exceeds the limit of 5",
-                        "encoding over max_size");
+    s_check_json_refused ("\"hello\"", 5, CHORUS_ETOOBIG,
+                          "payload of 6 bytes exceeds the limit of 5", "encoding over max_size");
     void *data = NULL;
     size_t size = 0;
-    int rc = chorus_json_to_msgpack ("\"hello\"", 7, 6, &data, &size, s_error, sizeof (s_error));
+    int rc = chorus_payload_from_json ("\"hello\"", 7, 6, &data, &size, s_error,
+                                       sizeof (s_error));
     ok (rc == 0 && size == 6, "encoding of exactly max_size is accepted");
-    free (data);
+    chorus_payload_free (data);
 }
 
 //  Every strict prefix of a valid encoding must be refused
@@ -202,18 +225,19 @@ s_test_truncation (void)
                        "\"r\":2.5,\"t\":true,\"o\":{\"x\":null,\"y\":[[],{}]}}";
     void *data = NULL;
     size_t size = 0;
-    if (chorus_json_to_msgpack (json, strlen (json), SIZE_MAX, &data, &size, s_error,
-                                sizeof (s_error)))
+    if (chorus_payload_from_json (json, strlen (json), SIZE_MAX, &data, &size, s_error,
+                                  sizeof (s_error)))
         bail_out ("cannot encode the truncation fixture");
     int accepted = 0;
     for (size_t cut = 0; cut < size; cut++) {
-        char *text = chorus_json_from_msgpack (data, cut, 0, s_error, sizeof (s_error));
+        s_error [0] = 0;
+        char *text = s_render (data, cut, 0);
         if (text || !s_error [0])
             accepted++;
         free (text);
     }
     is_int (accepted, 0, "none of %zu truncations is accepted", size);
-    char *text = chorus_json_from_msgpack (data, size, 0, s_error, sizeof (s_error));
+    char *text = s_render (data, size, 0);
     is_str (text, json, "the whole encoding is");
     free (text);
     free (data);
@@ -237,14 +261,13 @@ s_test_malformed_msgpack (void)
 
     char deep [80];
     memset (deep, 0x91, sizeof (deep));
-    deep [CHORUS_JSON_MAX_DEPTH + 1] = 0x01;
-    s_check_refused (deep, CHORUS_JSON_MAX_DEPTH + 2, "nesting deeper", "arrays one too deep");
+    deep [CHORUS_PAYLOAD_MAX_DEPTH + 1] = 0x01;
+    s_check_refused (deep, CHORUS_PAYLOAD_MAX_DEPTH + 2, "nesting deeper", "arrays one too deep");
     deep [65] = 0x01;
     s_check_refused (deep, 66, "nesting deeper", "arrays 65 deep");
     memset (deep, 0x91, sizeof (deep));
-    deep [CHORUS_JSON_MAX_DEPTH] = 0x01;
-    char *text = chorus_json_from_msgpack (deep, CHORUS_JSON_MAX_DEPTH + 1, 0, s_error,
-                                           sizeof (s_error));
+    deep [CHORUS_PAYLOAD_MAX_DEPTH] = 0x01;
+    char *text = s_render (deep, CHORUS_PAYLOAD_MAX_DEPTH + 1, 0);
     ok (text && strncmp (text, "[[[", 3) == 0, "arrays nested to the limit decode");
     free (text);
 }
@@ -256,7 +279,7 @@ s_test_rendering (void)
     s_check_render ("\xc4\x00", 2, 0, "{\"$bin\":\"\"}", "empty bin");
     s_check_render ("\xd4\x05\xff", 3, 0, "{\"$ext\":5,\"$bin\":\"/w==\"}", "fixext 1");
     s_check_render ("\xc7\x02\xfe" "AB", 5, 0, "{\"$ext\":-2,\"$bin\":\"QUI=\"}", "ext 8");
-    s_check_render ("\xd4\x05\xff", 3, CHORUS_JSON_SORT, "{\"$bin\":\"/w==\",\"$ext\":5}",
+    s_check_render ("\xd4\x05\xff", 3, CHORUS_PAYLOAD_SORT, "{\"$bin\":\"/w==\",\"$ext\":5}",
                     "ext with sorted keys");
     s_check_render ("\x83\x01\xa1" "a" "\xc0\xc3\x92\x01\x02\x00", 10, 0,
                     "{\"1\":\"a\",\"null\":true,\"[1,2]\":0}", "non-string map keys");
@@ -277,26 +300,25 @@ s_test_rendering (void)
     s_check_render ("\xa4\xf0\x9f\x98\x80", 5, 0, "\"\xf0\x9f\x98\x80\"", "valid 4-byte kept");
 }
 
+//  CHORUS_PAYLOAD_RAW_AS_BIN: what is not one MessagePack value is shown
+//  whole as {"$bin": ...}, as the tools show any payload (section 9.1)
 static void
-s_test_payload_text (void)
+s_test_raw_as_bin (void)
 {
-    char *text = chorus_json_payload_text (NULL, 0, 0);
-    is_str (text, "null", "no payload prints null");
+    char *text = s_render ("\x92\x01\xa1" "b", 4, CHORUS_PAYLOAD_RAW_AS_BIN);
+    is_str (text, "[1,\"b\"]", "raw as bin: a MessagePack payload is its JSON");
     free (text);
-    text = chorus_json_payload_text ("\x92\x01\xa1" "b", 4, 0);
-    is_str (text, "[1,\"b\"]", "MessagePack payload prints as JSON");
+    text = s_render ("\x81\xa1" "k\x01", 4, CHORUS_PAYLOAD_RAW_AS_BIN | CHORUS_PAYLOAD_PRETTY);
+    is_str (text, "{\n  \"k\": 1\n}", "raw as bin: pretty");
     free (text);
-    text = chorus_json_payload_text ("\x81\xa1" "k\x01", 4, CHORUS_JSON_PRETTY);
-    is_str (text, "{\n  \"k\": 1\n}", "pretty payload");
+    text = s_render ("\xc1", 1, CHORUS_PAYLOAD_RAW_AS_BIN);
+    is_str (text, "{\"$bin\":\"wQ==\"}", "raw as bin: a malformed payload is its base64");
     free (text);
-    text = chorus_json_payload_text ("\xc1", 1, 0);
-    is_str (text, "{\"$bin\":\"wQ==\"}", "malformed payload prints as base64");
+    text = s_render ("\x01\x02", 2, CHORUS_PAYLOAD_RAW_AS_BIN);
+    is_str (text, "{\"$bin\":\"AQI=\"}", "raw as bin: two values are their base64");
     free (text);
-    text = chorus_json_payload_text ("\x01\x02", 2, 0);
-    is_str (text, "{\"$bin\":\"AQI=\"}", "two values print as base64");
-    free (text);
-    text = chorus_json_payload_text ("", 0, 0);
-    is_str (text, "{\"$bin\":\"\"}", "empty payload prints as empty base64");
+    text = s_render ("", 0, CHORUS_PAYLOAD_RAW_AS_BIN);
+    is_str (text, "{\"$bin\":\"\"}", "raw as bin: no bytes are an empty base64");
     free (text);
 }
 
@@ -336,12 +358,12 @@ s_test_random_bytes (void)
         for (size_t i = 0; i < size; i++)
             bytes [i] = (unsigned char) s_random (&state);
         s_error [0] = 0;
-        char *text = chorus_json_from_msgpack (bytes, size, round % 4, s_error, sizeof (s_error));
+        char *text = s_render (bytes, size, round % 4);
         if (text? !s_valid_json (text): !s_error [0])
             bad++;
         decoded += text != NULL;
         free (text);
-        text = chorus_json_payload_text (bytes, size, 0);
+        text = s_render (bytes, size, CHORUS_PAYLOAD_RAW_AS_BIN);
         if (!text || !s_valid_json (text))
             bad++;
         free (text);
@@ -358,8 +380,8 @@ s_test_mutations (void)
                        "\"b\":[true,null],\"o\":{\"k\":{\"d\":[[]]}}}";
     void *original = NULL;
     size_t size = 0;
-    if (chorus_json_to_msgpack (json, strlen (json), SIZE_MAX, &original, &size, s_error,
-                                sizeof (s_error)))
+    if (chorus_payload_from_json (json, strlen (json), SIZE_MAX, &original, &size, s_error,
+                                  sizeof (s_error)))
         bail_out ("cannot encode the mutation fixture");
     uint32_t state = 0x9e3779b9;
     int bad = 0, decoded = 0;
@@ -369,7 +391,7 @@ s_test_mutations (void)
         for (uint32_t changes = 1 + s_random (&state) % 3; changes; changes--)
             bytes [s_random (&state) % size] = (unsigned char) s_random (&state);
         s_error [0] = 0;
-        char *text = chorus_json_from_msgpack (bytes, size, round % 4, s_error, sizeof (s_error));
+        char *text = s_render (bytes, size, round % 4);
         if (text? !s_valid_json (text): !s_error [0])
             bad++;
         decoded += text != NULL;
@@ -380,39 +402,58 @@ s_test_mutations (void)
     free (original);
 }
 
-//  The value-level pair gives the same bytes as the text-level pair, and
-//  refuses bad MessagePack the same way
+//  The contract of chorus.h: out-parameters, codes, chorus_errno, the
+//  default limit and ownership
 static void
-s_test_values (void)
+s_test_contract (void)
 {
-    const char *json = "{\"b\":[1,-2,0.5,true,null],\"a\":{\"s\":\"x\"}}";
-    json_t *value = json_loads (json, 0, NULL);
-    void *text_data = NULL, *value_data = NULL;
-    size_t text_size = 0, value_size = 0;
-    chorus_json_to_msgpack (json, strlen (json), SIZE_MAX, &text_data, &text_size, s_error,
-                            sizeof (s_error));
-    int rc = chorus_json_value_to_msgpack (value, SIZE_MAX, &value_data, &value_size, s_error,
-                                           sizeof (s_error));
-    ok (rc == 0 && value_size == text_size && memcmp (value_data, text_data, text_size) == 0,
-        "values: a value encodes as its text does");
-    json_t *back = chorus_json_value_from_msgpack (value_data, value_size, s_error,
-                                                   sizeof (s_error));
-    ok (back && json_equal (back, value), "values: a value decodes back to itself");
-    char *dumped = back? json_dumps (back, JSON_COMPACT): NULL;
-    is_str (dumped, json, "values: key order is kept");
-    ok (chorus_json_value_to_msgpack (value, 3, &text_data, &text_size, s_error,
-                                      sizeof (s_error)) == -1,
-        "values: the size limit holds");
-    ok (chorus_json_value_from_msgpack ("\x92\x01", 2, s_error, sizeof (s_error)) == NULL,
-        "values: truncated MessagePack is refused");
-    ok (chorus_json_value_from_msgpack ("\xdd\xff\xff\xff\xff", 5, s_error,
-                                        sizeof (s_error)) == NULL,
-        "values: a lying count is refused");
-    free (dumped);
-    json_decref (back);
-    json_decref (value);
-    free (text_data);
-    free (value_data);
+    void *data = NULL;
+    size_t size = 0;
+    char *text = NULL;
+    ok (chorus_payload_from_json ("1", 1, 0, NULL, &size, NULL, 0) == CHORUS_EINVAL
+        && chorus_payload_from_json ("1", 1, 0, &data, NULL, NULL, 0) == CHORUS_EINVAL,
+        "contract: no place for the payload is CHORUS_EINVAL");
+    ok (chorus_payload_to_json ("\x01", 1, 0, NULL, NULL, 0) == CHORUS_EINVAL,
+        "contract: no place for the text is CHORUS_EINVAL");
+    ok (chorus_payload_from_json ("[1,", 3, 0, &data, &size, NULL, 0) == CHORUS_EINVAL
+        && chorus_errno () == CHORUS_EINVAL && data == NULL,
+        "contract: the reason is optional, and the code is chorus_errno () too");
+    ok (chorus_payload_to_json ("\xc1", 1, 0, &text, NULL, 0) == CHORUS_EMALFORMED
+        && chorus_errno () == CHORUS_EMALFORMED && text == NULL,
+        "contract: malformed bytes are CHORUS_EMALFORMED, also in chorus_errno ()");
+    ok (chorus_payload_from_json (NULL, 0, 0, &data, &size, s_error, sizeof (s_error))
+        == CHORUS_EINVAL, "contract: no text is CHORUS_EINVAL");
+    char tiny [8];
+    ok (chorus_payload_from_json ("{\"a\": tru}", 10, 0, &data, &size, tiny, sizeof (tiny))
+        == CHORUS_EINVAL && strlen (tiny) == sizeof (tiny) - 1,
+        "contract: the reason is cut to error_size");
+
+    //  max_size 0 is the protocol's limit: a str of 1 MiB less its 5-byte
+    //  header fits, one byte more is CHORUS_ETOOBIG
+    size_t length = CHORUS_PAYLOAD_MAX - 5;
+    char *json = (char *) malloc (length + 4);
+    json [0] = '"';
+    memset (json + 1, 'x', length + 1);
+    strcpy (json + length + 1, "\"");
+    int rc = chorus_payload_from_json (json, length + 2, 0, &data, &size, s_error,
+                                       sizeof (s_error));
+    ok (rc == 0 && size == CHORUS_PAYLOAD_MAX, "contract: a payload of exactly 1 MiB is accepted");
+    chorus_payload_free (data);
+    data = NULL;
+    json [length + 1] = 'x';
+    strcpy (json + length + 2, "\"");
+    rc = chorus_payload_from_json (json, length + 3, 0, &data, &size, s_error, sizeof (s_error));
+    ok (rc == CHORUS_ETOOBIG && data == NULL && strstr (s_error, "exceeds the limit of 1048576"),
+        "contract: one byte over 1 MiB is CHORUS_ETOOBIG by default");
+    rc = chorus_payload_from_json (json, length + 3, SIZE_MAX, &data, &size, s_error,
+                                   sizeof (s_error));
+    ok (rc == 0 && size == CHORUS_PAYLOAD_MAX + 1, "contract: SIZE_MAX lifts the limit");
+    free (data);
+    free (json);
+    is_str (chorus_strerror (CHORUS_ETOOBIG), "payload or field exceeds protocol limit",
+            "contract: the codes have their descriptions");
+    chorus_payload_free (NULL);
+    ok (true, "contract: chorus_payload_free is safe on NULL");
 }
 
 //  The payload convention's raw bytes: {"$bin": "<base64>"} is a bin and
@@ -447,10 +488,10 @@ main (void)
     s_test_truncation ();
     s_test_malformed_msgpack ();
     s_test_rendering ();
-    s_test_payload_text ();
+    s_test_raw_as_bin ();
     s_test_random_bytes ();
     s_test_mutations ();
-    s_test_values ();
+    s_test_contract ();
     s_test_bin_convention ();
     return done_testing ();
 }

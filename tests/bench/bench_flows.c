@@ -12,7 +12,6 @@
 
 #include <czmq.h>
 #include "chorus_coordinator.h"
-#include "chorus_json.h"
 
 #include <getopt.h>
 #include <pthread.h>
@@ -93,9 +92,9 @@ s_on_done (chorus_node_t *node, chorus_event_t *event, void *arg)
     driver_t *driver = (driver_t *) arg;
     //  The completion event carries the flow's input, which holds the time
     //  the flow was triggered
-    char error [64];
-    char *text = chorus_json_from_msgpack (chorus_event_payload (event), chorus_event_size (event),
-                                           0, error, sizeof (error));
+    char *text = NULL;
+    chorus_payload_to_json (chorus_event_payload (event), chorus_event_size (event), 0, &text,
+                            NULL, 0);
     const char *at = text? strstr (text, "\"t\":"): NULL;
     if (at)
         driver->latency [driver->finished] = s_now_us () - strtoll (at + 4, NULL, 10);
@@ -112,7 +111,7 @@ s_trigger (chorus_node_t *node, const char *topic, int n)
     void *data;
     size_t size;
     char error [64];
-    chorus_json_to_msgpack (json, strlen (json), 1024, &data, &size, error, sizeof (error));
+    chorus_payload_from_json (json, strlen (json), 1024, &data, &size, error, sizeof (error));
     char key [32];
     snprintf (key, sizeof (key), "k%d", n);
     chorus_node_publish (node, topic, key, data, size);

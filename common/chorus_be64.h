@@ -1,6 +1,7 @@
 /*  chorus_be64.h — 64-bit numbers as 8 big-endian bytes, so that keys in
     LevelDB sort by number (the node's store, the coordinator's journal and
-    trace). Private to the project; header-only.
+    trace). Private to the project; header-only, in common/, the floor every
+    layer may stand on.
 */
 #ifndef CHORUS_BE64_H_INCLUDED
 #define CHORUS_BE64_H_INCLUDED
