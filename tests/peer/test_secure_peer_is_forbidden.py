@@ -30,12 +30,7 @@ NODE_SECRET = os.path.join(KEYS, 'payments.cert_secret')
 node = tools.node_helper('--service', 'payments', '--cert', NODE_SECRET, '--trust', TRUST,
                          '--subscribe', 'order.', '--handle', 'charge', '--handle', 'refund',
                          '--log', tools.path('node.log'), log='node')
-started = tools.ready(node)
-ok(started, 'the secure node_helper starts')
-if not started:
-    diag(tools.text(node.err))
-    done_testing()
-ENDPOINT, INSTANCE = started
+ENDPOINT, INSTANCE = tools.started(node, 'the secure node_helper starts')
 SEED = ENDPOINT + '@payments'
 
 #   till's key is given as a bare pair, so that the strict peer does not hold it to its

@@ -42,12 +42,7 @@ node = tools.node_helper('--service', 'payments', '--cert', NODE_SECRET, '--trus
                          '--topic', 'payment.done', '--publish', 10, '--wait-peers', 2,
                          '--heartbeat', '500,1500,%d' % (EXPIRY * 1000),
                          '--log', tools.path('node.log'), log='node')
-started = tools.ready(node)
-ok(started, 'the secure node_helper starts')
-if not started:
-    diag(tools.text(node.err))
-    done_testing()
-ENDPOINT, INSTANCE = started
+ENDPOINT, INSTANCE = tools.started(node, 'the secure node_helper starts')
 SEED = ENDPOINT + '@payments'
 everyone = []       # the peers run together, so that each answers the node's PINGs
 

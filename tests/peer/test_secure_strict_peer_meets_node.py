@@ -27,12 +27,7 @@ node = tools.node_helper('--service', 'payments', '--cert', NODE_SECRET, '--trus
                          '--subscribe', 'order.', '--handle', 'charge',
                          '--topic', 'payment.done', '--publish', 3, '--wait-peers', 2,
                          '--call', 'shop.quote', '--log', tools.path('node.log'), log='node')
-started = tools.ready(node)
-ok(started, 'the secure node_helper starts')
-if not started:
-    diag(tools.text(node.err))
-    done_testing()
-ENDPOINT, INSTANCE = started
+ENDPOINT, INSTANCE = tools.started(node, 'the secure node_helper starts')
 
 quotes = []
 shop = cp.Peer('shop', curve=os.path.join(KEYS, 'shop.cert_secret'), trust=TRUST,

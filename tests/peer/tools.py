@@ -87,6 +87,18 @@ def ready(proc, timeout=15):
     return tuple(found) if found and found != 'exited' else None
 
 
+def started(proc, what):
+    """Records whether node_helper came up as the assertion `what`; ends the test
+    (with its stderr) if it did not. Returns (endpoint, instance)."""
+    from tap import diag, done_testing, ok
+    found = ready(proc)
+    ok(found, what)
+    if not found:
+        diag(text(proc.err))
+        done_testing()
+    return found
+
+
 def text(name):
     """The content of a file in the temporary directory ('' if none)."""
     try:
