@@ -4,7 +4,7 @@
     heartbeats that find the evasive and the expired, and the hand-over of
     a departed peer's work.
 */
-#include "chorus_engine.h"
+#include "chorus_peers.h"
 
 #define S_PENDING_MS 5000       //  how long a connection waits for the peer's HELLO
 #define S_SEED_RETRY_MS 5000    //  a seed that did not answer is tried again after this
@@ -37,17 +37,37 @@ typedef struct {
     uint64_t at;                //  when tokens was computed (monotonic)
 } s_bucket_t;
 
+struct _chorus__peers_t {
+    chorus__context_t *context; //  what the engine shares with us
+    chorus__peers_fn *fn;       //  told what happens to a peer
+    void *fn_arg;               //  and its argument
+    zhashx_t *peers;            //  instance -> chorus__peer_t
+    zhashx_t *pending;          //  endpoint -> s_pending_t, awaiting the peer's HELLO
+    zhashx_t *seeds;            //  seed endpoint -> s_seed_t
+    zhashx_t *admission;        //  remote address -> s_bucket_t
+    char *endpoint;             //  our inbox endpoint, as announced
+    char *pub_endpoint;         //  our PUB endpoint, as announced
+    chorus__gate_t *inbox_gate; //  the connections into our inbox
+    uint64_t started;           //  when we started (ms since the epoch)
+    uint64_t generation;        //  HELLO generation, +1 per announced change
+    uint64_t last_announce;     //  when our HELLO last went to every peer (monotonic)
+    chorus__sub_t *subs;        //  our own subscriptions
+    size_t subs_size;           //  how many
+    bool announce;              //  send HELLO to every peer at the next tick
+    bool connecting;            //  a HELLO waits for its connection: tick soon
+};
+
 //  A DEALER into an endpoint's inbox, or NULL (after a warning) when the
 //  system cannot give us one. On a secure mesh it is a CURVE client of the
 //  node with that key, and without a key there is no connection.
 static void *
-s_dealer_new (chorus__engine_t *self, const char *endpoint, const char *key)
+s_dealer_new (chorus__peers_t *self, const char *endpoint, const char *key)
 {
-    if (self->config->keys && !chorus__key_valid (key))
+    if (self->context->config->keys && !chorus__key_valid (key))
         return NULL;
     void *dealer = chorus__socket_new (ZMQ_DEALER);
     if (!dealer) {
-        chorus__engine_warn (self, W_SOCKET, "cannot open a connection to %s: %s", endpoint,
+        chorus__context_warn (self->context, W_SOCKET, "cannot open a connection to %s: %s", endpoint,
                              zmq_strerror (zmq_errno ()));
         return NULL;
     }
@@ -56,7 +76,7 @@ s_dealer_new (chorus__engine_t *self, const char *endpoint, const char *key)
     uint8_t routing_id [17];
     routing_id [0] = 0x01;
     for (int i = 0; i < 16; i++)
-        sscanf (self->instance + 2 * i, "%2hhx", &routing_id [1 + i]);
+        sscanf (self->context->instance + 2 * i, "%2hhx", &routing_id [1 + i]);
     zmq_setsockopt (dealer, ZMQ_ROUTING_ID, routing_id, sizeof (routing_id));
     zsock_set_sndhwm (dealer, S_DEALER_HWM);
     zsock_set_sndtimeo (dealer, 0);     //  the engine never blocks on a peer
@@ -68,12 +88,12 @@ s_dealer_new (chorus__engine_t *self, const char *endpoint, const char *key)
     //  We never read a DEALER, so whatever the other side sends stays small
     zsock_set_rcvhwm (dealer, 1);
     zsock_set_maxmsgsize (dealer, S_MAX_FRAME);
-    if (self->config->keys)
-        chorus__keys_client (self->config->keys, dealer, key);
-    if (self->monitor)
-        chorus__monitor_watch (self->monitor, dealer, "dealer");
+    if (self->context->config->keys)
+        chorus__keys_client (self->context->config->keys, dealer, key);
+    if (self->context->monitor)
+        chorus__monitor_watch (self->context->monitor, dealer, "dealer");
     if (zmq_connect (dealer, endpoint)) {
-        chorus__engine_log (self, "cannot connect to %s: %s", endpoint,
+        chorus__context_log (self->context, "cannot connect to %s: %s", endpoint,
                             zmq_strerror (zmq_errno ()));
         chorus__socket_destroy (&dealer);
     }
@@ -81,15 +101,15 @@ s_dealer_new (chorus__engine_t *self, const char *endpoint, const char *key)
 }
 
 static chorus_msg_t *
-s_hello (chorus__engine_t *self, const char *answers)
+s_hello (chorus__peers_t *self, const char *answers)
 {
-    chorus_msg_t *hello = chorus__engine_msg (self, CHORUS_MSG_HELLO);
-    chorus_msg_set_service (hello, self->config->service);
-    chorus_msg_set_instance (hello, self->instance);
+    chorus_msg_t *hello = chorus__context_msg (self->context, CHORUS_MSG_HELLO);
+    chorus_msg_set_service (hello, self->context->config->service);
+    chorus_msg_set_instance (hello, self->context->instance);
     chorus_msg_set_endpoint (hello, self->endpoint);
     chorus_msg_set_pub_endpoint (hello, self->pub_endpoint);
     chorus_msg_set_generation (hello, self->generation);
-    chorus_msg_set_head (hello, chorus_store_head (self->store));
+    chorus_msg_set_head (hello, chorus_store_head (self->context->store));
     size_t listed = 0;
     for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers);
          peer && listed < CHORUS_MSG_MAX_LIST; peer = (chorus__peer_t *) zhashx_next (self->peers)) {
@@ -110,9 +130,9 @@ s_hello (chorus__engine_t *self, const char *answers)
     char started [24];
     snprintf (started, sizeof (started), "%" PRIu64, self->started);
     chorus_msg_set_header (hello, "chorus.started", started);
-    chorus_msg_set_header (hello, "chorus.mesh", self->config->mesh);
-    if (self->config->keys)
-        chorus_msg_set_header (hello, "chorus.key", chorus__keys_public (self->config->keys));
+    chorus_msg_set_header (hello, "chorus.mesh", self->context->config->mesh);
+    if (self->context->config->keys)
+        chorus_msg_set_header (hello, "chorus.key", chorus__keys_public (self->context->config->keys));
     if (answers)
         chorus_msg_set_header (hello, "chorus.answers", answers);
     return hello;
@@ -120,7 +140,7 @@ s_hello (chorus__engine_t *self, const char *answers)
 
 //  Sends our HELLO; writes its id into id_out (33 bytes) when given
 static int
-s_send_hello (chorus__engine_t *self, void *dealer, const char *answers, char *id_out)
+s_send_hello (chorus__peers_t *self, void *dealer, const char *answers, char *id_out)
 {
     chorus_msg_t *hello = s_hello (self, answers);
     int rc = chorus_msg_send (hello, dealer);
@@ -130,33 +150,110 @@ s_send_hello (chorus__engine_t *self, void *dealer, const char *answers, char *i
     return rc;
 }
 
-int
-chorus__peers_send_hello (chorus__engine_t *self, void *dealer, const char *answers)
+//  Sends our HELLO on a DEALER, answering the HELLO with that id, or NULL;
+//  0, or -1 if the connection is not up yet
+static int
+s_send_hello_to (chorus__peers_t *self, void *dealer, const char *answers)
 {
     return s_send_hello (self, dealer, answers, NULL);
 }
 
-int
-chorus__peers_greet (chorus__engine_t *self, chorus__peer_t *peer)
+//  The peer's greeter: our first HELLO, once the connection is up, still
+//  answers the peer's (section 4.4), so that a seed it dialled under
+//  another name knows us
+static int
+s_greet (chorus__peer_t *peer, void *arg)
 {
-    //  The first HELLO, once the connection is up, still answers the
-    //  peer's (section 4.4), so that a seed it dialled under another name
-    //  knows us
-    if (!peer->hello_sent && peer->dealer
-    &&  chorus__peers_send_hello (self, peer->dealer,
-                                  peer->answers [0]? peer->answers: NULL) == 0)
-        peer->hello_sent = true;
-    if (!peer->hello_sent)
+    chorus__peers_t *self = (chorus__peers_t *) arg;
+    int rc = s_send_hello_to (self, peer->dealer, peer->answers [0]? peer->answers: NULL);
+    if (rc)
         self->connecting = true;    //  what waits for it goes at the next tick
-    return peer->hello_sent? 0: -1;
+    return rc;
 }
 
-uint64_t
-chorus__peer_seen_at (chorus__peer_t *peer)
+//  --------------------------------------------------------------------------
+//  The class
+
+chorus__peers_t *
+chorus__peers_new (chorus__context_t *context, chorus__peers_fn *fn, void *arg)
 {
-    uint64_t silence = chorus__mono () - peer->last_seen;
-    uint64_t now = chorus__now ();
-    return now > silence? now - silence: 0;
+    chorus__peers_t *self = (chorus__peers_t *) zmalloc (sizeof (chorus__peers_t));
+    self->context = context;
+    self->fn = fn;
+    self->fn_arg = arg;
+    self->peers = zhashx_new ();
+    self->pending = zhashx_new ();
+    self->seeds = zhashx_new ();
+    self->admission = zhashx_new ();
+    self->started = chorus__now ();
+    self->generation = 1;
+    context->peers = self->peers;
+    return self;
+}
+
+static void s_close_all (chorus__peers_t *self);
+
+void
+chorus__peers_destroy (chorus__peers_t **self_p)
+{
+    chorus__peers_t *self = *self_p;
+    if (!self)
+        return;
+    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
+         peer = (chorus__peer_t *) zhashx_next (self->peers))
+        chorus__peer_destroy (&peer);
+    zhashx_destroy (&self->peers);
+    self->context->peers = NULL;
+    s_close_all (self);
+    zhashx_destroy (&self->pending);
+    zhashx_destroy (&self->seeds);
+    zhashx_destroy (&self->admission);
+    chorus__subs_free (&self->subs, &self->subs_size);
+    free (self->endpoint);
+    free (self->pub_endpoint);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+chorus__peers_start (chorus__peers_t *self, const char *endpoint, const char *pub_endpoint,
+                     chorus__gate_t *inbox_gate)
+{
+    free (self->endpoint);
+    free (self->pub_endpoint);
+    self->endpoint = strdup (endpoint);
+    self->pub_endpoint = strdup (pub_endpoint);
+    self->inbox_gate = inbox_gate;
+}
+
+bool
+chorus__peers_subscribe (chorus__peers_t *self, const char *prefix, uint64_t since,
+                         uint64_t flags)
+{
+    for (size_t i = 0; i < self->subs_size; i++)
+        if (streq (self->subs [i].prefix, prefix))
+            return false;
+    chorus__subs_add (&self->subs, &self->subs_size, prefix, since, flags);
+    self->announce = true;
+    return true;
+}
+
+static void s_report (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state);
+
+void
+chorus__peers_heard (chorus__peers_t *self, chorus__peer_t *peer)
+{
+    peer->last_seen = chorus__mono ();
+    if (peer->evasive) {
+        peer->evasive = false;
+        s_report (self, peer, CHORUS_PEER_ALIVE);
+    }
+}
+
+bool
+chorus__peers_connecting (chorus__peers_t *self)
+{
+    return self->connecting;
 }
 
 //  --------------------------------------------------------------------------
@@ -175,7 +272,7 @@ s_pending_destroy (s_pending_t **pending_p)
 
 //  Takes a pending connection out of the table; the caller owns its socket
 static void *
-s_pending_take (chorus__engine_t *self, const char *endpoint)
+s_pending_take (chorus__peers_t *self, const char *endpoint)
 {
     s_pending_t *pending = (s_pending_t *) zhashx_lookup (self->pending, endpoint);
     if (!pending)
@@ -188,7 +285,7 @@ s_pending_take (chorus__engine_t *self, const char *endpoint)
 }
 
 static chorus__peer_t *
-s_peer_at (chorus__engine_t *self, const char *endpoint)
+s_peer_at (chorus__peers_t *self, const char *endpoint)
 {
     for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
          peer = (chorus__peer_t *) zhashx_next (self->peers))
@@ -200,20 +297,20 @@ s_peer_at (chorus__engine_t *self, const char *endpoint)
 //  Opens a connection to an endpoint we heard of; HELLO goes on it as soon
 //  as it is up. Returns false if it could not be opened now.
 static bool
-s_connect_pending (chorus__engine_t *self, const char *endpoint, const char *key)
+s_connect_pending (chorus__peers_t *self, const char *endpoint, const char *key)
 {
     if (streq (endpoint, self->endpoint) || zhashx_lookup (self->pending, endpoint)
     ||  s_peer_at (self, endpoint))
         return true;
     //  A key we do not trust leads to no one we would talk to
-    if (self->config->keys && !chorus__keys_lookup (self->config->keys, key))
+    if (self->context->config->keys && !chorus__keys_lookup (self->context->config->keys, key))
         return true;
-    if (zhashx_size (self->pending) >= (size_t) self->config->max_pending)
+    if (zhashx_size (self->pending) >= (size_t) self->context->config->max_pending)
         return false;   //  heard of again with the next HELLO or beacon
     void *dealer = s_dealer_new (self, endpoint, key);
     if (!dealer)
         return false;
-    chorus__engine_log (self, "connecting to %s", endpoint);
+    chorus__context_log (self->context, "connecting to %s", endpoint);
     s_pending_t *pending = (s_pending_t *) zmalloc (sizeof (s_pending_t));
     pending->dealer = dealer;
     pending->since = chorus__mono ();
@@ -227,7 +324,7 @@ s_connect_pending (chorus__engine_t *self, const char *endpoint, const char *key
 //  The endpoint of the pending connection on which we sent the HELLO with
 //  this id, or NULL
 static const char *
-s_pending_answered (chorus__engine_t *self, const char *hello_id)
+s_pending_answered (chorus__peers_t *self, const char *hello_id)
 {
     if (!hello_id || !*hello_id)
         return NULL;
@@ -240,7 +337,7 @@ s_pending_answered (chorus__engine_t *self, const char *hello_id)
 
 //  The seed at this endpoint, if it is one, now leads to the instance
 static void
-s_seed_met (chorus__engine_t *self, const char *endpoint, const char *instance)
+s_seed_met (chorus__peers_t *self, const char *endpoint, const char *instance)
 {
     s_seed_t *seed = (s_seed_t *) zhashx_lookup (self->seeds, endpoint);
     if (seed) {
@@ -249,8 +346,9 @@ s_seed_met (chorus__engine_t *self, const char *endpoint, const char *instance)
     }
 }
 
-void
-chorus__peers_close_all (chorus__engine_t *self)
+//  Closes every connection that awaits a HELLO, and the seed records
+static void
+s_close_all (chorus__peers_t *self)
 {
     for (s_pending_t *pending = (s_pending_t *) zhashx_first (self->pending); pending;
          pending = (s_pending_t *) zhashx_next (self->pending))
@@ -271,48 +369,12 @@ chorus__peers_close_all (chorus__engine_t *self)
 //  --------------------------------------------------------------------------
 //  Peers
 
-void
-chorus__peer_destroy (chorus__peer_t **peer_p)
-{
-    chorus__peer_t *peer = *peer_p;
-    if (peer) {
-        chorus__socket_destroy (&peer->dealer);
-        if (peer->backlog) {
-            for (zframe_t *frame = (zframe_t *) zlistx_first (peer->backlog); frame;
-                 frame = (zframe_t *) zlistx_next (peer->backlog))
-                zframe_destroy (&frame);
-            zlistx_destroy (&peer->backlog);
-        }
-        free (peer->instance);
-        free (peer->service);
-        free (peer->endpoint);
-        free (peer->pub_endpoint);
-        free (peer->address);
-        free (peer->key);
-        chorus__subs_free (&peer->subs, &peer->subs_size);
-        free (peer);
-        *peer_p = NULL;
-    }
-}
-
-//  A peer's subscription prefixes, comma-separated; the caller frees it
-char *
-chorus__peer_subs_text (chorus__peer_t *peer)
-{
-    char *subs = NULL;
-    size_t length = 0;
-    FILE *stream = open_memstream (&subs, &length);
-    for (size_t i = 0; i < peer->subs_size; i++)
-        fprintf (stream, "%s%s", i? ",": "", peer->subs [i].prefix);
-    fclose (stream);
-    return subs;
-}
-
-void
-chorus__peers_report (chorus__engine_t *self, chorus__peer_t *peer, chorus_peer_state_t state)
+//  Tells the application of a peer's new state
+static void
+s_report (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state)
 {
     char *subs = chorus__peer_subs_text (peer);
-    chorus__engine_work (self, "sisssss88s", "P", (int) state, peer->service, peer->instance,
+    chorus__context_work (self->context, "sisssss88s", "P", (int) state, peer->service, peer->instance,
                          peer->endpoint, peer->pub_endpoint, subs, chorus__peer_seen_at (peer),
                          peer->head, peer->key? peer->key: "");
     free (subs);
@@ -320,29 +382,15 @@ chorus__peers_report (chorus__engine_t *self, chorus__peer_t *peer, chorus_peer_
 
 //  Forgets a peer: its work moves elsewhere and the application is told
 void
-chorus__peers_remove (chorus__engine_t *self, chorus__peer_t *peer, chorus_peer_state_t state)
+chorus__peers_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state)
 {
-    chorus__engine_log (self, "peer %s/%.8s %s", peer->service, peer->instance,
+    chorus__context_log (self->context, "peer %s/%.8s %s", peer->service, peer->instance,
                         state == CHORUS_PEER_LEFT? "left": "expired");
     zhashx_delete (self->peers, peer->instance);   //  out of the table before reassigning
-    chorus__delivery_peer_gone (self->delivery, peer);
-    chorus__commands_peer_gone (self->commands, peer);
-    if (self->observer)
-        chorus__observer_peer_gone (self->observer, peer);
-    chorus__peers_report (self, peer, state);
+    self->fn (peer, CHORUS__PEER_GONE, self->fn_arg);
+    s_report (self, peer, state);
     chorus__peer_destroy (&peer);
     self->announce = true;
-}
-
-static void
-s_peer_set_subs (chorus__peer_t *peer, chorus_msg_t *hello)
-{
-    chorus__subs_free (&peer->subs, &peer->subs_size);
-    for (size_t i = 0; i < chorus_msg_subscriptions (hello); i++) {
-        uint64_t since, flags;
-        const char *prefix = chorus_msg_subscription (hello, i, &since, &flags);
-        chorus__subs_add (&peer->subs, &peer->subs_size, prefix, since, flags);
-    }
 }
 
 //  Whether a HELLO's gossip lists the endpoint; on a secure mesh an entry
@@ -364,7 +412,7 @@ s_lists_endpoint (chorus_msg_t *hello, const char *endpoint, bool secure)
 
 //  True if the remote address may bring one more new peer now
 static bool
-s_admit_address (chorus__engine_t *self, const char *address)
+s_admit_address (chorus__peers_t *self, const char *address)
 {
     uint64_t now = chorus__mono ();
     s_bucket_t *bucket = (s_bucket_t *) zhashx_lookup (self->admission, address);
@@ -379,7 +427,7 @@ s_admit_address (chorus__engine_t *self, const char *address)
         bucket->at = now;
         zhashx_insert (self->admission, address, bucket);
     }
-    bucket->tokens += (double) (now - bucket->at) * self->config->peer_rate / 1000.0;
+    bucket->tokens += (double) (now - bucket->at) * self->context->config->peer_rate / 1000.0;
     if (bucket->tokens > S_BUCKET)
         bucket->tokens = S_BUCKET;
     bucket->at = now;
@@ -391,19 +439,19 @@ s_admit_address (chorus__engine_t *self, const char *address)
 
 //  May a new peer, whose HELLO came from this address, join? Says why not.
 static bool
-s_admit (chorus__engine_t *self, const char *instance, chorus_msg_t *hello)
+s_admit (chorus__peers_t *self, const char *instance, chorus_msg_t *hello)
 {
     const char *address = chorus_msg_peer_address (hello);
     const char *why = NULL;
-    if (zhashx_size (self->peers) >= (size_t) self->config->max_peers)
+    if (zhashx_size (self->peers) >= (size_t) self->context->config->max_peers)
         why = "the node has its maximum of peers";
     else
     if (!s_admit_address (self, address))
         why = "too many new peers from that address";
     if (!why)
         return true;
-    self->counters [C_REFUSED]++;
-    chorus__engine_warn (self, W_REFUSED, "refused peer %s/%.8s at %s (from %s): %s",
+    self->context->counters [C_REFUSED]++;
+    chorus__context_warn (self->context, W_REFUSED, "refused peer %s/%.8s at %s (from %s): %s",
                          chorus_msg_service (hello), instance, chorus_msg_endpoint (hello),
                          *address? address: "?", why);
     return false;
@@ -412,7 +460,7 @@ s_admit (chorus__engine_t *self, const char *instance, chorus_msg_t *hello)
 //  The connection to use for a new peer: the pending one it answered, or a
 //  new one. NULL if none can be had.
 static void *
-s_peer_dealer (chorus__engine_t *self, chorus_msg_t *hello, const char *instance,
+s_peer_dealer (chorus__peers_t *self, chorus_msg_t *hello, const char *instance,
                const char *key, bool *hello_sent)
 {
     const char *endpoint = chorus_msg_endpoint (hello);
@@ -444,10 +492,10 @@ s_peer_dealer (chorus__engine_t *self, chorus_msg_t *hello, const char *instance
 //  On a secure mesh, may the key this HELLO came from speak for the node it
 //  names? Says why not.
 static bool
-s_hello_key_allowed (chorus__engine_t *self, const char *instance, chorus_msg_t *hello,
+s_hello_key_allowed (chorus__peers_t *self, const char *instance, chorus_msg_t *hello,
                      chorus__peer_t *peer, const chorus__grant_t **grant_p)
 {
-    chorus__keys_t *keys = self->config->keys;
+    chorus__keys_t *keys = self->context->config->keys;
     const char *key = chorus_msg_user_id (hello);
     const char *why = NULL;
     const chorus__grant_t *grant = chorus__keys_lookup (keys, key);
@@ -466,8 +514,8 @@ s_hello_key_allowed (chorus__engine_t *self, const char *instance, chorus_msg_t 
     *grant_p = grant;
     if (!why)
         return true;
-    self->counters [C_FORBIDDEN]++;
-    chorus__engine_warn (self, W_FORBIDDEN, "refused HELLO of %s/%.8s at %s, key %s%s%s%s: %s",
+    self->context->counters [C_FORBIDDEN]++;
+    chorus__context_warn (self->context, W_FORBIDDEN, "refused HELLO of %s/%.8s at %s, key %s%s%s%s: %s",
                          chorus_msg_service (hello), instance, chorus_msg_endpoint (hello),
                          *key? key: "-", grant? " (certificate '": "", grant? grant->name: "",
                          grant? "')": "", why);
@@ -476,9 +524,9 @@ s_hello_key_allowed (chorus__engine_t *self, const char *instance, chorus_msg_t 
 
 //  Follows gossip: an endpoint, on a secure mesh with its key after '@'
 static bool
-s_connect_listed (chorus__engine_t *self, const char *item)
+s_connect_listed (chorus__peers_t *self, const char *item)
 {
-    if (!self->config->keys)
+    if (!self->context->config->keys)
         return s_connect_pending (self, item, NULL);
     const char *key = chorus__key_part (item);
     if (!key || !chorus__key_valid (key))
@@ -489,31 +537,31 @@ s_connect_listed (chorus__engine_t *self, const char *item)
 }
 
 void
-chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t *hello)
+chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *hello)
 {
-    if (streq (instance, self->instance))
+    if (streq (instance, self->context->instance))
         return;     //  we reached ourselves through a seed or gossip
     //  Nodes of another mesh on the same hosts (a port reused by another
     //  mesh's node, a stale seed) are not peers of ours
     const char *mesh = chorus_msg_header (hello, "chorus.mesh");
-    if (!streq (mesh? mesh: "default", self->config->mesh)) {
-        self->counters [C_UNKNOWN_PEER]++;
+    if (!streq (mesh? mesh: "default", self->context->config->mesh)) {
+        self->context->counters [C_UNKNOWN_PEER]++;
         return;
     }
     const char *started_text = chorus_msg_header (hello, "chorus.started");
     uint64_t started = started_text? strtoull (started_text, NULL, 10): 0;
-    chorus__peer_t *peer = chorus__engine_peer (self, instance);
+    chorus__peer_t *peer = chorus__context_peer (self->context, instance);
     const chorus__grant_t *grant = NULL;
-    const char *key = self->config->keys? chorus_msg_user_id (hello): NULL;
+    const char *key = self->context->config->keys? chorus_msg_user_id (hello): NULL;
     if (key && !s_hello_key_allowed (self, instance, hello, peer, &grant))
         return;     //  not answered, and its gossip not followed
     if (peer && !streq (peer->service, chorus_msg_service (hello))) {
-        chorus__engine_forged (self, peer, hello, "announces another service");
+        chorus__context_forged (self->context, peer, hello, "announces another service");
         return;
     }
     if (peer && peer->started != started) {
         //  The same instance started again: it remembers nothing of us
-        chorus__engine_log (self, "peer %.8s restarted", instance);
+        chorus__context_log (self->context, "peer %.8s restarted", instance);
         chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
         peer = NULL;
     }
@@ -525,30 +573,27 @@ chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t 
         bool hello_sent = false;
         void *dealer = s_peer_dealer (self, hello, instance, key, &hello_sent);
         if (!dealer) {
-            self->counters [C_REFUSED]++;
+            self->context->counters [C_REFUSED]++;
             return;
         }
-        peer = (chorus__peer_t *) zmalloc (sizeof (chorus__peer_t));
-        peer->instance = strdup (instance);
-        peer->service = strdup (chorus_msg_service (hello));
-        peer->endpoint = strdup (endpoint);
-        peer->pub_endpoint = strdup (chorus_msg_pub_endpoint (hello));
+        peer = chorus__peer_new (instance, chorus_msg_service (hello), endpoint,
+                                 chorus_msg_pub_endpoint (hello), dealer, key);
+        free (peer->address);
         peer->address = strdup (chorus_msg_peer_address (hello));
         peer->started = started;
-        peer->dealer = dealer;
-        peer->key = key? strdup (key): NULL;
         peer->grant = grant;
         peer->hello_sent = hello_sent;
+        chorus__peer_set_greeter (peer, s_greet, self);
         zhashx_insert (self->peers, peer->instance, peer);
         //  Our HELLO answers theirs, so that a node we dialled under another
         //  name than it announces knows we are that seed
         snprintf (peer->answers, sizeof (peer->answers), "%s", chorus_msg_id (hello));
-        chorus__peers_greet (self, peer);
+        chorus__peer_greet (peer);
         if (!peer->hello_sent)
             self->connecting = true;    //  it goes as soon as the connection is up
         self->announce = true;
         joined = true;
-        chorus__engine_log (self, "met %s/%.8s at %s", peer->service, instance, endpoint);
+        chorus__context_log (self->context, "met %s/%.8s at %s", peer->service, instance, endpoint);
     }
     else {
         //  A pending connection that leads to a peer we know is one too many
@@ -559,26 +604,23 @@ chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t 
             void *dealer = s_pending_take (self, answered);
             chorus__socket_destroy (&dealer);
         }
-        if (!s_lists_endpoint (hello, self->endpoint, self->config->keys != NULL)
+        if (!s_lists_endpoint (hello, self->endpoint, self->context->config->keys != NULL)
         &&  peer->hello_sent)
-            chorus__peers_send_hello (self, peer->dealer, chorus_msg_id (hello));
+            s_send_hello_to (self, peer->dealer, chorus_msg_id (hello));
     }
     bool changed = joined || chorus_msg_generation (hello) != peer->generation;
     peer->generation = chorus_msg_generation (hello);
     peer->head = chorus_msg_head (hello);
     peer->last_seen = chorus__mono ();
     if (changed) {
-        s_peer_set_subs (peer, hello);
-        chorus__delivery_peer_joined (self->delivery, peer);
+        chorus__peer_set_subs (peer, hello);
+        self->fn (peer, CHORUS__PEER_CHANGED, self->fn_arg);
     }
     if (joined) {
-        chorus__commands_peer_joined (self->commands, peer);
-        if (self->observer)
-            chorus__observer_peer_joined (self->observer, peer);
-        chorus__peers_report (self, peer, CHORUS_PEER_JOINED);
+        self->fn (peer, CHORUS__PEER_JOINED, self->fn_arg);
+        s_report (self, peer, CHORUS_PEER_JOINED);
     }
-    if (self->observer)
-        chorus__observer_head (self->observer, peer, peer->head);
+    self->fn (peer, CHORUS__PEER_HEAD, self->fn_arg);
 
     //  Gossip: meet the peers it knows, as far as our bound allows
     zlist_t *peers = chorus_msg_peers (hello);
@@ -592,12 +634,12 @@ chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t 
 }
 
 void
-chorus__peers_recv_beacon (chorus__engine_t *self)
+chorus__peers_recv_beacon (chorus__peers_t *self, zactor_t *beacon)
 {
-    char *address = zstr_recv (self->beacon);
-    zframe_t *frame = zframe_recv (self->beacon);
+    char *address = zstr_recv (beacon);
+    zframe_t *frame = zframe_recv (beacon);
     //  A secure mesh's beacon carries the node's key: version 2, 54 bytes
-    bool secure = self->config->keys != NULL;
+    bool secure = self->context->config->keys != NULL;
     if (address && frame && zframe_size (frame) == (secure? S_BEACON_SECURE: S_BEACON)
     &&  memcmp (zframe_data (frame), secure? "CHO\x02": "CHO\x01", 4) == 0) {
         const uint8_t *data = zframe_data (frame);
@@ -607,8 +649,8 @@ chorus__peers_recv_beacon (chorus__engine_t *self)
         char key [41] = "";
         if (secure)
             zmq_z85_encode (key, data + 22, 32);
-        if (port > 0 && !streq (instance, self->instance)
-        &&  !chorus__engine_peer (self, instance)) {
+        if (port > 0 && !streq (instance, self->context->instance)
+        &&  !chorus__context_peer (self->context, instance)) {
             char endpoint [128];
             snprintf (endpoint, sizeof (endpoint), "tcp://%s:%d", address, port);
             s_connect_pending (self, endpoint, secure? key: NULL);
@@ -619,30 +661,30 @@ chorus__peers_recv_beacon (chorus__engine_t *self)
 }
 
 void
-chorus__peers_beacon (chorus__engine_t *self, int port)
+chorus__peers_beacon (chorus__peers_t *self, zactor_t *beacon, int port)
 {
-    uint8_t beacon [S_BEACON_SECURE] = {'C', 'H', 'O', 0x01};
+    uint8_t data [S_BEACON_SECURE] = {'C', 'H', 'O', 0x01};
     for (int i = 0; i < 16; i++)
-        sscanf (self->instance + 2 * i, "%2hhx", &beacon [4 + i]);
-    beacon [20] = (uint8_t) (port >> 8);
-    beacon [21] = (uint8_t) port;
+        sscanf (self->context->instance + 2 * i, "%2hhx", &data [4 + i]);
+    data [20] = (uint8_t) (port >> 8);
+    data [21] = (uint8_t) port;
     size_t size = S_BEACON;
-    if (self->config->keys) {
-        beacon [3] = 0x02;
-        zmq_z85_decode (beacon + 22, chorus__keys_public (self->config->keys));
+    if (self->context->config->keys) {
+        data [3] = 0x02;
+        zmq_z85_decode (data + 22, chorus__keys_public (self->context->config->keys));
         size = S_BEACON_SECURE;
     }
-    zsock_send (self->beacon, "sbi", "PUBLISH", beacon, size, 1000);
+    zsock_send (beacon, "sbi", "PUBLISH", data, size, 1000);
 }
 
 void
-chorus__peers_add_seed (chorus__engine_t *self, const char *seed)
+chorus__peers_add_seed (chorus__peers_t *self, const char *seed)
 {
     //  ENDPOINT@KEY on a secure mesh (checked at start)
     char endpoint [257];
     char key [41] = "";
-    const char *key_text = self->config->keys? chorus__key_part (seed): NULL;
-    if (key_text && !chorus__keys_resolve (self->config->keys, key_text, key))
+    const char *key_text = self->context->config->keys? chorus__key_part (seed): NULL;
+    if (key_text && !chorus__keys_resolve (self->context->config->keys, key_text, key))
         return;
     snprintf (endpoint, sizeof (endpoint), "%.*s",
               key_text? (int) (key_text - 1 - seed): (int) strlen (seed), seed);
@@ -653,13 +695,14 @@ chorus__peers_add_seed (chorus__engine_t *self, const char *seed)
     }
 }
 
-void
-chorus__peers_revoke_pending (chorus__engine_t *self)
+//  Closes the connections awaiting a HELLO from a key no longer trusted
+static void
+s_revoke_pending (chorus__peers_t *self)
 {
     zlistx_t *revoked = zlistx_new ();
     for (s_pending_t *pending = (s_pending_t *) zhashx_first (self->pending); pending;
          pending = (s_pending_t *) zhashx_next (self->pending))
-        if (!chorus__keys_lookup (self->config->keys, pending->key))
+        if (!chorus__keys_lookup (self->context->config->keys, pending->key))
             zlistx_add_end (revoked, (void *) zhashx_cursor (self->pending));
     for (const char *endpoint = (const char *) zlistx_first (revoked); endpoint;
          endpoint = (const char *) zlistx_next (revoked)) {
@@ -669,18 +712,41 @@ chorus__peers_revoke_pending (chorus__engine_t *self)
     zlistx_destroy (&revoked);
 }
 
+void
+chorus__peers_trust_changed (chorus__peers_t *self)
+{
+    chorus__context_t *context = self->context;
+    zlistx_t *instances = zhashx_keys (self->peers);
+    for (const char *instance = (const char *) zlistx_first (instances); instance;
+         instance = (const char *) zlistx_next (instances)) {
+        chorus__peer_t *peer = chorus__context_peer (context, instance);
+        if (!peer || !peer->key)
+            continue;
+        peer->grant = chorus__keys_lookup (context->config->keys, peer->key);
+        if (!peer->grant || !chorus__grant_service (peer->grant, peer->service)) {
+            context->counters [C_REVOKED]++;
+            chorus__context_warn (context, W_REVOKED, "key %s of %s/%.8s is no longer "
+                                  "trusted for its service: cut off", peer->key, peer->service,
+                                  peer->instance);
+            chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
+        }
+    }
+    zlistx_destroy (&instances);
+    s_revoke_pending (self);
+}
+
 //  --------------------------------------------------------------------------
 //  Timers
 
 //  Opens a connection to each seed that leads to no live peer, every
 //  S_SEED_RETRY_MS while it does not answer
 static void
-s_probe_seeds (chorus__engine_t *self, uint64_t now)
+s_probe_seeds (chorus__peers_t *self, uint64_t now)
 {
     for (s_seed_t *seed = (s_seed_t *) zhashx_first (self->seeds); seed;
          seed = (s_seed_t *) zhashx_next (self->seeds)) {
         const char *endpoint = (const char *) zhashx_cursor (self->seeds);
-        if (seed->instance && chorus__engine_peer (self, seed->instance))
+        if (seed->instance && chorus__context_peer (self->context, seed->instance))
             continue;
         zstr_free (&seed->instance);
         chorus__peer_t *peer = s_peer_at (self, endpoint);
@@ -699,7 +765,7 @@ s_probe_seeds (chorus__engine_t *self, uint64_t now)
 //  Says HELLO on connections that have come up, closes those that waited
 //  too long for an answer
 static void
-s_pending_tick (chorus__engine_t *self, uint64_t now)
+s_pending_tick (chorus__peers_t *self, uint64_t now)
 {
     zlistx_t *expired = zlistx_new ();
     for (s_pending_t *pending = (s_pending_t *) zhashx_first (self->pending); pending;
@@ -722,9 +788,9 @@ s_pending_tick (chorus__engine_t *self, uint64_t now)
 //  Forgets the buckets of addresses that have been quiet long enough to
 //  have refilled them
 static void
-s_admission_tick (chorus__engine_t *self, uint64_t now)
+s_admission_tick (chorus__peers_t *self, uint64_t now)
 {
-    uint64_t full_ms = (uint64_t) (S_BUCKET * 1000 / (self->config->peer_rate? self->config->peer_rate: 1));
+    uint64_t full_ms = (uint64_t) (S_BUCKET * 1000 / (self->context->config->peer_rate? self->context->config->peer_rate: 1));
     zlistx_t *idle = zlistx_new ();
     for (s_bucket_t *bucket = (s_bucket_t *) zhashx_first (self->admission); bucket;
          bucket = (s_bucket_t *) zhashx_next (self->admission))
@@ -739,7 +805,7 @@ s_admission_tick (chorus__engine_t *self, uint64_t now)
 }
 
 static void
-s_heartbeat (chorus__engine_t *self, uint64_t now)
+s_heartbeat (chorus__peers_t *self, uint64_t now)
 {
     //  Over a copy of the instance ids: greeting a peer iterates the table
     //  too (its HELLO lists the peers), which would move our own cursor,
@@ -748,32 +814,32 @@ s_heartbeat (chorus__engine_t *self, uint64_t now)
     zlistx_t *expired = zlistx_new ();
     for (const char *instance = (const char *) zlistx_first (instances); instance;
          instance = (const char *) zlistx_next (instances)) {
-        chorus__peer_t *peer = chorus__engine_peer (self, instance);
+        chorus__peer_t *peer = chorus__context_peer (self->context, instance);
         if (!peer)
             continue;
         uint64_t silence = now > peer->last_seen? now - peer->last_seen: 0;
-        if (silence >= (uint64_t) self->config->expired_ms) {
+        if (silence >= (uint64_t) self->context->config->expired_ms) {
             zlistx_add_end (expired, (void *) instance);
             continue;
         }
-        chorus__peers_greet (self, peer);
-        chorus__engine_flush_backlog (self, peer);
-        if (silence >= (uint64_t) self->config->evasive_ms && !peer->evasive) {
+        chorus__peer_greet (peer);
+        chorus__peer_flush_backlog (peer);
+        if (silence >= (uint64_t) self->context->config->evasive_ms && !peer->evasive) {
             peer->evasive = true;
-            chorus__peers_report (self, peer, CHORUS_PEER_EVASIVE);
+            s_report (self, peer, CHORUS_PEER_EVASIVE);
         }
-        if (silence >= (uint64_t) self->config->heartbeat_ms
-        &&  now - peer->last_ping >= (uint64_t) self->config->heartbeat_ms) {
-            chorus_msg_t *ping = chorus__engine_msg (self, CHORUS_MSG_PING);
-            chorus_msg_set_head (ping, chorus_store_head (self->store));
-            chorus__engine_send (self, peer, ping);
+        if (silence >= (uint64_t) self->context->config->heartbeat_ms
+        &&  now - peer->last_ping >= (uint64_t) self->context->config->heartbeat_ms) {
+            chorus_msg_t *ping = chorus__context_msg (self->context, CHORUS_MSG_PING);
+            chorus_msg_set_head (ping, chorus_store_head (self->context->store));
+            chorus__peer_send (peer, ping);
             chorus_msg_destroy (&ping);
             peer->last_ping = now;
         }
     }
     for (const char *instance = (const char *) zlistx_first (expired); instance;
          instance = (const char *) zlistx_next (expired)) {
-        chorus__peer_t *peer = chorus__engine_peer (self, instance);
+        chorus__peer_t *peer = chorus__context_peer (self->context, instance);
         if (peer)
             chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
     }
@@ -782,7 +848,7 @@ s_heartbeat (chorus__engine_t *self, uint64_t now)
 }
 
 void
-chorus__peers_tick (chorus__engine_t *self, uint64_t now)
+chorus__peers_tick (chorus__peers_t *self, uint64_t now)
 {
     self->connecting = false;   //  set again by whatever still waits
     s_heartbeat (self, now);
