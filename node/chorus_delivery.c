@@ -5,6 +5,7 @@
     answers to observers' FETCH requests.
 */
 #include "chorus_delivery.h"
+#include "chorus_fake.h"
 
 #define S_SPAN 16384            //  seqs a group may track between cursor and next
 #define S_CACHE 8192            //  recent events kept decoded
@@ -1005,4 +1006,152 @@ chorus__delivery_fetch (chorus__delivery_t *self, chorus__peer_t *peer, chorus_m
     chorus_msg_set_head (replay, head);
     chorus__peer_send (peer, replay);
     chorus_msg_destroy (&replay);
+}
+
+//  --------------------------------------------------------------------------
+//  Self-test
+
+#define S_BILLING_1 "B0000000000000000000000000000001"
+#define S_BILLING_2 "B0000000000000000000000000000002"
+#define S_WATCHER "D0000000000000000000000000000001"
+
+//  A group member subscribed to order.
+static chorus__peer_t *
+s_test_member (chorus__fake_t *fake, const char *instance)
+{
+    chorus__peer_t *peer = chorus__fake_peer (fake, instance, "billing");
+    chorus_msg_t *hello = chorus_msg_new (CHORUS_MSG_HELLO);
+    chorus_msg_add_subscription (hello, "order.", 0, CHORUS_SUB_DURABLE);
+    chorus__peer_set_subs (peer, hello);
+    chorus_msg_destroy (&hello);
+    return peer;
+}
+
+//  The seq of the next EVENT the endpoint got for group billing, 0 if none
+static uint64_t
+s_test_delivered (chorus__fake_t *fake, const char *endpoint, int timeout)
+{
+    chorus_msg_t *event = chorus__fake_sent (fake, endpoint, timeout);
+    if (!event)
+        return 0;
+    uint64_t seq = chorus_msg_type (event) == CHORUS_MSG_EVENT && chorus_msg_group (event)
+                && streq (chorus_msg_group (event), "billing")? chorus_msg_seq (event): 0;
+    chorus_msg_destroy (&event);
+    return seq;
+}
+
+static void
+s_test_ack (chorus__delivery_t *self, chorus__peer_t *peer, uint64_t seq, int status)
+{
+    chorus_msg_t *ack = chorus_msg_new (CHORUS_MSG_EVENT_ACK);
+    chorus_msg_set_id (ack, "00000000000000000000000000000000");
+    chorus_msg_set_group (ack, "billing");
+    chorus_msg_set_seq (ack, seq);
+    chorus_msg_set_status (ack, status);
+    chorus__delivery_ack (self, peer, ack);
+    chorus_msg_destroy (&ack);
+}
+
+static void
+s_test_pending (const char *group, uint64_t pending, size_t instances, void *arg)
+{
+    if (streq (group, "billing"))
+        *(uint64_t *) arg = pending;
+}
+
+void
+chorus__delivery_test (bool verbose)
+{
+    if (verbose)
+        printf (" * chorus__delivery: ");
+    chorus__fake_t *fake = chorus__fake_new ("shop");
+    chorus__context_t *context = chorus__fake_context (fake);
+    chorus__delivery_t *self = chorus__delivery_new (context);
+    chorus__peer_t *first = s_test_member (fake, S_BILLING_1);
+    chorus__delivery_peer_joined (self, first);
+
+    //  Three events, two of one key: the second waits behind the first
+    const char *keys [] = {"k1", "k1", "k2"};
+    for (uint64_t seq = 1; seq <= 3; seq++) {
+        zframe_t *body;
+        chorus_msg_t *event = chorus__fake_event (fake, context->instance, seq, "order.placed",
+                                                  keys [seq - 1], &body);
+        chorus__delivery_published (self, event, body);
+    }
+    CHORUS__CHECK (s_test_delivered (fake, first->endpoint, 1000) == 1);
+    CHORUS__CHECK (s_test_delivered (fake, first->endpoint, 1000) == 3);
+    CHORUS__CHECK (s_test_delivered (fake, first->endpoint, 0) == 0);
+    CHORUS__CHECK (chorus__delivery_unacked (self) == 3);
+    uint64_t pending = 0;
+    chorus__delivery_pending (self, s_test_pending, &pending);
+    CHORUS__CHECK (pending == 3);
+
+    //  Acknowledged: the next of its key goes; an ack from another group's
+    //  node, or twice, changes nothing
+    chorus__peer_t *watcher = chorus__fake_peer (fake, S_WATCHER, "watcher");
+    s_test_ack (self, watcher, 1, CHORUS_ACK_HANDLED);
+    CHORUS__CHECK (s_test_delivered (fake, first->endpoint, 0) == 0);
+    s_test_ack (self, first, 1, CHORUS_ACK_HANDLED);
+    CHORUS__CHECK (s_test_delivered (fake, first->endpoint, 1000) == 2);
+    s_test_ack (self, first, 1, CHORUS_ACK_HANDLED);
+    CHORUS__CHECK (chorus__delivery_unacked (self) == 2);
+
+    //  Rejected: sent again after its backoff, not before
+    s_test_ack (self, first, 3, CHORUS_ACK_REJECTED);
+    chorus__delivery_tick (self, chorus__mono ());
+    CHORUS__CHECK (s_test_delivered (fake, first->endpoint, 0) == 0);
+    chorus__delivery_tick (self, chorus__mono () + S_BACKOFF_MS + 1);
+    CHORUS__CHECK (s_test_delivered (fake, first->endpoint, 1000) == 3);
+
+    //  Unacknowledged past the ack timeout: sent again
+    chorus__delivery_tick (self, chorus__mono () + context->config->ack_timeout_ms + 1);
+    uint64_t again = s_test_delivered (fake, first->endpoint, 1000);
+    uint64_t other = s_test_delivered (fake, first->endpoint, 1000);
+    CHORUS__CHECK ((again == 2 && other == 3) || (again == 3 && other == 2));
+
+    //  The member gone: what it held goes to the other member
+    chorus__peer_t *second = s_test_member (fake, S_BILLING_2);
+    chorus__delivery_peer_joined (self, second);
+    zhashx_delete (context->peers, first->instance);
+    chorus__delivery_peer_gone (self, first);
+    chorus__peer_destroy (&first);
+    again = s_test_delivered (fake, second->endpoint, 1000);
+    other = s_test_delivered (fake, second->endpoint, 1000);
+    CHORUS__CHECK ((again == 2 && other == 3) || (again == 3 && other == 2));
+    s_test_ack (self, second, 2, CHORUS_ACK_HANDLED);
+    s_test_ack (self, second, 3, CHORUS_ACK_DUPLICATE);
+    CHORUS__CHECK (chorus__delivery_unacked (self) == 0);
+
+    //  An observer's FETCH: the events, without a group, then REPLAY
+    chorus_msg_t *fetch = chorus__context_msg (context, CHORUS_MSG_FETCH);
+    chorus_msg_set_from (fetch, 2);
+    chorus_msg_set_to (fetch, 3);
+    chorus__delivery_fetch (self, watcher, fetch);
+    for (uint64_t seq = 2; seq <= 3; seq++) {
+        chorus_msg_t *event = chorus__fake_sent (fake, watcher->endpoint, 1000);
+        CHORUS__CHECK (event && chorus_msg_type (event) == CHORUS_MSG_EVENT);
+        CHORUS__CHECK (chorus_msg_seq (event) == seq && chorus_msg_group (event) == NULL);
+        chorus_msg_destroy (&event);
+    }
+    chorus_msg_t *replay = chorus__fake_sent (fake, watcher->endpoint, 1000);
+    CHORUS__CHECK (replay && chorus_msg_type (replay) == CHORUS_MSG_REPLAY);
+    CHORUS__CHECK (chorus_msg_to (replay) == 3 && chorus_msg_head (replay) == 3);
+    CHORUS__CHECK (streq (chorus_msg_request (replay), chorus_msg_id (fetch)));
+    chorus_msg_destroy (&replay);
+
+    //  A FETCH whose range is backwards is answered ERROR bad-request
+    chorus_msg_set_from (fetch, 3);
+    chorus_msg_set_to (fetch, 2);
+    chorus__delivery_fetch (self, watcher, fetch);
+    chorus_msg_t *error = chorus__fake_sent (fake, watcher->endpoint, 1000);
+    CHORUS__CHECK (error && chorus_msg_type (error) == CHORUS_MSG_ERROR);
+    CHORUS__CHECK (streq (chorus_msg_code (error), "bad-request"));
+    chorus_msg_destroy (&error);
+    chorus_msg_destroy (&fetch);
+
+    chorus__delivery_destroy (&self);
+    CHORUS__CHECK (self == NULL);
+    chorus__fake_destroy (&fake);
+    if (verbose)
+        printf ("OK\n");
 }

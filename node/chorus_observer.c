@@ -7,6 +7,7 @@
     order.
 */
 #include "chorus_observer.h"
+#include "chorus_fake.h"
 
 #define S_HOLD_MAX 10000        //  out-of-order events held per publisher
 #define S_FETCH_DELAY_MS 20     //  let a burst of gaps merge into one FETCH
@@ -368,6 +369,43 @@ s_source_event (chorus__observer_t *self, s_source_t *source, chorus_msg_t *even
     s_flush (self, source);
 }
 
+static int
+s_compare_seqs (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y? -1: x > y? 1: 0;
+}
+
+//  Everything up to `to` is accounted for (a REPLAY or a TRUNCATED says
+//  so): the events held up to there are handed over, in seq order, and the
+//  seqs between them were of other topics, or lost
+static void
+s_skip_to (chorus__observer_t *self, s_source_t *source, uint64_t to)
+{
+    if (to <= source->seen)
+        return;
+    size_t count = 0;
+    uint64_t *seqs = (uint64_t *) malloc ((zhashx_size (source->held) + 1) * sizeof (uint64_t));
+    assert (seqs);
+    for (chorus_msg_t *event = (chorus_msg_t *) zhashx_first (source->held); event;
+         event = (chorus_msg_t *) zhashx_next (source->held)) {
+        uint64_t seq = chorus_msg_seq (event);
+        if (seq > source->seen && seq <= to)
+            seqs [count++] = seq;
+    }
+    qsort (seqs, count, sizeof (uint64_t), s_compare_seqs);
+    for (size_t i = 0; i < count; i++) {
+        char key [24];
+        snprintf (key, sizeof (key), "%" PRIu64, seqs [i]);
+        chorus_msg_t *event = (chorus_msg_t *) zhashx_lookup (source->held, key);
+        zhashx_delete (source->held, key);
+        source->seen = seqs [i];
+        s_deliver (self, event);
+    }
+    free (seqs);
+    source->seen = to;
+}
+
 void
 chorus__observer_fetched (chorus__observer_t *self, chorus__peer_t *peer, chorus_msg_t **event_p)
 {
@@ -393,8 +431,8 @@ chorus__observer_replay (chorus__observer_t *self, chorus__peer_t *peer, chorus_
         source->head = chorus_msg_head (replay);
     //  Every matching event up to `to` came before this REPLAY, on the same
     //  pipe; the seqs in between belong to other topics
-    if (chorus_msg_to (replay) > source->seen && chorus_msg_from (replay) <= source->seen + 1)
-        source->seen = chorus_msg_to (replay);
+    if (chorus_msg_from (replay) <= source->seen + 1)
+        s_skip_to (self, source, chorus_msg_to (replay));
     s_flush (self, source);
 }
 
@@ -410,8 +448,8 @@ chorus__observer_truncated (chorus__observer_t *self, chorus__peer_t *peer,
     chorus__context_work (self->context, "ss88s", "X", peer->instance, chorus_msg_from (truncated),
                          chorus_msg_to (truncated), chorus_msg_message (truncated)?
                          chorus_msg_message (truncated): "");
-    if (chorus_msg_to (truncated) > source->seen && chorus_msg_from (truncated) <= source->seen + 1)
-        source->seen = chorus_msg_to (truncated);
+    if (chorus_msg_from (truncated) <= source->seen + 1)
+        s_skip_to (self, source, chorus_msg_to (truncated));
     s_flush (self, source);
 }
 
@@ -482,4 +520,99 @@ chorus__observer_tick (chorus__observer_t *self, uint64_t now)
         }
         chorus_msg_destroy (&fetch);
     }
+}
+
+//  --------------------------------------------------------------------------
+//  Self-test
+
+#define S_PUBLISHER "A0000000000000000000000000000001"
+
+//  The seq of the next observed event handed over, 0 if none
+static uint64_t
+s_test_observed (chorus__fake_t *fake)
+{
+    chorus_msg_t *event = NULL;
+    char kind = chorus__fake_handed (fake, &event, NULL, 0);
+    uint64_t seq = kind == 'O' && event? chorus_msg_seq (event): 0;
+    chorus_msg_destroy (&event);
+    return seq;
+}
+
+void
+chorus__observer_test (bool verbose)
+{
+    if (verbose)
+        printf (" * chorus__observer: ");
+    chorus__fake_t *fake = chorus__fake_new ("watcher");
+    chorus__context_t *context = chorus__fake_context (fake);
+    chorus__observer_t *self = chorus__observer_new (context);
+    chorus__peer_t *peer = chorus__fake_peer (fake, S_PUBLISHER, "shop");
+    chorus__observer_add (self, "order.", true);
+
+    //  The publisher's head is ahead of what we saw: after a short delay,
+    //  a FETCH from the first seq, for our one prefix
+    chorus__observer_head (self, peer, 4);
+    chorus__observer_tick (self, chorus__mono ());
+    CHORUS__CHECK (chorus__fake_sent (fake, peer->endpoint, 0) == NULL);
+    chorus__observer_tick (self, chorus__mono () + S_FETCH_DELAY_MS + 1);
+    chorus_msg_t *fetch = chorus__fake_sent (fake, peer->endpoint, 1000);
+    CHORUS__CHECK (fetch && chorus_msg_type (fetch) == CHORUS_MSG_FETCH);
+    CHORUS__CHECK (chorus_msg_from (fetch) == 1 && streq (chorus_msg_prefix (fetch), "order."));
+
+    //  Its answer: events 1 and 3 of our topic (2 is another topic), then
+    //  REPLAY up to 3. Both are handed over, in order, once.
+    chorus_msg_t *event = chorus__fake_event (fake, S_PUBLISHER, 3, "order.paid", NULL, NULL);
+    chorus__observer_fetched (self, peer, &event);
+    CHORUS__CHECK (event == NULL);
+    CHORUS__CHECK (s_test_observed (fake) == 0);    //  held: 1 and 2 are not known yet
+    event = chorus__fake_event (fake, S_PUBLISHER, 1, "order.placed", NULL, NULL);
+    chorus__observer_fetched (self, peer, &event);
+    CHORUS__CHECK (s_test_observed (fake) == 1);
+    CHORUS__CHECK (s_test_observed (fake) == 0);
+    chorus_msg_t *replay = chorus__context_msg (context, CHORUS_MSG_REPLAY);
+    chorus_msg_set_request (replay, chorus_msg_id (fetch));
+    chorus_msg_set_from (replay, 1);
+    chorus_msg_set_to (replay, 3);
+    chorus_msg_set_head (replay, 4);
+    chorus__observer_replay (self, peer, replay);
+    CHORUS__CHECK (s_test_observed (fake) == 3);
+    CHORUS__CHECK (s_test_observed (fake) == 0);
+    CHORUS__CHECK (context->counters [C_OBSERVED] == 2);
+
+    //  A FETCH answer nobody asked for is not taken
+    event = chorus__fake_event (fake, S_PUBLISHER, 4, "order.shipped", NULL, NULL);
+    chorus__observer_fetched (self, peer, &event);
+    CHORUS__CHECK (event != NULL);
+    chorus_msg_destroy (&event);
+    chorus__observer_replay (self, peer, replay);   //  answered already: ignored
+    CHORUS__CHECK (s_test_observed (fake) == 0);
+    chorus_msg_destroy (&replay);
+    chorus_msg_destroy (&fetch);
+
+    //  Events lost at the publisher: the application hears of the range
+    chorus__observer_tick (self, chorus__mono () + S_FETCH_DELAY_MS + 1);
+    fetch = chorus__fake_sent (fake, peer->endpoint, 1000);
+    CHORUS__CHECK (fetch && chorus_msg_from (fetch) == 4);
+    chorus_msg_t *truncated = chorus__context_msg (context, CHORUS_MSG_TRUNCATED);
+    chorus_msg_set_request (truncated, chorus_msg_id (fetch));
+    chorus_msg_set_from (truncated, 4);
+    chorus_msg_set_to (truncated, 4);
+    chorus_msg_set_message (truncated, "no longer retained by the publisher");
+    chorus__observer_truncated (self, peer, truncated);
+    char text [256];
+    CHORUS__CHECK (chorus__fake_handed (fake, &event, text, sizeof (text)) == 'X');
+    CHORUS__CHECK (strstr (text, S_PUBLISHER) && strstr (text, "no longer retained"));
+    CHORUS__CHECK (context->counters [C_TRUNCATED] == 1);
+    chorus_msg_destroy (&truncated);
+    chorus_msg_destroy (&fetch);
+
+    //  No gap left: no more FETCH
+    chorus__observer_tick (self, chorus__mono () + S_FETCH_TIMEOUT_MS + 1);
+    CHORUS__CHECK (chorus__fake_sent (fake, peer->endpoint, 0) == NULL);
+
+    chorus__observer_destroy (&self);
+    CHORUS__CHECK (self == NULL);
+    chorus__fake_destroy (&fake);
+    if (verbose)
+        printf ("OK\n");
 }

@@ -26,6 +26,10 @@ static const s_class_t s_classes [] = {
      chorus__inbox_test},
     {"commands: routed, retried, moved, timed out; received once, answered from the record",
      chorus__commands_test},
+    {"delivery: per-key order, acks, backoff, ack timeout, hand-over, FETCH",
+     chorus__delivery_test},
+    {"observer: gaps repaired by FETCH, events handed over in order, losses reported",
+     chorus__observer_test},
 };
 
 int
