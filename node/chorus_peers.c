@@ -5,6 +5,7 @@
     a departed peer's work.
 */
 #include "chorus_peers.h"
+#include "chorus_fake.h"
 
 #define S_PENDING_MS 5000       //  how long a connection waits for the peer's HELLO
 #define S_SEED_RETRY_MS 5000    //  a seed that did not answer is tried again after this
@@ -874,4 +875,170 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
         }
         chorus_msg_destroy (&hello);
     }
+}
+
+//  --------------------------------------------------------------------------
+//  Self-test
+
+#define S_NODE_X "E0000000000000000000000000000001"
+#define S_NODE_Y "E0000000000000000000000000000002"
+
+typedef struct {
+    int joined, changed, gone, head;
+} s_heard_t;
+
+static void
+s_test_heard (chorus__peer_t *peer, chorus__peer_event_t event, void *arg)
+{
+    s_heard_t *heard = (s_heard_t *) arg;
+    if (event == CHORUS__PEER_JOINED)
+        heard->joined++;
+    else
+    if (event == CHORUS__PEER_CHANGED)
+        heard->changed++;
+    else
+    if (event == CHORUS__PEER_GONE)
+        heard->gone++;
+    else
+        heard->head++;
+}
+
+static chorus_msg_t *
+s_test_hello (chorus__fake_t *fake, const char *instance, const char *service,
+              uint64_t generation, const char *started)
+{
+    chorus_msg_t *hello = chorus__context_msg (chorus__fake_context (fake), CHORUS_MSG_HELLO);
+    chorus_msg_set_service (hello, service);
+    chorus_msg_set_instance (hello, instance);
+    chorus_msg_set_endpoint (hello, chorus__fake_endpoint (fake, instance));
+    chorus_msg_set_pub_endpoint (hello, "inproc://nowhere-pub");
+    chorus_msg_set_generation (hello, generation);
+    chorus_msg_set_head (hello, 5);
+    chorus_msg_set_header (hello, "chorus.started", started);
+    chorus_msg_set_header (hello, "chorus.mesh", "default");
+    return hello;
+}
+
+//  The next work handed to the application: a peer's state, or -1
+static int
+s_test_reported (chorus__fake_t *fake)
+{
+    chorus_msg_t *msg = NULL;
+    char text [512];
+    if (chorus__fake_handed (fake, &msg, text, sizeof (text)) != 'P')
+        return -1;
+    return atoi (text);
+}
+
+void
+chorus__peers_test (bool verbose)
+{
+    if (verbose)
+        printf (" * chorus__peers: ");
+    chorus__fake_t *fake = chorus__fake_new ("orders");
+    chorus__context_t *context = chorus__fake_context (fake);
+    zhashx_t *table = context->peers;
+    s_heard_t heard = {0, 0, 0, 0};
+    chorus__peers_t *self = chorus__peers_new (context, s_test_heard, &heard);
+    CHORUS__CHECK (context->peers != table && zhashx_size (context->peers) == 0);
+    chorus__peers_start (self, "inproc://chorus-fake-us", "inproc://chorus-fake-us-pub", NULL);
+    CHORUS__CHECK (chorus__peers_subscribe (self, "payment.", 0, CHORUS_SUB_DURABLE));
+    CHORUS__CHECK (!chorus__peers_subscribe (self, "payment.", 0, CHORUS_SUB_DURABLE));
+
+    //  A HELLO from a new node: it is met, told, and answered by our HELLO
+    const char *x_endpoint = chorus__fake_endpoint (fake, S_NODE_X);
+    chorus_msg_t *hello = s_test_hello (fake, S_NODE_X, "billing", 1, "1000");
+    chorus__peers_hello (self, S_NODE_X, hello);
+    chorus__peer_t *peer = chorus__context_peer (context, S_NODE_X);
+    CHORUS__CHECK (peer && streq (peer->service, "billing") && peer->head == 5);
+    CHORUS__CHECK (heard.joined == 1 && heard.changed == 1 && heard.head == 1);
+    CHORUS__CHECK (s_test_reported (fake) == CHORUS_PEER_JOINED);
+    chorus_msg_t *ours = NULL;
+    for (int tick = 0; tick < 200 && !ours; tick++) {
+        chorus__peers_tick (self, chorus__mono ());     //  says HELLO once the connection is up
+        ours = chorus__fake_sent (fake, x_endpoint, 10);
+    }
+    CHORUS__CHECK (ours && chorus_msg_type (ours) == CHORUS_MSG_HELLO);
+    CHORUS__CHECK (streq (chorus_msg_instance (ours), context->instance));
+    CHORUS__CHECK (streq (chorus_msg_header (ours, "chorus.answers"), chorus_msg_id (hello)));
+    CHORUS__CHECK (chorus_msg_subscriptions (ours) == 1);
+    chorus_msg_destroy (&ours);
+    chorus_msg_destroy (&hello);
+
+    //  The same HELLO again changes nothing; a new generation is a change
+    hello = s_test_hello (fake, S_NODE_X, "billing", 1, "1000");
+    chorus__peers_hello (self, S_NODE_X, hello);
+    CHORUS__CHECK (heard.joined == 1 && heard.changed == 1);
+    chorus_msg_destroy (&hello);
+    hello = s_test_hello (fake, S_NODE_X, "billing", 2, "1000");
+    chorus_msg_add_subscription (hello, "order.", 0, 0);
+    chorus__peers_hello (self, S_NODE_X, hello);
+    CHORUS__CHECK (heard.joined == 1 && heard.changed == 2 && peer->subs_size == 1);
+    chorus_msg_destroy (&hello);
+
+    //  A known instance announcing another service is forged
+    hello = s_test_hello (fake, S_NODE_X, "shipping", 3, "1000");
+    chorus__peers_hello (self, S_NODE_X, hello);
+    CHORUS__CHECK (context->counters [C_FORGED] == 1 && streq (peer->service, "billing"));
+    chorus_msg_destroy (&hello);
+
+    //  Beyond the most peers we keep, a new node is refused
+    context->config->max_peers = 1;
+    hello = s_test_hello (fake, S_NODE_Y, "billing", 1, "1000");
+    chorus__peers_hello (self, S_NODE_Y, hello);
+    CHORUS__CHECK (!chorus__context_peer (context, S_NODE_Y));
+    CHORUS__CHECK (context->counters [C_REFUSED] == 1 && heard.joined == 1);
+    chorus_msg_destroy (&hello);
+    context->config->max_peers = 400;
+
+    //  The same instance started again: gone, and met anew
+    hello = s_test_hello (fake, S_NODE_X, "billing", 1, "2000");
+    chorus__peers_hello (self, S_NODE_X, hello);
+    CHORUS__CHECK (heard.gone == 1 && heard.joined == 2);
+    CHORUS__CHECK (s_test_reported (fake) == CHORUS_PEER_EXPIRED);
+    CHORUS__CHECK (s_test_reported (fake) == CHORUS_PEER_JOINED);
+    chorus_msg_destroy (&hello);
+
+    //  Silent: evasive, then expired and forgotten
+    peer = chorus__context_peer (context, S_NODE_X);
+    CHORUS__CHECK (peer);
+    uint64_t now = chorus__mono ();
+    chorus__peers_tick (self, now + context->config->evasive_ms + 1);
+    CHORUS__CHECK (peer->evasive && s_test_reported (fake) == CHORUS_PEER_EVASIVE);
+    chorus__peers_heard (self, peer);
+    CHORUS__CHECK (!peer->evasive && s_test_reported (fake) == CHORUS_PEER_ALIVE);
+    chorus__peers_tick (self, chorus__mono () + context->config->expired_ms + 1);
+    CHORUS__CHECK (!chorus__context_peer (context, S_NODE_X) && heard.gone == 2);
+    CHORUS__CHECK (s_test_reported (fake) == CHORUS_PEER_EXPIRED);
+
+    //  Gossip: an endpoint a peer lists gets a connection and our HELLO
+    const char *y_endpoint = chorus__fake_endpoint (fake, S_NODE_Y);
+    hello = s_test_hello (fake, S_NODE_X, "billing", 1, "3000");
+    chorus_msg_add_peers (hello, y_endpoint);
+    chorus__peers_hello (self, S_NODE_X, hello);
+    chorus_msg_destroy (&hello);
+    ours = NULL;
+    for (int tick = 0; tick < 200 && !ours; tick++) {
+        chorus__peers_tick (self, chorus__mono ());
+        ours = chorus__fake_sent (fake, y_endpoint, 10);
+    }
+    CHORUS__CHECK (ours && chorus_msg_type (ours) == CHORUS_MSG_HELLO);
+    chorus_msg_destroy (&ours);
+
+    //  A peer that leaves is forgotten at once
+    peer = chorus__context_peer (context, S_NODE_X);
+    CHORUS__CHECK (peer);
+    int gone = heard.gone;
+    chorus__peers_remove (self, peer, CHORUS_PEER_LEFT);
+    CHORUS__CHECK (heard.gone == gone + 1 && zhashx_size (context->peers) == 0);
+
+    chorus__peers_destroy (&self);
+    CHORUS__CHECK (self == NULL && context->peers == NULL);
+    context->peers = table;     //  the fake's own, freed with it
+    chorus_msg_t *work = NULL;
+    while (chorus__fake_handed (fake, &work, NULL, 0))
+        chorus_msg_destroy (&work);
+    chorus__fake_destroy (&fake);
+    if (verbose)
+        printf ("OK\n");
 }

@@ -30,6 +30,8 @@ static const s_class_t s_classes [] = {
      chorus__delivery_test},
     {"observer: gaps repaired by FETCH, events handed over in order, losses reported",
      chorus__observer_test},
+    {"peers: met by HELLO, answered, refused past the bound, restarted, expired, gossip",
+     chorus__peers_test},
 };
 
 int
