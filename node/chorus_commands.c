@@ -185,7 +185,7 @@ chorus__commands_error (chorus__commands_t *self, chorus__peer_t *peer, chorus_m
         //  take it, so the caller hears at once
         s_release (self, outgoing);
         chorus__context_work (self->context, "ssss", "T", request, "forbidden",
-                             chorus_msg_message (error)? chorus_msg_message (error): "");
+                              chorus_msg_message (error)? chorus_msg_message (error): "");
         zhashx_delete (self->outgoing, request);
     }
 }
@@ -229,7 +229,7 @@ chorus__commands_tick (chorus__commands_t *self, uint64_t now)
         s_release (self, outgoing);
         self->context->counters [C_TIMEOUTS]++;
         chorus__context_work (self->context, "ssss", "T", id, "timeout",
-                             "no reply before the deadline");
+                              "no reply before the deadline");
         zhashx_delete (self->outgoing, id);
     }
     zlist_destroy (&expired);
@@ -272,7 +272,7 @@ s_replay_recorded (chorus__commands_t *self, chorus__peer_t *peer, chorus_msg_t 
         //  Not known whether it ran: neither run it nor answer; the sender
         //  asks again
         chorus__context_warn (self->context, W_STORE, "inbox: %s",
-                             chorus_store_error (self->context->store));
+                              chorus_store_error (self->context->store));
         return true;
     }
     if (rc == 0)
@@ -295,7 +295,7 @@ chorus__commands_received (chorus__commands_t *self, chorus__peer_t *peer,
     chorus_msg_t *command = *command_p;
     if (!streq (chorus_msg_service (command), context->config->service)) {
         chorus__context_error (context, peer, command, "wrong-group",
-                              "this node is not an instance of that service");
+                               "this node is not an instance of that service");
         return;
     }
     uint64_t deadline = chorus_msg_deadline (command);
@@ -344,7 +344,7 @@ chorus__commands_record (chorus__commands_t *self, chorus_msg_t *command, chorus
         ||  chorus_store_reply_save (context->store, key, chorus__now (), zframe_data (frame),
                                      zframe_size (frame)))
             chorus__context_warn (context, W_STORE, "cannot record reply: %s",
-                                 chorus_store_error (context->store));
+                                  chorus_store_error (context->store));
         zframe_destroy (&frame);
     }
 }

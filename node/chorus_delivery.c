@@ -126,7 +126,7 @@ s_event (chorus__delivery_t *self, uint64_t seq)
     if (chorus_store_scan (self->store, seq, to, s_load_one, &load) == -1
     ||  chorus_store_damaged (self->store))
         chorus__context_warn (self->context, W_STORE, "outbox: %s",
-                             chorus_store_error (self->store));
+                              chorus_store_error (self->store));
     return slot->msg && slot->seq == seq? slot->msg: NULL;
 }
 
@@ -254,7 +254,7 @@ s_group_save (chorus__delivery_t *self, s_group_t *group)
     free (subs);
     if (rc)     //  still dirty: saved again at the next round
         chorus__context_warn (self->context, W_STORE, "cannot save group %s: %s", group->name,
-                             chorus_store_error (self->store));
+                              chorus_store_error (self->store));
     else
         group->dirty = false;
 }
@@ -551,7 +551,7 @@ s_group_require (chorus__delivery_t *self, chorus__peer_t *peer)
     else
         if (chorus_store_scan (self->store, first? first: 1, head, s_seek_one, &seek) == -1)
             chorus__context_warn (self->context, W_STORE, "outbox: %s",
-                                 chorus_store_error (self->store));
+                                  chorus_store_error (self->store));
     group = s_group_new (peer->service, seek.found);
     //  Its `since` reaches before our oldest event: it may have lost some
     if (first > 1 && seek.found == first && first <= head) {
@@ -563,7 +563,7 @@ s_group_require (chorus__delivery_t *self, chorus__peer_t *peer)
     }
     zhashx_insert (self->groups, group->name, group);
     chorus__context_log (self->context, "delivering to new group %s from seq %" PRIu64,
-                        group->name, group->cursor);
+                         group->name, group->cursor);
     return group;
 }
 
@@ -613,7 +613,7 @@ chorus__delivery_new (chorus__context_t *context)
     zhashx_set_destructor (self->groups, s_group_destroy);
     if (chorus_store_group_each (self->store, s_load_group, self) == -1)
         chorus__context_warn (context, W_STORE, "cannot load the groups' cursors: %s",
-                             chorus_store_error (self->store));
+                              chorus_store_error (self->store));
     return self;
 }
 
@@ -808,7 +808,7 @@ s_group_pending (chorus__delivery_t *self, s_group_t *group, uint64_t head)
         chorus_msg_destroy (&count.scratch);
         if (rc == -1) {     //  counted again next time
             chorus__context_warn (self->context, W_STORE, "outbox: %s",
-                                 chorus_store_error (self->store));
+                                  chorus_store_error (self->store));
             return total + group->due_count;
         }
         group->due_count += count.due;
@@ -878,7 +878,7 @@ s_trim_target (chorus__delivery_t *self, uint64_t stop, bool by_age, uint64_t no
                      now - config->retention_age_ms: 0, first};
     if (chorus_store_scan (self->store, first, stop - 1, s_trim_one, &trim) == -1) {
         chorus__context_warn (self->context, W_STORE, "retention: %s",
-                             chorus_store_error (self->store));
+                              chorus_store_error (self->store));
         return first;   //  nothing trimmed on a partial view
     }
     return trim.target;
@@ -900,7 +900,7 @@ chorus__delivery_retain (chorus__delivery_t *self, uint64_t now)
     uint64_t target = s_trim_target (self, held, true, now);
     if (target > first && chorus_store_trim (self->store, target) == -1)
         chorus__context_warn (self->context, W_STORE, "retention: %s",
-                             chorus_store_error (self->store));
+                              chorus_store_error (self->store));
     bool full = config->retention_bytes && chorus_store_bytes (self->store) > config->retention_bytes;
     if (!full || config->retention_policy != CHORUS_RETAIN_DROP_OLDEST)
         return full;
@@ -910,7 +910,7 @@ chorus__delivery_retain (chorus__delivery_t *self, uint64_t now)
     if (chorus_store_trim (self->store, target) == -1) {
         //  Not dropped: no group is told of a loss that did not happen
         chorus__context_warn (self->context, W_STORE, "retention: %s",
-                             chorus_store_error (self->store));
+                              chorus_store_error (self->store));
         return full;
     }
     for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;

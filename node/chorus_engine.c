@@ -209,7 +209,7 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
         case CHORUS_MSG_EVENT_ACK:
             if (chorus_msg_status (msg) > CHORUS_ACK_REJECTED)
                 chorus__context_error (&self->context, peer, msg, "bad-request",
-                                      "EVENT-ACK status must be 0, 1 or 2");
+                                       "EVENT-ACK status must be 0, 1 or 2");
             else
                 chorus__delivery_ack (self->delivery, peer, msg);
             break;
@@ -224,7 +224,7 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
         case CHORUS_MSG_TRUNCATED:
             if (!s_truncated_valid (msg))
                 chorus__context_error (&self->context, peer, msg, "bad-request",
-                                      "TRUNCATED needs exactly one of request and group, "
+                                       "TRUNCATED needs exactly one of request and group, "
                                       "and from <= to");
             else
             if (chorus_msg_request (msg)) {
@@ -235,7 +235,7 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
             if (streq (chorus_msg_group (msg), self->config->service)) {
                 self->context.counters [C_TRUNCATED]++;
                 chorus__context_work (&self->context, "ss88s", "X", peer->instance, chorus_msg_from (msg),
-                                     chorus_msg_to (msg), chorus_msg_message (msg)?
+                                      chorus_msg_to (msg), chorus_msg_message (msg)?
                                      chorus_msg_message (msg): "");
             }
             break;
@@ -249,14 +249,14 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
         case CHORUS_MSG_REPLY:
             if (chorus_msg_status (msg) > CHORUS_REPLY_ERROR)
                 chorus__context_error (&self->context, peer, msg, "bad-request",
-                                      "REPLY status must be 0 or 1");
+                                       "REPLY status must be 0 or 1");
             else
                 chorus__commands_reply (self->commands, peer, &self->msg);
             break;
         case CHORUS_MSG_ERROR:
             self->context.counters [C_ERRORS_RECEIVED]++;
             chorus__context_warn (&self->context, W_ERROR, "ERROR %s from %s/%.8s about %s: %s",
-                                 chorus_msg_code (msg), peer->service, peer->instance,
+                                  chorus_msg_code (msg), peer->service, peer->instance,
                                  chorus_msg_request (msg)? chorus_msg_request (msg): "-",
                                  chorus_msg_message (msg)? chorus_msg_message (msg): "");
             chorus__commands_error (self->commands, peer, msg);
@@ -282,7 +282,7 @@ s_recv_router (chorus__engine_t *self)
         if (rc == CHORUS_MSG_MALFORMED) {
             self->context.counters [C_MALFORMED]++;
             chorus__context_log (&self->context, "dropped malformed message: %s",
-                                chorus_msg_reason (self->msg));
+                                 chorus_msg_reason (self->msg));
             continue;
         }
         char instance [33];
@@ -520,7 +520,7 @@ s_gate (chorus__engine_t *self, chorus__gate_t *gate, const char *name)
             snprintf (why, sizeof (why), "the handshake failed (protocol error 0x%x)",
                       (unsigned) report.failure);
         chorus__context_warn (&self->context, W_HANDSHAKE, "refused %zu connection%s to our %s: %s",
-                             report.failed, report.failed == 1? "": "s", name, why);
+                              report.failed, report.failed == 1? "": "s", name, why);
     }
     if (refused) {
         self->context.counters [C_CONNECTIONS_REFUSED] += refused;

@@ -238,7 +238,7 @@ chorus__observer_peer_joined (chorus__observer_t *self, chorus__peer_t *peer)
     void *sub = chorus__socket_new (ZMQ_SUB);
     if (!sub) {
         chorus__context_warn (self->context, W_SOCKET, "cannot observe %s/%.8s: %s", peer->service,
-                             peer->instance, zmq_strerror (zmq_errno ()));
+                              peer->instance, zmq_strerror (zmq_errno ()));
         return;
     }
     zsock_set_rcvhwm (sub, self->context->config->observe_hwm);
@@ -446,7 +446,7 @@ chorus__observer_truncated (chorus__observer_t *self, chorus__peer_t *peer,
         return;     //  not an answer to our FETCH to that peer
     self->context->counters [C_TRUNCATED]++;
     chorus__context_work (self->context, "ss88s", "X", peer->instance, chorus_msg_from (truncated),
-                         chorus_msg_to (truncated), chorus_msg_message (truncated)?
+                          chorus_msg_to (truncated), chorus_msg_message (truncated)?
                          chorus_msg_message (truncated): "");
     if (chorus_msg_from (truncated) <= source->seen + 1)
         s_skip_to (self, source, chorus_msg_to (truncated));

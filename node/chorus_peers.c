@@ -69,7 +69,7 @@ s_dealer_new (chorus__peers_t *self, const char *endpoint, const char *key)
     void *dealer = chorus__socket_new (ZMQ_DEALER);
     if (!dealer) {
         chorus__context_warn (self->context, W_SOCKET, "cannot open a connection to %s: %s", endpoint,
-                             zmq_strerror (zmq_errno ()));
+                              zmq_strerror (zmq_errno ()));
         return NULL;
     }
     //  Routing id: 0x01 then our binary instance id, on every DEALER we
@@ -95,7 +95,7 @@ s_dealer_new (chorus__peers_t *self, const char *endpoint, const char *key)
         chorus__monitor_watch (self->context->monitor, dealer, "dealer");
     if (zmq_connect (dealer, endpoint)) {
         chorus__context_log (self->context, "cannot connect to %s: %s", endpoint,
-                            zmq_strerror (zmq_errno ()));
+                             zmq_strerror (zmq_errno ()));
         chorus__socket_destroy (&dealer);
     }
     return dealer;
@@ -376,7 +376,7 @@ s_report (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state
 {
     char *subs = chorus__peer_subs_text (peer);
     chorus__context_work (self->context, "sisssss88s", "P", (int) state, peer->service, peer->instance,
-                         peer->endpoint, peer->pub_endpoint, subs, chorus__peer_seen_at (peer),
+                          peer->endpoint, peer->pub_endpoint, subs, chorus__peer_seen_at (peer),
                          peer->head, peer->key? peer->key: "");
     free (subs);
 }
@@ -386,7 +386,7 @@ void
 chorus__peers_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state)
 {
     chorus__context_log (self->context, "peer %s/%.8s %s", peer->service, peer->instance,
-                        state == CHORUS_PEER_LEFT? "left": "expired");
+                         state == CHORUS_PEER_LEFT? "left": "expired");
     zhashx_delete (self->peers, peer->instance);   //  out of the table before reassigning
     self->fn (peer, CHORUS__PEER_GONE, self->fn_arg);
     s_report (self, peer, state);
@@ -453,7 +453,7 @@ s_admit (chorus__peers_t *self, const char *instance, chorus_msg_t *hello)
         return true;
     self->context->counters [C_REFUSED]++;
     chorus__context_warn (self->context, W_REFUSED, "refused peer %s/%.8s at %s (from %s): %s",
-                         chorus_msg_service (hello), instance, chorus_msg_endpoint (hello),
+                          chorus_msg_service (hello), instance, chorus_msg_endpoint (hello),
                          *address? address: "?", why);
     return false;
 }
@@ -517,7 +517,7 @@ s_hello_key_allowed (chorus__peers_t *self, const char *instance, chorus_msg_t *
         return true;
     self->context->counters [C_FORBIDDEN]++;
     chorus__context_warn (self->context, W_FORBIDDEN, "refused HELLO of %s/%.8s at %s, key %s%s%s%s: %s",
-                         chorus_msg_service (hello), instance, chorus_msg_endpoint (hello),
+                          chorus_msg_service (hello), instance, chorus_msg_endpoint (hello),
                          *key? key: "-", grant? " (certificate '": "", grant? grant->name: "",
                          grant? "')": "", why);
     return false;
