@@ -124,7 +124,8 @@ s_recv_results (chorus__engine_t *self)
     for (size_t i = 0; i < count; i++) {
         chorus__work_t *record = &records [i];
         if (record->kind == 'A')
-            chorus__inbox_handled (self->inbox, (chorus_msg_t *) record->first, (int) record->status);
+            chorus__inbox_handled (self->inbox, (chorus_msg_t *) record->first,
+                                   (int) record->status);
         else
         if (record->kind == 'Y')
             chorus__commands_record (self->commands, (chorus_msg_t *) record->first,
@@ -135,11 +136,13 @@ s_recv_results (chorus__engine_t *self)
     }
     bool recorded = chorus_store_commit (self->store) == 0;
     if (!recorded)
-        chorus__context_warn (&self->context, W_STORE, "inbox: %s", chorus_store_error (self->store));
+        chorus__context_warn (&self->context, W_STORE, "inbox: %s",
+                              chorus_store_error (self->store));
     for (size_t i = 0; i < count; i++) {
         chorus__work_t *record = &records [i];
         if (record->kind == 'A')
-            chorus__inbox_recorded (self->inbox, (chorus_msg_t *) record->first, (int) record->status, recorded);
+            chorus__inbox_recorded (self->inbox, (chorus_msg_t *) record->first,
+                                    (int) record->status, recorded);
         else
         if (record->kind == 'Y') {
             self->context.counters [C_COMMANDS_HANDLED]++;
@@ -225,7 +228,7 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
             if (!s_truncated_valid (msg))
                 chorus__context_error (&self->context, peer, msg, "bad-request",
                                        "TRUNCATED needs exactly one of request and group, "
-                                      "and from <= to");
+                                       "and from <= to");
             else
             if (chorus_msg_request (msg)) {
                 if (self->observer)
@@ -234,9 +237,10 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
             else
             if (streq (chorus_msg_group (msg), self->config->service)) {
                 self->context.counters [C_TRUNCATED]++;
-                chorus__context_work (&self->context, "ss88s", "X", peer->instance, chorus_msg_from (msg),
-                                      chorus_msg_to (msg), chorus_msg_message (msg)?
-                                     chorus_msg_message (msg): "");
+                chorus__context_work (&self->context, "ss88s", "X", peer->instance,
+                                      chorus_msg_from (msg), chorus_msg_to (msg),
+                                      chorus_msg_message (msg)?
+                                      chorus_msg_message (msg): "");
             }
             break;
         case CHORUS_MSG_COMMAND:
@@ -257,8 +261,8 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
             self->context.counters [C_ERRORS_RECEIVED]++;
             chorus__context_warn (&self->context, W_ERROR, "ERROR %s from %s/%.8s about %s: %s",
                                   chorus_msg_code (msg), peer->service, peer->instance,
-                                 chorus_msg_request (msg)? chorus_msg_request (msg): "-",
-                                 chorus_msg_message (msg)? chorus_msg_message (msg): "");
+                                  chorus_msg_request (msg)? chorus_msg_request (msg): "-",
+                                  chorus_msg_message (msg)? chorus_msg_message (msg): "");
             chorus__commands_error (self->commands, peer, msg);
             break;
         case CHORUS_MSG_BYE:
@@ -306,8 +310,8 @@ s_recv_router (chorus__engine_t *self)
         //  On a secure mesh, its routing id is the peer's only over the
         //  connection of the key it met us with
         if (peer->key && !streq (chorus_msg_user_id (self->msg), peer->key)) {
-            chorus__context_forged (&self->context, peer, self->msg, "came under its routing id from "
-                                   "another key");
+            chorus__context_forged (&self->context, peer, self->msg, "came under its routing id "
+                                    "from another key");
             continue;
         }
         chorus__peers_heard (self->peers, peer);
@@ -333,7 +337,8 @@ static void
 s_monitor_event (const char *event, const char *socket, const char *peer, const char *detail,
                  void *arg)
 {
-    chorus__context_work (&((chorus__engine_t *) arg)->context, "sssss", "M", event, socket, peer, detail);
+    chorus__engine_t *self = (chorus__engine_t *) arg;
+    chorus__context_work (&self->context, "sssss", "M", event, socket, peer, detail);
 }
 
 static const char *
@@ -440,7 +445,8 @@ s_start (chorus__engine_t *self)
     for (char *seed = (char *) zlist_first (config->seeds); seed;
          seed = (char *) zlist_next (config->seeds))
         chorus__peers_add_seed (self->peers, seed);
-    chorus__context_log (&self->context, "started at %s (pub %s)", self->endpoint, self->pub_endpoint);
+    chorus__context_log (&self->context, "started at %s (pub %s)", self->endpoint,
+                         self->pub_endpoint);
     return NULL;
 }
 
@@ -480,7 +486,8 @@ s_tick (chorus__engine_t *self)
     uint64_t wall = chorus__now ();
     if (wall > S_INBOX_KEEP_MS
     &&  chorus_store_inbox_expire (self->store, wall - S_INBOX_KEEP_MS, 1000) == -1)
-        chorus__context_warn (&self->context, W_STORE, "inbox expiry: %s", chorus_store_error (self->store));
+        chorus__context_warn (&self->context, W_STORE, "inbox expiry: %s",
+                              chorus_store_error (self->store));
 }
 
 //  Connections that came to the inbox or the PUB, beyond the bound shut out
@@ -498,8 +505,8 @@ s_gate (chorus__engine_t *self, chorus__gate_t *gate, const char *name)
         char last [160] = "";
         if (refusals)
             snprintf (last, sizeof (last), " (last: key %s from %s)", key, address);
-        chorus__context_warn (&self->context, W_UNTRUSTED, "refused %zu connection%s to our %s: key not "
-                             "in the trust directory%s", report.unauthorised,
+        chorus__context_warn (&self->context, W_UNTRUSTED, "refused %zu connection%s to our %s: "
+                              "key not in the trust directory%s", report.unauthorised,
                              report.unauthorised == 1? "": "s", name, last);
     }
     if (report.failed) {
@@ -524,8 +531,8 @@ s_gate (chorus__engine_t *self, chorus__gate_t *gate, const char *name)
     }
     if (refused) {
         self->context.counters [C_CONNECTIONS_REFUSED] += refused;
-        chorus__context_warn (&self->context, W_SHUT_OUT, "shut out %zu connection%s to our %s: %zu open, "
-                             "the most it takes", refused, refused == 1? "": "s", name,
+        chorus__context_warn (&self->context, W_SHUT_OUT, "shut out %zu connection%s to our %s: "
+                              "%zu open, the most it takes", refused, refused == 1? "": "s", name,
                              chorus__gate_open (gate));
     }
 }

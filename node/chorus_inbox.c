@@ -108,7 +108,8 @@ chorus__inbox_handled (chorus__inbox_t *self, chorus_msg_t *event, int status)
         context->counters [C_HANDLED]++;
         if (chorus_store_inbox_add (context->store, chorus_msg_instance (event),
                                     chorus_msg_seq (event), chorus__now ()))
-            chorus__context_warn (context, W_STORE, "inbox: %s", chorus_store_error (context->store));
+            chorus__context_warn (context, W_STORE, "inbox: %s",
+                                  chorus_store_error (context->store));
     }
 }
 

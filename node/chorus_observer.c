@@ -447,7 +447,7 @@ chorus__observer_truncated (chorus__observer_t *self, chorus__peer_t *peer,
     self->context->counters [C_TRUNCATED]++;
     chorus__context_work (self->context, "ss88s", "X", peer->instance, chorus_msg_from (truncated),
                           chorus_msg_to (truncated), chorus_msg_message (truncated)?
-                         chorus_msg_message (truncated): "");
+                          chorus_msg_message (truncated): "");
     if (chorus_msg_from (truncated) <= source->seen + 1)
         s_skip_to (self, source, chorus_msg_to (truncated));
     s_flush (self, source);

@@ -40,6 +40,7 @@ typedef struct {
 
 struct _chorus__peers_t {
     chorus__context_t *context; //  what the engine shares with us
+    chorus__config_t *config;   //  its configuration
     chorus__peers_fn *fn;       //  told what happens to a peer
     void *fn_arg;               //  and its argument
     zhashx_t *peers;            //  instance -> chorus__peer_t
@@ -64,12 +65,12 @@ struct _chorus__peers_t {
 static void *
 s_dealer_new (chorus__peers_t *self, const char *endpoint, const char *key)
 {
-    if (self->context->config->keys && !chorus__key_valid (key))
+    if (self->config->keys && !chorus__key_valid (key))
         return NULL;
     void *dealer = chorus__socket_new (ZMQ_DEALER);
     if (!dealer) {
-        chorus__context_warn (self->context, W_SOCKET, "cannot open a connection to %s: %s", endpoint,
-                              zmq_strerror (zmq_errno ()));
+        chorus__context_warn (self->context, W_SOCKET, "cannot open a connection to %s: %s",
+                              endpoint, zmq_strerror (zmq_errno ()));
         return NULL;
     }
     //  Routing id: 0x01 then our binary instance id, on every DEALER we
@@ -89,8 +90,8 @@ s_dealer_new (chorus__peers_t *self, const char *endpoint, const char *key)
     //  We never read a DEALER, so whatever the other side sends stays small
     zsock_set_rcvhwm (dealer, 1);
     zsock_set_maxmsgsize (dealer, S_MAX_FRAME);
-    if (self->context->config->keys)
-        chorus__keys_client (self->context->config->keys, dealer, key);
+    if (self->config->keys)
+        chorus__keys_client (self->config->keys, dealer, key);
     if (self->context->monitor)
         chorus__monitor_watch (self->context->monitor, dealer, "dealer");
     if (zmq_connect (dealer, endpoint)) {
@@ -105,7 +106,7 @@ static chorus_msg_t *
 s_hello (chorus__peers_t *self, const char *answers)
 {
     chorus_msg_t *hello = chorus__context_msg (self->context, CHORUS_MSG_HELLO);
-    chorus_msg_set_service (hello, self->context->config->service);
+    chorus_msg_set_service (hello, self->config->service);
     chorus_msg_set_instance (hello, self->context->instance);
     chorus_msg_set_endpoint (hello, self->endpoint);
     chorus_msg_set_pub_endpoint (hello, self->pub_endpoint);
@@ -113,7 +114,8 @@ s_hello (chorus__peers_t *self, const char *answers)
     chorus_msg_set_head (hello, chorus_store_head (self->context->store));
     size_t listed = 0;
     for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers);
-         peer && listed < CHORUS_MSG_MAX_LIST; peer = (chorus__peer_t *) zhashx_next (self->peers)) {
+         peer && listed < CHORUS_MSG_MAX_LIST;
+         peer = (chorus__peer_t *) zhashx_next (self->peers)) {
         if (peer->key) {
             //  On a secure mesh, an endpoint is worth nothing without its key
             char entry [257];   //  a STRS item is 1..256 bytes
@@ -131,9 +133,9 @@ s_hello (chorus__peers_t *self, const char *answers)
     char started [24];
     snprintf (started, sizeof (started), "%" PRIu64, self->started);
     chorus_msg_set_header (hello, "chorus.started", started);
-    chorus_msg_set_header (hello, "chorus.mesh", self->context->config->mesh);
-    if (self->context->config->keys)
-        chorus_msg_set_header (hello, "chorus.key", chorus__keys_public (self->context->config->keys));
+    chorus_msg_set_header (hello, "chorus.mesh", self->config->mesh);
+    if (self->config->keys)
+        chorus_msg_set_header (hello, "chorus.key", chorus__keys_public (self->config->keys));
     if (answers)
         chorus_msg_set_header (hello, "chorus.answers", answers);
     return hello;
@@ -180,6 +182,7 @@ chorus__peers_new (chorus__context_t *context, chorus__peers_fn *fn, void *arg)
 {
     chorus__peers_t *self = (chorus__peers_t *) zmalloc (sizeof (chorus__peers_t));
     self->context = context;
+    self->config = context->config;
     self->fn = fn;
     self->fn_arg = arg;
     self->peers = zhashx_new ();
@@ -304,9 +307,9 @@ s_connect_pending (chorus__peers_t *self, const char *endpoint, const char *key)
     ||  s_peer_at (self, endpoint))
         return true;
     //  A key we do not trust leads to no one we would talk to
-    if (self->context->config->keys && !chorus__keys_lookup (self->context->config->keys, key))
+    if (self->config->keys && !chorus__keys_lookup (self->config->keys, key))
         return true;
-    if (zhashx_size (self->pending) >= (size_t) self->context->config->max_pending)
+    if (zhashx_size (self->pending) >= (size_t) self->config->max_pending)
         return false;   //  heard of again with the next HELLO or beacon
     void *dealer = s_dealer_new (self, endpoint, key);
     if (!dealer)
@@ -375,9 +378,10 @@ static void
 s_report (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state)
 {
     char *subs = chorus__peer_subs_text (peer);
-    chorus__context_work (self->context, "sisssss88s", "P", (int) state, peer->service, peer->instance,
-                          peer->endpoint, peer->pub_endpoint, subs, chorus__peer_seen_at (peer),
-                         peer->head, peer->key? peer->key: "");
+    chorus__context_work (self->context, "sisssss88s", "P", (int) state, peer->service,
+                          peer->instance, peer->endpoint, peer->pub_endpoint, subs,
+                          chorus__peer_seen_at (peer),
+                          peer->head, peer->key? peer->key: "");
     free (subs);
 }
 
@@ -428,7 +432,7 @@ s_admit_address (chorus__peers_t *self, const char *address)
         bucket->at = now;
         zhashx_insert (self->admission, address, bucket);
     }
-    bucket->tokens += (double) (now - bucket->at) * self->context->config->peer_rate / 1000.0;
+    bucket->tokens += (double) (now - bucket->at) * self->config->peer_rate / 1000.0;
     if (bucket->tokens > S_BUCKET)
         bucket->tokens = S_BUCKET;
     bucket->at = now;
@@ -444,7 +448,7 @@ s_admit (chorus__peers_t *self, const char *instance, chorus_msg_t *hello)
 {
     const char *address = chorus_msg_peer_address (hello);
     const char *why = NULL;
-    if (zhashx_size (self->peers) >= (size_t) self->context->config->max_peers)
+    if (zhashx_size (self->peers) >= (size_t) self->config->max_peers)
         why = "the node has its maximum of peers";
     else
     if (!s_admit_address (self, address))
@@ -454,7 +458,7 @@ s_admit (chorus__peers_t *self, const char *instance, chorus_msg_t *hello)
     self->context->counters [C_REFUSED]++;
     chorus__context_warn (self->context, W_REFUSED, "refused peer %s/%.8s at %s (from %s): %s",
                           chorus_msg_service (hello), instance, chorus_msg_endpoint (hello),
-                         *address? address: "?", why);
+                          *address? address: "?", why);
     return false;
 }
 
@@ -496,7 +500,7 @@ static bool
 s_hello_key_allowed (chorus__peers_t *self, const char *instance, chorus_msg_t *hello,
                      chorus__peer_t *peer, const chorus__grant_t **grant_p)
 {
-    chorus__keys_t *keys = self->context->config->keys;
+    chorus__keys_t *keys = self->config->keys;
     const char *key = chorus_msg_user_id (hello);
     const char *why = NULL;
     const chorus__grant_t *grant = chorus__keys_lookup (keys, key);
@@ -516,10 +520,11 @@ s_hello_key_allowed (chorus__peers_t *self, const char *instance, chorus_msg_t *
     if (!why)
         return true;
     self->context->counters [C_FORBIDDEN]++;
-    chorus__context_warn (self->context, W_FORBIDDEN, "refused HELLO of %s/%.8s at %s, key %s%s%s%s: %s",
-                          chorus_msg_service (hello), instance, chorus_msg_endpoint (hello),
-                         *key? key: "-", grant? " (certificate '": "", grant? grant->name: "",
-                         grant? "')": "", why);
+    chorus__context_warn (self->context, W_FORBIDDEN, "refused HELLO of %s/%.8s at %s, "
+                          "key %s%s%s%s: %s", chorus_msg_service (hello), instance,
+                          chorus_msg_endpoint (hello),
+                          *key? key: "-", grant? " (certificate '": "", grant? grant->name: "",
+                          grant? "')": "", why);
     return false;
 }
 
@@ -527,7 +532,7 @@ s_hello_key_allowed (chorus__peers_t *self, const char *instance, chorus_msg_t *
 static bool
 s_connect_listed (chorus__peers_t *self, const char *item)
 {
-    if (!self->context->config->keys)
+    if (!self->config->keys)
         return s_connect_pending (self, item, NULL);
     const char *key = chorus__key_part (item);
     if (!key || !chorus__key_valid (key))
@@ -545,7 +550,7 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
     //  Nodes of another mesh on the same hosts (a port reused by another
     //  mesh's node, a stale seed) are not peers of ours
     const char *mesh = chorus_msg_header (hello, "chorus.mesh");
-    if (!streq (mesh? mesh: "default", self->context->config->mesh)) {
+    if (!streq (mesh? mesh: "default", self->config->mesh)) {
         self->context->counters [C_UNKNOWN_PEER]++;
         return;
     }
@@ -553,7 +558,7 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
     uint64_t started = started_text? strtoull (started_text, NULL, 10): 0;
     chorus__peer_t *peer = chorus__context_peer (self->context, instance);
     const chorus__grant_t *grant = NULL;
-    const char *key = self->context->config->keys? chorus_msg_user_id (hello): NULL;
+    const char *key = self->config->keys? chorus_msg_user_id (hello): NULL;
     if (key && !s_hello_key_allowed (self, instance, hello, peer, &grant))
         return;     //  not answered, and its gossip not followed
     if (peer && !streq (peer->service, chorus_msg_service (hello))) {
@@ -605,7 +610,7 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
             void *dealer = s_pending_take (self, answered);
             chorus__socket_destroy (&dealer);
         }
-        if (!s_lists_endpoint (hello, self->endpoint, self->context->config->keys != NULL)
+        if (!s_lists_endpoint (hello, self->endpoint, self->config->keys != NULL)
         &&  peer->hello_sent)
             s_send_hello_to (self, peer->dealer, chorus_msg_id (hello));
     }
@@ -640,7 +645,7 @@ chorus__peers_recv_beacon (chorus__peers_t *self, zactor_t *beacon)
     char *address = zstr_recv (beacon);
     zframe_t *frame = zframe_recv (beacon);
     //  A secure mesh's beacon carries the node's key: version 2, 54 bytes
-    bool secure = self->context->config->keys != NULL;
+    bool secure = self->config->keys != NULL;
     if (address && frame && zframe_size (frame) == (secure? S_BEACON_SECURE: S_BEACON)
     &&  memcmp (zframe_data (frame), secure? "CHO\x02": "CHO\x01", 4) == 0) {
         const uint8_t *data = zframe_data (frame);
@@ -670,9 +675,9 @@ chorus__peers_beacon (chorus__peers_t *self, zactor_t *beacon, int port)
     data [20] = (uint8_t) (port >> 8);
     data [21] = (uint8_t) port;
     size_t size = S_BEACON;
-    if (self->context->config->keys) {
+    if (self->config->keys) {
         data [3] = 0x02;
-        zmq_z85_decode (data + 22, chorus__keys_public (self->context->config->keys));
+        zmq_z85_decode (data + 22, chorus__keys_public (self->config->keys));
         size = S_BEACON_SECURE;
     }
     zsock_send (beacon, "sbi", "PUBLISH", data, size, 1000);
@@ -684,8 +689,8 @@ chorus__peers_add_seed (chorus__peers_t *self, const char *seed)
     //  ENDPOINT@KEY on a secure mesh (checked at start)
     char endpoint [257];
     char key [41] = "";
-    const char *key_text = self->context->config->keys? chorus__key_part (seed): NULL;
-    if (key_text && !chorus__keys_resolve (self->context->config->keys, key_text, key))
+    const char *key_text = self->config->keys? chorus__key_part (seed): NULL;
+    if (key_text && !chorus__keys_resolve (self->config->keys, key_text, key))
         return;
     snprintf (endpoint, sizeof (endpoint), "%.*s",
               key_text? (int) (key_text - 1 - seed): (int) strlen (seed), seed);
@@ -703,7 +708,7 @@ s_revoke_pending (chorus__peers_t *self)
     zlistx_t *revoked = zlistx_new ();
     for (s_pending_t *pending = (s_pending_t *) zhashx_first (self->pending); pending;
          pending = (s_pending_t *) zhashx_next (self->pending))
-        if (!chorus__keys_lookup (self->context->config->keys, pending->key))
+        if (!chorus__keys_lookup (self->config->keys, pending->key))
             zlistx_add_end (revoked, (void *) zhashx_cursor (self->pending));
     for (const char *endpoint = (const char *) zlistx_first (revoked); endpoint;
          endpoint = (const char *) zlistx_next (revoked)) {
@@ -791,7 +796,8 @@ s_pending_tick (chorus__peers_t *self, uint64_t now)
 static void
 s_admission_tick (chorus__peers_t *self, uint64_t now)
 {
-    uint64_t full_ms = (uint64_t) (S_BUCKET * 1000 / (self->context->config->peer_rate? self->context->config->peer_rate: 1));
+    int rate = self->config->peer_rate? self->config->peer_rate: 1;
+    uint64_t full_ms = (uint64_t) (S_BUCKET * 1000 / rate);
     zlistx_t *idle = zlistx_new ();
     for (s_bucket_t *bucket = (s_bucket_t *) zhashx_first (self->admission); bucket;
          bucket = (s_bucket_t *) zhashx_next (self->admission))
@@ -819,18 +825,18 @@ s_heartbeat (chorus__peers_t *self, uint64_t now)
         if (!peer)
             continue;
         uint64_t silence = now > peer->last_seen? now - peer->last_seen: 0;
-        if (silence >= (uint64_t) self->context->config->expired_ms) {
+        if (silence >= (uint64_t) self->config->expired_ms) {
             zlistx_add_end (expired, (void *) instance);
             continue;
         }
         chorus__peer_greet (peer);
         chorus__peer_flush_backlog (peer);
-        if (silence >= (uint64_t) self->context->config->evasive_ms && !peer->evasive) {
+        if (silence >= (uint64_t) self->config->evasive_ms && !peer->evasive) {
             peer->evasive = true;
             s_report (self, peer, CHORUS_PEER_EVASIVE);
         }
-        if (silence >= (uint64_t) self->context->config->heartbeat_ms
-        &&  now - peer->last_ping >= (uint64_t) self->context->config->heartbeat_ms) {
+        if (silence >= (uint64_t) self->config->heartbeat_ms
+        &&  now - peer->last_ping >= (uint64_t) self->config->heartbeat_ms) {
             chorus_msg_t *ping = chorus__context_msg (self->context, CHORUS_MSG_PING);
             chorus_msg_set_head (ping, chorus_store_head (self->context->store));
             chorus__peer_send (peer, ping);
