@@ -7,11 +7,21 @@
 #include "chorus_inbox.h"
 #include "chorus_fake.h"
 
+#define S_HIGHEST_MAX 10000     //  publishers whose highest recorded seq we keep
+
 struct _chorus__inbox_t {
     chorus__context_t *context; //  what the engine shares with us
     zhashx_t *in_hand;          //  "instance/seq" of events the application holds
+    zhashx_t *highest;          //  publisher -> highest seq it has recorded (uint64_t *)
     chorus_msg_t *ack;          //  reusable EVENT-ACK
 };
+
+static void
+s_free_value (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
 
 chorus__inbox_t *
 chorus__inbox_new (chorus__context_t *context)
@@ -19,6 +29,8 @@ chorus__inbox_new (chorus__context_t *context)
     chorus__inbox_t *self = (chorus__inbox_t *) zmalloc (sizeof (chorus__inbox_t));
     self->context = context;
     self->in_hand = zhashx_new ();
+    self->highest = zhashx_new ();
+    zhashx_set_destructor (self->highest, s_free_value);
     self->ack = chorus_msg_new (CHORUS_MSG_EVENT_ACK);
     return self;
 }
@@ -29,6 +41,7 @@ chorus__inbox_destroy (chorus__inbox_t **self_p)
     chorus__inbox_t *self = *self_p;
     if (self) {
         zhashx_destroy (&self->in_hand);
+        zhashx_destroy (&self->highest);
         chorus_msg_destroy (&self->ack);
         free (self);
         *self_p = NULL;
@@ -67,6 +80,30 @@ s_in_hand_key (chorus_msg_t *event, char key [128])
     chorus__decimal (chorus_msg_seq (event), key + size + 1);
 }
 
+//  1 if the event may have been recorded (the store must say), 0 if it
+//  cannot have been, -1 if the store failed. Events mostly come in seq
+//  order: one above the highest seq recorded for its publisher is new, and
+//  costs no store read. The highest is read from the store once per
+//  publisher, and kept up as records are written.
+static int
+s_maybe_recorded (chorus__inbox_t *self, chorus_msg_t *event)
+{
+    const char *publisher = chorus_msg_instance (event);
+    uint64_t *highest = (uint64_t *) zhashx_lookup (self->highest, publisher);
+    if (!highest) {
+        uint64_t seq;
+        if (chorus_store_inbox_highest (self->context->store, publisher, &seq))
+            return -1;
+        if (zhashx_size (self->highest) >= S_HIGHEST_MAX)
+            zhashx_purge (self->highest);
+        highest = (uint64_t *) malloc (sizeof (uint64_t));
+        assert (highest);
+        *highest = seq;
+        zhashx_insert (self->highest, publisher, highest);
+    }
+    return chorus_msg_seq (event) <= *highest? 1: 0;
+}
+
 void
 chorus__inbox_event (chorus__inbox_t *self, chorus__peer_t *peer, chorus_msg_t **event_p)
 {
@@ -81,7 +118,9 @@ chorus__inbox_event (chorus__inbox_t *self, chorus__peer_t *peer, chorus_msg_t *
     s_in_hand_key (event, key);
     if (zhashx_lookup (self->in_hand, key))
         return;     //  a copy of an event the application is handling now
-    int seen = chorus_store_inbox_has (context->store, chorus_msg_instance (event),
+    int seen = s_maybe_recorded (self, event);
+    if (seen == 1)
+        seen = chorus_store_inbox_has (context->store, chorus_msg_instance (event),
                                        chorus_msg_seq (event));
     if (seen == 1) {
         context->counters [C_DUPLICATES]++;
@@ -106,6 +145,10 @@ chorus__inbox_handled (chorus__inbox_t *self, chorus_msg_t *event, int status)
     chorus__context_t *context = self->context;
     if (status == CHORUS_ACK_HANDLED) {
         context->counters [C_HANDLED]++;
+        uint64_t *highest = (uint64_t *) zhashx_lookup (self->highest,
+                                                        chorus_msg_instance (event));
+        if (highest && chorus_msg_seq (event) > *highest)
+            *highest = chorus_msg_seq (event);      //  recorded, or the store says
         if (chorus_store_inbox_add (context->store, chorus_msg_instance (event),
                                     chorus_msg_seq (event), chorus__now ()))
             chorus__context_warn (context, W_STORE, "inbox: %s",
@@ -180,6 +223,30 @@ chorus__inbox_test (bool verbose)
     ack = chorus__fake_sent (fake, peer->endpoint, 1000);
     CHORUS__CHECK (ack && chorus_msg_status (ack) == CHORUS_ACK_DUPLICATE);
     CHORUS__CHECK (context->counters [C_DUPLICATES] == 1);
+    chorus_msg_destroy (&ack);
+
+    //  After a restart (a new inbox on the same store), the record still
+    //  makes it a duplicate
+    chorus__inbox_destroy (&self);
+    self = chorus__inbox_new (context);
+    again = chorus__fake_dup (copy);
+    chorus__inbox_event (self, peer, &again);
+    chorus_msg_destroy (&again);
+    CHORUS__CHECK (chorus__fake_handed (fake, &other, NULL, 0) == 0);
+    ack = chorus__fake_sent (fake, peer->endpoint, 1000);
+    CHORUS__CHECK (ack && chorus_msg_status (ack) == CHORUS_ACK_DUPLICATE);
+    CHORUS__CHECK (context->counters [C_DUPLICATES] == 2);
+    chorus_msg_destroy (&ack);
+    //  and one of a lower seq, never recorded, is new
+    event = chorus__fake_event (fake, S_PUBLISHER, 5, "order.placed", "k", NULL);
+    chorus_msg_set_group (event, "orders");
+    chorus__inbox_event (self, peer, &event);
+    CHORUS__CHECK (chorus__fake_handed (fake, &handed, NULL, 0) == 'E');
+    chorus__inbox_handled (self, handed, CHORUS_ACK_HANDLED);
+    chorus__inbox_recorded (self, handed, CHORUS_ACK_HANDLED, true);
+    chorus_msg_destroy (&ack);
+    ack = chorus__fake_sent (fake, peer->endpoint, 1000);
+    CHORUS__CHECK (ack && chorus_msg_seq (ack) == 5);
     chorus_msg_destroy (&ack);
 
     //  An event whose record could not be written is not acknowledged:
