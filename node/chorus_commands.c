@@ -5,7 +5,8 @@
     receiver: deduplication by the sender's service and the idempotency
     key, with the recorded reply returned to a repeated command.
 */
-#include "chorus_engine.h"
+#include "chorus_commands.h"
+#include "chorus_fake.h"
 
 //  A command we sent and await the reply to
 typedef struct {
@@ -17,10 +18,11 @@ typedef struct {
 } s_outgoing_t;
 
 struct _chorus__commands_t {
-    chorus__engine_t *engine;   //  our engine
+    chorus__context_t *context; //  what the engine shares with us
     zhashx_t *outgoing;         //  command id -> s_outgoing_t
     zhashx_t *in_hand;          //  dedupe key -> sender instance, while our handler runs
     zhashx_t *keys;             //  command id -> dedupe key, while our handler runs
+    zhashx_t *handled;          //  command names the application handles
 };
 
 static void
@@ -36,16 +38,17 @@ s_outgoing_destroy (void **item)
 }
 
 chorus__commands_t *
-chorus__commands_new (chorus__engine_t *engine)
+chorus__commands_new (chorus__context_t *context)
 {
     chorus__commands_t *self = (chorus__commands_t *) zmalloc (sizeof (chorus__commands_t));
-    self->engine = engine;
+    self->context = context;
     self->outgoing = zhashx_new ();
     zhashx_set_destructor (self->outgoing, s_outgoing_destroy);
     self->in_hand = zhashx_new ();
     zhashx_set_destructor (self->in_hand, (zhashx_destructor_fn *) zstr_free);
     self->keys = zhashx_new ();
     zhashx_set_destructor (self->keys, (zhashx_destructor_fn *) zstr_free);
+    self->handled = zhashx_new ();
     return self;
 }
 
@@ -57,9 +60,16 @@ chorus__commands_destroy (chorus__commands_t **self_p)
         zhashx_destroy (&self->outgoing);
         zhashx_destroy (&self->in_hand);
         zhashx_destroy (&self->keys);
+        zhashx_destroy (&self->handled);
         free (self);
         *self_p = NULL;
     }
+}
+
+void
+chorus__commands_handle (chorus__commands_t *self, const char *name)
+{
+    zhashx_update (self->handled, name, (void *) 1);
 }
 
 //  --------------------------------------------------------------------------
@@ -71,8 +81,8 @@ static chorus__peer_t *
 s_choose (chorus__commands_t *self, const char *service)
 {
     chorus__peer_t *best = NULL;
-    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->engine->peers); peer;
-         peer = (chorus__peer_t *) zhashx_next (self->engine->peers)) {
+    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->context->peers); peer;
+         peer = (chorus__peer_t *) zhashx_next (self->context->peers)) {
         if (!streq (peer->service, service))
             continue;
         if (!best || (best->evasive && !peer->evasive)
@@ -85,7 +95,7 @@ s_choose (chorus__commands_t *self, const char *service)
 static void
 s_release (chorus__commands_t *self, s_outgoing_t *outgoing)
 {
-    chorus__peer_t *peer = chorus__engine_peer (self->engine, outgoing->instance);
+    chorus__peer_t *peer = chorus__context_peer (self->context, outgoing->instance);
     if (peer && peer->commands > 0)
         peer->commands--;
     zstr_free (&outgoing->instance);
@@ -95,7 +105,7 @@ s_release (chorus__commands_t *self, s_outgoing_t *outgoing)
 static void
 s_dispatch (chorus__commands_t *self, s_outgoing_t *outgoing)
 {
-    chorus__peer_t *peer = chorus__engine_peer (self->engine, outgoing->instance);
+    chorus__peer_t *peer = chorus__context_peer (self->context, outgoing->instance);
     if (!peer) {
         zstr_free (&outgoing->instance);
         peer = s_choose (self, chorus_msg_service (outgoing->msg));
@@ -106,10 +116,10 @@ s_dispatch (chorus__commands_t *self, s_outgoing_t *outgoing)
     }
     if (outgoing->sent)     //  sent before: this is another attempt
         chorus_msg_set_attempt (outgoing->msg, chorus_msg_attempt (outgoing->msg) + 1);
-    if (chorus__engine_send (self->engine, peer, outgoing->msg) == 0) {
+    if (chorus__peer_send (peer, outgoing->msg) == 0) {
         outgoing->sent = true;
-        self->engine->counters [C_COMMANDS_SENT]++;
-        outgoing->retry_at = chorus__mono () + self->engine->config->command_retry_ms;
+        self->context->counters [C_COMMANDS_SENT]++;
+        outgoing->retry_at = chorus__mono () + self->context->config->command_retry_ms;
     }
     else {
         //  Not gone (the connection is not up yet, or full): the same
@@ -146,13 +156,13 @@ chorus__commands_reply (chorus__commands_t *self, chorus__peer_t *peer, chorus_m
         return;     //  late, or a duplicate: the command is settled
     //  Only the service we called answers for it (protocol section 5.1)
     if (!streq (peer->service, chorus_msg_service (outgoing->msg))) {
-        chorus__engine_forged (self->engine, peer, *reply_p, "a reply for another service");
+        chorus__context_forged (self->context, peer, *reply_p, "a reply for another service");
         return;
     }
     s_release (self, outgoing);
     zhashx_delete (self->outgoing, request);
-    self->engine->counters [C_REPLIES]++;
-    chorus__engine_hand (self->engine, 'R', *reply_p, NULL);
+    self->context->counters [C_REPLIES]++;
+    chorus__context_hand (self->context, 'R', *reply_p, NULL);
     *reply_p = NULL;
 }
 
@@ -174,8 +184,8 @@ chorus__commands_error (chorus__commands_t *self, chorus__peer_t *peer, chorus_m
         //  Our key may not call it (protocol section 14): no instance will
         //  take it, so the caller hears at once
         s_release (self, outgoing);
-        chorus__engine_work (self->engine, "ssss", "T", request, "forbidden",
-                             chorus_msg_message (error)? chorus_msg_message (error): "");
+        chorus__context_work (self->context, "ssss", "T", request, "forbidden",
+                              chorus_msg_message (error)? chorus_msg_message (error): "");
         zhashx_delete (self->outgoing, request);
     }
 }
@@ -217,9 +227,9 @@ chorus__commands_tick (chorus__commands_t *self, uint64_t now)
          id = (const char *) zlist_next (expired)) {
         s_outgoing_t *outgoing = (s_outgoing_t *) zhashx_lookup (self->outgoing, id);
         s_release (self, outgoing);
-        self->engine->counters [C_TIMEOUTS]++;
-        chorus__engine_work (self->engine, "ssss", "T", id, "timeout",
-                             "no reply before the deadline");
+        self->context->counters [C_TIMEOUTS]++;
+        chorus__context_work (self->context, "ssss", "T", id, "timeout",
+                              "no reply before the deadline");
         zhashx_delete (self->outgoing, id);
     }
     zlist_destroy (&expired);
@@ -247,7 +257,7 @@ s_send_reply (chorus__commands_t *self, chorus__peer_t *peer, chorus_msg_t *comm
     chorus_msg_set_id (reply, id);
     chorus_msg_set_request (reply, chorus_msg_id (command));
     chorus_msg_set_correlation (reply, chorus_msg_correlation (command));
-    chorus__engine_answer (self->engine, peer, reply);
+    chorus__peer_answer (peer, reply);
 }
 
 //  Answers a repeated command with its recorded reply; false if none
@@ -257,19 +267,19 @@ s_replay_recorded (chorus__commands_t *self, chorus__peer_t *peer, chorus_msg_t 
 {
     size_t size = 0;
     void *recorded = NULL;
-    int rc = chorus_store_reply_load (self->engine->store, key, &recorded, &size);
+    int rc = chorus_store_reply_load (self->context->store, key, &recorded, &size);
     if (rc == -1) {
         //  Not known whether it ran: neither run it nor answer; the sender
         //  asks again
-        chorus__engine_warn (self->engine, W_STORE, "inbox: %s",
-                             chorus_store_error (self->engine->store));
+        chorus__context_warn (self->context, W_STORE, "inbox: %s",
+                              chorus_store_error (self->context->store));
         return true;
     }
     if (rc == 0)
         return false;
     chorus_msg_t *reply = chorus_msg_new (CHORUS_MSG_REPLY);
     if (chorus_msg_decode (reply, recorded, size) == 0) {
-        self->engine->counters [C_DUPLICATES]++;
+        self->context->counters [C_DUPLICATES]++;
         s_send_reply (self, peer, command, reply);
     }
     chorus_msg_destroy (&reply);
@@ -281,16 +291,16 @@ void
 chorus__commands_received (chorus__commands_t *self, chorus__peer_t *peer,
                            chorus_msg_t **command_p)
 {
-    chorus__engine_t *engine = self->engine;
+    chorus__context_t *context = self->context;
     chorus_msg_t *command = *command_p;
-    if (!streq (chorus_msg_service (command), engine->config->service)) {
-        chorus__engine_error (engine, peer, command, "wrong-group",
-                              "this node is not an instance of that service");
+    if (!streq (chorus_msg_service (command), context->config->service)) {
+        chorus__context_error (context, peer, command, "wrong-group",
+                               "this node is not an instance of that service");
         return;
     }
     uint64_t deadline = chorus_msg_deadline (command);
     if (deadline && chorus__now () > deadline) {
-        engine->counters [C_EXPIRED_COMMANDS]++;
+        context->counters [C_EXPIRED_COMMANDS]++;
         return;     //  the sender has given up on it
     }
     char *key = s_dedupe_key (command, peer->service);
@@ -298,14 +308,14 @@ chorus__commands_received (chorus__commands_t *self, chorus__peer_t *peer,
         free (key);     //  running now (the reply will follow), or answered again
         return;
     }
-    if (!zhashx_lookup (engine->commands_handled, chorus_msg_name (command))) {
+    if (!zhashx_lookup (self->handled, chorus_msg_name (command))) {
         chorus_msg_t *reply = chorus_msg_new (CHORUS_MSG_REPLY);
         chorus_msg_set_timestamp (reply, chorus__now ());
         chorus_msg_set_status (reply, CHORUS_REPLY_ERROR);
         chorus_msg_set_code (reply, "unknown-command");
         char message [200];
         snprintf (message, sizeof (message), "service %s has no handler for '%s'",
-                  engine->config->service, chorus_msg_name (command));
+                  context->config->service, chorus_msg_name (command));
         chorus_msg_set_message (reply, message);
         s_send_reply (self, peer, command, reply);
         chorus_msg_destroy (&reply);
@@ -315,14 +325,14 @@ chorus__commands_received (chorus__commands_t *self, chorus__peer_t *peer,
     zhashx_insert (self->in_hand, key, strdup (peer->instance));
     if (zhashx_insert (self->keys, chorus_msg_id (command), key))
         free (key);     //  the same id under another key: the first one stays
-    chorus__engine_hand (engine, 'C', command, peer->service);
+    chorus__context_hand (context, 'C', command, peer->service);
     *command_p = NULL;
 }
 
 void
 chorus__commands_record (chorus__commands_t *self, chorus_msg_t *command, chorus_msg_t *reply)
 {
-    chorus__engine_t *engine = self->engine;
+    chorus__context_t *context = self->context;
     chorus_msg_set_timestamp (reply, chorus__now ());
     chorus_msg_set_request (reply, chorus_msg_id (command));
     chorus_msg_set_correlation (reply, chorus_msg_correlation (command));
@@ -331,10 +341,10 @@ chorus__commands_record (chorus__commands_t *self, chorus_msg_t *command, chorus
     if (key && (chorus_msg_status (reply) == CHORUS_REPLY_OK || !chorus_msg_retryable (reply))) {
         zframe_t *frame = chorus_msg_encode (reply);
         if (!frame
-        ||  chorus_store_reply_save (engine->store, key, chorus__now (), zframe_data (frame),
+        ||  chorus_store_reply_save (context->store, key, chorus__now (), zframe_data (frame),
                                      zframe_size (frame)))
-            chorus__engine_warn (engine, W_STORE, "cannot record reply: %s",
-                                 chorus_store_error (engine->store));
+            chorus__context_warn (context, W_STORE, "cannot record reply: %s",
+                                  chorus_store_error (context->store));
         zframe_destroy (&frame);
     }
 }
@@ -342,14 +352,231 @@ chorus__commands_record (chorus__commands_t *self, chorus_msg_t *command, chorus
 void
 chorus__commands_replied (chorus__commands_t *self, chorus_msg_t *command, chorus_msg_t *reply)
 {
-    chorus__engine_t *engine = self->engine;
+    chorus__context_t *context = self->context;
     const char *key = (const char *) zhashx_lookup (self->keys, chorus_msg_id (command));
     char *instance = key? (char *) zhashx_lookup (self->in_hand, key): NULL;
-    chorus__peer_t *peer = chorus__engine_peer (engine, instance);
+    chorus__peer_t *peer = chorus__context_peer (context, instance);
     s_send_reply (self, peer, command, reply);
     if (key)
         zhashx_delete (self->in_hand, key);
     zhashx_delete (self->keys, chorus_msg_id (command));
     chorus_msg_destroy (&command);
     chorus_msg_destroy (&reply);
+}
+
+//  --------------------------------------------------------------------------
+//  Self-test
+
+#define S_BILLING_1 "B0000000000000000000000000000001"
+#define S_BILLING_2 "B0000000000000000000000000000002"
+#define S_CLIENT "C0000000000000000000000000000001"
+
+static chorus_msg_t *
+s_test_command (chorus__context_t *context, const char *service, const char *name,
+                const char *idempotency, uint64_t deadline)
+{
+    chorus_msg_t *command = chorus__context_msg (context, CHORUS_MSG_COMMAND);
+    chorus_msg_set_service (command, service);
+    chorus_msg_set_name (command, name);
+    chorus_msg_set_attempt (command, 1);
+    chorus_msg_set_correlation (command, chorus_msg_id (command));
+    chorus_msg_set_timestamp (command, chorus__now ());
+    if (idempotency)
+        chorus_msg_set_idempotency (command, idempotency);
+    if (deadline)
+        chorus_msg_set_deadline (command, deadline);
+    return command;
+}
+
+//  A peer leaves the table, as the peers class does it
+static void
+s_test_gone (chorus__commands_t *self, chorus__context_t *context, chorus__peer_t *peer)
+{
+    zhashx_delete (context->peers, peer->instance);
+    chorus__commands_peer_gone (self, peer);
+    chorus__peer_destroy (&peer);
+}
+
+static void
+s_test_sending (void)
+{
+    chorus__fake_t *fake = chorus__fake_new ("client");
+    chorus__context_t *context = chorus__fake_context (fake);
+    chorus__commands_t *self = chorus__commands_new (context);
+
+    //  No instance of the service yet: the command waits for one
+    chorus_msg_t *command = s_test_command (context, "billing", "charge", "order-1", 0);
+    char id [33];
+    snprintf (id, sizeof (id), "%s", chorus_msg_id (command));
+    chorus__commands_send (self, command);
+    CHORUS__CHECK (context->counters [C_COMMANDS_SENT] == 0);
+    chorus__peer_t *first = chorus__fake_peer (fake, S_BILLING_1, "billing");
+    chorus__commands_peer_joined (self, first);
+    chorus_msg_t *sent = chorus__fake_sent (fake, first->endpoint, 1000);
+    CHORUS__CHECK (sent && chorus_msg_type (sent) == CHORUS_MSG_COMMAND);
+    CHORUS__CHECK (streq (chorus_msg_id (sent), id) && chorus_msg_attempt (sent) == 1);
+    chorus_msg_destroy (&sent);
+
+    //  Unanswered: sent again to the same instance, as the next attempt
+    chorus__commands_tick (self, chorus__mono () + context->config->command_retry_ms + 1);
+    sent = chorus__fake_sent (fake, first->endpoint, 1000);
+    CHORUS__CHECK (sent && streq (chorus_msg_id (sent), id) && chorus_msg_attempt (sent) == 2);
+    chorus_msg_destroy (&sent);
+
+    //  Its instance gone: it moves to another
+    chorus__peer_t *second = chorus__fake_peer (fake, S_BILLING_2, "billing");
+    chorus__commands_peer_joined (self, second);
+    CHORUS__CHECK (chorus__fake_sent (fake, second->endpoint, 0) == NULL);
+    s_test_gone (self, context, first);
+    sent = chorus__fake_sent (fake, second->endpoint, 1000);
+    CHORUS__CHECK (sent && streq (chorus_msg_id (sent), id));
+    chorus_msg_destroy (&sent);
+
+    //  A reply from another service is forged; from the instance, handed over
+    chorus__peer_t *stranger = chorus__fake_peer (fake, S_CLIENT, "shipping");
+    chorus_msg_t *reply = chorus__context_msg (context, CHORUS_MSG_REPLY);
+    chorus_msg_set_request (reply, id);
+    chorus_msg_set_status (reply, CHORUS_REPLY_OK);
+    chorus__commands_reply (self, stranger, &reply);
+    CHORUS__CHECK (reply && context->counters [C_FORGED] == 1);
+    chorus__commands_reply (self, second, &reply);
+    CHORUS__CHECK (reply == NULL && context->counters [C_REPLIES] == 1);
+    chorus_msg_t *handed = NULL;
+    CHORUS__CHECK (chorus__fake_handed (fake, &handed, NULL, 0) == 'R');
+    CHORUS__CHECK (handed && streq (chorus_msg_request (handed), id));
+    chorus_msg_destroy (&handed);
+
+    //  Settled: a late reply is ignored
+    reply = chorus__context_msg (context, CHORUS_MSG_REPLY);
+    chorus_msg_set_request (reply, id);
+    chorus__commands_reply (self, second, &reply);
+    CHORUS__CHECK (reply != NULL && context->counters [C_REPLIES] == 1);
+    chorus_msg_destroy (&reply);
+
+    //  A deadline with no one to take it: the caller hears "timeout"
+    command = s_test_command (context, "nobody", "ping", NULL, chorus__now () + 100);
+    snprintf (id, sizeof (id), "%s", chorus_msg_id (command));
+    chorus__commands_send (self, command);
+    chorus__commands_tick (self, chorus__mono () + 60000);
+    char text [256];
+    CHORUS__CHECK (chorus__fake_handed (fake, &handed, text, sizeof (text)) == 'T');
+    CHORUS__CHECK (strstr (text, id) && strstr (text, "timeout"));
+    CHORUS__CHECK (context->counters [C_TIMEOUTS] == 1);
+
+    //  ERROR forbidden from the instance it went to: the caller hears at once
+    command = s_test_command (context, "billing", "refund", NULL, 0);
+    snprintf (id, sizeof (id), "%s", chorus_msg_id (command));
+    chorus__commands_send (self, command);
+    sent = chorus__fake_sent (fake, second->endpoint, 1000);
+    CHORUS__CHECK (sent);
+    chorus_msg_t *error = chorus__context_msg (context, CHORUS_MSG_ERROR);
+    chorus_msg_set_request (error, id);
+    chorus_msg_set_code (error, "forbidden");
+    chorus_msg_set_message (error, "may not call billing.refund");
+    chorus__commands_error (self, stranger, error);     //  not where it went: ignored
+    CHORUS__CHECK (chorus__fake_handed (fake, &handed, text, sizeof (text)) == 0);
+    chorus__commands_error (self, second, error);
+    CHORUS__CHECK (chorus__fake_handed (fake, &handed, text, sizeof (text)) == 'T');
+    CHORUS__CHECK (strstr (text, id) && strstr (text, "forbidden"));
+    chorus_msg_destroy (&error);
+    chorus_msg_destroy (&sent);
+
+    chorus__commands_destroy (&self);
+    chorus__fake_destroy (&fake);
+}
+
+static void
+s_test_receiving (void)
+{
+    chorus__fake_t *fake = chorus__fake_new ("billing");
+    chorus__context_t *context = chorus__fake_context (fake);
+    chorus__commands_t *self = chorus__commands_new (context);
+    chorus__commands_handle (self, "charge");
+    chorus__peer_t *client = chorus__fake_peer (fake, S_CLIENT, "client");
+
+    //  A command we handle goes to the application with its sender
+    chorus_msg_t *command = s_test_command (context, "billing", "charge", "order-1", 0);
+    chorus_msg_t *copy = chorus__fake_dup (command);
+    chorus__commands_received (self, client, &command);
+    CHORUS__CHECK (command == NULL);
+    chorus_msg_t *handed = NULL;
+    char text [64];
+    CHORUS__CHECK (chorus__fake_handed (fake, &handed, text, sizeof (text)) == 'C');
+    CHORUS__CHECK (handed && streq (text, "client"));
+
+    //  Again while it runs: neither run nor answered (the reply follows)
+    command = chorus__fake_dup (copy);
+    chorus__commands_received (self, client, &command);
+    CHORUS__CHECK (command != NULL);
+    chorus_msg_destroy (&command);
+    chorus_msg_t *other = NULL;
+    CHORUS__CHECK (chorus__fake_handed (fake, &other, NULL, 0) == 0);
+
+    //  Answered: recorded, then sent
+    chorus_msg_t *reply = chorus__context_msg (context, CHORUS_MSG_REPLY);
+    chorus_msg_set_status (reply, CHORUS_REPLY_OK);
+    chorus_msg_set_payload (reply, "\xa2ok", 3);
+    chorus_store_begin (context->store);
+    chorus__commands_record (self, handed, reply);
+    CHORUS__CHECK (chorus_store_commit (context->store) == 0);
+    chorus__commands_replied (self, handed, reply);     //  takes both
+    chorus_msg_t *sent = chorus__fake_sent (fake, client->endpoint, 1000);
+    CHORUS__CHECK (sent && chorus_msg_type (sent) == CHORUS_MSG_REPLY);
+    CHORUS__CHECK (streq (chorus_msg_request (sent), chorus_msg_id (copy)));
+    chorus_msg_destroy (&sent);
+
+    //  The same idempotency key again, under a new id: the recorded reply,
+    //  and the handler does not run
+    command = s_test_command (context, "billing", "charge", "order-1", 0);
+    char id [33];
+    snprintf (id, sizeof (id), "%s", chorus_msg_id (command));
+    chorus__commands_received (self, client, &command);
+    chorus_msg_destroy (&command);
+    CHORUS__CHECK (chorus__fake_handed (fake, &other, NULL, 0) == 0);
+    sent = chorus__fake_sent (fake, client->endpoint, 1000);
+    CHORUS__CHECK (sent && streq (chorus_msg_request (sent), id));
+    CHORUS__CHECK (chorus_msg_payload_size (sent) == 3);
+    CHORUS__CHECK (context->counters [C_DUPLICATES] == 1);
+    chorus_msg_destroy (&sent);
+
+    //  A command we have no handler for: REPLY unknown-command
+    command = s_test_command (context, "billing", "refund", NULL, 0);
+    chorus__commands_received (self, client, &command);
+    chorus_msg_destroy (&command);
+    sent = chorus__fake_sent (fake, client->endpoint, 1000);
+    CHORUS__CHECK (sent && chorus_msg_status (sent) == CHORUS_REPLY_ERROR);
+    CHORUS__CHECK (streq (chorus_msg_code (sent), "unknown-command"));
+    chorus_msg_destroy (&sent);
+
+    //  For another service: ERROR wrong-group
+    command = s_test_command (context, "shipping", "charge", NULL, 0);
+    chorus__commands_received (self, client, &command);
+    chorus_msg_destroy (&command);
+    sent = chorus__fake_sent (fake, client->endpoint, 1000);
+    CHORUS__CHECK (sent && chorus_msg_type (sent) == CHORUS_MSG_ERROR);
+    CHORUS__CHECK (streq (chorus_msg_code (sent), "wrong-group"));
+    chorus_msg_destroy (&sent);
+
+    //  Past its deadline: dropped, the sender has given up
+    command = s_test_command (context, "billing", "charge", "order-2", chorus__now () - 1000);
+    chorus__commands_received (self, client, &command);
+    chorus_msg_destroy (&command);
+    CHORUS__CHECK (context->counters [C_EXPIRED_COMMANDS] == 1);
+    CHORUS__CHECK (chorus__fake_handed (fake, &other, NULL, 0) == 0);
+    CHORUS__CHECK (chorus__fake_sent (fake, client->endpoint, 0) == NULL);
+
+    chorus_msg_destroy (&copy);
+    chorus__commands_destroy (&self);
+    chorus__fake_destroy (&fake);
+}
+
+void
+chorus__commands_test (bool verbose)
+{
+    if (verbose)
+        printf (" * chorus__commands: ");
+    s_test_sending ();
+    s_test_receiving ();
+    if (verbose)
+        printf ("OK\n");
 }

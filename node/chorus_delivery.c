@@ -4,7 +4,8 @@
     redelivery after expiry, ack timeout or rejection, retention, and the
     answers to observers' FETCH requests.
 */
-#include "chorus_engine.h"
+#include "chorus_delivery.h"
+#include "chorus_fake.h"
 
 #define S_SPAN 16384            //  seqs a group may track between cursor and next
 #define S_CACHE 8192            //  recent events kept decoded
@@ -64,7 +65,7 @@ typedef struct {
 } s_cached_t;
 
 struct _chorus__delivery_t {
-    chorus__engine_t *engine;   //  our engine
+    chorus__context_t *context; //  what the engine shares with us
     chorus_store_t *store;      //  its store
     zhashx_t *groups;           //  name -> s_group_t
     s_cached_t cache [S_CACHE]; //  recent events by seq % S_CACHE
@@ -124,8 +125,8 @@ s_event (chorus__delivery_t *self, uint64_t seq)
     uint64_t to = seq + S_LOAD - 1 < head? seq + S_LOAD - 1: head;
     if (chorus_store_scan (self->store, seq, to, s_load_one, &load) == -1
     ||  chorus_store_damaged (self->store))
-        chorus__engine_warn (self->engine, W_STORE, "outbox: %s",
-                             chorus_store_error (self->store));
+        chorus__context_warn (self->context, W_STORE, "outbox: %s",
+                              chorus_store_error (self->store));
     return slot->msg && slot->seq == seq? slot->msg: NULL;
 }
 
@@ -252,8 +253,8 @@ s_group_save (chorus__delivery_t *self, s_group_t *group)
     int rc = chorus_store_group_save (self->store, group->name, &record);
     free (subs);
     if (rc)     //  still dirty: saved again at the next round
-        chorus__engine_warn (self->engine, W_STORE, "cannot save group %s: %s", group->name,
-                             chorus_store_error (self->store));
+        chorus__context_warn (self->context, W_STORE, "cannot save group %s: %s", group->name,
+                              chorus_store_error (self->store));
     else
         group->dirty = false;
 }
@@ -322,10 +323,10 @@ s_send_copy (chorus__delivery_t *self, chorus_msg_t *event, s_group_t *group,
         chorus_msg_event_redirect (zframe_data (slot->body), zframe_size (slot->body),
                                    group->name, attempt): NULL;
     if (copy)
-        return chorus__engine_send_encoded (self->engine, peer, event, &copy);
+        return chorus__peer_send_encoded (peer, event, &copy);
     chorus_msg_set_group (event, group->name);
     chorus_msg_set_attempt (event, attempt);
-    int rc = chorus__engine_send (self->engine, peer, event);
+    int rc = chorus__peer_send (peer, event);
     chorus_msg_set_group (event, NULL);
     chorus_msg_set_attempt (event, 0);
     return rc;
@@ -341,8 +342,8 @@ s_send (chorus__delivery_t *self, s_group_t *group, s_flight_t *flight)
         return true;
     }
     char fallback [64];     //  instance id (32) and decimal seq
-    size_t size = strlen (self->engine->instance);
-    memcpy (fallback, self->engine->instance, size);
+    size_t size = strlen (self->context->instance);
+    memcpy (fallback, self->context->instance, size);
     chorus__decimal (flight->seq, fallback + size);
     chorus__peer_t *peer = s_choose (group, flight->key, fallback);
     if (!peer)
@@ -350,10 +351,10 @@ s_send (chorus__delivery_t *self, s_group_t *group, s_flight_t *flight)
     if (s_send_copy (self, event, group, flight->attempt + 1, peer))
         return false;
     flight->attempt++;
-    self->engine->counters [flight->attempt > 1? C_REDELIVERED: C_DELIVERED]++;
+    self->context->counters [flight->attempt > 1? C_REDELIVERED: C_DELIVERED]++;
     free (flight->instance);
     flight->instance = strdup (peer->instance);
-    flight->due = chorus__mono () + self->engine->config->ack_timeout_ms;
+    flight->due = chorus__mono () + self->context->config->ack_timeout_ms;
     flight->handle = zlistx_add_end (group->sent, flight);
     return true;
 }
@@ -372,7 +373,7 @@ s_pump (chorus__delivery_t *self, s_group_t *group)
         return;     //  known from the store only: wait for its HELLO
     if (group->lost_from)
         s_truncated (self, group);  //  a loss still to tell
-    size_t window = (size_t) self->engine->config->credit_window;
+    size_t window = (size_t) self->context->config->credit_window;
     bool can_send = zlistx_size (group->instances) > 0;
     while (can_send && zlistx_size (group->sent) < window && zlistx_size (group->ready)) {
         s_flight_t *flight = (s_flight_t *) zlistx_detach (group->ready, NULL);
@@ -443,7 +444,7 @@ s_group_refresh (chorus__delivery_t *self, s_group_t *group)
     chorus__sub_t *subs = NULL;
     size_t size = 0;
     bool durable = false;
-    zhashx_t *peers = self->engine->peers;
+    zhashx_t *peers = self->context->peers;
     for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (peers); peer;
          peer = (chorus__peer_t *) zhashx_next (peers)) {
         if (!streq (peer->service, group->name) || peer->subs_size == 0)
@@ -512,7 +513,7 @@ s_truncated (chorus__delivery_t *self, s_group_t *group)
 {
     if (!group->lost_from || zlistx_size (group->instances) == 0)
         return;
-    chorus_msg_t *truncated = chorus__engine_msg (self->engine, CHORUS_MSG_TRUNCATED);
+    chorus_msg_t *truncated = chorus__context_msg (self->context, CHORUS_MSG_TRUNCATED);
     chorus_msg_set_group (truncated, group->name);
     chorus_msg_set_from (truncated, group->lost_from);
     chorus_msg_set_to (truncated, group->lost_to);
@@ -523,7 +524,7 @@ s_truncated (chorus__delivery_t *self, s_group_t *group)
     bool sent = true;
     for (chorus__peer_t *peer = (chorus__peer_t *) zlistx_first (group->instances); peer;
          peer = (chorus__peer_t *) zlistx_next (group->instances))
-        if (chorus__engine_send (self->engine, peer, truncated))
+        if (chorus__peer_send (peer, truncated))
             sent = false;
     chorus_msg_destroy (&truncated);
     if (sent) {
@@ -549,8 +550,8 @@ s_group_require (chorus__delivery_t *self, chorus__peer_t *peer)
         seek.found = first? first: head + 1;
     else
         if (chorus_store_scan (self->store, first? first: 1, head, s_seek_one, &seek) == -1)
-            chorus__engine_warn (self->engine, W_STORE, "outbox: %s",
-                                 chorus_store_error (self->store));
+            chorus__context_warn (self->context, W_STORE, "outbox: %s",
+                                  chorus_store_error (self->store));
     group = s_group_new (peer->service, seek.found);
     //  Its `since` reaches before our oldest event: it may have lost some
     if (first > 1 && seek.found == first && first <= head) {
@@ -561,8 +562,8 @@ s_group_require (chorus__delivery_t *self, chorus__peer_t *peer)
         }
     }
     zhashx_insert (self->groups, group->name, group);
-    chorus__engine_log (self->engine, "delivering to new group %s from seq %" PRIu64,
-                        group->name, group->cursor);
+    chorus__context_log (self->context, "delivering to new group %s from seq %" PRIu64,
+                         group->name, group->cursor);
     return group;
 }
 
@@ -603,16 +604,16 @@ s_load_group (const char *name, const chorus_store_group_t *record, void *arg)
 }
 
 chorus__delivery_t *
-chorus__delivery_new (chorus__engine_t *engine)
+chorus__delivery_new (chorus__context_t *context)
 {
     chorus__delivery_t *self = (chorus__delivery_t *) zmalloc (sizeof (chorus__delivery_t));
-    self->engine = engine;
-    self->store = engine->store;
+    self->context = context;
+    self->store = context->store;
     self->groups = zhashx_new ();
     zhashx_set_destructor (self->groups, s_group_destroy);
     if (chorus_store_group_each (self->store, s_load_group, self) == -1)
-        chorus__engine_warn (engine, W_STORE, "cannot load the groups' cursors: %s",
-                             chorus_store_error (self->store));
+        chorus__context_warn (context, W_STORE, "cannot load the groups' cursors: %s",
+                              chorus_store_error (self->store));
     return self;
 }
 
@@ -806,8 +807,8 @@ s_group_pending (chorus__delivery_t *self, s_group_t *group, uint64_t head)
         int rc = chorus_store_scan (self->store, from, head, s_count_one, &count);
         chorus_msg_destroy (&count.scratch);
         if (rc == -1) {     //  counted again next time
-            chorus__engine_warn (self->engine, W_STORE, "outbox: %s",
-                                 chorus_store_error (self->store));
+            chorus__context_warn (self->context, W_STORE, "outbox: %s",
+                                  chorus_store_error (self->store));
             return total + group->due_count;
         }
         group->due_count += count.due;
@@ -868,7 +869,7 @@ s_trim_one (uint64_t seq, uint64_t timestamp, const void *body, size_t size, voi
 static uint64_t
 s_trim_target (chorus__delivery_t *self, uint64_t stop, bool by_age, uint64_t now)
 {
-    chorus__config_t *config = self->engine->config;
+    chorus__config_t *config = self->context->config;
     uint64_t first = chorus_store_first (self->store);
     if (!first || stop <= first)
         return first;
@@ -876,8 +877,8 @@ s_trim_target (chorus__delivery_t *self, uint64_t stop, bool by_age, uint64_t no
                      by_age && config->retention_age_ms && now > config->retention_age_ms?
                      now - config->retention_age_ms: 0, first};
     if (chorus_store_scan (self->store, first, stop - 1, s_trim_one, &trim) == -1) {
-        chorus__engine_warn (self->engine, W_STORE, "retention: %s",
-                             chorus_store_error (self->store));
+        chorus__context_warn (self->context, W_STORE, "retention: %s",
+                              chorus_store_error (self->store));
         return first;   //  nothing trimmed on a partial view
     }
     return trim.target;
@@ -886,7 +887,7 @@ s_trim_target (chorus__delivery_t *self, uint64_t stop, bool by_age, uint64_t no
 bool
 chorus__delivery_retain (chorus__delivery_t *self, uint64_t now)
 {
-    chorus__config_t *config = self->engine->config;
+    chorus__config_t *config = self->context->config;
     uint64_t first = chorus_store_first (self->store);
     if (!first || (!config->retention_bytes && !config->retention_age_ms))
         return false;
@@ -898,8 +899,8 @@ chorus__delivery_retain (chorus__delivery_t *self, uint64_t now)
     //  Events no group holds go first, by size and by age
     uint64_t target = s_trim_target (self, held, true, now);
     if (target > first && chorus_store_trim (self->store, target) == -1)
-        chorus__engine_warn (self->engine, W_STORE, "retention: %s",
-                             chorus_store_error (self->store));
+        chorus__context_warn (self->context, W_STORE, "retention: %s",
+                              chorus_store_error (self->store));
     bool full = config->retention_bytes && chorus_store_bytes (self->store) > config->retention_bytes;
     if (!full || config->retention_policy != CHORUS_RETAIN_DROP_OLDEST)
         return full;
@@ -908,15 +909,15 @@ chorus__delivery_retain (chorus__delivery_t *self, uint64_t now)
     target = s_trim_target (self, chorus_store_head (self->store) + 1, false, now);
     if (chorus_store_trim (self->store, target) == -1) {
         //  Not dropped: no group is told of a loss that did not happen
-        chorus__engine_warn (self->engine, W_STORE, "retention: %s",
-                             chorus_store_error (self->store));
+        chorus__context_warn (self->context, W_STORE, "retention: %s",
+                              chorus_store_error (self->store));
         return full;
     }
     for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
          group = (s_group_t *) zhashx_next (self->groups)) {
         if (group->cursor >= target)
             continue;
-        chorus__engine_log (self->engine, "retention dropped %" PRIu64 "..%" PRIu64
+        chorus__context_log (self->context, "retention dropped %" PRIu64 "..%" PRIu64
                             " held by group %s", group->cursor, target - 1, group->name);
         group->lost_from = group->lost_from? group->lost_from: group->cursor;
         group->lost_to = target - 1;
@@ -935,12 +936,12 @@ chorus__delivery_retain (chorus__delivery_t *self, uint64_t now)
 void
 chorus__delivery_fetch (chorus__delivery_t *self, chorus__peer_t *peer, chorus_msg_t *fetch)
 {
-    chorus__engine_t *engine = self->engine;
+    chorus__context_t *context = self->context;
     uint64_t head = chorus_store_head (self->store);
     uint64_t from = chorus_msg_from (fetch)? chorus_msg_from (fetch): 1;
     uint64_t to = chorus_msg_to (fetch) && chorus_msg_to (fetch) < head? chorus_msg_to (fetch): head;
     if (chorus_msg_to (fetch) && chorus_msg_from (fetch) > chorus_msg_to (fetch)) {
-        chorus__engine_error (engine, peer, fetch, "bad-request", "FETCH from is after to");
+        chorus__context_error (context, peer, fetch, "bad-request", "FETCH from is after to");
         return;
     }
     uint64_t limit = chorus_msg_limit (fetch);
@@ -951,12 +952,12 @@ chorus__delivery_fetch (chorus__delivery_t *self, chorus__peer_t *peer, chorus_m
     uint64_t start = from;
     if (from <= to && (!first || from < first)) {
         uint64_t lost_to = first? first - 1: to;
-        chorus_msg_t *truncated = chorus__engine_msg (engine, CHORUS_MSG_TRUNCATED);
+        chorus_msg_t *truncated = chorus__context_msg (context, CHORUS_MSG_TRUNCATED);
         chorus_msg_set_request (truncated, chorus_msg_id (fetch));
         chorus_msg_set_from (truncated, from);
         chorus_msg_set_to (truncated, lost_to < to? lost_to: to);
         chorus_msg_set_message (truncated, "no longer retained by the publisher");
-        chorus__engine_send (engine, peer, truncated);
+        chorus__peer_send (peer, truncated);
         chorus_msg_destroy (&truncated);
         start = lost_to + 1;
     }
@@ -974,13 +975,13 @@ chorus__delivery_fetch (chorus__delivery_t *self, chorus__peer_t *peer, chorus_m
             uint64_t lost_from, lost_to;
             uint64_t found = chorus_store_next (self->store, seq, &lost_from, &lost_to);
             if (lost_from) {
-                chorus_msg_t *truncated = chorus__engine_msg (engine, CHORUS_MSG_TRUNCATED);
+                chorus_msg_t *truncated = chorus__context_msg (context, CHORUS_MSG_TRUNCATED);
                 chorus_msg_set_request (truncated, chorus_msg_id (fetch));
                 chorus_msg_set_from (truncated, lost_from);
                 chorus_msg_set_to (truncated, lost_to < to? lost_to: to);
                 chorus_msg_set_message (truncated, "events lost to damage; the publisher's "
                                         "store was repaired");
-                chorus__engine_send (engine, peer, truncated);
+                chorus__peer_send (peer, truncated);
                 chorus_msg_destroy (&truncated);
             }
             if (found > seq + 1)
@@ -989,7 +990,7 @@ chorus__delivery_fetch (chorus__delivery_t *self, chorus__peer_t *peer, chorus_m
         }
         if (!chorus__prefix_match (prefix, chorus_msg_topic (event)))
             continue;
-        if (chorus__engine_send (engine, peer, event)) {
+        if (chorus__peer_send (peer, event)) {
             covered = seq - 1;  //  the peer's queue is full: it asks again
             break;
         }
@@ -998,11 +999,159 @@ chorus__delivery_fetch (chorus__delivery_t *self, chorus__peer_t *peer, chorus_m
             break;
         }
     }
-    chorus_msg_t *replay = chorus__engine_msg (engine, CHORUS_MSG_REPLAY);
+    chorus_msg_t *replay = chorus__context_msg (context, CHORUS_MSG_REPLAY);
     chorus_msg_set_request (replay, chorus_msg_id (fetch));
     chorus_msg_set_from (replay, from);
     chorus_msg_set_to (replay, covered);
     chorus_msg_set_head (replay, head);
-    chorus__engine_send (engine, peer, replay);
+    chorus__peer_send (peer, replay);
     chorus_msg_destroy (&replay);
+}
+
+//  --------------------------------------------------------------------------
+//  Self-test
+
+#define S_BILLING_1 "B0000000000000000000000000000001"
+#define S_BILLING_2 "B0000000000000000000000000000002"
+#define S_WATCHER "D0000000000000000000000000000001"
+
+//  A group member subscribed to order.
+static chorus__peer_t *
+s_test_member (chorus__fake_t *fake, const char *instance)
+{
+    chorus__peer_t *peer = chorus__fake_peer (fake, instance, "billing");
+    chorus_msg_t *hello = chorus_msg_new (CHORUS_MSG_HELLO);
+    chorus_msg_add_subscription (hello, "order.", 0, CHORUS_SUB_DURABLE);
+    chorus__peer_set_subs (peer, hello);
+    chorus_msg_destroy (&hello);
+    return peer;
+}
+
+//  The seq of the next EVENT the endpoint got for group billing, 0 if none
+static uint64_t
+s_test_delivered (chorus__fake_t *fake, const char *endpoint, int timeout)
+{
+    chorus_msg_t *event = chorus__fake_sent (fake, endpoint, timeout);
+    if (!event)
+        return 0;
+    uint64_t seq = chorus_msg_type (event) == CHORUS_MSG_EVENT && chorus_msg_group (event)
+                && streq (chorus_msg_group (event), "billing")? chorus_msg_seq (event): 0;
+    chorus_msg_destroy (&event);
+    return seq;
+}
+
+static void
+s_test_ack (chorus__delivery_t *self, chorus__peer_t *peer, uint64_t seq, int status)
+{
+    chorus_msg_t *ack = chorus_msg_new (CHORUS_MSG_EVENT_ACK);
+    chorus_msg_set_id (ack, "00000000000000000000000000000000");
+    chorus_msg_set_group (ack, "billing");
+    chorus_msg_set_seq (ack, seq);
+    chorus_msg_set_status (ack, status);
+    chorus__delivery_ack (self, peer, ack);
+    chorus_msg_destroy (&ack);
+}
+
+static void
+s_test_pending (const char *group, uint64_t pending, size_t instances, void *arg)
+{
+    if (streq (group, "billing"))
+        *(uint64_t *) arg = pending;
+}
+
+void
+chorus__delivery_test (bool verbose)
+{
+    if (verbose)
+        printf (" * chorus__delivery: ");
+    chorus__fake_t *fake = chorus__fake_new ("shop");
+    chorus__context_t *context = chorus__fake_context (fake);
+    chorus__delivery_t *self = chorus__delivery_new (context);
+    chorus__peer_t *first = s_test_member (fake, S_BILLING_1);
+    chorus__delivery_peer_joined (self, first);
+
+    //  Three events, two of one key: the second waits behind the first
+    const char *keys [] = {"k1", "k1", "k2"};
+    for (uint64_t seq = 1; seq <= 3; seq++) {
+        zframe_t *body;
+        chorus_msg_t *event = chorus__fake_event (fake, context->instance, seq, "order.placed",
+                                                  keys [seq - 1], &body);
+        chorus__delivery_published (self, event, body);
+    }
+    CHORUS__CHECK (s_test_delivered (fake, first->endpoint, 1000) == 1);
+    CHORUS__CHECK (s_test_delivered (fake, first->endpoint, 1000) == 3);
+    CHORUS__CHECK (s_test_delivered (fake, first->endpoint, 0) == 0);
+    CHORUS__CHECK (chorus__delivery_unacked (self) == 3);
+    uint64_t pending = 0;
+    chorus__delivery_pending (self, s_test_pending, &pending);
+    CHORUS__CHECK (pending == 3);
+
+    //  Acknowledged: the next of its key goes; an ack from another group's
+    //  node, or twice, changes nothing
+    chorus__peer_t *watcher = chorus__fake_peer (fake, S_WATCHER, "watcher");
+    s_test_ack (self, watcher, 1, CHORUS_ACK_HANDLED);
+    CHORUS__CHECK (s_test_delivered (fake, first->endpoint, 0) == 0);
+    s_test_ack (self, first, 1, CHORUS_ACK_HANDLED);
+    CHORUS__CHECK (s_test_delivered (fake, first->endpoint, 1000) == 2);
+    s_test_ack (self, first, 1, CHORUS_ACK_HANDLED);
+    CHORUS__CHECK (chorus__delivery_unacked (self) == 2);
+
+    //  Rejected: sent again after its backoff, not before
+    s_test_ack (self, first, 3, CHORUS_ACK_REJECTED);
+    chorus__delivery_tick (self, chorus__mono ());
+    CHORUS__CHECK (s_test_delivered (fake, first->endpoint, 0) == 0);
+    chorus__delivery_tick (self, chorus__mono () + S_BACKOFF_MS + 1);
+    CHORUS__CHECK (s_test_delivered (fake, first->endpoint, 1000) == 3);
+
+    //  Unacknowledged past the ack timeout: sent again
+    chorus__delivery_tick (self, chorus__mono () + context->config->ack_timeout_ms + 1);
+    uint64_t again = s_test_delivered (fake, first->endpoint, 1000);
+    uint64_t other = s_test_delivered (fake, first->endpoint, 1000);
+    CHORUS__CHECK ((again == 2 && other == 3) || (again == 3 && other == 2));
+
+    //  The member gone: what it held goes to the other member
+    chorus__peer_t *second = s_test_member (fake, S_BILLING_2);
+    chorus__delivery_peer_joined (self, second);
+    zhashx_delete (context->peers, first->instance);
+    chorus__delivery_peer_gone (self, first);
+    chorus__peer_destroy (&first);
+    again = s_test_delivered (fake, second->endpoint, 1000);
+    other = s_test_delivered (fake, second->endpoint, 1000);
+    CHORUS__CHECK ((again == 2 && other == 3) || (again == 3 && other == 2));
+    s_test_ack (self, second, 2, CHORUS_ACK_HANDLED);
+    s_test_ack (self, second, 3, CHORUS_ACK_DUPLICATE);
+    CHORUS__CHECK (chorus__delivery_unacked (self) == 0);
+
+    //  An observer's FETCH: the events, without a group, then REPLAY
+    chorus_msg_t *fetch = chorus__context_msg (context, CHORUS_MSG_FETCH);
+    chorus_msg_set_from (fetch, 2);
+    chorus_msg_set_to (fetch, 3);
+    chorus__delivery_fetch (self, watcher, fetch);
+    for (uint64_t seq = 2; seq <= 3; seq++) {
+        chorus_msg_t *event = chorus__fake_sent (fake, watcher->endpoint, 1000);
+        CHORUS__CHECK (event && chorus_msg_type (event) == CHORUS_MSG_EVENT);
+        CHORUS__CHECK (chorus_msg_seq (event) == seq && chorus_msg_group (event) == NULL);
+        chorus_msg_destroy (&event);
+    }
+    chorus_msg_t *replay = chorus__fake_sent (fake, watcher->endpoint, 1000);
+    CHORUS__CHECK (replay && chorus_msg_type (replay) == CHORUS_MSG_REPLAY);
+    CHORUS__CHECK (chorus_msg_to (replay) == 3 && chorus_msg_head (replay) == 3);
+    CHORUS__CHECK (streq (chorus_msg_request (replay), chorus_msg_id (fetch)));
+    chorus_msg_destroy (&replay);
+
+    //  A FETCH whose range is backwards is answered ERROR bad-request
+    chorus_msg_set_from (fetch, 3);
+    chorus_msg_set_to (fetch, 2);
+    chorus__delivery_fetch (self, watcher, fetch);
+    chorus_msg_t *error = chorus__fake_sent (fake, watcher->endpoint, 1000);
+    CHORUS__CHECK (error && chorus_msg_type (error) == CHORUS_MSG_ERROR);
+    CHORUS__CHECK (streq (chorus_msg_code (error), "bad-request"));
+    chorus_msg_destroy (&error);
+    chorus_msg_destroy (&fetch);
+
+    chorus__delivery_destroy (&self);
+    CHORUS__CHECK (self == NULL);
+    chorus__fake_destroy (&fake);
+    if (verbose)
+        printf ("OK\n");
 }

@@ -3,204 +3,153 @@
     them alive with heartbeats, routes each message to delivery, commands
     or the observer, and hands work to the application's thread.
 */
-#include "chorus_engine.h"
-
-#include <stdarg.h>
-
-const char *chorus__counter_names [C_COUNTERS] = {
-    "malformed", "unknown_peer", "published", "delivered", "handled", "duplicates",
-    "redelivered", "commands_sent", "commands_handled", "replies", "timeouts", "fetches",
-    "truncated", "observed", "expired_commands", "fetched", "forged", "refused",
-    "errors_sent", "errors_received", "connections_refused", "forbidden", "unauthorised",
-    "handshakes_failed", "revoked", "hellos",
-};
+#include "chorus_context.h"
+#include "chorus_peer.h"
+#include "chorus_peers.h"
+#include "chorus_inbox.h"
+#include "chorus_delivery.h"
+#include "chorus_commands.h"
+#include "chorus_observer.h"
+#include "chorus_gate.h"
+#include "chorus_keys.h"
+#include "chorus_monitor.h"
 
 #define S_ROUTER_BATCH 1000     //  messages read from the inbox per turn
 #define S_TICK_MS 50            //  timer resolution
 #define S_CONNECTING_TICK_MS 5  //  while a new connection is coming up
 #define S_INBOX_KEEP_MS (24 * 3600 * 1000ull)   //  dedupe records kept this long
-#define S_WARN_MS 10000         //  one warning of a kind at most this often
 #define S_MAX_FRAME (CHORUS_MSG_MAX_BODY + 1024)    //  largest frame a socket takes
 
+//  The engine owns the sockets and the classes, and wires them together:
+//  each class gets the context, never the engine, and what one class tells
+//  of (a peer met or gone, results from the application) the engine passes
+//  to the others
+typedef struct {
+    chorus__context_t context;  //  what the classes share
+    zsock_t *pipe;              //  control pipe to the node wrapper
+    chorus__config_t *config;   //  configuration, owned by the wrapper
+    chorus_store_t *store;      //  the node's store (shared with the wrapper)
+    void *router;               //  our inbox (libzmq handle)
+    void *pub;                  //  events to observers: an XPUB (libzmq handle)
+    chorus__gate_t *inbox_gate; //  bounds the connections into router
+    chorus__gate_t *pub_gate;   //  and into pub
+    zactor_t *beacon;           //  UDP discovery, or NULL
+    zpoller_t *poller;          //  everything we wait on
+    char *endpoint;             //  our inbox endpoint, as announced
+    char *pub_endpoint;         //  our PUB endpoint, as announced
+    chorus__peers_t *peers;     //  peers met, and discovery
+    chorus__inbox_t *inbox;     //  events for our group
+    chorus__delivery_t *delivery;   //  our events to groups
+    chorus__commands_t *commands;   //  commands sent and received
+    chorus__observer_t *observer;   //  observing, or NULL
+    chorus_msg_t *msg;          //  reusable message for receiving
+    chorus__work_t *results;    //  results read from the application in one turn
+    size_t results_max;         //  how many fit
+    chorus_msg_t **published;   //  events taken from the hand-off in one turn
+    zframe_t **published_bodies;    //  and their bodies
+    bool terminated;            //  $TERM received
+} chorus__engine_t;
+
 //  --------------------------------------------------------------------------
-//  Small services for the other classes
+//  What classes tell of
 
-void
-chorus__engine_log (chorus__engine_t *self, const char *format, ...)
+//  A peer met, changed or gone: each class that keeps work per peer hears
+static void
+s_on_peer (chorus__peer_t *peer, chorus__peer_event_t event, void *arg)
 {
-    if (!self->config->verbose)
-        return;
-    va_list args;
-    va_start (args, format);
-    char *text = zsys_vprintf (format, args);
-    va_end (args);
-    chorus__log (CHORUS_LOG_DEBUG, "chorus %s/%.8s: %s", self->config->service,
-                 self->instance? self->instance: "-", text);
-    free (text);
-}
-
-void
-chorus__engine_warn (chorus__engine_t *self, chorus__warning_t kind, const char *format, ...)
-{
-    uint64_t now = chorus__mono ();
-    if (self->warned [kind] && now - self->warned [kind] < S_WARN_MS) {
-        self->unwarned [kind]++;
-        return;
-    }
-    va_list args;
-    va_start (args, format);
-    char *text = zsys_vprintf (format, args);
-    va_end (args);
-    if (self->unwarned [kind])
-        chorus__log (CHORUS_LOG_WARNING,
-                     "chorus %s/%.8s: %s (and %" PRIu64 " more like it)", self->config->service,
-                     self->instance? self->instance: "-", text, self->unwarned [kind]);
-    else
-        chorus__log (CHORUS_LOG_WARNING, "chorus %s/%.8s: %s", self->config->service,
-                     self->instance? self->instance: "-", text);
-    free (text);
-    self->warned [kind] = now;
-    self->unwarned [kind] = 0;
-}
-
-void
-chorus__engine_forged (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *msg,
-                       const char *why)
-{
-    self->counters [C_FORGED]++;
-    const char *instance = chorus_msg_instance (msg);
-    chorus__engine_warn (self, W_FORGED, "dropped %s %.32s from peer %s/%s at %s (from %s): %s%s%s",
-                         chorus_msg_command (msg), chorus_msg_id (msg), peer->service,
-                         peer->instance, peer->endpoint, *peer->address? peer->address: "?", why,
-                         instance? ", names ": "", instance? instance: "");
-}
-
-void
-chorus__engine_forbidden (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *msg,
-                          const char *what)
-{
-    self->counters [C_FORBIDDEN]++;
-    char why [512];
-    if (chorus_msg_type (msg) == CHORUS_MSG_COMMAND)
-        snprintf (why, sizeof (why), "certificate '%s' %s %s.%s", peer->grant->name, what,
-                  chorus_msg_service (msg), chorus_msg_name (msg));
-    else
-        snprintf (why, sizeof (why), "certificate '%s' %s '%s'", peer->grant->name, what,
-                  chorus_msg_topic (msg));
-    chorus__engine_warn (self, W_FORBIDDEN, "refused %s %.32s from %s/%.8s: %s",
-                         chorus_msg_command (msg), chorus_msg_id (msg), peer->service,
-                         peer->instance, why);
-    chorus__engine_error (self, peer, msg, "forbidden", why);
-}
-
-#define S_BACKLOG_MAX 1024                  //  answers kept for one peer at most
-#define S_BACKLOG_BYTES (4 * 1024 * 1024)   //  and their bytes
-
-void
-chorus__engine_flush_backlog (chorus__engine_t *self, chorus__peer_t *peer)
-{
-    zframe_t *frame;
-    while (peer->backlog && (frame = (zframe_t *) zlistx_first (peer->backlog))
-       &&  chorus__peers_greet (self, peer) == 0
-       &&  zframe_send (&frame, peer->dealer, ZFRAME_REUSE | ZFRAME_DONTWAIT) == 0) {
-        peer->backlog_bytes -= zframe_size (frame);
-        zlistx_detach_cur (peer->backlog);
-        zframe_destroy (&frame);
+    chorus__engine_t *self = (chorus__engine_t *) arg;
+    switch (event) {
+        case CHORUS__PEER_JOINED:
+            chorus__commands_peer_joined (self->commands, peer);
+            if (self->observer)
+                chorus__observer_peer_joined (self->observer, peer);
+            break;
+        case CHORUS__PEER_CHANGED:
+            chorus__delivery_peer_joined (self->delivery, peer);
+            break;
+        case CHORUS__PEER_GONE:
+            chorus__delivery_peer_gone (self->delivery, peer);
+            chorus__commands_peer_gone (self->commands, peer);
+            if (self->observer)
+                chorus__observer_peer_gone (self->observer, peer);
+            break;
+        case CHORUS__PEER_HEAD:
+            if (self->observer)
+                chorus__observer_head (self->observer, peer, peer->head);
+            break;
     }
 }
 
-void
-chorus__engine_answer (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *msg)
+#define S_WORK_BATCHES 64      //  result batches read from the application per turn
+
+//  Reads the application's result batches into records; returns how many
+static size_t
+s_read_results (chorus__engine_t *self, chorus__work_t **records_p, size_t *max_p)
 {
-    if (!peer)
-        return;
-    if ((!peer->backlog || zlistx_size (peer->backlog) == 0)
-    &&  chorus__engine_send (self, peer, msg) == 0)
-        return;
-    //  The connection is not up yet (we have just met) or is full: keep
-    //  it, rather than make the peer wait for its timeout to ask again
-    zframe_t *frame = chorus_msg_encode (msg);
-    if (!peer->backlog)
-        peer->backlog = zlistx_new ();
-    if (!frame || zlistx_size (peer->backlog) >= S_BACKLOG_MAX
-    ||  peer->backlog_bytes + zframe_size (frame) > S_BACKLOG_BYTES) {
-        zframe_destroy (&frame);    //  the peer asks again at its timeout
-        return;
+    size_t count = 0;
+    zmsg_t *msg;
+    for (int batches = 0; batches < S_WORK_BATCHES
+                       && (msg = chorus__recv_ready (self->context.work)); batches++) {
+        zframe_t *kind = zmsg_first (msg);
+        zframe_t *frame = zmsg_next (msg);
+        if (kind && frame && zframe_streq (kind, "B")) {
+            size_t pos = 0;
+            chorus__work_t record;
+            const char *text;
+            while (chorus__batch_next (zframe_data (frame), zframe_size (frame), &pos, &record,
+                                       &text)) {
+                if (count == *max_p) {
+                    *max_p = *max_p? *max_p * 2: 256;
+                    *records_p = (chorus__work_t *) realloc (*records_p,
+                                                             *max_p * sizeof (chorus__work_t));
+                    assert (*records_p);
+                }
+                (*records_p) [count++] = record;
+            }
+        }
+        zmsg_destroy (&msg);
     }
-    peer->backlog_bytes += zframe_size (frame);
-    zlistx_add_end (peer->backlog, frame);
-    chorus__engine_flush_backlog (self, peer);
+    return count;
 }
 
-void
-chorus__engine_error (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *request,
-                      const char *code, const char *message)
+//  Results from the application: every inbox record and reply of the
+//  turn goes to the store in one write, and only then are the EVENT-ACKs
+//  and REPLYs sent (recorded before answered, one disk write per turn)
+static void
+s_recv_results (chorus__engine_t *self)
 {
-    self->counters [C_ERRORS_SENT]++;
-    chorus_msg_t *error = chorus__engine_msg (self, CHORUS_MSG_ERROR);
-    chorus_msg_set_request (error, chorus_msg_id (request));
-    chorus_msg_set_code (error, code);
-    chorus_msg_set_message (error, message);
-    chorus__engine_send (self, peer, error);
-    chorus_msg_destroy (&error);
-}
-
-chorus_msg_t *
-chorus__engine_msg (chorus__engine_t *self, int type)
-{
-    chorus_msg_t *msg = chorus_msg_new (type);
-    char id [33];
-    chorus__new_id (id);
-    chorus_msg_set_id (msg, id);
-    return msg;
-}
-
-chorus__peer_t *
-chorus__engine_peer (chorus__engine_t *self, const char *instance)
-{
-    return instance? (chorus__peer_t *) zhashx_lookup (self->peers, instance): NULL;
-}
-
-int
-chorus__engine_send (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *msg)
-{
-    if (!peer || !peer->dealer || chorus__peers_greet (self, peer))
-        return -1;
-    return chorus_msg_send (msg, peer->dealer);
-}
-
-int
-chorus__engine_send_encoded (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *msg,
-                             zframe_t **frame_p)
-{
-    if (!peer || !peer->dealer || chorus__peers_greet (self, peer)) {
-        zframe_destroy (frame_p);
-        return -1;      //  nothing goes to a peer before our HELLO
+    size_t count = s_read_results (self, &self->results, &self->results_max);
+    chorus__work_t *records = self->results;
+    chorus_store_begin (self->store);
+    for (size_t i = 0; i < count; i++) {
+        chorus__work_t *record = &records [i];
+        if (record->kind == 'A')
+            chorus__inbox_handled (self->inbox, (chorus_msg_t *) record->first,
+                                   (int) record->status);
+        else
+        if (record->kind == 'Y')
+            chorus__commands_record (self->commands, (chorus_msg_t *) record->first,
+                                     (chorus_msg_t *) record->second);
+        else
+        if (record->kind == 'o' && self->observer)
+            chorus__observer_done (self->observer, (size_t) record->status);
     }
-    return chorus_msg_send_encoded (msg, frame_p, peer->dealer);
-}
-
-void
-chorus__engine_hand (chorus__engine_t *self, char kind, chorus_msg_t *msg, const char *text)
-{
-    chorus__batch_add (&self->handover, kind, 0, msg, NULL, text);
-}
-
-void
-chorus__engine_flush (chorus__engine_t *self)
-{
-    chorus__batch_send (&self->handover, self->work);
-}
-
-int
-chorus__engine_work (chorus__engine_t *self, const char *picture, ...)
-{
-    chorus__engine_flush (self);    //  work reaches the application in order
-    va_list args;
-    va_start (args, picture);
-    int rc = zsock_vsend (self->work, picture, args);
-    va_end (args);
-    return rc;
+    bool recorded = chorus_store_commit (self->store) == 0;
+    if (!recorded)
+        chorus__context_warn (&self->context, W_STORE, "inbox: %s",
+                              chorus_store_error (self->store));
+    for (size_t i = 0; i < count; i++) {
+        chorus__work_t *record = &records [i];
+        if (record->kind == 'A')
+            chorus__inbox_recorded (self->inbox, (chorus_msg_t *) record->first,
+                                    (int) record->status, recorded);
+        else
+        if (record->kind == 'Y') {
+            self->context.counters [C_COMMANDS_HANDLED]++;
+            chorus__commands_replied (self->commands, (chorus_msg_t *) record->first,
+                                      (chorus_msg_t *) record->second);
+        }
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -233,44 +182,42 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
     chorus_msg_t *msg = self->msg;
     switch (chorus_msg_type (msg)) {
         case CHORUS_MSG_PING: {
-            chorus_msg_t *pong = chorus__engine_msg (self, CHORUS_MSG_PONG);
+            chorus_msg_t *pong = chorus__context_msg (&self->context, CHORUS_MSG_PONG);
             chorus_msg_set_head (pong, chorus_store_head (self->store));
-            chorus__engine_send (self, peer, pong);
+            chorus__peer_send (peer, pong);
             chorus_msg_destroy (&pong);
             peer->head = chorus_msg_head (msg);
-            if (self->observer)
-                chorus__observer_head (self->observer, peer, peer->head);
+            s_on_peer (peer, CHORUS__PEER_HEAD, self);
             break;
         }
         case CHORUS_MSG_PONG:
             peer->head = chorus_msg_head (msg);
-            if (self->observer)
-                chorus__observer_head (self->observer, peer, peer->head);
+            s_on_peer (peer, CHORUS__PEER_HEAD, self);
             break;
         case CHORUS_MSG_EVENT:
             //  A node only sends the events it published (section 5.1)
             if (!streq (chorus_msg_instance (msg), peer->instance))
-                chorus__engine_forged (self, peer, msg, "an event of another publisher");
+                chorus__context_forged (&self->context, peer, msg, "an event of another publisher");
             else
             if (chorus_msg_group (msg) && peer->grant
             &&  !chorus__grant_publish (peer->grant, chorus_msg_topic (msg)))
-                chorus__engine_forbidden (self, peer, msg, "may not publish");
+                chorus__context_forbidden (&self->context, peer, msg, "may not publish");
             else
             if (chorus_msg_group (msg))
-                chorus__inbox_event (self, peer, &self->msg);
+                chorus__inbox_event (self->inbox, peer, &self->msg);
             else
             if (self->observer)
                 chorus__observer_fetched (self->observer, peer, &self->msg);
             break;
         case CHORUS_MSG_EVENT_ACK:
             if (chorus_msg_status (msg) > CHORUS_ACK_REJECTED)
-                chorus__engine_error (self, peer, msg, "bad-request",
-                                      "EVENT-ACK status must be 0, 1 or 2");
+                chorus__context_error (&self->context, peer, msg, "bad-request",
+                                       "EVENT-ACK status must be 0, 1 or 2");
             else
                 chorus__delivery_ack (self->delivery, peer, msg);
             break;
         case CHORUS_MSG_FETCH:
-            self->counters [C_FETCHES]++;
+            self->context.counters [C_FETCHES]++;
             chorus__delivery_fetch (self->delivery, peer, msg);
             break;
         case CHORUS_MSG_REPLAY:
@@ -279,9 +226,9 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
             break;
         case CHORUS_MSG_TRUNCATED:
             if (!s_truncated_valid (msg))
-                chorus__engine_error (self, peer, msg, "bad-request",
-                                      "TRUNCATED needs exactly one of request and group, "
-                                      "and from <= to");
+                chorus__context_error (&self->context, peer, msg, "bad-request",
+                                       "TRUNCATED needs exactly one of request and group, "
+                                       "and from <= to");
             else
             if (chorus_msg_request (msg)) {
                 if (self->observer)
@@ -289,36 +236,37 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
             }
             else
             if (streq (chorus_msg_group (msg), self->config->service)) {
-                self->counters [C_TRUNCATED]++;
-                chorus__engine_work (self, "ss88s", "X", peer->instance, chorus_msg_from (msg),
-                                     chorus_msg_to (msg), chorus_msg_message (msg)?
-                                     chorus_msg_message (msg): "");
+                self->context.counters [C_TRUNCATED]++;
+                chorus__context_work (&self->context, "ss88s", "X", peer->instance,
+                                      chorus_msg_from (msg), chorus_msg_to (msg),
+                                      chorus_msg_message (msg)?
+                                      chorus_msg_message (msg): "");
             }
             break;
         case CHORUS_MSG_COMMAND:
             if (peer->grant && !chorus__grant_call (peer->grant, chorus_msg_service (msg),
                                                     chorus_msg_name (msg)))
-                chorus__engine_forbidden (self, peer, msg, "may not call");
+                chorus__context_forbidden (&self->context, peer, msg, "may not call");
             else
                 chorus__commands_received (self->commands, peer, &self->msg);
             break;
         case CHORUS_MSG_REPLY:
             if (chorus_msg_status (msg) > CHORUS_REPLY_ERROR)
-                chorus__engine_error (self, peer, msg, "bad-request",
-                                      "REPLY status must be 0 or 1");
+                chorus__context_error (&self->context, peer, msg, "bad-request",
+                                       "REPLY status must be 0 or 1");
             else
                 chorus__commands_reply (self->commands, peer, &self->msg);
             break;
         case CHORUS_MSG_ERROR:
-            self->counters [C_ERRORS_RECEIVED]++;
-            chorus__engine_warn (self, W_ERROR, "ERROR %s from %s/%.8s about %s: %s",
-                                 chorus_msg_code (msg), peer->service, peer->instance,
-                                 chorus_msg_request (msg)? chorus_msg_request (msg): "-",
-                                 chorus_msg_message (msg)? chorus_msg_message (msg): "");
+            self->context.counters [C_ERRORS_RECEIVED]++;
+            chorus__context_warn (&self->context, W_ERROR, "ERROR %s from %s/%.8s about %s: %s",
+                                  chorus_msg_code (msg), peer->service, peer->instance,
+                                  chorus_msg_request (msg)? chorus_msg_request (msg): "-",
+                                  chorus_msg_message (msg)? chorus_msg_message (msg): "");
             chorus__commands_error (self->commands, peer, msg);
             break;
         case CHORUS_MSG_BYE:
-            chorus__peers_remove (self, peer, CHORUS_PEER_LEFT);
+            chorus__peers_remove (self->peers, peer, CHORUS_PEER_LEFT);
             break;
     }
     if (!self->msg) {
@@ -336,41 +284,37 @@ s_recv_router (chorus__engine_t *self)
         if (rc == CHORUS_MSG_INTERRUPTED)
             break;
         if (rc == CHORUS_MSG_MALFORMED) {
-            self->counters [C_MALFORMED]++;
-            chorus__engine_log (self, "dropped malformed message: %s",
-                                chorus_msg_reason (self->msg));
+            self->context.counters [C_MALFORMED]++;
+            chorus__context_log (&self->context, "dropped malformed message: %s",
+                                 chorus_msg_reason (self->msg));
             continue;
         }
         char instance [33];
         if (!s_routing_instance (chorus_msg_routing_id (self->msg), instance)) {
-            self->counters [C_UNKNOWN_PEER]++;
+            self->context.counters [C_UNKNOWN_PEER]++;
             continue;
         }
         if (chorus_msg_type (self->msg) == CHORUS_MSG_HELLO) {
-            self->counters [C_HELLOS]++;
+            self->context.counters [C_HELLOS]++;
             if (streq (chorus_msg_instance (self->msg), instance))
-                chorus__peers_hello (self, instance, self->msg);
+                chorus__peers_hello (self->peers, instance, self->msg);
             else
-                self->counters [C_UNKNOWN_PEER]++;  //  claims another's identity
+                self->context.counters [C_UNKNOWN_PEER]++;  //  claims another's identity
             continue;
         }
-        chorus__peer_t *peer = chorus__engine_peer (self, instance);
+        chorus__peer_t *peer = chorus__context_peer (&self->context, instance);
         if (!peer) {
-            self->counters [C_UNKNOWN_PEER]++;
+            self->context.counters [C_UNKNOWN_PEER]++;
             continue;
         }
         //  On a secure mesh, its routing id is the peer's only over the
         //  connection of the key it met us with
         if (peer->key && !streq (chorus_msg_user_id (self->msg), peer->key)) {
-            chorus__engine_forged (self, peer, self->msg, "came under its routing id from "
-                                   "another key");
+            chorus__context_forged (&self->context, peer, self->msg, "came under its routing id "
+                                    "from another key");
             continue;
         }
-        peer->last_seen = chorus__mono ();
-        if (peer->evasive) {
-            peer->evasive = false;
-            chorus__peers_report (self, peer, CHORUS_PEER_ALIVE);
-        }
+        chorus__peers_heard (self->peers, peer);
         s_on_message (self, peer);
     }
 }
@@ -393,16 +337,16 @@ static void
 s_monitor_event (const char *event, const char *socket, const char *peer, const char *detail,
                  void *arg)
 {
-    chorus__engine_work ((chorus__engine_t *) arg, "sssss", "M", event, socket, peer, detail);
+    chorus__engine_t *self = (chorus__engine_t *) arg;
+    chorus__context_work (&self->context, "sssss", "M", event, socket, peer, detail);
 }
 
 static const char *
 s_start (chorus__engine_t *self)
 {
     chorus__config_t *config = self->config;
-    self->instance = strdup (chorus_store_instance (self->store));
-    self->started = chorus__now ();
-    self->generation = 1;
+    snprintf (self->context.instance, sizeof (self->context.instance), "%s",
+              chorus_store_instance (self->store));
 
     char *host = NULL;
     if (config->beacon_port > 0) {
@@ -416,7 +360,7 @@ s_start (chorus__engine_t *self)
         }
     }
     if (config->monitor)
-        self->monitor = chorus__monitor_new (self->poller, s_monitor_event, self);
+        self->context.monitor = chorus__monitor_new (self->poller, s_monitor_event, self);
     chorus__keys_t *keys = config->keys;
     static char keys_error [256];
     if (keys && chorus__keys_start (keys, keys_error, sizeof (keys_error))) {
@@ -485,22 +429,24 @@ s_start (chorus__engine_t *self)
     //  one into our PUB; room beyond that is for nodes on their way in
     size_t peers = (size_t) config->max_peers;
     self->inbox_gate = chorus__gate_new (self->router, peers + (size_t) config->max_pending + 64,
-                                         self->monitor, "inbox");
-    self->pub_gate = chorus__gate_new (self->pub, peers + 64, self->monitor, "pub");
+                                         self->context.monitor, "inbox");
+    self->pub_gate = chorus__gate_new (self->pub, peers + 64, self->context.monitor, "pub");
     if (!self->inbox_gate || !self->pub_gate)
         return "cannot watch the inbox and PUB connections";
     zpoller_add (self->poller, chorus__gate_socket (self->inbox_gate));
     zpoller_add (self->poller, chorus__gate_socket (self->pub_gate));
+    chorus__peers_start (self->peers, self->endpoint, self->pub_endpoint, self->inbox_gate);
     if (self->beacon) {
         int port = atoi (strrchr (self->endpoint, ':') + 1);
-        chorus__peers_beacon (self, port);
+        chorus__peers_beacon (self->peers, self->beacon, port);
         zsock_send (self->beacon, "sb", "SUBSCRIBE", keys? "CHO\x02": "CHO\x01", 4);
         zpoller_add (self->poller, self->beacon);
     }
     for (char *seed = (char *) zlist_first (config->seeds); seed;
          seed = (char *) zlist_next (config->seeds))
-        chorus__peers_add_seed (self, seed);
-    chorus__engine_log (self, "started at %s (pub %s)", self->endpoint, self->pub_endpoint);
+        chorus__peers_add_seed (self->peers, seed);
+    chorus__context_log (&self->context, "started at %s (pub %s)", self->endpoint,
+                         self->pub_endpoint);
     return NULL;
 }
 
@@ -520,24 +466,7 @@ s_key_trusted (const char *key, void *arg)
 static void
 s_trust_changed (chorus__engine_t *self)
 {
-    chorus__keys_t *keys = self->config->keys;
-    zlistx_t *instances = zhashx_keys (self->peers);
-    for (const char *instance = (const char *) zlistx_first (instances); instance;
-         instance = (const char *) zlistx_next (instances)) {
-        chorus__peer_t *peer = chorus__engine_peer (self, instance);
-        if (!peer || !peer->key)
-            continue;
-        peer->grant = chorus__keys_lookup (keys, peer->key);
-        if (!peer->grant || !chorus__grant_service (peer->grant, peer->service)) {
-            self->counters [C_REVOKED]++;
-            chorus__engine_warn (self, W_REVOKED, "key %s of %s/%.8s is no longer trusted "
-                                 "for its service: cut off", peer->key, peer->service,
-                                 peer->instance);
-            chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
-        }
-    }
-    zlistx_destroy (&instances);
-    chorus__peers_revoke_pending (self);
+    chorus__peers_trust_changed (self->peers);
     chorus__gate_cut (self->inbox_gate, s_key_trusted, self);
     chorus__gate_cut (self->pub_gate, s_key_trusted, self);
 }
@@ -548,7 +477,7 @@ s_tick (chorus__engine_t *self)
     uint64_t now = chorus__mono ();
     if (self->config->keys && chorus__keys_reload (self->config->keys))
         s_trust_changed (self);
-    chorus__peers_tick (self, now);
+    chorus__peers_tick (self->peers, now);
     chorus__delivery_tick (self->delivery, now);
     chorus__commands_tick (self->commands, now);
     if (self->observer)
@@ -557,7 +486,8 @@ s_tick (chorus__engine_t *self)
     uint64_t wall = chorus__now ();
     if (wall > S_INBOX_KEEP_MS
     &&  chorus_store_inbox_expire (self->store, wall - S_INBOX_KEEP_MS, 1000) == -1)
-        chorus__engine_warn (self, W_STORE, "inbox expiry: %s", chorus_store_error (self->store));
+        chorus__context_warn (&self->context, W_STORE, "inbox expiry: %s",
+                              chorus_store_error (self->store));
 }
 
 //  Connections that came to the inbox or the PUB, beyond the bound shut out
@@ -571,16 +501,16 @@ s_gate (chorus__engine_t *self, chorus__gate_t *gate, const char *name)
         char address [64], key [41];
         size_t refusals = self->config->keys? chorus__keys_refusals (self->config->keys, address,
                                                   sizeof (address), key, sizeof (key)): 0;
-        self->counters [C_UNAUTHORISED] += report.unauthorised;
+        self->context.counters [C_UNAUTHORISED] += report.unauthorised;
         char last [160] = "";
         if (refusals)
             snprintf (last, sizeof (last), " (last: key %s from %s)", key, address);
-        chorus__engine_warn (self, W_UNTRUSTED, "refused %zu connection%s to our %s: key not "
-                             "in the trust directory%s", report.unauthorised,
+        chorus__context_warn (&self->context, W_UNTRUSTED, "refused %zu connection%s to our %s: "
+                              "key not in the trust directory%s", report.unauthorised,
                              report.unauthorised == 1? "": "s", name, last);
     }
     if (report.failed) {
-        self->counters [C_HANDSHAKES_FAILED] += report.failed;
+        self->context.counters [C_HANDSHAKES_FAILED] += report.failed;
         //  A plaintext peer may hang up on reading our greeting before we
         //  read its own: then all we know is that it broke off
         const char *mismatch = self->config->keys? "a plaintext peer on a secure mesh":
@@ -596,13 +526,13 @@ s_gate (chorus__engine_t *self, chorus__gate_t *gate, const char *name)
         else
             snprintf (why, sizeof (why), "the handshake failed (protocol error 0x%x)",
                       (unsigned) report.failure);
-        chorus__engine_warn (self, W_HANDSHAKE, "refused %zu connection%s to our %s: %s",
-                             report.failed, report.failed == 1? "": "s", name, why);
+        chorus__context_warn (&self->context, W_HANDSHAKE, "refused %zu connection%s to our %s: %s",
+                              report.failed, report.failed == 1? "": "s", name, why);
     }
     if (refused) {
-        self->counters [C_CONNECTIONS_REFUSED] += refused;
-        chorus__engine_warn (self, W_SHUT_OUT, "shut out %zu connection%s to our %s: %zu open, "
-                             "the most it takes", refused, refused == 1? "": "s", name,
+        self->context.counters [C_CONNECTIONS_REFUSED] += refused;
+        chorus__context_warn (&self->context, W_SHUT_OUT, "shut out %zu connection%s to our %s: "
+                              "%zu open, the most it takes", refused, refused == 1? "": "s", name,
                              chorus__gate_open (gate));
     }
 }
@@ -639,9 +569,10 @@ static void
 s_reply_peers (chorus__engine_t *self)
 {
     zmsg_t *reply = zmsg_new ();
-    zmsg_addstrf (reply, "%zu", zhashx_size (self->peers));    //  never an empty message
-    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
-         peer = (chorus__peer_t *) zhashx_next (self->peers)) {
+    zhashx_t *peers = self->context.peers;
+    zmsg_addstrf (reply, "%zu", zhashx_size (peers));   //  never an empty message
+    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (peers); peer;
+         peer = (chorus__peer_t *) zhashx_next (peers)) {
         zmsg_addstr (reply, peer->service);
         zmsg_addstr (reply, peer->instance);
         zmsg_addstr (reply, peer->endpoint);
@@ -682,16 +613,9 @@ s_subscribe (chorus__engine_t *self, const char *prefix)
     uint64_t since = 0;
     int rc = chorus_store_subscription (self->store, prefix, chorus__now (),
                                         self->config->start_earliest, &since);
-    if (rc == 0) {
-        bool known = false;
-        for (size_t i = 0; i < self->subs_size && !known; i++)
-            known = streq (self->subs [i].prefix, prefix);
-        if (!known) {
-            chorus__subs_add (&self->subs, &self->subs_size, prefix, since,
-                        self->config->durable? CHORUS_SUB_DURABLE: 0);
-            self->announce = true;
-        }
-    }
+    if (rc == 0)
+        chorus__peers_subscribe (self->peers, prefix, since,
+                                 self->config->durable? CHORUS_SUB_DURABLE: 0);
     zsock_send (self->pipe, "i", rc);
 }
 
@@ -699,7 +623,7 @@ static void
 s_observe (chorus__engine_t *self, const char *prefix, int earliest)
 {
     if (!self->observer)
-        self->observer = chorus__observer_new (self);
+        self->observer = chorus__observer_new (&self->context);
     chorus__observer_add (self->observer, prefix, earliest != 0);
     zsock_send (self->pipe, "i", 0);
 }
@@ -717,7 +641,7 @@ s_on_published (chorus__engine_t *self)
     }
     size_t count = chorus__handoff_take (handoff, self->published, self->published_bodies);
     for (size_t i = 0; i < count; i++) {
-        self->counters [C_PUBLISHED]++;
+        self->context.counters [C_PUBLISHED]++;
         zframe_t *copy = zframe_dup (self->published_bodies [i]);
         chorus_msg_send_encoded (self->published [i], &copy, self->pub);
         chorus__delivery_published (self->delivery, self->published [i],
@@ -737,7 +661,7 @@ s_on_request (chorus__engine_t *self, zmsg_t *request)
     else
     if (streq (command, "START")) {
         const char *error = s_start (self);
-        zsock_send (self->pipe, "isss", error? -1: 0, error? error: self->instance,
+        zsock_send (self->pipe, "isss", error? -1: 0, error? error: self->context.instance,
                     error? "": self->endpoint, error? "": self->pub_endpoint);
     }
     else
@@ -767,7 +691,7 @@ s_on_request (chorus__engine_t *self, zmsg_t *request)
     else
     if (streq (command, "HANDLE")) {
         char *name = zmsg_popstr (request);
-        zhashx_update (self->commands_handled, name, (void *) 1);
+        chorus__commands_handle (self->commands, name);
         zstr_free (&name);
     }
     else
@@ -789,7 +713,7 @@ s_on_request (chorus__engine_t *self, zmsg_t *request)
         uint64_t value = 0;
         for (int i = 0; i < C_COUNTERS; i++)
             if (name && streq (name, chorus__counter_names [i]))
-                value = self->counters [i];
+                value = self->context.counters [i];
         zsock_send (self->pipe, "8", value);
         zstr_free (&name);
     }
@@ -825,24 +749,22 @@ s_engine_new (zsock_t *pipe, chorus__config_t *config)
     self->pipe = pipe;
     self->config = config;
     self->store = config->store;
-    self->work = zsock_new (ZMQ_PAIR);
-    zsock_set_sndhwm (self->work, 0);
-    zsock_set_rcvhwm (self->work, 0);
-    zsock_connect (self->work, "%s", config->work_endpoint);
-    self->poller = zpoller_new (pipe, self->work, NULL);
+    chorus__context_init (&self->context, config, config->store);
+    zsock_t *work = zsock_new (ZMQ_PAIR);
+    zsock_set_sndhwm (work, 0);
+    zsock_set_rcvhwm (work, 0);
+    zsock_connect (work, "%s", config->work_endpoint);
+    self->context.work = work;
+    self->poller = zpoller_new (pipe, work, NULL);
     //  A signal is the application's business: the engine stops only on
     //  $TERM, so that calls made after Ctrl-C still get answers
     zpoller_set_nonstop (self->poller, true);
-    self->peers = zhashx_new ();
-    self->pending = zhashx_new ();
-    self->seeds = zhashx_new ();
-    self->admission = zhashx_new ();
-    self->commands_handled = zhashx_new ();
-    self->events_in_hand = zhashx_new ();
+    self->context.poller = self->poller;
     self->msg = chorus_msg_new (CHORUS_MSG_PING);
-    self->ack = chorus_msg_new (CHORUS_MSG_EVENT_ACK);
-    self->delivery = chorus__delivery_new (self);
-    self->commands = chorus__commands_new (self);
+    self->peers = chorus__peers_new (&self->context, s_on_peer, self);
+    self->inbox = chorus__inbox_new (&self->context);
+    self->delivery = chorus__delivery_new (&self->context);
+    self->commands = chorus__commands_new (&self->context);
     return self;
 }
 
@@ -855,46 +777,37 @@ s_engine_destroy (chorus__engine_t **self_p)
     //  Results the application sent before we were told to stop are
     //  recorded and answered, so that work done is not done again
     if (self->router)
-        chorus__inbox_results (self);
+        s_recv_results (self);
     //  Say goodbye, so that peers move our work at once
     if (self->router) {
-        chorus_msg_t *bye = chorus__engine_msg (self, CHORUS_MSG_BYE);
+        chorus_msg_t *bye = chorus__context_msg (&self->context, CHORUS_MSG_BYE);
         //  Over a copy of the ids: a send may greet first, and the HELLO
         //  walks the peer table itself
-        zlistx_t *instances = zhashx_keys (self->peers);
+        zlistx_t *instances = zhashx_keys (self->context.peers);
         for (const char *instance = (const char *) zlistx_first (instances); instance;
              instance = (const char *) zlistx_next (instances)) {
-            chorus__peer_t *peer = chorus__engine_peer (self, instance);
+            chorus__peer_t *peer = chorus__context_peer (&self->context, instance);
             if (peer && peer->dealer) {
                 //  What is queued to a connected peer (acknowledgements,
                 //  replies, a TRUNCATED, this BYE) gets up to a second to
                 //  leave; nothing waits for a peer that is not connected
                 zsock_set_linger (peer->dealer, 1000);
-                chorus__engine_send (self, peer, bye);
+                chorus__peer_send (peer, bye);
             }
         }
         zlistx_destroy (&instances);
         chorus_msg_destroy (&bye);
     }
     if (self->beacon) {
-        chorus__peers_beacon (self, 0);
+        chorus__peers_beacon (self->peers, self->beacon, 0);
         zactor_destroy (&self->beacon);
     }
     chorus__observer_destroy (&self->observer);
     chorus__commands_destroy (&self->commands);
     chorus__delivery_destroy (&self->delivery);
-    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
-         peer = (chorus__peer_t *) zhashx_next (self->peers))
-        chorus__peer_destroy (&peer);
-    zhashx_destroy (&self->peers);
-    chorus__peers_close_all (self);
-    zhashx_destroy (&self->pending);
-    zhashx_destroy (&self->seeds);
-    zhashx_destroy (&self->admission);
-    zhashx_destroy (&self->commands_handled);
-    zhashx_destroy (&self->events_in_hand);
-    chorus__subs_free (&self->subs, &self->subs_size);
-    chorus__monitor_destroy (&self->monitor);   //  its sockets are closed
+    chorus__inbox_destroy (&self->inbox);
+    chorus__peers_destroy (&self->peers);
+    chorus__monitor_destroy (&self->context.monitor);   //  its sockets are closed
     zpoller_destroy (&self->poller);
     chorus__gate_destroy (&self->inbox_gate);
     chorus__gate_destroy (&self->pub_gate);
@@ -904,15 +817,13 @@ s_engine_destroy (chorus__engine_t **self_p)
         chorus__keys_stop (self->config->keys);     //  our sockets are closed
     //  Work that will never run now: results the application sent that we
     //  did not read, and a batch we did not send
-    chorus__batch_discard_queued (self->work);
-    zsock_destroy (&self->work);
+    chorus__batch_discard_queued (self->context.work);
+    zsock_destroy (&self->context.work);
+    chorus__context_fini (&self->context);
     chorus_msg_destroy (&self->msg);
-    chorus_msg_destroy (&self->ack);
-    chorus__batch_discard (&self->handover);
     free (self->results);
     free (self->published);
     free (self->published_bodies);
-    free (self->instance);
     free (self->endpoint);
     free (self->pub_endpoint);
     free (self);
@@ -932,8 +843,8 @@ chorus__engine_actor (zsock_t *pipe, void *args)
         if (which == pipe)
             s_recv_pipe (self);
         else
-        if (which == self->work)
-            chorus__inbox_results (self);
+        if (which == self->context.work)
+            s_recv_results (self);
         else
         if (which && which == self->router)     //  no inbox before START
             s_recv_router (self);
@@ -948,27 +859,29 @@ chorus__engine_actor (zsock_t *pipe, void *args)
             s_gate (self, self->pub_gate, "PUB");
         else
         if (self->beacon && which == (void *) self->beacon)
-            chorus__peers_recv_beacon (self);
+            chorus__peers_recv_beacon (self->peers, self->beacon);
         else
         if (which && self->observer && chorus__observer_recv (self->observer, which))
             ;
         else
-        if (which && self->monitor && chorus__monitor_recv (self->monitor, which))
+        if (which && self->context.monitor && chorus__monitor_recv (self->context.monitor, which))
             ;
         else
         if (zpoller_terminated (self->poller))
             break;
-        if (self->connecting && next_tick > chorus__mono () + S_CONNECTING_TICK_MS)
+        bool connecting = chorus__peers_connecting (self->peers);
+        if (connecting && next_tick > chorus__mono () + S_CONNECTING_TICK_MS)
             next_tick = chorus__mono () + S_CONNECTING_TICK_MS;
         if (self->router && chorus__mono () >= next_tick) {
             s_tick (self);
             //  A HELLO waiting for its connection, and what waits behind it,
             //  should not wait a whole tick more: meeting is the slow part
             //  of a short-lived node's life
-            next_tick = chorus__mono () + (self->connecting? S_CONNECTING_TICK_MS: S_TICK_MS);
+            next_tick = chorus__mono () + (chorus__peers_connecting (self->peers)?
+                                           S_CONNECTING_TICK_MS: S_TICK_MS);
         }
-        chorus__engine_flush (self);
+        chorus__context_flush (&self->context);
     }
-    chorus__engine_flush (self);    //  the wrapper frees what it holds
+    chorus__context_flush (&self->context);    //  the wrapper frees what it holds
     s_engine_destroy (&self);
 }

@@ -1,12 +1,61 @@
 /*  chorus_inbox.c — the receiving side of delivery (protocol section 7.4):
     an EVENT for our group is checked against the inbox and handed to the
     application; the application's results are recorded in the store, all
-    of a turn in one write, and only then acknowledged or answered.
+    of a turn in one write (the engine begins and commits it), and only
+    then acknowledged.
 */
-#include "chorus_engine.h"
+#include "chorus_inbox.h"
+#include "chorus_fake.h"
+
+#define S_HIGHEST_MAX 10000     //  publishers whose highest recorded seq we keep
+
+struct _chorus__inbox_t {
+    chorus__context_t *context; //  what the engine shares with us
+    zhashx_t *in_hand;          //  "instance/seq" of events the application holds
+    zhashx_t *highest;          //  publisher -> highest seq it has recorded (uint64_t *)
+    chorus_msg_t *ack;          //  reusable EVENT-ACK
+};
 
 static void
-s_ack (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *event, int status)
+s_free_value (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+chorus__inbox_t *
+chorus__inbox_new (chorus__context_t *context)
+{
+    chorus__inbox_t *self = (chorus__inbox_t *) zmalloc (sizeof (chorus__inbox_t));
+    self->context = context;
+    self->in_hand = zhashx_new ();
+    self->highest = zhashx_new ();
+    zhashx_set_destructor (self->highest, s_free_value);
+    self->ack = chorus_msg_new (CHORUS_MSG_EVENT_ACK);
+    return self;
+}
+
+void
+chorus__inbox_destroy (chorus__inbox_t **self_p)
+{
+    chorus__inbox_t *self = *self_p;
+    if (self) {
+        zhashx_destroy (&self->in_hand);
+        zhashx_destroy (&self->highest);
+        chorus_msg_destroy (&self->ack);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+size_t
+chorus__inbox_in_hand (chorus__inbox_t *self)
+{
+    return zhashx_size (self->in_hand);
+}
+
+static void
+s_ack (chorus__inbox_t *self, chorus__peer_t *peer, chorus_msg_t *event, int status)
 {
     //  One EVENT-ACK, refilled for each: no malloc per acknowledgement
     chorus_msg_t *ack = self->ack;
@@ -17,7 +66,7 @@ s_ack (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t *event, int st
     chorus_msg_set_group (ack, chorus_msg_group (event));
     chorus_msg_set_seq (ack, chorus_msg_seq (event));
     chorus_msg_set_status (ack, status);
-    chorus__engine_answer (self, peer, ack);
+    chorus__peer_answer (peer, ack);
 }
 
 //  "instance/seq": the key of an event the application holds; the instance
@@ -31,126 +80,212 @@ s_in_hand_key (chorus_msg_t *event, char key [128])
     chorus__decimal (chorus_msg_seq (event), key + size + 1);
 }
 
-void
-chorus__inbox_event (chorus__engine_t *self, chorus__peer_t *peer, chorus_msg_t **event_p)
+//  1 if the event may have been recorded (the store must say), 0 if it
+//  cannot have been, -1 if the store failed. Events mostly come in seq
+//  order: one above the highest seq recorded for its publisher is new, and
+//  costs no store read. The highest is read from the store once per
+//  publisher, and kept up as records are written.
+static int
+s_maybe_recorded (chorus__inbox_t *self, chorus_msg_t *event)
 {
+    const char *publisher = chorus_msg_instance (event);
+    uint64_t *highest = (uint64_t *) zhashx_lookup (self->highest, publisher);
+    if (!highest) {
+        uint64_t seq;
+        if (chorus_store_inbox_highest (self->context->store, publisher, &seq))
+            return -1;
+        if (zhashx_size (self->highest) >= S_HIGHEST_MAX)
+            zhashx_purge (self->highest);
+        highest = (uint64_t *) malloc (sizeof (uint64_t));
+        assert (highest);
+        *highest = seq;
+        zhashx_insert (self->highest, publisher, highest);
+    }
+    return chorus_msg_seq (event) <= *highest? 1: 0;
+}
+
+void
+chorus__inbox_event (chorus__inbox_t *self, chorus__peer_t *peer, chorus_msg_t **event_p)
+{
+    chorus__context_t *context = self->context;
     chorus_msg_t *event = *event_p;
-    if (!streq (chorus_msg_group (event), self->config->service)) {
-        chorus__engine_error (self, peer, event, "wrong-group", "this node is not in that group");
+    if (!streq (chorus_msg_group (event), context->config->service)) {
+        chorus__context_error (context, peer, event, "wrong-group",
+                               "this node is not in that group");
         return;
     }
     char key [128];
     s_in_hand_key (event, key);
-    if (zhashx_lookup (self->events_in_hand, key))
+    if (zhashx_lookup (self->in_hand, key))
         return;     //  a copy of an event the application is handling now
-    int seen = chorus_store_inbox_has (self->store, chorus_msg_instance (event),
+    int seen = s_maybe_recorded (self, event);
+    if (seen == 1)
+        seen = chorus_store_inbox_has (context->store, chorus_msg_instance (event),
                                        chorus_msg_seq (event));
     if (seen == 1) {
-        self->counters [C_DUPLICATES]++;
+        context->counters [C_DUPLICATES]++;
         s_ack (self, peer, event, CHORUS_ACK_DUPLICATE);
         return;
     }
     if (seen < 0) {
-        chorus__engine_warn (self, W_STORE, "inbox: %s", chorus_store_error (self->store));
+        chorus__context_warn (context, W_STORE, "inbox: %s", chorus_store_error (context->store));
         return;     //  not acked: the publisher will try again
     }
-    zhashx_insert (self->events_in_hand, key, (void *) 1);
+    zhashx_insert (self->in_hand, key, (void *) 1);
     *event_p = NULL;
-    chorus__engine_hand (self, 'E', event, NULL);
+    chorus__context_hand (context, 'E', event, NULL);
 }
 
-//  The application has run the handlers of an event: records it (into the
-//  store batch begun by chorus__inbox_results)
-static void
-s_on_handled (chorus__engine_t *self, chorus_msg_t *event, int status)
+void
+chorus__inbox_handled (chorus__inbox_t *self, chorus_msg_t *event, int status)
 {
     char key [128];
     s_in_hand_key (event, key);
-    zhashx_delete (self->events_in_hand, key);
+    zhashx_delete (self->in_hand, key);
+    chorus__context_t *context = self->context;
     if (status == CHORUS_ACK_HANDLED) {
-        self->counters [C_HANDLED]++;
-        if (chorus_store_inbox_add (self->store, chorus_msg_instance (event),
+        context->counters [C_HANDLED]++;
+        uint64_t *highest = (uint64_t *) zhashx_lookup (self->highest,
+                                                        chorus_msg_instance (event));
+        if (highest && chorus_msg_seq (event) > *highest)
+            *highest = chorus_msg_seq (event);      //  recorded, or the store says
+        if (chorus_store_inbox_add (context->store, chorus_msg_instance (event),
                                     chorus_msg_seq (event), chorus__now ()))
-            chorus__engine_warn (self, W_STORE, "inbox: %s", chorus_store_error (self->store));
+            chorus__context_warn (context, W_STORE, "inbox: %s",
+                                  chorus_store_error (context->store));
     }
 }
 
-//  After the commit: acknowledges, unless the record could not be written
-static void
-s_on_recorded (chorus__engine_t *self, chorus_msg_t *event, int status, bool recorded)
+void
+chorus__inbox_recorded (chorus__inbox_t *self, chorus_msg_t *event, int status, bool recorded)
 {
     if (recorded || status != CHORUS_ACK_HANDLED)
-        s_ack (self, chorus__engine_peer (self, chorus_msg_instance (event)), event, status);
+        s_ack (self, chorus__context_peer (self->context, chorus_msg_instance (event)), event,
+               status);
     //  else unrecorded, so unacknowledged: it comes again
     chorus_msg_destroy (&event);
 }
 
-#define S_WORK_BATCHES 64      //  result batches read from the application per turn
 
-//  Reads the application's result batches into records; returns how many
-static size_t
-s_read_results (chorus__engine_t *self, chorus__work_t **records_p, size_t *max_p)
-{
-    size_t count = 0;
-    zmsg_t *msg;
-    for (int batches = 0; batches < S_WORK_BATCHES
-                       && (msg = chorus__recv_ready (self->work)); batches++) {
-        zframe_t *kind = zmsg_first (msg);
-        zframe_t *frame = zmsg_next (msg);
-        if (kind && frame && zframe_streq (kind, "B")) {
-            size_t pos = 0;
-            chorus__work_t record;
-            const char *text;
-            while (chorus__batch_next (zframe_data (frame), zframe_size (frame), &pos, &record,
-                                       &text)) {
-                if (count == *max_p) {
-                    *max_p = *max_p? *max_p * 2: 256;
-                    *records_p = (chorus__work_t *) realloc (*records_p,
-                                                             *max_p * sizeof (chorus__work_t));
-                    assert (*records_p);
-                }
-                (*records_p) [count++] = record;
-            }
-        }
-        zmsg_destroy (&msg);
-    }
-    return count;
-}
+//  --------------------------------------------------------------------------
+//  Self-test
 
-//  Results from the application: every inbox record and reply of the
-//  turn goes to the store in one write, and only then are the EVENT-ACKs
-//  and REPLYs sent (recorded before answered, one disk write per turn)
+#define S_PUBLISHER "A0000000000000000000000000000001"
+
 void
-chorus__inbox_results (chorus__engine_t *self)
+chorus__inbox_test (bool verbose)
 {
-    size_t count = s_read_results (self, &self->results, &self->results_max);
-    chorus__work_t *records = self->results;
-    chorus_store_begin (self->store);
-    for (size_t i = 0; i < count; i++) {
-        chorus__work_t *record = &records [i];
-        if (record->kind == 'A')
-            s_on_handled (self, (chorus_msg_t *) record->first, (int) record->status);
-        else
-        if (record->kind == 'Y')
-            chorus__commands_record (self->commands, (chorus_msg_t *) record->first,
-                                     (chorus_msg_t *) record->second);
-        else
-        if (record->kind == 'o' && self->observer)
-            chorus__observer_done (self->observer, (size_t) record->status);
-    }
-    bool recorded = chorus_store_commit (self->store) == 0;
-    if (!recorded)
-        chorus__engine_warn (self, W_STORE, "inbox: %s", chorus_store_error (self->store));
-    for (size_t i = 0; i < count; i++) {
-        chorus__work_t *record = &records [i];
-        if (record->kind == 'A')
-            s_on_recorded (self, (chorus_msg_t *) record->first, (int) record->status, recorded);
-        else
-        if (record->kind == 'Y') {
-            self->counters [C_COMMANDS_HANDLED]++;
-            chorus__commands_replied (self->commands, (chorus_msg_t *) record->first,
-                                      (chorus_msg_t *) record->second);
-        }
-    }
-}
+    if (verbose)
+        printf (" * chorus__inbox: ");
+    chorus__fake_t *fake = chorus__fake_new ("orders");
+    chorus__context_t *context = chorus__fake_context (fake);
+    chorus__inbox_t *self = chorus__inbox_new (context);
+    chorus__peer_t *peer = chorus__fake_peer (fake, S_PUBLISHER, "shop");
 
+    //  An event for our group goes to the application, once
+    chorus_msg_t *event = chorus__fake_event (fake, S_PUBLISHER, 7, "order.placed", "k", NULL);
+    chorus_msg_set_group (event, "orders");
+    chorus_msg_t *copy = chorus__fake_dup (event);
+    chorus__inbox_event (self, peer, &event);
+    CHORUS__CHECK (event == NULL && chorus__inbox_in_hand (self) == 1);
+    chorus_msg_t *handed = NULL;
+    CHORUS__CHECK (chorus__fake_handed (fake, &handed, NULL, 0) == 'E');
+    CHORUS__CHECK (handed && chorus_msg_seq (handed) == 7);
+
+    //  A copy that comes while the application holds it is dropped,
+    //  neither handed over nor acknowledged
+    chorus_msg_t *again = chorus__fake_dup (copy);
+    chorus__inbox_event (self, peer, &again);
+    CHORUS__CHECK (again != NULL);
+    chorus_msg_destroy (&again);
+    chorus_msg_t *other = NULL;
+    CHORUS__CHECK (chorus__fake_handed (fake, &other, NULL, 0) == 0);
+    CHORUS__CHECK (chorus__fake_sent (fake, peer->endpoint, 0) == NULL);
+
+    //  Handled: recorded, then acknowledged
+    chorus_store_begin (context->store);
+    chorus__inbox_handled (self, handed, CHORUS_ACK_HANDLED);
+    CHORUS__CHECK (chorus_store_commit (context->store) == 0);
+    chorus__inbox_recorded (self, handed, CHORUS_ACK_HANDLED, true);
+    CHORUS__CHECK (chorus__inbox_in_hand (self) == 0);
+    CHORUS__CHECK (context->counters [C_HANDLED] == 1);
+    chorus_msg_t *ack = chorus__fake_sent (fake, peer->endpoint, 1000);
+    CHORUS__CHECK (ack && chorus_msg_type (ack) == CHORUS_MSG_EVENT_ACK);
+    CHORUS__CHECK (chorus_msg_seq (ack) == 7 && chorus_msg_status (ack) == CHORUS_ACK_HANDLED);
+    CHORUS__CHECK (streq (chorus_msg_group (ack), "orders"));
+    chorus_msg_destroy (&ack);
+
+    //  The same event again: acknowledged as a duplicate, not handed over
+    again = chorus__fake_dup (copy);
+    chorus__inbox_event (self, peer, &again);
+    chorus_msg_destroy (&again);
+    CHORUS__CHECK (chorus__fake_handed (fake, &other, NULL, 0) == 0);
+    ack = chorus__fake_sent (fake, peer->endpoint, 1000);
+    CHORUS__CHECK (ack && chorus_msg_status (ack) == CHORUS_ACK_DUPLICATE);
+    CHORUS__CHECK (context->counters [C_DUPLICATES] == 1);
+    chorus_msg_destroy (&ack);
+
+    //  After a restart (a new inbox on the same store), the record still
+    //  makes it a duplicate
+    chorus__inbox_destroy (&self);
+    self = chorus__inbox_new (context);
+    again = chorus__fake_dup (copy);
+    chorus__inbox_event (self, peer, &again);
+    chorus_msg_destroy (&again);
+    CHORUS__CHECK (chorus__fake_handed (fake, &other, NULL, 0) == 0);
+    ack = chorus__fake_sent (fake, peer->endpoint, 1000);
+    CHORUS__CHECK (ack && chorus_msg_status (ack) == CHORUS_ACK_DUPLICATE);
+    CHORUS__CHECK (context->counters [C_DUPLICATES] == 2);
+    chorus_msg_destroy (&ack);
+    //  and one of a lower seq, never recorded, is new
+    event = chorus__fake_event (fake, S_PUBLISHER, 5, "order.placed", "k", NULL);
+    chorus_msg_set_group (event, "orders");
+    chorus__inbox_event (self, peer, &event);
+    CHORUS__CHECK (chorus__fake_handed (fake, &handed, NULL, 0) == 'E');
+    chorus__inbox_handled (self, handed, CHORUS_ACK_HANDLED);
+    chorus__inbox_recorded (self, handed, CHORUS_ACK_HANDLED, true);
+    chorus_msg_destroy (&ack);
+    ack = chorus__fake_sent (fake, peer->endpoint, 1000);
+    CHORUS__CHECK (ack && chorus_msg_seq (ack) == 5);
+    chorus_msg_destroy (&ack);
+
+    //  An event whose record could not be written is not acknowledged:
+    //  it comes again
+    event = chorus__fake_event (fake, S_PUBLISHER, 8, "order.placed", "k", NULL);
+    chorus_msg_set_group (event, "orders");
+    chorus__inbox_event (self, peer, &event);
+    CHORUS__CHECK (chorus__fake_handed (fake, &handed, NULL, 0) == 'E');
+    chorus__inbox_handled (self, handed, CHORUS_ACK_HANDLED);
+    chorus__inbox_recorded (self, handed, CHORUS_ACK_HANDLED, false);
+    CHORUS__CHECK (chorus__fake_sent (fake, peer->endpoint, 0) == NULL);
+
+    //  A rejection is acknowledged as such, whether recorded or not
+    event = chorus__fake_event (fake, S_PUBLISHER, 9, "order.placed", "k", NULL);
+    chorus_msg_set_group (event, "orders");
+    chorus__inbox_event (self, peer, &event);
+    CHORUS__CHECK (chorus__fake_handed (fake, &handed, NULL, 0) == 'E');
+    chorus__inbox_handled (self, handed, CHORUS_ACK_REJECTED);
+    chorus__inbox_recorded (self, handed, CHORUS_ACK_REJECTED, false);
+    ack = chorus__fake_sent (fake, peer->endpoint, 1000);
+    CHORUS__CHECK (ack && chorus_msg_seq (ack) == 9);
+    CHORUS__CHECK (chorus_msg_status (ack) == CHORUS_ACK_REJECTED);
+    chorus_msg_destroy (&ack);
+
+    //  An event for another group is refused with ERROR wrong-group
+    event = chorus__fake_dup (copy);
+    chorus_msg_set_group (event, "billing");
+    chorus__inbox_event (self, peer, &event);
+    CHORUS__CHECK (event != NULL);
+    chorus_msg_destroy (&event);
+    chorus_msg_t *error = chorus__fake_sent (fake, peer->endpoint, 1000);
+    CHORUS__CHECK (error && chorus_msg_type (error) == CHORUS_MSG_ERROR);
+    CHORUS__CHECK (streq (chorus_msg_code (error), "wrong-group"));
+    chorus_msg_destroy (&error);
+
+    chorus_msg_destroy (&copy);
+    chorus__inbox_destroy (&self);
+    CHORUS__CHECK (self == NULL);
+    chorus__fake_destroy (&fake);
+    if (verbose)
+        printf ("OK\n");
+}

@@ -6,7 +6,8 @@
     longer holds. The application sees each publisher's events once, in
     order.
 */
-#include "chorus_engine.h"
+#include "chorus_observer.h"
+#include "chorus_fake.h"
 
 #define S_HOLD_MAX 10000        //  out-of-order events held per publisher
 #define S_FETCH_DELAY_MS 20     //  let a burst of gaps merge into one FETCH
@@ -34,13 +35,14 @@ typedef struct {
 } s_prefix_t;
 
 struct _chorus__observer_t {
-    chorus__engine_t *engine;   //  our engine
+    chorus__context_t *context; //  what the engine shares with us
     zlistx_t *prefixes;         //  s_prefix_t, the topic prefixes we observe
     bool from_earliest;         //  some prefix starts with the retained history
     uint64_t since;             //  the others want events published from this time on
     zhashx_t *sources;          //  instance -> s_source_t
     zhashx_t *sockets;          //  "%p" of a source's SUB -> s_source_t
     bool paused;                //  the application is behind: SUB is not read
+    size_t observed_out;        //  observed events handed over and not yet run
 };
 
 //  True if a prefix matching the event's topic wants it: one that reads
@@ -64,9 +66,9 @@ s_poll_subs (chorus__observer_t *self, bool add)
          source = (s_source_t *) zhashx_next (self->sources))
         if (source->sub) {
             if (add)
-                zpoller_add (self->engine->poller, source->sub);
+                zpoller_add (self->context->poller, source->sub);
             else
-                zpoller_remove (self->engine->poller, source->sub);
+                zpoller_remove (self->context->poller, source->sub);
         }
 }
 
@@ -77,15 +79,15 @@ s_poll_subs (chorus__observer_t *self, bool add)
 static void
 s_deliver (chorus__observer_t *self, chorus_msg_t *event)
 {
-    chorus__engine_t *engine = self->engine;
+    chorus__context_t *context = self->context;
     if (!s_wanted (self, event)) {
         chorus_msg_destroy (&event);    //  from before we started: read back to find our start
         return;
     }
-    engine->counters [C_OBSERVED]++;
-    engine->observed_out++;
-    chorus__engine_hand (engine, 'O', event, NULL);
-    if (!self->paused && engine->observed_out >= S_WINDOW) {
+    context->counters [C_OBSERVED]++;
+    self->observed_out++;
+    chorus__context_hand (context, 'O', event, NULL);
+    if (!self->paused && self->observed_out >= S_WINDOW) {
         s_poll_subs (self, false);
         self->paused = true;
     }
@@ -94,9 +96,8 @@ s_deliver (chorus__observer_t *self, chorus_msg_t *event)
 void
 chorus__observer_done (chorus__observer_t *self, size_t count)
 {
-    chorus__engine_t *engine = self->engine;
-    engine->observed_out = engine->observed_out > count? engine->observed_out - count: 0;
-    if (self->paused && engine->observed_out < S_WINDOW / 2) {
+    self->observed_out = self->observed_out > count? self->observed_out - count: 0;
+    if (self->paused && self->observed_out < S_WINDOW / 2) {
         s_poll_subs (self, true);
         self->paused = false;
     }
@@ -131,10 +132,10 @@ s_prefix_destroy (void **item)
 }
 
 chorus__observer_t *
-chorus__observer_new (chorus__engine_t *engine)
+chorus__observer_new (chorus__context_t *context)
 {
     chorus__observer_t *self = (chorus__observer_t *) zmalloc (sizeof (chorus__observer_t));
-    self->engine = engine;
+    self->context = context;
     self->prefixes = zlistx_new ();
     zlistx_set_destructor (self->prefixes, s_prefix_destroy);
     self->sources = zhashx_new ();
@@ -201,8 +202,8 @@ chorus__observer_add (chorus__observer_t *self, const char *prefix, bool from_ea
          source = (s_source_t *) zhashx_next (self->sources))
         if (source->sub)
             zsock_set_subscribe (source->sub, prefix);
-    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->engine->peers); peer;
-         peer = (chorus__peer_t *) zhashx_next (self->engine->peers))
+    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->context->peers); peer;
+         peer = (chorus__peer_t *) zhashx_next (self->context->peers))
         chorus__observer_peer_joined (self, peer);
 }
 
@@ -221,7 +222,7 @@ s_source_disconnect (chorus__observer_t *self, s_source_t *source)
     char key [32];
     s_socket_key (source->sub, key);
     zhashx_delete (self->sockets, key);
-    zpoller_remove (self->engine->poller, source->sub);
+    zpoller_remove (self->context->poller, source->sub);
     chorus__socket_destroy (&source->sub);
     zstr_free (&source->pub_endpoint);
 }
@@ -236,11 +237,11 @@ chorus__observer_peer_joined (chorus__observer_t *self, chorus__peer_t *peer)
     //  One SUB per publisher: what comes on it comes from that PUB alone
     void *sub = chorus__socket_new (ZMQ_SUB);
     if (!sub) {
-        chorus__engine_warn (self->engine, W_SOCKET, "cannot observe %s/%.8s: %s", peer->service,
-                             peer->instance, zmq_strerror (zmq_errno ()));
+        chorus__context_warn (self->context, W_SOCKET, "cannot observe %s/%.8s: %s", peer->service,
+                              peer->instance, zmq_strerror (zmq_errno ()));
         return;
     }
-    zsock_set_rcvhwm (sub, self->engine->config->observe_hwm);
+    zsock_set_rcvhwm (sub, self->context->config->observe_hwm);
     zsock_set_maxmsgsize (sub, CHORUS_MSG_MAX_BODY + 1024);
     zsock_set_linger (sub, 0);
     zsock_set_rcvtimeo (sub, 0);    //  read until empty, never wait
@@ -249,10 +250,10 @@ chorus__observer_peer_joined (chorus__observer_t *self, chorus__peer_t *peer)
         zsock_set_subscribe (sub, entry->prefix);
     //  On a secure mesh, the PUB is a CURVE server with the peer's own key:
     //  what comes on this SUB comes from that key
-    if (self->engine->config->keys)
-        chorus__keys_client (self->engine->config->keys, sub, peer->key);
-    if (self->engine->monitor)
-        chorus__monitor_watch (self->engine->monitor, sub, "sub");
+    if (self->context->config->keys)
+        chorus__keys_client (self->context->config->keys, sub, peer->key);
+    if (self->context->monitor)
+        chorus__monitor_watch (self->context->monitor, sub, "sub");
     if (zmq_connect (sub, peer->pub_endpoint)) {
         chorus__socket_destroy (&sub);
         return;     //  a gap we repair by FETCH
@@ -263,7 +264,7 @@ chorus__observer_peer_joined (chorus__observer_t *self, chorus__peer_t *peer)
     s_socket_key (sub, key);
     zhashx_update (self->sockets, key, source);
     if (!self->paused)
-        zpoller_add (self->engine->poller, sub);
+        zpoller_add (self->context->poller, sub);
 }
 
 void
@@ -329,8 +330,8 @@ s_allowed (chorus__observer_t *self, chorus__peer_t *peer, chorus_msg_t *event)
 {
     if (!peer || !peer->grant || chorus__grant_publish (peer->grant, chorus_msg_topic (event)))
         return true;
-    self->engine->counters [C_FORBIDDEN]++;
-    chorus__engine_warn (self->engine, W_FORBIDDEN, "passed over EVENT %.32s of %s/%.8s: "
+    self->context->counters [C_FORBIDDEN]++;
+    chorus__context_warn (self->context, W_FORBIDDEN, "passed over EVENT %.32s of %s/%.8s: "
                          "certificate '%s' may not publish '%s'", chorus_msg_id (event),
                          peer->service, peer->instance, peer->grant->name,
                          chorus_msg_topic (event));
@@ -368,6 +369,43 @@ s_source_event (chorus__observer_t *self, s_source_t *source, chorus_msg_t *even
     s_flush (self, source);
 }
 
+static int
+s_compare_seqs (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y? -1: x > y? 1: 0;
+}
+
+//  Everything up to `to` is accounted for (a REPLAY or a TRUNCATED says
+//  so): the events held up to there are handed over, in seq order, and the
+//  seqs between them were of other topics, or lost
+static void
+s_skip_to (chorus__observer_t *self, s_source_t *source, uint64_t to)
+{
+    if (to <= source->seen)
+        return;
+    size_t count = 0;
+    uint64_t *seqs = (uint64_t *) malloc ((zhashx_size (source->held) + 1) * sizeof (uint64_t));
+    assert (seqs);
+    for (chorus_msg_t *event = (chorus_msg_t *) zhashx_first (source->held); event;
+         event = (chorus_msg_t *) zhashx_next (source->held)) {
+        uint64_t seq = chorus_msg_seq (event);
+        if (seq > source->seen && seq <= to)
+            seqs [count++] = seq;
+    }
+    qsort (seqs, count, sizeof (uint64_t), s_compare_seqs);
+    for (size_t i = 0; i < count; i++) {
+        char key [24];
+        snprintf (key, sizeof (key), "%" PRIu64, seqs [i]);
+        chorus_msg_t *event = (chorus_msg_t *) zhashx_lookup (source->held, key);
+        zhashx_delete (source->held, key);
+        source->seen = seqs [i];
+        s_deliver (self, event);
+    }
+    free (seqs);
+    source->seen = to;
+}
+
 void
 chorus__observer_fetched (chorus__observer_t *self, chorus__peer_t *peer, chorus_msg_t **event_p)
 {
@@ -376,7 +414,7 @@ chorus__observer_fetched (chorus__observer_t *self, chorus__peer_t *peer, chorus
     s_source_t *source = (s_source_t *) zhashx_lookup (self->sources, peer->instance);
     if (!source || !source->fetch_id [0])
         return;
-    self->engine->counters [C_FETCHED]++;
+    self->context->counters [C_FETCHED]++;
     chorus_msg_t *event = *event_p;
     *event_p = NULL;
     s_source_event (self, source, event, peer);
@@ -393,8 +431,8 @@ chorus__observer_replay (chorus__observer_t *self, chorus__peer_t *peer, chorus_
         source->head = chorus_msg_head (replay);
     //  Every matching event up to `to` came before this REPLAY, on the same
     //  pipe; the seqs in between belong to other topics
-    if (chorus_msg_to (replay) > source->seen && chorus_msg_from (replay) <= source->seen + 1)
-        source->seen = chorus_msg_to (replay);
+    if (chorus_msg_from (replay) <= source->seen + 1)
+        s_skip_to (self, source, chorus_msg_to (replay));
     s_flush (self, source);
 }
 
@@ -406,12 +444,12 @@ chorus__observer_truncated (chorus__observer_t *self, chorus__peer_t *peer,
     if (!source || !source->fetch_id [0]
     ||  !streq (source->fetch_id, chorus_msg_request (truncated)))
         return;     //  not an answer to our FETCH to that peer
-    self->engine->counters [C_TRUNCATED]++;
-    chorus__engine_work (self->engine, "ss88s", "X", peer->instance, chorus_msg_from (truncated),
-                         chorus_msg_to (truncated), chorus_msg_message (truncated)?
-                         chorus_msg_message (truncated): "");
-    if (chorus_msg_to (truncated) > source->seen && chorus_msg_from (truncated) <= source->seen + 1)
-        source->seen = chorus_msg_to (truncated);
+    self->context->counters [C_TRUNCATED]++;
+    chorus__context_work (self->context, "ss88s", "X", peer->instance, chorus_msg_from (truncated),
+                          chorus_msg_to (truncated), chorus_msg_message (truncated)?
+                          chorus_msg_message (truncated): "");
+    if (chorus_msg_from (truncated) <= source->seen + 1)
+        s_skip_to (self, source, chorus_msg_to (truncated));
     s_flush (self, source);
 }
 
@@ -423,8 +461,8 @@ chorus__observer_recv (chorus__observer_t *self, void *socket)
     s_source_t *source = (s_source_t *) zhashx_lookup (self->sockets, key);
     if (!source)
         return false;
-    chorus__engine_t *engine = self->engine;
-    chorus__peer_t *peer = chorus__engine_peer (engine, source->instance);
+    chorus__context_t *context = self->context;
+    chorus__peer_t *peer = chorus__context_peer (context, source->instance);
     for (int count = 0; count < 1000 && source->sub; count++) {
         chorus_msg_t *event = chorus_msg_new (CHORUS_MSG_EVENT);
         int rc = chorus_msg_recv (event, source->sub);
@@ -435,14 +473,14 @@ chorus__observer_recv (chorus__observer_t *self, void *socket)
         if (rc == 0 && chorus_msg_group (event))
             rc = CHORUS_MSG_MALFORMED;  //  group deliveries never travel on PUB
         if (rc == CHORUS_MSG_MALFORMED)
-            engine->counters [C_MALFORMED]++;
+            context->counters [C_MALFORMED]++;
         else
         if (!streq (chorus_msg_instance (event), source->instance)) {
             if (peer)
-                chorus__engine_forged (engine, peer, event, "an event of another publisher "
+                chorus__context_forged (context, peer, event, "an event of another publisher "
                                                             "on its PUB");
             else
-                engine->counters [C_FORGED]++;
+                context->counters [C_FORGED]++;
         }
         else {
             s_source_event (self, source, event, peer);
@@ -459,7 +497,7 @@ chorus__observer_tick (chorus__observer_t *self, uint64_t now)
     s_prefix_t *only = zlistx_size (self->prefixes) == 1?
                        (s_prefix_t *) zlistx_first (self->prefixes): NULL;
     const char *prefix = only? only->prefix: NULL;
-    if (self->engine->observed_out >= S_WINDOW / 2)
+    if (self->observed_out >= S_WINDOW / 2)
         return;     //  ask for more when the application has room
     for (s_source_t *source = (s_source_t *) zhashx_first (self->sources); source;
          source = (s_source_t *) zhashx_next (self->sources)) {
@@ -468,18 +506,113 @@ chorus__observer_tick (chorus__observer_t *self, uint64_t now)
         if (source->fetch_id [0] || !source->gap_since
         ||  now - source->gap_since < S_FETCH_DELAY_MS)
             continue;
-        chorus__peer_t *peer = chorus__engine_peer (self->engine, source->instance);
+        chorus__peer_t *peer = chorus__context_peer (self->context, source->instance);
         if (!peer)
             continue;
-        chorus_msg_t *fetch = chorus__engine_msg (self->engine, CHORUS_MSG_FETCH);
+        chorus_msg_t *fetch = chorus__context_msg (self->context, CHORUS_MSG_FETCH);
         chorus_msg_set_from (fetch, source->seen + 1);
         chorus_msg_set_to (fetch, 0);
         chorus_msg_set_limit (fetch, S_WINDOW / 2);
         chorus_msg_set_prefix (fetch, prefix);
-        if (chorus__engine_send (self->engine, peer, fetch) == 0) {
+        if (chorus__peer_send (peer, fetch) == 0) {
             strcpy (source->fetch_id, chorus_msg_id (fetch));
             source->fetch_sent = now;
         }
         chorus_msg_destroy (&fetch);
     }
+}
+
+//  --------------------------------------------------------------------------
+//  Self-test
+
+#define S_PUBLISHER "A0000000000000000000000000000001"
+
+//  The seq of the next observed event handed over, 0 if none
+static uint64_t
+s_test_observed (chorus__fake_t *fake)
+{
+    chorus_msg_t *event = NULL;
+    char kind = chorus__fake_handed (fake, &event, NULL, 0);
+    uint64_t seq = kind == 'O' && event? chorus_msg_seq (event): 0;
+    chorus_msg_destroy (&event);
+    return seq;
+}
+
+void
+chorus__observer_test (bool verbose)
+{
+    if (verbose)
+        printf (" * chorus__observer: ");
+    chorus__fake_t *fake = chorus__fake_new ("watcher");
+    chorus__context_t *context = chorus__fake_context (fake);
+    chorus__observer_t *self = chorus__observer_new (context);
+    chorus__peer_t *peer = chorus__fake_peer (fake, S_PUBLISHER, "shop");
+    chorus__observer_add (self, "order.", true);
+
+    //  The publisher's head is ahead of what we saw: after a short delay,
+    //  a FETCH from the first seq, for our one prefix
+    chorus__observer_head (self, peer, 4);
+    chorus__observer_tick (self, chorus__mono ());
+    CHORUS__CHECK (chorus__fake_sent (fake, peer->endpoint, 0) == NULL);
+    chorus__observer_tick (self, chorus__mono () + S_FETCH_DELAY_MS + 1);
+    chorus_msg_t *fetch = chorus__fake_sent (fake, peer->endpoint, 1000);
+    CHORUS__CHECK (fetch && chorus_msg_type (fetch) == CHORUS_MSG_FETCH);
+    CHORUS__CHECK (chorus_msg_from (fetch) == 1 && streq (chorus_msg_prefix (fetch), "order."));
+
+    //  Its answer: events 1 and 3 of our topic (2 is another topic), then
+    //  REPLAY up to 3. Both are handed over, in order, once.
+    chorus_msg_t *event = chorus__fake_event (fake, S_PUBLISHER, 3, "order.paid", NULL, NULL);
+    chorus__observer_fetched (self, peer, &event);
+    CHORUS__CHECK (event == NULL);
+    CHORUS__CHECK (s_test_observed (fake) == 0);    //  held: 1 and 2 are not known yet
+    event = chorus__fake_event (fake, S_PUBLISHER, 1, "order.placed", NULL, NULL);
+    chorus__observer_fetched (self, peer, &event);
+    CHORUS__CHECK (s_test_observed (fake) == 1);
+    CHORUS__CHECK (s_test_observed (fake) == 0);
+    chorus_msg_t *replay = chorus__context_msg (context, CHORUS_MSG_REPLAY);
+    chorus_msg_set_request (replay, chorus_msg_id (fetch));
+    chorus_msg_set_from (replay, 1);
+    chorus_msg_set_to (replay, 3);
+    chorus_msg_set_head (replay, 4);
+    chorus__observer_replay (self, peer, replay);
+    CHORUS__CHECK (s_test_observed (fake) == 3);
+    CHORUS__CHECK (s_test_observed (fake) == 0);
+    CHORUS__CHECK (context->counters [C_OBSERVED] == 2);
+
+    //  A FETCH answer nobody asked for is not taken
+    event = chorus__fake_event (fake, S_PUBLISHER, 4, "order.shipped", NULL, NULL);
+    chorus__observer_fetched (self, peer, &event);
+    CHORUS__CHECK (event != NULL);
+    chorus_msg_destroy (&event);
+    chorus__observer_replay (self, peer, replay);   //  answered already: ignored
+    CHORUS__CHECK (s_test_observed (fake) == 0);
+    chorus_msg_destroy (&replay);
+    chorus_msg_destroy (&fetch);
+
+    //  Events lost at the publisher: the application hears of the range
+    chorus__observer_tick (self, chorus__mono () + S_FETCH_DELAY_MS + 1);
+    fetch = chorus__fake_sent (fake, peer->endpoint, 1000);
+    CHORUS__CHECK (fetch && chorus_msg_from (fetch) == 4);
+    chorus_msg_t *truncated = chorus__context_msg (context, CHORUS_MSG_TRUNCATED);
+    chorus_msg_set_request (truncated, chorus_msg_id (fetch));
+    chorus_msg_set_from (truncated, 4);
+    chorus_msg_set_to (truncated, 4);
+    chorus_msg_set_message (truncated, "no longer retained by the publisher");
+    chorus__observer_truncated (self, peer, truncated);
+    char text [256];
+    CHORUS__CHECK (chorus__fake_handed (fake, &event, text, sizeof (text)) == 'X');
+    CHORUS__CHECK (strstr (text, S_PUBLISHER) && strstr (text, "no longer retained"));
+    CHORUS__CHECK (context->counters [C_TRUNCATED] == 1);
+    chorus_msg_destroy (&truncated);
+    chorus_msg_destroy (&fetch);
+
+    //  No gap left: no more FETCH
+    chorus__observer_tick (self, chorus__mono () + S_FETCH_TIMEOUT_MS + 1);
+    CHORUS__CHECK (chorus__fake_sent (fake, peer->endpoint, 0) == NULL);
+
+    chorus__observer_destroy (&self);
+    CHORUS__CHECK (self == NULL);
+    chorus__fake_destroy (&fake);
+    if (verbose)
+        printf ("OK\n");
 }

@@ -4,7 +4,8 @@
     heartbeats that find the evasive and the expired, and the hand-over of
     a departed peer's work.
 */
-#include "chorus_engine.h"
+#include "chorus_peers.h"
+#include "chorus_fake.h"
 
 #define S_PENDING_MS 5000       //  how long a connection waits for the peer's HELLO
 #define S_SEED_RETRY_MS 5000    //  a seed that did not answer is tried again after this
@@ -37,18 +38,39 @@ typedef struct {
     uint64_t at;                //  when tokens was computed (monotonic)
 } s_bucket_t;
 
+struct _chorus__peers_t {
+    chorus__context_t *context; //  what the engine shares with us
+    chorus__config_t *config;   //  its configuration
+    chorus__peers_fn *fn;       //  told what happens to a peer
+    void *fn_arg;               //  and its argument
+    zhashx_t *peers;            //  instance -> chorus__peer_t
+    zhashx_t *pending;          //  endpoint -> s_pending_t, awaiting the peer's HELLO
+    zhashx_t *seeds;            //  seed endpoint -> s_seed_t
+    zhashx_t *admission;        //  remote address -> s_bucket_t
+    char *endpoint;             //  our inbox endpoint, as announced
+    char *pub_endpoint;         //  our PUB endpoint, as announced
+    chorus__gate_t *inbox_gate; //  the connections into our inbox
+    uint64_t started;           //  when we started (ms since the epoch)
+    uint64_t generation;        //  HELLO generation, +1 per announced change
+    uint64_t last_announce;     //  when our HELLO last went to every peer (monotonic)
+    chorus__sub_t *subs;        //  our own subscriptions
+    size_t subs_size;           //  how many
+    bool announce;              //  send HELLO to every peer at the next tick
+    bool connecting;            //  a HELLO waits for its connection: tick soon
+};
+
 //  A DEALER into an endpoint's inbox, or NULL (after a warning) when the
 //  system cannot give us one. On a secure mesh it is a CURVE client of the
 //  node with that key, and without a key there is no connection.
 static void *
-s_dealer_new (chorus__engine_t *self, const char *endpoint, const char *key)
+s_dealer_new (chorus__peers_t *self, const char *endpoint, const char *key)
 {
     if (self->config->keys && !chorus__key_valid (key))
         return NULL;
     void *dealer = chorus__socket_new (ZMQ_DEALER);
     if (!dealer) {
-        chorus__engine_warn (self, W_SOCKET, "cannot open a connection to %s: %s", endpoint,
-                             zmq_strerror (zmq_errno ()));
+        chorus__context_warn (self->context, W_SOCKET, "cannot open a connection to %s: %s",
+                              endpoint, zmq_strerror (zmq_errno ()));
         return NULL;
     }
     //  Routing id: 0x01 then our binary instance id, on every DEALER we
@@ -56,7 +78,7 @@ s_dealer_new (chorus__engine_t *self, const char *endpoint, const char *key)
     uint8_t routing_id [17];
     routing_id [0] = 0x01;
     for (int i = 0; i < 16; i++)
-        sscanf (self->instance + 2 * i, "%2hhx", &routing_id [1 + i]);
+        sscanf (self->context->instance + 2 * i, "%2hhx", &routing_id [1 + i]);
     zmq_setsockopt (dealer, ZMQ_ROUTING_ID, routing_id, sizeof (routing_id));
     zsock_set_sndhwm (dealer, S_DEALER_HWM);
     zsock_set_sndtimeo (dealer, 0);     //  the engine never blocks on a peer
@@ -70,29 +92,30 @@ s_dealer_new (chorus__engine_t *self, const char *endpoint, const char *key)
     zsock_set_maxmsgsize (dealer, S_MAX_FRAME);
     if (self->config->keys)
         chorus__keys_client (self->config->keys, dealer, key);
-    if (self->monitor)
-        chorus__monitor_watch (self->monitor, dealer, "dealer");
+    if (self->context->monitor)
+        chorus__monitor_watch (self->context->monitor, dealer, "dealer");
     if (zmq_connect (dealer, endpoint)) {
-        chorus__engine_log (self, "cannot connect to %s: %s", endpoint,
-                            zmq_strerror (zmq_errno ()));
+        chorus__context_log (self->context, "cannot connect to %s: %s", endpoint,
+                             zmq_strerror (zmq_errno ()));
         chorus__socket_destroy (&dealer);
     }
     return dealer;
 }
 
 static chorus_msg_t *
-s_hello (chorus__engine_t *self, const char *answers)
+s_hello (chorus__peers_t *self, const char *answers)
 {
-    chorus_msg_t *hello = chorus__engine_msg (self, CHORUS_MSG_HELLO);
+    chorus_msg_t *hello = chorus__context_msg (self->context, CHORUS_MSG_HELLO);
     chorus_msg_set_service (hello, self->config->service);
-    chorus_msg_set_instance (hello, self->instance);
+    chorus_msg_set_instance (hello, self->context->instance);
     chorus_msg_set_endpoint (hello, self->endpoint);
     chorus_msg_set_pub_endpoint (hello, self->pub_endpoint);
     chorus_msg_set_generation (hello, self->generation);
-    chorus_msg_set_head (hello, chorus_store_head (self->store));
+    chorus_msg_set_head (hello, chorus_store_head (self->context->store));
     size_t listed = 0;
     for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers);
-         peer && listed < CHORUS_MSG_MAX_LIST; peer = (chorus__peer_t *) zhashx_next (self->peers)) {
+         peer && listed < CHORUS_MSG_MAX_LIST;
+         peer = (chorus__peer_t *) zhashx_next (self->peers)) {
         if (peer->key) {
             //  On a secure mesh, an endpoint is worth nothing without its key
             char entry [257];   //  a STRS item is 1..256 bytes
@@ -120,7 +143,7 @@ s_hello (chorus__engine_t *self, const char *answers)
 
 //  Sends our HELLO; writes its id into id_out (33 bytes) when given
 static int
-s_send_hello (chorus__engine_t *self, void *dealer, const char *answers, char *id_out)
+s_send_hello (chorus__peers_t *self, void *dealer, const char *answers, char *id_out)
 {
     chorus_msg_t *hello = s_hello (self, answers);
     int rc = chorus_msg_send (hello, dealer);
@@ -130,33 +153,111 @@ s_send_hello (chorus__engine_t *self, void *dealer, const char *answers, char *i
     return rc;
 }
 
-int
-chorus__peers_send_hello (chorus__engine_t *self, void *dealer, const char *answers)
+//  Sends our HELLO on a DEALER, answering the HELLO with that id, or NULL;
+//  0, or -1 if the connection is not up yet
+static int
+s_send_hello_to (chorus__peers_t *self, void *dealer, const char *answers)
 {
     return s_send_hello (self, dealer, answers, NULL);
 }
 
-int
-chorus__peers_greet (chorus__engine_t *self, chorus__peer_t *peer)
+//  The peer's greeter: our first HELLO, once the connection is up, still
+//  answers the peer's (section 4.4), so that a seed it dialled under
+//  another name knows us
+static int
+s_greet (chorus__peer_t *peer, void *arg)
 {
-    //  The first HELLO, once the connection is up, still answers the
-    //  peer's (section 4.4), so that a seed it dialled under another name
-    //  knows us
-    if (!peer->hello_sent && peer->dealer
-    &&  chorus__peers_send_hello (self, peer->dealer,
-                                  peer->answers [0]? peer->answers: NULL) == 0)
-        peer->hello_sent = true;
-    if (!peer->hello_sent)
+    chorus__peers_t *self = (chorus__peers_t *) arg;
+    int rc = s_send_hello_to (self, peer->dealer, peer->answers [0]? peer->answers: NULL);
+    if (rc)
         self->connecting = true;    //  what waits for it goes at the next tick
-    return peer->hello_sent? 0: -1;
+    return rc;
 }
 
-uint64_t
-chorus__peer_seen_at (chorus__peer_t *peer)
+//  --------------------------------------------------------------------------
+//  The class
+
+chorus__peers_t *
+chorus__peers_new (chorus__context_t *context, chorus__peers_fn *fn, void *arg)
 {
-    uint64_t silence = chorus__mono () - peer->last_seen;
-    uint64_t now = chorus__now ();
-    return now > silence? now - silence: 0;
+    chorus__peers_t *self = (chorus__peers_t *) zmalloc (sizeof (chorus__peers_t));
+    self->context = context;
+    self->config = context->config;
+    self->fn = fn;
+    self->fn_arg = arg;
+    self->peers = zhashx_new ();
+    self->pending = zhashx_new ();
+    self->seeds = zhashx_new ();
+    self->admission = zhashx_new ();
+    self->started = chorus__now ();
+    self->generation = 1;
+    context->peers = self->peers;
+    return self;
+}
+
+static void s_close_all (chorus__peers_t *self);
+
+void
+chorus__peers_destroy (chorus__peers_t **self_p)
+{
+    chorus__peers_t *self = *self_p;
+    if (!self)
+        return;
+    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
+         peer = (chorus__peer_t *) zhashx_next (self->peers))
+        chorus__peer_destroy (&peer);
+    zhashx_destroy (&self->peers);
+    self->context->peers = NULL;
+    s_close_all (self);
+    zhashx_destroy (&self->pending);
+    zhashx_destroy (&self->seeds);
+    zhashx_destroy (&self->admission);
+    chorus__subs_free (&self->subs, &self->subs_size);
+    free (self->endpoint);
+    free (self->pub_endpoint);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+chorus__peers_start (chorus__peers_t *self, const char *endpoint, const char *pub_endpoint,
+                     chorus__gate_t *inbox_gate)
+{
+    free (self->endpoint);
+    free (self->pub_endpoint);
+    self->endpoint = strdup (endpoint);
+    self->pub_endpoint = strdup (pub_endpoint);
+    self->inbox_gate = inbox_gate;
+}
+
+bool
+chorus__peers_subscribe (chorus__peers_t *self, const char *prefix, uint64_t since,
+                         uint64_t flags)
+{
+    for (size_t i = 0; i < self->subs_size; i++)
+        if (streq (self->subs [i].prefix, prefix))
+            return false;
+    chorus__subs_add (&self->subs, &self->subs_size, prefix, since, flags);
+    self->announce = true;
+    return true;
+}
+
+static void s_report (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state);
+
+void
+chorus__peers_heard (chorus__peers_t *self, chorus__peer_t *peer)
+{
+    peer->last_seen = chorus__mono ();
+    if (peer->evasive) {
+        peer->evasive = false;
+        s_report (self, peer, CHORUS_PEER_ALIVE);
+    }
+}
+
+bool
+chorus__peers_connecting (chorus__peers_t *self)
+{
+    return self->connecting;
 }
 
 //  --------------------------------------------------------------------------
@@ -175,7 +276,7 @@ s_pending_destroy (s_pending_t **pending_p)
 
 //  Takes a pending connection out of the table; the caller owns its socket
 static void *
-s_pending_take (chorus__engine_t *self, const char *endpoint)
+s_pending_take (chorus__peers_t *self, const char *endpoint)
 {
     s_pending_t *pending = (s_pending_t *) zhashx_lookup (self->pending, endpoint);
     if (!pending)
@@ -188,7 +289,7 @@ s_pending_take (chorus__engine_t *self, const char *endpoint)
 }
 
 static chorus__peer_t *
-s_peer_at (chorus__engine_t *self, const char *endpoint)
+s_peer_at (chorus__peers_t *self, const char *endpoint)
 {
     for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
          peer = (chorus__peer_t *) zhashx_next (self->peers))
@@ -200,7 +301,7 @@ s_peer_at (chorus__engine_t *self, const char *endpoint)
 //  Opens a connection to an endpoint we heard of; HELLO goes on it as soon
 //  as it is up. Returns false if it could not be opened now.
 static bool
-s_connect_pending (chorus__engine_t *self, const char *endpoint, const char *key)
+s_connect_pending (chorus__peers_t *self, const char *endpoint, const char *key)
 {
     if (streq (endpoint, self->endpoint) || zhashx_lookup (self->pending, endpoint)
     ||  s_peer_at (self, endpoint))
@@ -213,7 +314,7 @@ s_connect_pending (chorus__engine_t *self, const char *endpoint, const char *key
     void *dealer = s_dealer_new (self, endpoint, key);
     if (!dealer)
         return false;
-    chorus__engine_log (self, "connecting to %s", endpoint);
+    chorus__context_log (self->context, "connecting to %s", endpoint);
     s_pending_t *pending = (s_pending_t *) zmalloc (sizeof (s_pending_t));
     pending->dealer = dealer;
     pending->since = chorus__mono ();
@@ -227,7 +328,7 @@ s_connect_pending (chorus__engine_t *self, const char *endpoint, const char *key
 //  The endpoint of the pending connection on which we sent the HELLO with
 //  this id, or NULL
 static const char *
-s_pending_answered (chorus__engine_t *self, const char *hello_id)
+s_pending_answered (chorus__peers_t *self, const char *hello_id)
 {
     if (!hello_id || !*hello_id)
         return NULL;
@@ -240,7 +341,7 @@ s_pending_answered (chorus__engine_t *self, const char *hello_id)
 
 //  The seed at this endpoint, if it is one, now leads to the instance
 static void
-s_seed_met (chorus__engine_t *self, const char *endpoint, const char *instance)
+s_seed_met (chorus__peers_t *self, const char *endpoint, const char *instance)
 {
     s_seed_t *seed = (s_seed_t *) zhashx_lookup (self->seeds, endpoint);
     if (seed) {
@@ -249,8 +350,9 @@ s_seed_met (chorus__engine_t *self, const char *endpoint, const char *instance)
     }
 }
 
-void
-chorus__peers_close_all (chorus__engine_t *self)
+//  Closes every connection that awaits a HELLO, and the seed records
+static void
+s_close_all (chorus__peers_t *self)
 {
     for (s_pending_t *pending = (s_pending_t *) zhashx_first (self->pending); pending;
          pending = (s_pending_t *) zhashx_next (self->pending))
@@ -271,78 +373,29 @@ chorus__peers_close_all (chorus__engine_t *self)
 //  --------------------------------------------------------------------------
 //  Peers
 
-void
-chorus__peer_destroy (chorus__peer_t **peer_p)
-{
-    chorus__peer_t *peer = *peer_p;
-    if (peer) {
-        chorus__socket_destroy (&peer->dealer);
-        if (peer->backlog) {
-            for (zframe_t *frame = (zframe_t *) zlistx_first (peer->backlog); frame;
-                 frame = (zframe_t *) zlistx_next (peer->backlog))
-                zframe_destroy (&frame);
-            zlistx_destroy (&peer->backlog);
-        }
-        free (peer->instance);
-        free (peer->service);
-        free (peer->endpoint);
-        free (peer->pub_endpoint);
-        free (peer->address);
-        free (peer->key);
-        chorus__subs_free (&peer->subs, &peer->subs_size);
-        free (peer);
-        *peer_p = NULL;
-    }
-}
-
-//  A peer's subscription prefixes, comma-separated; the caller frees it
-char *
-chorus__peer_subs_text (chorus__peer_t *peer)
-{
-    char *subs = NULL;
-    size_t length = 0;
-    FILE *stream = open_memstream (&subs, &length);
-    for (size_t i = 0; i < peer->subs_size; i++)
-        fprintf (stream, "%s%s", i? ",": "", peer->subs [i].prefix);
-    fclose (stream);
-    return subs;
-}
-
-void
-chorus__peers_report (chorus__engine_t *self, chorus__peer_t *peer, chorus_peer_state_t state)
+//  Tells the application of a peer's new state
+static void
+s_report (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state)
 {
     char *subs = chorus__peer_subs_text (peer);
-    chorus__engine_work (self, "sisssss88s", "P", (int) state, peer->service, peer->instance,
-                         peer->endpoint, peer->pub_endpoint, subs, chorus__peer_seen_at (peer),
-                         peer->head, peer->key? peer->key: "");
+    chorus__context_work (self->context, "sisssss88s", "P", (int) state, peer->service,
+                          peer->instance, peer->endpoint, peer->pub_endpoint, subs,
+                          chorus__peer_seen_at (peer),
+                          peer->head, peer->key? peer->key: "");
     free (subs);
 }
 
 //  Forgets a peer: its work moves elsewhere and the application is told
 void
-chorus__peers_remove (chorus__engine_t *self, chorus__peer_t *peer, chorus_peer_state_t state)
+chorus__peers_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state)
 {
-    chorus__engine_log (self, "peer %s/%.8s %s", peer->service, peer->instance,
-                        state == CHORUS_PEER_LEFT? "left": "expired");
+    chorus__context_log (self->context, "peer %s/%.8s %s", peer->service, peer->instance,
+                         state == CHORUS_PEER_LEFT? "left": "expired");
     zhashx_delete (self->peers, peer->instance);   //  out of the table before reassigning
-    chorus__delivery_peer_gone (self->delivery, peer);
-    chorus__commands_peer_gone (self->commands, peer);
-    if (self->observer)
-        chorus__observer_peer_gone (self->observer, peer);
-    chorus__peers_report (self, peer, state);
+    self->fn (peer, CHORUS__PEER_GONE, self->fn_arg);
+    s_report (self, peer, state);
     chorus__peer_destroy (&peer);
     self->announce = true;
-}
-
-static void
-s_peer_set_subs (chorus__peer_t *peer, chorus_msg_t *hello)
-{
-    chorus__subs_free (&peer->subs, &peer->subs_size);
-    for (size_t i = 0; i < chorus_msg_subscriptions (hello); i++) {
-        uint64_t since, flags;
-        const char *prefix = chorus_msg_subscription (hello, i, &since, &flags);
-        chorus__subs_add (&peer->subs, &peer->subs_size, prefix, since, flags);
-    }
 }
 
 //  Whether a HELLO's gossip lists the endpoint; on a secure mesh an entry
@@ -364,7 +417,7 @@ s_lists_endpoint (chorus_msg_t *hello, const char *endpoint, bool secure)
 
 //  True if the remote address may bring one more new peer now
 static bool
-s_admit_address (chorus__engine_t *self, const char *address)
+s_admit_address (chorus__peers_t *self, const char *address)
 {
     uint64_t now = chorus__mono ();
     s_bucket_t *bucket = (s_bucket_t *) zhashx_lookup (self->admission, address);
@@ -391,7 +444,7 @@ s_admit_address (chorus__engine_t *self, const char *address)
 
 //  May a new peer, whose HELLO came from this address, join? Says why not.
 static bool
-s_admit (chorus__engine_t *self, const char *instance, chorus_msg_t *hello)
+s_admit (chorus__peers_t *self, const char *instance, chorus_msg_t *hello)
 {
     const char *address = chorus_msg_peer_address (hello);
     const char *why = NULL;
@@ -402,17 +455,17 @@ s_admit (chorus__engine_t *self, const char *instance, chorus_msg_t *hello)
         why = "too many new peers from that address";
     if (!why)
         return true;
-    self->counters [C_REFUSED]++;
-    chorus__engine_warn (self, W_REFUSED, "refused peer %s/%.8s at %s (from %s): %s",
-                         chorus_msg_service (hello), instance, chorus_msg_endpoint (hello),
-                         *address? address: "?", why);
+    self->context->counters [C_REFUSED]++;
+    chorus__context_warn (self->context, W_REFUSED, "refused peer %s/%.8s at %s (from %s): %s",
+                          chorus_msg_service (hello), instance, chorus_msg_endpoint (hello),
+                          *address? address: "?", why);
     return false;
 }
 
 //  The connection to use for a new peer: the pending one it answered, or a
 //  new one. NULL if none can be had.
 static void *
-s_peer_dealer (chorus__engine_t *self, chorus_msg_t *hello, const char *instance,
+s_peer_dealer (chorus__peers_t *self, chorus_msg_t *hello, const char *instance,
                const char *key, bool *hello_sent)
 {
     const char *endpoint = chorus_msg_endpoint (hello);
@@ -444,7 +497,7 @@ s_peer_dealer (chorus__engine_t *self, chorus_msg_t *hello, const char *instance
 //  On a secure mesh, may the key this HELLO came from speak for the node it
 //  names? Says why not.
 static bool
-s_hello_key_allowed (chorus__engine_t *self, const char *instance, chorus_msg_t *hello,
+s_hello_key_allowed (chorus__peers_t *self, const char *instance, chorus_msg_t *hello,
                      chorus__peer_t *peer, const chorus__grant_t **grant_p)
 {
     chorus__keys_t *keys = self->config->keys;
@@ -466,17 +519,18 @@ s_hello_key_allowed (chorus__engine_t *self, const char *instance, chorus_msg_t 
     *grant_p = grant;
     if (!why)
         return true;
-    self->counters [C_FORBIDDEN]++;
-    chorus__engine_warn (self, W_FORBIDDEN, "refused HELLO of %s/%.8s at %s, key %s%s%s%s: %s",
-                         chorus_msg_service (hello), instance, chorus_msg_endpoint (hello),
-                         *key? key: "-", grant? " (certificate '": "", grant? grant->name: "",
-                         grant? "')": "", why);
+    self->context->counters [C_FORBIDDEN]++;
+    chorus__context_warn (self->context, W_FORBIDDEN, "refused HELLO of %s/%.8s at %s, "
+                          "key %s%s%s%s: %s", chorus_msg_service (hello), instance,
+                          chorus_msg_endpoint (hello),
+                          *key? key: "-", grant? " (certificate '": "", grant? grant->name: "",
+                          grant? "')": "", why);
     return false;
 }
 
 //  Follows gossip: an endpoint, on a secure mesh with its key after '@'
 static bool
-s_connect_listed (chorus__engine_t *self, const char *item)
+s_connect_listed (chorus__peers_t *self, const char *item)
 {
     if (!self->config->keys)
         return s_connect_pending (self, item, NULL);
@@ -489,31 +543,31 @@ s_connect_listed (chorus__engine_t *self, const char *item)
 }
 
 void
-chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t *hello)
+chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *hello)
 {
-    if (streq (instance, self->instance))
+    if (streq (instance, self->context->instance))
         return;     //  we reached ourselves through a seed or gossip
     //  Nodes of another mesh on the same hosts (a port reused by another
     //  mesh's node, a stale seed) are not peers of ours
     const char *mesh = chorus_msg_header (hello, "chorus.mesh");
     if (!streq (mesh? mesh: "default", self->config->mesh)) {
-        self->counters [C_UNKNOWN_PEER]++;
+        self->context->counters [C_UNKNOWN_PEER]++;
         return;
     }
     const char *started_text = chorus_msg_header (hello, "chorus.started");
     uint64_t started = started_text? strtoull (started_text, NULL, 10): 0;
-    chorus__peer_t *peer = chorus__engine_peer (self, instance);
+    chorus__peer_t *peer = chorus__context_peer (self->context, instance);
     const chorus__grant_t *grant = NULL;
     const char *key = self->config->keys? chorus_msg_user_id (hello): NULL;
     if (key && !s_hello_key_allowed (self, instance, hello, peer, &grant))
         return;     //  not answered, and its gossip not followed
     if (peer && !streq (peer->service, chorus_msg_service (hello))) {
-        chorus__engine_forged (self, peer, hello, "announces another service");
+        chorus__context_forged (self->context, peer, hello, "announces another service");
         return;
     }
     if (peer && peer->started != started) {
         //  The same instance started again: it remembers nothing of us
-        chorus__engine_log (self, "peer %.8s restarted", instance);
+        chorus__context_log (self->context, "peer %.8s restarted", instance);
         chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
         peer = NULL;
     }
@@ -525,30 +579,27 @@ chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t 
         bool hello_sent = false;
         void *dealer = s_peer_dealer (self, hello, instance, key, &hello_sent);
         if (!dealer) {
-            self->counters [C_REFUSED]++;
+            self->context->counters [C_REFUSED]++;
             return;
         }
-        peer = (chorus__peer_t *) zmalloc (sizeof (chorus__peer_t));
-        peer->instance = strdup (instance);
-        peer->service = strdup (chorus_msg_service (hello));
-        peer->endpoint = strdup (endpoint);
-        peer->pub_endpoint = strdup (chorus_msg_pub_endpoint (hello));
+        peer = chorus__peer_new (instance, chorus_msg_service (hello), endpoint,
+                                 chorus_msg_pub_endpoint (hello), dealer, key);
+        free (peer->address);
         peer->address = strdup (chorus_msg_peer_address (hello));
         peer->started = started;
-        peer->dealer = dealer;
-        peer->key = key? strdup (key): NULL;
         peer->grant = grant;
         peer->hello_sent = hello_sent;
+        chorus__peer_set_greeter (peer, s_greet, self);
         zhashx_insert (self->peers, peer->instance, peer);
         //  Our HELLO answers theirs, so that a node we dialled under another
         //  name than it announces knows we are that seed
         snprintf (peer->answers, sizeof (peer->answers), "%s", chorus_msg_id (hello));
-        chorus__peers_greet (self, peer);
+        chorus__peer_greet (peer);
         if (!peer->hello_sent)
             self->connecting = true;    //  it goes as soon as the connection is up
         self->announce = true;
         joined = true;
-        chorus__engine_log (self, "met %s/%.8s at %s", peer->service, instance, endpoint);
+        chorus__context_log (self->context, "met %s/%.8s at %s", peer->service, instance, endpoint);
     }
     else {
         //  A pending connection that leads to a peer we know is one too many
@@ -561,24 +612,21 @@ chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t 
         }
         if (!s_lists_endpoint (hello, self->endpoint, self->config->keys != NULL)
         &&  peer->hello_sent)
-            chorus__peers_send_hello (self, peer->dealer, chorus_msg_id (hello));
+            s_send_hello_to (self, peer->dealer, chorus_msg_id (hello));
     }
     bool changed = joined || chorus_msg_generation (hello) != peer->generation;
     peer->generation = chorus_msg_generation (hello);
     peer->head = chorus_msg_head (hello);
     peer->last_seen = chorus__mono ();
     if (changed) {
-        s_peer_set_subs (peer, hello);
-        chorus__delivery_peer_joined (self->delivery, peer);
+        chorus__peer_set_subs (peer, hello);
+        self->fn (peer, CHORUS__PEER_CHANGED, self->fn_arg);
     }
     if (joined) {
-        chorus__commands_peer_joined (self->commands, peer);
-        if (self->observer)
-            chorus__observer_peer_joined (self->observer, peer);
-        chorus__peers_report (self, peer, CHORUS_PEER_JOINED);
+        self->fn (peer, CHORUS__PEER_JOINED, self->fn_arg);
+        s_report (self, peer, CHORUS_PEER_JOINED);
     }
-    if (self->observer)
-        chorus__observer_head (self->observer, peer, peer->head);
+    self->fn (peer, CHORUS__PEER_HEAD, self->fn_arg);
 
     //  Gossip: meet the peers it knows, as far as our bound allows
     zlist_t *peers = chorus_msg_peers (hello);
@@ -592,10 +640,10 @@ chorus__peers_hello (chorus__engine_t *self, const char *instance, chorus_msg_t 
 }
 
 void
-chorus__peers_recv_beacon (chorus__engine_t *self)
+chorus__peers_recv_beacon (chorus__peers_t *self, zactor_t *beacon)
 {
-    char *address = zstr_recv (self->beacon);
-    zframe_t *frame = zframe_recv (self->beacon);
+    char *address = zstr_recv (beacon);
+    zframe_t *frame = zframe_recv (beacon);
     //  A secure mesh's beacon carries the node's key: version 2, 54 bytes
     bool secure = self->config->keys != NULL;
     if (address && frame && zframe_size (frame) == (secure? S_BEACON_SECURE: S_BEACON)
@@ -607,8 +655,8 @@ chorus__peers_recv_beacon (chorus__engine_t *self)
         char key [41] = "";
         if (secure)
             zmq_z85_encode (key, data + 22, 32);
-        if (port > 0 && !streq (instance, self->instance)
-        &&  !chorus__engine_peer (self, instance)) {
+        if (port > 0 && !streq (instance, self->context->instance)
+        &&  !chorus__context_peer (self->context, instance)) {
             char endpoint [128];
             snprintf (endpoint, sizeof (endpoint), "tcp://%s:%d", address, port);
             s_connect_pending (self, endpoint, secure? key: NULL);
@@ -619,24 +667,24 @@ chorus__peers_recv_beacon (chorus__engine_t *self)
 }
 
 void
-chorus__peers_beacon (chorus__engine_t *self, int port)
+chorus__peers_beacon (chorus__peers_t *self, zactor_t *beacon, int port)
 {
-    uint8_t beacon [S_BEACON_SECURE] = {'C', 'H', 'O', 0x01};
+    uint8_t data [S_BEACON_SECURE] = {'C', 'H', 'O', 0x01};
     for (int i = 0; i < 16; i++)
-        sscanf (self->instance + 2 * i, "%2hhx", &beacon [4 + i]);
-    beacon [20] = (uint8_t) (port >> 8);
-    beacon [21] = (uint8_t) port;
+        sscanf (self->context->instance + 2 * i, "%2hhx", &data [4 + i]);
+    data [20] = (uint8_t) (port >> 8);
+    data [21] = (uint8_t) port;
     size_t size = S_BEACON;
     if (self->config->keys) {
-        beacon [3] = 0x02;
-        zmq_z85_decode (beacon + 22, chorus__keys_public (self->config->keys));
+        data [3] = 0x02;
+        zmq_z85_decode (data + 22, chorus__keys_public (self->config->keys));
         size = S_BEACON_SECURE;
     }
-    zsock_send (self->beacon, "sbi", "PUBLISH", beacon, size, 1000);
+    zsock_send (beacon, "sbi", "PUBLISH", data, size, 1000);
 }
 
 void
-chorus__peers_add_seed (chorus__engine_t *self, const char *seed)
+chorus__peers_add_seed (chorus__peers_t *self, const char *seed)
 {
     //  ENDPOINT@KEY on a secure mesh (checked at start)
     char endpoint [257];
@@ -653,8 +701,9 @@ chorus__peers_add_seed (chorus__engine_t *self, const char *seed)
     }
 }
 
-void
-chorus__peers_revoke_pending (chorus__engine_t *self)
+//  Closes the connections awaiting a HELLO from a key no longer trusted
+static void
+s_revoke_pending (chorus__peers_t *self)
 {
     zlistx_t *revoked = zlistx_new ();
     for (s_pending_t *pending = (s_pending_t *) zhashx_first (self->pending); pending;
@@ -669,18 +718,41 @@ chorus__peers_revoke_pending (chorus__engine_t *self)
     zlistx_destroy (&revoked);
 }
 
+void
+chorus__peers_trust_changed (chorus__peers_t *self)
+{
+    chorus__context_t *context = self->context;
+    zlistx_t *instances = zhashx_keys (self->peers);
+    for (const char *instance = (const char *) zlistx_first (instances); instance;
+         instance = (const char *) zlistx_next (instances)) {
+        chorus__peer_t *peer = chorus__context_peer (context, instance);
+        if (!peer || !peer->key)
+            continue;
+        peer->grant = chorus__keys_lookup (context->config->keys, peer->key);
+        if (!peer->grant || !chorus__grant_service (peer->grant, peer->service)) {
+            context->counters [C_REVOKED]++;
+            chorus__context_warn (context, W_REVOKED, "key %s of %s/%.8s is no longer "
+                                  "trusted for its service: cut off", peer->key, peer->service,
+                                  peer->instance);
+            chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
+        }
+    }
+    zlistx_destroy (&instances);
+    s_revoke_pending (self);
+}
+
 //  --------------------------------------------------------------------------
 //  Timers
 
 //  Opens a connection to each seed that leads to no live peer, every
 //  S_SEED_RETRY_MS while it does not answer
 static void
-s_probe_seeds (chorus__engine_t *self, uint64_t now)
+s_probe_seeds (chorus__peers_t *self, uint64_t now)
 {
     for (s_seed_t *seed = (s_seed_t *) zhashx_first (self->seeds); seed;
          seed = (s_seed_t *) zhashx_next (self->seeds)) {
         const char *endpoint = (const char *) zhashx_cursor (self->seeds);
-        if (seed->instance && chorus__engine_peer (self, seed->instance))
+        if (seed->instance && chorus__context_peer (self->context, seed->instance))
             continue;
         zstr_free (&seed->instance);
         chorus__peer_t *peer = s_peer_at (self, endpoint);
@@ -699,7 +771,7 @@ s_probe_seeds (chorus__engine_t *self, uint64_t now)
 //  Says HELLO on connections that have come up, closes those that waited
 //  too long for an answer
 static void
-s_pending_tick (chorus__engine_t *self, uint64_t now)
+s_pending_tick (chorus__peers_t *self, uint64_t now)
 {
     zlistx_t *expired = zlistx_new ();
     for (s_pending_t *pending = (s_pending_t *) zhashx_first (self->pending); pending;
@@ -722,9 +794,10 @@ s_pending_tick (chorus__engine_t *self, uint64_t now)
 //  Forgets the buckets of addresses that have been quiet long enough to
 //  have refilled them
 static void
-s_admission_tick (chorus__engine_t *self, uint64_t now)
+s_admission_tick (chorus__peers_t *self, uint64_t now)
 {
-    uint64_t full_ms = (uint64_t) (S_BUCKET * 1000 / (self->config->peer_rate? self->config->peer_rate: 1));
+    int rate = self->config->peer_rate? self->config->peer_rate: 1;
+    uint64_t full_ms = (uint64_t) (S_BUCKET * 1000 / rate);
     zlistx_t *idle = zlistx_new ();
     for (s_bucket_t *bucket = (s_bucket_t *) zhashx_first (self->admission); bucket;
          bucket = (s_bucket_t *) zhashx_next (self->admission))
@@ -739,7 +812,7 @@ s_admission_tick (chorus__engine_t *self, uint64_t now)
 }
 
 static void
-s_heartbeat (chorus__engine_t *self, uint64_t now)
+s_heartbeat (chorus__peers_t *self, uint64_t now)
 {
     //  Over a copy of the instance ids: greeting a peer iterates the table
     //  too (its HELLO lists the peers), which would move our own cursor,
@@ -748,7 +821,7 @@ s_heartbeat (chorus__engine_t *self, uint64_t now)
     zlistx_t *expired = zlistx_new ();
     for (const char *instance = (const char *) zlistx_first (instances); instance;
          instance = (const char *) zlistx_next (instances)) {
-        chorus__peer_t *peer = chorus__engine_peer (self, instance);
+        chorus__peer_t *peer = chorus__context_peer (self->context, instance);
         if (!peer)
             continue;
         uint64_t silence = now > peer->last_seen? now - peer->last_seen: 0;
@@ -756,24 +829,24 @@ s_heartbeat (chorus__engine_t *self, uint64_t now)
             zlistx_add_end (expired, (void *) instance);
             continue;
         }
-        chorus__peers_greet (self, peer);
-        chorus__engine_flush_backlog (self, peer);
+        chorus__peer_greet (peer);
+        chorus__peer_flush_backlog (peer);
         if (silence >= (uint64_t) self->config->evasive_ms && !peer->evasive) {
             peer->evasive = true;
-            chorus__peers_report (self, peer, CHORUS_PEER_EVASIVE);
+            s_report (self, peer, CHORUS_PEER_EVASIVE);
         }
         if (silence >= (uint64_t) self->config->heartbeat_ms
         &&  now - peer->last_ping >= (uint64_t) self->config->heartbeat_ms) {
-            chorus_msg_t *ping = chorus__engine_msg (self, CHORUS_MSG_PING);
-            chorus_msg_set_head (ping, chorus_store_head (self->store));
-            chorus__engine_send (self, peer, ping);
+            chorus_msg_t *ping = chorus__context_msg (self->context, CHORUS_MSG_PING);
+            chorus_msg_set_head (ping, chorus_store_head (self->context->store));
+            chorus__peer_send (peer, ping);
             chorus_msg_destroy (&ping);
             peer->last_ping = now;
         }
     }
     for (const char *instance = (const char *) zlistx_first (expired); instance;
          instance = (const char *) zlistx_next (expired)) {
-        chorus__peer_t *peer = chorus__engine_peer (self, instance);
+        chorus__peer_t *peer = chorus__context_peer (self->context, instance);
         if (peer)
             chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
     }
@@ -782,7 +855,7 @@ s_heartbeat (chorus__engine_t *self, uint64_t now)
 }
 
 void
-chorus__peers_tick (chorus__engine_t *self, uint64_t now)
+chorus__peers_tick (chorus__peers_t *self, uint64_t now)
 {
     self->connecting = false;   //  set again by whatever still waits
     s_heartbeat (self, now);
@@ -808,4 +881,170 @@ chorus__peers_tick (chorus__engine_t *self, uint64_t now)
         }
         chorus_msg_destroy (&hello);
     }
+}
+
+//  --------------------------------------------------------------------------
+//  Self-test
+
+#define S_NODE_X "E0000000000000000000000000000001"
+#define S_NODE_Y "E0000000000000000000000000000002"
+
+typedef struct {
+    int joined, changed, gone, head;
+} s_heard_t;
+
+static void
+s_test_heard (chorus__peer_t *peer, chorus__peer_event_t event, void *arg)
+{
+    s_heard_t *heard = (s_heard_t *) arg;
+    if (event == CHORUS__PEER_JOINED)
+        heard->joined++;
+    else
+    if (event == CHORUS__PEER_CHANGED)
+        heard->changed++;
+    else
+    if (event == CHORUS__PEER_GONE)
+        heard->gone++;
+    else
+        heard->head++;
+}
+
+static chorus_msg_t *
+s_test_hello (chorus__fake_t *fake, const char *instance, const char *service,
+              uint64_t generation, const char *started)
+{
+    chorus_msg_t *hello = chorus__context_msg (chorus__fake_context (fake), CHORUS_MSG_HELLO);
+    chorus_msg_set_service (hello, service);
+    chorus_msg_set_instance (hello, instance);
+    chorus_msg_set_endpoint (hello, chorus__fake_endpoint (fake, instance));
+    chorus_msg_set_pub_endpoint (hello, "inproc://nowhere-pub");
+    chorus_msg_set_generation (hello, generation);
+    chorus_msg_set_head (hello, 5);
+    chorus_msg_set_header (hello, "chorus.started", started);
+    chorus_msg_set_header (hello, "chorus.mesh", "default");
+    return hello;
+}
+
+//  The next work handed to the application: a peer's state, or -1
+static int
+s_test_reported (chorus__fake_t *fake)
+{
+    chorus_msg_t *msg = NULL;
+    char text [512];
+    if (chorus__fake_handed (fake, &msg, text, sizeof (text)) != 'P')
+        return -1;
+    return atoi (text);
+}
+
+void
+chorus__peers_test (bool verbose)
+{
+    if (verbose)
+        printf (" * chorus__peers: ");
+    chorus__fake_t *fake = chorus__fake_new ("orders");
+    chorus__context_t *context = chorus__fake_context (fake);
+    zhashx_t *table = context->peers;
+    s_heard_t heard = {0, 0, 0, 0};
+    chorus__peers_t *self = chorus__peers_new (context, s_test_heard, &heard);
+    CHORUS__CHECK (context->peers != table && zhashx_size (context->peers) == 0);
+    chorus__peers_start (self, "inproc://chorus-fake-us", "inproc://chorus-fake-us-pub", NULL);
+    CHORUS__CHECK (chorus__peers_subscribe (self, "payment.", 0, CHORUS_SUB_DURABLE));
+    CHORUS__CHECK (!chorus__peers_subscribe (self, "payment.", 0, CHORUS_SUB_DURABLE));
+
+    //  A HELLO from a new node: it is met, told, and answered by our HELLO
+    const char *x_endpoint = chorus__fake_endpoint (fake, S_NODE_X);
+    chorus_msg_t *hello = s_test_hello (fake, S_NODE_X, "billing", 1, "1000");
+    chorus__peers_hello (self, S_NODE_X, hello);
+    chorus__peer_t *peer = chorus__context_peer (context, S_NODE_X);
+    CHORUS__CHECK (peer && streq (peer->service, "billing") && peer->head == 5);
+    CHORUS__CHECK (heard.joined == 1 && heard.changed == 1 && heard.head == 1);
+    CHORUS__CHECK (s_test_reported (fake) == CHORUS_PEER_JOINED);
+    chorus_msg_t *ours = NULL;
+    for (int tick = 0; tick < 200 && !ours; tick++) {
+        chorus__peers_tick (self, chorus__mono ());     //  says HELLO once the connection is up
+        ours = chorus__fake_sent (fake, x_endpoint, 10);
+    }
+    CHORUS__CHECK (ours && chorus_msg_type (ours) == CHORUS_MSG_HELLO);
+    CHORUS__CHECK (streq (chorus_msg_instance (ours), context->instance));
+    CHORUS__CHECK (streq (chorus_msg_header (ours, "chorus.answers"), chorus_msg_id (hello)));
+    CHORUS__CHECK (chorus_msg_subscriptions (ours) == 1);
+    chorus_msg_destroy (&ours);
+    chorus_msg_destroy (&hello);
+
+    //  The same HELLO again changes nothing; a new generation is a change
+    hello = s_test_hello (fake, S_NODE_X, "billing", 1, "1000");
+    chorus__peers_hello (self, S_NODE_X, hello);
+    CHORUS__CHECK (heard.joined == 1 && heard.changed == 1);
+    chorus_msg_destroy (&hello);
+    hello = s_test_hello (fake, S_NODE_X, "billing", 2, "1000");
+    chorus_msg_add_subscription (hello, "order.", 0, 0);
+    chorus__peers_hello (self, S_NODE_X, hello);
+    CHORUS__CHECK (heard.joined == 1 && heard.changed == 2 && peer->subs_size == 1);
+    chorus_msg_destroy (&hello);
+
+    //  A known instance announcing another service is forged
+    hello = s_test_hello (fake, S_NODE_X, "shipping", 3, "1000");
+    chorus__peers_hello (self, S_NODE_X, hello);
+    CHORUS__CHECK (context->counters [C_FORGED] == 1 && streq (peer->service, "billing"));
+    chorus_msg_destroy (&hello);
+
+    //  Beyond the most peers we keep, a new node is refused
+    context->config->max_peers = 1;
+    hello = s_test_hello (fake, S_NODE_Y, "billing", 1, "1000");
+    chorus__peers_hello (self, S_NODE_Y, hello);
+    CHORUS__CHECK (!chorus__context_peer (context, S_NODE_Y));
+    CHORUS__CHECK (context->counters [C_REFUSED] == 1 && heard.joined == 1);
+    chorus_msg_destroy (&hello);
+    context->config->max_peers = 400;
+
+    //  The same instance started again: gone, and met anew
+    hello = s_test_hello (fake, S_NODE_X, "billing", 1, "2000");
+    chorus__peers_hello (self, S_NODE_X, hello);
+    CHORUS__CHECK (heard.gone == 1 && heard.joined == 2);
+    CHORUS__CHECK (s_test_reported (fake) == CHORUS_PEER_EXPIRED);
+    CHORUS__CHECK (s_test_reported (fake) == CHORUS_PEER_JOINED);
+    chorus_msg_destroy (&hello);
+
+    //  Silent: evasive, then expired and forgotten
+    peer = chorus__context_peer (context, S_NODE_X);
+    CHORUS__CHECK (peer);
+    uint64_t now = chorus__mono ();
+    chorus__peers_tick (self, now + context->config->evasive_ms + 1);
+    CHORUS__CHECK (peer->evasive && s_test_reported (fake) == CHORUS_PEER_EVASIVE);
+    chorus__peers_heard (self, peer);
+    CHORUS__CHECK (!peer->evasive && s_test_reported (fake) == CHORUS_PEER_ALIVE);
+    chorus__peers_tick (self, chorus__mono () + context->config->expired_ms + 1);
+    CHORUS__CHECK (!chorus__context_peer (context, S_NODE_X) && heard.gone == 2);
+    CHORUS__CHECK (s_test_reported (fake) == CHORUS_PEER_EXPIRED);
+
+    //  Gossip: an endpoint a peer lists gets a connection and our HELLO
+    const char *y_endpoint = chorus__fake_endpoint (fake, S_NODE_Y);
+    hello = s_test_hello (fake, S_NODE_X, "billing", 1, "3000");
+    chorus_msg_add_peers (hello, y_endpoint);
+    chorus__peers_hello (self, S_NODE_X, hello);
+    chorus_msg_destroy (&hello);
+    ours = NULL;
+    for (int tick = 0; tick < 200 && !ours; tick++) {
+        chorus__peers_tick (self, chorus__mono ());
+        ours = chorus__fake_sent (fake, y_endpoint, 10);
+    }
+    CHORUS__CHECK (ours && chorus_msg_type (ours) == CHORUS_MSG_HELLO);
+    chorus_msg_destroy (&ours);
+
+    //  A peer that leaves is forgotten at once
+    peer = chorus__context_peer (context, S_NODE_X);
+    CHORUS__CHECK (peer);
+    int gone = heard.gone;
+    chorus__peers_remove (self, peer, CHORUS_PEER_LEFT);
+    CHORUS__CHECK (heard.gone == gone + 1 && zhashx_size (context->peers) == 0);
+
+    chorus__peers_destroy (&self);
+    CHORUS__CHECK (self == NULL && context->peers == NULL);
+    context->peers = table;     //  the fake's own, freed with it
+    chorus_msg_t *work = NULL;
+    while (chorus__fake_handed (fake, &work, NULL, 0))
+        chorus_msg_destroy (&work);
+    chorus__fake_destroy (&fake);
+    if (verbose)
+        printf ("OK\n");
 }

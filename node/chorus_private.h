@@ -20,6 +20,17 @@ void
     chorus__log (chorus_log_level_t level, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
 
+//  A self-test's check: on failure, says which and where, and aborts the
+//  test program (the classes' self-tests, in the czmq manner; unlike
+//  assert, never compiled out)
+#define CHORUS__CHECK(condition) \
+    do { \
+        if (!(condition)) { \
+            fprintf (stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #condition); \
+            abort (); \
+        } \
+    } while (0)
+
 //  Milliseconds since the Unix epoch: for the wire (timestamps, deadlines)
 //  and for records that outlive the process, never for local timers
 uint64_t

@@ -1601,6 +1601,39 @@ chorus_store_inbox_has (chorus_store_t *self, const char *publisher, uint64_t se
 }
 
 int
+chorus_store_inbox_highest (chorus_store_t *self, const char *publisher, uint64_t *seq)
+{
+    size_t key_size;
+    char buffer [S_INBOX_KEY_MAX];
+    char *key = s_inbox_key (publisher, UINT64_MAX, buffer, &key_size);
+    if (!key)
+        return s_fail (self, "out of memory");
+    *seq = 0;
+    //  The publisher's records sort by seq, big-endian, after its name and
+    //  a null: the last one at or before (publisher, UINT64_MAX) is the
+    //  highest, if it is the publisher's
+    leveldb_iterator_t *iter = leveldb_create_iterator (self->db, self->read);
+    leveldb_iter_seek (iter, key, key_size);
+    if (!leveldb_iter_valid (iter))
+        leveldb_iter_seek_to_last (iter);
+    else {
+        size_t found_size;
+        const char *found = leveldb_iter_key (iter, &found_size);
+        if (found_size != key_size || memcmp (found, key, key_size))
+            leveldb_iter_prev (iter);
+    }
+    if (leveldb_iter_valid (iter)) {
+        size_t found_size;
+        const char *found = leveldb_iter_key (iter, &found_size);
+        if (found_size == key_size && memcmp (found, key, key_size - 8) == 0)
+            *seq = chorus__get_be64 (found + key_size - 8);
+    }
+    if (key != buffer)
+        free (key);
+    return s_iter_finish (self, iter);
+}
+
+int
 chorus_store_reply_save (chorus_store_t *self, const char *key, uint64_t now,
                          const void *body, size_t size)
 {

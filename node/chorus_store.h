@@ -191,6 +191,10 @@ int
 int
     chorus_store_inbox_has (chorus_store_t *self, const char *publisher, uint64_t seq);
 
+//  The highest seq recorded for the publisher into *seq, 0 if none; 0 or -1
+int
+    chorus_store_inbox_highest (chorus_store_t *self, const char *publisher, uint64_t *seq);
+
 //  Saves the reply (encoded body) to the command with this dedupe key
 int
     chorus_store_reply_save (chorus_store_t *self, const char *key, uint64_t now,

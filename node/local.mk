@@ -3,8 +3,11 @@
 #   library exports only what node/chorus.h declares.
 CHORUS_CORE_SOURCES += \
     %D%/chorus.h %D%/chorus_private.h %D%/chorus_common.c \
-    %D%/chorus_engine.h %D%/chorus_engine.c %D%/chorus_peers.c %D%/chorus_inbox.c %D%/chorus_delivery.c \
-    %D%/chorus_commands.c %D%/chorus_observer.c %D%/chorus_node.c %D%/chorus_views.c \
+    %D%/chorus_context.h %D%/chorus_context.c %D%/chorus_peer.h %D%/chorus_peer.c \
+    %D%/chorus_fake.h %D%/chorus_fake.c \
+    %D%/chorus_engine.c %D%/chorus_peers.h %D%/chorus_peers.c %D%/chorus_inbox.h %D%/chorus_inbox.c \
+    %D%/chorus_delivery.h %D%/chorus_delivery.c %D%/chorus_commands.h \
+    %D%/chorus_commands.c %D%/chorus_observer.h %D%/chorus_observer.c %D%/chorus_node.c %D%/chorus_views.c \
     %D%/chorus_gate.h %D%/chorus_gate.c %D%/chorus_keys.h %D%/chorus_keys.c \
     %D%/chorus_monitor.h %D%/chorus_monitor.c
 CHORUS_CORE_SOURCES += %D%/chorus_store.c %D%/chorus_store.h %D%/chorus_store_check.c

@@ -155,6 +155,11 @@ EXTRA_DIST += tests/flow_fixtures.h
 tests_test_flow_engine_compensates_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 
 #   The coordinator's timer heap
+#   The node engine's classes, each with a fake context
+check_PROGRAMS += tests/test_node_classes
+TESTS += tests/test_node_classes
+tests_test_node_classes_LDADD = $(TEST_LIBS)
+
 check_PROGRAMS += tests/test_timers_fire_in_order
 TESTS += tests/test_timers_fire_in_order
 tests_test_timers_fire_in_order_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)

@@ -1,0 +1,91 @@
+/*  chorus_peer.h — a peer: another node we have met, and our one
+    connection into its inbox. The peer owns its DEALER and sends on it:
+    our HELLO first (through the greeter its owner sets), then messages,
+    and answers it could not send at once from a bounded backlog. Others
+    read its fields; only its owner (the peers class) changes them.
+    Private to the library.
+*/
+#ifndef CHORUS_PEER_H_INCLUDED
+#define CHORUS_PEER_H_INCLUDED
+
+#include "chorus_private.h"
+#include "chorus_keys.h"
+
+typedef struct _chorus__peer_t chorus__peer_t;
+
+//  Sends our first HELLO on the peer's connection: 0 once sent, -1 if the
+//  connection is not up yet. Set by the peer's owner.
+typedef int (chorus__peer_greeter_fn) (chorus__peer_t *peer, void *arg);
+
+struct _chorus__peer_t {
+    char *instance;             //  its instance id (32 hex)
+    char *service;              //  its service (group)
+    char *endpoint;             //  its inbox endpoint
+    char *pub_endpoint;         //  its PUB endpoint
+    char *address;              //  remote address its first HELLO came from, or ""
+    void *dealer;               //  our connection into its inbox (libzmq handle)
+    bool hello_sent;            //  our HELLO has gone out first on dealer
+    char answers [33];          //  id of its HELLO our first HELLO answers, or ""
+    uint64_t generation;        //  last HELLO generation seen
+    uint64_t started;           //  its start time (HELLO header chorus.started)
+    uint64_t head;              //  its latest published seq
+    uint64_t last_seen;         //  when we last heard from it (monotonic ms)
+    uint64_t last_ping;         //  when we last pinged it (monotonic ms)
+    bool evasive;               //  silent for longer than the evasive time
+    chorus__sub_t *subs;        //  its subscriptions
+    size_t subs_size;           //  how many
+    size_t commands;            //  commands we have outstanding on it
+    char *key;                  //  its CURVE key (Z85), or NULL on a plaintext mesh
+    const chorus__grant_t *grant;   //  what its certificate allows it, or NULL
+    //  Private to the class
+    zlistx_t *backlog;          //  answers that could not go yet (zframe_t), oldest first
+    size_t backlog_bytes;       //  their size
+    chorus__peer_greeter_fn *greeter;   //  sends our first HELLO
+    void *greeter_arg;          //  and its argument
+};
+
+//  A peer met at endpoint, over dealer (taken). key is its CURVE key, or
+//  NULL on a plaintext mesh.
+chorus__peer_t *
+    chorus__peer_new (const char *instance, const char *service, const char *endpoint,
+                      const char *pub_endpoint, void *dealer, const char *key);
+void
+    chorus__peer_destroy (chorus__peer_t **self_p);
+//  Sets who sends our first HELLO on the connection
+void
+    chorus__peer_set_greeter (chorus__peer_t *self, chorus__peer_greeter_fn *greeter, void *arg);
+//  Sends our first HELLO if it has not gone yet; 0 once it has, or -1
+int
+    chorus__peer_greet (chorus__peer_t *self);
+//  Sends a message, our HELLO first; 0, or -1 if it would block or the
+//  connection is not up
+int
+    chorus__peer_send (chorus__peer_t *self, chorus_msg_t *msg);
+//  As chorus__peer_send, for a message already encoded into *frame_p
+//  (taken, sent or not)
+int
+    chorus__peer_send_encoded (chorus__peer_t *self, chorus_msg_t *msg, zframe_t **frame_p);
+//  Sends an answer the peer waits for (EVENT-ACK, REPLY); what cannot go
+//  now is kept, within a bound, and sent when the connection is up
+void
+    chorus__peer_answer (chorus__peer_t *self, chorus_msg_t *msg);
+//  Sends what the backlog holds, as far as the connection takes it
+void
+    chorus__peer_flush_backlog (chorus__peer_t *self);
+//  Answers kept in the backlog
+size_t
+    chorus__peer_backlog (chorus__peer_t *self);
+//  Sets its subscriptions from a HELLO
+void
+    chorus__peer_set_subs (chorus__peer_t *self, chorus_msg_t *hello);
+//  Its last_seen as wall-clock time, for the application
+uint64_t
+    chorus__peer_seen_at (chorus__peer_t *self);
+//  Its subscription prefixes, comma-separated; the caller frees it
+char *
+    chorus__peer_subs_text (chorus__peer_t *self);
+//  Self-test
+void
+    chorus__peer_test (bool verbose);
+
+#endif

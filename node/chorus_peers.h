@@ -1,0 +1,76 @@
+/*  chorus_peers.h — meeting and keeping peers: the table of live peers,
+    connections to seeds and to endpoints heard of by gossip or beacon, the
+    HELLO exchange within the node's bounds (protocol sections 4 and 4.5),
+    heartbeats that find the evasive and the expired. What happens to a
+    peer (joined, changed, gone, a new head) goes to one callback, which
+    the engine passes on to delivery, commands and the observer.
+    Private to the library.
+*/
+#ifndef CHORUS_PEERS_H_INCLUDED
+#define CHORUS_PEERS_H_INCLUDED
+
+#include "chorus_context.h"
+#include "chorus_gate.h"
+
+typedef struct _chorus__peers_t chorus__peers_t;
+
+typedef enum {
+    CHORUS__PEER_JOINED,        //  met: a new peer
+    CHORUS__PEER_CHANGED,       //  what it announces changed (subscriptions); also
+                                //  right after JOINED
+    CHORUS__PEER_GONE,          //  left or expired, out of the table already; the
+                                //  peer is destroyed when the callback returns
+    CHORUS__PEER_HEAD           //  its head (latest published seq) is known anew
+} chorus__peer_event_t;
+
+typedef void (chorus__peers_fn) (chorus__peer_t *peer, chorus__peer_event_t event, void *arg);
+
+//  Owns the table of live peers and makes it context->peers
+chorus__peers_t *
+    chorus__peers_new (chorus__context_t *context, chorus__peers_fn *fn, void *arg);
+//  Closes every connection; says nothing to the peers
+void
+    chorus__peers_destroy (chorus__peers_t **self_p);
+//  We are up: our endpoints as announced, and the gate of our inbox
+void
+    chorus__peers_start (chorus__peers_t *self, const char *endpoint, const char *pub_endpoint,
+                         chorus__gate_t *inbox_gate);
+//  One of our subscriptions, for our HELLO; false if we announce it already
+bool
+    chorus__peers_subscribe (chorus__peers_t *self, const char *prefix, uint64_t since,
+                             uint64_t flags);
+//  A HELLO from the peer with this instance id: meet it, or update it
+void
+    chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *hello);
+//  Any other message from a peer: it is alive
+void
+    chorus__peers_heard (chorus__peers_t *self, chorus__peer_t *peer);
+//  Forgets a peer (expired or left): tells the callback, then the
+//  application, then destroys it
+void
+    chorus__peers_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state);
+//  A seed endpoint to meet (from the configuration)
+void
+    chorus__peers_add_seed (chorus__peers_t *self, const char *seed);
+//  A beacon heard on the UDP discovery actor
+void
+    chorus__peers_recv_beacon (chorus__peers_t *self, zactor_t *beacon);
+//  Broadcasts our beacon for the inbox port (0: we are leaving)
+void
+    chorus__peers_beacon (chorus__peers_t *self, zactor_t *beacon, int port);
+//  The trust directory changed: peers and connections awaiting a HELLO
+//  whose key is no longer trusted, or not for their service, are cut off
+void
+    chorus__peers_trust_changed (chorus__peers_t *self);
+//  Heartbeats, seed probes, stale connections, and our HELLO to every peer
+//  when what we announce has changed
+void
+    chorus__peers_tick (chorus__peers_t *self, uint64_t now);
+//  True while a HELLO waits for its connection to come up: tick soon
+bool
+    chorus__peers_connecting (chorus__peers_t *self);
+//  Self-test
+void
+    chorus__peers_test (bool verbose);
+
+#endif
