@@ -6,9 +6,10 @@
     with a flow `timeout:` run after those, then the flows without one once
     more: a coordinator slows a little as its journal grows, so flows with
     a timeout are compared with the mean of the runs either side of them.
-    Usage: bench_flows [--flows N] [--no-sync]
+    Usage: bench_flows [--flows N] [--no-sync] [--json FILE]
 */
 #include "chorus.h"
+#include "bench_json.h"
 
 #include <czmq.h>
 #include "chorus_coordinator.h"
@@ -209,8 +210,10 @@ main (int argc, char **argv)
 {
     int flows = 20000;
     bool sync = true;
+    const char *json_path = NULL;
     static struct option options [] = {{"flows", required_argument, 0, 'f'},
-                                       {"no-sync", no_argument, 0, 'n'}, {0, 0, 0, 0}};
+                                       {"no-sync", no_argument, 0, 'n'},
+                                       {"json", required_argument, 0, 'j'}, {0, 0, 0, 0}};
     int option;
     while ((option = getopt_long (argc, argv, "", options, NULL)) != -1)
         if (option == 'f')
@@ -218,6 +221,9 @@ main (int argc, char **argv)
         else
         if (option == 'n')
             sync = false;
+        else
+        if (option == 'j')
+            json_path = optarg;
         else
             return 2;
     char root [] = "/tmp/chorus-bench-flows-XXXXXX";
@@ -309,6 +315,24 @@ main (int argc, char **argv)
     printf ("%-52s %12.1f\n", "flow latency p50 ms at half that load", p50 / 1000.0);
     printf ("%-52s %12.1f\n", "flow latency p99 ms at half that load", p99 / 1000.0);
     printf ("(baseline: the same 3 commands in sequence from a client, no coordinator)\n");
+    bench_json_t *json = bench_json_new ("bench_flows", json_path);
+    const char *journal = sync? "fsync": "no_sync";
+    const char *chains = "3 commands in sequence from a client, chains/s";
+    char name [96];
+    snprintf (name, sizeof (name), "flows.per_second.%s", journal);
+    bench_json_measure (json, name, saturation, "flows/s", chains, baseline);
+    snprintf (name, sizeof (name), "flows.per_second.with_timeout.%s", journal);
+    bench_json_measure (json, name, timed, "flows/s", chains, baseline);
+    snprintf (name, sizeof (name), "flows.per_second.once_more.%s", journal);
+    bench_json_measure (json, name, again, "flows/s", chains, baseline);
+    snprintf (name, sizeof (name), "flows.per_second.with_timeout_vs_without.%s", journal);
+    bench_json_measure (json, name, timed, "flows/s", "mean flows/s of the runs without a timeout",
+                        (saturation + again) / 2);
+    snprintf (name, sizeof (name), "flows.latency_p50_ms.half_load.%s", journal);
+    bench_json_measure (json, name, p50 / 1000.0, "ms", NULL, 0);
+    snprintf (name, sizeof (name), "flows.latency_p99_ms.half_load.%s", journal);
+    bench_json_measure (json, name, p99 / 1000.0, "ms", NULL, 0);
+    int json_rc = bench_json_destroy (&json);
 
     services.stop = coordinator.stop = true;
     pthread_join (service_thread, NULL);
@@ -321,5 +345,5 @@ main (int argc, char **argv)
     free (driver.latency);
     char command [700];
     snprintf (command, sizeof (command), "rm -rf %s", root);
-    return system (command) == 0? 0: 1;
+    return system (command) == 0 && json_rc == 0? 0: 1;
 }
