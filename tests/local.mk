@@ -149,6 +149,13 @@ tests_bench_bench_rabbit_SOURCES = tests/bench/bench_rabbit.c $(BENCH_JSON)
 tests_bench_bench_rabbit_CFLAGS = $(AM_CFLAGS) $(RABBITMQ_CFLAGS) $(JANSSON_CFLAGS)
 tests_bench_bench_rabbit_LDADD = $(RABBITMQ_LIBS) $(JANSSON_LIBS) -lm
 endif
+#   The NATS baselines of scripts/bench --peers, when its client is there
+if HAVE_NATS
+noinst_PROGRAMS += tests/bench/bench_nats
+tests_bench_bench_nats_SOURCES = tests/bench/bench_nats.c $(BENCH_JSON)
+tests_bench_bench_nats_CFLAGS = $(AM_CFLAGS) $(NATS_CFLAGS) $(JANSSON_CFLAGS)
+tests_bench_bench_nats_LDADD = $(NATS_LIBS) $(JANSSON_LIBS) -lm -lpthread
+endif
 
 #   Flow engine
 check_PROGRAMS += tests/test_flow_engine_runs_steps tests/test_flow_engine_compensates
