@@ -1,11 +1,14 @@
 /*  bench_nats.c — the NATS baselines of scripts/bench --peers, on a
     nats-server of its own: 127.0.0.1, a port the system picks, JetStream
-    on file storage in a temporary directory; stopped, and the directory
-    removed, when the bench ends however it ends.
+    on file storage in a directory of its own under --dir. The server stops
+    when the bench ends, even when the bench is killed outright; the
+    directory is removed unless the bench is killed outright (scripts/bench
+    passes a --dir that it removes itself).
     1. JetStream end to end: a producer publishes asynchronously, each
        message counted durable when the server's acknowledgement (PubAck)
        arrives, at most --window unacknowledged, while a durable pull
-       consumer fetches and acknowledges each message. Events/s from the
+       consumer fetches --batch at a time and acknowledges each message
+       (--consumer push: the server pushes to it instead). Events/s from the
        first publish to the last message handled, as bench_node measures
        Chorus's durable group delivery.
     2. Core NATS request-reply round trips, 1 and 100 in flight, through an
@@ -13,7 +16,8 @@
        each with requests written at once and by the client's flusher
        thread, the one with the lower p50 kept.
     Usage: bench_nats [--events N] [--requests N] [--size B] [--window W]
-                      [--batch B] [--server PATH] [--dir DIR] [--json FILE]
+                      [--batch B] [--consumer pull|push] [--server PATH]
+                      [--dir DIR] [--json FILE]
 */
 #include "bench_json.h"
 
@@ -29,7 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -503,7 +506,8 @@ main (int argc, char **argv)
     }
     if (events < 2 || requests < 1 || window < 1 || batch < 1 || s_size < 8) {
         fprintf (stderr, "usage: bench_nats [--events N>=2] [--requests N] [--size B>=8] "
-                 "[--window W] [--batch B] [--server PATH] [--dir DIR] [--json FILE]\n");
+                 "[--window W] [--batch B] [--consumer pull|push] [--server PATH] [--dir DIR] "
+                 "[--json FILE]\n");
         return 2;
     }
     snprintf (s_root, sizeof (s_root), "%s/chorus-bench-nats-XXXXXX", dir);
@@ -546,8 +550,12 @@ main (int argc, char **argv)
     }
 
     printf ("%-52s %12.0f\n", "JetStream events/s end to end", rate);
-    printf ("    (async publish, at most %d unacknowledged; durable pull consumer,\n"
-            "    %d per fetch, each message acknowledged)\n", window, batch);
+    if (push)
+        printf ("    (async publish, at most %d unacknowledged; durable push consumer,\n"
+                "    each message acknowledged)\n", window);
+    else
+        printf ("    (async publish, at most %d unacknowledged; durable pull consumer,\n"
+                "    %d per fetch, each message acknowledged)\n", window, batch);
     bench_json_t *figures = bench_json_new ("bench_nats", json);
     bench_json_measure (figures, "jetstream.events_per_second", rate, "events/s", NULL, 0);
     for (int i = 0; i < 2; i++) {
