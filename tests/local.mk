@@ -130,22 +130,35 @@ tests_test_bad_input_is_dropped_LDADD = $(TEST_LIBS)
 
 #   Benchmarks (scripts/bench), built but not run by make check
 noinst_PROGRAMS += tests/bench/bench_node
-tests_bench_bench_node_SOURCES = tests/bench/bench_node.c
-tests_bench_bench_node_LDADD = libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS) -lpthread
+#   Each writes its figures with --json FILE (tests/bench/bench_json.c)
+BENCH_JSON = tests/bench/bench_json.c tests/bench/bench_json.h
+noinst_PROGRAMS += tests/bench/bench_node
+tests_bench_bench_node_SOURCES = tests/bench/bench_node.c $(BENCH_JSON)
+tests_bench_bench_node_LDADD = libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS) $(JANSSON_LIBS) -lpthread
 noinst_PROGRAMS += tests/bench/bench_flows
-tests_bench_bench_flows_SOURCES = tests/bench/bench_flows.c
+tests_bench_bench_flows_SOURCES = tests/bench/bench_flows.c $(BENCH_JSON)
 tests_bench_bench_flows_LDADD = libchorus_coordinator.la libchorus.la \
     $(CZMQ_LIBS) $(ZMQ_LIBS) $(YAML_LIBS) $(JANSSON_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS) -lpthread
 noinst_PROGRAMS += tests/bench/bench_durable
-tests_bench_bench_durable_SOURCES = tests/bench/bench_durable.c
-tests_bench_bench_durable_LDADD = libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS)
+tests_bench_bench_durable_SOURCES = tests/bench/bench_durable.c $(BENCH_JSON)
+tests_bench_bench_durable_LDADD = libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS) $(JANSSON_LIBS)
 #   The RabbitMQ baseline of the durable publish figures, when its client is there
 if HAVE_RABBITMQ
 noinst_PROGRAMS += tests/bench/bench_rabbit
-tests_bench_bench_rabbit_SOURCES = tests/bench/bench_rabbit.c
-tests_bench_bench_rabbit_CFLAGS = $(AM_CFLAGS) $(RABBITMQ_CFLAGS)
-tests_bench_bench_rabbit_LDADD = $(RABBITMQ_LIBS)
+tests_bench_bench_rabbit_SOURCES = tests/bench/bench_rabbit.c $(BENCH_JSON)
+tests_bench_bench_rabbit_CFLAGS = $(AM_CFLAGS) $(RABBITMQ_CFLAGS) $(JANSSON_CFLAGS)
+tests_bench_bench_rabbit_LDADD = $(RABBITMQ_LIBS) $(JANSSON_LIBS) -lm
 endif
+#   The NATS baselines of scripts/bench --peers, when its client is there
+if HAVE_NATS
+noinst_PROGRAMS += tests/bench/bench_nats
+tests_bench_bench_nats_SOURCES = tests/bench/bench_nats.c $(BENCH_JSON)
+tests_bench_bench_nats_CFLAGS = $(AM_CFLAGS) $(NATS_CFLAGS) $(JANSSON_CFLAGS)
+tests_bench_bench_nats_LDADD = $(NATS_LIBS) $(JANSSON_LIBS) -lm -lpthread
+endif
+#   Their --json output, run tiny (figures never judged), and the merge
+TESTS += tests/test_bench_writes_json.sh
+EXTRA_DIST += tests/test_bench_writes_json.sh scripts/lib/figures.py
 
 #   Flow engine
 check_PROGRAMS += tests/test_flow_engine_runs_steps tests/test_flow_engine_compensates

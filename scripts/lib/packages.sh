@@ -9,6 +9,9 @@ CHORUS_PACKAGES="build-essential autoconf automake libtool pkg-config
 #   Only the bench installs them (chorus_install_packages $CHORUS_BENCH_PACKAGES);
 #   the build and the tests never need them.
 CHORUS_BENCH_PACKAGES="rabbitmq-server librabbitmq-dev"
+#   What scripts/bench --peers measures against besides: a NATS server with
+#   JetStream, and its C client
+CHORUS_PEER_PACKAGES="nats-server libnats-dev"
 
 #   chorus_install_packages [EXTRA...] — installs what is missing, quietly
 chorus_install_packages () {

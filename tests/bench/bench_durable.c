@@ -5,10 +5,11 @@
     to durability, not delivery. --batch 1 publishes with
     chorus_node_publish, more with chorus_node_publish_batch.
     Usage: bench_durable [--durability fsync|process] [--batch B] [--events N]
-                         [--size B] [--dir DIR]
+                         [--size B] [--dir DIR] [--json FILE]
     Prints "events_per_second R" on stdout.
 */
 #include "chorus.h"
+#include "bench_json.h"
 
 #include <czmq.h>
 
@@ -81,12 +82,13 @@ main (int argc, char **argv)
 {
     int events = 100000, batch = 1000, size = 100;
     s_measure_t measure = { "fsync", CHORUS_DURABLE_FSYNC, 1 };
-    const char *dir = "/tmp";
+    const char *dir = "/tmp", *json_path = NULL;
     bool valid = true;
     static struct option options [] = {
         {"events", required_argument, 0, 'e'}, {"batch", required_argument, 0, 'b'},
         {"durability", required_argument, 0, 'u'}, {"size", required_argument, 0, 's'},
-        {"dir", required_argument, 0, 'd'}, {0, 0, 0, 0}};
+        {"dir", required_argument, 0, 'd'}, {"json", required_argument, 0, 'j'},
+        {0, 0, 0, 0}};
     int option;
     while ((option = getopt_long (argc, argv, "", options, NULL)) != -1) {
         switch (option) {
@@ -100,6 +102,7 @@ main (int argc, char **argv)
                 break;
             case 's': size = atoi (optarg); break;
             case 'd': dir = optarg; break;
+            case 'j': json_path = optarg; break;
             default: return 2;
         }
     }
@@ -107,7 +110,8 @@ main (int argc, char **argv)
     if (events <= 0 || batch < 1 || batch > CHORUS_PUBLISH_BATCH_MAX || size < 0
         || !valid) {
         fprintf (stderr, "usage: bench_durable [--durability fsync|process] [--batch 1-%d] "
-                 "[--events N] [--size B] [--dir DIR]\n", CHORUS_PUBLISH_BATCH_MAX);
+                 "[--events N] [--size B] [--dir DIR] [--json FILE]\n",
+                 CHORUS_PUBLISH_BATCH_MAX);
         return 2;
     }
     //  The store goes under DIR, so that the caller can put it on the disk
@@ -119,8 +123,16 @@ main (int argc, char **argv)
         return 1;
     }
     double rate = s_measure (&measure, events, size, root);
-    if (rate >= 0)
+    if (rate >= 0) {
         printf ("events_per_second %.0f\n", rate);
+        bench_json_t *json = bench_json_new ("bench_durable", json_path);
+        char name [96];
+        snprintf (name, sizeof (name), "durable_publish.events_per_second.%s.batch_%d",
+                  measure.name, measure.batch);
+        bench_json_measure (json, name, rate, "events/s", NULL, 0);
+        if (bench_json_destroy (&json))
+            rate = -1;
+    }
     char command [600];
     snprintf (command, sizeof (command), "rm -rf '%s'", root);
     if (system (command) != 0 || rate < 0)

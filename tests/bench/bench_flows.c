@@ -6,9 +6,10 @@
     with a flow `timeout:` run after those, then the flows without one once
     more: a coordinator slows a little as its journal grows, so flows with
     a timeout are compared with the mean of the runs either side of them.
-    Usage: bench_flows [--flows N] [--no-sync]
+    Usage: bench_flows [--flows N] [--no-sync] [--json FILE]
 */
 #include "chorus.h"
+#include "bench_json.h"
 
 #include <czmq.h>
 #include "chorus_coordinator.h"
@@ -83,6 +84,7 @@ s_coordinator (void *arg)
 
 typedef struct {
     int64_t *latency;           //  per finished flow, us
+    int capacity;               //  entries in latency
     int finished;               //  how many finished
 } driver_t;
 
@@ -96,7 +98,7 @@ s_on_done (chorus_node_t *node, chorus_event_t *event, void *arg)
     chorus_payload_to_json (chorus_event_payload (event), chorus_event_size (event), 0, &text,
                             NULL, 0);
     const char *at = text? strstr (text, "\"t\":"): NULL;
-    if (at)
+    if (at && driver->finished < driver->capacity)
         driver->latency [driver->finished] = s_now_us () - strtoll (at + 4, NULL, 10);
     driver->finished++;
     free (text);
@@ -208,8 +210,10 @@ main (int argc, char **argv)
 {
     int flows = 20000;
     bool sync = true;
+    const char *json_path = NULL;
     static struct option options [] = {{"flows", required_argument, 0, 'f'},
-                                       {"no-sync", no_argument, 0, 'n'}, {0, 0, 0, 0}};
+                                       {"no-sync", no_argument, 0, 'n'},
+                                       {"json", required_argument, 0, 'j'}, {0, 0, 0, 0}};
     int option;
     while ((option = getopt_long (argc, argv, "", options, NULL)) != -1)
         if (option == 'f')
@@ -217,6 +221,9 @@ main (int argc, char **argv)
         else
         if (option == 'n')
             sync = false;
+        else
+        if (option == 'j')
+            json_path = optarg;
         else
             return 2;
     char root [] = "/tmp/chorus-bench-flows-XXXXXX";
@@ -264,7 +271,9 @@ main (int argc, char **argv)
         chorus_node_handle (services.nodes [i], "echo", s_on_echo, NULL);
         chorus_node_start (services.nodes [i]);
     }
-    driver_t driver = {(int64_t *) calloc ((size_t) flows, sizeof (int64_t)), 0};
+    //  The latency run may be longer than the others: at least 100 flows
+    int capacity = flows > 100? flows: 100;
+    driver_t driver = {(int64_t *) calloc ((size_t) capacity, sizeof (int64_t)), capacity, 0};
     chorus_node_t *driver_node = chorus_node_new ("bench-driver");
     chorus_node_add_seed (driver_node, seed);
     chorus_node_subscribe (driver_node, "bench.done", s_on_done, &driver);
@@ -284,9 +293,10 @@ main (int argc, char **argv)
     double saturation = s_run_flows (driver_node, &driver, "bench.flow", flows, 0);
     int half = flows / 2 > 100? flows / 2: 100;
     s_run_flows (driver_node, &driver, "bench.flow", half, saturation / 2);
-    qsort (driver.latency, (size_t) driver.finished, sizeof (int64_t), s_compare);
-    int64_t p50 = driver.finished? driver.latency [driver.finished / 2]: 0;
-    int64_t p99 = driver.finished? driver.latency [(driver.finished * 99) / 100]: 0;
+    int timed_flows = driver.finished < capacity? driver.finished: capacity;
+    qsort (driver.latency, (size_t) timed_flows, sizeof (int64_t), s_compare);
+    int64_t p50 = timed_flows? driver.latency [timed_flows / 2]: 0;
+    int64_t p99 = timed_flows? driver.latency [(timed_flows * 99) / 100]: 0;
     //  After the latency run, so that timers they leave cannot slow it;
     //  flows without a timeout set no timer, so the run after is fair
     double timed = s_run_flows (driver_node, &driver, "bench.flow.timeout", flows, 0);
@@ -305,6 +315,24 @@ main (int argc, char **argv)
     printf ("%-52s %12.1f\n", "flow latency p50 ms at half that load", p50 / 1000.0);
     printf ("%-52s %12.1f\n", "flow latency p99 ms at half that load", p99 / 1000.0);
     printf ("(baseline: the same 3 commands in sequence from a client, no coordinator)\n");
+    bench_json_t *json = bench_json_new ("bench_flows", json_path);
+    const char *journal = sync? "fsync": "no_sync";
+    const char *chains = "3 commands in sequence from a client, chains/s";
+    char name [96];
+    snprintf (name, sizeof (name), "flows.per_second.%s", journal);
+    bench_json_measure (json, name, saturation, "flows/s", chains, baseline);
+    snprintf (name, sizeof (name), "flows.per_second.with_timeout.%s", journal);
+    bench_json_measure (json, name, timed, "flows/s", chains, baseline);
+    snprintf (name, sizeof (name), "flows.per_second.once_more.%s", journal);
+    bench_json_measure (json, name, again, "flows/s", chains, baseline);
+    snprintf (name, sizeof (name), "flows.per_second.with_timeout_vs_without.%s", journal);
+    bench_json_measure (json, name, timed, "flows/s", "mean flows/s of the runs without a timeout",
+                        (saturation + again) / 2);
+    snprintf (name, sizeof (name), "flows.latency_p50_ms.half_load.%s", journal);
+    bench_json_measure (json, name, p50 / 1000.0, "ms", NULL, 0);
+    snprintf (name, sizeof (name), "flows.latency_p99_ms.half_load.%s", journal);
+    bench_json_measure (json, name, p99 / 1000.0, "ms", NULL, 0);
+    int json_rc = bench_json_destroy (&json);
 
     services.stop = coordinator.stop = true;
     pthread_join (service_thread, NULL);
@@ -317,5 +345,5 @@ main (int argc, char **argv)
     free (driver.latency);
     char command [700];
     snprintf (command, sizeof (command), "rm -rf %s", root);
-    return system (command) == 0? 0: 1;
+    return system (command) == 0 && json_rc == 0? 0: 1;
 }

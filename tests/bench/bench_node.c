@@ -6,9 +6,10 @@
     secure mesh is read beside what CURVE costs libzmq itself. Prints a table
     of figures and ratios per mode, then CURVE beside plaintext.
     Usage: bench_node [--events N] [--messages N] [--commands N] [--size B]
-                      [--security plaintext|curve|both]
+                      [--security plaintext|curve|both] [--json FILE]
 */
 #include "chorus.h"
+#include "bench_json.h"
 
 #include <czmq.h>
 
@@ -571,15 +572,40 @@ s_print_cost (const figures_t *plain, const figures_t *curve)
             curve->chorus_rate >= 0.6 * plain->chorus_rate? "met": "not met");
 }
 
+//  One mode's figures as measures, each beside its raw libzmq baseline
+static void
+s_json_figures (bench_json_t *json, const figures_t *f, const char *mode)
+{
+    char name [96];
+    snprintf (name, sizeof (name), "node.events_per_second.%s", mode);
+    bench_json_measure (json, name, f->chorus_rate, "events/s", "raw libzmq PUB/SUB messages/s",
+                        f->raw_rate);
+    snprintf (name, sizeof (name), "node.cpu_us_per_event.%s", mode);
+    bench_json_measure (json, name, f->chorus_cpu, "us",
+                        "raw libzmq PUB/SUB CPU us per message", f->raw_cpu);
+    for (int i = 0; i < 2; i++) {
+        snprintf (name, sizeof (name), "node.command_rtt_p50_us.in_flight_%d.%s", s_windows [i],
+                  mode);
+        bench_json_measure (json, name, (double) f->ch50 [i], "us",
+                            "raw libzmq DEALER/ROUTER round trip p50 us", (double) f->raw50 [i]);
+        snprintf (name, sizeof (name), "node.command_rtt_p99_us.in_flight_%d.%s", s_windows [i],
+                  mode);
+        bench_json_measure (json, name, (double) f->ch99 [i], "us",
+                            "raw libzmq DEALER/ROUTER round trip p99 us", (double) f->raw99 [i]);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
     int events = 200000, messages = 1000000, commands = 20000;
     bool plaintext = true, secure = true;
+    const char *json_path = NULL;
     static struct option options [] = {
         {"events", required_argument, 0, 'e'}, {"messages", required_argument, 0, 'm'},
         {"commands", required_argument, 0, 'c'}, {"size", required_argument, 0, 's'},
-        {"security", required_argument, 0, 'S'}, {0, 0, 0, 0}};
+        {"security", required_argument, 0, 'S'}, {"json", required_argument, 0, 'j'},
+        {0, 0, 0, 0}};
     int option;
     while ((option = getopt_long (argc, argv, "", options, NULL)) != -1) {
         switch (option) {
@@ -587,6 +613,7 @@ main (int argc, char **argv)
             case 'm': messages = atoi (optarg); break;
             case 'c': commands = atoi (optarg); break;
             case 's': s_size = atoi (optarg); break;
+            case 'j': json_path = optarg; break;
             case 'S':
                 plaintext = streq (optarg, "plaintext") || streq (optarg, "both");
                 secure = streq (optarg, "curve") || streq (optarg, "both");
@@ -664,5 +691,13 @@ main (int argc, char **argv)
         s_print_cost (&plain, &secured);
     }
     s_curve_destroy (&curve);
-    return 0;
+    bench_json_t *json = bench_json_new ("bench_node", json_path);
+    if (plaintext)
+        s_json_figures (json, &plain, "plaintext");
+    if (secure)
+        s_json_figures (json, &secured, "curve");
+    if (plaintext && secure)
+        bench_json_target (json, "CURVE events/s >= 60% of plaintext",
+                           secured.chorus_rate >= 0.6 * plain.chorus_rate);
+    return bench_json_destroy (&json)? 1: 0;
 }

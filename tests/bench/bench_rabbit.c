@@ -2,9 +2,11 @@
     publish figures: persistent messages into a durable queue with
     publisher confirms, counted when the broker has confirmed them (that
     is, stored them on disk). Talks to a broker scripts/bench started.
-    Usage: bench_rabbit --port P [--messages N] [--window W] [--size B]
+    Usage: bench_rabbit --port P [--messages N] [--window W] [--size B] [--json FILE]
     Prints "confirmed_per_second R" on stdout.
 */
+#include "bench_json.h"
+
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 
@@ -158,10 +160,11 @@ int
 main (int argc, char **argv)
 {
     int port = 0, messages = 20000, window = 1000, size = 100;
+    const char *json_path = NULL;
     static struct option options [] = {
         {"port", required_argument, 0, 'p'}, {"messages", required_argument, 0, 'm'},
         {"window", required_argument, 0, 'w'}, {"size", required_argument, 0, 's'},
-        {0, 0, 0, 0}};
+        {"json", required_argument, 0, 'j'}, {0, 0, 0, 0}};
     int option;
     while ((option = getopt_long (argc, argv, "", options, NULL)) != -1) {
         switch (option) {
@@ -169,11 +172,13 @@ main (int argc, char **argv)
             case 'm': messages = atoi (optarg); break;
             case 'w': window = atoi (optarg); break;
             case 's': size = atoi (optarg); break;
+            case 'j': json_path = optarg; break;
             default: return 2;
         }
     }
     if (port <= 0 || messages <= 0 || window <= 0 || size < 0) {
-        fprintf (stderr, "usage: bench_rabbit --port P [--messages N] [--window W] [--size B]\n");
+        fprintf (stderr, "usage: bench_rabbit --port P [--messages N] [--window W] [--size B] "
+                 "[--json FILE]\n");
         return 2;
     }
     amqp_connection_state_t conn = s_connect (port, s_now_us () + 30 * 1000000LL);
@@ -234,8 +239,14 @@ main (int argc, char **argv)
         if (confirms.nacked)
             fprintf (stderr, "bench_rabbit: the broker refused %" PRIu64 " of %d\n",
                      confirms.nacked, messages);
-        printf ("confirmed_per_second %.0f\n",
-                (double) (confirms.confirmed - confirms.nacked) * 1e6 / (double) elapsed);
+        double rate = (double) (confirms.confirmed - confirms.nacked) * 1e6 / (double) elapsed;
+        printf ("confirmed_per_second %.0f\n", rate);
+        bench_json_t *json = bench_json_new ("bench_rabbit", json_path);
+        char name [96];
+        snprintf (name, sizeof (name), "rabbitmq.confirmed_per_second.window_%d", window);
+        bench_json_measure (json, name, rate, "messages/s", NULL, 0);
+        if (bench_json_destroy (&json))
+            rc = -1;
         amqp_queue_delete (conn, S_CHANNEL, amqp_cstring_bytes (queue), 0, 0);
     }
     amqp_channel_close (conn, S_CHANNEL, AMQP_REPLY_SUCCESS);
