@@ -195,34 +195,30 @@ void
     chorus_cli_env_add (zlist_t *env, const char *name, const char *value);
 void
     chorus_cli_env_add_number (zlist_t *env, const char *name, uint64_t value);
-//  Run /bin/sh -c command with input on its stdin and this process's
-//  environment plus env (NAME=VALUE strings, which win). With capture,
-//  its stdout and stderr are collected into result; without, they are
-//  ours. Returns 0 when the command ran (whatever its status), or -1 with
-//  errno when it could not be started.
-int
-    chorus_cli_shell_run (const char *command, zlist_t *env, const char *input,
-                          size_t input_size, bool capture, chorus_cli_shell_t *result);
 //  Free what a result holds
 void
     chorus_cli_shell_release (chorus_cli_shell_t *result);
-//  A child the caller polls among other things, so that several run at
-//  once and none holds up the node's thread. Flags: CAPTURE collects its
-//  stdout and stderr (else they are ours); LINES keeps its stdin open
-//  after the input is written, for more (chorus_cli_child_write), and
-//  pipes its stdout for chorus_cli_child_line.
+//  A child running /bin/sh -c command, which the caller polls among other
+//  things so that several run at once and none holds up the node's thread.
+//  It gets input on its stdin and this process's environment plus env
+//  (NAME=VALUE strings, which win). Flags: CAPTURE collects its stdout and
+//  stderr (else they are ours); LINES keeps its stdin open after the input
+//  is written, for more (chorus_cli_child_write), and takes its stdout as
+//  lines (chorus_cli_child_line), its stderr staying ours; a LINES child
+//  that closes its stdin can take no more and is killed.
 typedef struct _chorus_cli_child_t chorus_cli_child_t;
 #define CHORUS_CLI_CHILD_CAPTURE 1
 #define CHORUS_CLI_CHILD_LINES 2
 //  Most poll items a child needs
 #define CHORUS_CLI_CHILD_ITEMS 4
 
-//  Start /bin/sh -c command as chorus_cli_shell_run does, without waiting;
-//  NULL with errno when it could not be started
+//  Start the child without waiting; NULL with errno when it could not be
+//  started
 chorus_cli_child_t *
     chorus_cli_child_new (const char *command, zlist_t *env, const char *input,
                           size_t input_size, int flags);
-//  More input for a LINES child's stdin; 0, or -1 once its stdin is closed
+//  More input for a LINES child's stdin, written at once if the pipe has
+//  room, else as it takes it; 0, or -1 once its stdin is closed
 int
     chorus_cli_child_write (chorus_cli_child_t *self, const char *data, size_t size);
 //  Fill items (room for CHORUS_CLI_CHILD_ITEMS) with what to poll; returns
@@ -234,24 +230,25 @@ int
 bool
     chorus_cli_child_polled (chorus_cli_child_t *self);
 //  Move what the polled items say is ready and reap the child if it has
-//  exited; returns chorus_cli_child_done
+//  exited. True once it is done: exited and (with CAPTURE) its output
+//  closed; a LINES child's last lines are then ready to take.
 bool
     chorus_cli_child_service (chorus_cli_child_t *self, zmq_pollitem_t *items, int count);
-//  True once the child has exited and (unless LINES) closed its output
-bool
-    chorus_cli_child_done (chorus_cli_child_t *self);
 //  A LINES child's next complete stdout line without its newline (free
 //  it), or NULL while none has come
 char *
     chorus_cli_child_line (chorus_cli_child_t *self);
-//  True when its stdout went past what is kept (a line too long)
+//  True when a LINES child has written more than 8 MiB since its last
+//  complete line: longer than any reply
 bool
     chorus_cli_child_overflow (chorus_cli_child_t *self);
 //  SIGKILL it, unless reaped
 void
     chorus_cli_child_kill (chorus_cli_child_t *self);
-//  Once done: its status and output, as chorus_cli_shell_run gives them
-//  (release result)
+//  Close its stdin, which asks a LINES child to end
+void
+    chorus_cli_child_close (chorus_cli_child_t *self);
+//  Once done: its status and what was captured (release result)
 void
     chorus_cli_child_result (chorus_cli_child_t *self, chorus_cli_shell_t *result);
 pid_t
@@ -282,8 +279,8 @@ typedef void (chorus_cli_pool_fn) (void *job_arg, chorus_cli_result_t *result, v
 
 //  size children at most; persistent: the command of size long-lived
 //  children taking one request line each on stdin and answering with one
-//  line on stdout (NULL: a child per job, capture as for
-//  chorus_cli_shell_run)
+//  line on stdout (NULL: a child per job, its stdout and stderr collected
+//  with capture)
 chorus_cli_pool_t *
     chorus_cli_pool_new (int size, const char *persistent, bool capture, chorus_cli_pool_fn *done,
                          void *arg);
