@@ -195,34 +195,30 @@ void
     chorus_cli_env_add (zlist_t *env, const char *name, const char *value);
 void
     chorus_cli_env_add_number (zlist_t *env, const char *name, uint64_t value);
-//  Run /bin/sh -c command with input on its stdin and this process's
-//  environment plus env (NAME=VALUE strings, which win). With capture,
-//  its stdout and stderr are collected into result; without, they are
-//  ours. Returns 0 when the command ran (whatever its status), or -1 with
-//  errno when it could not be started.
-int
-    chorus_cli_shell_run (const char *command, zlist_t *env, const char *input,
-                          size_t input_size, bool capture, chorus_cli_shell_t *result);
 //  Free what a result holds
 void
     chorus_cli_shell_release (chorus_cli_shell_t *result);
-//  A child the caller polls among other things, so that several run at
-//  once and none holds up the node's thread. Flags: CAPTURE collects its
-//  stdout and stderr (else they are ours); LINES keeps its stdin open
-//  after the input is written, for more (chorus_cli_child_write), and
-//  pipes its stdout for chorus_cli_child_line.
+//  A child running /bin/sh -c command, which the caller polls among other
+//  things so that several run at once and none holds up the node's thread.
+//  It gets input on its stdin and this process's environment plus env
+//  (NAME=VALUE strings, which win). Flags: CAPTURE collects its stdout and
+//  stderr (else they are ours); LINES keeps its stdin open after the input
+//  is written, for more (chorus_cli_child_write), and takes its stdout as
+//  lines (chorus_cli_child_line), its stderr staying ours; a LINES child
+//  that closes its stdin can take no more and is killed.
 typedef struct _chorus_cli_child_t chorus_cli_child_t;
 #define CHORUS_CLI_CHILD_CAPTURE 1
 #define CHORUS_CLI_CHILD_LINES 2
 //  Most poll items a child needs
 #define CHORUS_CLI_CHILD_ITEMS 4
 
-//  Start /bin/sh -c command as chorus_cli_shell_run does, without waiting;
-//  NULL with errno when it could not be started
+//  Start the child without waiting; NULL with errno when it could not be
+//  started
 chorus_cli_child_t *
     chorus_cli_child_new (const char *command, zlist_t *env, const char *input,
                           size_t input_size, int flags);
-//  More input for a LINES child's stdin; 0, or -1 once its stdin is closed
+//  More input for a LINES child's stdin, written at once if the pipe has
+//  room, else as it takes it; 0, or -1 once its stdin is closed
 int
     chorus_cli_child_write (chorus_cli_child_t *self, const char *data, size_t size);
 //  Fill items (room for CHORUS_CLI_CHILD_ITEMS) with what to poll; returns
@@ -234,24 +230,25 @@ int
 bool
     chorus_cli_child_polled (chorus_cli_child_t *self);
 //  Move what the polled items say is ready and reap the child if it has
-//  exited; returns chorus_cli_child_done
+//  exited. True once it is done: exited and (with CAPTURE) its output
+//  closed; a LINES child's last lines are then ready to take.
 bool
     chorus_cli_child_service (chorus_cli_child_t *self, zmq_pollitem_t *items, int count);
-//  True once the child has exited and (unless LINES) closed its output
-bool
-    chorus_cli_child_done (chorus_cli_child_t *self);
 //  A LINES child's next complete stdout line without its newline (free
 //  it), or NULL while none has come
 char *
     chorus_cli_child_line (chorus_cli_child_t *self);
-//  True when its stdout went past what is kept (a line too long)
+//  True when a LINES child has written more than 8 MiB since its last
+//  complete line: longer than any reply
 bool
     chorus_cli_child_overflow (chorus_cli_child_t *self);
 //  SIGKILL it, unless reaped
 void
     chorus_cli_child_kill (chorus_cli_child_t *self);
-//  Once done: its status and output, as chorus_cli_shell_run gives them
-//  (release result)
+//  Close its stdin, which asks a LINES child to end
+void
+    chorus_cli_child_close (chorus_cli_child_t *self);
+//  Once done: its status and what was captured (release result)
 void
     chorus_cli_child_result (chorus_cli_child_t *self, chorus_cli_shell_t *result);
 pid_t
@@ -261,9 +258,11 @@ pid_t
 void
     chorus_cli_child_destroy (chorus_cli_child_t **self_p);
 
-//  Handler processes (chorus_cli_pool.c): a job per message, at most N
-//  running at once, jobs with the same key one at a time and in the order
-//  added; polled with the node's socket in chorus_cli_pool_run
+//  Handler processes (chorus_cli_pool.c): a job per message, at most N at
+//  once, jobs with the same key one at a time and in the order added;
+//  polled with the node's socket in chorus_cli_pool_run. Either a child
+//  per job, or (persistent) N long-lived children taking one request line
+//  at a time each and answering each with one line.
 
 typedef struct _chorus_cli_pool_t chorus_cli_pool_t;
 
@@ -271,36 +270,64 @@ typedef struct _chorus_cli_pool_t chorus_cli_pool_t;
 typedef struct {
     bool started;                   //  false: not run (the pool stopped first, or error)
     int error;                      //  errno when it could not be started, else 0
-    chorus_cli_shell_t shell;       //  one child per job: what it did; long-lived
-                                    //  children: status of one that died mid-job
-    char *line;                     //  long-lived children: the reply line; NULL when
-                                    //  the child died before it answered
+    chorus_cli_shell_t shell;       //  a child per job: what it did; persistent: the
+                                    //  status of a child that ended before it answered
+    pid_t pid;                      //  the child that ran it
+    char *line;                     //  persistent: its reply line, NULL when the child
+                                    //  ended (or wrote too long a line) before it answered
+    json_t *reply;                  //  line as JSON, NULL when it is not JSON
+    json_error_t json_error;        //  why line is not JSON
+    bool overflow;                  //  persistent: the child wrote a line longer than
+                                    //  any reply, and was killed
 } chorus_cli_result_t;
 
 //  Called in the node's thread as each job ends; result is freed after
 typedef void (chorus_cli_pool_fn) (void *job_arg, chorus_cli_result_t *result, void *arg);
 
-//  size children at most; persistent: the command of size long-lived
-//  children taking one request line each on stdin and answering with one
-//  line on stdout (NULL: a child per job, capture as for
-//  chorus_cli_shell_run)
+//  size children at most; persistent: the command of the size long-lived
+//  children (NULL: a child per job, its output collected with capture);
+//  cli names the subcommand in warnings
 chorus_cli_pool_t *
-    chorus_cli_pool_new (int size, const char *persistent, bool capture, chorus_cli_pool_fn *done,
-                         void *arg);
+    chorus_cli_pool_new (chorus_cli_t *cli, int size, const char *persistent, bool capture,
+                         chorus_cli_pool_fn *done, void *arg);
 void
     chorus_cli_pool_destroy (chorus_cli_pool_t **self_p);
-//  Queue a job: shell (kept; unused with persistent) run with env and input
-//  (both taken; env may be NULL), after every earlier job of key (NULL:
-//  no order); one still waiting at deadline (ms since the epoch, 0: none)
-//  ends unrun with error ETIMEDOUT. 0, or -1 out of memory.
+//  Queue a job with input (taken): a child per job runs shell (kept) with
+//  env (taken; may be NULL); a persistent child gets input as its request
+//  line, and a JSON object it writes that carries an "id" other than id is
+//  a line no request asked for. The job runs after every earlier job of key
+//  (NULL: no order); one still waiting at deadline (ms since the epoch, 0:
+//  none) ends unrun with error ETIMEDOUT. 0, or -1 out of memory.
 int
     chorus_cli_pool_add (chorus_cli_pool_t *self, const char *shell, zlist_t **env_p,
-                         char **input_p, const char *key, uint64_t deadline, void *arg);
+                         char **input_p, const char *id, const char *key, uint64_t deadline,
+                         void *arg);
 //  Dispatch the node and run the jobs its handlers add until interrupted;
 //  the jobs running then finish, those not started end unrun. Returns
 //  0, -1 when interrupted, -2 when the node's store is damaged.
 int
     chorus_cli_pool_run (chorus_cli_pool_t *self, chorus_node_t *node);
+
+//  What a --persistent handler's reply line says (chorus_cli_line.c)
+typedef struct {
+    char problem [128];             //  why the line is not a reply; empty when it is
+    json_t *payload;                //  "payload" (borrowed), NULL for none
+    const char *code;               //  the error's "code" (borrowed), NULL for a success
+    const char *message;            //  the error's "message" (borrowed), NULL for none
+    bool retryable;                 //  the error's "retryable", true when left out
+} chorus_cli_line_t;
+
+//  Read a reply line, reply being the line as JSON (NULL when it is not,
+//  error then saying why); payloads false ignores "payload", as events do.
+//  0, or -1 when it is not a reply, problem saying why. self borrows from
+//  reply.
+int
+    chorus_cli_line_read (chorus_cli_line_t *self, json_t *reply, const json_error_t *error,
+                          bool payloads);
+//  "exited with status N" or "was killed by signal N" for an exit status
+//  as chorus_cli_shell_t gives it
+void
+    chorus_cli_status_text (int status, char *text, size_t size);
 
 //  Strip leading and trailing white space in place; returns the new length
 size_t

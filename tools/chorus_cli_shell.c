@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -26,6 +25,8 @@ extern char **environ;
 //  only becomes a short error message.
 #define S_OUT_MAX (8 * 1024 * 1024)
 #define S_ERR_MAX (16 * 1024)
+//  Bytes taken from a pipe at a time
+#define S_CHUNK 16384
 
 //  One pipe from the child, and what came through it
 typedef struct {
@@ -100,17 +101,18 @@ s_close (int *fd)
     *fd = -1;
 }
 
-//  Read what is there; closes the pipe at end of file
-static void
+//  Read what is there; closes the pipe at end of file. Returns the bytes
+//  read, 0 at end of file, -1 when nothing is there yet.
+static ssize_t
 s_sink_read (s_sink_t *self)
 {
-    char chunk [16384];
+    char chunk [S_CHUNK];
     ssize_t got = read (self->fd, chunk, sizeof (chunk));
     if (got < 0 && (errno == EINTR || errno == EAGAIN))
-        return;
+        return -1;
     if (got <= 0) {
         s_close (&self->fd);
-        return;
+        return 0;
     }
     size_t keep = (size_t) got;
     if (self->size + keep > self->max) {
@@ -120,55 +122,13 @@ s_sink_read (s_sink_t *self)
     char *data = realloc (self->data, self->size + keep + 1);
     if (!data) {
         self->overflow = true;
-        return;
+        return got;
     }
     memcpy (data + self->size, chunk, keep);
     self->data = data;
     self->size += keep;
     data [self->size] = 0;
-}
-
-//  Write what the pipe takes; closes it when all is written or the child
-//  has closed its end (EPIPE: SIGPIPE is ignored by the tool)
-static void
-s_feed (int *fd, const char *input, size_t size, size_t *written)
-{
-    ssize_t done = write (*fd, input + *written, size - *written);
-    if (done < 0 && (errno == EINTR || errno == EAGAIN))
-        return;
-    if (done < 0)
-        *written = size;
-    else
-        *written += (size_t) done;
-    if (*written == size)
-        s_close (fd);
-}
-
-//  Move bytes until the child has taken its input (or closed stdin) and
-//  closed stdout and stderr
-static void
-s_pump (int in, const char *input, size_t size, s_sink_t *out, s_sink_t *err)
-{
-    size_t written = 0;
-    if (size == 0)
-        s_close (&in);
-    while (in >= 0 || out->fd >= 0 || err->fd >= 0) {
-        struct pollfd items [3] = {
-            { .fd = in, .events = POLLOUT },
-            { .fd = out->fd, .events = POLLIN },
-            { .fd = err->fd, .events = POLLIN },
-        };
-        //  poll skips negative descriptors; EINTR (a signal) just goes round
-        if (poll (items, 3, -1) < 0)
-            continue;
-        if (items [0].revents)
-            s_feed (&in, input, size, &written);
-        if (items [1].revents)
-            s_sink_read (out);
-        if (items [2].revents)
-            s_sink_read (err);
-    }
-    s_close (&in);
+    return got;
 }
 
 //  Start /bin/sh -c command with stdin (and with capture stdout and
@@ -201,19 +161,6 @@ s_spawn (const char *command, char **envp, int in, int out, int err, pid_t *pid)
     return rc;
 }
 
-//  Waits for the child; its exit status, or 128 + signal as a shell says
-static int
-s_wait (pid_t pid)
-{
-    int status;
-    while (waitpid (pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return 127;
-    if (WIFEXITED (status))
-        return WEXITSTATUS (status);
-    return 128 + WTERMSIG (status);
-}
-
 //  Pipes are close-on-exec so the child keeps only what dup2 gave it
 static int
 s_pipes (int in [2], int out [2], int err [2], bool capture)
@@ -238,47 +185,6 @@ s_close_all (int in [2], int out [2], int err [2])
     }
 }
 
-int
-chorus_cli_shell_run (const char *command, zlist_t *env, const char *input,
-                      size_t input_size, bool capture, chorus_cli_shell_t *result)
-{
-    memset (result, 0, sizeof (*result));
-    result->status = -1;
-    int in [2], out [2], err [2];
-    char **envp = s_environment (env);
-    if (!envp || s_pipes (in, out, err, capture)) {
-        int saved = envp? errno: ENOMEM;
-        s_close_all (in, out, err);
-        free (envp);
-        errno = saved;
-        return -1;
-    }
-    //  Whatever we printed must come out before the child's own output
-    fflush (stdout);
-    fflush (stderr);
-    pid_t pid;
-    int rc = s_spawn (command, envp, in [0], out [1], err [1], &pid);
-    free (envp);
-    s_close (&in [0]);
-    s_close (&out [1]);
-    s_close (&err [1]);
-    if (rc) {
-        s_close_all (in, out, err);
-        errno = rc;
-        return -1;
-    }
-    s_sink_t out_sink = { .fd = out [0], .max = capture? S_OUT_MAX: 0 };
-    s_sink_t err_sink = { .fd = err [0], .max = capture? S_ERR_MAX: 0 };
-    s_pump (in [1], input, input_size, &out_sink, &err_sink);
-    result->status = s_wait (pid);
-    result->out = out_sink.data;
-    result->out_size = out_sink.size;
-    result->out_overflow = out_sink.overflow;
-    result->err = err_sink.data;
-    result->err_size = err_sink.size;
-    return 0;
-}
-
 void
 chorus_cli_shell_release (chorus_cli_shell_t *result)
 {
@@ -297,57 +203,61 @@ struct _chorus_cli_child_t {
     char *input;                //  bytes still to write to its stdin
     size_t input_size;          //  bytes in input
     size_t written;             //  bytes of input written
-    bool keep_open;             //  stdin stays open once input is written
-    s_sink_t out;               //  its stdout, when captured
+    bool lines;                 //  LINES: stdin stays open, stdout comes as lines
+    s_sink_t out;               //  its stdout, when captured or LINES
+    size_t scanned;             //  LINES: bytes at the start of out known to hold no newline
     s_sink_t err;               //  its stderr, when captured
 };
+
+//  Frees a child that was not started, keeping errno
+static chorus_cli_child_t *
+s_child_abandon (chorus_cli_child_t *self, char *copy, char **envp, int in [2], int out [2],
+                 int err [2])
+{
+    int saved = errno;
+    s_close_all (in, out, err);
+    free (self);
+    free (copy);
+    free (envp);
+    errno = saved;
+    return NULL;
+}
 
 chorus_cli_child_t *
 chorus_cli_child_new (const char *command, zlist_t *env, const char *input, size_t input_size,
                       int flags)
 {
     bool capture = (flags & CHORUS_CLI_CHILD_CAPTURE) != 0;
+    bool lines = (flags & CHORUS_CLI_CHILD_LINES) != 0;
+    int in [2] = { -1, -1 }, out [2] = { -1, -1 }, err [2] = { -1, -1 };
     chorus_cli_child_t *self = calloc (1, sizeof (chorus_cli_child_t));
     char *copy = malloc (input_size + 1);
     char **envp = s_environment (env);
-    int in [2], out [2], err [2];
-    if (!self || !copy || !envp || s_pipes (in, out, err, capture)) {
-        int saved = envp && copy && self? errno: ENOMEM;
-        if (envp && copy && self)
-            s_close_all (in, out, err);
-        free (self);
-        free (copy);
-        free (envp);
-        errno = saved;
-        return NULL;
+    if (!self || !copy || !envp) {
+        errno = ENOMEM;
+        return s_child_abandon (self, copy, envp, in, out, err);
     }
-    if (!capture && (flags & CHORUS_CLI_CHILD_LINES)) {
-        //  A long-lived child answers on stdout; its stderr stays ours
-        if (pipe2 (out, O_CLOEXEC)) {
-            int saved = errno;
-            s_close_all (in, out, err);
-            free (self);
-            free (copy);
-            free (envp);
-            errno = saved;
-            return NULL;
-        }
-    }
+    if (s_pipes (in, out, err, capture))
+        return s_child_abandon (self, copy, envp, in, out, err);
+    //  A long-lived child answers on stdout (its stderr stays ours), which
+    //  we drain without blocking when it has exited
+    if (lines && !capture && pipe2 (out, O_CLOEXEC))
+        return s_child_abandon (self, copy, envp, in, out, err);
+    if (lines)
+        fcntl (out [0], F_SETFL, O_NONBLOCK);
     memcpy (copy, input, input_size);
     fflush (stdout);
     fflush (stderr);
     int rc = s_spawn (command, envp, in [0], out [1], err [1], &self->pid);
     free (envp);
+    envp = NULL;
+    if (rc) {
+        errno = rc;
+        return s_child_abandon (self, copy, envp, in, out, err);
+    }
     s_close (&in [0]);
     s_close (&out [1]);
     s_close (&err [1]);
-    if (rc) {
-        s_close_all (in, out, err);
-        free (self);
-        free (copy);
-        errno = rc;
-        return NULL;
-    }
     self->pidfd = (int) syscall (SYS_pidfd_open, self->pid, 0);
     if (self->pidfd >= 0)
         fcntl (self->pidfd, F_SETFD, FD_CLOEXEC);
@@ -355,13 +265,36 @@ chorus_cli_child_new (const char *command, zlist_t *env, const char *input, size
     self->in = in [1];
     self->input = copy;
     self->input_size = input_size;
-    self->keep_open = (flags & CHORUS_CLI_CHILD_LINES) != 0;
-    if (self->input_size == 0 && !self->keep_open)
+    self->lines = lines;
+    if (self->input_size == 0 && !self->lines)
         s_close (&self->in);
-    //  Lines of a long-lived child are taken as they come: no cap but one line's
-    self->out = (s_sink_t) { .fd = out [0], .max = S_OUT_MAX };
+    //  Lines are taken as they come, so what is kept is at most one line
+    //  too long and the read that showed it
+    self->out = (s_sink_t) { .fd = out [0], .max = S_OUT_MAX + (lines? S_CHUNK: 0) };
     self->err = (s_sink_t) { .fd = err [0], .max = S_ERR_MAX };
     return self;
+}
+
+//  Writes what its stdin takes; closes it once all is written (unless
+//  LINES: more requests follow) or when the child has closed its end
+//  (EPIPE: SIGPIPE is ignored by the tool)
+static void
+s_child_feed (chorus_cli_child_t *self)
+{
+    ssize_t done = write (self->in, self->input + self->written, self->input_size - self->written);
+    if (done < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (done < 0) {
+        self->written = self->input_size;
+        s_close (&self->in);
+        //  A long-lived child that no longer reads can take no request
+        if (self->lines)
+            chorus_cli_child_kill (self);
+        return;
+    }
+    self->written += (size_t) done;
+    if (self->written == self->input_size && !self->lines)
+        s_close (&self->in);
 }
 
 int
@@ -381,6 +314,9 @@ chorus_cli_child_write (chorus_cli_child_t *self, const char *data, size_t size)
     self->input = input;
     self->input_size = left + size;
     self->written = 0;
+    //  A pipe with room takes a request at once, without a poll first
+    if (left == 0)
+        s_child_feed (self);
     return 0;
 }
 
@@ -405,24 +341,9 @@ chorus_cli_child_polled (chorus_cli_child_t *self)
     return self->status >= 0 || self->pidfd >= 0;
 }
 
-//  As s_feed, but a long-lived child's stdin stays open for the next request
-static void
-s_child_feed (chorus_cli_child_t *self)
-{
-    ssize_t done = write (self->in, self->input + self->written, self->input_size - self->written);
-    if (done < 0 && (errno == EINTR || errno == EAGAIN))
-        return;
-    if (done < 0) {
-        self->written = self->input_size;
-        s_close (&self->in);
-        return;
-    }
-    self->written += (size_t) done;
-    if (self->written == self->input_size && !self->keep_open)
-        s_close (&self->in);
-}
-
-//  Reaps the child if it has exited, without waiting
+//  Reaps the child if it has exited, without waiting. A LINES child's
+//  stdout is drained then, so that a reply it wrote just before it ended
+//  is not taken for one it never wrote.
 static void
 s_child_reap (chorus_cli_child_t *self)
 {
@@ -435,8 +356,12 @@ s_child_reap (chorus_cli_child_t *self)
     else
     if (done < 0 && errno != EINTR)
         self->status = 127;
-    if (self->status >= 0)
-        s_close (&self->pidfd);
+    if (self->status < 0)
+        return;
+    s_close (&self->pidfd);
+    //  What another process holding the pipe writes later is not its answer
+    while (self->lines && self->out.fd >= 0 && !self->out.overflow && s_sink_read (&self->out) > 0)
+        ;
 }
 
 bool
@@ -456,13 +381,7 @@ chorus_cli_child_service (chorus_cli_child_t *self, zmq_pollitem_t *items, int c
             s_sink_read (&self->err);
     }
     s_child_reap (self);
-    return chorus_cli_child_done (self);
-}
-
-bool
-chorus_cli_child_done (chorus_cli_child_t *self)
-{
-    if (self->keep_open)
+    if (self->lines)
         return self->status >= 0;
     return self->status >= 0 && self->out.fd < 0 && self->err.fd < 0;
 }
@@ -470,26 +389,31 @@ chorus_cli_child_done (chorus_cli_child_t *self)
 char *
 chorus_cli_child_line (chorus_cli_child_t *self)
 {
-    char *end = self->out.data? memchr (self->out.data, '\n', self->out.size): NULL;
-    if (!end)
+    if (self->scanned >= self->out.size)
         return NULL;
+    char *start = self->out.data + self->scanned;
+    char *end = memchr (start, '\n', self->out.size - self->scanned);
+    if (!end) {
+        self->scanned = self->out.size;
+        return NULL;
+    }
     size_t size = (size_t) (end - self->out.data);
     char *line = malloc (size + 1);
     if (!line)
         return NULL;
     memcpy (line, self->out.data, size);
     line [size] = 0;
-    memmove (self->out.data, end + 1, self->out.size - size - 1);
     self->out.size -= size + 1;
+    memmove (self->out.data, end + 1, self->out.size);
     self->out.data [self->out.size] = 0;
-    self->out.overflow = false;
+    self->scanned = 0;
     return line;
 }
 
 bool
 chorus_cli_child_overflow (chorus_cli_child_t *self)
 {
-    return self->out.overflow;
+    return self->out.overflow || self->scanned > S_OUT_MAX;
 }
 
 void
@@ -497,6 +421,12 @@ chorus_cli_child_kill (chorus_cli_child_t *self)
 {
     if (self->status < 0)
         kill (self->pid, SIGKILL);
+}
+
+void
+chorus_cli_child_close (chorus_cli_child_t *self)
+{
+    s_close (&self->in);
 }
 
 void
@@ -511,6 +441,7 @@ chorus_cli_child_result (chorus_cli_child_t *self, chorus_cli_shell_t *result)
     result->err_size = self->err.size;
     self->out.data = self->err.data = NULL;
     self->out.size = self->err.size = 0;
+    self->scanned = 0;
 }
 
 pid_t

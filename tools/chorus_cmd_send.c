@@ -62,7 +62,8 @@ s_usage (FILE *out)
     fprintf (out,
         "\n"
         "Exit status: 0 replied, 1 error reply or failure (\"COMMAND failed: CODE:\n"
-        "MESSAGE\" on stderr), 2 bad usage, 4 no reply before the timeout.\n");
+        "MESSAGE\" on stderr, and for an error reply \"(retryable)\" or\n"
+        "\"(permanent)\"), 2 bad usage, 4 no reply before the timeout.\n");
 }
 
 static int
@@ -109,10 +110,11 @@ s_parse (s_send_t *self, int argc, char **argv)
     return CHORUS_CLI_CONTINUE;
 }
 
+//  An error reply says whether trying again could help
 static void
-s_print_failure (s_send_t *self, const char *code, const char *message)
+s_print_failure (s_send_t *self, const char *code, const char *message, const char *retry)
 {
-    chorus_cli_error (&self->cli, "%s failed: %s: %s", self->command, code, message);
+    chorus_cli_error (&self->cli, "%s failed: %s: %s%s", self->command, code, message, retry);
 }
 
 static void
@@ -144,7 +146,10 @@ s_on_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg)
         const char *message = chorus_reply_message (reply);
         if (!code)
             code = status == CHORUS_EUNKNOWN? "unknown-command": "error";
-        s_print_failure (self, code, message? message: chorus_strerror (status));
+        const char *retry = "";
+        if (status == CHORUS_EREMOTE)
+            retry = chorus_reply_retryable (reply)? " (retryable)": " (permanent)";
+        s_print_failure (self, code, message? message: chorus_strerror (status), retry);
         self->status = CHORUS_CLI_FAILED;
     }
     self->replied = true;

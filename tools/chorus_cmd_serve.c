@@ -20,7 +20,8 @@ enum {
     S_OPT_GROUP,
     S_OPT_EXEC,
     S_OPT_EARLIEST,
-    S_OPT_WORKERS
+    S_OPT_WORKERS,
+    S_OPT_PERSISTENT
 };
 
 //  Most --workers
@@ -28,10 +29,11 @@ enum {
 
 typedef struct _s_bridge_t s_bridge_t;
 
-//  One --handle COMMAND=SHELL-COMMAND
+//  One --handle COMMAND=SHELL-COMMAND, or --handle COMMAND for --persistent
 typedef struct {
     char *command;                  //  the command's name
-    const char *shell;              //  what runs it, in the same allocation
+    const char *shell;              //  what runs it, in the same allocation; NULL
+                                    //  for a command the --persistent children answer
     s_bridge_t *bridge;             //  the run it belongs to
 } s_handler_t;
 
@@ -44,6 +46,7 @@ struct _s_bridge_t {
     const char *shell;              //  on: --exec
     bool earliest;                  //  on: --earliest
     int workers;                    //  --workers: handlers running at once
+    const char *persistent;         //  --persistent: the long-lived handlers' command
     chorus_node_t *node;            //  our node
     chorus_cli_pool_t *pool;        //  the handlers' processes
 };
@@ -61,6 +64,7 @@ typedef struct {
 static const struct option s_serve_options [] = {
     { "handle", required_argument, NULL, S_OPT_HANDLE },
     { "workers", required_argument, NULL, S_OPT_WORKERS },
+    { "persistent", required_argument, NULL, S_OPT_PERSISTENT },
     CHORUS_CLI_MESH_OPTIONS,
     { NULL, 0, NULL, 0 }
 };
@@ -70,28 +74,85 @@ static const struct option s_on_options [] = {
     { "exec", required_argument, NULL, S_OPT_EXEC },
     { "earliest", no_argument, NULL, S_OPT_EARLIEST },
     { "workers", required_argument, NULL, S_OPT_WORKERS },
+    { "persistent", required_argument, NULL, S_OPT_PERSISTENT },
     CHORUS_CLI_MESH_OPTIONS,
     { NULL, 0, NULL, 0 }
 };
+
+//  What --persistent handlers are told about lines, serve and on alike
+static void
+s_lines_usage (FILE *out)
+{
+    fprintf (out,
+        "  A handler gets its next request only once it has answered the one\n"
+        "  before, so it handles one at a time; --workers N runs N of them. It\n"
+        "  must flush stdout after each reply. Members not named here are\n"
+        "  ignored. Its stderr and environment are ours. Start it with exec\n"
+        "  (--persistent 'exec ./handler') so that the process watched, and\n"
+        "  named in warnings, is the handler itself. End of its stdin means\n"
+        "  stop: a handler still running 2 s later is killed.\n"
+        "\n"
+        "  What may go wrong, and what follows:\n");
+}
 
 static void
 s_serve_usage (FILE *out)
 {
     fprintf (out,
         "usage: chorus serve SERVICE --handle COMMAND=SHELL-COMMAND... [OPTIONS]\n"
+        "       chorus serve SERVICE --persistent SHELL-COMMAND --handle COMMAND...\n"
+        "                    [OPTIONS]\n"
         "\n"
-        "Join the mesh as an instance of SERVICE and answer each COMMAND by running\n"
-        "/bin/sh -c SHELL-COMMAND, until interrupted (SIGINT or SIGTERM).\n"
+        "Join the mesh as an instance of SERVICE and answer each COMMAND, until\n"
+        "interrupted (SIGINT or SIGTERM).\n"
         "\n"
-        "The command's payload comes as JSON on stdin (null for none), with\n"
-        "CHORUS_COMMAND, CHORUS_COMMAND_ID, CHORUS_IDEMPOTENCY_KEY,\n"
-        "CHORUS_CORRELATION_ID and CHORUS_ATTEMPT in the environment. Its stdout\n"
-        "(JSON; empty means no payload) is the reply. A non-zero exit is an error\n"
-        "reply with code exit-N and its stderr as the message (retryable);\n"
-        "stdout that is not JSON is an error reply with code bad-output.\n"
+        "A process per command: --handle COMMAND=SHELL-COMMAND runs /bin/sh -c\n"
+        "SHELL-COMMAND for each COMMAND. The command's payload comes as JSON on\n"
+        "stdin (null for none), with CHORUS_COMMAND, CHORUS_COMMAND_ID,\n"
+        "CHORUS_IDEMPOTENCY_KEY, CHORUS_CORRELATION_ID and CHORUS_ATTEMPT in the\n"
+        "environment. Its stdout (JSON; empty means no payload) is the reply. A\n"
+        "non-zero exit is an error reply with code exit-N and its stderr as the\n"
+        "message (retryable); stdout that is not JSON is an error reply with\n"
+        "code bad-output (permanent).\n"
         "\n"
+        "Long-lived handlers: --persistent SHELL-COMMAND starts /bin/sh -c\n"
+        "SHELL-COMMAND --workers times, and each handler answers the commands\n"
+        "named by --handle COMMAND one after another, one line of JSON each way\n"
+        "(UTF-8, one object, ended by a newline):\n"
         "\n"
-        "  --handle COMMAND=SHELL-COMMAND   handle COMMAND; repeatable\n"
+        "  request, on its stdin:\n"
+        "    {\"id\": COMMAND-ID, \"command\": NAME, \"idempotency\": KEY,\n"
+        "     \"correlation\": ID, \"attempt\": N, \"deadline\": MS, \"payload\": JSON}\n"
+        "    deadline: when the sender gives up, in ms since the epoch (0: never);\n"
+        "    payload: null for none\n"
+        "  reply, on its stdout, either\n"
+        "    {\"id\": COMMAND-ID, \"payload\": JSON}\n"
+        "    payload null or left out: a reply without one; or\n"
+        "    {\"id\": COMMAND-ID, \"error\": {\"code\": TEXT, \"message\": TEXT,\n"
+        "                                \"retryable\": BOOL}}\n"
+        "    an error reply; message may be left out; retryable false says that\n"
+        "    trying again cannot help (left out: true)\n"
+        "\n");
+    s_lines_usage (out);
+    fprintf (out,
+        "  - A line that is not a reply (not a JSON object, no \"id\" string,\n"
+        "    an \"error\" without a \"code\" string, both \"payload\" and\n"
+        "    \"error\"): the command gets the permanent error bad-output saying\n"
+        "    why, a warning quotes the line, and the handler goes on.\n"
+        "  - A line with the \"id\" of no request the handler has, or written\n"
+        "    while it has none: a warning quotes it, and it is dropped.\n"
+        "  - A line longer than 8 MiB, more than any reply can be: the command\n"
+        "    gets bad-output, and the handler is killed and replaced.\n"
+        "  - A handler that ends (it exits or is killed): a warning names its\n"
+        "    pid and how it ended, and the command it was handling gets the\n"
+        "    retryable error handler-died. Another handler starts 0.1 s later,\n"
+        "    twice as late each time one ends again before it has answered\n"
+        "    anything or run 10 s, up to 10 s.\n"
+        "\n"
+        "  --handle COMMAND=SHELL-COMMAND   a process per COMMAND; repeatable\n"
+        "  --persistent SHELL-COMMAND       the long-lived handlers' command\n"
+        "  --handle COMMAND                 with --persistent: COMMAND goes to the\n"
+        "                                   long-lived handlers; repeatable\n"
         "  --workers N                      run up to N handlers at once, in any order\n"
         "                                   (default 1: one after the other)\n"
         "  --verbose                        also print a line per command handled\n");
@@ -103,27 +164,64 @@ s_on_usage (FILE *out)
 {
     fprintf (out,
         "usage: chorus on TOPIC-PREFIX --group GROUP --exec SHELL-COMMAND [OPTIONS]\n"
+        "       chorus on TOPIC-PREFIX --group GROUP --persistent SHELL-COMMAND\n"
+        "                 [OPTIONS]\n"
         "\n"
         "Join the mesh as an instance of GROUP, subscribe the group to every topic\n"
-        "starting with TOPIC-PREFIX, and run /bin/sh -c SHELL-COMMAND for each\n"
-        "event, until interrupted (SIGINT or SIGTERM). Each event reaches one\n"
-        "instance of the group.\n"
+        "starting with TOPIC-PREFIX, and handle each event, until interrupted\n"
+        "(SIGINT or SIGTERM). Each event reaches one instance of the group. An\n"
+        "event is one line of JSON: {\"id\", \"topic\", \"key\", \"seq\",\n"
+        "\"correlation\", \"causation\", \"service\", \"instance\", \"timestamp\",\n"
+        "\"attempt\", \"payload\"}. Events with the same key are handled one at a\n"
+        "time, in order, whatever --workers says.\n"
         "\n"
-        "The event comes as one line of JSON on stdin: {\"topic\", \"key\", \"seq\",\n"
-        "\"id\", \"correlation\", \"causation\", \"service\", \"instance\", \"timestamp\",\n"
-        "\"attempt\", \"payload\"}, with CHORUS_TOPIC, CHORUS_KEY, CHORUS_SEQ,\n"
-        "CHORUS_EVENT_ID, CHORUS_PUBLISHER, CHORUS_ATTEMPT and CHORUS_CORRELATION_ID\n"
-        "in the environment. Exit 0 acknowledges the event; any other status\n"
-        "rejects it, and it is delivered again later. The command's stdout and\n"
-        "stderr are ours.\n"
+        "A process per event: --exec SHELL-COMMAND runs /bin/sh -c SHELL-COMMAND\n"
+        "with the event on stdin, and CHORUS_TOPIC, CHORUS_KEY, CHORUS_SEQ,\n"
+        "CHORUS_EVENT_ID, CHORUS_PUBLISHER, CHORUS_ATTEMPT and\n"
+        "CHORUS_CORRELATION_ID in the environment. Exit 0 acknowledges the\n"
+        "event; any other status rejects it, and it is delivered again later.\n"
+        "The command's stdout and stderr are ours.\n"
         "\n"
-        "  --group GROUP          the group (service) to join; required\n"
-        "  --exec SHELL-COMMAND   what to run for each event; required\n"
-        "  --earliest             a group new to this store starts with the oldest\n"
-        "                         retained events, not with the next one published\n"
-        "  --workers N            run up to N handlers at once (default 1); events\n"
-        "                         with the same key still run one at a time, in order\n"
-        "  --verbose              also print a line per event handled\n");
+        "Long-lived handlers: --persistent SHELL-COMMAND starts /bin/sh -c\n"
+        "SHELL-COMMAND --workers times, and each handler handles one event after\n"
+        "another, one line of JSON each way (UTF-8, one object, ended by a\n"
+        "newline):\n"
+        "\n"
+        "  request, on its stdin: the event's line\n"
+        "  reply, on its stdout, either\n"
+        "    {\"id\": EVENT-ID}\n"
+        "    handled: the event is acknowledged; or\n"
+        "    {\"id\": EVENT-ID, \"error\": {\"code\": TEXT, \"message\": TEXT,\n"
+        "                              \"retryable\": BOOL}}\n"
+        "    not handled: the event is rejected and delivered again later; with\n"
+        "    retryable false (trying again cannot help) it is acknowledged all\n"
+        "    the same, and a warning names it. message may be left out;\n"
+        "    retryable left out is true.\n"
+        "\n");
+    s_lines_usage (out);
+    fprintf (out,
+        "  - A line that is not a reply (not a JSON object, no \"id\" string,\n"
+        "    an \"error\" without a \"code\" string): the event is rejected and\n"
+        "    delivered again, a warning says why and quotes the line, and the\n"
+        "    handler goes on.\n"
+        "  - A line with the \"id\" of no request the handler has, or written\n"
+        "    while it has none: a warning quotes it, and it is dropped.\n"
+        "  - A line longer than 8 MiB, more than any reply can be: the event is\n"
+        "    rejected, and the handler is killed and replaced.\n"
+        "  - A handler that ends (it exits or is killed): a warning names its\n"
+        "    pid and how it ended, and the event it was handling is rejected\n"
+        "    and delivered again. Another handler starts 0.1 s later, twice as\n"
+        "    late each time one ends again before it has answered anything or\n"
+        "    run 10 s, up to 10 s.\n"
+        "\n"
+        "  --group GROUP               the group (service) to join; required\n"
+        "  --exec SHELL-COMMAND        what to run for each event\n"
+        "  --persistent SHELL-COMMAND  long-lived handlers (instead of --exec)\n"
+        "  --earliest                  a group new to this store starts with the oldest\n"
+        "                              retained events, not with the next one published\n"
+        "  --workers N                 run up to N handlers at once (default 1); events\n"
+        "                              of one key still run one at a time, in order\n"
+        "  --verbose                   also print a line per event handled\n");
     chorus_cli_print_mesh_help (out, "$XDG_DATA_HOME/chorus/on-GROUP");
 }
 
@@ -135,14 +233,15 @@ s_handler_destroy (void *item)
     free (handler);
 }
 
-//  --handle COMMAND=SHELL-COMMAND
+//  --handle COMMAND=SHELL-COMMAND, or --handle COMMAND for --persistent
+//  (checked once every option is read)
 static int
 s_add_handler (s_bridge_t *self, const char *text)
 {
     const char *equals = strchr (text, '=');
-    if (!equals || equals == text || !equals [1])
-        return chorus_cli_usage_error (&self->cli, "--handle '%s' is not COMMAND=SHELL-COMMAND",
-                                       text);
+    if (equals == text || !*text || (equals && !equals [1]))
+        return chorus_cli_usage_error (&self->cli, "--handle '%s' is not COMMAND=SHELL-COMMAND "
+                                       "or (with --persistent) COMMAND", text);
     s_handler_t *handler = calloc (1, sizeof (s_handler_t));
     char *command = strdup (text);
     if (!handler || !command) {
@@ -150,9 +249,11 @@ s_add_handler (s_bridge_t *self, const char *text)
         free (command);
         return CHORUS_CLI_FAILED;
     }
-    command [equals - text] = 0;
+    if (equals) {
+        command [equals - text] = 0;
+        handler->shell = command + (equals - text) + 1;
+    }
     handler->command = command;
-    handler->shell = command + (equals - text) + 1;
     handler->bridge = self;
     zlist_append (self->handlers, handler);
     zlist_freefn (self->handlers, handler, s_handler_destroy, true);
@@ -160,6 +261,27 @@ s_add_handler (s_bridge_t *self, const char *text)
          other = zlist_next (self->handlers))
         if (strcmp (other->command, command) == 0)
             return chorus_cli_usage_error (&self->cli, "two --handle for '%s'", command);
+    return CHORUS_CLI_CONTINUE;
+}
+
+//  Either every --handle runs a command of its own, or --persistent
+//  handlers answer them all
+static int
+s_check_handlers (s_bridge_t *self)
+{
+    if (zlist_size (self->handlers) == 0)
+        return chorus_cli_usage_error (&self->cli, "nothing to serve: give --handle");
+    for (s_handler_t *handler = zlist_first (self->handlers); handler;
+         handler = zlist_next (self->handlers)) {
+        if (self->persistent && handler->shell)
+            return chorus_cli_usage_error (&self->cli, "--handle '%s=%s': with --persistent, "
+                                           "--handle names a command only (--handle %s)",
+                                           handler->command, handler->shell, handler->command);
+        if (!self->persistent && !handler->shell)
+            return chorus_cli_usage_error (&self->cli, "--handle '%s' has no SHELL-COMMAND: give "
+                                           "--handle %s=SHELL-COMMAND, or --persistent",
+                                           handler->command, handler->command);
+    }
     return CHORUS_CLI_CONTINUE;
 }
 
@@ -171,6 +293,11 @@ s_option (s_bridge_t *self, int opt, char **argv)
         case S_OPT_GROUP: self->group = optarg; break;
         case S_OPT_EXEC: self->shell = optarg; break;
         case S_OPT_EARLIEST: self->earliest = true; break;
+        case S_OPT_PERSISTENT:
+            if (!*optarg)
+                return chorus_cli_usage_error (&self->cli, "--persistent needs a SHELL-COMMAND");
+            self->persistent = optarg;
+            break;
         case S_OPT_WORKERS: {
             long long workers;
             if (chorus_cli_parse_int (&self->cli, "--workers", optarg, 1, S_WORKERS_MAX, &workers))
@@ -269,6 +396,87 @@ s_command_env (chorus_command_t *command)
     return env;
 }
 
+//  A command as a --persistent handler's request line; NULL if out of memory
+static char *
+s_command_line (chorus_command_t *command)
+{
+    json_t *object = json_object ();
+    if (!object)
+        return NULL;
+    json_object_set_new (object, "id", chorus_cli_json_text (chorus_command_id (command)));
+    json_object_set_new (object, "command", chorus_cli_json_text (chorus_command_name (command)));
+    json_object_set_new (object, "idempotency",
+                         chorus_cli_json_text (chorus_command_idempotency (command)));
+    json_object_set_new (object, "correlation",
+                         chorus_cli_json_text (chorus_command_correlation (command)));
+    json_object_set_new (object, "attempt",
+                         json_integer ((json_int_t) chorus_command_attempt (command)));
+    json_object_set_new (object, "deadline",
+                         json_integer ((json_int_t) chorus_command_deadline (command)));
+    json_object_set_new (object, "payload",
+                         chorus_cli_payload_json (chorus_command_payload (command),
+                                                  chorus_command_size (command)));
+    char *text = json_dumps (object, JSON_COMPACT);
+    json_decref (object);
+    char *line = text? zsys_sprintf ("%s\n", text): NULL;
+    free (text);
+    return line;
+}
+
+//  A --persistent handler's answer as the reply; says which it was
+static const char *
+s_fill_line_reply (s_bridge_t *self, chorus_command_t *command, chorus_reply_t *reply,
+                   chorus_cli_result_t *result)
+{
+    char message [400];
+    if (result->overflow) {
+        snprintf (message, sizeof (message), "the --persistent handler (pid %d) wrote a line "
+                  "longer than any reply (8 MiB)", (int) result->pid);
+        chorus_reply_set_error (reply, "bad-output", message, false);
+        return "bad-output";
+    }
+    if (!result->line) {
+        char how [48];
+        chorus_cli_status_text (result->shell.status, how, sizeof (how));
+        snprintf (message, sizeof (message), "the --persistent handler (pid %d) %s before it "
+                  "answered", (int) result->pid, how);
+        chorus_reply_set_error (reply, "handler-died", message, true);
+        return "handler-died";
+    }
+    chorus_cli_line_t line;
+    void *data = NULL;
+    size_t size = 0;
+    char *text = NULL;
+    if (chorus_cli_line_read (&line, result->reply, &result->json_error, true) == 0) {
+        if (line.code) {
+            chorus_reply_set_error (reply, line.code, line.message, line.retryable);
+            return "failed";
+        }
+        if (!line.payload)
+            return "ok";
+        char error [256];
+        text = json_dumps (line.payload, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (text && chorus_json_to_msgpack (text, strlen (text), S_PAYLOAD_MAX, &data, &size,
+                                            error, sizeof (error)) == 0) {
+            free (text);
+            chorus_reply_set_payload (reply, data, size);
+            free (data);
+            return "ok";
+        }
+        snprintf (line.problem, sizeof (line.problem), "its payload cannot be sent: %.80s",
+                  text? error: "out of memory");
+        free (text);
+    }
+    chorus_cli_error (&self->cli, "the --persistent handler (pid %d) answered %s %s with a line "
+                      "that is not a reply, %s: %.200s", (int) result->pid,
+                      chorus_command_name (command), chorus_command_id (command), line.problem,
+                      result->line);
+    snprintf (message, sizeof (message), "the --persistent handler's line is not a reply: %s",
+              line.problem);
+    chorus_reply_set_error (reply, "bad-output", message, false);
+    return "bad-output";
+}
+
 //  A command's job has ended: its reply leaves
 static void
 s_command_done (void *job_arg, chorus_cli_result_t *result, void *arg)
@@ -278,6 +486,9 @@ s_command_done (void *job_arg, chorus_cli_result_t *result, void *arg)
     chorus_command_t *command = chorus_deferred_command (pending->deferred);
     chorus_reply_t *reply = chorus_deferred_reply (pending->deferred);
     const char *outcome;
+    if (result->started && self->persistent)
+        outcome = s_fill_line_reply (self, command, reply, result);
+    else
     if (result->started)
         outcome = s_fill_reply (reply, &result->shell);
     else
@@ -313,22 +524,28 @@ static void
 s_on_command (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
 {
     s_handler_t *handler = (s_handler_t *) arg;
-    char *input = chorus_json_payload_text (chorus_command_payload (command),
-                                            chorus_command_size (command), 0);
-    char *line = input? zsys_sprintf ("%s\n", input): NULL;
-    free (input);
+    s_bridge_t *self = handler->bridge;
+    char *line;
+    if (self->persistent)
+        line = s_command_line (command);
+    else {
+        char *input = chorus_json_payload_text (chorus_command_payload (command),
+                                                chorus_command_size (command), 0);
+        line = input? zsys_sprintf ("%s\n", input): NULL;
+        free (input);
+    }
     s_pending_t *pending = line? calloc (1, sizeof (s_pending_t)): NULL;
     if (!pending) {
         chorus_reply_set_error (reply, "no-memory", "out of memory", true);
         zstr_free (&line);
         return;
     }
-    zlist_t *env = s_command_env (command);
+    zlist_t *env = self->persistent? NULL: s_command_env (command);
     pending->handler = handler;
     pending->started = zclock_mono ();
     pending->deferred = chorus_command_defer (command);
-    if (chorus_cli_pool_add (handler->bridge->pool, handler->shell, &env, &line, NULL,
-                             chorus_command_deadline (command), pending)) {
+    if (chorus_cli_pool_add (self->pool, handler->shell, &env, &line, chorus_command_id (command),
+                             NULL, chorus_command_deadline (command), pending)) {
         chorus_reply_set_error (chorus_deferred_reply (pending->deferred), "no-memory",
                                 "out of memory", true);
         chorus_deferred_finish (node, &pending->deferred, 0);
@@ -341,14 +558,15 @@ s_on_command (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *re
 static int
 s_serve (s_bridge_t *self)
 {
-    if (zlist_size (self->handlers) == 0)
-        return chorus_cli_usage_error (&self->cli, "nothing to serve: give --handle");
+    if (s_check_handlers (self) != CHORUS_CLI_CONTINUE)
+        return CHORUS_CLI_USAGE;
     char *store_name = chorus_cli_store_name ("serve", self->target);
     self->node = chorus_cli_node_new (&self->cli, self->target, store_name);
     zstr_free (&store_name);
     if (!self->node)
         return CHORUS_CLI_FAILED;
-    self->pool = chorus_cli_pool_new (self->workers, NULL, true, s_command_done, self);
+    self->pool = chorus_cli_pool_new (&self->cli, self->workers, self->persistent,
+                                      !self->persistent, s_command_done, self);
     if (!self->pool)
         return CHORUS_CLI_FAILED;
     for (s_handler_t *handler = zlist_first (self->handlers); handler;
@@ -422,6 +640,32 @@ s_event_input (chorus_event_t *event)
     return line;
 }
 
+//  A --persistent handler's answer: 0 acknowledges the event, 1 rejects it
+static int
+s_line_status (s_bridge_t *self, chorus_event_t *event, chorus_cli_result_t *result)
+{
+    //  The pool has said why a handler ended or was killed
+    if (result->overflow || !result->line)
+        return 1;
+    chorus_cli_line_t line;
+    if (chorus_cli_line_read (&line, result->reply, &result->json_error, false)) {
+        chorus_cli_error (&self->cli, "the --persistent handler (pid %d) answered event %s with a "
+                          "line that is not a reply, %s; the event is delivered again: %.200s",
+                          (int) result->pid, chorus_event_id (event), line.problem, result->line);
+        return 1;
+    }
+    if (line.code && !line.retryable) {
+        chorus_cli_error (&self->cli, "event %s (%s #%" PRIu64 " from %s, key '%s') failed for "
+                          "good, %s: %s; acknowledged, not delivered again",
+                          chorus_event_id (event), chorus_event_topic (event),
+                          chorus_event_seq (event), chorus_event_service (event),
+                          chorus_event_key (event)? chorus_event_key (event): "",
+                          line.code, line.message? line.message: "no message");
+        return 0;
+    }
+    return line.code? 1: 0;
+}
+
 //  An event's job has ended: it is acknowledged, or rejected for redelivery
 static void
 s_event_done (void *job_arg, chorus_cli_result_t *result, void *arg)
@@ -435,15 +679,20 @@ s_event_done (void *job_arg, chorus_cli_result_t *result, void *arg)
         free (pending);
         return;
     }
-    int status = result->started? result->shell.status: -1;
+    int status = 1;
     if (result->error)
         chorus_cli_error (&self->cli, "cannot run --exec: %s", strerror (result->error));
+    else
+    if (self->persistent)
+        status = s_line_status (self, event, result);
+    else
+        status = result->shell.status;
     if (self->cli.verbose && result->started)
         chorus_cli_error (&self->cli, "%s #%" PRIu64 " from %s/%s attempt %" PRIu64 ": %s",
                           chorus_event_topic (event), chorus_event_seq (event),
                           chorus_event_service (event), chorus_event_instance (event),
                           chorus_event_attempt (event), status == 0? "handled": "rejected");
-    //  Anything but a clean exit leaves the event for redelivery
+    //  Anything but success leaves the event for redelivery
     chorus_deferred_finish (self->node, &pending->deferred, status == 0? 0: 1);
     free (pending);
 }
@@ -461,11 +710,11 @@ s_on_event (chorus_node_t *node, chorus_event_t *event, void *arg)
         zstr_free (&input);
         return 1;
     }
-    zlist_t *env = s_event_env (event);
+    zlist_t *env = self->persistent? NULL: s_event_env (event);
     const char *key = chorus_event_key (event);
     pending->started = zclock_mono ();
-    if (chorus_cli_pool_add (self->pool, self->shell, &env, &input, key && *key? key: NULL, 0,
-                             pending)) {
+    if (chorus_cli_pool_add (self->pool, self->shell, &env, &input, chorus_event_id (event),
+                             key && *key? key: NULL, 0, pending)) {
         chorus_cli_error (&self->cli, "out of memory");
         free (pending);
         zlist_destroy (&env);
@@ -492,8 +741,11 @@ s_on (s_bridge_t *self)
 {
     if (!self->group)
         return chorus_cli_usage_error (&self->cli, "missing --group GROUP");
-    if (!self->shell)
-        return chorus_cli_usage_error (&self->cli, "missing --exec SHELL-COMMAND");
+    if (self->shell && self->persistent)
+        return chorus_cli_usage_error (&self->cli, "--exec and --persistent: give one");
+    if (!self->shell && !self->persistent)
+        return chorus_cli_usage_error (&self->cli, "missing --exec SHELL-COMMAND or --persistent "
+                                       "SHELL-COMMAND");
     char *store_name = chorus_cli_store_name ("on", self->group);
     self->node = chorus_cli_node_new (&self->cli, self->group, store_name);
     zstr_free (&store_name);
@@ -502,7 +754,8 @@ s_on (s_bridge_t *self)
     if (self->earliest)
         chorus_node_set_start_earliest (self->node, true);
     chorus_node_on_truncated (self->node, s_on_truncated, self);
-    self->pool = chorus_cli_pool_new (self->workers, NULL, false, s_event_done, self);
+    self->pool = chorus_cli_pool_new (&self->cli, self->workers, self->persistent, false,
+                                      s_event_done, self);
     if (!self->pool)
         return CHORUS_CLI_FAILED;
     if (chorus_node_subscribe (self->node, self->target, s_on_event, self)) {

@@ -1,23 +1,20 @@
 #!/bin/sh
-#   inventory.sh reserve|release — the inventory service, run by
-#   `chorus serve inventory ...`. The coordinator fans out one reserve per
-#   item of the order (for_each), and one release per reserved item when the
-#   saga compensates.
+#   inventory.sh — the inventory service: `chorus serve inventory
+#   --persistent inventory.sh --handle reserve --handle release`. The
+#   coordinator fans out one reserve per item of the order (for_each), and
+#   one release per reserved item when the saga compensates.
 . "$(dirname "$0")/lib.sh"
 
-sku=$(field sku)
-case "$1" in
-reserve)
-    record_effect
-    echo "{\"reservation\": \"$key\", \"sku\": \"$sku\", \"qty\": $(field qty)}"
-    ;;
-release)
-    record_effect
-    note "released $sku of $order"
-    echo "{\"released\": \"$sku\"}"
-    ;;
-*)
-    echo "inventory.sh: unknown command '$1'" >&2
-    exit 64
-    ;;
-esac
+serve_lines '
+function handle() {
+    if (command == "reserve") {
+        record_effect()
+        reply("{\"reservation\":\"" key "\",\"sku\":\"" str("sku") "\",\"qty\":" num("qty") "}")
+    }
+    else if (command == "release") {
+        record_effect()
+        note("released " str("sku") " of " order)
+        reply("{\"released\":\"" str("sku") "\"}")
+    }
+    else fail("unknown-command", "inventory.sh: unknown command " command, 1)
+}'

@@ -1,49 +1,81 @@
-#   lib.sh — what the order-saga services share, sourced by each handler:
-#   the command's payload, and the effects file where every handler records
-#   what it did, once per idempotency key (the file is the services' "database").
+#   lib.sh — what the order-saga services share, sourced by each: the line
+#   protocol of `chorus serve --persistent` and `chorus on --persistent`
+#   (one JSON request a line on stdin, one JSON reply a line on stdout),
+#   and the effects file where every handler records what it did, once per
+#   idempotency key (the file is the services' "database").
 #   ORDER_SAGA_STATE names the directory that holds it; scripts/demo sets it.
+#
+#   A service is one long-lived awk process that starts nothing per
+#   request, so a request costs microseconds, not a process or three. It
+#   remembers the keys it has done (and loads them from the files when it
+#   starts, so a handler that was restarted remembers them too); a service
+#   runs one such process (chorus serve without --workers), so that no two
+#   can both miss a key.
 
-: "${ORDER_SAGA_STATE:?ORDER_SAGA_STATE must name the demo's state directory}"
-effects="$ORDER_SAGA_STATE/effects"
-key="${CHORUS_IDEMPOTENCY_KEY:-none}"
-payload=$(cat)
+: "${ORDER_SAGA_STATE:?ORDER_SAGA_STATE must name the state directory of the demo}"
 
-#   field NAME: a string or number field of the payload (our payloads are flat)
-field () {
-    printf '%s\n' "$payload" | sed -n "s/.*\"$1\": *\"\{0,1\}\([^\",}]*\).*/\1/p"
+#   What every service's awk program starts with. For each request line it
+#   sets id, command, key (the idempotency key; "none" without one), order
+#   (the payload's order_id) and number (N of "o-N", 0 for any other id),
+#   then calls the service's handle(). Our lines are flat but for the
+#   payload, whose member names differ from the envelope's (id, command,
+#   idempotency, topic, key, ...), so the first match of a name is the one.
+s_library='
+BEGIN {
+    effects = state "/effects"; duplicates = state "/duplicates"
+    tried_file = state "/tried"; log_file = state "/services.log"
+    load(effects, done); load(tried_file, tried)
 }
-
-#   locked CMD...: runs CMD under the state directory's lock, so that two
-#   handlers running at once cannot both miss a key and both append it
-locked () {
-    ( flock 9 && "$@" ) 9>>"$ORDER_SAGA_STATE/lock"
+function load(file, set,    line) {
+    while ((getline line < file) > 0) set[line] = 1
+    close(file)
 }
-
+#   str(NAME), num(NAME): the first string or number member NAME of the line
+function str(name) {
+    if (!match($0, "\"" name "\":\"[^\"]*\"")) return ""
+    return substr($0, RSTART + length(name) + 4, RLENGTH - length(name) - 5)
+}
+function num(name) {
+    if (!match($0, "\"" name "\":-?[0-9.]+")) return 0
+    return substr($0, RSTART + length(name) + 3, RLENGTH - length(name) - 3)
+}
+#   append(FILE, TEXT): one line, written at once
+function append(file, text) { print text >> file; fflush(file) }
+#   reply(JSON): answer the request with a payload
+function reply(json) { printf "{\"id\":\"%s\",\"payload\":%s}\n", id, json }
+#   fail(CODE, MESSAGE, PERMANENT): answer with an error, retryable unless
+#   PERMANENT
+function fail(code, message, permanent) {
+    printf "{\"id\":\"%s\",\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"retryable\":%s}}\n",
+           id, code, message, permanent? "false": "true"
+}
 #   The effect happens once per key: a command run again with the same key
 #   (a retry whose first reply was lost) finds its key and does nothing twice
-s_record () {
-    if grep -qxF "$key" "$effects" 2>/dev/null; then
-        echo "$key again" >> "$ORDER_SAGA_STATE/duplicates"
-    else
-        echo "$key" >> "$effects"
-    fi
+function record_effect() {
+    if (key in done) append(duplicates, key " again")
+    else { done[key] = 1; append(effects, key) }
 }
-record_effect () { locked s_record; }
-
-#   first_try: true the first time this key is seen by the caller (flaky
-#   dependencies below fail a first try to show the coordinator retrying)
-s_first_try () {
-    grep -qxF "$key" "$ORDER_SAGA_STATE/tried" 2>/dev/null && return 1
-    echo "$key" >> "$ORDER_SAGA_STATE/tried"
+#   first_try(): true the first time this key is seen (flaky dependencies
+#   fail a first try to show the coordinator retrying)
+function first_try() {
+    if (key in tried) return 0
+    tried[key] = 1; append(tried_file, key)
+    return 1
 }
-first_try () { locked s_first_try; }
-
-#   note TEXT: one line in the services' log, shown by scripts/demo at the end
-note () {
-    echo "$CHORUS_COMMAND $key: $*" >> "$ORDER_SAGA_STATE/services.log"
+#   note(TEXT): one line in the services log, shown by scripts/demo at the end
+function note(text) { append(log_file, command " " key ": " text) }
+{
+    id = str("id"); command = str("command")
+    key = str("idempotency"); if (key == "") key = "none"
+    order = str("order_id"); number = order
+    sub(/^o-/, "", number); if (number !~ /^[0-9]+$/) number = 0
+    handle()
 }
+'
 
-#   The number of an order id "o-N", 0 for any other id
-order=$(field order_id)
-number=${order#o-}
-case "$number" in ''|*[!0-9]*) number=0 ;; esac
+#   serve_lines PROGRAM: become the awk process that answers each request
+#   line with PROGRAM, which defines handle(); -W interactive reads a line
+#   as soon as it comes and writes each reply at once
+serve_lines () {
+    exec mawk -W interactive -v state="$ORDER_SAGA_STATE" "$s_library$1"
+}

@@ -1,20 +1,23 @@
 #!/bin/sh
-#   notify.sh — the notifications service, run by
-#   `chorus on order. --group notifications --exec notify.sh`: choreography,
-#   no one tells it what to do. It reacts to the events the coordinator
-#   emits when a flow ends, and logs "TOPIC FLOW ORDER" once per event
-#   (an event delivered again is acknowledged without a second notice).
-: "${ORDER_SAGA_STATE:?ORDER_SAGA_STATE must name the demo's state directory}"
+#   notify.sh — the notifications service: `chorus on order. --group
+#   notifications --persistent notify.sh`, choreography: no one tells it
+#   what to do. It reacts to the events the coordinator emits when a flow
+#   ends, and logs "TOPIC FLOW ORDER EVENT-ID" once per event (an event
+#   delivered again is acknowledged without a second notice).
+. "$(dirname "$0")/lib.sh"
 
-case "$CHORUS_TOPIC" in
-order.fulfilled|order.cancelled) ;;
-*) exit 0 ;;                     # order.placed and others: not ours to notify
-esac
-event=$(cat)
-flow=$(printf '%s\n' "$event" | sed -n 's/.*"flow": *"\([^"]*\)".*/\1/p')
-order=$(printf '%s\n' "$event" | sed -n 's/.*"order_id": *"\([^"]*\)".*/\1/p')
-(
-    flock 9
-    grep -q " $CHORUS_EVENT_ID\$" "$ORDER_SAGA_STATE/notifications" 2>/dev/null && exit 0
-    echo "$CHORUS_TOPIC $flow $order $CHORUS_EVENT_ID" >> "$ORDER_SAGA_STATE/notifications"
-) 9>>"$ORDER_SAGA_STATE/lock"
+serve_lines '
+BEGIN {
+    notifications = state "/notifications"
+    while ((getline line < notifications) > 0) { split(line, f, " "); notified[f[4]] = 1 }
+    close(notifications)
+}
+function handle(    topic) {
+    topic = str("topic")
+    if ((topic == "order.fulfilled" || topic == "order.cancelled") && !(id in notified)) {
+        notified[id] = 1
+        append(notifications, topic " " str("flow") " " order " " id)
+    }
+    #   order.placed and others: not ours to notify, acknowledged all the same
+    printf "{\"id\":\"%s\"}\n", id
+}'
