@@ -66,11 +66,18 @@ CHORUS_EXPORT const char *
 CHORUS_EXPORT int
     chorus_errno (void);
 
-//  Where the library's messages go. By default they are printed on stderr
-//  (through czmq's log); a handler gets each message with its level
-//  instead. Messages come from any thread (each node's engine runs in its
-//  own), so the handler must be thread-safe. NULL restores the default.
-//  The setting is for the whole process.
+//  Where the library's messages go. By default each is a line on stderr
+//  ("E: 24-05-01 12:00:00 chorus: ..."; W for a warning, D for debug); a
+//  handler gets each message with its level instead, and the library then
+//  writes nothing of its own to stderr or stdout. Messages come from any
+//  thread (each node's engine runs in its own), so the handler must be
+//  thread-safe. NULL restores the default. The setting is for the whole
+//  process.
+//  An error message is the reason a call failed for a cause outside the
+//  program (the store, the network, a certificate, damage), the same text
+//  chorus_node_error gives once the call returns: a program that reports
+//  its failures itself, as the chorus tools do, may drop errors and show
+//  the rest. A refused argument is not logged; chorus_node_error says why.
 typedef enum {
     CHORUS_LOG_ERROR = 1,       //  a call failed, and why
     CHORUS_LOG_WARNING = 2,     //  something went wrong and the node goes on

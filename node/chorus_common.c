@@ -88,6 +88,20 @@ chorus_set_log (chorus_log_fn *handler, void *arg)
     pthread_mutex_unlock (&s_log_lock);
 }
 
+//  Without a handler: a line on stderr, as czmq's log lines look. Not
+//  czmq's log itself, whose default is stdout, where a program's data goes.
+static void
+s_log_stderr (chorus_log_level_t level, const char *text)
+{
+    time_t now = time (NULL);
+    struct tm local;
+    char when [32] = "";
+    if (localtime_r (&now, &local))
+        strftime (when, sizeof (when), "%y-%m-%d %H:%M:%S", &local);
+    char mark = level == CHORUS_LOG_ERROR? 'E': level == CHORUS_LOG_WARNING? 'W': 'D';
+    fprintf (stderr, "%c: %s %s\n", mark, when, text);
+}
+
 void
 chorus__log (chorus_log_level_t level, const char *format, ...)
 {
@@ -110,13 +124,7 @@ chorus__log (chorus_log_level_t level, const char *format, ...)
     if (handler)
         handler (level, text, arg);
     else
-    if (level == CHORUS_LOG_ERROR)
-        zsys_error ("%s", text);
-    else
-    if (level == CHORUS_LOG_WARNING)
-        zsys_warning ("%s", text);
-    else
-        zsys_debug ("%s", text);
+        s_log_stderr (level, text);
     zstr_free (&text);
 }
 
