@@ -25,7 +25,7 @@ chorus_version (int *major, int *minor, int *patch)
 const char *
 chorus_strerror (int code)
 {
-    //  What a failed call returned: the code it recorded for this thread
+    //  -1 is no code: a caller that passes -1 along means this thread's last
     if (code == -1)
         code = s_errno;
     switch (code) {
@@ -43,6 +43,7 @@ chorus_strerror (int code)
         case CHORUS_EINTERRUPTED: return "interrupted";
         case CHORUS_ECORRUPT:     return "durable store damaged";
         case CHORUS_EFORBIDDEN:   return "not allowed by the certificate";
+        case CHORUS_ENETWORK:     return "endpoint cannot be bound or socket made";
         default:                  return "unknown error code";
     }
 }
@@ -55,23 +56,34 @@ chorus_errno (void)
 
 //  The text of the last error logged by this thread, and whether the next
 //  failure is the one it explains
-static _Thread_local char s_detail [512];
+static _Thread_local char s_detail [1024];
 static _Thread_local bool s_detail_pending;
 
 int
 chorus__fail (int code)
 {
+    assert (code < 0);
     s_errno = code;
     if (!s_detail_pending)
         s_detail [0] = 0;   //  a failure that said nothing more
     s_detail_pending = false;
-    return -1;
+    return code;
+}
+
+int
+chorus__failf (int code, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    vsnprintf (s_detail, sizeof (s_detail), format, args);
+    va_end (args);
+    s_detail_pending = true;
+    return chorus__fail (code);
 }
 
 const char *
-chorus_node_error (chorus_node_t *self)
+chorus__detail (void)
 {
-    (void) self;    //  calls on a node are made from one thread
     return s_detail;
 }
 
