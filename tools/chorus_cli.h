@@ -106,7 +106,9 @@ void
     __attribute__ ((format (printf, 2, 3)));
 //  Print "chorus NAME: ...: WHY: DETAIL" for a libchorus call that failed
 //  with code: WHY is chorus_strerror (code), DETAIL chorus_node_error
-//  (node) when it says more (node NULL for a call without one).
+//  (node) when it says more (node NULL for a call without one). The
+//  library logs no errors of its own in the tool (see chorus.c): this is
+//  where the reason of a failure is shown.
 void
     chorus_cli_failed (chorus_cli_t *self, chorus_node_t *node, int code, const char *format,
                        ...) __attribute__ ((format (printf, 4, 5)));
