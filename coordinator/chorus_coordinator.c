@@ -84,7 +84,7 @@ struct _chorus_coordinator_t {
     char *node_dir;             //  where the node's store lives
     bool journal_sync;          //  fsync journal commits
     chorus_journal_failure_t journal_failure;   //  kind of the failing calls, logged once
-    int publish_failure;        //  chorus_errno () of the failing publishes, logged once
+    int publish_failure;        //  the code of the failing publishes, logged once
     size_t publish_tries;       //  failed tries since the last success
     int64_t publish_at;         //  monotonic ms: no publish before, after a failure
     int64_t publish_backoff;    //  ms to wait after the next failure
@@ -499,12 +499,15 @@ s_act (chorus_coordinator_t *self, chorus_action_t *action, zlistx_t *failed)
         }
         uint64_t now = s_now ();
         int timeout = action->at > now + 50? (int) (action->at - now): 50;
-        if (chorus_node_send_traced (self->node, action->service, action->command, payload, size,
-                                     timeout, action->key, correlation, s_on_reply, sent)) {
-            int code = chorus_errno ();
+        int code = chorus_node_send_traced (self->node, action->service, action->command,
+                                            payload, size, timeout, action->key, correlation,
+                                            s_on_reply, sent);
+        if (code < 0) {
+            const char *detail = chorus_node_error (self->node);
             sent->code = "send-failed";
-            sent->error = zsys_sprintf ("cannot send %s to %s: %s", action->command,
-                                        action->service, chorus_strerror (code));
+            sent->error = zsys_sprintf ("cannot send %s to %s: %s%s%s", action->command,
+                                        action->service, chorus_strerror (code),
+                                        *detail? ": ": "", detail);
             sent->retryable = code != CHORUS_EINVAL && code != CHORUS_ETOOBIG;
             zlistx_add_end (failed, sent);
         }
@@ -553,8 +556,9 @@ typedef struct {
 static int
 s_publish_range (chorus_coordinator_t *self, s_batch_t *batch, size_t from, size_t count)
 {
-    if (chorus_node_publish_batch (self->node, batch->events + from, count))
-        return chorus_errno ();
+    int code = chorus_node_publish_batch (self->node, batch->events + from, count);
+    if (code < 0)
+        return code;
     for (size_t i = from; i < from + count; i++) {
         chorus_publication_t *event = &batch->events [i];
         batch->published [i] = true;
@@ -683,9 +687,9 @@ s_publish (chorus_coordinator_t *self)
     }
     s_published (self, &batch);
     if (failed && code == CHORUS_ECORRUPT && !self->damaged) {
-        char what [512];
+        char what [512];      //  the detail may be cut; the advice after it is not
         snprintf (what, sizeof (what), "node store %s is damaged (publishing a flow's event: "
-                  "%s)", self->node_dir, chorus_strerror (code));
+                  "%s)", self->node_dir, chorus_node_error (self->node));
         s_damaged (self, what);
     }
     if (failed) {
@@ -693,10 +697,12 @@ s_publish (chorus_coordinator_t *self)
         self->publish_at = zclock_mono () + self->publish_backoff;
         self->publish_backoff = self->publish_backoff * 2 < S_PUBLISH_BACKOFF_MAX_MS?
                                 self->publish_backoff * 2: S_PUBLISH_BACKOFF_MAX_MS;
-        if (code != self->publish_failure)
-            zsys_error ("coordinator: cannot publish %zu flow event%s: %s; they stay in the "
+        if (code != self->publish_failure) {
+            const char *detail = chorus_node_error (self->node);
+            zsys_error ("coordinator: cannot publish %zu flow event%s: %s%s%s; they stay in the "
                         "journal and are tried again", failed, failed == 1? "": "s",
-                        chorus_strerror (code));
+                        chorus_strerror (code), *detail? ": ": "", detail);
+        }
         self->publish_failure = code;
     }
     else {
@@ -1221,12 +1227,14 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
                                 CHORUS_DURABLE_PROCESS);
     chorus_node_set_verbose (self->node, config->verbose);
     //  Before the seeds: one may be named by a certificate in the trust
-    //  directory. The library says why on stderr when it refuses.
-    if ((config->cert_file || config->trust_dir)
-        && chorus_node_set_security (self->node, config->cert_file, config->trust_dir)) {
+    //  directory
+    int rc = config->cert_file || config->trust_dir?
+             chorus_node_set_security (self->node, config->cert_file, config->trust_dir): 0;
+    if (rc < 0) {
         snprintf (error, error_size, "cannot make the node secure with certificate '%s' and "
-                  "trust directory '%s'", config->cert_file? config->cert_file: "(none)",
-                  config->trust_dir? config->trust_dir: "(none)");
+                  "trust directory '%s': %s: %s", config->cert_file? config->cert_file: "(none)",
+                  config->trust_dir? config->trust_dir: "(none)", chorus_strerror (rc),
+                  chorus_node_error (self->node));
         chorus_coordinator_destroy (&self);
         return NULL;
     }
@@ -1457,16 +1465,16 @@ chorus_coordinator_start (chorus_coordinator_t *self)
     chorus_node_handle (self->node, "flow.cancel", s_on_cancel, self);
     chorus_node_handle (self->node, "flow.retry", s_on_retry, self);
     chorus_node_handle (self->node, "flow.trace", s_on_trace, self);
-    if (chorus_node_start (self->node)) {
-        int code = chorus_errno ();
-        char what [512];
+    int code = chorus_node_start (self->node);
+    if (code < 0) {
+        char what [512];      //  the detail may be cut; the advice after it is not
         snprintf (what, sizeof (what), "node store %s is damaged (%s)", self->node_dir,
-                  chorus_strerror (code));
+                  chorus_node_error (self->node));
         if (code == CHORUS_ECORRUPT)
             s_damaged (self, what);
         else
-            snprintf (self->error, sizeof (self->error), "cannot join the mesh: %s",
-                      chorus_strerror (code));
+            snprintf (self->error, sizeof (self->error), "cannot join the mesh: %s: %s",
+                      chorus_strerror (code), chorus_node_error (self->node));
         return -1;
     }
     //  What recovery re-sends; a failed commit is tried again
@@ -1519,7 +1527,12 @@ chorus_coordinator_run (chorus_coordinator_t *self, int timeout_ms)
             rc = -1;
             break;
         }
-        chorus_node_dispatch (self->node);
+        if (chorus_node_dispatch (self->node) == CHORUS_ECORRUPT && !self->damaged) {
+            char what [512];      //  the detail may be cut; the advice after it is not
+            snprintf (what, sizeof (what), "node store %s is damaged (%s)", self->node_dir,
+                      chorus_node_error (self->node));
+            s_damaged (self, what);
+        }
         s_fire_timers (self);
         s_flush (self);
         uint64_t now = s_now ();

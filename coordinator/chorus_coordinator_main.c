@@ -65,6 +65,20 @@ s_on_hangup (int signal_number)
     chorus_reload_trust ();
 }
 
+//  The library's messages. An error is the reason a call failed, which the
+//  coordinator reports itself with what it was doing: shown here too, it
+//  would be said twice. The rest goes where czmq logs.
+static void
+s_on_library_log (chorus_log_level_t level, const char *message, void *arg)
+{
+    (void) arg;
+    if (level == CHORUS_LOG_WARNING)
+        zsys_warning ("%s", message);
+    else
+    if (level == CHORUS_LOG_DEBUG)
+        zsys_debug ("%s", message);
+}
+
 //  An option's value, else its environment variable's (empty is unset)
 static const char *
 s_option_or_env (const char *option, const char *name)
@@ -171,6 +185,7 @@ main (int argc, char **argv)
             seeds [seed_count++] = seed;
     config.seeds = seeds;
     zsys_set_logstream (stderr);
+    chorus_set_log (s_on_library_log, NULL);
     chorus_coordinator_t *coordinator = chorus_coordinator_new (&config, error, sizeof (error));
     if (!coordinator) {
         fprintf (stderr, "chorus-coordinator: %s\n", error);

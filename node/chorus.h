@@ -32,14 +32,29 @@
 extern "C" {
 #endif
 
-//  Error codes. Functions that can fail return 0 on success and -1 on
-//  failure; chorus_errno () then tells which of these it was. Codes are
-//  negative so that they never collide with a count or a size.
+//  Errors, the libuv way. Every function that returns int (or int64_t)
+//  returns 0 on success, or the non-negative value its comment names (a
+//  count, a file descriptor, the version), and a negative CHORUS_E* code
+//  on failure; never a bare -1. Each function's comment lists the codes it
+//  can return ("Fails with"). A failed call also records its code for this
+//  thread, which chorus_errno () returns, and the reason in words, which
+//  chorus_node_error () returns:
+//
+//      int rc = chorus_node_start (node);
+//      if (rc < 0)
+//          fprintf (stderr, "cannot start: %s (%s)\n", chorus_strerror (rc),
+//                   chorus_node_error (node));
+//
+//  Test for failure with `rc < 0` (or `rc != 0` where success is 0 only).
+//  A function that returns a pointer returns NULL on failure, with
+//  chorus_errno () and chorus_node_error (NULL) set. Codes are negative
+//  and far from -1 so that they never collide with a count, a size or a
+//  system errno.
 typedef enum {
     CHORUS_OK = 0,
     CHORUS_EINVAL = -1001,       //  an argument was invalid (NULL, too long, bad name)
     CHORUS_ENOMEM = -1002,       //  out of memory
-    CHORUS_ESTORE = -1003,       //  the durable store failed (disk full, corrupt, locked)
+    CHORUS_ESTORE = -1003,       //  the durable store failed (disk full, locked, permission)
     CHORUS_ETIMEDOUT = -1004,    //  a deadline passed
     CHORUS_EMALFORMED = -1005,   //  a message broke the protocol and was dropped
     CHORUS_ETOOBIG = -1006,      //  a payload or field exceeded its protocol limit
@@ -50,6 +65,8 @@ typedef enum {
     CHORUS_EINTERRUPTED = -1011, //  interrupted by a signal or by shutdown
     CHORUS_ECORRUPT = -1012,     //  the durable store is damaged: see `chorus store check`
     CHORUS_EFORBIDDEN = -1013,   //  a certificate does not allow it (protocol section 14)
+    CHORUS_ENETWORK = -1014,     //  a socket could not be bound or made (endpoint in use or
+                                 //  not local, no interface for the beacon, no sockets left)
 } chorus_error_t;
 
 //  Returns the library version as CHORUS_MAKE_VERSION (major, minor, patch),
@@ -57,20 +74,30 @@ typedef enum {
 CHORUS_EXPORT int
     chorus_version (int *major, int *minor, int *patch);
 
-//  Returns a static, human-readable description of an error code; given
-//  -1, what a failed call returns, it describes this thread's chorus_errno.
+//  Returns a static, human-readable description of an error code, a
+//  distinct one for each CHORUS_E* code. Given -1, which is no code, it
+//  describes this thread's chorus_errno (), for callers that still pass
+//  -1 along.
 CHORUS_EXPORT const char *
     chorus_strerror (int code);
 
-//  Returns the error code of the last failed call made by this thread.
+//  Returns the error code of the last failed call made by this thread
+//  (the code that call returned), or 0 if none failed yet.
 CHORUS_EXPORT int
     chorus_errno (void);
 
-//  Where the library's messages go. By default they are printed on stderr
-//  (through czmq's log); a handler gets each message with its level
-//  instead. Messages come from any thread (each node's engine runs in its
-//  own), so the handler must be thread-safe. NULL restores the default.
-//  The setting is for the whole process.
+//  Where the library's messages go. By default each is a line on stderr
+//  ("E: 24-05-01 12:00:00 chorus: ..."; W for a warning, D for debug); a
+//  handler gets each message with its level instead, and the library then
+//  writes nothing of its own to stderr or stdout. Messages come from any
+//  thread (each node's engine runs in its own), so the handler must be
+//  thread-safe. NULL restores the default. The setting is for the whole
+//  process.
+//  An error message is the reason a call failed for a cause outside the
+//  program (the store, the network, a certificate, damage), the same text
+//  chorus_node_error gives once the call returns: a program that reports
+//  its failures itself, as the chorus tools do, may drop errors and show
+//  the rest. A refused argument is not logged; chorus_node_error says why.
 typedef enum {
     CHORUS_LOG_ERROR = 1,       //  a call failed, and why
     CHORUS_LOG_WARNING = 2,     //  something went wrong and the node goes on
@@ -146,7 +173,8 @@ typedef enum {
 } chorus_retention_policy_t;
 
 //  Create a node for a service (its group). The name is 1-64 printable
-//  ASCII characters without spaces. Returns NULL on an invalid name.
+//  ASCII characters without spaces. Returns NULL on an invalid name
+//  (chorus_errno () CHORUS_EINVAL, chorus_node_error (NULL) says why).
 CHORUS_EXPORT chorus_node_t *
     chorus_node_new (const char *service);
 
@@ -155,7 +183,9 @@ CHORUS_EXPORT chorus_node_t *
 CHORUS_EXPORT void
     chorus_node_destroy (chorus_node_t **self_p);
 
-//  Configuration, before start. Each returns 0, or -1 with chorus_errno ().
+//  Configuration, before start. Each returns 0, or fails with
+//    CHORUS_EINVAL  a value out of its range (the comment gives it)
+//    CHORUS_ESTATE  the node has started already
 //  The store directory keeps the node's identity, outbox and inbox; without
 //  one the node uses a temporary store that is deleted with it (its
 //  subscriptions are then not durable).
@@ -171,7 +201,9 @@ CHORUS_EXPORT int
 //  so it must be an address they can connect to.
 CHORUS_EXPORT int
     chorus_node_set_listen (chorus_node_t *self, const char *endpoint);
-//  A peer's inbox endpoint to meet first (repeatable)
+//  A peer's inbox endpoint to meet first (repeatable): 1 to 256
+//  characters; on a secure node "ENDPOINT@KEY" (see below), checked by
+//  chorus_node_start
 CHORUS_EXPORT int
     chorus_node_add_seed (chorus_node_t *self, const char *endpoint);
 
@@ -181,8 +213,9 @@ CHORUS_EXPORT int
 //  (czmq zcert format, as `chorus keygen` writes it: FILE.cert_secret, or
 //  FILE.cert with FILE.cert_secret beside it); trust_dir is a directory of
 //  public certificates (*.cert). Both or neither (NULL, NULL: plaintext,
-//  the default). Checked at once: -1 with CHORUS_EINVAL, and the reason
-//  on stderr, if either cannot be used or only one is given. A seed of a
+//  the default). Checked at once: fails with CHORUS_EINVAL, the reason in
+//  chorus_node_error and logged as an error, if either cannot be used or
+//  only one is given (and CHORUS_ESTATE after start). A seed of a
 //  secure node is given with its key: "ENDPOINT@KEY", KEY being the seed's
 //  Z85 public key (40 characters) or the name of a certificate in the trust
 //  directory.
@@ -201,26 +234,29 @@ CHORUS_EXPORT void
 //  "handshake-succeeded" and "handshake-failed"; socket names the node's socket ("inbox", "pub",
 //  "dealer", "sub"); peer is the endpoint or the peer the socket leads to;
 //  detail says why a handshake failed (unknown key, plaintext peer, ...),
-//  or is "". Set before start.
+//  or is "". Set before start (else CHORUS_ESTATE).
 typedef void (chorus_monitor_fn) (chorus_node_t *node, const char *event, const char *socket,
                                   const char *peer, const char *detail, void *arg);
 CHORUS_EXPORT int
     chorus_node_on_monitor (chorus_node_t *self, chorus_monitor_fn *handler, void *arg);
-//  UDP beacon discovery on this port (0, the default, disables it)
+//  UDP beacon discovery on this port, 0 to 65535 (0, the default,
+//  disables it)
 CHORUS_EXPORT int
     chorus_node_set_beacon (chorus_node_t *self, int port);
 //  Liveness: PING after interval_ms of silence, evasive after evasive_ms,
-//  expired after expired_ms (defaults 1000, 3000, 5000)
+//  expired after expired_ms (defaults 1000, 3000, 5000); each positive and
+//  at least the one before
 CHORUS_EXPORT int
     chorus_node_set_heartbeat (chorus_node_t *self, int interval_ms, int evasive_ms,
                                int expired_ms);
 //  Events in flight per group (default 1000), and the time without an
-//  acknowledgement after which an event is sent again (default 30000 ms)
+//  acknowledgement after which an event is sent again (default 30000 ms);
+//  both positive
 CHORUS_EXPORT int
     chorus_node_set_credit (chorus_node_t *self, int window, int ack_timeout_ms);
 //  Outbox retention: at most max_bytes of event bodies and max_age_ms of
 //  age (0: no limit), and the policy when a limit is hit (default: 1 GiB,
-//  7 days, refuse)
+//  7 days, refuse); the policy one of chorus_retention_policy_t
 CHORUS_EXPORT int
     chorus_node_set_retention (chorus_node_t *self, uint64_t max_bytes, uint64_t max_age_ms,
                                chorus_retention_policy_t policy);
@@ -242,11 +278,13 @@ CHORUS_EXPORT int
 //  the earliest retained event instead of the latest (default latest)
 CHORUS_EXPORT int
     chorus_node_set_start_earliest (chorus_node_t *self, bool earliest);
-//  Interval after which an unanswered command is sent again (default 10000)
+//  Interval after which an unanswered command is sent again (default
+//  10000 ms, positive)
 CHORUS_EXPORT int
     chorus_node_set_command_retry (chorus_node_t *self, int retry_ms);
 //  Events an observer queues per publisher before ZeroMQ drops them
-//  (default 1000); what is dropped is fetched again from the publisher
+//  (default 1000, positive); what is dropped is fetched again from the
+//  publisher
 CHORUS_EXPORT int
     chorus_node_set_observe_hwm (chorus_node_t *self, int hwm);
 //  Bounds against whoever can reach this node (protocol section 4.5): at
@@ -255,21 +293,39 @@ CHORUS_EXPORT int
 //  second from one remote IP address, after a first 50 (default 20). A
 //  HELLO beyond them is refused and counted ("refused"). Each peer costs a
 //  socket (two for an observer), within ZeroMQ's limit of 1023 per process
-//  unless ZSYS_MAX_SOCKETS raises it.
+//  unless ZSYS_MAX_SOCKETS raises it. Each bound positive.
 CHORUS_EXPORT int
     chorus_node_set_peer_limits (chorus_node_t *self, int max_peers, int max_pending,
                                  int new_per_second);
-//  Log what the node does to stderr
+//  Log what the node does (at CHORUS_LOG_DEBUG: to stderr, or the log
+//  handler); never fails, also after start
 CHORUS_EXPORT int
     chorus_node_set_verbose (chorus_node_t *self, bool verbose);
 
-//  Why the last call on a node that failed in this thread failed, in words
-//  (the store is locked, the certificate does not allow the service, ...):
-//  the detail behind chorus_errno (), or "" when the code says it all.
+//  Why the last failed call on this node failed, in words (the store is in
+//  use by another process, the inbox endpoint cannot be bound, the
+//  certificate does not allow the service, ...): the detail behind the
+//  code it returned, or "" when the code says it all; never NULL. The text
+//  stays until the next failure on the node. With NULL: the detail of the
+//  last failed call of this thread, for calls without a node
+//  (chorus_node_new, chorus_store_check_dir, chorus_payload_*, ...).
 CHORUS_EXPORT const char *
     chorus_node_error (chorus_node_t *self);
 
-//  Start the node: open the store, bind, meet the seeds. Returns 0 or -1.
+//  Start the node: open the store, bind, meet the seeds. Returns 0, or
+//  fails with (chorus_node_error gives the reason of each, logged as an
+//  error too)
+//    CHORUS_ESTATE    started already
+//    CHORUS_ESTORE    the store cannot be used: in use by another node or
+//                     process, permission, disk full, no temporary directory
+//    CHORUS_ECORRUPT  the store is damaged (see chorus_store_check_dir)
+//    CHORUS_EFORBIDDEN  the node's certificate does not allow its service
+//    CHORUS_EINVAL    a seed unfit for the node's security (no key on a
+//                     secure node, an unknown key, a key on a plaintext one)
+//    CHORUS_ENETWORK  an endpoint cannot be bound (in use, not a local
+//                     address), no interface for the beacon, no sockets left,
+//                     or another ZAP handler in the process
+//  A node that failed to start may be configured and started again.
 CHORUS_EXPORT int
     chorus_node_start (chorus_node_t *self);
 
@@ -282,7 +338,10 @@ CHORUS_EXPORT const char *
     chorus_node_endpoint (chorus_node_t *self);
 
 //  Subscribe this node's group to every topic starting with prefix ("" for
-//  all). May be called before or after start. Returns 0 or -1.
+//  all). May be called before or after start. Returns 0, or fails with
+//  CHORUS_EINVAL (no handler, or a prefix that is not 0 to 256 printable
+//  characters without spaces) or, after start, CHORUS_ESTORE (the group's
+//  record cannot be written).
 CHORUS_EXPORT int
     chorus_node_subscribe (chorus_node_t *self, const char *prefix, chorus_event_fn *handler,
                            void *arg);
@@ -290,13 +349,16 @@ CHORUS_EXPORT int
 //  Observe every event whose topic starts with prefix, from every
 //  publisher, live and in per-publisher order, with gaps repaired from the
 //  publishers' logs; observing does not take events away from any group.
-//  from_earliest starts with each publisher's retained history. Returns 0
-//  or -1; the handler's return value is ignored.
+//  from_earliest starts with each publisher's retained history. Returns 0,
+//  or fails with CHORUS_EINVAL (as chorus_node_subscribe); the handler's
+//  return value is ignored.
 CHORUS_EXPORT int
     chorus_node_observe (chorus_node_t *self, const char *prefix, bool from_earliest,
                          chorus_event_fn *handler, void *arg);
 
-//  Handle a named command. Returns 0 or -1.
+//  Handle a named command. Returns 0, or fails with CHORUS_EINVAL (no
+//  handler, or a name that is not 1 to 128 printable characters without
+//  spaces).
 CHORUS_EXPORT int
     chorus_node_handle (chorus_node_t *self, const char *command, chorus_command_fn *handler,
                         void *arg);
@@ -318,8 +380,18 @@ CHORUS_EXPORT void
     chorus_node_on_truncated (chorus_node_t *self, chorus_truncated_fn *handler, void *arg);
 
 //  Publish an event. It is durable in this node's store when this returns
-//  0; -1 with chorus_errno () otherwise (CHORUS_EFULL when retention
-//  refuses). key (may be NULL) keeps order among events with the same key.
+//  0; otherwise nothing is stored, and it fails with
+//    CHORUS_ESTATE      the node has not started
+//    CHORUS_EINVAL      a topic that is not 1 to 256 printable characters
+//                       without spaces, a key over 256, a payload size
+//                       without a payload, a bad correlation, causation or id
+//    CHORUS_ETOOBIG     a payload over CHORUS_PAYLOAD_MAX
+//    CHORUS_EFORBIDDEN  the node's certificate may not publish the topic
+//    CHORUS_EFULL       retention is full and its policy refuses new events
+//    CHORUS_ESTORE      the store cannot write it (disk full, ...)
+//    CHORUS_ECORRUPT    the store is damaged
+//    CHORUS_ENOMEM      out of memory
+//  key (may be NULL) keeps order among events with the same key.
 //  Published from inside a handler, the event carries the handled
 //  message's correlation id, and that message's id as causation.
 CHORUS_EXPORT int
@@ -328,6 +400,7 @@ CHORUS_EXPORT int
 
 //  Publish with an explicit correlation id (NULL: as chorus_node_publish);
 //  the new event's id is written to id_out (33 bytes) when it is not NULL.
+//  Fails as chorus_node_publish.
 CHORUS_EXPORT int
     chorus_node_publish_traced (chorus_node_t *self, const char *topic, const char *key,
                                 const void *payload, size_t size, const char *correlation,
@@ -335,7 +408,8 @@ CHORUS_EXPORT int
 
 //  Publish with an explicit correlation and causation (NULL: as
 //  chorus_node_publish_traced), for work done outside a handler on behalf
-//  of an earlier message, e.g. a flow's completion event
+//  of an earlier message, e.g. a flow's completion event. Fails as
+//  chorus_node_publish.
 CHORUS_EXPORT int
     chorus_node_publish_caused (chorus_node_t *self, const char *topic, const char *key,
                                 const void *payload, size_t size, const char *correlation,
@@ -358,11 +432,13 @@ typedef struct {
 #define CHORUS_PUBLISH_BATCH_MAX 4096
 
 //  Publish up to CHORUS_PUBLISH_BATCH_MAX events in one store write: all
-//  of them are durable when this returns 0, none when it returns -1, and
+//  of them are durable when this returns 0, none when it fails, and
 //  under CHORUS_DURABLE_FSYNC they share one fsync. An event given its own
 //  id is published at most once: a second publish with the same id stores
 //  nothing and sets `duplicate`, so that a producer that re-publishes after
-//  a crash does not double the event.
+//  a crash does not double the event. Fails as chorus_node_publish, and
+//  with CHORUS_EINVAL for more than CHORUS_PUBLISH_BATCH_MAX events;
+//  chorus_node_error names the event that was refused.
 CHORUS_EXPORT int
     chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events,
                                size_t count);
@@ -373,25 +449,36 @@ CHORUS_EXPORT int
 //  runs LevelDB's repair, then reports what was lost and records it, so
 //  that the node, at its next start, tells its consumers of the lost
 //  ranges (TRUNCATED) and numbers its events in a new epoch. Both return 0
-//  (sound; repaired and usable) or -1 with chorus_errno (): CHORUS_ECORRUPT
-//  for damage (check) or a store repair could not make usable, CHORUS_ESTORE
-//  for anything else (in use, permission, no store there). *report gets a
-//  malloc'ed text, one fact per line, in both cases.
+//  (sound; repaired and usable), or fail with CHORUS_ECORRUPT for damage
+//  (check) or a store repair could not make usable, CHORUS_ESTORE for
+//  anything else (in use, permission, no store there), CHORUS_EINVAL for a
+//  NULL argument. *report gets a malloc'ed text, one fact per line, in both
+//  cases (NULL for CHORUS_EINVAL); chorus_node_error (NULL) gives the
+//  reason of a failure in one line.
 CHORUS_EXPORT int
     chorus_store_check_dir (const char *dir, char **report);
 CHORUS_EXPORT int
     chorus_store_repair_dir (const char *dir, char **report);
 
 //  Send a command to one live instance of a service; handler is called with
-//  the reply, or with a timeout after timeout_ms (0: 30000). Returns 0 or
-//  -1. While no instance is alive, the command waits until one appears.
+//  the reply, or with a timeout after timeout_ms (0: 30000). While no
+//  instance is alive, the command waits until one appears. Returns 0 (the
+//  handler will be called exactly once), or fails with
+//    CHORUS_ESTATE   the node has not started
+//    CHORUS_EINVAL   no handler, a negative timeout, a service or command
+//                    name that is not valid (as for chorus_node_new and
+//                    chorus_node_handle), an idempotency key over 256 or a
+//                    bad correlation id
+//    CHORUS_ETOOBIG  a payload over CHORUS_PAYLOAD_MAX
+//  and the handler is not called.
 CHORUS_EXPORT int
     chorus_node_send (chorus_node_t *self, const char *service, const char *command,
                       const void *payload, size_t size, int timeout_ms,
                       chorus_reply_fn *handler, void *arg);
 
 //  As chorus_node_send, with an idempotency key (NULL: the command id) and
-//  a correlation id (NULL: from the handled message, or a new one).
+//  a correlation id (NULL: from the handled message, or a new one). Fails
+//  as chorus_node_send.
 CHORUS_EXPORT int
     chorus_node_send_traced (chorus_node_t *self, const char *service, const char *command,
                              const void *payload, size_t size, int timeout_ms,
@@ -408,17 +495,21 @@ CHORUS_EXPORT void *
 //  chorus_node_dispatch, which takes all the work that is ready. Like
 //  ZeroMQ's ZMQ_FD it is edge-triggered: it says that work came, not how
 //  much, so dispatch once before the first wait and after every wake-up.
-//  Returns -1 (CHORUS_ESTATE) before start.
+//  Fails with CHORUS_ESTATE before start.
 CHORUS_EXPORT int
     chorus_node_fd (chorus_node_t *self);
 
 //  Run the handlers of the work that is ready, without waiting. Returns
-//  the number of handlers run, or -1.
+//  the number of handlers run, or fails with CHORUS_ESTATE (before start)
+//  or CHORUS_ECORRUPT (the store is damaged: the node stops; the reason,
+//  naming the repair, is logged once).
 CHORUS_EXPORT int
     chorus_node_dispatch (chorus_node_t *self);
 
 //  Dispatch work as it comes for up to timeout_ms (-1: until interrupted
-//  or chorus_node_stop). Returns 0, or -1 if interrupted.
+//  or chorus_node_stop). Returns 0, or fails with CHORUS_EINTERRUPTED (a
+//  signal, SIGINT or SIGTERM), CHORUS_ESTATE (before start) or
+//  CHORUS_ECORRUPT (as chorus_node_dispatch).
 CHORUS_EXPORT int
     chorus_node_run (chorus_node_t *self, int timeout_ms);
 
@@ -426,12 +517,13 @@ CHORUS_EXPORT int
 CHORUS_EXPORT void
     chorus_node_stop (chorus_node_t *self);
 
-//  The live peers, one call of fn each; returns how many, or -1
+//  The live peers, one call of fn each; returns how many, or fails with
+//  CHORUS_ESTATE before start
 CHORUS_EXPORT int
     chorus_node_peers (chorus_node_t *self, chorus_peer_fn *fn, void *arg);
 
 //  Deliveries of this node's events to known groups not yet acknowledged
-//  (one per event and group), or -1
+//  (one per event and group), or CHORUS_ESTATE before start
 CHORUS_EXPORT int64_t
     chorus_node_unacked (chorus_node_t *self);
 
@@ -440,7 +532,8 @@ CHORUS_EXPORT int64_t
 //  instances it has (0: it is known from an earlier run, and absent)
 typedef void (chorus_pending_fn) (chorus_node_t *node, const char *group, uint64_t pending,
                                   size_t instances, void *arg);
-//  One call of fn per such group; returns how many groups, or -1
+//  One call of fn per such group; returns how many groups, or fails with
+//  CHORUS_ESTATE before start
 CHORUS_EXPORT int
     chorus_node_pending (chorus_node_t *self, chorus_pending_fn *fn, void *arg);
 
@@ -495,7 +588,9 @@ CHORUS_EXPORT uint64_t chorus_command_attempt (chorus_command_t *self);
 //  --------------------------------------------------------------------------
 //  A reply: filled by a command handler, or received by a reply handler
 
-//  Set the reply's payload (copied); returns 0, or -1 if over 1 MiB
+//  Set the reply's payload (copied); returns 0, or fails with
+//  CHORUS_ETOOBIG (over CHORUS_PAYLOAD_MAX) or CHORUS_ESTATE (a reply that
+//  reports a local failure, which has no payload)
 CHORUS_EXPORT int chorus_reply_set_payload (chorus_reply_t *self, const void *data, size_t size);
 //  Make the reply an error with an application code, a message and
 //  whether a later attempt could succeed
@@ -503,7 +598,9 @@ CHORUS_EXPORT void chorus_reply_set_error (chorus_reply_t *self, const char *cod
                                            const char *message, bool retryable);
 //  0 for a success; CHORUS_EREMOTE for an error reply; CHORUS_ETIMEDOUT
 //  when no reply came before the deadline; CHORUS_EUNKNOWN for a command the
-//  service does not handle
+//  service does not handle; CHORUS_EFORBIDDEN for a command the node's
+//  certificate may not call; CHORUS_EINTERRUPTED when the node was
+//  destroyed first (a status, not a failure of this call)
 CHORUS_EXPORT int chorus_reply_status (chorus_reply_t *self);
 CHORUS_EXPORT const void *chorus_reply_payload (chorus_reply_t *self);
 CHORUS_EXPORT size_t chorus_reply_size (chorus_reply_t *self);

@@ -25,7 +25,7 @@ chorus_version (int *major, int *minor, int *patch)
 const char *
 chorus_strerror (int code)
 {
-    //  What a failed call returned: the code it recorded for this thread
+    //  -1 is no code: a caller that passes -1 along means this thread's last
     if (code == -1)
         code = s_errno;
     switch (code) {
@@ -43,6 +43,7 @@ chorus_strerror (int code)
         case CHORUS_EINTERRUPTED: return "interrupted";
         case CHORUS_ECORRUPT:     return "durable store damaged";
         case CHORUS_EFORBIDDEN:   return "not allowed by the certificate";
+        case CHORUS_ENETWORK:     return "endpoint cannot be bound or socket made";
         default:                  return "unknown error code";
     }
 }
@@ -55,23 +56,34 @@ chorus_errno (void)
 
 //  The text of the last error logged by this thread, and whether the next
 //  failure is the one it explains
-static _Thread_local char s_detail [512];
+static _Thread_local char s_detail [1024];
 static _Thread_local bool s_detail_pending;
 
 int
 chorus__fail (int code)
 {
+    assert (code < 0);
     s_errno = code;
     if (!s_detail_pending)
         s_detail [0] = 0;   //  a failure that said nothing more
     s_detail_pending = false;
-    return -1;
+    return code;
+}
+
+int
+chorus__failf (int code, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    vsnprintf (s_detail, sizeof (s_detail), format, args);
+    va_end (args);
+    s_detail_pending = true;
+    return chorus__fail (code);
 }
 
 const char *
-chorus_node_error (chorus_node_t *self)
+chorus__detail (void)
 {
-    (void) self;    //  calls on a node are made from one thread
     return s_detail;
 }
 
@@ -86,6 +98,20 @@ chorus_set_log (chorus_log_fn *handler, void *arg)
     s_log_fn = handler;
     s_log_arg = arg;
     pthread_mutex_unlock (&s_log_lock);
+}
+
+//  Without a handler: a line on stderr, as czmq's log lines look. Not
+//  czmq's log itself, whose default is stdout, where a program's data goes.
+static void
+s_log_stderr (chorus_log_level_t level, const char *text)
+{
+    time_t now = time (NULL);
+    struct tm local;
+    char when [32] = "";
+    if (localtime_r (&now, &local))
+        strftime (when, sizeof (when), "%y-%m-%d %H:%M:%S", &local);
+    char mark = level == CHORUS_LOG_ERROR? 'E': level == CHORUS_LOG_WARNING? 'W': 'D';
+    fprintf (stderr, "%c: %s %s\n", mark, when, text);
 }
 
 void
@@ -110,13 +136,7 @@ chorus__log (chorus_log_level_t level, const char *format, ...)
     if (handler)
         handler (level, text, arg);
     else
-    if (level == CHORUS_LOG_ERROR)
-        zsys_error ("%s", text);
-    else
-    if (level == CHORUS_LOG_WARNING)
-        zsys_warning ("%s", text);
-    else
-        zsys_debug ("%s", text);
+        s_log_stderr (level, text);
     zstr_free (&text);
 }
 

@@ -54,7 +54,40 @@ struct _chorus_node_t {
     bool running;               //  inside chorus_node_run, which a signal ends
     zmsg_t *unrun;              //  a batch from the engine, stopped part way
     size_t unrun_pos;           //  where in it to go on
+    char error [1024];          //  why the last failed call on this node failed
 };
+
+//  Records a failed call on this node: its code for the thread
+//  (chorus_errno) and its detail for chorus_node_error; returns the code
+static int
+s_fail (chorus_node_t *self, int code)
+{
+    chorus__fail (code);
+    snprintf (self->error, sizeof (self->error), "%s", chorus__detail ());
+    return code;
+}
+
+//  The same, with the detail given: for a refused argument, not logged
+static int
+s_failf (chorus_node_t *self, int code, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static int
+s_failf (chorus_node_t *self, int code, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    vsnprintf (self->error, sizeof (self->error), format, args);
+    va_end (args);
+    chorus__failf (code, "%s", self->error);
+    return code;
+}
+
+const char *
+chorus_node_error (chorus_node_t *self)
+{
+    return self? self->error: chorus__detail ();
+}
 
 static void
 s_handler_destroy (void **item)
@@ -84,7 +117,8 @@ chorus_node_t *
 chorus_node_new (const char *service)
 {
     if (!chorus__valid_name (service, 64)) {
-        chorus__fail (CHORUS_EINVAL);
+        chorus__failf (CHORUS_EINVAL, "'%s' is not a service name (1 to 64 printable ASCII "
+                       "characters without spaces)", service? service: "(null)");
         return NULL;
     }
     chorus_node_t *self = (chorus_node_t *) zmalloc (sizeof (chorus_node_t));
@@ -204,14 +238,19 @@ chorus_node_destroy (chorus_node_t **self_p)
 
 //  Configuration is allowed only before start
 #define S_BEFORE_START(self) \
-    do { assert (self); if ((self)->actor) return chorus__fail (CHORUS_ESTATE); } while (0)
+    do { \
+        assert (self); \
+        if ((self)->actor) \
+            return s_failf ((self), CHORUS_ESTATE, "%s: the node has started; configure it " \
+                            "before chorus_node_start", __func__); \
+    } while (0)
 
 int
 chorus_node_set_store (chorus_node_t *self, const char *dir)
 {
     S_BEFORE_START (self);
     if (!dir || !*dir)
-        return chorus__fail (CHORUS_EINVAL);
+        return s_failf (self, CHORUS_EINVAL, "no store directory given");
     free (self->store_dir);
     self->store_dir = strdup (dir);
     return 0;
@@ -222,7 +261,8 @@ chorus_node_set_mesh (chorus_node_t *self, const char *mesh)
 {
     S_BEFORE_START (self);
     if (!chorus__valid_name (mesh, 64))
-        return chorus__fail (CHORUS_EINVAL);
+        return s_failf (self, CHORUS_EINVAL, "'%s' is not a mesh name (1 to 64 printable ASCII "
+                        "characters without spaces)", mesh? mesh: "(null)");
     free (self->config.mesh);
     self->config.mesh = strdup (mesh);
     return 0;
@@ -232,8 +272,9 @@ int
 chorus_node_set_listen (chorus_node_t *self, const char *endpoint)
 {
     S_BEFORE_START (self);
-    if (!endpoint || strlen (endpoint) > 256)
-        return chorus__fail (CHORUS_EINVAL);
+    if (!endpoint || !*endpoint || strlen (endpoint) > 256)
+        return s_failf (self, CHORUS_EINVAL, "a listen endpoint is 1 to 256 characters%s",
+                        endpoint? "": " (NULL given)");
     free (self->config.listen);
     self->config.listen = strdup (endpoint);
     return 0;
@@ -244,7 +285,8 @@ chorus_node_add_seed (chorus_node_t *self, const char *endpoint)
 {
     S_BEFORE_START (self);
     if (!endpoint || !*endpoint || strlen (endpoint) > 256)
-        return chorus__fail (CHORUS_EINVAL);
+        return s_failf (self, CHORUS_EINVAL, "a seed is an endpoint of 1 to 256 characters%s",
+                        endpoint? "": " (NULL given)");
     zlist_append (self->config.seeds, (void *) endpoint);
     return 0;
 }
@@ -257,7 +299,7 @@ chorus_node_set_security (chorus_node_t *self, const char *cert_file, const char
         chorus__log (CHORUS_LOG_ERROR,
                      "chorus: a secure node needs both its certificate and a trust directory "
                      "(%s is missing)", cert_file? "the trust directory": "the certificate");
-        return chorus__fail (CHORUS_EINVAL);
+        return s_fail (self, CHORUS_EINVAL);
     }
     chorus__keys_destroy (&self->config.keys);
     if (!cert_file)
@@ -266,14 +308,15 @@ chorus_node_set_security (chorus_node_t *self, const char *cert_file, const char
     self->config.keys = chorus__keys_new (cert_file, trust_dir, error, sizeof (error));
     if (!self->config.keys) {
         chorus__log (CHORUS_LOG_ERROR, "chorus: %s", error);
-        return chorus__fail (CHORUS_EINVAL);
+        return s_fail (self, CHORUS_EINVAL);
     }
     return 0;
 }
 
 //  A secure node must be allowed its service, and know each seed's key; a
-//  plaintext node has no use for keys. Says why not.
-static bool
+//  plaintext node has no use for keys. Returns 0, or the code, having said
+//  why.
+static int
 s_security_check (chorus_node_t *self)
 {
     chorus__keys_t *keys = self->config.keys;
@@ -282,7 +325,7 @@ s_security_check (chorus_node_t *self)
                      "chorus: cannot start %s: certificate '%s' allows only service '%s'",
                      self->config.service, chorus__keys_own (keys)->name,
                      chorus__keys_own (keys)->service);
-        return false;
+        return CHORUS_EFORBIDDEN;
     }
     for (char *seed = (char *) zlist_first (self->config.seeds); seed;
          seed = (char *) zlist_next (self->config.seeds)) {
@@ -293,21 +336,21 @@ s_security_check (chorus_node_t *self)
                          "chorus: seed %s has no key: a secure node is given its seeds as "
                          "ENDPOINT@KEY (a Z85 public key, or a certificate name in %s)", seed,
                          chorus__keys_trust_dir (keys));
-            return false;
+            return CHORUS_EINVAL;
         }
         if (keys && !chorus__keys_resolve (keys, key_text, key)) {
             chorus__log (CHORUS_LOG_ERROR,
                          "chorus: seed %s: '%s' is neither a Z85 public key nor the name of a "
                          "certificate in %s", seed, key_text, chorus__keys_trust_dir (keys));
-            return false;
+            return CHORUS_EINVAL;
         }
         if (!keys && key_text && chorus__key_valid (key_text)) {
             chorus__log (CHORUS_LOG_ERROR, "chorus: seed %s has a key, but this node is not secure "
                          "(give it --cert and --trust)", seed);
-            return false;
+            return CHORUS_EINVAL;
         }
     }
-    return true;
+    return 0;
 }
 
 int
@@ -315,7 +358,7 @@ chorus_node_set_beacon (chorus_node_t *self, int port)
 {
     S_BEFORE_START (self);
     if (port < 0 || port > 65535)
-        return chorus__fail (CHORUS_EINVAL);
+        return s_failf (self, CHORUS_EINVAL, "beacon port %d is not 0 to 65535", port);
     self->config.beacon_port = port;
     return 0;
 }
@@ -325,7 +368,9 @@ chorus_node_set_heartbeat (chorus_node_t *self, int interval_ms, int evasive_ms,
 {
     S_BEFORE_START (self);
     if (interval_ms <= 0 || evasive_ms < interval_ms || expired_ms < evasive_ms)
-        return chorus__fail (CHORUS_EINVAL);
+        return s_failf (self, CHORUS_EINVAL, "heartbeat %d, evasive %d, expired %d ms: each "
+                        "must be positive and at least the one before", interval_ms, evasive_ms,
+                        expired_ms);
     self->config.heartbeat_ms = interval_ms;
     self->config.evasive_ms = evasive_ms;
     self->config.expired_ms = expired_ms;
@@ -337,7 +382,8 @@ chorus_node_set_credit (chorus_node_t *self, int window, int ack_timeout_ms)
 {
     S_BEFORE_START (self);
     if (window <= 0 || ack_timeout_ms <= 0)
-        return chorus__fail (CHORUS_EINVAL);
+        return s_failf (self, CHORUS_EINVAL, "credit window %d and acknowledgement timeout %d "
+                        "ms must be positive", window, ack_timeout_ms);
     self->config.credit_window = window;
     self->config.ack_timeout_ms = ack_timeout_ms;
     return 0;
@@ -349,7 +395,7 @@ chorus_node_set_retention (chorus_node_t *self, uint64_t max_bytes, uint64_t max
 {
     S_BEFORE_START (self);
     if (policy != CHORUS_RETAIN_REFUSE && policy != CHORUS_RETAIN_DROP_OLDEST)
-        return chorus__fail (CHORUS_EINVAL);
+        return s_failf (self, CHORUS_EINVAL, "%d is not a retention policy", (int) policy);
     self->config.retention_bytes = max_bytes;
     self->config.retention_age_ms = max_age_ms;
     self->config.retention_policy = policy;
@@ -361,7 +407,7 @@ chorus_node_set_durability (chorus_node_t *self, chorus_durability_t durability)
 {
     S_BEFORE_START (self);
     if (durability != CHORUS_DURABLE_PROCESS && durability != CHORUS_DURABLE_FSYNC)
-        return chorus__fail (CHORUS_EINVAL);
+        return s_failf (self, CHORUS_EINVAL, "%d is not a durability", (int) durability);
     self->sync = durability == CHORUS_DURABLE_FSYNC;
     return 0;
 }
@@ -385,7 +431,7 @@ chorus_node_set_command_retry (chorus_node_t *self, int retry_ms)
 {
     S_BEFORE_START (self);
     if (retry_ms <= 0)
-        return chorus__fail (CHORUS_EINVAL);
+        return s_failf (self, CHORUS_EINVAL, "command retry %d ms must be positive", retry_ms);
     self->config.command_retry_ms = retry_ms;
     return 0;
 }
@@ -395,7 +441,7 @@ chorus_node_set_observe_hwm (chorus_node_t *self, int hwm)
 {
     S_BEFORE_START (self);
     if (hwm <= 0)
-        return chorus__fail (CHORUS_EINVAL);
+        return s_failf (self, CHORUS_EINVAL, "observer queue %d must be positive", hwm);
     self->config.observe_hwm = hwm;
     return 0;
 }
@@ -406,7 +452,8 @@ chorus_node_set_peer_limits (chorus_node_t *self, int max_peers, int max_pending
 {
     S_BEFORE_START (self);
     if (max_peers <= 0 || max_pending <= 0 || new_per_second <= 0)
-        return chorus__fail (CHORUS_EINVAL);
+        return s_failf (self, CHORUS_EINVAL, "peer limits %d, %d, %d per second must be "
+                        "positive", max_peers, max_pending, new_per_second);
     self->config.max_peers = max_peers;
     self->config.max_pending = max_pending;
     self->config.peer_rate = new_per_second;
@@ -437,13 +484,23 @@ s_request (chorus_node_t *self, const char *picture, ...)
     return rc;
 }
 
+//  The engine could not record a subscription of our group
+static int
+s_subscribe_failed (chorus_node_t *self, const char *prefix)
+{
+    chorus__log (CHORUS_LOG_ERROR, "chorus: store %s cannot record the subscription of group "
+                 "%s to '%s'", self->store_dir, self->config.service, prefix);
+    return CHORUS_ESTORE;
+}
+
+//  Returns 0, or the code, having said why
 static int
 s_announce_handlers (chorus_node_t *self)
 {
     for (s_handler_t *handler = (s_handler_t *) zlistx_first (self->subscribers); handler;
          handler = (s_handler_t *) zlistx_next (self->subscribers))
         if (s_request (self, "ss", "SUBSCRIBE", handler->name))
-            return chorus__fail (CHORUS_ESTORE);
+            return s_subscribe_failed (self, handler->name);
     for (s_handler_t *handler = (s_handler_t *) zlistx_first (self->observers); handler;
          handler = (s_handler_t *) zlistx_next (self->observers)) {
         if (!handler->earliest && !handler->since)
@@ -473,6 +530,21 @@ s_sockets_available (int count)
     return available;
 }
 
+//  Undoes what a start that failed had done, so that the node can be
+//  configured and started again; returns the code
+static int
+s_start_failed (chorus_node_t *self, int code)
+{
+    zactor_destroy (&self->actor);
+    if (self->work) {
+        s_drain_work (self);
+        zsock_destroy (&self->work);
+    }
+    chorus_store_destroy (&self->store);
+    self->config.store = NULL;
+    return s_fail (self, code);
+}
+
 int
 chorus_node_start (chorus_node_t *self)
 {
@@ -481,8 +553,10 @@ chorus_node_start (chorus_node_t *self)
         const char *tmpdir = getenv ("TMPDIR");
         char *dir = zsys_sprintf ("%s/chorus-node-XXXXXX", tmpdir && *tmpdir? tmpdir: "/tmp");
         if (!mkdtemp (dir)) {
+            chorus__log (CHORUS_LOG_ERROR, "chorus: cannot make a temporary store like %s: %s",
+                         dir, strerror (errno));
             free (dir);
-            return chorus__fail (CHORUS_ESTORE);
+            return s_fail (self, CHORUS_ESTORE);
         }
         self->store_dir = dir;
         self->store_temporary = true;
@@ -490,14 +564,15 @@ chorus_node_start (chorus_node_t *self)
     }
     else
         zsys_dir_create ("%s", self->store_dir);
-    if (!s_security_check (self))
-        return chorus__fail (self->config.keys? CHORUS_EFORBIDDEN: CHORUS_EINVAL);
+    int code = s_security_check (self);
+    if (code)
+        return s_fail (self, code);
     char error [512];
     chorus_store_kind_t kind;
     self->store = chorus_store_new (self->store_dir, error, sizeof (error), &kind);
     if (!self->store) {
         chorus__log (CHORUS_LOG_ERROR, "chorus: %s", error);
-        return chorus__fail (kind == CHORUS_STORE_DAMAGED? CHORUS_ECORRUPT: CHORUS_ESTORE);
+        return s_fail (self, kind == CHORUS_STORE_DAMAGED? CHORUS_ECORRUPT: CHORUS_ESTORE);
     }
     chorus_store_set_sync (self->store, self->sync);
     self->config.store = self->store;
@@ -508,35 +583,34 @@ chorus_node_start (chorus_node_t *self)
         chorus__log (CHORUS_LOG_ERROR,
                      "chorus: cannot start %s: no sockets left (ZeroMQ's limit or file "
                      "descriptors)", self->config.service);
-        chorus_store_destroy (&self->store);
-        return chorus__fail (CHORUS_ESTATE);
+        return s_start_failed (self, CHORUS_ENETWORK);
     }
     self->work = zsock_new (ZMQ_PAIR);
     zsock_set_sndhwm (self->work, 0);
     zsock_set_rcvhwm (self->work, 0);
     if (zsock_bind (self->work, "%s", self->config.work_endpoint)) {
-        chorus_store_destroy (&self->store);
-        return chorus__fail (CHORUS_ESTATE);
+        chorus__log (CHORUS_LOG_ERROR, "chorus: cannot start %s: cannot bind its work pipe %s",
+                     self->config.service, self->config.work_endpoint);
+        return s_start_failed (self, CHORUS_ENETWORK);
     }
     self->actor = zactor_new (chorus__engine_actor, &self->config);
     //  Handlers first, so that the very first HELLO carries our subscriptions
     //  and a peer met at once knows our group
-    if (s_announce_handlers (self)) {
-        zactor_destroy (&self->actor);
-        return -1;
-    }
+    code = s_announce_handlers (self);
+    if (code)
+        return s_start_failed (self, code);
     int rc = -1;
     char *instance = NULL, *endpoint = NULL, *pub_endpoint = NULL;
     zsock_send (self->actor, "s", "START");
     zsock_recv (self->actor, "isss", &rc, &instance, &endpoint, &pub_endpoint);
     zstr_free (&pub_endpoint);
     if (rc) {
-        chorus__log (CHORUS_LOG_ERROR,
-                     "chorus: cannot start %s: %s", self->config.service, instance);
+        //  What the engine does at start is bind and make sockets
+        chorus__log (CHORUS_LOG_ERROR, "chorus: cannot start %s at %s: %s", self->config.service,
+                     self->config.listen, instance? instance: "the engine did not answer");
         zstr_free (&instance);
         zstr_free (&endpoint);
-        zactor_destroy (&self->actor);
-        return chorus__fail (CHORUS_ESTATE);
+        return s_start_failed (self, CHORUS_ENETWORK);
     }
     self->instance = instance;
     self->endpoint = endpoint;
@@ -579,10 +653,11 @@ chorus_node_subscribe (chorus_node_t *self, const char *prefix, chorus_event_fn 
 {
     assert (self);
     if (!s_valid_prefix (prefix) || !handler)
-        return chorus__fail (CHORUS_EINVAL);
+        return s_failf (self, CHORUS_EINVAL, "subscribe: %s", handler? "a topic prefix is 0 to "
+                        "256 printable ASCII characters without spaces": "no handler");
     zlistx_add_end (self->subscribers, s_handler_new (prefix, (void *) handler, arg));
     if (self->actor && s_request (self, "ss", "SUBSCRIBE", prefix))
-        return chorus__fail (CHORUS_ESTORE);
+        return s_fail (self, s_subscribe_failed (self, prefix));
     return 0;
 }
 
@@ -592,7 +667,8 @@ chorus_node_observe (chorus_node_t *self, const char *prefix, bool from_earliest
 {
     assert (self);
     if (!s_valid_prefix (prefix) || !handler)
-        return chorus__fail (CHORUS_EINVAL);
+        return s_failf (self, CHORUS_EINVAL, "observe: %s", handler? "a topic prefix is 0 to "
+                        "256 printable ASCII characters without spaces": "no handler");
     //  This observer's own choice: the groups this node subscribes keep
     //  chorus_node_set_start_earliest's
     s_handler_t *entry = s_handler_new (prefix, (void *) handler, arg);
@@ -612,7 +688,8 @@ chorus_node_handle (chorus_node_t *self, const char *command, chorus_command_fn 
 {
     assert (self);
     if (!chorus__valid_name (command, 128) || !handler)
-        return chorus__fail (CHORUS_EINVAL);
+        return s_failf (self, CHORUS_EINVAL, "handle: %s", handler? "a command name is 1 to 128 "
+                        "printable ASCII characters without spaces": "no handler");
     zhashx_update (self->commands, command, s_handler_new (command, (void *) handler, arg));
     if (self->actor)
         zsock_send (self->actor, "ss", "HANDLE", command);
@@ -696,19 +773,27 @@ s_valid_id (const char *id)
     return true;
 }
 
-//  Checks one publication; returns 0 or the error code
+//  Checks one publication; returns 0, or the error code with what is wrong
 static int
-s_publication_check (const chorus_publication_t *event)
+s_publication_check (const chorus_publication_t *event, const char **why)
 {
-    if (!chorus__valid_name (event->topic, 256) || (event->key && strlen (event->key) > 256)
-    ||  (event->correlation && (!*event->correlation || strlen (event->correlation) > 128))
-    ||  (event->causation && (!*event->causation || strlen (event->causation) > 128))
-    ||  (event->size && !event->payload)
-    ||  (memchr (event->id, 0, sizeof (event->id)) == NULL)
-    ||  (event->id [0] && !s_valid_id (event->id)))
+    *why = !chorus__valid_name (event->topic, 256)?
+               "a topic is 1 to 256 printable ASCII characters without spaces":
+           event->key && strlen (event->key) > 256? "a key is at most 256 characters":
+           event->correlation && (!*event->correlation || strlen (event->correlation) > 128)?
+               "a correlation id is 1 to 128 characters":
+           event->causation && (!*event->causation || strlen (event->causation) > 128)?
+               "a causation id is 1 to 128 characters":
+           event->size && !event->payload? "a payload size without a payload":
+           memchr (event->id, 0, sizeof (event->id)) == NULL? "an id without its NUL":
+           event->id [0] && !s_valid_id (event->id)?
+               "an own id is 1 to 64 characters of A-Z a-z 0-9 . _ : -": NULL;
+    if (*why)
         return CHORUS_EINVAL;
-    if (event->size > CHORUS_MSG_MAX_PAYLOAD)
+    if (event->size > CHORUS_MSG_MAX_PAYLOAD) {
+        *why = "a payload is at most CHORUS_PAYLOAD_MAX (1 MiB)";
         return CHORUS_ETOOBIG;
+    }
     return 0;
 }
 
@@ -717,22 +802,30 @@ chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, si
 {
     assert (self);
     if (!self->actor)
-        return chorus__fail (CHORUS_ESTATE);
-    if (chorus_store_damaged (self->store))
-        return chorus__fail (CHORUS_ECORRUPT);
+        return s_failf (self, CHORUS_ESTATE, "publish: the node has not started");
+    if (chorus_store_damaged (self->store)) {
+        char damage [512];
+        chorus_store_damage (self->store, damage, sizeof (damage));
+        return s_failf (self, CHORUS_ECORRUPT, "publish: store %s is %s", self->store_dir,
+                        damage);
+    }
     if (count > CHORUS_PUBLISH_BATCH_MAX || (count && !events))
-        return chorus__fail (CHORUS_EINVAL);
+        return s_failf (self, CHORUS_EINVAL, "publish: %s", events? "more than "
+                        "CHORUS_PUBLISH_BATCH_MAX events": "no events");
     uint64_t bytes = 0;
     const chorus__grant_t *own = self->config.keys? chorus__keys_own (self->config.keys): NULL;
     for (size_t i = 0; i < count; i++) {
-        int code = s_publication_check (&events [i]);
+        const char *why;
+        int code = s_publication_check (&events [i], &why);
+        if (code && count == 1)
+            return s_failf (self, code, "publish: %s", why);
         if (code)
-            return chorus__fail (code);
+            return s_failf (self, code, "publish: event %zu of the batch: %s", i, why);
         if (own && !chorus__grant_publish (own, events [i].topic)) {
             chorus__log (CHORUS_LOG_ERROR,
                          "chorus: publish: certificate '%s' may not publish '%s'", own->name,
                          events [i].topic);
-            return chorus__fail (CHORUS_EFORBIDDEN);
+            return s_fail (self, CHORUS_EFORBIDDEN);
         }
         events [i].duplicate = false;
         bytes += events [i].size;
@@ -745,8 +838,8 @@ chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, si
         int known = chorus_store_producer_id (self->store, events [i].id, NULL);
         if (known == -1) {
             chorus__log (CHORUS_LOG_ERROR, "chorus: publish: %s", chorus_store_error (self->store));
-            return chorus__fail (chorus_store_damaged (self->store)? CHORUS_ECORRUPT:
-                                 CHORUS_ESTORE);
+            return s_fail (self, chorus_store_damaged (self->store)? CHORUS_ECORRUPT:
+                           CHORUS_ESTORE);
         }
         for (size_t j = 0; j < i && !known; j++)
             known = streq (events [j].id, events [i].id) && !events [j].duplicate;
@@ -758,7 +851,10 @@ chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, si
     uint64_t max_bytes = self->config.retention_bytes;
     if (max_bytes && chorus_store_bytes (self->store) + bytes > max_bytes
     &&  s_request (self, "s", "TRIM"))
-        return chorus__fail (CHORUS_EFULL);
+        //  Not logged: a publisher that tries again would fill the log
+        return s_failf (self, CHORUS_EFULL, "publish: retention is full (%" PRIu64 " bytes at "
+                        "most) and groups have not acknowledged the oldest events; the policy "
+                        "refuses new ones", max_bytes);
 
     //  A small batch (a single publish) costs no allocation here
     chorus_msg_t *small_messages [S_SMALL_BATCH];
@@ -776,7 +872,7 @@ chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, si
             free (bodies);
             free (entries);
         }
-        return chorus__fail (CHORUS_ENOMEM);
+        return s_failf (self, CHORUS_ENOMEM, "publish: no memory for %zu events", count);
     }
     uint64_t now = chorus__now ();
     uint64_t first = chorus_store_head (self->store) + 1;
@@ -806,7 +902,7 @@ chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, si
         if (!body) {
             chorus_msg_destroy (&msg);
             code = CHORUS_EINVAL;
-            break;
+            break;      //  the codec refused a field the checks above let through
         }
         messages [fresh] = msg;
         bodies [fresh] = body;
@@ -838,7 +934,9 @@ chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, si
         free (bodies);
         free (entries);
     }
-    return code? chorus__fail (code): 0;
+    if (code == CHORUS_EINVAL)
+        return s_failf (self, code, "publish: an event the codec cannot encode");
+    return code? s_fail (self, code): 0;
 }
 
 int
@@ -858,13 +956,22 @@ chorus_node_send_traced (chorus_node_t *self, const char *service, const char *c
 {
     assert (self);
     if (!self->actor)
-        return chorus__fail (CHORUS_ESTATE);
-    if (!chorus__valid_name (service, 64) || !chorus__valid_name (command, 128) || !handler
-    ||  timeout_ms < 0 || (idempotency && strlen (idempotency) > 256)
-    ||  (correlation && (!*correlation || strlen (correlation) > 128)))
-        return chorus__fail (CHORUS_EINVAL);
+        return s_failf (self, CHORUS_ESTATE, "send: the node has not started");
+    const char *why = !chorus__valid_name (service, 64)?
+                          "a service name is 1 to 64 printable ASCII characters without spaces":
+                      !chorus__valid_name (command, 128)?
+                          "a command name is 1 to 128 printable ASCII characters without spaces":
+                      !handler? "no reply handler":
+                      timeout_ms < 0? "a negative timeout":
+                      idempotency && strlen (idempotency) > 256?
+                          "an idempotency key is at most 256 characters":
+                      correlation && (!*correlation || strlen (correlation) > 128)?
+                          "a correlation id is 1 to 128 characters": NULL;
+    if (why)
+        return s_failf (self, CHORUS_EINVAL, "send: %s", why);
     if (size > CHORUS_MSG_MAX_PAYLOAD)
-        return chorus__fail (CHORUS_ETOOBIG);
+        return s_failf (self, CHORUS_ETOOBIG, "send: a payload is at most CHORUS_PAYLOAD_MAX "
+                        "(1 MiB)");
     char id [33];
     chorus__new_id (id);
     uint64_t now = chorus__now ();
@@ -1159,7 +1266,7 @@ chorus_node_dispatch (chorus_node_t *self)
 {
     assert (self);
     if (!self->work)
-        return chorus__fail (CHORUS_ESTATE);
+        return s_failf (self, CHORUS_ESTATE, "dispatch: the node has not started");
     int ran = 0;
     if (self->unrun) {
         zmsg_t *batch = self->unrun;
@@ -1170,14 +1277,14 @@ chorus_node_dispatch (chorus_node_t *self)
     if (self->store && chorus_store_damaged (self->store)) {
         char damage [512];
         chorus_store_damage (self->store, damage, sizeof (damage));
+        char text [1536];
+        snprintf (text, sizeof (text), "store %s is %s; the node stops. 'chorus store check %s' "
+                  "shows what the store holds, and 'chorus store repair %s' recovers what can "
+                  "be recovered", self->store_dir, damage, self->store_dir, self->store_dir);
         if (!self->damage_reported)
-            chorus__log (CHORUS_LOG_ERROR,
-                         "chorus: store %s is %s; the node stops. 'chorus store check %s' shows "
-                         "what the store holds, and 'chorus store repair %s' recovers what can "
-                         "be recovered", self->store_dir, damage, self->store_dir,
-                         self->store_dir);
+            chorus__log (CHORUS_LOG_ERROR, "chorus: %s", text);
         self->damage_reported = true;
-        return chorus__fail (CHORUS_ECORRUPT);
+        return s_failf (self, CHORUS_ECORRUPT, "%s", text);
     }
     zmsg_t *work;
     while (!self->unrun && !s_stopping (self) && (work = chorus__recv_ready (self->work))) {
@@ -1307,7 +1414,7 @@ chorus_node_fd (chorus_node_t *self)
 {
     assert (self);
     if (!self->work)
-        return chorus__fail (CHORUS_ESTATE);
+        return s_failf (self, CHORUS_ESTATE, "fd: the node has not started");
     return zsock_fd (self->work);
 }
 
@@ -1316,7 +1423,7 @@ chorus_node_run (chorus_node_t *self, int timeout_ms)
 {
     assert (self);
     if (!self->work)
-        return chorus__fail (CHORUS_ESTATE);
+        return s_failf (self, CHORUS_ESTATE, "run: the node has not started");
     int64_t end = timeout_ms < 0? -1: zclock_mono () + timeout_ms;
     zpoller_t *poller = zpoller_new (self->work, NULL);
     int rc = 0;
@@ -1330,11 +1437,11 @@ chorus_node_run (chorus_node_t *self, int timeout_ms)
         //  A signal that is not an interrupt (SIGHUP, which the tools take
         //  as "read the trust directory again") ends the wait, not the run
         if (zsys_interrupted || (zpoller_terminated (poller) && zmq_errno () != EINTR)) {
-            rc = chorus__fail (CHORUS_EINTERRUPTED);
+            rc = s_failf (self, CHORUS_EINTERRUPTED, "run: interrupted by a signal");
             break;
         }
-        if (chorus_node_dispatch (self) == -1 && chorus_errno () == CHORUS_ECORRUPT) {
-            rc = -1;
+        if (chorus_node_dispatch (self) == CHORUS_ECORRUPT) {
+            rc = CHORUS_ECORRUPT;   //  dispatch recorded it
             break;
         }
     }
@@ -1371,7 +1478,7 @@ chorus_node_peers (chorus_node_t *self, chorus_peer_fn *fn, void *arg)
 {
     assert (self);
     if (!self->actor)
-        return chorus__fail (CHORUS_ESTATE);
+        return s_failf (self, CHORUS_ESTATE, "peers: the node has not started");
     zmsg_t *reply = s_ask (self, "PEERS");
     int count = 0;
     while (reply && zmsg_size (reply) >= 9) {
@@ -1397,7 +1504,7 @@ chorus_node_pending (chorus_node_t *self, chorus_pending_fn *fn, void *arg)
 {
     assert (self);
     if (!self->actor)
-        return chorus__fail (CHORUS_ESTATE);
+        return s_failf (self, CHORUS_ESTATE, "pending: the node has not started");
     zmsg_t *reply = s_ask (self, "PENDING");
     int count = 0;
     while (reply && zmsg_size (reply) >= 3) {
@@ -1420,7 +1527,7 @@ chorus_node_unacked (chorus_node_t *self)
 {
     assert (self);
     if (!self->actor)
-        return chorus__fail (CHORUS_ESTATE);
+        return s_failf (self, CHORUS_ESTATE, "unacked: the node has not started");
     uint64_t value = 0;
     zsock_send (self->actor, "s", "UNACKED");
     zsock_recv (self->actor, "8", &value);

@@ -185,12 +185,16 @@ int
 chorus_payload_from_json (const char *json, size_t length, size_t max_size, void **data,
                           size_t *size, char *error, size_t error_size)
 {
-    if (error && error_size)
-        error [0] = 0;
+    //  The reason is also the failure's detail (chorus_node_error (NULL))
+    char reason [256];
+    if (!error || error_size == 0) {
+        error = reason;
+        error_size = sizeof (reason);
+    }
+    error [0] = 0;
     if (!data || !size) {
         s_error (error, error_size, "no place for the payload");
-        chorus__fail (CHORUS_EINVAL);
-        return CHORUS_EINVAL;
+        return chorus__failf (CHORUS_EINVAL, "%s", error);
     }
     *data = NULL;
     *size = 0;
@@ -203,8 +207,7 @@ chorus_payload_from_json (const char *json, size_t length, size_t max_size, void
     if (!root) {
         s_error (error, error_size, "line %d column %d: %s", parse_error.line,
                  parse_error.column, parse_error.text);
-        chorus__fail (CHORUS_EINVAL);
-        return CHORUS_EINVAL;
+        return chorus__failf (CHORUS_EINVAL, "%s", error);
     }
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
@@ -215,7 +218,7 @@ chorus_payload_from_json (const char *json, size_t length, size_t max_size, void
         *data = msgpack_sbuffer_release (&buffer);
     }
     else
-        chorus__fail (rc);
+        chorus__failf (rc, "%s", error);
     msgpack_sbuffer_destroy (&buffer);
     return rc;
 }
@@ -490,12 +493,16 @@ int
 chorus_payload_to_json (const void *data, size_t size, int flags, char **json, char *error,
                         size_t error_size)
 {
-    if (error && error_size)
-        error [0] = 0;
+    //  The reason is also the failure's detail (chorus_node_error (NULL))
+    char reason [256];
+    if (!error || error_size == 0) {
+        error = reason;
+        error_size = sizeof (reason);
+    }
+    error [0] = 0;
     if (!json) {
         s_error (error, error_size, "no place for the text");
-        chorus__fail (CHORUS_EINVAL);
-        return CHORUS_EINVAL;
+        return chorus__failf (CHORUS_EINVAL, "%s", error);
     }
     *json = NULL;
     int rc;
@@ -504,21 +511,18 @@ chorus_payload_to_json (const void *data, size_t size, int flags, char **json, c
         //  Raw bytes of a program outside the convention, shown whole
         root = s_bin_object (NULL, 0, data? (const char *) data: "", data? size: 0);
         rc = CHORUS_ENOMEM;
-        if (error && error_size)
-            error [0] = 0;
+        error [0] = 0;
     }
     if (!root) {
         if (rc == CHORUS_ENOMEM)
             s_error (error, error_size, "out of memory");
-        chorus__fail (rc);
-        return rc;
+        return chorus__failf (rc, "%s", error);
     }
     *json = s_dump (root, flags);
     json_decref (root);
     if (!*json) {
         s_error (error, error_size, "out of memory");
-        chorus__fail (CHORUS_ENOMEM);
-        return CHORUS_ENOMEM;
+        return chorus__failf (CHORUS_ENOMEM, "%s", error);
     }
     return 0;
 }

@@ -10,10 +10,18 @@
 
 #include <pthread.h>
 
-//  Records the error of the last failed call in this thread; returns -1
-//  so that callers can write `return chorus__fail (CHORUS_EINVAL);`.
+//  Records the error of the last failed call in this thread and returns
+//  the code, so that callers can write `return chorus__fail (CHORUS_EINVAL);`.
+//  Its detail is the error logged just before, if any, else "".
 int
     chorus__fail (int code);
+//  The same, with the detail given (not logged: for refused arguments)
+int
+    chorus__failf (int code, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+//  The detail of this thread's last failure, "" if it had none
+const char *
+    chorus__detail (void);
 //  A message of the library, to the log handler or stderr; an error's text
 //  is also the detail chorus_node_error gives for the failure that follows
 void

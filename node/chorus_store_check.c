@@ -135,43 +135,57 @@ s_group_line (const char *group, const chorus_store_group_t *record, void *arg)
     return 0;
 }
 
+//  A failure of check or repair: the reason is the report's line, and the
+//  detail of the failure too
+static int
+s_fail (char **report, int code, const char *reason)
+{
+    s_say (report, "%s", reason);
+    return chorus__failf (code, "%s", reason);
+}
+
 int
 chorus_store_check_dir (const char *dir, char **report)
 {
-    *report = NULL;
+    if (report)
+        *report = NULL;
+    if (!dir || !report)
+        return chorus__failf (CHORUS_EINVAL, "store check: %s", dir? "no place for the report":
+                              "no directory given");
     char error [1536];
     chorus_store_kind_t kind;
     chorus_store_t *store = chorus_store_inspect (dir, false, error, sizeof (error), &kind);
-    if (!store) {
-        s_say (report, "%s", error);
-        return chorus__fail (s_kind_errno (kind));
-    }
+    if (!store)
+        return s_fail (report, s_kind_errno (kind), error);
     s_say (report, "store: %s", dir);
     int rc = s_describe (store, report);
     if (chorus_store_group_each (store, s_group_line, report) == -1) {
         s_say (report, "DAMAGED: %s", chorus_store_error (store));
         rc = -1;
     }
-    s_say (report, rc? "result: damaged; 'chorus store repair %s' recovers what can be": 
+    s_say (report, rc? "result: damaged; 'chorus store repair %s' recovers what can be":
            "result: sound", dir);
     chorus_store_destroy (&store);
-    return rc? chorus__fail (CHORUS_ECORRUPT): 0;
+    return rc? chorus__failf (CHORUS_ECORRUPT, "store %s is damaged; 'chorus store repair %s' "
+                              "recovers what can be", dir, dir): 0;
 }
 
 int
 chorus_store_repair_dir (const char *dir, char **report)
 {
-    *report = NULL;
+    if (report)
+        *report = NULL;
+    if (!dir || !report)
+        return chorus__failf (CHORUS_EINVAL, "store repair: %s", dir? "no place for the report":
+                              "no directory given");
     char error [1536];
     chorus_store_kind_t kind;
     //  What it held before, as far as it can be read
     uint64_t head_before = 0, events_before = 0;
     bool known_before = false;
     chorus_store_t *store = chorus_store_inspect (dir, false, error, sizeof (error), &kind);
-    if (!store && kind != CHORUS_STORE_DAMAGED) {
-        s_say (report, "%s", error);
-        return chorus__fail (CHORUS_ESTORE);
-    }
+    if (!store && kind != CHORUS_STORE_DAMAGED)
+        return s_fail (report, CHORUS_ESTORE, error);
     if (store) {
         uint64_t missing_from, missing_to;
         chorus_store_clean (store, &missing_from, &missing_to);
@@ -183,14 +197,14 @@ chorus_store_repair_dir (const char *dir, char **report)
     s_say (report, "store: %s", dir);
     s_say (report, "before: %s", known_before? "readable": error);
     kind = chorus_store_repair_db (dir, error, sizeof (error));
-    if (kind != CHORUS_STORE_OK) {
-        s_say (report, "%s", error);
-        return chorus__fail (s_kind_errno (kind));
-    }
+    if (kind != CHORUS_STORE_OK)
+        return s_fail (report, s_kind_errno (kind), error);
     store = chorus_store_inspect (dir, true, error, sizeof (error), &kind);
     if (!store) {
-        s_say (report, "after LevelDB's repair the store still cannot be used: %s", error);
-        return chorus__fail (s_kind_errno (kind));
+        char reason [1600];
+        snprintf (reason, sizeof (reason), "after LevelDB's repair the store still cannot be "
+                  "used: %s", error);
+        return s_fail (report, s_kind_errno (kind), reason);
     }
     //  What is missing now is lost: the tail a clean stop had, and holes
     uint64_t missing_from, missing_to;
@@ -205,10 +219,11 @@ chorus_store_repair_dir (const char *dir, char **report)
     }
     chorus_store_census_t census;
     if (rc == 0 && chorus_store_census (store, &census) == -1) {
-        s_say (report, "after LevelDB's repair the store still reads damaged: %s",
-               chorus_store_error (store));
+        char reason [1600];
+        snprintf (reason, sizeof (reason), "after LevelDB's repair the store still reads "
+                  "damaged: %s", chorus_store_error (store));
         chorus_store_destroy (&store);
-        return chorus__fail (CHORUS_ECORRUPT);
+        return s_fail (report, CHORUS_ECORRUPT, reason);
     }
     for (size_t i = 0; rc == 0 && i < census.holes; i++) {
         rc = chorus_store_accept_loss (store, census.hole [i].from, census.hole [i].to);
@@ -236,9 +251,11 @@ chorus_store_repair_dir (const char *dir, char **report)
     if (rc == 0)
         rc = chorus_store_finish_repair (store);
     if (rc) {
-        s_say (report, "cannot record the repair: %s", chorus_store_error (store));
+        char reason [1600];
+        snprintf (reason, sizeof (reason), "cannot record the repair: %s",
+                  chorus_store_error (store));
         chorus_store_destroy (&store);
-        return chorus__fail (CHORUS_ESTORE);
+        return s_fail (report, CHORUS_ESTORE, reason);
     }
     if (!clean && !missing_to)
         s_say (report, "note: the store was not stopped cleanly before; events at the tail of "

@@ -52,9 +52,11 @@ int
 chorus_reply_set_payload (chorus_reply_t *self, const void *data, size_t size)
 {
     if (!self->msg)
-        return chorus__fail (CHORUS_ESTATE);
+        return chorus__failf (CHORUS_ESTATE, "reply_set_payload: a reply reporting a local "
+                              "failure has no payload");
     if (size > CHORUS_MSG_MAX_PAYLOAD)
-        return chorus__fail (CHORUS_ETOOBIG);
+        return chorus__failf (CHORUS_ETOOBIG, "reply_set_payload: %zu bytes; a payload is at "
+                              "most CHORUS_PAYLOAD_MAX (1 MiB)", size);
     chorus_msg_set_payload (self->msg, data? data: "", size);
     return 0;
 }

@@ -947,24 +947,44 @@ chorus_msg_set_routing_id (chorus_msg_t *self, zframe_t *routing_id)
     self->routing_id = routing_id? zframe_dup (routing_id): NULL;
 }
 
-void
-chorus_msg_print (chorus_msg_t *self)
+//  Appends a name=value to the text, which it replaces
+static void
+s_describe_add (char **text, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
+
+static void
+s_describe_add (char **text, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    char *part = zsys_vprintf (format, args);
+    va_end (args);
+    char *joined = zsys_sprintf ("%s %s", *text, part? part: "");
+    zstr_free (&part);
+    if (joined) {
+        zstr_free (text);
+        *text = joined;
+    }
+}
+
+char *
+chorus_msg_describe (chorus_msg_t *self)
 {
     assert (self);
     const s_type_t *layout = &s_types [self->type];
-    zsys_debug ("chorus_msg: %s id=%s", layout->name, self->str [F_ID]? self->str [F_ID]: "-");
-    for (size_t i = 0; i < layout->count; i++) {
+    char *text = zsys_sprintf ("%s id=%s", layout->name, self->str [F_ID]? self->str [F_ID]: "-");
+    for (size_t i = 0; text && i < layout->count; i++) {
         int id = layout->slots [i].id;
         const s_field_t *field = &s_fields [id];
         if (field->kind == T_STR || field->kind == T_NAME)
-            zsys_debug ("    %s=%s", field->name, self->str [id]? self->str [id]: "(nil)");
+            s_describe_add (&text, "%s=%s", field->name, self->str [id]? self->str [id]: "(nil)");
         else
         if (field->kind == T_UINT || field->kind == T_BOOL)
-            zsys_debug ("    %s=%" PRIu64, field->name, S_NUM (self, id));
+            s_describe_add (&text, "%s=%" PRIu64, field->name, S_NUM (self, id));
         else
         if (field->kind == T_BIN)
-            zsys_debug ("    %s=%zu bytes", field->name, self->payload_size);
+            s_describe_add (&text, "%s=%zu bytes", field->name, self->payload_size);
     }
+    return text;
 }
 
 //  --------------------------------------------------------------------------

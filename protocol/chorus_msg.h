@@ -135,9 +135,11 @@ const char *
 int
     chorus_msg_source_fd (chorus_msg_t *self);
 
-//  Print the message to stderr, for debugging
-void
-    chorus_msg_print (chorus_msg_t *self);
+//  The message in one line of text, for debugging: its type, then each
+//  field as name=value. The caller frees it, and logs it where it logs
+//  (the codec prints nothing itself).
+char *
+    chorus_msg_describe (chorus_msg_t *self);
 
 //  String fields. Getters return NULL when the field is absent; setters
 //  copy, and NULL makes an optional field absent.

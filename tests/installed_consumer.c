@@ -48,11 +48,11 @@ main (void)
         return 1;
     chorus_node_t *echo = chorus_node_new ("echo");
     chorus_node_handle (echo, "echo", s_on_echo, NULL);
-    if (chorus_node_fd (echo) != -1 || chorus_node_start (echo))
+    if (chorus_node_fd (echo) != CHORUS_ESTATE || chorus_node_start (echo) < 0)
         return 2;
     chorus_node_t *caller = chorus_node_new ("caller");
     chorus_node_add_seed (caller, chorus_node_endpoint (echo));
-    if (chorus_node_start (caller))
+    if (chorus_node_start (caller) < 0)
         return 3;
     int answered = 0;
     chorus_node_send (caller, "echo", "echo", "hello", 5, 10000, s_on_reply, &answered);

@@ -83,7 +83,8 @@ CHORUS_NODE_TESTS = \
     tests/test_tracing_links_causes \
     tests/test_flush_hook_groups_writes \
     tests/test_secure_mesh \
-    tests/test_handlers_answer_later
+    tests/test_handlers_answer_later \
+    tests/test_failures_say_why
 check_PROGRAMS += $(CHORUS_NODE_TESTS)
 TESTS += $(CHORUS_NODE_TESTS) tests/test_beacon_discovery.sh tests/test_shell_bridge.sh \
     tests/test_shell_bridge_runs_handlers_at_once.sh \
@@ -110,6 +111,7 @@ tests_test_tracing_links_causes_LDADD = $(TEST_LIBS)
 tests_test_flush_hook_groups_writes_LDADD = $(TEST_LIBS)
 tests_test_secure_mesh_LDADD = $(TEST_LIBS)
 tests_test_handlers_answer_later_LDADD = $(TEST_LIBS)
+tests_test_failures_say_why_LDADD = $(TEST_LIBS)
 
 #   Processes killed and restarted
 check_PROGRAMS += tests/test_instance_killed_midstream tests/test_publisher_crash_keeps_events tests/test_command_survives_instance_kill \

@@ -74,14 +74,14 @@ s_call (chorus_node_t *node, const char *target, int index)
     const char *dot = strchr (target, '.');
     if (!dot || dot - target > 64) {
         fprintf (stderr, "node_helper: --call wants SERVICE.COMMAND, not %s\n", target);
-        return -1;
+        return CHORUS_EINVAL;
     }
     snprintf (service, sizeof (service), "%.*s", (int) (dot - target), target);
     //  The key names the reply in the log; the reply handler frees it
     char *key = zsys_sprintf ("call-%d", index);
     int rc = chorus_node_send_traced (node, service, dot + 1, key, strlen (key), 0, key, NULL,
                                       s_on_reply, key);
-    if (rc)
+    if (rc < 0)
         free (key);
     return rc;
 }
@@ -134,9 +134,10 @@ main (int argc, char **argv)
     }
     node = chorus_node_new (service);
     //  Before the seeds: a secure node's seeds carry keys it must resolve
-    if ((cert || trust) && chorus_node_set_security (node, cert, trust)) {
-        fprintf (stderr, "node_helper: cannot secure the node: %s\n",
-                 chorus_strerror (chorus_errno ()));
+    int rc = cert || trust? chorus_node_set_security (node, cert, trust): 0;
+    if (rc < 0) {
+        fprintf (stderr, "node_helper: cannot secure the node: %s: %s\n", chorus_strerror (rc),
+                 chorus_node_error (node));
         for (char *item = (char *) zlist_first (deferred); item;
              item = (char *) zlist_next (deferred))
             free (item);
@@ -167,8 +168,10 @@ main (int argc, char **argv)
         free (item);
     }
     zlist_destroy (&deferred);
-    if (chorus_node_start (node)) {
-        fprintf (stderr, "node_helper: cannot start: %s\n", chorus_strerror (chorus_errno ()));
+    rc = chorus_node_start (node);
+    if (rc < 0) {
+        fprintf (stderr, "node_helper: cannot start: %s: %s\n", chorus_strerror (rc),
+                 chorus_node_error (node));
         chorus_node_destroy (&node);
         zlist_destroy (&calls);
         return 1;
@@ -185,8 +188,10 @@ main (int argc, char **argv)
         for (int i = 0; i < publish; i++) {
             char key [32];
             snprintf (key, sizeof (key), "key-%d", keys? i % keys: i);
-            if (chorus_node_publish (node, topic, key, payload, (size_t) size)) {
-                fprintf (stderr, "node_helper: publish: %s\n", chorus_strerror (chorus_errno ()));
+            rc = chorus_node_publish (node, topic, key, payload, (size_t) size);
+            if (rc < 0) {
+                fprintf (stderr, "node_helper: publish: %s: %s\n", chorus_strerror (rc),
+                         chorus_node_error (node));
                 //  Not exit with the node running: czmq's exit handler would
                 //  close its sockets under its thread
                 chorus_node_destroy (&node);
@@ -203,9 +208,9 @@ main (int argc, char **argv)
     int index = 0;
     for (const char *target = (const char *) zlist_first (calls); target;
          target = (const char *) zlist_next (calls))
-        if (s_call (node, target, ++index)) {
-            fprintf (stderr, "node_helper: call %s: %s\n", target,
-                     chorus_strerror (chorus_errno ()));
+        if ((rc = s_call (node, target, ++index)) < 0) {
+            fprintf (stderr, "node_helper: call %s: %s: %s\n", target, chorus_strerror (rc),
+                     chorus_node_error (node));
             chorus_node_destroy (&node);
             zlist_destroy (&calls);
             return 1;

@@ -190,6 +190,17 @@ main (void)
     ok (chorus_msg_new (0) == NULL && chorus_msg_new (CHORUS_MSG_TYPES + 1) == NULL,
         "no message of an unknown type can be made");
     is_str (chorus_msg_type_name (CHORUS_MSG_EVENT_ACK), "EVENT-ACK", "type names follow the spec");
+    chorus_msg_t *event = chorus_msg_new (CHORUS_MSG_EVENT);
+    chorus_msg_set_id (event, "e-1");
+    chorus_msg_set_topic (event, "order.placed");
+    chorus_msg_set_seq (event, 42);
+    chorus_msg_set_payload (event, "{}", 2);
+    char *text = chorus_msg_describe (event);
+    ok (text && strncmp (text, "EVENT id=e-1 ", 13) == 0 && strstr (text, " topic=order.placed")
+        && strstr (text, " seq=42") && strstr (text, "=2 bytes") && !strchr (text, '\n'),
+        "a message describes itself in one line, for the caller to log: %s", text);
+    zstr_free (&text);
+    chorus_msg_destroy (&event);
     s_check_encode_refuses ();
     s_check_sockets ();
     return done_testing ();

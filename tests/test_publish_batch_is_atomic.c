@@ -49,7 +49,7 @@ static chorus_node_t *
 s_publisher (const char *store, const char *seed)
 {
     chorus_node_t *node = test_node ("shop", store, seed);
-    is_int (chorus_node_set_durability (node, (chorus_durability_t) 7), -1,
+    is_int (chorus_node_set_durability (node, (chorus_durability_t) 7), CHORUS_EINVAL,
             "an unknown durability is refused");
     is_int (chorus_node_set_durability (node, CHORUS_DURABLE_FSYNC), 0, "fsync'd durability");
     chorus_node_start (node);
@@ -87,7 +87,8 @@ main (void)
     diag ("in %" PRId64 " ms", zclock_mono () - start);
     ok (strlen (events [0].id) == 32 && strlen (events [BIG - 1].id) == 32
         && strcmp (events [0].id, events [1].id), "each got a fresh id");
-    is_int (chorus_node_publish_batch (publisher, events, BIG + 1), -1, "one more is refused");
+    is_int (chorus_node_publish_batch (publisher, events, BIG + 1), CHORUS_EINVAL,
+            "one more is refused");
     is_int (chorus_errno (), CHORUS_EINVAL, "as an invalid argument");
 
     //  All or nothing: a bad id in the middle stores none of the batch
@@ -96,8 +97,11 @@ main (void)
     for (int i = 0; i < 3; i++)
         bad [i].topic = "shop.sold";
     strcpy (bad [1].id, "a/b");
-    is_int (chorus_node_publish_batch (publisher, bad, 3), -1, "a batch with a bad id fails");
+    is_int (chorus_node_publish_batch (publisher, bad, 3), CHORUS_EINVAL,
+            "a batch with a bad id fails");
     is_int (chorus_errno (), CHORUS_EINVAL, "as an invalid argument");
+    ok (strstr (chorus_node_error (publisher), "event 1 of the batch") != NULL,
+        "naming the event: %s", chorus_node_error (publisher));
 
     //  Own ids: stored once, even twice in one batch
     chorus_publication_t own [3];

@@ -50,10 +50,10 @@ ok $? "chorus-coordinator --help names --cert, --trust, their variables and ENDP
 "$chorus" --help | grep -q '^  keygen '; ok $? "chorus --help lists keygen"
 "$chorus" help keygen | grep -q -- "--show FILE"; ok $? "chorus help keygen shows its help"
 err=$(CHORUS_MESH='two words' "$chorus" peers --wait 0 2>&1 >/dev/null); rc=$?
-[ $rc -eq 1 ] && echo "$err" | grep -q "CHORUS_MESH 'two words' is not a mesh name"
-ok $? "a bad CHORUS_MESH is refused, named: $err"
+[ $rc -eq 1 ] && echo "$err" | grep -q "bad CHORUS_MESH: invalid argument: 'two words' is not a mesh name"
+ok $? "a bad CHORUS_MESH is refused, named, with the library's code and reason: $err"
 err=$("$chorus" send svc cmd --mesh 'a b' 2>&1 >/dev/null); rc=$?
-[ $rc -eq 1 ] && echo "$err" | grep -q -- "--mesh 'a b' is not a mesh name"
+[ $rc -eq 1 ] && echo "$err" | grep -q -- "bad --mesh: invalid argument: 'a b' is not a mesh name"
 ok $? "a bad --mesh is refused, named: $err"
 err=$("$chorus" frobnicate 2>&1 >/dev/null); rc=$?
 [ $rc -eq 2 ]; ok $? "chorus refuses an unknown subcommand with exit 2"

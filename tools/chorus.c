@@ -85,6 +85,20 @@ s_catch_hangup (void)
     sigaction (SIGHUP, &action, NULL);
 }
 
+//  The library's messages. An error is the reason a call failed, which
+//  the subcommand prints itself with what it was doing (chorus_cli_failed):
+//  shown here too, it would be said twice. The rest goes where czmq logs.
+static void
+s_on_library_log (chorus_log_level_t level, const char *message, void *arg)
+{
+    (void) arg;
+    if (level == CHORUS_LOG_WARNING)
+        zsys_warning ("%s", message);
+    else
+    if (level == CHORUS_LOG_DEBUG)
+        zsys_debug ("%s", message);
+}
+
 static const s_subcommand_t *
 s_lookup (const char *name)
 {
@@ -147,6 +161,7 @@ main (int argc, char **argv)
     s_catch_hangup ();
     //  stdout carries data (JSON lines, replies); czmq's log goes elsewhere
     zsys_set_logstream (stderr);
+    chorus_set_log (s_on_library_log, NULL);
     const char *name = argv [optind];
     if (strcmp (name, "help") == 0)
         return s_help (argc - optind, argv + optind);

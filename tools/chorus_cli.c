@@ -54,6 +54,18 @@ chorus_cli_error (chorus_cli_t *self, const char *format, ...)
     va_end (args);
 }
 
+void
+chorus_cli_failed (chorus_cli_t *self, chorus_node_t *node, int code, const char *format, ...)
+{
+    fprintf (stderr, "chorus %s: ", self->name);
+    va_list args;
+    va_start (args, format);
+    vfprintf (stderr, format, args);
+    va_end (args);
+    const char *detail = chorus_node_error (node);
+    fprintf (stderr, ": %s%s%s\n", chorus_strerror (code), *detail? ": ": "", detail);
+}
+
 int
 chorus_cli_usage_error (chorus_cli_t *self, const char *format, ...)
 {
@@ -320,18 +332,18 @@ s_add_seeds (chorus_cli_t *self, chorus_node_t *node)
     int rc = copy? 0: -1;
     char *state = NULL;
     for (char *seed = strtok_r (copy, ", \t", &state); seed && rc == 0;
-         seed = strtok_r (NULL, ", \t", &state))
-        if (chorus_node_add_seed (node, seed)) {
-            chorus_cli_error (self, "bad seed '%s' in CHORUS_SEEDS: %s", seed,
-                              chorus_strerror (chorus_errno ()));
-            rc = -1;
-        }
+         seed = strtok_r (NULL, ", \t", &state)) {
+        rc = chorus_node_add_seed (node, seed);
+        if (rc < 0)
+            chorus_cli_failed (self, node, rc, "bad seed '%s' in CHORUS_SEEDS", seed);
+    }
     free (copy);
-    for (char *seed = zlist_first (self->seeds); seed && rc == 0; seed = zlist_next (self->seeds))
-        if (chorus_node_add_seed (node, seed)) {
-            chorus_cli_error (self, "bad --seed '%s': %s", seed, chorus_strerror (chorus_errno ()));
-            rc = -1;
-        }
+    for (char *seed = zlist_first (self->seeds); seed && rc == 0;
+         seed = zlist_next (self->seeds)) {
+        rc = chorus_node_add_seed (node, seed);
+        if (rc < 0)
+            chorus_cli_failed (self, node, rc, "bad --seed '%s'", seed);
+    }
     return rc;
 }
 
@@ -339,27 +351,27 @@ static int
 s_configure (chorus_cli_t *self, chorus_node_t *node, const char *store_name)
 {
     //  First: a seed may be named by a certificate in the trust directory
-    if (self->cert && chorus_node_set_security (node, self->cert, self->trust)) {
-        //  The library has said why on stderr
-        chorus_cli_error (self, "cannot make the node secure with certificate '%s' and "
-                          "trust directory '%s'", self->cert, self->trust);
-        return -1;
+    int rc = self->cert? chorus_node_set_security (node, self->cert, self->trust): 0;
+    if (rc < 0) {
+        chorus_cli_failed (self, node, rc, "cannot make the node secure with certificate '%s' "
+                           "and trust directory '%s'", self->cert, self->trust);
+        return rc;
     }
     const char *mesh = self->mesh? self->mesh: getenv ("CHORUS_MESH");
-    if (mesh && chorus_node_set_mesh (node, mesh)) {
-        chorus_cli_error (self, "%s '%s' is not a mesh name (1-64 printable ASCII "
-                          "characters, no spaces)", self->mesh? "--mesh": "CHORUS_MESH", mesh);
-        return -1;
+    rc = mesh? chorus_node_set_mesh (node, mesh): 0;
+    if (rc < 0) {
+        chorus_cli_failed (self, node, rc, "bad %s", self->mesh? "--mesh": "CHORUS_MESH");
+        return rc;
     }
-    if (self->listen && chorus_node_set_listen (node, self->listen)) {
-        chorus_cli_error (self, "bad --listen '%s': %s", self->listen,
-                          chorus_strerror (chorus_errno ()));
-        return -1;
+    rc = self->listen? chorus_node_set_listen (node, self->listen): 0;
+    if (rc < 0) {
+        chorus_cli_failed (self, node, rc, "bad --listen '%s'", self->listen);
+        return rc;
     }
-    if (self->beacon && chorus_node_set_beacon (node, self->beacon)) {
-        chorus_cli_error (self, "cannot use --beacon %d: %s", self->beacon,
-                          chorus_strerror (chorus_errno ()));
-        return -1;
+    rc = self->beacon? chorus_node_set_beacon (node, self->beacon): 0;
+    if (rc < 0) {
+        chorus_cli_failed (self, node, rc, "cannot use --beacon %d", self->beacon);
+        return rc;
     }
     if (self->verbose)
         chorus_node_set_verbose (node, true);
@@ -367,9 +379,9 @@ s_configure (chorus_cli_t *self, chorus_node_t *node, const char *store_name)
         return -1;
     bool failed;
     char *dir = s_store_dir (self, store_name, &failed);
-    if (dir && chorus_node_set_store (node, dir)) {
-        chorus_cli_error (self, "cannot use store '%s': %s", dir,
-                          chorus_strerror (chorus_errno ()));
+    rc = dir? chorus_node_set_store (node, dir): 0;
+    if (rc < 0) {
+        chorus_cli_failed (self, node, rc, "cannot use store '%s'", dir);
         failed = true;
     }
     zstr_free (&dir);
@@ -381,8 +393,7 @@ chorus_cli_node_new (chorus_cli_t *self, const char *service, const char *store_
 {
     chorus_node_t *node = chorus_node_new (service);
     if (!node) {
-        chorus_cli_error (self, "'%s' is not a valid service name "
-                          "(1-64 printable ASCII characters, no spaces)", service);
+        chorus_cli_failed (self, NULL, chorus_errno (), "cannot make a node");
         return NULL;
     }
     if (s_configure (self, node, store_name))
@@ -393,17 +404,16 @@ chorus_cli_node_new (chorus_cli_t *self, const char *service, const char *store_
 int
 chorus_cli_node_start (chorus_cli_t *self, chorus_node_t *node)
 {
-    if (chorus_node_start (node) == 0)
-        return 0;
-    //  The store has said why (in use, disk full, permission, damaged)
-    chorus_cli_error (self, "cannot start the node: %s", chorus_strerror (chorus_errno ()));
-    return -1;
+    int rc = chorus_node_start (node);
+    if (rc < 0)
+        chorus_cli_failed (self, node, rc, "cannot start the node");
+    return rc;
 }
 
 int
-chorus_cli_failure (void)
+chorus_cli_failure (int code)
 {
-    return chorus_errno () == CHORUS_ECORRUPT? CHORUS_CLI_DAMAGED: CHORUS_CLI_FAILED;
+    return code == CHORUS_ECORRUPT? CHORUS_CLI_DAMAGED: CHORUS_CLI_FAILED;
 }
 
 //  How long past its timeout we wait for the node to report a command's
@@ -483,18 +493,23 @@ chorus_cli_call (chorus_cli_t *self, chorus_node_t *node, const char *service,
     int rc = chorus_node_send_traced (node, service, command, data, size, timeout_ms,
                                       idempotency, correlation, s_on_call_reply, call);
     free (data);
-    if (rc) {
-        chorus_cli_error (self, "cannot send %s to %s: %s", command, service,
-                          chorus_strerror (chorus_errno ()));
+    if (rc < 0) {
+        chorus_cli_failed (self, node, rc, "cannot send %s to %s", command, service);
         free (call);
         return CHORUS_CLI_FAILED;
     }
     int64_t give_up = zclock_mono () + timeout_ms + S_CALL_GRACE_MS;
     int status = CHORUS_CLI_CONTINUE;
     while (!call->replied && status == CHORUS_CLI_CONTINUE) {
-        if (chorus_node_run (node, 200) == -1) {
+        rc = chorus_node_run (node, 200);
+        if (rc == CHORUS_EINTERRUPTED) {
             chorus_cli_error (self, "interrupted before %s replied", service);
             status = CHORUS_CLI_INTERRUPTED;
+        }
+        else
+        if (rc < 0) {
+            chorus_cli_failed (self, node, rc, "while waiting for %s to reply", service);
+            status = chorus_cli_failure (rc);
         }
         else
         if (!call->replied && zclock_mono () >= give_up) {

@@ -104,6 +104,14 @@ int
 void
     chorus_cli_error (chorus_cli_t *self, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
+//  Print "chorus NAME: ...: WHY: DETAIL" for a libchorus call that failed
+//  with code: WHY is chorus_strerror (code), DETAIL chorus_node_error
+//  (node) when it says more (node NULL for a call without one). The
+//  library logs no errors of its own in the tool (see chorus.c): this is
+//  where the reason of a failure is shown.
+void
+    chorus_cli_failed (chorus_cli_t *self, chorus_node_t *node, int code, const char *format,
+                       ...) __attribute__ ((format (printf, 4, 5)));
 //  As chorus_cli_error, pointing at --help; returns CHORUS_CLI_USAGE
 int
     chorus_cli_usage_error (chorus_cli_t *self, const char *format, ...)
@@ -135,9 +143,13 @@ int
 //  a temporary one. Returns NULL after a message.
 chorus_node_t *
     chorus_cli_node_new (chorus_cli_t *self, const char *service, const char *store_name);
-//  Start the node; 0, or -1 after a message
+//  Start the node; 0, or the library's code after a message
 int
     chorus_cli_node_start (chorus_cli_t *self, chorus_node_t *node);
+//  The exit status for a node that failed with code: CHORUS_CLI_DAMAGED
+//  for a damaged store, else CHORUS_CLI_FAILED
+int
+    chorus_cli_failure (int code);
 //  A store directory name from a subcommand and a service or topic, with
 //  every character that is not safe in a file name replaced; free it
 char *
@@ -304,7 +316,8 @@ int
                          void *arg);
 //  Dispatch the node and run the jobs its handlers add until interrupted;
 //  the jobs running then finish, those not started end unrun. Returns
-//  0, -1 when interrupted, -2 when the node's store is damaged.
+//  0, -1 when interrupted, -2 when the node's store is damaged (the node's
+//  chorus_node_error says how).
 int
     chorus_cli_pool_run (chorus_cli_pool_t *self, chorus_node_t *node);
 
@@ -335,11 +348,6 @@ size_t
 
 //  The subcommands; each takes the arguments after "chorus" and returns
 //  the exit status
-
-//  The exit status for the node call that just failed: CHORUS_CLI_DAMAGED
-//  when its store is damaged, else CHORUS_CLI_FAILED
-int
-    chorus_cli_failure (void);
 
 int chorus_cmd_publish (int argc, char **argv);
 int chorus_cmd_send (int argc, char **argv);

@@ -451,8 +451,7 @@ chorus_cli_pool_run (chorus_cli_pool_t *self, chorus_node_t *node)
             if (worker->child)
                 s_service (self, worker, items + first [index], first [index + 1] - first [index]);
         }
-        if (!self->stopping && chorus_node_dispatch (node) == -1
-            && chorus_errno () == CHORUS_ECORRUPT) {
+        if (!self->stopping && chorus_node_dispatch (node) == CHORUS_ECORRUPT) {
             self->stopping = true;
             rc = -2;
             s_drop_queue (self);

@@ -300,9 +300,14 @@ s_wait (s_flow_t *self, const char *id, int64_t deadline)
             rc = S_STILL_RUNNING;
         }
         else
-        if (chorus_node_run (self->node, S_POLL_MS) == -1) {
+        if ((rc = chorus_node_run (self->node, S_POLL_MS)) == CHORUS_EINTERRUPTED) {
             chorus_cli_error (&self->cli, "interrupted while %s was %s", id, state);
             rc = CHORUS_CLI_INTERRUPTED;
+        }
+        else
+        if (rc < 0) {
+            chorus_cli_failed (&self->cli, self->node, rc, "while %s was %s", id, state);
+            rc = chorus_cli_failure (rc);
         }
         else
             rc = CHORUS_CLI_CONTINUE;

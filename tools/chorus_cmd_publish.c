@@ -74,6 +74,7 @@ typedef struct {
     size_t size;                    //  bytes in data
     chorus_node_t *node;            //  our node
     size_t published;               //  events published so far
+    int failure;                    //  the library's code of the last failed publish
     zlist_t *groups;                //  names of the groups the events were due to
     s_batch_t batch;                //  with --lines: lines not yet published
 } s_publish_t;
@@ -223,9 +224,11 @@ static int
 s_publish (s_publish_t *self)
 {
     char id [33];
-    if (chorus_node_publish_traced (self->node, self->topic, self->key, self->data, self->size,
-                                    self->correlation, id)) {
-        chorus_cli_error (&self->cli, "cannot publish: %s", chorus_strerror (chorus_errno ()));
+    int rc = chorus_node_publish_traced (self->node, self->topic, self->key, self->data,
+                                         self->size, self->correlation, id);
+    if (rc < 0) {
+        chorus_cli_failed (&self->cli, self->node, rc, "cannot publish");
+        self->failure = rc;
         return -1;
     }
     s_published (self, id, self->key);
@@ -339,12 +342,14 @@ s_batch_publish (s_publish_t *self)
         batch->events [i].id [0] = 0;
     size_t done = batch->count;
     int rc = 0;
-    if (chorus_node_publish_batch (self->node, batch->events, batch->count))
+    if (chorus_node_publish_batch (self->node, batch->events, batch->count) < 0)
         for (done = 0; done < batch->count; done++) {
             batch->events [done].id [0] = 0;
-            if (chorus_node_publish_batch (self->node, &batch->events [done], 1)) {
-                chorus_cli_error (&self->cli, "line %zu: cannot publish: %s",
-                                  batch->lines [done], chorus_strerror (chorus_errno ()));
+            int code = chorus_node_publish_batch (self->node, &batch->events [done], 1);
+            if (code < 0) {
+                chorus_cli_failed (&self->cli, self->node, code, "line %zu: cannot publish",
+                                   batch->lines [done]);
+                self->failure = code;
                 rc = -1;
                 break;
             }
@@ -497,8 +502,8 @@ s_publish_stdin (s_publish_t *self)
         if (ready)
             chorus_node_dispatch (self->node);
         else
-        if (chorus_node_run (self->node, 50) == -1)
-            break;
+        if (chorus_node_run (self->node, 50) < 0)
+            break;      //  interrupted, or damage the next publish reports
     }
     //  Interrupted, or a read error after some lines: those are published
     if (s_batch_publish (self))
@@ -545,7 +550,8 @@ s_peer_set (chorus_node_t *node)
 }
 
 //  Until no peer has come or gone for settle_ms: the groups we must wait
-//  for are those of the peers we know. Returns -1 when interrupted.
+//  for are those of the peers we know. Returns 0, or the code of the run
+//  that failed (CHORUS_EINTERRUPTED when interrupted).
 static int
 s_settle (s_publish_t *self, int64_t deadline)
 {
@@ -553,10 +559,9 @@ s_settle (s_publish_t *self, int64_t deadline)
     int64_t stable_since = zclock_mono ();
     int rc = 0;
     while (zclock_mono () - stable_since < self->settle_ms && zclock_mono () < deadline) {
-        if (chorus_node_run (self->node, 50) == -1) {
-            rc = -1;
+        rc = chorus_node_run (self->node, 50);
+        if (rc < 0)
             break;
-        }
         char *now = s_peer_set (self->node);
         if (!seen || !now || strcmp (seen, now) != 0)
             stable_since = zclock_mono ();
@@ -598,8 +603,8 @@ s_wait_delivered (s_publish_t *self)
     while (true) {
         int64_t pending = chorus_node_unacked (self->node);
         if (pending < 0) {
-            chorus_cli_error (&self->cli, "cannot count pending deliveries: %s",
-                              chorus_strerror (chorus_errno ()));
+            chorus_cli_failed (&self->cli, self->node, (int) pending,
+                               "cannot count pending deliveries");
             return CHORUS_CLI_FAILED;
         }
         s_note_groups (self);
@@ -615,7 +620,12 @@ s_wait_delivered (s_publish_t *self)
             free (list.text);
             return S_PENDING;
         }
-        interrupted = chorus_node_run (self->node, 50) == -1;
+        int rc = chorus_node_run (self->node, 50);
+        if (rc < 0 && rc != CHORUS_EINTERRUPTED) {
+            chorus_cli_failed (&self->cli, self->node, rc, "stopped waiting for delivery");
+            return chorus_cli_failure (rc);
+        }
+        interrupted = rc == CHORUS_EINTERRUPTED;
     }
     if (zlist_size (self->groups) == 0 && self->published == 0)
         chorus_cli_error (&self->cli, "nothing to deliver");
@@ -651,19 +661,25 @@ s_run (s_publish_t *self)
     if (!self->node)
         return CHORUS_CLI_FAILED;
     chorus_node_set_durability (self->node, self->durability);
-    if (chorus_cli_node_start (&self->cli, self->node))
-        return chorus_cli_failure ();
+    int rc = chorus_cli_node_start (&self->cli, self->node);
+    if (rc < 0)
+        return chorus_cli_failure (rc);
     //  Meet the mesh before publishing: events go to the instances of a
     //  group known when they are sent, so a burst published at once would
     //  all go to the first instance met (durability does not depend on it)
-    if (s_settle (self, zclock_mono () + self->timeout_ms) == -1)
+    rc = s_settle (self, zclock_mono () + self->timeout_ms);
+    if (rc == CHORUS_EINTERRUPTED)
         return CHORUS_CLI_FAILED;
-    int rc = self->lines? s_publish_stdin (self): s_publish (self);
+    if (rc < 0) {
+        chorus_cli_failed (&self->cli, self->node, rc, "stopped before publishing");
+        return chorus_cli_failure (rc);
+    }
+    rc = self->lines? s_publish_stdin (self): s_publish (self);
     s_note_groups (self);
     if (self->cli.verbose)
         chorus_cli_error (&self->cli, "published %zu event%s", self->published,
                           self->published == 1? "": "s");
-    if (rc && chorus_errno () == CHORUS_ECORRUPT)
+    if (rc && self->failure == CHORUS_ECORRUPT)
         return CHORUS_CLI_DAMAGED;      //  the store is damaged: nothing more from it
     if (rc && self->published == 0)
         return CHORUS_CLI_FAILED;

@@ -160,20 +160,30 @@ static int
 s_run (s_send_t *self)
 {
     self->node = chorus_cli_node_new (&self->cli, "chorus-send", NULL);
-    if (!self->node || chorus_cli_node_start (&self->cli, self->node))
+    if (!self->node)
         return CHORUS_CLI_FAILED;
-    if (chorus_node_send_traced (self->node, self->service, self->command, self->data,
-                                 self->size, self->timeout_ms, self->idempotency,
-                                 self->correlation, s_on_reply, self)) {
-        chorus_cli_error (&self->cli, "cannot send %s to %s: %s", self->command, self->service,
-                          chorus_strerror (chorus_errno ()));
+    int rc = chorus_cli_node_start (&self->cli, self->node);
+    if (rc < 0)
+        return chorus_cli_failure (rc);
+    rc = chorus_node_send_traced (self->node, self->service, self->command, self->data,
+                                  self->size, self->timeout_ms, self->idempotency,
+                                  self->correlation, s_on_reply, self);
+    if (rc < 0) {
+        chorus_cli_failed (&self->cli, self->node, rc, "cannot send %s to %s", self->command,
+                           self->service);
         return CHORUS_CLI_FAILED;
     }
     int64_t give_up = zclock_mono () + self->timeout_ms + S_GRACE_MS;
     while (!self->replied) {
-        if (chorus_node_run (self->node, 200) == -1) {
+        rc = chorus_node_run (self->node, 200);
+        if (rc == CHORUS_EINTERRUPTED) {
             chorus_cli_error (&self->cli, "interrupted before %s replied", self->service);
             return CHORUS_CLI_INTERRUPTED;
+        }
+        if (rc < 0) {
+            chorus_cli_failed (&self->cli, self->node, rc, "while waiting for %s to reply",
+                               self->service);
+            return chorus_cli_failure (rc);
         }
         if (!self->replied && zclock_mono () >= give_up) {
             chorus_cli_error (&self->cli, "%s failed: timed out after %g s", self->command,

@@ -571,17 +571,21 @@ s_serve (s_bridge_t *self)
         return CHORUS_CLI_FAILED;
     for (s_handler_t *handler = zlist_first (self->handlers); handler;
          handler = zlist_next (self->handlers)) {
-        if (chorus_node_handle (self->node, handler->command, s_on_command, handler)) {
-            chorus_cli_error (&self->cli, "cannot handle '%s': %s", handler->command,
-                              chorus_strerror (chorus_errno ()));
+        int rc = chorus_node_handle (self->node, handler->command, s_on_command, handler);
+        if (rc < 0) {
+            chorus_cli_failed (&self->cli, self->node, rc, "cannot handle '%s'",
+                               handler->command);
             return CHORUS_CLI_FAILED;
         }
     }
-    if (chorus_cli_node_start (&self->cli, self->node))
-        return chorus_cli_failure ();
+    int rc = chorus_cli_node_start (&self->cli, self->node);
+    if (rc < 0)
+        return chorus_cli_failure (rc);
     //  Returns when interrupted: that is how a server ends
-    if (chorus_cli_pool_run (self->pool, self->node) == -2)
+    if (chorus_cli_pool_run (self->pool, self->node) == -2) {
+        chorus_cli_failed (&self->cli, self->node, CHORUS_ECORRUPT, "stopped");
         return CHORUS_CLI_DAMAGED;
+    }
     return CHORUS_CLI_OK;
 }
 
@@ -758,15 +762,18 @@ s_on (s_bridge_t *self)
                                       s_event_done, self);
     if (!self->pool)
         return CHORUS_CLI_FAILED;
-    if (chorus_node_subscribe (self->node, self->target, s_on_event, self)) {
-        chorus_cli_error (&self->cli, "cannot subscribe to '%s': %s", self->target,
-                          chorus_strerror (chorus_errno ()));
+    int rc = chorus_node_subscribe (self->node, self->target, s_on_event, self);
+    if (rc < 0) {
+        chorus_cli_failed (&self->cli, self->node, rc, "cannot subscribe to '%s'", self->target);
         return CHORUS_CLI_FAILED;
     }
-    if (chorus_cli_node_start (&self->cli, self->node))
-        return chorus_cli_failure ();
-    if (chorus_cli_pool_run (self->pool, self->node) == -2)
+    rc = chorus_cli_node_start (&self->cli, self->node);
+    if (rc < 0)
+        return chorus_cli_failure (rc);
+    if (chorus_cli_pool_run (self->pool, self->node) == -2) {
+        chorus_cli_failed (&self->cli, self->node, CHORUS_ECORRUPT, "stopped");
         return CHORUS_CLI_DAMAGED;
+    }
     return CHORUS_CLI_OK;
 }
 

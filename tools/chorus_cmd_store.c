@@ -111,7 +111,7 @@ s_node_store (const char *dir, bool repair)
     int rc = repair? chorus_store_repair_dir (dir, &report): chorus_store_check_dir (dir, &report);
     fputs (report? report: "", stdout);
     free (report);
-    return rc == 0? 0: chorus_cli_failure ();
+    return rc == 0? 0: chorus_cli_failure (rc);
 }
 
 int

@@ -324,9 +324,9 @@ s_tail (s_watch_t *self)
     self->node = chorus_cli_node_new (&self->cli, "chorus-tail", NULL);
     if (!self->node)
         return CHORUS_CLI_FAILED;
-    if (chorus_node_observe (self->node, self->topic, self->earliest, s_on_event, self)) {
-        chorus_cli_error (&self->cli, "cannot observe '%s': %s", self->topic,
-                          chorus_strerror (chorus_errno ()));
+    int rc = chorus_node_observe (self->node, self->topic, self->earliest, s_on_event, self);
+    if (rc < 0) {
+        chorus_cli_failed (&self->cli, self->node, rc, "cannot observe '%s'", self->topic);
         return CHORUS_CLI_FAILED;
     }
     chorus_node_on_truncated (self->node, s_on_truncated, self);
@@ -334,11 +334,15 @@ s_tail (s_watch_t *self)
         chorus_node_on_peer (self->node, s_on_peer, self);
         chorus_node_on_monitor (self->node, s_on_monitor, self);
     }
-    if (chorus_cli_node_start (&self->cli, self->node))
-        return chorus_cli_failure ();
+    rc = chorus_cli_node_start (&self->cli, self->node);
+    if (rc < 0)
+        return chorus_cli_failure (rc);
     //  Until --count events, a closed stdout, or an interrupt (the usual end)
-    if (chorus_node_run (self->node, -1) == -1 && chorus_errno () == CHORUS_ECORRUPT)
-        return CHORUS_CLI_DAMAGED;
+    rc = chorus_node_run (self->node, -1);
+    if (rc < 0 && rc != CHORUS_EINTERRUPTED) {
+        chorus_cli_failed (&self->cli, self->node, rc, "stopped");
+        return chorus_cli_failure (rc);
+    }
     return self->failed? CHORUS_CLI_FAILED: CHORUS_CLI_OK;
 }
 
@@ -464,16 +468,25 @@ static int
 s_peers (s_watch_t *self)
 {
     self->node = chorus_cli_node_new (&self->cli, "chorus-peers", NULL);
-    if (!self->node || chorus_cli_node_start (&self->cli, self->node))
+    if (!self->node)
         return CHORUS_CLI_FAILED;
-    int64_t deadline = zclock_mono () + self->wait_ms;
-    for (int64_t left = self->wait_ms; left > 0; left = deadline - zclock_mono ())
-        if (chorus_node_run (self->node, (int) left) == -1)
-            return CHORUS_CLI_INTERRUPTED;
-    zlist_t *peers = zlist_new ();
-    int rc = chorus_node_peers (self->node, s_collect_peer, peers);
+    int rc = chorus_cli_node_start (&self->cli, self->node);
     if (rc < 0)
-        chorus_cli_error (&self->cli, "cannot list peers: %s", chorus_strerror (chorus_errno ()));
+        return chorus_cli_failure (rc);
+    int64_t deadline = zclock_mono () + self->wait_ms;
+    for (int64_t left = self->wait_ms; left > 0; left = deadline - zclock_mono ()) {
+        rc = chorus_node_run (self->node, (int) left);
+        if (rc == CHORUS_EINTERRUPTED)
+            return CHORUS_CLI_INTERRUPTED;
+        if (rc < 0) {
+            chorus_cli_failed (&self->cli, self->node, rc, "stopped");
+            return chorus_cli_failure (rc);
+        }
+    }
+    zlist_t *peers = zlist_new ();
+    rc = chorus_node_peers (self->node, s_collect_peer, peers);
+    if (rc < 0)
+        chorus_cli_failed (&self->cli, self->node, rc, "cannot list peers");
     else {
         zlist_sort (peers, s_compare_peers);
         if (self->cli.json)

@@ -39,16 +39,17 @@ s_measure (const s_measure_t *measure, int count, int size, const char *root)
     chorus_node_set_store (node, store);
     chorus_node_set_retention (node, 0, 0, CHORUS_RETAIN_REFUSE);
     chorus_node_set_durability (node, measure->durability);
-    if (chorus_node_start (node)) {
-        fprintf (stderr, "bench_durable: cannot start a node on %s: %s\n", store,
-                 chorus_strerror (chorus_errno ()));
+    int rc = chorus_node_start (node);
+    if (rc < 0) {
+        fprintf (stderr, "bench_durable: cannot start a node on %s: %s: %s\n", store,
+                 chorus_strerror (rc), chorus_node_error (node));
         chorus_node_destroy (&node);
         return -1;
     }
     char *payload = (char *) calloc (1, (size_t) (size? size: 1));
     chorus_publication_t *events = (chorus_publication_t *)
                                    calloc ((size_t) measure->batch, sizeof (chorus_publication_t));
-    int rc = 0, published = 0;
+    int published = 0;
     int64_t start = s_now_us ();
     while (rc == 0 && published < count) {
         if (measure->batch == 1) {
@@ -68,9 +69,9 @@ s_measure (const s_measure_t *measure, int count, int size, const char *root)
         published += take;
     }
     int64_t elapsed = s_now_us () - start;
-    if (rc)
-        fprintf (stderr, "bench_durable: %s: publish failed: %s\n", measure->name,
-                 chorus_strerror (chorus_errno ()));
+    if (rc < 0)
+        fprintf (stderr, "bench_durable: %s: publish failed: %s: %s\n", measure->name,
+                 chorus_strerror (rc), chorus_node_error (node));
     free (events);
     free (payload);
     chorus_node_destroy (&node);

@@ -228,8 +228,10 @@ s_chorus_node (const char *name, const char *root, const char *store, const curv
     if (curve) {
         char cert [512];
         snprintf (cert, sizeof (cert), "%s/%s.cert_secret", curve->keys, name);
-        if (chorus_node_set_security (node, cert, curve->trust)) {
-            fprintf (stderr, "bench: cannot secure %s with %s\n", name, cert);
+        int rc = chorus_node_set_security (node, cert, curve->trust);
+        if (rc < 0) {
+            fprintf (stderr, "bench: cannot secure %s with %s: %s: %s\n", name, cert,
+                     chorus_strerror (rc), chorus_node_error (node));
             exit (1);
         }
     }
@@ -240,9 +242,10 @@ s_chorus_node (const char *name, const char *root, const char *store, const curv
 static void
 s_chorus_start (chorus_node_t *node)
 {
-    if (chorus_node_start (node)) {
-        fprintf (stderr, "bench: cannot start %s: %s\n", chorus_node_service (node),
-                 chorus_strerror (chorus_errno ()));
+    int rc = chorus_node_start (node);
+    if (rc < 0) {
+        fprintf (stderr, "bench: cannot start %s: %s: %s\n", chorus_node_service (node),
+                 chorus_strerror (rc), chorus_node_error (node));
         exit (1);
     }
 }

@@ -66,8 +66,8 @@ def log_lines(kind):
 
 
 def node_said(text):
-    """The lines of the node's output (where czmq logs) that hold text."""
-    return [line for line in tools.lines(node.out) if text in line]
+    """The lines of the node's stderr (where the library's messages go) that hold text."""
+    return [line for line in tools.lines(node.err) if text in line]
 
 
 # ---------------------------------------------------------------- strangers get nothing
