@@ -23,7 +23,8 @@ libchorus_coordinator_la_SOURCES += coordinator/chorus_flow.c coordinator/chorus
 #   The journal, in a library of its own that `chorus store` links too
 noinst_LTLIBRARIES += libchorus_journal.la
 libchorus_journal_la_SOURCES = coordinator/chorus_journal.c coordinator/chorus_journal.h \
-    coordinator/chorus_journal_private.h coordinator/chorus_journal_repair.c
+    coordinator/chorus_journal_private.h coordinator/chorus_journal_repair.c \
+    coordinator/chorus_record.c coordinator/chorus_record.h
 libchorus_journal_la_LIBADD = $(LEVELDB_LIBS) $(JANSSON_LIBS)
 libchorus_journal_la_CPPFLAGS = $(CHORUS_COORDINATOR_CPPFLAGS)
 
