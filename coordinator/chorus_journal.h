@@ -137,6 +137,8 @@ typedef struct {
     uint64_t commits;                   //  commits the repaired journal holds: when
                                         //  fewer, the last ones are lost and their
                                         //  flows cannot be named
+    uint64_t dropped_bytes;             //  bytes of damaged log the repair dropped: what
+                                        //  they held cannot be named either
     char *before_problem;               //  why reading before stopped early, or NULL
 } chorus_journal_repair_t;
 

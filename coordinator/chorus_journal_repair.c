@@ -292,6 +292,27 @@ s_read_before (const char *dir, chorus_journal_repair_t *report)
     report->before = s_ids_take (&ids);
 }
 
+//  How many bytes of damaged log LevelDB's repair says, in its info log
+//  (dir/LOG, until the journal is opened again), that it dropped
+static uint64_t
+s_dropped_bytes (const char *dir)
+{
+    char path [4096];
+    snprintf (path, sizeof (path), "%s/LOG", dir);
+    FILE *file = fopen (path, "r");
+    uint64_t dropped = 0;
+    char line [1024];
+    while (file && fgets (line, sizeof (line), file)) {
+        const char *at = strstr (line, ": dropping ");
+        unsigned long long bytes = 0;
+        if (at && sscanf (at, ": dropping %llu bytes", &bytes) == 1)
+            dropped += bytes;
+    }
+    if (file)
+        fclose (file);
+    return dropped;
+}
+
 //  Takes the journal's lock as LevelDB does (repair does not); the file
 //  descriptor, or -1 with the report filled
 static int
@@ -362,6 +383,7 @@ chorus_journal_repair (const char *dir, chorus_journal_repair_t *report)
         leveldb_free (leveldb_error);
         return -1;
     }
+    report->dropped_bytes = s_dropped_bytes (dir);
     //  What the repaired journal holds; records that do not decode go
     uint64_t mark = 0;
     chorus_journal_t *self = chorus__journal_open (dir, false, false, &mark, &report->failure,

@@ -178,9 +178,9 @@ main (void)
         is_int (rc, 0, "%s: repair succeeds %s", kind, repair.problem);
         int before = s_count_ids (repair.before), after = s_count_ids (repair.after),
             lost = s_count_ids (repair.lost);
-        diag ("%s: before %d%s, after %d, lost %d, commits %" PRIu64 " of %" PRIu64 " made",
-              kind, before, repair.before_known? "": " (unknown)", after, lost, repair.commits,
-              repair.commits_made);
+        diag ("%s: before %d%s, after %d, lost %d, commits %" PRIu64 " of %" PRIu64 " made, %"
+              PRIu64 " bytes of log dropped", kind, before, repair.before_known? "": " (unknown)",
+              after, lost, repair.commits, repair.commits_made, repair.dropped_bytes);
         //  Lost: readable before and not after, or dropped as undecodable
         bool right = true;
         for (int i = 0; i < before + lost; i++) {
@@ -195,7 +195,7 @@ main (void)
         ok (right, "%s: the lost flows are those readable before and not after (%zu dropped "
             "as undecodable)", kind, repair.dropped);
         ok (after == FLOWS || lost > 0 || repair.commits < repair.commits_made
-            || !repair.before_known || repair.before_problem,
+            || !repair.before_known || repair.before_problem || repair.dropped_bytes > 0,
             "%s: a loss shows in the report%s%s", kind, repair.before_problem? ": ": "",
             repair.before_problem? repair.before_problem: "");
         chorus_journal_repair_clear (&repair);
