@@ -528,7 +528,8 @@ s_fail_try (chorus_coordinator_t *self, s_sent_t *sent)
     chorus_flow_t *flow = chorus_flowset_lookup (self->flows, sent->flow);
     if (!flow)
         return;
-    chorus_result_t result = {false, false, NULL, sent->code, sent->error, sent->retryable};
+    chorus_result_t result = {.code = sent->code, .message = sent->error,
+                              .retryable = sent->retryable};
     chorus_actions_t actions;
     chorus_actions_init (&actions);
     if (chorus_flow_reply (flow, sent->key, sent->attempt, &result, s_now (), &actions) == 0)
@@ -759,9 +760,10 @@ s_on_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg)
         int status = chorus_reply_status (reply);
         json_t *output = status == 0? s_unpack (chorus_reply_payload (reply),
                                                 chorus_reply_size (reply)): NULL;
-        chorus_result_t result = {status == 0, status == CHORUS_ETIMEDOUT, output,
-                                  chorus_reply_code (reply), chorus_reply_message (reply),
-                                  chorus_reply_retryable (reply)};
+        chorus_result_t result = {.ok = status == 0, .timeout = status == CHORUS_ETIMEDOUT,
+                                  .output = output, .code = chorus_reply_code (reply),
+                                  .message = chorus_reply_message (reply),
+                                  .retryable = chorus_reply_retryable (reply)};
         chorus_actions_t actions;
         chorus_actions_init (&actions);
         if (chorus_flow_reply (flow, sent->key, sent->attempt, &result, s_now (), &actions) == 0)

@@ -2,8 +2,7 @@
     timers, cancel and retry, answering with the commands, timers and events
     the shell must carry out. Nothing comes in but the calls and `now`.
 */
-#include "chorus_flow.h"
-#include "chorus_flow_task.h"
+#include "chorus_flow_private.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,24 +14,6 @@
 #define S_RETRY_TIMER       "retry:"        //  prefix of a task's backoff timer
 #define S_UNDO_SUFFIX       "/undo"         //  a compensation's key: task key + this
 
-struct _chorus_flow_t {
-    chorus_flowdef_t *def;      //  its definition, not owned
-    char *id;                   //  unique flow id
-    json_t *input;              //  the flow's input, owned
-    char *business_key;         //  the definition's key path on the input, or NULL
-    chorus_flow_state_t state;  //  where it is
-    bool cancelled;             //  the failure is a cancel: it ends CANCELLED
-    int run;                    //  1, then +1 per retry of a failed flow
-    uint64_t started;           //  when it started
-    uint64_t finished;          //  when it reached a terminal state, 0: not yet
-    uint64_t timeout_at;        //  pending flow-timeout timer, 0: none
-    uint64_t seq;               //  last completion number handed out
-    char *error_code;           //  why it failed, NULL: it did not
-    char *error_message;        //  the message
-    char *error_step;           //  the step that failed, NULL: none
-    chorus__step_t *steps;      //  one per step of the definition
-    size_t steps_size;          //  how many
-};
 
 static const char *s_flow_states [] = {
     NULL, "running", "compensating", "completed", "failed", "cancelled", "stuck"
@@ -211,6 +192,7 @@ static void
 s_try (chorus_flow_t *self, chorus__task_t *task, uint64_t now, chorus_actions_t *out)
 {
     task->state = CHORUS_TASK_RUNNING;
+    task->dirty = true;
     task->attempt++;
     task->timer_at = 0;
     if (!task->started)
@@ -222,6 +204,7 @@ static void
 s_undo_try (chorus_flow_t *self, chorus__task_t *task, uint64_t now, chorus_actions_t *out)
 {
     task->state = CHORUS_TASK_UNDOING;
+    task->dirty = true;
     task->undo_attempt++;
     task->undo_tries++;
     task->undo_waiting = false;
@@ -247,6 +230,7 @@ s_start_step (chorus_flow_t *self, size_t index)
         json_decref (context);
         if (!items) {
             step->started = true;
+            step->dirty = true;
             chorus__set (&step->error_code, "bad-for-each");
             step->error_message = chorus__format ("for_each %s is not a list", def->for_each);
             return -1;
@@ -274,6 +258,7 @@ s_fail (chorus_flow_t *self, const char *code, const char *message, const char *
             chorus__task_t *task = &self->steps [index].tasks [t];
             if (task->state == CHORUS_TASK_WAITING) {
                 task->state = CHORUS_TASK_FAILED;
+                task->dirty = true;
                 task->timer_at = 0;
                 task->finished = now;
             }
@@ -392,8 +377,8 @@ s_advance (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
 //  --------------------------------------------------------------------------
 //  One flow
 
-static chorus_flow_t *
-s_new (chorus_flowdef_t *def, const char *id, const json_t *input)
+chorus_flow_t *
+chorus__flow_new (chorus_flowdef_t *def, const char *id, const json_t *input)
 {
     chorus_flow_t *self = calloc (1, sizeof *self);
     if (!self)
@@ -416,7 +401,7 @@ chorus_flow_start (chorus_flowdef_t *def, const char *id, const json_t *input, u
 {
     if (!def || !id)
         return NULL;
-    chorus_flow_t *self = s_new (def, id, input);
+    chorus_flow_t *self = chorus__flow_new (def, id, input);
     if (!self)
         return NULL;
     self->state = CHORUS_FLOW_RUNNING;
@@ -500,6 +485,7 @@ chorus_flow_reply (chorus_flow_t *self, const char *key, int attempt,
         if (task->state != CHORUS_TASK_UNDOING || task->undo_waiting
         ||  attempt != task->undo_attempt)
             return -1;
+        task->dirty = true;
         int tries = def->attempts > S_UNDO_TRIES_MIN? def->attempts: S_UNDO_TRIES_MIN;
         if (result->ok)
             task->state = CHORUS_TASK_UNDONE;
@@ -522,9 +508,17 @@ chorus_flow_reply (chorus_flow_t *self, const char *key, int attempt,
     else {
         if (task->state != CHORUS_TASK_RUNNING || attempt != task->attempt)
             return -1;
+        task->dirty = true;
         if (result->ok) {
             task->state = CHORUS_TASK_DONE;
             task->output = result->output? json_deep_copy (result->output): json_null ();
+            if (result->output && result->encoded) {
+                task->encoded = malloc (result->encoded_size? result->encoded_size: 1);
+                if (!task->encoded)
+                    abort ();
+                memcpy (task->encoded, result->encoded, result->encoded_size);
+                task->encoded_size = result->encoded_size;
+            }
             task->finished = now;
             task->seq = ++self->seq;
         }
@@ -603,8 +597,10 @@ chorus_flow_retry (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
         //  Back in line: s_compensate gives them fresh tries, in order
         for (size_t index = 0; index < self->steps_size; index++)
             for (size_t t = 0; t < self->steps [index].tasks_size; t++)
-                if (self->steps [index].tasks [t].state == CHORUS_TASK_STUCK)
+                if (self->steps [index].tasks [t].state == CHORUS_TASK_STUCK) {
                     self->steps [index].tasks [t].state = CHORUS_TASK_DONE;
+                    self->steps [index].tasks [t].dirty = true;
+                }
         self->state = CHORUS_FLOW_COMPENSATING;
         s_advance (self, now, out);
         return 0;
@@ -660,89 +656,6 @@ chorus_flow_resume (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
         s_timer (self, out, s_flow_timer_key (self), self->timeout_at);
 }
 
-//  --------------------------------------------------------------------------
-//  Saving and loading
-
-json_t *
-chorus_flow_save (chorus_flow_t *self)
-{
-    json_t *steps = json_array ();
-    for (size_t index = 0; index < self->steps_size; index++)
-        json_array_append_new (steps, chorus__step_save (&self->steps [index],
-                                                         s_stepdef (self, index)->id));
-    return json_pack (
-        "{s:s, s:s, s:i, s:O, s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:o, s:o}",
-        "id", self->id, "flow", chorus_flowdef_name (self->def),
-        "version", chorus_flowdef_version (self->def), "input", self->input,
-        "state", chorus_flow_state_name (self->state), "cancelled", self->cancelled,
-        "run", self->run, "started", (json_int_t) self->started,
-        "finished", (json_int_t) self->finished, "timeout_at", (json_int_t) self->timeout_at,
-        "seq", (json_int_t) self->seq,
-        "error", chorus__error_json (self->error_code, self->error_message, self->error_step),
-        "steps", steps);
-}
-
-static chorus_flow_state_t
-s_flow_state_from_name (const char *name)
-{
-    for (int state = CHORUS_FLOW_RUNNING; state <= CHORUS_FLOW_STUCK; state++)
-        if (strcmp (name, s_flow_states [state]) == 0)
-            return (chorus_flow_state_t) state;
-    return 0;
-}
-
-chorus_flow_t *
-chorus_flow_load (chorus_flowdef_t *def, const json_t *state, char *error, size_t error_size)
-{
-    const char *id = NULL, *name = NULL, *state_name = NULL;
-    int version = 0, cancelled = 0, run = 0;
-    json_t *input = NULL, *flow_error = NULL, *steps = NULL;
-    json_int_t started, finished, timeout_at, seq;
-    const char *why = NULL;
-    if (!def || !state
-    ||  json_unpack ((json_t *) state,
-                     "{s:s, s:s, s:i, s:o, s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:o, s:o}",
-                     "id", &id, "flow", &name, "version", &version, "input", &input,
-                     "state", &state_name, "cancelled", &cancelled, "run", &run,
-                     "started", &started, "finished", &finished, "timeout_at", &timeout_at,
-                     "seq", &seq, "error", &flow_error, "steps", &steps)
-    ||  !json_is_array (steps) || run < 1)
-        why = "not a saved flow";
-    else
-    if (strcmp (name, chorus_flowdef_name (def)) != 0 || version != chorus_flowdef_version (def))
-        why = "saved from another definition";
-    else
-    if (json_array_size (steps) != chorus_flowdef_steps (def))
-        why = "the steps differ from the definition's";
-    else
-    if (s_flow_state_from_name (state_name) == 0)
-        why = "unknown flow state";
-    chorus_flow_t *self = why? NULL: s_new (def, id, input);
-    if (self) {
-        self->state = s_flow_state_from_name (state_name);
-        self->cancelled = cancelled;
-        self->run = run;
-        self->started = (uint64_t) started;
-        self->finished = (uint64_t) finished;
-        self->timeout_at = (uint64_t) timeout_at;
-        self->seq = (uint64_t) seq;
-        if (chorus__error_load (flow_error, &self->error_code, &self->error_message,
-                                &self->error_step))
-            why = "the flow's error is malformed";
-        for (size_t index = 0; index < self->steps_size && !why; index++) {
-            const char *reason = NULL;
-            if (chorus__step_load (&self->steps [index], index, s_stepdef (self, index), run,
-                                   json_array_get (steps, index), &reason))
-                why = reason;
-        }
-        if (why)
-            chorus_flow_destroy (&self);
-    }
-    if (why && error && error_size)
-        snprintf (error, error_size, "%s", why);
-    return self;
-}
-
 json_t *
 chorus_flow_status (chorus_flow_t *self)
 {
@@ -795,6 +708,15 @@ const char *
 chorus_flow_business_key (chorus_flow_t *self)
 {
     return self->business_key;
+}
+
+chorus_flow_state_t
+chorus__flow_state_from_name (const char *name)
+{
+    for (int state = CHORUS_FLOW_RUNNING; state <= CHORUS_FLOW_STUCK; state++)
+        if (strcmp (name, s_flow_states [state]) == 0)
+            return (chorus_flow_state_t) state;
+    return 0;
 }
 
 const char *

@@ -14,6 +14,7 @@
 #define CHORUS_FLOW_H_INCLUDED
 
 #include "chorus_flowdef.h"
+#include "chorus_record.h"
 #include "chorus_task_state.h"
 
 typedef struct _chorus_flow_t chorus_flow_t;
@@ -73,6 +74,9 @@ typedef struct {
     const char *code;               //  error code (not ok)
     const char *message;            //  error message (not ok)
     bool retryable;                 //  may a later try succeed (not ok)
+    const void *encoded;            //  the payload output was decoded from, if any: the
+                                    //  journal keeps these bytes rather than encode again
+    size_t encoded_size;            //  their size
 } chorus_result_t;
 
 //  --------------------------------------------------------------------------
@@ -114,7 +118,32 @@ int
 void
     chorus_flow_resume (chorus_flow_t *self, uint64_t now, chorus_actions_t *out);
 
-//  The whole state as JSON (new reference), and a flow rebuilt from it
+//  --------------------------------------------------------------------------
+//  Journal records (MessagePack, see chorus_flow_record.c): a snapshot of
+//  the whole state, then one delta per transition, holding what changed.
+//  A flow rebuilt from its snapshot and deltas, applied in order, is the
+//  flow that wrote them, field for field.
+
+//  Appends the whole state to record
+void
+    chorus_flow_snapshot (chorus_flow_t *self, chorus_record_t *record);
+//  Appends what changed since the last snapshot or delta to record; call
+//  it after every transition, a delta may only follow its predecessors
+void
+    chorus_flow_delta (chorus_flow_t *self, chorus_record_t *record);
+//  A flow of the definition rebuilt from a snapshot (the reader must hold
+//  nothing else); NULL with the reason in error
+chorus_flow_t *
+    chorus_flow_restore (chorus_flowdef_t *def, chorus_reader_t *reader, char *error,
+                         size_t error_size);
+//  Applies a delta (the reader must hold nothing else); 0, or -1 with the
+//  reason in error, the flow then being of no further use
+int
+    chorus_flow_apply (chorus_flow_t *self, chorus_reader_t *reader, char *error,
+                       size_t error_size);
+
+//  The whole state as JSON (new reference), and a flow rebuilt from it:
+//  what journals of earlier versions hold
 json_t *
     chorus_flow_save (chorus_flow_t *self);
 chorus_flow_t *

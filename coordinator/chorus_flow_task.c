@@ -3,7 +3,9 @@
     they do; this file only keeps them.
 */
 #include "chorus_flow_task.h"
+#include "chorus_value.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +91,7 @@ chorus__task_reset (chorus__task_t *task, int run)
     json_decref (task->output);
     free (task->error_code);
     free (task->error_message);
+    free (task->encoded);
     size_t step = task->step;
     int item = task->item;
     memset (task, 0, sizeof *task);
@@ -96,6 +99,7 @@ chorus__task_reset (chorus__task_t *task, int run)
     task->item = item;
     task->state = CHORUS_TASK_PENDING;
     task->run = run;
+    task->dirty = true;
 }
 
 //  --------------------------------------------------------------------------
@@ -106,6 +110,7 @@ chorus__step_start (chorus__step_t *step, size_t index, json_t *items, int run)
 {
     size_t size = items? json_array_size (items): 1;
     step->started = true;
+    step->dirty = true;
     step->items = items;
     step->tasks = calloc (size? size: 1, sizeof (chorus__task_t));
     if (!step->tasks)
@@ -128,6 +133,7 @@ chorus__step_reset (chorus__step_t *step)
     free (step->error_code);
     free (step->error_message);
     memset (step, 0, sizeof *step);
+    step->dirty = true;
 }
 
 json_t *
@@ -277,6 +283,146 @@ chorus__step_load (chorus__step_t *step, size_t index, const chorus_stepdef_t *d
             return -1;
         }
     }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Journal records: a task is [state, run, attempt, error, started,
+//  finished, timer, seq, undo_attempt, undo_tries, undo_waiting, output],
+//  a step [id, started, items, error, tasks], an error nil or [code,
+//  message]; values as chorus_value_write puts them
+
+#define S_TASK_FIELDS 12
+#define S_STEP_FIELDS 5
+
+static void
+s_error_write (chorus_record_t *record, const char *code, const char *message)
+{
+    if (!code)
+        chorus_record_nil (record);
+    else {
+        chorus_record_array (record, 2);
+        chorus_record_str (record, code);
+        chorus_record_str (record, message);
+    }
+}
+
+//  Replaces *code and *message by what the record holds
+static void
+s_error_read (chorus_reader_t *reader, char **code, char **message)
+{
+    char *new_code = NULL, *new_message = NULL;
+    if (!chorus_reader_nil (reader) && chorus_reader_tuple (reader, 2)) {
+        new_code = chorus_reader_str (reader, false);
+        new_message = chorus_reader_str (reader, true);
+    }
+    free (*code);
+    free (*message);
+    *code = new_code;
+    *message = new_message;
+}
+
+void
+chorus__task_write (chorus__task_t *task, chorus_record_t *record)
+{
+    chorus_record_array (record, S_TASK_FIELDS);
+    chorus_record_uint (record, (uint64_t) task->state);
+    chorus_record_uint (record, (uint64_t) task->run);
+    chorus_record_uint (record, (uint64_t) task->attempt);
+    s_error_write (record, task->error_code, task->error_message);
+    chorus_record_uint (record, task->started);
+    chorus_record_uint (record, task->finished);
+    chorus_record_uint (record, task->timer_at);
+    chorus_record_uint (record, task->seq);
+    chorus_record_uint (record, (uint64_t) task->undo_attempt);
+    chorus_record_uint (record, (uint64_t) task->undo_tries);
+    chorus_record_bool (record, task->undo_waiting);
+    chorus_value_write (record, task->output, task->encoded, task->encoded_size);
+    free (task->encoded);
+    task->encoded = NULL;
+    task->encoded_size = 0;
+    task->dirty = false;
+}
+
+int
+chorus__task_read (chorus__task_t *task, int run, chorus_reader_t *reader, const char **why)
+{
+    *why = "a task is malformed";
+    if (!chorus_reader_tuple (reader, S_TASK_FIELDS))
+        return -1;
+    task->state = (chorus_task_state_t) chorus_reader_uint (reader, CHORUS_TASK_STUCK);
+    task->run = (int) chorus_reader_uint (reader, INT_MAX);
+    task->attempt = (int) chorus_reader_uint (reader, INT_MAX);
+    s_error_read (reader, &task->error_code, &task->error_message);
+    task->started = chorus_reader_uint (reader, UINT64_MAX);
+    task->finished = chorus_reader_uint (reader, UINT64_MAX);
+    task->timer_at = chorus_reader_uint (reader, UINT64_MAX);
+    task->seq = chorus_reader_uint (reader, UINT64_MAX);
+    task->undo_attempt = (int) chorus_reader_uint (reader, INT_MAX);
+    task->undo_tries = (int) chorus_reader_uint (reader, INT_MAX);
+    task->undo_waiting = chorus_reader_bool (reader);
+    json_t *output = NULL;
+    chorus_value_read (reader, &output);
+    json_decref (task->output);
+    task->output = output;
+    task->dirty = false;
+    if (reader->error)
+        return -1;
+    if (task->state < CHORUS_TASK_PENDING || task->run < 1 || task->run > run)
+        return -1;
+    return 0;
+}
+
+void
+chorus__step_write (chorus__step_t *step, const char *id, chorus_record_t *record)
+{
+    chorus_record_array (record, S_STEP_FIELDS);
+    chorus_record_str (record, id);
+    chorus_record_bool (record, step->started);
+    chorus_value_write (record, step->items, NULL, 0);
+    s_error_write (record, step->error_code, step->error_message);
+    chorus_record_array (record, step->tasks_size);
+    for (size_t t = 0; t < step->tasks_size; t++)
+        chorus__task_write (&step->tasks [t], record);
+    step->dirty = false;
+}
+
+int
+chorus__step_read (chorus__step_t *step, size_t index, const chorus_stepdef_t *def, int run,
+                   chorus_reader_t *reader, const char **why)
+{
+    *why = "a step is malformed";
+    chorus__step_reset (step);
+    step->dirty = false;
+    if (!chorus_reader_tuple (reader, S_STEP_FIELDS))
+        return -1;
+    char *id = chorus_reader_str (reader, false);
+    bool same = id && strcmp (id, def->id) == 0;
+    free (id);
+    if (!same) {
+        if (!reader->error)
+            *why = "the steps differ from the definition's";
+        return -1;
+    }
+    bool started = chorus_reader_bool (reader);
+    json_t *items = NULL;
+    chorus_value_read (reader, &items);
+    s_error_read (reader, &step->error_code, &step->error_message);
+    size_t tasks = chorus_reader_array (reader);
+    bool fan_out = started && !step->error_code && def->for_each;
+    size_t expected = fan_out? json_array_size (items): started && !step->error_code;
+    if (reader->error || (fan_out && !json_is_array (items)) || (!fan_out && items)
+    ||  tasks != expected) {
+        json_decref (items);
+        return -1;
+    }
+    if (started && !step->error_code)
+        chorus__step_start (step, index, items, run);
+    step->started = started;
+    step->dirty = false;
+    for (size_t t = 0; t < expected; t++)
+        if (chorus__task_read (&step->tasks [t], run, reader, why))
+            return -1;
     return 0;
 }
 

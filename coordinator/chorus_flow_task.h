@@ -6,6 +6,7 @@
 #define CHORUS_FLOW_TASK_H_INCLUDED
 
 #include "chorus_flowdef.h"
+#include "chorus_record.h"
 #include "chorus_task_state.h"
 
 //  One unit of work: a step, or one item of a for_each step
@@ -25,6 +26,9 @@ typedef struct {
     int undo_attempt;           //  current try of its compensation, from 1
     int undo_tries;             //  compensation tries since it was (re)started
     bool undo_waiting;          //  UNDOING: waits for a backoff timer, no try in flight
+    bool dirty;                 //  changed since the last journal record
+    void *encoded;              //  the output as its payload came, until journaled, or NULL
+    size_t encoded_size;        //  its size
 } chorus__task_t;
 
 //  The progress of one step
@@ -35,6 +39,7 @@ typedef struct {
     size_t tasks_size;          //  how many
     char *error_code;           //  it failed before any task ran (bad for_each)
     char *error_message;        //  its message
+    bool dirty;                 //  started or reset since the last journal record
 } chorus__step_t;
 
 //  A new string, printf-style; aborts when memory runs out
@@ -90,6 +95,21 @@ json_t *
 int
     chorus__step_load (chorus__step_t *step, size_t index, const chorus_stepdef_t *def,
                        int run, const json_t *json, const char **why);
+
+//  The step as a journal record (its tasks in full), and the step
+//  rebuilt from one (-1 with the reason in `why`, or in the reader); a
+//  task's output goes as the bytes it came in when it still has them,
+//  which writing lets go
+void
+    chorus__step_write (chorus__step_t *step, const char *id, chorus_record_t *record);
+int
+    chorus__step_read (chorus__step_t *step, size_t index, const chorus_stepdef_t *def,
+                       int run, chorus_reader_t *reader, const char **why);
+//  The same for one task
+void
+    chorus__task_write (chorus__task_t *task, chorus_record_t *record);
+int
+    chorus__task_read (chorus__task_t *task, int run, chorus_reader_t *reader, const char **why);
 
 //  The step as operators see it (see chorus_flow_status)
 json_t *

@@ -170,6 +170,9 @@ TESTS += tests/test_flow_engine_runs_steps tests/test_flow_engine_compensates
 tests_test_flow_engine_runs_steps_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 EXTRA_DIST += tests/flow_fixtures.h
 tests_test_flow_engine_compensates_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+check_PROGRAMS += tests/test_flow_records_rebuild_state
+TESTS += tests/test_flow_records_rebuild_state
+tests_test_flow_records_rebuild_state_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 
 #   The coordinator's timer heap
 #   The node engine's classes, each with a fake context
