@@ -234,6 +234,10 @@ TESTS += tests/test_coordinator_survives_full_disk.sh
 EXTRA_DIST += tests/test_coordinator_survives_full_disk.sh
 TESTS += tests/test_coordinator_says_why_journal_is_unusable.sh
 EXTRA_DIST += tests/test_coordinator_says_why_journal_is_unusable.sh
+check_PROGRAMS += tests/test_coordinator_refuses_damaged_deltas
+TESTS += tests/test_coordinator_refuses_damaged_deltas
+tests_test_coordinator_refuses_damaged_deltas_LDADD = libchorus_coordinator.la \
+    libchorus_journal.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 check_PROGRAMS += tests/test_coordinator_refuses_bad_records
 TESTS += tests/test_coordinator_refuses_bad_records
 tests_test_coordinator_refuses_bad_records_LDADD = libchorus_coordinator.la \
