@@ -489,10 +489,19 @@ s_emit (chorus_coordinator_t *self, s_record_t *record, const char *flow,
         chorus_action_t *action)
 {
     uint64_t n = ++record->emitted;
-    void *data;
-    size_t size;
+    void *data = action->encoded;
+    size_t size = action->encoded_size;
     char error [256];
-    if (s_pack (action->payload, &data, &size, error, sizeof (error))) {
+    action->encoded = NULL;         //  taken
+    if (data && size > S_PAYLOAD_MAX) {
+        free (data);
+        data = NULL;
+        //  As the payload API says it
+        snprintf (error, sizeof (error), "payload of %zu bytes exceeds the limit of %d", size,
+                  S_PAYLOAD_MAX);
+    }
+    if (!data && (action->encoded_size > S_PAYLOAD_MAX
+                  || s_pack (action->payload, &data, &size, error, sizeof (error)))) {
         zsys_error ("coordinator: flow %s: event %s cannot be published: its payload %s",
                     flow, action->topic, error);
         json_array_append_new (record->emit_errors, json_pack ("{s:s, s:I, s:s}", "topic",
@@ -580,10 +589,11 @@ s_act (chorus_coordinator_t *self, chorus_action_t *action, zlistx_t *failed)
         sent->flow = strdup (action->flow);
         sent->key = strdup (action->key);
         sent->attempt = action->attempt;
-        void *payload;
-        size_t size;
+        void *payload = action->encoded;
+        size_t size = action->encoded_size;
         char error [256];
-        if (s_pack (action->payload, &payload, &size, error, sizeof (error))) {
+        action->encoded = NULL;     //  taken
+        if (!payload && s_pack (action->payload, &payload, &size, error, sizeof (error))) {
             sent->code = "bad-input";
             sent->error = zsys_sprintf ("the command's payload cannot be made: %s", error);
             zlistx_add_end (failed, sent);
@@ -838,19 +848,17 @@ s_on_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg)
                           chorus_flowset_lookup (self->flows, sent->flow);
     if (flow) {
         int status = chorus_reply_status (reply);
+        //  The engine keeps the output as the payload it came as, and
+        //  decodes it only if it reads into it; bytes that are no payload
+        //  are null
         const void *payload = chorus_reply_payload (reply);
-        json_t *output = status == 0? chorus_value_unpack (payload, chorus_reply_size (reply))
-                                    : NULL;
-        //  The journal keeps the payload's bytes when they are what the
-        //  output was decoded from; bytes that are no payload give null
-        bool encoded = output && payload;
-        if (status == 0 && !output)
-            output = json_null ();
+        size_t size = chorus_reply_size (reply);
+        bool encoded = status == 0 && payload && chorus_value_is_payload (payload, size);
+        json_t *output = status == 0 && !encoded? json_null (): NULL;
         chorus_result_t result = {status == 0, status == CHORUS_ETIMEDOUT, output,
                                   chorus_reply_code (reply), chorus_reply_message (reply),
-                                  chorus_reply_retryable (reply),
-                                  encoded? payload: NULL,
-                                  encoded? chorus_reply_size (reply): 0};
+                                  chorus_reply_retryable (reply), encoded? payload: NULL,
+                                  encoded? size: 0};
         chorus_actions_t actions;
         chorus_actions_init (&actions);
         if (chorus_flow_reply (flow, sent->key, sent->attempt, &result, s_now (), &actions) == 0)
@@ -895,11 +903,12 @@ s_flow_id (const char *name, const char *unique)
     return id;
 }
 
-//  Starts a flow (or finds the live one with the same key); NULL and a
-//  reason when the definition is unknown
+//  Starts a flow (or finds the live one with the same key) of an input as
+//  JSON, or as its payload (encoded); NULL when the definition is unknown
 static chorus_flow_t *
 s_start_flow (chorus_coordinator_t *self, const char *name, const char *id, const json_t *input,
-              const char *correlation, const char *cause, bool *existing)
+              const void *encoded, size_t size, const char *correlation, const char *cause,
+              bool *existing)
 {
     chorus_flowdef_t *def = s_newest (self, name);
     if (!def)
@@ -911,7 +920,8 @@ s_start_flow (chorus_coordinator_t *self, const char *name, const char *id, cons
     }
     chorus_actions_t actions;
     chorus_actions_init (&actions);
-    flow = chorus_flowset_start (self->flows, def, id, input, s_now (), &actions, existing);
+    flow = chorus_flowset_start (self->flows, def, id, input, encoded, size, s_now (), &actions,
+                                 existing);
     if (flow && !*existing) {
         zhashx_update (self->records, id, s_record_new (correlation? correlation: id, cause));
         s_journal_definition (self, def);
@@ -928,7 +938,11 @@ s_on_trigger (chorus_node_t *node, chorus_event_t *event, void *arg)
 {
     chorus_coordinator_t *self = (chorus_coordinator_t *) arg;
     const char *topic = chorus_event_topic (event);
-    json_t *input = s_unpack (chorus_event_payload (event), chorus_event_size (event));
+    //  The flow keeps the input as the payload it came as, and decodes it
+    //  only if it reads into it; a payload that is none is null
+    const void *payload = chorus_event_payload (event);
+    size_t size = chorus_event_size (event);
+    bool encoded = payload && chorus_value_is_payload (payload, size);
     //  Starting a flow looks definitions up, which must not happen while
     //  iterating over the same table: collect the triggered ones first
     zlistx_t *triggered = zlistx_new ();
@@ -945,12 +959,12 @@ s_on_trigger (chorus_node_t *node, chorus_event_t *event, void *arg)
         //  finds the flow it started instead of starting another
         char *id = s_flow_id (chorus_flowdef_name (def), chorus_event_id (event));
         bool existing = false;
-        s_start_flow (self, chorus_flowdef_name (def), id, input,
+        s_start_flow (self, chorus_flowdef_name (def), id, encoded? NULL: json_null (),
+                      encoded? payload: NULL, encoded? size: 0,
                       chorus_event_correlation (event), chorus_event_id (event), &existing);
         free (id);
     }
     zlistx_destroy (&triggered);
-    json_decref (input);
     //  Journaled before the event is acknowledged, or it would come again:
     //  s_on_flush commits once for the whole round, before any ack leaves
     return 0;
@@ -1103,7 +1117,7 @@ s_on_start (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *repl
     //  The command's idempotency key makes a re-sent start find its flow
     char *id = s_flow_id (name, chorus_command_idempotency (command));
     bool existing = false;
-    chorus_flow_t *flow = s_start_flow (self, name, id, input? input: json_null (),
+    chorus_flow_t *flow = s_start_flow (self, name, id, input? input: json_null (), NULL, 0,
                                         chorus_command_correlation (command),
                                         chorus_command_id (command), &existing);
     free (id);

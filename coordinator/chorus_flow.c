@@ -3,6 +3,7 @@
     the shell must carry out. Nothing comes in but the calls and `now`.
 */
 #include "chorus_flow_private.h"
+#include "chorus_value.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -71,6 +72,7 @@ chorus_actions_clear (chorus_actions_t *self)
         free (action->service);
         free (action->command);
         free (action->topic);
+        free (action->encoded);
         json_decref (action->payload);
     }
     free (self->items);
@@ -137,9 +139,7 @@ s_step_output (chorus_flow_t *self, size_t index, bool held)
 static bool
 s_step_done (chorus_flow_t *self, size_t index)
 {
-    json_t *output = s_step_output (self, index, false);
-    json_decref (output);
-    return output != NULL;
+    return chorus__step_done (&self->steps [index]);
 }
 
 //  {"input": ..., "steps": {ID: {"output": ...}}, "item": ...} for a task;
@@ -150,18 +150,72 @@ s_context (chorus_flow_t *self, const chorus__task_t *task, bool undo)
     json_t *steps = json_object ();
     for (size_t index = 0; index < self->steps_size; index++) {
         json_t *output = undo && task && task->step == index
-                       ? json_incref (task->output)
+                       ? json_incref (chorus__value_json (&((chorus__task_t *) task)->output))
                        : s_step_output (self, index, undo);
         if (output)
             json_object_set_new (steps, s_stepdef (self, index)->id,
                                  json_pack ("{s:o}", "output", output));
     }
-    json_t *context = json_pack ("{s:O, s:o}", "input", self->input, "steps", steps);
+    json_t *context = json_pack ("{s:O, s:o}", "input", chorus__value_json (&self->input),
+                                 "steps", steps);
     if (task && task->item >= 0) {
         json_t *item = json_array_get (self->steps [task->step].items, (size_t) task->item);
         json_object_set (context, "item", item? item: json_null ());
     }
     return context;
+}
+
+//  The value a template that is one path to a whole value leads to ($.input,
+//  or $.steps.ID.output of a step that is no fan-out), or NULL for any
+//  other template: such a value is passed on as the bytes it came as
+static chorus__value_t *
+s_whole_value (chorus_flow_t *self, const json_t *template_, chorus__task_t *task, bool undo)
+{
+    const char *path = json_string_value (template_);
+    if (!path || strncmp (path, "$.", 2) != 0)
+        return NULL;
+    if (strcmp (path, "$.input") == 0)
+        return &self->input;
+    const char *prefix = "$.steps.", *suffix = ".output";
+    size_t length = strlen (path), before = strlen (prefix), after = strlen (suffix);
+    if (length <= before + after || strncmp (path, prefix, before) != 0
+    ||  strcmp (path + length - after, suffix) != 0)
+        return NULL;
+    char id [80];
+    size_t id_length = length - before - after;
+    if (id_length >= sizeof id || memchr (path + before, '.', id_length))
+        return NULL;
+    memcpy (id, path + before, id_length);
+    id [id_length] = 0;
+    int index = chorus_flowdef_step_index (self->def, id);
+    if (index < 0 || s_stepdef (self, (size_t) index)->for_each)
+        return NULL;
+    if (undo && task->step == (size_t) index)
+        return &task->output;
+    chorus__step_t *step = &self->steps [index];
+    if (!step->started || step->error_code || step->tasks_size != 1)
+        return NULL;
+    chorus__task_t *source = &step->tasks [0];
+    bool ready = undo? chorus__task_has_output (source): source->state == CHORUS_TASK_DONE;
+    return ready? &source->output: NULL;
+}
+
+//  The action's payload: the value's bytes when it has them, else the value
+static void
+s_payload (chorus_action_t *action, chorus__value_t *value)
+{
+    size_t size;
+    const void *bytes = chorus__value_bytes (value, &size);
+    if (bytes) {
+        action->encoded = malloc (size? size: 1);
+        if (!action->encoded)
+            abort ();
+        memcpy (action->encoded, bytes, size);
+        action->encoded_size = size;
+    }
+    else
+    if (chorus__value_held (value))
+        action->payload = json_deep_copy (chorus__value_json (value));
 }
 
 //  --------------------------------------------------------------------------
@@ -178,14 +232,18 @@ s_send (chorus_flow_t *self, chorus__task_t *task, bool undo, uint64_t now, chor
     action->attempt = undo? task->undo_attempt: task->attempt;
     action->at = now + def->timeout_ms;
     const json_t *template_ = undo? def->compensate_input: def->input;
+    chorus__value_t *whole = template_? s_whole_value (self, template_, task, undo): NULL;
+    if (whole && whole->bytes)
+        s_payload (action, whole);
+    else
     if (template_) {
         json_t *context = s_context (self, task, undo);
         action->payload = chorus_flowdef_resolve (template_, context);
         json_decref (context);
     }
     else
-    if (undo && task->output)
-        action->payload = json_deep_copy (task->output);
+    if (undo)
+        s_payload (action, &task->output);
 }
 
 static void
@@ -265,6 +323,70 @@ s_fail (chorus_flow_t *self, const char *code, const char *message, const char *
         }
 }
 
+//  A value written whole into a payload being made: its bytes as they are,
+//  or its JSON encoded; false if it has no payload (as {"$bin": "bad"})
+static bool
+s_compose (chorus_record_t *payload, chorus__value_t *value)
+{
+    size_t size;
+    const void *bytes = chorus__value_bytes (value, &size);
+    if (bytes) {
+        chorus_record_raw (payload, bytes, size);
+        return true;
+    }
+    if (!chorus__value_held (value)) {
+        chorus_record_nil (payload);
+        return true;
+    }
+    void *data;
+    char error [64];
+    if (chorus_value_pack (chorus__value_json (value), SIZE_MAX, &data, &size, error,
+                           sizeof error))
+        return false;
+    chorus_record_raw (payload, data, size);
+    free (data);
+    return true;
+}
+
+//  The completion event, {"flow", "name", "input", "outputs": {ID: output}},
+//  made straight from the values' bytes, without decoding any; false (and
+//  nothing done) when a value has no payload: then it is made as JSON
+static bool
+s_completed_encoded (chorus_flow_t *self, chorus_actions_t *out)
+{
+    chorus_record_t payload;
+    chorus_record_init (&payload);
+    chorus_record_map (&payload, 4);
+    chorus_record_str (&payload, "flow");
+    chorus_record_str (&payload, self->id);
+    chorus_record_str (&payload, "name");
+    chorus_record_str (&payload, chorus_flowdef_name (self->def));
+    chorus_record_str (&payload, "input");
+    bool made = s_compose (&payload, &self->input);
+    chorus_record_str (&payload, "outputs");
+    chorus_record_map (&payload, self->steps_size);
+    for (size_t index = 0; index < self->steps_size && made; index++) {
+        chorus__step_t *step = &self->steps [index];
+        chorus_record_str (&payload, s_stepdef (self, index)->id);
+        if (s_stepdef (self, index)->for_each) {
+            chorus_record_array (&payload, step->tasks_size);
+            for (size_t t = 0; t < step->tasks_size && made; t++)
+                made = s_compose (&payload, &step->tasks [t].output);
+        }
+        else
+            made = step->tasks_size == 1 && s_compose (&payload, &step->tasks [0].output);
+    }
+    if (made) {
+        chorus_action_t *action = s_push (out, CHORUS_ACTION_EMIT, self);
+        action->topic = chorus__strdup (chorus_flowdef_emit_completed (self->def));
+        action->encoded = payload.data;
+        action->encoded_size = payload.size;
+    }
+    else
+        chorus_record_clear (&payload);
+    return made;
+}
+
 static void
 s_finish (chorus_flow_t *self, chorus_flow_state_t state, uint64_t now, chorus_actions_t *out)
 {
@@ -272,6 +394,9 @@ s_finish (chorus_flow_t *self, chorus_flow_state_t state, uint64_t now, chorus_a
     self->finished = now;
     self->timeout_at = 0;
     const char *name = chorus_flowdef_name (self->def);
+    if (state == CHORUS_FLOW_COMPLETED && chorus_flowdef_emit_completed (self->def)
+    &&  s_completed_encoded (self, out))
+        return;
     if (state == CHORUS_FLOW_COMPLETED) {
         json_t *outputs = json_object ();
         for (size_t index = 0; index < self->steps_size; index++) {
@@ -281,7 +406,7 @@ s_finish (chorus_flow_t *self, chorus_flow_state_t state, uint64_t now, chorus_a
         }
         s_emit (self, out, chorus_flowdef_emit_completed (self->def),
                 json_pack ("{s:s, s:s, s:O, s:o}", "flow", self->id, "name", name,
-                           "input", self->input, "outputs", outputs));
+                           "input", chorus__value_json (&self->input), "outputs", outputs));
     }
     else
         s_emit (self, out, chorus_flowdef_emit_failed (self->def),
@@ -289,7 +414,7 @@ s_finish (chorus_flow_t *self, chorus_flow_state_t state, uint64_t now, chorus_a
                            "state", chorus_flow_state_name (state), "error",
                            chorus__error_json (self->error_code, self->error_message,
                                                self->error_step),
-                           "input", self->input));
+                           "input", chorus__value_json (&self->input)));
 }
 
 //  Undoes completed tasks one at a time, last completed first, once no
@@ -378,15 +503,28 @@ s_advance (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
 //  One flow
 
 chorus_flow_t *
-chorus__flow_new (chorus_flowdef_t *def, const char *id, const json_t *input)
+chorus__flow_new (chorus_flowdef_t *def, const char *id, const json_t *input,
+                  const void *encoded, size_t size)
 {
     chorus_flow_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
     self->def = def;
     self->id = chorus__strdup (id);
-    self->input = input? json_deep_copy (input): json_object ();
-    self->business_key = chorus__business_key (def, self->input);
+    if (encoded) {
+        chorus__value_set (&self->input, NULL, encoded, size);
+        if (input)
+            self->input.json = json_deep_copy (input);
+    }
+    else {
+        json_t *empty = input? NULL: json_object ();
+        chorus__value_set (&self->input, input? input: empty, NULL, 0);
+        json_decref (empty);
+    }
+    //  The key needs the input decoded; a flow of a definition without
+    //  one may never need to
+    if (chorus_flowdef_key (def))
+        self->business_key = chorus__business_key (def, chorus__value_json (&self->input));
     self->run = 1;
     self->steps_size = chorus_flowdef_steps (def);
     self->steps = calloc (self->steps_size? self->steps_size: 1, sizeof (chorus__step_t));
@@ -396,12 +534,12 @@ chorus__flow_new (chorus_flowdef_t *def, const char *id, const json_t *input)
 }
 
 chorus_flow_t *
-chorus_flow_start (chorus_flowdef_t *def, const char *id, const json_t *input, uint64_t now,
-                   chorus_actions_t *out)
+chorus__flow_start (chorus_flowdef_t *def, const char *id, const json_t *input,
+                    const void *encoded, size_t size, uint64_t now, chorus_actions_t *out)
 {
     if (!def || !id)
         return NULL;
-    chorus_flow_t *self = chorus__flow_new (def, id, input);
+    chorus_flow_t *self = chorus__flow_new (def, id, input, encoded, size);
     if (!self)
         return NULL;
     self->state = CHORUS_FLOW_RUNNING;
@@ -414,6 +552,20 @@ chorus_flow_start (chorus_flowdef_t *def, const char *id, const json_t *input, u
     return self;
 }
 
+chorus_flow_t *
+chorus_flow_start (chorus_flowdef_t *def, const char *id, const json_t *input, uint64_t now,
+                   chorus_actions_t *out)
+{
+    return chorus__flow_start (def, id, input, NULL, 0, now, out);
+}
+
+chorus_flow_t *
+chorus_flow_start_encoded (chorus_flowdef_t *def, const char *id, const void *input,
+                           size_t size, uint64_t now, chorus_actions_t *out)
+{
+    return chorus__flow_start (def, id, NULL, input, size, now, out);
+}
+
 void
 chorus_flow_destroy (chorus_flow_t **self_p)
 {
@@ -424,7 +576,7 @@ chorus_flow_destroy (chorus_flow_t **self_p)
         chorus__step_reset (&self->steps [index]);
     free (self->steps);
     free (self->id);
-    json_decref (self->input);
+    chorus__value_clear (&self->input);
     free (self->business_key);
     free (self->error_code);
     free (self->error_message);
@@ -511,14 +663,11 @@ chorus_flow_reply (chorus_flow_t *self, const char *key, int attempt,
         task->dirty = true;
         if (result->ok) {
             task->state = CHORUS_TASK_DONE;
-            task->output = result->output? json_deep_copy (result->output): json_null ();
-            if (result->output && result->encoded) {
-                task->encoded = malloc (result->encoded_size? result->encoded_size: 1);
-                if (!task->encoded)
-                    abort ();
-                memcpy (task->encoded, result->encoded, result->encoded_size);
-                task->encoded_size = result->encoded_size;
-            }
+            if (result->encoded)
+                chorus__value_set (&task->output, NULL, result->encoded, result->encoded_size);
+            else
+                chorus__value_set (&task->output, result->output? result->output: json_null (),
+                                   NULL, 0);
             task->finished = now;
             task->seq = ++self->seq;
         }
@@ -667,7 +816,8 @@ chorus_flow_status (chorus_flow_t *self)
     return json_pack ("{s:s, s:s, s:i, s:s, s:O, s:I, s:o, s:o, s:o}", "id", self->id,
                       "flow", chorus_flowdef_name (self->def),
                       "version", chorus_flowdef_version (self->def),
-                      "state", chorus_flow_state_name (self->state), "input", self->input,
+                      "state", chorus_flow_state_name (self->state),
+                      "input", chorus__value_json (&self->input),
                       "started", (json_int_t) self->started,
                       "finished", self->finished? json_integer ((json_int_t) self->finished)
                                                 : json_null (),

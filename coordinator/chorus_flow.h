@@ -45,6 +45,9 @@ typedef struct {
     char *service;                  //  SEND: target service
     char *command;                  //  SEND: command name
     json_t *payload;                //  SEND, EMIT: the payload (may be NULL)
+    void *encoded;                  //  SEND, EMIT: or the payload already encoded (then
+                                    //  payload is NULL): a value passed on whole
+    size_t encoded_size;            //  its size
     int attempt;                    //  SEND: which try, to match the reply
     uint64_t at;                    //  SEND: deadline of the try; TIMER: when
     char *topic;                    //  EMIT: the topic
@@ -74,9 +77,9 @@ typedef struct {
     const char *code;               //  error code (not ok)
     const char *message;            //  error message (not ok)
     bool retryable;                 //  may a later try succeed (not ok)
-    const void *encoded;            //  the payload output was decoded from, if any: the
-                                    //  journal keeps these bytes rather than encode again
-    size_t encoded_size;            //  their size
+    const void *encoded;            //  or the payload as it came (ok), one MessagePack
+                                    //  value: kept as it is, decoded when it is read into
+    size_t encoded_size;            //  its size
 } chorus_result_t;
 
 //  --------------------------------------------------------------------------
@@ -87,6 +90,11 @@ typedef struct {
 chorus_flow_t *
     chorus_flow_start (chorus_flowdef_t *def, const char *id, const json_t *input,
                        uint64_t now, chorus_actions_t *out);
+//  The same with the input as the payload it came as (one MessagePack
+//  value, copied), or NULL for none; it is decoded when it is read into
+chorus_flow_t *
+    chorus_flow_start_encoded (chorus_flowdef_t *def, const char *id, const void *input,
+                               size_t size, uint64_t now, chorus_actions_t *out);
 void
     chorus_flow_destroy (chorus_flow_t **self_p);
 
@@ -181,11 +189,12 @@ void
 
 //  Starts a flow, or returns the live flow with the same definition name
 //  and business key without starting anything (*existing set to true);
-//  a flow with the same id is returned the same way
+//  a flow with the same id is returned the same way. The input is JSON, or
+//  (when encoded is not NULL) the payload it came as.
 chorus_flow_t *
     chorus_flowset_start (chorus_flowset_t *self, chorus_flowdef_t *def, const char *id,
-                          const json_t *input, uint64_t now, chorus_actions_t *out,
-                          bool *existing);
+                          const json_t *input, const void *encoded, size_t encoded_size,
+                          uint64_t now, chorus_actions_t *out, bool *existing);
 //  Adds a flow loaded from a journal; the set takes it
 void
     chorus_flowset_insert (chorus_flowset_t *self, chorus_flow_t *flow);

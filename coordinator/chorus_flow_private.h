@@ -11,7 +11,7 @@
 struct _chorus_flow_t {
     chorus_flowdef_t *def;      //  its definition, not owned
     char *id;                   //  unique flow id
-    json_t *input;              //  the flow's input, owned
+    chorus__value_t input;      //  the flow's input
     char *business_key;         //  the definition's key path on the input, or NULL
     chorus_flow_state_t state;  //  where it is
     bool cancelled;             //  the failure is a cancel: it ends CANCELLED
@@ -27,10 +27,16 @@ struct _chorus_flow_t {
     size_t steps_size;          //  how many
 };
 
-//  A new flow of the definition with this id and input (copied), in no
-//  state yet; NULL when memory runs out
+//  A new flow of the definition with this id and input (copied: JSON, its
+//  payload, or both; an empty object when neither), in no state yet; NULL
+//  when memory runs out
 chorus_flow_t *
-    chorus__flow_new (chorus_flowdef_t *def, const char *id, const json_t *input);
+    chorus__flow_new (chorus_flowdef_t *def, const char *id, const json_t *input,
+                      const void *encoded, size_t size);
+//  Starts a flow of such an input
+chorus_flow_t *
+    chorus__flow_start (chorus_flowdef_t *def, const char *id, const json_t *input,
+                        const void *encoded, size_t size, uint64_t now, chorus_actions_t *out);
 //  Its state from its name, 0 if unknown
 chorus_flow_state_t
     chorus__flow_state_from_name (const char *name);

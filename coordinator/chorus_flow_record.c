@@ -93,7 +93,7 @@ chorus_flow_snapshot (chorus_flow_t *self, chorus_record_t *record)
 {
     s_header_write (self, record, S_SNAPSHOT_FIELDS);
     chorus_record_str (record, self->id);
-    chorus_value_write (record, self->input, NULL, 0);
+    chorus__value_write (&self->input, record);
     chorus_record_array (record, self->steps_size);
     for (size_t index = 0; index < self->steps_size; index++)
         chorus__step_write (&self->steps [index], s_stepdef (self, index)->id, record);
@@ -151,16 +151,19 @@ chorus_flow_restore (chorus_flowdef_t *def, chorus_reader_t *reader, char *error
     chorus_flow_t *self = NULL;
     if (s_header_read (&probe, reader, S_SNAPSHOT_FIELDS, &why)) {
         char *id = chorus_reader_str (reader, false);
-        json_t *input = NULL;
-        chorus_value_read (reader, &input);
+        chorus__value_t input = {NULL, NULL, 0};
+        chorus__value_read (&input, reader);
         size_t steps = chorus_reader_array (reader);
         if (!reader->error && steps != chorus_flowdef_steps (def))
             why = "the steps differ from the definition's";
         else
+        if (!reader->error && !chorus__value_held (&input))
+            why = "the flow has no input";
+        else
         if (!reader->error)
-            self = chorus__flow_new (def, id, input);
+            self = chorus__flow_new (def, id, input.json, input.bytes, input.size);
         free (id);
-        json_decref (input);
+        chorus__value_clear (&input);
     }
     if (self) {
         self->state = probe.state;
@@ -243,7 +246,7 @@ chorus_flow_save (chorus_flow_t *self)
     return json_pack (
         "{s:s, s:s, s:i, s:O, s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:o, s:o}",
         "id", self->id, "flow", chorus_flowdef_name (self->def),
-        "version", chorus_flowdef_version (self->def), "input", self->input,
+        "version", chorus_flowdef_version (self->def), "input", chorus__value_json (&self->input),
         "state", chorus_flow_state_name (self->state), "cancelled", self->cancelled,
         "run", self->run, "started", (json_int_t) self->started,
         "finished", (json_int_t) self->finished, "timeout_at", (json_int_t) self->timeout_at,
@@ -278,7 +281,7 @@ chorus_flow_load (chorus_flowdef_t *def, const json_t *state, char *error, size_
     else
     if (chorus__flow_state_from_name (state_name) == 0)
         why = "unknown flow state";
-    chorus_flow_t *self = why? NULL: chorus__flow_new (def, id, input);
+    chorus_flow_t *self = why? NULL: chorus__flow_new (def, id, input, NULL, 0);
     if (self) {
         self->state = chorus__flow_state_from_name (state_name);
         self->cancelled = cancelled;

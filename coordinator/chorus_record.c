@@ -90,6 +90,12 @@ chorus_record_array (chorus_record_t *self, size_t count)
 }
 
 void
+chorus_record_map (chorus_record_t *self, size_t count)
+{
+    s_header (self, count, 0x80, 16, 0, 0xde, 0xdf);
+}
+
+void
 chorus_record_nil (chorus_record_t *self)
 {
     s_byte (self, 0xc0);
@@ -438,7 +444,7 @@ void
 chorus_reader_skip (chorus_reader_t *self, const void **data, size_t *size)
 {
     const uint8_t *start = self->at;
-    s_skip (self, 1);
+    s_skip (self, 0);
     if (data)
         *data = self->error? NULL: start;
     if (size)

@@ -4,7 +4,8 @@
     so that a damaged record is refused with the reason, never trusted.
 
     Only the types journal records use are read: nil, booleans, integers,
-    str, bin and arrays (any value can be skipped). Values of the JSON data
+    str, bin and arrays (any value can be skipped; maps are written too, for
+    the payloads the engine makes of values it holds as bytes). Values of the JSON data
     model (a flow's input, a task's output) go in as a bin that holds their
     payload encoding, so that they are made and read by the library's
     payload API alone (see chorus_value.h).
@@ -37,6 +38,9 @@ void
 //  they abort when memory runs out, as the flow engine's actions do
 void
     chorus_record_array (chorus_record_t *self, size_t count);
+//  A map's header: `count` keys and values follow, key first
+void
+    chorus_record_map (chorus_record_t *self, size_t count);
 void
     chorus_record_nil (chorus_record_t *self);
 void
@@ -96,7 +100,8 @@ char *
 const void *
     chorus_reader_bin (chorus_reader_t *self, size_t *size, bool nil_ok);
 //  Passes over one value of any type, arrays and maps nested at most 32
-//  deep; in *data and *size (when not NULL) the bytes it took
+//  deep (the value itself counting as one, as the payload API counts);
+//  in *data and *size (when not NULL) the bytes it took
 void
     chorus_reader_skip (chorus_reader_t *self, const void **data, size_t *size);
 //  Records a problem found by the caller (a value out of its range), if

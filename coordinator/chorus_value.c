@@ -45,6 +45,18 @@ chorus_value_unpack (const void *data, size_t size)
     return value;
 }
 
+bool
+chorus_value_is_payload (const void *data, size_t size)
+{
+    //  The payload API decodes what its scan accepts: one value, nested at
+    //  most CHORUS_PAYLOAD_MAX_DEPTH deep, which is what the reader's skip
+    //  accepts too
+    chorus_reader_t reader;
+    chorus_reader_init (&reader, data, size);
+    chorus_reader_skip (&reader, NULL, NULL);
+    return size > 0 && chorus_reader_done (&reader);
+}
+
 void
 chorus_value_write (chorus_record_t *record, const json_t *value, const void *encoded,
                     size_t encoded_size)

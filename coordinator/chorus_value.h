@@ -23,6 +23,10 @@ int
 //  NULL when the bytes are not one MessagePack value
 json_t *
     chorus_value_unpack (const void *data, size_t size);
+//  Whether the bytes are one MessagePack value that chorus_value_unpack
+//  decodes, told without decoding them
+bool
+    chorus_value_is_payload (const void *data, size_t size);
 
 //  Writes a value into a record: nil for NULL; else a bin holding its
 //  payload — `encoded` when the caller has it (the bytes the value was

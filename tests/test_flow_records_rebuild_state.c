@@ -1,8 +1,9 @@
 /*  test_flow_records_rebuild_state.c — a flow rebuilt from its journal
     records is the flow that wrote them. Flows of three definitions (steps
     in a line with retries, a compensated fan-out with max_parallel, a
-    diamond with a flow timeout) are driven by seeded random replies,
-    errors, timeouts, timers, cancels and retries; after every transition
+    diamond with a flow timeout), half of them given their input as its
+    payload, are driven by seeded random replies (outputs as JSON, or as the
+    payload they came as), errors, timeouts, timers, cancels and retries; after every transition
     the delta is applied to a shadow rebuilt from the first snapshot, and
     the two must save the same state, field for field (now and then the
     shadow is rebuilt from a fresh snapshot instead). Then the records
@@ -142,8 +143,16 @@ s_drive (chorus_flowdef_t *def, unsigned seed, int *transitions, chorus_record_t
     snprintf (id, sizeof id, "f%u", seed);
     json_t *input = json_pack ("{s:i}", "n", (int) seed);
     uint64_t now = T0;
-    chorus_flow_t *live = chorus_flow_start (def, id, input, now, &out);
+    //  Half of them with the input as the payload it came as
+    void *encoded = NULL;
+    size_t size = 0;
+    char error [256] = "";
+    if (seed % 2)
+        chorus_value_pack (input, 0, &encoded, &size, error, sizeof error);
+    chorus_flow_t *live = encoded? chorus_flow_start_encoded (def, id, encoded, size, now, &out)
+                                 : chorus_flow_start (def, id, input, now, &out);
     json_decref (input);
+    free (encoded);
     pending_t pending;
     memset (&pending, 0, sizeof pending);
     s_pending_add (&pending, &out);
@@ -153,7 +162,6 @@ s_drive (chorus_flowdef_t *def, unsigned seed, int *transitions, chorus_record_t
     chorus_flow_snapshot (live, &record);
     chorus_reader_t reader;
     chorus_reader_init (&reader, record.data, record.size);
-    char error [256] = "";
     chorus_flow_t *shadow = chorus_flow_restore (def, &reader, error, sizeof error);
     bool same = shadow && s_same (live, shadow);
     if (!shadow)
