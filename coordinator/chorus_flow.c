@@ -585,27 +585,65 @@ chorus_flow_destroy (chorus_flow_t **self_p)
     *self_p = NULL;
 }
 
-//  The task whose command (or compensation, with `undo`) has this key
+//  A number in a key at *at, written as chorus__task_key writes it (no sign,
+//  no leading zero); -1 if there is none
+static long
+s_key_number (const char **at)
+{
+    const char *start = *at;
+    if (*start < '0' || *start > '9' || (*start == '0' && start [1] >= '0' && start [1] <= '9'))
+        return -1;
+    long value = 0;
+    while (**at >= '0' && **at <= '9' && value < 100000000)
+        value = value * 10 + (*(*at)++ - '0');
+    return **at >= '0' && **at <= '9'? -1: value;
+}
+
+//  The task whose command (or compensation, with `undo`) has this key:
+//  "FLOW/STEP[/ITEM][:rRUN][/undo]", read rather than matched against
+//  every task's, since a reply is looked up this way
 static chorus__task_t *
 s_find (chorus_flow_t *self, const char *key, bool *undo)
 {
-    for (size_t index = 0; index < self->steps_size; index++)
-        for (size_t t = 0; t < self->steps [index].tasks_size; t++) {
-            chorus__task_t *task = &self->steps [index].tasks [t];
-            char *forward = s_task_key (self, task, NULL);
-            size_t size = strlen (forward);
-            bool same = strncmp (key, forward, size) == 0;
-            free (forward);
-            if (same && key [size] == 0) {
-                *undo = false;
-                return task;
-            }
-            if (same && strcmp (key + size, S_UNDO_SUFFIX) == 0) {
-                *undo = true;
-                return task;
-            }
-        }
-    return NULL;
+    size_t length = strlen (self->id);
+    if (strncmp (key, self->id, length) != 0 || key [length] != '/')
+        return NULL;
+    const char *at = key + length + 1;
+    size_t step_length = strcspn (at, "/:");
+    char step_id [80];
+    if (step_length == 0 || step_length >= sizeof step_id)
+        return NULL;
+    memcpy (step_id, at, step_length);
+    step_id [step_length] = 0;
+    int index = chorus_flowdef_step_index (self->def, step_id);
+    if (index < 0)
+        return NULL;
+    at += step_length;
+    long item = -1, run = 1;
+    if (at [0] == '/' && at [1] >= '0' && at [1] <= '9') {
+        at++;
+        if ((item = s_key_number (&at)) < 0)
+            return NULL;
+    }
+    if (at [0] == ':' && at [1] == 'r') {
+        at += 2;
+        if ((run = s_key_number (&at)) < 2)
+            return NULL;        //  the first run has no ":r"
+    }
+    if (*at && strcmp (at, S_UNDO_SUFFIX) != 0)
+        return NULL;
+    chorus__step_t *step = &self->steps [index];
+    bool fan_out = s_stepdef (self, (size_t) index)->for_each != NULL;
+    chorus__task_t *task = NULL;
+    if (fan_out && item >= 0 && (size_t) item < step->tasks_size)
+        task = &step->tasks [item];
+    else
+    if (!fan_out && item < 0 && step->tasks_size == 1)
+        task = &step->tasks [0];
+    if (!task || (task->run > 1? task->run: 1) != run)
+        return NULL;
+    *undo = *at != 0;
+    return task;
 }
 
 static void
