@@ -437,7 +437,11 @@ s_journal_flow (chorus_coordinator_t *self, chorus_flow_t *flow, s_record_t *rec
         chorus_record_array (out, 3);
     }
     s_write_events (record, out);
-    chorus_journal_put_record (self->journal, id, record->next, out->data, out->size);
+    //  A record of our part alone says events were published: lost with
+    //  the machine, they are published again, with the same ids, and the
+    //  node stores an id once. It need not wait for a flush of the disk.
+    chorus_journal_put_record (self->journal, id, record->next, out->data, out->size,
+                               engine || snapshot);
     if (snapshot) {
         //  What the snapshot holds, the records before it need not
         if (record->journaled)

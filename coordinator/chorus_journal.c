@@ -417,13 +417,13 @@ s_record_key (char *key, size_t max, const char *id, uint64_t number)
 
 void
 chorus_journal_put_record (chorus_journal_t *self, const char *id, uint64_t number,
-                           const void *data, size_t size)
+                           const void *data, size_t size, bool durable)
 {
     char key [256];
     size_t length = s_record_key (key, sizeof (key), id, number);
     leveldb_writebatch_put (self->batch, key, length, (const char *) data, size);
     self->pending++;
-    self->promised = true;
+    self->promised = self->promised || durable;
 }
 
 void

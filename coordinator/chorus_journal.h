@@ -87,12 +87,14 @@ chorus_journal_failure_t
 void
     chorus_journal_set_sync (chorus_journal_t *self, bool sync);
 
-//  Pending writes, applied atomically by commit. A flow's record `number`;
-//  its records from `from` up to (not including) `to`; its record of
-//  format 1
+//  Pending writes, applied atomically by commit. A flow's record `number`
+//  (one that need not survive the machine, only the process, when not
+//  `durable`: a commit of such records and trace entries alone is not
+//  flushed); its records from `from` up to (not including) `to`; its
+//  record of format 1
 void
     chorus_journal_put_record (chorus_journal_t *self, const char *id, uint64_t number,
-                               const void *data, size_t size);
+                               const void *data, size_t size, bool durable);
 void
     chorus_journal_delete_records (chorus_journal_t *self, const char *id, uint64_t from,
                                    uint64_t to);

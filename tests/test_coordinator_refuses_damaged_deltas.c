@@ -278,7 +278,7 @@ s_damage (const char *store, s_damage_t damage, const char *pair, const char *do
     chorus_record_t record;
     chorus_record_init (&record);
     if (damage == TORN)
-        chorus_journal_put_record (journal, pair, 1, find.data, find.size / 2);
+        chorus_journal_put_record (journal, pair, 1, find.data, find.size / 2, true);
     else
     if (damage == UNLOADABLE || damage == MISSHAPEN) {
         //  A sound envelope around a delta of run 0, or around no delta
@@ -297,7 +297,7 @@ s_damage (const char *store, s_damage_t damage, const char *pair, const char *do
         chorus_record_uint (&record, 0);
         chorus_record_array (&record, 0);
         chorus_record_array (&record, 0);
-        chorus_journal_put_record (journal, pair, 1, record.data, record.size);
+        chorus_journal_put_record (journal, pair, 1, record.data, record.size, true);
     }
     else
     if (damage == GAP)
@@ -319,7 +319,7 @@ s_damage (const char *store, s_damage_t damage, const char *pair, const char *do
                            (size_t) (envelope.engine.end - envelope.engine.at));
         chorus_record_raw (&record, envelope.coordinator.at,
                            (size_t) (envelope.coordinator.end - envelope.coordinator.at));
-        chorus_journal_put_record (journal, pair, 1, record.data, record.size);
+        chorus_journal_put_record (journal, pair, 1, record.data, record.size, true);
     }
     if (chorus_journal_commit (journal))
         bail_out (chorus_journal_error (journal));

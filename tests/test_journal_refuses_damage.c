@@ -92,7 +92,7 @@ s_put_record (chorus_journal_t *journal, const char *id, uint64_t number, int ki
     for (uint64_t event = 0; event < unpublished; event++)
         chorus_record_nil (&record);
     chorus_record_nil (&record);
-    chorus_journal_put_record (journal, id, number, record.data, record.size);
+    chorus_journal_put_record (journal, id, number, record.data, record.size, true);
     chorus_record_clear (&record);
 }
 
@@ -265,7 +265,7 @@ main (void)
     chorus_record_init (&torn);
     chorus_journal_envelope_write (&torn, CHORUS_JOURNAL_DELTA, 1, 1);
     chorus_record_array (&torn, 3);
-    chorus_journal_put_record (journal, "hold-0007", 8, torn.data, torn.size);
+    chorus_journal_put_record (journal, "hold-0007", 8, torn.data, torn.size, true);
     chorus_record_clear (&torn);
     chorus__journal_put_legacy (journal, "hold-0010", "{\"state\": tr");
     chorus_journal_delete_records (journal, "hold-0012", 7, 8);
