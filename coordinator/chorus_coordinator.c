@@ -9,6 +9,7 @@
 #include "chorus_flow.h"
 #include "chorus_journal.h"
 #include "chorus_timers.h"
+#include "chorus_value.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -18,19 +19,36 @@
 #define S_PAYLOAD_MAX (1024 * 1024)         //  the protocol's limit on a payload
 #define S_PUBLISH_BACKOFF_MS 100            //  first wait after a failed publish
 #define S_PUBLISH_BACKOFF_MAX_MS 5000       //  longest
+#define S_COMPACT_MIN 4096                  //  deltas a flow's snapshot may trail, in bytes
+
+//  An event a flow made, journaled with the transition that made it and
+//  kept until it is published
+typedef struct {
+    uint64_t n;                 //  its number in the flow's life
+    char *topic;                //  its topic
+    void *payload;              //  its payload, made once, NULL: none
+    size_t size;                //  its size
+} s_event_t;
 
 //  What the coordinator keeps of a flow beside the engine's state, in the
-//  same journal record: what started it (its business transaction and the
-//  message that caused it, carried by everything the flow sends and
-//  emits), and its events, each journaled with the transition that made
-//  it and kept until it is published
+//  same journal records: what started it (its business transaction and
+//  the message that caused it, carried by everything the flow sends and
+//  emits), its events until they are published, and where its records
+//  are in the journal
 typedef struct {
     char *correlation;          //  correlation id of the transaction
     char *cause;                //  id of the trigger event or flow.start command
     uint64_t emitted;           //  events made in the flow's life, numbering the next
-    json_t *unpublished;        //  [{topic, payload, n}] not yet published
+    s_event_t *events;          //  events not yet published, oldest first
+    size_t events_size;         //  how many
     json_t *emit_errors;        //  [{topic, n, error}] events that could not be made
-    bool evicted;               //  the flow is gone, the record stays until published
+    bool evicted;               //  the flow is gone, its records stay until published
+    bool legacy;                //  its record is of format 1, to be rewritten
+    bool journaled;             //  it has a snapshot in the journal
+    uint64_t first;             //  the number of that snapshot
+    uint64_t next;              //  the number of its next record
+    size_t snapshot_size;       //  bytes of the snapshot
+    size_t delta_size;          //  bytes of the deltas after it
 } s_record_t;
 
 static s_record_t *
@@ -39,9 +57,33 @@ s_record_new (const char *correlation, const char *cause)
     s_record_t *record = (s_record_t *) zmalloc (sizeof (s_record_t));
     record->correlation = strdup (correlation);
     record->cause = cause? strdup (cause): NULL;
-    record->unpublished = json_array ();
     record->emit_errors = json_array ();
     return record;
+}
+
+static void
+s_events_clear (s_record_t *record)
+{
+    for (size_t i = 0; i < record->events_size; i++) {
+        free (record->events [i].topic);
+        free (record->events [i].payload);
+    }
+    free (record->events);
+    record->events = NULL;
+    record->events_size = 0;
+}
+
+//  Adds an event; takes the topic and payload
+static void
+s_events_add (s_record_t *record, uint64_t n, char *topic, void *payload, size_t size)
+{
+    s_event_t *events = (s_event_t *) realloc (record->events,
+                                               (record->events_size + 1) * sizeof (s_event_t));
+    if (!events)
+        abort ();
+    record->events = events;
+    s_event_t event = {n, topic, payload, size};
+    record->events [record->events_size++] = event;
 }
 
 static void
@@ -51,7 +93,7 @@ s_record_destroy (void **item)
     if (record) {
         free (record->correlation);
         free (record->cause);
-        json_decref (record->unpublished);
+        s_events_clear (record);
         json_decref (record->emit_errors);
         free (record);
         *item = NULL;
@@ -75,7 +117,8 @@ struct _chorus_coordinator_t {
     zhashx_t *definitions;      //  "name" -> zlistx_t of chorus_flowdef_t, by version
     zhashx_t *journaled;        //  "name/version" of definitions in the journal
     chorus_flowset_t *flows;    //  every flow we run or ran
-    zhashx_t *records;          //  flow id -> s_record_t, our part of its journal record
+    zhashx_t *records;          //  flow id -> s_record_t, our part of its journal records
+    chorus_record_t scratch;    //  the journal record being made
     chorus_timers_t *timers;    //  the timers the engine asked for, by flow and key
     chorus_actions_t actions;   //  journaled, waiting to be carried out
     zlistx_t *unpublished;      //  ids of flows with events to publish, oldest first
@@ -123,32 +166,14 @@ s_log (chorus_coordinator_t *self, const char *format, ...)
 static int
 s_pack (const json_t *value, void **data, size_t *size, char *error, size_t error_size)
 {
-    *data = NULL;
-    *size = 0;
-    if (!value)
-        return 0;
-    char *text = json_dumps (value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION (17));
-    if (!text) {
-        snprintf (error, error_size, "out of memory");
-        return -1;
-    }
-    int rc = chorus_payload_from_json (text, strlen (text), S_PAYLOAD_MAX, data, size, error,
-                                       error_size);
-    free (text);
-    return rc? -1: 0;
+    return chorus_value_pack (value, S_PAYLOAD_MAX, data, size, error, error_size);
 }
 
 //  JSON value of a payload (null when absent or not MessagePack); new ref
 static json_t *
 s_unpack (const void *data, size_t size)
 {
-    if (!data)
-        return json_null ();
-    char *text = NULL;
-    json_t *value = NULL;
-    if (chorus_payload_to_json (data, size, 0, &text, NULL, 0) == 0)
-        value = json_loads (text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    chorus_payload_free (text);
+    json_t *value = chorus_value_unpack (data, size);
     return value? value: json_null ();
 }
 
@@ -347,30 +372,102 @@ s_commit (chorus_coordinator_t *self)
 //  --------------------------------------------------------------------------
 //  Transitions: journal first, act after
 
-//  Journals a flow's state with our part of its record: an event is
-//  journaled with the transition that made it and forgotten only once it
-//  is published, so a crash in between publishes it after recovery, with
-//  the same id (events are published once: the node stores an id once)
+//  Our part of a flow's records: in a snapshot [name, version,
+//  correlation, cause, emitted, events, errors], in a delta [emitted,
+//  events, errors]; an event is [n, topic, payload], an error [n, topic,
+//  error]. Events and errors are few, and written whole each time.
 static void
-s_journal_flow (chorus_coordinator_t *self, chorus_flow_t *flow)
+s_write_events (s_record_t *record, chorus_record_t *out)
 {
-    json_t *json = json_object ();
-    s_record_t *record = (s_record_t *) zhashx_lookup (self->records, chorus_flow_id (flow));
-    json_object_set_new (json, "correlation", json_string (record? record->correlation:
-                                                           chorus_flow_id (flow)));
-    if (record && record->cause)
-        json_object_set_new (json, "cause", json_string (record->cause));
-    json_object_set_new (json, "state", chorus_flow_save (flow));
-    if (record && record->emitted)
-        json_object_set_new (json, "emitted", json_integer ((json_int_t) record->emitted));
-    if (record && json_array_size (record->unpublished))
-        json_object_set (json, "emits", record->unpublished);
-    if (record && json_array_size (record->emit_errors))
-        json_object_set (json, "emit_errors", record->emit_errors);
-    char *text = json_dumps (json, JSON_COMPACT);
-    chorus_journal_put_flow (self->journal, chorus_flow_id (flow), text);
-    free (text);
-    json_decref (json);
+    chorus_record_uint (out, record->emitted);
+    chorus_record_array (out, record->events_size);
+    for (size_t i = 0; i < record->events_size; i++) {
+        s_event_t *event = &record->events [i];
+        chorus_record_array (out, 3);
+        chorus_record_uint (out, event->n);
+        chorus_record_str (out, event->topic);
+        if (event->payload)
+            chorus_record_bin (out, event->payload, event->size);
+        else
+            chorus_record_nil (out);
+    }
+    chorus_record_array (out, json_array_size (record->emit_errors));
+    size_t index;
+    json_t *error;
+    json_array_foreach (record->emit_errors, index, error) {
+        chorus_record_array (out, 3);
+        chorus_record_uint (out, (uint64_t) json_integer_value (json_object_get (error, "n")));
+        chorus_record_str (out, json_string_value (json_object_get (error, "topic")));
+        chorus_record_str (out, json_string_value (json_object_get (error, "error")));
+    }
+}
+
+//  Journals a flow's transition (or, with `engine` false, a change of our
+//  part alone) with our part of its records: an event is journaled with
+//  the transition that made it and forgotten only once it is published,
+//  so a crash in between publishes it after recovery, with the same id
+//  (events are published once: the node stores an id once). A delta
+//  holds what changed; once a flow's deltas outweigh its snapshot, a new
+//  snapshot replaces them all, so that what recovery reads of a flow
+//  stays within about twice its size.
+static void
+s_journal_flow (chorus_coordinator_t *self, chorus_flow_t *flow, s_record_t *record,
+                bool engine)
+{
+    const char *id = chorus_flow_id (flow);
+    chorus_record_t *out = &self->scratch;
+    size_t bound = record->snapshot_size > S_COMPACT_MIN? record->snapshot_size: S_COMPACT_MIN;
+    bool snapshot = !record->journaled || record->delta_size > bound;
+    chorus_journal_envelope_write (out, snapshot? CHORUS_JOURNAL_SNAPSHOT: CHORUS_JOURNAL_DELTA,
+                                   (int) chorus_flow_state (flow), record->events_size);
+    if (snapshot) {
+        chorus_flow_snapshot (flow, out);
+        chorus_flowdef_t *def = chorus_flow_def (flow);
+        chorus_record_array (out, 7);
+        chorus_record_str (out, chorus_flowdef_name (def));
+        chorus_record_uint (out, (uint64_t) chorus_flowdef_version (def));
+        chorus_record_str (out, record->correlation);
+        chorus_record_str (out, record->cause);
+    }
+    else {
+        if (engine)
+            chorus_flow_delta (flow, out);
+        else
+            chorus_record_nil (out);
+        chorus_record_array (out, 3);
+    }
+    s_write_events (record, out);
+    //  A record of our part alone says events were published: lost with
+    //  the machine, they are published again, with the same ids, and the
+    //  node stores an id once. It need not wait for a flush of the disk.
+    chorus_journal_put_record (self->journal, id, record->next, out->data, out->size,
+                               engine || snapshot);
+    if (snapshot) {
+        //  What the snapshot holds, the records before it need not
+        if (record->journaled)
+            chorus_journal_delete_records (self->journal, id, record->first, record->next);
+        if (record->legacy)
+            chorus_journal_delete_legacy (self->journal, id);
+        record->legacy = false;
+        record->journaled = true;
+        record->first = record->next;
+        record->snapshot_size = out->size;
+        record->delta_size = 0;
+    }
+    else
+        record->delta_size += out->size;
+    record->next++;
+}
+
+//  A flow's records leave the journal
+static void
+s_unjournal (chorus_coordinator_t *self, const char *id, s_record_t *record)
+{
+    if (record->journaled)
+        chorus_journal_delete_records (self->journal, id, record->first, record->next);
+    if (record->legacy)
+        chorus_journal_delete_legacy (self->journal, id);
+    record->journaled = record->legacy = false;
 }
 
 //  The id of a flow's nth event: the same each time it is published again,
@@ -396,20 +493,27 @@ s_emit (chorus_coordinator_t *self, s_record_t *record, const char *flow,
         chorus_action_t *action)
 {
     uint64_t n = ++record->emitted;
-    void *data;
-    size_t size;
+    void *data = action->encoded;
+    size_t size = action->encoded_size;
     char error [256];
-    if (s_pack (action->payload, &data, &size, error, sizeof (error))) {
+    action->encoded = NULL;         //  taken
+    if (data && size > S_PAYLOAD_MAX) {
+        free (data);
+        data = NULL;
+        //  As the payload API says it
+        snprintf (error, sizeof (error), "payload of %zu bytes exceeds the limit of %d", size,
+                  S_PAYLOAD_MAX);
+    }
+    if (!data && (action->encoded_size > S_PAYLOAD_MAX
+                  || s_pack (action->payload, &data, &size, error, sizeof (error)))) {
         zsys_error ("coordinator: flow %s: event %s cannot be published: its payload %s",
                     flow, action->topic, error);
         json_array_append_new (record->emit_errors, json_pack ("{s:s, s:I, s:s}", "topic",
                                action->topic, "n", (json_int_t) n, "error", error));
         return;
     }
-    free (data);
-    json_array_append_new (record->unpublished, json_pack ("{s:s, s:O?, s:I}", "topic",
-                           action->topic, "payload", action->payload, "n", (json_int_t) n));
-    if (json_array_size (record->unpublished) == 1)
+    s_events_add (record, n, strdup (action->topic), data, size);
+    if (record->events_size == 1)
         zlistx_add_end (self->unpublished, (void *) flow);
 }
 
@@ -419,10 +523,11 @@ static void
 s_forget (chorus_coordinator_t *self, const char *id)
 {
     s_record_t *record = (s_record_t *) zhashx_lookup (self->records, id);
-    if (record && json_array_size (record->unpublished))
+    if (record && record->events_size)
         record->evicted = true;
     else {
-        chorus_journal_delete_flow (self->journal, id);
+        if (record)
+            s_unjournal (self, id, record);
         zhashx_delete (self->records, id);
     }
 }
@@ -439,7 +544,7 @@ s_transition (chorus_coordinator_t *self, chorus_flow_t *flow, chorus_actions_t 
     for (size_t i = 0; i < actions->size; i++)
         if (actions->items [i].kind == CHORUS_ACTION_EMIT)
             s_emit (self, record, chorus_flow_id (flow), &actions->items [i]);
-    s_journal_flow (self, flow);
+    s_journal_flow (self, flow, record, true);
     if (chorus_flow_finished (flow))
         s_log (self, "flow %s %s", chorus_flow_id (flow),
                chorus_flow_state_name (chorus_flow_state (flow)));
@@ -488,10 +593,11 @@ s_act (chorus_coordinator_t *self, chorus_action_t *action, zlistx_t *failed)
         sent->flow = strdup (action->flow);
         sent->key = strdup (action->key);
         sent->attempt = action->attempt;
-        void *payload;
-        size_t size;
+        void *payload = action->encoded;
+        size_t size = action->encoded_size;
         char error [256];
-        if (s_pack (action->payload, &payload, &size, error, sizeof (error))) {
+        action->encoded = NULL;     //  taken
+        if (!payload && s_pack (action->payload, &payload, &size, error, sizeof (error))) {
             sent->code = "bad-input";
             sent->error = zsys_sprintf ("the command's payload cannot be made: %s", error);
             zlistx_add_end (failed, sent);
@@ -531,7 +637,8 @@ s_fail_try (chorus_coordinator_t *self, s_sent_t *sent)
     chorus_flow_t *flow = chorus_flowset_lookup (self->flows, sent->flow);
     if (!flow)
         return;
-    chorus_result_t result = {false, false, NULL, sent->code, sent->error, sent->retryable};
+    chorus_result_t result = {.code = sent->code, .message = sent->error,
+                              .retryable = sent->retryable};
     chorus_actions_t actions;
     chorus_actions_init (&actions);
     if (chorus_flow_reply (flow, sent->key, sent->attempt, &result, s_now (), &actions) == 0)
@@ -547,7 +654,7 @@ typedef struct {
     chorus_publication_t *events;   //  for the node
     s_record_t **records;           //  the record each came from
     const char **flows;             //  its flow's id
-    json_t **entries;               //  its entry in the record's unpublished list
+    uint64_t *numbers;              //  its number in its flow
     bool *published;                //  done (or a duplicate of one done before)
     size_t count;                   //  how many
 } s_batch_t;
@@ -580,38 +687,39 @@ s_published (chorus_coordinator_t *self, s_batch_t *batch)
 {
     for (size_t i = 0; i < batch->count; ) {
         s_record_t *record = batch->records [i];
-        const char *id = batch->flows [i];
-        bool changed = false;
-        json_t *left = json_array ();
-        size_t index;
-        json_t *entry;
-        json_array_foreach (record->unpublished, index, entry) {
+        size_t end = i;
+        while (end < batch->count && batch->records [end] == record)
+            end++;
+        size_t kept = 0;
+        for (size_t e = 0; e < record->events_size; e++) {
+            s_event_t *event = &record->events [e];
             bool done = false;
-            for (size_t j = i; j < batch->count && batch->records [j] == record; j++)
-                done = done || (batch->entries [j] == entry && batch->published [j]);
-            if (done)
-                changed = true;
+            for (size_t j = i; j < end; j++)
+                done = done || (batch->numbers [j] == event->n && batch->published [j]);
+            if (done) {
+                free (event->topic);
+                free (event->payload);
+            }
             else
-                json_array_append (left, entry);
+                record->events [kept++] = *event;
         }
-        while (i < batch->count && batch->records [i] == record)
-            i++;
+        bool changed = kept < record->events_size;
+        record->events_size = kept;
+        char *key = strdup (batch->flows [i]);  //  the list owns the id, and may let it go
+        i = end;
         if (!changed) {
-            json_decref (left);
+            free (key);
             continue;
         }
-        json_decref (record->unpublished);
-        record->unpublished = left;
-        char *key = strdup (id);     //  id belongs to the list, which may let it go
-        void *handle = json_array_size (left) == 0? zlistx_find (self->unpublished, key): NULL;
+        void *handle = kept == 0? zlistx_find (self->unpublished, key): NULL;
         if (handle)
             zlistx_delete (self->unpublished, handle);
         chorus_flow_t *flow = chorus_flowset_lookup (self->flows, key);
         if (flow)
-            s_journal_flow (self, flow);
+            s_journal_flow (self, flow, record, false);
         else
-        if (record->evicted && json_array_size (left) == 0) {
-            chorus_journal_delete_flow (self->journal, key);
+        if (record->evicted && kept == 0) {
+            s_unjournal (self, key, record);
             zhashx_delete (self->records, key);
         }
         free (key);
@@ -630,43 +738,32 @@ s_publish (chorus_coordinator_t *self)
     for (const char *id = (const char *) zlistx_first (self->unpublished); id;
          id = (const char *) zlistx_next (self->unpublished)) {
         s_record_t *record = (s_record_t *) zhashx_lookup (self->records, id);
-        count += record? json_array_size (record->unpublished): 0;
+        count += record? record->events_size: 0;
     }
     count = count < CHORUS_PUBLISH_BATCH_MAX? count: CHORUS_PUBLISH_BATCH_MAX;
     s_batch_t batch = {
         (chorus_publication_t *) zmalloc (count * sizeof (chorus_publication_t) + 1),
         (s_record_t **) zmalloc (count * sizeof (s_record_t *) + 1),
         (const char **) zmalloc (count * sizeof (char *) + 1),
-        (json_t **) zmalloc (count * sizeof (json_t *) + 1),
+        (uint64_t *) zmalloc (count * sizeof (uint64_t) + 1),
         (bool *) zmalloc (count * sizeof (bool) + 1), 0};
     for (const char *id = (const char *) zlistx_first (self->unpublished);
          id && batch.count < count; id = (const char *) zlistx_next (self->unpublished)) {
         s_record_t *record = (s_record_t *) zhashx_lookup (self->records, id);
-        size_t index;
-        json_t *entry;
-        json_array_foreach (record? record->unpublished: NULL, index, entry) {
-            if (batch.count == count)
-                break;
+        for (size_t e = 0; record && e < record->events_size && batch.count < count; e++) {
+            s_event_t *entry = &record->events [e];
             chorus_publication_t *event = &batch.events [batch.count];
-            event->topic = json_string_value (json_object_get (entry, "topic"));
+            event->topic = entry->topic;
             event->key = id;
             event->correlation = record->correlation;
             event->causation = record->cause;
-            //  Its payload was made once when the event was (see s_emit and
-            //  s_recover_record): the same value makes the same bytes
-            char error [256];
-            void *payload = NULL;
-            if (s_pack (json_object_get (entry, "payload"), &payload, &event->size, error,
-                        sizeof (error))) {
-                zsys_error ("coordinator: flow %s: event %s: %s", id, event->topic, error);
-                continue;
-            }
-            event->payload = payload;
-            s_emit_id (id, event->topic? event->topic: "", (uint64_t) json_integer_value (
-                       json_object_get (entry, "n")), event->id, sizeof (event->id));
+            //  Its payload was made once, when the event was
+            event->payload = entry->payload;
+            event->size = entry->size;
+            s_emit_id (id, entry->topic, entry->n, event->id, sizeof (event->id));
             batch.records [batch.count] = record;
             batch.flows [batch.count] = id;
-            batch.entries [batch.count] = entry;
+            batch.numbers [batch.count] = entry->n;
             batch.count++;
         }
     }
@@ -713,12 +810,10 @@ s_publish (chorus_coordinator_t *self)
         self->publish_tries = 0;
         self->publish_backoff = S_PUBLISH_BACKOFF_MS;
     }
-    for (size_t i = 0; i < batch.count; i++)
-        free ((void *) batch.events [i].payload);
     free (batch.events);
     free (batch.records);
     free (batch.flows);
-    free (batch.entries);
+    free (batch.numbers);
     free (batch.published);
 }
 
@@ -763,11 +858,17 @@ s_on_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg)
                           chorus_flowset_lookup (self->flows, sent->flow);
     if (flow) {
         int status = chorus_reply_status (reply);
-        json_t *output = status == 0? s_unpack (chorus_reply_payload (reply),
-                                                chorus_reply_size (reply)): NULL;
+        //  The engine keeps the output as the payload it came as, and
+        //  decodes it only if it reads into it; bytes that are no payload
+        //  are null
+        const void *payload = chorus_reply_payload (reply);
+        size_t size = chorus_reply_size (reply);
+        bool encoded = status == 0 && payload && chorus_value_is_payload (payload, size);
+        json_t *output = status == 0 && !encoded? json_null (): NULL;
         chorus_result_t result = {status == 0, status == CHORUS_ETIMEDOUT, output,
                                   chorus_reply_code (reply), chorus_reply_message (reply),
-                                  chorus_reply_retryable (reply)};
+                                  chorus_reply_retryable (reply), encoded? payload: NULL,
+                                  encoded? size: 0};
         chorus_actions_t actions;
         chorus_actions_init (&actions);
         if (chorus_flow_reply (flow, sent->key, sent->attempt, &result, s_now (), &actions) == 0)
@@ -812,11 +913,12 @@ s_flow_id (const char *name, const char *unique)
     return id;
 }
 
-//  Starts a flow (or finds the live one with the same key); NULL and a
-//  reason when the definition is unknown
+//  Starts a flow (or finds the live one with the same key) of an input as
+//  JSON, or as its payload (encoded); NULL when the definition is unknown
 static chorus_flow_t *
 s_start_flow (chorus_coordinator_t *self, const char *name, const char *id, const json_t *input,
-              const char *correlation, const char *cause, bool *existing)
+              const void *encoded, size_t size, const char *correlation, const char *cause,
+              bool *existing)
 {
     chorus_flowdef_t *def = s_newest (self, name);
     if (!def)
@@ -828,7 +930,8 @@ s_start_flow (chorus_coordinator_t *self, const char *name, const char *id, cons
     }
     chorus_actions_t actions;
     chorus_actions_init (&actions);
-    flow = chorus_flowset_start (self->flows, def, id, input, s_now (), &actions, existing);
+    flow = chorus_flowset_start (self->flows, def, id, input, encoded, size, s_now (), &actions,
+                                 existing);
     if (flow && !*existing) {
         zhashx_update (self->records, id, s_record_new (correlation? correlation: id, cause));
         s_journal_definition (self, def);
@@ -845,7 +948,11 @@ s_on_trigger (chorus_node_t *node, chorus_event_t *event, void *arg)
 {
     chorus_coordinator_t *self = (chorus_coordinator_t *) arg;
     const char *topic = chorus_event_topic (event);
-    json_t *input = s_unpack (chorus_event_payload (event), chorus_event_size (event));
+    //  The flow keeps the input as the payload it came as, and decodes it
+    //  only if it reads into it; a payload that is none is null
+    const void *payload = chorus_event_payload (event);
+    size_t size = chorus_event_size (event);
+    bool encoded = payload && chorus_value_is_payload (payload, size);
     //  Starting a flow looks definitions up, which must not happen while
     //  iterating over the same table: collect the triggered ones first
     zlistx_t *triggered = zlistx_new ();
@@ -862,12 +969,12 @@ s_on_trigger (chorus_node_t *node, chorus_event_t *event, void *arg)
         //  finds the flow it started instead of starting another
         char *id = s_flow_id (chorus_flowdef_name (def), chorus_event_id (event));
         bool existing = false;
-        s_start_flow (self, chorus_flowdef_name (def), id, input,
+        s_start_flow (self, chorus_flowdef_name (def), id, encoded? NULL: json_null (),
+                      encoded? payload: NULL, encoded? size: 0,
                       chorus_event_correlation (event), chorus_event_id (event), &existing);
         free (id);
     }
     zlistx_destroy (&triggered);
-    json_decref (input);
     //  Journaled before the event is acknowledged, or it would come again:
     //  s_on_flush commits once for the whole round, before any ack leaves
     return 0;
@@ -1020,7 +1127,7 @@ s_on_start (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *repl
     //  The command's idempotency key makes a re-sent start find its flow
     char *id = s_flow_id (name, chorus_command_idempotency (command));
     bool existing = false;
-    chorus_flow_t *flow = s_start_flow (self, name, id, input? input: json_null (),
+    chorus_flow_t *flow = s_start_flow (self, name, id, input? input: json_null (), NULL, 0,
                                         chorus_command_correlation (command),
                                         chorus_command_id (command), &existing);
     free (id);
@@ -1060,9 +1167,9 @@ s_on_status (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *rep
         json_t *status = chorus_flow_status (flow);
         //  Its events that wait to be published, or could not be made
         s_record_t *record = (s_record_t *) zhashx_lookup (self->records, chorus_flow_id (flow));
-        if (record && json_array_size (record->unpublished))
+        if (record && record->events_size)
             json_object_set_new (status, "unpublished_events",
-                                 json_integer ((json_int_t) json_array_size (record->unpublished)));
+                                 json_integer ((json_int_t) record->events_size));
         if (record && json_array_size (record->emit_errors))
             json_object_set (status, "event_errors", record->emit_errors);
         //  A status too big or too deep to send goes without its values
@@ -1202,6 +1309,7 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
     zlistx_set_comparator (self->unpublished, (zlistx_comparator_fn *) strcmp);
     self->publish_backoff = S_PUBLISH_BACKOFF_MS;
     chorus_actions_init (&self->actions);
+    chorus_record_init (&self->scratch);
     self->flows = chorus_flowset_new (config->keep_finished? config->keep_finished:
                                       S_KEEP_FINISHED);
     if (!config->flows_dir || !config->store_dir) {
@@ -1271,6 +1379,7 @@ chorus_coordinator_destroy (chorus_coordinator_t **self_p)
     chorus_flowset_destroy (&self->flows);
     chorus_actions_clear (&self->actions);
     free (self->actions.items);
+    chorus_record_clear (&self->scratch);
     chorus_timers_destroy (&self->timers);
     zlistx_destroy (&self->unpublished);
     zhashx_destroy (&self->records);
@@ -1289,23 +1398,62 @@ static int
 s_unrecoverable (chorus_coordinator_t *self, const char *id, const char *why)
 {
     char what [768];
-    snprintf (what, sizeof (what), "journal %s is damaged: flow %s: %s", self->journal_dir, id,
-              why);
+    snprintf (what, sizeof (what), "journal %.200s is damaged: flow %.120s: %.400s",
+              self->journal_dir, id, why);
     s_damaged (self, what);
     return 1;
 }
 
-//  Our part of a journaled record: the events the flow still had to
+//  A flow being rebuilt from its records, which come one at a time, its
+//  snapshot first, then its deltas in order
+typedef struct {
+    chorus_coordinator_t *self;         //  the coordinator
+    char id [256];                      //  the flow, "" before the first
+    chorus_flow_t *flow;                //  as rebuilt so far
+    s_record_t *record;                 //  our part of it, so far
+    size_t migrated;                    //  flows whose record was of format 1
+} s_recovery_t;
+
+//  The definition a journaled flow started with; NULL after stopping the
+//  recovery (returns 1 in *rc)
+static chorus_flowdef_t *
+s_recover_definition (s_recovery_t *recovery, const char *name, int version, int *rc)
+{
+    chorus_coordinator_t *self = recovery->self;
+    char why [768] = "";
+    chorus_flowdef_t *def = s_version (self, name, version, why, sizeof (why));
+    if (def) {
+        char key [128];
+        snprintf (key, sizeof (key), "%s/%d", name, version);
+        zhashx_update (self->journaled, key, (void *) 1);
+        return def;
+    }
+    chorus_journal_failure_t failure = chorus_journal_failure (self->journal);
+    if (failure == CHORUS_JOURNAL_OK)
+        *rc = s_unrecoverable (self, recovery->id, why);
+    else {
+        if (failure == CHORUS_JOURNAL_DAMAGED)
+            s_damaged (self, why);
+        else
+            snprintf (self->error, sizeof (self->error), "%s", why);
+        *rc = 1;
+    }
+    return NULL;
+}
+
+//  Our part of a record of format 1: the events the flow still had to
 //  publish when the coordinator stopped, and those it could not make
 static int
-s_recover_record (chorus_coordinator_t *self, const char *id, json_t *json, s_record_t *record)
+s_recover_legacy_events (s_recovery_t *recovery, json_t *json)
 {
+    s_record_t *record = recovery->record;
+    const char *id = recovery->id;
     json_t *emitted = json_object_get (json, "emitted");
     json_t *emits = json_object_get (json, "emits");
     json_t *errors = json_object_get (json, "emit_errors");
     if ((emitted && !json_is_integer (emitted)) || (emits && !json_is_array (emits))
     ||  (errors && !json_is_array (errors)))
-        return s_unrecoverable (self, id, "its record does not decode (events)");
+        return s_unrecoverable (recovery->self, id, "its record does not decode (events)");
     record->emitted = emitted? (uint64_t) json_integer_value (emitted): 0;
     size_t index;
     json_t *emit;
@@ -1313,40 +1461,36 @@ s_recover_record (chorus_coordinator_t *self, const char *id, json_t *json, s_re
         const char *topic = json_string_value (json_object_get (emit, "topic"));
         json_t *n = json_object_get (emit, "n");
         if (!topic || (n && !json_is_integer (n)))
-            return s_unrecoverable (self, id, "its record does not decode (an event)");
-        //  Journals from before numbered events: number them now, the same
-        //  way after every restart until they are published
+            return s_unrecoverable (recovery->self, id, "its record does not decode (an event)");
+        //  Journals from before numbered events: number them now, once,
+        //  since the record is rewritten in the current format
         json_int_t number = n? json_integer_value (n): (json_int_t) ++record->emitted;
-        json_t *payload = json_object_get (emit, "payload");
         void *data;
         size_t size;
         char error [256];
-        if (s_pack (payload, &data, &size, error, sizeof (error))) {
+        if (s_pack (json_object_get (emit, "payload"), &data, &size, error, sizeof (error))) {
             zsys_error ("coordinator: flow %s: event %s cannot be published: its payload %s",
                         id, topic, error);
             json_array_append_new (record->emit_errors, json_pack ("{s:s, s:I, s:s}", "topic",
                                    topic, "n", number, "error", error));
             continue;
         }
-        free (data);
-        json_array_append_new (record->unpublished, json_pack ("{s:s, s:O?, s:I}", "topic",
-                               topic, "payload", payload, "n", number));
+        s_events_add (record, (uint64_t) number, strdup (topic), data, size);
     }
     if (errors)
         json_array_extend (record->emit_errors, errors);
-    if (json_array_size (record->unpublished))
-        zlistx_add_end (self->unpublished, (void *) id);
     return 0;
 }
 
-//  Rebuilds one journaled flow and asks it what to re-send and re-arm. A
-//  record that does not decode or does not load stops the recovery.
+//  A flow's record of format 1: its whole state as JSON, to be rewritten
+//  as a snapshot once the flow is rebuilt
 static int
-s_recover_flow (const char *id, const char *text, void *arg)
+s_recover_legacy (s_recovery_t *recovery, const char *text, size_t size)
 {
-    chorus_coordinator_t *self = (chorus_coordinator_t *) arg;
+    chorus_coordinator_t *self = recovery->self;
+    const char *id = recovery->id;
     json_error_t parse_error;
-    json_t *json = json_loads (text, 0, &parse_error);
+    json_t *json = json_loadb (text, size, 0, &parse_error);
     if (!json_is_object (json)) {
         char why [256];
         snprintf (why, sizeof (why), "its record does not decode (%s)", json? "not a JSON "
@@ -1365,37 +1509,179 @@ s_recover_flow (const char *id, const char *text, void *arg)
         json_decref (json);
         return s_unrecoverable (self, id, "its record does not decode (no flow state)");
     }
-    char why [768] = "";
-    chorus_flowdef_t *def = s_version (self, name, (int) json_integer_value (version), why,
-                                       sizeof (why));
-    if (!def) {
-        json_decref (json);
-        chorus_journal_failure_t failure = chorus_journal_failure (self->journal);
-        if (failure == CHORUS_JOURNAL_OK)
-            return s_unrecoverable (self, id, why);
-        if (failure == CHORUS_JOURNAL_DAMAGED)
-            s_damaged (self, why);
-        else
-            snprintf (self->error, sizeof (self->error), "%s", why);
-        return 1;
-    }
+    int rc = 0;
+    chorus_flowdef_t *def = s_recover_definition (recovery, name,
+                                                  (int) json_integer_value (version), &rc);
     char error [256] = "";
-    chorus_flow_t *flow = chorus_flow_load (def, state, error, sizeof (error));
-    if (!flow) {
+    chorus_flow_t *flow = def? chorus_flow_load (def, state, error, sizeof (error)): NULL;
+    if (def && !flow) {
+        char why [512];
         snprintf (why, sizeof (why), "its state does not load: %s", error);
-        json_decref (json);
+        rc = s_unrecoverable (self, id, why);
+    }
+    if (flow) {
+        recovery->flow = flow;
+        recovery->record = s_record_new (correlation? correlation: id, cause);
+        recovery->record->legacy = true;
+        rc = s_recover_legacy_events (recovery, json);
+    }
+    json_decref (json);
+    return rc;
+}
+
+//  Our part of a record: [emitted, events, errors] (after, in a snapshot,
+//  what the flow started with); 0, or -1 with the problem in the reader
+static int
+s_read_events (chorus_reader_t *reader, s_record_t *record)
+{
+    record->emitted = chorus_reader_uint (reader, UINT64_MAX);
+    s_events_clear (record);
+    size_t count = chorus_reader_array (reader);
+    for (size_t i = 0; i < count && !reader->error; i++) {
+        chorus_reader_tuple (reader, 3);
+        uint64_t n = chorus_reader_uint (reader, UINT64_MAX);
+        char *topic = chorus_reader_str (reader, false);
+        size_t size;
+        const void *payload = chorus_reader_bin (reader, &size, true);
+        void *copy = payload? malloc (size? size: 1): NULL;
+        if (copy)
+            memcpy (copy, payload, size);
+        if (topic)
+            s_events_add (record, n, topic, copy, size);
+        else
+            free (copy);
+    }
+    json_array_clear (record->emit_errors);
+    count = chorus_reader_array (reader);
+    for (size_t i = 0; i < count && !reader->error; i++) {
+        chorus_reader_tuple (reader, 3);
+        uint64_t n = chorus_reader_uint (reader, UINT64_MAX);
+        char *topic = chorus_reader_str (reader, false);
+        char *error = chorus_reader_str (reader, false);
+        if (topic && error)
+            json_array_append_new (record->emit_errors, json_pack ("{s:s, s:I, s:s}", "topic",
+                                   topic, "n", (json_int_t) n, "error", error));
+        free (topic);
+        free (error);
+    }
+    return chorus_reader_done (reader)? 0: -1;
+}
+
+//  A record of format 2, the flow's snapshot or its next delta
+static int
+s_recover_record (s_recovery_t *recovery, uint64_t number, const void *data, size_t size)
+{
+    chorus_coordinator_t *self = recovery->self;
+    const char *id = recovery->id;
+    char why [768];
+    const char *problem = NULL;
+    chorus_journal_envelope_t envelope;
+    if (chorus_journal_envelope_read (data, size, &envelope, &problem)) {
+        snprintf (why, sizeof (why), "its record %" PRIu64 " does not decode: %s", number,
+                  problem);
         return s_unrecoverable (self, id, why);
     }
-    s_record_t *record = s_record_new (correlation? correlation: id, cause);
+    const char *kind = envelope.kind == CHORUS_JOURNAL_SNAPSHOT? "a snapshot": "a delta";
+    char error [256] = "";
+    if (!recovery->flow) {
+        if (recovery->record)
+            return s_unrecoverable (self, id, "it has records of two formats");
+        if (envelope.kind != CHORUS_JOURNAL_SNAPSHOT) {
+            snprintf (why, sizeof (why), "its first record, %" PRIu64 ", is not a snapshot: "
+                      "the records before it are missing", number);
+            return s_unrecoverable (self, id, why);
+        }
+        chorus_reader_t *reader = &envelope.coordinator;
+        char *name = NULL, *correlation = NULL, *cause = NULL;
+        int version = 0;
+        if (chorus_reader_tuple (reader, 7)) {
+            name = chorus_reader_str (reader, false);
+            version = (int) chorus_reader_int (reader, 1, INT_MAX);
+            correlation = chorus_reader_str (reader, false);
+            cause = chorus_reader_str (reader, true);
+        }
+        int rc = 0;
+        chorus_flowdef_t *def = reader->error? NULL:
+                                s_recover_definition (recovery, name, version, &rc);
+        recovery->record = s_record_new (correlation? correlation: id, cause);
+        free (name);
+        free (correlation);
+        free (cause);
+        if (rc)
+            return rc;
+        if (def && s_read_events (reader, recovery->record) == 0) {
+            recovery->flow = chorus_flow_restore (def, &envelope.engine, error, sizeof (error));
+            if (recovery->flow && strcmp (chorus_flow_id (recovery->flow), id) != 0) {
+                snprintf (error, sizeof (error), "it is the snapshot of flow %s",
+                          chorus_flow_id (recovery->flow));
+                chorus_flow_destroy (&recovery->flow);
+            }
+        }
+        else
+            snprintf (error, sizeof (error), "%s", reader->error);
+        recovery->record->journaled = true;
+        recovery->record->first = number;
+        recovery->record->snapshot_size = size;
+    }
+    else {
+        s_record_t *record = recovery->record;
+        if (number != record->next || envelope.kind != CHORUS_JOURNAL_DELTA) {
+            snprintf (why, sizeof (why), "its record %" PRIu64 " (%s) follows record %" PRIu64
+                      ": %s", number, kind, record->next - 1, number != record->next?
+                      "the records in between are missing": "a delta was expected");
+            return s_unrecoverable (self, id, why);
+        }
+        if (!chorus_reader_tuple (&envelope.coordinator, 3)
+        ||  s_read_events (&envelope.coordinator, record))
+            snprintf (error, sizeof (error), "%s", envelope.coordinator.error);
+        else
+        if (!chorus_reader_nil (&envelope.engine))  //  nil: only our part changed
+            chorus_flow_apply (recovery->flow, &envelope.engine, error, sizeof (error));
+        record->delta_size += size;
+    }
+    if (error [0]) {
+        snprintf (why, sizeof (why), "its record %" PRIu64 " (%s) does not load: %s", number,
+                  kind, error);
+        return s_unrecoverable (self, id, why);
+    }
+    recovery->record->next = number + 1;
+    //  What the envelope says must be what the record made of the flow
+    chorus_flow_state_t state = chorus_flow_state (recovery->flow);
+    if ((int) state != envelope.state || envelope.unpublished != recovery->record->events_size) {
+        snprintf (why, sizeof (why), "its record %" PRIu64 " (%s) says the flow is %s with %"
+                  PRIu64 " events to publish, but it makes the flow %s with %zu", number, kind,
+                  chorus_flow_state_name ((chorus_flow_state_t) envelope.state),
+                  envelope.unpublished, chorus_flow_state_name (state),
+                  recovery->record->events_size);
+        return s_unrecoverable (self, id, why);
+    }
+    return 0;
+}
+
+//  A flow rebuilt: it joins the others, and is asked what to re-send and
+//  re-arm; one of format 1 is rewritten as a snapshot
+static void
+s_recovered (s_recovery_t *recovery)
+{
+    chorus_coordinator_t *self = recovery->self;
+    chorus_flow_t *flow = recovery->flow;
+    s_record_t *record = recovery->record;
+    recovery->flow = NULL;
+    recovery->record = NULL;
+    if (!flow) {
+        if (record)
+            s_record_destroy ((void **) &record);
+        return;
+    }
+    const char *id = chorus_flow_id (flow);
     zhashx_update (self->records, id, record);
-    char key [128];
-    snprintf (key, sizeof (key), "%s/%d", name, (int) json_integer_value (version));
-    zhashx_update (self->journaled, key, (void *) 1);
     chorus_flowset_insert (self->flows, flow);
-    int rc = s_recover_record (self, id, json, record);
-    json_decref (json);
-    if (rc)
-        return rc;
+    if (record->events_size)
+        zlistx_add_end (self->unpublished, (void *) id);
+    if (record->legacy) {
+        s_journal_flow (self, flow, record, true);
+        recovery->migrated++;
+    }
     if (chorus_flow_finished (flow)) {
         char *evicted = chorus_flowset_finished (self->flows, flow);
         if (evicted) {
@@ -1407,10 +1693,26 @@ s_recover_flow (const char *id, const char *text, void *arg)
         chorus_actions_t actions;
         chorus_actions_init (&actions);
         chorus_flow_resume (flow, s_now (), &actions);
-        s_transition (self, flow, &actions);
+        for (size_t i = 0; i < actions.size; i++)
+            *chorus_actions_push (&self->actions) = actions.items [i];
+        actions.size = 0;
         chorus_actions_clear (&actions);
     }
-    return 0;
+}
+
+//  Takes the next record of the journal; a record that does not decode or
+//  does not load stops the recovery
+static int
+s_recover (const char *id, uint64_t number, const void *data, size_t size, void *arg)
+{
+    s_recovery_t *recovery = (s_recovery_t *) arg;
+    if (strcmp (id, recovery->id) != 0) {
+        s_recovered (recovery);
+        snprintf (recovery->id, sizeof (recovery->id), "%s", id);
+    }
+    if (number == CHORUS_JOURNAL_LEGACY)
+        return s_recover_legacy (recovery, (const char *) data, size);
+    return s_recover_record (recovery, number, data, size);
 }
 
 //  The journal: opened, and every flow in it recovered; 0 or -1
@@ -1429,7 +1731,20 @@ s_open_journal (chorus_coordinator_t *self)
         return -1;
     }
     chorus_journal_set_sync (self->journal, self->journal_sync);
-    if (chorus_journal_each_flow (self->journal, s_recover_flow, self) < 0) {
+    s_recovery_t recovery;
+    memset (&recovery, 0, sizeof (recovery));
+    recovery.self = self;
+    int rc = chorus_journal_each_record (self->journal, s_recover, &recovery);
+    if (self->damaged || self->error [0] || rc < 0) {
+        chorus_flow_destroy (&recovery.flow);
+        s_record_destroy ((void **) &recovery.record);
+    }
+    else
+        s_recovered (&recovery);
+    if (recovery.migrated)
+        zsys_info ("coordinator: journal %s: %zu flows rewritten from the format of earlier "
+                   "versions", self->journal_dir, recovery.migrated);
+    if (rc < 0) {
         if (chorus_journal_failure (self->journal) == CHORUS_JOURNAL_DAMAGED)
             s_damaged (self, chorus_journal_error (self->journal));
         else

@@ -2,8 +2,8 @@
     timers, cancel and retry, answering with the commands, timers and events
     the shell must carry out. Nothing comes in but the calls and `now`.
 */
-#include "chorus_flow.h"
-#include "chorus_flow_task.h"
+#include "chorus_flow_private.h"
+#include "chorus_value.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,24 +15,6 @@
 #define S_RETRY_TIMER       "retry:"        //  prefix of a task's backoff timer
 #define S_UNDO_SUFFIX       "/undo"         //  a compensation's key: task key + this
 
-struct _chorus_flow_t {
-    chorus_flowdef_t *def;      //  its definition, not owned
-    char *id;                   //  unique flow id
-    json_t *input;              //  the flow's input, owned
-    char *business_key;         //  the definition's key path on the input, or NULL
-    chorus_flow_state_t state;  //  where it is
-    bool cancelled;             //  the failure is a cancel: it ends CANCELLED
-    int run;                    //  1, then +1 per retry of a failed flow
-    uint64_t started;           //  when it started
-    uint64_t finished;          //  when it reached a terminal state, 0: not yet
-    uint64_t timeout_at;        //  pending flow-timeout timer, 0: none
-    uint64_t seq;               //  last completion number handed out
-    char *error_code;           //  why it failed, NULL: it did not
-    char *error_message;        //  the message
-    char *error_step;           //  the step that failed, NULL: none
-    chorus__step_t *steps;      //  one per step of the definition
-    size_t steps_size;          //  how many
-};
 
 static const char *s_flow_states [] = {
     NULL, "running", "compensating", "completed", "failed", "cancelled", "stuck"
@@ -90,6 +72,7 @@ chorus_actions_clear (chorus_actions_t *self)
         free (action->service);
         free (action->command);
         free (action->topic);
+        free (action->encoded);
         json_decref (action->payload);
     }
     free (self->items);
@@ -156,9 +139,7 @@ s_step_output (chorus_flow_t *self, size_t index, bool held)
 static bool
 s_step_done (chorus_flow_t *self, size_t index)
 {
-    json_t *output = s_step_output (self, index, false);
-    json_decref (output);
-    return output != NULL;
+    return chorus__step_done (&self->steps [index]);
 }
 
 //  {"input": ..., "steps": {ID: {"output": ...}}, "item": ...} for a task;
@@ -169,18 +150,72 @@ s_context (chorus_flow_t *self, const chorus__task_t *task, bool undo)
     json_t *steps = json_object ();
     for (size_t index = 0; index < self->steps_size; index++) {
         json_t *output = undo && task && task->step == index
-                       ? json_incref (task->output)
+                       ? json_incref (chorus__value_json (&((chorus__task_t *) task)->output))
                        : s_step_output (self, index, undo);
         if (output)
             json_object_set_new (steps, s_stepdef (self, index)->id,
                                  json_pack ("{s:o}", "output", output));
     }
-    json_t *context = json_pack ("{s:O, s:o}", "input", self->input, "steps", steps);
+    json_t *context = json_pack ("{s:O, s:o}", "input", chorus__value_json (&self->input),
+                                 "steps", steps);
     if (task && task->item >= 0) {
         json_t *item = json_array_get (self->steps [task->step].items, (size_t) task->item);
         json_object_set (context, "item", item? item: json_null ());
     }
     return context;
+}
+
+//  The value a template that is one path to a whole value leads to ($.input,
+//  or $.steps.ID.output of a step that is no fan-out), or NULL for any
+//  other template: such a value is passed on as the bytes it came as
+static chorus__value_t *
+s_whole_value (chorus_flow_t *self, const json_t *template_, chorus__task_t *task, bool undo)
+{
+    const char *path = json_string_value (template_);
+    if (!path || strncmp (path, "$.", 2) != 0)
+        return NULL;
+    if (strcmp (path, "$.input") == 0)
+        return &self->input;
+    const char *prefix = "$.steps.", *suffix = ".output";
+    size_t length = strlen (path), before = strlen (prefix), after = strlen (suffix);
+    if (length <= before + after || strncmp (path, prefix, before) != 0
+    ||  strcmp (path + length - after, suffix) != 0)
+        return NULL;
+    char id [80];
+    size_t id_length = length - before - after;
+    if (id_length >= sizeof id || memchr (path + before, '.', id_length))
+        return NULL;
+    memcpy (id, path + before, id_length);
+    id [id_length] = 0;
+    int index = chorus_flowdef_step_index (self->def, id);
+    if (index < 0 || s_stepdef (self, (size_t) index)->for_each)
+        return NULL;
+    if (undo && task->step == (size_t) index)
+        return &task->output;
+    chorus__step_t *step = &self->steps [index];
+    if (!step->started || step->error_code || step->tasks_size != 1)
+        return NULL;
+    chorus__task_t *source = &step->tasks [0];
+    bool ready = undo? chorus__task_has_output (source): source->state == CHORUS_TASK_DONE;
+    return ready? &source->output: NULL;
+}
+
+//  The action's payload: the value's bytes when it has them, else the value
+static void
+s_payload (chorus_action_t *action, chorus__value_t *value)
+{
+    size_t size;
+    const void *bytes = chorus__value_bytes (value, &size);
+    if (bytes) {
+        action->encoded = malloc (size? size: 1);
+        if (!action->encoded)
+            abort ();
+        memcpy (action->encoded, bytes, size);
+        action->encoded_size = size;
+    }
+    else
+    if (chorus__value_held (value))
+        action->payload = json_deep_copy (chorus__value_json (value));
 }
 
 //  --------------------------------------------------------------------------
@@ -197,20 +232,25 @@ s_send (chorus_flow_t *self, chorus__task_t *task, bool undo, uint64_t now, chor
     action->attempt = undo? task->undo_attempt: task->attempt;
     action->at = now + def->timeout_ms;
     const json_t *template_ = undo? def->compensate_input: def->input;
+    chorus__value_t *whole = template_? s_whole_value (self, template_, task, undo): NULL;
+    if (whole && whole->bytes)
+        s_payload (action, whole);
+    else
     if (template_) {
         json_t *context = s_context (self, task, undo);
         action->payload = chorus_flowdef_resolve (template_, context);
         json_decref (context);
     }
     else
-    if (undo && task->output)
-        action->payload = json_deep_copy (task->output);
+    if (undo)
+        s_payload (action, &task->output);
 }
 
 static void
 s_try (chorus_flow_t *self, chorus__task_t *task, uint64_t now, chorus_actions_t *out)
 {
     task->state = CHORUS_TASK_RUNNING;
+    task->dirty = true;
     task->attempt++;
     task->timer_at = 0;
     if (!task->started)
@@ -222,6 +262,7 @@ static void
 s_undo_try (chorus_flow_t *self, chorus__task_t *task, uint64_t now, chorus_actions_t *out)
 {
     task->state = CHORUS_TASK_UNDOING;
+    task->dirty = true;
     task->undo_attempt++;
     task->undo_tries++;
     task->undo_waiting = false;
@@ -247,6 +288,7 @@ s_start_step (chorus_flow_t *self, size_t index)
         json_decref (context);
         if (!items) {
             step->started = true;
+            step->dirty = true;
             chorus__set (&step->error_code, "bad-for-each");
             step->error_message = chorus__format ("for_each %s is not a list", def->for_each);
             return -1;
@@ -274,10 +316,75 @@ s_fail (chorus_flow_t *self, const char *code, const char *message, const char *
             chorus__task_t *task = &self->steps [index].tasks [t];
             if (task->state == CHORUS_TASK_WAITING) {
                 task->state = CHORUS_TASK_FAILED;
+                task->dirty = true;
                 task->timer_at = 0;
                 task->finished = now;
             }
         }
+}
+
+//  A value written whole into a payload being made: its bytes as they are,
+//  or its JSON encoded; false if it has no payload (as {"$bin": "bad"})
+static bool
+s_compose (chorus_record_t *payload, chorus__value_t *value)
+{
+    size_t size;
+    const void *bytes = chorus__value_bytes (value, &size);
+    if (bytes) {
+        chorus_record_raw (payload, bytes, size);
+        return true;
+    }
+    if (!chorus__value_held (value)) {
+        chorus_record_nil (payload);
+        return true;
+    }
+    void *data;
+    char error [64];
+    if (chorus_value_pack (chorus__value_json (value), SIZE_MAX, &data, &size, error,
+                           sizeof error))
+        return false;
+    chorus_record_raw (payload, data, size);
+    free (data);
+    return true;
+}
+
+//  The completion event, {"flow", "name", "input", "outputs": {ID: output}},
+//  made straight from the values' bytes, without decoding any; false (and
+//  nothing done) when a value has no payload: then it is made as JSON
+static bool
+s_completed_encoded (chorus_flow_t *self, chorus_actions_t *out)
+{
+    chorus_record_t payload;
+    chorus_record_init (&payload);
+    chorus_record_map (&payload, 4);
+    chorus_record_str (&payload, "flow");
+    chorus_record_str (&payload, self->id);
+    chorus_record_str (&payload, "name");
+    chorus_record_str (&payload, chorus_flowdef_name (self->def));
+    chorus_record_str (&payload, "input");
+    bool made = s_compose (&payload, &self->input);
+    chorus_record_str (&payload, "outputs");
+    chorus_record_map (&payload, self->steps_size);
+    for (size_t index = 0; index < self->steps_size && made; index++) {
+        chorus__step_t *step = &self->steps [index];
+        chorus_record_str (&payload, s_stepdef (self, index)->id);
+        if (s_stepdef (self, index)->for_each) {
+            chorus_record_array (&payload, step->tasks_size);
+            for (size_t t = 0; t < step->tasks_size && made; t++)
+                made = s_compose (&payload, &step->tasks [t].output);
+        }
+        else
+            made = step->tasks_size == 1 && s_compose (&payload, &step->tasks [0].output);
+    }
+    if (made) {
+        chorus_action_t *action = s_push (out, CHORUS_ACTION_EMIT, self);
+        action->topic = chorus__strdup (chorus_flowdef_emit_completed (self->def));
+        action->encoded = payload.data;
+        action->encoded_size = payload.size;
+    }
+    else
+        chorus_record_clear (&payload);
+    return made;
 }
 
 static void
@@ -287,6 +394,9 @@ s_finish (chorus_flow_t *self, chorus_flow_state_t state, uint64_t now, chorus_a
     self->finished = now;
     self->timeout_at = 0;
     const char *name = chorus_flowdef_name (self->def);
+    if (state == CHORUS_FLOW_COMPLETED && chorus_flowdef_emit_completed (self->def)
+    &&  s_completed_encoded (self, out))
+        return;
     if (state == CHORUS_FLOW_COMPLETED) {
         json_t *outputs = json_object ();
         for (size_t index = 0; index < self->steps_size; index++) {
@@ -296,7 +406,7 @@ s_finish (chorus_flow_t *self, chorus_flow_state_t state, uint64_t now, chorus_a
         }
         s_emit (self, out, chorus_flowdef_emit_completed (self->def),
                 json_pack ("{s:s, s:s, s:O, s:o}", "flow", self->id, "name", name,
-                           "input", self->input, "outputs", outputs));
+                           "input", chorus__value_json (&self->input), "outputs", outputs));
     }
     else
         s_emit (self, out, chorus_flowdef_emit_failed (self->def),
@@ -304,7 +414,7 @@ s_finish (chorus_flow_t *self, chorus_flow_state_t state, uint64_t now, chorus_a
                            "state", chorus_flow_state_name (state), "error",
                            chorus__error_json (self->error_code, self->error_message,
                                                self->error_step),
-                           "input", self->input));
+                           "input", chorus__value_json (&self->input)));
 }
 
 //  Undoes completed tasks one at a time, last completed first, once no
@@ -392,16 +502,29 @@ s_advance (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
 //  --------------------------------------------------------------------------
 //  One flow
 
-static chorus_flow_t *
-s_new (chorus_flowdef_t *def, const char *id, const json_t *input)
+chorus_flow_t *
+chorus__flow_new (chorus_flowdef_t *def, const char *id, const json_t *input,
+                  const void *encoded, size_t size)
 {
     chorus_flow_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
     self->def = def;
     self->id = chorus__strdup (id);
-    self->input = input? json_deep_copy (input): json_object ();
-    self->business_key = chorus__business_key (def, self->input);
+    if (encoded) {
+        chorus__value_set (&self->input, NULL, encoded, size);
+        if (input)
+            self->input.json = json_deep_copy (input);
+    }
+    else {
+        json_t *empty = input? NULL: json_object ();
+        chorus__value_set (&self->input, input? input: empty, NULL, 0);
+        json_decref (empty);
+    }
+    //  The key needs the input decoded; a flow of a definition without
+    //  one may never need to
+    if (chorus_flowdef_key (def))
+        self->business_key = chorus__business_key (def, chorus__value_json (&self->input));
     self->run = 1;
     self->steps_size = chorus_flowdef_steps (def);
     self->steps = calloc (self->steps_size? self->steps_size: 1, sizeof (chorus__step_t));
@@ -411,12 +534,12 @@ s_new (chorus_flowdef_t *def, const char *id, const json_t *input)
 }
 
 chorus_flow_t *
-chorus_flow_start (chorus_flowdef_t *def, const char *id, const json_t *input, uint64_t now,
-                   chorus_actions_t *out)
+chorus__flow_start (chorus_flowdef_t *def, const char *id, const json_t *input,
+                    const void *encoded, size_t size, uint64_t now, chorus_actions_t *out)
 {
     if (!def || !id)
         return NULL;
-    chorus_flow_t *self = s_new (def, id, input);
+    chorus_flow_t *self = chorus__flow_new (def, id, input, encoded, size);
     if (!self)
         return NULL;
     self->state = CHORUS_FLOW_RUNNING;
@@ -429,6 +552,20 @@ chorus_flow_start (chorus_flowdef_t *def, const char *id, const json_t *input, u
     return self;
 }
 
+chorus_flow_t *
+chorus_flow_start (chorus_flowdef_t *def, const char *id, const json_t *input, uint64_t now,
+                   chorus_actions_t *out)
+{
+    return chorus__flow_start (def, id, input, NULL, 0, now, out);
+}
+
+chorus_flow_t *
+chorus_flow_start_encoded (chorus_flowdef_t *def, const char *id, const void *input,
+                           size_t size, uint64_t now, chorus_actions_t *out)
+{
+    return chorus__flow_start (def, id, NULL, input, size, now, out);
+}
+
 void
 chorus_flow_destroy (chorus_flow_t **self_p)
 {
@@ -439,7 +576,7 @@ chorus_flow_destroy (chorus_flow_t **self_p)
         chorus__step_reset (&self->steps [index]);
     free (self->steps);
     free (self->id);
-    json_decref (self->input);
+    chorus__value_clear (&self->input);
     free (self->business_key);
     free (self->error_code);
     free (self->error_message);
@@ -448,27 +585,65 @@ chorus_flow_destroy (chorus_flow_t **self_p)
     *self_p = NULL;
 }
 
-//  The task whose command (or compensation, with `undo`) has this key
+//  A number in a key at *at, written as chorus__task_key writes it (no sign,
+//  no leading zero); -1 if there is none
+static long
+s_key_number (const char **at)
+{
+    const char *start = *at;
+    if (*start < '0' || *start > '9' || (*start == '0' && start [1] >= '0' && start [1] <= '9'))
+        return -1;
+    long value = 0;
+    while (**at >= '0' && **at <= '9' && value < 100000000)
+        value = value * 10 + (*(*at)++ - '0');
+    return **at >= '0' && **at <= '9'? -1: value;
+}
+
+//  The task whose command (or compensation, with `undo`) has this key:
+//  "FLOW/STEP[/ITEM][:rRUN][/undo]", read rather than matched against
+//  every task's, since a reply is looked up this way
 static chorus__task_t *
 s_find (chorus_flow_t *self, const char *key, bool *undo)
 {
-    for (size_t index = 0; index < self->steps_size; index++)
-        for (size_t t = 0; t < self->steps [index].tasks_size; t++) {
-            chorus__task_t *task = &self->steps [index].tasks [t];
-            char *forward = s_task_key (self, task, NULL);
-            size_t size = strlen (forward);
-            bool same = strncmp (key, forward, size) == 0;
-            free (forward);
-            if (same && key [size] == 0) {
-                *undo = false;
-                return task;
-            }
-            if (same && strcmp (key + size, S_UNDO_SUFFIX) == 0) {
-                *undo = true;
-                return task;
-            }
-        }
-    return NULL;
+    size_t length = strlen (self->id);
+    if (strncmp (key, self->id, length) != 0 || key [length] != '/')
+        return NULL;
+    const char *at = key + length + 1;
+    size_t step_length = strcspn (at, "/:");
+    char step_id [80];
+    if (step_length == 0 || step_length >= sizeof step_id)
+        return NULL;
+    memcpy (step_id, at, step_length);
+    step_id [step_length] = 0;
+    int index = chorus_flowdef_step_index (self->def, step_id);
+    if (index < 0)
+        return NULL;
+    at += step_length;
+    long item = -1, run = 1;
+    if (at [0] == '/' && at [1] >= '0' && at [1] <= '9') {
+        at++;
+        if ((item = s_key_number (&at)) < 0)
+            return NULL;
+    }
+    if (at [0] == ':' && at [1] == 'r') {
+        at += 2;
+        if ((run = s_key_number (&at)) < 2)
+            return NULL;        //  the first run has no ":r"
+    }
+    if (*at && strcmp (at, S_UNDO_SUFFIX) != 0)
+        return NULL;
+    chorus__step_t *step = &self->steps [index];
+    bool fan_out = s_stepdef (self, (size_t) index)->for_each != NULL;
+    chorus__task_t *task = NULL;
+    if (fan_out && item >= 0 && (size_t) item < step->tasks_size)
+        task = &step->tasks [item];
+    else
+    if (!fan_out && item < 0 && step->tasks_size == 1)
+        task = &step->tasks [0];
+    if (!task || (task->run > 1? task->run: 1) != run)
+        return NULL;
+    *undo = *at != 0;
+    return task;
 }
 
 static void
@@ -500,6 +675,7 @@ chorus_flow_reply (chorus_flow_t *self, const char *key, int attempt,
         if (task->state != CHORUS_TASK_UNDOING || task->undo_waiting
         ||  attempt != task->undo_attempt)
             return -1;
+        task->dirty = true;
         int tries = def->attempts > S_UNDO_TRIES_MIN? def->attempts: S_UNDO_TRIES_MIN;
         if (result->ok)
             task->state = CHORUS_TASK_UNDONE;
@@ -522,9 +698,14 @@ chorus_flow_reply (chorus_flow_t *self, const char *key, int attempt,
     else {
         if (task->state != CHORUS_TASK_RUNNING || attempt != task->attempt)
             return -1;
+        task->dirty = true;
         if (result->ok) {
             task->state = CHORUS_TASK_DONE;
-            task->output = result->output? json_deep_copy (result->output): json_null ();
+            if (result->encoded)
+                chorus__value_set (&task->output, NULL, result->encoded, result->encoded_size);
+            else
+                chorus__value_set (&task->output, result->output? result->output: json_null (),
+                                   NULL, 0);
             task->finished = now;
             task->seq = ++self->seq;
         }
@@ -603,8 +784,10 @@ chorus_flow_retry (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
         //  Back in line: s_compensate gives them fresh tries, in order
         for (size_t index = 0; index < self->steps_size; index++)
             for (size_t t = 0; t < self->steps [index].tasks_size; t++)
-                if (self->steps [index].tasks [t].state == CHORUS_TASK_STUCK)
+                if (self->steps [index].tasks [t].state == CHORUS_TASK_STUCK) {
                     self->steps [index].tasks [t].state = CHORUS_TASK_DONE;
+                    self->steps [index].tasks [t].dirty = true;
+                }
         self->state = CHORUS_FLOW_COMPENSATING;
         s_advance (self, now, out);
         return 0;
@@ -660,89 +843,6 @@ chorus_flow_resume (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
         s_timer (self, out, s_flow_timer_key (self), self->timeout_at);
 }
 
-//  --------------------------------------------------------------------------
-//  Saving and loading
-
-json_t *
-chorus_flow_save (chorus_flow_t *self)
-{
-    json_t *steps = json_array ();
-    for (size_t index = 0; index < self->steps_size; index++)
-        json_array_append_new (steps, chorus__step_save (&self->steps [index],
-                                                         s_stepdef (self, index)->id));
-    return json_pack (
-        "{s:s, s:s, s:i, s:O, s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:o, s:o}",
-        "id", self->id, "flow", chorus_flowdef_name (self->def),
-        "version", chorus_flowdef_version (self->def), "input", self->input,
-        "state", chorus_flow_state_name (self->state), "cancelled", self->cancelled,
-        "run", self->run, "started", (json_int_t) self->started,
-        "finished", (json_int_t) self->finished, "timeout_at", (json_int_t) self->timeout_at,
-        "seq", (json_int_t) self->seq,
-        "error", chorus__error_json (self->error_code, self->error_message, self->error_step),
-        "steps", steps);
-}
-
-static chorus_flow_state_t
-s_flow_state_from_name (const char *name)
-{
-    for (int state = CHORUS_FLOW_RUNNING; state <= CHORUS_FLOW_STUCK; state++)
-        if (strcmp (name, s_flow_states [state]) == 0)
-            return (chorus_flow_state_t) state;
-    return 0;
-}
-
-chorus_flow_t *
-chorus_flow_load (chorus_flowdef_t *def, const json_t *state, char *error, size_t error_size)
-{
-    const char *id = NULL, *name = NULL, *state_name = NULL;
-    int version = 0, cancelled = 0, run = 0;
-    json_t *input = NULL, *flow_error = NULL, *steps = NULL;
-    json_int_t started, finished, timeout_at, seq;
-    const char *why = NULL;
-    if (!def || !state
-    ||  json_unpack ((json_t *) state,
-                     "{s:s, s:s, s:i, s:o, s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:o, s:o}",
-                     "id", &id, "flow", &name, "version", &version, "input", &input,
-                     "state", &state_name, "cancelled", &cancelled, "run", &run,
-                     "started", &started, "finished", &finished, "timeout_at", &timeout_at,
-                     "seq", &seq, "error", &flow_error, "steps", &steps)
-    ||  !json_is_array (steps) || run < 1)
-        why = "not a saved flow";
-    else
-    if (strcmp (name, chorus_flowdef_name (def)) != 0 || version != chorus_flowdef_version (def))
-        why = "saved from another definition";
-    else
-    if (json_array_size (steps) != chorus_flowdef_steps (def))
-        why = "the steps differ from the definition's";
-    else
-    if (s_flow_state_from_name (state_name) == 0)
-        why = "unknown flow state";
-    chorus_flow_t *self = why? NULL: s_new (def, id, input);
-    if (self) {
-        self->state = s_flow_state_from_name (state_name);
-        self->cancelled = cancelled;
-        self->run = run;
-        self->started = (uint64_t) started;
-        self->finished = (uint64_t) finished;
-        self->timeout_at = (uint64_t) timeout_at;
-        self->seq = (uint64_t) seq;
-        if (chorus__error_load (flow_error, &self->error_code, &self->error_message,
-                                &self->error_step))
-            why = "the flow's error is malformed";
-        for (size_t index = 0; index < self->steps_size && !why; index++) {
-            const char *reason = NULL;
-            if (chorus__step_load (&self->steps [index], index, s_stepdef (self, index), run,
-                                   json_array_get (steps, index), &reason))
-                why = reason;
-        }
-        if (why)
-            chorus_flow_destroy (&self);
-    }
-    if (why && error && error_size)
-        snprintf (error, error_size, "%s", why);
-    return self;
-}
-
 json_t *
 chorus_flow_status (chorus_flow_t *self)
 {
@@ -754,7 +854,8 @@ chorus_flow_status (chorus_flow_t *self)
     return json_pack ("{s:s, s:s, s:i, s:s, s:O, s:I, s:o, s:o, s:o}", "id", self->id,
                       "flow", chorus_flowdef_name (self->def),
                       "version", chorus_flowdef_version (self->def),
-                      "state", chorus_flow_state_name (self->state), "input", self->input,
+                      "state", chorus_flow_state_name (self->state),
+                      "input", chorus__value_json (&self->input),
                       "started", (json_int_t) self->started,
                       "finished", self->finished? json_integer ((json_int_t) self->finished)
                                                 : json_null (),
@@ -795,6 +896,15 @@ const char *
 chorus_flow_business_key (chorus_flow_t *self)
 {
     return self->business_key;
+}
+
+chorus_flow_state_t
+chorus__flow_state_from_name (const char *name)
+{
+    for (int state = CHORUS_FLOW_RUNNING; state <= CHORUS_FLOW_STUCK; state++)
+        if (strcmp (name, s_flow_states [state]) == 0)
+            return (chorus_flow_state_t) state;
+    return 0;
 }
 
 const char *

@@ -14,6 +14,7 @@
 #define CHORUS_FLOW_H_INCLUDED
 
 #include "chorus_flowdef.h"
+#include "chorus_record.h"
 #include "chorus_task_state.h"
 
 typedef struct _chorus_flow_t chorus_flow_t;
@@ -44,6 +45,9 @@ typedef struct {
     char *service;                  //  SEND: target service
     char *command;                  //  SEND: command name
     json_t *payload;                //  SEND, EMIT: the payload (may be NULL)
+    void *encoded;                  //  SEND, EMIT: or the payload already encoded (then
+                                    //  payload is NULL): a value passed on whole
+    size_t encoded_size;            //  its size
     int attempt;                    //  SEND: which try, to match the reply
     uint64_t at;                    //  SEND: deadline of the try; TIMER: when
     char *topic;                    //  EMIT: the topic
@@ -73,6 +77,9 @@ typedef struct {
     const char *code;               //  error code (not ok)
     const char *message;            //  error message (not ok)
     bool retryable;                 //  may a later try succeed (not ok)
+    const void *encoded;            //  or the payload as it came (ok), one MessagePack
+                                    //  value: kept as it is, decoded when it is read into
+    size_t encoded_size;            //  its size
 } chorus_result_t;
 
 //  --------------------------------------------------------------------------
@@ -83,6 +90,11 @@ typedef struct {
 chorus_flow_t *
     chorus_flow_start (chorus_flowdef_t *def, const char *id, const json_t *input,
                        uint64_t now, chorus_actions_t *out);
+//  The same with the input as the payload it came as (one MessagePack
+//  value, copied), or NULL for none; it is decoded when it is read into
+chorus_flow_t *
+    chorus_flow_start_encoded (chorus_flowdef_t *def, const char *id, const void *input,
+                               size_t size, uint64_t now, chorus_actions_t *out);
 void
     chorus_flow_destroy (chorus_flow_t **self_p);
 
@@ -114,7 +126,32 @@ int
 void
     chorus_flow_resume (chorus_flow_t *self, uint64_t now, chorus_actions_t *out);
 
-//  The whole state as JSON (new reference), and a flow rebuilt from it
+//  --------------------------------------------------------------------------
+//  Journal records (MessagePack, see chorus_flow_record.c): a snapshot of
+//  the whole state, then one delta per transition, holding what changed.
+//  A flow rebuilt from its snapshot and deltas, applied in order, is the
+//  flow that wrote them, field for field.
+
+//  Appends the whole state to record
+void
+    chorus_flow_snapshot (chorus_flow_t *self, chorus_record_t *record);
+//  Appends what changed since the last snapshot or delta to record; call
+//  it after every transition, a delta may only follow its predecessors
+void
+    chorus_flow_delta (chorus_flow_t *self, chorus_record_t *record);
+//  A flow of the definition rebuilt from a snapshot (the reader must hold
+//  nothing else); NULL with the reason in error
+chorus_flow_t *
+    chorus_flow_restore (chorus_flowdef_t *def, chorus_reader_t *reader, char *error,
+                         size_t error_size);
+//  Applies a delta (the reader must hold nothing else); 0, or -1 with the
+//  reason in error, the flow then being of no further use
+int
+    chorus_flow_apply (chorus_flow_t *self, chorus_reader_t *reader, char *error,
+                       size_t error_size);
+
+//  The whole state as JSON (new reference), and a flow rebuilt from it:
+//  what journals of earlier versions hold
 json_t *
     chorus_flow_save (chorus_flow_t *self);
 chorus_flow_t *
@@ -152,11 +189,12 @@ void
 
 //  Starts a flow, or returns the live flow with the same definition name
 //  and business key without starting anything (*existing set to true);
-//  a flow with the same id is returned the same way
+//  a flow with the same id is returned the same way. The input is JSON, or
+//  (when encoded is not NULL) the payload it came as.
 chorus_flow_t *
     chorus_flowset_start (chorus_flowset_t *self, chorus_flowdef_t *def, const char *id,
-                          const json_t *input, uint64_t now, chorus_actions_t *out,
-                          bool *existing);
+                          const json_t *input, const void *encoded, size_t encoded_size,
+                          uint64_t now, chorus_actions_t *out, bool *existing);
 //  Adds a flow loaded from a journal; the set takes it
 void
     chorus_flowset_insert (chorus_flowset_t *self, chorus_flow_t *flow);

@@ -3,7 +3,9 @@
     they do; this file only keeps them.
 */
 #include "chorus_flow_task.h"
+#include "chorus_value.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +63,85 @@ chorus__business_key (chorus_flowdef_t *def, const json_t *input)
 }
 
 //  --------------------------------------------------------------------------
+//  Values
+
+bool
+chorus__value_held (const chorus__value_t *value)
+{
+    return value->json || value->bytes;
+}
+
+json_t *
+chorus__value_json (chorus__value_t *value)
+{
+    if (!value->json && value->bytes) {
+        value->json = chorus_value_unpack (value->bytes, value->size);
+        if (!value->json)
+            value->json = json_null ();
+    }
+    return value->json;
+}
+
+void
+chorus__value_set (chorus__value_t *value, const json_t *json, const void *bytes, size_t size)
+{
+    chorus__value_clear (value);
+    if (bytes) {
+        value->bytes = malloc (size? size: 1);
+        if (!value->bytes)
+            abort ();
+        memcpy (value->bytes, bytes, size);
+        value->size = size;
+    }
+    else
+    if (json)
+        value->json = json_deep_copy (json);
+}
+
+void
+chorus__value_clear (chorus__value_t *value)
+{
+    json_decref (value->json);
+    free (value->bytes);
+    memset (value, 0, sizeof *value);
+}
+
+const void *
+chorus__value_bytes (const chorus__value_t *value, size_t *size)
+{
+    *size = value->size;
+    return value->bytes;
+}
+
+void
+chorus__value_write (chorus__value_t *value, chorus_record_t *record)
+{
+    chorus_value_write (record, value->json, value->bytes, value->size);
+}
+
+int
+chorus__value_read (chorus__value_t *value, chorus_reader_t *reader)
+{
+    chorus__value_clear (value);
+    if (chorus_reader_nil (reader))
+        return 0;
+    //  A payload is kept as it is, and decoded when it is read into
+    if (!chorus_reader_is_str (reader)) {
+        size_t size;
+        const void *bytes = chorus_reader_bin (reader, &size, false);
+        if (!bytes)
+            return -1;
+        if (!chorus_value_is_payload (bytes, size)) {
+            chorus_reader_fail (reader, "a value's payload does not decode");
+            return -1;
+        }
+        chorus__value_set (value, NULL, bytes, size);
+        return 0;
+    }
+    return chorus_value_read (reader, &value->json);
+}
+
+//  --------------------------------------------------------------------------
 //  Tasks
 
 bool
@@ -86,7 +167,7 @@ chorus__task_key (const char *flow, const char *step, const chorus__task_t *task
 void
 chorus__task_reset (chorus__task_t *task, int run)
 {
-    json_decref (task->output);
+    chorus__value_clear (&task->output);
     free (task->error_code);
     free (task->error_message);
     size_t step = task->step;
@@ -96,6 +177,7 @@ chorus__task_reset (chorus__task_t *task, int run)
     task->item = item;
     task->state = CHORUS_TASK_PENDING;
     task->run = run;
+    task->dirty = true;
 }
 
 //  --------------------------------------------------------------------------
@@ -106,6 +188,7 @@ chorus__step_start (chorus__step_t *step, size_t index, json_t *items, int run)
 {
     size_t size = items? json_array_size (items): 1;
     step->started = true;
+    step->dirty = true;
     step->items = items;
     step->tasks = calloc (size? size: 1, sizeof (chorus__task_t));
     if (!step->tasks)
@@ -128,10 +211,22 @@ chorus__step_reset (chorus__step_t *step)
     free (step->error_code);
     free (step->error_message);
     memset (step, 0, sizeof *step);
+    step->dirty = true;
+}
+
+bool
+chorus__step_done (const chorus__step_t *step)
+{
+    if (!step->started || step->error_code)
+        return false;
+    for (size_t t = 0; t < step->tasks_size; t++)
+        if (step->tasks [t].state != CHORUS_TASK_DONE)
+            return false;
+    return true;
 }
 
 json_t *
-chorus__step_output (const chorus__step_t *step, bool fan_out, bool held)
+chorus__step_output (chorus__step_t *step, bool fan_out, bool held)
 {
     if (!step->started || step->error_code)
         return NULL;
@@ -141,10 +236,10 @@ chorus__step_output (const chorus__step_t *step, bool fan_out, bool held)
             return NULL;
     }
     if (!fan_out)
-        return json_incref (step->tasks [0].output);
+        return json_incref (chorus__value_json (&step->tasks [0].output));
     json_t *list = json_array ();
     for (size_t t = 0; t < step->tasks_size; t++)
-        json_array_append (list, step->tasks [t].output);
+        json_array_append (list, chorus__value_json (&step->tasks [t].output));
     return list;
 }
 
@@ -182,7 +277,7 @@ chorus__error_load (const json_t *json, char **code, char **message, char **step
 //  Saving and loading
 
 static json_t *
-s_task_save (const chorus__task_t *task)
+s_task_save (chorus__task_t *task)
 {
     json_t *json = json_pack (
         "{s:s, s:i, s:i, s:o, s:I, s:I, s:I, s:I, s:i, s:i, s:b}",
@@ -193,13 +288,13 @@ s_task_save (const chorus__task_t *task)
         "timer", (json_int_t) task->timer_at, "seq", (json_int_t) task->seq,
         "undo_attempt", task->undo_attempt, "undo_tries", task->undo_tries,
         "undo_waiting", task->undo_waiting);
-    if (task->output)
-        json_object_set (json, "output", task->output);
+    if (chorus__value_held (&task->output))
+        json_object_set (json, "output", chorus__value_json (&task->output));
     return json;
 }
 
 json_t *
-chorus__step_save (const chorus__step_t *step, const char *id)
+chorus__step_save (chorus__step_t *step, const char *id)
 {
     json_t *tasks = json_array ();
     for (size_t t = 0; t < step->tasks_size; t++)
@@ -241,7 +336,7 @@ s_task_load (chorus__task_t *task, const json_t *json, int run)
     task->timer_at = (uint64_t) timer;
     task->seq = (uint64_t) seq;
     task->undo_waiting = undo_waiting;
-    task->output = json_deep_copy (output);
+    chorus__value_set (&task->output, output, NULL, 0);
     return 0;
 }
 
@@ -281,6 +376,140 @@ chorus__step_load (chorus__step_t *step, size_t index, const chorus_stepdef_t *d
 }
 
 //  --------------------------------------------------------------------------
+//  Journal records: a task is [state, run, attempt, error, started,
+//  finished, timer, seq, undo_attempt, undo_tries, undo_waiting, output],
+//  a step [id, started, items, error, tasks], an error nil or [code,
+//  message]; values as chorus_value_write puts them
+
+#define S_TASK_FIELDS 12
+#define S_STEP_FIELDS 5
+
+static void
+s_error_write (chorus_record_t *record, const char *code, const char *message)
+{
+    if (!code)
+        chorus_record_nil (record);
+    else {
+        chorus_record_array (record, 2);
+        chorus_record_str (record, code);
+        chorus_record_str (record, message);
+    }
+}
+
+//  Replaces *code and *message by what the record holds
+static void
+s_error_read (chorus_reader_t *reader, char **code, char **message)
+{
+    char *new_code = NULL, *new_message = NULL;
+    if (!chorus_reader_nil (reader) && chorus_reader_tuple (reader, 2)) {
+        new_code = chorus_reader_str (reader, false);
+        new_message = chorus_reader_str (reader, true);
+    }
+    free (*code);
+    free (*message);
+    *code = new_code;
+    *message = new_message;
+}
+
+void
+chorus__task_write (chorus__task_t *task, chorus_record_t *record)
+{
+    chorus_record_array (record, S_TASK_FIELDS);
+    chorus_record_uint (record, (uint64_t) task->state);
+    chorus_record_uint (record, (uint64_t) task->run);
+    chorus_record_uint (record, (uint64_t) task->attempt);
+    s_error_write (record, task->error_code, task->error_message);
+    chorus_record_uint (record, task->started);
+    chorus_record_uint (record, task->finished);
+    chorus_record_uint (record, task->timer_at);
+    chorus_record_uint (record, task->seq);
+    chorus_record_uint (record, (uint64_t) task->undo_attempt);
+    chorus_record_uint (record, (uint64_t) task->undo_tries);
+    chorus_record_bool (record, task->undo_waiting);
+    chorus__value_write (&task->output, record);
+    task->dirty = false;
+}
+
+int
+chorus__task_read (chorus__task_t *task, int run, chorus_reader_t *reader, const char **why)
+{
+    *why = "a task is malformed";
+    if (!chorus_reader_tuple (reader, S_TASK_FIELDS))
+        return -1;
+    task->state = (chorus_task_state_t) chorus_reader_uint (reader, CHORUS_TASK_STUCK);
+    task->run = (int) chorus_reader_uint (reader, INT_MAX);
+    task->attempt = (int) chorus_reader_uint (reader, INT_MAX);
+    s_error_read (reader, &task->error_code, &task->error_message);
+    task->started = chorus_reader_uint (reader, UINT64_MAX);
+    task->finished = chorus_reader_uint (reader, UINT64_MAX);
+    task->timer_at = chorus_reader_uint (reader, UINT64_MAX);
+    task->seq = chorus_reader_uint (reader, UINT64_MAX);
+    task->undo_attempt = (int) chorus_reader_uint (reader, INT_MAX);
+    task->undo_tries = (int) chorus_reader_uint (reader, INT_MAX);
+    task->undo_waiting = chorus_reader_bool (reader);
+    chorus__value_read (&task->output, reader);
+    task->dirty = false;
+    if (reader->error)
+        return -1;
+    if (task->state < CHORUS_TASK_PENDING || task->run < 1 || task->run > run)
+        return -1;
+    return 0;
+}
+
+void
+chorus__step_write (chorus__step_t *step, const char *id, chorus_record_t *record)
+{
+    chorus_record_array (record, S_STEP_FIELDS);
+    chorus_record_str (record, id);
+    chorus_record_bool (record, step->started);
+    chorus_value_write (record, step->items, NULL, 0);
+    s_error_write (record, step->error_code, step->error_message);
+    chorus_record_array (record, step->tasks_size);
+    for (size_t t = 0; t < step->tasks_size; t++)
+        chorus__task_write (&step->tasks [t], record);
+    step->dirty = false;
+}
+
+int
+chorus__step_read (chorus__step_t *step, size_t index, const chorus_stepdef_t *def, int run,
+                   chorus_reader_t *reader, const char **why)
+{
+    *why = "a step is malformed";
+    chorus__step_reset (step);
+    step->dirty = false;
+    if (!chorus_reader_tuple (reader, S_STEP_FIELDS))
+        return -1;
+    char *id = chorus_reader_str (reader, false);
+    bool same = id && strcmp (id, def->id) == 0;
+    free (id);
+    if (!same) {
+        if (!reader->error)
+            *why = "the steps differ from the definition's";
+        return -1;
+    }
+    bool started = chorus_reader_bool (reader);
+    json_t *items = NULL;
+    chorus_value_read (reader, &items);
+    s_error_read (reader, &step->error_code, &step->error_message);
+    size_t tasks = chorus_reader_array (reader);
+    bool fan_out = started && !step->error_code && def->for_each;
+    size_t expected = fan_out? json_array_size (items): started && !step->error_code;
+    if (reader->error || (fan_out && !json_is_array (items)) || (!fan_out && items)
+    ||  tasks != expected) {
+        json_decref (items);
+        return -1;
+    }
+    if (started && !step->error_code)
+        chorus__step_start (step, index, items, run);
+    step->started = started;
+    step->dirty = false;
+    for (size_t t = 0; t < expected; t++)
+        if (chorus__task_read (&step->tasks [t], run, reader, why))
+            return -1;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
 //  The view of operators
 
 static json_t *
@@ -290,14 +519,14 @@ s_time (uint64_t time)
 }
 
 static json_t *
-s_task_status (const chorus__task_t *task)
+s_task_status (chorus__task_t *task)
 {
     return json_pack ("{s:i, s:s, s:i, s:o, s:o, s:o, s:O?}", "item", task->item,
                       "state", chorus_task_state_name (task->state),
                       "attempts", task->attempt,
                       "error", chorus__error_json (task->error_code, task->error_message, NULL),
                       "started", s_time (task->started), "finished", s_time (task->finished),
-                      "output", task->output);
+                      "output", chorus__value_json (&task->output));
 }
 
 //  One name for a step's tasks: theirs when they agree, else the state
@@ -329,7 +558,7 @@ s_step_state (const chorus__step_t *step, bool flow_running)
 }
 
 json_t *
-chorus__step_status (const chorus__step_t *step, const chorus_stepdef_t *def, bool flow_running)
+chorus__step_status (chorus__step_t *step, const chorus_stepdef_t *def, bool flow_running)
 {
     int attempts = 0;
     uint64_t started = 0, finished = 0;

@@ -6,7 +6,41 @@
 #define CHORUS_FLOW_TASK_H_INCLUDED
 
 #include "chorus_flowdef.h"
+#include "chorus_record.h"
 #include "chorus_task_state.h"
+
+//  A value the engine holds: JSON, and the payload it came as when it came
+//  as one. What only passes a value on (the journal, a command whose input
+//  is the whole value, the completion event) takes the bytes as they are;
+//  the JSON is decoded from them when something first reads into it.
+typedef struct {
+    json_t *json;               //  the value; NULL: not decoded yet, or no value
+    void *bytes;                //  its payload, NULL: none
+    size_t size;                //  its size
+} chorus__value_t;
+
+//  Whether it holds a value
+bool
+    chorus__value_held (const chorus__value_t *value);
+//  The value (borrowed), decoded now if it was not (a payload that does not
+//  decode is null); NULL when it holds none
+json_t *
+    chorus__value_json (chorus__value_t *value);
+//  Holds a copy of json, or of the payload (json may then be NULL), or,
+//  with both NULL, no value
+void
+    chorus__value_set (chorus__value_t *value, const json_t *json, const void *bytes,
+                       size_t size);
+void
+    chorus__value_clear (chorus__value_t *value);
+//  The value's payload (borrowed, NULL when it has none) in *size
+const void *
+    chorus__value_bytes (const chorus__value_t *value, size_t *size);
+//  Writes it into a record (nil when none), reads it back; 0 or -1
+void
+    chorus__value_write (chorus__value_t *value, chorus_record_t *record);
+int
+    chorus__value_read (chorus__value_t *value, chorus_reader_t *reader);
 
 //  One unit of work: a step, or one item of a for_each step
 typedef struct {
@@ -15,7 +49,7 @@ typedef struct {
     chorus_task_state_t state;  //  where it is
     int run;                    //  run of the flow it belongs to, from 1
     int attempt;                //  current try of its command, from 1 (0: never sent)
-    json_t *output;             //  reply payload once done, NULL before
+    chorus__value_t output;     //  reply payload once done, none before
     char *error_code;           //  last error, NULL: none
     char *error_message;        //  its message
     uint64_t started;           //  first try sent, 0: not yet
@@ -25,6 +59,7 @@ typedef struct {
     int undo_attempt;           //  current try of its compensation, from 1
     int undo_tries;             //  compensation tries since it was (re)started
     bool undo_waiting;          //  UNDOING: waits for a backoff timer, no try in flight
+    bool dirty;                 //  changed since the last journal record
 } chorus__task_t;
 
 //  The progress of one step
@@ -35,6 +70,7 @@ typedef struct {
     size_t tasks_size;          //  how many
     char *error_code;           //  it failed before any task ran (bad for_each)
     char *error_message;        //  its message
+    bool dirty;                 //  started or reset since the last journal record
 } chorus__step_t;
 
 //  A new string, printf-style; aborts when memory runs out
@@ -70,11 +106,14 @@ void
 //  Back to never started
 void
     chorus__step_reset (chorus__step_t *step);
+//  Whether the step is done: started, and every task of it done
+bool
+    chorus__step_done (const chorus__step_t *step);
 //  The step's output (new reference): its task's, or its items' in order
 //  for a fan-out; NULL unless every task is done (or, with `held`, holds
 //  an output: compensation reads them after some were undone)
 json_t *
-    chorus__step_output (const chorus__step_t *step, bool fan_out, bool held);
+    chorus__step_output (chorus__step_t *step, bool fan_out, bool held);
 
 //  {"code", "message"[, "step"]}, or JSON null without a code
 json_t *
@@ -86,14 +125,26 @@ int
 //  The step's state as JSON, and the step rebuilt from it (-1 with a
 //  reason in `why` when the state does not fit the definition or run)
 json_t *
-    chorus__step_save (const chorus__step_t *step, const char *id);
+    chorus__step_save (chorus__step_t *step, const char *id);
 int
     chorus__step_load (chorus__step_t *step, size_t index, const chorus_stepdef_t *def,
                        int run, const json_t *json, const char **why);
 
+//  The step as a journal record (its tasks in full), and the step
+//  rebuilt from one (-1 with the reason in `why`, or in the reader)
+void
+    chorus__step_write (chorus__step_t *step, const char *id, chorus_record_t *record);
+int
+    chorus__step_read (chorus__step_t *step, size_t index, const chorus_stepdef_t *def,
+                       int run, chorus_reader_t *reader, const char **why);
+//  The same for one task
+void
+    chorus__task_write (chorus__task_t *task, chorus_record_t *record);
+int
+    chorus__task_read (chorus__task_t *task, int run, chorus_reader_t *reader, const char **why);
+
 //  The step as operators see it (see chorus_flow_status)
 json_t *
-    chorus__step_status (const chorus__step_t *step, const chorus_stepdef_t *def,
-                         bool flow_running);
+    chorus__step_status (chorus__step_t *step, const chorus_stepdef_t *def, bool flow_running);
 
 #endif

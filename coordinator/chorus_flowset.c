@@ -2,8 +2,8 @@
     per (definition name, business key), so a duplicate start is a no-op,
     and a bounded number of finished flows kept for status queries.
 */
-#include "chorus_flow.h"
-#include "chorus_flow_task.h"
+#include "chorus_flow_private.h"
+#include "chorus_value.h"
 
 #include <czmq.h>
 #include <stdlib.h>
@@ -96,12 +96,19 @@ s_append (chorus_flowset_t *self, chorus_flow_t *flow)
 
 chorus_flow_t *
 chorus_flowset_start (chorus_flowset_t *self, chorus_flowdef_t *def, const char *id,
-                      const json_t *input, uint64_t now, chorus_actions_t *out, bool *existing)
+                      const json_t *input, const void *encoded, size_t encoded_size,
+                      uint64_t now, chorus_actions_t *out, bool *existing)
 {
     if (existing)
         *existing = false;
     chorus_flow_t *flow = chorus_flowset_lookup (self, id);
-    if (!flow) {
+    //  The business key needs the input decoded; the flow keeps it so
+    json_t *decoded = NULL;
+    if (!flow && !input && encoded && chorus_flowdef_key (def)) {
+        decoded = chorus_value_unpack (encoded, encoded_size);
+        input = decoded = decoded? decoded: json_null ();
+    }
+    if (!flow && input) {
         char *key = chorus__business_key (def, input);
         char *live_key = s_live_key (def, key);
         s_entry_t *entry = live_key? (s_entry_t *) zhashx_lookup (self->by_key, live_key): NULL;
@@ -112,9 +119,11 @@ chorus_flowset_start (chorus_flowset_t *self, chorus_flowdef_t *def, const char 
     if (flow) {
         if (existing)
             *existing = true;
+        json_decref (decoded);
         return flow;
     }
-    flow = chorus_flow_start (def, id, input, now, out);
+    flow = chorus__flow_start (def, id, input, encoded, encoded_size, now, out);
+    json_decref (decoded);
     if (flow)
         s_append (self, flow);
     return flow;

@@ -1,5 +1,6 @@
 /*  chorus_journal.c — the coordinator's journal in LevelDB (see the
-    header). Keys: 'f' + flow id -> flow record; 'd' + name + 0 + version
+    header). Keys: 'f' + flow id + 0 + number (8) -> flow record, and 'f' +
+    flow id -> a flow's record of format 1; 'd' + name + 0 + version
     (4 bytes) -> definition source; 't' + correlation + 0 + time (8) +
     event id -> trace entry; 'x' + time (8) + correlation + 0 + event id ->
     nothing, the index that lets old trace entries expire in time order;
@@ -404,22 +405,56 @@ chorus_journal_set_sync (chorus_journal_t *self, bool sync)
 //  --------------------------------------------------------------------------
 //  Writes
 
+//  'f' + id + 0 + number; returns its length
+static size_t
+s_record_key (char *key, size_t max, const char *id, uint64_t number)
+{
+    size_t length = s_key (key, max - 9, 'f', id, NULL);
+    key [length++] = 0;
+    chorus__put_be64 (key + length, number);
+    return length + 8;
+}
+
 void
-chorus_journal_put_flow (chorus_journal_t *self, const char *id, const char *record)
+chorus_journal_put_record (chorus_journal_t *self, const char *id, uint64_t number,
+                           const void *data, size_t size, bool durable)
+{
+    char key [256];
+    size_t length = s_record_key (key, sizeof (key), id, number);
+    leveldb_writebatch_put (self->batch, key, length, (const char *) data, size);
+    self->pending++;
+    self->promised = self->promised || durable;
+}
+
+void
+chorus_journal_delete_records (chorus_journal_t *self, const char *id, uint64_t from,
+                               uint64_t to)
+{
+    char key [256];
+    for (uint64_t number = from; number < to; number++) {
+        size_t length = s_record_key (key, sizeof (key), id, number);
+        leveldb_writebatch_delete (self->batch, key, length);
+        self->pending++;
+        self->promised = true;
+    }
+}
+
+void
+chorus_journal_delete_legacy (chorus_journal_t *self, const char *id)
 {
     char key [256];
     size_t length = s_key (key, sizeof (key), 'f', id, NULL);
-    leveldb_writebatch_put (self->batch, key, length, record, strlen (record));
+    leveldb_writebatch_delete (self->batch, key, length);
     self->pending++;
     self->promised = true;
 }
 
 void
-chorus_journal_delete_flow (chorus_journal_t *self, const char *id)
+chorus__journal_put_legacy (chorus_journal_t *self, const char *id, const char *record)
 {
     char key [256];
     size_t length = s_key (key, sizeof (key), 'f', id, NULL);
-    leveldb_writebatch_delete (self->batch, key, length);
+    leveldb_writebatch_put (self->batch, key, length, record, strlen (record));
     self->pending++;
     self->promised = true;
 }
@@ -539,28 +574,132 @@ chorus__journal_scan (chorus_journal_t *self, const char *prefix, size_t prefix_
     return count;
 }
 
+int
+chorus__journal_record_key (const char *key, size_t key_size, char *id, size_t id_size,
+                            uint64_t *number)
+{
+    const char *end = key_size > 1? (const char *) memchr (key + 1, 0, key_size - 1): NULL;
+    size_t length = end? (size_t) (end - key) - 1: key_size - 1;
+    if (key_size < 2 || length == 0 || length >= id_size
+    ||  (end && key_size != length + 10))
+        return -1;
+    memcpy (id, key + 1, length);
+    id [length] = 0;
+    *number = end? chorus__get_be64 (end + 1): CHORUS_JOURNAL_LEGACY;
+    return 0;
+}
+
 typedef struct {
-    chorus_journal_flow_fn *fn;         //  the caller's function
+    chorus_journal_t *self;             //  the journal
+    chorus_journal_record_fn *fn;       //  the caller's function
     void *arg;                          //  its argument
-} s_flow_visit_t;
+    bool malformed;                     //  a key was not a flow record's
+} s_record_visit_t;
 
 static int
-s_visit_flow (const char *key, size_t key_size, const char *value, size_t size, void *arg)
+s_visit_record (const char *key, size_t key_size, const char *value, size_t size, void *arg)
 {
-    s_flow_visit_t *visit = (s_flow_visit_t *) arg;
-    char *id = strndup (key + 1, key_size - 1);
-    char *record = strndup (value, size);
-    int rc = visit->fn (id, record, visit->arg);
-    free (id);
-    free (record);
-    return rc;
+    s_record_visit_t *visit = (s_record_visit_t *) arg;
+    char id [256];
+    uint64_t number;
+    if (chorus__journal_record_key (key, key_size, id, sizeof (id), &number)) {
+        visit->malformed = true;
+        return 1;
+    }
+    return visit->fn (id, number, value, size, visit->arg);
 }
 
 int
-chorus_journal_each_flow (chorus_journal_t *self, chorus_journal_flow_fn *fn, void *arg)
+chorus_journal_each_record (chorus_journal_t *self, chorus_journal_record_fn *fn, void *arg)
 {
-    s_flow_visit_t visit = {fn, arg};
-    return chorus__journal_scan (self, "f", 1, s_visit_flow, &visit);
+    s_record_visit_t visit = {self, fn, arg, false};
+    int rc = chorus__journal_scan (self, "f", 1, s_visit_record, &visit);
+    if (rc >= 0 && visit.malformed)
+        return chorus__journal_fail (self, CHORUS_JOURNAL_DAMAGED, "reading flows",
+                                     "a key of a flow record is malformed");
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  The envelope of a flow's record
+
+#define S_ENVELOPE_FIELDS 6
+
+//  The shapes of the parts, so far as the envelope tells of them: the
+//  engine's is nil (a delta of the coordinator's part alone) or an array
+//  of 11 (a snapshot) or 10 (a delta) whose first value is the state; the
+//  coordinator's an array of 7 (a snapshot) or 3 (a delta) whose
+//  sixth or second value lists the events to publish. NULL when they
+//  agree with the envelope, else why not.
+static const char *
+s_parts_agree (chorus_journal_envelope_t *envelope)
+{
+    bool snapshot = envelope->kind == CHORUS_JOURNAL_SNAPSHOT;
+    chorus_reader_t engine = envelope->engine;
+    if (snapshot || !chorus_reader_nil (&engine)) {
+        size_t fields = chorus_reader_array (&engine);
+        uint64_t state = chorus_reader_uint (&engine, UINT64_MAX);
+        if (engine.error || fields != (snapshot? 11: 10))
+            return snapshot? "the engine's part is not a snapshot": "the engine's part is not "
+                             "a delta";
+        if (state != (uint64_t) envelope->state)
+            return "the envelope and the engine's part name different flow states";
+    }
+    chorus_reader_t coordinator = envelope->coordinator;
+    size_t fields = chorus_reader_array (&coordinator);
+    for (int skip = snapshot? 5: 1; skip > 0; skip--)
+        chorus_reader_skip (&coordinator, NULL, NULL);
+    size_t events = chorus_reader_array (&coordinator);
+    if (coordinator.error || fields != (snapshot? 7: 3))
+        return "the coordinator's part is malformed";
+    if (events != envelope->unpublished)
+        return "the envelope and the coordinator's part count different events to publish";
+    return NULL;
+}
+
+void
+chorus_journal_envelope_write (chorus_record_t *record, int kind, int state,
+                               uint64_t unpublished)
+{
+    chorus_record_reset (record);
+    chorus_record_array (record, S_ENVELOPE_FIELDS);
+    chorus_record_uint (record, CHORUS_JOURNAL_FORMAT);
+    chorus_record_uint (record, (uint64_t) kind);
+    chorus_record_uint (record, (uint64_t) state);
+    chorus_record_uint (record, unpublished);
+}
+
+int
+chorus_journal_envelope_read (const void *data, size_t size,
+                              chorus_journal_envelope_t *envelope, const char **why)
+{
+    chorus_reader_t reader;
+    chorus_reader_init (&reader, data, size);
+    memset (envelope, 0, sizeof *envelope);
+    *why = NULL;
+    if (chorus_reader_tuple (&reader, S_ENVELOPE_FIELDS)) {
+        uint64_t format = chorus_reader_uint (&reader, UINT64_MAX);
+        if (!reader.error && format != CHORUS_JOURNAL_FORMAT)
+            *why = "it is of a format this coordinator does not know (written by a later "
+                   "version?)";
+    }
+    if (!*why) {
+        envelope->kind = (int) chorus_reader_uint (&reader, CHORUS_JOURNAL_DELTA);
+        envelope->state = (int) chorus_reader_uint (&reader, 6);
+        envelope->unpublished = chorus_reader_uint (&reader, UINT64_MAX);
+        const void *part;
+        size_t part_size;
+        chorus_reader_skip (&reader, &part, &part_size);
+        chorus_reader_init (&envelope->engine, part, part_size);
+        chorus_reader_skip (&reader, &part, &part_size);
+        chorus_reader_init (&envelope->coordinator, part, part_size);
+        if (chorus_reader_done (&reader) && envelope->state < 1)
+            chorus_reader_fail (&reader, "unknown flow state");
+        *why = reader.error;
+    }
+    if (!*why)
+        *why = s_parts_agree (envelope);
+    return *why? -1: 0;
 }
 
 int

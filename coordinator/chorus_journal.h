@@ -1,8 +1,27 @@
 /*  chorus_journal.h — the coordinator's durable memory, in LevelDB: the
-    state of every flow after each transition, the exact definitions that
-    running flows started with, and the causal trace of every business
-    transaction seen on the mesh. Writes are collected and committed in one
-    atomic batch (group commit) before the commands they caused are sent.
+    records of every flow (a snapshot of its state, then a delta per
+    transition), the exact definitions that running flows started with,
+    and the causal trace of every business transaction seen on the mesh.
+    Writes are collected and committed in one atomic batch (group commit)
+    before the commands they caused are sent.
+
+    A flow's record is one MessagePack array, its envelope:
+
+        [format, kind, state, unpublished, engine, coordinator]
+
+    format is 2 (format 1, the whole flow as one JSON text under the flow's
+    id, is read so that a coordinator migrates it); kind is 0 for a
+    snapshot, 1 for a delta; state is the flow's state once the record
+    applies, numbered as chorus_flow_state_t (1 running, 2 compensating,
+    3 completed, 4 failed, 5 cancelled, 6 stuck); unpublished counts the
+    events it then has to publish; engine is the flow engine's part (nil
+    when the engine's state did not change) and coordinator the
+    coordinator's. The envelope's fields are checked against what they
+    sum up: the engine's part begins with the flow's state, and the
+    coordinator's lists the events to publish (see chorus_flow_record.c
+    and chorus_coordinator.c for the rest of each). A flow's records are
+    numbered from its snapshot on, one up for each delta: records that do
+    not follow each other, or do not start with a snapshot, are damage.
 
     A damaged journal is refused, never taken for an empty one: LevelDB
     checks every checksum, a journal directory without its CURRENT file is
@@ -14,11 +33,20 @@
 #ifndef CHORUS_JOURNAL_H_INCLUDED
 #define CHORUS_JOURNAL_H_INCLUDED
 
+#include "chorus_record.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct _chorus_journal_t chorus_journal_t;
+
+//  The envelope's format, and its kinds of records
+#define CHORUS_JOURNAL_FORMAT 2
+#define CHORUS_JOURNAL_SNAPSHOT 0
+#define CHORUS_JOURNAL_DELTA 1
+//  The number given to a flow's record of format 1
+#define CHORUS_JOURNAL_LEGACY UINT64_MAX
 
 //  Why a call failed; each has its own message, which names the journal
 typedef enum {
@@ -31,8 +59,11 @@ typedef enum {
     CHORUS_JOURNAL_MISSING = 6,         //  no journal there (opening without creating)
 } chorus_journal_failure_t;
 
-//  Called for each saved flow; return non-zero to stop
-typedef int (chorus_journal_flow_fn) (const char *id, const char *record, void *arg);
+//  Called for each flow record, a flow's records together and in order
+//  (one of format 1 first, with number CHORUS_JOURNAL_LEGACY); return
+//  non-zero to stop
+typedef int (chorus_journal_record_fn) (const char *id, uint64_t number, const void *data,
+                                        size_t size, void *arg);
 //  Called for each trace entry of a correlation id, in time order, with
 //  the bytes that were put (they may hold NULs)
 typedef int (chorus_journal_trace_fn) (const char *entry, size_t size, void *arg);
@@ -56,11 +87,19 @@ chorus_journal_failure_t
 void
     chorus_journal_set_sync (chorus_journal_t *self, bool sync);
 
-//  Pending writes, applied atomically by commit
+//  Pending writes, applied atomically by commit. A flow's record `number`
+//  (one that need not survive the machine, only the process, when not
+//  `durable`: a commit of such records and trace entries alone is not
+//  flushed); its records from `from` up to (not including) `to`; its
+//  record of format 1
 void
-    chorus_journal_put_flow (chorus_journal_t *self, const char *id, const char *record);
+    chorus_journal_put_record (chorus_journal_t *self, const char *id, uint64_t number,
+                               const void *data, size_t size, bool durable);
 void
-    chorus_journal_delete_flow (chorus_journal_t *self, const char *id);
+    chorus_journal_delete_records (chorus_journal_t *self, const char *id, uint64_t from,
+                                   uint64_t to);
+void
+    chorus_journal_delete_legacy (chorus_journal_t *self, const char *id);
 void
     chorus_journal_put_definition (chorus_journal_t *self, const char *name, int version,
                                    const char *source);
@@ -78,7 +117,7 @@ size_t
 //  Reads (committed state only). Each returns -1 on a read error: a
 //  damaged journal fails with CHORUS_JOURNAL_DAMAGED.
 int
-    chorus_journal_each_flow (chorus_journal_t *self, chorus_journal_flow_fn *fn, void *arg);
+    chorus_journal_each_record (chorus_journal_t *self, chorus_journal_record_fn *fn, void *arg);
 //  The source of a definition version in *source (caller frees; NULL if
 //  not saved); 0 or -1
 int
@@ -93,6 +132,28 @@ int
     chorus_journal_expire_traces (chorus_journal_t *self, uint64_t before, size_t max);
 
 //  --------------------------------------------------------------------------
+//  The envelope of a flow's record
+
+//  What a record's envelope says, and where its two parts are
+typedef struct {
+    int kind;                           //  CHORUS_JOURNAL_SNAPSHOT or _DELTA
+    int state;                          //  the flow's state once it applies
+    uint64_t unpublished;               //  events then to publish
+    chorus_reader_t engine;             //  the engine's part, alone
+    chorus_reader_t coordinator;        //  the coordinator's part, alone
+} chorus_journal_envelope_t;
+
+//  Starts a record in `record` (emptied first): the engine's part and the
+//  coordinator's must follow, one value each
+void
+    chorus_journal_envelope_write (chorus_record_t *record, int kind, int state,
+                                   uint64_t unpublished);
+//  Opens a record; 0, or -1 with the problem in *why (a static string)
+int
+    chorus_journal_envelope_read (const void *data, size_t size,
+                                  chorus_journal_envelope_t *envelope, const char **why);
+
+//  --------------------------------------------------------------------------
 //  Offline: what `chorus store check` and `chorus store repair` report.
 //  Neither prints anything. Both take the journal's lock, so they fail with
 //  CHORUS_JOURNAL_LOCKED while a coordinator runs on it.
@@ -101,14 +162,14 @@ int
 typedef struct {
     chorus_journal_failure_t failure;   //  OK when the journal is sound
     char problem [512];                 //  why not, "" when sound
-    size_t flows;                       //  flow records read
+    size_t flows;                       //  flows read
     size_t running;                     //  of which running
     size_t compensating;                //  compensating
     size_t completed;                   //  completed
     size_t failed;                      //  failed
     size_t cancelled;                   //  cancelled
     size_t stuck;                       //  stuck, waiting for an operator
-    size_t undecodable;                 //  flow records that do not decode
+    size_t undecodable;                 //  flows whose records do not decode
     size_t unpublished;                 //  events journaled, not yet published
     size_t definitions;                 //  definition versions kept
     size_t traces;                      //  trace entries
@@ -131,18 +192,20 @@ typedef struct {
     char **before;                      //  flows readable before (as far as it could be read)
     char **after;                       //  flows in the repaired journal
     char **lost;                        //  in before, not after
-    size_t dropped;                     //  flow records after the repair that did not
-                                        //  decode, now deleted (in lost too)
+    size_t dropped;                     //  flows whose records did not decode after the
+                                        //  repair, now deleted (in lost too)
     uint64_t commits_made;              //  commits the mark says were made
     uint64_t commits;                   //  commits the repaired journal holds: when
                                         //  fewer, the last ones are lost and their
                                         //  flows cannot be named
+    uint64_t dropped_bytes;             //  bytes of damaged log the repair dropped: what
+                                        //  they held cannot be named either
     char *before_problem;               //  why reading before stopped early, or NULL
 } chorus_journal_repair_t;
 
 //  Runs LevelDB's repair on the journal in dir: what is readable is kept,
-//  unreadable files are moved to dir/lost, undecodable flow records are
-//  deleted, and the commit mark is set to what the journal now holds, so
+//  unreadable files are moved to dir/lost, the records of flows that do
+//  not decode are deleted, and the commit mark is set to what the journal now holds, so
 //  that a coordinator accepts it. 0 or -1 (see report->problem). Free the
 //  report with chorus_journal_repair_clear.
 int

@@ -63,6 +63,16 @@ chorus_journal_t *
 //  Writes the commit mark; 0 or -1 (errno says why)
 int
     chorus__journal_mark_write (int fd, uint64_t commits);
+//  The flow id (at most id_size - 1 bytes) and record number of a key
+//  under 'f'; CHORUS_JOURNAL_LEGACY for a record of format 1; 0, or -1
+//  when it is no flow record's key
+int
+    chorus__journal_record_key (const char *key, size_t key_size, char *id, size_t id_size,
+                                uint64_t *number);
+//  A flow record of format 1 (the whole flow as JSON), as the coordinator
+//  wrote them before deltas: for the tests of migration
+void
+    chorus__journal_put_legacy (chorus_journal_t *self, const char *id, const char *record);
 //  Visits the keys starting with prefix; the count visited, or -1
 int
     chorus__journal_scan (chorus_journal_t *self, const char *prefix, size_t prefix_size,

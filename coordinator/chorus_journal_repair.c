@@ -24,68 +24,115 @@ s_count_key (const char *key, size_t key_size, const char *value, size_t size, v
     return 0;
 }
 
-//  The flow state named in a record, NULL if the record does not decode
-//  (it needs at least what the engine's saved state always has); how many
-//  events it still has to publish in *unpublished
-static const char *
-s_record_state (json_t *record, size_t *unpublished)
-{
-    json_t *state = json_object_get (record, "state");
-    *unpublished = json_array_size (json_object_get (record, "emits"));
-    if (!json_is_string (json_object_get (state, "flow"))
-    ||  !json_is_integer (json_object_get (state, "version"))
-    ||  !json_is_array (json_object_get (state, "steps")))
-        return NULL;
-    return json_string_value (json_object_get (state, "state"));
-}
-
-static bool
-s_known_state (const char *state)
-{
-    const char *states [] = {"running", "compensating", "completed", "failed", "cancelled",
-                             "stuck"};
-    for (size_t i = 0; i < sizeof (states) / sizeof (states [0]); i++)
-        if (strcmp (state, states [i]) == 0)
-            return true;
-    return false;
-}
-
+//  A record of format 1: the flow state it names (0 if it does not decode;
+//  it needs at least what the engine's saved state always has), and how
+//  many events it still has to publish
 static int
-s_count_flow (const char *key, size_t key_size, const char *value, size_t size, void *arg)
+s_legacy_state (const char *value, size_t size, uint64_t *unpublished)
 {
-    chorus_journal_report_t *report = (chorus_journal_report_t *) arg;
+    static const char *states [] = {NULL, "running", "compensating", "completed", "failed",
+                                    "cancelled", "stuck"};
     json_t *record = json_loadb (value, size, 0, NULL);
-    size_t unpublished = 0;
-    const char *state = record? s_record_state (record, &unpublished): NULL;
+    json_t *state = json_object_get (record, "state");
+    const char *name = json_string_value (json_object_get (state, "state"));
+    int number = 0;
+    *unpublished = json_array_size (json_object_get (record, "emits"));
+    if (json_is_string (json_object_get (state, "flow"))
+    &&  json_is_integer (json_object_get (state, "version"))
+    &&  json_is_array (json_object_get (state, "steps")) && name)
+        for (int i = 1; i <= 6; i++)
+            if (strcmp (name, states [i]) == 0)
+                number = i;
+    json_decref (record);
+    return number;
+}
+
+//  A flow's records read one by one: what they add up to, or why they do not
+typedef struct {
+    char id [256];              //  the flow
+    bool legacy;                //  it has a record of format 1
+    bool records;               //  it has records of format 2
+    uint64_t next;              //  the number its next record must have
+    int state;                  //  its state after the records so far
+    uint64_t unpublished;       //  events it then has to publish
+    const char *problem;        //  why they do not add up, NULL while they do
+} s_fold_t;
+
+//  Starts folding flow `id`
+static void
+s_fold_start (s_fold_t *fold, const char *id)
+{
+    memset (fold, 0, sizeof *fold);
+    snprintf (fold->id, sizeof (fold->id), "%s", id);
+}
+
+//  Adds the flow's next record
+static void
+s_fold_add (s_fold_t *fold, uint64_t number, const char *value, size_t size)
+{
+    if (fold->problem)
+        return;
+    if (number == CHORUS_JOURNAL_LEGACY) {
+        fold->legacy = true;
+        fold->state = s_legacy_state (value, size, &fold->unpublished);
+        if (!fold->state)
+            fold->problem = "its record does not decode";
+        return;
+    }
+    chorus_journal_envelope_t envelope;
+    const char *why;
+    if (chorus_journal_envelope_read (value, size, &envelope, &why))
+        fold->problem = why;
+    else
+    if (fold->legacy)
+        fold->problem = "it has records of two formats";
+    else
+    if (!fold->records && envelope.kind != CHORUS_JOURNAL_SNAPSHOT)
+        fold->problem = "its first record is not a snapshot";
+    else
+    if (fold->records && (number != fold->next || envelope.kind != CHORUS_JOURNAL_DELTA))
+        fold->problem = "a record is missing";
+    else {
+        fold->records = true;
+        fold->next = number + 1;
+        fold->state = envelope.state;
+        fold->unpublished = envelope.unpublished;
+    }
+}
+
+//  Counts a flow whose records are read
+static void
+s_count (chorus_journal_report_t *report, s_fold_t *fold)
+{
+    if (!fold->id [0])
+        return;
     report->flows++;
-    report->unpublished += unpublished;
-    if (!state) {
+    report->unpublished += fold->problem? 0: fold->unpublished;
+    size_t *counts [] = {NULL, &report->running, &report->compensating, &report->completed,
+                         &report->failed, &report->cancelled, &report->stuck};
+    if (fold->problem) {
         if (report->undecodable++ == 0)
-            snprintf (report->problem, sizeof (report->problem), "%.*s", (int) key_size - 1,
-                      key + 1);
+            snprintf (report->problem, sizeof (report->problem), "%s: %s", fold->id,
+                      fold->problem);
     }
     else
-    if (strcmp (state, "running") == 0)
-        report->running++;
-    else
-    if (strcmp (state, "compensating") == 0)
-        report->compensating++;
-    else
-    if (strcmp (state, "completed") == 0)
-        report->completed++;
-    else
-    if (strcmp (state, "failed") == 0)
-        report->failed++;
-    else
-    if (strcmp (state, "cancelled") == 0)
-        report->cancelled++;
-    else
-    if (strcmp (state, "stuck") == 0)
-        report->stuck++;
-    else
-    if (report->undecodable++ == 0)
-        snprintf (report->problem, sizeof (report->problem), "%.*s", (int) key_size - 1, key + 1);
-    json_decref (record);
+        (*counts [fold->state])++;
+}
+
+typedef struct {
+    chorus_journal_report_t *report;    //  what is counted
+    s_fold_t fold;                      //  the flow being read
+} s_check_t;
+
+static int
+s_count_record (const char *id, uint64_t number, const void *data, size_t size, void *arg)
+{
+    s_check_t *check = (s_check_t *) arg;
+    if (strcmp (id, check->fold.id) != 0) {
+        s_count (check->report, &check->fold);
+        s_fold_start (&check->fold, id);
+    }
+    s_fold_add (&check->fold, number, (const char *) data, size);
     return 0;
 }
 
@@ -100,7 +147,11 @@ chorus_journal_check (const char *dir, chorus_journal_report_t *report)
         return -1;
     report->commits = self->commits;
     report->commits_made = mark;
-    int flows = chorus__journal_scan (self, "f", 1, s_count_flow, report);
+    s_check_t check;
+    memset (&check, 0, sizeof (check));
+    check.report = report;
+    int flows = chorus_journal_each_record (self, s_count_record, &check);
+    s_count (report, &check.fold);
     int definitions = flows < 0? -1: chorus__journal_scan (self, "d", 1, s_count_key, NULL);
     int traces = definitions < 0? -1: chorus__journal_scan (self, "t", 1, s_count_key, NULL);
     report->definitions = definitions > 0? (size_t) definitions: 0;
@@ -120,9 +171,9 @@ chorus_journal_check (const char *dir, chorus_journal_report_t *report)
     else
     if (report->undecodable) {
         char reason [400];
-        snprintf (reason, sizeof (reason), "%zu flow record%s do%s not decode (the first: "
-                  "flow %.200s)", report->undecodable, report->undecodable == 1? "": "s",
-                  report->undecodable == 1? "es": "", report->problem);
+        snprintf (reason, sizeof (reason), "the records of %zu flow%s do not decode (the "
+                  "first: flow %.300s)", report->undecodable, report->undecodable == 1? "": "s",
+                  report->problem);
         report->failure = CHORUS_JOURNAL_DAMAGED;
         chorus__journal_describe (report->problem, sizeof (report->problem), dir,
                                   report->failure, "flow records", reason);
@@ -237,11 +288,15 @@ s_copy_files (const char *from, const char *to)
     return rc;
 }
 
-static int
-s_list_flow (const char *key, size_t key_size, const char *value, size_t size, void *arg)
+//  Adds the flow of a key to the list, once
+static void
+s_list_flow (const char *key, size_t key_size, s_ids_t *ids)
 {
-    s_ids_add ((s_ids_t *) arg, key + 1, key_size - 1);
-    return 0;
+    char id [256];
+    uint64_t number;
+    if (chorus__journal_record_key (key, key_size, id, sizeof (id), &number) == 0
+    &&  (ids->size == 0 || strcmp (ids->items [ids->size - 1], id) != 0))
+        s_ids_add (ids, id, strlen (id));
 }
 
 //  The flows readable in a damaged journal, read from a copy with LevelDB's
@@ -276,7 +331,7 @@ s_read_before (const char *dir, chorus_journal_repair_t *report)
             const char *key = leveldb_iter_key (it, &key_size);
             if (key_size < 1 || key [0] != 'f')
                 break;
-            s_list_flow (key, key_size, NULL, 0, &ids);
+            s_list_flow (key, key_size, &ids);
         }
         leveldb_iter_get_error (it, &leveldb_error);
         leveldb_iter_destroy (it);
@@ -290,6 +345,27 @@ s_read_before (const char *dir, chorus_journal_repair_t *report)
     leveldb_options_destroy (options);
     s_remove_tree (scratch);
     report->before = s_ids_take (&ids);
+}
+
+//  How many bytes of damaged log LevelDB's repair says, in its info log
+//  (dir/LOG, until the journal is opened again), that it dropped
+static uint64_t
+s_dropped_bytes (const char *dir)
+{
+    char path [4096];
+    snprintf (path, sizeof (path), "%s/LOG", dir);
+    FILE *file = fopen (path, "r");
+    uint64_t dropped = 0;
+    char line [1024];
+    while (file && fgets (line, sizeof (line), file)) {
+        const char *at = strstr (line, ": dropping ");
+        unsigned long long bytes = 0;
+        if (at && sscanf (at, ": dropping %llu bytes", &bytes) == 1)
+            dropped += bytes;
+    }
+    if (file)
+        fclose (file);
+    return dropped;
 }
 
 //  Takes the journal's lock as LevelDB does (repair does not); the file
@@ -322,20 +398,59 @@ s_lock (const char *dir, chorus_journal_repair_t *report)
 }
 
 typedef struct {
+    chorus_journal_t *self;     //  the repaired journal
     s_ids_t ids;                //  flows kept
-    s_ids_t dropped;            //  flows whose record does not decode
+    s_ids_t dropped;            //  flows whose records do not decode
+    s_fold_t fold;              //  the flow being read
+    uint64_t *numbers;          //  the numbers of its records, to delete them
+    size_t count;               //  how many
+    size_t max;                 //  room for
 } s_after_t;
 
+//  Sorts the flow whose records were read into kept or dropped; the
+//  records of a dropped one go
+static void
+s_sort (s_after_t *after)
+{
+    if (after->fold.id [0] && after->fold.problem) {
+        s_ids_add (&after->dropped, after->fold.id, strlen (after->fold.id));
+        for (size_t i = 0; i < after->count; i++)
+            if (after->numbers [i] == CHORUS_JOURNAL_LEGACY)
+                chorus_journal_delete_legacy (after->self, after->fold.id);
+            else
+                chorus_journal_delete_records (after->self, after->fold.id, after->numbers [i],
+                                               after->numbers [i] + 1);
+    }
+    else
+    if (after->fold.id [0])
+        s_ids_add (&after->ids, after->fold.id, strlen (after->fold.id));
+    after->count = 0;
+}
+
 static int
-s_sort_flow (const char *key, size_t key_size, const char *value, size_t size, void *arg)
+s_sort_record (const char *key, size_t key_size, const char *value, size_t size, void *arg)
 {
     s_after_t *after = (s_after_t *) arg;
-    json_t *record = json_loadb (value, size, 0, NULL);
-    size_t unpublished;
-    const char *state = record? s_record_state (record, &unpublished): NULL;
-    s_ids_add (state && s_known_state (state)? &after->ids: &after->dropped, key + 1,
-               key_size - 1);
-    json_decref (record);
+    char id [256];
+    uint64_t number;
+    if (chorus__journal_record_key (key, key_size, id, sizeof (id), &number)) {
+        //  No flow's record: it cannot be read, so it goes
+        leveldb_writebatch_delete (after->self->batch, key, key_size);
+        after->self->pending++;
+        return 0;
+    }
+    if (strcmp (id, after->fold.id) != 0) {
+        s_sort (after);
+        s_fold_start (&after->fold, id);
+    }
+    s_fold_add (&after->fold, number, value, size);
+    if (after->count == after->max) {
+        after->max = after->max? after->max * 2: 16;
+        after->numbers = (uint64_t *) realloc (after->numbers, after->max * sizeof (uint64_t));
+        if (!after->numbers)
+            abort ();
+    }
+    after->numbers [after->count++] = number;
     return 0;
 }
 
@@ -362,6 +477,7 @@ chorus_journal_repair (const char *dir, chorus_journal_repair_t *report)
         leveldb_free (leveldb_error);
         return -1;
     }
+    report->dropped_bytes = s_dropped_bytes (dir);
     //  What the repaired journal holds; records that do not decode go
     uint64_t mark = 0;
     chorus_journal_t *self = chorus__journal_open (dir, false, false, &mark, &report->failure,
@@ -370,9 +486,11 @@ chorus_journal_repair (const char *dir, chorus_journal_repair_t *report)
         return -1;
     s_after_t after;
     memset (&after, 0, sizeof (after));
-    int rc = chorus__journal_scan (self, "f", 1, s_sort_flow, &after) < 0? -1: 0;
-    for (size_t i = 0; rc == 0 && i < after.dropped.size; i++)
-        chorus_journal_delete_flow (self, after.dropped.items [i]);
+    after.self = self;
+    int rc = chorus__journal_scan (self, "f", 1, s_sort_record, &after) < 0? -1: 0;
+    if (rc == 0)
+        s_sort (&after);
+    free (after.numbers);
     if (rc == 0)
         rc = chorus_journal_commit (self);
     report->commits_made = mark;

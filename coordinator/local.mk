@@ -18,12 +18,15 @@ EXTRA_DIST += coordinator/FLOWS.md
 
 #   Flow engine
 libchorus_coordinator_la_SOURCES += coordinator/chorus_flow.c coordinator/chorus_flow.h \
-    coordinator/chorus_flow_task.c coordinator/chorus_flow_task.h coordinator/chorus_task_state.h coordinator/chorus_flowset.c
+    coordinator/chorus_flow_private.h coordinator/chorus_flow_record.c \
+    coordinator/chorus_flow_task.c coordinator/chorus_flow_task.h coordinator/chorus_task_state.h \
+    coordinator/chorus_flowset.c coordinator/chorus_value.c coordinator/chorus_value.h
 
 #   The journal, in a library of its own that `chorus store` links too
 noinst_LTLIBRARIES += libchorus_journal.la
 libchorus_journal_la_SOURCES = coordinator/chorus_journal.c coordinator/chorus_journal.h \
-    coordinator/chorus_journal_private.h coordinator/chorus_journal_repair.c
+    coordinator/chorus_journal_private.h coordinator/chorus_journal_repair.c \
+    coordinator/chorus_record.c coordinator/chorus_record.h
 libchorus_journal_la_LIBADD = $(LEVELDB_LIBS) $(JANSSON_LIBS)
 libchorus_journal_la_CPPFLAGS = $(CHORUS_COORDINATOR_CPPFLAGS)
 

@@ -6,6 +6,7 @@
 #define CHORUS_FLOW_FIXTURES_H_INCLUDED
 
 #include "chorus_flow.h"
+#include "chorus_value.h"
 #include "tap.h"
 
 #define T0 1000     //  when every flow starts
@@ -59,6 +60,16 @@ s_action (const chorus_actions_t *out, chorus_action_kind_t kind, const char *ke
     return NULL;
 }
 
+//  The payload of an action as JSON (new reference): as the engine made it,
+//  or decoded from the bytes it passed on; NULL when it has none
+static inline json_t *
+s_action_payload (const chorus_action_t *action)
+{
+    if (action && action->encoded)
+        return chorus_value_unpack (action->encoded, action->encoded_size);
+    return action && action->payload? json_incref (action->payload): NULL;
+}
+
 //  Is the payload of this SEND (or EMIT) the JSON in `expected`?
 static inline bool
 s_payload_is (const chorus_actions_t *out, chorus_action_kind_t kind, const char *key,
@@ -66,12 +77,14 @@ s_payload_is (const chorus_actions_t *out, chorus_action_kind_t kind, const char
 {
     const chorus_action_t *action = s_action (out, kind, key);
     json_t *want = s_json (expected);
-    bool same = action && action->payload && json_equal (action->payload, want);
+    json_t *payload = s_action_payload (action);
+    bool same = payload && json_equal (payload, want);
     if (!same && action) {
-        char *got = action->payload? json_dumps (action->payload, JSON_ENCODE_ANY): NULL;
+        char *got = payload? json_dumps (payload, JSON_ENCODE_ANY): NULL;
         diag ("payload of %s: %s", key, got? got: "(none)");
         free (got);
     }
+    json_decref (payload);
     json_decref (want);
     return same;
 }

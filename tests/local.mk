@@ -172,6 +172,9 @@ TESTS += tests/test_flow_engine_runs_steps tests/test_flow_engine_compensates
 tests_test_flow_engine_runs_steps_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 EXTRA_DIST += tests/flow_fixtures.h
 tests_test_flow_engine_compensates_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+check_PROGRAMS += tests/test_flow_records_rebuild_state
+TESTS += tests/test_flow_records_rebuild_state
+tests_test_flow_records_rebuild_state_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 
 #   The coordinator's timer heap
 #   The node engine's classes, each with a fake context
@@ -233,6 +236,10 @@ TESTS += tests/test_coordinator_survives_full_disk.sh
 EXTRA_DIST += tests/test_coordinator_survives_full_disk.sh
 TESTS += tests/test_coordinator_says_why_journal_is_unusable.sh
 EXTRA_DIST += tests/test_coordinator_says_why_journal_is_unusable.sh
+check_PROGRAMS += tests/test_coordinator_refuses_damaged_deltas
+TESTS += tests/test_coordinator_refuses_damaged_deltas
+tests_test_coordinator_refuses_damaged_deltas_LDADD = libchorus_coordinator.la \
+    libchorus_journal.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 check_PROGRAMS += tests/test_coordinator_refuses_bad_records
 TESTS += tests/test_coordinator_refuses_bad_records
 tests_test_coordinator_refuses_bad_records_LDADD = libchorus_coordinator.la \

@@ -1,6 +1,7 @@
-/*  test_coordinator_refuses_bad_records.c — a journaled flow that cannot be
-    rebuilt stops the coordinator instead of being skipped: a record that
-    is not JSON, one without a flow state, one whose definition is neither
+/*  test_coordinator_refuses_bad_records.c — a journaled flow of the
+    format before deltas (one JSON record per flow, which a coordinator
+    migrates) that cannot be rebuilt stops the coordinator instead of being
+    skipped: a record that is not JSON, one without a flow state, one whose definition is neither
     in the flows directory nor in the journal, and one whose state does not
     load. Each start fails as damaged, with a message that names the flow,
     what is wrong and the repair command; a sound journal next to them
@@ -9,7 +10,7 @@
 #include "testutil.h"
 #include "chorus_coordinator.h"
 #include "chorus_flow.h"
-#include "chorus_journal.h"
+#include "chorus_journal_private.h"
 
 #define HOLD "flow: hold\nversion: 1\nsteps:\n" \
              "  - id: wait\n    service: nobody\n    command: wait\n"
@@ -36,14 +37,14 @@ s_store (const char *root, const char *name, const char *record)
     json_t *state = chorus_flow_save (flow);
     json_t *saved = json_pack ("{s:s, s:o}", "correlation", "c", "state", state);
     char *text = json_dumps (saved, JSON_COMPACT);
-    chorus_journal_put_flow (journal, "hold-good", text);
+    chorus__journal_put_legacy (journal, "hold-good", text);
     free (text);
     json_decref (saved);
     chorus_flow_destroy (&flow);
     chorus_actions_clear (&actions);
     chorus_flowdef_destroy (&def);
     if (record)
-        chorus_journal_put_flow (journal, "bad", record);
+        chorus__journal_put_legacy (journal, "bad", record);
     if (chorus_journal_commit (journal))
         bail_out (chorus_journal_error (journal));
     chorus_journal_destroy (&journal);

@@ -335,30 +335,37 @@ test_flowset (void)
     chorus_actions_t out;
     chorus_actions_init (&out);
     bool existing = true;
-    chorus_flow_t *f1 = chorus_flowset_start (set, orders, "F1", seven, T0, &out, &existing);
+    chorus_flow_t *f1 = chorus_flowset_start (set, orders, "F1", seven, NULL, 0,
+                                              T0, &out, &existing);
     ok (f1 && !existing && out.size == 1, "flowset: first start runs");
     is_str (chorus_flow_business_key (f1), "7", "flowset: a number key is its JSON text");
     chorus_actions_clear (&out);
-    chorus_flow_t *dup = chorus_flowset_start (set, orders, "F2", seven, T0, &out, &existing);
+    chorus_flow_t *dup = chorus_flowset_start (set, orders, "F2", seven, NULL, 0,
+                                               T0, &out, &existing);
     ok (dup == f1 && existing, "flowset: same key returns the live flow");
     is_int (out.size, 0, "flowset: and starts nothing");
     ok (chorus_flowset_lookup (set, "F2") == NULL, "flowset: no second flow");
-    dup = chorus_flowset_start (set, orders, "F1", named, T0, &out, &existing);
+    dup = chorus_flowset_start (set, orders, "F1", named, NULL, 0, T0, &out, &existing);
     ok (dup == f1 && existing && out.size == 0, "flowset: same id returns the flow too");
-    chorus_flow_t *f3 = chorus_flowset_start (set, orders, "F3", named, T0, &out, &existing);
+    chorus_flow_t *f3 = chorus_flowset_start (set, orders, "F3", named, NULL, 0,
+                                              T0, &out, &existing);
     ok (f3 && f3 != f1 && !existing, "flowset: another key, another flow");
     is_str (chorus_flow_business_key (f3), "x-1", "flowset: a string key as is");
-    chorus_flow_t *f4 = chorus_flowset_start (set, other, "F4", seven, T0, &out, &existing);
+    chorus_flow_t *f4 = chorus_flowset_start (set, other, "F4", seven, NULL, 0,
+                                              T0, &out, &existing);
     ok (f4 && !existing, "flowset: same key, other definition: another flow");
-    chorus_flow_t *k1 = chorus_flowset_start (set, orders, "K1", keyless, T0, &out, &existing);
-    chorus_flow_t *k2 = chorus_flowset_start (set, orders, "K2", keyless, T0, &out, &existing);
+    chorus_flow_t *k1 = chorus_flowset_start (set, orders, "K1", keyless, NULL, 0,
+                                              T0, &out, &existing);
+    chorus_flow_t *k2 = chorus_flowset_start (set, orders, "K2", keyless, NULL, 0,
+                                              T0, &out, &existing);
     ok (k1 && k2 && k1 != k2 && !chorus_flow_business_key (k1),
         "flowset: no key, no dedupe");
     is_int (chorus_flowset_size (set), 5, "flowset: five flows");
 
     s_ok (f1, "F1/a", 1, NULL, T0 + 1, &out);
     ok (chorus_flowset_finished (set, f1) == NULL, "flowset: one finished, nothing evicted");
-    chorus_flow_t *f5 = chorus_flowset_start (set, orders, "F5", seven, T0 + 2, &out, &existing);
+    chorus_flow_t *f5 = chorus_flowset_start (set, orders, "F5", seven, NULL, 0,
+                                              T0 + 2, &out, &existing);
     ok (f5 && f5 != f1 && !existing, "flowset: the key is free once its flow finished");
     ok (chorus_flowset_finished (set, f5) == NULL, "flowset: a running flow is not moved");
     s_ok (f3, "F3/a", 1, NULL, T0 + 3, &out);
@@ -447,9 +454,9 @@ s_actions_json (const chorus_actions_t *out)
     for (size_t index = 0; index < out->size; index++) {
         const chorus_action_t *action = &out->items [index];
         json_array_append_new (list, json_pack (
-            "{s:i, s:s, s:s?, s:s?, s:s?, s:O?, s:i, s:I, s:s?}", "kind", action->kind,
+            "{s:i, s:s, s:s?, s:s?, s:s?, s:o?, s:i, s:I, s:s?}", "kind", action->kind,
             "flow", action->flow, "key", action->key, "service", action->service,
-            "command", action->command, "payload", action->payload,
+            "command", action->command, "payload", s_action_payload (action),
             "attempt", action->attempt, "at", (json_int_t) action->at, "topic", action->topic));
     }
     return list;

@@ -1,7 +1,8 @@
 /*  test_flow_engine_runs_steps.c — the flow engine runs a flow's steps in
     dependency order, in parallel where it may, retries with exact backoffs,
-    fans out over lists, ignores late replies and stale timers, and fails a
-    flow that outlives its deadline.
+    fans out over lists, ignores late replies and stale timers, fails a flow
+    that outlives its deadline, and passes on whole the values that came as
+    payloads.
 */
 #include "flow_fixtures.h"
 
@@ -435,6 +436,74 @@ test_resume (void)
     chorus_flowdef_destroy (&def);
 }
 
+//  A value that came as a payload is passed on as those very bytes when a
+//  step's input is the whole value, and the completion event is made of
+//  them; the JSON made from them is what the payloads decode to
+static void
+test_payloads_passed_on (void)
+{
+    chorus_flowdef_t *def = s_def (
+        "flow: pass\nversion: 1\nsteps:\n"
+        "  - { id: a, service: s, command: a, input: $.input }\n"
+        "  - { id: b, service: s, command: b, input: $.steps.a.output, depends_on: [a] }\n"
+        "  - { id: c, service: s, command: c, input: { x: $.steps.b.output }, depends_on: [b] }\n"
+        "emit: { completed: pass.done }\n");
+    chorus_actions_t out;
+    chorus_actions_init (&out);
+    //  Encoded as a service may: a float32 and a bin, which JSON cannot say
+    static const uint8_t input [] = {0x82, 0xa1, 'n', 0x07, 0xa1, 'f', 0xca, 0x3f, 0xc0, 0, 0};
+    static const uint8_t output [] = {0x81, 0xa1, 'b', 0xc4, 0x02, 0xff, 0x00};
+    chorus_flow_t *flow = chorus_flow_start_encoded (def, "P", input, sizeof input, T0, &out);
+    const chorus_action_t *send = s_action (&out, CHORUS_ACTION_SEND, "P/a");
+    ok (send && send->encoded && send->encoded_size == sizeof input
+        && memcmp (send->encoded, input, sizeof input) == 0 && !send->payload,
+        "passed on: $.input goes as the bytes the input came as");
+    chorus_result_t result = {.ok = true, .encoded = output, .encoded_size = sizeof output};
+    chorus_actions_clear (&out);
+    chorus_flow_reply (flow, "P/a", 1, &result, T0 + 1, &out);
+    send = s_action (&out, CHORUS_ACTION_SEND, "P/b");
+    ok (send && send->encoded && send->encoded_size == sizeof output
+        && memcmp (send->encoded, output, sizeof output) == 0,
+        "passed on: $.steps.a.output goes as the bytes a replied");
+    chorus_actions_clear (&out);
+    chorus_flow_reply (flow, "P/b", 1, &result, T0 + 2, &out);
+    ok (s_payload_is (&out, CHORUS_ACTION_SEND, "P/c", "{\"x\": {\"b\": {\"$bin\": \"/wA=\"}}}"),
+        "passed on: a template made of paths is resolved on the values they decode to");
+    json_t *value = json_pack ("{s:i}", "z", 1);
+    result = (chorus_result_t) {.ok = true, .output = value};
+    chorus_actions_clear (&out);
+    chorus_flow_reply (flow, "P/c", 1, &result, T0 + 3, &out);
+    json_decref (value);
+    const chorus_action_t *emit = s_action (&out, CHORUS_ACTION_EMIT, "pass.done");
+    ok (emit && emit->encoded && !emit->payload, "passed on: the completion event is made "
+        "of the values' bytes");
+    ok (s_payload_is (&out, CHORUS_ACTION_EMIT, "pass.done",
+                      "{\"flow\": \"P\", \"name\": \"pass\", \"input\": {\"n\": 7, \"f\": 1.5}, "
+                      "\"outputs\": {\"a\": {\"b\": {\"$bin\": \"/wA=\"}}, "
+                      "\"b\": {\"b\": {\"$bin\": \"/wA=\"}}, \"c\": {\"z\": 1}}}"),
+        "passed on: and it says what the JSON would");
+    chorus_flow_destroy (&flow);
+
+    //  A value no payload can hold leaves the event to be made as JSON
+    chorus_actions_clear (&out);
+    flow = chorus_flow_start (def, "Q", NULL, T0, &out);
+    value = s_json ("{\"$bin\": \"not base64\"}");
+    result = (chorus_result_t) {.ok = true, .output = value};
+    for (int step = 0; step < 3; step++) {
+        char key [8];
+        snprintf (key, sizeof key, "Q/%c", 'a' + step);
+        chorus_actions_clear (&out);
+        chorus_flow_reply (flow, key, 1, &result, T0 + 1, &out);
+    }
+    json_decref (value);
+    emit = s_action (&out, CHORUS_ACTION_EMIT, "pass.done");
+    ok (emit && emit->payload && !emit->encoded, "passed on: an output no payload holds makes "
+        "the event JSON, for the shell to refuse");
+    chorus_actions_clear (&out);
+    chorus_flow_destroy (&flow);
+    chorus_flowdef_destroy (&def);
+}
+
 int
 main (void)
 {
@@ -448,5 +517,6 @@ main (void)
     test_late_replies ();
     test_flow_timeout ();
     test_resume ();
+    test_payloads_passed_on ();
     return done_testing ();
 }

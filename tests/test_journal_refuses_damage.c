@@ -1,6 +1,9 @@
 /*  test_journal_refuses_damage.c — the coordinator's journal holding 300
-    flows is damaged five ways (a truncated, flipped or emptied log, a
-    missing CURRENT, a torn table) and one record is made undecodable.
+    flows (most as a snapshot and a delta, some as one record of the format
+    before deltas) is damaged five ways (a truncated, flipped or emptied
+    log, a missing CURRENT, a torn table); then one record is made
+    undecodable, one delta goes missing, and a flow's first record is a
+    delta.
     Each reopen is refused as damaged with a message that names the journal
     (never a journal opened with flows missing); `chorus store check` data
     says what is wrong, and repair keeps what is readable, says which flows
@@ -55,15 +58,48 @@ s_size (const char *path)
     return path && stat (path, &info) == 0? info.st_size: -1;
 }
 
+//  Counts the flows whose records it is called with
 static int
-s_count_flow (const char *id, const char *record, void *arg)
+s_count_flow (const char *id, uint64_t number, const void *data, size_t size, void *arg)
 {
-    (*(int *) arg)++;
+    static char last [256];
+    int *count = (int *) arg;
+    if (*count == 0 || strcmp (id, last) != 0)
+        (*count)++;
+    snprintf (last, sizeof (last), "%s", id);
     return 0;
 }
 
+//  A record of format 2: its envelope, with parts of the shape it checks
+//  (the engine's begins with the state, the coordinator's lists the events
+//  to publish) and nothing more the journal reads
+static void
+s_put_record (chorus_journal_t *journal, const char *id, uint64_t number, int kind,
+              uint64_t unpublished)
+{
+    bool snapshot = kind == CHORUS_JOURNAL_SNAPSHOT;
+    chorus_record_t record;
+    chorus_record_init (&record);
+    chorus_journal_envelope_write (&record, kind, 1, unpublished);
+    chorus_record_array (&record, snapshot? 11: 10);
+    chorus_record_uint (&record, 1);
+    for (int field = 1; field < (snapshot? 11: 10); field++)
+        chorus_record_nil (&record);
+    chorus_record_array (&record, snapshot? 7: 3);
+    for (int field = 0; field < (snapshot? 5: 1); field++)
+        chorus_record_nil (&record);
+    chorus_record_array (&record, unpublished);
+    for (uint64_t event = 0; event < unpublished; event++)
+        chorus_record_nil (&record);
+    chorus_record_nil (&record);
+    chorus_journal_put_record (journal, id, number, record.data, record.size, true);
+    chorus_record_clear (&record);
+}
+
 //  A journal of FLOWS flows, committed ten at a time, with traces and a
-//  definition; with tables, reopened once so that the log becomes a table
+//  definition: every fifth flow as a record of format 1, the others as a
+//  snapshot and a delta; each running, with an event to publish. With
+//  tables, reopened once so that the log becomes a table
 static void
 s_make (const char *dir, bool tables)
 {
@@ -79,7 +115,12 @@ s_make (const char *dir, bool tables)
         snprintf (record, sizeof (record), "{\"correlation\":\"c-%d\",\"state\":{\"flow\":"
                   "\"hold\",\"version\":1,\"state\":\"running\",\"steps\":[]},\"emits\":[{\"topic\":\"t\","
                   "\"n\":1}],\"padding\":\"%0100d\"}", i, i);
-        chorus_journal_put_flow (journal, id, record);
+        if (i % 5 == 0)
+            chorus__journal_put_legacy (journal, id, record);
+        else {
+            s_put_record (journal, id, 7, CHORUS_JOURNAL_SNAPSHOT, 0);
+            s_put_record (journal, id, 8, CHORUS_JOURNAL_DELTA, 1);
+        }
         chorus_journal_put_trace (journal, id, (uint64_t) i, "event", "T", 1);
         if (i % 10 == 0 && chorus_journal_commit (journal))
             bail_out (chorus_journal_error (journal));
@@ -155,7 +196,7 @@ main (void)
         chorus_journal_t *journal = chorus_journal_new (dir, true, &failure, error,
                                                         sizeof (error));
         int flows = 0;
-        if (journal && chorus_journal_each_flow (journal, s_count_flow, &flows) < 0) {
+        if (journal && chorus_journal_each_record (journal, s_count_flow, &flows) < 0) {
             failure = chorus_journal_failure (journal);
             snprintf (error, sizeof (error), "%s", chorus_journal_error (journal));
         }
@@ -178,9 +219,9 @@ main (void)
         is_int (rc, 0, "%s: repair succeeds %s", kind, repair.problem);
         int before = s_count_ids (repair.before), after = s_count_ids (repair.after),
             lost = s_count_ids (repair.lost);
-        diag ("%s: before %d%s, after %d, lost %d, commits %" PRIu64 " of %" PRIu64 " made",
-              kind, before, repair.before_known? "": " (unknown)", after, lost, repair.commits,
-              repair.commits_made);
+        diag ("%s: before %d%s, after %d, lost %d, commits %" PRIu64 " of %" PRIu64 " made, %"
+              PRIu64 " bytes of log dropped", kind, before, repair.before_known? "": " (unknown)",
+              after, lost, repair.commits, repair.commits_made, repair.dropped_bytes);
         //  Lost: readable before and not after, or dropped as undecodable
         bool right = true;
         for (int i = 0; i < before + lost; i++) {
@@ -195,7 +236,7 @@ main (void)
         ok (right, "%s: the lost flows are those readable before and not after (%zu dropped "
             "as undecodable)", kind, repair.dropped);
         ok (after == FLOWS || lost > 0 || repair.commits < repair.commits_made
-            || !repair.before_known || repair.before_problem,
+            || !repair.before_known || repair.before_problem || repair.dropped_bytes > 0,
             "%s: a loss shows in the report%s%s", kind, repair.before_problem? ": ": "",
             repair.before_problem? repair.before_problem: "");
         chorus_journal_repair_clear (&repair);
@@ -203,7 +244,7 @@ main (void)
         //  and the repaired journal opens, with what repair kept
         journal = chorus_journal_new (dir, true, &failure, error, sizeof (error));
         flows = 0;
-        ok (journal && chorus_journal_each_flow (journal, s_count_flow, &flows) >= 0,
+        ok (journal && chorus_journal_each_record (journal, s_count_flow, &flows) >= 0,
             "%s: the repaired journal opens %s", kind, journal? "": error);
         is_int (flows, after, "%s: with the %d flows repair kept", kind, after);
         chorus_journal_destroy (&journal);
@@ -212,33 +253,46 @@ main (void)
         free (dir);
     }
 
-    //  A record that does not decode: check finds it, repair drops it
+    //  Records that do not add up: a delta that does not decode (torn in
+    //  its middle), a record of format 1 that does not, a flow whose
+    //  first record is a delta, and one whose deltas skip a number. Check
+    //  finds them, repair drops them.
     char *dir = zsys_sprintf ("%s/undecodable", root);
     s_make (dir, false);
     char error [512];
     chorus_journal_t *journal = chorus_journal_new (dir, false, NULL, error, sizeof (error));
-    chorus_journal_put_flow (journal, "hold-0007", "{\"state\": tr");
-    is_int (chorus_journal_commit (journal), 0, "a record is overwritten with one that does "
-            "not decode");
+    chorus_record_t torn;
+    chorus_record_init (&torn);
+    chorus_journal_envelope_write (&torn, CHORUS_JOURNAL_DELTA, 1, 1);
+    chorus_record_array (&torn, 3);
+    chorus_journal_put_record (journal, "hold-0007", 8, torn.data, torn.size, true);
+    chorus_record_clear (&torn);
+    chorus__journal_put_legacy (journal, "hold-0010", "{\"state\": tr");
+    chorus_journal_delete_records (journal, "hold-0012", 7, 8);
+    s_put_record (journal, "hold-0013", 10, CHORUS_JOURNAL_DELTA, 1);
+    is_int (chorus_journal_commit (journal), 0, "records are damaged");
     chorus_journal_destroy (&journal);
     chorus_journal_report_t report;
-    ok (chorus_journal_check (dir, &report) == -1 && report.undecodable == 1
-        && strstr (report.problem, "hold-0007"), "check finds it: %s", report.problem);
-    is_int (report.flows, FLOWS, "and counts every flow record");
-    is_int (report.running, FLOWS - 1, "by state");
-    is_int (report.unpublished, FLOWS - 1, "with the events they have to publish");
+    ok (chorus_journal_check (dir, &report) == -1 && report.undecodable == 4
+        && report.failure == CHORUS_JOURNAL_DAMAGED, "check finds them: %s", report.problem);
+    ok (strstr (report.problem, "the records of 4 flows do not decode (the first: flow "
+                "hold-0007: truncated)") != NULL, "and names the first, and why");
+    is_int (report.flows, FLOWS, "and counts every flow");
+    is_int (report.running, FLOWS - 4, "by state");
+    is_int (report.unpublished, FLOWS - 4, "with the events they have to publish");
     is_int (report.definitions, 1, "and the definition");
     is_int (report.traces, FLOWS, "and the trace entries");
     ok (report.commits == report.commits_made && report.commits > 0,
         "its commit mark agrees (%" PRIu64 " commits)", report.commits);
     chorus_journal_repair_t repair;
     is_int (chorus_journal_repair (dir, &repair), 0, "repair succeeds");
-    is_int (repair.dropped, 1, "dropping the record");
-    ok (s_count_ids (repair.lost) == 1 && streq (repair.lost [0], "hold-0007"),
-        "and naming it as lost");
+    is_int (repair.dropped, 4, "dropping their records");
+    ok (s_count_ids (repair.lost) == 4 && streq (repair.lost [0], "hold-0007")
+        && streq (repair.lost [1], "hold-0010") && streq (repair.lost [2], "hold-0012")
+        && streq (repair.lost [3], "hold-0013"), "and naming them as lost");
     chorus_journal_repair_clear (&repair);
-    ok (chorus_journal_check (dir, &report) == 0 && report.flows == FLOWS - 1,
-        "then the journal checks sound with %zu flows", report.flows);
+    ok (chorus_journal_check (dir, &report) == 0 && report.flows == FLOWS - 4,
+        "then the journal checks sound with %zu flows %s", report.flows, report.problem);
 
     //  A locked journal is not a damaged one
     journal = chorus_journal_new (dir, false, NULL, error, sizeof (error));

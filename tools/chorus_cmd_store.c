@@ -95,6 +95,9 @@ s_repair_journal (const char *dir)
     if (report.commits < report.commits_made)
         printf ("lost: the last %" PRIu64 " commits (their flows cannot be named)\n",
                 report.commits_made - report.commits);
+    if (report.dropped_bytes)
+        printf ("lost: %" PRIu64 " bytes of damaged log (their flows cannot be named)\n",
+                report.dropped_bytes);
     if (rc == 0)
         printf ("result: repaired\n");
     else

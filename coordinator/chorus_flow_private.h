@@ -1,0 +1,44 @@
+/*  chorus_flow_private.h — private to the flow engine: a flow's fields,
+    which the engine (chorus_flow.c) moves on and its records
+    (chorus_flow_record.c) save and rebuild. Not installed.
+*/
+#ifndef CHORUS_FLOW_PRIVATE_H_INCLUDED
+#define CHORUS_FLOW_PRIVATE_H_INCLUDED
+
+#include "chorus_flow.h"
+#include "chorus_flow_task.h"
+
+struct _chorus_flow_t {
+    chorus_flowdef_t *def;      //  its definition, not owned
+    char *id;                   //  unique flow id
+    chorus__value_t input;      //  the flow's input
+    char *business_key;         //  the definition's key path on the input, or NULL
+    chorus_flow_state_t state;  //  where it is
+    bool cancelled;             //  the failure is a cancel: it ends CANCELLED
+    int run;                    //  1, then +1 per retry of a failed flow
+    uint64_t started;           //  when it started
+    uint64_t finished;          //  when it reached a terminal state, 0: not yet
+    uint64_t timeout_at;        //  pending flow-timeout timer, 0: none
+    uint64_t seq;               //  last completion number handed out
+    char *error_code;           //  why it failed, NULL: it did not
+    char *error_message;        //  the message
+    char *error_step;           //  the step that failed, NULL: none
+    chorus__step_t *steps;      //  one per step of the definition
+    size_t steps_size;          //  how many
+};
+
+//  A new flow of the definition with this id and input (copied: JSON, its
+//  payload, or both; an empty object when neither), in no state yet; NULL
+//  when memory runs out
+chorus_flow_t *
+    chorus__flow_new (chorus_flowdef_t *def, const char *id, const json_t *input,
+                      const void *encoded, size_t size);
+//  Starts a flow of such an input
+chorus_flow_t *
+    chorus__flow_start (chorus_flowdef_t *def, const char *id, const json_t *input,
+                        const void *encoded, size_t size, uint64_t now, chorus_actions_t *out);
+//  Its state from its name, 0 if unknown
+chorus_flow_state_t
+    chorus__flow_state_from_name (const char *name);
+
+#endif
