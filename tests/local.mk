@@ -90,6 +90,7 @@ TESTS += $(CHORUS_NODE_TESTS) tests/test_beacon_discovery.sh tests/test_shell_br
     tests/test_shell_bridge_runs_handlers_at_once.sh \
     tests/test_persistent_handlers_answer_commands.sh \
     tests/test_persistent_handlers_take_events_once.sh \
+    tests/test_handlers_keep_node_through_signals.sh \
     tests/test_on_stops_promptly.sh tests/test_clock_step_keeps_timers.sh \
     tests/test_store_damage_is_refused.sh tests/test_crash_keeps_new_events.sh \
     tests/test_disk_full_is_refused.sh tests/test_store_says_why.sh tests/test_peers_show_keys.sh \
@@ -98,6 +99,7 @@ EXTRA_DIST += tests/test_beacon_discovery.sh tests/test_shell_bridge.sh \
     tests/test_shell_bridge_runs_handlers_at_once.sh \
     tests/test_persistent_handlers_answer_commands.sh \
     tests/test_persistent_handlers_take_events_once.sh \
+    tests/test_handlers_keep_node_through_signals.sh \
     tests/test_on_stops_promptly.sh tests/test_clock_step_keeps_timers.sh \
     tests/test_store_damage_is_refused.sh tests/test_crash_keeps_new_events.sh \
     tests/test_disk_full_is_refused.sh tests/test_store_says_why.sh tests/test_peers_show_keys.sh \

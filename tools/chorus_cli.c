@@ -6,7 +6,9 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -404,7 +406,15 @@ chorus_cli_node_new (chorus_cli_t *self, const char *service, const char *store_
 int
 chorus_cli_node_start (chorus_cli_t *self, chorus_node_t *node)
 {
+    //  Signals are for our thread: the node's threads, made now, start with
+    //  them blocked. While our thread blocks them (posix_spawn does, as it
+    //  starts each handler) one would otherwise go to a node thread and end
+    //  its poll as though the node were stopping.
+    sigset_t all, ours;
+    sigfillset (&all);
+    pthread_sigmask (SIG_BLOCK, &all, &ours);
     int rc = chorus_node_start (node);
+    pthread_sigmask (SIG_SETMASK, &ours, NULL);
     if (rc < 0)
         chorus_cli_failed (self, node, rc, "cannot start the node");
     return rc;
