@@ -289,14 +289,27 @@ chorus__batch_add (chorus__batch_t *self, char kind, uint32_t status, void *firs
     self->count++;
 }
 
+//  One frame of a batch. A signal that comes meanwhile (the application's
+//  SIGHUP, or a Ctrl-C it has yet to act on) must not lose the batch, whose
+//  events would then stay in hand for ever, nor leave half a message
+static int
+s_send_frame (void *handle, const void *data, size_t size, int flags)
+{
+    int rc;
+    do
+        rc = zmq_send (handle, data, size, flags);
+    while (rc == -1 && zmq_errno () == EINTR);
+    return rc;
+}
+
 int
 chorus__batch_send (chorus__batch_t *self, zsock_t *socket)
 {
     if (self->count == 0)
         return 0;
     void *handle = zsock_resolve (socket);
-    int rc = zmq_send (handle, "B", 1, ZMQ_SNDMORE) == 1
-          && zmq_send (handle, self->data, self->size, 0) == (int) self->size? 0: -1;
+    int rc = s_send_frame (handle, "B", 1, ZMQ_SNDMORE) == 1
+          && s_send_frame (handle, self->data, self->size, 0) == (int) self->size? 0: -1;
     self->size = self->count = 0;
     return rc;
 }
