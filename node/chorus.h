@@ -692,6 +692,116 @@ CHORUS_EXPORT int
 CHORUS_EXPORT void
     chorus_payload_free (void *data);
 
+//  --------------------------------------------------------------------------
+//  Payloads built and read in C. A builder writes one value of the
+//  convention above, in order: a container takes the next `count` values,
+//  a map as key, value, key, value... with str keys.
+//
+//      chorus_builder_t *builder = chorus_builder_new ();
+//      chorus_builder_map (builder, 2);
+//      chorus_builder_str (builder, "order_id");
+//      chorus_builder_str (builder, "A-17");
+//      chorus_builder_str (builder, "total");
+//      chorus_builder_real (builder, 42.5);
+//      const void *data;
+//      size_t size;
+//      if (chorus_builder_payload (builder, &data, &size) == 0)
+//          chorus_node_publish (node, "order.created", "A-17", data, size);
+//      chorus_builder_destroy (&builder);
+//
+//  The first failure sticks: later calls do nothing and return it again,
+//  and chorus_builder_payload returns it, so a sequence of calls needs one
+//  check at its end. Codes: CHORUS_EINVAL (a key that is not a str, NULL
+//  text, nesting deeper than CHORUS_PAYLOAD_MAX_DEPTH, a value beyond the
+//  last one, a payload asked for before its containers are full),
+//  CHORUS_ETOOBIG (over CHORUS_PAYLOAD_MAX), CHORUS_ENOMEM.
+typedef struct _chorus_builder_t chorus_builder_t;
+
+CHORUS_EXPORT chorus_builder_t *chorus_builder_new (void);
+CHORUS_EXPORT void chorus_builder_destroy (chorus_builder_t **self_p);
+//  Empties the builder, and clears its failure, to build another payload
+CHORUS_EXPORT void chorus_builder_reset (chorus_builder_t *self);
+//  A map of `count` pairs, an array of `count` values
+CHORUS_EXPORT int chorus_builder_map (chorus_builder_t *self, size_t count);
+CHORUS_EXPORT int chorus_builder_array (chorus_builder_t *self, size_t count);
+//  A str of the NUL-terminated text, or of `size` bytes (UTF-8, not checked)
+CHORUS_EXPORT int chorus_builder_str (chorus_builder_t *self, const char *text);
+CHORUS_EXPORT int chorus_builder_strn (chorus_builder_t *self, const char *data, size_t size);
+//  A bin: raw bytes
+CHORUS_EXPORT int chorus_builder_bin (chorus_builder_t *self, const void *data, size_t size);
+CHORUS_EXPORT int chorus_builder_int (chorus_builder_t *self, int64_t value);
+CHORUS_EXPORT int chorus_builder_real (chorus_builder_t *self, double value);
+CHORUS_EXPORT int chorus_builder_bool (chorus_builder_t *self, bool value);
+CHORUS_EXPORT int chorus_builder_null (chorus_builder_t *self);
+//  The payload built, once its one value is complete: 0 with *data and
+//  *size, valid until the builder changes; otherwise the failure
+CHORUS_EXPORT int chorus_builder_payload (chorus_builder_t *self, const void **data,
+                                          size_t *size);
+
+//  The reading side: a payload (untrusted bytes, checked whole) opened for
+//  lookups by path. A path is keys and indexes joined by dots, as in a
+//  flow's paths: "items.0.sku" is the sku of the first item; each segment
+//  is a key of a map, or on an array an index from 0; "" is the whole
+//  value. (A key holding a dot cannot be named.)
+//
+//      chorus_fields_t *fields = chorus_fields_new (chorus_event_payload (event),
+//                                                   chorus_event_size (event));
+//      char order [64];
+//      double total;
+//      if (fields && chorus_fields_text (fields, "order_id", order, sizeof order) == 0
+//                 && chorus_fields_real (fields, "total", &total) == 0)
+//          ...
+//      chorus_fields_destroy (&fields);
+typedef struct _chorus_fields_t chorus_fields_t;
+
+typedef enum {
+    CHORUS_VALUE_MISSING = 0,   //  nothing at that path
+    CHORUS_VALUE_NULL = 1,
+    CHORUS_VALUE_BOOL = 2,
+    CHORUS_VALUE_INT = 3,       //  an integer within int64
+    CHORUS_VALUE_REAL = 4,      //  a float, or an integer above INT64_MAX
+    CHORUS_VALUE_STR = 5,
+    CHORUS_VALUE_BIN = 6,
+    CHORUS_VALUE_ARRAY = 7,
+    CHORUS_VALUE_MAP = 8,
+    CHORUS_VALUE_EXT = 9,
+} chorus_value_type_t;
+
+//  One value found in a payload
+typedef struct {
+    chorus_value_type_t type;
+    bool boolean;               //  BOOL
+    int64_t integer;            //  INT
+    double real;                //  REAL, and INT as a double
+    const char *data;           //  STR, BIN, EXT: its bytes, inside the payload (a str is
+                                //  not NUL-terminated)
+    size_t size;                //  STR, BIN, EXT: bytes; ARRAY, MAP: values, pairs
+} chorus_value_t;
+
+//  Opens the payload of `size` bytes at data, which must outlive the
+//  reader. NULL when it is not exactly one well-formed value within
+//  CHORUS_PAYLOAD_MAX_DEPTH (CHORUS_EMALFORMED, the reason in
+//  chorus_node_error (NULL)), or out of memory
+CHORUS_EXPORT chorus_fields_t *chorus_fields_new (const void *data, size_t size);
+CHORUS_EXPORT void chorus_fields_destroy (chorus_fields_t **self_p);
+//  The value at path: 0, with type CHORUS_VALUE_MISSING when there is none;
+//  CHORUS_EINVAL for a NULL argument
+CHORUS_EXPORT int chorus_fields_get (chorus_fields_t *self, const char *path,
+                                     chorus_value_t *value);
+//  The value at path, of one type: 0, or CHORUS_EINVAL when it is missing
+//  or of another type, the reason (which, and what was found) in
+//  chorus_node_error (NULL). A real takes an integer too. A str is given
+//  as bytes inside the payload, or copied and NUL-terminated into buffer
+//  (CHORUS_ETOOBIG when it does not fit with its NUL, CHORUS_EINVAL when
+//  it holds a NUL)
+CHORUS_EXPORT int chorus_fields_int (chorus_fields_t *self, const char *path, int64_t *value);
+CHORUS_EXPORT int chorus_fields_real (chorus_fields_t *self, const char *path, double *value);
+CHORUS_EXPORT int chorus_fields_bool (chorus_fields_t *self, const char *path, bool *value);
+CHORUS_EXPORT int chorus_fields_str (chorus_fields_t *self, const char *path, const char **data,
+                                     size_t *size);
+CHORUS_EXPORT int chorus_fields_text (chorus_fields_t *self, const char *path, char *buffer,
+                                      size_t buffer_size);
+
 #ifdef __cplusplus
 }
 #endif

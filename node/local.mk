@@ -12,7 +12,7 @@ CHORUS_CORE_SOURCES += \
     %D%/chorus_monitor.h %D%/chorus_monitor.c
 CHORUS_CORE_SOURCES += %D%/chorus_store.c %D%/chorus_store.h %D%/chorus_store_check.c
 #   Payloads as JSON, for services, tools and the coordinator alike
-CHORUS_CORE_SOURCES += %D%/chorus_payload.c
+CHORUS_CORE_SOURCES += %D%/chorus_payload.c %D%/chorus_fields.c
 
 noinst_LTLIBRARIES += libchorus_core.la
 libchorus_core_la_SOURCES = $(CHORUS_CORE_SOURCES)

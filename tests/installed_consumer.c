@@ -8,18 +8,41 @@
 #include <stdio.h>
 #include <string.h>
 
+//  Answers {"greeting": TEXT} with {"echo": TEXT}, payloads read and built
+//  with the library's fields and builder
 static void
 s_on_echo (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
 {
-    chorus_reply_set_payload (reply, chorus_command_payload (command),
-                              chorus_command_size (command));
+    chorus_fields_t *fields = chorus_fields_new (chorus_command_payload (command),
+                                                 chorus_command_size (command));
+    char greeting [32];
+    if (!fields || chorus_fields_text (fields, "greeting", greeting, sizeof (greeting))) {
+        chorus_reply_set_error (reply, "bad-request", chorus_node_error (NULL), false);
+        chorus_fields_destroy (&fields);
+        return;
+    }
+    chorus_fields_destroy (&fields);
+    chorus_builder_t *builder = chorus_builder_new ();
+    chorus_builder_map (builder, 1);
+    chorus_builder_str (builder, "echo");
+    chorus_builder_str (builder, greeting);
+    const void *data;
+    size_t size;
+    if (chorus_builder_payload (builder, &data, &size) == 0)
+        chorus_reply_set_payload (reply, data, size);
+    chorus_builder_destroy (&builder);
 }
 
 static void
 s_on_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg)
 {
-    *(int *) arg = chorus_reply_status (reply) == 0 && chorus_reply_size (reply) == 5
-                 && memcmp (chorus_reply_payload (reply), "hello", 5) == 0? 1: -1;
+    chorus_fields_t *fields = chorus_fields_new (chorus_reply_payload (reply),
+                                                 chorus_reply_size (reply));
+    char echo [32];
+    *(int *) arg = chorus_reply_status (reply) == 0 && fields
+                 && chorus_fields_text (fields, "echo", echo, sizeof (echo)) == 0
+                 && strcmp (echo, "hello") == 0? 1: -1;
+    chorus_fields_destroy (&fields);
 }
 
 int
@@ -55,7 +78,12 @@ main (void)
     if (chorus_node_start (caller) < 0)
         return 3;
     int answered = 0;
-    chorus_node_send (caller, "echo", "echo", "hello", 5, 10000, s_on_reply, &answered);
+    //  {"greeting": "hello"}, from JSON this time
+    if (chorus_payload_from_json ("{\"greeting\":\"hello\"}", 20, 0, &data, &size, error,
+                                  sizeof (error)))
+        return 3;
+    chorus_node_send (caller, "echo", "echo", data, size, 10000, s_on_reply, &answered);
+    chorus_payload_free (data);
     struct pollfd fds [2] = {{chorus_node_fd (echo), POLLIN, 0},
                              {chorus_node_fd (caller), POLLIN, 0}};
     //  Edge-triggered: dispatch before each wait
@@ -69,6 +97,6 @@ main (void)
     chorus_node_destroy (&echo);
     if (answered != 1)
         return 4;
-    printf ("libchorus %d.%d.%d, payloads as JSON and a command answered in a poll() loop\n", major, minor, patch);
+    printf ("libchorus %d.%d.%d, payloads as JSON, built and read, and a command answered in a poll() loop\n", major, minor, patch);
     return 0;
 }

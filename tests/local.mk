@@ -62,6 +62,10 @@ check_PROGRAMS += tests/test_json_bridge
 TESTS += tests/test_json_bridge
 tests_test_json_bridge_SOURCES = tests/test_json_bridge.c
 tests_test_json_bridge_LDADD = $(TEST_LIBS) $(JANSSON_LIBS)
+check_PROGRAMS += tests/test_payload_fields
+TESTS += tests/test_payload_fields
+tests_test_payload_fields_SOURCES = tests/test_payload_fields.c
+tests_test_payload_fields_LDADD = $(TEST_LIBS)
 
 #   Store
 check_PROGRAMS += tests/test_store_keeps_state
