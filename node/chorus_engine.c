@@ -37,6 +37,7 @@ typedef struct {
     zpoller_t *poller;          //  everything we wait on
     char *endpoint;             //  our inbox endpoint, as announced
     char *pub_endpoint;         //  our PUB endpoint, as announced
+    char start_error [256];     //  why the start failed, with the system's reason
     chorus__peers_t *peers;     //  peers met, and discovery
     chorus__inbox_t *inbox;     //  events for our group
     chorus__delivery_t *delivery;   //  our events to groups
@@ -362,10 +363,9 @@ s_start (chorus__engine_t *self)
     if (config->monitor)
         self->context.monitor = chorus__monitor_new (self->poller, s_monitor_event, self);
     chorus__keys_t *keys = config->keys;
-    static char keys_error [256];
-    if (keys && chorus__keys_start (keys, keys_error, sizeof (keys_error))) {
+    if (keys && chorus__keys_start (keys, self->start_error, sizeof (self->start_error))) {
         zstr_free (&host);
-        return keys_error;
+        return self->start_error;
     }
     if (keys)
         chorus_msg_want_user_id (self->msg, true);
@@ -382,7 +382,9 @@ s_start (chorus__engine_t *self)
     zsock_set_maxmsgsize (self->router, S_MAX_FRAME);
     if (zmq_bind (self->router, config->listen) == -1) {
         zstr_free (&host);
-        return "cannot bind the inbox endpoint";
+        snprintf (self->start_error, sizeof (self->start_error),
+                  "cannot bind the inbox endpoint: %s", zmq_strerror (zmq_errno ()));
+        return self->start_error;
     }
     char *bound = zsock_last_endpoint (self->router);
     self->endpoint = s_announced (bound, host);
@@ -413,9 +415,11 @@ s_start (chorus__engine_t *self)
     zsock_set_rcvhwm (self->pub, 1000);
     zsock_set_maxmsgsize (self->pub, S_MAX_FRAME);
     if (zmq_bind (self->pub, pub_bind) == -1) {
+        snprintf (self->start_error, sizeof (self->start_error),
+                  "cannot bind the PUB endpoint %s: %s", pub_bind, zmq_strerror (zmq_errno ()));
         free (pub_bind);
         zstr_free (&host);
-        return "cannot bind the PUB endpoint";
+        return self->start_error;
     }
     free (pub_bind);
     bound = zsock_last_endpoint (self->pub);

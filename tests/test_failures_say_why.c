@@ -205,8 +205,8 @@ s_start (const char *root)
     //  The inbox endpoint of the first is taken
     chorus_node_t *third = test_node ("payments", NULL, NULL);
     chorus_node_set_listen (third, chorus_node_endpoint (first));
-    char *taken = zsys_sprintf ("cannot start payments at %s: cannot bind",
-                                chorus_node_endpoint (first));
+    char *taken = zsys_sprintf ("cannot start payments at %s: cannot bind the inbox endpoint: "
+                                "Address already in use", chorus_node_endpoint (first));
     s_failed (chorus_node_start (third), CHORUS_ENETWORK, third, taken,
               "a node on an endpoint in use");
     free (taken);
