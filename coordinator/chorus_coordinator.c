@@ -1355,6 +1355,11 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
     }
     if (config->listen)
         chorus_node_set_listen (self->node, config->listen);
+    if (config->advertise && chorus_node_set_advertise (self->node, config->advertise)) {
+        snprintf (error, error_size, "bad --advertise: %s", chorus_node_error (self->node));
+        chorus_coordinator_destroy (&self);
+        return NULL;
+    }
     for (const char **seed = config->seeds; seed && *seed; seed++)
         chorus_node_add_seed (self->node, *seed);
     if (config->beacon_port)

@@ -19,6 +19,7 @@ typedef struct {
     const char *flows_dir;      //  directory of *.yaml definitions
     const char *store_dir;      //  node store and journal live under it
     const char *listen;         //  inbox endpoint, NULL: the library's default
+    const char *advertise;      //  HOST[:PORT] announced, NULL: $CHORUS_ADVERTISE or found
     const char *mesh;           //  mesh name, NULL: $CHORUS_MESH or "default"
     const char **seeds;         //  seed endpoints, NULL-terminated, may be NULL
     int beacon_port;            //  UDP beacon, 0: off

@@ -26,7 +26,11 @@ s_usage (FILE *out)
         "  --check DIR        validate every definition in DIR and exit\n"
         "  --mesh NAME        the mesh to join (default: $CHORUS_MESH, else 'default');\n"
         "                     nodes of other meshes are ignored\n"
-        "  --listen ENDPOINT  this node's inbox (default: an ephemeral loopback port)\n"
+        "  --listen ENDPOINT  this node's inbox (default: an ephemeral loopback port);\n"
+        "                     on a wildcard (tcp://0.0.0.0:PORT) it announces the address\n"
+        "                     of its interface that routes to the first seed\n"
+        "  --advertise HOST[:PORT]  announce HOST (and PORT for the inbox) to peers\n"
+        "                     instead (default: $CHORUS_ADVERTISE, else as above)\n"
         "  --seed ENDPOINT    a peer to meet first (repeatable; also CHORUS_SEEDS); on a\n"
         "                     secure mesh ENDPOINT@KEY, KEY being the seed's public key\n"
         "                     (40 Z85 characters) or the NAME of its certificate in the\n"
@@ -98,7 +102,7 @@ main (int argc, char **argv)
         {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'}, {"mesh", required_argument, 0, 'm'},
         {"cert", required_argument, 0, 'C'}, {"trust", required_argument, 0, 'T'},
-        {0, 0, 0, 0}};
+        {"advertise", required_argument, 0, 'a'}, {0, 0, 0, 0}};
     chorus_coordinator_config_t config;
     memset (&config, 0, sizeof (config));
     config.journal_sync = true;
@@ -113,6 +117,7 @@ main (int argc, char **argv)
             case 's': config.store_dir = optarg; break;
             case 'c': check = optarg; break;
             case 'l': config.listen = optarg; break;
+            case 'a': config.advertise = optarg; break;
             case 'm': config.mesh = optarg; break;
             case 'e':
                 if (seed_count < 64)

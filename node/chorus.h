@@ -198,9 +198,21 @@ CHORUS_EXPORT int
     chorus_node_set_mesh (chorus_node_t *self, const char *mesh);
 //  The inbox endpoint to bind, e.g. "tcp://127.0.0.1:5670" (default
 //  "tcp://127.0.0.1:0", a random free port). It is also announced to peers,
-//  so it must be an address they can connect to.
+//  so it must be an address they can connect to; on a wildcard address
+//  ("tcp://0.0.0.0:5670") the node announces the address of its interface
+//  that routes to its first seed (or the beacon's interface, or
+//  127.0.0.1 when it has neither), unless told what to advertise.
 CHORUS_EXPORT int
     chorus_node_set_listen (chorus_node_t *self, const char *endpoint);
+//  The address to announce to peers instead, "HOST" or "HOST:PORT" (an IPv6
+//  HOST in brackets), for a node behind NAT or port forwarding, or on a
+//  host whose routes do not tell: HOST replaces the host of the inbox and
+//  PUB endpoints, PORT the inbox's port (the PUB keeps its own). NULL or ""
+//  for the default: $CHORUS_ADVERTISE, else found as above. Returns 0, or
+//  CHORUS_EINVAL naming what is wrong (chorus_node_start fails the same way
+//  on a bad $CHORUS_ADVERTISE).
+CHORUS_EXPORT int
+    chorus_node_set_advertise (chorus_node_t *self, const char *address);
 //  A peer's inbox endpoint to meet first (repeatable): 1 to 256
 //  characters; on a secure node "ENDPOINT@KEY" (see below), checked by
 //  chorus_node_start

@@ -323,12 +323,19 @@ s_recv_router (chorus__engine_t *self)
 //  --------------------------------------------------------------------------
 //  Start: bind, announce, meet the seeds
 
-//  Replaces a wildcard host in a bound endpoint with one peers can reach
+//  The endpoint to announce for one we bound: the advertised host, and for
+//  the inbox the advertised port, when there are; otherwise a wildcard host
+//  replaced by `host` (the beacon's interface, or the one that routes to
+//  the first seed, or loopback)
 static char *
-s_announced (const char *bound, const char *host)
+s_announced (const char *bound, const char *host, const char *advertised, int advertised_port)
 {
     const char *port = strrchr (bound, ':');
-    if (strstr (bound, "0.0.0.0") || strstr (bound, "[::]") || strstr (bound, "*"))
+    if (advertised && advertised_port)
+        return zsys_sprintf ("tcp://%s:%d", advertised, advertised_port);
+    if (advertised)
+        return zsys_sprintf ("tcp://%s%s", advertised, port? port: "");
+    if (chorus__endpoint_wildcard (bound))
         return zsys_sprintf ("tcp://%s%s", host? host: "127.0.0.1", port? port: "");
     return strdup (bound);
 }
@@ -360,6 +367,21 @@ s_start (chorus__engine_t *self)
             return "no network interface for the UDP beacon";
         }
     }
+    //  What we announce: told (--advertise), else found
+    char advertised [272] = "";
+    int advertised_port = 0;
+    if (config->advertise
+    &&  !chorus__advertise_parse (config->advertise, advertised, sizeof (advertised),
+                                  &advertised_port, self->start_error,
+                                  sizeof (self->start_error))) {
+        zstr_free (&host);
+        return self->start_error;
+    }
+    char routed [272];
+    if (!host && !*advertised && chorus__endpoint_wildcard (config->listen)
+    &&  zlist_size (config->seeds)
+    &&  chorus__route_host ((const char *) zlist_first (config->seeds), routed, sizeof (routed)))
+        host = strdup (routed);
     if (config->monitor)
         self->context.monitor = chorus__monitor_new (self->poller, s_monitor_event, self);
     chorus__keys_t *keys = config->keys;
@@ -387,21 +409,21 @@ s_start (chorus__engine_t *self)
         return self->start_error;
     }
     char *bound = zsock_last_endpoint (self->router);
-    self->endpoint = s_announced (bound, host);
-    zstr_free (&bound);
+    self->endpoint = s_announced (bound, host, *advertised? advertised: NULL, advertised_port);
 
-    //  PUB on the same interface as the inbox, on an ephemeral port. An
-    //  XPUB, so that we read the subscriptions ourselves: each observer
-    //  gets every event and filters, and no observer can grow our
-    //  subscription table without bound
-    char *pub_bind = strdup (self->endpoint);
+    //  PUB on the same interface as the inbox (a wildcard too), on an
+    //  ephemeral port. An XPUB, so that we read the subscriptions
+    //  ourselves: each observer gets every event and filters, and no
+    //  observer can grow our subscription table without bound
+    char *pub_bind = strdup (bound);
     char *colon = strrchr (pub_bind, ':');
     if (colon && strncmp (pub_bind, "tcp://", 6) == 0)
         strcpy (colon, ":0");
     else {
         free (pub_bind);
-        pub_bind = zsys_sprintf ("%s-pub", self->endpoint);
+        pub_bind = zsys_sprintf ("%s-pub", bound);
     }
+    zstr_free (&bound);
     self->pub = chorus__socket_new (ZMQ_XPUB);
     if (!self->pub) {
         free (pub_bind);
@@ -423,7 +445,7 @@ s_start (chorus__engine_t *self)
     }
     free (pub_bind);
     bound = zsock_last_endpoint (self->pub);
-    self->pub_endpoint = s_announced (bound, host);
+    self->pub_endpoint = s_announced (bound, host, *advertised? advertised: NULL, 0);
     zstr_free (&bound);
     zstr_free (&host);
 

@@ -130,6 +130,11 @@ chorus_node_new (const char *service)
     //  order are soon reused by the next short-lived node, which then
     //  receives what peers still meant for its predecessor.
     config->listen = strdup ("tcp://127.0.0.1:0");
+    const char *advertise = getenv ("CHORUS_ADVERTISE");
+    if (advertise && *advertise) {
+        config->advertise = strdup (advertise);
+        config->advertise_from_env = true;     //  checked at start
+    }
     config->seeds = zlist_new ();
     zlist_autofree (config->seeds);
     config->heartbeat_ms = 1000;
@@ -229,6 +234,7 @@ chorus_node_destroy (chorus_node_t **self_p)
     free (self->config.service);
     free (self->config.mesh);
     free (self->config.listen);
+    free (self->config.advertise);
     free (self->config.work_endpoint);
     zlist_destroy (&self->config.seeds);
     chorus__keys_destroy (&self->config.keys);
@@ -277,6 +283,21 @@ chorus_node_set_listen (chorus_node_t *self, const char *endpoint)
                         endpoint? "": " (NULL given)");
     free (self->config.listen);
     self->config.listen = strdup (endpoint);
+    return 0;
+}
+
+int
+chorus_node_set_advertise (chorus_node_t *self, const char *address)
+{
+    S_BEFORE_START (self);
+    char host [272], error [320];
+    int port;
+    if (address && *address
+    &&  !chorus__advertise_parse (address, host, sizeof (host), &port, error, sizeof (error)))
+        return s_failf (self, CHORUS_EINVAL, "%s", error);
+    free (self->config.advertise);
+    self->config.advertise = address && *address? strdup (address): NULL;
+    self->config.advertise_from_env = false;
     return 0;
 }
 
@@ -549,6 +570,13 @@ int
 chorus_node_start (chorus_node_t *self)
 {
     S_BEFORE_START (self);
+    if (self->config.advertise_from_env) {
+        char host [272], error [320];
+        int port;
+        if (!chorus__advertise_parse (self->config.advertise, host, sizeof (host), &port, error,
+                                      sizeof (error)))
+            return s_failf (self, CHORUS_EINVAL, "bad CHORUS_ADVERTISE: %s", error);
+    }
     if (!self->store_dir) {
         const char *tmpdir = getenv ("TMPDIR");
         char *dir = zsys_sprintf ("%s/chorus-node-XXXXXX", tmpdir && *tmpdir? tmpdir: "/tmp");

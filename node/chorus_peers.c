@@ -57,6 +57,7 @@ struct _chorus__peers_t {
     size_t subs_size;           //  how many
     bool announce;              //  send HELLO to every peer at the next tick
     bool connecting;            //  a HELLO waits for its connection: tick soon
+    bool warned_loopback;       //  we said that peers elsewhere cannot reach us
 };
 
 //  A DEALER into an endpoint's inbox, or NULL (after a warning) when the
@@ -67,6 +68,17 @@ s_dealer_new (chorus__peers_t *self, const char *endpoint, const char *key)
 {
     if (self->config->keys && !chorus__key_valid (key))
         return NULL;
+    //  A peer on another host cannot reach a loopback address: say so, once
+    if (!self->warned_loopback && self->endpoint && chorus__endpoint_loopback (self->endpoint)
+    &&  strncmp (endpoint, "tcp://", 6) == 0 && !chorus__endpoint_loopback (endpoint)) {
+        chorus__log (CHORUS_LOG_WARNING, "chorus %s: we announce %s, a loopback address, to %s: "
+                     "a peer on another host cannot reach it; %s", self->config->service,
+                     self->endpoint, endpoint, self->config->advertise?
+                     "the address advertised (--advertise, CHORUS_ADVERTISE) is loopback":
+                     "listen on a wildcard or another interface, or set --advertise "
+                     "(CHORUS_ADVERTISE)");
+        self->warned_loopback = true;
+    }
     void *dealer = chorus__socket_new (ZMQ_DEALER);
     if (!dealer) {
         chorus__context_warn (self->context, W_SOCKET, "cannot open a connection to %s: %s",

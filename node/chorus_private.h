@@ -80,6 +80,26 @@ size_t
 bool
     chorus__valid_name (const char *name, size_t max);
 
+//  Addresses we announce (chorus_address.c). Parses "HOST" or "HOST:PORT"
+//  (an IPv6 HOST in brackets) into host (brackets kept) and *port (0 when
+//  none); false with the reason in error when it is not one
+bool
+    chorus__advertise_parse (const char *text, char *host, size_t host_size, int *port,
+                             char *error, size_t error_size);
+//  The address of this host's interface that routes to an endpoint's host
+//  ("tcp://HOST:PORT", an "@KEY" after it ignored), as an endpoint host
+//  (IPv6 in brackets); false when there is none (no route, a name that does
+//  not resolve, not tcp)
+bool
+    chorus__route_host (const char *endpoint, char *host, size_t host_size);
+//  True if a tcp endpoint's host is a loopback address (127.0.0.0/8, ::1,
+//  localhost); false for other hosts and other transports
+bool
+    chorus__endpoint_loopback (const char *endpoint);
+//  True if a tcp endpoint's host is on no particular interface (0.0.0.0, ::, *)
+bool
+    chorus__endpoint_wildcard (const char *endpoint);
+
 //  A subscription as announced in HELLO
 typedef struct {
     char *prefix;               //  topic prefix
@@ -134,6 +154,8 @@ typedef struct {
     char *service;              //  our service (group) name
     char *mesh;                 //  our mesh: HELLOs from other meshes are ignored
     char *listen;               //  inbox endpoint to bind
+    char *advertise;            //  HOST[:PORT] announced instead of the bound host, or NULL
+    bool advertise_from_env;    //  advertise came from CHORUS_ADVERTISE, unchecked
     zlist_t *seeds;             //  seed inbox endpoints
     int beacon_port;            //  UDP beacon port, 0 = off
     int heartbeat_ms;           //  PING after this much silence

@@ -9,7 +9,7 @@ CHORUS_CORE_SOURCES += \
     %D%/chorus_delivery.h %D%/chorus_delivery.c %D%/chorus_commands.h \
     %D%/chorus_commands.c %D%/chorus_observer.h %D%/chorus_observer.c %D%/chorus_node.c %D%/chorus_views.c \
     %D%/chorus_gate.h %D%/chorus_gate.c %D%/chorus_keys.h %D%/chorus_keys.c \
-    %D%/chorus_monitor.h %D%/chorus_monitor.c
+    %D%/chorus_monitor.h %D%/chorus_monitor.c %D%/chorus_address.c
 CHORUS_CORE_SOURCES += %D%/chorus_store.c %D%/chorus_store.h %D%/chorus_store_check.c
 #   Payloads as JSON, for services, tools and the coordinator alike
 CHORUS_CORE_SOURCES += %D%/chorus_payload.c %D%/chorus_fields.c

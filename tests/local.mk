@@ -98,7 +98,8 @@ TESTS += $(CHORUS_NODE_TESTS) tests/test_beacon_discovery.sh tests/test_shell_br
     tests/test_on_stops_promptly.sh tests/test_clock_step_keeps_timers.sh \
     tests/test_store_damage_is_refused.sh tests/test_crash_keeps_new_events.sh \
     tests/test_disk_full_is_refused.sh tests/test_store_says_why.sh tests/test_peers_show_keys.sh \
-    tests/test_sighup_keeps_programs_running.sh tests/test_secure_mesh_runs_flows.sh
+    tests/test_sighup_keeps_programs_running.sh tests/test_secure_mesh_runs_flows.sh \
+    tests/test_nodes_announce_reachable_addresses.sh
 EXTRA_DIST += tests/test_beacon_discovery.sh tests/test_shell_bridge.sh \
     tests/test_shell_bridge_runs_handlers_at_once.sh \
     tests/test_persistent_handlers_answer_commands.sh \
@@ -107,7 +108,8 @@ EXTRA_DIST += tests/test_beacon_discovery.sh tests/test_shell_bridge.sh \
     tests/test_on_stops_promptly.sh tests/test_clock_step_keeps_timers.sh \
     tests/test_store_damage_is_refused.sh tests/test_crash_keeps_new_events.sh \
     tests/test_disk_full_is_refused.sh tests/test_store_says_why.sh tests/test_peers_show_keys.sh \
-    tests/test_sighup_keeps_programs_running.sh tests/test_secure_mesh_runs_flows.sh
+    tests/test_sighup_keeps_programs_running.sh tests/test_secure_mesh_runs_flows.sh \
+    tests/test_nodes_announce_reachable_addresses.sh
 tests_test_discovery_meets_peers_LDADD = $(TEST_LIBS)
 tests_test_group_shares_events_LDADD = $(TEST_LIBS)
 tests_test_group_catches_up_LDADD = $(TEST_LIBS)

@@ -103,6 +103,9 @@ chorus_cli_option (chorus_cli_t *self, int opt, char **argv)
         case CHORUS_CLI_OPT_LISTEN:
             self->listen = optarg;
             return CHORUS_CLI_CONTINUE;
+        case CHORUS_CLI_OPT_ADVERTISE:
+            self->advertise = optarg;
+            return CHORUS_CLI_CONTINUE;
         case CHORUS_CLI_OPT_MESH:
             self->mesh = optarg;
             return CHORUS_CLI_CONTINUE;
@@ -217,7 +220,12 @@ chorus_cli_print_mesh_help (FILE *out, const char *store_default)
         "  --mesh NAME        the mesh to join: nodes of other meshes are ignored\n"
         "                     (default: $CHORUS_MESH, else 'default')\n"
         "  --listen ENDPOINT  inbox endpoint to bind and announce to peers\n"
-        "                     (default: tcp://127.0.0.1:0, a random free port)\n"
+        "                     (default: tcp://127.0.0.1:0, a random free port); on a\n"
+        "                     wildcard (tcp://0.0.0.0:PORT) the node announces the\n"
+        "                     address of its interface that routes to the first seed\n"
+        "  --advertise HOST[:PORT]  announce HOST (and PORT for the inbox) to peers\n"
+        "                     instead, behind NAT or port forwarding (default:\n"
+        "                     $CHORUS_ADVERTISE, else as above)\n"
         "  --seed ENDPOINT    a peer's inbox endpoint to meet first; repeatable, and\n"
         "                     added to those in CHORUS_SEEDS (comma-separated). On a\n"
         "                     secure mesh ENDPOINT@KEY, in CHORUS_SEEDS too: KEY is\n"
@@ -368,6 +376,11 @@ s_configure (chorus_cli_t *self, chorus_node_t *node, const char *store_name)
     rc = self->listen? chorus_node_set_listen (node, self->listen): 0;
     if (rc < 0) {
         chorus_cli_failed (self, node, rc, "bad --listen '%s'", self->listen);
+        return rc;
+    }
+    rc = self->advertise? chorus_node_set_advertise (node, self->advertise): 0;
+    if (rc < 0) {
+        chorus_cli_failed (self, node, rc, "bad --advertise '%s'", self->advertise);
         return rc;
     }
     rc = self->beacon? chorus_node_set_beacon (node, self->beacon): 0;
