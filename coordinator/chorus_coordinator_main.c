@@ -21,7 +21,12 @@ s_usage (FILE *out)
         "fans out and compensates, and journals every transition so that after a\n"
         "crash every flow resumes where it was. Flow format: coordinator/FLOWS.md.\n"
         "\n"
-        "  --flows DIR        directory of *.yaml flow definitions\n"
+        "  --flows DIR        directory of *.yaml flow definitions, loaded again on\n"
+        "                     SIGHUP or within a second of a change to its files:\n"
+        "                     all of them, or none if one does not load (the error\n"
+        "                     is logged, and the definitions in force stay). New\n"
+        "                     flows start on the new versions, running flows keep\n"
+        "                     theirs; 'chorus flow defs' shows what is loaded\n"
         "  --store DIR        where the node store and the journal live\n"
         "  --check DIR        validate every definition in DIR and exit\n"
         "  --mesh NAME        the mesh to join (default: $CHORUS_MESH, else 'default');\n"
@@ -61,11 +66,13 @@ s_usage (FILE *out)
         "that do not load, a store locked or unwritable), 2 bad usage, 5 damaged store.\n");
 }
 
-//  SIGHUP: read the trust directory again, instead of ending
+//  SIGHUP: load the flows directory and read the trust directory again,
+//  instead of ending
 static void
 s_on_hangup (int signal_number)
 {
     (void) signal_number;
+    chorus_coordinator_hangup ();
     chorus_reload_trust ();
 }
 
