@@ -4,6 +4,7 @@
 #include "chorus_coordinator.h"
 
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -198,13 +199,21 @@ main (int argc, char **argv)
     config.seeds = seeds;
     zsys_set_logstream (stderr);
     chorus_set_log (s_on_library_log, NULL);
+    //  Signals are for our thread: the threads of the node and of the
+    //  journal, made now, start with them blocked. One that went to a
+    //  node's thread would end its poll as though the node were stopping.
+    sigset_t all, ours;
+    sigfillset (&all);
+    pthread_sigmask (SIG_BLOCK, &all, &ours);
     chorus_coordinator_t *coordinator = chorus_coordinator_new (&config, error, sizeof (error));
+    int rc = coordinator? chorus_coordinator_start (coordinator): -1;
+    pthread_sigmask (SIG_SETMASK, &ours, NULL);
     if (!coordinator) {
         fprintf (stderr, "chorus-coordinator: %s\n", error);
         free (env);
         return 1;
     }
-    if (chorus_coordinator_start (coordinator)) {
+    if (rc) {
         fprintf (stderr, "chorus-coordinator: %s\n", chorus_coordinator_error (coordinator));
         int status = chorus_coordinator_damaged (coordinator)? 5: 1;
         chorus_coordinator_destroy (&coordinator);
