@@ -21,7 +21,7 @@
 #define S_PUBLISH_BACKOFF_MS 100            //  first wait after a failed publish
 #define S_PUBLISH_BACKOFF_MAX_MS 5000       //  longest
 #define S_COMPACT_MIN 4096                  //  deltas a flow's snapshot may trail, in bytes
-#define S_SCAN_MS 500                       //  how often the flows directory is looked at
+#define S_SCAN_MS 400                       //  how often the flows directory is looked at
 
 //  An event a flow made, journaled with the transition that made it and
 //  kept until it is published
