@@ -6,13 +6,14 @@
 */
 #include "chorus_coordinator.h"
 #include "chorus_be64.h"
+#include "chorus_defset.h"
 #include "chorus_flow.h"
 #include "chorus_journal.h"
 #include "chorus_timers.h"
 #include "chorus_value.h"
 
-#include <dirent.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 
 #define S_KEEP_FINISHED 10000
 #define S_TRACE_KEEP_MS (24 * 3600 * 1000ull)
@@ -20,6 +21,7 @@
 #define S_PUBLISH_BACKOFF_MS 100            //  first wait after a failed publish
 #define S_PUBLISH_BACKOFF_MAX_MS 5000       //  longest
 #define S_COMPACT_MIN 4096                  //  deltas a flow's snapshot may trail, in bytes
+#define S_SCAN_MS 400                       //  how often the flows directory is looked at
 
 //  An event a flow made, journaled with the transition that made it and
 //  kept until it is published
@@ -114,7 +116,7 @@ typedef struct {
 struct _chorus_coordinator_t {
     chorus_node_t *node;        //  our node on the mesh
     chorus_journal_t *journal;  //  durable flow states, definitions, traces
-    zhashx_t *definitions;      //  "name" -> zlistx_t of chorus_flowdef_t, by version
+    chorus_defset_t *defs;      //  the definitions: deployed, and every version flows use
     zhashx_t *journaled;        //  "name/version" of definitions in the journal
     chorus_flowset_t *flows;    //  every flow we run or ran
     zhashx_t *records;          //  flow id -> s_record_t, our part of its journal records
@@ -132,6 +134,9 @@ struct _chorus_coordinator_t {
     int64_t publish_at;         //  monotonic ms: no publish before, after a failure
     int64_t publish_backoff;    //  ms to wait after the next failure
     uint64_t last_sweep;        //  when traces were last expired
+    zhashx_t *subscribed;       //  trigger topics subscribed to
+    unsigned hangups_seen;      //  chorus_coordinator_hangup calls acted on
+    int64_t scan_at;            //  monotonic ms: look at the flows directory again
     bool damaged;               //  the journal or node store is damaged: stop
     char error [1024];          //  why start or run failed
     bool verbose;               //  log to stderr
@@ -180,99 +185,20 @@ s_unpack (const void *data, size_t size)
 //  --------------------------------------------------------------------------
 //  Definitions
 
-static int
-s_compare_versions (const void *a, const void *b)
-{
-    int x = chorus_flowdef_version ((chorus_flowdef_t *) a);
-    int y = chorus_flowdef_version ((chorus_flowdef_t *) b);
-    return x < y? -1: x > y;
-}
-
-static void
-s_def_destroy (void **item)
-{
-    chorus_flowdef_destroy ((chorus_flowdef_t **) item);
-}
-
-static void
-s_versions_destroy (void **item)
-{
-    zlistx_destroy ((zlistx_t **) item);
-}
-
-//  Adds a definition; false if that name and version is already there
-static bool
-s_add_definition (zhashx_t *definitions, chorus_flowdef_t *def)
-{
-    zlistx_t *versions = (zlistx_t *) zhashx_lookup (definitions, chorus_flowdef_name (def));
-    if (!versions) {
-        versions = zlistx_new ();
-        zlistx_set_comparator (versions, s_compare_versions);
-        zlistx_set_destructor (versions, s_def_destroy);
-        zhashx_insert (definitions, chorus_flowdef_name (def), versions);
-    }
-    for (chorus_flowdef_t *known = (chorus_flowdef_t *) zlistx_first (versions); known;
-         known = (chorus_flowdef_t *) zlistx_next (versions))
-        if (chorus_flowdef_version (known) == chorus_flowdef_version (def))
-            return false;
-    zlistx_insert (versions, def, true);
-    return true;
-}
-
-//  Loads every *.yaml of a directory into definitions; 0 or -1 with error
-static int
-s_load_dir (const char *dir, zhashx_t *definitions, char *error, size_t error_size)
-{
-    DIR *handle = opendir (dir);
-    if (!handle) {
-        snprintf (error, error_size, "%s: cannot read the flows directory", dir);
-        return -1;
-    }
-    zlistx_t *names = zlistx_new ();
-    zlistx_set_destructor (names, (zlistx_destructor_fn *) zstr_free);
-    zlistx_set_comparator (names, (zlistx_comparator_fn *) strcmp);
-    struct dirent *entry;
-    while ((entry = readdir (handle))) {
-        size_t length = strlen (entry->d_name);
-        if ((length > 5 && streq (entry->d_name + length - 5, ".yaml"))
-        ||  (length > 4 && streq (entry->d_name + length - 4, ".yml")))
-            zlistx_insert (names, zsys_sprintf ("%s/%s", dir, entry->d_name), true);
-    }
-    closedir (handle);
-    int rc = 0;
-    for (char *path = (char *) zlistx_first (names); path && rc == 0;
-         path = (char *) zlistx_next (names)) {
-        chorus_flowdef_t *def = chorus_flowdef_load (path, error, error_size);
-        if (!def)
-            rc = -1;
-        else
-        if (!s_add_definition (definitions, def)) {
-            snprintf (error, error_size, "%s: flow '%s' version %d is defined twice", path,
-                      chorus_flowdef_name (def), chorus_flowdef_version (def));
-            chorus_flowdef_destroy (&def);
-            rc = -1;
-        }
-    }
-    zlistx_destroy (&names);
-    return rc;
-}
-
 int
 chorus_coordinator_check (const char *dir, char *error, size_t error_size)
 {
-    zhashx_t *definitions = zhashx_new ();
-    zhashx_set_destructor (definitions, s_versions_destroy);
-    int rc = s_load_dir (dir, definitions, error, error_size);
-    zhashx_destroy (&definitions);
+    chorus_defset_t *defs = chorus_defset_new (dir);
+    int rc = chorus_defset_load (defs, s_now (), error, error_size);
+    chorus_defset_destroy (&defs);
     return rc;
 }
 
-//  The newest version of a definition, or NULL
+//  The newest version of a definition in the flows directory, or NULL
 static chorus_flowdef_t *
 s_newest (chorus_coordinator_t *self, const char *name)
 {
-    zlistx_t *versions = (zlistx_t *) zhashx_lookup (self->definitions, name);
-    return versions? (chorus_flowdef_t *) zlistx_last (versions): NULL;
+    return chorus_defset_newest (self->defs, name);
 }
 
 //  A given version: loaded, or kept in the journal since a flow used it;
@@ -281,11 +207,9 @@ static chorus_flowdef_t *
 s_version (chorus_coordinator_t *self, const char *name, int version, char *why,
            size_t why_size)
 {
-    zlistx_t *versions = (zlistx_t *) zhashx_lookup (self->definitions, name);
-    for (chorus_flowdef_t *def = versions? (chorus_flowdef_t *) zlistx_first (versions): NULL;
-         def; def = (chorus_flowdef_t *) zlistx_next (versions))
-        if (chorus_flowdef_version (def) == version)
-            return def;
+    chorus_flowdef_t *known = chorus_defset_version (self->defs, name, version);
+    if (known)
+        return known;
     char *source = NULL;
     if (chorus_journal_definition (self->journal, name, version, &source)) {
         snprintf (why, why_size, "%s", chorus_journal_error (self->journal));
@@ -306,8 +230,7 @@ s_version (chorus_coordinator_t *self, const char *name, int version, char *why,
                   "not load: %s", name, version, error);
         return NULL;
     }
-    s_add_definition (self->definitions, def);
-    return def;
+    return chorus_defset_keep (self->defs, def);
 }
 
 //  Keeps the exact definition a flow starts with, once per version
@@ -956,9 +879,8 @@ s_on_trigger (chorus_node_t *node, chorus_event_t *event, void *arg)
     //  Starting a flow looks definitions up, which must not happen while
     //  iterating over the same table: collect the triggered ones first
     zlistx_t *triggered = zlistx_new ();
-    for (zlistx_t *versions = (zlistx_t *) zhashx_first (self->definitions); versions;
-         versions = (zlistx_t *) zhashx_next (self->definitions)) {
-        chorus_flowdef_t *def = (chorus_flowdef_t *) zlistx_last (versions);
+    for (chorus_flowdef_t *def = chorus_defset_first (self->defs); def;
+         def = chorus_defset_next (self->defs)) {
         const char *trigger = chorus_flowdef_trigger (def);
         if (trigger && streq (trigger, topic))
             zlistx_add_end (triggered, def);
@@ -1289,6 +1211,100 @@ s_on_trace (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *repl
 }
 
 //  --------------------------------------------------------------------------
+//  Hot deploy: the flows directory loaded again
+
+//  SIGHUPs asked for, by every coordinator of the process
+static atomic_uint s_hangups = 0;
+
+void
+chorus_coordinator_hangup (void)
+{
+    atomic_fetch_add (&s_hangups, 1);
+}
+
+//  One subscription per distinct trigger topic of the deployed definitions,
+//  as group "coordinator"; a trigger no definition has any more stays
+//  subscribed (the node cannot take one back), and s_on_trigger starts
+//  nothing for its events
+static void
+s_subscribe_triggers (chorus_coordinator_t *self)
+{
+    for (chorus_flowdef_t *def = chorus_defset_first (self->defs); def;
+         def = chorus_defset_next (self->defs)) {
+        const char *trigger = chorus_flowdef_trigger (def);
+        if (!trigger || zhashx_lookup (self->subscribed, trigger))
+            continue;
+        int rc = chorus_node_subscribe (self->node, trigger, s_on_trigger, self);
+        if (rc == 0)
+            zhashx_insert (self->subscribed, trigger, (void *) 1);
+        else        //  tried again at the next reload
+            zsys_error ("coordinator: cannot subscribe to trigger '%s' of flow '%s': %s: %s",
+                        trigger, chorus_flowdef_name (def), chorus_strerror (rc),
+                        chorus_node_error (self->node));
+    }
+}
+
+//  Loads the flows directory again, and says why in the log
+static int
+s_reload (chorus_coordinator_t *self, const char *why)
+{
+    char error [1024];
+    if (chorus_defset_load (self->defs, s_now (), error, sizeof (error))) {
+        zsys_error ("coordinator: flows not reloaded (%s), the definitions loaded before stay "
+                    "in force: %s", why, error);
+        return -1;
+    }
+    s_subscribe_triggers (self);
+    //  Which, in the log: "flows reloaded: a v1 (a.yaml), b v2 (b.yaml)"
+    json_t *state = chorus_defset_json (self->defs);
+    char *loaded = strdup ("");
+    size_t index;
+    json_t *def;
+    json_array_foreach (json_object_get (state, "definitions"), index, def) {
+        char *more = zsys_sprintf ("%s%s%s v%d (%s)", loaded, index? ", ": "",
+                                   json_string_value (json_object_get (def, "flow")),
+                                   (int) json_integer_value (json_object_get (def, "version")),
+                                   json_string_value (json_object_get (def, "file")));
+        free (loaded);
+        loaded = more;
+    }
+    zsys_info ("coordinator: flows reloaded (%s): %s", why, *loaded? loaded: "none");
+    free (loaded);
+    json_decref (state);
+    return 0;
+}
+
+int
+chorus_coordinator_reload (chorus_coordinator_t *self)
+{
+    return s_reload (self, "asked");
+}
+
+//  A SIGHUP came, or the flows directory changed: load it again
+static void
+s_watch_flows (chorus_coordinator_t *self)
+{
+    unsigned hangups = atomic_load (&s_hangups);
+    if (hangups != self->hangups_seen) {
+        self->hangups_seen = hangups;
+        s_reload (self, "SIGHUP");
+    }
+    else
+    if (zclock_mono () >= self->scan_at) {
+        if (chorus_defset_changed (self->defs))
+            s_reload (self, "the directory changed");
+        self->scan_at = zclock_mono () + S_SCAN_MS;
+    }
+}
+
+static void
+s_on_defs (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
+{
+    chorus_coordinator_t *self = (chorus_coordinator_t *) arg;
+    s_reply_json (reply, chorus_defset_json (self->defs));
+}
+
+//  --------------------------------------------------------------------------
 //  Life cycle
 
 chorus_coordinator_t *
@@ -1297,8 +1313,8 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
 {
     chorus_coordinator_t *self = (chorus_coordinator_t *) zmalloc (sizeof (chorus_coordinator_t));
     self->verbose = config->verbose;
-    self->definitions = zhashx_new ();
-    zhashx_set_destructor (self->definitions, s_versions_destroy);
+    self->subscribed = zhashx_new ();
+    self->hangups_seen = atomic_load (&s_hangups);
     self->journaled = zhashx_new ();
     self->records = zhashx_new ();
     zhashx_set_destructor (self->records, s_record_destroy);
@@ -1317,10 +1333,13 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
         chorus_coordinator_destroy (&self);
         return NULL;
     }
-    if (s_load_dir (config->flows_dir, self->definitions, error, error_size)) {
+    self->defs = chorus_defset_new (config->flows_dir);
+    if (chorus_defset_load (self->defs, s_now (), error, error_size)) {
         chorus_coordinator_destroy (&self);
         return NULL;
     }
+    chorus_defset_changed (self->defs);     //  what the directory holds now
+    self->scan_at = zclock_mono () + S_SCAN_MS;
     self->store_dir = strdup (config->store_dir);
     self->journal_dir = zsys_sprintf ("%s/journal", config->store_dir);
     self->journal_sync = config->journal_sync;
@@ -1389,7 +1408,9 @@ chorus_coordinator_destroy (chorus_coordinator_t **self_p)
     zlistx_destroy (&self->unpublished);
     zhashx_destroy (&self->records);
     zhashx_destroy (&self->journaled);
-    zhashx_destroy (&self->definitions);
+    //  After the flows, which point to their definitions
+    chorus_defset_destroy (&self->defs);
+    zhashx_destroy (&self->subscribed);
     free (self->store_dir);
     free (self->journal_dir);
     free (self->node_dir);
@@ -1768,15 +1789,7 @@ chorus_coordinator_start (chorus_coordinator_t *self)
 {
     if (s_open_journal (self))
         return -1;
-    //  Triggers: one subscription per distinct topic, as group "coordinator"
-    zhashx_t *topics = zhashx_new ();
-    for (zlistx_t *versions = (zlistx_t *) zhashx_first (self->definitions); versions;
-         versions = (zlistx_t *) zhashx_next (self->definitions)) {
-        const char *trigger = chorus_flowdef_trigger ((chorus_flowdef_t *) zlistx_last (versions));
-        if (trigger && zhashx_insert (topics, trigger, (void *) 1) == 0)
-            chorus_node_subscribe (self->node, trigger, s_on_trigger, self);
-    }
-    zhashx_destroy (&topics);
+    s_subscribe_triggers (self);
     chorus_node_observe (self->node, "", false, s_on_observed, self);
     chorus_node_on_flush (self->node, s_on_flush, self);
     chorus_node_handle (self->node, "flow.start", s_on_start, self);
@@ -1785,6 +1798,7 @@ chorus_coordinator_start (chorus_coordinator_t *self)
     chorus_node_handle (self->node, "flow.cancel", s_on_cancel, self);
     chorus_node_handle (self->node, "flow.retry", s_on_retry, self);
     chorus_node_handle (self->node, "flow.trace", s_on_trace, self);
+    chorus_node_handle (self->node, "flow.defs", s_on_defs, self);
     int code = chorus_node_start (self->node);
     if (code < 0) {
         char what [512];      //  the detail may be cut; the advice after it is not
@@ -1854,6 +1868,7 @@ chorus_coordinator_run (chorus_coordinator_t *self, int timeout_ms)
             s_damaged (self, what);
         }
         s_fire_timers (self);
+        s_watch_flows (self);
         s_flush (self);
         uint64_t now = s_now ();
         if (!self->damaged && now - self->last_sweep > 60000) {

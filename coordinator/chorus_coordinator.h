@@ -66,6 +66,21 @@ bool
 chorus_node_t *
     chorus_coordinator_node (chorus_coordinator_t *self);
 
+//  Loads the flows directory again, whole or not at all: new flows start on
+//  its definitions (the highest version of each name), running flows keep
+//  theirs. 0, or -1 when a file does not load (logged as an error with its
+//  file:line:column, and kept for flow.defs): the definitions loaded before
+//  stay in force. The coordinator also does this by itself when the
+//  directory changes, and after chorus_coordinator_hangup.
+int
+    chorus_coordinator_reload (chorus_coordinator_t *self);
+
+//  Asks every coordinator of the process to reload its flows directory
+//  (chorus_coordinator_reload) at its next turn. Async-signal-safe: a
+//  SIGHUP handler may call it.
+void
+    chorus_coordinator_hangup (void);
+
 //  Validates every *.yaml in dir; 0, or -1 with the first error
 int
     chorus_coordinator_check (const char *dir, char *error, size_t error_size);

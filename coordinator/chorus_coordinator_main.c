@@ -4,6 +4,7 @@
 #include "chorus_coordinator.h"
 
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,7 +22,12 @@ s_usage (FILE *out)
         "fans out and compensates, and journals every transition so that after a\n"
         "crash every flow resumes where it was. Flow format: coordinator/FLOWS.md.\n"
         "\n"
-        "  --flows DIR        directory of *.yaml flow definitions\n"
+        "  --flows DIR        directory of *.yaml flow definitions, loaded again on\n"
+        "                     SIGHUP or within a second of a change to its files:\n"
+        "                     all of them, or none if one does not load (the error\n"
+        "                     is logged, and the definitions in force stay). New\n"
+        "                     flows start on the new versions, running flows keep\n"
+        "                     theirs; 'chorus flow defs' shows what is loaded\n"
         "  --store DIR        where the node store and the journal live\n"
         "  --check DIR        validate every definition in DIR and exit\n"
         "  --mesh NAME        the mesh to join (default: $CHORUS_MESH, else 'default');\n"
@@ -61,11 +67,13 @@ s_usage (FILE *out)
         "that do not load, a store locked or unwritable), 2 bad usage, 5 damaged store.\n");
 }
 
-//  SIGHUP: read the trust directory again, instead of ending
+//  SIGHUP: load the flows directory and read the trust directory again,
+//  instead of ending
 static void
 s_on_hangup (int signal_number)
 {
     (void) signal_number;
+    chorus_coordinator_hangup ();
     chorus_reload_trust ();
 }
 
@@ -191,13 +199,21 @@ main (int argc, char **argv)
     config.seeds = seeds;
     zsys_set_logstream (stderr);
     chorus_set_log (s_on_library_log, NULL);
+    //  Signals are for our thread: the threads of the node and of the
+    //  journal, made now, start with them blocked. One that went to a
+    //  node's thread would end its poll as though the node were stopping.
+    sigset_t all, ours;
+    sigfillset (&all);
+    pthread_sigmask (SIG_BLOCK, &all, &ours);
     chorus_coordinator_t *coordinator = chorus_coordinator_new (&config, error, sizeof (error));
+    int rc = coordinator? chorus_coordinator_start (coordinator): -1;
+    pthread_sigmask (SIG_SETMASK, &ours, NULL);
     if (!coordinator) {
         fprintf (stderr, "chorus-coordinator: %s\n", error);
         free (env);
         return 1;
     }
-    if (chorus_coordinator_start (coordinator)) {
+    if (rc) {
         fprintf (stderr, "chorus-coordinator: %s\n", chorus_coordinator_error (coordinator));
         int status = chorus_coordinator_damaged (coordinator)? 5: 1;
         chorus_coordinator_destroy (&coordinator);

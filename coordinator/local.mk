@@ -32,5 +32,6 @@ libchorus_journal_la_CPPFLAGS = $(CHORUS_COORDINATOR_CPPFLAGS)
 
 #   The daemon's classes: journal and coordinator shell
 libchorus_coordinator_la_SOURCES += coordinator/chorus_coordinator.c coordinator/chorus_coordinator.h \
-    coordinator/chorus_timers.c coordinator/chorus_timers.h
+    coordinator/chorus_timers.c coordinator/chorus_timers.h coordinator/chorus_defset.c \
+    coordinator/chorus_defset.h
 libchorus_coordinator_la_LIBADD += libchorus_journal.la $(LEVELDB_LIBS)

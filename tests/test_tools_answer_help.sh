@@ -34,7 +34,7 @@ out=$("$coord" --help)
 echo "$out" | grep -q -- "--mesh NAME" && echo "$out" | grep -q CHORUS_MESH
 ok $? "chorus-coordinator --help names --mesh and CHORUS_MESH"
 #   ... and how to make it secure
-for sub in publish send serve on tail peers "flow list"; do
+for sub in publish send serve on tail peers "flow list" "flow defs"; do
     out=$("$chorus" $sub --help)
     echo "$out" | grep -q -- "--cert FILE" && echo "$out" | grep -q -- "--trust DIR" \
         && echo "$out" | grep -q CHORUS_CERT && echo "$out" | grep -q CHORUS_TRUST \
@@ -46,6 +46,19 @@ echo "$out" | grep -q -- "--cert FILE" && echo "$out" | grep -q -- "--trust DIR"
     && echo "$out" | grep -q CHORUS_CERT && echo "$out" | grep -q CHORUS_TRUST \
     && echo "$out" | grep -q "ENDPOINT@KEY"
 ok $? "chorus-coordinator --help names --cert, --trust, their variables and ENDPOINT@KEY"
+#   Hot deploy: flow defs, and how the coordinator reloads its flows
+out=$("$chorus" flow defs --help); rc=$?
+[ $rc -eq 0 ] && echo "$out" | grep -q "^usage: chorus flow defs" && echo "$out" | grep -q SIGHUP \
+    && echo "$out" | grep -q -- "--json" && echo "$out" | grep -q "file:line:column"
+ok $? "chorus flow defs --help says what it lists, --json, SIGHUP and file:line:column"
+"$chorus" flow --help | grep -q '^  defs '; ok $? "chorus flow --help lists defs"
+err=$("$chorus" flow defs extra 2>&1 >/dev/null); rc=$?
+[ $rc -eq 2 ] && echo "$err" | grep -q "unexpected argument 'extra'"
+ok $? "chorus flow defs refuses an argument with exit 2: $err"
+out=$("$coord" --help)
+echo "$out" | grep -q "loaded again on" && echo "$out" | grep -q "SIGHUP or within a second" \
+    && echo "$out" | grep -q "chorus flow defs"
+ok $? "chorus-coordinator --help says when --flows is loaded again"
 "$chorus" --help | grep -q CHORUS_MESH; ok $? "chorus --help names CHORUS_MESH"
 "$chorus" --help | grep -q '^  keygen '; ok $? "chorus --help lists keygen"
 "$chorus" help keygen | grep -q -- "--show FILE"; ok $? "chorus help keygen shows its help"

@@ -389,6 +389,45 @@ s_show_list (s_flow_t *self, json_t *reply)
     return CHORUS_CLI_OK;
 }
 
+//  The loaded definitions, one per line, then the last reload's error
+static int
+s_show_defs (s_flow_t *self, json_t *reply)
+{
+    json_t *defs = json_object_get (reply, "definitions");
+    if (!json_is_array (defs))
+        return s_unexpected (self);
+    int flow_width = 4, trigger_width = 7, file_width = 4;
+    size_t index;
+    json_t *def;
+    json_array_foreach (defs, index, def) {
+        size_t flow = json_string_length (json_object_get (def, "flow"));
+        size_t trigger = json_string_length (json_object_get (def, "trigger"));
+        size_t file = json_string_length (json_object_get (def, "file"));
+        flow_width = flow > (size_t) flow_width? (int) flow: flow_width;
+        trigger_width = trigger > (size_t) trigger_width? (int) trigger: trigger_width;
+        file_width = file > (size_t) file_width? (int) file: file_width;
+    }
+    char when [40];
+    printf ("flows directory %s, loaded %s\n", s_text (reply, "directory"),
+            s_time (reply, "loaded", when, sizeof (when)));
+    printf ("%-*s  VERSION  NEWEST  %-*s  %-*s  LOADED\n", flow_width, "FLOW", trigger_width,
+            "TRIGGER", file_width, "FILE");
+    json_array_foreach (defs, index, def)
+        printf ("%-*s  %-7lld  %-6s  %-*s  %-*s  %s\n", flow_width, s_text (def, "flow"),
+                (long long) json_integer_value (json_object_get (def, "version")),
+                json_is_true (json_object_get (def, "newest"))? "yes": "no", trigger_width,
+                s_text (def, "trigger"), file_width, s_text (def, "file"),
+                s_time (def, "loaded", when, sizeof (when)));
+    json_t *error = json_object_get (reply, "error");
+    if (error) {
+        char message [1024];
+        snprintf (message, sizeof (message), "%s", s_text (error, "message"));
+        printf ("the last reload, %s, failed: %s\n", s_time (error, "time", when, sizeof (when)),
+                s_clip (message, sizeof (message) - 1));
+    }
+    return CHORUS_CLI_OK;
+}
+
 //  flow cancel and flow retry: the new state
 static int
 s_show_state (s_flow_t *self, json_t *reply)
@@ -531,6 +570,19 @@ static const s_sub_t s_subs [] = {
       S_TIMEOUT_HELP S_JSON_HELP,
       "0 shown, 1 error reply, 2 bad usage, 4 no reply.",
       "print the causal tree of a transaction's events" },
+    { "defs", "flow.defs", NULL, s_show_defs, s_common_options, 0, 0, NULL,
+      "defs [--json]",
+      "List the flow definitions the coordinator loaded from its flows directory:\n"
+      "FLOW VERSION NEWEST TRIGGER FILE LOADED, one per file. New flows of a name\n"
+      "start on its NEWEST version (the highest); LOADED is when that version was\n"
+      "first loaded from that file. The coordinator loads the directory again on\n"
+      "SIGHUP and within a second of a change to its files, all of it or nothing:\n"
+      "when the last reload failed, a last line says when and why (file:line:column)\n"
+      "and the definitions listed are those still in force.\n\n"
+      S_TIMEOUT_HELP S_JSON_HELP,
+      "0 listed (also after a failed reload), 1 error reply, 2 bad\n"
+      "usage, 4 no reply.",
+      "list the loaded flow definitions and the last reload's error" },
 };
 #define S_SUBS (sizeof (s_subs) / sizeof (s_subs [0]))
 
