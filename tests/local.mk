@@ -153,6 +153,9 @@ noinst_PROGRAMS += tests/bench/bench_flows
 tests_bench_bench_flows_SOURCES = tests/bench/bench_flows.c $(BENCH_JSON)
 tests_bench_bench_flows_LDADD = libchorus_coordinator.la libchorus.la \
     $(CZMQ_LIBS) $(ZMQ_LIBS) $(YAML_LIBS) $(JANSSON_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS) -lpthread
+noinst_PROGRAMS += tests/bench/bench_fanout
+tests_bench_bench_fanout_SOURCES = tests/bench/bench_fanout.c $(BENCH_JSON)
+tests_bench_bench_fanout_LDADD = libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS) $(JANSSON_LIBS) -lpthread
 noinst_PROGRAMS += tests/bench/bench_durable
 tests_bench_bench_durable_SOURCES = tests/bench/bench_durable.c $(BENCH_JSON)
 tests_bench_bench_durable_LDADD = libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS) $(JANSSON_LIBS)
