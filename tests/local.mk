@@ -186,6 +186,9 @@ tests_test_flow_engine_compensates_LDADD = libchorus_coordinator.la $(TEST_LIBS)
 check_PROGRAMS += tests/test_flow_records_rebuild_state
 TESTS += tests/test_flow_records_rebuild_state
 tests_test_flow_records_rebuild_state_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+check_PROGRAMS += tests/test_flow_engine_fans_out
+TESTS += tests/test_flow_engine_fans_out
+tests_test_flow_engine_fans_out_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 
 #   The coordinator's timer heap
 #   The node engine's classes, each with a fake context
