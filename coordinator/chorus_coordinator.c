@@ -22,6 +22,7 @@
 #define S_PUBLISH_BACKOFF_MAX_MS 5000       //  longest
 #define S_COMPACT_MIN 4096                  //  deltas a flow's snapshot may trail, in bytes
 #define S_SCAN_MS 400                       //  how often the flows directory is looked at
+#define S_ACTIONS_PER_TURN 500              //  commands and timers carried out per loop turn
 
 //  An event a flow made, journaled with the transition that made it and
 //  kept until it is published
@@ -742,17 +743,29 @@ s_publish (chorus_coordinator_t *self)
 
 //  Commits the journal, then carries out what it recorded: commands and
 //  timers, then the events to publish. A command that could not be sent
-//  fails its try, and what the engine makes of that goes round again.
+//  fails its try, and what the engine makes of that goes round again. At
+//  most S_ACTIONS_PER_TURN actions are carried out per turn of the loop,
+//  the rest (journaled already) in the turns after, so that a fan-out
+//  starting thousands of items does not hold up the control commands.
 static int
 s_flush (chorus_coordinator_t *self)
 {
-    while (true) {
+    size_t carried = 0;
+    while (carried < S_ACTIONS_PER_TURN) {
         if (s_commit (self))
             return -1;      //  nothing leaves before it is journaled; tried again later
         if (self->actions.size == 0)
             break;
         chorus_actions_t actions = self->actions;
         chorus_actions_init (&self->actions);
+        size_t count = S_ACTIONS_PER_TURN - carried;
+        if (actions.size > count) {
+            //  The rest wait for the next turn, before any made after them
+            for (size_t i = count; i < actions.size; i++)
+                *chorus_actions_push (&self->actions) = actions.items [i];
+            actions.size = count;
+        }
+        carried += actions.size;
         zlistx_t *failed = zlistx_new ();
         for (size_t i = 0; i < actions.size; i++)
             s_act (self, &actions.items [i], failed);
@@ -1119,15 +1132,20 @@ s_on_list (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply
         const char *name = chorus_flow_state_name (chorus_flow_state (flow));
         if (state && !streq (state, name))
             continue;
-        json_t *status = chorus_flow_status (flow);
-        json_array_append_new (list, json_pack ("{s:s, s:O, s:O, s:s, s:O, s:O}",
+        //  A line per flow, read from the flow itself: not its status,
+        //  which holds every item of a fan-out
+        chorus_flowdef_t *def = chorus_flow_def (flow);
+        uint64_t finished = chorus_flow_finished_at (flow);
+        json_array_append_new (list, json_pack ("{s:s, s:s, s:i, s:s, s:I, s:o}",
                                                 "id", chorus_flow_id (flow),
-                                                "flow", json_object_get (status, "flow"),
-                                                "version", json_object_get (status, "version"),
+                                                "flow", chorus_flowdef_name (def),
+                                                "version", chorus_flowdef_version (def),
                                                 "state", name,
-                                                "started", json_object_get (status, "started"),
-                                                "finished", json_object_get (status, "finished")));
-        json_decref (status);
+                                                "started",
+                                                (json_int_t) chorus_flow_started_at (flow),
+                                                "finished", finished?
+                                                json_integer ((json_int_t) finished):
+                                                json_null ()));
     }
     s_reply_json (reply, list);
     json_decref (request);
@@ -1844,7 +1862,8 @@ chorus_coordinator_run (chorus_coordinator_t *self, int timeout_ms)
     zpoller_t *poller = zpoller_new (chorus_node_socket (self->node), NULL);
     int rc = 0;
     while (true) {
-        int64_t wait = 100;
+        //  Actions left from the last turn go on at once, after what came
+        int64_t wait = self->actions.size? 0: 100;
         uint64_t due = chorus_timers_due (self->timers);
         if (due != UINT64_MAX) {
             uint64_t now = s_now ();

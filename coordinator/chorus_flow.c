@@ -53,6 +53,35 @@ s_backoff (const chorus_stepdef_t *def, int try_)
     return (uint64_t) (wait < cap? wait: cap);
 }
 
+//  A task changed: it goes in the next delta, which reads the list of
+//  touched tasks rather than every task of the flow
+static void
+s_touch (chorus_flow_t *self, chorus__task_t *task)
+{
+    if (task->dirty)
+        return;
+    task->dirty = true;
+    if (self->touched_size == self->touched_max) {
+        size_t max = self->touched_max? self->touched_max * 2: 16;
+        chorus__touched_t *touched = realloc (self->touched, max * sizeof *touched);
+        if (!touched)
+            abort ();
+        self->touched = touched;
+        self->touched_max = max;
+    }
+    chorus__step_t *step = &self->steps [task->step];
+    chorus__touched_t entry = {task->step, (size_t) (task - step->tasks)};
+    self->touched [self->touched_size++] = entry;
+}
+
+//  A task moves to a state: its step's counts follow, and the delta has it
+static void
+s_set (chorus_flow_t *self, chorus__task_t *task, chorus_task_state_t state)
+{
+    chorus__step_set (&self->steps [task->step], task, state);
+    s_touch (self, task);
+}
+
 //  --------------------------------------------------------------------------
 //  Actions
 
@@ -142,15 +171,43 @@ s_step_done (chorus_flow_t *self, size_t index)
     return chorus__step_done (&self->steps [index]);
 }
 
-//  {"input": ..., "steps": {ID: {"output": ...}}, "item": ...} for a task;
-//  for a compensation (`undo`) its own output stands for its step's
+//  Does the template (or path) read the output of step `id`?
+static bool
+s_reads (const json_t *template_, const char *id)
+{
+    if (json_is_string (template_)) {
+        const char *path = json_string_value (template_);
+        size_t length = strlen (id);
+        return strncmp (path, "$.steps.", 8) == 0 && strncmp (path + 8, id, length) == 0
+            && (path [8 + length] == '.' || path [8 + length] == 0);
+    }
+    size_t index;
+    const char *key;
+    json_t *child;
+    if (json_is_array (template_))
+        json_array_foreach (template_, index, child)
+            if (s_reads (child, id))
+                return true;
+    if (json_is_object (template_))
+        json_object_foreach ((json_t *) template_, key, child)
+            if (s_reads (child, id))
+                return true;
+    return false;
+}
+
+//  {"input": ..., "steps": {ID: {"output": ...}}, "item": ...} for a task,
+//  with the outputs of the steps the template reads (a fan-out's outputs
+//  are gathered only for a template that reads them); for a compensation
+//  (`undo`) its own output stands for its step's
 static json_t *
-s_context (chorus_flow_t *self, const chorus__task_t *task, bool undo)
+s_context (chorus_flow_t *self, const chorus__task_t *task, bool undo, const json_t *template_)
 {
     json_t *steps = json_object ();
     for (size_t index = 0; index < self->steps_size; index++) {
+        if (!s_reads (template_, s_stepdef (self, index)->id))
+            continue;
         json_t *output = undo && task && task->step == index
-                       ? json_incref (chorus__value_json (&((chorus__task_t *) task)->output))
+                       ? chorus__value_decode (&task->output)
                        : s_step_output (self, index, undo);
         if (output)
             json_object_set_new (steps, s_stepdef (self, index)->id,
@@ -237,7 +294,7 @@ s_send (chorus_flow_t *self, chorus__task_t *task, bool undo, uint64_t now, chor
         s_payload (action, whole);
     else
     if (template_) {
-        json_t *context = s_context (self, task, undo);
+        json_t *context = s_context (self, task, undo, template_);
         action->payload = chorus_flowdef_resolve (template_, context);
         json_decref (context);
     }
@@ -249,8 +306,7 @@ s_send (chorus_flow_t *self, chorus__task_t *task, bool undo, uint64_t now, chor
 static void
 s_try (chorus_flow_t *self, chorus__task_t *task, uint64_t now, chorus_actions_t *out)
 {
-    task->state = CHORUS_TASK_RUNNING;
-    task->dirty = true;
+    s_set (self, task, CHORUS_TASK_RUNNING);
     task->attempt++;
     task->timer_at = 0;
     if (!task->started)
@@ -261,8 +317,7 @@ s_try (chorus_flow_t *self, chorus__task_t *task, uint64_t now, chorus_actions_t
 static void
 s_undo_try (chorus_flow_t *self, chorus__task_t *task, uint64_t now, chorus_actions_t *out)
 {
-    task->state = CHORUS_TASK_UNDOING;
-    task->dirty = true;
+    s_set (self, task, CHORUS_TASK_UNDOING);
     task->undo_attempt++;
     task->undo_tries++;
     task->undo_waiting = false;
@@ -281,7 +336,9 @@ s_start_step (chorus_flow_t *self, size_t index)
     chorus__step_t *step = &self->steps [index];
     json_t *items = NULL;
     if (def->for_each) {
-        json_t *context = s_context (self, NULL, false);
+        json_t *path = json_string (def->for_each);
+        json_t *context = s_context (self, NULL, false, path);
+        json_decref (path);
         const json_t *list = chorus_flowdef_lookup (context, def->for_each);
         if (list && json_is_array (list))
             items = json_deep_copy (list);
@@ -312,11 +369,11 @@ s_fail (chorus_flow_t *self, const char *code, const char *message, const char *
     chorus__set (&self->error_message, message);
     chorus__set (&self->error_step, step);
     for (size_t index = 0; index < self->steps_size; index++)
-        for (size_t t = 0; t < self->steps [index].tasks_size; t++) {
+        for (size_t t = 0; t < self->steps [index].tasks_size
+                        && self->steps [index].counts [CHORUS_TASK_WAITING]; t++) {
             chorus__task_t *task = &self->steps [index].tasks [t];
             if (task->state == CHORUS_TASK_WAITING) {
-                task->state = CHORUS_TASK_FAILED;
-                task->dirty = true;
+                s_set (self, task, CHORUS_TASK_FAILED);
                 task->timer_at = 0;
                 task->finished = now;
             }
@@ -397,7 +454,8 @@ s_finish (chorus_flow_t *self, chorus_flow_state_t state, uint64_t now, chorus_a
     if (state == CHORUS_FLOW_COMPLETED && chorus_flowdef_emit_completed (self->def)
     &&  s_completed_encoded (self, out))
         return;
-    if (state == CHORUS_FLOW_COMPLETED) {
+    //  Without a topic there is no event, and nothing to gather for it
+    if (state == CHORUS_FLOW_COMPLETED && chorus_flowdef_emit_completed (self->def)) {
         json_t *outputs = json_object ();
         for (size_t index = 0; index < self->steps_size; index++) {
             json_t *output = s_step_output (self, index, false);
@@ -409,6 +467,7 @@ s_finish (chorus_flow_t *self, chorus_flow_state_t state, uint64_t now, chorus_a
                            "input", chorus__value_json (&self->input), "outputs", outputs));
     }
     else
+    if (state != CHORUS_FLOW_COMPLETED)
         s_emit (self, out, chorus_flowdef_emit_failed (self->def),
                 json_pack ("{s:s, s:s, s:s, s:o, s:O}", "flow", self->id, "name", name,
                            "state", chorus_flow_state_name (state), "error",
@@ -425,15 +484,21 @@ s_compensate (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
     chorus__task_t *next = NULL;
     bool stuck = false;
     for (size_t index = 0; index < self->steps_size; index++) {
-        bool undoable = s_stepdef (self, index)->compensate != NULL;
+        const size_t *counts = self->steps [index].counts;
+        if (counts [CHORUS_TASK_RUNNING] || counts [CHORUS_TASK_WAITING]
+        ||  counts [CHORUS_TASK_UNDOING])
+            return;
+        stuck = stuck || counts [CHORUS_TASK_STUCK];
+    }
+    //  One task is undone at a time: finding the next is a pass over the
+    //  done tasks of the steps that have a compensation
+    for (size_t index = 0; index < self->steps_size; index++) {
+        if (!s_stepdef (self, index)->compensate
+        ||  !self->steps [index].counts [CHORUS_TASK_DONE])
+            continue;
         for (size_t t = 0; t < self->steps [index].tasks_size; t++) {
             chorus__task_t *task = &self->steps [index].tasks [t];
-            if (task->state == CHORUS_TASK_RUNNING || task->state == CHORUS_TASK_WAITING
-            ||  task->state == CHORUS_TASK_UNDOING)
-                return;
-            if (task->state == CHORUS_TASK_STUCK)
-                stuck = true;
-            if (undoable && task->state == CHORUS_TASK_DONE && (!next || task->seq > next->seq))
+            if (task->state == CHORUS_TASK_DONE && (!next || task->seq > next->seq))
                 next = task;
         }
     }
@@ -478,18 +543,20 @@ s_advance (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
     if (self->state == CHORUS_FLOW_RUNNING) {
         bool all_done = true;
         for (size_t index = 0; index < self->steps_size; index++) {
+            //  What a reply costs does not grow with the items: the counts
+            //  say how many run, and the pending tasks are taken in order
+            //  from the first one that may be pending
             chorus__step_t *step = &self->steps [index];
             int limit = s_stepdef (self, index)->max_parallel;
-            int active = 0;
-            for (size_t t = 0; t < step->tasks_size; t++)
-                if (step->tasks [t].state == CHORUS_TASK_RUNNING
-                ||  step->tasks [t].state == CHORUS_TASK_WAITING)
-                    active++;
-            for (size_t t = 0; t < step->tasks_size && (limit <= 0 || active < limit); t++)
-                if (step->tasks [t].state == CHORUS_TASK_PENDING) {
-                    s_try (self, &step->tasks [t], now, out);
+            size_t active = step->counts [CHORUS_TASK_RUNNING] + step->counts [CHORUS_TASK_WAITING];
+            while (step->counts [CHORUS_TASK_PENDING] && step->next_pending < step->tasks_size
+               &&  (limit <= 0 || active < (size_t) limit)) {
+                chorus__task_t *task = &step->tasks [step->next_pending++];
+                if (task->state == CHORUS_TASK_PENDING) {
+                    s_try (self, task, now, out);
                     active++;
                 }
+            }
             all_done = all_done && s_step_done (self, index);
         }
         if (all_done)
@@ -575,6 +642,7 @@ chorus_flow_destroy (chorus_flow_t **self_p)
     for (size_t index = 0; index < self->steps_size; index++)
         chorus__step_reset (&self->steps [index]);
     free (self->steps);
+    free (self->touched);
     free (self->id);
     chorus__value_clear (&self->input);
     free (self->business_key);
@@ -675,10 +743,10 @@ chorus_flow_reply (chorus_flow_t *self, const char *key, int attempt,
         if (task->state != CHORUS_TASK_UNDOING || task->undo_waiting
         ||  attempt != task->undo_attempt)
             return -1;
-        task->dirty = true;
+        s_touch (self, task);
         int tries = def->attempts > S_UNDO_TRIES_MIN? def->attempts: S_UNDO_TRIES_MIN;
         if (result->ok)
-            task->state = CHORUS_TASK_UNDONE;
+            s_set (self, task, CHORUS_TASK_UNDONE);
         else {
             s_task_error (task, result, def);
             if (retryable && task->undo_tries < tries) {
@@ -690,7 +758,7 @@ chorus_flow_reply (chorus_flow_t *self, const char *key, int attempt,
                 free (undo_key);
             }
             else {
-                task->state = CHORUS_TASK_STUCK;
+                s_set (self, task, CHORUS_TASK_STUCK);
                 self->state = CHORUS_FLOW_STUCK;
             }
         }
@@ -698,9 +766,9 @@ chorus_flow_reply (chorus_flow_t *self, const char *key, int attempt,
     else {
         if (task->state != CHORUS_TASK_RUNNING || attempt != task->attempt)
             return -1;
-        task->dirty = true;
+        s_touch (self, task);
         if (result->ok) {
-            task->state = CHORUS_TASK_DONE;
+            s_set (self, task, CHORUS_TASK_DONE);
             if (result->encoded)
                 chorus__value_set (&task->output, NULL, result->encoded, result->encoded_size);
             else
@@ -712,7 +780,7 @@ chorus_flow_reply (chorus_flow_t *self, const char *key, int attempt,
         else {
             s_task_error (task, result, def);
             if (self->state == CHORUS_FLOW_RUNNING && retryable && task->attempt < def->attempts) {
-                task->state = CHORUS_TASK_WAITING;
+                s_set (self, task, CHORUS_TASK_WAITING);
                 task->timer_at = now + s_backoff (def, task->attempt);
                 char *forward = s_task_key (self, task, NULL);
                 s_timer (self, out, chorus__format (S_RETRY_TIMER "%s", forward),
@@ -720,7 +788,7 @@ chorus_flow_reply (chorus_flow_t *self, const char *key, int attempt,
                 free (forward);
             }
             else {
-                task->state = CHORUS_TASK_FAILED;
+                s_set (self, task, CHORUS_TASK_FAILED);
                 task->finished = now;
                 s_fail (self, task->error_code, task->error_message, def->id, now);
             }
@@ -784,10 +852,8 @@ chorus_flow_retry (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
         //  Back in line: s_compensate gives them fresh tries, in order
         for (size_t index = 0; index < self->steps_size; index++)
             for (size_t t = 0; t < self->steps [index].tasks_size; t++)
-                if (self->steps [index].tasks [t].state == CHORUS_TASK_STUCK) {
-                    self->steps [index].tasks [t].state = CHORUS_TASK_DONE;
-                    self->steps [index].tasks [t].dirty = true;
-                }
+                if (self->steps [index].tasks [t].state == CHORUS_TASK_STUCK)
+                    s_set (self, &self->steps [index].tasks [t], CHORUS_TASK_DONE);
         self->state = CHORUS_FLOW_COMPENSATING;
         s_advance (self, now, out);
         return 0;
@@ -804,10 +870,14 @@ chorus_flow_retry (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
             any_done = any_done || step->tasks [t].state == CHORUS_TASK_DONE;
         if (step->started && (step->error_code || (step->tasks_size && !any_done)))
             chorus__step_reset (step);  //  a fan-out lists its items afresh
-        else
+        else {
             for (size_t t = 0; t < step->tasks_size; t++)
-                if (step->tasks [t].state != CHORUS_TASK_DONE)
+                if (step->tasks [t].state != CHORUS_TASK_DONE) {
+                    s_touch (self, &step->tasks [t]);
                     chorus__task_reset (&step->tasks [t], self->run);
+                }
+            chorus__step_count (step);
+        }
     }
     self->state = CHORUS_FLOW_RUNNING;
     self->cancelled = false;
@@ -890,6 +960,18 @@ chorus_flow_finished (chorus_flow_t *self)
 {
     return self->state == CHORUS_FLOW_COMPLETED || self->state == CHORUS_FLOW_FAILED
         || self->state == CHORUS_FLOW_CANCELLED;
+}
+
+uint64_t
+chorus_flow_started_at (chorus_flow_t *self)
+{
+    return self->started;
+}
+
+uint64_t
+chorus_flow_finished_at (chorus_flow_t *self)
+{
+    return self->finished;
 }
 
 const char *

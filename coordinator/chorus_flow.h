@@ -165,6 +165,11 @@ chorus_flow_state_t
     chorus_flow_state (chorus_flow_t *self);
 bool
     chorus_flow_finished (chorus_flow_t *self);
+//  When it started, and when it reached a terminal state (0: not yet)
+uint64_t
+    chorus_flow_started_at (chorus_flow_t *self);
+uint64_t
+    chorus_flow_finished_at (chorus_flow_t *self);
 //  The business key (the definition's key path resolved on the input),
 //  NULL if the definition has none
 const char *

@@ -8,6 +8,12 @@
 #include "chorus_flow.h"
 #include "chorus_flow_task.h"
 
+//  A task changed since the last journal record: its step and index
+typedef struct {
+    size_t step;
+    size_t task;
+} chorus__touched_t;
+
 struct _chorus_flow_t {
     chorus_flowdef_t *def;      //  its definition, not owned
     char *id;                   //  unique flow id
@@ -25,6 +31,9 @@ struct _chorus_flow_t {
     char *error_step;           //  the step that failed, NULL: none
     chorus__step_t *steps;      //  one per step of the definition
     size_t steps_size;          //  how many
+    chorus__touched_t *touched; //  the tasks changed since the last record, for its delta
+    size_t touched_size;        //  how many
+    size_t touched_max;         //  allocated
 };
 
 //  A new flow of the definition with this id and input (copied: JSON, its

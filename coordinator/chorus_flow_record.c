@@ -97,21 +97,38 @@ chorus_flow_snapshot (chorus_flow_t *self, chorus_record_t *record)
     chorus_record_array (record, self->steps_size);
     for (size_t index = 0; index < self->steps_size; index++)
         chorus__step_write (&self->steps [index], s_stepdef (self, index)->id, record);
+    self->touched_size = 0;     //  every task is written, and clean
 }
 
+//  The tasks of a delta are those the engine touched since the last
+//  record (its list, not a pass over every task: a reply to one item of a
+//  fan-out costs the same whatever the number of items). A task of a step
+//  written whole, or listed twice, is written once.
 void
 chorus_flow_delta (chorus_flow_t *self, chorus_record_t *record)
 {
     s_header_write (self, record, S_DELTA_FIELDS);
-    size_t steps = 0, tasks = 0;
-    for (size_t index = 0; index < self->steps_size; index++) {
-        chorus__step_t *step = &self->steps [index];
-        if (step->dirty)
-            steps++;
-        else
-            for (size_t t = 0; t < step->tasks_size; t++)
-                tasks += step->tasks [t].dirty;
+    size_t steps = 0;
+    for (size_t index = 0; index < self->steps_size; index++)
+        steps += self->steps [index].dirty;
+    //  The tasks after their steps: a step written whole is clean after
+    chorus_record_t tasks;
+    chorus_record_init (&tasks);
+    size_t count = 0;
+    for (size_t i = 0; i < self->touched_size; i++) {
+        chorus__touched_t *touched = &self->touched [i];
+        chorus__step_t *step = touched->step < self->steps_size? &self->steps [touched->step]
+                                                                : NULL;
+        if (!step || step->dirty || touched->task >= step->tasks_size
+        ||  !step->tasks [touched->task].dirty)
+            continue;
+        chorus_record_array (&tasks, 3);
+        chorus_record_uint (&tasks, touched->step);
+        chorus_record_uint (&tasks, touched->task);
+        chorus__task_write (&step->tasks [touched->task], &tasks);
+        count++;
     }
+    self->touched_size = 0;
     chorus_record_array (record, steps);
     for (size_t index = 0; index < self->steps_size && steps; index++)
         if (self->steps [index].dirty) {
@@ -119,17 +136,10 @@ chorus_flow_delta (chorus_flow_t *self, chorus_record_t *record)
             chorus_record_uint (record, index);
             chorus__step_write (&self->steps [index], s_stepdef (self, index)->id, record);
         }
-    chorus_record_array (record, tasks);
-    for (size_t index = 0; index < self->steps_size && tasks; index++) {
-        chorus__step_t *step = &self->steps [index];
-        for (size_t t = 0; t < step->tasks_size; t++)
-            if (step->tasks [t].dirty) {
-                chorus_record_array (record, 3);
-                chorus_record_uint (record, index);
-                chorus_record_uint (record, t);
-                chorus__task_write (&step->tasks [t], record);
-            }
-    }
+    chorus_record_array (record, count);
+    if (tasks.size)
+        chorus_record_raw (record, tasks.data, tasks.size);
+    chorus_record_clear (&tasks);
 }
 
 //  The reason for a failed read: the reader's problem, or what was found
@@ -221,9 +231,16 @@ chorus_flow_apply (chorus_flow_t *self, chorus_reader_t *reader, char *error, si
                  ? (size_t) chorus_reader_uint (reader, step->tasks_size - 1): 0;
         if (step && !step->tasks_size)
             chorus_reader_fail (reader, "a task of the delta is not one of the flow's");
+        chorus_task_state_t before = step && step->tasks_size? step->tasks [t].state: 0;
         if (!reader->error && chorus__task_read (&step->tasks [t], self->run, reader, &why)) {
             s_why (reader, why, error, error_size);
             return -1;
+        }
+        if (!reader->error) {
+            //  The step's counts follow the task
+            chorus_task_state_t after = step->tasks [t].state;
+            step->tasks [t].state = before;
+            chorus__step_set (step, &step->tasks [t], after);
         }
     }
     if (!chorus_reader_done (reader)) {

@@ -82,6 +82,17 @@ chorus__value_json (chorus__value_t *value)
     return value->json;
 }
 
+json_t *
+chorus__value_decode (const chorus__value_t *value)
+{
+    if (value->json)
+        return json_incref (value->json);
+    if (!value->bytes)
+        return NULL;
+    json_t *json = chorus_value_unpack (value->bytes, value->size);
+    return json? json: json_null ();
+}
+
 void
 chorus__value_set (chorus__value_t *value, const json_t *json, const void *bytes, size_t size)
 {
@@ -199,6 +210,7 @@ chorus__step_start (chorus__step_t *step, size_t index, json_t *items, int run)
         step->tasks [t].item = items? (int) t: -1;
         chorus__task_reset (&step->tasks [t], run);
     }
+    chorus__step_count (step);
 }
 
 void
@@ -214,15 +226,37 @@ chorus__step_reset (chorus__step_t *step)
     step->dirty = true;
 }
 
+void
+chorus__step_count (chorus__step_t *step)
+{
+    memset (step->counts, 0, sizeof step->counts);
+    step->next_pending = step->tasks_size;
+    for (size_t t = step->tasks_size; t > 0; t--) {
+        chorus_task_state_t state = step->tasks [t - 1].state;
+        if (state >= CHORUS_TASK_PENDING && state <= CHORUS_TASK_STUCK)
+            step->counts [state]++;
+        if (state == CHORUS_TASK_PENDING)
+            step->next_pending = t - 1;
+    }
+}
+
+void
+chorus__step_set (chorus__step_t *step, chorus__task_t *task, chorus_task_state_t state)
+{
+    if (task->state >= CHORUS_TASK_PENDING && task->state <= CHORUS_TASK_STUCK)
+        step->counts [task->state]--;
+    task->state = state;
+    step->counts [state]++;
+    size_t index = (size_t) (task - step->tasks);
+    if (state == CHORUS_TASK_PENDING && index < step->next_pending)
+        step->next_pending = index;
+}
+
 bool
 chorus__step_done (const chorus__step_t *step)
 {
-    if (!step->started || step->error_code)
-        return false;
-    for (size_t t = 0; t < step->tasks_size; t++)
-        if (step->tasks [t].state != CHORUS_TASK_DONE)
-            return false;
-    return true;
+    return step->started && !step->error_code
+        && step->counts [CHORUS_TASK_DONE] == step->tasks_size;
 }
 
 json_t *
@@ -230,16 +264,19 @@ chorus__step_output (chorus__step_t *step, bool fan_out, bool held)
 {
     if (!step->started || step->error_code)
         return NULL;
-    for (size_t t = 0; t < step->tasks_size; t++) {
-        const chorus__task_t *task = &step->tasks [t];
-        if (held? !chorus__task_has_output (task): task->state != CHORUS_TASK_DONE)
-            return NULL;
-    }
+    size_t ready = step->counts [CHORUS_TASK_DONE];
+    if (held)
+        ready += step->counts [CHORUS_TASK_UNDOING] + step->counts [CHORUS_TASK_UNDONE]
+               + step->counts [CHORUS_TASK_STUCK];
+    if (ready != step->tasks_size)
+        return NULL;
     if (!fan_out)
-        return json_incref (chorus__value_json (&step->tasks [0].output));
+        return chorus__value_decode (&step->tasks [0].output);
     json_t *list = json_array ();
-    for (size_t t = 0; t < step->tasks_size; t++)
-        json_array_append (list, chorus__value_json (&step->tasks [t].output));
+    for (size_t t = 0; t < step->tasks_size; t++) {
+        json_t *output = chorus__value_decode (&step->tasks [t].output);
+        json_array_append_new (list, output? output: json_null ());
+    }
     return list;
 }
 
@@ -289,7 +326,7 @@ s_task_save (chorus__task_t *task)
         "undo_attempt", task->undo_attempt, "undo_tries", task->undo_tries,
         "undo_waiting", task->undo_waiting);
     if (chorus__value_held (&task->output))
-        json_object_set (json, "output", chorus__value_json (&task->output));
+        json_object_set_new (json, "output", chorus__value_decode (&task->output));
     return json;
 }
 
@@ -372,6 +409,7 @@ chorus__step_load (chorus__step_t *step, size_t index, const chorus_stepdef_t *d
             return -1;
         }
     }
+    chorus__step_count (step);
     return 0;
 }
 
@@ -506,6 +544,7 @@ chorus__step_read (chorus__step_t *step, size_t index, const chorus_stepdef_t *d
     for (size_t t = 0; t < expected; t++)
         if (chorus__task_read (&step->tasks [t], run, reader, why))
             return -1;
+    chorus__step_count (step);
     return 0;
 }
 
@@ -521,12 +560,12 @@ s_time (uint64_t time)
 static json_t *
 s_task_status (chorus__task_t *task)
 {
-    return json_pack ("{s:i, s:s, s:i, s:o, s:o, s:o, s:O?}", "item", task->item,
+    return json_pack ("{s:i, s:s, s:i, s:o, s:o, s:o, s:o?}", "item", task->item,
                       "state", chorus_task_state_name (task->state),
                       "attempts", task->attempt,
                       "error", chorus__error_json (task->error_code, task->error_message, NULL),
                       "started", s_time (task->started), "finished", s_time (task->finished),
-                      "output", chorus__value_json (&task->output));
+                      "output", chorus__value_decode (&task->output));
 }
 
 //  One name for a step's tasks: theirs when they agree, else the state

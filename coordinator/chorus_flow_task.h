@@ -26,6 +26,12 @@ bool
 //  decode is null); NULL when it holds none
 json_t *
     chorus__value_json (chorus__value_t *value);
+//  The value as a new reference, decoded from its payload each time when
+//  it has not been (nothing keeps the decoded copy: a fan-out's outputs,
+//  read for a status or a template, are not kept twice); NULL when it
+//  holds none
+json_t *
+    chorus__value_decode (const chorus__value_t *value);
 //  Holds a copy of json, or of the payload (json may then be NULL), or,
 //  with both NULL, no value
 void
@@ -71,6 +77,10 @@ typedef struct {
     char *error_code;           //  it failed before any task ran (bad for_each)
     char *error_message;        //  its message
     bool dirty;                 //  started or reset since the last journal record
+    //  Kept from the tasks, never journaled, so that a reply costs the
+    //  same whatever the number of items (see chorus__step_count)
+    size_t counts [CHORUS_TASK_STUCK + 1];  //  tasks in each state
+    size_t next_pending;        //  no task before this one is PENDING
 } chorus__step_t;
 
 //  A new string, printf-style; aborts when memory runs out
@@ -106,6 +116,14 @@ void
 //  Back to never started
 void
     chorus__step_reset (chorus__step_t *step);
+//  Counts the step's tasks in each state again, and finds its first
+//  PENDING task: after its tasks were changed other than through
+//  chorus__step_set (started, reset, read, loaded)
+void
+    chorus__step_count (chorus__step_t *step);
+//  Moves one of the step's tasks to a state, keeping the counts
+void
+    chorus__step_set (chorus__step_t *step, chorus__task_t *task, chorus_task_state_t state);
 //  Whether the step is done: started, and every task of it done
 bool
     chorus__step_done (const chorus__step_t *step);

@@ -153,6 +153,9 @@ noinst_PROGRAMS += tests/bench/bench_flows
 tests_bench_bench_flows_SOURCES = tests/bench/bench_flows.c $(BENCH_JSON)
 tests_bench_bench_flows_LDADD = libchorus_coordinator.la libchorus.la \
     $(CZMQ_LIBS) $(ZMQ_LIBS) $(YAML_LIBS) $(JANSSON_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS) -lpthread
+noinst_PROGRAMS += tests/bench/bench_fanout
+tests_bench_bench_fanout_SOURCES = tests/bench/bench_fanout.c $(BENCH_JSON)
+tests_bench_bench_fanout_LDADD = libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS) $(JANSSON_LIBS) -lpthread
 noinst_PROGRAMS += tests/bench/bench_durable
 tests_bench_bench_durable_SOURCES = tests/bench/bench_durable.c $(BENCH_JSON)
 tests_bench_bench_durable_LDADD = libchorus.la $(CZMQ_LIBS) $(ZMQ_LIBS) $(JANSSON_LIBS)
@@ -183,6 +186,9 @@ tests_test_flow_engine_compensates_LDADD = libchorus_coordinator.la $(TEST_LIBS)
 check_PROGRAMS += tests/test_flow_records_rebuild_state
 TESTS += tests/test_flow_records_rebuild_state
 tests_test_flow_records_rebuild_state_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+check_PROGRAMS += tests/test_flow_engine_fans_out
+TESTS += tests/test_flow_engine_fans_out
+tests_test_flow_engine_fans_out_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 
 #   The coordinator's timer heap
 #   The node engine's classes, each with a fake context
@@ -218,10 +224,10 @@ EXTRA_DIST += tests/test_publish_lines_reach_group_once.sh
 #   Coordinator under kills, late services, two coordinators, versions
 TESTS += tests/test_coordinator_survives_kills.sh tests/test_coordinator_waits_for_service.sh tests/test_two_coordinators_share_triggers.sh tests/test_flow_versions.sh \
     tests/test_coordinator_reloads_flows.sh tests/test_coordinator_keeps_flows_through_sighups.sh \
-    tests/test_coordinator_refuses_bad_flows.sh
+    tests/test_coordinator_refuses_bad_flows.sh tests/test_coordinator_fans_out.sh
 EXTRA_DIST += tests/test_coordinator_survives_kills.sh tests/test_coordinator_waits_for_service.sh tests/test_two_coordinators_share_triggers.sh tests/test_flow_versions.sh \
     tests/test_coordinator_reloads_flows.sh tests/test_coordinator_keeps_flows_through_sighups.sh \
-    tests/test_coordinator_refuses_bad_flows.sh
+    tests/test_coordinator_refuses_bad_flows.sh tests/test_coordinator_fans_out.sh
 
 #   A strict peer written from the spec alone (tests/peer), and what it
 #   finds when it meets the tools and attacks a node

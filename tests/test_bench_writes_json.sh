@@ -72,6 +72,12 @@ check_doc "$tmp/flows.json" bench_flows flows.per_second.fsync flows.latency_p99
 ok $? "bench_durable runs tiny" || diag "$(tail -5 "$tmp/durable.out")"
 check_doc "$tmp/durable.json" bench_durable durable_publish.events_per_second.process.batch_10
 
+"$bench/bench_fanout" --coordinator "$top_builddir/coordinator/chorus-coordinator" --items 50 \
+    --max-parallel 5 --deadline 60 --json "$tmp/fanout.json" >"$tmp/fanout.out" 2>&1
+ok $? "bench_fanout runs tiny" || diag "$(tail -5 "$tmp/fanout.out")"
+check_doc "$tmp/fanout.json" bench_fanout fanout.free.completion_s fanout.free.peak_rss_mb \
+    fanout.free.flow_list_max_ms fanout.max_parallel.flow_list_p99_ms
+
 #   The NATS baseline needs its client at build time and its server here
 if [ ! -x "$bench/bench_nats" ]; then
     skip "bench_nats is not built (libnats-dev was not there at configure)"
