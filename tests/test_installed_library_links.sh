@@ -39,8 +39,11 @@ case "$ldd_out" in *"$dest"*) ok 0 "it loaded the installed copy";;
 pkg=$(find "$dest" -path '*/chorus/__init__.py' | head -1)
 [ -n "$pkg" ] && [ -f "$(dirname "$pkg")/py.typed" ]
 ok $? "the Python package chorus is installed, with py.typed: $pkg"
+#   (a sanitize build's library needs libasan loaded first: Python has none)
+preload=
+ldd "$so" | grep -q libasan && preload=$(${CC:-cc} -print-file-name=libasan.so)
 pyout=$(cd "$tmp" && env -u CHORUS_LIBRARY LD_LIBRARY_PATH=$(dirname "$so") \
-    PYTHONPATH=$(dirname "$(dirname "$pkg")") /usr/bin/python3 -c '
+    ${preload:+LD_PRELOAD=$preload ASAN_OPTIONS=detect_leaks=0} PYTHONPATH=$(dirname "$(dirname "$pkg")") /usr/bin/python3 -c '
 import chorus, chorus._lib as lib
 print(chorus.__file__, lib.lib._name, chorus.library_version())' 2>&1)
 case "$pyout" in "$dest"*libchorus.so*) ok 0 "it imports and loads libchorus: $pyout";;

@@ -381,7 +381,7 @@ class Node:
         self.send_async(service, command, payload, lambda *result: box.append(result), timeout,
                         idempotency, correlation, raw)
         while not box:
-            self._dispatch_and_wait(_WAKE)
+            self._dispatch_and_wait(_WAKE, lambda: bool(box))
         value, failure = box[0]
         if failure is not None:
             raise failure
@@ -412,11 +412,13 @@ class Node:
             return bytes(payload) if payload else None
         return encode(payload)
 
-    def _dispatch_and_wait(self, wait: float) -> None:
+    def _dispatch_and_wait(self, wait: float, done: Callable[[], bool] = lambda: False) -> None:
+        """Runs the work that is ready, then waits for more at most wait
+        seconds, unless the node is stopping or done() says so."""
         node = self._handle()
         self._check(_lib.lib.chorus_node_dispatch(node), "dispatch")
         self._raise_pending()
-        if self._stopping:
+        if self._stopping or done():
             return
         fd = self._check(_lib.lib.chorus_node_fd(node))
         select.select([fd], [], [], wait)
@@ -447,18 +449,9 @@ class Node:
         self._in_handler += 1
         try:
             result = fn(payload, ctx)
-            data = self._payload(result, raw)
         except HandlerError as exc:
             lib.chorus_reply_set_error(reply, _lib.cstr(exc.code), _lib.cstr(exc.message),
                                        exc.retryable)
-            return
-        except Error as exc:
-            if exc.code != EINVAL or "payload" not in exc.reason:
-                self._fail(reply, ctx, exc)
-                return
-            log.warning("command %s: the handler returned no payload: %s", ctx.command,
-                        exc.reason)
-            lib.chorus_reply_set_error(reply, b"bad-reply", _lib.cstr(exc.reason), False)
             return
         except Exception as exc:
             self._fail(reply, ctx, exc)
@@ -471,6 +464,13 @@ class Node:
             return
         finally:
             self._in_handler -= 1
+        try:
+            data = self._payload(result, raw)
+        except Error as exc:
+            log.warning("command %s: the handler returned no payload: %s", ctx.command,
+                        exc.reason)
+            lib.chorus_reply_set_error(reply, b"bad-reply", _lib.cstr(exc.reason), False)
+            return
         if data is not None:
             rc = lib.chorus_reply_set_payload(reply, data, len(data))
             if rc < 0:

@@ -4,7 +4,6 @@ replies and error replies; publishes events a `chorus on` group (C) takes;
 and its failures raise the exception of their CHORUS_E* code."""
 
 import json
-import os
 
 import pytest
 

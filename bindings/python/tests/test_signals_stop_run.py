@@ -5,7 +5,7 @@ run() return, and the program ends with 0."""
 
 import signal
 
-from conftest import await_
+
 
 
 def test_sigint_closes_the_node_and_ends_the_program(mesh):
