@@ -215,6 +215,11 @@ class Node:
         """A counter of the node ("handled", "duplicates", ...: see chorus.h)."""
         return int(_lib.lib.chorus_node_counter(self._handle(), _lib.cstr(name)))
 
+    def unacked(self) -> int:
+        """Deliveries of this node's events to known groups not yet
+        acknowledged (one per event and group)."""
+        return int(self._check(_lib.lib.chorus_node_unacked(self._handle()), "unacked"))
+
     # ------------------------------------------------------------------
     #   Handlers
 

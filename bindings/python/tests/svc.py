@@ -4,6 +4,7 @@
     svc.py group STORE LOG   service "pygroup": takes work.* events, logs each durably;
                              the first delivery of n == $HANG_AT waits for ever
     svc.py signals STORE     service "pysig": answers "ping" until a signal
+    svc.py failing LOG       service "pyfail": takes fail.* events, and raises for some
 
 Each prints "READY ENDPOINT" once started.
 """
@@ -68,6 +69,34 @@ def group(store: str, log: str) -> None:
         node.run()
 
 
+def failing(log: str) -> None:
+    """Event n == 2 raises Retryable at its first delivery, n == 3 a
+    RuntimeError, n == 4 Permanent at every delivery; each run is logged
+    ("n attempt outcome")."""
+    with chorus.Node("pyfail") as node, open(log, "a") as out:
+        @node.on("fail.")
+        def fail(event):
+            n = event.payload["n"]
+            outcome = "handled"
+            if n == 2 and event.attempt == 1:
+                outcome = "retryable"
+            elif n == 3 and event.attempt == 1:
+                outcome = "exception"
+            elif n == 4:
+                outcome = "permanent"
+            out.write(f"{n} {event.attempt} {outcome}\n")
+            out.flush()
+            if outcome == "retryable":
+                raise chorus.Retryable("later", "not now")
+            if outcome == "exception":
+                raise RuntimeError("the disk is on fire")
+            if outcome == "permanent":
+                raise chorus.Permanent("poison", "cannot read it")
+
+        ready(node)
+        node.run()
+
+
 def signals(store: str) -> None:
     node = chorus.Node("pysig", store=store)
 
@@ -91,4 +120,4 @@ def signals(store: str) -> None:
 
 if __name__ == "__main__":
     role, args = sys.argv[1], sys.argv[2:]
-    {"serve": serve, "group": group, "signals": signals}[role](*args)
+    {"serve": serve, "group": group, "signals": signals, "failing": failing}[role](*args)
