@@ -87,7 +87,8 @@ class Node:
     endpoints of peers to meet first (default: $CHORUS_SEEDS,
     comma-separated); store the directory of its durable store (default: a
     temporary store, deleted with the node); listen the inbox endpoint to
-    bind (default tcp://127.0.0.1:0); mesh the mesh's name (default
+    bind (default tcp://127.0.0.1:0); advertise the HOST[:PORT] peers are
+    told to reach it at (default $CHORUS_ADVERTISE, else found); mesh the mesh's name (default
     $CHORUS_MESH, else "default"); beacon a UDP discovery port (0: off);
     durability "process" (a publish survives a crash of the process) or
     "fsync" (of the machine); start_earliest makes a new group start at the
@@ -100,7 +101,8 @@ class Node:
 
     def __init__(self, service: str, seeds: Optional[Iterable[str]] = None,
                  store: Optional[str] = None, listen: Optional[str] = None,
-                 mesh: Optional[str] = None, beacon: int = 0, durability: str = "process",
+                 advertise: Optional[str] = None, mesh: Optional[str] = None,
+                 beacon: int = 0, durability: str = "process",
                  start_earliest: bool = False, cert: Optional[str] = None,
                  trust: Optional[str] = None, verbose: bool = False) -> None:
         self._node: Optional[int] = None
@@ -131,6 +133,9 @@ class Node:
             if listen is not None:
                 self._check(_lib.lib.chorus_node_set_listen(handle, _lib.cstr(listen)),
                             f"listen {listen!r}")
+            if advertise is not None:
+                self._check(_lib.lib.chorus_node_set_advertise(handle, _lib.cstr(advertise)),
+                            f"advertise {advertise!r}")
             if mesh is not None:
                 self._check(_lib.lib.chorus_node_set_mesh(handle, _lib.cstr(mesh)),
                             f"mesh {mesh!r}")

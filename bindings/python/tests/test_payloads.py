@@ -61,6 +61,9 @@ def test_bad_arguments_say_which():
     with pytest.raises(chorus.InvalidArgument) as caught:
         chorus.Node("ok", seeds=[], durability="always")
     assert "durability 'always'" in str(caught.value)
+    with pytest.raises(chorus.InvalidArgument) as caught:
+        chorus.Node("ok", seeds=[], advertise="no such:host:1")
+    assert "advertise 'no such:host:1'" in str(caught.value)
     node = chorus.Node("ok", seeds=[])
     with pytest.raises(chorus.InvalidArgument) as caught:
         node.on("work.", group="other")
