@@ -262,3 +262,10 @@ check_PROGRAMS += tests/test_coordinator_refuses_bad_records
 TESTS += tests/test_coordinator_refuses_bad_records
 tests_test_coordinator_refuses_bad_records_LDADD = libchorus_coordinator.la \
     $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+
+#   The Python binding (bindings/python): its pytest suite, in three parts
+#   so that each stays short, against this build's library and tools
+CHORUS_PY_BINDING_TESTS = tests/test_python_binding.sh \
+    tests/test_python_group_takes_events_once.sh tests/test_python_signals_stop_run.sh
+TESTS += $(CHORUS_PY_BINDING_TESTS)
+EXTRA_DIST += $(CHORUS_PY_BINDING_TESTS) tests/pytest.sh

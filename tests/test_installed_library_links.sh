@@ -34,6 +34,21 @@ ldd_out=$(LD_LIBRARY_PATH=$(dirname "$so") ldd "$tmp/consumer" | grep libchorus)
 case "$ldd_out" in *"$dest"*) ok 0 "it loaded the installed copy";;
                    *) ok 1 "it loaded the installed copy ($ldd_out)";; esac
 
+#   The Python package is installed too, and loads the installed library
+#   (found by its soname, as on a machine where ldconfig knows it)
+pkg=$(find "$dest" -path '*/chorus/__init__.py' | head -1)
+[ -n "$pkg" ] && [ -f "$(dirname "$pkg")/py.typed" ]
+ok $? "the Python package chorus is installed, with py.typed: $pkg"
+#   (a sanitize build's library needs libasan loaded first: Python has none)
+preload=
+ldd "$so" | grep -q libasan && preload=$(${CC:-cc} -print-file-name=libasan.so)
+pyout=$(cd "$tmp" && env -u CHORUS_LIBRARY LD_LIBRARY_PATH=$(dirname "$so") \
+    ${preload:+LD_PRELOAD=$preload ASAN_OPTIONS=detect_leaks=0} PYTHONPATH=$(dirname "$(dirname "$pkg")") /usr/bin/python3 -c '
+import chorus, chorus._lib as lib
+print(chorus.__file__, lib.lib._name, chorus.library_version())' 2>&1)
+case "$pyout" in "$dest"*libchorus.so*) ok 0 "it imports and loads libchorus: $pyout";;
+                 *) ok 1 "it imports and loads libchorus ($pyout)";; esac
+
 #   chorus.h stands alone: it pulls in no czmq or ZeroMQ header
 echo '#include <chorus.h>' > "$tmp/alone.c"
 $CC -H -fsyntax-only -I"$(dirname "$header")" "$tmp/alone.c" 2>"$tmp/headers.log"

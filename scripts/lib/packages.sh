@@ -3,7 +3,7 @@
 
 CHORUS_PACKAGES="build-essential autoconf automake libtool pkg-config
     libzmq3-dev libczmq-dev libmsgpack-dev libleveldb-dev libyaml-dev libjansson-dev iproute2
-    python3 python3-zmq python3-msgpack faketime mawk"
+    python3 python3-zmq python3-msgpack python3-pytest faketime mawk"
 
 #   What scripts/bench measures against: a RabbitMQ broker and its C client.
 #   Only the bench installs them (chorus_install_packages $CHORUS_BENCH_PACKAGES);
