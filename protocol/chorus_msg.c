@@ -237,12 +237,14 @@ s_pool_take (void)
 static void
 s_pool_give (chorus_msg_t *self)
 {
+#if S_POOL_MAX > 0
     pthread_mutex_lock (&s_pool.lock);
     if (s_pool.size < S_POOL_MAX) {
         s_pool.free [s_pool.size++] = self;
         self = NULL;
     }
     pthread_mutex_unlock (&s_pool.lock);
+#endif
     free (self);
 }
 
