@@ -849,21 +849,56 @@ s_flow_id (const char *name, const char *unique)
     return id;
 }
 
-//  Starts a flow (or finds the live one with the same key) of an input as
-//  JSON, or as its payload (encoded); NULL when the definition is unknown
+//  The business key a flow of def would have with this input (JSON, or
+//  the payload it came as), checked and canonicalised; 0, or -1 with the
+//  problem in error
+static int
+s_check_business_key (chorus_flowdef_t *def, const json_t *input, const void *encoded,
+                      size_t size, char *error, size_t error_size)
+{
+    if (!chorus_flowdef_key (def))
+        return 0;
+    json_t *decoded = input? NULL: chorus_value_unpack (encoded, size);
+    json_t *context = json_pack ("{s:O}", "input", input? (json_t *) input:
+                                 decoded? decoded: json_null ());
+    const json_t *value = chorus_flowdef_lookup (context, chorus_flowdef_key (def));
+    char *key = chorus_flow_canonical_key (value, error, error_size);
+    json_decref (context);
+    json_decref (decoded);
+    bool bad = !key && error [0];
+    free (key);
+    return bad? -1: 0;
+}
+
+//  Starts a flow (or finds the one with the same id, or the live one with
+//  the same business key) of an input as JSON, or as its payload
+//  (encoded); NULL with the problem in error (unknown-flow, conflict,
+//  bad-key) otherwise
 static chorus_flow_t *
 s_start_flow (chorus_coordinator_t *self, const char *name, const char *id, const json_t *input,
               const void *encoded, size_t size, const char *correlation, const char *cause,
-              bool *existing)
+              bool *existing, const char **code, char *error, size_t error_size)
 {
     chorus_flowdef_t *def = s_newest (self, name);
+    *code = "unknown-flow";
+    snprintf (error, error_size, "%s", name);
     if (!def)
         return NULL;
     chorus_flow_t *flow = chorus_flowset_lookup (self->flows, id);
+    if (flow && !streq (chorus_flowdef_name (chorus_flow_def (flow)), name)) {
+        //  NAME-ID is the id: "a-b" with "c" and "a" with "b-c" meet
+        *code = "conflict";
+        snprintf (error, error_size, "flow id %s is taken by a flow of %s", id,
+                  chorus_flowdef_name (chorus_flow_def (flow)));
+        return NULL;
+    }
     if (flow) {
-        *existing = true;   //  the same trigger event delivered again
+        *existing = true;   //  the same start, or trigger event, again
         return flow;
     }
+    *code = "bad-key";
+    if (s_check_business_key (def, input, encoded, size, error, error_size))
+        return NULL;
     chorus_actions_t actions;
     chorus_actions_init (&actions);
     flow = chorus_flowset_start (self->flows, def, id, input, encoded, size, s_now (), &actions,
@@ -875,6 +910,9 @@ s_start_flow (chorus_coordinator_t *self, const char *name, const char *id, cons
         s_log (self, "flow %s started: %s v%d", id, name, chorus_flowdef_version (def));
     }
     chorus_actions_clear (&actions);
+    *code = "error";
+    if (!flow)
+        snprintf (error, error_size, "cannot start a flow of %s", name);
     return flow;
 }
 
@@ -904,9 +942,14 @@ s_on_trigger (chorus_node_t *node, chorus_event_t *event, void *arg)
         //  finds the flow it started instead of starting another
         char *id = s_flow_id (chorus_flowdef_name (def), chorus_event_id (event));
         bool existing = false;
-        s_start_flow (self, chorus_flowdef_name (def), id, encoded? NULL: json_null (),
-                      encoded? payload: NULL, encoded? size: 0,
-                      chorus_event_correlation (event), chorus_event_id (event), &existing);
+        const char *code;
+        char error [256];
+        if (!s_start_flow (self, chorus_flowdef_name (def), id, encoded? NULL: json_null (),
+                           encoded? payload: NULL, encoded? size: 0,
+                           chorus_event_correlation (event), chorus_event_id (event), &existing,
+                           &code, error, sizeof (error)))
+            zsys_warning ("coordinator: event %s starts no flow of %s: %s: %s",
+                          chorus_event_id (event), chorus_flowdef_name (def), code, error);
         free (id);
     }
     zlistx_destroy (&triggered);
@@ -1013,7 +1056,8 @@ s_reply_json (chorus_reply_t *reply, json_t *value)
     if (s_pack (value, &payload, &size, error, sizeof (error)))
         chorus_reply_set_error (reply, "too-big", error, false);
     else
-        chorus_reply_set_payload (reply, payload, size);
+    if (chorus_reply_set_payload (reply, payload, size))
+        chorus_reply_set_error (reply, "too-big", chorus_node_error (NULL), false);
     free (payload);
     json_decref (value);
 }
@@ -1059,17 +1103,33 @@ s_on_start (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *repl
         json_decref (request);
         return;
     }
-    //  The command's idempotency key makes a re-sent start find its flow
-    char *id = s_flow_id (name, chorus_command_idempotency (command));
+    //  The flow's id is NAME-ID: the request's "id" (chorus flow start
+    //  --id), else the command's idempotency key, so that a re-sent start
+    //  finds its flow, here and not in the inbox's reply cache (which
+    //  knows the key, not the flow)
+    json_t *start_id = json_object_get (request, "id");
+    const char *unique = json_string_value (start_id);
+    char error [256];
+    if (start_id && (!unique || chorus_flow_check_key ("id", unique, error, sizeof (error)))) {
+        chorus_reply_set_error (reply, "bad-id", unique? error: "\"id\" must be a string", false);
+        json_decref (request);
+        return;
+    }
+    char *id = s_flow_id (name, unique? unique: chorus_command_idempotency (command));
     bool existing = false;
+    const char *code;
     chorus_flow_t *flow = s_start_flow (self, name, id, input? input: json_null (), NULL, 0,
                                         chorus_command_correlation (command),
-                                        chorus_command_id (command), &existing);
+                                        chorus_command_id (command), &existing, &code, error,
+                                        sizeof (error));
     free (id);
     //  Journaled by s_on_flush before this reply leaves
-    s_reply_json (reply, json_pack ("{s:s, s:b, s:s}", "id", chorus_flow_id (flow),
-                                    "existing", existing, "state",
-                                    chorus_flow_state_name (chorus_flow_state (flow))));
+    if (flow)
+        s_reply_json (reply, json_pack ("{s:s, s:b, s:s}", "id", chorus_flow_id (flow),
+                                        "existing", existing, "state",
+                                        chorus_flow_state_name (chorus_flow_state (flow))));
+    else
+        chorus_reply_set_error (reply, code, error, false);
     json_decref (request);
 }
 
@@ -1092,14 +1152,71 @@ s_omit_values (json_t *status, const char *why)
     json_decref (omitted);
 }
 
+//  The items a status shows of each fan-out step when the request asks
+//  for no range: the first S_STATUS_PAGE
+#define S_STATUS_PAGE 100
+
+//  The range of items the request asks for ("from", "to": indexes, both
+//  included); 0, or -1 with the reply set to the problem
+static int
+s_status_range (json_t *request, chorus_reply_t *reply, json_int_t *from, json_int_t *to)
+{
+    json_t *first = json_object_get (request, "from");
+    json_t *last = json_object_get (request, "to");
+    *from = json_is_integer (first)? json_integer_value (first): 0;
+    *to = json_is_integer (last)? json_integer_value (last): *from + S_STATUS_PAGE - 1;
+    const char *problem = (first && !json_is_integer (first)) || (last && !json_is_integer (last))
+                        ? "\"from\" and \"to\" must be integers"
+                        : *from < 0? "\"from\" must be 0 or more"
+                        : *to < *from? "\"to\" must not be below \"from\"": NULL;
+    if (problem)
+        chorus_reply_set_error (reply, "bad-request", problem, false);
+    return problem? -1: 0;
+}
+
+//  Keeps the items from..to of each fan-out step of a status, and gives
+//  the step its item count and counts per state instead of the rest
+static void
+s_page_items (json_t *status, json_int_t from, json_int_t to)
+{
+    size_t index;
+    json_t *step;
+    json_array_foreach (json_object_get (status, "steps"), index, step) {
+        json_t *items = json_object_get (step, "items");
+        if (!json_is_array (items))
+            continue;
+        json_t *counts = json_object ();
+        json_t *page = json_array ();
+        size_t item_index;
+        json_t *item;
+        json_array_foreach (items, item_index, item) {
+            const char *state = json_string_value (json_object_get (item, "state"));
+            if (state) {
+                json_int_t count = json_integer_value (json_object_get (counts, state));
+                json_object_set_new (counts, state, json_integer (count + 1));
+            }
+            if ((json_int_t) item_index >= from && (json_int_t) item_index <= to)
+                json_array_append (page, item);
+        }
+        json_object_set_new (step, "items_total",
+                             json_integer ((json_int_t) json_array_size (items)));
+        json_object_set_new (step, "counts", counts);
+        json_object_set_new (step, "items_from", json_integer (from));
+        json_object_set_new (step, "items", page);
+    }
+}
+
 static void
 s_on_status (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
 {
     chorus_coordinator_t *self = (chorus_coordinator_t *) arg;
     json_t *request = s_request (command, reply);
-    chorus_flow_t *flow = request? s_requested_flow (self, request, reply): NULL;
+    json_int_t from, to;
+    chorus_flow_t *flow = request && s_status_range (request, reply, &from, &to) == 0
+                        ? s_requested_flow (self, request, reply): NULL;
     if (flow) {
         json_t *status = chorus_flow_status (flow);
+        s_page_items (status, from, to);
         //  Its events that wait to be published, or could not be made
         s_record_t *record = (s_record_t *) zhashx_lookup (self->records, chorus_flow_id (flow));
         if (record && record->events_size)

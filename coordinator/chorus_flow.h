@@ -184,6 +184,30 @@ const char *
     chorus_flow_state_name (chorus_flow_state_t state);
 
 //  --------------------------------------------------------------------------
+//  Start ids and business keys
+
+//  Longest start id or business key, in bytes
+#define CHORUS_FLOW_KEY_MAX 128
+//  The characters a start id or business key is made of, besides letters
+//  and digits: no '/' (task keys are FLOW/STEP/ITEM), no whitespace
+#define CHORUS_FLOW_KEY_PUNCT "-_.:@+=~"
+
+//  Checks a start id or business key (what names it in the message, e.g.
+//  "id"): 1 to CHORUS_FLOW_KEY_MAX of A-Z a-z 0-9 and CHORUS_FLOW_KEY_PUNCT.
+//  0, or -1 with the problem in error ("bad id 'a/b': '/' at 2 is not
+//  allowed; use ...")
+int
+    chorus_flow_check_key (const char *what, const char *key, char *error, size_t error_size);
+
+//  The canonical business key of a value taken from a flow's input, which
+//  the caller frees: a string is itself, an integer its decimal digits (so
+//  1 and "1" are the same key); NULL with *error_p NULL for null or no
+//  value (no key); NULL with the problem in error for any other value or
+//  a key that fails chorus_flow_check_key
+char *
+    chorus_flow_canonical_key (const json_t *value, char *error, size_t error_size);
+
+//  --------------------------------------------------------------------------
 //  A set of flows, with one live flow per (definition name, business key)
 //  and a bounded number of finished flows kept for status queries
 

@@ -620,7 +620,8 @@ chorus__step_status (chorus__step_t *step, const chorus_stepdef_t *def, bool flo
                   ? chorus__error_json (step->error_code, step->error_message, NULL)
                   : failed? chorus__error_json (failed->error_code, failed->error_message, NULL)
                   : json_null ();
-    json_t *output = chorus__step_output (step, def->for_each != NULL, true);
+    //  A fan-out's outputs are its items': each is in the status once
+    json_t *output = def->for_each? NULL: chorus__step_output (step, false, true);
     json_t *status = json_pack ("{s:s, s:s, s:i, s:o, s:o, s:o, s:o}", "id", def->id,
                                 "state", s_step_state (step, flow_running),
                                 "attempts", attempts, "error", error,
@@ -628,6 +629,7 @@ chorus__step_status (chorus__step_t *step, const chorus_stepdef_t *def, bool flo
                                 "finished", s_time (all_finished? finished: 0),
                                 "output", output? output: json_null ());
     if (def->for_each) {
+        json_object_del (status, "output");
         json_t *items = json_array ();
         for (size_t t = 0; t < step->tasks_size; t++)
             json_array_append_new (items, s_task_status (&step->tasks [t]));

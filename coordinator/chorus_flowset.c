@@ -6,8 +6,12 @@
 #include "chorus_value.h"
 
 #include <czmq.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define S_STRING(x) #x
+#define S_QUOTE(x) S_STRING (x)
 
 //  One flow of the set
 typedef struct {
@@ -222,4 +226,79 @@ chorus_flowset_next (chorus_flowset_t *self)
     else
         entry = (s_entry_t *) zlistx_next (self->finished);
     return entry? entry->flow: NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Start ids and business keys
+
+int
+chorus_flow_check_key (const char *what, const char *key, char *error, size_t error_size)
+{
+    size_t length = key? strlen (key): 0;
+    const char *problem = NULL;
+    char bad [16] = "";
+    size_t at = 0;
+    if (length == 0)
+        problem = "it is empty";
+    else
+    if (length > CHORUS_FLOW_KEY_MAX)
+        problem = "it is longer than " S_QUOTE (CHORUS_FLOW_KEY_MAX) " bytes";
+    for (; !problem && at < length; at++) {
+        unsigned char c = (unsigned char) key [at];
+        if (isalnum (c) && c < 0x80)
+            continue;
+        if (c && strchr (CHORUS_FLOW_KEY_PUNCT, c))
+            continue;
+        if (c == ' ')
+            snprintf (bad, sizeof (bad), "a space");
+        else
+        if (c < 0x20 || c == 0x7f)
+            snprintf (bad, sizeof (bad), "control 0x%02x", c);
+        else
+        if (c >= 0x80)
+            snprintf (bad, sizeof (bad), "byte 0x%02x", c);
+        else
+            snprintf (bad, sizeof (bad), "'%c'", c);
+        problem = bad;
+    }
+    if (!problem)
+        return 0;
+    //  The key as given, but never its control characters
+    char shown [40];
+    snprintf (shown, sizeof (shown), "%.32s%s", key? key: "", length > 32? "...": "");
+    for (char *c = shown; *c; c++)
+        if ((unsigned char) *c < 0x20 || *c == 0x7f)
+            *c = '?';
+    if (problem == bad)
+        snprintf (error, error_size, "bad %s '%s': %s at position %zu is not allowed; use 1 to "
+                  S_QUOTE (CHORUS_FLOW_KEY_MAX) " of A-Z a-z 0-9 " CHORUS_FLOW_KEY_PUNCT,
+                  what, shown, bad, at);
+    else
+        snprintf (error, error_size, "bad %s '%s': %s; use 1 to " S_QUOTE (CHORUS_FLOW_KEY_MAX)
+                  " of A-Z a-z 0-9 " CHORUS_FLOW_KEY_PUNCT, what, shown, problem);
+    return -1;
+}
+
+char *
+chorus_flow_canonical_key (const json_t *value, char *error, size_t error_size)
+{
+    if (error_size)
+        error [0] = 0;
+    char *key = NULL;
+    if (!value || json_is_null (value))
+        return NULL;
+    if (json_is_string (value))
+        key = chorus__strdup (json_string_value (value));
+    else
+    if (json_is_integer (value))
+        key = chorus__format ("%" JSON_INTEGER_FORMAT, json_integer_value (value));
+    else {
+        snprintf (error, error_size, "bad business key: must be a string or an integer, not %s",
+                  json_is_real (value)? "a real": json_is_boolean (value)? "a boolean":
+                  json_is_array (value)? "a list": "an object");
+        return NULL;
+    }
+    if (key && chorus_flow_check_key ("business key", key, error, error_size))
+        zstr_free (&key);
+    return key;
 }

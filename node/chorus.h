@@ -601,8 +601,10 @@ CHORUS_EXPORT uint64_t chorus_command_attempt (chorus_command_t *self);
 //  A reply: filled by a command handler, or received by a reply handler
 
 //  Set the reply's payload (copied); returns 0, or fails with
-//  CHORUS_ETOOBIG (over CHORUS_PAYLOAD_MAX) or CHORUS_ESTATE (a reply that
-//  reports a local failure, which has no payload)
+//  CHORUS_ETOOBIG (over CHORUS_PAYLOAD_MAX: the reply becomes an error
+//  reply, code too-big, whose message names the size and the limit, so
+//  that it never goes out as an empty success) or CHORUS_ESTATE (a reply
+//  that reports a local failure, which has no payload)
 CHORUS_EXPORT int chorus_reply_set_payload (chorus_reply_t *self, const void *data, size_t size);
 //  Make the reply an error with an application code, a message and
 //  whether a later attempt could succeed

@@ -998,8 +998,8 @@ chorus_node_send_traced (chorus_node_t *self, const char *service, const char *c
     if (why)
         return s_failf (self, CHORUS_EINVAL, "send: %s", why);
     if (size > CHORUS_MSG_MAX_PAYLOAD)
-        return s_failf (self, CHORUS_ETOOBIG, "send: a payload is at most CHORUS_PAYLOAD_MAX "
-                        "(1 MiB)");
+        return s_failf (self, CHORUS_ETOOBIG, "send: a payload of %zu bytes is over the limit "
+                        "of %d bytes (CHORUS_PAYLOAD_MAX)", size, CHORUS_MSG_MAX_PAYLOAD);
     char id [33];
     chorus__new_id (id);
     uint64_t now = chorus__now ();

@@ -54,9 +54,14 @@ chorus_reply_set_payload (chorus_reply_t *self, const void *data, size_t size)
     if (!self->msg)
         return chorus__failf (CHORUS_ESTATE, "reply_set_payload: a reply reporting a local "
                               "failure has no payload");
-    if (size > CHORUS_MSG_MAX_PAYLOAD)
-        return chorus__failf (CHORUS_ETOOBIG, "reply_set_payload: %zu bytes; a payload is at "
-                              "most CHORUS_PAYLOAD_MAX (1 MiB)", size);
+    if (size > CHORUS_MSG_MAX_PAYLOAD) {
+        //  Never an empty success: the asker learns why there is no payload
+        char message [128];
+        snprintf (message, sizeof (message), "a reply payload of %zu bytes is over the limit "
+                  "of %d bytes (CHORUS_PAYLOAD_MAX)", size, CHORUS_MSG_MAX_PAYLOAD);
+        chorus_reply_set_error (self, "too-big", message, false);
+        return chorus__failf (CHORUS_ETOOBIG, "reply_set_payload: %s", message);
+    }
     chorus_msg_set_payload (self->msg, data? data: "", size);
     return 0;
 }

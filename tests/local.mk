@@ -217,6 +217,10 @@ EXTRA_DIST += tests/flows
 TESTS += tests/test_flow_cli.sh
 EXTRA_DIST += tests/test_flow_cli.sh
 
+#   Start ids tied to their flow, and a status of any size, on a real mesh
+TESTS += tests/test_flow_start_ids.sh tests/test_flow_status_pages.sh
+EXTRA_DIST += tests/test_flow_start_ids.sh tests/test_flow_status_pages.sh
+
 #   chorus publish --lines, in batches
 TESTS += tests/test_publish_lines_reach_group_once.sh
 EXTRA_DIST += tests/test_publish_lines_reach_group_once.sh

@@ -37,6 +37,8 @@ typedef struct {
     bool ran;                   //  the handler ran
     int status;                 //  the reply's status, at the sender
     bool replied;               //  the sender got it
+    char code [64];             //  its error code and message, if any
+    char message [256];
 } s_echo_t;
 
 static void
@@ -57,6 +59,10 @@ s_on_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg)
 {
     s_echo_t *echo = (s_echo_t *) arg;
     echo->status = chorus_reply_status (reply);
+    snprintf (echo->code, sizeof (echo->code), "%s",
+              chorus_reply_code (reply)? chorus_reply_code (reply): "");
+    snprintf (echo->message, sizeof (echo->message), "%s",
+              chorus_reply_message (reply)? chorus_reply_message (reply): "");
     echo->replied = true;
 }
 
@@ -160,7 +166,8 @@ s_configuration (void)
     s_failed (chorus_node_publish (node, "order.placed", NULL, big, size), CHORUS_ETOOBIG, node,
               "at most", "publish a payload over the limit");
     s_failed (chorus_node_send (node, "payments", "charge", big, size, 0, s_on_reply, NULL),
-              CHORUS_ETOOBIG, node, "at most", "send a payload over the limit");
+              CHORUS_ETOOBIG, node, "1048577 bytes is over the limit of 1048576",
+              "send a payload over the limit");
     free (big);
     s_failed (chorus_node_send (node, "payments", "charge", NULL, 0, -5, s_on_reply, NULL),
               CHORUS_EINVAL, node, "timeout", "send with a negative timeout");
@@ -310,8 +317,12 @@ s_mesh (void)
     ok (test_run_until (nodes, 2, s_replied, &echo, 5000) && echo.ran,
         "a command handler runs, and its reply comes back");
     ok (echo.rc == CHORUS_ETOOBIG && echo.errno_then == CHORUS_ETOOBIG
-        && strstr (echo.detail, "at most"),
+        && strstr (echo.detail, "1048577 bytes is over the limit of 1048576 bytes"),
         "reply_set_payload over the limit: %s: %s", chorus_strerror (echo.rc), echo.detail);
+    //  What the sender gets is an error naming both, never an empty success
+    ok (echo.status == CHORUS_EREMOTE && streq (echo.code, "too-big")
+        && strstr (echo.message, "a reply payload of 1048577 bytes is over the limit of 1048576"),
+        "the sender gets an error reply: %s: %s", echo.code, echo.message);
 
     //  billing no longer dispatches: what orders publishes stays unacknowledged
     char payload [400];

@@ -316,8 +316,20 @@ test_for_each_order (void)
     is_str (s_keys (&out, CHORUS_ACTION_SEND), "O/fan/0", "order: the retry goes out");
     s_ok (flow, "O/fan/3", 1, "\"o3\"", T0 + 12, &out);
     s_ok (flow, "O/fan/0", 2, "\"o0\"", T0 + 13, &out);
-    s_is_step_field (flow, "fan", "output", "[\"o0\",\"o1\",\"o2\",\"o3\"]",
-                     "order: a retried item keeps its place");
+    //  A fan-out's status carries each output once, in its item
+    char *items = s_step_field (flow, "fan", "items");
+    json_t *list = json_loads (items, 0, NULL);
+    json_t *outputs = json_array ();
+    for (size_t index = 0; index < json_array_size (list); index++)
+        json_array_append (outputs, json_object_get (json_array_get (list, index), "output"));
+    char *text = json_dumps (outputs, JSON_COMPACT);
+    is_str (text, "[\"o0\",\"o1\",\"o2\",\"o3\"]", "order: a retried item keeps its place");
+    s_is_step_field (flow, "fan", "output", "(no such step)",
+                     "order: the step does not repeat its items' outputs");
+    free (text);
+    json_decref (outputs);
+    json_decref (list);
+    free (items);
     is_int (chorus_flow_state (flow), CHORUS_FLOW_FAILED, "order: a for_each on no list fails");
     json_t *status = chorus_flow_status (flow);
     is_str (json_string_value (json_object_get (json_object_get (status, "error"), "code")),

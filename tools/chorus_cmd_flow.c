@@ -3,6 +3,7 @@
     retry them, and print the causal trace of a transaction.
 */
 #include "chorus_cli.h"
+#include "chorus_flow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,8 @@ enum {
     S_OPT_WAIT,
     S_OPT_ID,
     S_OPT_CORRELATION,
-    S_OPT_STATE
+    S_OPT_STATE,
+    S_OPT_ITEMS
 };
 
 #define S_COMMON_OPTIONS                                                      \
@@ -37,6 +39,10 @@ static const struct option s_start_options [] = {
 };
 static const struct option s_list_options [] = {
     { "state", required_argument, NULL, S_OPT_STATE },
+    S_COMMON_OPTIONS
+};
+static const struct option s_status_options [] = {
+    { "items", required_argument, NULL, S_OPT_ITEMS },
     S_COMMON_OPTIONS
 };
 static const struct option s_common_options [] = { S_COMMON_OPTIONS };
@@ -55,6 +61,8 @@ typedef struct {
     const char *key;                //  start: --id
     const char *correlation;        //  start: --correlation
     const char *state;              //  list: --state
+    long long items_from;           //  status: --items FROM..TO, or -1
+    long long items_to;
     chorus_node_t *node;            //  our node, made on the first call
 } s_flow_t;
 
@@ -126,10 +134,18 @@ s_call (s_flow_t *self, const char *command, json_t *request, int timeout_ms,
     return status;
 }
 
+static const char *
+s_clip (char *text, size_t max);
+
+//  A reply that is not what the command answers: shown (clipped), so
+//  that it is never taken for an empty one
 static int
-s_unexpected (s_flow_t *self)
+s_unexpected (s_flow_t *self, json_t *reply)
 {
-    chorus_cli_error (&self->cli, "unexpected reply from the coordinator");
+    char *text = json_dumps (reply, JSON_COMPACT | JSON_ENCODE_ANY);
+    chorus_cli_error (&self->cli, "unexpected reply from the coordinator: %s",
+                      text? s_clip (text, S_CLIP): "none");
+    free (text);
     return CHORUS_CLI_FAILED;
 }
 
@@ -231,8 +247,11 @@ s_print_task (int indent, const char *label, int width, json_t *task)
 static int
 s_show_status (s_flow_t *self, json_t *status)
 {
-    if (!json_is_object (status))
-        return s_unexpected (self);
+    //  A status always names its flow and state: anything else is no
+    //  status, never a blank one
+    if (!json_is_string (json_object_get (status, "id"))
+    ||  !json_is_string (json_object_get (status, "state")))
+        return s_unexpected (self, status);
     char started [40], finished [40];
     printf ("%s  %s v%lld  %s  started %s  finished %s\n", s_text (status, "id"),
             s_text (status, "flow"),
@@ -250,9 +269,27 @@ s_show_status (s_flow_t *self, json_t *status)
     }
     json_array_foreach (steps, index, step) {
         s_print_task (2, s_text (step, "id"), width, step);
+        json_t *counts = json_object_get (step, "counts");
+        json_t *items = json_object_get (step, "items");
+        if (json_is_object (counts)) {
+            //  A fan-out: its counts per state, then the page of items
+            long long total = json_integer_value (json_object_get (step, "items_total"));
+            long long from = json_integer_value (json_object_get (step, "items_from"));
+            printf ("%*s%lld items:", 4, "", total);
+            const char *state;
+            json_t *count;
+            json_object_foreach (counts, state, count)
+                printf (" %s %lld", state, (long long) json_integer_value (count));
+            if (json_array_size (items))
+                printf ("; items %lld..%lld below", from,
+                        from + (long long) json_array_size (items) - 1);
+            if (total > (long long) json_array_size (items))
+                printf (" (--items FROM..TO for others)");
+            printf ("\n");
+        }
         size_t item_index;
         json_t *item;
-        json_array_foreach (json_object_get (step, "items"), item_index, item) {
+        json_array_foreach (items, item_index, item) {
             char label [32];
             snprintf (label, sizeof (label), "[%lld]",
                       (long long) json_integer_value (json_object_get (item, "item")));
@@ -279,7 +316,7 @@ s_wait (s_flow_t *self, const char *id, int64_t deadline)
         if (rc != CHORUS_CLI_OK)
             break;
         if (!state)
-            rc = s_unexpected (self);
+            rc = s_unexpected (self, status);
         else
         if (s_among (state, s_terminal)) {
             if (self->cli.json)
@@ -331,16 +368,21 @@ s_start (s_flow_t *self)
         }
         json_object_set_new (request, "input", input);
     }
-    //  The key names the flow: the same --id finds the flow it started
-    zuuid_t *uuid = self->key? NULL: zuuid_new ();
+    //  The flow is NAME-ID: the coordinator finds it by --id, so the same
+    //  --id finds the same flow, even after it ended. The idempotency key
+    //  is this invocation's own: a re-send of this start gets its reply,
+    //  and no other start (another flow, or later) is taken for it.
+    //  Without --id the key names the flow.
+    if (self->key)
+        json_object_set_new (request, "id", json_string (self->key));
+    zuuid_t *uuid = zuuid_new ();
     int64_t deadline = zclock_mono () + (self->timeout_ms >= 0? self->timeout_ms: S_WAIT_MS);
     json_t *reply;
-    int rc = s_call (self, "flow.start", request, s_reply_ms (self),
-                     uuid? zuuid_str (uuid): self->key, &reply);
+    int rc = s_call (self, "flow.start", request, s_reply_ms (self), zuuid_str (uuid), &reply);
     zuuid_destroy (&uuid);
     const char *id = json_string_value (json_object_get (reply, "id"));
     if (rc == CHORUS_CLI_OK && !id)
-        rc = s_unexpected (self);
+        rc = s_unexpected (self, reply);
     else
     if (rc == CHORUS_CLI_OK && self->wait)
         rc = s_wait (self, id, deadline);
@@ -361,7 +403,7 @@ static int
 s_show_list (s_flow_t *self, json_t *reply)
 {
     if (!json_is_array (reply))
-        return s_unexpected (self);
+        return s_unexpected (self, reply);
     int id_width = 2, flow_width = 4;
     size_t index;
     json_t *flow;
@@ -395,7 +437,7 @@ s_show_defs (s_flow_t *self, json_t *reply)
 {
     json_t *defs = json_object_get (reply, "definitions");
     if (!json_is_array (defs))
-        return s_unexpected (self);
+        return s_unexpected (self, reply);
     int flow_width = 4, trigger_width = 7, file_width = 4;
     size_t index;
     json_t *def;
@@ -434,7 +476,7 @@ s_show_state (s_flow_t *self, json_t *reply)
 {
     const char *state = json_string_value (json_object_get (reply, "state"));
     if (!state)
-        return s_unexpected (self);
+        return s_unexpected (self, reply);
     printf ("%s\n", state);
     return CHORUS_CLI_OK;
 }
@@ -467,7 +509,7 @@ s_show_trace (s_flow_t *self, json_t *reply)
 {
     json_t *events = json_object_get (reply, "events");
     if (!json_is_array (events))
-        return s_unexpected (self);
+        return s_unexpected (self, reply);
     size_t size = json_array_size (events);
     bool *printed = (bool *) zmalloc ((size + 1) * sizeof (bool));
     zhashx_t *ids = zhashx_new ();
@@ -499,6 +541,10 @@ s_query (s_flow_t *self)
 {
     json_t *request = self->sub->field? json_pack ("{s:s}", self->sub->field, self->args [0])
                                       : json_pack ("{s:s?}", "state", self->state);
+    if (self->items_from >= 0) {
+        json_object_set_new (request, "from", json_integer (self->items_from));
+        json_object_set_new (request, "to", json_integer (self->items_to));
+    }
     json_t *reply;
     int rc = s_call (self, self->sub->command, request, s_reply_ms (self), NULL, &reply);
     if (rc == CHORUS_CLI_OK)
@@ -520,25 +566,41 @@ static const s_sub_t s_subs [] = {
     { "start", "flow.start", NULL, NULL, s_start_options, 1, 2, "NAME",
       "start NAME [JSON] [--wait] [--timeout SECONDS] [--id KEY]",
       "Start the flow NAME with JSON as its input and print the flow's id (the\n"
-      "coordinator's reply with --json). The flow's id is NAME-KEY: starting\n"
-      "again with the same --id finds the same flow instead of another.\n\n"
+      "coordinator's reply with --json: {\"id\", \"existing\", \"state\"}). The\n"
+      "flow's id is NAME-KEY: starting NAME again with the same --id finds that\n"
+      "flow as it is now (existing true, its current state), also after it\n"
+      "ended or the coordinator restarted, while the coordinator keeps it (see\n"
+      "chorus-coordinator --keep); another NAME with the same KEY is another\n"
+      "flow. KEY is 1 to 128 of A-Z a-z 0-9 - _ . : @ + = ~ (no '/', no\n"
+      "whitespace, no control characters); a longer one is digested in the id.\n"
+      "A flow with a business key (FLOWS.md) has one live flow per key: a\n"
+      "string, or an integer taken as its digits (1 and \"1\" are the same key),\n"
+      "with the same characters as KEY; any other value is a bad-key error.\n\n"
       "  --wait             wait until the flow ends, then print \"ID STATE in N ms\"\n"
       "                     (its status with --json)\n"
       "  --timeout SECONDS  with --wait: give up waiting for the flow (default 60);\n"
       "                     without: for the reply (default 10)\n"
-      "  --id KEY           the start's idempotency key (default: a new uuid)\n"
+      "  --id KEY           the flow's start id (default: a new uuid)\n"
       "  --correlation ID   correlation id of the flow's transaction (default: new)\n"
       S_JSON_HELP,
-      "0 started (--wait: completed), 1 error reply, or the\n"
-      "flow failed, was cancelled or is stuck, 2 bad usage, 3 the flow did not end\n"
-      "before --timeout, 4 no reply.",
+      "0 started or found (--wait: completed), 1 error reply\n"
+      "(unknown-flow, bad-id, bad-key, conflict: NAME-KEY is a flow of another\n"
+      "NAME, too-big), or the flow failed, was cancelled or is stuck, 2 bad usage\n"
+      "(a bad --id among them), 3 the flow did not end before --timeout, 4 no reply.",
       "start a flow, and with --wait wait until it ends" },
-    { "status", "flow.status", "id", s_show_status, s_common_options, 1, 1, "ID",
-      "status ID [--json]",
+    { "status", "flow.status", "id", s_show_status, s_status_options, 1, 1, "ID",
+      "status ID [--items FROM..TO] [--json]",
       "Print a flow's state and times, then one line per step: its state,\n"
-      "attempts, last error and output (items of a for_each step below it).\n\n"
+      "attempts, last error and output. A for_each step shows its number of\n"
+      "items and how many are in each state, then one line per item of a\n"
+      "page: items 0..99 unless --items says which (each output is shown in\n"
+      "its item, once).\n\n"
+      "  --items FROM..TO   the items FROM to TO (indexes from 0, both included)\n"
+      "                     of each for_each step\n"
       S_TIMEOUT_HELP S_JSON_HELP,
-      "0 shown, " S_NOT_FOUND,
+      "0 shown, 1 error reply (not-found, bad-request, too-big:\n"
+      "the status is over the payload limit, ask for fewer items), 2 bad usage,\n"
+      "4 no reply.",
       "show a flow's state and its steps" },
     { "list", "flow.list", NULL, s_show_list, s_list_options, 0, 0, NULL,
       "list [--state STATE] [--json]",
@@ -614,7 +676,29 @@ s_option (s_flow_t *self, int opt, char **argv)
 {
     switch (opt) {
         case S_OPT_WAIT: self->wait = true; break;
-        case S_OPT_ID: self->key = optarg; break;
+        case S_OPT_ID: {
+            char error [256];
+            if (chorus_flow_check_key ("--id", optarg, error, sizeof (error)))
+                return chorus_cli_usage_error (&self->cli, "%s", error);
+            self->key = optarg;
+            break;
+        }
+        case S_OPT_ITEMS: {
+            char *end = NULL;
+            long long from = strtoll (optarg, &end, 10), to = -1;
+            if (end && end != optarg && end [0] == '.' && end [1] == '.' && *optarg != '-') {
+                const char *last = end + 2;
+                to = *last == '-' || *last == '+'? -1: strtoll (last, &end, 10);
+                if (end == last || *end)
+                    to = -1;
+            }
+            if (to < 0 || to < from)
+                return chorus_cli_usage_error (&self->cli, "--items: '%s' is not FROM..TO, two "
+                                               "indexes from 0 with FROM <= TO", optarg);
+            self->items_from = from;
+            self->items_to = to;
+            break;
+        }
         case S_OPT_CORRELATION: self->correlation = optarg; break;
         case S_OPT_STATE:
             if (!s_among (optarg, s_states))
@@ -675,7 +759,7 @@ chorus_cmd_flow (int argc, char **argv)
                  *name == '-'? "option": "subcommand", name);
         return CHORUS_CLI_USAGE;
     }
-    s_flow_t self = { .sub = sub, .timeout_ms = -1 };
+    s_flow_t self = { .sub = sub, .timeout_ms = -1, .items_from = -1 };
     snprintf (self.name, sizeof (self.name), "flow %s", sub->name);
     chorus_cli_init (&self.cli, self.name, s_usage);
     int status = s_parse (&self, argc - 1, argv + 1);
