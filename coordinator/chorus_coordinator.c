@@ -529,9 +529,11 @@ s_act (chorus_coordinator_t *self, chorus_action_t *action, zlistx_t *failed)
         }
         uint64_t now = s_now ();
         int timeout = action->at > now + 50? (int) (action->at - now): 50;
-        int code = chorus_node_send_traced (self->node, action->service, action->command,
-                                            payload, size, timeout, action->key, correlation,
-                                            s_on_reply, sent);
+        //  Every try of a task under its key, numbered
+        int code = chorus_node_send_attempt (self->node, action->service, action->command,
+                                             payload, size, timeout, action->key, correlation,
+                                             action->attempt > 0? (uint64_t) action->attempt: 1,
+                                             s_on_reply, sent);
         if (code < 0) {
             const char *detail = chorus_node_error (self->node);
             sent->code = "send-failed";

@@ -376,6 +376,8 @@ s_fail (chorus_flow_t *self, const char *code, const char *message, const char *
                 s_set (self, task, CHORUS_TASK_FAILED);
                 task->timer_at = 0;
                 task->finished = now;
+                if (task->maybe_done)
+                    task->seq = ++self->seq;    //  undone in its turn
             }
         }
 }
@@ -476,8 +478,9 @@ s_finish (chorus_flow_t *self, chorus_flow_state_t state, uint64_t now, chorus_a
                            "input", chorus__value_json (&self->input)));
 }
 
-//  Undoes completed tasks one at a time, last completed first, once no
-//  task runs; then the flow ends, or stays STUCK for an operator
+//  Undoes completed tasks, and failed ones that may have been done (their
+//  last try went unanswered), one at a time, last first, once no task
+//  runs; then the flow ends, or stays STUCK for an operator
 static void
 s_compensate (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
 {
@@ -493,12 +496,16 @@ s_compensate (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
     //  One task is undone at a time: finding the next is a pass over the
     //  done tasks of the steps that have a compensation
     for (size_t index = 0; index < self->steps_size; index++) {
+        //  Done tasks, and failed ones that may have been done
         if (!s_stepdef (self, index)->compensate
-        ||  !self->steps [index].counts [CHORUS_TASK_DONE])
+        ||  (!self->steps [index].counts [CHORUS_TASK_DONE]
+          && !self->steps [index].counts [CHORUS_TASK_FAILED]))
             continue;
         for (size_t t = 0; t < self->steps [index].tasks_size; t++) {
             chorus__task_t *task = &self->steps [index].tasks [t];
-            if (task->state == CHORUS_TASK_DONE && (!next || task->seq > next->seq))
+            bool done = task->state == CHORUS_TASK_DONE
+                     || (task->state == CHORUS_TASK_FAILED && task->maybe_done);
+            if (done && (!next || task->seq > next->seq))
                 next = task;
         }
     }
@@ -764,11 +771,19 @@ chorus_flow_reply (chorus_flow_t *self, const char *key, int attempt,
         }
     }
     else {
-        if (task->state != CHORUS_TASK_RUNNING || attempt != task->attempt)
+        //  A success from any try of the task counts while the task is not
+        //  finished: an earlier try's late answer is the work done (a
+        //  service answers every try of one key with the same reply)
+        bool current = task->state == CHORUS_TASK_RUNNING && attempt == task->attempt;
+        bool earlier = (task->state == CHORUS_TASK_RUNNING || task->state == CHORUS_TASK_WAITING)
+                    && attempt >= 1 && attempt <= task->attempt;
+        if (!current && !(result->ok && earlier))
             return -1;
         s_touch (self, task);
         if (result->ok) {
             s_set (self, task, CHORUS_TASK_DONE);
+            task->timer_at = 0;
+            task->maybe_done = false;
             if (result->encoded)
                 chorus__value_set (&task->output, NULL, result->encoded, result->encoded_size);
             else
@@ -779,6 +794,9 @@ chorus_flow_reply (chorus_flow_t *self, const char *key, int attempt,
         }
         else {
             s_task_error (task, result, def);
+            //  No answer: the service may have done it. An error reply says
+            //  it did not (a later try of the key gets what the service did)
+            task->maybe_done = result->timeout;
             if (self->state == CHORUS_FLOW_RUNNING && retryable && task->attempt < def->attempts) {
                 s_set (self, task, CHORUS_TASK_WAITING);
                 task->timer_at = now + s_backoff (def, task->attempt);
@@ -790,6 +808,8 @@ chorus_flow_reply (chorus_flow_t *self, const char *key, int attempt,
             else {
                 s_set (self, task, CHORUS_TASK_FAILED);
                 task->finished = now;
+                if (task->maybe_done)
+                    task->seq = ++self->seq;    //  undone in its turn
                 s_fail (self, task->error_code, task->error_message, def->id, now);
             }
         }
@@ -852,8 +872,11 @@ chorus_flow_retry (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
         //  Back in line: s_compensate gives them fresh tries, in order
         for (size_t index = 0; index < self->steps_size; index++)
             for (size_t t = 0; t < self->steps [index].tasks_size; t++)
-                if (self->steps [index].tasks [t].state == CHORUS_TASK_STUCK)
-                    s_set (self, &self->steps [index].tasks [t], CHORUS_TASK_DONE);
+                if (self->steps [index].tasks [t].state == CHORUS_TASK_STUCK) {
+                    //  Maybe done: back to failed, so that a retry runs it
+                    chorus__task_t *task = &self->steps [index].tasks [t];
+                    s_set (self, task, task->maybe_done? CHORUS_TASK_FAILED: CHORUS_TASK_DONE);
+                }
         self->state = CHORUS_FLOW_COMPENSATING;
         s_advance (self, now, out);
         return 0;

@@ -325,6 +325,8 @@ s_task_save (chorus__task_t *task)
         "timer", (json_int_t) task->timer_at, "seq", (json_int_t) task->seq,
         "undo_attempt", task->undo_attempt, "undo_tries", task->undo_tries,
         "undo_waiting", task->undo_waiting);
+    if (task->maybe_done)
+        json_object_set_new (json, "maybe_done", json_true ());
     if (chorus__value_held (&task->output))
         json_object_set_new (json, "output", chorus__value_decode (&task->output));
     return json;
@@ -352,14 +354,14 @@ s_task_load (chorus__task_t *task, const json_t *json, int run)
     const char *state = NULL;
     json_t *error = NULL, *output = NULL;
     json_int_t started, finished, timer, seq;
-    int undo_waiting = 0;
+    int undo_waiting = 0, maybe_done = 0;
     if (json_unpack ((json_t *) json,
-                     "{s:s, s:i, s:i, s:o, s:I, s:I, s:I, s:I, s:i, s:i, s:b, s?:o}",
+                     "{s:s, s:i, s:i, s:o, s:I, s:I, s:I, s:I, s:i, s:i, s:b, s?:o, s?:b}",
                      "state", &state, "run", &task->run, "attempt", &task->attempt,
                      "error", &error, "started", &started, "finished", &finished,
                      "timer", &timer, "seq", &seq, "undo_attempt", &task->undo_attempt,
                      "undo_tries", &task->undo_tries, "undo_waiting", &undo_waiting,
-                     "output", &output))
+                     "output", &output, "maybe_done", &maybe_done))
         return -1;
     task->state = 0;
     for (int value = CHORUS_TASK_PENDING; value <= CHORUS_TASK_STUCK; value++)
@@ -373,6 +375,7 @@ s_task_load (chorus__task_t *task, const json_t *json, int run)
     task->timer_at = (uint64_t) timer;
     task->seq = (uint64_t) seq;
     task->undo_waiting = undo_waiting;
+    task->maybe_done = maybe_done;
     chorus__value_set (&task->output, output, NULL, 0);
     return 0;
 }
@@ -415,11 +418,13 @@ chorus__step_load (chorus__step_t *step, size_t index, const chorus_stepdef_t *d
 
 //  --------------------------------------------------------------------------
 //  Journal records: a task is [state, run, attempt, error, started,
-//  finished, timer, seq, undo_attempt, undo_tries, undo_waiting, output],
+//  finished, timer, seq, undo_attempt, undo_tries, undo_waiting, output,
+//  maybe_done] (journals written before maybe_done have 12 values: false),
 //  a step [id, started, items, error, tasks], an error nil or [code,
 //  message]; values as chorus_value_write puts them
 
-#define S_TASK_FIELDS 12
+#define S_TASK_FIELDS 13
+#define S_TASK_FIELDS_OLD 12     //  before maybe_done
 #define S_STEP_FIELDS 5
 
 static void
@@ -465,6 +470,7 @@ chorus__task_write (chorus__task_t *task, chorus_record_t *record)
     chorus_record_uint (record, (uint64_t) task->undo_tries);
     chorus_record_bool (record, task->undo_waiting);
     chorus__value_write (&task->output, record);
+    chorus_record_bool (record, task->maybe_done);
     task->dirty = false;
 }
 
@@ -472,8 +478,11 @@ int
 chorus__task_read (chorus__task_t *task, int run, chorus_reader_t *reader, const char **why)
 {
     *why = "a task is malformed";
-    if (!chorus_reader_tuple (reader, S_TASK_FIELDS))
+    size_t fields = chorus_reader_array (reader);
+    if (reader->error || (fields != S_TASK_FIELDS && fields != S_TASK_FIELDS_OLD)) {
+        chorus_reader_fail (reader, "an array has the wrong number of values");
         return -1;
+    }
     task->state = (chorus_task_state_t) chorus_reader_uint (reader, CHORUS_TASK_STUCK);
     task->run = (int) chorus_reader_uint (reader, INT_MAX);
     task->attempt = (int) chorus_reader_uint (reader, INT_MAX);
@@ -486,6 +495,7 @@ chorus__task_read (chorus__task_t *task, int run, chorus_reader_t *reader, const
     task->undo_tries = (int) chorus_reader_uint (reader, INT_MAX);
     task->undo_waiting = chorus_reader_bool (reader);
     chorus__value_read (&task->output, reader);
+    task->maybe_done = fields == S_TASK_FIELDS && chorus_reader_bool (reader);
     task->dirty = false;
     if (reader->error)
         return -1;
@@ -560,12 +570,17 @@ s_time (uint64_t time)
 static json_t *
 s_task_status (chorus__task_t *task)
 {
-    return json_pack ("{s:i, s:s, s:i, s:o, s:o, s:o, s:o?}", "item", task->item,
-                      "state", chorus_task_state_name (task->state),
-                      "attempts", task->attempt,
-                      "error", chorus__error_json (task->error_code, task->error_message, NULL),
-                      "started", s_time (task->started), "finished", s_time (task->finished),
-                      "output", chorus__value_decode (&task->output));
+    json_t *json = json_pack ("{s:i, s:s, s:i, s:o, s:o, s:o, s:o?}", "item", task->item,
+                              "state", chorus_task_state_name (task->state),
+                              "attempts", task->attempt,
+                              "error", chorus__error_json (task->error_code,
+                                                           task->error_message, NULL),
+                              "started", s_time (task->started),
+                              "finished", s_time (task->finished),
+                              "output", chorus__value_decode (&task->output));
+    if (task->maybe_done)
+        json_object_set_new (json, "maybe_done", json_true ());
+    return json;
 }
 
 //  One name for a step's tasks: theirs when they agree, else the state
@@ -628,6 +643,12 @@ chorus__step_status (chorus__step_t *step, const chorus_stepdef_t *def, bool flo
                                 "started", s_time (started),
                                 "finished", s_time (all_finished? finished: 0),
                                 "output", output? output: json_null ());
+    //  Told only when true: some task's last try went unanswered
+    for (size_t t = 0; t < step->tasks_size; t++)
+        if (step->tasks [t].maybe_done) {
+            json_object_set_new (status, "maybe_done", json_true ());
+            break;
+        }
     if (def->for_each) {
         json_object_del (status, "output");
         json_t *items = json_array ();

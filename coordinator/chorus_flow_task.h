@@ -65,6 +65,8 @@ typedef struct {
     int undo_attempt;           //  current try of its compensation, from 1
     int undo_tries;             //  compensation tries since it was (re)started
     bool undo_waiting;          //  UNDOING: waits for a backoff timer, no try in flight
+    bool maybe_done;            //  its last try went unanswered: the service may have done
+                                //  it, so it is compensated if the flow undoes
     bool dirty;                 //  changed since the last journal record
 } chorus__task_t;
 

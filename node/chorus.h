@@ -497,6 +497,17 @@ CHORUS_EXPORT int
                              const char *idempotency, const char *correlation,
                              chorus_reply_fn *handler, void *arg);
 
+//  As chorus_node_send_traced, as the caller's try `attempt` (from 1) of
+//  the same work: the handler sees it with chorus_command_attempt. A retry
+//  keeps the idempotency key of the first try, so that the service answers
+//  it with what it did. Fails as chorus_node_send, and with CHORUS_EINVAL
+//  for an attempt of 0.
+CHORUS_EXPORT int
+    chorus_node_send_attempt (chorus_node_t *self, const char *service, const char *command,
+                              const void *payload, size_t size, int timeout_ms,
+                              const char *idempotency, const char *correlation,
+                              uint64_t attempt, chorus_reply_fn *handler, void *arg);
+
 //  The socket that becomes readable when work is ready for this thread (a
 //  czmq zsock_t); poll it (zpoller, zloop) and call chorus_node_dispatch.
 CHORUS_EXPORT void *
@@ -595,6 +606,10 @@ CHORUS_EXPORT const char *chorus_command_correlation (chorus_command_t *self);
 CHORUS_EXPORT const char *chorus_command_causation (chorus_command_t *self);
 CHORUS_EXPORT const char *chorus_command_sender (chorus_command_t *self);   //  sender's service
 CHORUS_EXPORT uint64_t chorus_command_deadline (chorus_command_t *self);
+//  The sender's try of this command, from 1: a retry the sender makes of
+//  the same work (chorus_node_send_attempt; the coordinator's retries of a
+//  task) comes with a higher one and the same idempotency key. Not the
+//  transport's own re-sends, which the inbox never runs twice.
 CHORUS_EXPORT uint64_t chorus_command_attempt (chorus_command_t *self);
 
 //  --------------------------------------------------------------------------

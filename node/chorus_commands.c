@@ -17,10 +17,41 @@ typedef struct {
     uint64_t expires;           //  when its deadline passes (monotonic), 0 for never
 } s_outgoing_t;
 
+//  Who asked for a key our handler is running: the command it runs, and
+//  other commands of the same key that came meanwhile (a retry under a new
+//  id), each answered with the same reply when the handler's reply is made
+#define S_ASKERS_MAX 16         //  waiting askers kept per key; more are dropped
+
+typedef struct {
+    char instance [65];         //  the asker's instance
+    char id [65];               //  its command id
+    char *correlation;          //  its correlation id
+} s_asker_t;
+
+typedef struct {
+    char *instance;             //  the instance whose command runs
+    s_asker_t *waiting;         //  askers of the same key under other ids
+    size_t waiting_size;        //  how many
+} s_asked_t;
+
+static void
+s_asked_destroy (void **item)
+{
+    s_asked_t *asked = (s_asked_t *) *item;
+    if (asked) {
+        for (size_t i = 0; i < asked->waiting_size; i++)
+            free (asked->waiting [i].correlation);
+        free (asked->waiting);
+        free (asked->instance);
+        free (asked);
+        *item = NULL;
+    }
+}
+
 struct _chorus__commands_t {
     chorus__context_t *context; //  what the engine shares with us
     zhashx_t *outgoing;         //  command id -> s_outgoing_t
-    zhashx_t *in_hand;          //  dedupe key -> sender instance, while our handler runs
+    zhashx_t *in_hand;          //  dedupe key -> s_asked_t, while our handler runs
     zhashx_t *keys;             //  command id -> dedupe key, while our handler runs
     zhashx_t *handled;          //  command names the application handles
 };
@@ -45,7 +76,7 @@ chorus__commands_new (chorus__context_t *context)
     self->outgoing = zhashx_new ();
     zhashx_set_destructor (self->outgoing, s_outgoing_destroy);
     self->in_hand = zhashx_new ();
-    zhashx_set_destructor (self->in_hand, (zhashx_destructor_fn *) zstr_free);
+    zhashx_set_destructor (self->in_hand, s_asked_destroy);
     self->keys = zhashx_new ();
     zhashx_set_destructor (self->keys, (zhashx_destructor_fn *) zstr_free);
     self->handled = zhashx_new ();
@@ -287,6 +318,32 @@ s_replay_recorded (chorus__commands_t *self, chorus__peer_t *peer, chorus_msg_t 
     return true;
 }
 
+//  Another command of a key our handler is running: kept, to be answered
+//  with the reply; the same command again (a re-send) is not kept twice.
+//  Past S_ASKERS_MAX it is dropped unanswered, as before: its sender asks
+//  again and then gets the recorded reply.
+static void
+s_wait (chorus__commands_t *self, s_asked_t *asked, chorus__peer_t *peer,
+        chorus_msg_t *command)
+{
+    const char *id = chorus_msg_id (command);
+    if (zhashx_lookup (self->keys, id))
+        return;     //  the command that runs, sent again
+    for (size_t i = 0; i < asked->waiting_size; i++)
+        if (streq (asked->waiting [i].id, id))
+            return;
+    if (asked->waiting_size >= S_ASKERS_MAX)
+        return;
+    s_asker_t *waiting = (s_asker_t *) realloc (asked->waiting,
+                                                (asked->waiting_size + 1) * sizeof (s_asker_t));
+    assert (waiting);
+    asked->waiting = waiting;
+    s_asker_t *asker = &asked->waiting [asked->waiting_size++];
+    snprintf (asker->instance, sizeof (asker->instance), "%s", peer->instance);
+    snprintf (asker->id, sizeof (asker->id), "%s", id);
+    asker->correlation = strdup (chorus_msg_correlation (command));
+}
+
 void
 chorus__commands_received (chorus__commands_t *self, chorus__peer_t *peer,
                            chorus_msg_t **command_p)
@@ -304,8 +361,15 @@ chorus__commands_received (chorus__commands_t *self, chorus__peer_t *peer,
         return;     //  the sender has given up on it
     }
     char *key = s_dedupe_key (command, peer->service);
-    if (zhashx_lookup (self->in_hand, key) || s_replay_recorded (self, peer, command, key)) {
-        free (key);     //  running now (the reply will follow), or answered again
+    s_asked_t *asked = (s_asked_t *) zhashx_lookup (self->in_hand, key);
+    if (asked) {
+        //  Running now: the reply will follow, to this asker too
+        s_wait (self, asked, peer, command);
+        free (key);
+        return;
+    }
+    if (s_replay_recorded (self, peer, command, key)) {
+        free (key);     //  answered again
         return;
     }
     if (!zhashx_lookup (self->handled, chorus_msg_name (command))) {
@@ -322,7 +386,9 @@ chorus__commands_received (chorus__commands_t *self, chorus__peer_t *peer,
         free (key);
         return;
     }
-    zhashx_insert (self->in_hand, key, strdup (peer->instance));
+    asked = (s_asked_t *) zmalloc (sizeof (s_asked_t));
+    asked->instance = strdup (peer->instance);
+    zhashx_insert (self->in_hand, key, asked);
     if (zhashx_insert (self->keys, chorus_msg_id (command), key))
         free (key);     //  the same id under another key: the first one stays
     chorus__context_hand (context, 'C', command, peer->service);
@@ -354,9 +420,23 @@ chorus__commands_replied (chorus__commands_t *self, chorus_msg_t *command, choru
 {
     chorus__context_t *context = self->context;
     const char *key = (const char *) zhashx_lookup (self->keys, chorus_msg_id (command));
-    char *instance = key? (char *) zhashx_lookup (self->in_hand, key): NULL;
-    chorus__peer_t *peer = chorus__context_peer (context, instance);
+    s_asked_t *asked = key? (s_asked_t *) zhashx_lookup (self->in_hand, key): NULL;
+    chorus__peer_t *peer = chorus__context_peer (context, asked? asked->instance: NULL);
     s_send_reply (self, peer, command, reply);
+    //  Every other asker of the key gets the same reply, under its own id
+    for (size_t i = 0; asked && i < asked->waiting_size; i++) {
+        s_asker_t *asker = &asked->waiting [i];
+        peer = chorus__context_peer (context, asker->instance);
+        if (!peer)
+            continue;   //  gone: it asks again elsewhere
+        char id [33];
+        chorus__new_id (id);
+        chorus_msg_set_id (reply, id);
+        chorus_msg_set_request (reply, asker->id);
+        chorus_msg_set_correlation (reply, asker->correlation);
+        chorus__peer_answer (peer, reply);
+        context->counters [C_DUPLICATES]++;
+    }
     if (key)
         zhashx_delete (self->in_hand, key);
     zhashx_delete (self->keys, chorus_msg_id (command));
@@ -512,6 +592,27 @@ s_test_receiving (void)
     chorus_msg_t *other = NULL;
     CHORUS__CHECK (chorus__fake_handed (fake, &other, NULL, 0) == 0);
 
+    //  A retry of the same key under a new id while it runs: not run, kept
+    //  to be answered (once, though sent twice); so are other askers of the
+    //  key, up to the bound; past it they are dropped unanswered
+    chorus__peer_t *second = chorus__fake_peer (fake, S_BILLING_2, "client");
+    chorus_msg_t *retry = s_test_command (context, "billing", "charge", "order-1", 0);
+    chorus_msg_set_attempt (retry, 2);
+    chorus_msg_set_correlation (retry, "retry-correlation");
+    for (int copies = 0; copies < 2; copies++) {
+        command = chorus__fake_dup (retry);
+        chorus__commands_received (self, client, &command);
+        chorus_msg_destroy (&command);
+    }
+    for (int extra = 0; extra < S_ASKERS_MAX; extra++) {
+        command = s_test_command (context, "billing", "charge", "order-1", 0);
+        chorus__commands_received (self, second, &command);
+        chorus_msg_destroy (&command);
+    }
+    CHORUS__CHECK (chorus__fake_handed (fake, &other, NULL, 0) == 0);
+    CHORUS__CHECK (chorus__fake_sent (fake, client->endpoint, 0) == NULL);
+    CHORUS__CHECK (chorus__fake_sent (fake, second->endpoint, 0) == NULL);
+
     //  Answered: recorded, then sent
     chorus_msg_t *reply = chorus__context_msg (context, CHORUS_MSG_REPLY);
     chorus_msg_set_status (reply, CHORUS_REPLY_OK);
@@ -524,6 +625,25 @@ s_test_receiving (void)
     CHORUS__CHECK (sent && chorus_msg_type (sent) == CHORUS_MSG_REPLY);
     CHORUS__CHECK (streq (chorus_msg_request (sent), chorus_msg_id (copy)));
     chorus_msg_destroy (&sent);
+    //  ...and the retry's askers get the same reply, under the retry's id
+    sent = chorus__fake_sent (fake, client->endpoint, 1000);
+    CHORUS__CHECK (sent && chorus_msg_type (sent) == CHORUS_MSG_REPLY);
+    CHORUS__CHECK (streq (chorus_msg_request (sent), chorus_msg_id (retry)));
+    CHORUS__CHECK (streq (chorus_msg_correlation (sent), "retry-correlation"));
+    CHORUS__CHECK (chorus_msg_payload_size (sent) == 3);
+    chorus_msg_destroy (&sent);
+    CHORUS__CHECK (chorus__fake_sent (fake, client->endpoint, 0) == NULL);
+    size_t answered = 0;
+    while ((sent = chorus__fake_sent (fake, second->endpoint, answered < S_ASKERS_MAX? 1000: 0))) {
+        CHORUS__CHECK (chorus_msg_type (sent) == CHORUS_MSG_REPLY);
+        chorus_msg_destroy (&sent);
+        answered++;
+    }
+    //  One per asker kept: the client's retry, and the rest of the bound here
+    CHORUS__CHECK (answered == S_ASKERS_MAX - 1);
+    CHORUS__CHECK (context->counters [C_DUPLICATES] == S_ASKERS_MAX);
+    chorus_msg_destroy (&retry);
+    context->counters [C_DUPLICATES] = 0;
 
     //  The same idempotency key again, under a new id: the recorded reply,
     //  and the handler does not run

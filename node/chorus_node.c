@@ -982,6 +982,16 @@ chorus_node_send_traced (chorus_node_t *self, const char *service, const char *c
                          const char *idempotency, const char *correlation,
                          chorus_reply_fn *handler, void *arg)
 {
+    return chorus_node_send_attempt (self, service, command, payload, size, timeout_ms,
+                                     idempotency, correlation, 1, handler, arg);
+}
+
+int
+chorus_node_send_attempt (chorus_node_t *self, const char *service, const char *command,
+                          const void *payload, size_t size, int timeout_ms,
+                          const char *idempotency, const char *correlation, uint64_t attempt,
+                          chorus_reply_fn *handler, void *arg)
+{
     assert (self);
     if (!self->actor)
         return s_failf (self, CHORUS_ESTATE, "send: the node has not started");
@@ -994,7 +1004,8 @@ chorus_node_send_traced (chorus_node_t *self, const char *service, const char *c
                       idempotency && strlen (idempotency) > 256?
                           "an idempotency key is at most 256 characters":
                       correlation && (!*correlation || strlen (correlation) > 128)?
-                          "a correlation id is 1 to 128 characters": NULL;
+                          "a correlation id is 1 to 128 characters":
+                      attempt == 0? "an attempt counts from 1": NULL;
     if (why)
         return s_failf (self, CHORUS_EINVAL, "send: %s", why);
     if (size > CHORUS_MSG_MAX_PAYLOAD)
@@ -1014,6 +1025,7 @@ chorus_node_send_traced (chorus_node_t *self, const char *service, const char *c
     chorus_msg_set_timestamp (msg, now);
     chorus_msg_set_deadline (msg, now + (timeout_ms? timeout_ms: 30000));
     chorus_msg_set_attempt (msg, 1);
+    chorus_msg_set_try (msg, attempt);
     if (payload || size)
         chorus_msg_set_payload (msg, payload? payload: "", size);
     zhashx_update (self->replies, id, s_handler_new (id, (void *) handler, arg));

@@ -46,7 +46,13 @@ const char *chorus_command_causation (chorus_command_t *self)
 }
 const char *chorus_command_sender (chorus_command_t *self) { return self->sender; }
 uint64_t chorus_command_deadline (chorus_command_t *self) { return chorus_msg_deadline (self->msg); }
-uint64_t chorus_command_attempt (chorus_command_t *self) { return chorus_msg_attempt (self->msg); }
+//  The sender's try (protocol `try`), 1 when the COMMAND leaves it out
+uint64_t
+chorus_command_attempt (chorus_command_t *self)
+{
+    uint64_t attempt = chorus_msg_try (self->msg);
+    return attempt? attempt: 1;
+}
 
 int
 chorus_reply_set_payload (chorus_reply_t *self, const void *data, size_t size)

@@ -20,7 +20,7 @@ typedef enum {
     F_ID, F_SERVICE, F_INSTANCE, F_ENDPOINT, F_PUB_ENDPOINT, F_TOPIC, F_KEY, F_CORRELATION,
     F_CAUSATION, F_GROUP, F_PREFIX, F_REQUEST, F_MESSAGE, F_NAME, F_IDEMPOTENCY, F_CODE,
     F_GENERATION, F_HEAD, F_SEQ, F_TIMESTAMP, F_ATTEMPT, F_STATUS, F_FROM, F_TO, F_LIMIT,
-    F_DEADLINE, F_RETRYABLE, F_PAYLOAD, F_PEERS, F_TOPICS, F_SUBSCRIPTIONS, F_HEADERS,
+    F_DEADLINE, F_TRY, F_RETRYABLE, F_PAYLOAD, F_PEERS, F_TOPICS, F_SUBSCRIPTIONS, F_HEADERS,
     F_COUNT
 } s_field_id_t;
 
@@ -58,6 +58,7 @@ static const s_field_t s_fields [F_COUNT] = {
     [F_TO] = {"to", T_UINT, 0, 0},
     [F_LIMIT] = {"limit", T_UINT, 0, 0},
     [F_DEADLINE] = {"deadline", T_UINT, 0, 0},
+    [F_TRY] = {"try", T_UINT, 0, 0},
     [F_RETRYABLE] = {"retryable", T_BOOL, 0, 0},
     [F_PAYLOAD] = {"payload", T_BIN, 0, CHORUS_MSG_MAX_PAYLOAD},
     [F_PEERS] = {"peers", T_STRS, 1, 256},
@@ -67,6 +68,7 @@ static const s_field_t s_fields [F_COUNT] = {
 };
 
 #define S_MAX_FIELDS 12
+#define S_TAIL_MAX 1            //  trailing UINT fields at most 1 are left out
 #define OPT 1   //  the field may be nil (absent)
 
 typedef struct {
@@ -78,6 +80,10 @@ typedef struct {
     const char *name;                   //  protocol name of the message
     size_t count;                       //  fields after the id
     s_slot_t slots [S_MAX_FIELDS];      //  the fields, in wire order
+    size_t tail;                        //  of them, the last that may be left out:
+                                        //  UINT fields added to version 1 later, absent
+                                        //  meaning their default (at most S_TAIL_MAX),
+                                        //  and left out when they hold it
 } s_type_t;
 
 static const s_type_t s_types [CHORUS_MSG_TYPES + 1] = {
@@ -95,9 +101,10 @@ static const s_type_t s_types [CHORUS_MSG_TYPES + 1] = {
     [CHORUS_MSG_REPLAY] = {"REPLAY", 4, {{F_REQUEST}, {F_FROM}, {F_TO}, {F_HEAD}}},
     [CHORUS_MSG_TRUNCATED] = {"TRUNCATED", 5,
         {{F_REQUEST, OPT}, {F_GROUP, OPT}, {F_FROM}, {F_TO}, {F_MESSAGE, OPT}}},
-    [CHORUS_MSG_COMMAND] = {"COMMAND", 10,
+    [CHORUS_MSG_COMMAND] = {"COMMAND", 11,
         {{F_SERVICE}, {F_NAME}, {F_IDEMPOTENCY, OPT}, {F_CORRELATION}, {F_CAUSATION, OPT},
-         {F_TIMESTAMP}, {F_DEADLINE}, {F_ATTEMPT}, {F_HEADERS, OPT}, {F_PAYLOAD, OPT}}},
+         {F_TIMESTAMP}, {F_DEADLINE}, {F_ATTEMPT}, {F_HEADERS, OPT}, {F_PAYLOAD, OPT},
+         {F_TRY}}, 1},
     [CHORUS_MSG_REPLY] = {"REPLY", 8,
         {{F_REQUEST}, {F_CORRELATION}, {F_TIMESTAMP}, {F_STATUS}, {F_CODE, OPT},
          {F_MESSAGE, OPT}, {F_RETRYABLE}, {F_PAYLOAD, OPT}}},
@@ -516,9 +523,14 @@ chorus_msg_decode (chorus_msg_t *self, const void *data, size_t size)
     }
     int type = (int) element [2].via.u64;
     const s_type_t *layout = &s_types [type];
-    if (root->via.array.size != 4 + layout->count) {
-        s_fail (self, "%s has %u elements, expected %zu", layout->name,
-                root->via.array.size, 4 + layout->count);
+    size_t present = root->via.array.size - 4;
+    if (present > layout->count || present < layout->count - layout->tail) {
+        if (layout->tail)
+            s_fail (self, "%s has %u elements, expected %zu to %zu", layout->name,
+                    root->via.array.size, 4 + layout->count - layout->tail, 4 + layout->count);
+        else
+            s_fail (self, "%s has %u elements, expected %zu", layout->name,
+                    root->via.array.size, 4 + layout->count);
         goto done;
     }
     self->type = type;
@@ -526,7 +538,7 @@ chorus_msg_decode (chorus_msg_t *self, const void *data, size_t size)
         s_fail (self, "%s field 'id': %s", layout->name, error);
         goto done;
     }
-    for (size_t i = 0; i < layout->count; i++) {
+    for (size_t i = 0; i < present; i++) {
         const s_slot_t *slot = &layout->slots [i];
         const msgpack_object *object = &element [4 + i];
         if (object->type == MSGPACK_OBJECT_NIL && slot->optional)
@@ -674,7 +686,13 @@ chorus_msg_encode (chorus_msg_t *self)
     chorus__msg_buffer_init (&buffer);
     msgpack_packer packer;
     msgpack_packer_init (&packer, &buffer, chorus__msg_buffer_write);
-    msgpack_pack_array (&packer, 4 + layout->count);
+    //  Trailing fields at their default are left out, so that a node of
+    //  an earlier version 1 reads the message
+    size_t count = layout->count;
+    while (count > layout->count - layout->tail
+    &&     S_NUM (self, layout->slots [count - 1].id) <= S_TAIL_MAX)
+        count--;
+    msgpack_pack_array (&packer, 4 + count);
     msgpack_pack_uint64 (&packer, CHORUS_MSG_SIGNATURE);
     msgpack_pack_uint64 (&packer, CHORUS_MSG_VERSION);
     msgpack_pack_uint64 (&packer, self->type);
@@ -685,7 +703,7 @@ chorus_msg_encode (chorus_msg_t *self)
         s_encode_fail (self, "id", error);
         return NULL;
     }
-    for (size_t i = 0; i < layout->count; i++) {
+    for (size_t i = 0; i < count; i++) {
         error = s_encode_field (self, &layout->slots [i], &packer);
         if (error) {
             chorus__msg_buffer_free (&buffer);
@@ -906,6 +924,14 @@ chorus_msg_type_fields (int type, const char **fields, size_t max)
     return (int) layout->count;
 }
 
+int
+chorus_msg_type_tail (int type)
+{
+    if (type < 1 || type > CHORUS_MSG_TYPES)
+        return -1;
+    return (int) s_types [type].tail;
+}
+
 zframe_t *
 chorus_msg_routing_id (chorus_msg_t *self)
 {
@@ -1034,6 +1060,7 @@ S_NUM_ACCESSORS (head, F_HEAD)
 S_NUM_ACCESSORS (seq, F_SEQ)
 S_NUM_ACCESSORS (timestamp, F_TIMESTAMP)
 S_NUM_ACCESSORS (attempt, F_ATTEMPT)
+S_NUM_ACCESSORS (try, F_TRY)
 S_NUM_ACCESSORS (status, F_STATUS)
 S_NUM_ACCESSORS (from, F_FROM)
 S_NUM_ACCESSORS (to, F_TO)

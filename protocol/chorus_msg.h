@@ -113,6 +113,10 @@ const char *
 //  NULL-terminated in fields; returns their count or -1 for an unknown type.
 int
     chorus_msg_type_fields (int type, const char **fields, size_t max);
+//  How many of those, the last, a message may leave out (fields added to
+//  version 1 later); -1 for an unknown type
+int
+    chorus_msg_type_tail (int type);
 
 //  Routing id of the peer (ROUTER sockets); the message owns it
 zframe_t *
@@ -172,6 +176,7 @@ CHORUS_MSG_NUM_FIELD (head)
 CHORUS_MSG_NUM_FIELD (seq)
 CHORUS_MSG_NUM_FIELD (timestamp)
 CHORUS_MSG_NUM_FIELD (attempt)
+CHORUS_MSG_NUM_FIELD (try)      //  COMMAND: the sender's try, from 1; 0 when left out
 CHORUS_MSG_NUM_FIELD (status)
 CHORUS_MSG_NUM_FIELD (from)
 CHORUS_MSG_NUM_FIELD (to)

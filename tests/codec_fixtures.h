@@ -37,6 +37,7 @@ fixture_fill_all (chorus_msg_t *msg)
     chorus_msg_set_to (msg, 20);
     chorus_msg_set_limit (msg, 500);
     chorus_msg_set_deadline (msg, 1795000005000ull);
+    chorus_msg_set_try (msg, 3);
     chorus_msg_set_retryable (msg, true);
     chorus_msg_set_payload (msg, "\x81\xa3" "sku\xa2" "A1", 8);
     chorus_msg_add_peers (msg, "tcp://127.0.0.1:6001");
@@ -105,7 +106,8 @@ fixture_same_field (chorus_msg_t *a, chorus_msg_t *b, const char *name)
     S_STR ("prefix", prefix) S_STR ("request", request) S_STR ("message", message)
     S_STR ("name", name) S_STR ("idempotency", idempotency) S_STR ("code", code)
     S_NUM (generation) S_NUM (head) S_NUM (seq) S_NUM (timestamp) S_NUM (attempt)
-    S_NUM (status) S_NUM (from) S_NUM (to) S_NUM (limit) S_NUM (deadline) S_NUM (retryable)
+    S_NUM (status) S_NUM (from) S_NUM (to) S_NUM (limit) S_NUM (deadline) S_NUM (try)
+    S_NUM (retryable)
 #undef S_STR
 #undef S_NUM
     if (streq (name, "payload")) {

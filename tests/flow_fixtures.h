@@ -124,13 +124,15 @@ s_step_field (chorus_flow_t *flow, const char *step, const char *field)
     json_t *status = chorus_flow_status (flow);
     json_t *steps = json_object_get (status, "steps");
     char *text = NULL;
+    bool found = false;     //  the step, without the field: "(none)"
     for (size_t index = 0; index < json_array_size (steps); index++) {
         json_t *entry = json_array_get (steps, index);
-        if (strcmp (json_string_value (json_object_get (entry, "id")), step) == 0)
+        if (strcmp (json_string_value (json_object_get (entry, "id")), step) == 0
+        &&  (found = true))
             text = json_dumps (json_object_get (entry, field), JSON_ENCODE_ANY | JSON_COMPACT);
     }
     json_decref (status);
-    return text? text: strdup ("(no such step)");
+    return text? text: strdup (found? "(none)": "(no such step)");
 }
 
 static inline void

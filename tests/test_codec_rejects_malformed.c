@@ -24,7 +24,7 @@ static const field_t s_known [] = {
     {"name", 'n', 128}, {"idempotency", 's', 256}, {"code", 's', 64},
     {"generation", 'u', 0}, {"head", 'u', 0}, {"seq", 'u', 0}, {"timestamp", 'u', 0},
     {"attempt", 'u', 0}, {"status", 'u', 0}, {"from", 'u', 0}, {"to", 'u', 0},
-    {"limit", 'u', 0}, {"deadline", 'u', 0}, {"retryable", 'b', 0},
+    {"limit", 'u', 0}, {"deadline", 'u', 0}, {"try", 'u', 0}, {"retryable", 'b', 0},
     {"payload", 'p', CHORUS_MSG_MAX_PAYLOAD}, {"peers", 'l', 256}, {"topics", 'l', 256},
     {"subscriptions", 'S', 256}, {"headers", 'm', 32},
 };
@@ -223,8 +223,19 @@ s_check_fields (chorus_msg_t *msg)
         frame = s_build (type, -1, VALID, 1);
         is_int (s_decode (msg, frame), CHORUS_MSG_MALFORMED, "%s: one element too many", name);
         zframe_destroy (&frame);
-        if (count > 0) {
-            frame = s_build (type, -1, VALID, -1);
+        int tail = chorus_msg_type_tail (type);
+        if (tail > 0) {
+            //  Trailing fields may be left out, and then read as absent
+            frame = s_build (type, -1, VALID, -tail);
+            if (!is_int (s_decode (msg, frame), 0, "%s: without its %d trailing field%s",
+                         name, tail, tail > 1? "s": ""))
+                diag ("reason: %s", chorus_msg_reason (msg));
+            if (type == CHORUS_MSG_COMMAND)
+                is_int ((int) chorus_msg_try (msg), 0, "%s: try left out reads as absent", name);
+            zframe_destroy (&frame);
+        }
+        if (count > tail) {
+            frame = s_build (type, -1, VALID, -1 - tail);
             is_int (s_decode (msg, frame), CHORUS_MSG_MALFORMED, "%s: one element too few", name);
             zframe_destroy (&frame);
         }

@@ -63,6 +63,30 @@ s_check_optional_absent (int type)
     chorus_msg_destroy (&msg);
 }
 
+//  COMMAND's trailing `try`: left out when 1, so that nodes that predate
+//  it read the COMMAND (14 elements); sent when higher (15)
+static void
+s_check_command_try (void)
+{
+    for (uint64_t value = 0; value <= 2; value++) {
+        chorus_msg_t *msg = chorus_msg_new (CHORUS_MSG_COMMAND);
+        fixture_fill_required (msg);
+        chorus_msg_set_try (msg, value);
+        zframe_t *frame = chorus_msg_encode (msg);
+        uint8_t expected = value <= 1? 0x9e: 0x9f;      //  fixarray of 14, of 15
+        ok (frame && zframe_data (frame) [0] == expected,
+            "COMMAND with try %d has %d elements", (int) value, value <= 1? 14: 15);
+        chorus_msg_t *copy = chorus_msg_new (CHORUS_MSG_PING);
+        is_int (chorus_msg_decode (copy, zframe_data (frame), zframe_size (frame)), 0,
+                "COMMAND with try %d decodes", (int) value);
+        is_int ((int) chorus_msg_try (copy), value <= 1? 0: 2,
+                "COMMAND with try %d: try reads back (0: left out)", (int) value);
+        chorus_msg_destroy (&copy);
+        zframe_destroy (&frame);
+        chorus_msg_destroy (&msg);
+    }
+}
+
 static void
 s_check_encode_refuses (void)
 {
@@ -201,6 +225,7 @@ main (void)
         "a message describes itself in one line, for the caller to log: %s", text);
     zstr_free (&text);
     chorus_msg_destroy (&event);
+    s_check_command_try ();
     s_check_encode_refuses ();
     s_check_sockets ();
     return done_testing ();

@@ -192,6 +192,103 @@ test_cancel (void)
     chorus_flowdef_destroy (&def);
 }
 
+//  A task whose last try went unanswered may have been done: it is
+//  compensated when the flow undoes, in its turn; one whose service
+//  answered with an error was not done, and is not
+static int
+s_timeout (chorus_flow_t *flow, const char *key, int attempt, uint64_t now,
+           chorus_actions_t *out)
+{
+    chorus_result_t result = { .timeout = true };
+    chorus_actions_clear (out);
+    return chorus_flow_reply (flow, key, attempt, &result, now, out);
+}
+
+static void
+test_maybe_done (void)
+{
+    chorus_flowdef_t *def = s_def (
+        "flow: maybe\nversion: 1\n"
+        "steps:\n"
+        "  - { id: a, service: s, command: a, compensate: { command: undo_a } }\n"
+        "  - id: b\n    service: s\n    command: b\n    depends_on: [a]\n"
+        "    retry: { attempts: 2, backoff: 100ms }\n"
+        "    compensate: { command: undo_b, input: { out: $.steps.b.output, n: 1 } }\n");
+    chorus_actions_t out;
+    chorus_actions_init (&out);
+
+    //  Every try timed out: b may be done, so undone first, then a
+    chorus_flow_t *flow = chorus_flow_start (def, "M", NULL, T0, &out);
+    s_ok (flow, "M/a", 1, NULL, T0 + 1, &out);
+    s_timeout (flow, "M/b", 1, T0 + 2, &out);
+    s_timer (flow, "retry:M/b", T0 + 102, &out);
+    is_int (s_timeout (flow, "M/b", 2, T0 + 103, &out), 0, "maybe: b's last try times out");
+    is_int (chorus_flow_state (flow), CHORUS_FLOW_COMPENSATING, "maybe: the flow undoes");
+    s_is_step_field (flow, "b", "state", "\"undoing\"", "maybe: b, failed, is being undone");
+    s_is_step_field (flow, "b", "maybe_done", "true", "maybe: status says b may be done");
+    is_str (s_keys (&out, CHORUS_ACTION_SEND), "M/b/undo", "maybe: b is compensated first");
+    ok (s_payload_is (&out, CHORUS_ACTION_SEND, "M/b/undo", "{\"out\": null, \"n\": 1}"),
+        "maybe: its compensation sees no output");
+    s_ok (flow, "M/b/undo", 1, NULL, T0 + 104, &out);
+    s_is_step_field (flow, "b", "state", "\"undone\"", "maybe: b undone");
+    is_str (s_keys (&out, CHORUS_ACTION_SEND), "M/a/undo", "maybe: then a");
+    s_ok (flow, "M/a/undo", 1, NULL, T0 + 105, &out);
+    is_int (chorus_flow_state (flow), CHORUS_FLOW_FAILED, "maybe: then the flow failed");
+    //  A retry of the flow runs b again: it was undone, not done
+    chorus_actions_clear (&out);
+    chorus_flow_retry (flow, T0 + 200, &out);
+    is_str (s_keys (&out, CHORUS_ACTION_SEND), "M/a:r2", "maybe: a retried flow runs a again");
+    chorus_flow_destroy (&flow);
+
+    //  A timeout, then an error reply: the service said it did not do it
+    flow = chorus_flow_start (def, "E", NULL, T0, &out);
+    s_ok (flow, "E/a", 1, NULL, T0 + 1, &out);
+    s_timeout (flow, "E/b", 1, T0 + 2, &out);
+    s_timer (flow, "retry:E/b", T0 + 102, &out);
+    s_error (flow, "E/b", 2, false, T0 + 103, &out);
+    s_is_step_field (flow, "b", "maybe_done", "(none)", "maybe: an error reply says not done");
+    is_str (s_keys (&out, CHORUS_ACTION_SEND), "E/a/undo", "maybe: only a is compensated");
+    chorus_flow_destroy (&flow);
+
+    //  The flow fails elsewhere while b waits to retry after a timeout:
+    //  the retry is abandoned, and b is compensated all the same
+    def = (chorus_flowdef_destroy (&def), s_def (
+        "flow: maybe\nversion: 2\n"
+        "steps:\n"
+        "  - id: b\n    service: s\n    command: b\n"
+        "    retry: { attempts: 3, backoff: 1s }\n"
+        "    compensate: { command: undo_b }\n"
+        "  - { id: c, service: s, command: c }\n"));
+    flow = chorus_flow_start (def, "W", NULL, T0, &out);
+    s_timeout (flow, "W/b", 1, T0 + 1, &out);
+    s_error (flow, "W/c", 1, false, T0 + 2, &out);
+    is_str (s_keys (&out, CHORUS_ACTION_SEND), "W/b/undo",
+            "maybe: a task abandoned in its backoff after a timeout is compensated");
+    is_int (s_timer (flow, "retry:W/b", T0 + 1001, &out), -1, "maybe: its retry never runs");
+
+    //  Its compensation stuck, then retried by an operator: compensated
+    //  again, and still not done for a retry of the flow
+    for (int attempt = 1; attempt <= 5; attempt++) {
+        s_error (flow, "W/b/undo", attempt, attempt < 5, T0 + 10 * attempt, &out);
+        if (attempt < 5)
+            s_timer (flow, "retry:W/b/undo", T0 + 10 * attempt + 5000, &out);
+    }
+    is_int (chorus_flow_state (flow), CHORUS_FLOW_STUCK, "maybe: its compensation is stuck");
+    chorus_actions_clear (&out);
+    is_int (chorus_flow_retry (flow, T0 + 9000, &out), 0, "maybe: an operator retries");
+    is_str (s_keys (&out, CHORUS_ACTION_SEND), "W/b/undo", "maybe: b is compensated again");
+    s_ok (flow, "W/b/undo", out.items [0].attempt, NULL, T0 + 9001, &out);
+    is_int (chorus_flow_state (flow), CHORUS_FLOW_FAILED, "maybe: then the flow failed");
+    chorus_actions_clear (&out);
+    chorus_flow_retry (flow, T0 + 9100, &out);
+    is_str (s_keys (&out, CHORUS_ACTION_SEND), "W/b:r2 W/c:r2",
+            "maybe: a retried flow runs b again");
+    chorus_flow_destroy (&flow);
+
+    chorus_actions_clear (&out);
+    chorus_flowdef_destroy (&def);
+}
+
 static void
 test_stuck_then_retry (void)
 {
@@ -589,6 +686,7 @@ main (void)
     test_partial_fan_out ();
     test_cancel ();
     test_stuck_then_retry ();
+    test_maybe_done ();
     test_retry_failed_flow ();
     test_flowset ();
     test_save_load_round_trip ();

@@ -178,8 +178,8 @@ test_retry_then_success (void)
         is_int (out.items [0].at, now + waits [attempt - 1], "retry: waits %d ms",
                 (int) waits [attempt - 1]);
         s_is_step_field (flow, "a", "state", "\"waiting\"", "retry: a waits");
-        is_int (s_ok (flow, "R/a", attempt, NULL, now, &out), -1,
-                "retry: a reply while waiting is ignored");
+        is_int (s_error (flow, "R/a", attempt, true, now, &out), -1,
+                "retry: an error reply while waiting is ignored");
         now += waits [attempt - 1];
         is_int (s_timer (flow, "retry:R/a", now, &out), 0, "retry: timer fires");
         is_str (s_keys (&out, CHORUS_ACTION_SEND), "R/a", "retry: same key");
@@ -187,7 +187,8 @@ test_retry_then_success (void)
         is_int (out.items [0].at, now + 1000, "retry: fresh deadline");
         is_int (s_timer (flow, "retry:R/a", now, &out), -1, "retry: a second firing is stale");
     }
-    is_int (s_ok (flow, "R/a", 4, NULL, now, &out), -1, "retry: reply to an old try ignored");
+    is_int (s_error (flow, "R/a", 4, true, now, &out), -1,
+            "retry: an error reply to an old try is ignored");
     is_int (s_ok (flow, "R/a", 5, "1", now + 1, &out), 0, "retry: fifth try succeeds");
     is_int (chorus_flow_state (flow), CHORUS_FLOW_COMPLETED, "retry: completed");
     s_is_step_field (flow, "a", "attempts", "5", "retry: status counts 5 attempts");
@@ -195,6 +196,69 @@ test_retry_then_success (void)
                      "retry: status keeps the last error");
     chorus_actions_clear (&out);
     chorus_flow_destroy (&flow);
+    chorus_flowdef_destroy (&def);
+}
+
+//  A try's answer comes after its timeout, while the next try waits or
+//  runs: the service did the work (it answers every try of one key with
+//  the same reply), so the task is done, whichever try it answers
+static void
+test_late_success_counts (void)
+{
+    chorus_flowdef_t *def = s_def (
+        "flow: late\nversion: 1\n"
+        "steps:\n"
+        "  - id: a\n    service: s\n    command: a\n    timeout: 1s\n"
+        "    retry: { attempts: 3, backoff: 100ms }\n"
+        "  - { id: b, service: s, command: b, depends_on: [a] }\n");
+    chorus_actions_t out;
+    chorus_actions_init (&out);
+
+    //  While the retry waits for its backoff
+    chorus_flow_t *flow = chorus_flow_start (def, "W", NULL, T0, &out);
+    is_int (s_timeout (flow, "W/a", 1, T0 + 1000, &out), 0, "late: the first try times out");
+    s_is_step_field (flow, "a", "state", "\"waiting\"", "late: a waits to retry");
+    s_is_step_field (flow, "a", "maybe_done", "true", "late: a may have been done");
+    is_int (s_ok (flow, "W/a", 1, "\"first\"", T0 + 1050, &out), 0,
+            "late: the first try's success while the retry waits is taken");
+    s_is_step_field (flow, "a", "state", "\"done\"", "late: a is done");
+    s_is_step_field (flow, "a", "output", "\"first\"", "late: with the first try's output");
+    s_is_step_field (flow, "a", "maybe_done", "(none)", "late: and no longer maybe done");
+    is_str (s_keys (&out, CHORUS_ACTION_SEND), "W/b", "late: the flow goes on");
+    is_int (s_timer (flow, "retry:W/a", T0 + 1100, &out), -1, "late: the retry timer is stale");
+    chorus_flow_destroy (&flow);
+
+    //  While the retry runs
+    flow = chorus_flow_start (def, "R", NULL, T0, &out);
+    s_timeout (flow, "R/a", 1, T0 + 1000, &out);
+    s_timer (flow, "retry:R/a", T0 + 1100, &out);
+    is_int (out.items [0].attempt, 2, "late: the second try is sent");
+    is_int (s_error (flow, "R/a", 1, false, T0 + 1200, &out), -1,
+            "late: an earlier try's error is stale");
+    s_is_step_field (flow, "a", "state", "\"running\"", "late: a still runs");
+    is_int (s_ok (flow, "R/a", 1, "\"first\"", T0 + 1300, &out), 0,
+            "late: the first try's success while the second runs is taken");
+    s_is_step_field (flow, "a", "state", "\"done\"", "late: a is done");
+    is_int (s_ok (flow, "R/a", 2, "\"second\"", T0 + 1400, &out), -1,
+            "late: the second try's answer then is a duplicate");
+    s_is_step_field (flow, "a", "output", "\"first\"", "late: the output stays");
+    is_int (s_ok (flow, "R/a", 3, NULL, T0 + 1400, &out), -1,
+            "late: a try never sent is refused");
+    s_ok (flow, "R/b", 1, NULL, T0 + 1500, &out);
+    is_int (chorus_flow_state (flow), CHORUS_FLOW_COMPLETED, "late: the flow completes");
+    chorus_flow_destroy (&flow);
+
+    //  Once the task failed for good, an earlier try's success is too late
+    flow = chorus_flow_start (def, "F", NULL, T0, &out);
+    s_timeout (flow, "F/a", 1, T0 + 1000, &out);
+    s_timer (flow, "retry:F/a", T0 + 1100, &out);
+    s_error (flow, "F/a", 2, false, T0 + 1200, &out);
+    is_int (chorus_flow_state (flow), CHORUS_FLOW_FAILED, "late: a definite error fails it");
+    is_int (s_ok (flow, "F/a", 1, NULL, T0 + 1300, &out), -1,
+            "late: a success after the task failed is ignored");
+    chorus_flow_destroy (&flow);
+
+    chorus_actions_clear (&out);
     chorus_flowdef_destroy (&def);
 }
 
@@ -523,6 +587,7 @@ main (void)
     test_diamond ();
     test_parallel_branches ();
     test_retry_then_success ();
+    test_late_success_counts ();
     test_step_timeout ();
     test_for_each ();
     test_for_each_order ();

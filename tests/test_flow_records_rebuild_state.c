@@ -6,7 +6,9 @@
     payload they came as), errors, timeouts, timers, cancels and retries; after every transition
     the delta is applied to a shadow rebuilt from the first snapshot, and
     the two must save the same state, field for field (now and then the
-    shadow is rebuilt from a fresh snapshot instead). Then the records
+    shadow is rebuilt from a fresh snapshot instead), tasks that may have
+    been done (timed out) among them. Task records of older journals, before
+    that flag, still read. Then the records
     themselves: they are MessagePack the library's payload API reads; every
     truncation of one is refused, and bytes flipped in one never crash the
     reader.
@@ -14,9 +16,12 @@
 #include "testutil.h"
 #include "flow_fixtures.h"
 #include "chorus_value.h"
+#include "chorus_flow_task.h"
 
 #define RUNS 40                 //  flows per definition
 #define MOVES 120               //  inputs per flow at most
+
+static int s_maybe_done_seen;   //  transitions after which a task was maybe done
 
 static const char *s_defs [] = {
     "flow: line\nversion: 1\ntimeout: 1m\nsteps:\n"
@@ -235,6 +240,11 @@ s_drive (chorus_flowdef_t *def, unsigned seed, int *transitions, chorus_record_t
         same = shadow && s_same (live, shadow);
         if (!same)
             diag ("%s, seed %u: parted at move %d", chorus_flowdef_name (def), seed, move);
+        json_t *saved = chorus_flow_save (live);
+        char *text = json_dumps (saved, JSON_COMPACT);
+        s_maybe_done_seen += strstr (text, "\"maybe_done\":true") != NULL;
+        free (text);
+        json_decref (saved);
     }
     s_pending_clear (&pending);
     chorus_record_clear (&record);
@@ -244,9 +254,68 @@ s_drive (chorus_flowdef_t *def, unsigned seed, int *transitions, chorus_record_t
     return same;
 }
 
+//  A task record as journals before maybe_done wrote it (12 values) still
+//  reads, as not maybe done; today's (13) keeps the flag; others are refused
+static void
+s_task_record (chorus_record_t *record, size_t fields, bool maybe_done)
+{
+    chorus_record_reset (record);
+    chorus_record_array (record, fields);
+    chorus_record_uint (record, CHORUS_TASK_FAILED);
+    chorus_record_uint (record, 1);     //  run
+    chorus_record_uint (record, 2);     //  attempt
+    chorus_record_nil (record);         //  error
+    chorus_record_uint (record, 5);     //  started
+    chorus_record_uint (record, 6);     //  finished
+    chorus_record_uint (record, 0);     //  timer
+    chorus_record_uint (record, 3);     //  seq
+    chorus_record_uint (record, 0);     //  undo_attempt
+    chorus_record_uint (record, 0);     //  undo_tries
+    chorus_record_bool (record, false); //  undo_waiting
+    chorus_record_nil (record);         //  output
+    for (size_t extra = 12; extra < fields; extra++)
+        chorus_record_bool (record, maybe_done);
+}
+
+static int
+s_task_read (chorus_record_t *record, chorus__task_t *task)
+{
+    memset (task, 0, sizeof *task);
+    task->item = -1;
+    chorus_reader_t reader;
+    chorus_reader_init (&reader, record->data, record->size);
+    const char *why = NULL;
+    int rc = chorus__task_read (task, 1, &reader, &why);
+    chorus__value_clear (&task->output);
+    free (task->error_code);
+    free (task->error_message);
+    return rc;
+}
+
+static void
+test_task_records_old_and_new (void)
+{
+    chorus_record_t record;
+    chorus_record_init (&record);
+    chorus__task_t task;
+    s_task_record (&record, 12, false);
+    is_int (s_task_read (&record, &task), 0, "records: a task record of 12 values (older) reads");
+    ok (task.state == CHORUS_TASK_FAILED && task.attempt == 2 && task.seq == 3
+        && !task.maybe_done, "records: as written, and not maybe done");
+    s_task_record (&record, 13, true);
+    is_int (s_task_read (&record, &task), 0, "records: a task record of 13 values reads");
+    ok (task.maybe_done, "records: maybe done is kept");
+    s_task_record (&record, 14, true);
+    is_int (s_task_read (&record, &task), -1, "records: 14 values are refused");
+    s_task_record (&record, 11, true);
+    is_int (s_task_read (&record, &task), -1, "records: 11 values are refused");
+    chorus_record_clear (&record);
+}
+
 int
 main (void)
 {
+    test_task_records_old_and_new ();
     chorus_record_t delta, snapshot;
     chorus_record_init (&delta);
     chorus_record_init (&snapshot);
@@ -326,5 +395,7 @@ main (void)
         chorus_flowdef_destroy (&defs [d]);
     chorus_record_clear (&delta);
     chorus_record_clear (&snapshot);
+    ok (s_maybe_done_seen > 0, "the flows rebuilt had tasks that may have been done (%d times)",
+        s_maybe_done_seen);
     return done_testing ();
 }

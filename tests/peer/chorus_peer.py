@@ -82,7 +82,8 @@ SCHEMAS = {
                 _f('idempotency', 'str', 256, True), _f('correlation', 'str', 128),
                 _f('causation', 'str', 128, True), _f('timestamp', 'uint'),
                 _f('deadline', 'uint'), _f('attempt', 'uint'),
-                _f('headers', 'map', nil=True), _f('payload', 'bin', nil=True)),
+                _f('headers', 'map', nil=True), _f('payload', 'bin', nil=True),
+                _f('try', 'uint')),
     'REPLY': (_f('request', 'str', 64), _f('correlation', 'str', 128), _f('timestamp', 'uint'),
               _f('status', 'uint'), _f('code', 'str', 64, True),
               _f('message', 'str', 4096, True), _f('retryable', 'bool'),
@@ -91,6 +92,10 @@ SCHEMAS = {
               _f('message', 'str', 4096, True)),
     'BYE': (),
 }
+
+#: Trailing fields (the last of a schema) a message may leave out: absent, a
+#: field reads as 1; ``encode`` leaves it out when it is at most 1 (Section 4).
+TAILS = {'COMMAND': 1}
 
 TIMERS = dict(ping=1.0, evasive=3.0, expire=5.0, pending=5.0, ack=30.0, retry=10.0,
               backoff=1.0, backoff_max=60.0, fetch_wait=0.1, fetch_timeout=5.0)
@@ -189,6 +194,9 @@ def make(kind, id=None, **values):
             raise TypeError('%s has no field %r' % (kind, key))
         given[name] = value
     fields = {f.name: given[f.name] if f.name in given else _default(f) for f in schema}
+    for f in schema[len(schema) - TAILS.get(kind, 0):]:
+        if f.name not in given:
+            fields[f.name] = 1      # a trailing field's default
     return Message(TYPE_OF[kind], new_id() if id is None else id, fields)
 
 
@@ -459,13 +467,16 @@ def _message(items, notes, strict_maps):
         raise Malformed('type', 'type %d' % items[2])
     kind = TYPE_NAMES[items[2] - 1]
     schema = SCHEMAS[kind]
-    if len(items) != 4 + len(schema):
+    tail = TAILS.get(kind, 0)
+    if not 4 + len(schema) - tail <= len(items) <= 4 + len(schema):
         raise Malformed('element-count', '%s with %d elements, want %d'
                         % (kind, len(items), 4 + len(schema)))
     msg_id = _check_str(items[3], 'id', 1, 64) if items[3] is not None else None
     if msg_id is None:
         raise Malformed('nil', 'id may not be nil')
     fields = {f.name: check_field(f, v, strict_maps) for f, v in zip(schema, items[4:])}
+    for f in schema[len(items) - 4:]:
+        fields[f.name] = 1      # a trailing field left out
     return Message(items[2], msg_id, fields, notes)
 
 
@@ -607,6 +618,10 @@ def encode(msg, check=True):
     if check:
         _check_str(msg.id, 'id', 1, 64)
         values = [check_field(f, v) for f, v in zip(schema, values)]
+        tail = TAILS.get(msg.kind, 0)
+        while tail and values and values[-1] <= 1:
+            values.pop()
+            tail -= 1
     body = pack([SIGNATURE, VERSION, msg.type, msg.id] + values)
     if check and len(body) > BODY_LIMIT:
         raise Malformed('size', 'body of %d bytes' % len(body))

@@ -42,7 +42,7 @@ def samples():
              message='retention'),
         make('COMMAND', ID, service='payments', name='charge', idempotency='flow/1',
              correlation='c' * 128, causation='x', timestamp=1, deadline=0, attempt=1,
-             headers=None, payload=b''),
+             headers=None, payload=b'', try_=2),
         make('REPLY', ID, request='R', correlation='', timestamp=2, status=1,
              code='unknown-command', message='no handler', retryable=False, payload=None),
         make('ERROR', ID, request=None, code='bad-request', message=None),
@@ -53,6 +53,15 @@ def samples():
 def as_list(msg):
     return [SIGNATURE, 1, msg.type, msg.id] + [
         [list(s) for s in v] if k == 'subscriptions' else v for k, v in msg.fields.items()]
+
+
+def test_command_try_is_trailing():
+    # try 1 is left out (14 elements), and absent it reads as 1
+    msg = make('COMMAND', ID, service='payments', name='charge', correlation='c')
+    body = encode(msg)
+    is_(body[0], 0x9e, 'a COMMAND of try 1 leaves try out: 14 elements')
+    is_(decode(body)['try'], 1, 'a COMMAND without try reads as try 1')
+    is_(encode(msg.replace(try_=3))[0], 0x9f, 'a COMMAND of try 3 carries it: 15 elements')
 
 
 def test_round_trips():
@@ -471,6 +480,7 @@ def test_restart_and_silence():
 
 def main():
     test_round_trips()
+    test_command_try_is_trailing()
     test_appendix_a()
     test_malformed()
     test_accepted_forms()
