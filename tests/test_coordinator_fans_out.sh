@@ -137,7 +137,7 @@ done
 [ "$(state held-big)" = '"state":"completed"' ]; ok $? "the flow completed"
 
 #   Every item's output, and all of them gathered into the next step
-"$chorus" flow status held-big --json > "$tmp/status.json"
+"$chorus" flow status held-big --json --items 0..$((ITEMS - 1)) > "$tmp/status.json"
 "$python" - "$tmp/status.json" $ITEMS > "$tmp/check" 2>&1 <<'EOF'
 import json, sys
 status = json.load(open(sys.argv[1]))
@@ -165,7 +165,7 @@ at_kill=$(runs fan-half)
 start_coordinator
 await_s 120 sh -c "\"$chorus\" send coordinator flow.status '{\"id\": \"fan-half\"}' --timeout 10 2>/dev/null | grep -q '\"state\":\"completed\"'"
 ok $? "restarted on the same store, it completed the flow"
-"$chorus" flow status fan-half --json > "$tmp/status-half.json"
+"$chorus" flow status fan-half --json --items 0..$((ITEMS - 1)) > "$tmp/status-half.json"
 "$python" - "$tmp/status-half.json" $ITEMS > "$tmp/check-half" 2>&1 <<'EOF'
 import json, sys
 status = json.load(open(sys.argv[1]))
