@@ -149,6 +149,7 @@ static const field_t s_known [] = {
     {"limit", 'u', 0, true}, {"deadline", 'u', 0, true}, {"retryable", 'b', 0, true},
     {"payload", 'p', 1048576, false}, {"peers", 'l', 256, true}, {"topics", 'l', 256, true},
     {"subscriptions", 'S', 256, true}, {"headers", 'm', 32, false},
+    {"try", 'u', 0, true},
 };
 
 static const field_t *
@@ -329,6 +330,10 @@ s_signed_frame (int type, mutation_t mutation, int target, uint32_t variant)
     const char *names [16];
     int count = chorus_msg_type_fields (type, names, 16);
     assert (count >= 0);
+    //  Fields at the end that may be left out (COMMAND's try): a body
+    //  missing a field is missing one before them
+    int tail = chorus_msg_type_tail (type);
+    assert (tail >= 0 && tail <= count);
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer pk;
@@ -338,7 +343,7 @@ s_signed_frame (int type, mutation_t mutation, int target, uint32_t variant)
         elements++;
     else
     if (mutation == M_MISSING)
-        elements--;
+        elements -= 1 + (size_t) tail;     //  the trailing optional ones may go
     else
     if (mutation == M_LYING_ARRAY)
         elements += 1 + variant % 40;
@@ -346,7 +351,7 @@ s_signed_frame (int type, mutation_t mutation, int target, uint32_t variant)
     msgpack_pack_uint64 (&pk, CHORUS_MSG_SIGNATURE);
     msgpack_pack_uint64 (&pk, CHORUS_MSG_VERSION);
     msgpack_pack_uint64 (&pk, (uint64_t) type);
-    int packed = mutation == M_MISSING? count: count + 1;
+    int packed = mutation == M_MISSING? count - tail: count + 1;
     for (int i = 0; i < packed; i++) {
         const field_t *field = s_field (i == 0? "id": names [i - 1]);
         assert (field);

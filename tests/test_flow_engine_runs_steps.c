@@ -388,7 +388,7 @@ test_for_each_order (void)
         json_array_append (outputs, json_object_get (json_array_get (list, index), "output"));
     char *text = json_dumps (outputs, JSON_COMPACT);
     is_str (text, "[\"o0\",\"o1\",\"o2\",\"o3\"]", "order: a retried item keeps its place");
-    s_is_step_field (flow, "fan", "output", "(no such step)",
+    s_is_step_field (flow, "fan", "output", "(none)",
                      "order: the step does not repeat its items' outputs");
     free (text);
     json_decref (outputs);
