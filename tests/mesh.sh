@@ -26,6 +26,23 @@ await () {
     return 1
 }
 
+#   await_s SECONDS CMD...: the same, for commands that take a while
+await_s () {
+    deadline=$(($(date +%s) + $1)); shift
+    until "$@"; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+
+#   have_peers SERVICE...: chorus peers, after 300 ms, lists each service
+have_peers () {
+    met=$("$chorus" peers --wait 300 2>/dev/null)
+    for service in "$@"; do
+        echo "$met" | grep -q "^$service " || return 1
+    done
+}
+
 #   Lines in a file, 0 if it does not exist; has_lines FILE N
 lines () { [ -f "$1" ] && wc -l < "$1" | tr -d ' ' || echo 0; }
 has_lines () { [ "$(lines "$1")" -ge "$2" ]; }

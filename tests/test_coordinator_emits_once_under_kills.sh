@@ -13,20 +13,6 @@ coord_pid=""
 FLOWS=500
 KILLS=10
 
-#   The same as await, at most $1 seconds, for commands that take a while
-await_s () {
-    deadline=$(($(date +%s) + $1)); shift
-    until "$@"; do
-        [ "$(date +%s)" -lt "$deadline" ] || return 1
-        sleep 0.1
-    done
-}
-have_peers () {
-    met=$("$chorus" peers --wait 300 2>/dev/null)
-    for service in "$@"; do
-        echo "$met" | grep -q "^$service " || return 1
-    done
-}
 #   Flows whose order.done the consumer has seen (its key is the flow's id)
 done_flows () { cut -d' ' -f1 "$tmp/done" 2>/dev/null | sort -u | wc -l | tr -d ' '; }
 all_done () { n=$(done_flows); echo "$n" > "$tmp/done-count"; [ "$n" -eq $FLOWS ]; }

@@ -17,20 +17,6 @@ ITEMS=2000
 python=/usr/bin/python3
 [ -x "$python" ] || python=python3
 
-#   The same as await, at most $1 seconds, for commands that take a while
-await_s () {
-    deadline=$(($(date +%s) + $1)); shift
-    until "$@"; do
-        [ "$(date +%s)" -lt "$deadline" ] || return 1
-        sleep 0.1
-    done
-}
-have_peers () {
-    met=$("$chorus" peers --wait 300 2>/dev/null)
-    for service in "$@"; do
-        echo "$met" | grep -q "^$service " || return 1
-    done
-}
 
 mkdir "$tmp/flows"
 cat > "$tmp/flows/fan.yaml" <<'EOF'

@@ -12,12 +12,6 @@
 . "$srcdir/tests/tap.sh"
 . "$srcdir/tests/mesh.sh"
 
-have_peers () {
-    met=$("$chorus" peers --wait 300 2>/dev/null)
-    for service in "$@"; do
-        echo "$met" | grep -q "^$service " || return 1
-    done
-}
 status () { "$chorus" flow status "$1" --json 2>/dev/null; }
 #   The flow's state (the first "state" is the flow's, the steps' follow)
 state () { status "$1" | grep -o '"state":"[a-z]*"' | head -1 | cut -d'"' -f4; }

@@ -12,21 +12,7 @@ FLOWS=200
 STARTERS=8
 KILLS=10
 
-#   The same, at most $1 seconds, for commands that take a while themselves
-await_s () {
-    deadline=$(($(date +%s) + $1)); shift
-    until "$@"; do
-        [ "$(date +%s)" -lt "$deadline" ] || return 1
-        sleep 0.1
-    done
-}
 #   Whether every service named is on the mesh
-have_peers () {
-    met=$("$chorus" peers --wait 300 2>/dev/null)
-    for service in "$@"; do
-        echo "$met" | grep -q "^$service " || return 1
-    done
-}
 effects () {
     cat "$tmp/effects-payments" "$tmp/effects-inventory" "$tmp/effects-shipping" 2>/dev/null \
         | wc -l | tr -d ' '

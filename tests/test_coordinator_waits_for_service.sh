@@ -8,12 +8,6 @@
 . "$srcdir/tests/mesh.sh"
 
 #   Whether every service named is on the mesh
-have_peers () {
-    met=$("$chorus" peers --wait 300 2>/dev/null)
-    for service in "$@"; do
-        echo "$met" | grep -q "^$service " || return 1
-    done
-}
 #   How many lines of file $2 are exactly $1
 count () { grep -cxF "$1" "$2" 2>/dev/null || true; }
 status () { "$chorus" send coordinator flow.status "{\"id\": \"$1\"}" --timeout 5 2>/dev/null; }
