@@ -214,6 +214,7 @@ s_run_flow (const char *coordinator, const char *root, const char *seed, chorus_
     }
     //  The coordinator has joined when it answers
     polls_t *polls = (polls_t *) calloc (1, sizeof (polls_t));
+    free (s_polls);     //  the last run's sink for late answers
     s_polls = polls;
     zpoller_t *poller = zpoller_new (chorus_node_socket (driver), NULL);
     int64_t joined_by = zclock_mono () + 20000;
@@ -233,7 +234,9 @@ s_run_flow (const char *coordinator, const char *root, const char *seed, chorus_
     json_t *list = json_array ();
     for (int i = 0; i < items; i++)
         json_array_append_new (list, json_integer (i));
-    char *input = json_dumps (json_pack ("{s:o}", "items", list), JSON_COMPACT);
+    json_t *request = json_pack ("{s:o}", "items", list);
+    char *input = json_dumps (request, JSON_COMPACT);
+    json_decref (request);
     void *data;
     size_t size;
     char error [128];
@@ -387,6 +390,7 @@ main (int argc, char **argv)
         chorus_node_destroy (&instance [i].node);
     chorus_node_destroy (&client);
     chorus_node_destroy (&driver);
+    free (s_polls);     //  where answers that came too late went
     free (instance);
     free (threads);
     char command [700];
