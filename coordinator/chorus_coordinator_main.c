@@ -2,6 +2,7 @@
     its arguments, starts the coordinator, runs until a signal.
 */
 #include "chorus_coordinator.h"
+#include "chorus_program.h"
 
 #include <getopt.h>
 #include <pthread.h>
@@ -75,20 +76,6 @@ s_on_hangup (int signal_number)
     (void) signal_number;
     chorus_coordinator_hangup ();
     chorus_reload_trust ();
-}
-
-//  The library's messages. An error is the reason a call failed, which the
-//  coordinator reports itself with what it was doing: shown here too, it
-//  would be said twice. The rest goes where czmq logs.
-static void
-s_on_library_log (chorus_log_level_t level, const char *message, void *arg)
-{
-    (void) arg;
-    if (level == CHORUS_LOG_WARNING)
-        zsys_warning ("%s", message);
-    else
-    if (level == CHORUS_LOG_DEBUG)
-        zsys_debug ("%s", message);
 }
 
 //  An option's value, else its environment variable's (empty is unset)
@@ -184,12 +171,7 @@ main (int argc, char **argv)
                      trust_option? "--trust": "CHORUS_TRUST");
         return 2;
     }
-    struct sigaction hangup;
-    memset (&hangup, 0, sizeof (hangup));
-    hangup.sa_handler = s_on_hangup;
-    sigemptyset (&hangup.sa_mask);
-    hangup.sa_flags = SA_RESTART;
-    sigaction (SIGHUP, &hangup, NULL);
+    chorus_program_catch_hangup (s_on_hangup);
     //  CHORUS_SEEDS adds comma-separated seeds
     char *env = getenv ("CHORUS_SEEDS")? strdup (getenv ("CHORUS_SEEDS")): NULL;
     for (char *seed = env? strtok (env, ","): NULL; seed && seed_count < 64;
@@ -198,7 +180,7 @@ main (int argc, char **argv)
             seeds [seed_count++] = seed;
     config.seeds = seeds;
     zsys_set_logstream (stderr);
-    chorus_set_log (s_on_library_log, NULL);
+    chorus_set_log (chorus_program_library_log, NULL);
     //  Signals are for our thread: the threads of the node and of the
     //  journal, made now, start with them blocked. One that went to a
     //  node's thread would end its poll as though the node were stopping.

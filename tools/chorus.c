@@ -3,6 +3,7 @@
     each lives in its own chorus_cmd_*.c.
 */
 #include "chorus_cli.h"
+#include "chorus_program.h"
 
 #include <signal.h>
 #include <string.h>
@@ -73,32 +74,6 @@ s_on_hangup (int signal_number)
     chorus_reload_trust ();
 }
 
-static void
-s_catch_hangup (void)
-{
-    struct sigaction action;
-    memset (&action, 0, sizeof (action));
-    action.sa_handler = s_on_hangup;
-    sigemptyset (&action.sa_mask);
-    //  A read of stdin (publish --lines) goes on rather than fail
-    action.sa_flags = SA_RESTART;
-    sigaction (SIGHUP, &action, NULL);
-}
-
-//  The library's messages. An error is the reason a call failed, which
-//  the subcommand prints itself with what it was doing (chorus_cli_failed):
-//  shown here too, it would be said twice. The rest goes where czmq logs.
-static void
-s_on_library_log (chorus_log_level_t level, const char *message, void *arg)
-{
-    (void) arg;
-    if (level == CHORUS_LOG_WARNING)
-        zsys_warning ("%s", message);
-    else
-    if (level == CHORUS_LOG_DEBUG)
-        zsys_debug ("%s", message);
-}
-
 static const s_subcommand_t *
 s_lookup (const char *name)
 {
@@ -158,10 +133,10 @@ main (int argc, char **argv)
     //  Writing to a shell command that has exited must fail, not kill us:
     //  that would leave a temporary store behind
     signal (SIGPIPE, SIG_IGN);
-    s_catch_hangup ();
+    chorus_program_catch_hangup (s_on_hangup);
     //  stdout carries data (JSON lines, replies); czmq's log goes elsewhere
     zsys_set_logstream (stderr);
-    chorus_set_log (s_on_library_log, NULL);
+    chorus_set_log (chorus_program_library_log, NULL);
     const char *name = argv [optind];
     if (strcmp (name, "help") == 0)
         return s_help (argc - optind, argv + optind);
