@@ -122,9 +122,11 @@ done
 [ $running -ge 3 ]; ok $? "of them while the fan-out ran: $running"
 [ "$(state held-big)" = '"state":"completed"' ]; ok $? "the flow completed"
 
-#   Every item's output, and all of them gathered into the next step
-"$chorus" flow status held-big --json --items 0..$((ITEMS - 1)) > "$tmp/status.json"
-"$python" - "$tmp/status.json" $ITEMS > "$tmp/check" 2>&1 <<'EOF'
+#   all_outputs FLOW: every item done with its own output, and all of them
+#   gathered into the next step; prints done, items and the total
+all_outputs () {
+    "$chorus" flow status "$1" --json --items 0..$((ITEMS - 1)) > "$tmp/status-$1.json"
+    "$python" - "$tmp/status-$1.json" $ITEMS 2>&1 <<'EOF'
 import json, sys
 status = json.load(open(sys.argv[1]))
 items = int(sys.argv[2])
@@ -135,6 +137,10 @@ print(len(good), len(each["items"]), json.dumps(total["output"]))
 sys.exit(0 if len(good) == items and total["output"] == {"n": items, "sum": items * (items - 1)}
          else 1)
 EOF
+}
+
+#   Every item's output, and all of them gathered into the next step
+all_outputs held-big >"$tmp/check"
 ok $? "each of the $ITEMS items is done with its own output, and the next step got them all in order (done, items, total): $(cat "$tmp/check")"
 n=$(runs held-big)
 [ "$n" -eq $ITEMS ]; ok $? "the service ran each item once: $n runs"
@@ -151,18 +157,7 @@ at_kill=$(runs fan-half)
 start_coordinator
 await_s 120 sh -c "\"$chorus\" send coordinator flow.status '{\"id\": \"fan-half\"}' --timeout 10 2>/dev/null | grep -q '\"state\":\"completed\"'"
 ok $? "restarted on the same store, it completed the flow"
-"$chorus" flow status fan-half --json --items 0..$((ITEMS - 1)) > "$tmp/status-half.json"
-"$python" - "$tmp/status-half.json" $ITEMS > "$tmp/check-half" 2>&1 <<'EOF'
-import json, sys
-status = json.load(open(sys.argv[1]))
-items = int(sys.argv[2])
-each, total = status["steps"]
-good = [i for i in each["items"]
-        if i["state"] == "done" and i["output"] == {"twice": 2 * i["item"]}]
-print(len(good), len(each["items"]), json.dumps(total["output"]))
-sys.exit(0 if len(good) == items and total["output"] == {"n": items, "sum": items * (items - 1)}
-         else 1)
-EOF
+all_outputs fan-half >"$tmp/check-half"
 ok $? "each item done with its output, all gathered (done, items, total): $(cat "$tmp/check-half")"
 grep "^fan-half/each/" "$tmp/runs" | sort > "$tmp/ran"
 ran=$(lines "$tmp/ran")
