@@ -361,6 +361,7 @@ s_journal_flow (chorus_coordinator_t *self, chorus_flow_t *flow, s_record_t *rec
         chorus_record_array (out, 3);
     }
     s_write_events (record, out);
+    chorus_journal_envelope_seal (out, id, record->next);
     //  A record of our part alone says events were published: lost with
     //  the machine, they are published again, with the same ids, and the
     //  node stores an id once. It need not wait for a flush of the disk.
@@ -1739,7 +1740,7 @@ s_recover_record (s_recovery_t *recovery, uint64_t number, const void *data, siz
     char why [768];
     const char *problem = NULL;
     chorus_journal_envelope_t envelope;
-    if (chorus_journal_envelope_read (data, size, &envelope, &problem)) {
+    if (chorus_journal_envelope_read (id, number, data, size, &envelope, &problem)) {
         snprintf (why, sizeof (why), "its record %" PRIu64 " does not decode: %s", number,
                   problem);
         return s_unrecoverable (self, id, why);

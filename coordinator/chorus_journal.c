@@ -15,10 +15,12 @@
 #include "chorus_be64.h"
 
 #include <leveldb/c.h>
+#include <zlib.h>
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -623,7 +625,9 @@ chorus_journal_each_record (chorus_journal_t *self, chorus_journal_record_fn *fn
 //  --------------------------------------------------------------------------
 //  The envelope of a flow's record
 
-#define S_ENVELOPE_FIELDS 6
+//  Records written before the checksum have its first six fields only
+#define S_ENVELOPE_FIELDS 7
+#define S_ENVELOPE_FIELDS_UNSEALED 6
 
 //  The shapes of the parts, so far as the envelope tells of them: the
 //  engine's is nil (a delta of the coordinator's part alone) or an array
@@ -669,20 +673,48 @@ chorus_journal_envelope_write (chorus_record_t *record, int kind, int state,
     chorus_record_uint (record, unpublished);
 }
 
+//  The checksum of flow id's record `number` of which `size` bytes are
+//  given: the key is summed too, so that a record found under another
+//  flow's id or number (its key damaged) does not pass for that flow's
+static uint64_t
+s_checksum (const char *id, uint64_t number, const void *data, size_t size)
+{
+    uint8_t key [8];
+    chorus__put_be64 (key, number);
+    uLong crc = crc32 (0L, Z_NULL, 0);
+    crc = crc32 (crc, (const Bytef *) id, (uInt) strlen (id) + 1);
+    crc = crc32 (crc, key, sizeof (key));
+    const Bytef *at = (const Bytef *) data;
+    while (size > 0) {                  //  crc32 takes at most a uInt at a time
+        uInt chunk = size > UINT_MAX? UINT_MAX: (uInt) size;
+        crc = crc32 (crc, at, chunk);
+        at += chunk;
+        size -= chunk;
+    }
+    return (uint64_t) crc;
+}
+
+void
+chorus_journal_envelope_seal (chorus_record_t *record, const char *id, uint64_t number)
+{
+    chorus_record_uint (record, s_checksum (id, number, record->data, record->size));
+}
+
 int
-chorus_journal_envelope_read (const void *data, size_t size,
+chorus_journal_envelope_read (const char *id, uint64_t number, const void *data, size_t size,
                               chorus_journal_envelope_t *envelope, const char **why)
 {
     chorus_reader_t reader;
     chorus_reader_init (&reader, data, size);
     memset (envelope, 0, sizeof *envelope);
     *why = NULL;
-    if (chorus_reader_tuple (&reader, S_ENVELOPE_FIELDS)) {
-        uint64_t format = chorus_reader_uint (&reader, UINT64_MAX);
-        if (!reader.error && format != CHORUS_JOURNAL_FORMAT)
-            *why = "it is of a format this coordinator does not know (written by a later "
-                   "version?)";
-    }
+    size_t fields = chorus_reader_array (&reader);
+    if (!reader.error && fields != S_ENVELOPE_FIELDS && fields != S_ENVELOPE_FIELDS_UNSEALED)
+        chorus_reader_fail (&reader, "an array has the wrong number of values");
+    uint64_t format = chorus_reader_uint (&reader, UINT64_MAX);
+    if (!reader.error && format != CHORUS_JOURNAL_FORMAT)
+        *why = "it is of a format this coordinator does not know (written by a later "
+               "version?)";
     if (!*why) {
         envelope->kind = (int) chorus_reader_uint (&reader, CHORUS_JOURNAL_DELTA);
         envelope->state = (int) chorus_reader_uint (&reader, 6);
@@ -693,9 +725,18 @@ chorus_journal_envelope_read (const void *data, size_t size,
         chorus_reader_init (&envelope->engine, part, part_size);
         chorus_reader_skip (&reader, &part, &part_size);
         chorus_reader_init (&envelope->coordinator, part, part_size);
-        if (chorus_reader_done (&reader) && envelope->state < 1)
+        if (fields == S_ENVELOPE_FIELDS && !reader.error) {
+            //  Bytes damaged inside a part (or in the key) can still
+            //  decode: the checksum of all that comes before it tells
+            size_t sealed = (size_t) (reader.at - (const uint8_t *) data);
+            uint64_t checksum = chorus_reader_uint (&reader, UINT32_MAX);
+            if (!reader.error && checksum != s_checksum (id, number, data, sealed))
+                *why = "its checksum does not match its bytes and key (they were damaged)";
+        }
+        if (!*why && chorus_reader_done (&reader) && envelope->state < 1)
             chorus_reader_fail (&reader, "unknown flow state");
-        *why = reader.error;
+        if (!*why)
+            *why = reader.error;
     }
     if (!*why)
         *why = s_parts_agree (envelope);

@@ -7,7 +7,7 @@
 
     A flow's record is one MessagePack array, its envelope:
 
-        [format, kind, state, unpublished, engine, coordinator]
+        [format, kind, state, unpublished, engine, coordinator, checksum]
 
     format is 2 (format 1, the whole flow as one JSON text under the flow's
     id, is read so that a coordinator migrates it); kind is 0 for a
@@ -16,7 +16,11 @@
     3 completed, 4 failed, 5 cancelled, 6 stuck); unpublished counts the
     events it then has to publish; engine is the flow engine's part (nil
     when the engine's state did not change) and coordinator the
-    coordinator's. The envelope's fields are checked against what they
+    coordinator's; checksum is the CRC-32 (zlib's) of the record's key
+    (the flow's id with its NUL, then its number as 8 bytes, big-endian)
+    and of every byte of the record before it, so that bytes damaged inside
+    a part or a key that still decode are found (a record written without
+    it, of six values, is read too). The envelope's fields are checked against what they
     sum up: the engine's part begins with the flow's state, and the
     coordinator's lists the events to publish (see chorus_flow_record.c
     and chorus_coordinator.c for the rest of each). A flow's records are
@@ -144,14 +148,20 @@ typedef struct {
 } chorus_journal_envelope_t;
 
 //  Starts a record in `record` (emptied first): the engine's part and the
-//  coordinator's must follow, one value each
+//  coordinator's must follow, one value each, and then the seal
 void
     chorus_journal_envelope_write (chorus_record_t *record, int kind, int state,
                                    uint64_t unpublished);
-//  Opens a record; 0, or -1 with the problem in *why (a static string)
+//  Ends the record with the checksum of all it holds and of its key: flow
+//  id's record `number`
+void
+    chorus_journal_envelope_seal (chorus_record_t *record, const char *id, uint64_t number);
+//  Opens flow id's record `number`; 0, or -1 with the problem in *why (a
+//  static string)
 int
-    chorus_journal_envelope_read (const void *data, size_t size,
-                                  chorus_journal_envelope_t *envelope, const char **why);
+    chorus_journal_envelope_read (const char *id, uint64_t number, const void *data,
+                                  size_t size, chorus_journal_envelope_t *envelope,
+                                  const char **why);
 
 //  --------------------------------------------------------------------------
 //  Offline: what `chorus store check` and `chorus store repair` report.

@@ -81,7 +81,7 @@ s_fold_add (s_fold_t *fold, uint64_t number, const char *value, size_t size)
     }
     chorus_journal_envelope_t envelope;
     const char *why;
-    if (chorus_journal_envelope_read (value, size, &envelope, &why))
+    if (chorus_journal_envelope_read (fold->id, number, value, size, &envelope, &why))
         fold->problem = why;
     else
     if (fold->legacy)

@@ -27,8 +27,8 @@ noinst_LTLIBRARIES += libchorus_journal.la
 libchorus_journal_la_SOURCES = coordinator/chorus_journal.c coordinator/chorus_journal.h \
     coordinator/chorus_journal_private.h coordinator/chorus_journal_repair.c \
     coordinator/chorus_record.c coordinator/chorus_record.h
-libchorus_journal_la_LIBADD = $(LEVELDB_LIBS) $(JANSSON_LIBS)
-libchorus_journal_la_CPPFLAGS = $(CHORUS_COORDINATOR_CPPFLAGS)
+libchorus_journal_la_LIBADD = $(LEVELDB_LIBS) $(JANSSON_LIBS) $(ZLIB_LIBS)
+libchorus_journal_la_CPPFLAGS = $(CHORUS_COORDINATOR_CPPFLAGS) $(ZLIB_CFLAGS)
 
 #   The daemon's classes: journal and coordinator shell
 libchorus_coordinator_la_SOURCES += coordinator/chorus_coordinator.c coordinator/chorus_coordinator.h \

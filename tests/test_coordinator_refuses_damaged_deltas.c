@@ -297,6 +297,7 @@ s_damage (const char *store, s_damage_t damage, const char *pair, const char *do
         chorus_record_uint (&record, 0);
         chorus_record_array (&record, 0);
         chorus_record_array (&record, 0);
+        chorus_journal_envelope_seal (&record, pair, 1);
         chorus_journal_put_record (journal, pair, 1, record.data, record.size, true);
     }
     else
@@ -309,7 +310,7 @@ s_damage (const char *store, s_damage_t damage, const char *pair, const char *do
         //  The same parts in another envelope
         chorus_journal_envelope_t envelope;
         const char *why;
-        if (chorus_journal_envelope_read (find.data, find.size, &envelope, &why))
+        if (chorus_journal_envelope_read (pair, 1, find.data, find.size, &envelope, &why))
             bail_out (why);
         chorus_journal_envelope_write (&record, CHORUS_JOURNAL_DELTA, damage == DISAGREES? 3: 1,
                                        0);
@@ -319,6 +320,7 @@ s_damage (const char *store, s_damage_t damage, const char *pair, const char *do
                            (size_t) (envelope.engine.end - envelope.engine.at));
         chorus_record_raw (&record, envelope.coordinator.at,
                            (size_t) (envelope.coordinator.end - envelope.coordinator.at));
+        chorus_journal_envelope_seal (&record, pair, 1);
         chorus_journal_put_record (journal, pair, 1, record.data, record.size, true);
     }
     if (chorus_journal_commit (journal))

@@ -1,6 +1,8 @@
 #!/bin/sh
 #   A coordinator holding 300 acknowledged flows is killed (kill -9) and its
-#   journal damaged: a truncated, flipped or emptied log, a missing CURRENT,
+#   journal damaged: a truncated, flipped or emptied log (flipped in one
+#   place, or in nine, which is sure to damage bytes LevelDB's repair
+#   carries into records that still decode), a missing CURRENT,
 #   a torn table; or its node store's log flipped. Each restart ends in
 #   "refused with the right message and exit 5" (naming the journal or
 #   node store, the damage and `chorus store repair` of the --store
@@ -68,6 +70,11 @@ damage () {   # damage KIND STORE
         flip-log)     log=$(largest "$2" log); size=$(stat -c %s "$log")
                       printf '\377\377\377\377\377\377\377\377' \
                           | dd of="$log" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null ;;
+        flip-many)    log=$(largest "$2" log); size=$(stat -c %s "$log")
+                      for k in 1 2 3 4 5 6 7 8 9; do
+                          printf '\377\377\377\377\377\377\377\377' \
+                              | dd of="$log" bs=1 seek=$((size * k / 10)) conv=notrunc 2>/dev/null
+                      done ;;
         empty-log)    log=$(largest "$2" log); truncate -s 0 "$log" ;;
         no-current)   rm -f "$2/journal/CURRENT" ;;
         torn-table)   table=$(largest "$2" ldb); size=$(stat -c %s "$table")
@@ -78,7 +85,7 @@ damage () {   # damage KIND STORE
     esac
 }
 
-for kind in intact truncate-log flip-log empty-log no-current torn-table node-store; do
+for kind in intact truncate-log flip-log flip-many empty-log no-current torn-table node-store; do
     store="$tmp/$kind"
     cp -r "$tmp/base" "$store"
     if [ $kind = torn-table ]; then

@@ -75,7 +75,7 @@ s_count_flow (const char *id, uint64_t number, const void *data, size_t size, vo
 //  to publish) and nothing more the journal reads
 static void
 s_put_record (chorus_journal_t *journal, const char *id, uint64_t number, int kind,
-              uint64_t unpublished)
+              uint64_t unpublished, bool flipped)
 {
     bool snapshot = kind == CHORUS_JOURNAL_SNAPSHOT;
     chorus_record_t record;
@@ -85,6 +85,7 @@ s_put_record (chorus_journal_t *journal, const char *id, uint64_t number, int ki
     chorus_record_uint (&record, 1);
     for (int field = 1; field < (snapshot? 11: 10); field++)
         chorus_record_nil (&record);
+    size_t engine_end = record.size;
     chorus_record_array (&record, snapshot? 7: 3);
     for (int field = 0; field < (snapshot? 5: 1); field++)
         chorus_record_nil (&record);
@@ -92,6 +93,10 @@ s_put_record (chorus_journal_t *journal, const char *id, uint64_t number, int ki
     for (uint64_t event = 0; event < unpublished; event++)
         chorus_record_nil (&record);
     chorus_record_nil (&record);
+    chorus_journal_envelope_seal (&record, id, number);
+    //  Damage that still decodes: the engine's last nil becomes false
+    if (flipped)
+        record.data [engine_end - 1] = 0xc2;
     chorus_journal_put_record (journal, id, number, record.data, record.size, true);
     chorus_record_clear (&record);
 }
@@ -118,8 +123,8 @@ s_make (const char *dir, bool tables)
         if (i % 5 == 0)
             chorus__journal_put_legacy (journal, id, record);
         else {
-            s_put_record (journal, id, 7, CHORUS_JOURNAL_SNAPSHOT, 0);
-            s_put_record (journal, id, 8, CHORUS_JOURNAL_DELTA, 1);
+            s_put_record (journal, id, 7, CHORUS_JOURNAL_SNAPSHOT, 0, false);
+            s_put_record (journal, id, 8, CHORUS_JOURNAL_DELTA, 1, false);
         }
         chorus_journal_put_trace (journal, id, (uint64_t) i, "event", "T", 1);
         if (i % 10 == 0 && chorus_journal_commit (journal))
@@ -255,8 +260,9 @@ main (void)
 
     //  Records that do not add up: a delta that does not decode (torn in
     //  its middle), a record of format 1 that does not, a flow whose
-    //  first record is a delta, and one whose deltas skip a number. Check
-    //  finds them, repair drops them.
+    //  first record is a delta, one whose deltas skip a number, and a
+    //  delta with a damaged byte that still decodes (its checksum tells).
+    //  Check finds them, repair drops them.
     char *dir = zsys_sprintf ("%s/undecodable", root);
     s_make (dir, false);
     char error [512];
@@ -269,30 +275,67 @@ main (void)
     chorus_record_clear (&torn);
     chorus__journal_put_legacy (journal, "hold-0010", "{\"state\": tr");
     chorus_journal_delete_records (journal, "hold-0012", 7, 8);
-    s_put_record (journal, "hold-0013", 10, CHORUS_JOURNAL_DELTA, 1);
+    s_put_record (journal, "hold-0013", 10, CHORUS_JOURNAL_DELTA, 1, false);
+    s_put_record (journal, "hold-0014", 8, CHORUS_JOURNAL_DELTA, 1, true);
     is_int (chorus_journal_commit (journal), 0, "records are damaged");
     chorus_journal_destroy (&journal);
     chorus_journal_report_t report;
-    ok (chorus_journal_check (dir, &report) == -1 && report.undecodable == 4
+    ok (chorus_journal_check (dir, &report) == -1 && report.undecodable == 5
         && report.failure == CHORUS_JOURNAL_DAMAGED, "check finds them: %s", report.problem);
-    ok (strstr (report.problem, "the records of 4 flows do not decode (the first: flow "
+    ok (strstr (report.problem, "the records of 5 flows do not decode (the first: flow "
                 "hold-0007: truncated)") != NULL, "and names the first, and why");
     is_int (report.flows, FLOWS, "and counts every flow");
-    is_int (report.running, FLOWS - 4, "by state");
-    is_int (report.unpublished, FLOWS - 4, "with the events they have to publish");
+    is_int (report.running, FLOWS - 5, "by state");
+    is_int (report.unpublished, FLOWS - 5, "with the events they have to publish");
     is_int (report.definitions, 1, "and the definition");
     is_int (report.traces, FLOWS, "and the trace entries");
     ok (report.commits == report.commits_made && report.commits > 0,
         "its commit mark agrees (%" PRIu64 " commits)", report.commits);
     chorus_journal_repair_t repair;
     is_int (chorus_journal_repair (dir, &repair), 0, "repair succeeds");
-    is_int (repair.dropped, 4, "dropping their records");
-    ok (s_count_ids (repair.lost) == 4 && streq (repair.lost [0], "hold-0007")
+    is_int (repair.dropped, 5, "dropping their records");
+    ok (s_count_ids (repair.lost) == 5 && streq (repair.lost [0], "hold-0007")
         && streq (repair.lost [1], "hold-0010") && streq (repair.lost [2], "hold-0012")
-        && streq (repair.lost [3], "hold-0013"), "and naming them as lost");
+        && streq (repair.lost [3], "hold-0013") && streq (repair.lost [4], "hold-0014"),
+        "and naming them as lost");
     chorus_journal_repair_clear (&repair);
-    ok (chorus_journal_check (dir, &report) == 0 && report.flows == FLOWS - 4,
+    ok (chorus_journal_check (dir, &report) == 0 && report.flows == FLOWS - 5,
         "then the journal checks sound with %zu flows %s", report.flows, report.problem);
+
+    //  A record written before the checksum, of six values, still reads;
+    //  a sealed one whose checksum differs does not
+    {
+        chorus_record_t record;
+        chorus_record_init (&record);
+        chorus_journal_envelope_write (&record, CHORUS_JOURNAL_DELTA, 1, 0);
+        chorus_record_nil (&record);
+        chorus_record_array (&record, 3);
+        chorus_record_nil (&record);
+        chorus_record_array (&record, 0);
+        chorus_record_nil (&record);
+        size_t unsealed = record.size;
+        chorus_journal_envelope_seal (&record, "hold-0001", 3);
+        chorus_journal_envelope_t envelope;
+        const char *why;
+        ok (chorus_journal_envelope_read ("hold-0001", 3, record.data, record.size, &envelope,
+                                          &why) == 0, "a sealed record reads %s", why? why: "");
+        ok (chorus_journal_envelope_read ("hold-0002", 3, record.data, record.size, &envelope,
+                                          &why) == -1 && why && strstr (why, "checksum"),
+            "not under another flow's id: %s", why? why: "");
+        ok (chorus_journal_envelope_read ("hold-0001", 4, record.data, record.size, &envelope,
+                                          &why) == -1 && why && strstr (why, "checksum"),
+            "nor under another number: %s", why? why: "");
+        record.data [record.size - 1] ^= 1;
+        ok (chorus_journal_envelope_read ("hold-0001", 3, record.data, record.size, &envelope,
+                                          &why) == -1 && why && strstr (why, "checksum"),
+            "one whose checksum differs does not: %s", why? why: "");
+        record.data [0] = 0x96;         //  a fixarray of six
+        ok (chorus_journal_envelope_read ("hold-0001", 3, record.data, unsealed, &envelope,
+                                          &why) == 0
+            && envelope.kind == CHORUS_JOURNAL_DELTA && envelope.state == 1,
+            "one of six values, without the checksum, reads %s", why? why: "");
+        chorus_record_clear (&record);
+    }
 
     //  A locked journal is not a damaged one
     journal = chorus_journal_new (dir, false, NULL, error, sizeof (error));
