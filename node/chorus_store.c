@@ -14,6 +14,7 @@
 
 #include <czmq.h>
 #include <leveldb/c.h>
+#include <zlib.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +30,7 @@
 
 //  Key namespaces: one byte in front of every key
 #define S_NS_META   'm'     //  "minstance", "mhead"
-#define S_NS_EVENT  'e'     //  'e' seq -> timestamp body
+#define S_NS_EVENT  'e'     //  'e' seq -> timestamp body [checksum]
 #define S_NS_GROUP  'g'     //  'g' name -> since flags cursor
 #define S_NS_INBOX  'i'     //  'i' publisher 0x00 seq -> time
 #define S_NS_PRODUCER 'p'   //  'p' producer's event id -> time seq
@@ -37,6 +38,8 @@
 #define S_NS_SUB    's'     //  's' prefix -> since
 
 #define S_EVENT_KEY_SIZE    9                   //  'e' + seq
+#define S_EVENT_SEALED      (1ULL << 63)        //  in the timestamp: a checksum ends the value
+#define S_CHECKSUM_SIZE     4                   //  CRC-32, big-endian
 #define S_GROUP_VALUE_SIZE  24                  //  since, flags, cursor; then the subs text
 #define S_GROUP_SUBS_MAX    65536               //  longest subs text kept
 #define S_CACHE_SIZE        (8 * 1024 * 1024)   //  LevelDB block cache
@@ -113,6 +116,83 @@ s_event_key (char *key, uint64_t seq)
 {
     key [0] = S_NS_EVENT;
     chorus__put_be64 (key + 1, seq);
+}
+
+//  An event's value is its timestamp (8 bytes, big-endian), its body, and
+//  the CRC-32 of its key, timestamp and body (4 bytes, big-endian); the top
+//  bit of the timestamp says the checksum is there (values written before
+//  it existed end with the body). The checksum finds bytes damaged inside a
+//  body that still decodes, which LevelDB's repair can carry into a record.
+static uint32_t
+s_event_checksum (const char *key, const char *value, size_t size)
+{
+    uLong crc = crc32 (0L, Z_NULL, 0);
+    crc = crc32 (crc, (const Bytef *) key, S_EVENT_KEY_SIZE);
+    return (uint32_t) crc32 (crc, (const Bytef *) value, (uInt) size);
+}
+
+typedef enum {
+    S_EVENT_OK = 0,
+    S_EVENT_MALFORMED = -1,             //  key or value of the wrong size
+    S_EVENT_DAMAGED = 1,                //  its checksum does not match
+    S_EVENT_STRAY = 2                   //  no checksum, beyond the head in another epoch
+} s_event_t;
+
+//  Opens an event record: its timestamp and body
+static s_event_t
+s_event_open (const char *key, size_t key_size, const char *value, size_t value_size,
+              uint64_t *timestamp, const char **body, size_t *body_size)
+{
+    if (key_size != S_EVENT_KEY_SIZE || value_size < 8)
+        return S_EVENT_MALFORMED;
+    uint64_t stamp = chorus__get_be64 (value);
+    size_t size = value_size - 8;
+    if (stamp & S_EVENT_SEALED) {
+        if (size < S_CHECKSUM_SIZE || size - S_CHECKSUM_SIZE > UINT32_MAX)
+            return S_EVENT_MALFORMED;
+        size -= S_CHECKSUM_SIZE;
+        const uint8_t *sum = (const uint8_t *) value + 8 + size;
+        uint32_t stored = (uint32_t) sum [0] << 24 | (uint32_t) sum [1] << 16
+                        | (uint32_t) sum [2] << 8 | sum [3];
+        if (stored != s_event_checksum (key, value, 8 + size))
+            return S_EVENT_DAMAGED;
+    }
+    if (timestamp)
+        *timestamp = stamp & ~S_EVENT_SEALED;
+    if (body)
+        *body = value + 8;
+    if (body_size)
+        *body_size = size;
+    return S_EVENT_OK;
+}
+
+//  Opens an event record as s_event_open does, and also finds one whose key
+//  cannot be trusted: beyond the head, without a checksum (which covers the
+//  key), in another epoch than the head's. The head's write goes in the
+//  batch of its events, so only a damaged key puts an event so far past it.
+static s_event_t
+s_event_check (uint64_t head, const char *key, size_t key_size, const char *value,
+               size_t value_size, size_t *body_size)
+{
+    s_event_t event = s_event_open (key, key_size, value, value_size, NULL, NULL, body_size);
+    if (event == S_EVENT_OK && !(chorus__get_be64 (value) & S_EVENT_SEALED)) {
+        uint64_t seq = chorus__get_be64 (key + 1);
+        if (seq > head && seq >> S_EPOCH_SHIFT != head >> S_EPOCH_SHIFT)
+            event = S_EVENT_STRAY;
+    }
+    return event;
+}
+
+//  The body bytes of an event record of value_size bytes
+static size_t
+s_event_body_size (const char *value, size_t value_size)
+{
+    if (value_size < 8)
+        return 0;
+    size_t size = value_size - 8;
+    if ((chorus__get_be64 (value) & S_EVENT_SEALED) && size >= S_CHECKSUM_SIZE)
+        size -= S_CHECKSUM_SIZE;
+    return size;
 }
 
 //  Returns a malloc'ed key: the namespace byte, then name (without its
@@ -240,6 +320,19 @@ s_fail_corrupt (chorus_store_t *self, const char *key, size_t key_size)
     s_key_text (key, key_size, text, sizeof (text));
     s_set_damaged (self);
     return s_fail (self, "damaged: the record for key %s has a bad format", text);
+}
+
+//  An event whose checksum does not match: damaged; returns -1
+static int
+s_fail_checksum (chorus_store_t *self, const char *key, s_event_t event)
+{
+    s_set_damaged (self);
+    if (event == S_EVENT_STRAY)
+        return s_fail (self, "damaged: a record numbered %" PRIu64 " lies beyond the last "
+                       "event %" PRIu64 ", in another epoch (its key was damaged)",
+                       chorus__get_be64 (key + 1), self->head);
+    return s_fail (self, "damaged: event %" PRIu64 " does not match its checksum (its bytes "
+                   "were damaged)", chorus__get_be64 (key + 1));
 }
 
 //  Checks an iterator's status; destroys it either way. Returns 0 or -1.
@@ -610,16 +703,28 @@ s_load_outbox (chorus_store_t *self)
         const char *key = leveldb_iter_key (iter, &key_size);
         if (key_size == 0 || key [0] != S_NS_EVENT)
             break;
-        leveldb_iter_value (iter, &value_size);
-        if (key_size != S_EVENT_KEY_SIZE || value_size < 8) {
+        const char *value = leveldb_iter_value (iter, &value_size);
+        size_t body_size;
+        s_event_t event = s_event_check (self->head, key, key_size, value, value_size,
+                                         &body_size);
+        if (event == S_EVENT_MALFORMED) {
             rc = s_fail_corrupt (self, key, key_size);
             break;
         }
-        last = chorus__get_be64 (key + 1);
+        //  check and repair open it to find such events; a run refuses it
+        if (event != S_EVENT_OK && !self->inspect) {
+            rc = s_fail_checksum (self, key, event);
+            break;
+        }
+        //  A damaged one is counted, for repair to drop; beyond the head its
+        //  key is what was damaged, and does not move the head
+        uint64_t seq = chorus__get_be64 (key + 1);
+        if (event == S_EVENT_OK || seq <= self->head)
+            last = seq;
         if (self->events == 0)
-            self->first = last;
+            self->first = seq;
         self->events++;
-        self->bytes += value_size - 8;
+        self->bytes += event == S_EVENT_OK? body_size: s_event_body_size (value, value_size);
     }
     if (s_iter_finish (self, iter) == -1)
         rc = -1;
@@ -900,15 +1005,26 @@ chorus_store_census (chorus_store_t *self, chorus_store_census_t *census)
     for (leveldb_iter_seek_to_first (iter); leveldb_iter_valid (iter); leveldb_iter_next (iter)) {
         size_t key_size, value_size;
         const char *key = leveldb_iter_key (iter, &key_size);
-        leveldb_iter_value (iter, &value_size);
+        const char *value = leveldb_iter_value (iter, &value_size);
         census->records++;
         switch (key_size? key [0]: 0) {
             case S_NS_EVENT: {
-                if (key_size != S_EVENT_KEY_SIZE || value_size < 8) {
+                s_event_t event = s_event_check (self->head, key, key_size, value,
+                                                 value_size, NULL);
+                if (event == S_EVENT_MALFORMED) {
                     rc = s_fail_corrupt (self, key, key_size);
                     break;
                 }
                 uint64_t seq = chorus__get_be64 (key + 1);
+                if (event != S_EVENT_OK) {
+                    if (census->damaged < CHORUS_STORE_HOLES_MAX)
+                        census->damaged_seq [census->damaged] = seq;
+                    census->damaged++;
+                    //  Beyond the head its key is what was damaged: the
+                    //  numbers before it are not missing
+                    if (seq > self->head)
+                        break;
+                }
                 //  Numbers missing between two events that are neither a
                 //  gap between epochs nor a loss a repair recorded
                 if (last && seq > last + 1) {
@@ -938,6 +1054,19 @@ chorus_store_census (chorus_store_t *self, chorus_store_census_t *census)
     }
     if (s_iter_finish (self, iter) == -1)
         rc = -1;
+    //  Numbers missing after the last event, up to the head: events leave
+    //  the outbox oldest first, so a tail gone is a loss too (when none is
+    //  left, every one may have been delivered: that cannot be told here)
+    if (rc == 0 && last && self->head > last) {
+        uint64_t span = self->head - last;
+        uint64_t known = s_ranges_overlap (&self->gaps, last + 1, self->head, NULL, NULL)
+                       + s_ranges_overlap (&self->lost, last + 1, self->head, NULL, NULL);
+        if (known < span && census->holes < CHORUS_STORE_HOLES_MAX) {
+            census->hole [census->holes].from = last + 1;
+            census->hole [census->holes].to = self->head;
+            census->holes++;
+        }
+    }
     return rc;
 }
 
@@ -1022,6 +1151,7 @@ chorus_store_drop_event (chorus_store_t *self, uint64_t seq)
     int rc = s_get (self, key, sizeof (key), &value, &value_size);
     if (rc != 1)
         return rc;
+    size_t body_size = s_event_body_size (value, value_size);
     leveldb_free (value);
     char *leveldb_error = NULL;
     leveldb_delete (self->db, self->synced, key, sizeof (key), &leveldb_error);
@@ -1029,7 +1159,7 @@ chorus_store_drop_event (chorus_store_t *self, uint64_t seq)
         return s_fail_leveldb (self, "store write failed", leveldb_error);
     pthread_mutex_lock (&self->lock);
     self->events--;
-    self->bytes -= value_size >= 8 && self->bytes >= value_size - 8? value_size - 8: 0;
+    self->bytes -= self->bytes >= body_size? body_size: self->bytes;
     pthread_mutex_unlock (&self->lock);
     return 1;
 }
@@ -1156,21 +1286,32 @@ chorus_store_append_batch (chorus_store_t *self, uint64_t first,
     for (size_t i = 0; i < count && rc == 0; i++) {
         const chorus_store_entry_t *entry = &entries [i];
         //  One scratch value, reused: the batch copies what it is given
-        if (8 + entry->size > self->value_size) {
-            char *value = (char *) realloc (self->value, 8 + entry->size);
+        size_t value_size = 8 + entry->size + S_CHECKSUM_SIZE;
+        if (entry->size > UINT32_MAX) {
+            rc = s_fail (self, "append: an event of %zu bytes is too big", entry->size);
+            break;
+        }
+        if (value_size > self->value_size) {
+            char *value = (char *) realloc (self->value, value_size);
             if (!value) {
                 rc = s_fail (self, "append: out of memory");
                 break;
             }
             self->value = value;
-            self->value_size = 8 + entry->size;
+            self->value_size = value_size;
         }
-        chorus__put_be64 (self->value, entry->timestamp);
-        if (entry->size)
-            memcpy (self->value + 8, entry->body, entry->size);
         char key [S_EVENT_KEY_SIZE];
         s_event_key (key, first + i);
-        leveldb_writebatch_put (batch, key, sizeof (key), self->value, 8 + entry->size);
+        chorus__put_be64 (self->value, (entry->timestamp & ~S_EVENT_SEALED) | S_EVENT_SEALED);
+        if (entry->size)
+            memcpy (self->value + 8, entry->body, entry->size);
+        uint32_t sum = s_event_checksum (key, self->value, 8 + entry->size);
+        uint8_t *at = (uint8_t *) self->value + 8 + entry->size;
+        at [0] = (uint8_t) (sum >> 24);
+        at [1] = (uint8_t) (sum >> 16);
+        at [2] = (uint8_t) (sum >> 8);
+        at [3] = (uint8_t) sum;
+        leveldb_writebatch_put (batch, key, sizeof (key), self->value, value_size);
         bytes += entry->size;
         if (entry->id) {
             char id_key [65];
@@ -1304,15 +1445,27 @@ chorus_store_scan (chorus_store_t *self, uint64_t from, uint64_t to,
         if (key_size == 0 || key [0] != S_NS_EVENT)
             break;
         const char *value = leveldb_iter_value (iter, &value_size);
-        if (key_size != S_EVENT_KEY_SIZE || value_size < 8) {
+        uint64_t timestamp;
+        const char *body;
+        size_t body_size;
+        s_event_t event = s_event_open (key, key_size, value, value_size, &timestamp, &body,
+                                        &body_size);
+        if (event == S_EVENT_MALFORMED) {
             rc = s_fail_corrupt (self, key, key_size);
             break;
         }
         uint64_t seq = chorus__get_be64 (key + 1);
         if (seq > to)
             break;
+        //  Check and repair pass over it (the census names it); a run stops
+        if (event == S_EVENT_DAMAGED) {
+            if (self->inspect)
+                continue;
+            rc = s_fail_checksum (self, key, event);
+            break;
+        }
         visited++;
-        if (fn (seq, chorus__get_be64 (value), value + 8, value_size - 8, arg))
+        if (fn (seq, timestamp, body, body_size, arg))
             break;
     }
     if (s_iter_finish (self, iter) == -1)
@@ -1363,7 +1516,7 @@ chorus_store_trim (chorus_store_t *self, uint64_t below)
         const char *key = leveldb_iter_key (iter, &key_size);
         if (key_size == 0 || key [0] != S_NS_EVENT)
             break;
-        leveldb_iter_value (iter, &value_size);
+        const char *value = leveldb_iter_value (iter, &value_size);
         if (key_size != S_EVENT_KEY_SIZE || value_size < 8) {
             rc = s_fail_corrupt (self, key, key_size);
             break;
@@ -1374,7 +1527,7 @@ chorus_store_trim (chorus_store_t *self, uint64_t below)
         leveldb_writebatch_delete (batch, key, key_size);
         last = seq;
         chunk++;
-        chunk_bytes += value_size - 8;
+        chunk_bytes += s_event_body_size (value, value_size);
         if (!pending && chunk == S_TRIM_BATCH) {
             if (s_write (self, batch) == -1) {
                 rc = -1;

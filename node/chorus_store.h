@@ -254,6 +254,8 @@ typedef struct {
     uint64_t records, events, groups, inbox, producer_ids, replies, subscriptions, unknown;
     size_t holes;               //  outbox ranges missing for no recorded reason
     struct { uint64_t from, to; } hole [CHORUS_STORE_HOLES_MAX];
+    uint64_t damaged;           //  events that do not match their checksum
+    uint64_t damaged_seq [CHORUS_STORE_HOLES_MAX];  //  the first of them
 } chorus_store_census_t;
 
 //  Reads every record, checksums verified, and counts them by kind

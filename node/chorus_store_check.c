@@ -111,6 +111,18 @@ s_describe (chorus_store_t *store, char **report)
                census.hole [i].from, census.hole [i].to);
         rc = -1;
     }
+    for (size_t i = 0; i < census.damaged && i < CHORUS_STORE_HOLES_MAX; i++)
+        if (census.damaged_seq [i] > head)
+            s_say (report, "DAMAGED: a record numbered %" PRIu64 " lies beyond the last event "
+                   "%" PRIu64 " (its key was damaged)", census.damaged_seq [i], head);
+        else
+            s_say (report, "DAMAGED: event %" PRIu64 " does not match its checksum (its bytes "
+                   "were damaged)", census.damaged_seq [i]);
+    if (census.damaged > CHORUS_STORE_HOLES_MAX)
+        s_say (report, "DAMAGED: and %" PRIu64 " more damaged events",
+               census.damaged - CHORUS_STORE_HOLES_MAX);
+    if (census.damaged)
+        rc = -1;
     s_decode_t decode;
     if (s_decode_all (store, &decode) == -1) {
         s_say (report, "DAMAGED: %s", chorus_store_error (store));
@@ -230,6 +242,29 @@ chorus_store_repair_dir (const char *dir, char **report)
         s_say (report, "lost: events %" PRIu64 " to %" PRIu64, census.hole [i].from,
                census.hole [i].to);
         lost += census.hole [i].to - census.hole [i].from + 1;
+    }
+    //  Events whose bytes were damaged go, and are reported lost, until
+    //  none is left (the census names the first of them each time)
+    while (rc == 0 && census.damaged) {
+        for (size_t i = 0; rc == 0 && i < census.damaged && i < CHORUS_STORE_HOLES_MAX; i++) {
+            uint64_t seq = census.damaged_seq [i];
+            if (chorus_store_drop_event (store, seq) == -1)
+                rc = -1;
+            else
+            if (seq > chorus_store_head (store))
+                //  Beyond every number handed out: its key was damaged
+                s_say (report, "dropped: a record numbered %" PRIu64 ", beyond the last "
+                       "event %" PRIu64 " (its key was damaged)", seq,
+                       chorus_store_head (store));
+            else {
+                rc = chorus_store_accept_loss (store, seq, seq);
+                s_say (report, "lost: event %" PRIu64 " (its bytes were damaged: it did not "
+                       "match its checksum)", seq);
+                lost++;
+            }
+        }
+        if (rc == 0 && chorus_store_census (store, &census) == -1)
+            rc = -1;
     }
     //  Events that do not decode go, and are reported lost, until all do
     s_decode_t decode;

@@ -19,8 +19,9 @@ libchorus_core_la_SOURCES = $(CHORUS_CORE_SOURCES)
 libchorus_core_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden -DCHORUS_BUILDING
 #   The node agent and the codec under it; nothing above
 libchorus_core_la_CPPFLAGS = $(CHORUS_PUBLIC_CPPFLAGS) -I$(top_srcdir)/protocol \
-    $(MSGPACK_CFLAGS) $(JANSSON_CFLAGS)
-libchorus_core_la_LIBADD = $(CZMQ_LIBS) $(ZMQ_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS) $(JANSSON_LIBS)
+    $(MSGPACK_CFLAGS) $(JANSSON_CFLAGS) $(ZLIB_CFLAGS)
+libchorus_core_la_LIBADD = $(CZMQ_LIBS) $(ZMQ_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS) $(JANSSON_LIBS) \
+    $(ZLIB_LIBS)
 
 lib_LTLIBRARIES += libchorus.la
 libchorus_la_SOURCES =

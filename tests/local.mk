@@ -72,6 +72,10 @@ check_PROGRAMS += tests/test_store_keeps_state
 TESTS += tests/test_store_keeps_state
 tests_test_store_keeps_state_SOURCES = tests/test_store_keeps_state.c
 tests_test_store_keeps_state_LDADD = $(TEST_LIBS)
+check_PROGRAMS += tests/test_store_finds_damaged_events
+TESTS += tests/test_store_finds_damaged_events
+tests_test_store_finds_damaged_events_SOURCES = tests/test_store_finds_damaged_events.c
+tests_test_store_finds_damaged_events_LDADD = $(TEST_LIBS)
 
 #   Node agent: a node in its own process, and the integration tests
 check_PROGRAMS += tests/node_helper

@@ -1,6 +1,7 @@
 #!/bin/sh
 #   A publisher's store damaged while it holds 200 events its group has not
-#   acknowledged: a truncated, flipped or emptied log, a missing CURRENT, a
+#   acknowledged: a truncated, flipped (in one place or nine) or emptied
+#   log, a missing CURRENT, a
 #   torn table. Each ends in "refused with the right message" (exit 5,
 #   naming the store and the repair command) or "nothing lost" (all 200
 #   delivered); never exit 0 with a loss. A refused store is repaired with
@@ -34,6 +35,11 @@ damage () {   # damage KIND DIR
         flip-log)     log=$(largest "$2" log); size=$(stat -c %s "$log")
                       printf '\377\377\377\377\377\377\377\377' \
                           | dd of="$log" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null ;;
+        flip-many)    log=$(largest "$2" log); size=$(stat -c %s "$log")
+                      for k in 1 2 3 4 5 6 7 8 9; do
+                          printf '\377\377\377\377\377\377\377\377' \
+                              | dd of="$log" bs=1 seek=$((size * k / 10)) conv=notrunc 2>/dev/null
+                      done ;;
         empty-log)    log=$(largest "$2" log); truncate -s 0 "$log" ;;
         no-current)   rm -f "$2/producer/CURRENT" ;;
         torn-table)   table=$(largest "$2" ldb); size=$(stat -c %s "$table")
@@ -41,7 +47,7 @@ damage () {   # damage KIND DIR
     esac
 }
 
-for kind in truncate-log flip-log empty-log no-current torn-table; do
+for kind in truncate-log flip-log flip-many empty-log no-current torn-table; do
     dir="$tmp/$kind"
     mkdir -p "$dir"
     #   The group meets the producer, then is away while 200 events wait
