@@ -3,6 +3,8 @@
     the shell must carry out. Nothing comes in but the calls and `now`.
 */
 #include "chorus_flow_private.h"
+#include "chorus_cond.h"
+#include "chorus_sleep.h"
 #include "chorus_value.h"
 
 #include <inttypes.h>
@@ -314,6 +316,81 @@ s_try (chorus_flow_t *self, chorus__task_t *task, uint64_t now, chorus_actions_t
     s_send (self, task, false, now, out);
 }
 
+//  --------------------------------------------------------------------------
+//  when: and sleep:
+
+static void s_fail (chorus_flow_t *self, const char *code, const char *message,
+                    const char *step, uint64_t now);
+
+//  Does the step's `when` hold (or has it none)? Read once, as it starts
+static bool
+s_when_holds (chorus_flow_t *self, size_t index)
+{
+    chorus_cond_t *when = s_stepdef (self, index)->when;
+    if (!when)
+        return true;
+    json_t *context = s_context (self, NULL, false, chorus_cond_path_list (when));
+    bool holds = chorus_cond_eval (when, context);
+    json_decref (context);
+    return holds;
+}
+
+//  Its `when` is false: the step is skipped, which counts as done
+static void
+s_skip_step (chorus_flow_t *self, size_t index, uint64_t now)
+{
+    chorus__step_t *step = &self->steps [index];
+    chorus__step_start (step, index, NULL, self->run);
+    s_set (self, &step->tasks [0], CHORUS_TASK_SKIPPED);
+    step->tasks [0].finished = now;
+}
+
+//  A sleep step starts: it waits for its wake time in the state of a
+//  backoff (WAITING, timer_at journaled as an absolute time), so that a
+//  restart re-arms it for the time it had, and a failure abandons it
+static void
+s_sleep_start (chorus_flow_t *self, chorus__task_t *task, uint64_t now, chorus_actions_t *out)
+{
+    const chorus_stepdef_t *def = s_stepdef (self, task->step);
+    uint64_t wake = now + def->sleep_ms;
+    task->started = now;
+    if (def->sleep_until) {
+        json_t *path = json_string (def->sleep_until);
+        json_t *context = s_context (self, task, false, path);
+        char problem [400];
+        int rc = chorus_sleep_time (chorus_flowdef_lookup (context, def->sleep_until), &wake,
+                                    problem, sizeof problem);
+        json_decref (context);
+        json_decref (path);
+        if (rc) {
+            char *message = chorus__format ("sleep until %s: %s", def->sleep_until, problem);
+            s_set (self, task, CHORUS_TASK_FAILED);
+            task->finished = now;
+            chorus__set (&task->error_code, "bad-sleep");
+            chorus__set (&task->error_message, message);
+            s_fail (self, "bad-sleep", message, def->id, now);
+            free (message);
+            return;
+        }
+    }
+    s_set (self, task, CHORUS_TASK_WAITING);
+    task->timer_at = wake;
+    char *key = s_task_key (self, task, NULL);
+    s_timer (self, out, chorus__format (S_RETRY_TIMER "%s", key), wake);
+    free (key);
+}
+
+//  Its wake time came
+static void
+s_sleep_wake (chorus_flow_t *self, chorus__task_t *task, uint64_t now)
+{
+    s_set (self, task, CHORUS_TASK_DONE);
+    task->timer_at = 0;
+    task->finished = now;
+    task->seq = ++self->seq;
+    chorus__value_set (&task->output, json_null (), NULL, 0);
+}
+
 static void
 s_undo_try (chorus_flow_t *self, chorus__task_t *task, uint64_t now, chorus_actions_t *out)
 {
@@ -427,6 +504,9 @@ s_completed_encoded (chorus_flow_t *self, chorus_actions_t *out)
     for (size_t index = 0; index < self->steps_size && made; index++) {
         chorus__step_t *step = &self->steps [index];
         chorus_record_str (&payload, s_stepdef (self, index)->id);
+        if (step->counts [CHORUS_TASK_SKIPPED])
+            chorus_record_nil (&payload);
+        else
         if (s_stepdef (self, index)->for_each) {
             chorus_record_array (&payload, step->tasks_size);
             for (size_t t = 0; t < step->tasks_size && made; t++)
@@ -540,6 +620,9 @@ s_advance (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
             if (!ready)
                 continue;
             started = true;     //  an empty fan-out is done at once: look again
+            if (!s_when_holds (self, index))
+                s_skip_step (self, index, now);
+            else
             if (s_start_step (self, index)) {
                 s_fail (self, self->steps [index].error_code,
                         self->steps [index].error_message, def->id, now);
@@ -557,10 +640,14 @@ s_advance (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
             int limit = s_stepdef (self, index)->max_parallel;
             size_t active = step->counts [CHORUS_TASK_RUNNING] + step->counts [CHORUS_TASK_WAITING];
             while (step->counts [CHORUS_TASK_PENDING] && step->next_pending < step->tasks_size
-               &&  (limit <= 0 || active < (size_t) limit)) {
+               &&  (limit <= 0 || active < (size_t) limit)
+               &&  self->state == CHORUS_FLOW_RUNNING) {
                 chorus__task_t *task = &step->tasks [step->next_pending++];
                 if (task->state == CHORUS_TASK_PENDING) {
-                    s_try (self, task, now, out);
+                    if (s_stepdef (self, index)->sleep)
+                        s_sleep_start (self, task, now, out);
+                    else
+                        s_try (self, task, now, out);
                     active++;
                 }
             }
@@ -844,6 +931,9 @@ chorus_flow_timer (chorus_flow_t *self, const char *key, uint64_t now, chorus_ac
             return -1;
         if (undo && task->state == CHORUS_TASK_UNDOING && task->undo_waiting)
             s_undo_try (self, task, now, out);
+        else
+        if (!undo && task->state == CHORUS_TASK_WAITING && s_stepdef (self, task->step)->sleep)
+            s_sleep_wake (self, task, now);
         else
         if (!undo && task->state == CHORUS_TASK_WAITING)
             s_try (self, task, now, out);

@@ -233,7 +233,7 @@ chorus__step_count (chorus__step_t *step)
     step->next_pending = step->tasks_size;
     for (size_t t = step->tasks_size; t > 0; t--) {
         chorus_task_state_t state = step->tasks [t - 1].state;
-        if (state >= CHORUS_TASK_PENDING && state <= CHORUS_TASK_STUCK)
+        if (state >= CHORUS_TASK_PENDING && state <= CHORUS_TASK_LAST)
             step->counts [state]++;
         if (state == CHORUS_TASK_PENDING)
             step->next_pending = t - 1;
@@ -243,7 +243,7 @@ chorus__step_count (chorus__step_t *step)
 void
 chorus__step_set (chorus__step_t *step, chorus__task_t *task, chorus_task_state_t state)
 {
-    if (task->state >= CHORUS_TASK_PENDING && task->state <= CHORUS_TASK_STUCK)
+    if (task->state >= CHORUS_TASK_PENDING && task->state <= CHORUS_TASK_LAST)
         step->counts [task->state]--;
     task->state = state;
     step->counts [state]++;
@@ -256,7 +256,8 @@ bool
 chorus__step_done (const chorus__step_t *step)
 {
     return step->started && !step->error_code
-        && step->counts [CHORUS_TASK_DONE] == step->tasks_size;
+        && step->counts [CHORUS_TASK_DONE] + step->counts [CHORUS_TASK_SKIPPED]
+           == step->tasks_size;
 }
 
 json_t *
@@ -264,6 +265,8 @@ chorus__step_output (chorus__step_t *step, bool fan_out, bool held)
 {
     if (!step->started || step->error_code)
         return NULL;
+    if (step->counts [CHORUS_TASK_SKIPPED])
+        return json_null ();        //  a skipped step's output, fanned out or not
     size_t ready = step->counts [CHORUS_TASK_DONE];
     if (held)
         ready += step->counts [CHORUS_TASK_UNDOING] + step->counts [CHORUS_TASK_UNDONE]
@@ -364,7 +367,7 @@ s_task_load (chorus__task_t *task, const json_t *json, int run)
                      "output", &output, "maybe_done", &maybe_done))
         return -1;
     task->state = 0;
-    for (int value = CHORUS_TASK_PENDING; value <= CHORUS_TASK_STUCK; value++)
+    for (int value = CHORUS_TASK_PENDING; value <= CHORUS_TASK_LAST; value++)
         if (strcmp (state, chorus_task_state_name ((chorus_task_state_t) value)) == 0)
             task->state = (chorus_task_state_t) value;
     if (!task->state || task->run < 1 || task->run > run
@@ -398,16 +401,18 @@ chorus__step_load (chorus__step_t *step, size_t index, const chorus_stepdef_t *d
     }
     if (chorus__error_load (error, &step->error_code, &step->error_message, NULL))
         return -1;
-    bool fan_out = started && !step->error_code && def->for_each;
+    //  A fan-out that was skipped has no items and one task
+    bool fan_out = started && !step->error_code && def->for_each && items;
     size_t expected = fan_out? json_array_size (items): started && !step->error_code;
-    if ((fan_out && !items) || json_array_size (tasks) != expected)
+    if (json_array_size (tasks) != expected)
         return -1;
     if (started && !step->error_code)
         chorus__step_start (step, index, fan_out? json_deep_copy (items): NULL, run);
     step->started = started;
     for (size_t t = 0; t < expected; t++) {
         chorus__task_reset (&step->tasks [t], run);
-        if (s_task_load (&step->tasks [t], json_array_get (tasks, t), run)) {
+        if (s_task_load (&step->tasks [t], json_array_get (tasks, t), run)
+        ||  (def->for_each && !fan_out && step->tasks [t].state != CHORUS_TASK_SKIPPED)) {
             *why = "a task is malformed";
             return -1;
         }
@@ -483,7 +488,7 @@ chorus__task_read (chorus__task_t *task, int run, chorus_reader_t *reader, const
         chorus_reader_fail (reader, "an array has the wrong number of values");
         return -1;
     }
-    task->state = (chorus_task_state_t) chorus_reader_uint (reader, CHORUS_TASK_STUCK);
+    task->state = (chorus_task_state_t) chorus_reader_uint (reader, CHORUS_TASK_LAST);
     task->run = (int) chorus_reader_uint (reader, INT_MAX);
     task->attempt = (int) chorus_reader_uint (reader, INT_MAX);
     s_error_read (reader, &task->error_code, &task->error_message);
@@ -540,7 +545,8 @@ chorus__step_read (chorus__step_t *step, size_t index, const chorus_stepdef_t *d
     chorus_value_read (reader, &items);
     s_error_read (reader, &step->error_code, &step->error_message);
     size_t tasks = chorus_reader_array (reader);
-    bool fan_out = started && !step->error_code && def->for_each;
+    //  A fan-out that was skipped has no items and one task
+    bool fan_out = started && !step->error_code && def->for_each && items;
     size_t expected = fan_out? json_array_size (items): started && !step->error_code;
     if (reader->error || (fan_out && !json_is_array (items)) || (!fan_out && items)
     ||  tasks != expected) {
@@ -551,9 +557,14 @@ chorus__step_read (chorus__step_t *step, size_t index, const chorus_stepdef_t *d
         chorus__step_start (step, index, items, run);
     step->started = started;
     step->dirty = false;
-    for (size_t t = 0; t < expected; t++)
+    for (size_t t = 0; t < expected; t++) {
         if (chorus__task_read (&step->tasks [t], run, reader, why))
             return -1;
+        if (def->for_each && !fan_out && step->tasks [t].state != CHORUS_TASK_SKIPPED) {
+            chorus_reader_fail (reader, "a fan-out without items was not skipped");
+            return -1;
+        }
+    }
     chorus__step_count (step);
     return 0;
 }
@@ -594,10 +605,10 @@ s_step_state (const chorus__step_t *step, bool flow_running)
         return "failed";
     if (step->tasks_size == 0)
         return "done";
-    size_t count [CHORUS_TASK_STUCK + 1] = { 0 };
+    size_t count [CHORUS_TASK_LAST + 1] = { 0 };
     for (size_t t = 0; t < step->tasks_size; t++)
         count [step->tasks [t].state]++;
-    for (int state = CHORUS_TASK_PENDING; state <= CHORUS_TASK_STUCK; state++)
+    for (int state = CHORUS_TASK_PENDING; state <= CHORUS_TASK_LAST; state++)
         if (count [state] == step->tasks_size)
             return chorus_task_state_name ((chorus_task_state_t) state);
     if (count [CHORUS_TASK_STUCK])
@@ -649,10 +660,16 @@ chorus__step_status (chorus__step_t *step, const chorus_stepdef_t *def, bool flo
             json_object_set_new (status, "maybe_done", json_true ());
             break;
         }
+    //  A sleep shows when it wakes
+    if (def->sleep && step->tasks_size == 1 && step->tasks [0].state == CHORUS_TASK_WAITING) {
+        json_object_set_new (status, "state", json_string ("sleeping"));
+        json_object_set_new (status, "wakes", s_time (step->tasks [0].timer_at));
+    }
     if (def->for_each) {
         json_object_del (status, "output");
         json_t *items = json_array ();
-        for (size_t t = 0; t < step->tasks_size; t++)
+        //  A skipped fan-out read no items
+        for (size_t t = 0; t < step->tasks_size && step->tasks [t].item >= 0; t++)
             json_array_append_new (items, s_task_status (&step->tasks [t]));
         json_object_set_new (status, "items", items);
     }
@@ -663,12 +680,13 @@ chorus__step_status (chorus__step_t *step, const chorus_stepdef_t *def, bool flo
 //  Task states
 
 static const char *s_task_states [] = {
-    NULL, "pending", "running", "waiting", "done", "failed", "undoing", "undone", "stuck"
+    NULL, "pending", "running", "waiting", "done", "failed", "undoing", "undone", "stuck",
+    "skipped"
 };
 
 const char *
 chorus_task_state_name (chorus_task_state_t state)
 {
-    return state >= CHORUS_TASK_PENDING && state <= CHORUS_TASK_STUCK
+    return state >= CHORUS_TASK_PENDING && state <= CHORUS_TASK_LAST
          ? s_task_states [state]: "unknown";
 }

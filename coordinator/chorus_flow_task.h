@@ -81,7 +81,7 @@ typedef struct {
     bool dirty;                 //  started or reset since the last journal record
     //  Kept from the tasks, never journaled, so that a reply costs the
     //  same whatever the number of items (see chorus__step_count)
-    size_t counts [CHORUS_TASK_STUCK + 1];  //  tasks in each state
+    size_t counts [CHORUS_TASK_LAST + 1];   //  tasks in each state
     size_t next_pending;        //  no task before this one is PENDING
 } chorus__step_t;
 
@@ -126,7 +126,8 @@ void
 //  Moves one of the step's tasks to a state, keeping the counts
 void
     chorus__step_set (chorus__step_t *step, chorus__task_t *task, chorus_task_state_t state);
-//  Whether the step is done: started, and every task of it done
+//  Whether the step is done: started, and every task of it done (or it
+//  was skipped)
 bool
     chorus__step_done (const chorus__step_t *step);
 //  The step's output (new reference): its task's, or its items' in order

@@ -5,6 +5,7 @@
     are in chorus_flowdef_path.c.
 */
 #include "chorus_flowdef.h"
+#include "chorus_cond.h"
 
 #include <yaml.h>
 #include <assert.h>
@@ -43,9 +44,9 @@ static const char *s_flow_fields [] = {
 enum { F_FLOW, F_VERSION, F_TRIGGER, F_KEY, F_TIMEOUT, F_STEPS, F_EMIT };
 static const char *s_step_fields [] = {
     "id", "service", "command", "input", "depends_on", "retry", "timeout", "compensate",
-    "for_each", "max_parallel", NULL };
+    "for_each", "max_parallel", "when", "sleep", NULL };
 enum { S_ID, S_SERVICE, S_COMMAND, S_INPUT, S_DEPENDS_ON, S_RETRY, S_TIMEOUT, S_COMPENSATE,
-       S_FOR_EACH, S_MAX_PARALLEL };
+       S_FOR_EACH, S_MAX_PARALLEL, S_WHEN, S_SLEEP, S_STEP_FIELDS };
 static const char *s_retry_fields [] = {
     "attempts", "backoff", "factor", "max_backoff", NULL };
 enum { R_ATTEMPTS, R_BACKOFF, R_FACTOR, R_MAX_BACKOFF };
@@ -53,9 +54,10 @@ static const char *s_compensate_fields [] = { "command", "input", NULL };
 enum { C_COMMAND, C_INPUT };
 static const char *s_emit_fields [] = { "completed", "failed", NULL };
 enum { E_COMPLETED, E_FAILED };
+static const char *s_sleep_fields [] = { "until", NULL };
 
 //  Where a path appears, for the rules that depend on it
-typedef enum { S_IN_INPUT, S_IN_COMPENSATE, S_IN_FOR_EACH } s_where_t;
+typedef enum { S_IN_INPUT, S_IN_COMPENSATE, S_IN_FOR_EACH, S_IN_WHEN, S_IN_SLEEP } s_where_t;
 
 //  What the loader keeps of a step's YAML for the checks that need all steps
 typedef struct {
@@ -67,6 +69,9 @@ typedef struct {
     yaml_node_t *for_each;          //  the for_each path, NULL: none
     yaml_node_t *max_parallel;      //  the max_parallel value, NULL: none
     int *depends;                   //  indexes of depends_on, once checked
+    yaml_node_t *when;              //  the when condition, NULL: none
+    yaml_node_t *sleep_until;       //  the path of sleep's until, NULL: none
+    yaml_node_t *fields [S_STEP_FIELDS];    //  each field's value, NULL: not given
 } s_stepnodes_t;
 
 //  One load in progress
@@ -483,12 +488,17 @@ s_step_id (s_loader_t *self, yaml_node_t *node, size_t index)
     return s_store (self, node, &step->id);
 }
 
+static int s_when (s_loader_t *self, yaml_node_t *node, chorus_stepdef_t *step);
+static int s_sleep (s_loader_t *self, yaml_node_t *node, size_t index);
+static int s_sleep_only (s_loader_t *self, size_t index);
+
 static int
 s_step_field (s_loader_t *self, int field, yaml_node_t *value, void *arg)
 {
     size_t index = *(size_t *) arg;
     chorus_stepdef_t *step = &self->def->steps [index];
     s_stepnodes_t *nodes = &self->nodes [index];
+    nodes->fields [field] = value;
     switch (field) {
         case S_ID:
             return s_step_id (self, value, index);
@@ -517,10 +527,95 @@ s_step_field (s_loader_t *self, int field, yaml_node_t *value, void *arg)
         case S_FOR_EACH:
             nodes->for_each = value;
             return s_string (self, value, "for_each") || s_store (self, value, &step->for_each);
-        default:
+        case S_MAX_PARALLEL:
             nodes->max_parallel = value;
             return s_positive (self, value, "max_parallel", &step->max_parallel);
+        case S_WHEN:
+            nodes->when = value;
+            return s_when (self, value, step);
+        default:
+            return s_sleep (self, value, index);
     }
+}
+
+//  --------------------------------------------------------------------------
+//  when: and sleep: (FLOWS.md, "Conditions" and "Sleeping")
+
+//  Where a byte of a scalar's value is in the file: exact when the value
+//  is the text as written (one line, no escapes), else the scalar's start
+static yaml_mark_t
+s_mark_in (s_loader_t *self, yaml_node_t *node, size_t offset)
+{
+    yaml_mark_t mark = node->start_mark;
+    yaml_scalar_style_t style = node->data.scalar.style;
+    size_t quote = style == YAML_SINGLE_QUOTED_SCALAR_STYLE
+                || style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+    size_t length = node->data.scalar.length;
+    const char *source = self->def->source;
+    if ((quote || style == YAML_PLAIN_SCALAR_STYLE) && node->end_mark.line == mark.line
+    &&  mark.index + quote + length <= strlen (source)
+    &&  memcmp (source + mark.index + quote, s_text (node), length) == 0) {
+        mark.index += quote + offset;
+        mark.column += quote + offset;
+    }
+    return mark;
+}
+
+static int
+s_when (s_loader_t *self, yaml_node_t *node, chorus_stepdef_t *step)
+{
+    if (node->type != YAML_SCALAR_NODE)
+        return s_fail (self, node, "field 'when' must be a string (a condition)");
+    if (!s_clean (node))
+        return s_fail (self, node, "bad when: contains a NUL character");
+    char problem [512];
+    size_t offset = 0;
+    step->when = chorus_cond_parse (s_text (node), &offset, problem, sizeof problem);
+    if (!step->when)
+        return s_fail_at (self, s_mark_in (self, node, offset), "%s", problem);
+    return s_store (self, node, &step->when_text);
+}
+
+static int
+s_sleep_field (s_loader_t *self, int field, yaml_node_t *value, void *arg)
+{
+    (void) field;
+    size_t index = *(size_t *) arg;
+    self->nodes [index].sleep_until = value;
+    return s_string (self, value, "until")
+        || s_store (self, value, &self->def->steps [index].sleep_until);
+}
+
+static int
+s_sleep (s_loader_t *self, yaml_node_t *node, size_t index)
+{
+    chorus_stepdef_t *step = &self->def->steps [index];
+    step->sleep = true;
+    if (node->type == YAML_SCALAR_NODE)
+        return s_duration (self, node, "sleep", false, &step->sleep_ms);
+    if (node->type != YAML_MAPPING_NODE)
+        return s_fail (self, node, "field 'sleep' must be a duration (e.g. 30s) or a mapping "
+                       "({ until: PATH })");
+    return s_fields (self, node, "sleep", s_sleep_fields, s_sleep_field, &index);
+}
+
+//  A sleep step sends nothing: the fields of a command do not belong
+static int
+s_sleep_only (s_loader_t *self, size_t index)
+{
+    chorus_stepdef_t *step = &self->def->steps [index];
+    yaml_node_t *sleep = self->nodes [index].fields [S_SLEEP];
+    if (sleep->type == YAML_MAPPING_NODE && !step->sleep_until)
+        return s_fail (self, sleep, "missing field 'until' in sleep of step '%s'", step->id);
+    for (int field = 0; field < S_STEP_FIELDS; field++) {
+        yaml_node_t *value = self->nodes [index].fields [field];
+        if (value && field != S_ID && field != S_DEPENDS_ON && field != S_WHEN
+        &&  field != S_SLEEP)
+            return s_fail (self, value, "step '%s' sleeps, so it takes no '%s' (a sleep step "
+                           "has id, sleep, depends_on and when)", self->def->steps [index].id,
+                           s_step_fields [field]);
+    }
+    return 0;
 }
 
 static int
@@ -542,6 +637,8 @@ s_step (s_loader_t *self, yaml_node_t *node, size_t index)
         return -1;
     if (!step->id)
         return s_fail (self, node, "missing field 'id' in step");
+    if (step->sleep)
+        return s_sleep_only (self, index);
     if (!step->service)
         return s_fail (self, node, "missing field 'service' in step '%s'", step->id);
     if (!step->command)
@@ -760,20 +857,25 @@ s_check_graph (s_loader_t *self)
     return rc;
 }
 
+//  A path at a place in the file: its root and the steps it may read
 static int
-s_check_path (s_loader_t *self, yaml_node_t *node, size_t index, s_where_t where)
+s_check_path_at (s_loader_t *self, yaml_mark_t mark, const char *path, size_t index,
+                 s_where_t where)
 {
     chorus_flowdef_t *def = self->def;
     chorus_stepdef_t *step = &def->steps [index];
-    const char *path = s_text (node);
-    char problem [512] = "bad path: contains a NUL character";
-    if (!s_clean (node) || chorus_flowdef_path_check (path, problem, sizeof (problem)))
-        return s_fail (self, node, "%s", problem);
+    char problem [512];
+    if (chorus_flowdef_path_check (path, problem, sizeof (problem)))
+        return s_fail_at (self, mark, "%s", problem);
     if (strncmp (path, "$.item", 6) == 0) {
-        if (where == S_IN_FOR_EACH)
-            return s_fail (self, node, "step '%s' uses $.item in its for_each", step->id);
+        static const char *places [] = {
+            [S_IN_FOR_EACH] = "for_each", [S_IN_WHEN] = "when", [S_IN_SLEEP] = "sleep"
+        };
+        if (where == S_IN_FOR_EACH || where == S_IN_WHEN || where == S_IN_SLEEP)
+            return s_fail_at (self, mark, "step '%s' uses $.item in its %s", step->id,
+                              places [where]);
         if (!step->for_each)
-            return s_fail (self, node, "step '%s' uses $.item but has no for_each", step->id);
+            return s_fail_at (self, mark, "step '%s' uses $.item but has no for_each", step->id);
     }
     else
     if (strncmp (path, "$.steps.", 8) == 0) {
@@ -781,12 +883,35 @@ s_check_path (s_loader_t *self, yaml_node_t *node, size_t index, s_where_t where
         size_t size = strcspn (id, ".");
         int other = s_index_of (def, id, size);
         if (other < 0)
-            return s_fail (self, node, "unknown step '%.*s' in path", (int) size, id);
+            return s_fail_at (self, mark, "unknown step '%.*s' in path", (int) size, id);
         bool own = (size_t) other == index && where == S_IN_COMPENSATE;
         if (!own && !self->reach [index * def->steps_size + (size_t) other])
-            return s_fail (self, node,
-                           "step '%s' uses $.steps.%s.output but does not depend on '%s'",
-                           step->id, def->steps [other].id, def->steps [other].id);
+            return s_fail_at (self, mark,
+                              "step '%s' uses $.steps.%s.output but does not depend on '%s'",
+                              step->id, def->steps [other].id, def->steps [other].id);
+    }
+    return 0;
+}
+
+static int
+s_check_path (s_loader_t *self, yaml_node_t *node, size_t index, s_where_t where)
+{
+    if (!s_clean (node))
+        return s_fail (self, node, "bad path: contains a NUL character");
+    return s_check_path_at (self, node->start_mark, s_text (node), index, where);
+}
+
+//  Each path of a when, at its place in the condition
+static int
+s_check_when (s_loader_t *self, size_t index)
+{
+    chorus_cond_t *when = self->def->steps [index].when;
+    for (size_t p = 0; when && p < chorus_cond_paths (when); p++) {
+        size_t offset;
+        const char *path = chorus_cond_path (when, p, &offset);
+        if (s_check_path_at (self, s_mark_in (self, self->nodes [index].when, offset), path,
+                             index, S_IN_WHEN))
+            return -1;
     }
     return 0;
 }
@@ -821,6 +946,8 @@ s_check_paths (s_loader_t *self)
     for (size_t index = 0; index < self->def->steps_size; index++) {
         s_stepnodes_t *nodes = &self->nodes [index];
         if ((nodes->for_each && s_check_path (self, nodes->for_each, index, S_IN_FOR_EACH))
+        ||  s_check_when (self, index)
+        ||  (nodes->sleep_until && s_check_path (self, nodes->sleep_until, index, S_IN_SLEEP))
         ||  s_check_template (self, nodes->input, index, S_IN_INPUT)
         ||  s_check_template (self, nodes->compensate_input, index, S_IN_COMPENSATE))
             return -1;
@@ -991,6 +1118,9 @@ chorus_flowdef_destroy (chorus_flowdef_t **self_p)
         free (step->compensate);
         json_decref (step->compensate_input);
         free (step->for_each);
+        chorus_cond_destroy (&step->when);
+        free (step->when_text);
+        free (step->sleep_until);
     }
     free (self->steps);
     free (self->name);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 typedef struct _chorus_flowdef_t chorus_flowdef_t;
+typedef struct _chorus_cond_t chorus_cond_t;
 
 //  One step of a flow
 typedef struct {
@@ -37,6 +38,11 @@ typedef struct {
     int max_parallel;           //  items in flight at once, 0: no limit
     int line;                   //  where the step starts in its file
     int column;                 //  (1-based)
+    chorus_cond_t *when;        //  runs only if this holds (chorus_cond.h), NULL: always
+    char *when_text;            //  its text
+    bool sleep;                 //  a sleep step: sends nothing, wakes at a time
+    uint64_t sleep_ms;          //  sleep: how long, from when it starts
+    char *sleep_until;          //  sleep: or the path of the time it wakes at, NULL: none
 } chorus_stepdef_t;
 
 //  Parses a definition from YAML text; `origin` names it in errors (the

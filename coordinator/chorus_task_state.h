@@ -15,7 +15,11 @@ typedef enum {
     CHORUS_TASK_UNDOING = 6,        //  its compensation is running
     CHORUS_TASK_UNDONE = 7,         //  compensated
     CHORUS_TASK_STUCK = 8,          //  its compensation failed for good
+    CHORUS_TASK_SKIPPED = 9,        //  its step's `when` was false: done, with no output
 } chorus_task_state_t;
+
+//  The last state, for tables indexed by state
+#define CHORUS_TASK_LAST CHORUS_TASK_SKIPPED
 
 //  The state's name for operators: "pending", "running", ...
 const char *

@@ -193,6 +193,11 @@ tests_test_flow_records_rebuild_state_LDADD = libchorus_coordinator.la $(TEST_LI
 check_PROGRAMS += tests/test_flow_engine_fans_out
 TESTS += tests/test_flow_engine_fans_out
 tests_test_flow_engine_fans_out_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+#   when: conditions and sleep: steps
+check_PROGRAMS += tests/test_when_conditions_evaluate tests/test_flow_engine_branches_and_sleeps
+TESTS += tests/test_when_conditions_evaluate tests/test_flow_engine_branches_and_sleeps
+tests_test_when_conditions_evaluate_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+tests_test_flow_engine_branches_and_sleeps_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 
 #   The coordinator's timer heap
 #   The node engine's classes, each with a fake context

@@ -51,6 +51,21 @@ static const char *s_defs [] = {
     "  - id: right\n    service: s\n    command: right\n    depends_on: [open]\n"
     "    retry: { attempts: 4, backoff: 1ms, factor: 3 }\n"
     "  - id: join\n    service: s\n    command: join\n    depends_on: [left, right]\n",
+
+    //  Skipped steps (a fan-out among them) and sleeps, one of them until a
+    //  time long past
+    "flow: branch\nversion: 1\nsteps:\n"
+    "  - id: open\n    service: s\n    command: open\n    compensate: { command: close }\n"
+    "  - id: big\n    service: s\n    command: big\n    depends_on: [open]\n"
+    "    when: $.input.n >= 150000\n    compensate: { command: unbig }\n"
+    "  - id: small\n    service: s\n    command: small\n    depends_on: [open]\n"
+    "    when: not ($.input.n >= 150000)\n"
+    "  - id: none\n    service: s\n    command: each\n    depends_on: [open]\n"
+    "    for_each: $.input.list\n    when: exists $.input.list\n"
+    "  - id: nap\n    sleep: 20ms\n    depends_on: [big, small]\n"
+    "  - id: past\n    sleep: { until: $.input.n }\n    depends_on: [open]\n"
+    "  - id: join\n    service: s\n    command: join\n    depends_on: [nap, past, none]\n"
+    "    input: { big: $.steps.big.output, none: $.steps.none.output }\n",
 };
 
 //  What may come next: commands awaiting a reply, timers set
@@ -319,8 +334,9 @@ main (void)
     chorus_record_t delta, snapshot;
     chorus_record_init (&delta);
     chorus_record_init (&snapshot);
-    chorus_flowdef_t *defs [3];
-    for (size_t d = 0; d < 3; d++) {
+    size_t def_count = sizeof s_defs / sizeof s_defs [0];
+    chorus_flowdef_t *defs [sizeof s_defs / sizeof s_defs [0]];
+    for (size_t d = 0; d < def_count; d++) {
         defs [d] = s_def (s_defs [d]);
         int transitions = 0, parted = 0;
         for (unsigned seed = 1; seed <= RUNS; seed++)
@@ -391,7 +407,7 @@ main (void)
         ok (true, "2000 %ss with bytes flipped are read without harm (%d still decode)",
             names [r], decoded);
     }
-    for (size_t d = 0; d < 3; d++)
+    for (size_t d = 0; d < def_count; d++)
         chorus_flowdef_destroy (&defs [d]);
     chorus_record_clear (&delta);
     chorus_record_clear (&snapshot);

@@ -18,7 +18,8 @@ typedef struct {
 
 static const s_case_t s_cases [] = {
     { "unknown_field.yaml", 7, 5, "unknown field 'retires' in step (expected one of: id, service,"
-      " command, input, depends_on, retry, timeout, compensate, for_each, max_parallel)" },
+      " command, input, depends_on, retry, timeout, compensate, for_each, max_parallel, when,"
+      " sleep)" },
     { "unknown_top_field.yaml", 3, 1, "unknown field 'triger' in flow (expected one of: flow,"
       " version, trigger, key, timeout, steps, emit)" },
     { "unknown_retry_field.yaml", 7, 27, "unknown field 'delay' in retry (expected one of:"
@@ -72,6 +73,28 @@ static const s_case_t s_cases [] = {
     { "bad_topic.yaml", 3, 10,
       "bad topic 'order placed': use 1 to 256 printable ASCII characters, no spaces" },
     { "too_deep.yaml", 7, 41, "nesting deeper than 32 levels" },
+    { "when_syntax.yaml", 7, 39, "bad when: expected a path, a string, a number, true, false,"
+      " null, 'not', 'exists' or '(' at 'and'" },
+    { "when_not_a_string.yaml", 7, 11, "field 'when' must be a string (a condition)" },
+    { "when_bad_path.yaml", 7, 34,
+      "bad path '$.output.express': must start with $.input, $.steps.ID.output or $.item" },
+    { "when_without_dependency.yaml", 10, 36,
+      "step 'ship' uses $.steps.check.output but does not depend on 'check'" },
+    { "when_item.yaml", 8, 18, "step 'ship' uses $.item in its when" },
+    { "when_literal_alone.yaml", 7, 15, "bad when: a literal alone is not a condition: compare it"
+      " (==, !=, <, <=, >, >=, in)" },
+    { "when_unclosed.yaml", 7, 44, "bad when: expected ')' at the end" },
+    { "when_in_not_a_list.yaml", 7, 30, "bad when: 'in' needs a list ([...]) or a path at '\"'" },
+    { "sleep_bad_duration.yaml", 5, 12,
+      "bad duration '1.5h': use an integer and a unit (ms, s, m, h), e.g. 250ms" },
+    { "sleep_not_a_duration.yaml", 5, 12,
+      "field 'sleep' must be a duration (e.g. 30s) or a mapping ({ until: PATH })" },
+    { "sleep_unknown_field.yaml", 5, 14, "unknown field 'at' in sleep (expected one of: until)" },
+    { "sleep_missing_until.yaml", 5, 12, "missing field 'until' in sleep of step 'wait'" },
+    { "sleep_with_command.yaml", 6, 14, "step 'wait' sleeps, so it takes no 'service' (a sleep"
+      " step has id, sleep, depends_on and when)" },
+    { "sleep_until_bad_path.yaml", 8, 21,
+      "step 'wait' uses $.steps.book.output but does not depend on 'book'" },
 };
 #define S_CASES (sizeof (s_cases) / sizeof (s_cases [0]))
 

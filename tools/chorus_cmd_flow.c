@@ -238,6 +238,10 @@ s_print_task (int indent, const char *label, int width, json_t *task)
     printf ("%*s%-*s  %-12s attempts %-3lld", indent, "", width, label,
             s_text (task, "state"),
             (long long) json_integer_value (json_object_get (task, "attempts")));
+    if (json_object_get (task, "wakes")) {
+        char wakes [40];
+        printf ("  wakes %s", s_time (task, "wakes", wakes, sizeof (wakes)));
+    }
     s_print_error ("  error ", json_object_get (task, "error"), "");
     char *output = json_dumps (json_object_get (task, "output"), JSON_COMPACT | JSON_ENCODE_ANY);
     printf ("  %s\n", output? s_clip (output, S_CLIP): "null");
