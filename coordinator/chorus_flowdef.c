@@ -552,9 +552,9 @@ s_mark_in (s_loader_t *self, yaml_node_t *node, size_t offset)
                 || style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
     size_t length = node->data.scalar.length;
     const char *source = self->def->source;
+    //  strncmp stops at the source's end: the mark is inside it
     if ((quote || style == YAML_PLAIN_SCALAR_STYLE) && node->end_mark.line == mark.line
-    &&  mark.index + quote + length <= strlen (source)
-    &&  memcmp (source + mark.index + quote, s_text (node), length) == 0) {
+    &&  strncmp (source + mark.index + quote, s_text (node), length) == 0) {
         mark.index += quote + offset;
         mark.column += quote + offset;
     }
