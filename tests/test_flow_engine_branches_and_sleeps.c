@@ -314,6 +314,85 @@ test_sleep_until (void)
     chorus_flowdef_destroy (&def);
 }
 
+//  Records of a flow as the coordinator wrote them before when: and sleep:
+//  existed (a snapshot and two deltas of this definition, input {"items":
+//  [1, 2]}: a done, b's item 0 waiting for a retry, item 1 done)
+static const char *s_main_yaml =
+    "flow: old\nversion: 1\nsteps:\n"
+    "  - { id: a, service: s, command: a, compensate: { command: undo_a } }\n"
+    "  - { id: b, service: s, command: b, depends_on: [a], for_each: $.input.items,"
+    " retry: { attempts: 3, backoff: 1s } }\n"
+    "  - { id: c, service: s, command: c, depends_on: [b] }\n";
+static const char *s_main_snapshot =
+    "9b01c201cd03e8000000c0a34f4c44c40a81a56974656d739201029395a161c3c0c0919d"
+    "020101c0cd03e80000000000c2c0c295a162c2c0c09095a163c2c0c090";
+static const char *s_main_delta_1 =
+    "9a01c201cd03e8000001c091920195a162c3c403920102c0929d020101c0cd03f2000000"
+    "0000c2c0c29d020101c0cd03f20000000000c2c0c2919300009d040101c0cd03e8cd03f2"
+    "00010000c2c40481a17601c2";
+static const char *s_main_delta_2 =
+    "9a01c201cd03e8000002c090929301009d03010192a4626f6f6da869742062726f6b65cd"
+    "03f200cd07e4000000c2c0c29301019d040101c0cd03f2cd040600020000c2c40481a176"
+    "01c2";
+
+static void
+s_unhex (const char *hex, chorus_record_t *record)
+{
+    chorus_record_reset (record);
+    for (size_t i = 0; hex [i] && hex [i + 1]; i += 2) {
+        unsigned byte;
+        sscanf (hex + i, "%2x", &byte);
+        unsigned char c = (unsigned char) byte;
+        chorus_record_raw (record, &c, 1);
+    }
+}
+
+static void
+test_records_of_before (void)
+{
+    chorus_flowdef_t *def = s_def (s_main_yaml);
+    chorus_record_t snapshot, deltas [2];
+    chorus_record_init (&snapshot);
+    chorus_record_init (&deltas [0]);
+    chorus_record_init (&deltas [1]);
+    s_unhex (s_main_snapshot, &snapshot);
+    s_unhex (s_main_delta_1, &deltas [0]);
+    s_unhex (s_main_delta_2, &deltas [1]);
+    chorus_flow_t *flow = s_rebuild (def, &snapshot, deltas, 2);
+    ok (flow != NULL, "before: records written before when and sleep load");
+    json_t *status = flow? chorus_flow_status (flow): NULL;
+    char *text = status? json_dumps (status, JSON_COMPACT | JSON_SORT_KEYS): NULL;
+    is_str (text, "{\"error\":null,\"finished\":null,\"flow\":\"old\",\"id\":\"OLD\","
+            "\"input\":{\"items\":[1,2]},\"started\":1000,\"state\":\"running\",\"steps\":["
+            "{\"attempts\":1,\"error\":null,\"finished\":1010,\"id\":\"a\",\"output\":{\"v\":1},"
+            "\"started\":1000,\"state\":\"done\"},{\"attempts\":2,\"error\":null,\"finished\":null,"
+            "\"id\":\"b\",\"items\":[{\"attempts\":1,\"error\":{\"code\":\"boom\",\"message\":"
+            "\"it broke\"},\"finished\":null,\"item\":0,\"output\":null,\"started\":1010,"
+            "\"state\":\"waiting\"},{\"attempts\":1,\"error\":null,\"finished\":1030,\"item\":1,"
+            "\"output\":{\"v\":1},\"started\":1010,\"state\":\"done\"}],\"started\":1010,"
+            "\"state\":\"running\"},{\"attempts\":0,\"error\":null,\"finished\":null,\"id\":\"c\","
+            "\"output\":null,\"started\":null,\"state\":\"pending\"}],\"version\":1}",
+            "before: the status is the one the earlier coordinator showed");
+    free (text);
+    json_decref (status);
+    chorus_actions_t out;
+    chorus_actions_init (&out);
+    if (flow) {
+        chorus_flow_resume (flow, 1500, &out);
+        is_str (s_keys (&out, CHORUS_ACTION_TIMER), "retry:OLD/b/0", "before: the retry re-armed");
+        s_timer (flow, "retry:OLD/b/0", 2020, &out);
+        is_str (s_keys (&out, CHORUS_ACTION_SEND), "OLD/b/0", "before: and the item tried again");
+        s_ok (flow, "OLD/b/0", 2, NULL, 2030, &out);
+        is_str (s_keys (&out, CHORUS_ACTION_SEND), "OLD/c", "before: the flow goes on");
+    }
+    chorus_flow_destroy (&flow);
+    chorus_actions_clear (&out);
+    chorus_record_clear (&snapshot);
+    chorus_record_clear (&deltas [0]);
+    chorus_record_clear (&deltas [1]);
+    chorus_flowdef_destroy (&def);
+}
+
 //  Skips and sleeps survive the journal; journals without them still load
 static void
 test_records (void)
@@ -462,5 +541,6 @@ main (void)
     test_sleep ();
     test_sleep_until ();
     test_records ();
+    test_records_of_before ();
     return done_testing ();
 }
