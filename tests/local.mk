@@ -230,6 +230,10 @@ EXTRA_DIST += tests/test_flow_cli.sh
 TESTS += tests/test_flow_start_ids.sh tests/test_flow_status_pages.sh
 EXTRA_DIST += tests/test_flow_start_ids.sh tests/test_flow_status_pages.sh
 
+#   when: branches and sleep: steps, on a real mesh
+TESTS += tests/test_coordinator_branches_flows.sh tests/test_coordinator_sleeps_through_kills.sh
+EXTRA_DIST += tests/test_coordinator_branches_flows.sh tests/test_coordinator_sleeps_through_kills.sh
+
 #   chorus publish --lines, in batches
 TESTS += tests/test_publish_lines_reach_group_once.sh
 EXTRA_DIST += tests/test_publish_lines_reach_group_once.sh
