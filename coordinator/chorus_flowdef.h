@@ -7,6 +7,8 @@
     Values are jansson trees. An input template is any YAML value; a string
     that starts with "$." inside it is a path, resolved when the step runs:
     $.input..., $.steps.ID.output..., $.item... (see chorus_flowdef_resolve).
+    A step may have a `when` condition (parsed into a chorus_cond_t, see
+    chorus_cond.h), or be a `sleep` that sends no command.
 */
 #ifndef CHORUS_FLOWDEF_H_INCLUDED
 #define CHORUS_FLOWDEF_H_INCLUDED
