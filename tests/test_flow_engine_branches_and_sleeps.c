@@ -234,6 +234,19 @@ test_sleep (void)
             "cancel: the sleep's timer no longer wakes it");
     s_ok (flow, "R1/book/undo", 1, NULL, T0 + 600, &out);
     is_int (chorus_flow_state (flow), CHORUS_FLOW_CANCELLED, "cancel: cancelled");
+    s_is_step_field (flow, "wait", "state", "\"failed\"", "cancel: the sleep was abandoned");
+
+    //  A retry runs the undone step again, then sleeps again in full
+    chorus_actions_clear (&out);
+    is_int (chorus_flow_retry (flow, T0 + 1000, &out), 0, "retry: accepted");
+    is_str (s_keys (&out, CHORUS_ACTION_SEND), "R1/book:r2", "retry: book again");
+    s_ok (flow, "R1/book:r2", 1, NULL, T0 + 1100, &out);
+    const chorus_action_t *timer = s_action (&out, CHORUS_ACTION_TIMER, "retry:R1/wait:r2");
+    ok (timer && timer->at == T0 + 1100 + 30000, "retry: a full sleep, under the run's key");
+    is_int (s_timer (flow, "retry:R1/wait", T0 + 30100, &out), -1,
+            "retry: the first run's timer is stale");
+    is_int (s_timer (flow, "retry:R1/wait:r2", T0 + 31100, &out), 0, "retry: it wakes");
+    is_str (s_keys (&out, CHORUS_ACTION_SEND), "R1/mail:r2", "retry: and the flow goes on");
     chorus_flow_destroy (&flow);
     chorus_record_clear (&snapshot);
     for (int i = 0; i < 4; i++)
