@@ -1512,6 +1512,8 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
     }
     if (config->listen)
         chorus_node_set_listen (self->node, config->listen);
+    if (config->metrics)
+        chorus_node_set_metrics (self->node, config->metrics);
     if (config->advertise && chorus_node_set_advertise (self->node, config->advertise)) {
         snprintf (error, error_size, "bad --advertise: %s", chorus_node_error (self->node));
         chorus_coordinator_destroy (&self);

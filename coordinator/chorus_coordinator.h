@@ -20,6 +20,7 @@ typedef struct {
     const char *store_dir;      //  node store and journal live under it
     const char *listen;         //  inbox endpoint, NULL: the library's default
     const char *advertise;      //  HOST[:PORT] announced, NULL: $CHORUS_ADVERTISE or found
+    const char *metrics;        //  HOST:PORT of /metrics, NULL: $CHORUS_METRICS or none
     const char *mesh;           //  mesh name, NULL: $CHORUS_MESH or "default"
     const char **seeds;         //  seed endpoints, NULL-terminated, may be NULL
     int beacon_port;            //  UDP beacon, 0: off

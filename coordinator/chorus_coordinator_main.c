@@ -38,6 +38,9 @@ s_usage (FILE *out)
         "                     of its interface that routes to the first seed\n"
         "  --advertise HOST[:PORT]  announce HOST (and PORT for the inbox) to peers\n"
         "                     instead (default: $CHORUS_ADVERTISE, else as above)\n"
+        "  --metrics HOST:PORT  serve this node's figures for Prometheus at\n"
+        "                     http://HOST:PORT/metrics (default: $CHORUS_METRICS, else\n"
+        "                     none)\n"
         "  --seed ENDPOINT    a peer to meet first (repeatable; also CHORUS_SEEDS); on a\n"
         "                     secure mesh ENDPOINT@KEY, KEY being the seed's public key\n"
         "                     (40 Z85 characters) or the NAME of its certificate in the\n"
@@ -97,7 +100,8 @@ main (int argc, char **argv)
         {"verbose", no_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'}, {"mesh", required_argument, 0, 'm'},
         {"cert", required_argument, 0, 'C'}, {"trust", required_argument, 0, 'T'},
-        {"advertise", required_argument, 0, 'a'}, {0, 0, 0, 0}};
+        {"advertise", required_argument, 0, 'a'}, {"metrics", required_argument, 0, 'M'},
+        {0, 0, 0, 0}};
     chorus_coordinator_config_t config;
     memset (&config, 0, sizeof (config));
     config.journal_sync = true;
@@ -113,6 +117,7 @@ main (int argc, char **argv)
             case 'c': check = optarg; break;
             case 'l': config.listen = optarg; break;
             case 'a': config.advertise = optarg; break;
+            case 'M': config.metrics = optarg; break;
             case 'm': config.mesh = optarg; break;
             case 'e':
                 if (seed_count < 64)
@@ -202,8 +207,11 @@ main (int argc, char **argv)
         free (env);
         return status;
     }
-    printf ("chorus-coordinator ready at %s\n",
-            chorus_node_endpoint (chorus_coordinator_node (coordinator)));
+    chorus_node_t *node = chorus_coordinator_node (coordinator);
+    if (chorus_node_metrics_address (node))
+        fprintf (stderr, "chorus-coordinator: serving metrics at http://%s/metrics\n",
+                 chorus_node_metrics_address (node));
+    printf ("chorus-coordinator ready at %s\n", chorus_node_endpoint (node));
     fflush (stdout);
     chorus_coordinator_run (coordinator, -1);
     int status = 0;

@@ -213,6 +213,19 @@ CHORUS_EXPORT int
 //  on a bad $CHORUS_ADVERTISE).
 CHORUS_EXPORT int
     chorus_node_set_advertise (chorus_node_t *self, const char *address);
+//  Serves the node's figures for Prometheus at http://ADDRESS/metrics, in
+//  the text format, from a thread of its own: address is "HOST:PORT" (an
+//  IPv4 address or localhost; PORT 0 takes a free one, which
+//  chorus_node_metrics_address then gives). NULL or "" for the default:
+//  $CHORUS_METRICS, else no server. Serve on loopback unless the figures
+//  are meant for other hosts. chorus_node_start fails with CHORUS_EINVAL on
+//  an address that is not HOST:PORT, and CHORUS_ENETWORK when it cannot be
+//  bound. The series are listed in the README ("Watch it").
+CHORUS_EXPORT int
+    chorus_node_set_metrics (chorus_node_t *self, const char *address);
+//  Where the figures are served, "HOST:PORT", after start; NULL if not
+CHORUS_EXPORT const char *
+    chorus_node_metrics_address (chorus_node_t *self);
 //  A peer's inbox endpoint to meet first (repeatable): 1 to 256
 //  characters; on a secure node "ENDPOINT@KEY" (see below), checked by
 //  chorus_node_start

@@ -30,6 +30,7 @@ typedef enum {
 } chorus__warning_t;
 
 extern const char *chorus__counter_names [C_COUNTERS];
+_Static_assert (C_COUNTERS <= CHORUS_STATS_COUNTERS, "the stats hold every counter");
 
 typedef struct {
     chorus__config_t *config;   //  configuration, owned by the node wrapper

@@ -49,6 +49,7 @@ typedef struct {
     chorus_msg_t **published;   //  events taken from the hand-off in one turn
     zframe_t **published_bodies;    //  and their bodies
     bool terminated;            //  $TERM received
+    uint64_t stats_due;         //  when the figures are next copied (monotonic ms)
 } chorus__engine_t;
 
 //  --------------------------------------------------------------------------
@@ -497,6 +498,32 @@ s_trust_changed (chorus__engine_t *self)
     chorus__gate_cut (self->pub_gate, s_key_trusted, self);
 }
 
+#define S_STATS_MS 1000         //  figures for /metrics are copied this often
+
+//  Copies the figures /metrics shows, at most once a second: the counting
+//  of peers walks them
+static void
+s_copy_stats (chorus__engine_t *self, uint64_t now)
+{
+    chorus__stats_t *stats = self->config->stats;
+    if (!stats || now < self->stats_due)
+        return;
+    self->stats_due = now + S_STATS_MS;
+    size_t alive = 0, evasive = 0;
+    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->context.peers); peer;
+         peer = (chorus__peer_t *) zhashx_next (self->context.peers))
+        if (peer->evasive)
+            evasive++;
+        else
+            alive++;
+    pthread_mutex_lock (&stats->lock);
+    memcpy (stats->counters, self->context.counters, sizeof (self->context.counters));
+    stats->peers_alive = alive;
+    stats->peers_evasive = evasive;
+    stats->copied = true;
+    pthread_mutex_unlock (&stats->lock);
+}
+
 static void
 s_tick (chorus__engine_t *self)
 {
@@ -504,6 +531,7 @@ s_tick (chorus__engine_t *self)
     if (self->config->keys && chorus__keys_reload (self->config->keys))
         s_trust_changed (self);
     chorus__peers_tick (self->peers, now);
+    s_copy_stats (self, now);
     chorus__delivery_tick (self->delivery, now);
     chorus__commands_tick (self->commands, now);
     if (self->observer)

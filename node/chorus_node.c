@@ -6,6 +6,7 @@
 #define _GNU_SOURCE     //  nftw
 #include "chorus_private.h"
 #include "chorus_keys.h"
+#include "chorus_metrics.h"
 
 #include <ftw.h>
 #include <stdarg.h>
@@ -55,6 +56,9 @@ struct _chorus_node_t {
     zmsg_t *unrun;              //  a batch from the engine, stopped part way
     size_t unrun_pos;           //  where in it to go on
     char error [1024];          //  why the last failed call on this node failed
+    char *metrics_address;      //  where /metrics is served, or NULL
+    chorus_metrics_server_t *metrics;   //  serving, after start
+    chorus__stats_t stats;      //  what it serves, copied by the engine
 };
 
 //  Records a failed call on this node: its code for the thread
@@ -135,6 +139,10 @@ chorus_node_new (const char *service)
         config->advertise = strdup (advertise);
         config->advertise_from_env = true;     //  checked at start
     }
+    const char *metrics = getenv ("CHORUS_METRICS");
+    if (metrics && *metrics)
+        self->metrics_address = strdup (metrics);   //  checked at start
+    pthread_mutex_init (&self->stats.lock, NULL);
     config->seeds = zlist_new ();
     zlist_autofree (config->seeds);
     config->heartbeat_ms = 1000;
@@ -214,6 +222,8 @@ chorus_node_destroy (chorus_node_t **self_p)
     chorus_node_t *self = *self_p;
     if (!self)
         return;
+    //  The server reads the store and the figures: it goes first
+    chorus_metrics_server_destroy (&self->metrics);
     zactor_destroy (&self->actor);
     s_abandon_replies (self);
     chorus__handoff_destroy (&self->handoff);
@@ -238,6 +248,8 @@ chorus_node_destroy (chorus_node_t **self_p)
     free (self->config.work_endpoint);
     zlist_destroy (&self->config.seeds);
     chorus__keys_destroy (&self->config.keys);
+    free (self->metrics_address);
+    pthread_mutex_destroy (&self->stats.lock);
     free (self);
     *self_p = NULL;
 }
@@ -299,6 +311,30 @@ chorus_node_set_advertise (chorus_node_t *self, const char *address)
     self->config.advertise = address && *address? strdup (address): NULL;
     self->config.advertise_from_env = false;
     return 0;
+}
+
+int
+chorus_node_set_metrics (chorus_node_t *self, const char *address)
+{
+    S_BEFORE_START (self);
+    free (self->metrics_address);
+    self->metrics_address = address && *address? strdup (address): NULL;
+    return 0;
+}
+
+const char *
+chorus_node_metrics_address (chorus_node_t *self)
+{
+    assert (self);
+    return self->metrics? chorus_metrics_server_address (self->metrics): NULL;
+}
+
+//  What /metrics shows of a node
+static void
+s_render_metrics (chorus_exposition_t *out, void *arg)
+{
+    chorus_node_t *self = (chorus_node_t *) arg;
+    chorus__stats_render (&self->stats, self->store, self->config.service, out);
 }
 
 int
@@ -556,6 +592,8 @@ s_sockets_available (int count)
 static int
 s_start_failed (chorus_node_t *self, int code)
 {
+    chorus_metrics_server_destroy (&self->metrics);
+    self->config.stats = NULL;
     zactor_destroy (&self->actor);
     if (self->work) {
         s_drain_work (self);
@@ -620,6 +658,19 @@ chorus_node_start (chorus_node_t *self)
         chorus__log (CHORUS_LOG_ERROR, "chorus: cannot start %s: cannot bind its work pipe %s",
                      self->config.service, self->config.work_endpoint);
         return s_start_failed (self, CHORUS_ENETWORK);
+    }
+    //  The figures are served before the engine runs: a scrape until its
+    //  first copy shows its counters at 0
+    if (self->metrics_address) {
+        self->config.stats = &self->stats;
+        self->metrics = chorus_metrics_server_new (self->metrics_address, s_render_metrics,
+                                                   self, error, sizeof (error));
+        if (!self->metrics) {
+            chorus__log (CHORUS_LOG_ERROR, "chorus: cannot start %s: %s", self->config.service,
+                         error);
+            return s_start_failed (self, strstr (error, "is not HOST:PORT")? CHORUS_EINVAL:
+                                                                              CHORUS_ENETWORK);
+        }
     }
     self->actor = zactor_new (chorus__engine_actor, &self->config);
     //  Handlers first, so that the very first HELLO carries our subscriptions

@@ -149,6 +149,23 @@ bool
 size_t
     chorus__handoff_take (chorus__handoff_t *self, chorus_msg_t **events, zframe_t **bodies);
 
+//  What a node shows at /metrics: the engine copies its figures here about
+//  once a second, and the metrics server's thread reads them, under lock
+#define CHORUS_STATS_COUNTERS 32
+typedef struct {
+    pthread_mutex_t lock;       //  guards what follows
+    uint64_t counters [CHORUS_STATS_COUNTERS];  //  the engine's, by chorus__counter_t
+    size_t peers_alive;         //  peers heard from lately
+    size_t peers_evasive;       //  peers silent for longer than the evasive time
+    bool copied;                //  the engine has copied its figures once
+} chorus__stats_t;
+
+struct _chorus_exposition_t;
+//  Writes a node's figures for /metrics (chorus_stats.c)
+void
+    chorus__stats_render (chorus__stats_t *stats, chorus_store_t *store, const char *service,
+                          struct _chorus_exposition_t *out);
+
 //  Everything the node wrapper configures, handed to the engine at start
 typedef struct {
     char *service;              //  our service (group) name
@@ -179,6 +196,7 @@ typedef struct {
     chorus__handoff_t *handoff; //  published events for the engine
     struct _chorus__keys_t *keys;   //  our key and trusted keys, or NULL: plaintext
     bool monitor;               //  report socket-monitor events to the application
+    chorus__stats_t *stats;     //  where the engine copies its figures, or NULL
 } chorus__config_t;
 
 //  The work pipe carries batches of records between the engine and the

@@ -13,15 +13,17 @@ CHORUS_CORE_SOURCES += \
 CHORUS_CORE_SOURCES += %D%/chorus_store.c %D%/chorus_store.h %D%/chorus_store_check.c
 #   Payloads as JSON, for services, tools and the coordinator alike
 CHORUS_CORE_SOURCES += %D%/chorus_payload.c %D%/chorus_fields.c
+#   Figures for Prometheus, served at /metrics
+CHORUS_CORE_SOURCES += %D%/chorus_metrics.h %D%/chorus_metrics.c %D%/chorus_stats.c
 
 noinst_LTLIBRARIES += libchorus_core.la
 libchorus_core_la_SOURCES = $(CHORUS_CORE_SOURCES)
 libchorus_core_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden -DCHORUS_BUILDING
 #   The node agent and the codec under it; nothing above
 libchorus_core_la_CPPFLAGS = $(CHORUS_PUBLIC_CPPFLAGS) -I$(top_srcdir)/protocol \
-    $(MSGPACK_CFLAGS) $(JANSSON_CFLAGS) $(ZLIB_CFLAGS)
+    $(MSGPACK_CFLAGS) $(JANSSON_CFLAGS) $(ZLIB_CFLAGS) $(MICROHTTPD_CFLAGS)
 libchorus_core_la_LIBADD = $(CZMQ_LIBS) $(ZMQ_LIBS) $(MSGPACK_LIBS) $(LEVELDB_LIBS) $(JANSSON_LIBS) \
-    $(ZLIB_LIBS)
+    $(ZLIB_LIBS) $(MICROHTTPD_LIBS) -lm
 
 lib_LTLIBRARIES += libchorus.la
 libchorus_la_SOURCES =

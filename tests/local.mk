@@ -72,6 +72,10 @@ check_PROGRAMS += tests/test_store_keeps_state
 TESTS += tests/test_store_keeps_state
 tests_test_store_keeps_state_SOURCES = tests/test_store_keeps_state.c
 tests_test_store_keeps_state_LDADD = $(TEST_LIBS)
+check_PROGRAMS += tests/test_metrics_text
+TESTS += tests/test_metrics_text
+tests_test_metrics_text_SOURCES = tests/test_metrics_text.c
+tests_test_metrics_text_LDADD = $(TEST_LIBS)
 check_PROGRAMS += tests/test_store_finds_damaged_events
 TESTS += tests/test_store_finds_damaged_events
 tests_test_store_finds_damaged_events_SOURCES = tests/test_store_finds_damaged_events.c
@@ -103,7 +107,7 @@ TESTS += $(CHORUS_NODE_TESTS) tests/test_beacon_discovery.sh tests/test_shell_br
     tests/test_store_damage_is_refused.sh tests/test_crash_keeps_new_events.sh \
     tests/test_disk_full_is_refused.sh tests/test_store_says_why.sh tests/test_peers_show_keys.sh \
     tests/test_sighup_keeps_programs_running.sh tests/test_secure_mesh_runs_flows.sh \
-    tests/test_nodes_announce_reachable_addresses.sh
+    tests/test_nodes_announce_reachable_addresses.sh tests/test_node_serves_metrics.sh
 EXTRA_DIST += tests/test_beacon_discovery.sh tests/test_shell_bridge.sh \
     tests/test_shell_bridge_runs_handlers_at_once.sh \
     tests/test_persistent_handlers_answer_commands.sh \
@@ -113,7 +117,7 @@ EXTRA_DIST += tests/test_beacon_discovery.sh tests/test_shell_bridge.sh \
     tests/test_store_damage_is_refused.sh tests/test_crash_keeps_new_events.sh \
     tests/test_disk_full_is_refused.sh tests/test_store_says_why.sh tests/test_peers_show_keys.sh \
     tests/test_sighup_keeps_programs_running.sh tests/test_secure_mesh_runs_flows.sh \
-    tests/test_nodes_announce_reachable_addresses.sh
+    tests/test_nodes_announce_reachable_addresses.sh tests/test_node_serves_metrics.sh
 tests_test_discovery_meets_peers_LDADD = $(TEST_LIBS)
 tests_test_group_shares_events_LDADD = $(TEST_LIBS)
 tests_test_group_catches_up_LDADD = $(TEST_LIBS)

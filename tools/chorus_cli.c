@@ -106,6 +106,9 @@ chorus_cli_option (chorus_cli_t *self, int opt, char **argv)
         case CHORUS_CLI_OPT_ADVERTISE:
             self->advertise = optarg;
             return CHORUS_CLI_CONTINUE;
+        case CHORUS_CLI_OPT_METRICS:
+            self->metrics = optarg;
+            return CHORUS_CLI_CONTINUE;
         case CHORUS_CLI_OPT_MESH:
             self->mesh = optarg;
             return CHORUS_CLI_CONTINUE;
@@ -226,6 +229,10 @@ chorus_cli_print_mesh_help (FILE *out, const char *store_default)
         "  --advertise HOST[:PORT]  announce HOST (and PORT for the inbox) to peers\n"
         "                     instead, behind NAT or port forwarding (default:\n"
         "                     $CHORUS_ADVERTISE, else as above)\n"
+        "  --metrics HOST:PORT  serve the node's figures for Prometheus at\n"
+        "                     http://HOST:PORT/metrics (default: $CHORUS_METRICS,\n"
+        "                     else none); keep HOST 127.0.0.1 unless other hosts\n"
+        "                     scrape it\n"
         "  --seed ENDPOINT    a peer's inbox endpoint to meet first; repeatable, and\n"
         "                     added to those in CHORUS_SEEDS (comma-separated). On a\n"
         "                     secure mesh ENDPOINT@KEY, in CHORUS_SEEDS too: KEY is\n"
@@ -383,6 +390,11 @@ s_configure (chorus_cli_t *self, chorus_node_t *node, const char *store_name)
         chorus_cli_failed (self, node, rc, "bad --advertise '%s'", self->advertise);
         return rc;
     }
+    rc = self->metrics? chorus_node_set_metrics (node, self->metrics): 0;
+    if (rc < 0) {
+        chorus_cli_failed (self, node, rc, "bad --metrics '%s'", self->metrics);
+        return rc;
+    }
     rc = self->beacon? chorus_node_set_beacon (node, self->beacon): 0;
     if (rc < 0) {
         chorus_cli_failed (self, node, rc, "cannot use --beacon %d", self->beacon);
@@ -430,6 +442,10 @@ chorus_cli_node_start (chorus_cli_t *self, chorus_node_t *node)
     pthread_sigmask (SIG_SETMASK, &ours, NULL);
     if (rc < 0)
         chorus_cli_failed (self, node, rc, "cannot start the node");
+    else
+    if (chorus_node_metrics_address (node))
+        fprintf (stderr, "chorus %s: serving metrics at http://%s/metrics\n", self->name,
+                 chorus_node_metrics_address (node));
     return rc;
 }
 

@@ -42,6 +42,7 @@ enum {
     CHORUS_CLI_OPT_CERT,
     CHORUS_CLI_OPT_TRUST,
     CHORUS_CLI_OPT_ADVERTISE,
+    CHORUS_CLI_OPT_METRICS,
     CHORUS_CLI_OPT_OWN = 0x200      //  first value for a subcommand's options
 };
 
@@ -50,6 +51,7 @@ enum {
 #define CHORUS_CLI_MESH_OPTIONS                                               \
     { "listen", required_argument, NULL, CHORUS_CLI_OPT_LISTEN },             \
     { "advertise", required_argument, NULL, CHORUS_CLI_OPT_ADVERTISE },       \
+    { "metrics", required_argument, NULL, CHORUS_CLI_OPT_METRICS },           \
     { "mesh", required_argument, NULL, CHORUS_CLI_OPT_MESH },                 \
     { "seed", required_argument, NULL, CHORUS_CLI_OPT_SEED },                 \
     { "store", required_argument, NULL, CHORUS_CLI_OPT_STORE },               \
@@ -72,6 +74,7 @@ typedef struct {
     chorus_cli_usage_fn *usage;     //  prints the subcommand's --help
     const char *listen;             //  --listen, or NULL for the library's default
     const char *advertise;          //  --advertise, or NULL for CHORUS_ADVERTISE or found
+    const char *metrics;            //  --metrics, or NULL for CHORUS_METRICS or none
     const char *mesh;               //  --mesh, or NULL for CHORUS_MESH or "default"
     zlist_t *seeds;                 //  --seed and CHORUS_SEEDS endpoints (char *)
     const char *store;              //  --store, or NULL for the subcommand's default

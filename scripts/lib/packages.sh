@@ -2,8 +2,8 @@
 #   missing (sourced by scripts/check, scripts/demo, scripts/bench, scripts/fuzz).
 
 CHORUS_PACKAGES="build-essential autoconf automake libtool pkg-config
-    libzmq3-dev libczmq-dev libmsgpack-dev libleveldb-dev libyaml-dev libjansson-dev zlib1g-dev iproute2
-    python3 python3-zmq python3-msgpack python3-pytest faketime mawk"
+    libzmq3-dev libczmq-dev libmsgpack-dev libleveldb-dev libyaml-dev libjansson-dev zlib1g-dev libmicrohttpd-dev iproute2
+    python3 python3-zmq python3-msgpack python3-pytest faketime mawk prometheus"
 
 #   What scripts/bench measures against: a RabbitMQ broker and its C client.
 #   Only the bench installs them (chorus_install_packages $CHORUS_BENCH_PACKAGES);
