@@ -52,6 +52,8 @@ typedef struct {
     uint64_t next;              //  the number of its next record
     size_t snapshot_size;       //  bytes of the snapshot
     size_t delta_size;          //  bytes of the deltas after it
+    uint64_t ticket;            //  the journal batch of its last record: its events are
+                                //  published once that batch is committed
 } s_record_t;
 
 static s_record_t *
@@ -114,6 +116,13 @@ typedef struct {
     bool retryable;             //  not sent: may a later try succeed
 } s_sent_t;
 
+//  A trigger event whose acknowledgement waits for the journal batch that
+//  holds the flow it started (see s_on_trigger)
+typedef struct {
+    chorus_deferred_t *deferred;    //  the event, kept by the node
+    uint64_t ticket;                //  the batch
+} s_held_t;
+
 struct _chorus_coordinator_t {
     chorus_node_t *node;        //  our node on the mesh
     chorus_journal_t *journal;  //  durable flow states, definitions, traces
@@ -124,6 +133,12 @@ struct _chorus_coordinator_t {
     chorus_record_t scratch;    //  the journal record being made
     chorus_timers_t *timers;    //  the timers the engine asked for, by flow and key
     chorus_actions_t actions;   //  journaled, waiting to be carried out
+    uint64_t *tickets;          //  per action, the journal batch that must commit first
+    size_t tickets_max;         //  allocated
+    s_held_t *held;             //  trigger events not yet acknowledged, oldest first
+    size_t held_size;           //  how many
+    size_t held_max;            //  allocated
+    bool sync_due;              //  a reply of this round waits for the journal to commit
     zlistx_t *unpublished;      //  ids of flows with events to publish, oldest first
     char *store_dir;            //  the --store directory, named in messages
     char *journal_dir;          //  where the journal lives
@@ -293,6 +308,56 @@ s_commit (chorus_coordinator_t *self)
     return 0;
 }
 
+//  What the journal's writer has to say since the last turn: a failed
+//  commit (logged once per kind; a damaged journal stops us) or commits
+//  again after one; 0, or -1 while its commits fail
+static int
+s_journal_news (chorus_coordinator_t *self)
+{
+    if (chorus_journal_writer_status (self->journal)) {
+        s_journal_failed (self, true);
+        return -1;
+    }
+    if (self->journal_failure) {
+        zsys_info ("coordinator: the journal commits again");
+        self->journal_failure = CHORUS_JOURNAL_OK;
+    }
+    return 0;
+}
+
+//  Queues a journaled action, to be carried out once the batch that holds
+//  it is committed
+static void
+s_queue_action (chorus_coordinator_t *self, chorus_action_t *action)
+{
+    if (self->actions.size + 1 > self->tickets_max) {
+        size_t max = self->tickets_max? self->tickets_max * 2: 64;
+        uint64_t *tickets = (uint64_t *) realloc (self->tickets, max * sizeof (uint64_t));
+        if (!tickets)
+            abort ();
+        self->tickets = tickets;
+        self->tickets_max = max;
+    }
+    self->tickets [self->actions.size] = chorus_journal_ticket (self->journal);
+    *chorus_actions_push (&self->actions) = *action;
+}
+
+//  Acknowledges the trigger events whose flows are committed
+static void
+s_release_held (chorus_coordinator_t *self, uint64_t durable)
+{
+    size_t released = 0;
+    while (released < self->held_size && self->held [released].ticket <= durable) {
+        chorus_deferred_finish (self->node, &self->held [released].deferred, 0);
+        released++;
+    }
+    if (released == 0)
+        return;
+    memmove (self->held, self->held + released,
+             (self->held_size - released) * sizeof (s_held_t));
+    self->held_size -= released;
+}
+
 //  --------------------------------------------------------------------------
 //  Transitions: journal first, act after
 
@@ -367,6 +432,7 @@ s_journal_flow (chorus_coordinator_t *self, chorus_flow_t *flow, s_record_t *rec
     //  node stores an id once. It need not wait for a flush of the disk.
     chorus_journal_put_record (self->journal, id, record->next, out->data, out->size,
                                engine || snapshot);
+    record->ticket = chorus_journal_ticket (self->journal);
     if (snapshot) {
         //  What the snapshot holds, the records before it need not
         if (record->journaled)
@@ -483,7 +549,7 @@ s_transition (chorus_coordinator_t *self, chorus_flow_t *flow, chorus_actions_t 
     }
     //  Move the actions to our queue; they run after the journal commit
     for (size_t i = 0; i < actions->size; i++)
-        *chorus_actions_push (&self->actions) = actions->items [i];
+        s_queue_action (self, &actions->items [i]);
     actions->size = 0;
 }
 
@@ -657,7 +723,7 @@ s_published (chorus_coordinator_t *self, s_batch_t *batch)
 //  goes alone, so that an event the node refuses does not hold back the
 //  others, and what failed stays journaled and waits for a backoff.
 static void
-s_publish (chorus_coordinator_t *self)
+s_publish (chorus_coordinator_t *self, uint64_t durable)
 {
     if (zlistx_size (self->unpublished) == 0 || zclock_mono () < self->publish_at)
         return;
@@ -677,6 +743,9 @@ s_publish (chorus_coordinator_t *self)
     for (const char *id = (const char *) zlistx_first (self->unpublished);
          id && batch.count < count; id = (const char *) zlistx_next (self->unpublished)) {
         s_record_t *record = (s_record_t *) zhashx_lookup (self->records, id);
+        //  Published after the transition that made them is committed
+        if (record && record->ticket > durable)
+            continue;
         for (size_t e = 0; record && e < record->events_size && batch.count < count; e++) {
             s_event_t *entry = &record->events [e];
             chorus_publication_t *event = &batch.events [batch.count];
@@ -694,7 +763,8 @@ s_publish (chorus_coordinator_t *self)
             batch.count++;
         }
     }
-    int code = s_publish_range (self, &batch, 0, batch.count);
+    //  Nothing may be published yet: its batch is being committed
+    int code = batch.count? s_publish_range (self, &batch, 0, batch.count): 0;
     size_t failed = code? batch.count: 0;
     if (code && batch.count > 1) {
         //  One by one; an event of a flow that failed holds back its later ones
@@ -729,7 +799,8 @@ s_publish (chorus_coordinator_t *self)
         }
         self->publish_failure = code;
     }
-    else {
+    else
+    if (batch.count) {
         if (self->publish_failure)
             zsys_info ("coordinator: flow events are published again, after %zu failed tries",
                        self->publish_tries);
@@ -744,31 +815,38 @@ s_publish (chorus_coordinator_t *self)
     free (batch.published);
 }
 
-//  Commits the journal, then carries out what it recorded: commands and
-//  timers, then the events to publish. A command that could not be sent
-//  fails its try, and what the engine makes of that goes round again. At
-//  most S_ACTIONS_PER_TURN actions are carried out per turn of the loop,
-//  the rest (journaled already) in the turns after, so that a fan-out
-//  starting thousands of items does not hold up the control commands.
+//  Hands what this turn journaled to the journal's writer, then carries
+//  out what it recorded in batches already committed: trigger events are
+//  acknowledged, commands sent and timers set, then the events published.
+//  A batch is flushed to disk while this thread goes on with the next
+//  (pipelined group commit); nothing a batch caused leaves before it is
+//  committed. A command that could not be sent fails its try, and what
+//  the engine makes of that goes round again. At most S_ACTIONS_PER_TURN
+//  actions are carried out per turn of the loop, the rest in the turns
+//  after, so that a fan-out starting thousands of items does not hold up
+//  the control commands. 0, or -1 while the journal cannot commit.
 static int
 s_flush (chorus_coordinator_t *self)
 {
-    size_t carried = 0;
-    while (carried < S_ACTIONS_PER_TURN) {
-        if (s_commit (self))
-            return -1;      //  nothing leaves before it is journaled; tried again later
-        if (self->actions.size == 0)
-            break;
+    chorus_journal_submit (self->journal);
+    int rc = s_journal_news (self);
+    uint64_t durable = chorus_journal_durable (self->journal);
+    s_release_held (self, durable);
+    size_t ready = 0;
+    while (ready < self->actions.size && ready < S_ACTIONS_PER_TURN
+       &&  self->tickets [ready] <= durable)
+        ready++;
+    if (ready) {
         chorus_actions_t actions = self->actions;
         chorus_actions_init (&self->actions);
-        size_t count = S_ACTIONS_PER_TURN - carried;
-        if (actions.size > count) {
-            //  The rest wait for the next turn, before any made after them
-            for (size_t i = count; i < actions.size; i++)
-                *chorus_actions_push (&self->actions) = actions.items [i];
-            actions.size = count;
+        //  The rest wait, before any made after them
+        size_t rest = actions.size - ready;
+        memmove (self->tickets, self->tickets + ready, rest * sizeof (uint64_t));
+        for (size_t i = ready; i < actions.size; i++) {
+            //  Their tickets were moved already: pushed as they are
+            *chorus_actions_push (&self->actions) = actions.items [i];
         }
-        carried += actions.size;
+        actions.size = ready;
         zlistx_t *failed = zlistx_new ();
         for (size_t i = 0; i < actions.size; i++)
             s_act (self, &actions.items [i], failed);
@@ -780,8 +858,8 @@ s_flush (chorus_coordinator_t *self)
         }
         zlistx_destroy (&failed);
     }
-    s_publish (self);
-    return 0;
+    s_publish (self, durable);
+    return rc;
 }
 
 //  --------------------------------------------------------------------------
@@ -957,16 +1035,35 @@ s_on_trigger (chorus_node_t *node, chorus_event_t *event, void *arg)
     }
     zlistx_destroy (&triggered);
     //  Journaled before the event is acknowledged, or it would come again:
-    //  s_on_flush commits once for the whole round, before any ack leaves
+    //  the acknowledgement waits for the batch that holds what the event
+    //  started (or found: a flow started by an earlier delivery may not be
+    //  committed yet), while this thread goes on
+    if (self->held_size == self->held_max) {
+        size_t max = self->held_max? self->held_max * 2: 64;
+        s_held_t *held = (s_held_t *) realloc (self->held, max * sizeof (s_held_t));
+        if (!held)
+            abort ();
+        self->held = held;
+        self->held_max = max;
+    }
+    s_held_t held = {chorus_event_defer (event), chorus_journal_ticket (self->journal)};
+    self->held [self->held_size++] = held;
     return 0;
 }
 
-//  The node is about to acknowledge a round of events and send a round of
-//  replies: one journal commit makes all of them durable (group commit)
+//  The node is about to send a round of results. Trigger events wait for
+//  their batch apart (s_on_trigger), and observed events promise nothing;
+//  a command that changed a flow (flow.start, cancel, retry) replies once
+//  the journal has committed all there is: then one commit makes the
+//  round's replies durable (group commit)
 static int
 s_on_flush (chorus_node_t *node, void *arg)
 {
-    return s_commit ((chorus_coordinator_t *) arg);
+    chorus_coordinator_t *self = (chorus_coordinator_t *) arg;
+    if (!self->sync_due)
+        return 0;
+    self->sync_due = false;
+    return s_commit (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -1095,6 +1192,8 @@ static void
 s_on_start (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
 {
     chorus_coordinator_t *self = (chorus_coordinator_t *) arg;
+    //  The reply says the flow runs: it waits for the journal (s_on_flush)
+    self->sync_due = true;
     json_t *request = s_request (command, reply);
     if (!request)
         return;
@@ -1276,6 +1375,7 @@ static void
 s_on_control (chorus_coordinator_t *self, chorus_command_t *command, chorus_reply_t *reply,
               bool cancel)
 {
+    self->sync_due = true;
     json_t *request = s_request (command, reply);
     chorus_flow_t *flow = request? s_requested_flow (self, request, reply): NULL;
     if (flow) {
@@ -1538,11 +1638,18 @@ chorus_coordinator_destroy (chorus_coordinator_t **self_p)
     //  What is still pending: events observed, events published
     if (self->journal && !self->damaged && chorus_journal_commit (self->journal))
         zsys_error ("coordinator: %s", chorus_journal_error (self->journal));
+    //  Trigger events whose flows are committed are acknowledged; the
+    //  others come again
+    if (self->journal)
+        s_release_held (self, chorus_journal_durable (self->journal));
+    for (size_t i = 0; i < self->held_size; i++)
+        chorus_deferred_destroy (&self->held [i].deferred);
+    free (self->held);
     chorus_node_destroy (&self->node);
     chorus_journal_destroy (&self->journal);
     chorus_flowset_destroy (&self->flows);
     chorus_actions_clear (&self->actions);
-    free (self->actions.items);
+    free (self->tickets);
     chorus_record_clear (&self->scratch);
     chorus_timers_destroy (&self->timers);
     zlistx_destroy (&self->unpublished);
@@ -1860,7 +1967,7 @@ s_recovered (s_recovery_t *recovery)
         chorus_actions_init (&actions);
         chorus_flow_resume (flow, s_now (), &actions);
         for (size_t i = 0; i < actions.size; i++)
-            *chorus_actions_push (&self->actions) = actions.items [i];
+            s_queue_action (self, &actions.items [i]);
         actions.size = 0;
         chorus_actions_clear (&actions);
     }
@@ -1929,6 +2036,11 @@ chorus_coordinator_start (chorus_coordinator_t *self)
 {
     if (s_open_journal (self))
         return -1;
+    //  Commits from here on are flushed by the journal's writer thread
+    if (chorus_journal_start_writer (self->journal)) {
+        snprintf (self->error, sizeof (self->error), "%s", chorus_journal_error (self->journal));
+        return -1;
+    }
     s_subscribe_triggers (self);
     chorus_node_observe (self->node, "", false, s_on_observed, self);
     chorus_node_on_flush (self->node, s_on_flush, self);
@@ -1981,11 +2093,20 @@ chorus_coordinator_run (chorus_coordinator_t *self, int timeout_ms)
     if (self->damaged)
         return -1;
     int64_t end = timeout_ms < 0? -1: zclock_mono () + timeout_ms;
-    zpoller_t *poller = zpoller_new (chorus_node_socket (self->node), NULL);
+    //  The node's socket, and the journal's writer: a batch it committed
+    //  releases what the batch caused
+    zmq_pollitem_t items [2] = {{zsock_resolve (chorus_node_socket (self->node)), 0, ZMQ_POLLIN,
+                                 0},
+                                {NULL, chorus_journal_fd (self->journal), ZMQ_POLLIN, 0}};
     int rc = 0;
     while (true) {
-        //  Actions left from the last turn go on at once, after what came
-        int64_t wait = self->actions.size? 0: 100;
+        //  Actions left from the last turn, ready to go, go on at once,
+        //  after what came; so do writes made after this turn's flush
+        uint64_t durable = chorus_journal_durable (self->journal);
+        bool ready = (self->actions.size && self->tickets [0] <= durable)
+                  || (self->held_size && self->held [0].ticket <= durable)
+                  || chorus_journal_pending (self->journal);
+        int64_t wait = ready? 0: 100;
         uint64_t due = chorus_timers_due (self->timers);
         if (due != UINT64_MAX) {
             uint64_t now = s_now ();
@@ -1997,7 +2118,7 @@ chorus_coordinator_run (chorus_coordinator_t *self, int timeout_ms)
                 break;
             wait = left < wait? left: wait;
         }
-        zpoller_wait (poller, (int) wait);
+        zmq_poll (items, items [1].fd >= 0? 2: 1, (long) wait);
         if (zsys_interrupted) {
             rc = -1;
             break;
@@ -2022,6 +2143,5 @@ chorus_coordinator_run (chorus_coordinator_t *self, int timeout_ms)
             break;
         }
     }
-    zpoller_destroy (&poller);
     return rc;
 }

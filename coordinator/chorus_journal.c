@@ -327,10 +327,11 @@ chorus__journal_open (const char *dir, bool create, bool check_mark, uint64_t *m
     return self;
 }
 
-//  The database again after a write failed (see chorus_journal_commit);
-//  0 when it is open, or -1
-static int
-s_reopen (chorus_journal_t *self)
+//  The database again after a write failed (see chorus_journal_commit and
+//  the writer); 0 when it is open, or -1
+int
+chorus__journal_reopen (chorus_journal_t *self, char *error, size_t error_size,
+                        chorus_journal_failure_t *failure)
 {
     if (self->db)
         return 0;
@@ -344,19 +345,42 @@ s_reopen (chorus_journal_t *self)
     self->reopen_at = now_ms + S_REOPEN_MS;
     leveldb_options_set_create_if_missing (self->options, 0);
     char *leveldb_error = NULL;
-    self->db = leveldb_open (self->options, self->dir, &leveldb_error);
-    if (!self->db)
-        return s_fail_leveldb (self, "reopening after a failed commit", leveldb_error);
-    uint64_t commits = 0;
-    if (s_read_commits (self, &commits))
+    leveldb_t *db = leveldb_open (self->options, self->dir, &leveldb_error);
+    size_t size = 0;
+    char *value = db? leveldb_get (db, self->read, "c", 1, &size, &leveldb_error): NULL;
+    if (leveldb_error) {
+        *failure = chorus__journal_classify (leveldb_error);
+        chorus__journal_describe (error, error_size, self->dir, *failure, db?
+                                  "reading its commit count": "reopening after a failed commit",
+                                  leveldb_error);
+        leveldb_free (leveldb_error);
+        if (db)
+            leveldb_close (db);
         return -1;
-    if (commits != self->commits) {
-        char reason [256];
-        chorus__journal_missing (reason, sizeof (reason), commits, self->commits);
-        return chorus__journal_fail (self, CHORUS_JOURNAL_DAMAGED, "commits are missing",
-                                     reason);
     }
+    uint64_t commits = value && size == 8? chorus__get_be64 (value): 0;
+    bool malformed = value && size != 8;
+    leveldb_free (value);
+    if (malformed || commits != self->commits) {
+        char reason [256];
+        if (malformed)
+            snprintf (reason, sizeof (reason), "the record does not decode");
+        else
+            chorus__journal_missing (reason, sizeof (reason), commits, self->commits);
+        *failure = CHORUS_JOURNAL_DAMAGED;
+        chorus__journal_describe (error, error_size, self->dir, *failure, malformed?
+                                  "its commit count": "commits are missing", reason);
+        leveldb_close (db);
+        return -1;
+    }
+    self->db = db;
     return 0;
+}
+
+static int
+s_reopen (chorus_journal_t *self)
+{
+    return chorus__journal_reopen (self, self->error, sizeof (self->error), &self->failure);
 }
 
 chorus_journal_t *
@@ -371,6 +395,7 @@ chorus_journal_destroy (chorus_journal_t **self_p)
 {
     chorus_journal_t *self = *self_p;
     if (self) {
+        chorus__journal_writer_stop (self);
         leveldb_writebatch_destroy (self->batch);
         leveldb_readoptions_destroy (self->read);
         leveldb_writeoptions_destroy (self->write);
@@ -498,6 +523,8 @@ chorus_journal_put_trace (chorus_journal_t *self, const char *correlation, uint6
 int
 chorus_journal_commit (chorus_journal_t *self)
 {
+    if (self->writer)
+        return chorus_journal_wait (self, chorus_journal_submit (self));
     if (self->pending == 0)
         return 0;
     //  Only flow state and definitions carry promises that must survive the
@@ -525,6 +552,7 @@ chorus_journal_commit (chorus_journal_t *self)
         return -1;
     }
     self->commits++;
+    self->committed = ++self->submitted;
     bool promised = self->promised;
     leveldb_writebatch_clear (self->batch);
     self->pending = 0;
@@ -551,7 +579,7 @@ int
 chorus__journal_scan (chorus_journal_t *self, const char *prefix, size_t prefix_size,
                       chorus__journal_visit_fn *fn, void *arg)
 {
-    if (s_reopen (self))
+    if (chorus__journal_read_begin (self))
         return -1;
     leveldb_iterator_t *it = leveldb_create_iterator (self->db, self->read);
     int count = 0;
@@ -569,6 +597,7 @@ chorus__journal_scan (chorus_journal_t *self, const char *prefix, size_t prefix_
     char *leveldb_error = NULL;
     leveldb_iter_get_error (it, &leveldb_error);
     leveldb_iter_destroy (it);
+    chorus__journal_read_end (self);
     if (leveldb_error)
         return s_fail_leveldb (self, prefix [0] == 'f'? "reading flows":
                                prefix [0] == 'd'? "reading definitions": "reading traces",
@@ -754,9 +783,10 @@ chorus_journal_definition (chorus_journal_t *self, const char *name, int version
     char *leveldb_error = NULL;
     size_t size = 0;
     *source = NULL;
-    if (s_reopen (self))
+    if (chorus__journal_read_begin (self))
         return -1;
     char *value = leveldb_get (self->db, self->read, key, length, &size, &leveldb_error);
+    chorus__journal_read_end (self);
     if (leveldb_error)
         return s_fail_leveldb (self, "read definition", leveldb_error);
     if (value) {

@@ -118,6 +118,49 @@ int
 size_t
     chorus_journal_pending (chorus_journal_t *self);
 
+//  --------------------------------------------------------------------------
+//  Pipelined group commit (chorus_journal_writer.c): a thread of the
+//  journal's own writes and flushes each batch, while its caller goes on
+//  making the next one. Batches submitted while one is being written are
+//  written together after it, in order. A batch is numbered by a ticket;
+//  what a batch caused (commands, acknowledgements) may leave once
+//  chorus_journal_durable has reached its ticket. A batch that fails to
+//  commit (a full disk) is tried again, at most once a second, with every
+//  batch after it held behind it; nothing after it becomes durable first.
+
+//  Starts the writer thread (after chorus_journal_set_sync, which it then
+//  reads); 0, or -1 (see chorus_journal_error). Without
+//  it (chorus store, the tests of the journal) commits are made by the
+//  calling thread, and tickets count them the same way.
+int
+    chorus_journal_start_writer (chorus_journal_t *self);
+//  The ticket the pending writes will have: the ticket of the last batch
+//  submitted when nothing is pending
+uint64_t
+    chorus_journal_ticket (chorus_journal_t *self);
+//  Hands the pending batch to the writer, and returns its ticket (see
+//  chorus_journal_ticket); never blocks on the disk. Without a writer it
+//  commits the batch, and chorus_journal_wait says whether that succeeded.
+uint64_t
+    chorus_journal_submit (chorus_journal_t *self);
+//  The ticket of the last batch that is committed: written, and flushed
+//  when it carried flow state or definitions
+uint64_t
+    chorus_journal_durable (chorus_journal_t *self);
+//  A file descriptor that becomes readable when the writer has news (a
+//  batch committed, or a commit failed), -1 without a writer
+int
+    chorus_journal_fd (chorus_journal_t *self);
+//  Takes the writer's news (empties the descriptor): 0, or -1 when its
+//  last try failed, with why in chorus_journal_error and _failure (a
+//  damaged journal: the writer gives up; anything else: it tries again)
+int
+    chorus_journal_writer_status (chorus_journal_t *self);
+//  Waits until the batch of `ticket` is committed; 0, or -1 when a commit
+//  failed first (see chorus_journal_writer_status)
+int
+    chorus_journal_wait (chorus_journal_t *self, uint64_t ticket);
+
 //  Reads (committed state only). Each returns -1 on a read error: a
 //  damaged journal fails with CHORUS_JOURNAL_DAMAGED.
 int

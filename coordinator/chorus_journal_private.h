@@ -13,6 +13,9 @@
 #define S_MARK_SIZE 21              //  20 digits and a newline
 #define S_REOPEN_MS 1000            //  between tries to reopen after a failed commit
 
+//  The writer thread and what it shares with the journal's caller
+typedef struct _chorus__journal_writer_t chorus__journal_writer_t;
+
 struct _chorus_journal_t {
     char *dir;                          //  where it lives
     leveldb_t *db;                      //  the database
@@ -28,6 +31,9 @@ struct _chorus_journal_t {
     int64_t reopen_at;                  //  monotonic ms: no reopen before, after a failed one
     chorus_journal_failure_t failure;   //  kind of the last failure
     char error [512];                   //  why the last call failed
+    chorus__journal_writer_t *writer;   //  the writer thread; NULL: the caller commits
+    uint64_t submitted;                 //  tickets given: batches submitted
+    uint64_t committed;                 //  without a writer: the last ticket committed
 };
 
 //  Calls fn (key, key length, value, value length) for the keys starting
@@ -73,6 +79,22 @@ int
 //  wrote them before deltas: for the tests of migration
 void
     chorus__journal_put_legacy (chorus_journal_t *self, const char *id, const char *record);
+//  With a writer, commits are its own, and the caller's reads of the
+//  database are kept from its reopening after a failed commit: between
+//  read_begin (0, or -1 with the failure recorded) and read_end. Without
+//  one, read_begin reopens the database when a commit closed it.
+int
+    chorus__journal_read_begin (chorus_journal_t *self);
+void
+    chorus__journal_read_end (chorus_journal_t *self);
+//  Reopens the database after a failed write, at most once a second; 0
+//  when it is open, or -1 with the reason in error and its kind in *failure
+int
+    chorus__journal_reopen (chorus_journal_t *self, char *error, size_t error_size,
+                            chorus_journal_failure_t *failure);
+//  Stops the writer thread, after it has tried once more what is queued
+void
+    chorus__journal_writer_stop (chorus_journal_t *self);
 //  Visits the keys starting with prefix; the count visited, or -1
 int
     chorus__journal_scan (chorus_journal_t *self, const char *prefix, size_t prefix_size,

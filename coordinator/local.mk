@@ -28,6 +28,7 @@ libchorus_coordinator_la_SOURCES += coordinator/chorus_flow.c coordinator/chorus
 noinst_LTLIBRARIES += libchorus_journal.la
 libchorus_journal_la_SOURCES = coordinator/chorus_journal.c coordinator/chorus_journal.h \
     coordinator/chorus_journal_private.h coordinator/chorus_journal_repair.c \
+    coordinator/chorus_journal_writer.c \
     coordinator/chorus_record.c coordinator/chorus_record.h
 libchorus_journal_la_LIBADD = $(LEVELDB_LIBS) $(JANSSON_LIBS) $(ZLIB_LIBS)
 libchorus_journal_la_CPPFLAGS = $(CHORUS_COORDINATOR_CPPFLAGS) $(ZLIB_CFLAGS)

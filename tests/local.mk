@@ -266,6 +266,10 @@ EXTRA_DIST += $(CHORUS_PY_TESTS) tests/peer/chorus_peer.py tests/peer/tap.py tes
 check_PROGRAMS += tests/test_journal_refuses_damage
 TESTS += tests/test_journal_refuses_damage
 tests_test_journal_refuses_damage_LDADD = libchorus_journal.la $(TEST_LIBS) $(JANSSON_LIBS)
+check_PROGRAMS += tests/test_journal_writer_holds_failed_batches
+TESTS += tests/test_journal_writer_holds_failed_batches
+tests_test_journal_writer_holds_failed_batches_LDADD = libchorus_journal.la $(TEST_LIBS) \
+    $(JANSSON_LIBS)
 TESTS += tests/test_coordinator_refuses_damaged_journal.sh tests/test_coordinator_emits_once_under_kills.sh
 EXTRA_DIST += tests/test_coordinator_refuses_damaged_journal.sh \
     tests/test_coordinator_emits_once_under_kills.sh
