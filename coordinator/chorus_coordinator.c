@@ -1235,12 +1235,15 @@ s_on_start (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *repl
     json_decref (request);
 }
 
-//  Replaces a flow status's input and outputs by why they are left out
+//  Replaces a flow status's input and outputs (its own and its steps')
+//  by why they are left out
 static void
 s_omit_values (json_t *status, const char *why)
 {
     json_t *omitted = json_pack ("{s:s}", "omitted", why);
     json_object_set (status, "input", omitted);
+    if (!json_is_null (json_object_get (status, "output")))
+        json_object_set (status, "output", omitted);
     size_t index;
     json_t *step;
     json_array_foreach (json_object_get (status, "steps"), index, step) {

@@ -526,6 +526,55 @@ s_completed_encoded (chorus_flow_t *self, chorus_actions_t *out)
     return made;
 }
 
+//  The flow's output, made from its definition's `output:` template as
+//  a step's input is: a template that is one path to a whole value keeps
+//  that value's bytes
+static void
+s_make_output (chorus_flow_t *self)
+{
+    const json_t *template_ = chorus_flowdef_output (self->def);
+    chorus__value_t *whole = s_whole_value (self, template_, NULL, false);
+    if (whole && whole->bytes)
+        chorus__value_set (&self->output, NULL, whole->bytes, whole->size);
+    else {
+        json_t *context = s_context (self, NULL, false, template_);
+        json_t *output = chorus_flowdef_resolve (template_, context);
+        chorus__value_set (&self->output, output, NULL, 0);
+        json_decref (output);
+        json_decref (context);
+    }
+    self->output_dirty = true;
+}
+
+//  The completion event of a flow with an output, {"flow", "name",
+//  "output"}: the output is the result its definition chose to give
+static void
+s_completed_output (chorus_flow_t *self, chorus_actions_t *out)
+{
+    chorus_record_t payload;
+    chorus_record_init (&payload);
+    chorus_record_map (&payload, 3);
+    chorus_record_str (&payload, "flow");
+    chorus_record_str (&payload, self->id);
+    chorus_record_str (&payload, "name");
+    chorus_record_str (&payload, chorus_flowdef_name (self->def));
+    chorus_record_str (&payload, "output");
+    if (s_compose (&payload, &self->output)) {
+        chorus_action_t *action = s_push (out, CHORUS_ACTION_EMIT, self);
+        action->topic = chorus__strdup (chorus_flowdef_emit_completed (self->def));
+        action->encoded = payload.data;
+        action->encoded_size = payload.size;
+        return;
+    }
+    //  An output with no payload ({"$bin": "bad"}): the event fails to
+    //  encode when it is published, and says why, as any other would
+    chorus_record_clear (&payload);
+    s_emit (self, out, chorus_flowdef_emit_completed (self->def),
+            json_pack ("{s:s, s:s, s:O}", "flow", self->id,
+                       "name", chorus_flowdef_name (self->def),
+                       "output", chorus__value_json (&self->output)));
+}
+
 static void
 s_finish (chorus_flow_t *self, chorus_flow_state_t state, uint64_t now, chorus_actions_t *out)
 {
@@ -533,6 +582,12 @@ s_finish (chorus_flow_t *self, chorus_flow_state_t state, uint64_t now, chorus_a
     self->finished = now;
     self->timeout_at = 0;
     const char *name = chorus_flowdef_name (self->def);
+    if (state == CHORUS_FLOW_COMPLETED && chorus_flowdef_output (self->def)) {
+        s_make_output (self);
+        if (chorus_flowdef_emit_completed (self->def))
+            s_completed_output (self, out);
+        return;
+    }
     if (state == CHORUS_FLOW_COMPLETED && chorus_flowdef_emit_completed (self->def)
     &&  s_completed_encoded (self, out))
         return;
@@ -739,6 +794,7 @@ chorus_flow_destroy (chorus_flow_t **self_p)
     free (self->touched);
     free (self->id);
     chorus__value_clear (&self->input);
+    chorus__value_clear (&self->output);
     free (self->business_key);
     free (self->error_code);
     free (self->error_message);
@@ -1034,7 +1090,8 @@ chorus_flow_status (chorus_flow_t *self)
         json_array_append_new (steps, chorus__step_status (&self->steps [index],
                                                            s_stepdef (self, index),
                                                            self->state == CHORUS_FLOW_RUNNING));
-    return json_pack ("{s:s, s:s, s:i, s:s, s:O, s:I, s:o, s:o, s:o}", "id", self->id,
+    json_t *output = chorus__value_decode (&self->output);
+    return json_pack ("{s:s, s:s, s:i, s:s, s:O, s:I, s:o, s:o, s:o, s:o}", "id", self->id,
                       "flow", chorus_flowdef_name (self->def),
                       "version", chorus_flowdef_version (self->def),
                       "state", chorus_flow_state_name (self->state),
@@ -1044,6 +1101,7 @@ chorus_flow_status (chorus_flow_t *self)
                                                 : json_null (),
                       "error", chorus__error_json (self->error_code, self->error_message,
                                                    self->error_step),
+                      "output", output? output: json_null (),
                       "steps", steps);
 }
 

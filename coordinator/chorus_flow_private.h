@@ -31,6 +31,8 @@ struct _chorus_flow_t {
     char *error_step;           //  the step that failed, NULL: none
     chorus__step_t *steps;      //  one per step of the definition
     size_t steps_size;          //  how many
+    chorus__value_t output;     //  the definition's output, made when it completed
+    bool output_dirty;          //  output made or cleared since the last journal record
     chorus__touched_t *touched; //  the tasks changed since the last record, for its delta
     size_t touched_size;        //  how many
     size_t touched_max;         //  allocated

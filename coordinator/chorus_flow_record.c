@@ -26,6 +26,10 @@ s_stepdef (chorus_flow_t *self, size_t index)
 //  step], and the other tasks that changed, each [step, item, task]. The
 //  header is the flow's own fields: state, cancelled, run, started,
 //  finished, timeout_at, seq, error (nil or [code, message, step]).
+//  The flow's output (its definition's `output:`, made when it completed)
+//  follows at the end, as a value: in a snapshot when the flow has one,
+//  in a delta when it was made or cleared since the last record (nil:
+//  cleared). Records written before outputs existed end without it.
 
 #define S_HEADER_FIELDS 8
 #define S_SNAPSHOT_FIELDS (S_HEADER_FIELDS + 3)
@@ -52,13 +56,19 @@ s_header_write (chorus_flow_t *self, chorus_record_t *record, size_t fields)
     }
 }
 
-//  Reads the header into the flow; false on a problem (in the reader, or
-//  in *why)
+//  Reads the header into the flow, from a record of `fields` values or
+//  one more (the output, read by the caller: *more is set); false on a
+//  problem (in the reader, or in *why)
 static bool
-s_header_read (chorus_flow_t *self, chorus_reader_t *reader, size_t fields, const char **why)
+s_header_read (chorus_flow_t *self, chorus_reader_t *reader, size_t fields, bool *more,
+               const char **why)
 {
     *why = "the flow's fields are malformed";
-    if (!chorus_reader_tuple (reader, fields))
+    size_t count = chorus_reader_array (reader);
+    if (!reader->error && count != fields && count != fields + 1)
+        chorus_reader_fail (reader, "an array has the wrong number of values");
+    *more = count == fields + 1;
+    if (reader->error)
         return false;
     self->state = (chorus_flow_state_t) chorus_reader_uint (reader, CHORUS_FLOW_STUCK);
     self->cancelled = chorus_reader_bool (reader);
@@ -91,12 +101,16 @@ s_header_read (chorus_flow_t *self, chorus_reader_t *reader, size_t fields, cons
 void
 chorus_flow_snapshot (chorus_flow_t *self, chorus_record_t *record)
 {
-    s_header_write (self, record, S_SNAPSHOT_FIELDS);
+    bool output = chorus__value_held (&self->output);
+    s_header_write (self, record, S_SNAPSHOT_FIELDS + output);
     chorus_record_str (record, self->id);
     chorus__value_write (&self->input, record);
     chorus_record_array (record, self->steps_size);
     for (size_t index = 0; index < self->steps_size; index++)
         chorus__step_write (&self->steps [index], s_stepdef (self, index)->id, record);
+    if (output)
+        chorus__value_write (&self->output, record);
+    self->output_dirty = false;
     self->touched_size = 0;     //  every task is written, and clean
 }
 
@@ -107,7 +121,7 @@ chorus_flow_snapshot (chorus_flow_t *self, chorus_record_t *record)
 void
 chorus_flow_delta (chorus_flow_t *self, chorus_record_t *record)
 {
-    s_header_write (self, record, S_DELTA_FIELDS);
+    s_header_write (self, record, S_DELTA_FIELDS + self->output_dirty);
     size_t steps = 0;
     for (size_t index = 0; index < self->steps_size; index++)
         steps += self->steps [index].dirty;
@@ -140,6 +154,9 @@ chorus_flow_delta (chorus_flow_t *self, chorus_record_t *record)
     if (tasks.size)
         chorus_record_raw (record, tasks.data, tasks.size);
     chorus_record_clear (&tasks);
+    if (self->output_dirty)
+        chorus__value_write (&self->output, record);
+    self->output_dirty = false;
 }
 
 //  The reason for a failed read: the reader's problem, or what was found
@@ -159,7 +176,8 @@ chorus_flow_restore (chorus_flowdef_t *def, chorus_reader_t *reader, char *error
     memset (&probe, 0, sizeof probe);
     const char *why = "not a snapshot";
     chorus_flow_t *self = NULL;
-    if (s_header_read (&probe, reader, S_SNAPSHOT_FIELDS, &why)) {
+    bool output = false;
+    if (s_header_read (&probe, reader, S_SNAPSHOT_FIELDS, &output, &why)) {
         char *id = chorus_reader_str (reader, false);
         chorus__value_t input = {NULL, NULL, 0};
         chorus__value_read (&input, reader);
@@ -192,6 +210,8 @@ chorus_flow_restore (chorus_flowdef_t *def, chorus_reader_t *reader, char *error
                                    self->run, reader, &why))
                 chorus_flow_destroy (&self);
     }
+    if (self && output)
+        chorus__value_read (&self->output, reader);
     if (self && !chorus_reader_done (reader))
         chorus_flow_destroy (&self);
     free (probe.error_code);
@@ -206,7 +226,8 @@ int
 chorus_flow_apply (chorus_flow_t *self, chorus_reader_t *reader, char *error, size_t error_size)
 {
     const char *why = "not a delta";
-    if (!s_header_read (self, reader, S_DELTA_FIELDS, &why)) {
+    bool output = false;
+    if (!s_header_read (self, reader, S_DELTA_FIELDS, &output, &why)) {
         s_why (reader, why, error, error_size);
         return -1;
     }
@@ -243,6 +264,8 @@ chorus_flow_apply (chorus_flow_t *self, chorus_reader_t *reader, char *error, si
             chorus__step_set (step, &step->tasks [t], after);
         }
     }
+    if (output && !reader->error)
+        chorus__value_read (&self->output, reader);
     if (!chorus_reader_done (reader)) {
         s_why (reader, why, error, error_size);
         return -1;
@@ -260,7 +283,7 @@ chorus_flow_save (chorus_flow_t *self)
     for (size_t index = 0; index < self->steps_size; index++)
         json_array_append_new (steps, chorus__step_save (&self->steps [index],
                                                          s_stepdef (self, index)->id));
-    return json_pack (
+    json_t *saved = json_pack (
         "{s:s, s:s, s:i, s:O, s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:o, s:o}",
         "id", self->id, "flow", chorus_flowdef_name (self->def),
         "version", chorus_flowdef_version (self->def), "input", chorus__value_json (&self->input),
@@ -270,6 +293,11 @@ chorus_flow_save (chorus_flow_t *self)
         "seq", (json_int_t) self->seq,
         "error", chorus__error_json (self->error_code, self->error_message, self->error_step),
         "steps", steps);
+    //  Only a flow with an output has the field, as in the records
+    json_t *output = chorus__value_decode (&self->output);
+    if (output)
+        json_object_set_new (saved, "output", output);
+    return saved;
 }
 
 chorus_flow_t *
@@ -310,6 +338,9 @@ chorus_flow_load (chorus_flowdef_t *def, const json_t *state, char *error, size_
         if (chorus__error_load (flow_error, &self->error_code, &self->error_message,
                                 &self->error_step))
             why = "the flow's error is malformed";
+        json_t *output = json_object_get (state, "output");
+        if (output)
+            chorus__value_set (&self->output, output, NULL, 0);
         for (size_t index = 0; index < self->steps_size && !why; index++) {
             const char *reason = NULL;
             if (chorus__step_load (&self->steps [index], index, s_stepdef (self, index), run,

@@ -33,6 +33,7 @@ struct _chorus_flowdef_t {
     uint64_t timeout_ms;        //  deadline of a whole flow, 0: none
     char *emit_completed;       //  topic emitted on completion, NULL: none
     char *emit_failed;          //  topic emitted on failure, NULL: none
+    json_t *output;             //  the flow's output template, NULL: none
     char *source;               //  the YAML text, NUL-terminated
     chorus_stepdef_t *steps;    //  steps in file order
     size_t steps_size;          //  how many
@@ -40,8 +41,8 @@ struct _chorus_flowdef_t {
 
 //  Field tables: the order of each table is the order of its enum
 static const char *s_flow_fields [] = {
-    "flow", "version", "trigger", "key", "timeout", "steps", "emit", NULL };
-enum { F_FLOW, F_VERSION, F_TRIGGER, F_KEY, F_TIMEOUT, F_STEPS, F_EMIT };
+    "flow", "version", "trigger", "key", "timeout", "steps", "emit", "output", NULL };
+enum { F_FLOW, F_VERSION, F_TRIGGER, F_KEY, F_TIMEOUT, F_STEPS, F_EMIT, F_OUTPUT };
 static const char *s_step_fields [] = {
     "id", "service", "command", "input", "depends_on", "retry", "timeout", "compensate",
     "for_each", "max_parallel", "when", "sleep", NULL };
@@ -57,7 +58,8 @@ enum { E_COMPLETED, E_FAILED };
 static const char *s_sleep_fields [] = { "until", NULL };
 
 //  Where a path appears, for the rules that depend on it
-typedef enum { S_IN_INPUT, S_IN_COMPENSATE, S_IN_FOR_EACH, S_IN_WHEN, S_IN_SLEEP } s_where_t;
+typedef enum { S_IN_INPUT, S_IN_COMPENSATE, S_IN_FOR_EACH, S_IN_WHEN, S_IN_SLEEP, S_IN_OUTPUT }
+    s_where_t;
 
 //  What the loader keeps of a step's YAML for the checks that need all steps
 typedef struct {
@@ -86,6 +88,7 @@ typedef struct {
     chorus_flowdef_t *def;      //  the definition being built
     s_stepnodes_t *nodes;       //  per step, parallel to def->steps
     bool *reach;                //  reach [i * steps + j]: step i depends on j, transitively
+    yaml_node_t *output;        //  the flow's output template, NULL: none
 } s_loader_t;
 
 //  --------------------------------------------------------------------------
@@ -720,6 +723,9 @@ s_flow_field (s_loader_t *self, int field, yaml_node_t *value, void *arg)
             return s_duration (self, value, "timeout", true, &def->timeout_ms);
         case F_STEPS:
             return s_steps (self, value);
+        case F_OUTPUT:
+            self->output = value;
+            return s_template (self, value, &def->output);
         default:
             if (value->type != YAML_MAPPING_NODE)
                 return s_fail (self, value, "field 'emit' must be a mapping");
@@ -857,11 +863,49 @@ s_check_graph (s_loader_t *self)
     return rc;
 }
 
+//  Does every way the flow can complete pass through the step, so that
+//  its output is there when the flow's output is made? Every step of a
+//  flow runs before it completes; a construct that lets a flow complete
+//  without a step (a condition) says so here
+static bool
+s_always_done (s_loader_t *self, size_t index)
+{
+    //  A step with a condition may be skipped (its dependents run on)
+    return self->def->steps [index].when == NULL;
+}
+
+//  A path of the flow's output: $.input, or the output of a step that
+//  is done whenever the flow completes
+static int
+s_check_output_path (s_loader_t *self, yaml_mark_t mark, const char *path)
+{
+    chorus_flowdef_t *def = self->def;
+    char problem [512];
+    if (chorus_flowdef_path_check (path, problem, sizeof (problem)))
+        return s_fail_at (self, mark, "%s", problem);
+    if (strncmp (path, "$.item", 6) == 0)
+        return s_fail_at (self, mark, "output uses $.item: only a step with for_each has an item");
+    if (strncmp (path, "$.steps.", 8) == 0) {
+        const char *id = path + 8;
+        size_t size = strcspn (id, ".");
+        int other = s_index_of (def, id, size);
+        if (other < 0)
+            return s_fail_at (self, mark, "unknown step '%.*s' in path", (int) size, id);
+        if (!s_always_done (self, (size_t) other))
+            return s_fail_at (self, mark,
+                           "output uses $.steps.%s.output, but the flow can complete "
+                           "without step '%s'", def->steps [other].id, def->steps [other].id);
+    }
+    return 0;
+}
+
 //  A path at a place in the file: its root and the steps it may read
 static int
 s_check_path_at (s_loader_t *self, yaml_mark_t mark, const char *path, size_t index,
                  s_where_t where)
 {
+    if (where == S_IN_OUTPUT)
+        return s_check_output_path (self, mark, path);
     chorus_flowdef_t *def = self->def;
     chorus_stepdef_t *step = &def->steps [index];
     char problem [512];
@@ -952,7 +996,7 @@ s_check_paths (s_loader_t *self)
         ||  s_check_template (self, nodes->compensate_input, index, S_IN_COMPENSATE))
             return -1;
     }
-    return 0;
+    return s_check_template (self, self->output, 0, S_IN_OUTPUT);
 }
 
 //  --------------------------------------------------------------------------
@@ -1128,6 +1172,7 @@ chorus_flowdef_destroy (chorus_flowdef_t **self_p)
     free (self->key);
     free (self->emit_completed);
     free (self->emit_failed);
+    json_decref (self->output);
     free (self->source);
     free (self);
     *self_p = NULL;
@@ -1180,6 +1225,13 @@ chorus_flowdef_emit_failed (chorus_flowdef_t *self)
 {
     assert (self);
     return self->emit_failed;
+}
+
+const json_t *
+chorus_flowdef_output (chorus_flowdef_t *self)
+{
+    assert (self);
+    return self->output;
 }
 
 const char *

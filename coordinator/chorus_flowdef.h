@@ -79,6 +79,10 @@ const char *
     chorus_flowdef_emit_completed (chorus_flowdef_t *self);
 const char *
     chorus_flowdef_emit_failed (chorus_flowdef_t *self);
+//  The flow's output template (`output:`), resolved when the flow
+//  completes against its input and the outputs of its steps; NULL: none
+const json_t *
+    chorus_flowdef_output (chorus_flowdef_t *self);
 //  The YAML text it was parsed from, so that a journal can keep the exact
 //  definition a running flow started with
 const char *

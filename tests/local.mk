@@ -202,6 +202,9 @@ check_PROGRAMS += tests/test_when_conditions_evaluate tests/test_flow_engine_bra
 TESTS += tests/test_when_conditions_evaluate tests/test_flow_engine_branches_and_sleeps
 tests_test_when_conditions_evaluate_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 tests_test_flow_engine_branches_and_sleeps_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+check_PROGRAMS += tests/test_flow_engine_returns_output
+TESTS += tests/test_flow_engine_returns_output
+tests_test_flow_engine_returns_output_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 
 #   The coordinator's timer heap
 #   The node engine's classes, each with a fake context
@@ -229,6 +232,10 @@ EXTRA_DIST += tests/flows
 #   chorus flow
 TESTS += tests/test_flow_cli.sh
 EXTRA_DIST += tests/test_flow_cli.sh
+TESTS += tests/test_flow_returns_output.sh
+EXTRA_DIST += tests/test_flow_returns_output.sh
+TESTS += tests/test_flows_md_examples_load.sh
+EXTRA_DIST += tests/test_flows_md_examples_load.sh
 
 #   Start ids tied to their flow, and a status of any size, on a real mesh
 TESTS += tests/test_flow_start_ids.sh tests/test_flow_status_pages.sh

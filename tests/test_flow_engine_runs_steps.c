@@ -75,6 +75,7 @@ test_linear (void)
     json_t *want = s_json (
         "{\"id\": \"L1\", \"flow\": \"linear\", \"version\": 3, \"state\": \"completed\","
         " \"input\": {\"n\": 5}, \"started\": 1000, \"finished\": 1030, \"error\": null,"
+        " \"output\": null,"
         " \"steps\": ["
         "  {\"id\": \"a\", \"state\": \"done\", \"attempts\": 1, \"error\": null,"
         "   \"started\": 1000, \"finished\": 1010, \"output\": {\"v\": 11}},"

@@ -7,8 +7,9 @@
     the delta is applied to a shadow rebuilt from the first snapshot, and
     the two must save the same state, field for field (now and then the
     shadow is rebuilt from a fresh snapshot instead), tasks that may have
-    been done (timed out) among them. Task records of older journals, before
-    that flag, still read. Then the records
+    been done (timed out) among them, and the output of those that
+    completed (two of the definitions have one). Task records of older
+    journals, before that flag, still read. Then the records
     themselves: they are MessagePack the library's payload API reads; every
     truncation of one is refused, and bytes flipped in one never crash the
     reader.
@@ -32,7 +33,8 @@ static const char *s_defs [] = {
     "    input: $.steps.a.output\n    retry: { attempts: 2, backoff: 5ms }\n"
     "    compensate: { command: undo_b, input: { x: $.steps.b.output } }\n"
     "  - id: c\n    service: s\n    command: c\n    depends_on: [b]\n"
-    "emit: { completed: line.done, failed: line.failed }\n",
+    "emit: { completed: line.done, failed: line.failed }\n"
+    "output: { n: $.input.n, b: $.steps.b.output, c: $.steps.c.output.n }\n",
 
     "flow: fan\nversion: 1\nsteps:\n"
     "  - id: list\n    service: s\n    command: list\n"
@@ -42,7 +44,8 @@ static const char *s_defs [] = {
     "    compensate: { command: unreserve }\n"
     "  - id: last\n    service: s\n    command: last\n    depends_on: [each]\n"
     "    input: $.steps.each.output\n"
-    "emit: { completed: fan.done }\n",
+    "emit: { completed: fan.done }\n"
+    "output: $.steps.last.output\n",
 
     "flow: diamond\nversion: 1\ntimeout: 100ms\nsteps:\n"
     "  - id: open\n    service: s\n    command: open\n    compensate: { command: close }\n"

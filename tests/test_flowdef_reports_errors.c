@@ -21,7 +21,7 @@ static const s_case_t s_cases [] = {
       " command, input, depends_on, retry, timeout, compensate, for_each, max_parallel, when,"
       " sleep)" },
     { "unknown_top_field.yaml", 3, 1, "unknown field 'triger' in flow (expected one of: flow,"
-      " version, trigger, key, timeout, steps, emit)" },
+      " version, trigger, key, timeout, steps, emit, output)" },
     { "unknown_retry_field.yaml", 7, 27, "unknown field 'delay' in retry (expected one of:"
       " attempts, backoff, factor, max_backoff)" },
     { "unknown_compensate_field.yaml", 9, 7, "unknown field 'payload' in compensate (expected"
@@ -49,6 +49,10 @@ static const s_case_t s_cases [] = {
     { "item_without_for_each.yaml", 7, 19, "step 'reserve' uses $.item but has no for_each" },
     { "item_in_for_each.yaml", 7, 15, "step 'reserve' uses $.item in its for_each" },
     { "key_not_input.yaml", 3, 6, "key '$.steps.charge.output.id' must be a path under $.input" },
+    { "output_unknown_step.yaml", 7, 20, "unknown step 'charged' in path" },
+    { "output_item.yaml", 8, 28, "output uses $.item: only a step with for_each has an item" },
+    { "output_bad_path.yaml", 8, 12, "bad path '$.steps.charge.result': must start with $.input,"
+      " $.steps.ID.output or $.item" },
     { "yaml_syntax.yaml", 6, 12, "YAML syntax error: did not find expected ',' or ']'" },
     { "undefined_alias.yaml", 7, 12, "YAML syntax error: found undefined alias" },
     { "duplicate_key.yaml", 7, 5, "duplicate field 'service'" },

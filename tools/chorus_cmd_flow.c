@@ -229,6 +229,15 @@ s_print_outcome (json_t *status)
                                             - json_integer_value (started)));
     s_print_error (": ", json_object_get (status, "error"), "");
     printf ("\n");
+    //  The flow's output (FLOWS.md, output:) whole, on a line of its own,
+    //  for a script to read
+    json_t *output = json_object_get (status, "output");
+    if (output && !json_is_null (output)) {
+        char *text = json_dumps (output, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (text)
+            printf ("%s\n", text);
+        free (text);
+    }
 }
 
 //  One line of a step, or of an item of a for_each step
@@ -263,6 +272,12 @@ s_show_status (s_flow_t *self, json_t *status)
             s_text (status, "state"), s_time (status, "started", started, sizeof (started)),
             s_time (status, "finished", finished, sizeof (finished)));
     s_print_error ("  error: ", json_object_get (status, "error"), "\n");
+    json_t *output = json_object_get (status, "output");
+    if (output && !json_is_null (output)) {
+        char *text = json_dumps (output, JSON_COMPACT | JSON_ENCODE_ANY);
+        printf ("  output: %s\n", text? s_clip (text, S_CLIP): "null");
+        free (text);
+    }
     json_t *steps = json_object_get (status, "steps");
     int width = 4;
     size_t index;
@@ -581,7 +596,8 @@ static const s_sub_t s_subs [] = {
       "string, or an integer taken as its digits (1 and \"1\" are the same key),\n"
       "with the same characters as KEY; any other value is a bad-key error.\n\n"
       "  --wait             wait until the flow ends, then print \"ID STATE in N ms\"\n"
-      "                     (its status with --json)\n"
+      "                     and, on a line of its own, the flow's output as JSON\n"
+      "                     when its definition has one (its status with --json)\n"
       "  --timeout SECONDS  with --wait: give up waiting for the flow (default 60);\n"
       "                     without: for the reply (default 10)\n"
       "  --id KEY           the flow's start id (default: a new uuid)\n"
@@ -594,7 +610,8 @@ static const s_sub_t s_subs [] = {
       "start a flow, and with --wait wait until it ends" },
     { "status", "flow.status", "id", s_show_status, s_status_options, 1, 1, "ID",
       "status ID [--items FROM..TO] [--json]",
-      "Print a flow's state and times, then one line per step: its state,\n"
+      "Print a flow's state and times, its output once it completed (when its\n"
+      "definition has one), then one line per step: its state,\n"
       "attempts, last error and output. A for_each step shows its number of\n"
       "items and how many are in each state, then one line per item of a\n"
       "page: items 0..99 unless --items says which (each output is shown in\n"
