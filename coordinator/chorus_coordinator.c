@@ -523,6 +523,11 @@ s_forget (chorus_coordinator_t *self, const char *id)
     }
 }
 
+static void s_child_ended (chorus_coordinator_t *self, chorus_flow_t *child);
+static int s_check_business_key (chorus_flowdef_t *def, const json_t *input,
+                                 const void *encoded, size_t size, char *error,
+                                 size_t error_size);
+
 //  Records a flow's new state and takes the actions it produced
 static void
 s_transition (chorus_coordinator_t *self, chorus_flow_t *flow, chorus_actions_t *actions)
@@ -542,6 +547,10 @@ s_transition (chorus_coordinator_t *self, chorus_flow_t *flow, chorus_actions_t 
     //  Whatever timers it set are stale now: gone, not left to fire
     if (chorus_flow_finished (flow))
         chorus_timers_cancel_flow (self->timers, chorus_flow_id (flow));
+    //  A child flow that ended tells its parent, in the same commit
+    if (chorus_flow_parent (flow)
+    &&  (chorus_flow_finished (flow) || chorus_flow_state (flow) == CHORUS_FLOW_STUCK))
+        s_child_ended (self, flow);
     char *evicted = chorus_flowset_update (self->flows, flow);
     if (evicted) {
         s_forget (self, evicted);
@@ -569,6 +578,183 @@ s_sent_destroy (s_sent_t **sent_p)
         free (sent);
         *sent_p = NULL;
     }
+}
+
+//  --------------------------------------------------------------------------
+//  Sub-flows: a step with `flow:` runs a child flow in this coordinator.
+//  The child's id is its parent task's key (FLOW/STEP[/ITEM][:rN]; a
+//  digest of it past S_CHILD_ID_MAX bytes), so that starting it again,
+//  after a restart, finds it; the child's journal keeps its parent's id and
+//  task key, and when it ends its parent hears of it in the same commit.
+
+#define S_CHILD_ID_MAX 120
+
+static char *
+s_child_id (const char *key)
+{
+    if (strlen (key) <= S_CHILD_ID_MAX)
+        return strdup (key);
+    zdigest_t *digest = zdigest_new ();
+    zdigest_update (digest, (const byte *) key, strlen (key));
+    char *id = zsys_sprintf ("child-%s", zdigest_string (digest));
+    zdigest_destroy (&digest);
+    return id;
+}
+
+//  A result for the parent's task that no child gives: the child could not
+//  start, or is gone
+static void
+s_child_error (chorus_coordinator_t *self, chorus_flow_t *parent, const char *key, bool undo,
+               int attempt, const char *code, const char *message)
+{
+    zsys_error ("coordinator: flow %s: %s: %s", chorus_flow_id (parent), key, message);
+    chorus_result_t result = {.code = code, .message = message};
+    char *task_key = undo? zsys_sprintf ("%s/undo", key): strdup (key);
+    chorus_actions_t actions;
+    chorus_actions_init (&actions);
+    if (chorus_flow_reply (parent, task_key, attempt, &result, s_now (), &actions) == 0)
+        s_transition (self, parent, &actions);
+    chorus_actions_clear (&actions);
+    free (task_key);
+}
+
+//  Tells a child's end (or its stuck compensation) to its parent's task
+static void
+s_child_ended (chorus_coordinator_t *self, chorus_flow_t *child)
+{
+    chorus_flow_t *parent = chorus_flowset_lookup (self->flows, chorus_flow_parent (child));
+    if (!parent)
+        return;
+    size_t size = 0;
+    json_t *json = NULL;
+    const void *output = chorus_flow_output (child, &size, &json);
+    char *message = NULL;
+    if (chorus_flow_state (child) != CHORUS_FLOW_COMPLETED) {
+        //  The child's error, for the parent's task: "flow ID failed:
+        //  STEP: CODE: MESSAGE"
+        json_t *error = chorus_flow_error_json (child);
+        const char *code = json_string_value (json_object_get (error, "code"));
+        const char *text = json_string_value (json_object_get (error, "message"));
+        const char *step = json_string_value (json_object_get (error, "step"));
+        message = zsys_sprintf ("flow %s %s%s%s%s%s%s%s", chorus_flow_id (child),
+                                chorus_flow_state_name (chorus_flow_state (child)),
+                                code? ": ": "", step? step: "", step? ": ": "", code? code: "",
+                                text? ": ": "", text? text: "");
+        json_decref (error);
+    }
+    chorus_actions_t actions;
+    chorus_actions_init (&actions);
+    if (chorus_flow_child_ended (parent, chorus_flow_parent_key (child), chorus_flow_state (child),
+                                 output, size, json, message, s_now (), &actions) == 0)
+        s_transition (self, parent, &actions);
+    chorus_actions_clear (&actions);
+    free (message);
+}
+
+//  Starts the child flow of a parent's task, or finds it
+static void
+s_start_child (chorus_coordinator_t *self, chorus_flow_t *parent, chorus_action_t *action,
+               const char *id)
+{
+    chorus_flowdef_t *def = s_newest (self, action->command);
+    char error [512];
+    if (!def) {
+        snprintf (error, sizeof (error), "no flow '%s' is deployed", action->command);
+        s_child_error (self, parent, action->key, false, action->attempt, "unknown-flow", error);
+        return;
+    }
+    void *encoded = action->encoded;
+    size_t size = action->encoded_size;
+    json_t *input = action->payload;
+    if (s_check_business_key (def, input, encoded, size, error, sizeof (error))) {
+        s_child_error (self, parent, action->key, false, action->attempt, "bad-key", error);
+        return;
+    }
+    chorus_actions_t actions;
+    chorus_actions_init (&actions);
+    bool existing = false;
+    chorus_flow_t *child = chorus_flowset_start (self->flows, def, id, input, encoded, size,
+                                                 s_now (), &actions, &existing);
+    if (child && existing) {
+        //  A live flow of the same business key: not this task's child
+        snprintf (error, sizeof (error), "the flow %s of %s is live with the same business key",
+                  chorus_flow_id (child), action->command);
+        s_child_error (self, parent, action->key, false, action->attempt, "conflict", error);
+    }
+    else
+    if (child) {
+        chorus_flow_set_parent (child, chorus_flow_id (parent), action->key);
+        s_record_t *record = (s_record_t *) zhashx_lookup (self->records,
+                                                            chorus_flow_id (parent));
+        zhashx_update (self->records, id, s_record_new (record? record->correlation: id,
+                                                        chorus_flow_id (parent)));
+        s_journal_definition (self, def);
+        s_log (self, "flow %s started: %s v%d, for %s", id, action->command,
+               chorus_flowdef_version (def), chorus_flow_id (parent));
+        s_transition (self, child, &actions);
+    }
+    else
+        s_child_error (self, parent, action->key, false, action->attempt, "error",
+                       "cannot start the child flow");
+    chorus_actions_clear (&actions);
+}
+
+//  Starts, cancels or compensates the child flow of a parent's task; each
+//  may come again (after a restart): what was done is not done twice
+static void
+s_act_on_child (chorus_coordinator_t *self, chorus_action_t *action)
+{
+    chorus_flow_t *parent = chorus_flowset_lookup (self->flows, action->flow);
+    if (!parent)
+        return;
+    char *id = s_child_id (action->key);
+    chorus_flow_t *child = chorus_flowset_lookup (self->flows, id);
+    bool undo = action->kind == CHORUS_ACTION_UNDO_FLOW;
+    if (child && !(chorus_flow_parent (child)
+                   && streq (chorus_flow_parent (child), action->flow)
+                   && streq (chorus_flow_parent_key (child), action->key))) {
+        char error [512];
+        snprintf (error, sizeof (error), "flow id %s is taken by a flow that is not its child",
+                  id);
+        if (action->kind != CHORUS_ACTION_CANCEL_FLOW)
+            s_child_error (self, parent, action->key, undo, action->attempt, "conflict", error);
+    }
+    else
+    if (action->kind == CHORUS_ACTION_START_FLOW) {
+        if (child)
+            s_child_ended (self, child);    //  found again: it may have ended
+        else
+            s_start_child (self, parent, action, id);
+    }
+    else
+    if (action->kind == CHORUS_ACTION_CANCEL_FLOW) {
+        chorus_actions_t actions;
+        chorus_actions_init (&actions);
+        if (child && chorus_flow_cancel (child, s_now (), &actions) == 0)
+            s_transition (self, child, &actions);
+        chorus_actions_clear (&actions);
+    }
+    else
+    if (!child) {
+        char error [512];
+        snprintf (error, sizeof (error), "the child flow %s to compensate is no longer kept "
+                  "(see chorus-coordinator --keep)", id);
+        s_child_error (self, parent, action->key, true, action->attempt, "flow-gone", error);
+    }
+    else {
+        //  Undo a completed child; a stuck one tries its compensations again
+        chorus_actions_t actions;
+        chorus_actions_init (&actions);
+        chorus_flow_state_t state = chorus_flow_state (child);
+        int rc = state == CHORUS_FLOW_COMPLETED? chorus_flow_undo (child, s_now (), &actions)
+               : state == CHORUS_FLOW_STUCK? chorus_flow_retry (child, s_now (), &actions): -1;
+        if (rc == 0)
+            s_transition (self, child, &actions);
+        else
+            s_child_ended (self, child);    //  undone already
+        chorus_actions_clear (&actions);
+    }
+    free (id);
 }
 
 //  Carries out a journaled command or timer (events are published apart).
@@ -619,6 +805,10 @@ s_act (chorus_coordinator_t *self, chorus_action_t *action, zlistx_t *failed)
         if (flow && !chorus_flow_finished (flow))
             chorus_timers_set (self->timers, action->flow, action->key, action->at);
     }
+    else
+    if (action->kind == CHORUS_ACTION_START_FLOW || action->kind == CHORUS_ACTION_CANCEL_FLOW
+    ||  action->kind == CHORUS_ACTION_UNDO_FLOW)
+        s_act_on_child (self, action);
 }
 
 //  A command that was not sent is a failed try of its task, told to the
@@ -1311,6 +1501,42 @@ s_page_items (json_t *status, json_int_t from, json_int_t to)
     }
 }
 
+//  Sub-flows nested at most this deep are shown in a status
+#define S_TREE_DEPTH 8
+
+//  Puts each child flow's status (its first page of items) in place of
+//  its id under the step, or the item, that runs it: the tree of flows
+static void
+s_status_tree (chorus_coordinator_t *self, json_t *status, int depth)
+{
+    size_t index;
+    json_t *step;
+    json_array_foreach (json_object_get (status, "steps"), index, step) {
+        json_t *items = json_object_get (step, "items");
+        size_t count = json_is_array (items)? json_array_size (items): 1;
+        for (size_t i = 0; i < count; i++) {
+            json_t *where = json_is_array (items)? json_array_get (items, i): step;
+            const char *key = json_string_value (json_object_get (where, "child"));
+            if (!key)
+                continue;
+            char *id = s_child_id (key);
+            chorus_flow_t *child = chorus_flowset_lookup (self->flows, id);
+            json_t *tree = NULL;
+            if (child && depth < S_TREE_DEPTH) {
+                tree = chorus_flow_status (child);
+                json_object_del (tree, "input");
+                json_object_del (tree, "parent");
+                s_page_items (tree, 0, S_STATUS_PAGE - 1);
+                s_status_tree (self, tree, depth + 1);
+            }
+            else
+                tree = json_pack ("{s:s, s:s}", "id", id, "state", child? "not shown": "gone");
+            json_object_set_new (where, "child", tree);
+            free (id);
+        }
+    }
+}
+
 static void
 s_on_status (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
 {
@@ -1322,6 +1548,7 @@ s_on_status (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *rep
     if (flow) {
         json_t *status = chorus_flow_status (flow);
         s_page_items (status, from, to);
+        s_status_tree (self, status, 1);
         //  Its events that wait to be published, or could not be made
         s_record_t *record = (s_record_t *) zhashx_lookup (self->records, chorus_flow_id (flow));
         if (record && record->events_size)

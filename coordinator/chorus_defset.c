@@ -164,6 +164,90 @@ s_failed (chorus_defset_t *self, uint64_t now, char *error)
     return -1;
 }
 
+//  The newest definition of each name among entries, in a new table
+static zhashx_t *
+s_newest_of (zlistx_t *entries)
+{
+    zhashx_t *newest = zhashx_new ();
+    for (s_entry_t *entry = (s_entry_t *) zlistx_first (entries); entry;
+         entry = (s_entry_t *) zlistx_next (entries)) {
+        const char *name = chorus_flowdef_name (entry->def);
+        s_entry_t *other = (s_entry_t *) zhashx_lookup (newest, name);
+        if (!other || chorus_flowdef_version (other->def) < chorus_flowdef_version (entry->def))
+            zhashx_update (newest, name, entry);
+    }
+    return newest;
+}
+
+//  Depth-first over the flows a flow's steps run (`flow:`): path holds
+//  the names from the first; 0, or -1 with a cycle in error at the step
+//  that closes it
+static int
+s_visit_calls (chorus_defset_t *self, zhashx_t *newest, s_entry_t *entry, zhashx_t *color,
+               char *path, size_t path_size, char *error, size_t error_size)
+{
+    const char *name = chorus_flowdef_name (entry->def);
+    zhashx_update (color, name, (void *) "visiting");
+    size_t length = strlen (path);
+    snprintf (path + length, path_size - length, "%s%s", length? " -> ": "", name);
+    for (size_t index = 0; index < chorus_flowdef_steps (entry->def); index++) {
+        const chorus_stepdef_t *step = chorus_flowdef_step (entry->def, index);
+        if (!step->flow)
+            continue;
+        s_entry_t *callee = (s_entry_t *) zhashx_lookup (newest, step->flow);
+        const char *seen = (const char *) zhashx_lookup (color, step->flow);
+        if (seen && streq (seen, "visiting")) {
+            snprintf (error, error_size, "%s/%s:%d:%d: step '%s' runs the flow '%s', which "
+                      "runs it again: %s -> %s (a flow cannot call itself, directly or "
+                      "through other flows)", self->dir, entry->file, step->flow_line,
+                      step->flow_column, step->id, step->flow, path, step->flow);
+            return -1;
+        }
+        if (!seen && callee
+        &&  s_visit_calls (self, newest, callee, color, path, path_size, error, error_size))
+            return -1;
+    }
+    path [length] = 0;
+    zhashx_update (color, name, (void *) "done");
+    return 0;
+}
+
+//  Every flow a step runs is defined in the directory, and no flow runs
+//  itself, directly or through others (new flows start on the newest
+//  versions, so those are checked); 0, or -1 with the problem in error
+static int
+s_check_calls (chorus_defset_t *self, zlistx_t *entries, char *error, size_t error_size)
+{
+    zhashx_t *newest = s_newest_of (entries);
+    int rc = 0;
+    for (s_entry_t *entry = (s_entry_t *) zlistx_first (entries); entry && rc == 0;
+         entry = (s_entry_t *) zlistx_next (entries))
+        for (size_t index = 0; index < chorus_flowdef_steps (entry->def) && rc == 0; index++) {
+            const chorus_stepdef_t *step = chorus_flowdef_step (entry->def, index);
+            if (step->flow && !zhashx_lookup (newest, step->flow)) {
+                snprintf (error, error_size, "%s/%s:%d:%d: step '%s' runs the flow '%s', which "
+                          "no file of %s defines", self->dir, entry->file, step->flow_line,
+                          step->flow_column, step->id, step->flow, self->dir);
+                rc = -1;
+            }
+        }
+    zhashx_t *color = zhashx_new ();
+    //  Names of at most 64 characters, each flow once on a path
+    size_t path_size = 70 * (zlistx_size (entries) + 2);
+    char *path = (char *) zmalloc (path_size);
+    for (s_entry_t *entry = (s_entry_t *) zlistx_first (entries); entry && rc == 0;
+         entry = (s_entry_t *) zlistx_next (entries))
+        if (zhashx_lookup (newest, chorus_flowdef_name (entry->def)) == entry
+        &&  !zhashx_lookup (color, chorus_flowdef_name (entry->def))) {
+            path [0] = 0;
+            rc = s_visit_calls (self, newest, entry, color, path, path_size, error, error_size);
+        }
+    free (path);
+    zhashx_destroy (&color);
+    zhashx_destroy (&newest);
+    return rc;
+}
+
 int
 chorus_defset_load (chorus_defset_t *self, uint64_t now, char *error, size_t error_size)
 {
@@ -235,6 +319,8 @@ chorus_defset_load (chorus_defset_t *self, uint64_t now, char *error, size_t err
     }
     zhashx_destroy (&files);
     zlistx_destroy (&names);
+    if (rc == 0)
+        rc = s_check_calls (self, loaded, error, error_size);
     if (rc) {
         zhashx_destroy (&fresh);
         zlistx_destroy (&loaded);

@@ -284,12 +284,26 @@ static void
 s_send (chorus_flow_t *self, chorus__task_t *task, bool undo, uint64_t now, chorus_actions_t *out)
 {
     const chorus_stepdef_t *def = s_stepdef (self, task->step);
-    chorus_action_t *action = s_push (out, CHORUS_ACTION_SEND, self);
-    action->key = s_task_key (self, task, undo? S_UNDO_SUFFIX: NULL);
-    action->service = chorus__strdup (def->service);
-    action->command = chorus__strdup (undo? def->compensate: def->command);
-    action->attempt = undo? task->undo_attempt: task->attempt;
-    action->at = now + def->timeout_ms;
+    if (def->flow) {
+        //  A sub-flow: the coordinator starts, or undoes, the child of the
+        //  task's key, which has no deadline of its own but its flow's
+        chorus_action_t *action = s_push (out, undo? CHORUS_ACTION_UNDO_FLOW
+                                                   : CHORUS_ACTION_START_FLOW, self);
+        action->key = s_task_key (self, task, NULL);
+        action->command = chorus__strdup (def->flow);
+        action->attempt = undo? task->undo_attempt: task->attempt;
+        if (undo)
+            return;
+    }
+    chorus_action_t *action = def->flow? &out->items [out->size - 1]
+                                       : s_push (out, CHORUS_ACTION_SEND, self);
+    if (!def->flow) {
+        action->key = s_task_key (self, task, undo? S_UNDO_SUFFIX: NULL);
+        action->service = chorus__strdup (def->service);
+        action->command = chorus__strdup (undo? def->compensate: def->command);
+        action->attempt = undo? task->undo_attempt: task->attempt;
+        action->at = now + def->timeout_ms;
+    }
     const json_t *template_ = undo? def->compensate_input: def->input;
     chorus__value_t *whole = template_? s_whole_value (self, template_, task, undo): NULL;
     if (whole && whole->bytes)
@@ -613,6 +627,23 @@ s_finish (chorus_flow_t *self, chorus_flow_state_t state, uint64_t now, chorus_a
                            "input", chorus__value_json (&self->input)));
 }
 
+//  Asks the coordinator to cancel the running child flows of a step, once
+//  each (again after a restart, see chorus_flow_resume)
+static void
+s_cancel_children (chorus_flow_t *self, size_t index, chorus_actions_t *out)
+{
+    chorus__step_t *step = &self->steps [index];
+    for (size_t t = 0; t < step->tasks_size; t++) {
+        chorus__task_t *task = &step->tasks [t];
+        if (task->state == CHORUS_TASK_RUNNING && !task->cancel_sent) {
+            task->cancel_sent = true;
+            chorus_action_t *action = s_push (out, CHORUS_ACTION_CANCEL_FLOW, self);
+            action->key = s_task_key (self, task, NULL);
+            action->command = chorus__strdup (s_stepdef (self, index)->flow);
+        }
+    }
+}
+
 //  Undoes completed tasks, and failed ones that may have been done (their
 //  last try went unanswered), one at a time, last first, once no task
 //  runs; then the flow ends, or stays STUCK for an operator
@@ -620,19 +651,24 @@ static void
 s_compensate (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
 {
     chorus__task_t *next = NULL;
-    bool stuck = false;
+    bool stuck = false, busy = false;
     for (size_t index = 0; index < self->steps_size; index++) {
         const size_t *counts = self->steps [index].counts;
-        if (counts [CHORUS_TASK_RUNNING] || counts [CHORUS_TASK_WAITING]
-        ||  counts [CHORUS_TASK_UNDOING])
-            return;
+        busy = busy || counts [CHORUS_TASK_RUNNING] || counts [CHORUS_TASK_WAITING]
+            || counts [CHORUS_TASK_UNDOING];
         stuck = stuck || counts [CHORUS_TASK_STUCK];
+        //  Running child flows are cancelled, and awaited as a command is
+        if (counts [CHORUS_TASK_RUNNING] && s_stepdef (self, index)->flow)
+            s_cancel_children (self, index, out);
     }
+    if (busy)
+        return;
     //  One task is undone at a time: finding the next is a pass over the
     //  done tasks of the steps that have a compensation
     for (size_t index = 0; index < self->steps_size; index++) {
         //  Done tasks, and failed ones that may have been done
-        if (!s_stepdef (self, index)->compensate
+        //  A child flow is undone by its own compensation
+        if ((!s_stepdef (self, index)->compensate && !s_stepdef (self, index)->flow)
         ||  (!self->steps [index].counts [CHORUS_TASK_DONE]
           && !self->steps [index].counts [CHORUS_TASK_FAILED]))
             continue;
@@ -795,6 +831,8 @@ chorus_flow_destroy (chorus_flow_t **self_p)
     free (self->id);
     chorus__value_clear (&self->input);
     chorus__value_clear (&self->output);
+    free (self->parent);
+    free (self->parent_key);
     free (self->business_key);
     free (self->error_code);
     free (self->error_message);
@@ -1071,6 +1109,12 @@ chorus_flow_resume (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
             bool undo = task->state == CHORUS_TASK_UNDOING;
             if (task->state == CHORUS_TASK_RUNNING || (undo && !task->undo_waiting))
                 s_send (self, task, undo, now, out);
+            //  A child flow asked to cancel before the restart is asked again
+            if (task->state == CHORUS_TASK_RUNNING && s_stepdef (self, index)->flow
+            &&  self->state != CHORUS_FLOW_RUNNING) {
+                task->cancel_sent = false;
+                s_cancel_children (self, index, out);
+            }
             else
             if (task->state == CHORUS_TASK_WAITING || (undo && task->undo_waiting)) {
                 char *key = s_task_key (self, task, undo? S_UNDO_SUFFIX: NULL);
@@ -1090,8 +1134,24 @@ chorus_flow_status (chorus_flow_t *self)
         json_array_append_new (steps, chorus__step_status (&self->steps [index],
                                                            s_stepdef (self, index),
                                                            self->state == CHORUS_FLOW_RUNNING));
+    //  A sub-flow's task names its child by its key: the coordinator shows
+    //  the child's status there (the tree)
+    for (size_t index = 0; index < self->steps_size; index++) {
+        const chorus_stepdef_t *def = s_stepdef (self, index);
+        chorus__step_t *step = &self->steps [index];
+        json_t *status = json_array_get (steps, index);
+        json_t *items = json_object_get (status, "items");
+        for (size_t t = 0; def->flow && t < step->tasks_size; t++)
+            if (step->tasks [t].attempt > 0) {
+                json_t *where = def->for_each? json_array_get (items, t): status;
+                json_object_set_new (where, "child",
+                                     json_string (s_task_key (self, &step->tasks [t], NULL)));
+            }
+        if (def->flow)
+            json_object_set_new (status, "flow", json_string (def->flow));
+    }
     json_t *output = chorus__value_decode (&self->output);
-    return json_pack ("{s:s, s:s, s:i, s:s, s:O, s:I, s:o, s:o, s:o, s:o}", "id", self->id,
+    json_t *result = json_pack ("{s:s, s:s, s:i, s:s, s:O, s:I, s:o, s:o, s:o, s:o}", "id", self->id,
                       "flow", chorus_flowdef_name (self->def),
                       "version", chorus_flowdef_version (self->def),
                       "state", chorus_flow_state_name (self->state),
@@ -1103,6 +1163,102 @@ chorus_flow_status (chorus_flow_t *self)
                                                    self->error_step),
                       "output", output? output: json_null (),
                       "steps", steps);
+    if (self->parent)
+        json_object_set_new (result, "parent", json_pack ("{s:s, s:s}", "id", self->parent,
+                                                          "task", self->parent_key));
+    return result;
+}
+
+//  --------------------------------------------------------------------------
+//  Sub-flows
+
+int
+chorus_flow_child_ended (chorus_flow_t *self, const char *key, chorus_flow_state_t child_state,
+                         const void *output, size_t output_size, const json_t *output_json,
+                         const char *error_message, uint64_t now, chorus_actions_t *out)
+{
+    bool undo = false;
+    chorus__task_t *task = key? s_find (self, key, &undo): NULL;
+    if (!task || undo || !s_stepdef (self, task->step)->flow)
+        return -1;
+    bool compensated = child_state == CHORUS_FLOW_FAILED || child_state == CHORUS_FLOW_CANCELLED;
+    if (task->state == CHORUS_TASK_RUNNING) {
+        chorus_result_t result = { .ok = child_state == CHORUS_FLOW_COMPLETED };
+        if (result.ok) {
+            result.encoded = output;
+            result.encoded_size = output_size;
+            result.output = output? NULL: output_json? output_json: json_null ();
+        }
+        else
+        if (compensated) {
+            result.code = child_state == CHORUS_FLOW_FAILED? "flow-failed": "flow-cancelled";
+            result.message = error_message;
+        }
+        else
+            return -1;      //  still running, or stuck undoing: it ends later
+        return chorus_flow_reply (self, key, task->attempt, &result, now, out);
+    }
+    if (task->state == CHORUS_TASK_UNDOING && !task->undo_waiting
+    &&  (compensated || child_state == CHORUS_FLOW_STUCK)) {
+        chorus_result_t result = { .ok = compensated, .code = "flow-stuck",
+                                   .message = compensated? NULL: error_message };
+        char *undo_key = chorus__format ("%s" S_UNDO_SUFFIX, key);
+        int rc = chorus_flow_reply (self, undo_key, task->undo_attempt, &result, now, out);
+        free (undo_key);
+        return rc;
+    }
+    return -1;
+}
+
+int
+chorus_flow_undo (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
+{
+    if (self->state != CHORUS_FLOW_COMPLETED)
+        return -1;
+    self->state = CHORUS_FLOW_COMPENSATING;
+    self->cancelled = true;
+    self->finished = 0;
+    chorus__set (&self->error_code, "compensated");
+    chorus__set (&self->error_message, "its parent flow is undone");
+    chorus__set (&self->error_step, NULL);
+    chorus__value_clear (&self->output);
+    self->output_dirty = true;
+    s_advance (self, now, out);
+    return 0;
+}
+
+json_t *
+chorus_flow_error_json (chorus_flow_t *self)
+{
+    return chorus__error_json (self->error_code, self->error_message, self->error_step);
+}
+
+void
+chorus_flow_set_parent (chorus_flow_t *self, const char *parent, const char *key)
+{
+    chorus__set (&self->parent, parent);
+    chorus__set (&self->parent_key, key);
+}
+
+const char *
+chorus_flow_parent (chorus_flow_t *self)
+{
+    return self->parent;
+}
+
+const char *
+chorus_flow_parent_key (chorus_flow_t *self)
+{
+    return self->parent_key;
+}
+
+const void *
+chorus_flow_output (chorus_flow_t *self, size_t *size, json_t **json)
+{
+    const void *bytes = chorus__value_bytes (&self->output, size);
+    *json = bytes? NULL: chorus__value_held (&self->output)? chorus__value_json (&self->output)
+                                                           : NULL;
+    return bytes;
 }
 
 //  --------------------------------------------------------------------------

@@ -36,6 +36,13 @@ typedef enum {
     CHORUS_ACTION_SEND = 1,         //  send command to service, idempotency key = key
     CHORUS_ACTION_TIMER = 2,        //  call chorus_flow_timer (key) at `at`
     CHORUS_ACTION_EMIT = 3,         //  publish an event on topic
+    //  A step that runs a flow (`flow:`): the child's id is made from
+    //  `key`, the task key, so that starting it again finds it
+    CHORUS_ACTION_START_FLOW = 4,   //  start (or find) the child flow `command` with the
+                                    //  payload; tell chorus_flow_child_ended when it ends
+    CHORUS_ACTION_CANCEL_FLOW = 5,  //  cancel the child flow of task `key`, if it runs
+    CHORUS_ACTION_UNDO_FLOW = 6,    //  compensate the completed child flow of task `key`
+                                    //  (chorus_flow_undo); tell chorus_flow_child_ended
 } chorus_action_kind_t;
 
 typedef struct {
@@ -120,6 +127,44 @@ int
 //  again from the failed step on, with new keys. -1 if not applicable.
 int
     chorus_flow_retry (chorus_flow_t *self, uint64_t now, chorus_actions_t *out);
+
+//  The child flow of the task `key` (a step with `flow:`) reached the
+//  state `child_state`: COMPLETED completes the task with the child's
+//  output (or output_json when it has no payload; NULL: null), FAILED or
+//  CANCELLED fails it (error code "flow-failed" or "flow-cancelled", with
+//  the child's error message); while the task is being undone, FAILED or
+//  CANCELLED (its compensation done) undoes it and STUCK leaves it stuck.
+//  -1 when it changes nothing (an unknown task, a state it does not wait
+//  for): the call can be repeated safely.
+int
+    chorus_flow_child_ended (chorus_flow_t *self, const char *key, chorus_flow_state_t child_state,
+                             const void *output, size_t output_size, const json_t *output_json,
+                             const char *error_message, uint64_t now, chorus_actions_t *out);
+
+//  Compensates a completed flow (its parent is being undone): it becomes
+//  COMPENSATING and ends CANCELLED once its completed tasks are undone.
+//  -1 if it did not complete.
+int
+    chorus_flow_undo (chorus_flow_t *self, uint64_t now, chorus_actions_t *out);
+
+//  A child flow: the parent flow's id and the key of the parent's task
+//  it runs for (both copied), journaled with the flow's snapshot; set
+//  before its first snapshot is written
+void
+    chorus_flow_set_parent (chorus_flow_t *self, const char *parent, const char *key);
+//  Its parent's id and task key, NULL for a flow started on its own
+const char *
+    chorus_flow_parent (chorus_flow_t *self);
+const char *
+    chorus_flow_parent_key (chorus_flow_t *self);
+//  Why it failed: {"code", "message"[, "step"]}, or JSON null (new
+//  reference)
+json_t *
+    chorus_flow_error_json (chorus_flow_t *self);
+//  The flow's output (see FLOWS.md, output:): its payload in *size, or
+//  NULL with *json the value when it has no payload (NULL: none)
+const void *
+    chorus_flow_output (chorus_flow_t *self, size_t *size, json_t **json);
 
 //  After a restart: the actions that re-arm every timer and re-send every
 //  running task's command (same key, same attempt).

@@ -33,6 +33,8 @@ struct _chorus_flow_t {
     size_t steps_size;          //  how many
     chorus__value_t output;     //  the definition's output, made when it completed
     bool output_dirty;          //  output made or cleared since the last journal record
+    char *parent;               //  a child flow: its parent's id, NULL: none
+    char *parent_key;           //  and the key of the parent's task it runs for
     chorus__touched_t *touched; //  the tasks changed since the last record, for its delta
     size_t touched_size;        //  how many
     size_t touched_max;         //  allocated

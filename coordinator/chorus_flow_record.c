@@ -30,6 +30,8 @@ s_stepdef (chorus_flow_t *self, size_t index)
 //  follows at the end, as a value: in a snapshot when the flow has one,
 //  in a delta when it was made or cleared since the last record (nil:
 //  cleared). Records written before outputs existed end without it.
+//  A child flow's snapshot ends with one more value, after the output (nil
+//  when it has none): its parent's id and task key, [parent, key].
 
 #define S_HEADER_FIELDS 8
 #define S_SNAPSHOT_FIELDS (S_HEADER_FIELDS + 3)
@@ -56,18 +58,18 @@ s_header_write (chorus_flow_t *self, chorus_record_t *record, size_t fields)
     }
 }
 
-//  Reads the header into the flow, from a record of `fields` values or
-//  one more (the output, read by the caller: *more is set); false on a
-//  problem (in the reader, or in *why)
+//  Reads the header into the flow, from a record of `fields` values or up
+//  to `extra` more (the output, the parent: read by the caller, who is
+//  told how many in *more); false on a problem (in the reader, or in *why)
 static bool
-s_header_read (chorus_flow_t *self, chorus_reader_t *reader, size_t fields, bool *more,
-               const char **why)
+s_header_read (chorus_flow_t *self, chorus_reader_t *reader, size_t fields, size_t extra,
+               size_t *more, const char **why)
 {
     *why = "the flow's fields are malformed";
     size_t count = chorus_reader_array (reader);
-    if (!reader->error && count != fields && count != fields + 1)
+    if (!reader->error && (count < fields || count > fields + extra))
         chorus_reader_fail (reader, "an array has the wrong number of values");
-    *more = count == fields + 1;
+    *more = count - fields;
     if (reader->error)
         return false;
     self->state = (chorus_flow_state_t) chorus_reader_uint (reader, CHORUS_FLOW_STUCK);
@@ -101,15 +103,20 @@ s_header_read (chorus_flow_t *self, chorus_reader_t *reader, size_t fields, bool
 void
 chorus_flow_snapshot (chorus_flow_t *self, chorus_record_t *record)
 {
-    bool output = chorus__value_held (&self->output);
-    s_header_write (self, record, S_SNAPSHOT_FIELDS + output);
+    size_t extra = self->parent? 2: chorus__value_held (&self->output)? 1: 0;
+    s_header_write (self, record, S_SNAPSHOT_FIELDS + extra);
     chorus_record_str (record, self->id);
     chorus__value_write (&self->input, record);
     chorus_record_array (record, self->steps_size);
     for (size_t index = 0; index < self->steps_size; index++)
         chorus__step_write (&self->steps [index], s_stepdef (self, index)->id, record);
-    if (output)
+    if (extra >= 1)
         chorus__value_write (&self->output, record);
+    if (extra >= 2) {
+        chorus_record_array (record, 2);
+        chorus_record_str (record, self->parent);
+        chorus_record_str (record, self->parent_key);
+    }
     self->output_dirty = false;
     self->touched_size = 0;     //  every task is written, and clean
 }
@@ -176,8 +183,8 @@ chorus_flow_restore (chorus_flowdef_t *def, chorus_reader_t *reader, char *error
     memset (&probe, 0, sizeof probe);
     const char *why = "not a snapshot";
     chorus_flow_t *self = NULL;
-    bool output = false;
-    if (s_header_read (&probe, reader, S_SNAPSHOT_FIELDS, &output, &why)) {
+    size_t extra = 0;
+    if (s_header_read (&probe, reader, S_SNAPSHOT_FIELDS, 2, &extra, &why)) {
         char *id = chorus_reader_str (reader, false);
         chorus__value_t input = {NULL, NULL, 0};
         chorus__value_read (&input, reader);
@@ -210,8 +217,12 @@ chorus_flow_restore (chorus_flowdef_t *def, chorus_reader_t *reader, char *error
                                    self->run, reader, &why))
                 chorus_flow_destroy (&self);
     }
-    if (self && output)
+    if (self && extra >= 1)
         chorus__value_read (&self->output, reader);
+    if (self && extra >= 2 && chorus_reader_tuple (reader, 2)) {
+        self->parent = chorus_reader_str (reader, false);
+        self->parent_key = chorus_reader_str (reader, false);
+    }
     if (self && !chorus_reader_done (reader))
         chorus_flow_destroy (&self);
     free (probe.error_code);
@@ -226,8 +237,8 @@ int
 chorus_flow_apply (chorus_flow_t *self, chorus_reader_t *reader, char *error, size_t error_size)
 {
     const char *why = "not a delta";
-    bool output = false;
-    if (!s_header_read (self, reader, S_DELTA_FIELDS, &output, &why)) {
+    size_t output = 0;
+    if (!s_header_read (self, reader, S_DELTA_FIELDS, 1, &output, &why)) {
         s_why (reader, why, error, error_size);
         return -1;
     }
@@ -297,6 +308,9 @@ chorus_flow_save (chorus_flow_t *self)
     json_t *output = chorus__value_decode (&self->output);
     if (output)
         json_object_set_new (saved, "output", output);
+    if (self->parent)
+        json_object_set_new (saved, "parent", json_pack ("{s:s, s:s}", "id", self->parent,
+                                                         "task", self->parent_key));
     return saved;
 }
 

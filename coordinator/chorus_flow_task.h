@@ -68,6 +68,8 @@ typedef struct {
     bool maybe_done;            //  its last try went unanswered: the service may have done
                                 //  it, so it is compensated if the flow undoes
     bool dirty;                 //  changed since the last journal record
+    bool cancel_sent;           //  a sub-flow's task: its child was asked to cancel (not
+                                //  journaled: asked again after a restart)
 } chorus__task_t;
 
 //  The progress of one step

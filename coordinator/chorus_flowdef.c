@@ -45,9 +45,9 @@ static const char *s_flow_fields [] = {
 enum { F_FLOW, F_VERSION, F_TRIGGER, F_KEY, F_TIMEOUT, F_STEPS, F_EMIT, F_OUTPUT };
 static const char *s_step_fields [] = {
     "id", "service", "command", "input", "depends_on", "retry", "timeout", "compensate",
-    "for_each", "max_parallel", "when", "sleep", NULL };
+    "for_each", "max_parallel", "when", "sleep", "flow", NULL };
 enum { S_ID, S_SERVICE, S_COMMAND, S_INPUT, S_DEPENDS_ON, S_RETRY, S_TIMEOUT, S_COMPENSATE,
-       S_FOR_EACH, S_MAX_PARALLEL, S_WHEN, S_SLEEP, S_STEP_FIELDS };
+       S_FOR_EACH, S_MAX_PARALLEL, S_WHEN, S_SLEEP, S_FLOW, S_STEP_FIELDS };
 static const char *s_retry_fields [] = {
     "attempts", "backoff", "factor", "max_backoff", NULL };
 enum { R_ATTEMPTS, R_BACKOFF, R_FACTOR, R_MAX_BACKOFF };
@@ -70,6 +70,9 @@ typedef struct {
     yaml_node_t *compensate_input;  //  its input template, NULL: none
     yaml_node_t *for_each;          //  the for_each path, NULL: none
     yaml_node_t *max_parallel;      //  the max_parallel value, NULL: none
+    yaml_node_t *flow;              //  the flow value (a sub-flow), NULL: none
+    yaml_node_t *retry;             //  the retry mapping, NULL: none
+    yaml_node_t *timeout;           //  the timeout value, NULL: none
     int *depends;                   //  indexes of depends_on, once checked
     yaml_node_t *when;              //  the when condition, NULL: none
     yaml_node_t *sleep_until;       //  the path of sleep's until, NULL: none
@@ -515,11 +518,23 @@ s_step_field (s_loader_t *self, int field, yaml_node_t *value, void *arg)
         case S_DEPENDS_ON:
             nodes->depends_on = value;
             return s_depends_on (self, value, step);
+        case S_FLOW:
+            nodes->flow = value;
+            if (s_string (self, value, "flow"))
+                return -1;
+            if (!s_clean (value) || !s_is_name (s_text (value), S_NAME_CHARS ".", 64))
+                return s_fail (self, value, "bad flow name '%s': use 1 to 64 of A-Z a-z 0-9 . _ -",
+                               s_text (value));
+            step->flow_line = (int) value->start_mark.line + 1;
+            step->flow_column = (int) value->start_mark.column + 1;
+            return s_store (self, value, &step->flow);
         case S_RETRY:
+            nodes->retry = value;
             if (value->type != YAML_MAPPING_NODE)
                 return s_fail (self, value, "field 'retry' must be a mapping");
             return s_fields (self, value, "retry", s_retry_fields, s_retry_field, step);
         case S_TIMEOUT:
+            nodes->timeout = value;
             return s_duration (self, value, "timeout", true, &step->timeout_ms);
         case S_COMPENSATE:
             if (value->type != YAML_MAPPING_NODE)
@@ -621,6 +636,43 @@ s_sleep_only (s_loader_t *self, size_t index)
     return 0;
 }
 
+//  A step that runs a flow (`flow:`) instead of a command: the child's
+//  own steps have their retries, timeouts and compensations
+static int
+s_sub_flow_step (s_loader_t *self, yaml_node_t *node, size_t index)
+{
+    chorus_stepdef_t *step = &self->def->steps [index];
+    s_stepnodes_t *nodes = &self->nodes [index];
+    (void) node;
+    const char *what = step->service? "service": step->command? "command": NULL;
+    yaml_node_t *where = NULL;
+    if (what)
+        where = nodes->flow;
+    else
+    if (nodes->compensate) {
+        what = "compensate";
+        where = nodes->compensate;
+    }
+    else
+    if (nodes->retry) {
+        what = "retry";
+        where = nodes->retry;
+    }
+    else
+    if (nodes->timeout) {
+        what = "timeout";
+        where = nodes->timeout;
+    }
+    if (what)
+        return s_fail (self, where, "step '%s' runs the flow '%s': it takes no %s (a flow "
+                       "step's retries, timeouts and compensations are its flow's own)",
+                       step->id, step->flow, what);
+    if (nodes->max_parallel && !step->for_each)
+        return s_fail (self, nodes->max_parallel, "step '%s' has max_parallel but no for_each",
+                       step->id);
+    return 0;
+}
+
 static int
 s_step (s_loader_t *self, yaml_node_t *node, size_t index)
 {
@@ -642,6 +694,8 @@ s_step (s_loader_t *self, yaml_node_t *node, size_t index)
         return s_fail (self, node, "missing field 'id' in step");
     if (step->sleep)
         return s_sleep_only (self, index);
+    if (nodes->flow)
+        return s_sub_flow_step (self, node, index);
     if (!step->service)
         return s_fail (self, node, "missing field 'service' in step '%s'", step->id);
     if (!step->command)
@@ -1165,6 +1219,7 @@ chorus_flowdef_destroy (chorus_flowdef_t **self_p)
         chorus_cond_destroy (&step->when);
         free (step->when_text);
         free (step->sleep_until);
+        free (step->flow);
     }
     free (self->steps);
     free (self->name);

@@ -24,8 +24,8 @@ typedef struct _chorus_cond_t chorus_cond_t;
 //  One step of a flow
 typedef struct {
     char *id;                   //  unique within the flow
-    char *service;              //  the service group that runs it
-    char *command;              //  the command sent to it
+    char *service;              //  the service group that runs it, NULL: a sub-flow
+    char *command;              //  the command sent to it, NULL: a sub-flow
     char **depends_on;          //  ids of steps that must complete first
     size_t depends_size;        //  how many
     json_t *input;              //  input template, NULL: no payload
@@ -45,6 +45,9 @@ typedef struct {
     bool sleep;                 //  a sleep step: sends nothing, wakes at a time
     uint64_t sleep_ms;          //  sleep: how long, from when it starts
     char *sleep_until;          //  sleep: or the path of the time it wakes at, NULL: none
+    char *flow;                 //  the flow it runs as a child (`flow:`), NULL: a command
+    int flow_line;              //  where that name is in the file
+    int flow_column;            //  (1-based)
 } chorus_stepdef_t;
 
 //  Parses a definition from YAML text; `origin` names it in errors (the

@@ -205,6 +205,9 @@ tests_test_flow_engine_branches_and_sleeps_LDADD = libchorus_coordinator.la $(TE
 check_PROGRAMS += tests/test_flow_engine_returns_output
 TESTS += tests/test_flow_engine_returns_output
 tests_test_flow_engine_returns_output_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+check_PROGRAMS += tests/test_flow_engine_runs_sub_flows
+TESTS += tests/test_flow_engine_runs_sub_flows
+tests_test_flow_engine_runs_sub_flows_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 
 #   The coordinator's timer heap
 #   The node engine's classes, each with a fake context
@@ -236,6 +239,10 @@ TESTS += tests/test_flow_returns_output.sh
 EXTRA_DIST += tests/test_flow_returns_output.sh
 TESTS += tests/test_flows_md_examples_load.sh
 EXTRA_DIST += tests/test_flows_md_examples_load.sh
+TESTS += tests/test_coordinator_runs_sub_flows.sh
+EXTRA_DIST += tests/test_coordinator_runs_sub_flows.sh
+TESTS += tests/test_sub_flow_names_are_checked.sh
+EXTRA_DIST += tests/test_sub_flow_names_are_checked.sh
 
 #   Start ids tied to their flow, and a status of any size, on a real mesh
 TESTS += tests/test_flow_start_ids.sh tests/test_flow_status_pages.sh

@@ -19,7 +19,7 @@ typedef struct {
 static const s_case_t s_cases [] = {
     { "unknown_field.yaml", 7, 5, "unknown field 'retires' in step (expected one of: id, service,"
       " command, input, depends_on, retry, timeout, compensate, for_each, max_parallel, when,"
-      " sleep)" },
+      " sleep, flow)" },
     { "unknown_top_field.yaml", 3, 1, "unknown field 'triger' in flow (expected one of: flow,"
       " version, trigger, key, timeout, steps, emit, output)" },
     { "unknown_retry_field.yaml", 7, 27, "unknown field 'delay' in retry (expected one of:"
@@ -50,6 +50,15 @@ static const s_case_t s_cases [] = {
     { "item_in_for_each.yaml", 7, 15, "step 'reserve' uses $.item in its for_each" },
     { "key_not_input.yaml", 3, 6, "key '$.steps.charge.output.id' must be a path under $.input" },
     { "output_unknown_step.yaml", 7, 20, "unknown step 'charged' in path" },
+    { "flow_step_with_service.yaml", 6, 11, "step 'docs' runs the flow 'process_document': it "
+      "takes no service (a flow step's retries, timeouts and compensations are its flow's own)" },
+    { "flow_step_with_compensate.yaml", 6, 17, "step 'docs' runs the flow 'process_document': it "
+      "takes no compensate (a flow step's retries, timeouts and compensations are its flow's "
+      "own)" },
+    { "flow_step_with_retry.yaml", 6, 12, "step 'docs' runs the flow 'process_document': it "
+      "takes no retry (a flow step's retries, timeouts and compensations are its flow's own)" },
+    { "flow_step_bad_name.yaml", 5, 11, "bad flow name 'process document': use 1 to 64 of "
+      "A-Z a-z 0-9 . _ -" },
     { "output_item.yaml", 8, 28, "output uses $.item: only a step with for_each has an item" },
     { "output_bad_path.yaml", 8, 12, "bad path '$.steps.charge.result': must start with $.input,"
       " $.steps.ID.output or $.item" },

@@ -20,7 +20,7 @@ for file in "$tmp/examples"/*.yaml; do
 done
 count=$(ls "$tmp/examples" | wc -l | tr -d ' ')
 [ "$count" -ge 2 ]; ok $? "FLOWS.md holds $count example flows"
-for name in fulfil_order quote_order; do
+for name in fulfil_order quote_order process_bundle process_document process_page; do
     grep -lq "^flow: $name$" "$tmp/examples"/*.yaml; ok $? "the examples include $name"
 done
 

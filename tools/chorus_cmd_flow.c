@@ -257,6 +257,28 @@ s_print_task (int indent, const char *label, int width, json_t *task)
     free (output);
 }
 
+static void s_print_steps (json_t *steps, int indent);
+
+//  A child flow under its step or item: "-> ID  FLOW vN  STATE", its
+//  output or error, then its own steps, one level deeper
+static void
+s_print_child (json_t *child, int indent)
+{
+    if (!json_is_object (child))
+        return;
+    printf ("%*s-> %s  %s", indent, "", s_text (child, "id"), s_text (child, "flow"));
+    json_t *version = json_object_get (child, "version");
+    if (json_is_integer (version))
+        printf (" v%lld", (long long) json_integer_value (version));
+    printf ("  %s\n", s_text (child, "state"));
+    char prefix [80];
+    snprintf (prefix, sizeof (prefix), "%*s   error: ", indent > 60? 60: indent, "");
+    s_print_error (prefix, json_object_get (child, "error"), "\n");
+    json_t *steps = json_object_get (child, "steps");
+    if (json_is_array (steps))
+        s_print_steps (steps, indent + 3);
+}
+
 static int
 s_show_status (s_flow_t *self, json_t *status)
 {
@@ -278,7 +300,15 @@ s_show_status (s_flow_t *self, json_t *status)
         printf ("  output: %s\n", text? s_clip (text, S_CLIP): "null");
         free (text);
     }
-    json_t *steps = json_object_get (status, "steps");
+    s_print_steps (json_object_get (status, "steps"), 2);
+    return CHORUS_CLI_OK;
+}
+
+//  One line per step, and per item of a page of a fan-out, each followed
+//  by the tree of its child flow, if it runs one
+static void
+s_print_steps (json_t *steps, int indent)
+{
     int width = 4;
     size_t index;
     json_t *step;
@@ -287,14 +317,15 @@ s_show_status (s_flow_t *self, json_t *status)
         width = length > (size_t) width? (int) length: width;
     }
     json_array_foreach (steps, index, step) {
-        s_print_task (2, s_text (step, "id"), width, step);
+        s_print_task (indent, s_text (step, "id"), width, step);
+        s_print_child (json_object_get (step, "child"), indent + 2);
         json_t *counts = json_object_get (step, "counts");
         json_t *items = json_object_get (step, "items");
         if (json_is_object (counts)) {
             //  A fan-out: its counts per state, then the page of items
             long long total = json_integer_value (json_object_get (step, "items_total"));
             long long from = json_integer_value (json_object_get (step, "items_from"));
-            printf ("%*s%lld items:", 4, "", total);
+            printf ("%*s%lld items:", indent + 2, "", total);
             const char *state;
             json_t *count;
             json_object_foreach (counts, state, count)
@@ -312,10 +343,10 @@ s_show_status (s_flow_t *self, json_t *status)
             char label [32];
             snprintf (label, sizeof (label), "[%lld]",
                       (long long) json_integer_value (json_object_get (item, "item")));
-            s_print_task (4, label, width - 2, item);
+            s_print_task (indent + 2, label, width - 2, item);
+            s_print_child (json_object_get (item, "child"), indent + 4);
         }
     }
-    return CHORUS_CLI_OK;
 }
 
 //  --------------------------------------------------------------------------
@@ -615,7 +646,9 @@ static const s_sub_t s_subs [] = {
       "attempts, last error and output. A for_each step shows its number of\n"
       "items and how many are in each state, then one line per item of a\n"
       "page: items 0..99 unless --items says which (each output is shown in\n"
-      "its item, once).\n\n"
+      "its item, once). A step that runs a flow (a sub-flow) shows its child\n"
+      "flow under it, or under each item: \"-> ID  FLOW vN  STATE\", then the\n"
+      "child's steps, indented, down to the grandchildren and beyond.\n\n"
       "  --items FROM..TO   the items FROM to TO (indexes from 0, both included)\n"
       "                     of each for_each step\n"
       S_TIMEOUT_HELP S_JSON_HELP,
