@@ -50,6 +50,12 @@ chorus_flow_t *
 chorus_flow_t *
     chorus__flow_start (chorus_flowdef_t *def, const char *id, const json_t *input,
                         const void *encoded, size_t size, uint64_t now, chorus_actions_t *out);
+//  The task whose command (or compensation: *undo) has this key, or NULL
+chorus__task_t *
+    chorus__flow_find (chorus_flow_t *self, const char *key, bool *undo);
+//  Starts what may start, completes or compensates the flow
+void
+    chorus__flow_advance (chorus_flow_t *self, uint64_t now, chorus_actions_t *out);
 //  Its state from its name, 0 if unknown
 chorus_flow_state_t
     chorus__flow_state_from_name (const char *name);

@@ -18,7 +18,7 @@ EXTRA_DIST += coordinator/FLOWS.md
 
 #   Flow engine
 libchorus_coordinator_la_SOURCES += coordinator/chorus_flow.c coordinator/chorus_flow.h \
-    coordinator/chorus_flow_private.h coordinator/chorus_flow_record.c \
+    coordinator/chorus_flow_private.h coordinator/chorus_flow_record.c coordinator/chorus_flow_sub.c \
     coordinator/chorus_flow_task.c coordinator/chorus_flow_task.h coordinator/chorus_task_state.h \
     coordinator/chorus_flowset.c coordinator/chorus_value.c coordinator/chorus_value.h \
     coordinator/chorus_cond.c coordinator/chorus_cond.h coordinator/chorus_sleep.c \

@@ -50,25 +50,27 @@ steps:
     command: ocr
     input: { doc: $.input.doc, page: $.input.page }
     retry: { attempts: 2, backoff: 10ms }
-    timeout: 10s
+    timeout: 30s
     compensate: { command: unocr }
 output: $.steps.ocr.output
 EOF
 
-#   ocr: a page named "bad" fails (twice, so for good); one named "hold"
-#   waits for the release file; pages of the documents k* and l* take a
-#   while; each run is logged with its key
+#   ocr: a page named "bad" fails (twice, so for good) once the fail file
+#   exists; one named "hold"
+#   waits for the release file; pages of the documents k* and l* wait for
+#   the go file; each run is logged with its key
 cat > "$tmp/ocr.sh" <<EOF
 #!/bin/sh
 input=\$(cat)
 echo "\$CHORUS_IDEMPOTENCY_KEY" >> "$tmp/ocr.log"
 case "\$input" in
     *'"page": "bad"'*|*'"page":"bad"'*)
+        while [ ! -f "$tmp/fail" ]; do sleep 0.05; done
         echo "page is bad" >&2; exit 1 ;;
     *'"page": "hold"'*|*'"page":"hold"'*)
         while [ ! -f "$tmp/release" ]; do sleep 0.05; done ;;
     *'"doc": "k'*|*'"doc": "l'*|*'"doc":"k'*|*'"doc":"l'*)
-        sleep 0.4 ;;
+        while [ ! -f "$tmp/go" ]; do sleep 0.05; done; sleep 0.1 ;;
 esac
 doc=\$(echo "\$input" | sed 's/.*"doc": *"\([^"]*\)".*/\1/')
 page=\$(echo "\$input" | sed 's/.*"page": *\([^,}]*\).*/\1/' | tr -d '" ')
@@ -77,7 +79,7 @@ EOF
 chmod +x "$tmp/ocr.sh"
 
 start_hub
-"$chorus" serve ocr --store "$tmp/ocr" --handle "ocr=$tmp/ocr.sh" \
+"$chorus" serve ocr --store "$tmp/ocr" --workers 8 --handle "ocr=$tmp/ocr.sh" \
     --handle "unocr=cat >/dev/null; echo \"\$CHORUS_IDEMPOTENCY_KEY\" >> $tmp/undone; echo '{}'" \
     --handle "sum=cat >/dev/null; echo '{\"n\": 3}'" 2>"$tmp/ocr.err" &
 pids="$pids $!"
@@ -110,8 +112,14 @@ ok $? "flow status shows the tree of children under their items"
 ok $? "a child's own status names its parent and task"
 
 #   --- a failed page: compensation of the completed children, last first ----
-out=$("$chorus" flow start bundle '{"docs": [{"name": "c", "pages": [1, 2]},
-      {"name": "d", "pages": ["bad"]}]}' --wait --timeout 30 --id t2); rc=$?
+#   The bad page fails once the other document completed
+"$chorus" flow start bundle '{"docs": [{"name": "c", "pages": [1, 2]},
+      {"name": "d", "pages": ["bad"]}]}' --id t2 >/dev/null
+c_done () { "$chorus" flow status bundle-t2/docs/0 --timeout 2 2>/dev/null | head -1 \
+            | grep -q " completed "; }
+await_s 30 c_done; ok $? "the first document completed"
+touch "$tmp/fail"
+out=$("$chorus" flow start bundle --id t2 --wait --timeout 30); rc=$?
 [ $rc -eq 1 ] && echo "$out" | grep -q "^bundle-t2 failed in [0-9]* ms: docs: flow-failed: "
 ok $? "a failed grandchild fails its parent and the bundle ($rc): $out"
 why="flow bundle-t2/docs/1 failed: pages: flow-failed: flow bundle-t2/docs/1/pages/0 failed: ocr: exit-1: page is bad"
@@ -138,7 +146,8 @@ grep -q "^bundle-t3/docs/0/pages/1/ocr/undo$" "$tmp/undone" \
     && grep -q "^bundle-t3/docs/0/pages/0/ocr/undo$" "$tmp/undone"
 ok $? "and the grandchildren's work undone (the held page answered, so it is undone too)"
 
-#   --- kill -9 while bundles run ---------------------------------------------
+#   --- kill -9 while bundles run: twice while their pages are held, once
+#   after they were let go -----------------------------------------------------
 BUNDLES=6
 i=1
 while [ $i -le $BUNDLES ]; do
@@ -155,15 +164,19 @@ completed () {
     done
     echo "$n"
 }
-busy=0
-for moment in 0.4 0.7 0.5; do
-    sleep "$moment"
-    kill -9 "$coord_pid"; wait "$coord_pid" 2>/dev/null
-    start_coordinator
-    await_s 20 have_peers coordinator
-    [ "$(completed)" -lt $BUNDLES ] && busy=$((busy + 1))
-done
-[ $busy -ge 2 ]; ok $? "the kills came while bundles ran ($busy of 3)"
+held () { [ "$(grep -c "^bundle-k" "$tmp/ocr.log")" -ge 8 ]; }
+await_s 30 held; ok $? "8 pages of the bundles are held by the service"
+kill -9 "$coord_pid"; wait "$coord_pid" 2>/dev/null
+start_coordinator
+await_s 20 have_peers coordinator
+[ "$(completed)" -eq 0 ]; ok $? "killed and restarted while no bundle could complete"
+sleep 0.5
+kill -9 "$coord_pid"; wait "$coord_pid" 2>/dev/null
+start_coordinator
+touch "$tmp/go"
+sleep 0.5
+kill -9 "$coord_pid"; wait "$coord_pid" 2>/dev/null
+start_coordinator
 all_done () { n=$(completed); echo "$n" > "$tmp/count"; [ "$n" -eq $BUNDLES ]; }
 await_s 60 all_done; ok $? "after 3 kills every bundle completed ($(cat "$tmp/count") of $BUNDLES)"
 twice=$(grep "^bundle-k" "$tmp/ocr.log" | sort | uniq -d | wc -l | tr -d ' ')
