@@ -178,7 +178,7 @@ sleep 0.5
 kill -9 "$coord_pid"; wait "$coord_pid" 2>/dev/null
 start_coordinator
 all_done () { n=$(completed); echo "$n" > "$tmp/count"; [ "$n" -eq $BUNDLES ]; }
-await_s 60 all_done; ok $? "after 3 kills every bundle completed ($(cat "$tmp/count") of $BUNDLES)"
+await_s 120 all_done; ok $? "after 3 kills every bundle completed ($(cat "$tmp/count") of $BUNDLES)"
 twice=$(grep "^bundle-k" "$tmp/ocr.log" | sort | uniq -d | wc -l | tr -d ' ')
 pages=$(grep "^bundle-k" "$tmp/ocr.log" | sort -u | wc -l | tr -d ' ')
 [ "$twice" -eq 0 ] && [ "$pages" -eq $((BUNDLES * 5)) ]
