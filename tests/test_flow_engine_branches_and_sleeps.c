@@ -376,7 +376,8 @@ test_records_of_before (void)
     json_t *status = flow? chorus_flow_status (flow): NULL;
     char *text = status? json_dumps (status, JSON_COMPACT | JSON_SORT_KEYS): NULL;
     is_str (text, "{\"error\":null,\"finished\":null,\"flow\":\"old\",\"id\":\"OLD\","
-            "\"input\":{\"items\":[1,2]},\"started\":1000,\"state\":\"running\",\"steps\":["
+            "\"input\":{\"items\":[1,2]},\"output\":null,\"started\":1000,"
+            "\"state\":\"running\",\"steps\":["
             "{\"attempts\":1,\"error\":null,\"finished\":1010,\"id\":\"a\",\"output\":{\"v\":1},"
             "\"started\":1000,\"state\":\"done\"},{\"attempts\":2,\"error\":null,\"finished\":null,"
             "\"id\":\"b\",\"items\":[{\"attempts\":1,\"error\":{\"code\":\"boom\",\"message\":"

@@ -60,6 +60,8 @@ static const s_case_t s_cases [] = {
     { "flow_step_bad_name.yaml", 5, 11, "bad flow name 'process document': use 1 to 64 of "
       "A-Z a-z 0-9 . _ -" },
     { "output_item.yaml", 8, 28, "output uses $.item: only a step with for_each has an item" },
+    { "output_skippable_step.yaml", 8, 20, "output uses $.steps.express.output, but the flow can "
+      "complete without step 'express'" },
     { "output_bad_path.yaml", 8, 12, "bad path '$.steps.charge.result': must start with $.input,"
       " $.steps.ID.output or $.item" },
     { "yaml_syntax.yaml", 6, 12, "YAML syntax error: did not find expected ',' or ']'" },
