@@ -26,6 +26,10 @@ s_stepdef (chorus_flow_t *self, size_t index)
 //  step], and the other tasks that changed, each [step, item, task]. The
 //  header is the flow's own fields: state, cancelled, run, started,
 //  finished, timeout_at, seq, error (nil or [code, message, step]).
+//  Either may end with one more field, the events and signals received
+//  for await steps (all in a snapshot, those changed in a delta; see
+//  chorus__mail_write): written only when there is any, so that the
+//  records of a flow without awaits are those of earlier versions.
 
 #define S_HEADER_FIELDS 8
 #define S_SNAPSHOT_FIELDS (S_HEADER_FIELDS + 3)
@@ -34,7 +38,7 @@ s_stepdef (chorus_flow_t *self, size_t index)
 static void
 s_header_write (chorus_flow_t *self, chorus_record_t *record, size_t fields)
 {
-    chorus_record_array (record, fields);
+    chorus_record_array (record, fields + chorus__mail_pending (self, fields == S_SNAPSHOT_FIELDS));
     chorus_record_uint (record, (uint64_t) self->state);
     chorus_record_bool (record, self->cancelled);
     chorus_record_uint (record, (uint64_t) self->run);
@@ -53,13 +57,18 @@ s_header_write (chorus_flow_t *self, chorus_record_t *record, size_t fields)
 }
 
 //  Reads the header into the flow; false on a problem (in the reader, or
-//  in *why)
+//  in *why). *mail says whether the record ends with received mail.
 static bool
-s_header_read (chorus_flow_t *self, chorus_reader_t *reader, size_t fields, const char **why)
+s_header_read (chorus_flow_t *self, chorus_reader_t *reader, size_t fields, bool *mail,
+               const char **why)
 {
     *why = "the flow's fields are malformed";
-    if (!chorus_reader_tuple (reader, fields))
+    size_t size = chorus_reader_array (reader);
+    if (!reader->error && size != fields && size != fields + 1)
+        chorus_reader_fail (reader, "an array has the wrong number of values");
+    if (reader->error)
         return false;
+    *mail = size == fields + 1;
     self->state = (chorus_flow_state_t) chorus_reader_uint (reader, CHORUS_FLOW_STUCK);
     self->cancelled = chorus_reader_bool (reader);
     self->run = (int) chorus_reader_uint (reader, INT_MAX);
@@ -98,6 +107,8 @@ chorus_flow_snapshot (chorus_flow_t *self, chorus_record_t *record)
     for (size_t index = 0; index < self->steps_size; index++)
         chorus__step_write (&self->steps [index], s_stepdef (self, index)->id, record);
     self->touched_size = 0;     //  every task is written, and clean
+    if (chorus__mail_pending (self, true))
+        chorus__mail_write (self, record, true);
 }
 
 //  The tasks of a delta are those the engine touched since the last
@@ -140,6 +151,8 @@ chorus_flow_delta (chorus_flow_t *self, chorus_record_t *record)
     if (tasks.size)
         chorus_record_raw (record, tasks.data, tasks.size);
     chorus_record_clear (&tasks);
+    if (chorus__mail_pending (self, false))
+        chorus__mail_write (self, record, false);
 }
 
 //  The reason for a failed read: the reader's problem, or what was found
@@ -159,7 +172,8 @@ chorus_flow_restore (chorus_flowdef_t *def, chorus_reader_t *reader, char *error
     memset (&probe, 0, sizeof probe);
     const char *why = "not a snapshot";
     chorus_flow_t *self = NULL;
-    if (s_header_read (&probe, reader, S_SNAPSHOT_FIELDS, &why)) {
+    bool mail = false;
+    if (s_header_read (&probe, reader, S_SNAPSHOT_FIELDS, &mail, &why)) {
         char *id = chorus_reader_str (reader, false);
         chorus__value_t input = {NULL, NULL, 0};
         chorus__value_read (&input, reader);
@@ -192,6 +206,8 @@ chorus_flow_restore (chorus_flowdef_t *def, chorus_reader_t *reader, char *error
                                    self->run, reader, &why))
                 chorus_flow_destroy (&self);
     }
+    if (self && mail && chorus__mail_read (self, reader))
+        chorus_flow_destroy (&self);
     if (self && !chorus_reader_done (reader))
         chorus_flow_destroy (&self);
     free (probe.error_code);
@@ -206,7 +222,8 @@ int
 chorus_flow_apply (chorus_flow_t *self, chorus_reader_t *reader, char *error, size_t error_size)
 {
     const char *why = "not a delta";
-    if (!s_header_read (self, reader, S_DELTA_FIELDS, &why)) {
+    bool mail = false;
+    if (!s_header_read (self, reader, S_DELTA_FIELDS, &mail, &why)) {
         s_why (reader, why, error, error_size);
         return -1;
     }
@@ -243,7 +260,8 @@ chorus_flow_apply (chorus_flow_t *self, chorus_reader_t *reader, char *error, si
             chorus__step_set (step, &step->tasks [t], after);
         }
     }
-    if (!chorus_reader_done (reader)) {
+    if ((mail && !reader->error && chorus__mail_read (self, reader))
+    ||  !chorus_reader_done (reader)) {
         s_why (reader, why, error, error_size);
         return -1;
     }
@@ -270,6 +288,18 @@ chorus_flow_save (chorus_flow_t *self)
         "seq", (json_int_t) self->seq,
         "error", chorus__error_json (self->error_code, self->error_message, self->error_step),
         "steps", steps);
+}
+
+//  The whole state as JSON with what a journal of earlier versions could
+//  not hold (the received events and signals): what a test compares
+json_t *
+chorus_flow_save_all (chorus_flow_t *self)
+{
+    json_t *state = chorus_flow_save (self);
+    json_t *received = chorus__mail_json (self);
+    if (received)
+        json_object_set_new (state, "received", received);
+    return state;
 }
 
 chorus_flow_t *

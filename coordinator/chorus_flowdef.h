@@ -45,7 +45,14 @@ typedef struct {
     bool sleep;                 //  a sleep step: sends nothing, wakes at a time
     uint64_t sleep_ms;          //  sleep: how long, from when it starts
     char *sleep_until;          //  sleep: or the path of the time it wakes at, NULL: none
+    char *await_topic;          //  await: the topic of the event awaited, NULL: none
+    char *await_signal;         //  await: the name of the signal awaited, NULL: none
+    json_t *await_match;        //  await: {payload path: value or $.input path}, NULL: any
+    uint64_t await_timeout_ms;  //  await: how long it waits, 0: no limit
 } chorus_stepdef_t;
+
+//  Whether a step awaits an event or a signal instead of sending a command
+#define chorus_stepdef_awaits(step) ((step)->await_topic || (step)->await_signal)
 
 //  Parses a definition from YAML text; `origin` names it in errors (the
 //  file name). On failure returns NULL and writes "origin:line:column:

@@ -660,7 +660,8 @@ chorus_journal_each_record (chorus_journal_t *self, chorus_journal_record_fn *fn
 
 //  The shapes of the parts, so far as the envelope tells of them: the
 //  engine's is nil (a delta of the coordinator's part alone) or an array
-//  of 11 (a snapshot) or 10 (a delta) whose first value is the state; the
+//  of 11 (a snapshot) or 10 (a delta) whose first value is the state, one
+//  more when it ends with the events and signals a flow received; the
 //  coordinator's an array of 7 (a snapshot) or 3 (a delta) whose
 //  sixth or second value lists the events to publish. NULL when they
 //  agree with the envelope, else why not.
@@ -672,7 +673,8 @@ s_parts_agree (chorus_journal_envelope_t *envelope)
     if (snapshot || !chorus_reader_nil (&engine)) {
         size_t fields = chorus_reader_array (&engine);
         uint64_t state = chorus_reader_uint (&engine, UINT64_MAX);
-        if (engine.error || fields != (snapshot? 11: 10))
+        size_t expected = snapshot? 11: 10;
+        if (engine.error || (fields != expected && fields != expected + 1))
             return snapshot? "the engine's part is not a snapshot": "the engine's part is not "
                              "a delta";
         if (state != (uint64_t) envelope->state)

@@ -203,6 +203,11 @@ TESTS += tests/test_when_conditions_evaluate tests/test_flow_engine_branches_and
 tests_test_when_conditions_evaluate_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 tests_test_flow_engine_branches_and_sleeps_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 
+check_PROGRAMS += tests/test_flow_engine_awaits tests/test_await_examples_load
+TESTS += tests/test_flow_engine_awaits tests/test_await_examples_load
+tests_test_flow_engine_awaits_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+tests_test_await_examples_load_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+
 #   The coordinator's timer heap
 #   The node engine's classes, each with a fake context
 check_PROGRAMS += tests/test_node_classes
