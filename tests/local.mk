@@ -238,6 +238,8 @@ EXTRA_DIST += tests/test_flow_cli.sh
 #   Start ids tied to their flow, and a status of any size, on a real mesh
 TESTS += tests/test_flow_start_ids.sh tests/test_flow_status_pages.sh
 EXTRA_DIST += tests/test_flow_start_ids.sh tests/test_flow_status_pages.sh
+TESTS += tests/test_flow_awaits_events_and_signals.sh
+EXTRA_DIST += tests/test_flow_awaits_events_and_signals.sh
 
 #   when: branches and sleep: steps, on a real mesh
 TESTS += tests/test_coordinator_branches_flows.sh tests/test_coordinator_sleeps_through_kills.sh
