@@ -151,6 +151,7 @@ struct _chorus_coordinator_t {
     int64_t publish_backoff;    //  ms to wait after the next failure
     uint64_t last_sweep;        //  when traces were last expired
     zhashx_t *subscribed;       //  trigger and awaited topics subscribed to
+    zhashx_t *awaited;          //  the topics await steps wait on
     size_t events_dropped;      //  awaited events that came after their flow ended
     unsigned hangups_seen;      //  chorus_coordinator_hangup calls acted on
     int64_t scan_at;            //  monotonic ms: look at the flows directory again
@@ -1006,6 +1007,8 @@ s_offer_event (chorus_coordinator_t *self, chorus_event_t *event, const void *pa
                size_t size)
 {
     const char *topic = chorus_event_topic (event);
+    if (!zhashx_lookup (self->awaited, topic))
+        return;             //  a trigger alone: no pass over the flows
     //  A transition moves a flow between the set's lists: collect first
     zlistx_t *flows = zlistx_new ();
     for (chorus_flow_t *flow = chorus_flowset_first (self->flows); flow;
@@ -1586,8 +1589,10 @@ s_subscribe_awaits (chorus_coordinator_t *self, chorus_flowdef_t *def)
 {
     for (size_t index = 0; index < chorus_flowdef_steps (def); index++) {
         const chorus_stepdef_t *step = chorus_flowdef_step (def, index);
-        if (step->await_topic)
+        if (step->await_topic) {
+            zhashx_update (self->awaited, step->await_topic, (void *) 1);
             s_subscribe (self, step->await_topic, "awaited topic", chorus_flowdef_name (def));
+        }
     }
 }
 
@@ -1684,6 +1689,7 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
     chorus_coordinator_t *self = (chorus_coordinator_t *) zmalloc (sizeof (chorus_coordinator_t));
     self->verbose = config->verbose;
     self->subscribed = zhashx_new ();
+    self->awaited = zhashx_new ();
     self->hangups_seen = atomic_load (&s_hangups);
     self->journaled = zhashx_new ();
     self->records = zhashx_new ();
@@ -1790,6 +1796,7 @@ chorus_coordinator_destroy (chorus_coordinator_t **self_p)
     //  After the flows, which point to their definitions
     chorus_defset_destroy (&self->defs);
     zhashx_destroy (&self->subscribed);
+    zhashx_destroy (&self->awaited);
     free (self->store_dir);
     free (self->journal_dir);
     free (self->node_dir);
