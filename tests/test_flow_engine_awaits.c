@@ -389,6 +389,101 @@ test_record_shapes (void)
     chorus_flowdef_destroy (&def);
 }
 
+//  Records written before awaits existed (by commit 2285f4f, the engine
+//  without them): a snapshot and two deltas of a two-step flow. They load,
+//  and a flow without awaits still writes them byte for byte.
+static const char *s_main_snapshot =
+    "9b01c201cd03e8000000c0a56f6c642d31c40b81a56f72646572a3412d319295a161c3c0c0919d02"
+    "0101c0cd03e80000000000c2c0c295a162c2c0c090";
+static const char *s_main_delta_1 =
+    "9a01c201cd03e8000001c091920195a162c3c0c0919d020101c0cd03f20000000000c2c0c2919300"
+    "009d040101c0cd03e8cd03f200010000c2c40481a17607c2";
+static const char *s_main_delta_2 =
+    "9a03c201cd03e8cd03fc0002c090919301009d040101c0cd03f2cd03fc00020000c2c40481a17607"
+    "c2";
+
+static const char *s_old_flow =
+    "flow: old\nversion: 1\nsteps:\n"
+    "  - { id: a, service: s, command: c, compensate: { command: undo } }\n"
+    "  - { id: b, service: s, command: d, depends_on: [a], input: { x: $.steps.a.output.v } }\n";
+
+//  The bytes of a hex string, in a static buffer
+static const uint8_t *
+s_bytes (const char *hex, size_t *size)
+{
+    static uint8_t bytes [512];
+    *size = strlen (hex) / 2;
+    for (size_t i = 0; i < *size && i < sizeof bytes; i++) {
+        unsigned value;
+        sscanf (hex + 2 * i, "%2x", &value);
+        bytes [i] = (uint8_t) value;
+    }
+    return bytes;
+}
+
+static bool
+s_same_bytes (chorus_record_t *record, const char *hex)
+{
+    size_t size;
+    const uint8_t *bytes = s_bytes (hex, &size);
+    return record->size == size && memcmp (record->data, bytes, size) == 0;
+}
+
+static void
+test_records_of_earlier_versions (void)
+{
+    chorus_flowdef_t *def = s_def (s_old_flow);
+    char error [256] = "";
+    size_t size;
+    const uint8_t *bytes = s_bytes (s_main_snapshot, &size);
+    chorus_reader_t reader;
+    chorus_reader_init (&reader, bytes, size);
+    chorus_flow_t *old = chorus_flow_restore (def, &reader, error, sizeof error);
+    ok (old != NULL, "earlier: its snapshot loads%s%s", error [0]? ": ": "", error);
+    const char *deltas [] = { s_main_delta_1, s_main_delta_2 };
+    for (int i = 0; old && i < 2; i++) {
+        bytes = s_bytes (deltas [i], &size);
+        chorus_reader_init (&reader, bytes, size);
+        is_int (chorus_flow_apply (old, &reader, error, sizeof error), 0,
+                "earlier: its delta %d applies%s%s", i + 1, error [0]? ": ": "", error);
+    }
+    json_t *status = old? chorus_flow_status (old): NULL;
+    json_t *want = s_json ("{\"id\":\"old-1\",\"flow\":\"old\",\"version\":1,\"state\":"
+        "\"completed\",\"input\":{\"order\":\"A-1\"},\"started\":1000,\"finished\":1020,"
+        "\"error\":null,\"steps\":[{\"id\":\"a\",\"state\":\"done\",\"attempts\":1,\"error\":"
+        "null,\"started\":1000,\"finished\":1010,\"output\":{\"v\":7}},{\"id\":\"b\",\"state\":"
+        "\"done\",\"attempts\":1,\"error\":null,\"started\":1010,\"finished\":1020,\"output\":"
+        "{\"v\":7}}]}");
+    ok (status && json_equal (status, want), "earlier: the flow they rebuild is the one "
+        "that wrote them");
+    json_decref (status);
+    json_decref (want);
+    chorus_flow_destroy (&old);
+
+    //  The same transitions now write the same bytes
+    chorus_actions_t out;
+    chorus_actions_init (&out);
+    json_t *input = s_json ("{\"order\": \"A-1\"}");
+    chorus_flow_t *flow = chorus_flow_start (def, "old-1", input, 1000, &out);
+    chorus_record_t record;
+    chorus_record_init (&record);
+    chorus_flow_snapshot (flow, &record);
+    ok (s_same_bytes (&record, s_main_snapshot), "earlier: the same snapshot, byte for byte");
+    chorus_record_clear (&record);
+    s_ok (flow, "old-1/a", 1, "{\"v\": 7}", 1010, &out);
+    chorus_flow_delta (flow, &record);
+    ok (s_same_bytes (&record, s_main_delta_1), "earlier: the same first delta");
+    chorus_record_clear (&record);
+    s_ok (flow, "old-1/b", 1, "{\"v\": 7}", 1020, &out);
+    chorus_flow_delta (flow, &record);
+    ok (s_same_bytes (&record, s_main_delta_2), "earlier: the same second delta");
+    chorus_record_clear (&record);
+    chorus_flow_destroy (&flow);
+    json_decref (input);
+    chorus_actions_clear (&out);
+    chorus_flowdef_destroy (&def);
+}
+
 int
 main (void)
 {
@@ -398,5 +493,6 @@ main (void)
     test_retry ();
     test_signals ();
     test_record_shapes ();
+    test_records_of_earlier_versions ();
     done_testing ();
 }
