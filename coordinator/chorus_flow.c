@@ -634,7 +634,8 @@ s_advance (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
                 break;
             }
             //  A kept event or signal completes it at once: look again
-            if (chorus_stepdef_awaits (def))
+            if (chorus_stepdef_awaits (def) && self->steps [index].tasks_size
+            &&  self->steps [index].tasks [0].state == CHORUS_TASK_PENDING)
                 s_try (self, &self->steps [index].tasks [0], now, out);
         }
     }

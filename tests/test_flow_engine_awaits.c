@@ -356,6 +356,29 @@ test_signals (void)
     chorus_flowdef_destroy (&def);
 }
 
+//  An await whose when: is false is skipped: it waits for nothing
+static void
+test_skipped (void)
+{
+    chorus_flowdef_t *def = s_def (
+        "flow: maybe\nversion: 1\nsteps:\n"
+        "  - { id: paid, when: '$.input.card == true', await: { topic: paid, timeout: 1m } }\n"
+        "  - { id: ship, service: s, command: ship, depends_on: [paid] }\n");
+    chorus_actions_t out;
+    chorus_actions_init (&out);
+    json_t *input = s_json ("{\"card\": false}");
+    chorus_flow_t *flow = chorus_flow_start (def, "K1", input, T0, &out);
+    s_is_step_field (flow, "paid", "state", "\"skipped\"", "skipped: the await is skipped");
+    is_str (s_keys (&out, CHORUS_ACTION_TIMER), "", "skipped: with no timeout timer");
+    is_str (s_keys (&out, CHORUS_ACTION_SEND), "K1/ship", "skipped: the next step runs");
+    is_int (s_event (flow, "paid", "e-1", "{}", T0 + 1, &out), 0,
+            "skipped: an event on its topic is not taken");
+    chorus_flow_destroy (&flow);
+    json_decref (input);
+    chorus_actions_clear (&out);
+    chorus_flowdef_destroy (&def);
+}
+
 //  A flow without awaits writes the records of earlier versions (11
 //  values in a snapshot); received mail adds one value at the end
 static void
@@ -493,6 +516,7 @@ main (void)
     test_retry ();
     test_signals ();
     test_record_shapes ();
+    test_skipped ();
     test_records_of_earlier_versions ();
     done_testing ();
 }
