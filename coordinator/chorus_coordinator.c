@@ -150,7 +150,9 @@ struct _chorus_coordinator_t {
     int64_t publish_at;         //  monotonic ms: no publish before, after a failure
     int64_t publish_backoff;    //  ms to wait after the next failure
     uint64_t last_sweep;        //  when traces were last expired
-    zhashx_t *subscribed;       //  trigger topics subscribed to
+    zhashx_t *subscribed;       //  trigger and awaited topics subscribed to
+    zhashx_t *awaited;          //  the topics await steps wait on
+    size_t events_dropped;      //  awaited events that came after their flow ended
     unsigned hangups_seen;      //  chorus_coordinator_hangup calls acted on
     int64_t scan_at;            //  monotonic ms: look at the flows directory again
     bool damaged;               //  the journal or node store is damaged: stop
@@ -1187,6 +1189,46 @@ s_start_flow (chorus_coordinator_t *self, const char *name, const char *id, cons
     return flow;
 }
 
+//  An event on a topic that await steps wait on, offered to every flow of
+//  a definition that awaits it; the flows that take it are journaled with
+//  the round (before the event is acknowledged)
+static void
+s_offer_event (chorus_coordinator_t *self, chorus_event_t *event, const void *payload,
+               size_t size)
+{
+    const char *topic = chorus_event_topic (event);
+    if (!zhashx_lookup (self->awaited, topic))
+        return;             //  a trigger alone: no pass over the flows
+    //  A transition moves a flow between the set's lists: collect first
+    zlistx_t *flows = zlistx_new ();
+    for (chorus_flow_t *flow = chorus_flowset_first (self->flows); flow;
+         flow = chorus_flowset_next (self->flows))
+        if (chorus_flow_awaits_topic (chorus_flow_def (flow), topic))
+            zlistx_add_end (flows, flow);
+    for (chorus_flow_t *flow = (chorus_flow_t *) zlistx_first (flows); flow;
+         flow = (chorus_flow_t *) zlistx_next (flows)) {
+        chorus_actions_t actions;
+        chorus_actions_init (&actions);
+        int rc = chorus_flow_event (flow, topic, chorus_event_id (event), payload, size,
+                                    s_now (), &actions);
+        if (rc == 1) {
+            s_log (self, "flow %s: took event %s on %s", chorus_flow_id (flow),
+                   chorus_event_id (event), topic);
+            s_transition (self, flow, &actions);
+        }
+        else
+        if (rc == -1) {
+            self->events_dropped++;
+            s_log (self, "flow %s: event %s on %s matches an await, but the flow is %s: "
+                   "dropped (%zu dropped so far)", chorus_flow_id (flow),
+                   chorus_event_id (event), topic,
+                   chorus_flow_state_name (chorus_flow_state (flow)), self->events_dropped);
+        }
+        chorus_actions_clear (&actions);
+    }
+    zlistx_destroy (&flows);
+}
+
 //  A trigger event: choreography hands over to orchestration
 static int
 s_on_trigger (chorus_node_t *node, chorus_event_t *event, void *arg)
@@ -1198,6 +1240,9 @@ s_on_trigger (chorus_node_t *node, chorus_event_t *event, void *arg)
     const void *payload = chorus_event_payload (event);
     size_t size = chorus_event_size (event);
     bool encoded = payload && chorus_value_is_payload (payload, size);
+    //  The flows that await it first: a flow the event starts does not
+    //  take it for an await of its own
+    s_offer_event (self, event, encoded? payload: NULL, encoded? size: 0);
     //  Starting a flow looks definitions up, which must not happen while
     //  iterating over the same table: collect the triggered ones first
     zlistx_t *triggered = zlistx_new ();
@@ -1639,6 +1684,70 @@ s_on_retry (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *repl
     s_on_control ((chorus_coordinator_t *) arg, command, reply, false);
 }
 
+//  flow.signal: {"id": FLOW-ID, "name": NAME, "payload": JSON, "signal_id":
+//  SID}; SID defaults to the command's idempotency key, so that a re-sent
+//  command is the same signal
+static void
+s_on_signal (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
+{
+    chorus_coordinator_t *self = (chorus_coordinator_t *) arg;
+    json_t *request = s_request (command, reply);
+    chorus_flow_t *flow = request? s_requested_flow (self, request, reply): NULL;
+    if (!flow) {
+        json_decref (request);
+        return;
+    }
+    const char *name = json_string_value (json_object_get (request, "name"));
+    json_t *given = json_object_get (request, "signal_id");
+    const char *signal_id = given? json_string_value (given): chorus_command_idempotency (command);
+    char error [256];
+    if (!chorus_flow_signal_name_ok (name))
+        chorus_reply_set_error (reply, "bad-request", "the request needs a \"name\": 1 to 64 "
+                                "of A-Z a-z 0-9 . _ -", false);
+    else
+    if (given && (!signal_id
+                  || chorus_flow_check_key ("signal id", signal_id, error, sizeof (error))))
+        chorus_reply_set_error (reply, "bad-id", signal_id? error:
+                                "\"signal_id\" must be a string", false);
+    else
+    if (!signal_id)
+        chorus_reply_set_error (reply, "bad-request", "the request needs a \"signal_id\" or "
+                                "the command an idempotency key", false);
+    else {
+        chorus_actions_t actions;
+        chorus_actions_init (&actions);
+        const char *step = NULL;
+        int rc = chorus_flow_signal (flow, name, signal_id, json_object_get (request, "payload"),
+                                     s_now (), &actions, &step);
+        if (rc == -1) {
+            snprintf (error, sizeof (error), "flow %s is %s: only a running flow takes signals",
+                      chorus_flow_id (flow), chorus_flow_state_name (chorus_flow_state (flow)));
+            chorus_reply_set_error (reply, "ended", error, false);
+        }
+        else
+        if (rc == -2) {
+            snprintf (error, sizeof (error), "flow %s holds %d events and signals, the most "
+                      "a flow keeps", chorus_flow_id (flow), CHORUS_FLOW_MAIL_MAX);
+            chorus_reply_set_error (reply, "full", error, false);
+        }
+        else {
+            if (rc == 0) {
+                s_log (self, "flow %s: signal %s (%s) %s", chorus_flow_id (flow), name,
+                       signal_id, step? "taken": "kept");
+                s_transition (self, flow, &actions);
+            }
+            //  Journaled by s_on_flush before this reply leaves
+            s_reply_json (reply, json_pack ("{s:s, s:s, s:s, s:s, s:b, s:s?}",
+                          "id", chorus_flow_id (flow),
+                          "state", chorus_flow_state_name (chorus_flow_state (flow)),
+                          "signal", name, "signal_id", signal_id, "existing", rc == 1,
+                          "step", step));
+        }
+        chorus_actions_clear (&actions);
+    }
+    json_decref (request);
+}
+
 static int
 s_add_trace (const char *entry, size_t size, void *arg)
 {
@@ -1690,26 +1799,54 @@ chorus_coordinator_hangup (void)
     atomic_fetch_add (&s_hangups, 1);
 }
 
+//  One subscription to a topic, as group "coordinator", once
+static void
+s_subscribe (chorus_coordinator_t *self, const char *topic, const char *what, const char *flow)
+{
+    if (zhashx_lookup (self->subscribed, topic))
+        return;
+    int rc = chorus_node_subscribe (self->node, topic, s_on_trigger, self);
+    if (rc == 0)
+        zhashx_insert (self->subscribed, topic, (void *) 1);
+    else        //  tried again at the next reload
+        zsys_error ("coordinator: cannot subscribe to %s '%s' of flow '%s': %s: %s", what,
+                    topic, flow, chorus_strerror (rc), chorus_node_error (self->node));
+}
+
+//  The topics a definition's await steps wait on
+static void
+s_subscribe_awaits (chorus_coordinator_t *self, chorus_flowdef_t *def)
+{
+    for (size_t index = 0; index < chorus_flowdef_steps (def); index++) {
+        const chorus_stepdef_t *step = chorus_flowdef_step (def, index);
+        if (step->await_topic) {
+            zhashx_update (self->awaited, step->await_topic, (void *) 1);
+            s_subscribe (self, step->await_topic, "awaited topic", chorus_flowdef_name (def));
+        }
+    }
+}
+
 //  One subscription per distinct trigger topic of the deployed definitions,
-//  as group "coordinator"; a trigger no definition has any more stays
-//  subscribed (the node cannot take one back), and s_on_trigger starts
-//  nothing for its events
+//  and per topic their await steps wait on (and those of the versions that
+//  recovered flows run on), as group "coordinator": durable, so that an
+//  event published while the coordinator is down comes once it is back,
+//  and is acknowledged only once journaled. A topic no definition has any
+//  more stays subscribed (the node cannot take one back), and s_on_trigger
+//  does nothing with its events
 static void
 s_subscribe_triggers (chorus_coordinator_t *self)
 {
     for (chorus_flowdef_t *def = chorus_defset_first (self->defs); def;
          def = chorus_defset_next (self->defs)) {
         const char *trigger = chorus_flowdef_trigger (def);
-        if (!trigger || zhashx_lookup (self->subscribed, trigger))
-            continue;
-        int rc = chorus_node_subscribe (self->node, trigger, s_on_trigger, self);
-        if (rc == 0)
-            zhashx_insert (self->subscribed, trigger, (void *) 1);
-        else        //  tried again at the next reload
-            zsys_error ("coordinator: cannot subscribe to trigger '%s' of flow '%s': %s: %s",
-                        trigger, chorus_flowdef_name (def), chorus_strerror (rc),
-                        chorus_node_error (self->node));
+        if (trigger)
+            s_subscribe (self, trigger, "trigger", chorus_flowdef_name (def));
+        s_subscribe_awaits (self, def);
     }
+    for (chorus_flow_t *flow = chorus_flowset_first (self->flows); flow;
+         flow = chorus_flowset_next (self->flows))
+        if (!chorus_flow_finished (flow))
+            s_subscribe_awaits (self, chorus_flow_def (flow));
 }
 
 //  Loads the flows directory again, and says why in the log
@@ -1782,6 +1919,7 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
     chorus_coordinator_t *self = (chorus_coordinator_t *) zmalloc (sizeof (chorus_coordinator_t));
     self->verbose = config->verbose;
     self->subscribed = zhashx_new ();
+    self->awaited = zhashx_new ();
     self->hangups_seen = atomic_load (&s_hangups);
     self->journaled = zhashx_new ();
     self->records = zhashx_new ();
@@ -1888,6 +2026,7 @@ chorus_coordinator_destroy (chorus_coordinator_t **self_p)
     //  After the flows, which point to their definitions
     chorus_defset_destroy (&self->defs);
     zhashx_destroy (&self->subscribed);
+    zhashx_destroy (&self->awaited);
     free (self->store_dir);
     free (self->journal_dir);
     free (self->node_dir);
@@ -2279,6 +2418,7 @@ chorus_coordinator_start (chorus_coordinator_t *self)
     chorus_node_handle (self->node, "flow.list", s_on_list, self);
     chorus_node_handle (self->node, "flow.cancel", s_on_cancel, self);
     chorus_node_handle (self->node, "flow.retry", s_on_retry, self);
+    chorus_node_handle (self->node, "flow.signal", s_on_signal, self);
     chorus_node_handle (self->node, "flow.trace", s_on_trace, self);
     chorus_node_handle (self->node, "flow.defs", s_on_defs, self);
     int code = chorus_node_start (self->node);

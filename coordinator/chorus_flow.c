@@ -322,6 +322,10 @@ s_send (chorus_flow_t *self, chorus__task_t *task, bool undo, uint64_t now, chor
 static void
 s_try (chorus_flow_t *self, chorus__task_t *task, uint64_t now, chorus_actions_t *out)
 {
+    if (chorus_stepdef_awaits (s_stepdef (self, task->step))) {
+        chorus__await_begin (self, task, now, out);
+        return;
+    }
     s_set (self, task, CHORUS_TASK_RUNNING);
     task->attempt++;
     task->timer_at = 0;
@@ -471,6 +475,7 @@ s_fail (chorus_flow_t *self, const char *code, const char *message, const char *
                     task->seq = ++self->seq;    //  undone in its turn
             }
         }
+    chorus__await_stop (self, now);
 }
 
 //  A value written whole into a payload being made: its bytes as they are,
@@ -719,6 +724,10 @@ s_advance (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
                         self->steps [index].error_message, def->id, now);
                 break;
             }
+            //  A kept event or signal completes it at once: look again
+            if (chorus_stepdef_awaits (def) && self->steps [index].tasks_size
+            &&  self->steps [index].tasks [0].state == CHORUS_TASK_PENDING)
+                s_try (self, &self->steps [index].tasks [0], now, out);
         }
     }
     if (self->state == CHORUS_FLOW_RUNNING) {
@@ -749,6 +758,32 @@ s_advance (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
     }
     if (self->state == CHORUS_FLOW_COMPENSATING || self->state == CHORUS_FLOW_STUCK)
         s_compensate (self, now, out);
+}
+
+//  The moves, for the engine's parts in other files
+void
+chorus__flow_set (chorus_flow_t *self, chorus__task_t *task, chorus_task_state_t state)
+{
+    s_set (self, task, state);
+}
+
+void
+chorus__flow_fail (chorus_flow_t *self, const char *code, const char *message, const char *step,
+                   uint64_t now)
+{
+    s_fail (self, code, message, step, now);
+}
+
+void
+chorus__flow_advance (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
+{
+    s_advance (self, now, out);
+}
+
+void
+chorus__flow_timer (chorus_flow_t *self, chorus_actions_t *out, char *key, uint64_t at)
+{
+    s_timer (self, out, key, at);
 }
 
 //  --------------------------------------------------------------------------
@@ -828,6 +863,7 @@ chorus_flow_destroy (chorus_flow_t **self_p)
         chorus__step_reset (&self->steps [index]);
     free (self->steps);
     free (self->touched);
+    chorus__mail_clear (self);
     free (self->id);
     chorus__value_clear (&self->input);
     chorus__value_clear (&self->output);
@@ -923,8 +959,8 @@ chorus_flow_reply (chorus_flow_t *self, const char *key, int attempt,
 {
     bool undo = false;
     chorus__task_t *task = key && result? s_find (self, key, &undo): NULL;
-    if (!task)
-        return -1;
+    if (!task || chorus_stepdef_awaits (s_stepdef (self, task->step)))
+        return -1;              //  an await sends nothing: no reply is its
     const chorus_stepdef_t *def = s_stepdef (self, task->step);
     bool retryable = result->timeout || result->retryable;
     if (undo) {
@@ -1015,6 +1051,15 @@ chorus_flow_timer (chorus_flow_t *self, const char *key, uint64_t now, chorus_ac
                                         chorus_flowdef_timeout (self->def));
         s_fail (self, "flow-timeout", message, NULL, now);
         free (message);
+    }
+    else
+    if (strncmp (key, CHORUS__AWAIT_TIMER, strlen (CHORUS__AWAIT_TIMER)) == 0) {
+        bool undo = false;
+        chorus__task_t *task = s_find (self, key + strlen (CHORUS__AWAIT_TIMER), &undo);
+        if (!task || undo || task->state != CHORUS_TASK_RUNNING
+        ||  !chorus_stepdef_awaits (s_stepdef (self, task->step)))
+            return -1;
+        chorus__await_timeout (self, task, now);
     }
     else {
         size_t prefix = strlen (S_RETRY_TIMER);
@@ -1107,6 +1152,10 @@ chorus_flow_resume (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
         for (size_t t = 0; t < self->steps [index].tasks_size; t++) {
             chorus__task_t *task = &self->steps [index].tasks [t];
             bool undo = task->state == CHORUS_TASK_UNDOING;
+            if (task->state == CHORUS_TASK_RUNNING
+            &&  chorus_stepdef_awaits (s_stepdef (self, index)))
+                chorus__await_resume (self, task, out);
+            else
             if (task->state == CHORUS_TASK_RUNNING || (undo && !task->undo_waiting))
                 s_send (self, task, undo, now, out);
             //  A child flow asked to cancel before the restart is asked again
@@ -1167,6 +1216,9 @@ chorus_flow_status (chorus_flow_t *self)
     if (self->parent)
         json_object_set_new (result, "parent", json_pack ("{s:s, s:s}", "id", self->parent,
                                                           "task", self->parent_key));
+    json_t *received = chorus__mail_json (self);
+    if (received)
+        json_object_set_new (result, "received", received);
     return result;
 }
 
@@ -1240,10 +1292,4 @@ chorus__task_t *
 chorus__flow_find (chorus_flow_t *self, const char *key, bool *undo)
 {
     return s_find (self, key, undo);
-}
-
-void
-chorus__flow_advance (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
-{
-    s_advance (self, now, out);
 }

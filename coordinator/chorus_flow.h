@@ -166,6 +166,43 @@ json_t *
 const void *
     chorus_flow_output (chorus_flow_t *self, size_t *size, json_t **json);
 
+//  --------------------------------------------------------------------------
+//  Await steps: events and signals (chorus_await.c, FLOWS.md "Awaiting
+//  events and signals")
+
+//  Events and signals one flow keeps, taken or not, at most
+#define CHORUS_FLOW_MAIL_MAX 1024
+
+//  Whether a step of the definition awaits events on this topic
+bool
+    chorus_flow_awaits_topic (chorus_flowdef_t *def, const char *topic);
+
+//  An event on a topic (its payload one MessagePack value as it came, or
+//  NULL for none). It completes each running await step whose match it
+//  meets, and is kept (journaled with the flow) for each await step not
+//  started yet whose match it meets and that has no event kept; an event
+//  id a step took before is ignored. Returns 1 when the flow took it
+//  (journal the flow), 0 when it meets no await step that wants it, -1
+//  when it meets one but the flow no longer runs (the event is dropped).
+int
+    chorus_flow_event (chorus_flow_t *self, const char *topic, const char *id,
+                       const void *payload, size_t size, uint64_t now, chorus_actions_t *out);
+
+//  A named signal with a payload (borrowed, NULL: null) and an id. It
+//  completes the first running await step of that signal, or is kept
+//  until a step takes it or the flow ends. Returns 0 when taken (*step_id
+//  the step it completed, or NULL when kept), 1 when a signal of this id
+//  came before (nothing changes; *step_id as it was then), -1 when the
+//  flow does not run, -2 when it holds CHORUS_FLOW_MAIL_MAX already.
+int
+    chorus_flow_signal (chorus_flow_t *self, const char *name, const char *id,
+                        const json_t *payload, uint64_t now, chorus_actions_t *out,
+                        const char **step_id);
+
+//  Whether a signal name is 1 to 64 of A-Z a-z 0-9 . _ -
+bool
+    chorus_flow_signal_name_ok (const char *name);
+
 //  After a restart: the actions that re-arm every timer and re-send every
 //  running task's command (same key, same attempt).
 void
@@ -201,6 +238,11 @@ json_t *
     chorus_flow_save (chorus_flow_t *self);
 chorus_flow_t *
     chorus_flow_load (chorus_flowdef_t *def, const json_t *state, char *error, size_t error_size);
+//  The whole state with the events and signals received for await steps,
+//  which chorus_flow_save leaves out (journals of earlier versions had
+//  none): to compare a flow with one rebuilt from its records
+json_t *
+    chorus_flow_save_all (chorus_flow_t *self);
 
 const char *
     chorus_flow_id (chorus_flow_t *self);

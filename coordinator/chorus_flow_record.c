@@ -26,12 +26,15 @@ s_stepdef (chorus_flow_t *self, size_t index)
 //  step], and the other tasks that changed, each [step, item, task]. The
 //  header is the flow's own fields: state, cancelled, run, started,
 //  finished, timeout_at, seq, error (nil or [code, message, step]).
-//  The flow's output (its definition's `output:`, made when it completed)
-//  follows at the end, as a value: in a snapshot when the flow has one,
-//  in a delta when it was made or cleared since the last record (nil:
-//  cleared). Records written before outputs existed end without it.
-//  A child flow's snapshot ends with one more value, after the output (nil
-//  when it has none): its parent's id and task key, [parent, key].
+//  Values may follow, each written only when it or a later one is needed
+//  (records written before they existed end without them):
+//  - in a snapshot: the flow's output (its definition's `output:`, made
+//    when it completed; nil: none), then a child flow's parent, [parent
+//    id, task key] (nil: none), then the events and signals received for
+//    await steps (see chorus__mail_write);
+//  - in a delta: the flow's output (when it was made or cleared since the
+//    last record, or when the mail follows: the value it has, nil: none),
+//    then the events and signals received since the last record.
 
 #define S_HEADER_FIELDS 8
 #define S_SNAPSHOT_FIELDS (S_HEADER_FIELDS + 3)
@@ -59,8 +62,8 @@ s_header_write (chorus_flow_t *self, chorus_record_t *record, size_t fields)
 }
 
 //  Reads the header into the flow, from a record of `fields` values or up
-//  to `extra` more (the output, the parent: read by the caller, who is
-//  told how many in *more); false on a problem (in the reader, or in *why)
+//  to `extra` more (read by the caller, who is told how many in *more);
+//  false on a problem (in the reader, or in *why)
 static bool
 s_header_read (chorus_flow_t *self, chorus_reader_t *reader, size_t fields, size_t extra,
                size_t *more, const char **why)
@@ -103,7 +106,8 @@ s_header_read (chorus_flow_t *self, chorus_reader_t *reader, size_t fields, size
 void
 chorus_flow_snapshot (chorus_flow_t *self, chorus_record_t *record)
 {
-    size_t extra = self->parent? 2: chorus__value_held (&self->output)? 1: 0;
+    size_t extra = chorus__mail_pending (self, true)? 3: self->parent? 2:
+                   chorus__value_held (&self->output)? 1: 0;
     s_header_write (self, record, S_SNAPSHOT_FIELDS + extra);
     chorus_record_str (record, self->id);
     chorus__value_write (&self->input, record);
@@ -112,11 +116,16 @@ chorus_flow_snapshot (chorus_flow_t *self, chorus_record_t *record)
         chorus__step_write (&self->steps [index], s_stepdef (self, index)->id, record);
     if (extra >= 1)
         chorus__value_write (&self->output, record);
+    if (extra >= 2 && !self->parent)
+        chorus_record_nil (record);
+    else
     if (extra >= 2) {
         chorus_record_array (record, 2);
         chorus_record_str (record, self->parent);
         chorus_record_str (record, self->parent_key);
     }
+    if (extra >= 3)
+        chorus__mail_write (self, record, true);
     self->output_dirty = false;
     self->touched_size = 0;     //  every task is written, and clean
 }
@@ -128,7 +137,8 @@ chorus_flow_snapshot (chorus_flow_t *self, chorus_record_t *record)
 void
 chorus_flow_delta (chorus_flow_t *self, chorus_record_t *record)
 {
-    s_header_write (self, record, S_DELTA_FIELDS + self->output_dirty);
+    size_t extra = chorus__mail_pending (self, false)? 2: self->output_dirty? 1: 0;
+    s_header_write (self, record, S_DELTA_FIELDS + extra);
     size_t steps = 0;
     for (size_t index = 0; index < self->steps_size; index++)
         steps += self->steps [index].dirty;
@@ -161,9 +171,11 @@ chorus_flow_delta (chorus_flow_t *self, chorus_record_t *record)
     if (tasks.size)
         chorus_record_raw (record, tasks.data, tasks.size);
     chorus_record_clear (&tasks);
-    if (self->output_dirty)
+    if (extra >= 1)
         chorus__value_write (&self->output, record);
     self->output_dirty = false;
+    if (extra >= 2)
+        chorus__mail_write (self, record, false);
 }
 
 //  The reason for a failed read: the reader's problem, or what was found
@@ -184,7 +196,7 @@ chorus_flow_restore (chorus_flowdef_t *def, chorus_reader_t *reader, char *error
     const char *why = "not a snapshot";
     chorus_flow_t *self = NULL;
     size_t extra = 0;
-    if (s_header_read (&probe, reader, S_SNAPSHOT_FIELDS, 2, &extra, &why)) {
+    if (s_header_read (&probe, reader, S_SNAPSHOT_FIELDS, 3, &extra, &why)) {
         char *id = chorus_reader_str (reader, false);
         chorus__value_t input = {NULL, NULL, 0};
         chorus__value_read (&input, reader);
@@ -219,10 +231,12 @@ chorus_flow_restore (chorus_flowdef_t *def, chorus_reader_t *reader, char *error
     }
     if (self && extra >= 1)
         chorus__value_read (&self->output, reader);
-    if (self && extra >= 2 && chorus_reader_tuple (reader, 2)) {
+    if (self && extra >= 2 && !chorus_reader_nil (reader) && chorus_reader_tuple (reader, 2)) {
         self->parent = chorus_reader_str (reader, false);
         self->parent_key = chorus_reader_str (reader, false);
     }
+    if (self && extra >= 3 && !reader->error && chorus__mail_read (self, reader))
+        chorus_flow_destroy (&self);
     if (self && !chorus_reader_done (reader))
         chorus_flow_destroy (&self);
     free (probe.error_code);
@@ -237,8 +251,8 @@ int
 chorus_flow_apply (chorus_flow_t *self, chorus_reader_t *reader, char *error, size_t error_size)
 {
     const char *why = "not a delta";
-    size_t output = 0;
-    if (!s_header_read (self, reader, S_DELTA_FIELDS, 1, &output, &why)) {
+    size_t extra = 0;
+    if (!s_header_read (self, reader, S_DELTA_FIELDS, 2, &extra, &why)) {
         s_why (reader, why, error, error_size);
         return -1;
     }
@@ -275,9 +289,10 @@ chorus_flow_apply (chorus_flow_t *self, chorus_reader_t *reader, char *error, si
             chorus__step_set (step, &step->tasks [t], after);
         }
     }
-    if (output && !reader->error)
+    if (extra >= 1 && !reader->error)
         chorus__value_read (&self->output, reader);
-    if (!chorus_reader_done (reader)) {
+    if ((extra >= 2 && !reader->error && chorus__mail_read (self, reader))
+    ||  !chorus_reader_done (reader)) {
         s_why (reader, why, error, error_size);
         return -1;
     }
@@ -312,6 +327,18 @@ chorus_flow_save (chorus_flow_t *self)
         json_object_set_new (saved, "parent", json_pack ("{s:s, s:s}", "id", self->parent,
                                                          "task", self->parent_key));
     return saved;
+}
+
+//  The whole state as JSON with what a journal of earlier versions could
+//  not hold (the received events and signals): what a test compares
+json_t *
+chorus_flow_save_all (chorus_flow_t *self)
+{
+    json_t *state = chorus_flow_save (self);
+    json_t *received = chorus__mail_json (self);
+    if (received)
+        json_object_set_new (state, "received", received);
+    return state;
 }
 
 chorus_flow_t *

@@ -45,9 +45,11 @@ static const char *s_flow_fields [] = {
 enum { F_FLOW, F_VERSION, F_TRIGGER, F_KEY, F_TIMEOUT, F_STEPS, F_EMIT, F_OUTPUT };
 static const char *s_step_fields [] = {
     "id", "service", "command", "input", "depends_on", "retry", "timeout", "compensate",
-    "for_each", "max_parallel", "when", "sleep", "flow", NULL };
+    "for_each", "max_parallel", "when", "sleep", "flow", "await", NULL };
 enum { S_ID, S_SERVICE, S_COMMAND, S_INPUT, S_DEPENDS_ON, S_RETRY, S_TIMEOUT, S_COMPENSATE,
-       S_FOR_EACH, S_MAX_PARALLEL, S_WHEN, S_SLEEP, S_FLOW, S_STEP_FIELDS };
+       S_FOR_EACH, S_MAX_PARALLEL, S_WHEN, S_SLEEP, S_FLOW, S_AWAIT, S_STEP_FIELDS };
+static const char *s_await_fields [] = { "topic", "signal", "match", "timeout", NULL };
+enum { A_TOPIC, A_SIGNAL, A_MATCH, A_TIMEOUT };
 static const char *s_retry_fields [] = {
     "attempts", "backoff", "factor", "max_backoff", NULL };
 enum { R_ATTEMPTS, R_BACKOFF, R_FACTOR, R_MAX_BACKOFF };
@@ -73,6 +75,9 @@ typedef struct {
     yaml_node_t *flow;              //  the flow value (a sub-flow), NULL: none
     yaml_node_t *retry;             //  the retry mapping, NULL: none
     yaml_node_t *timeout;           //  the timeout value, NULL: none
+    yaml_node_t *await;             //  the await mapping, NULL: none
+    yaml_node_t *await_match;       //  its match mapping, NULL: none
+    yaml_node_t *command_field;     //  the key of the first field an await cannot have
     int *depends;                   //  indexes of depends_on, once checked
     yaml_node_t *when;              //  the when condition, NULL: none
     yaml_node_t *sleep_until;       //  the path of sleep's until, NULL: none
@@ -478,6 +483,133 @@ s_compensate_field (s_loader_t *self, int field, yaml_node_t *value, void *arg)
     return s_template (self, value, &step->compensate_input);
 }
 
+//  --------------------------------------------------------------------------
+//  await: a step that waits for an event or a signal instead of sending a
+//  command (see "Awaiting events and signals" in FLOWS.md)
+
+//  The key node of a mapping's pair whose value is `value`
+static yaml_node_t *
+s_key_of (s_loader_t *self, yaml_node_t *mapping, yaml_node_t *value)
+{
+    for (yaml_node_pair_t *pair = mapping->data.mapping.pairs.start;
+         pair < mapping->data.mapping.pairs.top; pair++)
+        if (s_node (self, pair->value) == value)
+            return s_node (self, pair->key);
+    return value;
+}
+
+//  A match: payload paths to scalars or $.input paths (checked with the
+//  other paths, once every step is known)
+static int
+s_await_match (s_loader_t *self, yaml_node_t *node, chorus_stepdef_t *step)
+{
+    if (node->type != YAML_MAPPING_NODE)
+        return s_fail (self, node, "field 'match' must be a mapping");
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = s_node (self, pair->key);
+        yaml_node_t *value = s_node (self, pair->value);
+        if (key->type != YAML_SCALAR_NODE)
+            return s_fail (self, key, "a field name must be a scalar");
+        char path [600];
+        snprintf (path, sizeof (path), "$.input.%s", s_text (key));
+        if (!s_clean (key) || strlen (s_text (key)) > 256
+        ||  chorus_flowdef_path_check (path, NULL, 0))
+            return s_fail (self, key, "bad match field '%s': a path into the event's payload, "
+                           "segments of A-Z a-z 0-9 _ - separated by single dots",
+                           s_text (key));
+        if (value->type != YAML_SCALAR_NODE)
+            return s_fail (self, value, "match value of '%s' must be a scalar or a path under "
+                           "$.input", s_text (key));
+    }
+    json_t *match = s_json (self, node);
+    if (!match)
+        return -1;
+    step->await_match = match;
+    return 0;
+}
+
+static int
+s_await_field (s_loader_t *self, int field, yaml_node_t *value, void *arg)
+{
+    size_t index = *(size_t *) arg;
+    chorus_stepdef_t *step = &self->def->steps [index];
+    if (field == A_TOPIC)
+        return s_topic (self, value, "topic", &step->await_topic);
+    if (field == A_SIGNAL) {
+        if (s_string (self, value, "signal"))
+            return -1;
+        if (!s_clean (value) || !s_is_name (s_text (value), S_NAME_CHARS ".", 64))
+            return s_fail (self, value, "bad signal name '%s': use 1 to 64 of A-Z a-z 0-9 . _ -",
+                           s_text (value));
+        return s_store (self, value, &step->await_signal);
+    }
+    if (field == A_MATCH) {
+        self->nodes [index].await_match = value;
+        return s_await_match (self, value, step);
+    }
+    return s_duration (self, value, "timeout", true, &step->await_timeout_ms);
+}
+
+static int
+s_await (s_loader_t *self, yaml_node_t *node, size_t index)
+{
+    if (node->type != YAML_MAPPING_NODE)
+        return s_fail (self, node, "field 'await' must be a mapping (topic or signal, match, "
+                       "timeout)");
+    self->nodes [index].await = node;
+    return s_fields (self, node, "await", s_await_fields, s_await_field, &index);
+}
+
+//  At the end of a step that awaits: one thing awaited, and none of the
+//  fields of a command
+static int
+s_await_check (s_loader_t *self, size_t index)
+{
+    chorus_stepdef_t *step = &self->def->steps [index];
+    s_stepnodes_t *nodes = &self->nodes [index];
+    if (!step->await_topic && !step->await_signal)
+        return s_fail (self, nodes->await, "await of step '%s' needs a topic or a signal",
+                       step->id);
+    if (step->await_topic && step->await_signal)
+        return s_fail (self, nodes->await, "await of step '%s' has both a topic and a signal: "
+                       "a step awaits one of them", step->id);
+    if (nodes->await_match && step->await_signal)
+        return s_fail (self, nodes->await_match, "await of step '%s' matches a signal: a "
+                       "signal is found by its name and flow, match is for a topic", step->id);
+    if (nodes->command_field)
+        return s_fail (self, nodes->command_field, "step '%s' awaits, so it cannot have '%s' "
+                       "(an await sends no command; its timeout is await.timeout)", step->id,
+                       s_text (nodes->command_field));
+    return 0;
+}
+
+//  Match values are known when the flow starts, so that an event that
+//  comes before the step starts can be kept: literals, or paths under
+//  $.input
+static int
+s_check_match (s_loader_t *self, size_t index)
+{
+    yaml_node_t *node = self->nodes [index].await_match;
+    if (!node)
+        return 0;
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *value = s_node (self, pair->value);
+        const char *text = s_text (value);
+        if (strncmp (text, "$.", 2) != 0)
+            continue;
+        char problem [512] = "bad path: contains a NUL character";
+        if (!s_clean (value) || chorus_flowdef_path_check (text, problem, sizeof (problem)))
+            return s_fail (self, value, "%s", problem);
+        if (strncmp (text, "$.input", 7) != 0)
+            return s_fail (self, value, "step '%s' matches on '%s': a match reads $.input alone "
+                           "(it must be known when the flow starts)",
+                           self->def->steps [index].id, text);
+    }
+    return 0;
+}
+
 static int
 s_step_id (s_loader_t *self, yaml_node_t *node, size_t index)
 {
@@ -505,6 +637,9 @@ s_step_field (s_loader_t *self, int field, yaml_node_t *value, void *arg)
     chorus_stepdef_t *step = &self->def->steps [index];
     s_stepnodes_t *nodes = &self->nodes [index];
     nodes->fields [field] = value;
+    if (field != S_ID && field != S_DEPENDS_ON && field != S_WHEN && field != S_AWAIT
+    &&  !nodes->command_field)
+        nodes->command_field = s_key_of (self, nodes->node, value);
     switch (field) {
         case S_ID:
             return s_step_id (self, value, index);
@@ -551,6 +686,8 @@ s_step_field (s_loader_t *self, int field, yaml_node_t *value, void *arg)
         case S_WHEN:
             nodes->when = value;
             return s_when (self, value, step);
+        case S_AWAIT:
+            return s_await (self, value, index);
         default:
             return s_sleep (self, value, index);
     }
@@ -694,8 +831,13 @@ s_step (s_loader_t *self, yaml_node_t *node, size_t index)
         return s_fail (self, node, "missing field 'id' in step");
     if (step->sleep)
         return s_sleep_only (self, index);
+    if (nodes->flow && nodes->await)
+        return s_fail (self, nodes->await, "step '%s' has both 'flow' and 'await': a step "
+                       "runs a child flow or awaits, not both", step->id);
     if (nodes->flow)
         return s_sub_flow_step (self, node, index);
+    if (nodes->await)
+        return s_await_check (self, index);
     if (!step->service)
         return s_fail (self, node, "missing field 'service' in step '%s'", step->id);
     if (!step->command)
@@ -1047,7 +1189,8 @@ s_check_paths (s_loader_t *self)
         ||  s_check_when (self, index)
         ||  (nodes->sleep_until && s_check_path (self, nodes->sleep_until, index, S_IN_SLEEP))
         ||  s_check_template (self, nodes->input, index, S_IN_INPUT)
-        ||  s_check_template (self, nodes->compensate_input, index, S_IN_COMPENSATE))
+        ||  s_check_template (self, nodes->compensate_input, index, S_IN_COMPENSATE)
+        ||  s_check_match (self, index))
             return -1;
     }
     return s_check_template (self, self->output, 0, S_IN_OUTPUT);
@@ -1220,6 +1363,9 @@ chorus_flowdef_destroy (chorus_flowdef_t **self_p)
         free (step->when_text);
         free (step->sleep_until);
         free (step->flow);
+        free (step->await_topic);
+        free (step->await_signal);
+        json_decref (step->await_match);
     }
     free (self->steps);
     free (self->name);

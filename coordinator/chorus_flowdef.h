@@ -48,7 +48,14 @@ typedef struct {
     char *flow;                 //  the flow it runs as a child (`flow:`), NULL: a command
     int flow_line;              //  where that name is in the file
     int flow_column;            //  (1-based)
+    char *await_topic;          //  await: the topic of the event awaited, NULL: none
+    char *await_signal;         //  await: the name of the signal awaited, NULL: none
+    json_t *await_match;        //  await: {payload path: value or $.input path}, NULL: any
+    uint64_t await_timeout_ms;  //  await: how long it waits, 0: no limit
 } chorus_stepdef_t;
+
+//  Whether a step awaits an event or a signal instead of sending a command
+#define chorus_stepdef_awaits(step) ((step)->await_topic || (step)->await_signal)
 
 //  Parses a definition from YAML text; `origin` names it in errors (the
 //  file name). On failure returns NULL and writes "origin:line:column:

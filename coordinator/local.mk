@@ -22,7 +22,8 @@ libchorus_coordinator_la_SOURCES += coordinator/chorus_flow.c coordinator/chorus
     coordinator/chorus_flow_task.c coordinator/chorus_flow_task.h coordinator/chorus_task_state.h \
     coordinator/chorus_flowset.c coordinator/chorus_value.c coordinator/chorus_value.h \
     coordinator/chorus_cond.c coordinator/chorus_cond.h coordinator/chorus_sleep.c \
-    coordinator/chorus_sleep.h
+    coordinator/chorus_sleep.h \
+    coordinator/chorus_await.c
 
 #   The journal, in a library of its own that `chorus store` links too
 noinst_LTLIBRARIES += libchorus_journal.la

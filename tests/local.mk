@@ -209,6 +209,11 @@ check_PROGRAMS += tests/test_flow_engine_runs_sub_flows
 TESTS += tests/test_flow_engine_runs_sub_flows
 tests_test_flow_engine_runs_sub_flows_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
 
+check_PROGRAMS += tests/test_flow_engine_awaits tests/test_await_examples_load
+TESTS += tests/test_flow_engine_awaits tests/test_await_examples_load
+tests_test_flow_engine_awaits_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+tests_test_await_examples_load_LDADD = libchorus_coordinator.la $(TEST_LIBS) $(YAML_LIBS) $(JANSSON_LIBS)
+
 #   The coordinator's timer heap
 #   The node engine's classes, each with a fake context
 check_PROGRAMS += tests/test_node_classes
@@ -247,6 +252,8 @@ EXTRA_DIST += tests/test_sub_flow_names_are_checked.sh
 #   Start ids tied to their flow, and a status of any size, on a real mesh
 TESTS += tests/test_flow_start_ids.sh tests/test_flow_status_pages.sh
 EXTRA_DIST += tests/test_flow_start_ids.sh tests/test_flow_status_pages.sh
+TESTS += tests/test_flow_awaits_events_and_signals.sh
+EXTRA_DIST += tests/test_flow_awaits_events_and_signals.sh
 
 #   when: branches and sleep: steps, on a real mesh
 TESTS += tests/test_coordinator_branches_flows.sh tests/test_coordinator_sleeps_through_kills.sh

@@ -259,10 +259,11 @@ test_malformed_records (void)
     chorus_record_init (&record);
     chorus_record_init (&extra);
     chorus_flow_snapshot (flow, &record);
-    //  The same values under a header of 14: one more than a snapshot of
-    //  a child flow, with an output and its parent, has
-    chorus_record_array (&extra, 14);
+    //  The same values under a header of 15: one more than a snapshot of
+    //  a child flow, with an output, its parent and mail, has
+    chorus_record_array (&extra, 15);
     chorus_record_raw (&extra, record.data + 1, record.size - 1);
+    chorus_record_nil (&extra);
     chorus_record_nil (&extra);
     chorus_record_nil (&extra);
     chorus_record_nil (&extra);
@@ -271,7 +272,7 @@ test_malformed_records (void)
     char error [256] = "";
     chorus_flow_t *bad = chorus_flow_restore (def, &reader, error, sizeof error);
     ok (bad == NULL && strstr (error, "wrong number of values"),
-        "records: a snapshot of 14 values is refused (%s)", error);
+        "records: a snapshot of 15 values is refused (%s)", error);
     chorus_flow_destroy (&bad);
     chorus_record_clear (&record);
     chorus_record_clear (&extra);

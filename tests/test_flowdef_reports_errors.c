@@ -19,7 +19,7 @@ typedef struct {
 static const s_case_t s_cases [] = {
     { "unknown_field.yaml", 7, 5, "unknown field 'retires' in step (expected one of: id, service,"
       " command, input, depends_on, retry, timeout, compensate, for_each, max_parallel, when,"
-      " sleep, flow)" },
+      " sleep, flow, await)" },
     { "unknown_top_field.yaml", 3, 1, "unknown field 'triger' in flow (expected one of: flow,"
       " version, trigger, key, timeout, steps, emit, output)" },
     { "unknown_retry_field.yaml", 7, 27, "unknown field 'delay' in retry (expected one of:"
@@ -110,6 +110,30 @@ static const s_case_t s_cases [] = {
       " step has id, sleep, depends_on and when)" },
     { "sleep_until_bad_path.yaml", 8, 21,
       "step 'wait' uses $.steps.book.output but does not depend on 'book'" },
+    //  await steps
+    { "await_not_a_mapping.yaml", 7, 12,
+      "field 'await' must be a mapping (topic or signal, match, timeout)" },
+    { "unknown_await_field.yaml", 6, 38,
+      "unknown field 'matches' in await (expected one of: topic, signal, match, timeout)" },
+    { "await_nothing.yaml", 6, 12, "await of step 'settled' needs a topic or a signal" },
+    { "await_topic_and_signal.yaml", 6, 12,
+      "await of step 'settled' has both a topic and a signal: a step awaits one of them" },
+    { "await_signal_match.yaml", 8, 14, "await of step 'approved' matches a signal: a signal "
+      "is found by its name and flow, match is for a topic" },
+    { "await_with_command.yaml", 7, 5, "step 'settled' awaits, so it cannot have 'service' "
+      "(an await sends no command; its timeout is await.timeout)" },
+    { "await_bad_topic.yaml", 6, 21,
+      "bad topic 'payment settled': use 1 to 256 printable ASCII characters, no spaces" },
+    { "await_zero_timeout.yaml", 6, 47, "bad duration '0s': must be more than zero" },
+    { "bad_signal_name.yaml", 6, 22,
+      "bad signal name 'approved by': use 1 to 64 of A-Z a-z 0-9 . _ -" },
+    { "bad_match_field.yaml", 6, 47, "bad match field 'order id': a path into the event's "
+      "payload, segments of A-Z a-z 0-9 _ - separated by single dots" },
+    { "match_not_a_mapping.yaml", 6, 45, "field 'match' must be a mapping" },
+    { "match_value_not_scalar.yaml", 6, 57,
+      "match value of 'order_id' must be a scalar or a path under $.input" },
+    { "match_not_input.yaml", 7, 58, "step 'settled' matches on '$.steps.charge.output.id': a "
+      "match reads $.input alone (it must be known when the flow starts)" },
 };
 #define S_CASES (sizeof (s_cases) / sizeof (s_cases [0]))
 

@@ -499,6 +499,7 @@ s_on_call_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg)
         const char *message = chorus_reply_message (reply);
         if (!code)
             code = status == CHORUS_EUNKNOWN? "unknown-command": "error";
+        snprintf (call->cli->reply_code, sizeof (call->cli->reply_code), "%s", code);
         chorus_cli_error (call->cli, "%s: %s", code, message? message: chorus_strerror (status));
         call->status = CHORUS_CLI_FAILED;
     }
@@ -512,6 +513,7 @@ chorus_cli_call (chorus_cli_t *self, chorus_node_t *node, const char *service,
                  const char *idempotency, const char *correlation, json_t **reply)
 {
     *reply = NULL;
+    self->reply_code [0] = 0;
     void *data = NULL;
     size_t size = 0;
     if (payload) {

@@ -85,6 +85,8 @@ typedef struct {
                                     //  certificate; NULL for a plaintext node
     const char *trust;              //  --trust, else CHORUS_TRUST: the directory of
                                     //  the public certificates to accept
+    char reply_code [64];           //  the code of the last error reply chorus_cli_call
+                                    //  got, "" after any other outcome
 } chorus_cli_t;
 
 //  Options and messages

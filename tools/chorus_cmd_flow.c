@@ -1,6 +1,7 @@
 /*  chorus_cmd_flow.c — `chorus flow`: drive the coordinator from a shell:
     start flows (and wait for them), show their status, list, cancel and
-    retry them, and print the causal trace of a transaction.
+    retry them, send them signals, and print the causal trace of a
+    transaction.
 */
 #include "chorus_cli.h"
 #include "chorus_flow.h"
@@ -10,6 +11,8 @@
 
 //  Exit status of flow start --wait when the flow did not end in time
 #define S_STILL_RUNNING 3
+//  Exit status of flow signal: the flow has ended, it takes no signals
+#define S_ENDED 3
 //  Defaults: a reply's wait, and flow start --wait's
 #define S_REPLY_MS 10000
 #define S_WAIT_MS 60000
@@ -43,6 +46,10 @@ static const struct option s_list_options [] = {
 };
 static const struct option s_status_options [] = {
     { "items", required_argument, NULL, S_OPT_ITEMS },
+    S_COMMON_OPTIONS
+};
+static const struct option s_signal_options [] = {
+    { "id", required_argument, NULL, S_OPT_ID },
     S_COMMON_OPTIONS
 };
 static const struct option s_common_options [] = { S_COMMON_OPTIONS };
@@ -446,6 +453,53 @@ s_start (s_flow_t *self)
     return rc;
 }
 
+//  flow signal FLOW-ID NAME [JSON]: the signal's id is --id, else this
+//  invocation's idempotency key, so that a re-send of it (by the node) is
+//  the same signal, and --id makes a retried invocation the same too
+static int
+s_signal (s_flow_t *self)
+{
+    const char *name = self->args [1];
+    if (!chorus_flow_signal_name_ok (name))
+        return chorus_cli_usage_error (&self->cli, "bad signal name '%s': use 1 to 64 of "
+                                       "A-Z a-z 0-9 . _ -", name);
+    json_t *request = json_pack ("{s:s, s:s}", "id", self->args [0], "name", name);
+    if (self->args_size > 2) {
+        json_error_t error;
+        json_t *payload = json_loads (self->args [2], JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+                                      &error);
+        if (!payload) {
+            json_decref (request);
+            return chorus_cli_usage_error (&self->cli, "JSON argument: line %d column %d: %s",
+                                           error.line, error.column, error.text);
+        }
+        json_object_set_new (request, "payload", payload);
+    }
+    zuuid_t *uuid = zuuid_new ();
+    json_object_set_new (request, "signal_id", json_string (self->key? self->key:
+                                                            zuuid_str (uuid)));
+    json_t *reply;
+    int rc = s_call (self, "flow.signal", request, s_reply_ms (self), zuuid_str (uuid), &reply);
+    zuuid_destroy (&uuid);
+    if (rc == CHORUS_CLI_FAILED && streq (self->cli.reply_code, "ended"))
+        rc = S_ENDED;
+    const char *state = json_string_value (json_object_get (reply, "state"));
+    if (rc == CHORUS_CLI_OK && !state)
+        rc = s_unexpected (self, reply);
+    else
+    if (rc == CHORUS_CLI_OK && self->cli.json)
+        rc = s_print_json (self, json_incref (reply));
+    else
+    if (rc == CHORUS_CLI_OK) {
+        const char *step = json_string_value (json_object_get (reply, "step"));
+        printf ("%s %s %s%s%s\n", s_text (reply, "id"), name, step? "taken by step ": "kept",
+                step? step: "", json_is_true (json_object_get (reply, "existing"))
+                ? " (sent before)": "");
+    }
+    json_decref (reply);
+    return rc;
+}
+
 //  --------------------------------------------------------------------------
 //  The other subcommands: one command each, its reply shown
 
@@ -679,6 +733,26 @@ static const s_sub_t s_subs [] = {
       S_TIMEOUT_HELP S_JSON_HELP,
       "0 retried, " S_NOT_FOUND,
       "run a failed, cancelled or stuck flow again" },
+    { "signal", "flow.signal", NULL, NULL, s_signal_options, 2, 3, "FLOW-ID and NAME",
+      "signal FLOW-ID NAME [JSON] [--id KEY]",
+      "Send the running flow FLOW-ID the signal NAME with JSON as its payload\n"
+      "(none: null). An await step of the flow waiting for NAME completes with\n"
+      "the payload as its output; when none waits yet, the flow keeps the signal\n"
+      "until one takes it (the oldest first) or the flow ends. Prints \"FLOW-ID\n"
+      "NAME taken by step STEP\" or \"FLOW-ID NAME kept\" (the coordinator's reply\n"
+      "with --json: {\"id\", \"state\", \"signal\", \"signal_id\", \"existing\",\n"
+      "\"step\"}). NAME is 1 to 64 of A-Z a-z 0-9 . _ -.\n\n"
+      "  --id KEY           the signal's id (default: a new uuid): the flow takes\n"
+      "                     a signal id once, so sending again with the same --id\n"
+      "                     is the same signal, answered as it went (\"(sent\n"
+      "                     before)\", existing true); KEY as for flow start --id\n"
+      S_TIMEOUT_HELP S_JSON_HELP,
+      "0 taken or kept (or sent before with the same --id), 1 error\n"
+      "reply (not-found, bad-request, bad-id, full: the flow keeps 1024 events and\n"
+      "signals at most), 2 bad usage (a bad NAME, --id or JSON among them), 3 the\n"
+      "flow has ended (completed, failed or cancelled) or is compensating or stuck:\n"
+      "it takes no signals (error reply 'ended'), 4 no reply.",
+      "send a running flow a signal that an await step waits for" },
     { "trace", "flow.trace", "correlation", s_show_trace, s_common_options, 1, 1, "CORRELATION-ID",
       "trace CORRELATION-ID [--json]",
       "Print the events of a transaction that the coordinator observed, each\n"
@@ -818,7 +892,8 @@ chorus_cmd_flow (int argc, char **argv)
     chorus_cli_init (&self.cli, self.name, s_usage);
     int status = s_parse (&self, argc - 1, argv + 1);
     if (status == CHORUS_CLI_CONTINUE)
-        status = sub->show? s_query (&self): s_start (&self);
+        status = sub->show? s_query (&self): streq (sub->name, "signal")? s_signal (&self)
+                                            : s_start (&self);
     //  Text went out with printf: a closed pipe shows only now
     if (fflush (stdout) && status == CHORUS_CLI_OK) {
         chorus_cli_error (&self.cli, "cannot print the reply");
