@@ -72,7 +72,7 @@ main (void)
 
     //  Four times the hand-off: the engine must be woken while it fills
     chorus_publication_t *events = (chorus_publication_t *) calloc (BIG + 1, sizeof (*events));
-    char keys [16][8];
+    char keys [16][16];
     for (int i = 0; i < 16; i++)
         snprintf (keys [i], sizeof (keys [i]), "k%d", i);
     for (int i = 0; i < BIG; i++) {

@@ -423,7 +423,7 @@ s_test_batch (const char *dir)
         bail_out ("cannot open the store");
     s_append_range (store, 1, 20);
     uint64_t bytes = chorus_store_bytes (store);
-    chorus_store_group_t group = {0, 1, 5};
+    chorus_store_group_t group = {0, 1, 5, NULL};
     chorus_store_group_t loaded;
     uint64_t since = 0;
 
