@@ -264,11 +264,11 @@ TESTS += tests/test_publish_lines_reach_group_once.sh
 EXTRA_DIST += tests/test_publish_lines_reach_group_once.sh
 
 #   Coordinator under kills, late services, two coordinators, versions
-TESTS += tests/test_coordinator_survives_kills.sh tests/test_coordinator_waits_for_service.sh tests/test_two_coordinators_share_triggers.sh tests/test_flow_versions.sh \
+TESTS += tests/test_coordinator_survives_kills.sh tests/test_coordinator_survives_kills_mid_flows.sh tests/test_coordinator_waits_for_service.sh tests/test_two_coordinators_share_triggers.sh tests/test_flow_versions.sh \
     tests/test_coordinator_reloads_flows.sh tests/test_coordinator_keeps_flows_through_sighups.sh \
     tests/test_coordinator_refuses_bad_flows.sh tests/test_coordinator_fans_out.sh \
     tests/test_coordinator_keeps_late_work.sh
-EXTRA_DIST += tests/test_coordinator_survives_kills.sh tests/test_coordinator_waits_for_service.sh tests/test_two_coordinators_share_triggers.sh tests/test_flow_versions.sh \
+EXTRA_DIST += tests/test_coordinator_survives_kills.sh tests/test_coordinator_survives_kills_mid_flows.sh tests/test_coordinator_waits_for_service.sh tests/test_two_coordinators_share_triggers.sh tests/test_flow_versions.sh \
     tests/test_coordinator_reloads_flows.sh tests/test_coordinator_keeps_flows_through_sighups.sh \
     tests/test_coordinator_refuses_bad_flows.sh tests/test_coordinator_fans_out.sh \
     tests/test_coordinator_keeps_late_work.sh
