@@ -295,11 +295,13 @@ s_journal_failed (chorus_coordinator_t *self, bool commit)
     }
 }
 
-//  Commits the journal; 0 or -1
+//  After a commit (failed: whether it failed): a failure is logged once
+//  per kind (a damaged journal stops us), and commits again after one are
+//  said; 0, or -1 on a failure
 static int
-s_commit (chorus_coordinator_t *self)
+s_journal_outcome (chorus_coordinator_t *self, bool failed)
 {
-    if (chorus_journal_commit (self->journal)) {
+    if (failed) {
         s_journal_failed (self, true);
         return -1;
     }
@@ -310,21 +312,19 @@ s_commit (chorus_coordinator_t *self)
     return 0;
 }
 
-//  What the journal's writer has to say since the last turn: a failed
-//  commit (logged once per kind; a damaged journal stops us) or commits
-//  again after one; 0, or -1 while its commits fail
+//  Commits the journal; 0 or -1
+static int
+s_commit (chorus_coordinator_t *self)
+{
+    return s_journal_outcome (self, chorus_journal_commit (self->journal) != 0);
+}
+
+//  What the journal's writer has to say since the last turn; 0, or -1
+//  while its commits fail
 static int
 s_journal_news (chorus_coordinator_t *self)
 {
-    if (chorus_journal_writer_status (self->journal)) {
-        s_journal_failed (self, true);
-        return -1;
-    }
-    if (self->journal_failure) {
-        zsys_info ("coordinator: the journal commits again");
-        self->journal_failure = CHORUS_JOURNAL_OK;
-    }
-    return 0;
+    return s_journal_outcome (self, chorus_journal_writer_status (self->journal) != 0);
 }
 
 //  Queues a journaled action, to be carried out once the batch that holds

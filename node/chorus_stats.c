@@ -6,15 +6,44 @@
 #include "chorus_context.h"
 #include "chorus_metrics.h"
 
-//  One counter of the engine's, as a sample
-static void
-s_counter (chorus_exposition_t *out, chorus__stats_t *stats, const char *name,
-           chorus__counter_t counter, const char *label, const char *value)
-{
-    const char *labels [] = {label, value, NULL};
-    chorus_exposition_sample (out, name, label? labels: NULL,
-                              (double) stats->counters [counter]);
-}
+//  The engine's counters, a sample each: rows of one series follow each
+//  other, and the first of them carries its help
+typedef struct {
+    const char *name;           //  the series
+    const char *help;           //  on its first row, NULL on the others
+    chorus__counter_t counter;  //  the engine's counter
+    const char *reason;         //  the reason label's value, NULL: no label
+} s_counter_t;
+
+static const s_counter_t s_counters [] = {
+    {"chorus_events_published_total", "Events this node published", C_PUBLISHED, NULL},
+    {"chorus_events_delivered_total", "Events this node delivered to the groups that take "
+     "them (first tries)", C_DELIVERED, NULL},
+    {"chorus_events_redelivered_total", "Events this node delivered to a group again, "
+     "unacknowledged", C_REDELIVERED, NULL},
+    {"chorus_events_handled_total", "Events of other nodes this node's handlers took",
+     C_HANDLED, NULL},
+    {"chorus_events_duplicate_total", "Events and commands this node received again and did "
+     "not run twice", C_DUPLICATES, NULL},
+    {"chorus_commands_sent_total", "Commands this node sent", C_COMMANDS_SENT, NULL},
+    {"chorus_commands_handled_total", "Commands this node's handlers ran", C_COMMANDS_HANDLED,
+     NULL},
+    {"chorus_commands_failed_total", "Commands this node sent that failed, by reason",
+     C_TIMEOUTS, "timeout"},
+    {"chorus_commands_failed_total", NULL, C_EXPIRED_COMMANDS, "expired"},
+    {"chorus_messages_dropped_total", "Messages this node received and dropped, by reason",
+     C_MALFORMED, "malformed"},
+    {"chorus_messages_dropped_total", NULL, C_FORGED, "forged"},
+    {"chorus_messages_dropped_total", NULL, C_UNKNOWN_PEER, "unknown_peer"},
+    {"chorus_messages_dropped_total", NULL, C_FORBIDDEN, "forbidden"},
+    {"chorus_connections_refused_total", "Peers and connections refused, by reason",
+     C_REFUSED, "peer_limit"},
+    {"chorus_connections_refused_total", NULL, C_CONNECTIONS_REFUSED, "connection_limit"},
+    {"chorus_connections_refused_total", NULL, C_UNAUTHORISED, "unauthorised"},
+    {"chorus_connections_refused_total", NULL, C_HANDSHAKES_FAILED, "handshake"},
+    {"chorus_events_truncated_total", "Ranges of events this node was told it will never get",
+     C_TRUNCATED, NULL},
+};
 
 void
 chorus__stats_render (chorus__stats_t *stats, chorus_store_t *store, const char *service,
@@ -28,54 +57,14 @@ chorus__stats_render (chorus__stats_t *stats, chorus_store_t *store, const char 
     const char *build [] = {"version", version, "service", service, NULL};
     chorus_exposition_sample (out, "chorus_build_info", build, 1);
     pthread_mutex_lock (&stats->lock);
-    chorus_exposition_family (out, "chorus_events_published_total", "counter",
-                              "Events this node published");
-    s_counter (out, stats, "chorus_events_published_total", C_PUBLISHED, NULL, NULL);
-    chorus_exposition_family (out, "chorus_events_delivered_total", "counter",
-                              "Events this node delivered to the groups that take them "
-                              "(first tries)");
-    s_counter (out, stats, "chorus_events_delivered_total", C_DELIVERED, NULL, NULL);
-    chorus_exposition_family (out, "chorus_events_redelivered_total", "counter",
-                              "Events this node delivered to a group again, unacknowledged");
-    s_counter (out, stats, "chorus_events_redelivered_total", C_REDELIVERED, NULL, NULL);
-    chorus_exposition_family (out, "chorus_events_handled_total", "counter",
-                              "Events of other nodes this node's handlers took");
-    s_counter (out, stats, "chorus_events_handled_total", C_HANDLED, NULL, NULL);
-    chorus_exposition_family (out, "chorus_events_duplicate_total", "counter",
-                              "Events and commands this node received again and did not "
-                              "run twice");
-    s_counter (out, stats, "chorus_events_duplicate_total", C_DUPLICATES, NULL, NULL);
-    chorus_exposition_family (out, "chorus_commands_sent_total", "counter",
-                              "Commands this node sent");
-    s_counter (out, stats, "chorus_commands_sent_total", C_COMMANDS_SENT, NULL, NULL);
-    chorus_exposition_family (out, "chorus_commands_handled_total", "counter",
-                              "Commands this node's handlers ran");
-    s_counter (out, stats, "chorus_commands_handled_total", C_COMMANDS_HANDLED, NULL, NULL);
-    chorus_exposition_family (out, "chorus_commands_failed_total", "counter",
-                              "Commands this node sent that failed, by reason");
-    s_counter (out, stats, "chorus_commands_failed_total", C_TIMEOUTS, "reason", "timeout");
-    s_counter (out, stats, "chorus_commands_failed_total", C_EXPIRED_COMMANDS, "reason",
-               "expired");
-    chorus_exposition_family (out, "chorus_messages_dropped_total", "counter",
-                              "Messages this node received and dropped, by reason");
-    s_counter (out, stats, "chorus_messages_dropped_total", C_MALFORMED, "reason", "malformed");
-    s_counter (out, stats, "chorus_messages_dropped_total", C_FORGED, "reason", "forged");
-    s_counter (out, stats, "chorus_messages_dropped_total", C_UNKNOWN_PEER, "reason",
-               "unknown_peer");
-    s_counter (out, stats, "chorus_messages_dropped_total", C_FORBIDDEN, "reason", "forbidden");
-    chorus_exposition_family (out, "chorus_connections_refused_total", "counter",
-                              "Peers and connections refused, by reason");
-    s_counter (out, stats, "chorus_connections_refused_total", C_REFUSED, "reason",
-               "peer_limit");
-    s_counter (out, stats, "chorus_connections_refused_total", C_CONNECTIONS_REFUSED, "reason",
-               "connection_limit");
-    s_counter (out, stats, "chorus_connections_refused_total", C_UNAUTHORISED, "reason",
-               "unauthorised");
-    s_counter (out, stats, "chorus_connections_refused_total", C_HANDSHAKES_FAILED, "reason",
-               "handshake");
-    chorus_exposition_family (out, "chorus_events_truncated_total", "counter",
-                              "Ranges of events this node was told it will never get");
-    s_counter (out, stats, "chorus_events_truncated_total", C_TRUNCATED, NULL, NULL);
+    for (size_t i = 0; i < sizeof (s_counters) / sizeof (s_counters [0]); i++) {
+        const s_counter_t *row = &s_counters [i];
+        if (row->help)
+            chorus_exposition_family (out, row->name, "counter", row->help);
+        const char *labels [] = {"reason", row->reason, NULL};
+        chorus_exposition_sample (out, row->name, row->reason? labels: NULL,
+                                  (double) stats->counters [row->counter]);
+    }
     chorus_exposition_family (out, "chorus_peers", "gauge", "Peers this node knows, by state");
     const char *alive [] = {"state", "alive", NULL};
     const char *evasive [] = {"state", "evasive", NULL};

@@ -58,3 +58,28 @@ start_hub () {
     CHORUS_SEEDS="$hub"
     export CHORUS_SEEDS
 }
+
+#   kill_coordinator_ten_times SEED MIN SPAN EFFECTS: SIGKILLs the
+#   coordinator ($coord_pid) ten times, at moments MIN to MIN + SPAN
+#   seconds apart drawn from a generator seeded with SEED, restarting it at
+#   once each time with the test's start_coordinator. Sets $killed (kills
+#   made) and $busy (kills made while the test's `effects` counted fewer
+#   than EFFECTS), and notes each kill with the starts answered so far
+kill_coordinator_ten_times () {
+    awk -v seed="$1" -v min="$2" -v span="$3" \
+        'BEGIN { srand (seed); for (i = 0; i < 10; i++) printf "%.2f\n", min + span * rand () }' \
+        > "$tmp/moments"
+    killed=0
+    busy=0
+    for moment in $(cat "$tmp/moments"); do
+        sleep "$moment"
+        if kill -0 "$coord_pid" 2>/dev/null && kill -9 "$coord_pid"; then
+            wait "$coord_pid" 2>/dev/null
+            killed=$((killed + 1))
+        fi
+        done_now=$(effects)
+        [ "$done_now" -lt "$4" ] && busy=$((busy + 1))
+        diag "kill $killed after ${moment}s: $(lines "$tmp/starts") starts answered, $done_now effects"
+        start_coordinator
+    done
+}

@@ -135,21 +135,7 @@ pids="$pids $publisher"
 
 #   Ten kills at moments drawn from a seeded generator, 0.5 to 2.5 s apart,
 #   each followed at once by a restart on the same store
-awk 'BEGIN { srand (7); for (i = 0; i < 10; i++) printf "%.2f\n", 0.5 + 2 * rand () }' \
-    > "$tmp/moments"
-killed=0
-busy=0
-for moment in $(cat "$tmp/moments"); do
-    sleep "$moment"
-    if kill -0 "$coord_pid" 2>/dev/null && kill -9 "$coord_pid"; then
-        wait "$coord_pid" 2>/dev/null
-        killed=$((killed + 1))
-    fi
-    done_now=$(effects)
-    [ "$done_now" -lt $((FLOWS * 4)) ] && busy=$((busy + 1))
-    diag "kill $killed after ${moment}s: $(lines "$tmp/starts") starts answered, $done_now effects"
-    start_coordinator
-done
+kill_coordinator_ten_times 7 0.5 2 $((FLOWS * 4))
 [ $killed -eq $KILLS ]; ok $? "the coordinator was SIGKILLed $killed times, each time alive"
 [ $busy -ge 5 ]; ok $? "$busy kills came while flows were still running"
 
