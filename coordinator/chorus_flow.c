@@ -3,6 +3,7 @@
     the shell must carry out. Nothing comes in but the calls and `now`.
 */
 #include "chorus_flow_private.h"
+#include "chorus_await.h"
 #include "chorus_cond.h"
 #include "chorus_sleep.h"
 #include "chorus_value.h"
@@ -142,6 +143,97 @@ s_timer (chorus_flow_t *self, chorus_actions_t *out, char *key, uint64_t at)
     chorus_action_t *action = s_push (out, CHORUS_ACTION_TIMER, self);
     action->key = key;
     action->at = at;
+}
+
+static void
+    s_fail (chorus_flow_t *self, const char *code, const char *message, const char *step,
+            uint64_t now);
+
+//  --------------------------------------------------------------------------
+//  Tasks that await (what a flow receives for them is its mail: chorus_await.c)
+
+//  The task completes with the mail's payload, which the mail then drops
+static void
+s_await_complete (chorus_flow_t *self, chorus__task_t *task, chorus__mail_t *mail, uint64_t now)
+{
+    s_set (self, task, CHORUS_TASK_DONE);
+    chorus__mail_take (self, task, mail);
+    task->timer_at = 0;
+    task->finished = now;
+    task->seq = ++self->seq;
+}
+
+static char *
+s_await_timer_key (chorus_flow_t *self, const chorus__task_t *task)
+{
+    char *key = chorus__task_key (self->id, s_stepdef (self, task->step)->id, task, NULL);
+    char *timer = chorus__format (CHORUS__AWAIT_TIMER "%s", key);
+    free (key);
+    return timer;
+}
+
+static void
+s_await_begin (chorus_flow_t *self, chorus__task_t *task, uint64_t now,
+                     chorus_actions_t *out)
+{
+    const chorus_stepdef_t *def = s_stepdef (self, task->step);
+    s_set (self, task, CHORUS_TASK_RUNNING);
+    task->attempt = 1;
+    task->started = now;
+    task->timer_at = 0;
+    chorus__mail_t *mail = def->await_signal? chorus__mail_signal_for (self, def->await_signal)
+                                            : chorus__mail_kept_for (self, task->step);
+    if (mail)
+        s_await_complete (self, task, mail, now);
+    else
+    if (def->await_timeout_ms) {
+        task->timer_at = now + def->await_timeout_ms;
+        s_timer (self, out, s_await_timer_key (self, task), task->timer_at);
+    }
+}
+
+static void
+s_await_timeout (chorus_flow_t *self, chorus__task_t *task, uint64_t now)
+{
+    const chorus_stepdef_t *def = s_stepdef (self, task->step);
+    s_set (self, task, CHORUS_TASK_FAILED);
+    task->timer_at = 0;
+    task->finished = now;
+    chorus__set (&task->error_code, "await-timeout");
+    char *message = def->await_signal
+        ? chorus__format ("no signal '%s' within %" PRIu64 " ms", def->await_signal,
+                          def->await_timeout_ms)
+        : chorus__format ("no matching event on '%s' within %" PRIu64 " ms", def->await_topic,
+                          def->await_timeout_ms);
+    chorus__set (&task->error_message, message);
+    s_fail (self, task->error_code, message, def->id, now);
+    free (message);
+}
+
+static void
+s_await_stop (chorus_flow_t *self, uint64_t now)
+{
+    for (size_t index = 0; index < self->steps_size; index++) {
+        chorus__step_t *step = &self->steps [index];
+        if (!chorus_stepdef_awaits (s_stepdef (self, index)) || !step->counts [CHORUS_TASK_RUNNING])
+            continue;
+        for (size_t t = 0; t < step->tasks_size; t++)
+            if (step->tasks [t].state == CHORUS_TASK_RUNNING) {
+                chorus__task_t *task = &step->tasks [t];
+                s_set (self, task, CHORUS_TASK_FAILED);
+                task->timer_at = 0;
+                task->finished = now;
+                chorus__set (&task->error_code, "stopped");
+                chorus__set (&task->error_message, "the flow stopped while the step awaited");
+            }
+    }
+}
+
+static void
+s_await_resume (chorus_flow_t *self, chorus__task_t *task, chorus_actions_t *out)
+{
+    if (task->timer_at)
+        s_timer (self, out, s_await_timer_key (self, task), task->timer_at);
 }
 
 //  Takes the payload; nothing happens without a topic
@@ -323,7 +415,7 @@ static void
 s_try (chorus_flow_t *self, chorus__task_t *task, uint64_t now, chorus_actions_t *out)
 {
     if (chorus_stepdef_awaits (s_stepdef (self, task->step))) {
-        chorus__await_begin (self, task, now, out);
+        s_await_begin (self, task, now, out);
         return;
     }
     s_set (self, task, CHORUS_TASK_RUNNING);
@@ -475,7 +567,7 @@ s_fail (chorus_flow_t *self, const char *code, const char *message, const char *
                     task->seq = ++self->seq;    //  undone in its turn
             }
         }
-    chorus__await_stop (self, now);
+    s_await_stop (self, now);
 }
 
 //  A value written whole into a payload being made: its bytes as they are,
@@ -762,28 +854,9 @@ s_advance (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
 
 //  The moves, for the engine's parts in other files
 void
-chorus__flow_set (chorus_flow_t *self, chorus__task_t *task, chorus_task_state_t state)
-{
-    s_set (self, task, state);
-}
-
-void
-chorus__flow_fail (chorus_flow_t *self, const char *code, const char *message, const char *step,
-                   uint64_t now)
-{
-    s_fail (self, code, message, step, now);
-}
-
-void
 chorus__flow_advance (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
 {
     s_advance (self, now, out);
-}
-
-void
-chorus__flow_timer (chorus_flow_t *self, chorus_actions_t *out, char *key, uint64_t at)
-{
-    s_timer (self, out, key, at);
 }
 
 //  --------------------------------------------------------------------------
@@ -1059,7 +1132,7 @@ chorus_flow_timer (chorus_flow_t *self, const char *key, uint64_t now, chorus_ac
         if (!task || undo || task->state != CHORUS_TASK_RUNNING
         ||  !chorus_stepdef_awaits (s_stepdef (self, task->step)))
             return -1;
-        chorus__await_timeout (self, task, now);
+        s_await_timeout (self, task, now);
     }
     else {
         size_t prefix = strlen (S_RETRY_TIMER);
@@ -1154,7 +1227,7 @@ chorus_flow_resume (chorus_flow_t *self, uint64_t now, chorus_actions_t *out)
             bool undo = task->state == CHORUS_TASK_UNDOING;
             if (task->state == CHORUS_TASK_RUNNING
             &&  chorus_stepdef_awaits (s_stepdef (self, index)))
-                chorus__await_resume (self, task, out);
+                s_await_resume (self, task, out);
             else
             if (task->state == CHORUS_TASK_RUNNING || (undo && !task->undo_waiting))
                 s_send (self, task, undo, now, out);
@@ -1292,4 +1365,86 @@ chorus__task_t *
 chorus__flow_find (chorus_flow_t *self, const char *key, bool *undo)
 {
     return s_find (self, key, undo);
+}
+
+//  --------------------------------------------------------------------------
+//  Events and signals for await steps
+
+int
+chorus_flow_event (chorus_flow_t *self, const char *topic, const char *id, const void *payload,
+                   size_t size, uint64_t now, chorus_actions_t *out)
+{
+    if (!topic || !id || !chorus_flow_awaits_topic (self->def, topic))
+        return 0;
+    json_t *event = payload? chorus_value_unpack (payload, size): json_null ();
+    if (!event)
+        return 0;                   //  not a payload: it matches nothing
+    int rc = 0;
+    for (size_t index = 0; index < self->steps_size; index++) {
+        const chorus_stepdef_t *def = s_stepdef (self, index);
+        chorus__step_t *step = &self->steps [index];
+        if (!def->await_topic || strcmp (def->await_topic, topic) != 0
+        ||  !chorus__await_matches (self, def, event))
+            continue;
+        if (self->state != CHORUS_FLOW_RUNNING) {
+            rc = rc? rc: -1;        //  the flow ended: dropped
+            continue;
+        }
+        bool seen = false;
+        for (size_t i = 0; i < self->mail_size && !seen; i++)
+            seen = !self->mail [i].signal && self->mail [i].step == (int) index
+                && strcmp (self->mail [i].id, id) == 0;
+        chorus__task_t *task = step->tasks_size? &step->tasks [0]: NULL;
+        bool waits = task && task->state == CHORUS_TASK_RUNNING;
+        bool later = !task || task->state == CHORUS_TASK_PENDING;
+        if (seen || (!waits && !later) || (later && chorus__mail_kept_for (self, index))
+        ||  self->mail_size >= CHORUS_FLOW_MAIL_MAX)
+            continue;               //  taken, done, failed, or one kept already
+        chorus__mail_t *mail = chorus__mail_add (self, false, topic, id, (int) index, now);
+        if (payload)
+            chorus__value_set (&mail->payload, NULL, payload, size);
+        else
+            chorus__value_set (&mail->payload, json_null (), NULL, 0);
+        if (waits)
+            s_await_complete (self, task, mail, now);
+        rc = 1;
+    }
+    json_decref (event);
+    if (rc == 1)
+        s_advance (self, now, out);
+    return rc;
+}
+
+int
+chorus_flow_signal (chorus_flow_t *self, const char *name, const char *id,
+                    const json_t *payload, uint64_t now, chorus_actions_t *out,
+                    const char **step_id)
+{
+    if (step_id)
+        *step_id = NULL;
+    for (size_t i = 0; i < self->mail_size; i++)
+        if (self->mail [i].signal && strcmp (self->mail [i].id, id) == 0) {
+            if (step_id && self->mail [i].step >= 0)
+                *step_id = s_stepdef (self, (size_t) self->mail [i].step)->id;
+            return 1;               //  the same signal again
+        }
+    if (self->state != CHORUS_FLOW_RUNNING)
+        return -1;
+    if (self->mail_size >= CHORUS_FLOW_MAIL_MAX)
+        return -2;
+    chorus__mail_t *mail = chorus__mail_add (self, true, name, id, -1, now);
+    chorus__value_set (&mail->payload, payload? payload: json_null (), NULL, 0);
+    for (size_t index = 0; index < self->steps_size; index++) {
+        const chorus_stepdef_t *def = s_stepdef (self, index);
+        chorus__step_t *step = &self->steps [index];
+        if (def->await_signal && strcmp (def->await_signal, name) == 0 && step->tasks_size
+        &&  step->tasks [0].state == CHORUS_TASK_RUNNING) {
+            s_await_complete (self, &step->tasks [0], mail, now);
+            if (step_id)
+                *step_id = def->id;
+            s_advance (self, now, out);
+            break;
+        }
+    }
+    return 0;
 }

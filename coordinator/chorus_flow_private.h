@@ -70,50 +70,8 @@ chorus__task_t *
 //  Starts what may start, completes or compensates the flow
 void
     chorus__flow_advance (chorus_flow_t *self, uint64_t now, chorus_actions_t *out);
-//  The engine's moves, for its parts in other files (chorus_await.c)
-void
-    chorus__flow_set (chorus_flow_t *self, chorus__task_t *task, chorus_task_state_t state);
-void
-    chorus__flow_fail (chorus_flow_t *self, const char *code, const char *message,
-                       const char *step, uint64_t now);
-//  Asks for a timer; takes the key
-void
-    chorus__flow_timer (chorus_flow_t *self, chorus_actions_t *out, char *key, uint64_t at);
-
-//  Await steps (chorus_await.c). The timer of an await's timeout is
-//  CHORUS__AWAIT_TIMER + its task key.
+//  The timer of an await's timeout is CHORUS__AWAIT_TIMER + its task key
 #define CHORUS__AWAIT_TIMER "await:"
-//  Starts an await task: a kept event or signal completes it at once;
-//  otherwise it runs (waits), with a timer for its timeout
-void
-    chorus__await_begin (chorus_flow_t *self, chorus__task_t *task, uint64_t now,
-                         chorus_actions_t *out);
-//  Its timeout passed: the task fails for good (awaits are not retried)
-void
-    chorus__await_timeout (chorus_flow_t *self, chorus__task_t *task, uint64_t now);
-//  The flow stopped: tasks that await fail, so that the compensation,
-//  which waits for running tasks, need not wait for them
-void
-    chorus__await_stop (chorus_flow_t *self, uint64_t now);
-//  After a restart: re-arms the timers of the tasks that await
-void
-    chorus__await_resume (chorus_flow_t *self, chorus__task_t *task, chorus_actions_t *out);
-//  Frees the mail
-void
-    chorus__mail_clear (chorus_flow_t *self);
-//  Whether a snapshot (all) or delta (changed) needs the mail field, and
-//  writes it: [[index, signal, name, id, payload, step + 1, at], ...]
-bool
-    chorus__mail_pending (chorus_flow_t *self, bool all);
-void
-    chorus__mail_write (chorus_flow_t *self, chorus_record_t *record, bool all);
-//  Reads it back; 0, or -1 with the problem in the reader
-int
-    chorus__mail_read (chorus_flow_t *self, chorus_reader_t *reader);
-//  The kept events and signals for a status or a save (new reference), or
-//  NULL when there are none
-json_t *
-    chorus__mail_json (chorus_flow_t *self);
 
 //  Its state from its name, 0 if unknown
 chorus_flow_state_t

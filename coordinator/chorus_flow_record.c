@@ -7,6 +7,7 @@
     journals of earlier versions hold; it is read when they are migrated.
 */
 #include "chorus_flow_private.h"
+#include "chorus_await.h"
 #include "chorus_value.h"
 
 #include <limits.h>
@@ -101,6 +102,19 @@ s_header_read (chorus_flow_t *self, chorus_reader_t *reader, size_t fields, size
         return false;
     }
     return self->run >= 1 || chorus_reader_fail (reader, "the flow's run is not a positive number");
+}
+
+//  The mail of a record, no more of it than a flow keeps; 0 or -1
+static int
+s_mail_read (chorus_flow_t *self, chorus_reader_t *reader)
+{
+    if (chorus__mail_read (self, reader))
+        return -1;
+    if (self->mail_size > CHORUS_FLOW_MAIL_MAX) {
+        chorus_reader_fail (reader, "too many received events and signals");
+        return -1;
+    }
+    return 0;
 }
 
 void
@@ -235,7 +249,7 @@ chorus_flow_restore (chorus_flowdef_t *def, chorus_reader_t *reader, char *error
         self->parent = chorus_reader_str (reader, false);
         self->parent_key = chorus_reader_str (reader, false);
     }
-    if (self && extra >= 3 && !reader->error && chorus__mail_read (self, reader))
+    if (self && extra >= 3 && !reader->error && s_mail_read (self, reader))
         chorus_flow_destroy (&self);
     if (self && !chorus_reader_done (reader))
         chorus_flow_destroy (&self);
@@ -291,7 +305,7 @@ chorus_flow_apply (chorus_flow_t *self, chorus_reader_t *reader, char *error, si
     }
     if (extra >= 1 && !reader->error)
         chorus__value_read (&self->output, reader);
-    if ((extra >= 2 && !reader->error && chorus__mail_read (self, reader))
+    if ((extra >= 2 && !reader->error && s_mail_read (self, reader))
     ||  !chorus_reader_done (reader)) {
         s_why (reader, why, error, error_size);
         return -1;
