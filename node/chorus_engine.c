@@ -563,6 +563,9 @@ s_gate (chorus__engine_t *self, chorus__gate_t *gate, const char *name)
                               "key not in the trust directory%s", report.unauthorised,
                              report.unauthorised == 1? "": "s", name, last);
     }
+    //  A handshake broken off once is counted, not warned of: the peer may
+    //  simply have gone away
+    self->context.counters [C_HANDSHAKES_FAILED] += report.lone;
     if (report.failed) {
         self->context.counters [C_HANDSHAKES_FAILED] += report.failed;
         //  A plaintext peer may hang up on reading our greeting before we

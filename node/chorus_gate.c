@@ -17,7 +17,14 @@ struct _chorus__gate_t {
     size_t max;                 //  connections let in at most
     chorus__monitor_t *told;    //  told of every event, or NULL
     char name [16];             //  the socket's name for it
+    uint64_t broken_off_at;     //  monotonic ms of the last broken-off handshake, or 0
 };
+
+//  A peer that goes away in the middle of its handshake (a short-lived
+//  chorus command that got what it came for, or one that was killed)
+//  breaks it off once; a peer that cannot speak to us (security or keys
+//  that do not match) reconnects, and breaks it off again within this
+#define S_REPEAT_MS 5000
 
 //  A connection let in, and the key that authenticated on it, once known
 typedef struct {
@@ -143,11 +150,23 @@ chorus__gate_recv (chorus__gate_t *self, chorus__gate_report_t *report)
         if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
             report->unauthorised++;     //  the value is the ZAP status code
         else
-        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
-        ||  event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+            uint64_t now = chorus__mono ();
+            bool repeated = self->broken_off_at && now - self->broken_off_at < S_REPEAT_MS;
+            self->broken_off_at = now;
+            if (!repeated)
+                report->lone++;
+            else {
+                report->failed++;
+                report->failure = fd;   //  errno
+                report->broken_off = true;
+            }
+        }
+        else
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
             report->failed++;
-            report->failure = fd;       //  the value is the protocol error, or errno
-            report->broken_off = event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+            report->failure = fd;       //  the value is the protocol error
+            report->broken_off = false;
         }
         else
         if (event == ZMQ_EVENT_ACCEPTED) {

@@ -85,7 +85,8 @@ n=0
 starts=""
 for flow in slow_ok slow_then_fail too_slow flaky; do
     n=$((n + 1))
-    "$chorus" flow start "$flow" --id "k$n" --timeout 10 > "$tmp/$flow.start" 2>&1 &
+    "$chorus" flow start "$flow" --id "k$n" --timeout 10 > "$tmp/$flow.start" \
+        2>"$tmp/$flow.start-err" &
     starts="$starts $!"
 done
 pids="$pids $starts"
@@ -94,7 +95,7 @@ n=0
 for flow in slow_ok slow_then_fail too_slow flaky; do
     n=$((n + 1))
     [ "$(cat "$tmp/$flow.start")" = "$flow-k$n" ]
-    ok $? "flow $flow starts: $(cat "$tmp/$flow.start")"
+    ok $? "flow $flow starts: $(cat "$tmp/$flow.start" "$tmp/$flow.start-err")"
 done
 for flow in slow_ok-k1 slow_then_fail-k2 too_slow-k3 flaky-k4; do
     await 200 ended "$flow"
