@@ -289,6 +289,7 @@ chorus__journal_open (const char *dir, bool create, bool check_mark, uint64_t *m
     self->read = leveldb_readoptions_create ();
     leveldb_readoptions_set_verify_checksums (self->read, 1);
     self->batch = leveldb_writebatch_create ();
+    pthread_mutex_init (&self->db_lock, NULL);
 
     char *leveldb_error = NULL;
     self->db = leveldb_open (self->options, dir, &leveldb_error);
@@ -319,7 +320,7 @@ chorus__journal_open (const char *dir, bool create, bool check_mark, uint64_t *m
         snprintf (error, error_size, "%s", self->error);
         if (failure)
             *failure = self->failure;
-        chorus_journal_destroy (&self);
+        chorus__journal_close (&self);
         return NULL;
     }
     if (failure)
@@ -391,11 +392,10 @@ chorus_journal_new (const char *dir, bool create, chorus_journal_failure_t *fail
 }
 
 void
-chorus_journal_destroy (chorus_journal_t **self_p)
+chorus__journal_close (chorus_journal_t **self_p)
 {
     chorus_journal_t *self = *self_p;
     if (self) {
-        chorus__journal_writer_stop (self);
         leveldb_writebatch_destroy (self->batch);
         leveldb_readoptions_destroy (self->read);
         leveldb_writeoptions_destroy (self->write);
@@ -405,6 +405,7 @@ chorus_journal_destroy (chorus_journal_t **self_p)
         leveldb_options_destroy (self->options);
         if (self->mark >= 0)
             close (self->mark);
+        pthread_mutex_destroy (&self->db_lock);
         free (self->dir);
         free (self);
         *self_p = NULL;
@@ -521,10 +522,8 @@ chorus_journal_put_trace (chorus_journal_t *self, const char *correlation, uint6
 }
 
 int
-chorus_journal_commit (chorus_journal_t *self)
+chorus__journal_write (chorus_journal_t *self)
 {
-    if (self->writer)
-        return chorus_journal_wait (self, chorus_journal_submit (self));
     if (self->pending == 0)
         return 0;
     //  Only flow state and definitions carry promises that must survive the
@@ -574,6 +573,28 @@ chorus_journal_pending (chorus_journal_t *self)
 
 //  --------------------------------------------------------------------------
 //  Reads
+
+int
+chorus__journal_read_begin (chorus_journal_t *self)
+{
+    if (!self->threaded)
+        return s_reopen (self);
+    pthread_mutex_lock (&self->db_lock);
+    if (self->db)
+        return 0;
+    //  Closed by a failed commit: the writer reopens it when it tries again
+    self->failure = self->closed_failure;
+    snprintf (self->error, sizeof (self->error), "%s", self->closed_error);
+    pthread_mutex_unlock (&self->db_lock);
+    return -1;
+}
+
+void
+chorus__journal_read_end (chorus_journal_t *self)
+{
+    if (self->threaded)
+        pthread_mutex_unlock (&self->db_lock);
+}
 
 int
 chorus__journal_scan (chorus_journal_t *self, const char *prefix, size_t prefix_size,
@@ -853,6 +874,6 @@ chorus_journal_expire_traces (chorus_journal_t *self, uint64_t before, size_t ma
     s_expire_t expire = {self, before, max, 0};
     if (chorus__journal_scan (self, "x", 1, s_visit_expire, &expire) < 0)
         return -1;
-    return chorus_journal_commit (self) == 0? expire.forgotten: -1;
+    return expire.forgotten;
 }
 

@@ -174,7 +174,8 @@ int
     chorus_journal_each_trace (chorus_journal_t *self, const char *correlation,
                                chorus_journal_trace_fn *fn, void *arg);
 //  Forgets trace entries recorded before `before` (ms), visiting at most
-//  max entries; returns how many it forgot, or -1
+//  max entries: their deletes join the pending batch, for the caller's
+//  next commit. Returns how many it forgot, or -1
 int
     chorus_journal_expire_traces (chorus_journal_t *self, uint64_t before, size_t max);
 

@@ -1,6 +1,8 @@
-/*  chorus_journal_private.h — what the journal's two files share: the
-    journal itself (chorus_journal.c) and its offline check and repair
-    (chorus_journal_repair.c). Not for other classes.
+/*  chorus_journal_private.h — what the journal's files share: the
+    journal itself (chorus_journal.c), its writer thread on top of it
+    (chorus_journal_writer.c) and its offline check and repair
+    (chorus_journal_repair.c). Not for other classes. The journal itself
+    calls neither of the other two.
 */
 #ifndef CHORUS_JOURNAL_PRIVATE_H_INCLUDED
 #define CHORUS_JOURNAL_PRIVATE_H_INCLUDED
@@ -8,6 +10,7 @@
 #include "chorus_journal.h"
 
 #include <leveldb/c.h>
+#include <pthread.h>
 
 #define S_MARK_FILE "CHORUS-COMMITS"
 #define S_MARK_SIZE 21              //  20 digits and a newline
@@ -32,6 +35,10 @@ struct _chorus_journal_t {
     chorus_journal_failure_t failure;   //  kind of the last failure
     char error [512];                   //  why the last call failed
     chorus__journal_writer_t *writer;   //  the writer thread; NULL: the caller commits
+    bool threaded;                      //  a writer thread commits (see read_begin)
+    pthread_mutex_t db_lock;            //  with a writer: db against its closing and reopening
+    chorus_journal_failure_t closed_failure;    //  why the writer closed db, under db_lock
+    char closed_error [512];            //  and what it said
     uint64_t submitted;                 //  tickets given: batches submitted
     uint64_t committed;                 //  without a writer: the last ticket committed
 };
@@ -80,9 +87,10 @@ int
 void
     chorus__journal_put_legacy (chorus_journal_t *self, const char *id, const char *record);
 //  With a writer, commits are its own, and the caller's reads of the
-//  database are kept from its reopening after a failed commit: between
-//  read_begin (0, or -1 with the failure recorded) and read_end. Without
-//  one, read_begin reopens the database when a commit closed it.
+//  database are kept from its closing and reopening it after a failed
+//  commit: between read_begin (0, or -1 with the writer's failure
+//  recorded) and read_end. Without one, read_begin reopens the database
+//  when a commit closed it.
 int
     chorus__journal_read_begin (chorus_journal_t *self);
 void
@@ -92,9 +100,13 @@ void
 int
     chorus__journal_reopen (chorus_journal_t *self, char *error, size_t error_size,
                             chorus_journal_failure_t *failure);
-//  Stops the writer thread, after it has tried once more what is queued
+//  Writes the pending batch from the calling thread, as chorus_journal_commit
+//  without a writer does; 0, or -1 with the batch kept
+int
+    chorus__journal_write (chorus_journal_t *self);
+//  Frees the journal (its writer stopped)
 void
-    chorus__journal_writer_stop (chorus_journal_t *self);
+    chorus__journal_close (chorus_journal_t **self_p);
 //  Visits the keys starting with prefix; the count visited, or -1
 int
     chorus__journal_scan (chorus_journal_t *self, const char *prefix, size_t prefix_size,

@@ -11,6 +11,10 @@
     batch submitted earlier. The caller learns of progress and failures
     through a pipe it can poll, and a ticket: the number of the last batch
     committed.
+
+    The journal (chorus_journal.c) knows nothing of the thread: the calls
+    whose meaning changes with it (commit, destroy) are made here, on top
+    of the journal's own.
 */
 #include "chorus_journal_private.h"
 #include "chorus_be64.h"
@@ -29,7 +33,6 @@ struct _chorus__journal_writer_t {
     pthread_mutex_t lock;               //  guards the fields below
     pthread_cond_t wake;                //  work queued, or stopping
     pthread_cond_t done;                //  a batch committed, or a commit failed
-    pthread_mutex_t db_lock;            //  the caller's reads against a reopen
     leveldb_writebatch_t *queued;       //  submitted, not yet taken
     bool queued_any;                    //  queued holds a batch
     bool queued_promised;               //  it holds flow state or definitions
@@ -77,10 +80,14 @@ s_write (chorus_journal_t *self, chorus__journal_writer_t *writer, char *error,
 {
     *mark_failed = false;
     if (!self->db) {
-        pthread_mutex_lock (&writer->db_lock);
+        pthread_mutex_lock (&self->db_lock);
         error [0] = 0;
         int rc = chorus__journal_reopen (self, error, error_size, failure);
-        pthread_mutex_unlock (&writer->db_lock);
+        if (rc && error [0]) {
+            self->closed_failure = *failure;
+            snprintf (self->closed_error, sizeof (self->closed_error), "%s", error);
+        }
+        pthread_mutex_unlock (&self->db_lock);
         if (rc && !error [0]) {
             //  Too soon after the last try: its failure stands
             *failure = writer->failure;
@@ -103,10 +110,12 @@ s_write (chorus_journal_t *self, chorus__journal_writer_t *writer, char *error,
         chorus__journal_describe (error, error_size, self->dir, *failure, "commit",
                                   leveldb_error);
         leveldb_free (leveldb_error);
-        pthread_mutex_lock (&writer->db_lock);
+        pthread_mutex_lock (&self->db_lock);
         leveldb_close (self->db);
         self->db = NULL;
-        pthread_mutex_unlock (&writer->db_lock);
+        self->closed_failure = *failure;
+        snprintf (self->closed_error, sizeof (self->closed_error), "%s", error);
+        pthread_mutex_unlock (&self->db_lock);
         return -1;
     }
     self->commits++;
@@ -207,16 +216,17 @@ chorus_journal_start_writer (chorus_journal_t *self)
         fcntl (writer->pipe [i], F_SETFD, FD_CLOEXEC);
     }
     pthread_mutex_init (&writer->lock, NULL);
-    pthread_mutex_init (&writer->db_lock, NULL);
     pthread_cond_init (&writer->wake, NULL);
     pthread_cond_init (&writer->done, NULL);
     writer->queued = leveldb_writebatch_create ();
     writer->writing = leveldb_writebatch_create ();
     writer->durable = self->submitted;
     self->writer = writer;
+    self->threaded = true;
     int code = pthread_create (&writer->thread, NULL, s_writer, self);
     if (code) {
         self->writer = NULL;
+        self->threaded = false;
         leveldb_writebatch_destroy (writer->queued);
         leveldb_writebatch_destroy (writer->writing);
         close (writer->pipe [0]);
@@ -228,8 +238,9 @@ chorus_journal_start_writer (chorus_journal_t *self)
     return 0;
 }
 
-void
-chorus__journal_writer_stop (chorus_journal_t *self)
+//  Stops the writer thread, after it has tried once more what is queued
+static void
+s_stop (chorus_journal_t *self)
 {
     chorus__journal_writer_t *writer = self->writer;
     if (!writer)
@@ -244,11 +255,28 @@ chorus__journal_writer_stop (chorus_journal_t *self)
     pthread_cond_destroy (&writer->wake);
     pthread_cond_destroy (&writer->done);
     pthread_mutex_destroy (&writer->lock);
-    pthread_mutex_destroy (&writer->db_lock);
     close (writer->pipe [0]);
     close (writer->pipe [1]);
     free (writer);
     self->writer = NULL;
+    self->threaded = false;
+}
+
+void
+chorus_journal_destroy (chorus_journal_t **self_p)
+{
+    if (*self_p) {
+        s_stop (*self_p);
+        chorus__journal_close (self_p);
+    }
+}
+
+int
+chorus_journal_commit (chorus_journal_t *self)
+{
+    if (!self->writer)
+        return chorus__journal_write (self);
+    return chorus_journal_wait (self, chorus_journal_submit (self));
 }
 
 uint64_t
@@ -263,7 +291,7 @@ chorus_journal_submit (chorus_journal_t *self)
     chorus__journal_writer_t *writer = self->writer;
     if (!writer) {
         uint64_t ticket = chorus_journal_ticket (self);
-        chorus_journal_commit (self);
+        chorus__journal_write (self);
         return ticket;
     }
     if (self->pending == 0)
@@ -351,31 +379,4 @@ chorus_journal_wait (chorus_journal_t *self, uint64_t ticket)
     }
     pthread_mutex_unlock (&writer->lock);
     return rc;
-}
-
-int
-chorus__journal_read_begin (chorus_journal_t *self)
-{
-    chorus__journal_writer_t *writer = self->writer;
-    if (!writer)
-        return chorus__journal_reopen (self, self->error, sizeof (self->error), &self->failure);
-    pthread_mutex_lock (&writer->db_lock);
-    if (self->db)
-        return 0;
-    pthread_mutex_unlock (&writer->db_lock);
-    //  Closed by a failed commit: the writer reopens it when it tries again
-    pthread_mutex_lock (&writer->lock);
-    if (s_status (self) == 0)
-        chorus__journal_fail (self, CHORUS_JOURNAL_FAILED, "reading",
-                              "the journal is closed while a failed commit waits to be tried "
-                              "again");
-    pthread_mutex_unlock (&writer->lock);
-    return -1;
-}
-
-void
-chorus__journal_read_end (chorus_journal_t *self)
-{
-    if (self->writer)
-        pthread_mutex_unlock (&self->writer->db_lock);
 }
