@@ -9,7 +9,8 @@ documents and pages per second; how the pages spread over the OCR
 instances (from their logs in STATE); bundle latency (p50, p99: the
 flow's start to its end, as the coordinator timed it); the extracted
 fields against the generator's truth; and whether any page's OCR effect
-was applied more than once. With --kill PID it SIGKILLs that OCR instance
+was applied more than once, after the run has sent every page's command
+again with its idempotency key, as a redelivery would. With --kill PID it SIGKILLs that OCR instance
 once a third of the pages are read. Exit 0 when every bundle completed,
 the fields are at least 95% right, no effect was applied twice and, with
 more than one OCR instance, the pages went to more than one.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import signal
@@ -70,6 +72,32 @@ class OcrLogs:
         again = set().union(*(self.keys(o, "applied") for o in others)) & mine
         answered = set().union(*(self.keys(o, "repeat") for o in others)) & mine
         return {"read_again": len(again), "answered_from_effect": len(answered)}
+
+
+def replay_pages(node: chorus.Node, state: str) -> Dict:
+    """Sends every page's read_page again with the idempotency key the
+    coordinator gave it, as a redelivery would: each goes to a live OCR
+    instance, whose inbox answers it from its record (it read the page) or
+    whose handler finds the effect applied (another one did). None may
+    apply an effect again, and each answer must be the text recorded."""
+    before = OcrLogs(state)
+    applied_before = sum(before.count("applied").values())
+    repeats_before = sum(before.count("repeat").values())
+    effects = os.path.join(state, "ocr")
+    pages = [(line[1], line[2].rstrip("\n")) for lines in before.lines.values()
+             for line in lines if line[0] == "applied"]
+    answered, differ = 0, []
+    for key, page in pages:
+        reply = node.send("ocr", "read_page", {"page": page}, idempotency=key, timeout=60)
+        answered += 1
+        digest = hashlib.sha1(key.encode()).hexdigest()
+        with open(os.path.join(effects, digest + ".txt")) as f:
+            if reply.get("text") != f.read():
+                differ.append(key)
+    after = OcrLogs(state)
+    return {"sent": len(pages), "answered": answered, "differ": differ,
+            "applied_again": sum(after.count("applied").values()) - applied_before,
+            "from_effect": sum(after.count("repeat").values()) - repeats_before}
 
 
 def judge(truth: Dict, output: Optional[Dict]) -> Dict:
@@ -165,14 +193,16 @@ def main(argv: List[str]) -> int:
                 break
             if running:
                 time.sleep(0.05)
-    elapsed = max(last - began, 1e-3)
+        elapsed = max(last - began, 1e-3)
+        during = OcrLogs(args.state)
+        moved = during.moved(args.kill_name) if args.kill_name else {}
+        repeats = during.count("repeat")
+        replay = replay_pages(node, args.state)
 
     logs = OcrLogs(args.state)
     applied = logs.applied()
     twice = sorted(key for key, n in applied.items() if n > 1)
     per_instance = logs.count("applied")
-    repeats = logs.count("repeat")
-    moved = logs.moved(args.kill_name) if args.kill_name else {}
     completed = [b for b in ended.values() if b["state"] == "completed"]
     latencies = [b["latency"] for b in completed]
     fields = sum(b["verdict"]["fields"] for b in ended.values())
@@ -193,7 +223,7 @@ def main(argv: List[str]) -> int:
         "moved_after_kill": moved,
         "latency_p50_ms": percentile(latencies, 50), "latency_p99_ms": percentile(latencies, 99),
         "fields_right": fields, "fields_total": fields_total, "accuracy": round(accuracy, 4),
-        "types_right": types, "splits_right": splits,
+        "types_right": types, "splits_right": splits, "replay": replay,
     }
     if args.summary:
         with open(args.summary, "w") as f:
@@ -216,6 +246,10 @@ def main(argv: List[str]) -> int:
     row("effects", f"{len(applied)} page keys, {sum(applied.values())} applied, "
                    f"{len(twice)} applied twice; {sum(repeats.values())} sent again and "
                    f"answered from the effect already there")
+    row("replay", f"every page's read_page sent again with its key: {replay['answered']} of "
+                  f"{replay['sent']} answered, {replay['sent'] - len(replay['differ'])} with the "
+                  f"text recorded, {replay['from_effect']} from the effect found applied; "
+                  f"{replay['applied_again']} applied again")
     if args.kill_name:
         row("kill", f"{args.kill_name} SIGKILLed at {summary['killed_at_s']} s; of the pages it "
                     f"had taken, {moved['read_again']} were read again by another instance "
@@ -233,6 +267,9 @@ def main(argv: List[str]) -> int:
         reasons.append(f"field accuracy {100 * accuracy:.1f}% is below 95%")
     if twice:
         reasons.append(f"{len(twice)} pages' effects applied twice: {' '.join(twice[:5])}")
+    if replay["applied_again"] or replay["differ"] or replay["answered"] < replay["sent"]:
+        reasons.append(f"pages sent again: {replay['applied_again']} applied again, "
+                       f"{len(replay['differ'])} answered with another text")
     if len(applied) < pages_total and not summary["not_completed"]:
         reasons.append(f"{pages_total - len(applied)} pages have no OCR effect recorded")
     if len(per_instance) > 1 and sum(1 for n in per_instance.values() if n) < 2:
