@@ -26,7 +26,7 @@ import os
 import signal
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Dict, List, Optional
 
 import chorus
@@ -130,6 +130,14 @@ def describe(output: Dict) -> str:
 
 
 def main(argv: List[str]) -> int:
+    try:
+        return run(argv)
+    except chorus.Error as exc:     # the mesh failed us: say how, not with a traceback
+        print(f"run.py: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def run(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--truth", required=True, help="truth.json of generate.py")
     parser.add_argument("--state", required=True, help="the services' shared state directory")
@@ -174,7 +182,8 @@ def main(argv: List[str]) -> int:
                 last = time.monotonic()
                 verdict = judge(bundle, status.get("output"))
                 ended[bundle["bundle"]] = {"state": status["state"], "verdict": verdict,
-                                           "latency": status["finished"] - status["started"],
+                                           "latency": (status.get("finished") or 0)
+                                           - (status.get("started") or 0),
                                            "error": status.get("error")}
                 if not args.quiet:
                     mark = "" if not verdict["wrong"] else f"  ({len(verdict['wrong'])} wrong)"
