@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import chorus
 
@@ -57,6 +57,14 @@ class OcrLogs:
         """How many times each idempotency key's effect was applied."""
         return Counter(line[1] for lines in self.lines.values() for line in lines
                        if line[0] == "applied")
+
+    def took(self) -> Tuple[float, float]:
+        """Mean wall and CPU milliseconds of tesseract per page read."""
+        runs = [(float(line[2].split()[0]), float(line[2].split()[1]))
+                for lines in self.lines.values() for line in lines if line[0] == "took"]
+        if not runs:
+            return 0.0, 0.0
+        return (sum(w for w, _ in runs) / len(runs), sum(c for _, c in runs) / len(runs))
 
     def keys(self, name: str, what: str = "start") -> set:
         """The keys of an instance's lines of one kind."""
@@ -206,6 +214,7 @@ def run(argv: List[str]) -> int:
         during = OcrLogs(args.state)
         moved = during.moved(args.kill_name) if args.kill_name else {}
         repeats = during.count("repeat")
+        took = during.took()
         replay = replay_pages(node, args.state)
 
     logs = OcrLogs(args.state)
@@ -226,6 +235,7 @@ def run(argv: List[str]) -> int:
         "documents": documents_total, "pages": pages_total, "seconds": round(elapsed, 2),
         "documents_per_s": round(documents_total / elapsed, 2),
         "pages_per_s": round(pages_total / elapsed, 2),
+        "ocr_ms_per_page": {"wall": round(took[0]), "cpu": round(took[1])},
         "ocr_applied": per_instance, "ocr_repeats": repeats, "pages_read": sum(applied.values()),
         "page_keys": len(applied), "applied_twice": twice, "killed": args.kill_name or None,
         "killed_at_s": None if killed_at is None else round(killed_at, 2),
@@ -248,6 +258,8 @@ def run(argv: List[str]) -> int:
     spread = ", ".join(f"{name} {n}" + (" (killed)" if name == args.kill_name else "")
                        for name, n in per_instance.items())
     row("ocr spread", f"pages read per instance: {spread}")
+    row("ocr time", f"tesseract per page: {took[0]:.0f} ms wall, {took[1]:.0f} ms CPU "
+                    f"(mean; one thread each)")
     row("latency", f"p50 {summary['latency_p50_ms']} ms, p99 {summary['latency_p99_ms']} ms "
                    f"(bundle flow start to end)")
     row("accuracy", f"fields {fields}/{fields_total} right ({100 * accuracy:.1f}%); "

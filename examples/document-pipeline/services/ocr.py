@@ -9,16 +9,19 @@ idempotency key (STATE/ocr/SHA1.txt), put in place with link(2), which
 fails when the file exists: applied once, whichever instance gets the page
 and however often. A command sent again (its instance was killed, say)
 finds the text there and returns it without applying anything. Each
-instance logs what it does to STATE/ocr-NAME.log, one line per page:
-'start KEY PAGE', then 'applied KEY PAGE' or 'repeat KEY PAGE'.
+instance logs what it does to STATE/ocr-NAME.log: 'start KEY PAGE', then
+'took KEY WALL-MS CPU-MS' when it ran tesseract, then 'applied KEY PAGE' or
+'repeat KEY PAGE'.
 """
 
 import ctypes
 import hashlib
 import os
+import resource
 import signal
 import subprocess
 import sys
+import time
 
 import chorus
 from service import serve
@@ -33,6 +36,7 @@ def _die_with_parent() -> None:
 
 
 def tesseract(path: str) -> str:
+    """The page's text, by tesseract."""
     #   One thread each: the machine's cores are shared by the instances
     env = dict(os.environ, OMP_THREAD_LIMIT="1")
     env.pop("LD_PRELOAD", None)     # a sanitizer's runtime, for the library only
@@ -59,7 +63,11 @@ def setup(node: chorus.Node, args) -> None:
         effect = os.path.join(effects, hashlib.sha1(key.encode()).hexdigest() + ".txt")
         log.write(f"start {key} {page}\n")
         if not os.path.exists(effect):
+            wall, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
             text = tesseract(page)
+            used = resource.getrusage(resource.RUSAGE_CHILDREN)
+            log.write(f"took {key} {1000 * (time.monotonic() - wall):.0f} "
+                      f"{1000 * (used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime):.0f}\n")
             scratch = f"{effect}.{args.name}.{os.getpid()}"
             with open(scratch, "w") as f:
                 f.write(text)
