@@ -317,3 +317,14 @@ CHORUS_PY_BINDING_TESTS = tests/test_python_binding.sh \
     tests/test_python_group_takes_events_once.sh tests/test_python_signals_stop_run.sh
 TESTS += $(CHORUS_PY_BINDING_TESTS)
 EXTRA_DIST += $(CHORUS_PY_BINDING_TESTS) tests/pytest.sh
+
+#   The document pipeline (examples/document-pipeline): scripts/pipeline-demo
+#   with 3 bundles, real OCR and an OCR instance killed mid-run
+TESTS += tests/test_document_pipeline_survives_ocr_kill.sh
+EXTRA_DIST += tests/test_document_pipeline_survives_ocr_kill.sh scripts/pipeline-demo \
+    examples/document-pipeline/README.md examples/document-pipeline/generate.py \
+    examples/document-pipeline/run.py examples/document-pipeline/flows/process_bundle.yaml \
+    examples/document-pipeline/flows/process_document.yaml \
+    examples/document-pipeline/services/service.py examples/document-pipeline/services/splitter.py \
+    examples/document-pipeline/services/ocr.py examples/document-pipeline/services/classifier.py \
+    examples/document-pipeline/services/extractor.py
