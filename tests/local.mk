@@ -328,3 +328,7 @@ EXTRA_DIST += tests/test_document_pipeline_survives_ocr_kill.sh scripts/pipeline
     examples/document-pipeline/services/service.py examples/document-pipeline/services/splitter.py \
     examples/document-pipeline/services/ocr.py examples/document-pipeline/services/classifier.py \
     examples/document-pipeline/services/extractor.py
+
+#   The coordinator's web console: its JSON API on a real mesh
+TESTS += tests/test_console_api.py
+EXTRA_DIST += tests/test_console_api.py tests/console.py
