@@ -332,3 +332,7 @@ EXTRA_DIST += tests/test_document_pipeline_survives_ocr_kill.sh scripts/pipeline
 #   The coordinator's web console: its JSON API on a real mesh
 TESTS += tests/test_console_api.py
 EXTRA_DIST += tests/test_console_api.py tests/console.py
+#   ... and its pages in Debian's chromium
+TESTS += tests/test_console_pages.sh
+EXTRA_DIST += tests/test_console_pages.sh tests/web/console.test.mjs tests/web/package.json \
+    tests/web/package-lock.json

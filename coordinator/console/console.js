@@ -493,7 +493,7 @@ function tailPage (params) {
             return;
         }
         const event = JSON.parse (data);
-        add (h ('div', {class: 'event', 'data-topic': event.topic},
+        add (h ('div', {class: 'event', 'data-topic': event.topic, 'data-time': event.time},
                 when (event.time), ' ', h ('b', {}, event.topic), ' ', event.service, ' ',
                 event.correlation ? h ('a', {href: '#/trace/' +
                                              encodeURIComponent (event.correlation)}, 'trace')
