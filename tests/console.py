@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 
-sys.path.insert(0, os.path.join(os.environ.get('srcdir', '.'), 'tests', 'peer'))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'peer'))
 import tools  # noqa: E402
 
 COORDINATOR = os.path.join(tools.TOP, 'coordinator', 'chorus-coordinator')

@@ -30,7 +30,8 @@ function h (tag, attrs, ...children) {
 }
 
 function show (...nodes) {
-    main.replaceChildren (...nodes);
+    main.replaceChildren (...nodes.flat ().filter ((node) => node !== null && node !== undefined
+                                                               && node !== false));
 }
 
 function when (ms) {
