@@ -637,7 +637,7 @@ s_handle (void *cls, struct MHD_Connection *connection, const char *url, const c
         if (!header || !*header)
             return s_send_error (connection, 403, "missing-header", "a state change needs the "
                                  "header " S_HEADER ": 1 (which a cross-site form cannot send)");
-        if (s_is_get_route (path) && !strchr (path + 6, '/'))
+        if (s_is_get_route (path))
             return s_send_error (connection, 405, "method-not-allowed", "/api/%.200s takes GET",
                                  path);
         return s_api_post (self, connection, path, request);

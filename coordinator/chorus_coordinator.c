@@ -15,7 +15,6 @@
 #include "chorus_value.h"
 
 #include <stdarg.h>
-#include <inttypes.h>
 #include <stdatomic.h>
 
 #define S_KEEP_FINISHED 10000
@@ -1984,10 +1983,9 @@ s_console_call (chorus_coordinator_t *self, const json_t *request, s_answer_t *a
     else
     if (streq (op, "signal")) {
         //  A signal sent without an id gets one of its own
-        char signal_id [40];
-        snprintf (signal_id, sizeof (signal_id), "console-%016" PRIx64 "%08x", s_now (),
-                  (unsigned) random ());
-        s_signal (self, request, signal_id, answer);
+        zuuid_t *uuid = zuuid_new ();
+        s_signal (self, request, uuid? zuuid_str (uuid): NULL, answer);
+        zuuid_destroy (&uuid);
         return true;
     }
     else

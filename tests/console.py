@@ -43,6 +43,15 @@ steps:
     for_each: $.input.parcels
 """
 
+#   A flow that waits for a person's approval (a signal)
+HOLD = """flow: hold
+version: 1
+trigger: hold.requested
+steps:
+  - id: approve
+    await: { signal: approved }
+"""
+
 CHARGE = """#!/bin/sh
 if grep -q '"fail": *true' && [ ! -f "%s" ]; then echo "card declined" >&2; exit 1; fi
 echo '{"charged": true}'
@@ -56,6 +65,8 @@ class Mesh:
         os.makedirs(tools.path('flows'), exist_ok=True)
         with open(tools.path('flows/order.yaml'), 'w') as file:
             file.write(FLOW)
+        with open(tools.path('flows/hold.yaml'), 'w') as file:
+            file.write(HOLD)
         self.fixed = tools.path('fixed')
         charge = tools.path('charge.sh')
         with open(charge, 'w') as file:

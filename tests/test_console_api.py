@@ -176,6 +176,23 @@ status, trace = mesh.request('/api/trace/nothing-here')
 ok(status == 200 and trace['events'] == [] and trace['tree'] == [],
    'an unknown correlation id: an empty trace')
 
+#   --- signal and cancel of running flows --------------------------------------
+mesh.publish('hold.requested', [{'n': 1}, {'n': 2}])
+holding = mesh.wait_flows('?flow=hold&state=running', 2)
+ok(holding, 'two flows wait for their approval')
+first, second = [flow['id'] for flow in holding['flows']] if holding else ('-', '-')
+status, answer = mesh.request('/api/flows/%s/signal' % first,
+                              {'name': 'approved', 'payload': {'by': 'ann'}})
+ok(status == 200 and answer.get('step') == 'approve' and not answer['existing'],
+   'a signal: taken by the await step')
+ok(tools.until(lambda: mesh.request('/api/flows/' + first)[1]['state'] == 'completed', 10)
+   and mesh.request('/api/flows/' + first)[1]['steps'][0]['output'] == {'by': 'ann'},
+   "the flow completes, the signal's payload its step's output")
+status, answer = mesh.request('/api/flows/%s/cancel' % second, {})
+ok(status == 200 and answer['state'] in ('compensating', 'cancelled'), 'a cancel: 200')
+ok(tools.until(lambda: mesh.request('/api/flows/' + second)[1]['state'] == 'cancelled', 10),
+   'the flow ends cancelled')
+
 #   --- hostile input --------------------------------------------------------
 def refused(status_wanted, code, path, body=None, **options):
     status, answer = mesh.request(path, body, **options)
