@@ -549,10 +549,11 @@ s_api_post (chorus_console_t *self, struct MHD_Connection *connection, const cha
             snprintf (problem, sizeof (problem), "\"action\" must be \"retry\" or \"cancel\"");
         else
         if (body && filter) {
+            //  bulk is the body's: packed before the body goes
+            json_t *call = json_pack ("{s:s, s:s, s:o}", "op", "bulk", "action", bulk,
+                                      "filter", filter);
             json_decref (body);
-            return s_answer_call (self, connection, json_pack ("{s:s, s:s, s:o}", "op", "bulk",
-                                                               "action", bulk, "filter",
-                                                               filter));
+            return s_answer_call (self, connection, call);
         }
         json_decref (body);
         json_decref (filter);
