@@ -50,9 +50,13 @@ void
     chorus_console_fail (chorus_console_t *self, chorus_console_call_t *call, const char *code,
                          const char *message);
 
-//  An event seen on the mesh, for the live tail: topic and the event as
-//  JSON (taken)
+//  An event seen on the mesh or published, for the live tail: fields are
+//  its id, topic, service, instance, correlation and causation (NULL:
+//  none; the topic is needed), then its sequence number, its time (ms)
+//  and its payload (MessagePack), all copied. Cheap: the event becomes
+//  JSON on a tail's thread, when it is sent.
 void
-    chorus_console_event (chorus_console_t *self, const char *topic, json_t *event);
+    chorus_console_event (chorus_console_t *self, const char *fields [6], uint64_t seq,
+                          uint64_t time, const void *payload, size_t size);
 
 #endif

@@ -15,9 +15,17 @@
 //  misses nothing
 #define CHORUS_CONSOLE_TAIL_MAX 4096
 
+//  An event of the ring as it came: made into JSON only when a tail sends
+//  it, on the tail's thread, so that the coordinator's thread only copies
 typedef struct {
-    char *topic;                    //  the event's topic
-    char *data;                     //  the event as JSON text
+    char *block;                    //  the fields and the payload, one allocation, NULL: empty
+    size_t block_size;              //  its size
+    const char *fields [6];         //  id, topic, service, instance, correlation,
+                                    //  causation: in block, NULL: none
+    uint64_t seq;                   //  the publisher's sequence number
+    uint64_t time;                  //  when it was published (ms)
+    const void *payload;            //  in block, NULL: none
+    size_t size;                    //  the payload's size
 } chorus__tail_entry_t;
 
 struct _chorus_console_t {

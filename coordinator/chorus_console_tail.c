@@ -6,6 +6,7 @@
 */
 #define _GNU_SOURCE     //  vasprintf
 #include "chorus_console_private.h"
+#include "chorus.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -28,6 +29,7 @@ typedef struct {
     char *out;                      //  text being sent
     size_t out_size;                //  its size
     size_t out_at;                  //  how much of it went
+    chorus__tail_entry_t entry;     //  the event being made into text, a copy
 } s_tail_t;
 
 char *
@@ -43,40 +45,94 @@ chorus__console_format (const char *format, ...)
 }
 
 void
-chorus_console_event (chorus_console_t *self, const char *topic, json_t *event)
+chorus_console_event (chorus_console_t *self, const char *fields [6], uint64_t seq,
+                      uint64_t time, const void *payload, size_t size)
 {
-    char *data = json_dumps (event, JSON_COMPACT);
-    json_decref (event);
-    char *copy = strdup (topic);
-    if (!data || !copy) {
-        free (data);
-        free (copy);
+    if (!fields [1])
         return;
+    size_t lengths [6], block_size = size;
+    for (int i = 0; i < 6; i++) {
+        lengths [i] = fields [i]? strlen (fields [i]) + 1: 0;
+        block_size += lengths [i];
+    }
+    chorus__tail_entry_t entry = {(char *) malloc (block_size? block_size: 1), block_size,
+                                  {NULL}, seq, time, NULL, size};
+    if (!entry.block)
+        return;
+    char *at = entry.block;
+    for (int i = 0; i < 6; i++)
+        if (fields [i]) {
+            memcpy (at, fields [i], lengths [i]);
+            entry.fields [i] = at;
+            at += lengths [i];
+        }
+    if (payload && size) {
+        memcpy (at, payload, size);
+        entry.payload = at;
     }
     pthread_mutex_lock (&self->lock);
-    chorus__tail_entry_t *entry = &self->tail [self->tail_next % CHORUS_CONSOLE_TAIL_MAX];
-    free (entry->topic);
-    free (entry->data);
-    entry->topic = copy;
-    entry->data = data;
+    chorus__tail_entry_t *slot = &self->tail [self->tail_next % CHORUS_CONSOLE_TAIL_MAX];
+    char *old = slot->block;
+    *slot = entry;
     self->tail_next++;
     pthread_cond_broadcast (&self->tail_news);
     pthread_mutex_unlock (&self->lock);
+    free (old);
+}
+
+//  Moves an entry's pointers from one block to its copy
+static void
+s_entry_move (chorus__tail_entry_t *entry, char *block)
+{
+    for (int i = 0; i < 6; i++)
+        if (entry->fields [i])
+            entry->fields [i] = block + (entry->fields [i] - entry->block);
+    if (entry->payload)
+        entry->payload = block + ((const char *) entry->payload - entry->block);
+    entry->block = block;
+}
+
+//  The SSE text of an event (caller frees), made on the tail's thread
+static char *
+s_event_text (chorus_console_t *self, uint64_t number, chorus__tail_entry_t *entry)
+{
+    json_t *payload = NULL;
+    char *text = NULL;
+    char error [128];
+    if (entry->size > 16384)
+        payload = json_pack ("{s:s}", "omitted", "a payload of more than 16384 bytes");
+    else
+    if (entry->payload
+    &&  chorus_payload_to_json (entry->payload, entry->size, 0, &text, error, sizeof (error)) == 0)
+        payload = json_loads (text, JSON_DECODE_ANY, NULL);
+    chorus_payload_free (text);
+    const char **fields = entry->fields;
+    json_t *event = json_pack ("{s:s?, s:s, s:s?, s:s?, s:s?, s:s?, s:I, s:I, s:o}",
+                               "id", fields [0], "topic", fields [1], "service", fields [2],
+                               "instance", fields [3], "correlation", fields [4],
+                               "causation", fields [5], "seq", (json_int_t) entry->seq,
+                               "time", (json_int_t) entry->time,
+                               "payload", payload? payload: json_null ());
+    char *data = event? json_dumps (event, JSON_COMPACT): NULL;
+    json_decref (event);
+    char *out = data? chorus__console_format ("id: %" PRIu64 "-%" PRIu64 "\nevent: event\n"
+                                              "data: %s\n\n", self->boot, number, data): NULL;
+    free (data);
+    return out;
 }
 
 void
 chorus__console_tail_clear (chorus_console_t *self)
 {
     for (size_t i = 0; i < CHORUS_CONSOLE_TAIL_MAX; i++) {
-        free (self->tail [i].topic);
-        free (self->tail [i].data);
-        self->tail [i].topic = self->tail [i].data = NULL;
+        free (self->tail [i].block);
+        self->tail [i].block = NULL;
     }
 }
 
-//  The next text for the tail (with the lock held): an event, a notice of
-//  missed events, or a comment after a quiet while; -1 when the console
-//  stops
+//  The next text for the tail (with the lock held): a notice of missed
+//  events, or a comment after a quiet while (0); an event, copied into
+//  tail->entry (1); -1 when the console stops
 static int
 s_next_text (s_tail_t *tail)
 {
@@ -102,12 +158,16 @@ s_next_text (s_tail_t *tail)
         if (tail->last + 1 < self->tail_next) {
             tail->last++;
             chorus__tail_entry_t *entry = &self->tail [tail->last % CHORUS_CONSOLE_TAIL_MAX];
-            if (tail->topic && strncmp (entry->topic, tail->topic, strlen (tail->topic)))
+            if (tail->topic && strncmp (entry->fields [1], tail->topic, strlen (tail->topic)))
                 continue;
-            tail->out = chorus__console_format ("id: %" PRIu64 "-%" PRIu64 "\nevent: event\n"
-                                                "data: %s\n\n", self->boot, tail->last,
-                                                entry->data);
-            return tail->out? 0: -1;
+            //  A copy, made into text without the lock
+            tail->entry = *entry;
+            char *block = (char *) malloc (entry->block_size? entry->block_size: 1);
+            if (!block)
+                return -1;
+            memcpy (block, entry->block, entry->block_size);
+            s_entry_move (&tail->entry, block);
+            return 1;
         }
         struct timespec until;
         clock_gettime (CLOCK_MONOTONIC, &until);
@@ -131,7 +191,12 @@ s_tail_read (void *cls, uint64_t pos, char *buffer, size_t max)
         pthread_mutex_lock (&tail->console->lock);
         int rc = s_next_text (tail);
         pthread_mutex_unlock (&tail->console->lock);
-        if (rc)
+        if (rc == 1) {
+            tail->out = s_event_text (tail->console, tail->last, &tail->entry);
+            free (tail->entry.block);
+            tail->entry.block = NULL;
+        }
+        if (rc < 0 || !tail->out)
             return MHD_CONTENT_READER_END_OF_STREAM;
         tail->out_size = strlen (tail->out);
         tail->out_at = 0;
@@ -149,6 +214,7 @@ s_tail_free (void *cls)
     free (tail->topic);
     free (tail->notice);
     free (tail->out);
+    free (tail->entry.block);
     free (tail);
 }
 

@@ -2041,24 +2041,7 @@ static void
 s_console_event (chorus_coordinator_t *self, const char *fields [6], uint64_t seq,
                  uint64_t time, const void *data, size_t size)
 {
-    json_t *payload = NULL;
-    char *text = NULL;
-    char error [128];
-    if (size > 16384)
-        payload = json_pack ("{s:s}", "omitted", "a payload of more than 16384 bytes");
-    else
-    if (data && chorus_payload_to_json (data, size, 0, &text, error, sizeof (error)) == 0)
-        payload = json_loads (text, JSON_DECODE_ANY, NULL);
-    chorus_payload_free (text);
-    json_t *line = json_pack ("{s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:I, s:I, s:o}",
-                              "id", fields [0], "topic", fields [1], "service", fields [2],
-                              "instance", fields [3], "correlation", fields [4],
-                              "causation", fields [5], "seq", (json_int_t) seq,
-                              "time", (json_int_t) time, "payload", payload? payload: json_null ());
-    if (line && fields [1])
-        chorus_console_event (self->console, fields [1], line);
-    else
-        json_decref (line);
+    chorus_console_event (self->console, fields, seq, time, data, size);
 }
 
 const char *
