@@ -52,6 +52,15 @@ steps:
     await: { signal: approved }
 """
 
+#   Flows that only wait: events that start them cost the mesh no commands
+NOISE = """flow: noise
+version: 1
+trigger: noise.happened
+steps:
+  - id: wait
+    await: { signal: never }
+"""
+
 CHARGE = """#!/bin/sh
 if grep -q '"fail": *true' && [ ! -f "%s" ]; then echo "card declined" >&2; exit 1; fi
 echo '{"charged": true}'
@@ -67,6 +76,8 @@ class Mesh:
             file.write(FLOW)
         with open(tools.path('flows/hold.yaml'), 'w') as file:
             file.write(HOLD)
+        with open(tools.path('flows/noise.yaml'), 'w') as file:
+            file.write(NOISE)
         self.fixed = tools.path('fixed')
         charge = tools.path('charge.sh')
         with open(charge, 'w') as file:

@@ -164,6 +164,18 @@ stale = Tail('', last='12345-1')
 ok(tools.until(lambda: [e for e in stale.seen if e[0] == 'missed'], 5),
    'a Last-Event-ID of another run: told it missed events')
 stale.close()
+#   A tail away while more events came than the console keeps (4,096)
+behind = Tail('?topic=order.placed', last=last)
+ok(tools.until(lambda: behind.events(), 10), 'a tail resumes')
+last = behind.events()[-1][1]
+behind.close()
+mesh.publish('noise.happened', [{'n': i} for i in range(4200)])
+ok(mesh.wait_flows('?flow=noise', 4200, 30), '4,200 events more came while it was away')
+behind = Tail('?topic=order.placed', last=last)
+missed = tools.until(lambda: [e for e in behind.seen if e[0] == 'missed'], 10)
+ok(missed and missed[0][2]['missed'] >= 4200 - 4096,
+   'reconnected, it is told how many it missed (%s)' % (missed and missed[0][2]))
+behind.close()
 
 #   --- the trace tree ---------------------------------------------------------
 status, trace = mesh.request('/api/trace/tail-t1')
