@@ -4,8 +4,9 @@
 //  filters them by state and key, a failed flow's page draws its DAG with
 //  the failed step marked, its Retry button makes it run again and the page
 //  follows without a reload, a bulk retry of 20 failed flows reports 20
-//  results, the live tail shows a new event within 2 s, and the trace page
-//  shows a transaction's tree. Run by tests/test_console_pages.sh.
+//  results, the live tail shows a new event within 2 s, the trace page
+//  shows a transaction's tree, and a console with a token asks for it.
+//  Run by tests/test_console_pages.sh.
 import {after, before, test} from 'node:test';
 import assert from 'node:assert/strict';
 import {spawn, spawnSync} from 'node:child_process';
@@ -176,4 +177,35 @@ test ('the trace page shows the tree of a transaction', async (t) => {
     assert.equal (await root.count (), 1);
     assert.match (await root.locator ('> code').innerText (), /^order\.placed$/);
     await page.waitForSelector ('#trace-tree > li > ul > li > code:text("order.done")');
+});
+
+test ('a console with --http-token asks for the token, then shows the flows', async (t) => {
+    if (whyNot)
+        return t.skip (whyNot);
+    const token = 'a-browser-test-token-of-some-length';
+    const guarded = spawn ('/usr/bin/python3', [path.join (srcdir, 'tests', 'console.py')], {
+        stdio: ['pipe', 'pipe', 'inherit'],
+        env: Object.assign ({}, process.env, {CONSOLE_TOKEN: token,
+                                              PYTHONPATH: path.join (srcdir, 'tests', 'peer')})});
+    try {
+        const [line] = await once (readline.createInterface ({input: guarded.stdout}), 'line');
+        const url = JSON.parse (line).url;
+        const fresh = await browser.newPage ();
+        await fresh.goto (url + '/#/flows');
+        await fresh.waitForSelector ('input[name=token]');
+        await fresh.fill ('input[name=token]', 'not-' + token);
+        await Promise.all ([fresh.waitForResponse ((r) => r.url ().includes ('/api/flows')
+                                                          && r.status () === 401),
+                            fresh.click ('button[type=submit]')]);
+        await fresh.waitForSelector ('input[name=token]');
+        assert.equal (await fresh.locator ('#flows').count (), 0, 'a wrong token shows nothing');
+        await fresh.fill ('input[name=token]', token);
+        await fresh.click ('button[type=submit]');
+        await fresh.waitForSelector ('#flows-total:text("0 flows")');
+        await fresh.close ();
+    }
+    finally {
+        guarded.stdin.end ();
+        await once (guarded, 'exit');
+    }
 });
