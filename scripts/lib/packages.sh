@@ -1,7 +1,8 @@
 #   packages.sh — the Debian packages Chorus builds with, installed when
 #   missing (sourced by scripts/check, scripts/demo, scripts/bench, scripts/fuzz,
 #   scripts/pipeline-demo). The last line is what the document pipeline runs
-#   (examples/document-pipeline, tested by scripts/check): OCR and page images.
+#   (examples/document-pipeline, tested by scripts/check): OCR and page images;
+#   chromium and nodejs run the web console's browser tests (tests/web).
 
 CHORUS_PACKAGES="build-essential autoconf automake libtool pkg-config
     libzmq3-dev libczmq-dev libmsgpack-dev libleveldb-dev libyaml-dev libjansson-dev zlib1g-dev libmicrohttpd-dev iproute2
