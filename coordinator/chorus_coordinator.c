@@ -6,8 +6,10 @@
 */
 #include "chorus_coordinator.h"
 #include "chorus_be64.h"
+#include "chorus_console.h"
 #include "chorus_defset.h"
 #include "chorus_flow.h"
+#include "chorus_flow_query.h"
 #include "chorus_journal.h"
 #include "chorus_timers.h"
 #include "chorus_value.h"
@@ -158,6 +160,7 @@ struct _chorus_coordinator_t {
     bool damaged;               //  the journal or node store is damaged: stop
     char error [1024];          //  why start or run failed
     bool verbose;               //  log to stderr
+    chorus_console_t *console;  //  the web console, NULL: none
 };
 
 static uint64_t
@@ -565,6 +568,8 @@ s_transition (chorus_coordinator_t *self, chorus_flow_t *flow, chorus_actions_t 
 }
 
 static void s_on_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg);
+static void s_console_event (chorus_coordinator_t *self, const char *fields [6], uint64_t seq,
+                             uint64_t time, const void *data, size_t size);
 static void s_trace (chorus_coordinator_t *self, const char *correlation, uint64_t seq,
                      uint64_t time, const char *id, const char *topic, const char *service,
                      const char *instance, const char *causation);
@@ -857,9 +862,16 @@ s_publish_range (chorus_coordinator_t *self, s_batch_t *batch, size_t from, size
         if (event->duplicate)
             s_log (self, "flow %s: event %s %s was published before: not again", batch->flows [i],
                    event->topic, event->id);
-        else    //  a node never observes its own events: trace them here
+        else {  //  a node never observes its own events: trace them here
             s_trace (self, event->correlation, 0, s_now (), event->id, event->topic,
                      "coordinator", chorus_node_instance (self->node), event->causation);
+            if (self->console) {
+                const char *fields [6] = {event->id, event->topic, "coordinator",
+                                          chorus_node_instance (self->node),
+                                          event->correlation, event->causation};
+                s_console_event (self, fields, 0, s_now (), event->payload, event->size);
+            }
+        }
     }
     return 0;
 }
@@ -1345,6 +1357,15 @@ s_trace (chorus_coordinator_t *self, const char *correlation, uint64_t seq, uint
 static int
 s_on_observed (chorus_node_t *node, chorus_event_t *event, void *arg)
 {
+    if (((chorus_coordinator_t *) arg)->console) {
+        const char *fields [6] = {chorus_event_id (event), chorus_event_topic (event),
+                                  chorus_event_service (event), chorus_event_instance (event),
+                                  chorus_event_correlation (event),
+                                  chorus_event_causation (event)};
+        s_console_event ((chorus_coordinator_t *) arg, fields, chorus_event_seq (event),
+                         chorus_event_timestamp (event), chorus_event_payload (event),
+                         chorus_event_size (event));
+    }
     s_trace ((chorus_coordinator_t *) arg, chorus_event_correlation (event),
              chorus_event_seq (event), chorus_event_timestamp (event), chorus_event_id (event),
              chorus_event_topic (event), chorus_event_service (event),
@@ -1411,15 +1432,44 @@ s_request (chorus_command_t *command, chorus_reply_t *reply)
     return request;
 }
 
-//  The flow named by the request's "id"; NULL with the reply set otherwise
+//  The answer to a control request, for the mesh or the console: a value,
+//  or an error code and why
+typedef struct {
+    json_t *value;              //  the answer (ours), NULL: an error
+    const char *code;           //  the error's code
+    char error [256];           //  why
+    bool retryable;             //  may the same request succeed later
+} s_answer_t;
+
+static void
+s_answer_error (s_answer_t *answer, const char *code, const char *message, bool retryable)
+{
+    answer->code = code;
+    snprintf (answer->error, sizeof (answer->error), "%s", message);
+    answer->retryable = retryable;
+}
+
+//  Sends the answer as the command's reply
+static void
+s_reply_answer (chorus_reply_t *reply, s_answer_t *answer)
+{
+    if (answer->value)
+        s_reply_json (reply, answer->value);
+    else
+    if (answer->code)
+        chorus_reply_set_error (reply, answer->code, answer->error, answer->retryable);
+    answer->value = NULL;
+}
+
+//  The flow named by the request's "id"; NULL with the answer set otherwise
 static chorus_flow_t *
-s_requested_flow (chorus_coordinator_t *self, json_t *request, chorus_reply_t *reply)
+s_requested_flow (chorus_coordinator_t *self, const json_t *request, s_answer_t *answer)
 {
     const char *id = json_string_value (json_object_get (request, "id"));
     chorus_flow_t *flow = id? chorus_flowset_lookup (self->flows, id): NULL;
     if (!flow)
-        chorus_reply_set_error (reply, "not-found", id? "no such flow on this coordinator":
-                                "the request needs an \"id\"", false);
+        s_answer_error (answer, "not-found", id? "no such flow on this coordinator":
+                        "the request needs an \"id\"", false);
     return flow;
 }
 
@@ -1497,9 +1547,9 @@ s_omit_values (json_t *status, const char *why)
 #define S_STATUS_PAGE 100
 
 //  The range of items the request asks for ("from", "to": indexes, both
-//  included); 0, or -1 with the reply set to the problem
+//  included); 0, or -1 with the answer set to the problem
 static int
-s_status_range (json_t *request, chorus_reply_t *reply, json_int_t *from, json_int_t *to)
+s_status_range (const json_t *request, s_answer_t *answer, json_int_t *from, json_int_t *to)
 {
     json_t *first = json_object_get (request, "from");
     json_t *last = json_object_get (request, "to");
@@ -1510,7 +1560,7 @@ s_status_range (json_t *request, chorus_reply_t *reply, json_int_t *from, json_i
                         : *from < 0? "\"from\" must be 0 or more"
                         : *to < *from? "\"to\" must not be below \"from\"": NULL;
     if (problem)
-        chorus_reply_set_error (reply, "bad-request", problem, false);
+        s_answer_error (answer, "bad-request", problem, false);
     return problem? -1: 0;
 }
 
@@ -1582,14 +1632,13 @@ s_status_tree (chorus_coordinator_t *self, json_t *status, int depth)
     }
 }
 
+//  flow.status: {"id": FLOW-ID, "from": N, "to": M}
 static void
-s_on_status (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
+s_status (chorus_coordinator_t *self, const json_t *request, s_answer_t *answer)
 {
-    chorus_coordinator_t *self = (chorus_coordinator_t *) arg;
-    json_t *request = s_request (command, reply);
     json_int_t from, to;
-    chorus_flow_t *flow = request && s_status_range (request, reply, &from, &to) == 0
-                        ? s_requested_flow (self, request, reply): NULL;
+    chorus_flow_t *flow = s_status_range (request, answer, &from, &to) == 0
+                        ? s_requested_flow (self, request, answer): NULL;
     if (flow) {
         json_t *status = chorus_flow_status (flow);
         s_page_items (status, from, to);
@@ -1608,7 +1657,18 @@ s_on_status (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *rep
         if (s_pack (status, &data, &size, error, sizeof (error)))
             s_omit_values (status, error);
         free (data);
-        s_reply_json (reply, status);
+        answer->value = status;
+    }
+}
+
+static void
+s_on_status (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
+{
+    json_t *request = s_request (command, reply);
+    s_answer_t answer = {NULL};
+    if (request) {
+        s_status ((chorus_coordinator_t *) arg, request, &answer);
+        s_reply_answer (reply, &answer);
     }
     json_decref (request);
 }
@@ -1645,30 +1705,37 @@ s_on_list (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply
     json_decref (request);
 }
 
-//  flow.cancel and flow.retry: an engine input, journaled before the reply
+//  flow.cancel and flow.retry: an engine input, journaled (by the caller)
+//  before the answer leaves
+static void
+s_control (chorus_coordinator_t *self, chorus_flow_t *flow, bool cancel, s_answer_t *answer)
+{
+    chorus_actions_t actions;
+    chorus_actions_init (&actions);
+    int rc = cancel? chorus_flow_cancel (flow, s_now (), &actions):
+                     chorus_flow_retry (flow, s_now (), &actions);
+    if (rc)
+        s_answer_error (answer, "bad-state", cancel? "only a running flow can be cancelled":
+                        "only a failed, cancelled or stuck flow can be retried", false);
+    else {
+        s_transition (self, flow, &actions);
+        answer->value = json_pack ("{s:s, s:s}", "id", chorus_flow_id (flow),
+                                   "state", chorus_flow_state_name (chorus_flow_state (flow)));
+    }
+    chorus_actions_clear (&actions);
+}
+
 static void
 s_on_control (chorus_coordinator_t *self, chorus_command_t *command, chorus_reply_t *reply,
               bool cancel)
 {
     self->sync_due = true;
     json_t *request = s_request (command, reply);
-    chorus_flow_t *flow = request? s_requested_flow (self, request, reply): NULL;
-    if (flow) {
-        chorus_actions_t actions;
-        chorus_actions_init (&actions);
-        int rc = cancel? chorus_flow_cancel (flow, s_now (), &actions):
-                         chorus_flow_retry (flow, s_now (), &actions);
-        if (rc)
-            chorus_reply_set_error (reply, "bad-state", cancel? "only a running flow can be "
-                                    "cancelled": "only a failed, cancelled or stuck flow can be "
-                                    "retried", false);
-        else {
-            s_transition (self, flow, &actions);
-            s_reply_json (reply, json_pack ("{s:s, s:s}", "id", chorus_flow_id (flow),
-                          "state", chorus_flow_state_name (chorus_flow_state (flow))));
-        }
-        chorus_actions_clear (&actions);
-    }
+    s_answer_t answer = {NULL};
+    chorus_flow_t *flow = request? s_requested_flow (self, request, &answer): NULL;
+    if (flow)
+        s_control (self, flow, cancel, &answer);
+    s_reply_answer (reply, &answer);
     json_decref (request);
 }
 
@@ -1687,32 +1754,30 @@ s_on_retry (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *repl
 //  flow.signal: {"id": FLOW-ID, "name": NAME, "payload": JSON, "signal_id":
 //  SID}; SID defaults to the command's idempotency key, so that a re-sent
 //  command is the same signal
+//  signal_id: the id of a signal that comes without "signal_id"
 static void
-s_on_signal (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
+s_signal (chorus_coordinator_t *self, const json_t *request, const char *default_id,
+          s_answer_t *answer)
 {
-    chorus_coordinator_t *self = (chorus_coordinator_t *) arg;
-    json_t *request = s_request (command, reply);
-    chorus_flow_t *flow = request? s_requested_flow (self, request, reply): NULL;
-    if (!flow) {
-        json_decref (request);
+    chorus_flow_t *flow = s_requested_flow (self, request, answer);
+    if (!flow)
         return;
-    }
     const char *name = json_string_value (json_object_get (request, "name"));
     json_t *given = json_object_get (request, "signal_id");
-    const char *signal_id = given? json_string_value (given): chorus_command_idempotency (command);
+    const char *signal_id = given? json_string_value (given): default_id;
     char error [256];
     if (!chorus_flow_signal_name_ok (name))
-        chorus_reply_set_error (reply, "bad-request", "the request needs a \"name\": 1 to 64 "
-                                "of A-Z a-z 0-9 . _ -", false);
+        s_answer_error (answer, "bad-request", "the request needs a \"name\": 1 to 64 "
+                        "of A-Z a-z 0-9 . _ -", false);
     else
     if (given && (!signal_id
                   || chorus_flow_check_key ("signal id", signal_id, error, sizeof (error))))
-        chorus_reply_set_error (reply, "bad-id", signal_id? error:
-                                "\"signal_id\" must be a string", false);
+        s_answer_error (answer, "bad-id", signal_id? error: "\"signal_id\" must be a string",
+                        false);
     else
     if (!signal_id)
-        chorus_reply_set_error (reply, "bad-request", "the request needs a \"signal_id\" or "
-                                "the command an idempotency key", false);
+        s_answer_error (answer, "bad-request", "the request needs a \"signal_id\" or "
+                        "the command an idempotency key", false);
     else {
         chorus_actions_t actions;
         chorus_actions_init (&actions);
@@ -1722,13 +1787,13 @@ s_on_signal (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *rep
         if (rc == -1) {
             snprintf (error, sizeof (error), "flow %s is %s: only a running flow takes signals",
                       chorus_flow_id (flow), chorus_flow_state_name (chorus_flow_state (flow)));
-            chorus_reply_set_error (reply, "ended", error, false);
+            s_answer_error (answer, "ended", error, false);
         }
         else
         if (rc == -2) {
             snprintf (error, sizeof (error), "flow %s holds %d events and signals, the most "
                       "a flow keeps", chorus_flow_id (flow), CHORUS_FLOW_MAIL_MAX);
-            chorus_reply_set_error (reply, "full", error, false);
+            s_answer_error (answer, "full", error, false);
         }
         else {
             if (rc == 0) {
@@ -1736,14 +1801,26 @@ s_on_signal (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *rep
                        signal_id, step? "taken": "kept");
                 s_transition (self, flow, &actions);
             }
-            //  Journaled by s_on_flush before this reply leaves
-            s_reply_json (reply, json_pack ("{s:s, s:s, s:s, s:s, s:b, s:s?}",
-                          "id", chorus_flow_id (flow),
-                          "state", chorus_flow_state_name (chorus_flow_state (flow)),
-                          "signal", name, "signal_id", signal_id, "existing", rc == 1,
-                          "step", step));
+            //  Journaled (s_on_flush, s_console) before this answer leaves
+            answer->value = json_pack ("{s:s, s:s, s:s, s:s, s:b, s:s?}",
+                                       "id", chorus_flow_id (flow),
+                                       "state", chorus_flow_state_name (chorus_flow_state (flow)),
+                                       "signal", name, "signal_id", signal_id,
+                                       "existing", rc == 1, "step", step);
         }
         chorus_actions_clear (&actions);
+    }
+}
+
+static void
+s_on_signal (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
+{
+    json_t *request = s_request (command, reply);
+    s_answer_t answer = {NULL};
+    if (request) {
+        s_signal ((chorus_coordinator_t *) arg, request, chorus_command_idempotency (command),
+                  &answer);
+        s_reply_answer (reply, &answer);
     }
     json_decref (request);
 }
@@ -1757,17 +1834,14 @@ s_add_trace (const char *entry, size_t size, void *arg)
     return 0;
 }
 
+//  flow.trace: {"correlation": ID}
 static void
-s_on_trace (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
+s_trace_of (chorus_coordinator_t *self, const json_t *request, s_answer_t *answer)
 {
-    chorus_coordinator_t *self = (chorus_coordinator_t *) arg;
-    json_t *request = s_request (command, reply);
-    const char *correlation = request?
-                              json_string_value (json_object_get (request, "correlation")): NULL;
-    if (request && !correlation)
-        chorus_reply_set_error (reply, "bad-request", "the request needs a \"correlation\"", false);
-    else
-    if (correlation) {
+    const char *correlation = json_string_value (json_object_get (request, "correlation"));
+    if (!correlation)
+        s_answer_error (answer, "bad-request", "the request needs a \"correlation\"", false);
+    else {
         json_t *entries = json_array ();
         //  Committed first, to include what was just observed
         int rc = s_commit (self);
@@ -1777,14 +1851,203 @@ s_on_trace (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *repl
             rc = -1;
         }
         if (rc) {
-            chorus_reply_set_error (reply, "journal", chorus_journal_error (self->journal), true);
+            s_answer_error (answer, "journal", chorus_journal_error (self->journal), true);
             json_decref (entries);
         }
         else
-            s_reply_json (reply, json_pack ("{s:s, s:o}", "correlation", correlation,
-                                            "events", entries));
+            answer->value = json_pack ("{s:s, s:o}", "correlation", correlation,
+                                       "events", entries);
+    }
+}
+
+static void
+s_on_trace (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
+{
+    json_t *request = s_request (command, reply);
+    s_answer_t answer = {NULL};
+    if (request) {
+        s_trace_of ((chorus_coordinator_t *) arg, request, &answer);
+        s_reply_answer (reply, &answer);
     }
     json_decref (request);
+}
+
+//  --------------------------------------------------------------------------
+//  The web console (chorus_console.c): its HTTP threads queue calls, which
+//  are answered here, on our thread, as the control commands are
+
+//  The most flows a bulk action acts on
+#define S_BULK_MAX 1000
+
+//  Newest first
+static int
+s_by_start (const void *a, const void *b)
+{
+    uint64_t one = chorus_flow_started_at (*(chorus_flow_t * const *) a);
+    uint64_t other = chorus_flow_started_at (*(chorus_flow_t * const *) b);
+    int order = one < other? 1: one > other? -1: 0;
+    return order? order: strcmp (chorus_flow_id (*(chorus_flow_t * const *) a),
+                                 chorus_flow_id (*(chorus_flow_t * const *) b));
+}
+
+//  The flows the filter selects, newest first (caller frees); their number
+//  in *count
+static chorus_flow_t **
+s_select (chorus_coordinator_t *self, const json_t *filter, size_t *count)
+{
+    chorus_flow_t **flows = (chorus_flow_t **) malloc (
+        (chorus_flowset_size (self->flows) + 1) * sizeof (chorus_flow_t *));
+    *count = 0;
+    if (!flows)
+        return NULL;
+    for (chorus_flow_t *flow = chorus_flowset_first (self->flows); flow;
+         flow = chorus_flowset_next (self->flows))
+        if (chorus_flow_query_matches (flow, filter))
+            flows [(*count)++] = flow;
+    qsort (flows, *count, sizeof (chorus_flow_t *), s_by_start);
+    return flows;
+}
+
+//  {"filter": {..., "offset": N, "limit": M}}: a page of the flows selected
+static void
+s_console_list (chorus_coordinator_t *self, const json_t *request, s_answer_t *answer)
+{
+    json_t *filter = json_object_get (request, "filter");
+    json_int_t offset = json_integer_value (json_object_get (filter, "offset"));
+    json_int_t limit = json_integer_value (json_object_get (filter, "limit"));
+    limit = limit > 0? limit: 50;
+    size_t count;
+    chorus_flow_t **flows = s_select (self, filter, &count);
+    json_t *page = json_array ();
+    for (size_t i = (size_t) offset; i < count && i < (size_t) (offset + limit); i++)
+        json_array_append_new (page, chorus_flow_query_line (flows [i]));
+    free (flows);
+    answer->value = json_pack ("{s:I, s:I, s:I, s:o}", "total", (json_int_t) count,
+                               "offset", offset, "limit", limit, "flows", page);
+}
+
+//  {"action": "retry" | "cancel", "filter": {...}}: the action on every
+//  flow selected (at most S_BULK_MAX, newest first), with each one's outcome
+static void
+s_console_bulk (chorus_coordinator_t *self, const json_t *request, s_answer_t *answer)
+{
+    const char *action = json_string_value (json_object_get (request, "action"));
+    bool cancel = action && streq (action, "cancel");
+    size_t count;
+    chorus_flow_t **flows = s_select (self, json_object_get (request, "filter"), &count);
+    json_t *results = json_array ();
+    size_t done = 0;
+    for (size_t i = 0; i < count && i < S_BULK_MAX; i++) {
+        s_answer_t one = {NULL};
+        s_control (self, flows [i], cancel, &one);
+        if (one.value) {
+            json_object_set_new (one.value, "ok", json_true ());
+            json_array_append_new (results, one.value);
+            done++;
+        }
+        else
+            json_array_append_new (results, json_pack ("{s:s, s:b, s:{s:s, s:s}}",
+                                   "id", chorus_flow_id (flows [i]), "ok", false, "error",
+                                   "code", one.code, "message", one.error));
+    }
+    free (flows);
+    answer->value = json_pack ("{s:s, s:I, s:I, s:I, s:o}", "action", cancel? "cancel": "retry",
+                               "selected", (json_int_t) count, "done", (json_int_t) done,
+                               "failed", (json_int_t) (json_array_size (results) - done),
+                               "results", results);
+}
+
+//  A console call's answer, by its "op"; whether it changed a flow
+static bool
+s_console_call (chorus_coordinator_t *self, const json_t *request, s_answer_t *answer)
+{
+    const char *op = json_string_value (json_object_get (request, "op"));
+    op = op? op: "";
+    if (streq (op, "list"))
+        s_console_list (self, request, answer);
+    else
+    if (streq (op, "status")) {
+        s_status (self, request, answer);
+        chorus_flow_t *flow = answer->value? s_requested_flow (self, request, answer): NULL;
+        if (flow) {
+            json_object_set_new (answer->value, "key",
+                                 chorus_flow_business_key (flow)?
+                                 json_string (chorus_flow_business_key (flow)): json_null ());
+            json_object_set_new (answer->value, "definition",
+                                 chorus_flow_query_graph (chorus_flow_def (flow)));
+        }
+    }
+    else
+    if (streq (op, "trace"))
+        s_trace_of (self, request, answer);
+    else
+    if (streq (op, "signal")) {
+        //  A signal sent without an id gets one of its own
+        zuuid_t *uuid = zuuid_new ();
+        s_signal (self, request, uuid? zuuid_str (uuid): NULL, answer);
+        zuuid_destroy (&uuid);
+        return true;
+    }
+    else
+    if (streq (op, "cancel") || streq (op, "retry")) {
+        chorus_flow_t *flow = s_requested_flow (self, request, answer);
+        if (flow)
+            s_control (self, flow, streq (op, "cancel"), answer);
+        return true;
+    }
+    else
+    if (streq (op, "bulk")) {
+        s_console_bulk (self, request, answer);
+        return true;
+    }
+    else
+        s_answer_error (answer, "bad-request", "no such console call", false);
+    return false;
+}
+
+//  Answers the console's calls; what changed a flow is answered once the
+//  journal has it, as the control commands are
+static void
+s_console (chorus_coordinator_t *self)
+{
+    chorus_console_call_t *calls [64];
+    s_answer_t answers [64];
+    size_t count = 0;
+    bool changed = false;
+    chorus_console_call_t *call;
+    while (count < 64 && (call = chorus_console_next (self->console))) {
+        memset (&answers [count], 0, sizeof (s_answer_t));
+        changed |= s_console_call (self, chorus_console_call_request (call), &answers [count]);
+        calls [count++] = call;
+    }
+    bool failed = changed && s_commit (self) != 0;
+    for (size_t i = 0; i < count; i++) {
+        if (failed && answers [i].value) {
+            json_decref (answers [i].value);
+            answers [i].value = NULL;
+            s_answer_error (&answers [i], "journal", chorus_journal_error (self->journal), true);
+        }
+        if (answers [i].value)
+            chorus_console_answer (self->console, calls [i], answers [i].value);
+        else
+            chorus_console_fail (self->console, calls [i], answers [i].code? answers [i].code:
+                                 "internal", answers [i].error);
+    }
+}
+
+//  An event seen (fields: id, topic, service, instance, correlation,
+//  causation) or published, for the console's live tail
+static void
+s_console_event (chorus_coordinator_t *self, const char *fields [6], uint64_t seq,
+                 uint64_t time, const void *data, size_t size)
+{
+    chorus_console_event (self->console, fields, seq, time, data, size);
+}
+
+const char *
+chorus_coordinator_console_address (chorus_coordinator_t *self)
+{
+    return self->console? chorus_console_address (self->console): NULL;
 }
 
 //  --------------------------------------------------------------------------
@@ -1994,6 +2257,12 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
     if (config->heartbeat_ms)
         chorus_node_set_heartbeat (self->node, config->heartbeat_ms, config->evasive_ms,
                                    config->expired_ms);
+    if (config->http
+    &&  !(self->console = chorus_console_new (config->http, config->http_token, error,
+                                              error_size))) {
+        chorus_coordinator_destroy (&self);
+        return NULL;
+    }
     return self;
 }
 
@@ -2003,6 +2272,8 @@ chorus_coordinator_destroy (chorus_coordinator_t **self_p)
     chorus_coordinator_t *self = *self_p;
     if (!self)
         return;
+    //  Its requests waiting for us get an answer that we are stopping
+    chorus_console_destroy (&self->console);
     //  What is still pending: events observed, events published
     if (self->journal && !self->damaged && chorus_journal_commit (self->journal))
         zsys_error ("coordinator: %s", chorus_journal_error (self->journal));
@@ -2465,9 +2736,11 @@ chorus_coordinator_run (chorus_coordinator_t *self, int timeout_ms)
     int64_t end = timeout_ms < 0? -1: zclock_mono () + timeout_ms;
     //  The node's socket, and the journal's writer: a batch it committed
     //  releases what the batch caused
-    zmq_pollitem_t items [2] = {{zsock_resolve (chorus_node_socket (self->node)), 0, ZMQ_POLLIN,
+    zmq_pollitem_t items [3] = {{zsock_resolve (chorus_node_socket (self->node)), 0, ZMQ_POLLIN,
                                  0},
-                                {NULL, chorus_journal_fd (self->journal), ZMQ_POLLIN, 0}};
+                                {NULL, chorus_journal_fd (self->journal), ZMQ_POLLIN, 0},
+                                {NULL, self->console? chorus_console_fd (self->console): -1,
+                                 ZMQ_POLLIN, 0}};
     int rc = 0;
     while (true) {
         //  Actions left from the last turn, ready to go, go on at once,
@@ -2488,7 +2761,7 @@ chorus_coordinator_run (chorus_coordinator_t *self, int timeout_ms)
                 break;
             wait = left < wait? left: wait;
         }
-        zmq_poll (items, items [1].fd >= 0? 2: 1, (long) wait);
+        zmq_poll (items, items [1].fd < 0? 1: items [2].fd < 0? 2: 3, (long) wait);
         if (zsys_interrupted) {
             rc = -1;
             break;
@@ -2501,6 +2774,8 @@ chorus_coordinator_run (chorus_coordinator_t *self, int timeout_ms)
         }
         s_fire_timers (self);
         s_watch_flows (self);
+        if (self->console)
+            s_console (self);
         s_flush (self);
         uint64_t now = s_now ();
         if (!self->damaged && now - self->last_sweep > 60000) {

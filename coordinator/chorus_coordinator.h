@@ -32,6 +32,8 @@ typedef struct {
     bool verbose;               //  log to stderr
     const char *cert_file;      //  secret certificate of a secure node, NULL: plaintext
     const char *trust_dir;      //  public certificates to accept (with cert_file)
+    const char *http;           //  HOST:PORT of the web console, NULL: none
+    const char *http_token;     //  the bearer token its API needs, NULL: none
 } chorus_coordinator_config_t;
 
 //  Loads every definition in the flows directory. On failure returns NULL
@@ -66,6 +68,9 @@ bool
 
 chorus_node_t *
     chorus_coordinator_node (chorus_coordinator_t *self);
+//  HOST:PORT the web console serves on (config.http), NULL: none
+const char *
+    chorus_coordinator_console_address (chorus_coordinator_t *self);
 
 //  Loads the flows directory again, whole or not at all: new flows start on
 //  its definitions (the highest version of each name), running flows keep

@@ -4,6 +4,7 @@
 #include "chorus_coordinator.h"
 #include "chorus_program.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -41,6 +42,13 @@ s_usage (FILE *out)
         "  --metrics HOST:PORT  serve this node's figures for Prometheus at\n"
         "                     http://HOST:PORT/metrics (default: $CHORUS_METRICS, else\n"
         "                     none)\n"
+        "  --http HOST:PORT   serve the web console and its JSON API (coordinator/\n"
+        "                     HTTP.md) at http://HOST:PORT/ (default: $CHORUS_HTTP,\n"
+        "                     else none); port 0 picks a free port, and the address\n"
+        "                     is printed. Bind it to loopback unless told otherwise\n"
+        "  --http-token FILE  the console's API asks for the token in FILE (a bearer\n"
+        "                     token; default: $CHORUS_HTTP_TOKEN); use it on a secure\n"
+        "                     mesh\n"
         "  --seed ENDPOINT    a peer to meet first (repeatable; also CHORUS_SEEDS); on a\n"
         "                     secure mesh ENDPOINT@KEY, KEY being the seed's public key\n"
         "                     (40 Z85 characters) or the NAME of its certificate in the\n"
@@ -89,6 +97,33 @@ s_option_or_env (const char *option, const char *name)
     return option? option: env && *env? env: NULL;
 }
 
+//  The console's token: the first line of the file, 16 to 200 printable
+//  characters; 0, or -1 having said why
+static int
+s_read_token (const char *file, char *token, size_t size)
+{
+    FILE *input = fopen (file, "r");
+    if (!input) {
+        fprintf (stderr, "chorus-coordinator: cannot read the console's token from '%s': %s\n",
+                 file, strerror (errno));
+        return -1;
+    }
+    if (!fgets (token, (int) size, input))
+        token [0] = 0;
+    fclose (input);
+    token [strcspn (token, "\r\n")] = 0;
+    size_t length = strlen (token);
+    bool printable = true;
+    for (size_t i = 0; i < length; i++)
+        printable = printable && token [i] > ' ' && token [i] < 0x7f;
+    if (length < 16 || length > 200 || !printable) {
+        fprintf (stderr, "chorus-coordinator: the console's token in '%s' must be its first "
+                 "line, 16 to 200 printable characters without spaces\n", file);
+        return -1;
+    }
+    return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -101,7 +136,9 @@ main (int argc, char **argv)
         {"version", no_argument, 0, 'V'}, {"mesh", required_argument, 0, 'm'},
         {"cert", required_argument, 0, 'C'}, {"trust", required_argument, 0, 'T'},
         {"advertise", required_argument, 0, 'a'}, {"metrics", required_argument, 0, 'M'},
+        {"http", required_argument, 0, 'H'}, {"http-token", required_argument, 0, 't'},
         {0, 0, 0, 0}};
+    const char *token_file = NULL;
     chorus_coordinator_config_t config;
     memset (&config, 0, sizeof (config));
     config.journal_sync = true;
@@ -118,6 +155,8 @@ main (int argc, char **argv)
             case 'l': config.listen = optarg; break;
             case 'a': config.advertise = optarg; break;
             case 'M': config.metrics = optarg; break;
+            case 'H': config.http = optarg; break;
+            case 't': token_file = optarg; break;
             case 'm': config.mesh = optarg; break;
             case 'e':
                 if (seed_count < 64)
@@ -176,6 +215,14 @@ main (int argc, char **argv)
                      trust_option? "--trust": "CHORUS_TRUST");
         return 2;
     }
+    config.http = s_option_or_env (config.http, "CHORUS_HTTP");
+    token_file = s_option_or_env (token_file, "CHORUS_HTTP_TOKEN");
+    char token [256];
+    if (token_file) {
+        if (s_read_token (token_file, token, sizeof (token)))
+            return 2;
+        config.http_token = token;
+    }
     chorus_program_catch_hangup (s_on_hangup);
     //  CHORUS_SEEDS adds comma-separated seeds
     char *env = getenv ("CHORUS_SEEDS")? strdup (getenv ("CHORUS_SEEDS")): NULL;
@@ -211,6 +258,9 @@ main (int argc, char **argv)
     if (chorus_node_metrics_address (node))
         fprintf (stderr, "chorus-coordinator: serving metrics at http://%s/metrics\n",
                  chorus_node_metrics_address (node));
+    if (chorus_coordinator_console_address (coordinator))
+        fprintf (stderr, "chorus-coordinator: serving the console at http://%s/\n",
+                 chorus_coordinator_console_address (coordinator));
     printf ("chorus-coordinator ready at %s\n", chorus_node_endpoint (node));
     fflush (stdout);
     chorus_coordinator_run (coordinator, -1);

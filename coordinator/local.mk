@@ -39,3 +39,22 @@ libchorus_coordinator_la_SOURCES += coordinator/chorus_coordinator.c coordinator
     coordinator/chorus_timers.c coordinator/chorus_timers.h coordinator/chorus_defset.c \
     coordinator/chorus_defset.h
 libchorus_coordinator_la_LIBADD += libchorus_journal.la $(LEVELDB_LIBS)
+
+#   The web console: its HTTP side, and its pages built into the binary
+#   (coordinator/console/embed.sh makes a C file of them at build time)
+CHORUS_CONSOLE_ASSETS = $(top_srcdir)/coordinator/console/index.html \
+    $(top_srcdir)/coordinator/console/console.js $(top_srcdir)/coordinator/console/console.css
+libchorus_coordinator_la_SOURCES += coordinator/chorus_console.c coordinator/chorus_console.h \
+    coordinator/chorus_console_private.h coordinator/chorus_console_tail.c \
+    coordinator/chorus_flow_query.c coordinator/chorus_flow_query.h
+nodist_libchorus_coordinator_la_SOURCES = coordinator/chorus_console_assets.c
+libchorus_coordinator_la_CPPFLAGS += $(MICROHTTPD_CFLAGS)
+libchorus_coordinator_la_LIBADD += $(MICROHTTPD_LIBS)
+coordinator_chorus_coordinator_LDADD += $(MICROHTTPD_LIBS)
+BUILT_SOURCES += coordinator/chorus_console_assets.c
+CLEANFILES += coordinator/chorus_console_assets.c
+EXTRA_DIST += coordinator/console/index.html coordinator/console/console.js \
+    coordinator/console/console.css coordinator/console/embed.sh coordinator/HTTP.md
+coordinator/chorus_console_assets.c: $(CHORUS_CONSOLE_ASSETS) $(top_srcdir)/coordinator/console/embed.sh
+	$(AM_V_GEN)mkdir -p coordinator && \
+	    $(SHELL) $(top_srcdir)/coordinator/console/embed.sh $@ $(CHORUS_CONSOLE_ASSETS)

@@ -328,3 +328,11 @@ EXTRA_DIST += tests/test_document_pipeline_survives_ocr_kill.sh scripts/pipeline
     examples/document-pipeline/services/service.py examples/document-pipeline/services/splitter.py \
     examples/document-pipeline/services/ocr.py examples/document-pipeline/services/classifier.py \
     examples/document-pipeline/services/extractor.py
+
+#   The coordinator's web console: its JSON API on a real mesh
+TESTS += tests/test_console_api.py tests/test_console_needs_token.py
+EXTRA_DIST += tests/test_console_api.py tests/test_console_needs_token.py tests/console.py
+#   ... and its pages in Debian's chromium
+TESTS += tests/test_console_pages.sh
+EXTRA_DIST += tests/test_console_pages.sh tests/web/console.test.mjs tests/web/package.json \
+    tests/web/package-lock.json

@@ -33,6 +33,10 @@ done
 out=$("$coord" --help)
 echo "$out" | grep -q -- "--mesh NAME" && echo "$out" | grep -q CHORUS_MESH
 ok $? "chorus-coordinator --help names --mesh and CHORUS_MESH"
+#   ... and its web console
+echo "$out" | grep -q -- "--http HOST:PORT" && echo "$out" | grep -q CHORUS_HTTP \
+    && echo "$out" | grep -q -- "--http-token FILE" && echo "$out" | grep -q HTTP.md
+ok $? "chorus-coordinator --help names --http, --http-token, CHORUS_HTTP and HTTP.md"
 #   ... and how to make it secure
 for sub in publish send serve on tail peers "flow list" "flow defs"; do
     out=$("$chorus" $sub --help)

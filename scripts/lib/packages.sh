@@ -1,12 +1,16 @@
 #   packages.sh — the Debian packages Chorus builds with, installed when
 #   missing (sourced by scripts/check, scripts/demo, scripts/bench, scripts/fuzz,
 #   scripts/pipeline-demo). The last line is what the document pipeline runs
-#   (examples/document-pipeline, tested by scripts/check): OCR and page images.
+#   (examples/document-pipeline, tested by scripts/check): OCR and page images;
+#   chromium and nodejs run the web console's browser tests (tests/web).
 
 CHORUS_PACKAGES="build-essential autoconf automake libtool pkg-config
     libzmq3-dev libczmq-dev libmsgpack-dev libleveldb-dev libyaml-dev libjansson-dev zlib1g-dev libmicrohttpd-dev iproute2
-    python3 python3-zmq python3-msgpack python3-pytest faketime mawk prometheus
+    python3 python3-zmq python3-msgpack python3-pytest faketime mawk prometheus chromium nodejs
     tesseract-ocr tesseract-ocr-eng python3-pil fonts-dejavu-core"
+#   npm (the console's browser tests install playwright-core with it): Debian's
+#   package, unless the nodejs installed brings its own, as NodeSource's does
+command -v npm >/dev/null 2>&1 || CHORUS_PACKAGES="$CHORUS_PACKAGES npm"
 
 #   What scripts/bench measures against: a RabbitMQ broker and its C client.
 #   Only the bench installs them (chorus_install_packages $CHORUS_BENCH_PACKAGES);

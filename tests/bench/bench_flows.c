@@ -6,7 +6,8 @@
     with a flow `timeout:` run after those, then the flows without one once
     more: a coordinator slows a little as its journal grows, so flows with
     a timeout are compared with the mean of the runs either side of them.
-    Usage: bench_flows [--flows N] [--no-sync] [--json FILE]
+    Usage: bench_flows [--flows N] [--no-sync] [--json FILE] [--http HOST:PORT]
+    (--http: with the web console served, to measure what it costs)
 */
 #include "chorus.h"
 #include "bench_json.h"
@@ -211,9 +212,11 @@ main (int argc, char **argv)
     int flows = 20000;
     bool sync = true;
     const char *json_path = NULL;
+    const char *http = NULL;
     static struct option options [] = {{"flows", required_argument, 0, 'f'},
                                        {"no-sync", no_argument, 0, 'n'},
-                                       {"json", required_argument, 0, 'j'}, {0, 0, 0, 0}};
+                                       {"json", required_argument, 0, 'j'},
+                                       {"http", required_argument, 0, 'h'}, {0, 0, 0, 0}};
     int option;
     while ((option = getopt_long (argc, argv, "", options, NULL)) != -1)
         if (option == 'f')
@@ -224,6 +227,9 @@ main (int argc, char **argv)
         else
         if (option == 'j')
             json_path = optarg;
+        else
+        if (option == 'h')
+            http = optarg;
         else
             return 2;
     char root [] = "/tmp/chorus-bench-flows-XXXXXX";
@@ -255,7 +261,8 @@ main (int argc, char **argv)
     snprintf (store, sizeof (store), "%s/coordinator", root);
     char error [512];
     chorus_coordinator_config_t config = {.flows_dir = flows_dir, .store_dir = store,
-                                          .keep_finished = 1000, .journal_sync = sync};
+                                          .keep_finished = 1000, .journal_sync = sync,
+                                          .http = http};
     coordinator_t coordinator = {chorus_coordinator_new (&config, error, sizeof (error)), false};
     if (!coordinator.coordinator || chorus_coordinator_start (coordinator.coordinator)) {
         fprintf (stderr, "bench: %s\n", error);
