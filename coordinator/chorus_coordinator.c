@@ -2734,13 +2734,16 @@ chorus_coordinator_run (chorus_coordinator_t *self, int timeout_ms)
     if (self->damaged)
         return -1;
     int64_t end = timeout_ms < 0? -1: zclock_mono () + timeout_ms;
-    //  The node's socket, and the journal's writer: a batch it committed
-    //  releases what the batch caused
+    //  The node's socket, the journal's writer (a batch it committed
+    //  releases what the batch caused) and the console's calls, those there
     zmq_pollitem_t items [3] = {{zsock_resolve (chorus_node_socket (self->node)), 0, ZMQ_POLLIN,
-                                 0},
-                                {NULL, chorus_journal_fd (self->journal), ZMQ_POLLIN, 0},
-                                {NULL, self->console? chorus_console_fd (self->console): -1,
-                                 ZMQ_POLLIN, 0}};
+                                 0}};
+    int polled = 1;
+    int fds [2] = {chorus_journal_fd (self->journal),
+                   self->console? chorus_console_fd (self->console): -1};
+    for (int i = 0; i < 2; i++)
+        if (fds [i] >= 0)
+            items [polled++] = (zmq_pollitem_t) {NULL, fds [i], ZMQ_POLLIN, 0};
     int rc = 0;
     while (true) {
         //  Actions left from the last turn, ready to go, go on at once,
@@ -2761,7 +2764,7 @@ chorus_coordinator_run (chorus_coordinator_t *self, int timeout_ms)
                 break;
             wait = left < wait? left: wait;
         }
-        zmq_poll (items, items [1].fd < 0? 1: items [2].fd < 0? 2: 3, (long) wait);
+        zmq_poll (items, polled, (long) wait);
         if (zsys_interrupted) {
             rc = -1;
             break;
