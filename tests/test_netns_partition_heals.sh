@@ -17,10 +17,9 @@ events=150
 #   node HOST SERVICE ARGS...: a node_helper on HOST, its figures at HOST:9100
 node () {
     host=$1; service=$2; shift 2
-    netns_exec "$host" env CHORUS_METRICS="$(netns_addr "$host"):9100" "$helper" \
+    netns_bg "$host" env CHORUS_METRICS="$(netns_addr "$host"):9100" "$helper" \
         --service="$service" --store="$tmp/$service-$host" --listen=tcp://0.0.0.0:5670 \
-        --seed="$seed" --verbose "$@" >"$tmp/$host.out" 2>"$tmp/$host.err" &
-    pids="$pids $!"
+        --seed="$seed" --verbose "$@" >"$tmp/$host.out" 2>"$tmp/$host.err"
 }
 #   peers_of HOST STATE: how many peers the node on HOST has in STATE (its /metrics)
 peers_of () {
@@ -67,9 +66,10 @@ publish 1 &
 pids="$pids $!"
 publish 3 &
 pids="$pids $!"
-has_handled () { [ "$(count)" -ge "$1" ]; }
-await_s 20 has_handled 20
-ok $? "both publishers are publishing ($(count) events handled)"
+publishers () { handled | awk '{ print $1 }' | sort -u | wc -l; }
+both_publish () { [ "$(count)" -ge 20 ] && [ "$(publishers)" -eq 2 ]; }
+await_s 20 both_publish
+ok $? "both publishers are publishing ($(count) events handled, from $(publishers))"
 
 cut_at=$(date +%s)
 netns_cut 3 4
