@@ -19,24 +19,29 @@ node () {
         --store="$tmp/$2" --listen=tcp://0.0.0.0:5670 --seed="$seed" --heartbeat=500,1000,6000 \
         --verbose >"$tmp/$2.out" 2>"$tmp/$2.err"
 }
-#   peers_of HOST STATE: how many peers the node on HOST has in STATE (its /metrics)
-peers_of () {
-    netns_exec "$1" "${PYTHON:-python3}" - "$(netns_addr "$1")" "$2" <<'PY'
+#   peers FROM HOST...: seen from host FROM, how many peers the node on each
+#   HOST has alive and evasive (its /metrics), "ALIVE EVASIVE" a line, or
+#   "-1 -1" if it cannot say
+peers () {
+    from=$1; shift
+    addresses=""
+    for host in "$@"; do addresses="$addresses $(netns_addr "$host")"; done
+    netns_exec "$from" "${PYTHON:-python3}" - $addresses <<'PY'
 import sys, urllib.request
-address, state = sys.argv[1:3]
-try:
-    body = urllib.request.urlopen("http://%s:9100/metrics" % address, timeout=2).read().decode()
-except OSError:
-    print(-1); sys.exit(0)
-series = 'chorus_peers{state="%s"}' % state
-print(next((int(float(l.split()[1])) for l in body.splitlines() if l.split()[:1] == [series]), -1))
+for address in sys.argv[1:]:
+    try:
+        body = urllib.request.urlopen("http://%s:9100/metrics" % address, timeout=2).read().decode()
+    except OSError:
+        print(-1, -1); continue
+    count = {}
+    for line in body.splitlines():
+        for state in ("alive", "evasive"):
+            if line.startswith('chorus_peers{state="%s"} ' % state):
+                count[state] = int(float(line.split()[1]))
+    print(count.get("alive", -1), count.get("evasive", -1))
 PY
 }
-converged () {
-    for host in 1 2 3; do
-        [ "$(peers_of $host alive)" -eq 2 ] && [ "$(peers_of $host evasive)" -eq 0 ] || return 1
-    done
-}
+converged () { [ "$(peers 1 1 2 3 | tr '\n' ' ')" = "2 0 2 0 2 0 " ]; }
 now_ms () { echo $(($(date +%s%N) / 1000000)); }
 #   stop_for MS: SIGSTOPs the victim for MS, meanwhile noting in $evasive1
 #   and $evasive3 whether hosts 1 and 3 saw a peer evasive
@@ -45,8 +50,9 @@ stop_for () {
     kill -STOP "$victim"
     until=$(($(now_ms) + $1))
     while [ "$(now_ms)" -lt "$until" ]; do
-        [ "$(peers_of 1 evasive)" -ge 1 ] && evasive1=1
-        [ "$(peers_of 3 evasive)" -ge 1 ] && evasive3=1
+        evasive=$(peers 1 1 3 | awk '{ print $2 }')
+        [ "$(echo "$evasive" | sed -n 1p)" -ge 1 ] && evasive1=1
+        [ "$(echo "$evasive" | sed -n 2p)" -ge 1 ] && evasive3=1
         sleep 0.1
     done
     kill -CONT "$victim"
