@@ -76,6 +76,10 @@ except OSError:
 netns_setup () {
     if [ "$(id -u)" -ne 0 ]; then netns_why="needs root to make network namespaces"; return 1; fi
     if ! command -v ip >/dev/null; then netns_why="needs ip (iproute2)"; return 1; fi
+    if ip netns list 2>/dev/null | grep -q "^$netns_net\b"; then
+        netns_why="namespace $netns_net is left from an earlier run (ip netns del it)"
+        return 1
+    fi
     if ! ip netns add "$netns_net" 2>/dev/null; then
         netns_why="this machine does not allow network namespaces (ip netns add failed)"
         return 1
