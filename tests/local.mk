@@ -118,6 +118,12 @@ EXTRA_DIST += tests/test_beacon_discovery.sh tests/test_shell_bridge.sh \
     tests/test_disk_full_is_refused.sh tests/test_store_says_why.sh tests/test_peers_show_keys.sh \
     tests/test_sighup_keeps_programs_running.sh tests/test_secure_mesh_runs_flows.sh \
     tests/test_nodes_announce_reachable_addresses.sh tests/test_node_serves_metrics.sh
+#   Meshes across hosts: network namespaces on a bridge (tests/netns.sh)
+CHORUS_NETNS_TESTS = tests/test_netns_beacon_discovery.sh tests/test_netns_seed_discovery.sh \
+    tests/test_netns_lossy_links_deliver.sh tests/test_netns_partition_heals.sh \
+    tests/test_netns_stopped_node_comes_back.sh
+TESTS += $(CHORUS_NETNS_TESTS)
+EXTRA_DIST += $(CHORUS_NETNS_TESTS) tests/netns.sh
 tests_test_discovery_meets_peers_LDADD = $(TEST_LIBS)
 tests_test_group_shares_events_LDADD = $(TEST_LIBS)
 tests_test_group_catches_up_LDADD = $(TEST_LIBS)
