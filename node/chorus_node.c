@@ -144,7 +144,7 @@ chorus_node_new (const char *service)
     const char *metrics = getenv ("CHORUS_METRICS");
     if (metrics && *metrics)
         self->metrics_address = strdup (metrics);   //  checked at start
-    pthread_mutex_init (&self->stats.lock, NULL);
+    chorus__stats_init (&self->stats);
     config->seeds = zlist_new ();
     zlist_autofree (config->seeds);
     config->heartbeat_ms = 1000;

@@ -113,6 +113,8 @@ scrape "$at" > "$tmp/scrape.txt"
     "$tmp/scrape.txt")" = 4 ] && grep -q '^chorus_flow_duration_seconds_sum{flow="order"} 0\.[0-9]*[1-9]' \
     "$tmp/scrape.txt" || grep -q '^chorus_flow_duration_seconds_sum{flow="order"} [1-9]' "$tmp/scrape.txt"
 ok $? "its buckets end at 4 and its sum is more than 0"
+is chorus_command_duration_seconds_count 12
+ok $? "chorus_command_duration_seconds times the 12 commands: 4 charges, 7 labels, 1 refund"
 commits=$(value chorus_journal_commit_duration_seconds_count)
 [ "${commits:-0}" -gt 0 ]; ok $? "chorus_journal_commit_duration_seconds counts commits: $commits"
 if grep -q 'flow=".*-\|step=".*/' "$tmp/scrape.txt"; then false; else true; fi
