@@ -7,6 +7,7 @@
 #include "chorus_coordinator.h"
 #include "chorus_be64.h"
 #include "chorus_console.h"
+#include "chorus_coordinator_stats.h"
 #include "chorus_defset.h"
 #include "chorus_flow.h"
 #include "chorus_flow_query.h"
@@ -25,6 +26,7 @@
 #define S_COMPACT_MIN 4096                  //  deltas a flow's snapshot may trail, in bytes
 #define S_SCAN_MS 400                       //  how often the flows directory is looked at
 #define S_ACTIONS_PER_TURN 500              //  commands and timers carried out per loop turn
+#define S_STUCK_AFTER_MS (3600 * 1000ull)   //  a running flow unchanged this long is stuck
 
 //  An event a flow made, journaled with the transition that made it and
 //  kept until it is published
@@ -56,6 +58,7 @@ typedef struct {
     size_t delta_size;          //  bytes of the deltas after it
     uint64_t ticket;            //  the journal batch of its last record: its events are
                                 //  published once that batch is committed
+    uint64_t changed;           //  when it last moved (for the stuck flows of /metrics)
 } s_record_t;
 
 static s_record_t *
@@ -158,6 +161,7 @@ struct _chorus_coordinator_t {
     unsigned hangups_seen;      //  chorus_coordinator_hangup calls acted on
     int64_t scan_at;            //  monotonic ms: look at the flows directory again
     bool damaged;               //  the journal or node store is damaged: stop
+    chorus_coordinator_stats_t *stats;  //  our series at /metrics
     char error [1024];          //  why start or run failed
     bool verbose;               //  log to stderr
     chorus_console_t *console;  //  the web console, NULL: none
@@ -545,6 +549,9 @@ s_transition (chorus_coordinator_t *self, chorus_flow_t *flow, chorus_actions_t 
     for (size_t i = 0; i < actions->size; i++)
         if (actions->items [i].kind == CHORUS_ACTION_EMIT)
             s_emit (self, record, chorus_flow_id (flow), &actions->items [i]);
+    //  Before the journal takes the engine's list of what changed
+    chorus_coordinator_stats_moved (self->stats, flow, actions, !record->journaled);
+    record->changed = s_now ();
     s_journal_flow (self, flow, record, true);
     if (chorus_flow_finished (flow))
         s_log (self, "flow %s %s", chorus_flow_id (flow),
@@ -2197,6 +2204,9 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
     chorus_record_init (&self->scratch);
     self->flows = chorus_flowset_new (config->keep_finished? config->keep_finished:
                                       S_KEEP_FINISHED);
+    self->stats = chorus_coordinator_stats_new (config->stuck_after_s?
+                                                config->stuck_after_s * 1000ull:
+                                                S_STUCK_AFTER_MS);
     if (!config->flows_dir || !config->store_dir) {
         snprintf (error, error_size, "the coordinator needs a flows directory and a store");
         chorus_coordinator_destroy (&self);
@@ -2245,6 +2255,7 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
         chorus_node_set_listen (self->node, config->listen);
     if (config->metrics)
         chorus_node_set_metrics (self->node, config->metrics);
+    chorus_node_set_metrics_render (self->node, chorus_coordinator_stats_render, self->stats);
     if (config->advertise && chorus_node_set_advertise (self->node, config->advertise)) {
         snprintf (error, error_size, "bad --advertise: %s", chorus_node_error (self->node));
         chorus_coordinator_destroy (&self);
@@ -2284,7 +2295,8 @@ chorus_coordinator_destroy (chorus_coordinator_t **self_p)
     for (size_t i = 0; i < self->held_size; i++)
         chorus_deferred_destroy (&self->held [i].deferred);
     free (self->held);
-    chorus_node_destroy (&self->node);
+    chorus_node_destroy (&self->node);    //  stops the scrapes, then their figures go
+    chorus_coordinator_stats_destroy (&self->stats);
     chorus_journal_destroy (&self->journal);
     chorus_flowset_destroy (&self->flows);
     chorus_actions_clear (&self->actions);
@@ -2587,6 +2599,7 @@ s_recovered (s_recovery_t *recovery)
         return;
     }
     const char *id = chorus_flow_id (flow);
+    record->changed = chorus_flow_last_change (flow);
     zhashx_update (self->records, id, record);
     chorus_flowset_insert (self->flows, flow);
     if (record->events_size)
@@ -2671,6 +2684,23 @@ s_open_journal (chorus_coordinator_t *self)
     return 0;
 }
 
+//  About once a second, the live flows are counted and the figures copied
+//  for /metrics
+static void
+s_count_flows (chorus_coordinator_t *self)
+{
+    uint64_t now = s_now ();
+    if (!chorus_coordinator_stats_due (self->stats, now))
+        return;
+    //  Live flows come first; the finished ones after them need no count
+    for (chorus_flow_t *flow = chorus_flowset_first (self->flows);
+         flow && !chorus_flow_finished (flow); flow = chorus_flowset_next (self->flows)) {
+        s_record_t *record = (s_record_t *) zhashx_lookup (self->records, chorus_flow_id (flow));
+        chorus_coordinator_stats_live (self->stats, flow, record? record->changed: now, now);
+    }
+    chorus_coordinator_stats_copy (self->stats, self->journal, now);
+}
+
 int
 chorus_coordinator_start (chorus_coordinator_t *self)
 {
@@ -2692,6 +2722,8 @@ chorus_coordinator_start (chorus_coordinator_t *self)
     chorus_node_handle (self->node, "flow.signal", s_on_signal, self);
     chorus_node_handle (self->node, "flow.trace", s_on_trace, self);
     chorus_node_handle (self->node, "flow.defs", s_on_defs, self);
+    //  The gauges as the journal left them, before the first scrape
+    s_count_flows (self);
     int code = chorus_node_start (self->node);
     if (code < 0) {
         char what [512];      //  the detail may be cut; the advice after it is not
@@ -2780,6 +2812,7 @@ chorus_coordinator_run (chorus_coordinator_t *self, int timeout_ms)
         if (self->console)
             s_console (self);
         s_flush (self);
+        s_count_flows (self);
         uint64_t now = s_now ();
         if (!self->damaged && now - self->last_sweep > 60000) {
             if (chorus_journal_expire_traces (self->journal, now - S_TRACE_KEEP_MS, 10000) < 0)

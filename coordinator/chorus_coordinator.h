@@ -34,6 +34,8 @@ typedef struct {
     const char *trust_dir;      //  public certificates to accept (with cert_file)
     const char *http;           //  HOST:PORT of the web console, NULL: none
     const char *http_token;     //  the bearer token its API needs, NULL: none
+    unsigned stuck_after_s;     //  a running flow unchanged this long counts as stuck at
+                                //  /metrics (0: an hour)
 } chorus_coordinator_config_t;
 
 //  Loads every definition in the flows directory. On failure returns NULL

@@ -49,6 +49,10 @@ s_usage (FILE *out)
         "  --http-token FILE  the console's API asks for the token in FILE (a bearer\n"
         "                     token; default: $CHORUS_HTTP_TOKEN); use it on a secure\n"
         "                     mesh\n"
+        "  --stuck-after SECONDS  at /metrics, chorus_flows_stuck counts a running flow\n"
+        "                     nothing happened to for this long (no reply, timer, event\n"
+        "                     or signal; 1 to 31536000, default 3600), beside the flows\n"
+        "                     in state stuck\n"
         "  --seed ENDPOINT    a peer to meet first (repeatable; also CHORUS_SEEDS); on a\n"
         "                     secure mesh ENDPOINT@KEY, KEY being the seed's public key\n"
         "                     (40 Z85 characters) or the NAME of its certificate in the\n"
@@ -137,6 +141,7 @@ main (int argc, char **argv)
         {"cert", required_argument, 0, 'C'}, {"trust", required_argument, 0, 'T'},
         {"advertise", required_argument, 0, 'a'}, {"metrics", required_argument, 0, 'M'},
         {"http", required_argument, 0, 'H'}, {"http-token", required_argument, 0, 't'},
+        {"stuck-after", required_argument, 0, 'S'},
         {0, 0, 0, 0}};
     const char *token_file = NULL;
     chorus_coordinator_config_t config;
@@ -157,6 +162,17 @@ main (int argc, char **argv)
             case 'M': config.metrics = optarg; break;
             case 'H': config.http = optarg; break;
             case 't': token_file = optarg; break;
+            case 'S': {
+                char *end;
+                long seconds = strtol (optarg, &end, 10);
+                if (*end || end == optarg || seconds < 1 || seconds > 31536000) {
+                    fprintf (stderr, "chorus-coordinator: --stuck-after '%s' is not a number "
+                             "of seconds from 1 to 31536000\n", optarg);
+                    return 2;
+                }
+                config.stuck_after_s = (unsigned) seconds;
+                break;
+            }
             case 'm': config.mesh = optarg; break;
             case 'e':
                 if (seed_count < 64)

@@ -270,6 +270,20 @@ json_t *
 const char *
     chorus_flow_state_name (chorus_flow_state_t state);
 
+//  What the coordinator's figures read (chorus_flow_figures.c): the tasks
+//  that ended (done or failed) among those changed since the last journal
+//  record, each told to fn with its step's id, the ms from its first try
+//  to its end, and whether it is done; call it after a transition, before
+//  chorus_flow_delta or chorus_flow_snapshot
+typedef void (chorus_flow_ended_fn) (const char *step, uint64_t duration_ms, bool done,
+                                     void *arg);
+void
+    chorus_flow_ended_tasks (chorus_flow_t *self, chorus_flow_ended_fn *fn, void *arg);
+//  When something last happened to the flow: it started or ended, a task
+//  was first tried or ended, an event or signal came for it
+uint64_t
+    chorus_flow_last_change (chorus_flow_t *self);
+
 //  --------------------------------------------------------------------------
 //  Start ids and business keys
 

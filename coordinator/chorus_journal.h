@@ -151,6 +151,16 @@ uint64_t
 //  batch committed, or a commit failed), -1 without a writer
 int
     chorus_journal_fd (chorus_journal_t *self);
+//  How long the writer's commits took, for the coordinator's figures:
+//  commits per bucket (not cumulative) of chorus_journal_commit_bounds,
+//  seconds, the last bucket beyond them, and the sum of their times in
+//  microseconds. Read from any thread
+#define CHORUS_JOURNAL_COMMIT_BOUNDS 12
+extern const double chorus_journal_commit_bounds [CHORUS_JOURNAL_COMMIT_BOUNDS];
+void
+    chorus_journal_commit_times (chorus_journal_t *self,
+                                 uint64_t counts [CHORUS_JOURNAL_COMMIT_BOUNDS + 1],
+                                 uint64_t *sum_us);
 //  Takes the writer's news (empties the descriptor): 0, or -1 when its
 //  last try failed, with why in chorus_journal_error and _failure (a
 //  damaged journal: the writer gives up; anything else: it tries again)

@@ -11,6 +11,7 @@
 
 #include <leveldb/c.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #define S_MARK_FILE "CHORUS-COMMITS"
 #define S_MARK_SIZE 21              //  20 digits and a newline
@@ -41,6 +42,9 @@ struct _chorus_journal_t {
     char closed_error [512];            //  and what it said
     uint64_t submitted;                 //  tickets given: batches submitted
     uint64_t committed;                 //  without a writer: the last ticket committed
+    atomic_uint_fast64_t commit_times [CHORUS_JOURNAL_COMMIT_BOUNDS + 1];  //  the writer's
+                                        //  commits by time taken (chorus_journal_commit_times)
+    atomic_uint_fast64_t commit_sum_us; //  their times added up
 };
 
 //  Calls fn (key, key length, value, value length) for the keys starting

@@ -71,6 +71,38 @@ s_notify (chorus__journal_writer_t *writer)
     }
 }
 
+const double chorus_journal_commit_bounds [CHORUS_JOURNAL_COMMIT_BOUNDS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
+};
+
+//  A commit that began then is done: counted by the time it took
+static void
+s_timed (chorus_journal_t *self, const struct timespec *began)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    int64_t us = (int64_t) (now.tv_sec - began->tv_sec) * 1000000
+               + (now.tv_nsec - began->tv_nsec) / 1000;
+    if (us < 0)
+        us = 0;
+    size_t bucket = 0;
+    while (bucket < CHORUS_JOURNAL_COMMIT_BOUNDS
+       &&  (double) us > chorus_journal_commit_bounds [bucket] * 1e6)
+        bucket++;
+    atomic_fetch_add_explicit (&self->commit_times [bucket], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit (&self->commit_sum_us, (uint_fast64_t) us, memory_order_relaxed);
+}
+
+void
+chorus_journal_commit_times (chorus_journal_t *self,
+                             uint64_t counts [CHORUS_JOURNAL_COMMIT_BOUNDS + 1],
+                             uint64_t *sum_us)
+{
+    for (size_t i = 0; i <= CHORUS_JOURNAL_COMMIT_BOUNDS; i++)
+        counts [i] = atomic_load_explicit (&self->commit_times [i], memory_order_relaxed);
+    *sum_us = atomic_load_explicit (&self->commit_sum_us, memory_order_relaxed);
+}
+
 //  Writes the batch the writer holds; 0, or -1 with why in error and its
 //  kind in *failure. *mark_failed says LevelDB has the batch but the mark
 //  could not follow (the batch is committed: the mark may lag, never lead)
@@ -100,6 +132,8 @@ s_write (chorus_journal_t *self, chorus__journal_writer_t *writer, char *error,
     chorus__put_be64 (count, self->commits + 1);
     leveldb_writebatch_put (writer->writing, "c", 1, count, 8);
     char *leveldb_error = NULL;
+    struct timespec began;
+    clock_gettime (CLOCK_MONOTONIC, &began);
     leveldb_write (self->db, writer->writing_promised? self->write: self->lazy, writer->writing,
                    &leveldb_error);
     if (leveldb_error) {
@@ -126,6 +160,7 @@ s_write (chorus_journal_t *self, chorus__journal_writer_t *writer, char *error,
                                   strerror (errno));
         *mark_failed = true;
     }
+    s_timed (self, &began);
     return 0;
 }
 

@@ -23,7 +23,7 @@ libchorus_coordinator_la_SOURCES += coordinator/chorus_flow.c coordinator/chorus
     coordinator/chorus_flowset.c coordinator/chorus_value.c coordinator/chorus_value.h \
     coordinator/chorus_cond.c coordinator/chorus_cond.h coordinator/chorus_sleep.c \
     coordinator/chorus_sleep.h \
-    coordinator/chorus_await.c
+    coordinator/chorus_await.c coordinator/chorus_flow_figures.c
 
 #   The journal, in a library of its own that `chorus store` links too
 noinst_LTLIBRARIES += libchorus_journal.la
@@ -36,6 +36,7 @@ libchorus_journal_la_CPPFLAGS = $(CHORUS_COORDINATOR_CPPFLAGS) $(ZLIB_CFLAGS)
 
 #   The daemon's classes: journal and coordinator shell
 libchorus_coordinator_la_SOURCES += coordinator/chorus_coordinator.c coordinator/chorus_coordinator.h \
+    coordinator/chorus_coordinator_stats.c coordinator/chorus_coordinator_stats.h \
     coordinator/chorus_timers.c coordinator/chorus_timers.h coordinator/chorus_defset.c \
     coordinator/chorus_defset.h
 libchorus_coordinator_la_LIBADD += libchorus_journal.la $(LEVELDB_LIBS)

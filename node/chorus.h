@@ -226,6 +226,30 @@ CHORUS_EXPORT int
 //  Where the figures are served, "HOST:PORT", after start; NULL if not
 CHORUS_EXPORT const char *
     chorus_node_metrics_address (chorus_node_t *self);
+//  Series of the application's own on the node's /metrics: at each
+//  scrape, on the server's thread, after the node's series, render writes
+//  them with chorus_exposition_family and chorus_exposition_sample (it
+//  must not touch what another thread changes without a lock: copy the
+//  figures for it, as the node does, about once a second). NULL: none.
+//  Before start.
+typedef struct _chorus_exposition_t chorus_exposition_t;
+typedef void (chorus_metrics_render_fn) (chorus_exposition_t *out, void *arg);
+CHORUS_EXPORT int
+    chorus_node_set_metrics_render (chorus_node_t *self, chorus_metrics_render_fn *render,
+                                    void *arg);
+//  Starts a family of series: its # HELP and # TYPE lines; type is
+//  "counter", "gauge" or "histogram". The name follows Prometheus's rules
+//  ([a-zA-Z_:][a-zA-Z0-9_:]*); a bad one is left out of the scrape
+CHORUS_EXPORT void
+    chorus_exposition_family (chorus_exposition_t *self, const char *name, const char *type,
+                              const char *help);
+//  One sample of the family: its name (a histogram's NAME_bucket with an
+//  "le" label, NAME_sum, NAME_count), up to 4 label pairs (name, value) in
+//  labels, NULL-terminated (labels may be NULL; values are escaped), and
+//  the value
+CHORUS_EXPORT void
+    chorus_exposition_sample (chorus_exposition_t *self, const char *name,
+                              const char *const *labels, double value);
 //  A peer's inbox endpoint to meet first (repeatable): 1 to 256
 //  characters; on a secure node "ENDPOINT@KEY" (see below), checked by
 //  chorus_node_start

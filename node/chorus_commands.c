@@ -15,6 +15,7 @@ typedef struct {
     uint64_t retry_at;          //  when to send it again (monotonic)
     bool sent;                  //  an attempt has gone out
     uint64_t expires;           //  when its deadline passes (monotonic), 0 for never
+    uint64_t began;             //  when it was handed to us (monotonic), for /metrics
 } s_outgoing_t;
 
 //  Who asked for a key our handler is running: the command it runs, and
@@ -166,6 +167,7 @@ chorus__commands_send (chorus__commands_t *self, chorus_msg_t *command)
 {
     s_outgoing_t *outgoing = (s_outgoing_t *) zmalloc (sizeof (s_outgoing_t));
     outgoing->msg = command;
+    outgoing->began = chorus__mono ();
     //  The deadline is wall-clock time on the wire; we keep to it on our
     //  monotonic clock
     uint64_t deadline = chorus_msg_deadline (command), wall = chorus__now ();
@@ -190,6 +192,10 @@ chorus__commands_reply (chorus__commands_t *self, chorus__peer_t *peer, chorus_m
         chorus__context_forged (self->context, peer, *reply_p, "a reply for another service");
         return;
     }
+    chorus__stats_t *stats = self->context->config->stats;
+    if (stats)
+        chorus_histogram_observe (&stats->command_duration,
+                                  (double) (chorus__mono () - outgoing->began) / 1000);
     s_release (self, outgoing);
     zhashx_delete (self->outgoing, request);
     self->context->counters [C_REPLIES]++;

@@ -23,6 +23,7 @@ typedef struct {
     char *instance;             //  where it was sent, NULL while unsent
     uint64_t attempt;           //  deliveries so far
     uint64_t due;               //  when to send again (ack timeout or backoff)
+    uint64_t sent;              //  when it was last sent (monotonic), for /metrics
     void *handle;               //  its place in the group's sent or delayed list
 } s_flight_t;
 
@@ -354,7 +355,8 @@ s_send (chorus__delivery_t *self, s_group_t *group, s_flight_t *flight)
     self->context->counters [flight->attempt > 1? C_REDELIVERED: C_DELIVERED]++;
     free (flight->instance);
     flight->instance = strdup (peer->instance);
-    flight->due = chorus__mono () + self->context->config->ack_timeout_ms;
+    flight->sent = chorus__mono ();
+    flight->due = flight->sent + self->context->config->ack_timeout_ms;
     flight->handle = zlistx_add_end (group->sent, flight);
     return true;
 }
@@ -721,6 +723,10 @@ chorus__delivery_ack (chorus__delivery_t *self, chorus__peer_t *peer, chorus_msg
         return;     //  not in flight: a late or duplicate acknowledgement
     zlistx_detach (group->sent, flight->handle);
     zstr_free (&flight->instance);
+    chorus__stats_t *stats = self->context->config->stats;
+    if (stats)
+        chorus_histogram_observe (&stats->ack_duration,
+                                  (double) (chorus__mono () - flight->sent) / 1000);
     if (chorus_msg_status (ack) == CHORUS_ACK_REJECTED) {
         uint64_t backoff = S_BACKOFF_MS;
         for (uint64_t i = 1; i < flight->attempt && backoff < S_BACKOFF_MAX_MS; i++)
@@ -827,6 +833,27 @@ chorus__delivery_pending (chorus__delivery_t *self, chorus__pending_fn *fn, void
         if (pending)
             fn (group->name, pending, zlistx_size (group->instances), arg);
     }
+}
+
+void
+chorus__delivery_lag (chorus__delivery_t *self, chorus__pending_fn *fn, void *arg)
+{
+    uint64_t head = chorus_store_head (self->store);
+    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
+         group = (s_group_t *) zhashx_next (self->groups))
+        fn (group->name, s_group_pending (self, group, head), zlistx_size (group->instances),
+            arg);
+}
+
+uint64_t
+chorus__delivery_oldest_pending (chorus__delivery_t *self)
+{
+    uint64_t head = chorus_store_head (self->store), oldest = 0;
+    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
+         group = (s_group_t *) zhashx_next (self->groups))
+        if (s_group_pending (self, group, head) && (!oldest || group->cursor < oldest))
+            oldest = group->cursor;
+    return oldest;
 }
 
 int64_t

@@ -33,6 +33,13 @@ typedef void (chorus__pending_fn) (const char *group, uint64_t pending, size_t i
                                    void *arg);
 void
     chorus__delivery_pending (chorus__delivery_t *self, chorus__pending_fn *fn, void *arg);
+//  The same for every group known, 0 pending or not (for /metrics)
+void
+    chorus__delivery_lag (chorus__delivery_t *self, chorus__pending_fn *fn, void *arg);
+//  The seq from which some group has not acknowledged every event due to
+//  it (its cursor, the lowest of such groups), 0 when every group is done
+uint64_t
+    chorus__delivery_oldest_pending (chorus__delivery_t *self);
 //  Applies retention now; returns true if the outbox is still over its size
 //  limit with held events (a publish is then refused)
 bool

@@ -500,6 +500,35 @@ s_trust_changed (chorus__engine_t *self)
 
 #define S_STATS_MS 1000         //  figures for /metrics are copied this often
 
+//  The groups' lag, counted for the figures
+typedef struct {
+    chorus__stats_group_t groups [CHORUS_STATS_GROUPS];   //  counted
+    size_t size;                //  how many
+    bool cut;                   //  more groups than fit
+} s_lag_t;
+
+static void
+s_copy_lag (const char *group, uint64_t pending, size_t instances, void *arg)
+{
+    s_lag_t *lag = (s_lag_t *) arg;
+    (void) instances;
+    if (lag->size == CHORUS_STATS_GROUPS) {
+        lag->cut = true;
+        return;
+    }
+    snprintf (lag->groups [lag->size].name, sizeof (lag->groups [lag->size].name), "%s", group);
+    lag->groups [lag->size++].lag = pending;
+}
+
+//  The publish time of the first event scanned
+static int
+s_first_time (uint64_t seq, uint64_t timestamp, const void *body, size_t size, void *arg)
+{
+    (void) seq, (void) body, (void) size;
+    *(uint64_t *) arg = timestamp;
+    return 1;
+}
+
 //  Copies the figures /metrics shows, at most once a second: the counting
 //  of peers walks them
 static void
@@ -516,7 +545,20 @@ s_copy_stats (chorus__engine_t *self, uint64_t now)
             evasive++;
         else
             alive++;
+    //  Counted outside the lock: a group absent since our restart is
+    //  counted from the outbox
+    s_lag_t lag;
+    lag.size = 0;
+    lag.cut = false;
+    chorus__delivery_lag (self->delivery, s_copy_lag, &lag);
+    uint64_t oldest = chorus__delivery_oldest_pending (self->delivery), published = 0;
+    if (oldest)
+        chorus_store_scan (self->context.store, oldest, 0, s_first_time, &published);
     pthread_mutex_lock (&stats->lock);
+    memcpy (stats->groups, lag.groups, lag.size * sizeof (lag.groups [0]));
+    stats->groups_size = lag.size;
+    stats->groups_cut = lag.cut;
+    stats->oldest_pending = published;
     memcpy (stats->counters, self->context.counters, sizeof (self->context.counters));
     stats->peers_alive = alive;
     stats->peers_evasive = evasive;

@@ -19,7 +19,9 @@
 //  --------------------------------------------------------------------------
 //  The text format
 
-typedef struct _chorus_exposition_t chorus_exposition_t;
+//  The type, chorus_exposition_family and chorus_exposition_sample are in
+//  the public header, for the series an application adds
+#include "chorus.h"
 
 chorus_exposition_t *
     chorus_exposition_new (void);
@@ -28,16 +30,6 @@ void
 //  Empties it, for the next scrape
 void
     chorus_exposition_reset (chorus_exposition_t *self);
-//  Starts a family: its # HELP and # TYPE lines. type is "counter",
-//  "gauge" or "histogram"
-void
-    chorus_exposition_family (chorus_exposition_t *self, const char *name, const char *type,
-                              const char *help);
-//  One sample of the family: name, then up to 4 label pairs (name, value)
-//  in labels, NULL-terminated (labels may be NULL), then the value
-void
-    chorus_exposition_sample (chorus_exposition_t *self, const char *name,
-                              const char *const *labels, double value);
 //  The text so far, and its size
 const char *
     chorus_exposition_text (chorus_exposition_t *self, size_t *size);
@@ -73,9 +65,9 @@ void
 
 typedef struct _chorus_metrics_server_t chorus_metrics_server_t;
 
-//  Writes the current figures into out (emptied first); called on the
-//  server's thread, one scrape at a time
-typedef void (chorus_metrics_render_fn) (chorus_exposition_t *out, void *arg);
+//  The server calls a chorus_metrics_render_fn (chorus.h) to write the
+//  current figures into out (emptied first), on its thread, one scrape at
+//  a time
 
 //  Serves GET /metrics on address, "HOST:PORT" (HOST an IPv4 address or
 //  "localhost"; PORT 0 takes a free one). NULL, with the reason in error,

@@ -59,6 +59,8 @@ struct _chorus_node_t {
     char *metrics_address;      //  where /metrics is served, or NULL
     chorus_metrics_server_t *metrics;   //  serving, after start
     chorus__stats_t stats;      //  what it serves, copied by the engine
+    chorus_metrics_render_fn *render;   //  the application's series, or NULL
+    void *render_arg;           //  its argument
 };
 
 //  Records a failed call on this node: its code for the thread
@@ -142,7 +144,7 @@ chorus_node_new (const char *service)
     const char *metrics = getenv ("CHORUS_METRICS");
     if (metrics && *metrics)
         self->metrics_address = strdup (metrics);   //  checked at start
-    pthread_mutex_init (&self->stats.lock, NULL);
+    chorus__stats_init (&self->stats);
     config->seeds = zlist_new ();
     zlist_autofree (config->seeds);
     config->heartbeat_ms = 1000;
@@ -335,6 +337,18 @@ s_render_metrics (chorus_exposition_t *out, void *arg)
 {
     chorus_node_t *self = (chorus_node_t *) arg;
     chorus__stats_render (&self->stats, self->store, self->config.service, out);
+    if (self->render)
+        self->render (out, self->render_arg);
+}
+
+int
+chorus_node_set_metrics_render (chorus_node_t *self, chorus_metrics_render_fn *render,
+                                void *arg)
+{
+    S_BEFORE_START (self);
+    self->render = render;
+    self->render_arg = arg;
+    return 0;
 }
 
 int

@@ -7,6 +7,7 @@
 #include "chorus.h"
 #include "chorus_msg.h"
 #include "chorus_store.h"
+#include "chorus_metrics.h"
 
 #include <pthread.h>
 
@@ -152,13 +153,32 @@ size_t
 //  What a node shows at /metrics: the engine copies its figures here about
 //  once a second, and the metrics server's thread reads them, under lock
 #define CHORUS_STATS_COUNTERS 32
+#define CHORUS_STATS_GROUPS 64    //  groups shown at /metrics, at most
+//  A group that takes our events, and how many of them it has not
+//  acknowledged yet (due, in flight or waiting to be sent again)
+typedef struct {
+    char name [65];             //  the group (service) name
+    uint64_t lag;               //  its events not yet acknowledged
+} chorus__stats_group_t;
 typedef struct {
     pthread_mutex_t lock;       //  guards what follows
     uint64_t counters [CHORUS_STATS_COUNTERS];  //  the engine's, by chorus__counter_t
     size_t peers_alive;         //  peers heard from lately
     size_t peers_evasive;       //  peers silent for longer than the evasive time
     bool copied;                //  the engine has copied its figures once
+    chorus__stats_group_t groups [CHORUS_STATS_GROUPS];
+    size_t groups_size;         //  how many
+    bool groups_cut;            //  more groups than the table holds
+    uint64_t oldest_pending;    //  publish time (ms) of the oldest event a group has not
+                                //  acknowledged, 0: none
+    //  Observed by the engine as they happen, without the lock
+    chorus_histogram_t ack_duration;        //  an event's delivery to its acknowledgement
+    chorus_histogram_t command_duration;    //  a command's sending to its reply
 } chorus__stats_t;
+
+//  Sets up the figures (their lock and histograms)
+void
+    chorus__stats_init (chorus__stats_t *stats);
 
 struct _chorus_exposition_t;
 //  Writes a node's figures for /metrics (chorus_stats.c)

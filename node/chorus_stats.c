@@ -45,6 +45,24 @@ static const s_counter_t s_counters [] = {
      C_TRUNCATED, NULL},
 };
 
+//  Buckets of the latencies, in seconds
+static const double s_ack_bounds [] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
+};
+static const double s_command_bounds [] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
+};
+
+void
+chorus__stats_init (chorus__stats_t *stats)
+{
+    pthread_mutex_init (&stats->lock, NULL);
+    chorus_histogram_init (&stats->ack_duration, s_ack_bounds,
+                           sizeof (s_ack_bounds) / sizeof (s_ack_bounds [0]));
+    chorus_histogram_init (&stats->command_duration, s_command_bounds,
+                           sizeof (s_command_bounds) / sizeof (s_command_bounds [0]));
+}
+
 void
 chorus__stats_render (chorus__stats_t *stats, chorus_store_t *store, const char *service,
                       chorus_exposition_t *out)
@@ -70,7 +88,23 @@ chorus__stats_render (chorus__stats_t *stats, chorus_store_t *store, const char 
     const char *evasive [] = {"state", "evasive", NULL};
     chorus_exposition_sample (out, "chorus_peers", alive, (double) stats->peers_alive);
     chorus_exposition_sample (out, "chorus_peers", evasive, (double) stats->peers_evasive);
+    chorus_exposition_family (out, "chorus_group_lag_messages", "gauge",
+                              "Events of this node a group that takes them has not "
+                              "acknowledged yet, by group");
+    for (size_t i = 0; i < stats->groups_size; i++) {
+        const char *labels [] = {"group", stats->groups [i].name, NULL};
+        chorus_exposition_sample (out, "chorus_group_lag_messages", labels,
+                                  (double) stats->groups [i].lag);
+    }
     pthread_mutex_unlock (&stats->lock);
+    chorus_exposition_family (out, "chorus_event_ack_duration_seconds", "histogram",
+                              "Time from delivering an event to a group's instance to its "
+                              "acknowledgement");
+    chorus_histogram_write (&stats->ack_duration, out, "chorus_event_ack_duration_seconds", NULL);
+    chorus_exposition_family (out, "chorus_command_duration_seconds", "histogram",
+                              "Time from sending a command to its reply");
+    chorus_histogram_write (&stats->command_duration, out, "chorus_command_duration_seconds",
+                            NULL);
     chorus_exposition_family (out, "chorus_outbox_messages", "gauge",
                               "Events this node keeps for groups that have not all "
                               "acknowledged them");
@@ -80,4 +114,14 @@ chorus__stats_render (chorus__stats_t *stats, chorus_store_t *store, const char 
                               "Bytes of the events in the outbox");
     chorus_exposition_sample (out, "chorus_outbox_bytes", NULL,
                               (double) chorus_store_bytes (store));
+    pthread_mutex_lock (&stats->lock);
+    uint64_t published = stats->oldest_pending;
+    pthread_mutex_unlock (&stats->lock);
+    uint64_t now = chorus__now ();
+    chorus_exposition_family (out, "chorus_outbox_oldest_age_seconds", "gauge",
+                              "Age of the oldest event in the outbox that a group has not "
+                              "acknowledged yet (0: none)");
+    chorus_exposition_sample (out, "chorus_outbox_oldest_age_seconds", NULL,
+                              published && now > published?
+                              (double) (now - published) / 1000: 0);
 }

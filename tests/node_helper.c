@@ -177,6 +177,8 @@ main (int argc, char **argv)
         return 1;
     }
     printf ("READY %s %s\n", chorus_node_endpoint (node), chorus_node_instance (node));
+    if (chorus_node_metrics_address (node))    //  with CHORUS_METRICS
+        printf ("METRICS %s\n", chorus_node_metrics_address (node));
     fflush (stdout);
 
     while (wait_peers && chorus_node_peers (node, NULL, NULL) < wait_peers && !zsys_interrupted)

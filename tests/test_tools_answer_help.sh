@@ -24,6 +24,19 @@ rm -rf "$tmp"
 [ $rc -eq 1 ]; ok $? "--check refuses a bad flow with exit 1"
 echo "$err" | grep -qE "cycle.yaml:[0-9]+:[0-9]+: cycle in depends_on"
 ok $? "and says file:line:column: what is wrong ($err)"
+#   chorus top reads endpoints, and says how to name them
+out=$("$chorus" top --help); rc=$?
+[ $rc -eq 0 ] && echo "$out" | grep -q "^usage: chorus top --metrics HOST:PORT" \
+    && echo "$out" | grep -q -- "--once"
+ok $? "chorus top --help shows its usage"
+err=$("$chorus" top 2>&1 >/dev/null); rc=$?
+[ $rc -eq 2 ] && echo "$err" | grep -q "name the endpoints to read with --metrics HOST:PORT"
+ok $? "chorus top with no endpoint exits 2 and says what to give ($err)"
+err=$("$chorus" top --metrics nowhere 2>&1 >/dev/null); rc=$?
+[ $rc -eq 2 ] && echo "$err" | grep -q "'nowhere' is not HOST:PORT"
+ok $? "chorus top refuses a bad endpoint ($err)"
+out=$("$chorus" --help); echo "$out" | grep -q "^  top "
+ok $? "chorus --help lists top"
 #   Every program that joins a mesh says how to name it
 for sub in publish send serve on tail peers flow; do
     out=$("$chorus" $sub --help)

@@ -25,6 +25,7 @@ static const s_subcommand_t s_subcommands [] = {
     { "flow", chorus_cmd_flow, "start, inspect, cancel and retry the coordinator's flows" },
     { "store", chorus_cmd_store, "check or repair a node's or coordinator's store" },
     { "keygen", chorus_cmd_keygen, "make a node's certificate for a secure mesh, or show one" },
+    { "top", chorus_cmd_top, "watch rates, group lag, latency and flows from /metrics" },
 };
 #define S_SUBCOMMANDS (sizeof (s_subcommands) / sizeof (s_subcommands [0]))
 

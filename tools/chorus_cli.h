@@ -366,5 +366,6 @@ int chorus_cmd_peers (int argc, char **argv);
 int chorus_cmd_flow (int argc, char **argv);
 int chorus_cmd_store (int argc, char **argv);
 int chorus_cmd_keygen (int argc, char **argv);
+int chorus_cmd_top (int argc, char **argv);
 
 #endif

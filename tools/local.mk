@@ -5,7 +5,7 @@ tools_chorus_SOURCES = tools/chorus.c tools/chorus_cli.h tools/chorus_cli.c \
     tools/chorus_cli_shell.c tools/chorus_cli_pool.c tools/chorus_cli_line.c \
     tools/chorus_cmd_publish.c tools/chorus_cmd_send.c \
     tools/chorus_cmd_serve.c tools/chorus_cmd_tail.c tools/chorus_cmd_flow.c \
-    tools/chorus_cmd_store.c tools/chorus_cmd_keygen.c
+    tools/chorus_cmd_store.c tools/chorus_cmd_keygen.c tools/chorus_cmd_top.c
 #   The tool uses libchorus's public API, its own files, and (for `chorus
 #   store`) the coordinator's journal class
 CHORUS_TOOLS_CPPFLAGS = $(CHORUS_PUBLIC_CPPFLAGS) -I$(top_srcdir)/coordinator \
