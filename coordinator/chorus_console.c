@@ -8,6 +8,7 @@
 #define _GNU_SOURCE     //  pipe2
 #include "chorus_console.h"
 #include "chorus_console_private.h"
+#include "chorus_http_address.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -667,32 +668,11 @@ s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
 
 //  --------------------------------------------------------------------------
 
-//  Parses "HOST:PORT" into addr; false if it is not one
-static bool
-s_parse (const char *address, struct sockaddr_in *addr)
-{
-    const char *colon = address? strrchr (address, ':'): NULL;
-    if (!colon || colon == address || colon - address >= 64)
-        return false;
-    char host [64];
-    memcpy (host, address, (size_t) (colon - address));
-    host [colon - address] = 0;
-    long long port;
-    if (!s_integer (colon + 1, 0, 65535, &port))
-        return false;
-    memset (addr, 0, sizeof (*addr));
-    addr->sin_family = AF_INET;
-    addr->sin_port = htons ((uint16_t) port);
-    if (strcmp (host, "localhost") == 0)
-        strcpy (host, "127.0.0.1");
-    return inet_pton (AF_INET, host, &addr->sin_addr) == 1;
-}
-
 chorus_console_t *
 chorus_console_new (const char *address, const char *token, char *error, size_t error_size)
 {
     struct sockaddr_in addr;
-    if (!s_parse (address, &addr)) {
+    if (!chorus__http_address_parse (address, &addr)) {
         snprintf (error, error_size, "console address '%s' is not HOST:PORT (an IPv4 address "
                   "or localhost, and a port from 0 to 65535)", address? address: "");
         return NULL;
@@ -742,12 +722,7 @@ chorus_console_new (const char *address, const char *token, char *error, size_t 
         chorus_console_destroy (&self);
         return NULL;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info (self->daemon,
-                                                            MHD_DAEMON_INFO_BIND_PORT);
-    char host [INET_ADDRSTRLEN];
-    inet_ntop (AF_INET, &addr.sin_addr, host, sizeof (host));
-    snprintf (self->address, sizeof (self->address), "%s:%u", host,
-              info? (unsigned) info->port: (unsigned) ntohs (addr.sin_port));
+    chorus__http_address_bound (self->daemon, &addr, self->address, sizeof (self->address));
     return self;
 }
 
