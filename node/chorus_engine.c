@@ -605,9 +605,18 @@ s_gate (chorus__engine_t *self, chorus__gate_t *gate, const char *name)
                               "key not in the trust directory%s", report.unauthorised,
                              report.unauthorised == 1? "": "s", name, last);
     }
-    //  A handshake broken off once is counted, not warned of: the peer may
-    //  simply have gone away
-    self->context.counters [C_HANDSHAKES_FAILED] += report.lone;
+    //  On a plaintext mesh a handshake broken off once is counted, not
+    //  warned of: the peer may simply have gone away. On a secure mesh
+    //  every refusal is told: it may be a plaintext peer
+    if (self->config->keys && report.lone) {
+        report.failed += report.lone;
+        if (!report.broken_off && report.failure == 0) {
+            report.failure = report.lone_failure;
+            report.broken_off = true;
+        }
+    }
+    else
+        self->context.counters [C_HANDSHAKES_FAILED] += report.lone;
     if (report.failed) {
         self->context.counters [C_HANDSHAKES_FAILED] += report.failed;
         //  A plaintext peer may hang up on reading our greeting before we

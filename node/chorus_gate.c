@@ -154,8 +154,10 @@ chorus__gate_recv (chorus__gate_t *self, chorus__gate_report_t *report)
             uint64_t now = chorus__mono ();
             bool repeated = self->broken_off_at && now - self->broken_off_at < S_REPEAT_MS;
             self->broken_off_at = now;
-            if (!repeated)
+            if (!repeated) {
                 report->lone++;
+                report->lone_failure = fd;      //  errno
+            }
             else {
                 report->failed++;
                 report->failure = fd;   //  errno

@@ -26,6 +26,7 @@ typedef struct {
     size_t unauthorised;        //  refused by the ZAP handler (a key not trusted)
     size_t failed;              //  handshakes failed otherwise (a plaintext peer)
     size_t lone;                //  broken off once, none soon before: a peer that went away
+    int lone_failure;           //  the last such one's errno
     int failure;                //  the last such failure's ZMQ_PROTOCOL_ERROR_*, or errno
     bool broken_off;            //  and whether the peer broke it off (failure is errno)
 } chorus__gate_report_t;
