@@ -59,6 +59,16 @@ start_hub () {
     export CHORUS_SEEDS
 }
 
+#   start_coordinator [OPTION...]: a coordinator on the test's flows and
+#   store ($tmp/flows, $tmp/coordinator), --no-sync, with the options given,
+#   its output appended to $tmp/coordinator.out and .err; sets $coord_pid.
+#   A test may define its own instead
+start_coordinator () {
+    "$coordinator" --flows "$tmp/flows" --store "$tmp/coordinator" --no-sync "$@" \
+        >>"$tmp/coordinator.out" 2>>"$tmp/coordinator.err" &
+    coord_pid=$!
+}
+
 #   kill_coordinator_ten_times SEED MIN SPAN EFFECTS: SIGKILLs the
 #   coordinator ($coord_pid) ten times, at moments MIN to MIN + SPAN
 #   seconds apart drawn from a generator seeded with SEED, restarting it at

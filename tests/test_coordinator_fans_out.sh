@@ -17,7 +17,6 @@ ITEMS=2000
 python=/usr/bin/python3
 [ -x "$python" ] || python=python3
 
-
 mkdir "$tmp/flows"
 cat > "$tmp/flows/fan.yaml" <<'EOF'
 flow: fan
@@ -71,11 +70,6 @@ start_hub
 "$chorus" serve work --store "$tmp/work" --persistent "exec $python $tmp/work.py $tmp/runs $tmp/hold" \
     --handle double --handle total --workers 4 2>"$tmp/work.err" &
 pids="$pids $!"
-start_coordinator () {
-    "$coordinator" --flows "$tmp/flows" --store "$tmp/coordinator" --no-sync \
-        >>"$tmp/coordinator.out" 2>>"$tmp/coordinator.err" &
-    coord_pid=$!
-}
 start_coordinator
 await 100 have_peers coordinator work
 ok $? "the coordinator and the service have joined"

@@ -21,11 +21,6 @@ defs () { "$chorus" flow defs --json --timeout 2 2>/dev/null; }
 #   has_def FLOW VERSION: flow defs lists it
 has_def () { defs | grep -q "{\"flow\":\"$1\",\"version\":$2,"; }
 no_def () { out=$(defs) && ! echo "$out" | grep -q "{\"flow\":\"$1\","; }
-start_coordinator () {
-    "$coordinator" --flows "$tmp/flows" --store "$tmp/coordinator" --no-sync \
-        >>"$tmp/coordinator.out" 2>>"$tmp/coordinator.err" &
-    coord_pid=$!
-}
 alive () { kill -0 "$coord_pid" 2>/dev/null; }
 
 start_hub

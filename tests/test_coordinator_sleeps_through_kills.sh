@@ -59,11 +59,6 @@ start_hub
     --handle "tock=$tmp/log.sh tocks" --handle "untick=$tmp/log.sh unticks" \
     2>"$tmp/clock.err" &
 pids="$pids $!"
-start_coordinator () {
-    "$coordinator" --flows "$tmp/flows" --store "$tmp/coordinator" --no-sync \
-        >>"$tmp/coordinator.out" 2>>"$tmp/coordinator.err" &
-    coord_pid=$!
-}
 start_coordinator
 await 100 have_peers coordinator clock
 ok $? "the coordinator and the clock service have joined"

@@ -80,11 +80,6 @@ for service in payments:charge inventory:reserve shipping:create_label; do
     pids="$pids $!"
 done
 
-start_coordinator () {
-    "$coordinator" --flows "$tmp/flows" --store "$tmp/coordinator" --no-sync \
-        >>"$tmp/coordinator.out" 2>>"$tmp/coordinator.err" &
-    coord_pid=$!
-}
 start_coordinator
 await 100 have_peers coordinator payments inventory shipping
 ok $? "the coordinator and the three services have joined"

@@ -82,11 +82,6 @@ effects () {
         | wc -l | tr -d ' '
 }
 
-start_coordinator () {
-    "$coordinator" --flows "$tmp/flows" --store "$tmp/coordinator" --no-sync \
-        >>"$tmp/coordinator.out" 2>>"$tmp/coordinator.err" &
-    coord_pid=$!
-}
 start_coordinator
 await 100 have_peers coordinator payments ocr shipping
 ok $? "the coordinator and the three services have joined"

@@ -69,11 +69,6 @@ pids="$pids $!"
 "$chorus" on order.done --group audit --store "$tmp/audit" \
     --exec "cat >> $tmp/done" 2>"$tmp/audit.err" &
 pids="$pids $!"
-start_coordinator () {
-    "$coordinator" --flows "$tmp/flows" --store "$tmp/coordinator" --no-sync \
-        >>"$tmp/coordinator.out" 2>>"$tmp/coordinator.err" &
-    coord_pid=$!
-}
 start_coordinator
 await 100 have_peers coordinator shop audit
 ok $? "the coordinator, the service and the consumer have joined"

@@ -20,11 +20,6 @@ start_flow () {
     "$chorus" send coordinator flow.start '{"flow": "ver", "input": {}}' --idempotency "$1" \
         --timeout 5 2>/dev/null | grep -q "\"id\":\"ver-$1\""
 }
-start_coordinator () {
-    "$coordinator" --flows "$tmp/flows" --store "$tmp/coordinator" --no-sync \
-        >>"$tmp/coordinator.out" 2>>"$tmp/coordinator.err" &
-    coord_pid=$!
-}
 stop_coordinator () {
     kill "$coord_pid" && wait "$coord_pid"
     rc=$?
