@@ -20,13 +20,13 @@ typedef struct {
 
 //  Who asked for a key our handler is running: the command it runs, and
 //  other commands of the same key that came meanwhile (a retry under a new
-//  id), each answered with the same reply when the handler's reply is made
+//  id), each answered with the same reply when the handler's reply is made,
+//  unless that reply is a retryable failure: then the newest of them runs
 #define S_ASKERS_MAX 16         //  waiting askers kept per key; more are dropped
 
 typedef struct {
     char instance [65];         //  the asker's instance
-    char id [65];               //  its command id
-    char *correlation;          //  its correlation id
+    chorus_msg_t *command;      //  its COMMAND (id, correlation, deadline)
 } s_asker_t;
 
 typedef struct {
@@ -41,7 +41,7 @@ s_asked_destroy (void **item)
     s_asked_t *asked = (s_asked_t *) *item;
     if (asked) {
         for (size_t i = 0; i < asked->waiting_size; i++)
-            free (asked->waiting [i].correlation);
+            chorus_msg_destroy (&asked->waiting [i].command);
         free (asked->waiting);
         free (asked->instance);
         free (asked);
@@ -330,13 +330,13 @@ s_replay_recorded (chorus__commands_t *self, chorus__peer_t *peer, chorus_msg_t 
 //  again and then gets the recorded reply.
 static void
 s_wait (chorus__commands_t *self, s_asked_t *asked, chorus__peer_t *peer,
-        chorus_msg_t *command)
+        chorus_msg_t **command_p)
 {
-    const char *id = chorus_msg_id (command);
+    const char *id = chorus_msg_id (*command_p);
     if (zhashx_lookup (self->keys, id))
         return;     //  the command that runs, sent again
     for (size_t i = 0; i < asked->waiting_size; i++)
-        if (streq (asked->waiting [i].id, id))
+        if (streq (chorus_msg_id (asked->waiting [i].command), id))
             return;
     if (asked->waiting_size >= S_ASKERS_MAX)
         return;
@@ -346,8 +346,8 @@ s_wait (chorus__commands_t *self, s_asked_t *asked, chorus__peer_t *peer,
     asked->waiting = waiting;
     s_asker_t *asker = &asked->waiting [asked->waiting_size++];
     snprintf (asker->instance, sizeof (asker->instance), "%s", peer->instance);
-    snprintf (asker->id, sizeof (asker->id), "%s", id);
-    asker->correlation = strdup (chorus_msg_correlation (command));
+    asker->command = *command_p;
+    *command_p = NULL;
 }
 
 void
@@ -370,7 +370,7 @@ chorus__commands_received (chorus__commands_t *self, chorus__peer_t *peer,
     s_asked_t *asked = (s_asked_t *) zhashx_lookup (self->in_hand, key);
     if (asked) {
         //  Running now: the reply will follow, to this asker too
-        s_wait (self, asked, peer, command);
+        s_wait (self, asked, peer, command_p);
         free (key);
         return;
     }
@@ -421,6 +421,34 @@ chorus__commands_record (chorus__commands_t *self, chorus_msg_t *command, chorus
     }
 }
 
+//  The running command failed and may be tried again: the newest asker
+//  still waiting for its key, alive and within its deadline, runs next, and
+//  the others wait for its reply. An asker sent its own command to have it
+//  run; a failure of an earlier try (one that waited past its deadline in
+//  the handler's queue, say) is no answer to it. False if none is left.
+static bool
+s_run_next (chorus__commands_t *self, s_asked_t *asked, const char *key)
+{
+    chorus__context_t *context = self->context;
+    uint64_t now = chorus__now ();
+    for (size_t i = asked->waiting_size; i-- > 0;) {
+        s_asker_t *asker = &asked->waiting [i];
+        uint64_t deadline = chorus_msg_deadline (asker->command);
+        chorus__peer_t *peer = chorus__context_peer (context, asker->instance);
+        if (!peer || (deadline && now > deadline))
+            continue;
+        chorus_msg_t *command = asker->command;
+        free (asked->instance);
+        asked->instance = strdup (asker->instance);
+        memmove (asker, asker + 1, (asked->waiting_size - i - 1) * sizeof (s_asker_t));
+        asked->waiting_size--;
+        zhashx_insert (self->keys, chorus_msg_id (command), strdup (key));
+        chorus__context_hand (context, 'C', command, peer->service);
+        return true;
+    }
+    return false;
+}
+
 void
 chorus__commands_replied (chorus__commands_t *self, chorus_msg_t *command, chorus_msg_t *reply)
 {
@@ -429,6 +457,13 @@ chorus__commands_replied (chorus__commands_t *self, chorus_msg_t *command, choru
     s_asked_t *asked = key? (s_asked_t *) zhashx_lookup (self->in_hand, key): NULL;
     chorus__peer_t *peer = chorus__context_peer (context, asked? asked->instance: NULL);
     s_send_reply (self, peer, command, reply);
+    bool again = chorus_msg_status (reply) != CHORUS_REPLY_OK && chorus_msg_retryable (reply);
+    if (asked && again && s_run_next (self, asked, key)) {
+        zhashx_delete (self->keys, chorus_msg_id (command));
+        chorus_msg_destroy (&command);
+        chorus_msg_destroy (&reply);
+        return;
+    }
     //  Every other asker of the key gets the same reply, under its own id
     for (size_t i = 0; asked && i < asked->waiting_size; i++) {
         s_asker_t *asker = &asked->waiting [i];
@@ -438,8 +473,8 @@ chorus__commands_replied (chorus__commands_t *self, chorus_msg_t *command, choru
         char id [33];
         chorus__new_id (id);
         chorus_msg_set_id (reply, id);
-        chorus_msg_set_request (reply, asker->id);
-        chorus_msg_set_correlation (reply, asker->correlation);
+        chorus_msg_set_request (reply, chorus_msg_id (asker->command));
+        chorus_msg_set_correlation (reply, chorus_msg_correlation (asker->command));
         chorus__peer_answer (peer, reply);
         context->counters [C_DUPLICATES]++;
     }
@@ -696,6 +731,109 @@ s_test_receiving (void)
     chorus__fake_destroy (&fake);
 }
 
+//  A retry that waits behind a try of its key is not answered with that
+//  try's retryable failure: it runs next, and a later asker waits for it
+static void
+s_test_retry_runs_next (void)
+{
+    chorus__fake_t *fake = chorus__fake_new ("billing");
+    chorus__context_t *context = chorus__fake_context (fake);
+    chorus__commands_t *self = chorus__commands_new (context);
+    chorus__commands_handle (self, "charge");
+    chorus__peer_t *client = chorus__fake_peer (fake, S_CLIENT, "client");
+    uint64_t later = chorus__now () + 60000;
+
+    chorus_msg_t *command = s_test_command (context, "billing", "charge", "order-9", later);
+    chorus__commands_received (self, client, &command);
+    chorus_msg_t *first = NULL;
+    CHORUS__CHECK (chorus__fake_handed (fake, &first, NULL, 0) == 'C');
+    //  Two retries of the key under new ids while the first waits
+    chorus_msg_t *retry = s_test_command (context, "billing", "charge", "order-9", later);
+    char retry_id [33];
+    snprintf (retry_id, sizeof (retry_id), "%s", chorus_msg_id (retry));
+    chorus__commands_received (self, client, &retry);
+    CHORUS__CHECK (retry == NULL);      //  kept, to run or to answer
+    chorus_msg_t *third = s_test_command (context, "billing", "charge", "order-9", later);
+    char third_id [33];
+    snprintf (third_id, sizeof (third_id), "%s", chorus_msg_id (third));
+    chorus__commands_received (self, client, &third);
+    chorus_msg_t *other = NULL;
+    CHORUS__CHECK (chorus__fake_handed (fake, &other, NULL, 0) == 0);
+
+    //  The first fails and may be tried again (its deadline passed in a
+    //  queue): it is answered, and the newest retry runs, not answered
+    chorus_msg_t *reply = chorus__context_msg (context, CHORUS_MSG_REPLY);
+    chorus_msg_set_status (reply, CHORUS_REPLY_ERROR);
+    chorus_msg_set_code (reply, "expired");
+    chorus_msg_set_retryable (reply, true);
+    chorus_store_begin (context->store);
+    chorus__commands_record (self, first, reply);
+    CHORUS__CHECK (chorus_store_commit (context->store) == 0);
+    char first_id [33];
+    snprintf (first_id, sizeof (first_id), "%s", chorus_msg_id (first));
+    chorus__commands_replied (self, first, reply);
+    chorus_msg_t *sent = chorus__fake_sent (fake, client->endpoint, 1000);
+    CHORUS__CHECK (sent && streq (chorus_msg_request (sent), first_id));
+    CHORUS__CHECK (streq (chorus_msg_code (sent), "expired"));
+    chorus_msg_destroy (&sent);
+    CHORUS__CHECK (chorus__fake_sent (fake, client->endpoint, 0) == NULL);
+    chorus_msg_t *next = NULL;
+    char text [64];
+    CHORUS__CHECK (chorus__fake_handed (fake, &next, text, sizeof (text)) == 'C');
+    CHORUS__CHECK (next && streq (chorus_msg_id (next), third_id) && streq (text, "client"));
+
+    //  It is the one that runs now: sent again, it is neither run nor kept
+    command = s_test_command (context, "billing", "charge", "order-9", later);
+    chorus_msg_set_id (command, third_id);
+    chorus__commands_received (self, client, &command);
+    CHORUS__CHECK (command != NULL);
+    chorus_msg_destroy (&command);
+
+    //  It succeeds: its reply is recorded and the remaining retry gets it
+    reply = chorus__context_msg (context, CHORUS_MSG_REPLY);
+    chorus_msg_set_status (reply, CHORUS_REPLY_OK);
+    chorus_msg_set_payload (reply, "\xa2ok", 3);
+    chorus_store_begin (context->store);
+    chorus__commands_record (self, next, reply);
+    CHORUS__CHECK (chorus_store_commit (context->store) == 0);
+    chorus__commands_replied (self, next, reply);
+    sent = chorus__fake_sent (fake, client->endpoint, 1000);
+    CHORUS__CHECK (sent && streq (chorus_msg_request (sent), third_id));
+    CHORUS__CHECK (chorus_msg_status (sent) == CHORUS_REPLY_OK);
+    chorus_msg_destroy (&sent);
+    sent = chorus__fake_sent (fake, client->endpoint, 1000);
+    CHORUS__CHECK (sent && streq (chorus_msg_request (sent), retry_id));
+    CHORUS__CHECK (chorus_msg_status (sent) == CHORUS_REPLY_OK);
+    chorus_msg_destroy (&sent);
+    CHORUS__CHECK (chorus__fake_handed (fake, &other, NULL, 0) == 0);
+
+    //  A retryable failure with only askers past their deadline: they are
+    //  answered with it (they have given up), and nothing runs
+    command = s_test_command (context, "billing", "charge", "order-10", later);
+    chorus__commands_received (self, client, &command);
+    CHORUS__CHECK (chorus__fake_handed (fake, &first, NULL, 0) == 'C');
+    retry = s_test_command (context, "billing", "charge", "order-10", chorus__now () + 30);
+    chorus__commands_received (self, client, &retry);
+    zclock_sleep (60);      //  the retry's own deadline passes
+    reply = chorus__context_msg (context, CHORUS_MSG_REPLY);
+    chorus_msg_set_status (reply, CHORUS_REPLY_ERROR);
+    chorus_msg_set_code (reply, "busy");
+    chorus_msg_set_retryable (reply, true);
+    chorus__commands_replied (self, first, reply);
+    CHORUS__CHECK (chorus__fake_handed (fake, &other, NULL, 0) == 0);
+    int answers = 0;
+    while ((sent = chorus__fake_sent (fake, client->endpoint, 1000))) {
+        CHORUS__CHECK (streq (chorus_msg_code (sent), "busy"));
+        chorus_msg_destroy (&sent);
+        if (++answers == 2)
+            break;
+    }
+    CHORUS__CHECK (answers == 2);
+
+    chorus__commands_destroy (&self);
+    chorus__fake_destroy (&fake);
+}
+
 void
 chorus__commands_test (bool verbose)
 {
@@ -703,6 +841,7 @@ chorus__commands_test (bool verbose)
         printf (" * chorus__commands: ");
     s_test_sending ();
     s_test_receiving ();
+    s_test_retry_runs_next ();
     if (verbose)
         printf ("OK\n");
 }

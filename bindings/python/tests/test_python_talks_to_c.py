@@ -4,6 +4,8 @@ replies and error replies; publishes events a `chorus on` group (C) takes;
 and its failures raise the exception of their CHORUS_E* code."""
 
 import json
+import re
+import time
 
 import pytest
 
@@ -66,3 +68,45 @@ def test_a_raw_peer_sending_malformed_bytes_gets_a_clear_error(mesh):
     with pytest.raises(chorus.InvalidArgument) as refused:
         chorus.Node("pyraw2").send("pyserve", "echo", {1, 2})
     assert "a set is not a payload value" in refused.value.reason
+
+
+def test_a_retry_behind_a_try_that_expired_in_the_queue_runs(mesh):
+    """A service with one handler at a time: while a blocker holds it, try 1
+    of key K (deadline 2 s) waits in its queue past its deadline, and a
+    retry of K under a new id (deadline 30 s) arrives meanwhile. When the
+    handler is free, try 1 is answered 'expired' unrun; the retry is not
+    answered with that failure of another try, it runs, once."""
+    gate, holding, runs = mesh.tmp / "gate", mesh.tmp / "holding", mesh.tmp / "runs"
+    mesh.spawn([TOOL, "serve", "stock", "--workers", "1", "--verbose",
+                "--handle", f"hold=touch {holding}; while [ ! -f {gate} ]; do sleep 0.05; done; "
+                            "echo null",
+                "--handle", f'reserve=echo "$CHORUS_IDEMPOTENCY_KEY" >> {runs}; '
+                            "echo '{\"reserved\": true}'"],
+               stderr=open(mesh.tmp / "serve.err", "w"))
+    results = {}
+
+    def keep(name):
+        return lambda payload, error: results.__setitem__(name, (payload, error))
+
+    def pump_until(done, timeout):
+        end = time.monotonic() + timeout
+        while not done() and time.monotonic() < end:
+            node.run(0.05)
+        return done()
+
+    with chorus.Node("pyclient") as node:
+        node.send_async("stock", "hold", None, callback=keep("hold"), timeout=60)
+        assert await_(holding.exists, 20), "the blocker holds the only handler"
+        #   In this order on one connection: try 1, then its retry
+        node.send_async("stock", "reserve", {"sku": "x"}, callback=keep("try 1"), timeout=2,
+                        idempotency="K")
+        node.send_async("stock", "reserve", {"sku": "x"}, callback=keep("retry"), timeout=30,
+                        idempotency="K")
+        assert pump_until(lambda: "try 1" in results, 20), "try 1 reached its deadline"
+        assert isinstance(results["try 1"][1], chorus.Timeout), results["try 1"]
+        gate.touch()
+        assert pump_until(lambda: "retry" in results and "hold" in results, 30), results
+    assert results["retry"] == ({"reserved": True}, None), results["retry"]
+    assert runs.read_text().split() == ["K"], "the handler ran once, for the retry"
+    log = mesh.text("serve.err")
+    assert len(re.findall(r"reserve \S+ attempt 1: expired", log)) == 1, log
