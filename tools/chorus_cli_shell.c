@@ -33,6 +33,7 @@ typedef struct {
     int fd;                 //  read end, -1 once closed
     char *data;             //  bytes kept, NUL-terminated
     size_t size;            //  bytes in data
+    size_t capacity;        //  bytes allocated for data, grown by doubling
     size_t max;             //  most bytes kept; the rest are read and dropped
     bool overflow;          //  more came than max
 } s_sink_t;
@@ -119,15 +120,24 @@ s_sink_read (s_sink_t *self)
         keep = self->max - self->size;
         self->overflow = true;
     }
-    char *data = realloc (self->data, self->size + keep + 1);
-    if (!data) {
-        self->overflow = true;
-        return got;
+    if (self->size + keep + 1 > self->capacity) {
+        //  Doubled, so that a long output is not copied once per chunk
+        size_t capacity = self->capacity? self->capacity * 2: S_CHUNK + 1;
+        if (capacity < self->size + keep + 1)
+            capacity = self->size + keep + 1;
+        if (capacity > self->max + 1)
+            capacity = self->max + 1;
+        char *data = realloc (self->data, capacity);
+        if (!data) {
+            self->overflow = true;
+            return got;
+        }
+        self->data = data;
+        self->capacity = capacity;
     }
-    memcpy (data + self->size, chunk, keep);
-    self->data = data;
+    memcpy (self->data + self->size, chunk, keep);
     self->size += keep;
-    data [self->size] = 0;
+    self->data [self->size] = 0;
     return got;
 }
 
@@ -441,6 +451,7 @@ chorus_cli_child_result (chorus_cli_child_t *self, chorus_cli_shell_t *result)
     result->err_size = self->err.size;
     self->out.data = self->err.data = NULL;
     self->out.size = self->err.size = 0;
+    self->out.capacity = self->err.capacity = 0;
     self->scanned = 0;
 }
 
