@@ -2,10 +2,11 @@
 #   missing (sourced by scripts/check, scripts/demo, scripts/bench, scripts/fuzz,
 #   scripts/pipeline-demo). The last line is what the document pipeline runs
 #   (examples/document-pipeline, tested by scripts/check): OCR and page images;
-#   chromium and nodejs run the web console's browser tests (tests/web).
+#   chromium and nodejs run the web console's browser tests (tests/web); curl
+#   reads /metrics (scripts/demo).
 
 CHORUS_PACKAGES="build-essential autoconf automake libtool pkg-config
-    libzmq3-dev libczmq-dev libmsgpack-dev libleveldb-dev libyaml-dev libjansson-dev zlib1g-dev libmicrohttpd-dev iproute2
+    libzmq3-dev libczmq-dev libmsgpack-dev libleveldb-dev libyaml-dev libjansson-dev zlib1g-dev libmicrohttpd-dev iproute2 curl
     python3 python3-zmq python3-msgpack python3-pytest faketime mawk prometheus chromium nodejs
     tesseract-ocr tesseract-ocr-eng python3-pil fonts-dejavu-core"
 #   npm (the console's browser tests install playwright-core with it): Debian's
