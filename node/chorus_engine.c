@@ -50,6 +50,10 @@ typedef struct {
     zframe_t **published_bodies;    //  and their bodies
     bool terminated;            //  $TERM received
     uint64_t stats_due;         //  when the figures are next copied (monotonic ms)
+    chorus__stats_topic_t *topics;  //  events published by topic, counted with /metrics on
+    size_t topics_size;         //  topics counted apart (CHORUS_STATS_TOPICS at most)
+    size_t topic_last;          //  the topic counted last, tried first
+    uint64_t topics_other;      //  events on the topics past those
 } chorus__engine_t;
 
 //  --------------------------------------------------------------------------
@@ -559,6 +563,10 @@ s_copy_stats (chorus__engine_t *self, uint64_t now)
     stats->groups_size = lag.size;
     stats->groups_cut = lag.cut;
     stats->oldest_pending = published;
+    if (self->topics_size)
+        memcpy (stats->topics, self->topics, self->topics_size * sizeof (self->topics [0]));
+    stats->topics_size = self->topics_size;
+    stats->topics_other = self->topics_other;
     memcpy (stats->counters, self->context.counters, sizeof (self->context.counters));
     stats->peers_alive = alive;
     stats->peers_evasive = evasive;
@@ -736,6 +744,41 @@ s_observe (chorus__engine_t *self, const char *prefix, int earliest)
     zsock_send (self->pipe, "i", 0);
 }
 
+//  Counts an event published on a topic, for /metrics: the first
+//  CHORUS_STATS_TOPICS topics apart, the rest together, so that the
+//  series stay few whatever topics an application makes up
+static void
+s_count_topic (chorus__engine_t *self, const char *topic)
+{
+    if (!topic)
+        return;
+    if (!self->topics) {
+        self->topics = (chorus__stats_topic_t *) calloc (CHORUS_STATS_TOPICS,
+                                                         sizeof (chorus__stats_topic_t));
+        if (!self->topics)
+            return;
+    }
+    //  Most publishers publish on one topic at a time: the last one first
+    if (self->topics_size && streq (self->topics [self->topic_last].name, topic)) {
+        self->topics [self->topic_last].published++;
+        return;
+    }
+    for (size_t i = 0; i < self->topics_size; i++)
+        if (streq (self->topics [i].name, topic)) {
+            self->topics [i].published++;
+            self->topic_last = i;
+            return;
+        }
+    if (self->topics_size == CHORUS_STATS_TOPICS) {
+        self->topics_other++;
+        return;
+    }
+    chorus__stats_topic_t *entry = &self->topics [self->topics_size];
+    snprintf (entry->name, sizeof (entry->name), "%s", topic);
+    entry->published = 1;
+    self->topic_last = self->topics_size++;
+}
+
 //  Events the application has published (durable already): to PUB as
 //  stored, then to the groups
 static void
@@ -750,6 +793,8 @@ s_on_published (chorus__engine_t *self)
     size_t count = chorus__handoff_take (handoff, self->published, self->published_bodies);
     for (size_t i = 0; i < count; i++) {
         self->context.counters [C_PUBLISHED]++;
+        if (self->config->stats)
+            s_count_topic (self, chorus_msg_topic (self->published [i]));
         zframe_t *copy = zframe_dup (self->published_bodies [i]);
         chorus_msg_send_encoded (self->published [i], &copy, self->pub);
         chorus__delivery_published (self->delivery, self->published [i],
@@ -932,6 +977,7 @@ s_engine_destroy (chorus__engine_t **self_p)
     free (self->results);
     free (self->published);
     free (self->published_bodies);
+    free (self->topics);
     free (self->endpoint);
     free (self->pub_endpoint);
     free (self);

@@ -154,6 +154,13 @@ size_t
 //  once a second, and the metrics server's thread reads them, under lock
 #define CHORUS_STATS_COUNTERS 32
 #define CHORUS_STATS_GROUPS 64    //  groups shown at /metrics, at most
+#define CHORUS_STATS_TOPICS 64    //  topics counted apart at /metrics, at most
+//  Events published on one topic (the first CHORUS_STATS_TOPICS topics a
+//  node publishes on; the rest are counted together as "_other")
+typedef struct {
+    char name [257];            //  the topic
+    uint64_t published;         //  events published on it
+} chorus__stats_topic_t;
 //  A group that takes our events, and how many of them it has not
 //  acknowledged yet (due, in flight or waiting to be sent again)
 typedef struct {
@@ -171,6 +178,9 @@ typedef struct {
     bool groups_cut;            //  more groups than the table holds
     uint64_t oldest_pending;    //  publish time (ms) of the oldest event a group has not
                                 //  acknowledged, 0: none
+    chorus__stats_topic_t topics [CHORUS_STATS_TOPICS];    //  events published, by topic
+    size_t topics_size;         //  how many
+    uint64_t topics_other;      //  events published on the topics past those
     //  Observed by the engine as they happen, without the lock
     chorus_histogram_t ack_duration;        //  an event's delivery to its acknowledgement
     chorus_histogram_t command_duration;    //  a command's sending to its reply

@@ -96,6 +96,26 @@ chorus__stats_render (chorus__stats_t *stats, chorus_store_t *store, const char 
         chorus_exposition_sample (out, "chorus_group_lag_messages", labels,
                                   (double) stats->groups [i].lag);
     }
+    //  Bounded: the first CHORUS_STATS_TOPICS topics apart, the rest as
+    //  topic="_other" (added to a topic of that name, if one was counted
+    //  apart: a series appears once)
+    chorus_exposition_family (out, "chorus_topic_events_published_total", "counter",
+                              "Events this node published, by topic (the first 64 topics it "
+                              "published on; the others as topic=\"_other\")");
+    bool other_named = false;
+    for (size_t i = 0; i < stats->topics_size; i++) {
+        bool other = streq (stats->topics [i].name, "_other");
+        const char *labels [] = {"topic", stats->topics [i].name, NULL};
+        chorus_exposition_sample (out, "chorus_topic_events_published_total", labels,
+                                  (double) (stats->topics [i].published
+                                            + (other? stats->topics_other: 0)));
+        other_named |= other;
+    }
+    if (!other_named && stats->topics_size == CHORUS_STATS_TOPICS) {
+        const char *labels [] = {"topic", "_other", NULL};
+        chorus_exposition_sample (out, "chorus_topic_events_published_total", labels,
+                                  (double) stats->topics_other);
+    }
     pthread_mutex_unlock (&stats->lock);
     chorus_exposition_family (out, "chorus_event_ack_duration_seconds", "histogram",
                               "Time from delivering an event to a group's instance to its "

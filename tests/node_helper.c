@@ -1,7 +1,8 @@
 /*  node_helper.c — a node in a process of its own, for the tests that kill,
     restart and crash nodes, and that attack a secure node (--cert and
     --trust). It subscribes, handles commands, publishes and calls as its
-    options say, logs every event and command its handlers run, and every
+    options say (--topics N: its events go round N topics, TOPIC.0 to
+    TOPIC.N-1), logs every event and command its handlers run, and every
     reply it gets, to a file (one write per line, so a SIGKILL loses nothing
     already logged), and reports on stdout: "READY endpoint instance",
     "PUBLISHED n head".
@@ -101,13 +102,14 @@ main (int argc, char **argv)
         {"wait-peers", required_argument, 0, 'W'}, {"verbose", no_argument, 0, 'v'},
         {"cert", required_argument, 0, 'C'}, {"trust", required_argument, 0, 'T'},
         {"payload", required_argument, 0, 'P'}, {"call", required_argument, 0, 'K'},
-        {0, 0, 0, 0}};
+        {"topics", required_argument, 0, 'o'}, {0, 0, 0, 0}};
     chorus_node_t *node = NULL;
     const char *service = "helper", *topic = "test.event";
     const char *cert = NULL, *trust = NULL;     //  --cert, --trust: a secure node
     const char *fill = "x";                     //  --payload: repeated to --size bytes
     zlist_t *calls = zlist_new ();              //  --call targets, in order
     int publish = 0, keys = 0, size = 16, wait_peers = 0;
+    int topics = 0;                             //  --topics N: publish on TOPIC.0 .. TOPIC.N-1
     zlist_t *deferred = zlist_new ();   //  options that need the node, in order
     int option;
     while ((option = getopt_long (argc, argv, "", options, NULL)) != -1) {
@@ -118,6 +120,7 @@ main (int argc, char **argv)
             case 'p': publish = atoi (optarg); break;
             case 't': topic = optarg; break;
             case 'k': keys = atoi (optarg); break;
+            case 'o': topics = atoi (optarg); break;
             case 'z': size = atoi (optarg); break;
             case 'r': s_reject_every = atoi (optarg); break;
             case 'W': wait_peers = atoi (optarg); break;
@@ -190,7 +193,9 @@ main (int argc, char **argv)
         for (int i = 0; i < publish; i++) {
             char key [32];
             snprintf (key, sizeof (key), "key-%d", keys? i % keys: i);
-            rc = chorus_node_publish (node, topic, key, payload, (size_t) size);
+            char name [300];
+            snprintf (name, sizeof (name), "%s.%d", topic, topics > 0? i % topics: 0);
+            rc = chorus_node_publish (node, topics > 0? name: topic, key, payload, (size_t) size);
             if (rc < 0) {
                 fprintf (stderr, "node_helper: publish: %s: %s\n", chorus_strerror (rc),
                          chorus_node_error (node));

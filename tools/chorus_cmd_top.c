@@ -1,7 +1,7 @@
 /*  chorus_cmd_top.c — `chorus top`: a terminal view of a mesh, refreshed
     each second, made of the same figures Prometheus scrapes: it reads the
     /metrics of the nodes and coordinators it is given and shows rates per
-    service, group lag, command latency and flows by state.
+    service and per topic, group lag, command latency and flows by state.
 */
 #include "chorus_cli.h"
 
@@ -224,7 +224,7 @@ static double
 s_sum (const s_scrape_t *scrape, const char *name, const char *label, const char *value)
 {
     double sum = NAN;
-    char found [256];
+    char found [300];
     for (size_t i = 0; i < scrape->size; i++)
         if (streq (scrape->samples [i].name, name)
         &&  (!label || (s_label (scrape->samples [i].labels, label, found, sizeof (found))
@@ -241,7 +241,7 @@ s_values (const s_scrape_t *scrape, const char *name, const char *label)
     zlistx_set_duplicator (values, (zlistx_duplicator_fn *) strdup);
     zlistx_set_destructor (values, (zlistx_destructor_fn *) zstr_free);
     zlistx_set_comparator (values, (zlistx_comparator_fn *) strcmp);
-    char found [256];
+    char found [300];
     for (size_t i = 0; i < scrape->size; i++)
         if (streq (scrape->samples [i].name, name)
         &&  s_label (scrape->samples [i].labels, label, found, sizeof (found))
@@ -296,6 +296,20 @@ s_rate (s_top_t *self, size_t i, const char *name, const char *label, const char
     if (isnan (now) || isnan (before) || self->seconds <= 0 || now < before)
         return NAN;
     return (now - before) / self->seconds;
+}
+
+//  The same for a labelled counter that appears when it first counts (a
+//  topic's events): absent from a good earlier scrape, it was 0
+static double
+s_rate_from_zero (s_top_t *self, size_t i, const char *name, const char *label,
+                  const char *value)
+{
+    const s_scrape_t *before = &self->before [i];
+    if (before->size && !before->error [0] && isnan (s_sum (before, name, label, value))) {
+        double now = s_sum (&self->now [i], name, label, value);
+        return isnan (now) || self->seconds <= 0? NAN: now / self->seconds;
+    }
+    return s_rate (self, i, name, label, value);
 }
 
 //  A number in a column: "-" when unknown
@@ -364,6 +378,27 @@ s_show (s_top_t *self, FILE *out)
             fprintf (out, "\n");
         }
         zlistx_destroy (&groups);
+    }
+
+    //  Per topic: a node counts its first 64 topics apart, the rest as _other
+    header = false;
+    for (size_t i = 0; i < self->size; i++) {
+        zlistx_t *topics = s_values (&self->now [i], "chorus_topic_events_published_total",
+                                     "topic");
+        for (const char *topic = (const char *) zlistx_first (topics); topic;
+             topic = (const char *) zlistx_next (topics)) {
+            if (!header)
+                fprintf (out, "\n%-30s %-22s %9s %9s\n", "TOPIC", "PUBLISHED BY", "EVENTS",
+                         "PUB/s");
+            header = true;
+            fprintf (out, "%-30s %-22s", topic, self->endpoints [i]);
+            s_cell (out, s_sum (&self->now [i], "chorus_topic_events_published_total", "topic",
+                                topic), 9, 0);
+            s_cell (out, s_rate_from_zero (self, i, "chorus_topic_events_published_total",
+                                           "topic", topic), 9, 1);
+            fprintf (out, "\n");
+        }
+        zlistx_destroy (&topics);
     }
 
     header = false;
@@ -440,10 +475,12 @@ s_usage (FILE *out)
         "them with --metrics HOST:PORT or CHORUS_METRICS) and shows, per\n"
         "endpoint, its service and the rates of events published, delivered and\n"
         "handled and of commands sent and failed, its peers and its outbox; the\n"
-        "lag of each group that takes its events; its command latency (p50 and\n"
-        "p99 of the last interval); and a coordinator's flows by state, with\n"
-        "flows started and retries per second. Rates are per second between two\n"
-        "reads; '-' is a figure not known yet or not served.\n"
+        "events it published and their rate per topic (a node counts its first\n"
+        "64 topics apart, the others together as _other); the lag of each group\n"
+        "that takes its events; its command latency (p50 and p99 of the last\n"
+        "interval); and a coordinator's flows by state, with flows started and\n"
+        "retries per second. Rates are per second between two reads; '-' is a\n"
+        "figure not known yet or not served.\n"
         "\n"
         "  --metrics HOST:PORT  an endpoint to read (repeatable, up to 64;\n"
         "                       default: $CHORUS_METRICS)\n"
