@@ -66,7 +66,8 @@ void
 //  printf into a new string (caller frees), NULL when out of memory
 char *
     chorus__console_format (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
-//  Adds "tree" to a trace answer: its events nested under their causes
+//  Adds "tree" to a trace answer: its events and the commands the
+//  coordinator sent, in time order, each nested under its cause
 void
     chorus__console_trace_tree (json_t *trace);
 

@@ -258,14 +258,47 @@ chorus__console_tail (chorus_console_t *self, struct MHD_Connection *connection,
 //  --------------------------------------------------------------------------
 //  The trace tree
 
+//  Orders the trace's entries by time, then as they came
+typedef struct {
+    json_t *entry;              //  an event or a command's try
+    json_int_t time;            //  its time (a command: when it was sent)
+    size_t order;               //  where it came
+} s_placed_t;
+
+static int
+s_by_time (const void *a, const void *b)
+{
+    const s_placed_t *x = (const s_placed_t *) a, *y = (const s_placed_t *) b;
+    if (x->time != y->time)
+        return x->time < y->time? -1: 1;
+    return x->order < y->order? -1: x->order > y->order;
+}
+
 void
 chorus__console_trace_tree (json_t *trace)
 {
-    json_t *events = json_object_get (trace, "events");
-    json_t *nodes = json_object ();         //  id -> its node in the tree
-    size_t index;
+    //  Events and the commands the coordinator sent, in time order
+    json_t *lists [2] = {json_object_get (trace, "events"), json_object_get (trace, "commands")};
+    size_t count = json_array_size (lists [0]) + json_array_size (lists [1]);
+    s_placed_t *entries = (s_placed_t *) calloc (count? count: 1, sizeof (s_placed_t));
+    if (!entries) {
+        json_object_set_new (trace, "tree", json_array ());
+        return;
+    }
+    size_t index, at = 0;
     json_t *event;
-    json_array_foreach (events, index, event) {
+    for (int list = 0; list < 2; list++)
+        json_array_foreach (lists [list], index, event) {
+            entries [at].entry = event;
+            entries [at].time = json_integer_value (json_object_get (event, "time"));
+            entries [at].order = at;
+            at++;
+        }
+    qsort (entries, count, sizeof (s_placed_t), s_by_time);
+
+    json_t *nodes = json_object ();         //  id -> its node in the tree
+    for (index = 0; index < count; index++) {
+        event = entries [index].entry;
         const char *id = json_string_value (json_object_get (event, "id"));
         if (id && !json_object_get (nodes, id)) {
             json_t *node = json_deep_copy (event);
@@ -274,7 +307,8 @@ chorus__console_trace_tree (json_t *trace)
         }
     }
     json_t *roots = json_array ();
-    json_array_foreach (events, index, event) {
+    for (index = 0; index < count; index++) {
+        event = entries [index].entry;
         const char *id = json_string_value (json_object_get (event, "id"));
         json_t *node = id? json_object_get (nodes, id): NULL;
         if (!node || json_object_get (node, "placed"))
@@ -294,4 +328,5 @@ chorus__console_trace_tree (json_t *trace)
         json_object_del (node, "placed");
     json_object_set_new (trace, "tree", roots);
     json_decref (nodes);
+    free (entries);
 }

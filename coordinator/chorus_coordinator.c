@@ -116,6 +116,9 @@ typedef struct {
     char *flow;                 //  the flow's id
     char *key;                  //  the task key
     int attempt;                //  which try
+    char *service;              //  the service it went to, for the trace
+    char *command;              //  the command
+    uint64_t at;                //  when it was sent (or found unsendable)
     const char *code;           //  not sent: the error code to fail the try with
     char *error;                //  not sent: why
     bool retryable;             //  not sent: may a later try succeed
@@ -580,6 +583,8 @@ static void s_console_event (chorus_coordinator_t *self, const char *fields [6],
 static void s_trace (chorus_coordinator_t *self, const char *correlation, uint64_t seq,
                      uint64_t time, const char *id, const char *topic, const char *service,
                      const char *instance, const char *causation);
+static void s_trace_try (chorus_coordinator_t *self, s_sent_t *sent, const char *command_id,
+                         const char *outcome, const char *code, const char *message);
 
 static void
 s_sent_destroy (s_sent_t **sent_p)
@@ -588,6 +593,8 @@ s_sent_destroy (s_sent_t **sent_p)
     if (sent) {
         free (sent->flow);
         free (sent->key);
+        free (sent->service);
+        free (sent->command);
         free (sent->error);
         free (sent);
         *sent_p = NULL;
@@ -784,6 +791,9 @@ s_act (chorus_coordinator_t *self, chorus_action_t *action, zlistx_t *failed)
         sent->flow = strdup (action->flow);
         sent->key = strdup (action->key);
         sent->attempt = action->attempt;
+        sent->service = strdup (action->service);
+        sent->command = strdup (action->command);
+        sent->at = s_now ();
         void *payload = action->encoded;
         size_t size = action->encoded_size;
         char error [256];
@@ -834,6 +844,7 @@ s_fail_try (chorus_coordinator_t *self, s_sent_t *sent)
     chorus_flow_t *flow = chorus_flowset_lookup (self->flows, sent->flow);
     if (!flow)
         return;
+    s_trace_try (self, sent, NULL, "unsent", sent->code, sent->error);
     chorus_result_t result = {.code = sent->code, .message = sent->error,
                               .retryable = sent->retryable};
     chorus_actions_t actions;
@@ -1093,6 +1104,14 @@ s_on_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg)
         size_t size = chorus_reply_size (reply);
         bool encoded = status == 0 && payload && chorus_value_is_payload (payload, size);
         json_t *output = status == 0 && !encoded? json_null (): NULL;
+        const char *code = chorus_reply_code (reply);
+        s_trace_try (self, sent, chorus_reply_command_id (reply),
+                     status == 0? "done": status == CHORUS_ETIMEDOUT? "timeout": "error",
+                     code? code: status == CHORUS_ETIMEDOUT? "timeout":
+                     status == CHORUS_EUNKNOWN? "unknown": status == CHORUS_EFORBIDDEN?
+                     "forbidden": status? "error": NULL,
+                     status == 0? NULL: chorus_reply_message (reply)?
+                     chorus_reply_message (reply): chorus_strerror (status));
         chorus_result_t result = {status == 0, status == CHORUS_ETIMEDOUT, output,
                                   chorus_reply_code (reply), chorus_reply_message (reply),
                                   chorus_reply_retryable (reply), encoded? payload: NULL,
@@ -1330,6 +1349,19 @@ s_on_flush (chorus_node_t *node, void *arg)
 #define S_TRACE_MARK 'T'
 #define S_TRACE_HEAD 17
 
+//  A command the coordinator sent for a task is traced too, one entry a
+//  try, written when its outcome is known (a reply, a timeout, or that it
+//  could not be sent), in the transaction's trace: 'C', then when it was
+//  sent, when its outcome came and its try number (8 bytes each,
+//  big-endian), then the command's id, flow id, task key, service,
+//  command, outcome, causation, error code and error message, each ending
+//  in a NUL (empty: none). The flow's page reads a flow's tries from them.
+#define S_TRY_MARK 'C'
+#define S_TRY_HEAD 25
+#define S_TRY_FIELDS 9
+#define S_TRY_MESSAGE_MAX 512       //  bytes of an error message kept
+#define S_TRIES_SHOWN 20            //  tries of a task a flow's page lists, the last ones
+
 
 
 //  Records one event of a transaction's trace
@@ -1359,6 +1391,119 @@ s_trace (chorus_coordinator_t *self, const char *correlation, uint64_t seq, uint
     chorus_journal_put_trace (self->journal, correlation, time, id, (const char *) entry, size);
     if (entry != buffer)
         free (entry);
+}
+
+//  Records one try of a task's command, once its outcome is known
+static void
+s_trace_try (chorus_coordinator_t *self, s_sent_t *sent, const char *command_id,
+             const char *outcome, const char *code, const char *message)
+{
+    s_record_t *record = (s_record_t *) zhashx_lookup (self->records, sent->flow);
+    if (!record)
+        return;
+    //  A try that was never sent has no command id: its try and key stand
+    //  in, the try first (the journal's key keeps the id's first bytes)
+    char unsent_id [300];
+    if (!command_id || !*command_id) {
+        snprintf (unsent_id, sizeof (unsent_id), "%d#%.250s", sent->attempt, sent->key);
+        command_id = unsent_id;
+    }
+    char text [S_TRY_MESSAGE_MAX + 1];
+    snprintf (text, sizeof (text), "%s", message? message: "");
+    const char *fields [S_TRY_FIELDS] = {command_id, sent->flow, sent->key, sent->service,
+                                         sent->command, outcome, record->cause, code, text};
+    size_t size = S_TRY_HEAD;
+    for (int i = 0; i < S_TRY_FIELDS; i++)
+        size += (fields [i]? strlen (fields [i]): 0) + 1;
+    uint8_t buffer [1024];
+    uint8_t *entry = size <= sizeof (buffer)? buffer: (uint8_t *) malloc (size);
+    if (!entry)
+        return;
+    uint64_t now = s_now ();
+    entry [0] = S_TRY_MARK;
+    chorus__put_be64 (entry + 1, sent->at);
+    chorus__put_be64 (entry + 9, now);
+    chorus__put_be64 (entry + 17, (uint64_t) (sent->attempt > 0? sent->attempt: 1));
+    size_t at = S_TRY_HEAD;
+    for (int i = 0; i < S_TRY_FIELDS; i++) {
+        size_t length = fields [i]? strlen (fields [i]): 0;
+        if (length)
+            memcpy (entry + at, fields [i], length);
+        entry [at + length] = 0;
+        at += length + 1;
+    }
+    chorus_journal_put_trace (self->journal, record->correlation, sent->at, command_id,
+                              (const char *) entry, size);
+    if (entry != buffer)
+        free (entry);
+}
+
+//  The fields of a try's trace entry; false if it is none or malformed
+static bool
+s_try_fields (const char *entry, size_t size, const char *fields [S_TRY_FIELDS])
+{
+    if (size < S_TRY_HEAD || entry [0] != S_TRY_MARK)
+        return false;
+    size_t at = S_TRY_HEAD;
+    for (int i = 0; i < S_TRY_FIELDS; i++) {
+        const char *end = at < size? (const char *) memchr (entry + at, 0, size - at): NULL;
+        if (!end)
+            return false;
+        fields [i] = entry + at;
+        at = (size_t) (end - entry) + 1;
+    }
+    return true;
+}
+
+//  A try's trace entry as JSON (new reference), or NULL if it is none:
+//  {kind: "command", id, causation, flow, key, task, step, item, run, undo,
+//  service, command, attempt, time, sent, finished, duration_ms, outcome,
+//  error}
+static json_t *
+s_try_json (const char *entry, size_t size)
+{
+    const char *fields [S_TRY_FIELDS];
+    if (!s_try_fields (entry, size, fields))
+        return NULL;
+    const uint8_t *head = (const uint8_t *) entry;
+    uint64_t sent = chorus__get_be64 (head + 1);
+    uint64_t finished = chorus__get_be64 (head + 9);
+    //  The task, from its key FLOW/STEP[/ITEM][:rN][/undo]
+    const char *flow = fields [1], *key = fields [2];
+    size_t flow_length = strlen (flow);
+    const char *task = strncmp (key, flow, flow_length) == 0 && key [flow_length] == '/'
+                     ? key + flow_length + 1: key;
+    size_t task_length = strlen (task);
+    bool undo = task_length > 5 && streq (task + task_length - 5, "/undo");
+    if (undo)
+        task_length -= 5;
+    size_t step_length = strcspn (task, "/:");
+    if (step_length > task_length)
+        step_length = task_length;
+    int item = -1, run = 1;
+    const char *rest = task + step_length;
+    if (*rest == '/' && rest < task + task_length)
+        item = atoi (rest + 1);
+    const char *mark = strstr (task, ":r");
+    if (mark && mark < task + task_length)
+        run = atoi (mark + 2);
+    json_t *error = *fields [7] || *fields [8]
+                  ? json_pack ("{s:s, s:s}", "code", *fields [7]? fields [7]: "error",
+                               "message", fields [8])
+                  : json_null ();
+    return json_pack ("{s:s, s:s, s:s?, s:s, s:s, s:s%, s:s%, s:o, s:i, s:b, s:s, s:s, s:I, "
+                      "s:I, s:I, s:I, s:I, s:s, s:o}",
+                      "kind", "command", "id", fields [0],
+                      "causation", *fields [6]? fields [6]: NULL,
+                      "flow", flow, "key", key, "task", task, task_length,
+                      "step", task, step_length,
+                      "item", item >= 0? json_integer (item): json_null (), "run", run,
+                      "undo", undo, "service", fields [3], "command", fields [4],
+                      "attempt", (json_int_t) chorus__get_be64 (head + 17),
+                      "time", (json_int_t) sent, "sent", (json_int_t) sent,
+                      "finished", (json_int_t) finished,
+                      "duration_ms", (json_int_t) (finished > sent? finished - sent: 0),
+                      "outcome", fields [5], "error", error);
 }
 
 static int
@@ -1832,12 +1977,31 @@ s_on_signal (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *rep
     json_decref (request);
 }
 
+//  What a scan of a trace collects: its events and the commands sent
+typedef struct {
+    json_t *events;             //  the events
+    json_t *commands;           //  the tries of commands
+    const char *flow;           //  only the commands of this flow, NULL: all
+} s_trace_scan_t;
+
 static int
 s_add_trace (const char *entry, size_t size, void *arg)
 {
-    json_t *value = s_trace_json (entry, size);
-    if (value)
-        json_array_append_new ((json_t *) arg, value);
+    s_trace_scan_t *scan = (s_trace_scan_t *) arg;
+    if (size && entry [0] == S_TRY_MARK) {
+        const char *fields [S_TRY_FIELDS];
+        if (scan->flow && !(s_try_fields (entry, size, fields) && streq (fields [1], scan->flow)))
+            return 0;
+        json_t *value = s_try_json (entry, size);
+        if (value)
+            json_array_append_new (scan->commands, value);
+    }
+    else
+    if (scan->events) {
+        json_t *value = s_trace_json (entry, size);
+        if (value)
+            json_array_append_new (scan->events, value);
+    }
     return 0;
 }
 
@@ -1849,21 +2013,22 @@ s_trace_of (chorus_coordinator_t *self, const json_t *request, s_answer_t *answe
     if (!correlation)
         s_answer_error (answer, "bad-request", "the request needs a \"correlation\"", false);
     else {
-        json_t *entries = json_array ();
+        s_trace_scan_t scan = {json_array (), json_array (), NULL};
         //  Committed first, to include what was just observed
         int rc = s_commit (self);
         if (rc == 0
-        &&  chorus_journal_each_trace (self->journal, correlation, s_add_trace, entries) < 0) {
+        &&  chorus_journal_each_trace (self->journal, correlation, s_add_trace, &scan) < 0) {
             s_journal_failed (self, false);
             rc = -1;
         }
         if (rc) {
             s_answer_error (answer, "journal", chorus_journal_error (self->journal), true);
-            json_decref (entries);
+            json_decref (scan.events);
+            json_decref (scan.commands);
         }
         else
-            answer->value = json_pack ("{s:s, s:o}", "correlation", correlation,
-                                       "events", entries);
+            answer->value = json_pack ("{s:s, s:o, s:o}", "correlation", correlation,
+                                       "events", scan.events, "commands", scan.commands);
     }
 }
 
@@ -1964,6 +2129,80 @@ s_console_bulk (chorus_coordinator_t *self, const json_t *request, s_answer_t *a
                                "results", results);
 }
 
+//  Whether a try is of a fan-out item that the status does not show (its
+//  step's items are shown a page at a time)
+static bool
+s_off_page (json_t *status, json_t *entry)
+{
+    json_t *item = json_object_get (entry, "item");
+    if (!json_is_integer (item))
+        return false;
+    const char *step_id = json_string_value (json_object_get (entry, "step"));
+    size_t index;
+    json_t *step;
+    json_array_foreach (json_object_get (status, "steps"), index, step)
+        if (step_id && streq (json_string_value (json_object_get (step, "id")), step_id)) {
+            json_int_t from = json_integer_value (json_object_get (step, "items_from"));
+            json_int_t shown = (json_int_t) json_array_size (json_object_get (step, "items"));
+            return json_integer_value (item) < from || json_integer_value (item) >= from + shown;
+        }
+    return false;
+}
+
+//  Adds to a flow's status its correlation id and the tries of its
+//  tasks' commands, from the trace: the last S_TRIES_SHOWN of each task,
+//  with how many older ones were left out; of a fan-out, those of the
+//  items on the status's page
+static void
+s_add_tries (chorus_coordinator_t *self, chorus_flow_t *flow, json_t *status)
+{
+    s_record_t *record = (s_record_t *) zhashx_lookup (self->records, chorus_flow_id (flow));
+    json_object_set_new (status, "correlation", record? json_string (record->correlation)
+                                                      : json_null ());
+    s_trace_scan_t scan = {NULL, json_array (), chorus_flow_id (flow)};
+    if (record && (s_commit (self)
+               ||  chorus_journal_each_trace (self->journal, record->correlation, s_add_trace,
+                                              &scan) < 0))
+        json_object_set_new (status, "tries_error",
+                             json_string (chorus_journal_error (self->journal)));
+    //  Tries of each task (its key), then what is left out of each
+    zhashx_t *counts = zhashx_new ();
+    size_t index;
+    json_t *value;
+    json_array_foreach (scan.commands, index, value) {
+        const char *key = json_string_value (json_object_get (value, "key"));
+        zhashx_update (counts, key, (void *) ((uintptr_t) zhashx_lookup (counts, key) + 1));
+    }
+    json_t *tries = json_array ();
+    json_t *omitted = json_object ();
+    json_int_t off_page = 0;
+    json_array_foreach (scan.commands, index, value) {
+        const char *key = json_string_value (json_object_get (value, "key"));
+        uintptr_t left = (uintptr_t) zhashx_lookup (counts, key);
+        if (left > 1)
+            zhashx_update (counts, key, (void *) (left - 1));
+        if (s_off_page (status, value))
+            off_page++;
+        else
+        if (left <= S_TRIES_SHOWN)
+            json_array_append (tries, value);
+        else {
+            const char *task = json_string_value (json_object_get (value, "task"));
+            char label [300];
+            snprintf (label, sizeof (label), "%s%s", task,
+                      json_is_true (json_object_get (value, "undo"))? "/undo": "");
+            json_object_set_new (omitted, label,
+                                 json_integer (json_integer_value (json_object_get (omitted,
+                                                                                    label)) + 1));
+        }
+    }
+    zhashx_destroy (&counts);
+    json_decref (scan.commands);
+    json_object_set_new (status, "tries", tries);
+    json_object_set_new (status, "tries_omitted", omitted);
+    json_object_set_new (status, "tries_off_page", json_integer (off_page));
+}
+
 //  A console call's answer, by its "op"; whether it changed a flow
 static bool
 s_console_call (chorus_coordinator_t *self, const json_t *request, s_answer_t *answer)
@@ -1982,6 +2221,7 @@ s_console_call (chorus_coordinator_t *self, const json_t *request, s_answer_t *a
                                  json_string (chorus_flow_business_key (flow)): json_null ());
             json_object_set_new (answer->value, "definition",
                                  chorus_flow_query_graph (chorus_flow_def (flow)));
+            s_add_tries (self, flow, answer->value);
         }
     }
     else

@@ -340,8 +340,10 @@ EXTRA_DIST += tests/test_document_pipeline_survives_ocr_kill.sh scripts/pipeline
     examples/document-pipeline/services/extractor.py
 
 #   The coordinator's web console: its JSON API on a real mesh
-TESTS += tests/test_console_api.py tests/test_console_needs_token.py
-EXTRA_DIST += tests/test_console_api.py tests/test_console_needs_token.py tests/console.py
+TESTS += tests/test_console_api.py tests/test_console_needs_token.py \
+    tests/test_console_keeps_tries.py
+EXTRA_DIST += tests/test_console_api.py tests/test_console_needs_token.py tests/console.py \
+    tests/test_console_keeps_tries.py
 #   ... and its pages in Debian's chromium
 TESTS += tests/test_console_pages.sh
 EXTRA_DIST += tests/test_console_pages.sh tests/web/console.test.mjs tests/web/package.json \

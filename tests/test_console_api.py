@@ -76,6 +76,18 @@ ok(tools.until(lambda: mesh.request('/api/flows/' + one['id'])[1]['state'] == 'c
 status, answer = mesh.request('/api/flows/%s/retry' % one['id'], {})
 ok(status == 409 and answer['error']['code'] == 'bad-state',
    'a second retry of the completed flow: 409 bad-state')
+#   Its tries, both runs: charge failed in the first, then done in the second
+status, flow = mesh.request('/api/flows/' + one['id'])
+tried = [(t['task'], t['run'], t['undo'], t['outcome']) for t in flow.get('tries', [])]
+is_(tried, [('reserve', 1, False, 'done'), ('charge', 1, False, 'error'),
+            ('reserve', 1, True, 'done'), ('reserve:r2', 2, False, 'done'),
+            ('charge:r2', 2, False, 'done'), ('ship/0:r2', 2, False, 'done')],
+    'its tries: each command sent, the compensation, and the second run')
+charged = [t for t in flow.get('tries', []) if t['step'] == 'charge']
+ok(charged and charged[0]['error']['message'] == 'card declined' and charged[1]['error'] is None,
+   'the failed try with its error')
+ok([t['item'] for t in flow.get('tries', []) if t['step'] == 'ship'] == [0],
+   'a fan-out item names its item')
 
 #   --- bulk retry of 20 ------------------------------------------------------
 status, answer = mesh.request('/api/bulk', {'action': 'retry', 'filter': {'state': 'failed'}})
@@ -182,8 +194,16 @@ status, trace = mesh.request('/api/trace/tail-t1')
 tree = trace.get('tree', []) if status == 200 else []
 ok(len(tree) == 1 and tree[0]['topic'] == 'order.placed',
    'the trace of a transaction: the trigger event is the root')
-ok(tree and [c['topic'] for c in tree[0]['children']] == ['order.done'],
-   'with the event of the flow it started under it')
+ok(tree and [c['topic'] for c in tree[0]['children'] if c.get('kind') != 'command']
+   == ['order.done'], 'with the event of the flow it started under it')
+sent = [c for c in (tree[0]['children'] if tree else []) if c.get('kind') == 'command']
+is_([(c['service'], c['command'], c['outcome']) for c in sent],
+    [('shop', 'reserve', 'done'), ('shop', 'charge', 'done')],
+    'and the commands the coordinator sent for it (no parcel: no ship), with their outcome')
+ok(all(c['sent'] <= c['finished'] and c['time'] == c['sent'] for c in sent)
+   and [c['sent'] for c in sent] == sorted(c['sent'] for c in sent),
+   'in the order they were sent, each with its times')
+is_(len(trace.get('commands', [])), 2, 'the answer lists them apart too')
 status, trace = mesh.request('/api/trace/nothing-here')
 ok(status == 200 and trace['events'] == [] and trace['tree'] == [],
    'an unknown correlation id: an empty trace')

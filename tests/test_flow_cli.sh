@@ -3,7 +3,7 @@
 #   ends with the flow's outcome and exit status, status shows each step,
 #   list finds the flows, a failed flow is compensated and retried, control
 #   errors come back as error replies, and trace shows a transaction's
-#   events.
+#   events and the commands sent for its flows.
 . "$srcdir/tests/tap.sh"
 . "$srcdir/tests/mesh.sh"
 
@@ -136,4 +136,11 @@ echo "$out" | grep -q "^$clock chorus-publish greet.requested #1 [0-9A-F]*$"
 ok $? "flow trace prints it as a root: $out"
 event=$(echo "$out" | awk '/greet.requested/ {print $NF}')
 await 100 flow_done "greet-$event"; ok $? "the event started flow greet-$event, which completed"
+#   The commands the coordinator sent for it, under the event
+out=$("$chorus" flow trace trace-cy)
+echo "$out" | grep -q "^  $clock > greeter hello try 1 done in [0-9]* ms, flow greet-$event$" \
+    && echo "$out" | grep -q "^  $clock > greeter bye try 1 done in [0-9]* ms, flow greet-$event$"
+ok $? "and the commands sent for its flow, under it: $out"
+"$chorus" flow trace trace-cy --json | grep -q '"commands": *\[{.*"kind": *"command"'
+ok $? "flow trace --json lists them as commands"
 done_testing

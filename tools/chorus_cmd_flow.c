@@ -594,9 +594,24 @@ s_print_event (json_t *events, size_t index, int depth, bool *printed)
     json_t *time = json_object_get (event, "time");
     if (json_is_integer (time))
         chorus_cli_time_clock ((uint64_t) json_integer_value (time), clock, sizeof (clock));
-    printf ("%*s%s %s %s #%lld %s\n", depth > 40? 80: depth * 2, "", clock,
-            s_text (event, "service"), s_text (event, "topic"),
-            (long long) json_integer_value (json_object_get (event, "seq")), s_text (event, "id"));
+    int indent = depth > 40? 80: depth * 2;
+    if (streq (s_text (event, "kind"), "command")) {
+        //  A try of a command the coordinator sent
+        json_t *error = json_object_get (event, "error");
+        printf ("%*s%s > %s %s try %lld %s in %lld ms%s%s%s%s, flow %s\n", indent, "", clock,
+                s_text (event, "service"), s_text (event, "command"),
+                (long long) json_integer_value (json_object_get (event, "attempt")),
+                s_text (event, "outcome"),
+                (long long) json_integer_value (json_object_get (event, "duration_ms")),
+                json_is_object (error)? ": ": "", json_is_object (error)? s_text (error, "code"): "",
+                json_is_object (error)? ": ": "",
+                json_is_object (error)? s_text (error, "message"): "", s_text (event, "flow"));
+    }
+    else
+        printf ("%*s%s %s %s #%lld %s\n", indent, "", clock, s_text (event, "service"),
+                s_text (event, "topic"),
+                (long long) json_integer_value (json_object_get (event, "seq")),
+                s_text (event, "id"));
     printed [index] = true;
     const char *id = json_string_value (json_object_get (event, "id"));
     for (size_t child = 0; id && child < json_array_size (events); child++) {
@@ -611,9 +626,27 @@ s_print_event (json_t *events, size_t index, int depth, bool *printed)
 static int
 s_show_trace (s_flow_t *self, json_t *reply)
 {
-    json_t *events = json_object_get (reply, "events");
-    if (!json_is_array (events))
+    json_t *observed = json_object_get (reply, "events");
+    json_t *sent = json_object_get (reply, "commands");
+    if (!json_is_array (observed))
         return s_unexpected (self, reply);
+    //  The events and the commands the coordinator sent, merged in time
+    //  order (each list comes in time order)
+    json_t *events = json_array ();
+    size_t next_event = 0, next_command = 0;
+    while (next_event < json_array_size (observed) || next_command < json_array_size (sent)) {
+        json_t *event = json_array_get (observed, next_event);
+        json_t *command = json_array_get (sent, next_command);
+        if (!command || (event && json_integer_value (json_object_get (event, "time"))
+                                  <= json_integer_value (json_object_get (command, "time")))) {
+            json_array_append (events, event);
+            next_event++;
+        }
+        else {
+            json_array_append (events, command);
+            next_command++;
+        }
+    }
     size_t size = json_array_size (events);
     bool *printed = (bool *) zmalloc ((size + 1) * sizeof (bool));
     zhashx_t *ids = zhashx_new ();
@@ -635,6 +668,7 @@ s_show_trace (s_flow_t *self, json_t *reply)
             s_print_event (events, index, 0, printed);
     zhashx_destroy (&ids);
     free (printed);
+    json_decref (events);
     return CHORUS_CLI_OK;
 }
 
@@ -755,11 +789,16 @@ static const s_sub_t s_subs [] = {
       "send a running flow a signal that an await step waits for" },
     { "trace", "flow.trace", "correlation", s_show_trace, s_common_options, 1, 1, "CORRELATION-ID",
       "trace CORRELATION-ID [--json]",
-      "Print the events of a transaction that the coordinator observed, each\n"
-      "under the event that caused it: HH:MM:SS.mmm SERVICE TOPIC #SEQ ID.\n\n"
+      "Print the events of a transaction that the coordinator observed, and the\n"
+      "commands it sent for the transaction's flows, in time order, each under\n"
+      "what caused it: an event as HH:MM:SS.mmm SERVICE TOPIC #SEQ ID; a try of a\n"
+      "command, under the event that started its flow, as HH:MM:SS.mmm > SERVICE\n"
+      "COMMAND try N OUTCOME in MS ms[: CODE: MESSAGE], flow FLOW (OUTCOME done,\n"
+      "error, timeout or unsent; once it is known). Commands that other services\n"
+      "send one another do not pass the coordinator and are not shown.\n\n"
       S_TIMEOUT_HELP S_JSON_HELP,
       "0 shown, 1 error reply, 2 bad usage, 4 no reply.",
-      "print the causal tree of a transaction's events" },
+      "print the causal tree of a transaction's events and commands" },
     { "defs", "flow.defs", NULL, s_show_defs, s_common_options, 0, 0, NULL,
       "defs [--json]",
       "List the flow definitions the coordinator loaded from its flows directory:\n"

@@ -268,34 +268,83 @@ function dag (flow, onpick) {
     return svg;
 }
 
+//  A task's name in the timeline: STEP or STEP[ITEM]
+function taskName (step, item) {
+    return item === null || item === undefined ? step : step + '[' + item + ']';
+}
+
+//  The timeline: a row per task, each try a bar of its own (coloured by its
+//  outcome), then every try in a table; tries come from the trace of the
+//  commands the coordinator sent (flow.tries), the task's span from its state
 function timeline (flow) {
     const rows = [];
     for (const step of flow.steps) {
         if (step.items)
             for (const item of step.items)
-                rows.push ({name: step.id + '[' + item.item + ']', ...item});
+                rows.push ({name: taskName (step.id, item.item), ...item});
         else
             rows.push ({name: step.id, ...step});
     }
-    const times = rows.flatMap ((r) => [r.started, r.finished]).filter ((t) => t);
-    const start = flow.started;
+    const tries = flow.tries || [];
+    const triesOf = new Map ();
+    for (const t of tries) {
+        const name = taskName (t.step, t.item);
+        if (!triesOf.has (name))
+            triesOf.set (name, []);
+        triesOf.get (name).push (t);
+    }
+    const times = rows.flatMap ((r) => [r.started, r.finished])
+                      .concat (tries.flatMap ((t) => [t.sent, t.finished])).filter ((t) => t);
+    const start = Math.min (flow.started, ...times);
     const end = Math.max (flow.finished || Date.now (), ...times, start + 1);
     const span = end - start;
-    return h ('div', {class: 'timeline', id: 'timeline'}, rows.map ((row) => {
+    const bar = (from, to, css, title) => h ('span', {
+        class: 'bar ' + css, title,
+        style: `left:${(from - start) / span * 100}%;` +
+               `width:${Math.max (0.3, (to - from) / span * 100)}%`});
+    const chart = rows.map ((row) => {
         const from = row.started || 0;
         const to = row.finished || (row.started ? end : 0);
+        const mine = triesOf.get (row.name) || [];
         const error = row.error ? ' — ' + (row.error.code || '') + ': ' + (row.error.message || '')
                                 : '';
+        //  Its tries, or, for tasks that send no command (sleep, await, a
+        //  sub-flow) and tries no longer traced, its span
+        const bars = mine.length ?
+            mine.map ((t) => bar (t.sent, t.finished, 'try o-' + t.outcome + (t.undo ? ' undo' : ''),
+                                  (t.undo ? 'undo ' : '') + 'try ' + t.attempt + ': ' + t.outcome +
+                                  ', ' + took (t.sent, t.finished))) :
+            from ? [bar (from, to, 's-' + row.state, row.state)] : [];
         return h ('div', {class: 'row', 'data-step': row.name},
                   h ('span', {class: 'name'}, row.name),
-                  h ('span', {class: 'track'}, from ? h ('span', {
-                      class: 'bar s-' + row.state,
-                      style: `left:${(from - start) / span * 100}%;` +
-                             `width:${Math.max (0.3, (to - from) / span * 100)}%`}) : null),
+                  h ('span', {class: 'track'}, bars),
                   h ('span', {class: 'info', title: error},
                      row.state + (row.attempts ? ', try ' + row.attempts : '') +
                      (from && row.finished ? ', ' + took (from, row.finished) : '') + error));
-    }));
+    });
+    const omitted = Object.entries (flow.tries_omitted || {});
+    const table = h ('table', {id: 'tries'},
+        h ('tr', {}, ['Task', 'Try', 'Service', 'Started', 'Finished', 'Took', 'Outcome', 'Error']
+                     .map ((name) => h ('th', {}, name))),
+        tries.map ((t) => h ('tr', {class: 'try', 'data-task': taskName (t.step, t.item),
+                                   'data-attempt': t.attempt, 'data-outcome': t.outcome},
+            h ('td', {}, taskName (t.step, t.item) + (t.run > 1 ? ' (run ' + t.run + ')' : '') +
+                         (t.undo ? ' (undo)' : '')),
+            h ('td', {}, t.attempt),
+            h ('td', {}, t.service + ' ' + t.command),
+            h ('td', {}, when (t.sent)), h ('td', {}, when (t.finished)),
+            h ('td', {}, took (t.sent, t.finished) || '0 ms'),
+            h ('td', {}, h ('span', {class: 'outcome o-' + t.outcome}, t.outcome)),
+            h ('td', {class: 'error'}, t.error ? t.error.code + ': ' + t.error.message : ''))));
+    return [h ('div', {class: 'timeline', id: 'timeline'}, chart),
+            h ('p', {class: 'legend'}, tries.length + ' tries',
+              omitted.length ? ' (older ones left out: ' +
+                  omitted.map (([task, n]) => task + ' ' + n).join (', ') + ')' : '',
+              flow.tries_off_page ? ', and ' + flow.tries_off_page +
+                                    ' of items on other pages of their step' : '',
+              flow.tries_error ? h ('span', {class: 'error'}, ' — tries unreadable: ' +
+                                             flow.tries_error) : ''),
+            table];
 }
 
 function itemsOf (step, onmore) {
@@ -438,12 +487,24 @@ async function bulkPage (params) {
 //  --------------------------------------------------------------------------
 //  Trace: the causal tree of a correlation id
 
-function traceNode (event) {
-    return h ('li', {'data-event': event.id},
-              h ('code', {}, event.topic), ' from ', event.service, ' (', event.instance, ') at ',
-              when (event.time), ' ', h ('small', {}, event.id),
-              event.children.length ? h ('ul', {class: 'tree'}, event.children.map (traceNode))
-                                    : null);
+//  An event, or a try of a command the coordinator sent, and what it caused
+function traceNode (node) {
+    const kids = node.children.length ? h ('ul', {class: 'tree'}, node.children.map (traceNode))
+                                      : null;
+    if (node.kind === 'command')
+        return h ('li', {class: 'command', 'data-command': node.id, 'data-outcome': node.outcome},
+                  'command ', h ('code', {}, node.service + ' ' + node.command),
+                  ' try ' + node.attempt + ' for ',
+                  h ('a', {href: '#/flow/' + encodeURIComponent (node.flow)}, node.flow),
+                  ' at ', when (node.sent), ': ',
+                  h ('span', {class: 'outcome o-' + node.outcome}, node.outcome),
+                  ' in ' + (took (node.sent, node.finished) || '0 ms'),
+                  node.error ? h ('span', {class: 'error'}, ' ' + node.error.code + ': ' +
+                                                             node.error.message) : '',
+                  ' ', h ('small', {}, node.id), kids);
+    return h ('li', {class: 'event', 'data-event': node.id},
+              h ('code', {}, node.topic), ' from ', node.service, ' (', node.instance, ') at ',
+              when (node.time), ' ', h ('small', {}, node.id), kids);
 }
 
 async function tracePage (id) {
@@ -456,7 +517,8 @@ async function tracePage (id) {
         return show (h ('h1', {}, 'Trace'), form);
     const trace = await api ('trace/' + encodeURIComponent (id));
     show (h ('h1', {}, 'Trace ' + id), form,
-          h ('p', {}, trace.events.length + ' events'),
+          h ('p', {id: 'trace-count'}, trace.events.length + ' events, ' +
+             (trace.commands || []).length + ' commands the coordinator sent'),
           h ('ul', {class: 'tree', id: 'trace-tree'}, trace.tree.map (traceNode)));
 }
 

@@ -2,10 +2,12 @@
 //  (never a downloaded browser), against a real coordinator and shop
 //  service on loopback (tests/console.py): the list shows the flows and
 //  filters them by state and key, a failed flow's page draws its DAG with
-//  the failed step marked, its Retry button makes it run again and the page
-//  follows without a reload, a bulk retry of 20 failed flows reports 20
+//  the failed step marked and lists its tries, its Retry button makes it
+//  run again and the page follows without a reload (its timeline keeping
+//  the tries of both runs), a bulk retry of 20 failed flows reports 20
 //  results, the live tail shows a new event within 2 s, the trace page
-//  shows a transaction's tree, and a console with a token asks for it.
+//  shows a transaction's tree with the commands the coordinator sent, and
+//  a console with a token asks for it.
 //  Run by tests/test_console_pages.sh.
 import {after, before, test} from 'node:test';
 import assert from 'node:assert/strict';
@@ -118,6 +120,13 @@ test ("a failed flow's page draws its DAG with the failed step marked", async (t
     assert.equal (await page.locator ('svg.dag path.edge').count (), 2, 'reserve→charge→ship');
     assert.match (await page.innerText ('#flow-error'), /card declined/);
     assert.match (await page.innerText ('#timeline'), /charge.*failed/s);
+    //  Its tries: a bar each on the timeline, and a row each in the table
+    await page.waitForSelector ('#timeline .row[data-step=charge] .bar.try.o-error');
+    const tried = page.locator ('#tries tr.try[data-task=charge]');
+    assert.equal (await tried.count (), 1);
+    assert.equal (await tried.getAttribute ('data-outcome'), 'error');
+    assert.match (await tried.innerText (), /shop charge.*error.*card declined/s);
+    assert.match (await page.innerText ('#tries'), /reserve \(undo\)/, 'and the compensation');
 });
 
 test ('its Retry button makes it run again, and the page follows without a reload',
@@ -131,6 +140,14 @@ test ('its Retry button makes it run again, and the page follows without a reloa
     assert.equal (await page.getAttribute ('g.step[data-step=charge]', 'data-state'), 'done');
     assert.equal (await page.evaluate (() => window.notReloaded), true, 'no reload');
     assert.equal (await page.isDisabled ('#retry'), true, 'nothing left to retry');
+    //  The timeline keeps the failed try beside the one that succeeded
+    await page.waitForSelector ('#tries tr.try[data-task=charge][data-outcome=done]');
+    const outcomes = await page.locator ('#tries tr.try[data-task=charge]').evaluateAll (
+        (rows) => rows.map ((row) => row.dataset.outcome));
+    assert.deepEqual (outcomes, ['error', 'done'], 'both tries of charge, in order');
+    assert.equal (await page.locator ('#timeline .row[data-step=charge] .bar.try').count (), 2);
+    assert.match (await page.innerText ('#tries tr.try[data-outcome=done][data-task=charge]'),
+                  /run 2/);
 });
 
 test ('a bulk retry of 20 failed flows, after its typed confirmation, reports 20 results',
@@ -177,6 +194,12 @@ test ('the trace page shows the tree of a transaction', async (t) => {
     assert.equal (await root.count (), 1);
     assert.match (await root.locator ('> code').innerText (), /^order\.placed$/);
     await page.waitForSelector ('#trace-tree > li > ul > li > code:text("order.done")');
+    //  The commands the coordinator sent for the flow, under the same event
+    const sent = root.locator ('> ul > li.command');
+    assert.equal (await sent.count (), 2, 'reserve and charge (no parcel to ship)');
+    assert.match (await sent.nth (0).innerText (), /shop reserve try 1 for .*done/);
+    assert.match (await sent.nth (1).innerText (), /shop charge try 1 for .*done/);
+    assert.match (await page.innerText ('#trace-count'), /^2 events, 2 commands/);
 });
 
 test ('a console with --http-token asks for the token, then shows the flows', async (t) => {
