@@ -6,6 +6,7 @@
 */
 #include "chorus_delivery.h"
 #include "chorus_fake.h"
+#include "chorus_timer_heap.h"
 
 #define S_SPAN 16384            //  seqs a group may track between cursor and next
 #define S_CACHE 8192            //  recent events kept decoded
@@ -13,6 +14,7 @@
 #define S_FETCH_MAX 1000        //  events per FETCH answer
 #define S_BACKOFF_MS 1000       //  first backoff after a rejection
 #define S_BACKOFF_MAX_MS 60000  //  longest backoff
+#define S_RETRY_MS 50           //  a group that could not send tries again after this
 
 typedef enum { SLOT_FREE = 0, SLOT_DONE, SLOT_FLIGHT } s_slot_state_t;
 
@@ -57,6 +59,7 @@ typedef struct {
     uint64_t lost_to;           //  its end
     const char *lost_why;       //  why they are lost (NULL: retention)
     bool dirty;                 //  cursor changed since last saved
+    chorus__timer_t timer;      //  when the group next has something to do
 } s_group_t;
 
 typedef struct {
@@ -69,6 +72,7 @@ struct _chorus__delivery_t {
     chorus__context_t *context; //  what the engine shares with us
     chorus_store_t *store;      //  its store
     zhashx_t *groups;           //  name -> s_group_t
+    chorus__timers_t *timers;   //  each group's next time, so a tick visits the due only
     s_cached_t cache [S_CACHE]; //  recent events by seq % S_CACHE
     uint64_t last_retain;       //  when retention last ran
 };
@@ -369,7 +373,7 @@ static void
 //  Sends what the credit window allows: first flights made ready again,
 //  then new events from the outbox
 static void
-s_pump (chorus__delivery_t *self, s_group_t *group)
+s_pump_group (chorus__delivery_t *self, s_group_t *group)
 {
     if (group->subs_size == 0 || group->stored_subs)
         return;     //  known from the store only: wait for its HELLO
@@ -436,6 +440,39 @@ s_pump (chorus__delivery_t *self, s_group_t *group)
         }
     }
     s_advance (group);
+}
+
+//  When the group next has something to do: now (at the next tick) when
+//  it could not send what is ready or its cursor is to be saved; else the
+//  first ack timeout or backoff; never when it waits only for acks
+static void
+s_group_schedule (chorus__delivery_t *self, s_group_t *group)
+{
+    uint64_t now = chorus__mono ();
+    uint64_t due = UINT64_MAX;
+    bool blocked = zlistx_size (group->ready) && zlistx_size (group->instances)
+                && zlistx_size (group->sent) < (size_t) self->context->config->credit_window;
+    if ((group->dirty && group->durable) || group->lost_from || blocked)
+        due = now + S_RETRY_MS;
+    s_flight_t *flight = (s_flight_t *) zlistx_first (group->sent);
+    if (flight && flight->due < due)
+        due = flight->due;
+    for (flight = (s_flight_t *) zlistx_first (group->delayed); flight;
+         flight = (s_flight_t *) zlistx_next (group->delayed))
+        if (flight->due < due)
+            due = flight->due;
+    if (due == UINT64_MAX)
+        chorus__timers_cancel (self->timers, &group->timer);
+    else
+        chorus__timers_set (self->timers, &group->timer, due, group);
+}
+
+//  Sends what the group may send now, and sets when to look at it again
+static void
+s_pump (chorus__delivery_t *self, s_group_t *group)
+{
+    s_pump_group (self, group);
+    s_group_schedule (self, group);
 }
 
 //  The union of the group's live instances' subscriptions
@@ -613,6 +650,7 @@ chorus__delivery_new (chorus__context_t *context)
     self->store = context->store;
     self->groups = zhashx_new ();
     zhashx_set_destructor (self->groups, s_group_destroy);
+    self->timers = chorus__timers_new ();
     if (chorus_store_group_each (self->store, s_load_group, self) == -1)
         chorus__context_warn (context, W_STORE, "cannot load the groups' cursors: %s",
                               chorus_store_error (self->store));
@@ -628,6 +666,7 @@ chorus__delivery_destroy (chorus__delivery_t **self_p)
              group = (s_group_t *) zhashx_next (self->groups))
             if (group->dirty)
                 s_group_save (self, group);
+        chorus__timers_destroy (&self->timers);     //  before the groups that hold them
         zhashx_destroy (&self->groups);
         for (int i = 0; i < S_CACHE; i++) {
             chorus_msg_destroy (&self->cache [i].msg);
@@ -702,6 +741,7 @@ chorus__delivery_peer_gone (chorus__delivery_t *self, chorus__peer_t *peer)
     }
     zlist_destroy (&moved);
     if (zlistx_size (group->instances) == 0 && !group->durable) {
+        chorus__timers_cancel (self->timers, &group->timer);
         zhashx_delete (self->groups, group->name);
         return;
     }
@@ -744,8 +784,17 @@ chorus__delivery_ack (chorus__delivery_t *self, chorus__peer_t *peer, chorus_msg
 void
 chorus__delivery_tick (chorus__delivery_t *self, uint64_t now)
 {
-    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
-         group = (s_group_t *) zhashx_next (self->groups)) {
+    //  Only the groups whose time has come, taken out first: each sets its
+    //  next time as it goes, which may be before now
+    zlistx_t *due = NULL;
+    chorus__timer_t *timer;
+    while ((timer = chorus__timers_pop (self->timers, now))) {
+        if (!due)
+            due = zlistx_new ();
+        zlistx_add_end (due, timer->arg);
+    }
+    for (s_group_t *group = due? (s_group_t *) zlistx_first (due): NULL; group;
+         group = (s_group_t *) zlistx_next (due)) {
         //  Unacknowledged for too long: send again (the inbox dedupes)
         s_flight_t *flight;
         while ((flight = (s_flight_t *) zlistx_first (group->sent)) && flight->due <= now) {
@@ -763,10 +812,12 @@ chorus__delivery_tick (chorus__delivery_t *self, uint64_t now)
             }
             flight = next;
         }
-        s_pump (self, group);
+        s_pump_group (self, group);
         if (group->dirty)
             s_group_save (self, group);
+        s_group_schedule (self, group);
     }
+    zlistx_destroy (&due);
     if (now - self->last_retain >= 1000) {
         chorus__delivery_retain (self, chorus__now ());     //  events carry wall-clock times
         self->last_retain = now;

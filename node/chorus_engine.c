@@ -533,8 +533,7 @@ s_first_time (uint64_t seq, uint64_t timestamp, const void *body, size_t size, v
     return 1;
 }
 
-//  Copies the figures /metrics shows, at most once a second: the counting
-//  of peers walks them
+//  Copies the figures /metrics shows, at most once a second
 static void
 s_copy_stats (chorus__engine_t *self, uint64_t now)
 {
@@ -542,13 +541,8 @@ s_copy_stats (chorus__engine_t *self, uint64_t now)
     if (!stats || now < self->stats_due)
         return;
     self->stats_due = now + S_STATS_MS;
-    size_t alive = 0, evasive = 0;
-    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->context.peers); peer;
-         peer = (chorus__peer_t *) zhashx_next (self->context.peers))
-        if (peer->evasive)
-            evasive++;
-        else
-            alive++;
+    size_t evasive = chorus__peers_evasive (self->peers);
+    size_t alive = zhashx_size (self->context.peers) - evasive;
     //  Counted outside the lock: a group absent since our restart is
     //  counted from the outbox
     s_lag_t lag;

@@ -40,6 +40,8 @@ struct _chorus__observer_t {
     bool from_earliest;         //  some prefix starts with the retained history
     uint64_t since;             //  the others want events published from this time on
     zhashx_t *sources;          //  instance -> s_source_t
+    zhashx_t *attention;        //  instance -> s_source_t (not owned): those with a gap
+                                //  or a FETCH outstanding, the only ones a tick visits
     zhashx_t *sockets;          //  "%p" of a source's SUB -> s_source_t
     bool paused;                //  the application is behind: SUB is not read
     size_t observed_out;        //  observed events handed over and not yet run
@@ -141,6 +143,7 @@ chorus__observer_new (chorus__context_t *context)
     self->sources = zhashx_new ();
     zhashx_set_destructor (self->sources, s_source_destroy);
     self->sockets = zhashx_new ();
+    self->attention = zhashx_new ();
     return self;
 }
 
@@ -151,6 +154,7 @@ chorus__observer_destroy (chorus__observer_t **self_p)
     if (self) {
         s_poll_subs (self, false);
         zhashx_destroy (&self->sockets);
+        zhashx_destroy (&self->attention);
         zlistx_destroy (&self->prefixes);
         zhashx_destroy (&self->sources);
         free (self);
@@ -168,6 +172,14 @@ s_matches (chorus__observer_t *self, const char *topic)
     return false;
 }
 
+//  We miss events of this source from now: a tick will FETCH them
+static void
+s_gap (chorus__observer_t *self, s_source_t *source)
+{
+    source->gap_since = chorus__mono ();
+    zhashx_update (self->attention, source->instance, source);
+}
+
 static s_source_t *
 s_source (chorus__observer_t *self, const char *instance, uint64_t head)
 {
@@ -182,7 +194,7 @@ s_source (chorus__observer_t *self, const char *instance, uint64_t head)
         source->head = head;
         source->held = zhashx_new ();
         if (source->head > source->seen)
-            source->gap_since = chorus__mono ();
+            s_gap (self, source);
         zhashx_insert (self->sources, instance, source);
     }
     return source;
@@ -285,7 +297,7 @@ chorus__observer_head (chorus__observer_t *self, chorus__peer_t *peer, uint64_t 
     if (head > source->head)
         source->head = head;
     if (source->head > source->seen && !source->gap_since)
-        source->gap_since = chorus__mono ();
+        s_gap (self, source);
 }
 
 //  Delivers what follows seen without a gap
@@ -318,7 +330,7 @@ s_flush (chorus__observer_t *self, s_source_t *source)
         source->gap_since = 0;
     else
     if (!source->gap_since)
-        source->gap_since = chorus__mono ();
+        s_gap (self, source);
 }
 
 //  An event of the source's publisher, from its PUB or its FETCH answer;
@@ -499,8 +511,17 @@ chorus__observer_tick (chorus__observer_t *self, uint64_t now)
     const char *prefix = only? only->prefix: NULL;
     if (self->observed_out >= S_WINDOW / 2)
         return;     //  ask for more when the application has room
-    for (s_source_t *source = (s_source_t *) zhashx_first (self->sources); source;
-         source = (s_source_t *) zhashx_next (self->sources)) {
+    if (zhashx_size (self->attention) == 0)
+        return;
+    //  Only the sources with a gap or a FETCH outstanding; those with
+    //  neither leave the set
+    zlistx_t *settled = zlistx_new ();
+    for (s_source_t *source = (s_source_t *) zhashx_first (self->attention); source;
+         source = (s_source_t *) zhashx_next (self->attention)) {
+        if (!source->gap_since && !source->fetch_id [0]) {
+            zlistx_add_end (settled, source);
+            continue;
+        }
         if (source->fetch_id [0] && now - source->fetch_sent > S_FETCH_TIMEOUT_MS)
             source->fetch_id [0] = 0;   //  lost on the way: ask again
         if (source->fetch_id [0] || !source->gap_since
@@ -520,6 +541,10 @@ chorus__observer_tick (chorus__observer_t *self, uint64_t now)
         }
         chorus_msg_destroy (&fetch);
     }
+    for (s_source_t *source = (s_source_t *) zlistx_first (settled); source;
+         source = (s_source_t *) zlistx_next (settled))
+        zhashx_delete (self->attention, source->instance);
+    zlistx_destroy (&settled);
 }
 
 //  --------------------------------------------------------------------------

@@ -53,6 +53,12 @@ chorus__peer_set_greeter (chorus__peer_t *self, chorus__peer_greeter_fn *greeter
     self->greeter_arg = arg;
 }
 
+void
+chorus__peer_set_waiter (chorus__peer_t *self, chorus__peer_waiter_fn *waiter)
+{
+    self->waiter = waiter;
+}
+
 int
 chorus__peer_greet (chorus__peer_t *self)
 {
@@ -114,6 +120,8 @@ chorus__peer_answer (chorus__peer_t *self, chorus_msg_t *msg)
     self->backlog_bytes += zframe_size (frame);
     zlistx_add_end (self->backlog, frame);
     chorus__peer_flush_backlog (self);
+    if (zlistx_size (self->backlog) && self->waiter)
+        self->waiter (self, self->greeter_arg);
 }
 
 size_t

@@ -10,12 +10,16 @@
 
 #include "chorus_private.h"
 #include "chorus_keys.h"
+#include "chorus_timer_heap.h"
 
 typedef struct _chorus__peer_t chorus__peer_t;
 
 //  Sends our first HELLO on the peer's connection: 0 once sent, -1 if the
 //  connection is not up yet. Set by the peer's owner.
 typedef int (chorus__peer_greeter_fn) (chorus__peer_t *peer, void *arg);
+//  Told that the peer holds answers it could not send yet, so that its
+//  owner tries again later (and only then). Set by the peer's owner.
+typedef void (chorus__peer_waiter_fn) (chorus__peer_t *peer, void *arg);
 
 struct _chorus__peer_t {
     char *instance;             //  its instance id (32 hex)
@@ -31,6 +35,7 @@ struct _chorus__peer_t {
     uint64_t head;              //  its latest published seq
     uint64_t last_seen;         //  when we last heard from it (monotonic ms)
     uint64_t last_ping;         //  when we last pinged it (monotonic ms)
+    chorus__timer_t liveness;   //  when its silence is next looked at (its owner's heap)
     bool evasive;               //  silent for longer than the evasive time
     chorus__sub_t *subs;        //  its subscriptions
     size_t subs_size;           //  how many
@@ -41,7 +46,8 @@ struct _chorus__peer_t {
     zlistx_t *backlog;          //  answers that could not go yet (zframe_t), oldest first
     size_t backlog_bytes;       //  their size
     chorus__peer_greeter_fn *greeter;   //  sends our first HELLO
-    void *greeter_arg;          //  and its argument
+    chorus__peer_waiter_fn *waiter;     //  told of answers that wait
+    void *greeter_arg;          //  the argument of both
 };
 
 //  A peer met at endpoint, over dealer (taken). key is its CURVE key, or
@@ -54,6 +60,10 @@ void
 //  Sets who sends our first HELLO on the connection
 void
     chorus__peer_set_greeter (chorus__peer_t *self, chorus__peer_greeter_fn *greeter, void *arg);
+//  Sets who is told when answers wait in the backlog (same argument as
+//  the greeter)
+void
+    chorus__peer_set_waiter (chorus__peer_t *self, chorus__peer_waiter_fn *waiter);
 //  Sends our first HELLO if it has not gone yet; 0 once it has, or -1
 int
     chorus__peer_greet (chorus__peer_t *self);

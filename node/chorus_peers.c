@@ -44,6 +44,12 @@ struct _chorus__peers_t {
     chorus__peers_fn *fn;       //  told what happens to a peer
     void *fn_arg;               //  and its argument
     zhashx_t *peers;            //  instance -> chorus__peer_t
+    zhashx_t *endpoints;        //  inbox endpoint -> chorus__peer_t (not owned)
+    zhashx_t *waiting;          //  instance -> chorus__peer_t (not owned): our HELLO
+                                //  or answers wait for its connection
+    chorus__timers_t *timers;   //  when each peer's silence is next looked at
+    size_t evasive;             //  how many peers are evasive
+    uint64_t admission_due;     //  when idle buckets are next forgotten (monotonic)
     zhashx_t *pending;          //  endpoint -> s_pending_t, awaiting the peer's HELLO
     zhashx_t *seeds;            //  seed endpoint -> s_seed_t
     zhashx_t *admission;        //  remote address -> s_bucket_t
@@ -181,9 +187,40 @@ s_greet (chorus__peer_t *peer, void *arg)
 {
     chorus__peers_t *self = (chorus__peers_t *) arg;
     int rc = s_send_hello_to (self, peer->dealer, peer->answers [0]? peer->answers: NULL);
-    if (rc)
+    if (rc) {
         self->connecting = true;    //  what waits for it goes at the next tick
+        zhashx_update (self->waiting, peer->instance, peer);
+    }
     return rc;
+}
+
+//  The peer's waiter: answers wait for its connection, tried at each tick
+static void
+s_wait (chorus__peer_t *peer, void *arg)
+{
+    chorus__peers_t *self = (chorus__peers_t *) arg;
+    zhashx_update (self->waiting, peer->instance, peer);
+}
+
+//  Sets the peer's timer to the next moment its silence matters: when a
+//  PING is due, when it turns evasive, when it expires. Messages from it
+//  only move last_seen; the timer, when it fires, finds it was heard from
+//  and looks again later, so that hearing costs nothing and a tick visits
+//  only the peers whose time has come.
+static void
+s_schedule (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
+{
+    chorus__config_t *config = self->config;
+    uint64_t seen = peer->last_seen;
+    uint64_t due = seen + (uint64_t) config->expired_ms;
+    if (!peer->evasive && seen + (uint64_t) config->evasive_ms < due)
+        due = seen + (uint64_t) config->evasive_ms;
+    uint64_t ping = seen + (uint64_t) config->heartbeat_ms;
+    if (ping <= now)    //  silent already: the next PING goes a period after the last
+        ping = peer->last_ping + (uint64_t) config->heartbeat_ms;
+    if (ping < due)
+        due = ping;
+    chorus__timers_set (self->timers, &peer->liveness, due > now? due: now + 1, peer);
 }
 
 //  --------------------------------------------------------------------------
@@ -198,6 +235,9 @@ chorus__peers_new (chorus__context_t *context, chorus__peers_fn *fn, void *arg)
     self->fn = fn;
     self->fn_arg = arg;
     self->peers = zhashx_new ();
+    self->endpoints = zhashx_new ();
+    self->waiting = zhashx_new ();
+    self->timers = chorus__timers_new ();
     self->pending = zhashx_new ();
     self->seeds = zhashx_new ();
     self->admission = zhashx_new ();
@@ -215,10 +255,13 @@ chorus__peers_destroy (chorus__peers_t **self_p)
     chorus__peers_t *self = *self_p;
     if (!self)
         return;
+    chorus__timers_destroy (&self->timers);     //  before the peers that hold them
     for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
          peer = (chorus__peer_t *) zhashx_next (self->peers))
         chorus__peer_destroy (&peer);
     zhashx_destroy (&self->peers);
+    zhashx_destroy (&self->endpoints);
+    zhashx_destroy (&self->waiting);
     self->context->peers = NULL;
     s_close_all (self);
     zhashx_destroy (&self->pending);
@@ -259,9 +302,11 @@ static void s_report (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_s
 void
 chorus__peers_heard (chorus__peers_t *self, chorus__peer_t *peer)
 {
+    //  Only the time: its timer looks at the silence when it is due
     peer->last_seen = chorus__mono ();
     if (peer->evasive) {
         peer->evasive = false;
+        self->evasive--;
         s_report (self, peer, CHORUS_PEER_ALIVE);
     }
 }
@@ -270,6 +315,12 @@ bool
 chorus__peers_connecting (chorus__peers_t *self)
 {
     return self->connecting;
+}
+
+size_t
+chorus__peers_evasive (chorus__peers_t *self)
+{
+    return self->evasive;
 }
 
 //  --------------------------------------------------------------------------
@@ -303,11 +354,7 @@ s_pending_take (chorus__peers_t *self, const char *endpoint)
 static chorus__peer_t *
 s_peer_at (chorus__peers_t *self, const char *endpoint)
 {
-    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
-         peer = (chorus__peer_t *) zhashx_next (self->peers))
-        if (streq (peer->endpoint, endpoint))
-            return peer;
-    return NULL;
+    return (chorus__peer_t *) zhashx_lookup (self->endpoints, endpoint);
 }
 
 //  Opens a connection to an endpoint we heard of; HELLO goes on it as soon
@@ -404,6 +451,12 @@ chorus__peers_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_s
     chorus__context_log (self->context, "peer %s/%.8s %s", peer->service, peer->instance,
                          state == CHORUS_PEER_LEFT? "left": "expired");
     zhashx_delete (self->peers, peer->instance);   //  out of the table before reassigning
+    if (zhashx_lookup (self->endpoints, peer->endpoint) == peer)
+        zhashx_delete (self->endpoints, peer->endpoint);
+    zhashx_delete (self->waiting, peer->instance);
+    chorus__timers_cancel (self->timers, &peer->liveness);
+    if (peer->evasive)
+        self->evasive--;
     self->fn (peer, CHORUS__PEER_GONE, self->fn_arg);
     s_report (self, peer, state);
     chorus__peer_destroy (&peer);
@@ -602,7 +655,10 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
         peer->grant = grant;
         peer->hello_sent = hello_sent;
         chorus__peer_set_greeter (peer, s_greet, self);
+        chorus__peer_set_waiter (peer, s_wait);
         zhashx_insert (self->peers, peer->instance, peer);
+        zhashx_update (self->endpoints, peer->endpoint, peer);
+        s_schedule (self, peer, chorus__mono ());
         //  Our HELLO answers theirs, so that a node we dialled under another
         //  name than it announces knows we are that seed
         snprintf (peer->answers, sizeof (peer->answers), "%s", chorus_msg_id (hello));
@@ -823,46 +879,57 @@ s_admission_tick (chorus__peers_t *self, uint64_t now)
     zlistx_destroy (&idle);
 }
 
+//  Peers whose silence has come due: PING, evasive, expired. Each peer's
+//  timer comes due about once a heartbeat, so a tick costs the peers due,
+//  not every peer.
 static void
 s_heartbeat (chorus__peers_t *self, uint64_t now)
 {
-    //  Over a copy of the instance ids: greeting a peer iterates the table
-    //  too (its HELLO lists the peers), which would move our own cursor,
-    //  and removing one peer changes the table
-    zlistx_t *instances = zhashx_keys (self->peers);
-    zlistx_t *expired = zlistx_new ();
-    for (const char *instance = (const char *) zlistx_first (instances); instance;
-         instance = (const char *) zlistx_next (instances)) {
-        chorus__peer_t *peer = chorus__context_peer (self->context, instance);
-        if (!peer)
-            continue;
+    chorus__config_t *config = self->config;
+    chorus__timer_t *timer;
+    while ((timer = chorus__timers_pop (self->timers, now))) {
+        chorus__peer_t *peer = (chorus__peer_t *) timer->arg;
         uint64_t silence = now > peer->last_seen? now - peer->last_seen: 0;
-        if (silence >= (uint64_t) self->config->expired_ms) {
-            zlistx_add_end (expired, (void *) instance);
+        if (silence >= (uint64_t) config->expired_ms) {
+            chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
             continue;
         }
-        chorus__peer_greet (peer);
-        chorus__peer_flush_backlog (peer);
-        if (silence >= (uint64_t) self->config->evasive_ms && !peer->evasive) {
+        if (silence >= (uint64_t) config->evasive_ms && !peer->evasive) {
             peer->evasive = true;
+            self->evasive++;
             s_report (self, peer, CHORUS_PEER_EVASIVE);
         }
-        if (silence >= (uint64_t) self->config->heartbeat_ms
-        &&  now - peer->last_ping >= (uint64_t) self->config->heartbeat_ms) {
+        if (silence >= (uint64_t) config->heartbeat_ms
+        &&  now - peer->last_ping >= (uint64_t) config->heartbeat_ms) {
             chorus_msg_t *ping = chorus__context_msg (self->context, CHORUS_MSG_PING);
             chorus_msg_set_head (ping, chorus_store_head (self->context->store));
             chorus__peer_send (peer, ping);
             chorus_msg_destroy (&ping);
             peer->last_ping = now;
         }
+        s_schedule (self, peer, now);
     }
-    for (const char *instance = (const char *) zlistx_first (expired); instance;
-         instance = (const char *) zlistx_next (expired)) {
-        chorus__peer_t *peer = chorus__context_peer (self->context, instance);
-        if (peer)
-            chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
+}
+
+//  Our HELLO and answers that wait for a peer's connection: tried again at
+//  each tick, for those peers only
+static void
+s_waiting_tick (chorus__peers_t *self)
+{
+    if (zhashx_size (self->waiting) == 0)
+        return;
+    //  Over a copy: greeting may add a peer to the table again
+    zlistx_t *instances = zhashx_keys (self->waiting);
+    for (const char *instance = (const char *) zlistx_first (instances); instance;
+         instance = (const char *) zlistx_next (instances)) {
+        chorus__peer_t *peer = (chorus__peer_t *) zhashx_lookup (self->waiting, instance);
+        if (!peer)
+            continue;
+        chorus__peer_greet (peer);
+        chorus__peer_flush_backlog (peer);
+        if (peer->hello_sent && chorus__peer_backlog (peer) == 0)
+            zhashx_delete (self->waiting, instance);
     }
-    zlistx_destroy (&expired);      //  holds the copies' pointers, not its own
     zlistx_destroy (&instances);
 }
 
@@ -871,9 +938,14 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
 {
     self->connecting = false;   //  set again by whatever still waits
     s_heartbeat (self, now);
-    s_pending_tick (self, now);
+    s_waiting_tick (self);
+    if (zhashx_size (self->pending))
+        s_pending_tick (self, now);
     s_probe_seeds (self, now);
-    s_admission_tick (self, now);
+    if (now >= self->admission_due) {
+        s_admission_tick (self, now);
+        self->admission_due = now + 1000;
+    }
     //  What we announce changes with every peer met or lost; a burst of
     //  joins costs one round of HELLOs, not one per join
     if (self->announce && now - self->last_announce >= S_ANNOUNCE_MS) {
@@ -982,6 +1054,7 @@ chorus__peers_test (bool verbose)
     CHORUS__CHECK (chorus_msg_subscriptions (ours) == 1);
     chorus_msg_destroy (&ours);
     chorus_msg_destroy (&hello);
+
 
     //  The same HELLO again changes nothing; a new generation is a change
     hello = s_test_hello (fake, S_NODE_X, "billing", 1, "1000");

@@ -62,13 +62,16 @@ void
 //  whose key is no longer trusted, or not for their service, are cut off
 void
     chorus__peers_trust_changed (chorus__peers_t *self);
-//  Heartbeats, seed probes, stale connections, and our HELLO to every peer
-//  when what we announce has changed
+//  Heartbeats of the peers due, seed probes, stale connections, and our
+//  HELLO to every peer when what we announce has changed
 void
     chorus__peers_tick (chorus__peers_t *self, uint64_t now);
 //  True while a HELLO waits for its connection to come up: tick soon
 bool
     chorus__peers_connecting (chorus__peers_t *self);
+//  How many live peers are evasive (kept as they change, not counted)
+size_t
+    chorus__peers_evasive (chorus__peers_t *self);
 //  Self-test
 void
     chorus__peers_test (bool verbose);
