@@ -193,7 +193,7 @@ tests_bench_bench_nats_LDADD = $(NATS_LIBS) $(JANSSON_LIBS) -lm -lpthread
 endif
 #   Their --json output, run tiny (figures never judged), and the merge
 TESTS += tests/test_bench_writes_json.sh
-EXTRA_DIST += tests/test_bench_writes_json.sh scripts/lib/figures.py
+EXTRA_DIST += tests/test_bench_writes_json.sh scripts/lib/figures.py scripts/lib/scale.py
 
 #   Flow engine
 check_PROGRAMS += tests/test_flow_engine_runs_steps tests/test_flow_engine_compensates

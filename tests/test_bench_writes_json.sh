@@ -132,4 +132,22 @@ sys.exit(1 if problems else 0)
 EOF
 ok $? "the document holds every program's measures, the script's, targets, skips, cores"
 
+#   scripts/bench --scale: a mesh of 3 node_helper processes, its figures
+#   present and a killed node found dead by both others
+"$python" "$srcdir/scripts/lib/scale.py" --helper "$top_builddir/tests/node_helper" --idle 1 \
+    --heartbeat 200,600,1000 --label test --json "$tmp/scale.json" 3 >"$tmp/scale.out"
+ok $? "scale.py measures a mesh of 3: $(tail -1 "$tmp/scale.out")"
+"$python" - "$tmp/scale.json" <<'EOF'
+import json, sys
+(row,) = json.load(open(sys.argv[1]))
+problems = ["no %s" % key for key in ("convergence_s", "idle_cpu_pct", "sockets_mean",
+                                       "rss_mb_mean", "false_deaths", "dead_known_by_all_s")
+            if not isinstance(row.get(key), (int, float))]
+if row.get("n") != 3 or row.get("sockets_mean", 0) < 2:
+    problems.append("n or sockets: %r" % row)
+print("\n".join("# " + p for p in problems))
+sys.exit(1 if problems else 0)
+EOF
+ok $? "its JSON holds convergence, idle CPU, sockets, RSS, false deaths and the time to know a death"
+
 done_testing
