@@ -4,27 +4,23 @@
     with every flow. The heap keeps every operation logarithmic.
 */
 #include "chorus_timers.h"
+#include "chorus_heap.h"
 
 #include <czmq.h>
 
 //  One armed timer
 typedef struct _s_timer_t s_timer_t;
 struct _s_timer_t {
-    uint64_t at;                //  when it fires (ms)
-    uint64_t seq;               //  order it was set in, breaks ties on `at`
+    chorus_heap_item_t item;    //  when it fires (ms), its place in the heap
     char *name;                 //  its key in by_name: flow and key, unambiguous
     char *flow;                 //  the flow's id
     char *key;                  //  the timer's key
-    size_t index;               //  its place in the heap
     s_timer_t *prev;            //  the flow's previous timer, NULL: first
     s_timer_t *next;            //  the flow's next timer
 };
 
 struct _chorus_timers_t {
-    s_timer_t **heap;           //  binary min-heap on (at, seq), soonest at 0
-    size_t size;                //  timers in the heap
-    size_t max;                 //  heap slots allocated
-    uint64_t seq;               //  sequence of the next set
+    chorus_heap_t heap;         //  the timers, soonest first, ties in the order set
     zhashx_t *by_name;          //  name -> s_timer_t (not owned: the heap owns)
     zhashx_t *by_flow;          //  flow id -> the flow's first s_timer_t
 };
@@ -64,9 +60,16 @@ chorus_timers_destroy (chorus_timers_t **self_p)
     chorus_timers_t *self = *self_p;
     if (!self)
         return;
-    for (size_t i = 0; i < self->size; i++)
-        s_timer_destroy (&self->heap [i]);
-    free (self->heap);
+    //  The heap holds every timer once: taken out first, then destroyed
+    size_t size = self->heap.size;
+    s_timer_t **timers = (s_timer_t **) malloc ((size? size: 1) * sizeof (s_timer_t *));
+    assert (timers);
+    for (size_t i = 0; i < size; i++)
+        timers [i] = (s_timer_t *) self->heap.items [i]->arg;
+    chorus_heap_clear (&self->heap);
+    for (size_t i = 0; i < size; i++)
+        s_timer_destroy (&timers [i]);
+    free (timers);
     zhashx_destroy (&self->by_name);
     zhashx_destroy (&self->by_flow);
     free (self);
@@ -74,73 +77,13 @@ chorus_timers_destroy (chorus_timers_t **self_p)
 }
 
 //  --------------------------------------------------------------------------
-//  The heap
-
-static bool
-s_before (const s_timer_t *a, const s_timer_t *b)
-{
-    return a->at < b->at || (a->at == b->at && a->seq < b->seq);
-}
-
-static void
-s_place (chorus_timers_t *self, s_timer_t *timer, size_t index)
-{
-    self->heap [index] = timer;
-    timer->index = index;
-}
-
-static void
-s_sift_up (chorus_timers_t *self, size_t index)
-{
-    s_timer_t *timer = self->heap [index];
-    while (index > 0) {
-        size_t parent = (index - 1) / 2;
-        if (!s_before (timer, self->heap [parent]))
-            break;
-        s_place (self, self->heap [parent], index);
-        index = parent;
-    }
-    s_place (self, timer, index);
-}
-
-static void
-s_sift_down (chorus_timers_t *self, size_t index)
-{
-    s_timer_t *timer = self->heap [index];
-    while (true) {
-        size_t child = 2 * index + 1;
-        if (child >= self->size)
-            break;
-        if (child + 1 < self->size && s_before (self->heap [child + 1], self->heap [child]))
-            child++;
-        if (!s_before (self->heap [child], timer))
-            break;
-        s_place (self, self->heap [child], index);
-        index = child;
-    }
-    s_place (self, timer, index);
-}
-
-//  After a timer's time changed, or another took its place
-static void
-s_restore (chorus_timers_t *self, size_t index)
-{
-    if (index > 0 && s_before (self->heap [index], self->heap [(index - 1) / 2]))
-        s_sift_up (self, index);
-    else
-        s_sift_down (self, index);
-}
+//  The timers
 
 //  Takes the timer out of the heap and both maps, and destroys it
 static void
 s_remove (chorus_timers_t *self, s_timer_t *timer)
 {
-    size_t index = timer->index;
-    s_timer_t *last = self->heap [--self->size];
-    if (last != timer) {
-        s_place (self, last, index);
-        s_restore (self, index);
-    }
+    chorus_heap_cancel (&self->heap, &timer->item);
     zhashx_delete (self->by_name, timer->name);
     if (timer->next)
         timer->next->prev = timer->prev;
@@ -164,24 +107,14 @@ chorus_timers_set (chorus_timers_t *self, const char *flow, const char *key, uin
     s_timer_t *timer = (s_timer_t *) zhashx_lookup (self->by_name, name);
     if (timer) {
         free (name);
-        timer->at = at;
-        timer->seq = self->seq++;
-        s_restore (self, timer->index);
+        chorus_heap_set (&self->heap, &timer->item, at, timer);
         return;
     }
     timer = (s_timer_t *) zmalloc (sizeof (s_timer_t));
-    timer->at = at;
-    timer->seq = self->seq++;
     timer->name = name;
     timer->flow = strdup (flow);
     timer->key = strdup (key);
-    if (self->size == self->max) {
-        self->max = self->max? self->max * 2: 64;
-        self->heap = (s_timer_t **) realloc (self->heap, self->max * sizeof (s_timer_t *));
-        assert (self->heap);
-    }
-    self->heap [self->size++] = timer;
-    s_sift_up (self, self->size - 1);
+    chorus_heap_set (&self->heap, &timer->item, at, timer);
     zhashx_insert (self->by_name, name, timer);
     //  First of its flow's timers: the list is unordered, the head is cheapest
     timer->next = (s_timer_t *) zhashx_lookup (self->by_flow, flow);
@@ -217,15 +150,17 @@ chorus_timers_cancel_flow (chorus_timers_t *self, const char *flow)
 uint64_t
 chorus_timers_due (chorus_timers_t *self)
 {
-    return self->size? self->heap [0]->at: UINT64_MAX;
+    chorus_heap_item_t *first = chorus_heap_first (&self->heap);
+    return first? first->due: UINT64_MAX;
 }
 
 int
 chorus_timers_pop (chorus_timers_t *self, uint64_t now, char **flow, char **key)
 {
-    if (self->size == 0 || self->heap [0]->at > now)
+    chorus_heap_item_t *first = chorus_heap_first (&self->heap);
+    if (!first || first->due > now)
         return -1;
-    s_timer_t *timer = self->heap [0];
+    s_timer_t *timer = (s_timer_t *) first->arg;
     *flow = strdup (timer->flow);
     *key = strdup (timer->key);
     s_remove (self, timer);
@@ -235,5 +170,5 @@ chorus_timers_pop (chorus_timers_t *self, uint64_t now, char **flow, char **key)
 size_t
 chorus_timers_size (chorus_timers_t *self)
 {
-    return self->size;
+    return self->heap.size;
 }

@@ -6,9 +6,7 @@
 #include "chorus_timer_heap.h"
 
 struct _chorus__timers_t {
-    chorus__timer_t **heap;     //  the timers, earliest first at [0]
-    size_t size;                //  how many are set
-    size_t max;                 //  how many fit
+    chorus_heap_t heap;         //  the timers, earliest first
 };
 
 chorus__timers_t *
@@ -24,89 +22,21 @@ chorus__timers_destroy (chorus__timers_t **self_p)
     chorus__timers_t *self = *self_p;
     if (!self)
         return;
-    for (size_t i = 0; i < self->size; i++)
-        self->heap [i]->index = 0;
-    free (self->heap);
+    chorus_heap_clear (&self->heap);
     free (self);
     *self_p = NULL;
-}
-
-static void
-s_place (chorus__timers_t *self, chorus__timer_t *timer, size_t at)
-{
-    self->heap [at] = timer;
-    timer->index = at + 1;
-}
-
-static void
-s_up (chorus__timers_t *self, size_t at)
-{
-    chorus__timer_t *timer = self->heap [at];
-    while (at > 0) {
-        size_t parent = (at - 1) / 2;
-        if (self->heap [parent]->due <= timer->due)
-            break;
-        s_place (self, self->heap [parent], at);
-        at = parent;
-    }
-    s_place (self, timer, at);
-}
-
-static void
-s_down (chorus__timers_t *self, size_t at)
-{
-    chorus__timer_t *timer = self->heap [at];
-    while (true) {
-        size_t child = 2 * at + 1;
-        if (child >= self->size)
-            break;
-        if (child + 1 < self->size && self->heap [child + 1]->due < self->heap [child]->due)
-            child++;
-        if (timer->due <= self->heap [child]->due)
-            break;
-        s_place (self, self->heap [child], at);
-        at = child;
-    }
-    s_place (self, timer, at);
-}
-
-void
-chorus__timers_cancel (chorus__timers_t *self, chorus__timer_t *timer)
-{
-    if (!timer->index)
-        return;
-    size_t at = timer->index - 1;
-    assert (at < self->size && self->heap [at] == timer);
-    timer->index = 0;
-    chorus__timer_t *last = self->heap [--self->size];
-    if (last == timer)
-        return;
-    s_place (self, last, at);
-    s_up (self, at);
-    s_down (self, last->index - 1);
 }
 
 void
 chorus__timers_set (chorus__timers_t *self, chorus__timer_t *timer, uint64_t due, void *arg)
 {
-    timer->arg = arg;
-    if (timer->index) {
-        //  Already set: move it where its new time belongs
-        size_t at = timer->index - 1;
-        timer->due = due;
-        s_up (self, at);
-        s_down (self, timer->index - 1);
-        return;
-    }
-    if (self->size == self->max) {
-        self->max = self->max? self->max * 2: 64;
-        self->heap = (chorus__timer_t **) realloc (self->heap,
-                                                   self->max * sizeof (chorus__timer_t *));
-        assert (self->heap);
-    }
-    timer->due = due;
-    s_place (self, timer, self->size++);
-    s_up (self, self->size - 1);
+    chorus_heap_set (&self->heap, timer, due, arg);
+}
+
+void
+chorus__timers_cancel (chorus__timers_t *self, chorus__timer_t *timer)
+{
+    chorus_heap_cancel (&self->heap, timer);
 }
 
 bool
@@ -118,23 +48,20 @@ chorus__timers_pending (chorus__timer_t *timer)
 chorus__timer_t *
 chorus__timers_pop (chorus__timers_t *self, uint64_t now)
 {
-    if (self->size == 0 || self->heap [0]->due > now)
-        return NULL;
-    chorus__timer_t *timer = self->heap [0];
-    chorus__timers_cancel (self, timer);
-    return timer;
+    return chorus_heap_pop (&self->heap, now);
 }
 
 uint64_t
 chorus__timers_next (chorus__timers_t *self)
 {
-    return self->size? self->heap [0]->due: UINT64_MAX;
+    chorus__timer_t *first = chorus_heap_first (&self->heap);
+    return first? first->due: UINT64_MAX;
 }
 
 size_t
 chorus__timers_size (chorus__timers_t *self)
 {
-    return self->size;
+    return self->heap.size;
 }
 
 //  --------------------------------------------------------------------------
@@ -189,6 +116,15 @@ chorus__timers_test (bool verbose)
     CHORUS__CHECK (chorus__timers_pop (self, 49) == NULL);
     CHORUS__CHECK (chorus__timers_pop (self, 50) == &timers [0]);
     CHORUS__CHECK (chorus__timers_pop (self, 1000) == NULL);
+
+    //  Timers due at once come out in the order they were set
+    chorus__timers_set (self, &timers [2], 70, NULL);
+    chorus__timers_set (self, &timers [3], 70, NULL);
+    chorus__timers_set (self, &timers [4], 70, NULL);
+    chorus__timers_set (self, &timers [2], 70, NULL);     //  set again: now last
+    CHORUS__CHECK (chorus__timers_pop (self, 70) == &timers [3]);
+    CHORUS__CHECK (chorus__timers_pop (self, 70) == &timers [4]);
+    CHORUS__CHECK (chorus__timers_pop (self, 70) == &timers [2]);
 
     //  Destroyed with timers set: they are left unset
     chorus__timers_set (self, &timers [1], 10, NULL);

@@ -1,24 +1,20 @@
 /*  chorus_timer_heap.h — a min-heap of timers, so that a class's tick visits
     only what is due instead of walking every peer or group it keeps. A
     timer lives inside its owner's struct (intrusive): setting it again
-    moves it, cancelling it takes it out, all in O(log n).
+    moves it, cancelling it takes it out, all in O(log n). The heap itself
+    is common/chorus_heap.h, which the coordinator's flow timers share.
     Private to the library.
 */
 #ifndef CHORUS_TIMER_HEAP_H_INCLUDED
 #define CHORUS_TIMER_HEAP_H_INCLUDED
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "chorus_heap.h"
 
 typedef struct _chorus__timers_t chorus__timers_t;
 
 //  One timer, a field of whatever it times; zero it before first use
-typedef struct {
-    uint64_t due;               //  when it is due (monotonic ms)
-    size_t index;               //  its place in the heap + 1; 0 when not set
-    void *arg;                  //  its owner, for whoever pops it
-} chorus__timer_t;
+//  (due, arg: its owner; index: 0 when not set)
+typedef chorus_heap_item_t chorus__timer_t;
 
 chorus__timers_t *
     chorus__timers_new (void);
