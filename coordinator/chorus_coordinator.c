@@ -11,6 +11,7 @@
 #include "chorus_defset.h"
 #include "chorus_flow.h"
 #include "chorus_flow_query.h"
+#include "chorus_flusher.h"
 #include "chorus_journal.h"
 #include "chorus_timers.h"
 #include "chorus_value.h"
@@ -35,6 +36,7 @@ typedef struct {
     char *topic;                //  its topic
     void *payload;              //  its payload, made once, NULL: none
     size_t size;                //  its size
+    bool sent;                  //  published, waiting for the node store's flush
 } s_event_t;
 
 //  What the coordinator keeps of a flow beside the engine's state, in the
@@ -92,7 +94,7 @@ s_events_add (s_record_t *record, uint64_t n, char *topic, void *payload, size_t
     if (!events)
         abort ();
     record->events = events;
-    s_event_t event = {n, topic, payload, size};
+    s_event_t event = {n, topic, payload, size, false};
     record->events [record->events_size++] = event;
 }
 
@@ -148,12 +150,15 @@ struct _chorus_coordinator_t {
     size_t held_max;            //  allocated
     bool sync_due;              //  a reply of this round waits for the journal to commit
     zlistx_t *unpublished;      //  ids of flows with events to publish, oldest first
+    chorus_flusher_t *flusher;  //  flushes the node's store, journal fsync'd; NULL: none
+    zlistx_t *flushing;         //  s_batch_t published, waiting for their flush, oldest first
     char *store_dir;            //  the --store directory, named in messages
     char *journal_dir;          //  where the journal lives
     char *node_dir;             //  where the node's store lives
     bool journal_sync;          //  fsync journal commits
     chorus_journal_failure_t journal_failure;   //  kind of the failing calls, logged once
     int publish_failure;        //  the code of the failing publishes, logged once
+    int flush_failure;          //  the code of the failing flushes of the node store, logged once
     size_t publish_tries;       //  failed tries since the last success
     int64_t publish_at;         //  monotonic ms: no publish before, after a failure
     int64_t publish_backoff;    //  ms to wait after the next failure
@@ -865,13 +870,37 @@ typedef struct {
     uint64_t *numbers;              //  its number in its flow
     bool *published;                //  done (or a duplicate of one done before)
     size_t count;                   //  how many
+    uint64_t ticket;                //  the flush that puts them on disk
 } s_batch_t;
+
+//  A batch that waits for its flush keeps what s_published needs, the
+//  flow ids its own
+static void
+s_batch_destroy (void **item)
+{
+    s_batch_t *batch = (s_batch_t *) *item;
+    if (batch) {
+        for (size_t i = 0; i < batch->count; i++)
+            free ((char *) batch->flows [i]);
+        free (batch->events);
+        free (batch->records);
+        free (batch->flows);
+        free (batch->numbers);
+        free (batch->published);
+        free (batch);
+        *item = NULL;
+    }
+}
 
 //  Publishes events [from, from + count) of the batch; 0, or the error code
 static int
 s_publish_range (chorus_coordinator_t *self, s_batch_t *batch, size_t from, size_t count)
 {
-    int code = chorus_node_publish_batch (self->node, batch->events + from, count);
+    //  With the journal fsync'd, the node's store is flushed apart (see
+    //  s_publish)
+    int code = self->flusher?
+               chorus_node_publish_batch_lazy (self->node, batch->events + from, count):
+               chorus_node_publish_batch (self->node, batch->events + from, count);
     if (code < 0)
         return code;
     for (size_t i = from; i < from + count; i++) {
@@ -941,6 +970,8 @@ s_published (chorus_coordinator_t *self, s_batch_t *batch)
     }
 }
 
+static void s_await_flush (chorus_coordinator_t *self, s_batch_t *batch);
+
 //  Publishes the events that wait, in one batch. After a failure each
 //  goes alone, so that an event the node refuses does not hold back the
 //  others, and what failed stays journaled and waits for a backoff.
@@ -961,7 +992,7 @@ s_publish (chorus_coordinator_t *self, uint64_t durable)
         (s_record_t **) zmalloc (count * sizeof (s_record_t *) + 1),
         (const char **) zmalloc (count * sizeof (char *) + 1),
         (uint64_t *) zmalloc (count * sizeof (uint64_t) + 1),
-        (bool *) zmalloc (count * sizeof (bool) + 1), 0};
+        (bool *) zmalloc (count * sizeof (bool) + 1), 0, 0};
     for (const char *id = (const char *) zlistx_first (self->unpublished);
          id && batch.count < count; id = (const char *) zlistx_next (self->unpublished)) {
         s_record_t *record = (s_record_t *) zhashx_lookup (self->records, id);
@@ -970,6 +1001,8 @@ s_publish (chorus_coordinator_t *self, uint64_t durable)
             continue;
         for (size_t e = 0; record && e < record->events_size && batch.count < count; e++) {
             s_event_t *entry = &record->events [e];
+            if (entry->sent)
+                continue;       //  published, its flush awaited
             chorus_publication_t *event = &batch.events [batch.count];
             event->topic = entry->topic;
             event->key = id;
@@ -1001,7 +1034,10 @@ s_publish (chorus_coordinator_t *self, uint64_t durable)
             }
         }
     }
-    s_published (self, &batch);
+    if (self->flusher)
+        s_await_flush (self, &batch);
+    else
+        s_published (self, &batch);
     if (failed && code == CHORUS_ECORRUPT && !self->damaged) {
         char what [512];      //  the detail may be cut; the advice after it is not
         snprintf (what, sizeof (what), "node store %s is damaged (publishing a flow's event: "
@@ -1035,6 +1071,102 @@ s_publish (chorus_coordinator_t *self, uint64_t durable)
     free (batch.flows);
     free (batch.numbers);
     free (batch.published);
+}
+
+//  Marks a batch's published events sent (or not, to publish them again)
+static void
+s_mark_sent (s_batch_t *batch, bool sent)
+{
+    for (size_t i = 0; i < batch->count; i++) {
+        s_record_t *record = batch->records [i];
+        for (size_t e = 0; batch->published [i] && e < record->events_size; e++)
+            if (record->events [e].n == batch->numbers [i])
+                record->events [e].sent = sent;
+    }
+}
+
+//  With the journal fsync'd, events are published to the node's store
+//  lazily, and its flush to disk waits in the flusher's thread, not in
+//  ours: their journal records forget them only once a flush begun after
+//  the publish has succeeded, so that the journal never says an event was
+//  published that a crash of the machine could take from the store (a
+//  crash before then publishes them again, with the same ids, and the
+//  store keeps an id once). Meanwhile they are marked sent, not published
+//  again. Keeps what s_published will need (the batch's arrays are the
+//  caller's).
+static void
+s_await_flush (chorus_coordinator_t *self, s_batch_t *batch)
+{
+    size_t done = 0;
+    for (size_t i = 0; i < batch->count; i++)
+        done += batch->published [i];
+    if (done == 0)
+        return;
+    s_batch_t *kept = (s_batch_t *) zmalloc (sizeof (s_batch_t));
+    kept->records = (s_record_t **) zmalloc (done * sizeof (s_record_t *));
+    kept->flows = (const char **) zmalloc (done * sizeof (char *));
+    kept->numbers = (uint64_t *) zmalloc (done * sizeof (uint64_t));
+    kept->published = (bool *) zmalloc (done * sizeof (bool));
+    for (size_t i = 0; i < batch->count; i++)
+        if (batch->published [i]) {
+            kept->records [kept->count] = batch->records [i];
+            kept->flows [kept->count] = strdup (batch->flows [i]);
+            kept->numbers [kept->count] = batch->numbers [i];
+            kept->published [kept->count] = true;
+            kept->count++;
+        }
+    s_mark_sent (kept, true);
+    kept->ticket = chorus_flusher_request (self->flusher);
+    zlistx_add_end (self->flushing, kept);
+}
+
+//  The batches whose flush succeeded are published: their records forget
+//  them; those whose flush failed are published again, after a backoff
+static void
+s_flushed (chorus_coordinator_t *self)
+{
+    if (!self->flusher || zlistx_size (self->flushing) == 0)
+        return;
+    uint64_t flushed = chorus_flusher_flushed (self->flusher);
+    int code = 0;
+    uint64_t failed = chorus_flusher_failed (self->flusher, &code);
+    size_t failures = 0;
+    s_batch_t *batch;
+    while ((batch = (s_batch_t *) zlistx_first (self->flushing))) {
+        //  A later flush that succeeded covers an earlier one that failed
+        if (batch->ticket <= flushed) {
+            s_published (self, batch);
+            if (self->flush_failure)
+                zsys_info ("coordinator: node store %s is flushed to disk again",
+                           self->node_dir);
+            self->flush_failure = 0;
+        }
+        else
+        if (batch->ticket <= failed) {
+            s_mark_sent (batch, false);
+            failures += batch->count;
+        }
+        else
+            break;
+        zlistx_delete (self->flushing, zlistx_cursor (self->flushing));
+    }
+    if (failures) {
+        if (code == CHORUS_ECORRUPT && !self->damaged) {
+            char what [512];
+            snprintf (what, sizeof (what), "node store %s is damaged (flushing flow events to "
+                      "disk)", self->node_dir);
+            s_damaged (self, what);
+        }
+        self->publish_at = zclock_mono () + self->publish_backoff;
+        self->publish_backoff = self->publish_backoff * 2 < S_PUBLISH_BACKOFF_MAX_MS?
+                                self->publish_backoff * 2: S_PUBLISH_BACKOFF_MAX_MS;
+        if (code != self->flush_failure)
+            zsys_error ("coordinator: cannot flush %zu published flow event%s to disk in node "
+                        "store %s: %s; they stay in the journal and are published again",
+                        failures, failures == 1? "": "s", self->node_dir,
+                        chorus_strerror (code));
+        self->flush_failure = code;
+    }
 }
 
 //  Hands what this turn journaled to the journal's writer, then carries
@@ -1080,6 +1212,7 @@ s_flush (chorus_coordinator_t *self)
         }
         zlistx_destroy (&failed);
     }
+    s_flushed (self);
     s_publish (self, durable);
     return rc;
 }
@@ -2439,6 +2572,8 @@ chorus_coordinator_new (const chorus_coordinator_config_t *config, char *error,
     zlistx_set_duplicator (self->unpublished, (zlistx_duplicator_fn *) strdup);
     zlistx_set_destructor (self->unpublished, (zlistx_destructor_fn *) zstr_free);
     zlistx_set_comparator (self->unpublished, (zlistx_comparator_fn *) strcmp);
+    self->flushing = zlistx_new ();
+    zlistx_set_destructor (self->flushing, s_batch_destroy);
     self->publish_backoff = S_PUBLISH_BACKOFF_MS;
     chorus_actions_init (&self->actions);
     chorus_record_init (&self->scratch);
@@ -2525,6 +2660,17 @@ chorus_coordinator_destroy (chorus_coordinator_t **self_p)
         return;
     //  Its requests waiting for us get an answer that we are stopping
     chorus_console_destroy (&self->console);
+    //  A clean stop flushes what waits for its flush here, so that the
+    //  next start does not publish it again
+    if (self->flusher) {
+        chorus_flusher_destroy (&self->flusher);
+        if (zlistx_size (self->flushing) && !self->damaged
+        &&  chorus_node_flush (self->node) == 0)
+            for (s_batch_t *batch = (s_batch_t *) zlistx_first (self->flushing); batch;
+                 batch = (s_batch_t *) zlistx_next (self->flushing))
+                s_published (self, batch);
+    }
+    zlistx_destroy (&self->flushing);
     //  What is still pending: events observed, events published
     if (self->journal && !self->damaged && chorus_journal_commit (self->journal))
         zsys_error ("coordinator: %s", chorus_journal_error (self->journal));
@@ -2976,6 +3122,11 @@ chorus_coordinator_start (chorus_coordinator_t *self)
                       chorus_strerror (code), chorus_node_error (self->node));
         return -1;
     }
+    if (self->journal_sync && !(self->flusher = chorus_flusher_new (self->node))) {
+        snprintf (self->error, sizeof (self->error), "cannot start a thread: %s",
+                  strerror (errno));
+        return -1;
+    }
     //  What recovery re-sends; a failed commit is tried again
     if (s_flush (self) && self->damaged)
         return -1;
@@ -3007,13 +3158,15 @@ chorus_coordinator_run (chorus_coordinator_t *self, int timeout_ms)
         return -1;
     int64_t end = timeout_ms < 0? -1: zclock_mono () + timeout_ms;
     //  The node's socket, the journal's writer (a batch it committed
-    //  releases what the batch caused) and the console's calls, those there
-    zmq_pollitem_t items [3] = {{zsock_resolve (chorus_node_socket (self->node)), 0, ZMQ_POLLIN,
+    //  releases what the batch caused), the console's calls and the node
+    //  store's flusher (a flush lets the journal forget events), those there
+    zmq_pollitem_t items [4] = {{zsock_resolve (chorus_node_socket (self->node)), 0, ZMQ_POLLIN,
                                  0}};
     int polled = 1;
-    int fds [2] = {chorus_journal_fd (self->journal),
-                   self->console? chorus_console_fd (self->console): -1};
-    for (int i = 0; i < 2; i++)
+    int fds [3] = {chorus_journal_fd (self->journal),
+                   self->console? chorus_console_fd (self->console): -1,
+                   self->flusher? chorus_flusher_fd (self->flusher): -1};
+    for (int i = 0; i < 3; i++)
         if (fds [i] >= 0)
             items [polled++] = (zmq_pollitem_t) {NULL, fds [i], ZMQ_POLLIN, 0};
     int rc = 0;

@@ -38,6 +38,7 @@ libchorus_journal_la_CPPFLAGS = $(CHORUS_COORDINATOR_CPPFLAGS) $(ZLIB_CFLAGS)
 libchorus_coordinator_la_SOURCES += coordinator/chorus_coordinator.c coordinator/chorus_coordinator.h \
     coordinator/chorus_coordinator_stats.c coordinator/chorus_coordinator_stats.h \
     coordinator/chorus_timers.c coordinator/chorus_timers.h coordinator/chorus_defset.c \
+    coordinator/chorus_flusher.c coordinator/chorus_flusher.h \
     coordinator/chorus_defset.h
 libchorus_coordinator_la_LIBADD += libchorus_journal.la $(LEVELDB_LIBS)
 

@@ -492,6 +492,28 @@ CHORUS_EXPORT int
     chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events,
                                size_t count);
 
+//  As chorus_node_publish_batch, but the events are written to the
+//  operating system only (as under CHORUS_DURABLE_PROCESS), whatever the
+//  node's durability: they survive a kill of the process when this
+//  returns 0, and a crash of the machine once a chorus_node_flush begun
+//  after it has returned 0. For a publisher that keeps its own record of
+//  what it publishes until then (as the coordinator keeps a flow's events
+//  in its journal), so that it need not wait for the disk in its thread.
+CHORUS_EXPORT int
+    chorus_node_publish_batch_lazy (chorus_node_t *self, chorus_publication_t *events,
+                                    size_t count);
+//  Flushes the node's store to disk (fsync): everything published before
+//  the call survives a crash of the machine once it returns 0. Unlike
+//  every other call on a node, it may be made from another thread while
+//  the node is in use (not while chorus_node_destroy runs), so that the
+//  flush does not stop the node's own thread; it does not set
+//  chorus_node_error, which belongs to that thread (the reason of a
+//  failure goes to the log). Fails with CHORUS_ESTATE (the node has not
+//  started), CHORUS_ESTORE (the flush failed) or CHORUS_ECORRUPT (the
+//  store is damaged).
+CHORUS_EXPORT int
+    chorus_node_flush (chorus_node_t *self);
+
 //  Store maintenance, on a node store no process has open (what `chorus
 //  store check` and `chorus store repair` run). check reads every record
 //  with its checksum verified and reports what the store holds; repair

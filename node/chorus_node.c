@@ -890,8 +890,10 @@ s_publication_check (const chorus_publication_t *event, const char **why)
     return 0;
 }
 
-int
-chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, size_t count)
+//  Publishes a batch (see chorus_node_publish_batch); lazy: written to
+//  the operating system only, for a later chorus_node_flush
+static int
+s_publish_batch (chorus_node_t *self, chorus_publication_t *events, size_t count, bool lazy)
 {
     assert (self);
     if (!self->actor)
@@ -1006,7 +1008,8 @@ chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, si
         fresh++;
     }
     if (!code && fresh
-    &&  chorus_store_append_batch (self->store, first, entries, fresh)) {
+    &&  (lazy? chorus_store_append_batch_lazy (self->store, first, entries, fresh):
+               chorus_store_append_batch (self->store, first, entries, fresh))) {
         chorus__log (CHORUS_LOG_ERROR, "chorus: publish: %s", chorus_store_error (self->store));
         code = chorus_store_damaged (self->store)? CHORUS_ECORRUPT: CHORUS_ESTORE;
     }
@@ -1030,6 +1033,34 @@ chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, si
     if (code == CHORUS_EINVAL)
         return s_failf (self, code, "publish: an event the codec cannot encode");
     return code? s_fail (self, code): 0;
+}
+
+int
+chorus_node_publish_batch (chorus_node_t *self, chorus_publication_t *events, size_t count)
+{
+    return s_publish_batch (self, events, count, false);
+}
+
+int
+chorus_node_publish_batch_lazy (chorus_node_t *self, chorus_publication_t *events,
+                                size_t count)
+{
+    return s_publish_batch (self, events, count, true);
+}
+
+//  Made from a thread of the caller's beside the node's own: it touches
+//  the store alone (which LevelDB and the store's locks make safe), and
+//  not the node's last-error text, which belongs to the node's thread
+int
+chorus_node_flush (chorus_node_t *self)
+{
+    if (!self || !self->actor || !self->store)
+        return CHORUS_ESTATE;
+    if (chorus_store_flush (self->store)) {
+        chorus__log (CHORUS_LOG_ERROR, "chorus: flush: %s", chorus_store_error (self->store));
+        return chorus_store_damaged (self->store)? CHORUS_ECORRUPT: CHORUS_ESTORE;
+    }
+    return 0;
 }
 
 int

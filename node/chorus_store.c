@@ -72,6 +72,7 @@ struct _chorus_store_t {
     leveldb_readoptions_t *read;        //  default read options (checksums verified)
     leveldb_writeoptions_t *write;      //  write options (sync per set_sync)
     leveldb_writeoptions_t *synced;     //  always sync: identity, epochs, close
+    leveldb_writeoptions_t *lazy;       //  never sync: appends a later flush puts on disk
     bool opened;                        //  fully open: destroy closes cleanly
     bool inspect;                       //  opened by check or repair: change nothing
     bool clean;                         //  its state file says it was closed cleanly
@@ -388,6 +389,16 @@ s_delete (chorus_store_t *self, const char *key, size_t key_size)
     }
     char *leveldb_error = NULL;
     leveldb_delete (self->db, self->write, key, key_size, &leveldb_error);
+    if (leveldb_error)
+        return s_fail_leveldb (self, "store write failed", leveldb_error);
+    return 0;
+}
+
+static int
+s_write_with (chorus_store_t *self, leveldb_writeoptions_t *options, leveldb_writebatch_t *batch)
+{
+    char *leveldb_error = NULL;
+    leveldb_write (self->db, options, batch, &leveldb_error);
     if (leveldb_error)
         return s_fail_leveldb (self, "store write failed", leveldb_error);
     return 0;
@@ -824,6 +835,7 @@ s_open (const char *dir, bool inspect, bool repairing, char *error, size_t error
     self->write = leveldb_writeoptions_create ();
     self->synced = leveldb_writeoptions_create ();
     leveldb_writeoptions_set_sync (self->synced, 1);
+    self->lazy = leveldb_writeoptions_create ();
     leveldb_readoptions_set_verify_checksums (self->read, 1);
     leveldb_options_set_paranoid_checks (self->options, 1);
     leveldb_options_set_cache (self->options, self->cache);
@@ -952,6 +964,7 @@ chorus_store_destroy (chorus_store_t **self_p)
     if (self->db)
         leveldb_close (self->db);
     leveldb_writeoptions_destroy (self->synced);
+    leveldb_writeoptions_destroy (self->lazy);
     leveldb_writeoptions_destroy (self->write);
     leveldb_readoptions_destroy (self->read);
     leveldb_options_destroy (self->options);
@@ -1249,9 +1262,40 @@ s_producer_key (const char *id, char *key, size_t *key_size)
     return key;
 }
 
+static int
+    s_append_batch (chorus_store_t *self, uint64_t first, const chorus_store_entry_t *entries,
+                    size_t count, leveldb_writeoptions_t *options);
+
 int
 chorus_store_append_batch (chorus_store_t *self, uint64_t first,
                            const chorus_store_entry_t *entries, size_t count)
+{
+    return s_append_batch (self, first, entries, count, self->write);
+}
+
+int
+chorus_store_append_batch_lazy (chorus_store_t *self, uint64_t first,
+                                const chorus_store_entry_t *entries, size_t count)
+{
+    return s_append_batch (self, first, entries, count, self->lazy);
+}
+
+//  Everything written before the call is on disk once it returns 0: a
+//  synced write of nothing flushes LevelDB's log, which holds every write
+//  before it. LevelDB orders writes from several threads itself, and this
+//  touches nothing else of the store's state.
+int
+chorus_store_flush (chorus_store_t *self)
+{
+    leveldb_writebatch_t *empty = leveldb_writebatch_create ();
+    int rc = s_write_with (self, self->synced, empty);
+    leveldb_writebatch_destroy (empty);
+    return rc;
+}
+
+static int
+s_append_batch (chorus_store_t *self, uint64_t first, const chorus_store_entry_t *entries,
+                size_t count, leveldb_writeoptions_t *options)
 {
     if (count == 0)
         return 0;
@@ -1328,7 +1372,7 @@ chorus_store_append_batch (chorus_store_t *self, uint64_t first,
     leveldb_writebatch_put (batch, s_key_head, strlen (s_key_head), head_value,
                             sizeof (head_value));
     if (rc == 0)
-        rc = s_write (self, batch);
+        rc = s_write_with (self, options, batch);
     leveldb_writebatch_clear (batch);
     if (rc == 0) {
         pthread_mutex_lock (&self->lock);

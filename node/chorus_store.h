@@ -125,6 +125,15 @@ typedef struct {
 int
     chorus_store_append_batch (chorus_store_t *self, uint64_t first,
                                const chorus_store_entry_t *entries, size_t count);
+//  The same, written to the operating system only, whatever set_sync says:
+//  on disk once a chorus_store_flush begun after it returns 0
+int
+    chorus_store_append_batch_lazy (chorus_store_t *self, uint64_t first,
+                                    const chorus_store_entry_t *entries, size_t count);
+//  Flushes every write made before the call to disk (fsync). Safe from any
+//  thread while the store is open, beside the others. Returns 0, or -1.
+int
+    chorus_store_flush (chorus_store_t *self);
 
 //  Whether a producer id was appended within the inbox retention: 1 and
 //  its seq, 0, or -1

@@ -141,10 +141,11 @@ tests_test_failures_say_why_LDADD = $(TEST_LIBS)
 
 #   Processes killed and restarted
 check_PROGRAMS += tests/test_instance_killed_midstream tests/test_publisher_crash_keeps_events tests/test_command_survives_instance_kill \
-    tests/test_publish_batch_is_atomic
+    tests/test_publish_batch_is_atomic tests/test_lazy_publish_is_flushed_apart
 TESTS += tests/test_instance_killed_midstream tests/test_publisher_crash_keeps_events tests/test_command_survives_instance_kill \
-    tests/test_publish_batch_is_atomic
+    tests/test_publish_batch_is_atomic tests/test_lazy_publish_is_flushed_apart
 tests_test_publish_batch_is_atomic_LDADD = $(TEST_LIBS)
+tests_test_lazy_publish_is_flushed_apart_LDADD = $(TEST_LIBS) -lpthread
 tests_test_instance_killed_midstream_SOURCES = tests/test_instance_killed_midstream.c
 tests_test_instance_killed_midstream_LDADD = $(TEST_LIBS)
 tests_test_publisher_crash_keeps_events_SOURCES = tests/test_publisher_crash_keeps_events.c
@@ -301,9 +302,11 @@ check_PROGRAMS += tests/test_journal_writer_holds_failed_batches
 TESTS += tests/test_journal_writer_holds_failed_batches
 tests_test_journal_writer_holds_failed_batches_LDADD = libchorus_journal.la $(TEST_LIBS) \
     $(JANSSON_LIBS)
-TESTS += tests/test_coordinator_refuses_damaged_journal.sh tests/test_coordinator_emits_once_under_kills.sh
+TESTS += tests/test_coordinator_refuses_damaged_journal.sh tests/test_coordinator_emits_once_under_kills.sh \
+    tests/test_coordinator_emits_once_under_kills_fsynced.sh
 EXTRA_DIST += tests/test_coordinator_refuses_damaged_journal.sh \
-    tests/test_coordinator_emits_once_under_kills.sh
+    tests/test_coordinator_emits_once_under_kills.sh \
+    tests/test_coordinator_emits_once_under_kills_fsynced.sh
 check_PROGRAMS += tests/test_coordinator_keeps_unpublished_events
 TESTS += tests/test_coordinator_keeps_unpublished_events
 tests_test_coordinator_keeps_unpublished_events_LDADD = libchorus_coordinator.la \
