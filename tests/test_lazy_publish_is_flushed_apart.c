@@ -17,28 +17,10 @@
 
 #define EVENTS 2000
 
-typedef struct {
-    zhashx_t *ids;              //  event id -> times handled
-    int total;                  //  handler runs
-    int twice;                  //  events handled more than once
-} record_t;
-
-static int
-s_on_event (chorus_node_t *node, chorus_event_t *event, void *arg)
-{
-    record_t *record = (record_t *) arg;
-    size_t times = (size_t) zhashx_lookup (record->ids, chorus_event_id (event));
-    if (times)
-        record->twice++;
-    zhashx_update (record->ids, chorus_event_id (event), (void *) (times + 1));
-    record->total++;
-    return 0;
-}
-
 static bool
 s_all (void *arg)
 {
-    return ((record_t *) arg)->total >= EVENTS;
+    return ((test_record_t *) arg)->total >= EVENTS;
 }
 
 static bool
@@ -90,9 +72,9 @@ main (void)
     is_int (chorus_node_flush (NULL), CHORUS_ESTATE, "and one of no node");
     chorus_node_set_durability (publisher, CHORUS_DURABLE_FSYNC);
     chorus_node_start (publisher);
-    record_t record = {zhashx_new (), 0, 0};
+    test_record_t record = {zhashx_new (), 0, 0};
     chorus_node_t *audit = test_node ("audit", sub_store, chorus_node_endpoint (publisher));
-    chorus_node_subscribe (audit, "shop.", s_on_event, &record);
+    chorus_node_subscribe (audit, "shop.", test_record_event, &record);
     chorus_node_start (audit);
     chorus_node_t *nodes [2] = {publisher, audit};
     ok (test_run_until (nodes, 2, s_met, publisher, 5000), "the publisher met the group");

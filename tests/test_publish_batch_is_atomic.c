@@ -10,25 +10,7 @@
 #define BIG CHORUS_PUBLISH_BATCH_MAX
 
 typedef struct {
-    zhashx_t *ids;              //  event id -> times handled
-    int total;                  //  handler runs
-    int twice;                  //  events handled more than once
-} record_t;
-
-static int
-s_on_event (chorus_node_t *node, chorus_event_t *event, void *arg)
-{
-    record_t *record = (record_t *) arg;
-    size_t times = (size_t) zhashx_lookup (record->ids, chorus_event_id (event));
-    if (times)
-        record->twice++;
-    zhashx_update (record->ids, chorus_event_id (event), (void *) (times + 1));
-    record->total++;
-    return 0;
-}
-
-typedef struct {
-    record_t *record;
+    test_record_t *record;
     int want;
 } want_t;
 
@@ -62,10 +44,10 @@ main (void)
     char *root = test_tempdir ("batch");
     char *pub_store = zsys_sprintf ("%s/shop", root);
     char *sub_store = zsys_sprintf ("%s/audit", root);
-    record_t record = {zhashx_new (), 0, 0};
+    test_record_t record = {zhashx_new (), 0, 0};
     chorus_node_t *publisher = s_publisher (pub_store, NULL);
     chorus_node_t *audit = test_node ("audit", sub_store, chorus_node_endpoint (publisher));
-    chorus_node_subscribe (audit, "shop.", s_on_event, &record);
+    chorus_node_subscribe (audit, "shop.", test_record_event, &record);
     chorus_node_start (audit);
     chorus_node_t *nodes [2] = {publisher, audit};
     ok (test_run_until (nodes, 2, s_met, publisher, 5000), "the publisher met the group");

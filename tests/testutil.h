@@ -200,6 +200,27 @@ test_run_until (chorus_node_t **nodes, size_t count, test_done_fn *done, void *a
     return result;
 }
 
+//  Records the events a handler took: how often each id, how many runs
+typedef struct {
+    zhashx_t *ids;              //  event id -> times handled
+    int total;                  //  handler runs
+    int twice;                  //  events handled more than once
+} test_record_t;
+
+//  An event handler (chorus_node_subscribe) that records into arg, a
+//  test_record_t
+static inline int
+test_record_event (chorus_node_t *node, chorus_event_t *event, void *arg)
+{
+    test_record_t *record = (test_record_t *) arg;
+    size_t times = (size_t) zhashx_lookup (record->ids, chorus_event_id (event));
+    if (times)
+        record->twice++;
+    zhashx_update (record->ids, chorus_event_id (event), (void *) (times + 1));
+    record->total++;
+    return 0;
+}
+
 //  Counts the live peers a node knows of a service (NULL: any)
 typedef struct {
     const char *service;        //  which service to count, NULL for all
