@@ -5,6 +5,10 @@ chorus="$top_builddir/tools/chorus"
 coordinator="$top_builddir/coordinator/chorus-coordinator"
 helper="$top_builddir/tests/node_helper"
 tmp=$(mktemp -d)
+#   A command run without --store keeps its default store in the test's
+#   directory, not in the user's data directory from one run to the next
+XDG_DATA_HOME="$tmp/data"
+export XDG_DATA_HOME
 pids=""
 #   Every process a test starts goes in $pids (or $coord_pid, $pid_a,
 #   $pid_b for those it restarts); all are stopped and reaped at exit

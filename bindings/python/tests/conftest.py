@@ -46,6 +46,9 @@ class Mesh:
         self.name = "test-py-" + uuid.uuid4().hex[:12]
         self.procs: List[subprocess.Popen] = []
         self.env = dict(os.environ, CHORUS_MESH=self.name)
+        #   Default stores (a command without --store) stay in the test's
+        #   directory, not in the user's data directory across runs
+        self.env["XDG_DATA_HOME"] = str(tmp / "data")
         self.env["PYTHONPATH"] = os.pathsep.join(
             [str(PACKAGE), str(HERE)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
         self.env.pop("CHORUS_SEEDS", None)

@@ -14,7 +14,7 @@ from conftest import TOOL, await_
 
 
 def test_python_sends_to_a_c_service(mesh):
-    mesh.spawn([TOOL, "serve", "payments",
+    mesh.spawn([TOOL, "serve", "payments", "--store", str(mesh.tmp / "payments"),
                 "--handle", 'charge=sed "s/amount/charged/"',
                 "--handle", 'refund=echo "card expired" >&2; exit 3'],
                stderr=open(mesh.tmp / "serve.err", "w"))
@@ -31,7 +31,8 @@ def test_python_sends_to_a_c_service(mesh):
 
 def test_python_publishes_to_a_c_group(mesh):
     out = mesh.tmp / "shipped"
-    mesh.spawn([TOOL, "on", "order.", "--group", "shipping", "--exec", f"cat >> {out}; echo >> {out}"],
+    mesh.spawn([TOOL, "on", "order.", "--group", "shipping", "--store", str(mesh.tmp / "shipping"),
+                "--exec", f"cat >> {out}; echo >> {out}"],
                stderr=open(mesh.tmp / "on.err", "w"))
     assert mesh.joined("shipping"), "the C group has joined"
     with chorus.Node("pyorders", store=str(mesh.tmp / "orders")) as node:
@@ -77,7 +78,8 @@ def test_a_retry_behind_a_try_that_expired_in_the_queue_runs(mesh):
     handler is free, try 1 is answered 'expired' unrun; the retry is not
     answered with that failure of another try, it runs, once."""
     gate, holding, runs = mesh.tmp / "gate", mesh.tmp / "holding", mesh.tmp / "runs"
-    mesh.spawn([TOOL, "serve", "stock", "--workers", "1", "--verbose",
+    mesh.spawn([TOOL, "serve", "stock", "--store", str(mesh.tmp / "stock"), "--workers", "1",
+                "--verbose",
                 "--handle", f"hold=touch {holding}; while [ ! -f {gate} ]; do sleep 0.05; done; "
                             "echo null",
                 "--handle", f'reserve=echo "$CHORUS_IDEMPOTENCY_KEY" >> {runs}; '
