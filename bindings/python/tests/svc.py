@@ -9,7 +9,9 @@
 Each prints "READY ENDPOINT" once started.
 """
 
+import faulthandler
 import os
+import signal
 import sys
 import time
 
@@ -98,6 +100,8 @@ def failing(log: str) -> None:
 
 
 def signals(store: str) -> None:
+    #   SIGUSR1 prints where every thread is, for a test that waits in vain
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     node = chorus.Node("pysig", store=store)
 
     @node.command("ping")
