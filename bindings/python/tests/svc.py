@@ -102,6 +102,10 @@ def failing(log: str) -> None:
 def signals(store: str) -> None:
     #   SIGUSR1 prints where every thread is, for a test that waits in vain
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    #   Ctrl-C as in a terminal, even when started with SIGINT ignored (as
+    #   a shell's background jobs are, and so this test under `make check`
+    #   run in the background): Python then leaves it ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     node = chorus.Node("pysig", store=store)
 
     @node.command("ping")
