@@ -292,9 +292,11 @@ CHORUS_EXPORT int
 //  disables it)
 CHORUS_EXPORT int
     chorus_node_set_beacon (chorus_node_t *self, int port);
-//  Liveness: PING after interval_ms of silence, evasive after evasive_ms,
-//  expired after expired_ms (defaults 1000, 3000, 5000); each positive and
-//  at least the one before
+//  Liveness (SWIM-style probes, protocol section 6): one peer is probed
+//  every interval_ms; a peer that answers neither our probe nor the
+//  probes we ask others to make is evasive (suspect) evasive_ms after the
+//  probe began, and expired expired_ms after (defaults 1000, 1000, 2000);
+//  each positive and at least the one before
 CHORUS_EXPORT int
     chorus_node_set_heartbeat (chorus_node_t *self, int interval_ms, int evasive_ms,
                                int expired_ms);

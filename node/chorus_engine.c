@@ -187,16 +187,15 @@ s_on_message (chorus__engine_t *self, chorus__peer_t *peer)
 {
     chorus_msg_t *msg = self->msg;
     switch (chorus_msg_type (msg)) {
-        case CHORUS_MSG_PING: {
-            chorus_msg_t *pong = chorus__context_msg (&self->context, CHORUS_MSG_PONG);
-            chorus_msg_set_head (pong, chorus_store_head (self->store));
-            chorus__peer_send (peer, pong);
-            chorus_msg_destroy (&pong);
-            peer->head = chorus_msg_head (msg);
-            s_on_peer (peer, CHORUS__PEER_HEAD, self);
-            break;
-        }
+        case CHORUS_MSG_PING:
         case CHORUS_MSG_PONG:
+        case CHORUS_MSG_PING_REQ:
+        case CHORUS_MSG_PING_ACK:
+            //  Name the connection it came over, so that we doubt the peer
+            //  as soon as it closes
+            if (self->inbox_gate)
+                chorus__gate_name (self->inbox_gate, chorus_msg_source_fd (msg), peer->instance);
+            chorus__peers_probe_msg (self->peers, peer, msg);
             peer->head = chorus_msg_head (msg);
             s_on_peer (peer, CHORUS__PEER_HEAD, self);
             break;
@@ -594,6 +593,9 @@ s_gate (chorus__engine_t *self, chorus__gate_t *gate, const char *name)
 {
     chorus__gate_report_t report;
     size_t refused = chorus__gate_recv (gate, &report);
+    //  A peer whose connection into our inbox closed may be gone: probe it
+    for (size_t i = 0; i < report.closed_size; i++)
+        chorus__peers_doubt (self->peers, report.closed [i]);
     if (report.unauthorised) {
         //  Our ZAP handler knows the key and the address
         char address [64], key [41];

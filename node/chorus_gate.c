@@ -30,6 +30,7 @@ struct _chorus__gate_t {
 typedef struct {
     int fd;                     //  its descriptor, owned by ZeroMQ
     char key [41];              //  Z85 key, or ""
+    char instance [33];         //  the peer that speaks on it, once known, or ""
     struct sockaddr_storage peer;   //  its remote address when tagged
     socklen_t peer_size;
 } s_conn_t;
@@ -185,8 +186,12 @@ chorus__gate_recv (chorus__gate_t *self, chorus__gate_report_t *report)
             }
         }
         else
-        if (event == ZMQ_EVENT_DISCONNECTED)
+        if (event == ZMQ_EVENT_DISCONNECTED) {
+            s_conn_t *conn = (s_conn_t *) zhashx_lookup (self->open, key);
+            if (conn && conn->instance [0] && report->closed_size < CHORUS__GATE_CLOSED)
+                memcpy (report->closed [report->closed_size++], conn->instance, 33);
             zhashx_delete (self->open, key);
+        }
     }
     report->refused = refused;
     return refused;
@@ -206,6 +211,16 @@ chorus__gate_tag (chorus__gate_t *self, int fd, const char *key)
     conn->peer_size = sizeof (conn->peer);
     if (getpeername (fd, (struct sockaddr *) &conn->peer, &conn->peer_size))
         conn->peer_size = 0;
+}
+
+void
+chorus__gate_name (chorus__gate_t *self, int fd, const char *instance)
+{
+    char name [16];
+    snprintf (name, sizeof (name), "%d", fd);
+    s_conn_t *conn = (s_conn_t *) zhashx_lookup (self->open, name);
+    if (conn)
+        snprintf (conn->instance, sizeof (conn->instance), "%s", instance);
 }
 
 size_t

@@ -21,6 +21,7 @@ void
 void *
     chorus__gate_socket (chorus__gate_t *self);
 //  What happened to the connections since the last chorus__gate_recv
+#define CHORUS__GATE_CLOSED 64
 typedef struct {
     size_t refused;             //  shut out, beyond the bound
     size_t unauthorised;        //  refused by the ZAP handler (a key not trusted)
@@ -29,6 +30,8 @@ typedef struct {
     int lone_failure;           //  the last such one's errno
     int failure;                //  the last such failure's ZMQ_PROTOCOL_ERROR_*, or errno
     bool broken_off;            //  and whether the peer broke it off (failure is errno)
+    char closed [CHORUS__GATE_CLOSED][33];  //  peers whose named connection closed
+    size_t closed_size;         //  how many (at most CHORUS__GATE_CLOSED a call)
 } chorus__gate_report_t;
 
 //  Takes note of the connections that came and went, and shuts down the
@@ -38,6 +41,10 @@ size_t
 //  Remembers which key (Z85) authenticated the open connection fd
 void
     chorus__gate_tag (chorus__gate_t *self, int fd, const char *key);
+//  Remembers which peer (instance id) speaks on the open connection fd, so
+//  that its closing is reported
+void
+    chorus__gate_name (chorus__gate_t *self, int fd, const char *instance);
 //  Shuts down every open connection tagged with a key for which keep
 //  returns false; returns how many
 typedef bool (chorus__gate_keep_fn) (const char *key, void *arg);

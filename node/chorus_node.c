@@ -148,8 +148,8 @@ chorus_node_new (const char *service)
     config->seeds = zlist_new ();
     zlist_autofree (config->seeds);
     config->heartbeat_ms = 1000;
-    config->evasive_ms = 3000;
-    config->expired_ms = 5000;
+    config->evasive_ms = 1000;
+    config->expired_ms = 2000;
     config->credit_window = 1000;
     config->ack_timeout_ms = 30000;
     config->retention_bytes = 1024ull * 1024 * 1024;

@@ -34,9 +34,14 @@ struct _chorus__peer_t {
     uint64_t started;           //  its start time (HELLO header chorus.started)
     uint64_t head;              //  its latest published seq
     uint64_t last_seen;         //  when we last heard from it (monotonic ms)
-    uint64_t last_ping;         //  when we last pinged it (monotonic ms)
-    chorus__timer_t liveness;   //  when its silence is next looked at (its owner's heap)
-    bool evasive;               //  silent for longer than the evasive time
+    uint64_t incarnation;       //  its incarnation, as last heard (protocol section 6)
+    uint64_t probed;            //  when our probe of it that is not answered yet
+                                //  began (monotonic ms), 0 if none
+    char asked [3][33];         //  ids of the PING-REQs that asked others to probe it
+                                //  for that probe, "" if not sent
+    chorus__timer_t liveness;   //  the next step of that probe (its owner's heap)
+    bool evasive;               //  suspect: our probe has gone unanswered for the
+                                //  evasive time
     chorus__sub_t *subs;        //  its subscriptions
     size_t subs_size;           //  how many
     size_t commands;            //  commands we have outstanding on it

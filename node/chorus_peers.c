@@ -16,6 +16,27 @@
 #define S_MAX_FRAME (CHORUS_MSG_MAX_BODY + 1024)
 #define S_BEACON 22             //  bytes of a plaintext mesh's beacon (version 1)
 #define S_BEACON_SECURE 54      //  and of a secure mesh's (version 2, with the key)
+#define S_HELPERS 3             //  members asked to probe for us before suspicion
+#define S_RELAYS 64             //  probes we make for others at once, at most
+#define S_UPDATES 256           //  membership news kept to pass on, at most
+#define S_PIGGYBACK 6           //  members entries on one probe message, at most
+#define S_SAMPLE 2              //  of them, live members picked at random when
+                                //  there is less news (anti-entropy)
+#define S_RETRANSMIT 3          //  news goes out this many times log2 (N + 1)
+
+//  A probe we make for another member, which asked with PING-REQ
+typedef struct {
+    char target [33];           //  the member we probe for it
+    char requester [33];        //  who asked
+    char request [65];          //  the PING-REQ's id
+    uint64_t until;             //  when we give up (monotonic)
+} s_relay_t;
+
+//  News about a member to pass on with our probes (protocol section 6.2)
+typedef struct {
+    char *entry;                //  the members entry: "STATE INCARNATION INSTANCE ENDPOINT"
+    size_t sent;                //  how many times it went out
+} s_update_t;
 
 //  A connection opened to an endpoint we heard of, awaiting the peer's HELLO
 typedef struct {
@@ -47,8 +68,16 @@ struct _chorus__peers_t {
     zhashx_t *endpoints;        //  inbox endpoint -> chorus__peer_t (not owned)
     zhashx_t *waiting;          //  instance -> chorus__peer_t (not owned): our HELLO
                                 //  or answers wait for its connection
-    chorus__timers_t *timers;   //  when each peer's silence is next looked at
-    size_t evasive;             //  how many peers are evasive
+    chorus__timers_t *timers;   //  the next step of each probe under way
+    size_t evasive;             //  how many peers are evasive (suspect)
+    uint64_t incarnation;       //  ours: raised to refute a suspicion of us
+    uint64_t probe_due;         //  when the next member is probed (monotonic)
+    char **order;               //  this round's probe order: instance ids, shuffled
+    size_t order_size;          //  how many
+    size_t order_next;          //  the next to probe
+    s_relay_t relays [S_RELAYS];    //  probes we make for others
+    size_t relays_size;         //  how many
+    zhashx_t *updates;          //  instance -> s_update_t: news to pass on
     uint64_t admission_due;     //  when idle buckets are next forgotten (monotonic)
     zhashx_t *pending;          //  endpoint -> s_pending_t, awaiting the peer's HELLO
     zhashx_t *seeds;            //  seed endpoint -> s_seed_t
@@ -202,25 +231,437 @@ s_wait (chorus__peer_t *peer, void *arg)
     zhashx_update (self->waiting, peer->instance, peer);
 }
 
-//  Sets the peer's timer to the next moment its silence matters: when a
-//  PING is due, when it turns evasive, when it expires. Messages from it
-//  only move last_seen; the timer, when it fires, finds it was heard from
-//  and looks again later, so that hearing costs nothing and a tick visits
-//  only the peers whose time has come.
+//  --------------------------------------------------------------------------
+//  Membership news (protocol section 6.2): what we learn or conclude about
+//  a member goes out on our next probe messages, each entry a bounded
+//  number of times, so that it spreads through the mesh in O(log N) rounds
+//  at a constant cost per message
+
 static void
-s_schedule (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
+s_update_destroy (void **item)
+{
+    s_update_t *update = (s_update_t *) *item;
+    if (update) {
+        free (update->entry);
+        free (update);
+        *item = NULL;
+    }
+}
+
+//  The state names of a members entry
+static const char *s_states [] = {"alive", "suspect", "dead", NULL};
+#define S_ALIVE 0
+#define S_SUSPECT 1
+#define S_DEAD 2
+
+//  Writes the members entry for a member into entry (257 bytes); false if
+//  it does not fit in one (a long endpoint with its key)
+static bool
+s_entry (chorus__peers_t *self, int state, uint64_t incarnation, const char *instance,
+         const char *endpoint, const char *key, char *entry)
+{
+    int size = self->config->keys && key?
+        snprintf (entry, 257, "%s %" PRIu64 " %s %s@%s", s_states [state], incarnation, instance,
+                  endpoint, key):
+        snprintf (entry, 257, "%s %" PRIu64 " %s %s", s_states [state], incarnation, instance,
+                  endpoint);
+    return size > 0 && size < 257;
+}
+
+//  Queues news about a member, replacing older news about it
+static void
+s_spread (chorus__peers_t *self, int state, uint64_t incarnation, const char *instance,
+          const char *endpoint, const char *key)
+{
+    char entry [257];
+    if (!endpoint || !s_entry (self, state, incarnation, instance, endpoint, key, entry))
+        return;
+    s_update_t *update = (s_update_t *) zhashx_lookup (self->updates, instance);
+    if (!update) {
+        if (zhashx_size (self->updates) >= S_UPDATES) {
+            //  Full: the news that went out most often makes room
+            s_update_t *most = NULL;
+            const char *most_key = NULL;
+            for (s_update_t *item = (s_update_t *) zhashx_first (self->updates); item;
+                 item = (s_update_t *) zhashx_next (self->updates))
+                if (!most || item->sent > most->sent) {
+                    most = item;
+                    most_key = (const char *) zhashx_cursor (self->updates);
+                }
+            zhashx_delete (self->updates, most_key);
+        }
+        update = (s_update_t *) zmalloc (sizeof (s_update_t));
+        zhashx_insert (self->updates, instance, update);
+    }
+    free (update->entry);
+    update->entry = strdup (entry);
+    update->sent = 0;
+}
+
+//  How often one piece of news goes out: S_RETRANSMIT x log2 (N + 1)
+static size_t
+s_retransmits (chorus__peers_t *self)
+{
+    size_t members = zhashx_size (self->peers) + 1, log2 = 1;
+    while (members >>= 1)
+        log2++;
+    return S_RETRANSMIT * log2;
+}
+
+//  Adds our news to a probe message: the entries sent least often first,
+//  then a few live members at random, so that what one node missed it
+//  learns later (anti-entropy)
+static void
+s_piggyback (chorus__peers_t *self, chorus_msg_t *msg)
+{
+    //  The news sent least often, at most S_PIGGYBACK - S_SAMPLE entries
+    s_update_t *chosen [S_PIGGYBACK];
+    const char *chosen_key [S_PIGGYBACK];
+    size_t added = 0;
+    for (s_update_t *item = (s_update_t *) zhashx_first (self->updates); item;
+         item = (s_update_t *) zhashx_next (self->updates)) {
+        size_t at = added;
+        while (at > 0 && chosen [at - 1]->sent > item->sent)
+            at--;
+        if (at >= S_PIGGYBACK - S_SAMPLE)
+            continue;
+        if (added < S_PIGGYBACK - S_SAMPLE)
+            added++;
+        for (size_t i = added - 1; i > at; i--) {
+            chosen [i] = chosen [i - 1];
+            chosen_key [i] = chosen_key [i - 1];
+        }
+        chosen [at] = item;
+        chosen_key [at] = (const char *) zhashx_cursor (self->updates);
+    }
+    size_t limit = s_retransmits (self);
+    for (size_t i = 0; i < added; i++) {
+        chorus_msg_add_members (msg, chosen [i]->entry);
+        if (++chosen [i]->sent >= limit)
+            zhashx_delete (self->updates, chosen_key [i]);
+    }
+    //  A sample of live members from the probe order, which is shuffled
+    for (size_t i = 0; i < self->order_size && added < S_PIGGYBACK; i++) {
+        size_t index = (self->order_next + i * 7 + 1) % self->order_size;
+        chorus__peer_t *peer = chorus__context_peer (self->context, self->order [index]);
+        char entry [257];
+        if (peer && !peer->evasive
+        &&  s_entry (self, S_ALIVE, peer->incarnation, peer->instance, peer->endpoint, peer->key,
+                     entry)) {
+            chorus_msg_add_members (msg, entry);
+            added++;
+        }
+        if (i + 1 >= S_SAMPLE)
+            break;
+    }
+}
+
+static void s_doubt (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now);
+static bool s_connect_listed (chorus__peers_t *self, const char *item);
+
+//  Takes in the members entries of a probe message from a peer
+static void
+s_absorb (chorus__peers_t *self, chorus_msg_t *msg)
+{
+    zlist_t *members = chorus_msg_members (msg);
+    uint64_t now = chorus__mono ();
+    for (char *item = members? (char *) zlist_first (members): NULL; item;
+         item = (char *) zlist_next (members)) {
+        char state_name [8], instance [33], endpoint [257];
+        uint64_t incarnation;
+        if (sscanf (item, "%7s %" SCNu64 " %32s %256s", state_name, &incarnation, instance,
+                    endpoint) != 4 || strlen (instance) != 32) {
+            self->context->counters [C_MALFORMED]++;
+            continue;
+        }
+        int state = 0;
+        while (s_states [state] && !streq (s_states [state], state_name))
+            state++;
+        if (!s_states [state]) {
+            self->context->counters [C_MALFORMED]++;
+            continue;
+        }
+        if (streq (instance, self->context->instance)) {
+            //  Suspected, or said dead: we refute with a new incarnation
+            if (state != S_ALIVE && incarnation >= self->incarnation
+            &&  incarnation < UINT64_MAX) {
+                self->incarnation = incarnation + 1;
+                chorus__context_log (self->context, "suspected at incarnation %" PRIu64
+                                     ": we refute with %" PRIu64, incarnation,
+                                     self->incarnation);
+                s_spread (self, S_ALIVE, self->incarnation, self->context->instance,
+                          self->endpoint, self->config->keys?
+                          chorus__keys_public (self->config->keys): NULL);
+            }
+            continue;
+        }
+        chorus__peer_t *peer = chorus__context_peer (self->context, instance);
+        if (!peer) {
+            //  A member we do not know: meet it, as far as our bounds allow.
+            //  Word that it is suspect or dead does not make us meet it.
+            if (state == S_ALIVE)
+                s_connect_listed (self, endpoint);
+            continue;
+        }
+        if (incarnation < peer->incarnation)
+            continue;   //  older than what we know
+        if (state == S_ALIVE) {
+            if (incarnation > peer->incarnation) {
+                peer->incarnation = incarnation;
+                //  A refutation: pass it on
+                s_spread (self, S_ALIVE, incarnation, peer->instance, peer->endpoint, peer->key);
+            }
+        }
+        else
+            //  Another's word never expires a peer here: we probe it
+            //  ourselves, and only our own probe decides
+            s_doubt (self, peer, now);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Probes (protocol section 6.1): one member per period, in a shuffled
+//  round, and any member we have reason to doubt at once. A probe
+//  unanswered after half a period asks S_HELPERS others to probe for us;
+//  unanswered for the evasive time, the member is suspect; for the expired
+//  time, it is dead here.
+
+//  Sends one of our probe messages to a peer, with our news
+static void
+s_send_probe (chorus__peers_t *self, chorus__peer_t *peer, int type, const char *target,
+              const char *request, char *id_out)
+{
+    chorus_msg_t *msg = chorus__context_msg (self->context, type);
+    chorus_msg_set_head (msg, chorus_store_head (self->context->store));
+    if (target)
+        chorus_msg_set_target (msg, target);
+    if (request)
+        chorus_msg_set_request (msg, request);
+    s_piggyback (self, msg);
+    if (id_out)
+        snprintf (id_out, 33, "%s", chorus_msg_id (msg));
+    chorus__peer_send (peer, msg);
+    chorus_msg_destroy (&msg);
+}
+
+//  How long a probe waits for a direct answer before it asks others
+static uint64_t
+s_direct_ms (chorus__config_t *config)
+{
+    int period = config->heartbeat_ms < config->evasive_ms?
+                 config->heartbeat_ms: config->evasive_ms;
+    return period > 1? (uint64_t) period / 2: 1;
+}
+
+//  Starts a probe of a peer, unless one is under way
+static void
+s_probe (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
+{
+    if (peer->probed)
+        return;
+    peer->probed = now;
+    memset (peer->asked, 0, sizeof (peer->asked));
+    s_send_probe (self, peer, CHORUS_MSG_PING, NULL, NULL, NULL);
+    chorus__timers_set (self->timers, &peer->liveness, now + s_direct_ms (self->config), peer);
+}
+
+//  A reason to doubt a peer: its connection closed, or another says it is
+//  suspect or dead. We probe it now, unless we heard from it just now.
+static void
+s_doubt (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
+{
+    if (!peer->probed && now - peer->last_seen >= s_direct_ms (self->config))
+        s_probe (self, peer, now);
+}
+
+//  The probe of a peer was answered, directly or through another
+static void s_report (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state);
+
+static void
+s_answered (chorus__peers_t *self, chorus__peer_t *peer)
+{
+    peer->probed = 0;
+    memset (peer->asked, 0, sizeof (peer->asked));
+    chorus__timers_cancel (self->timers, &peer->liveness);
+    if (peer->evasive) {
+        peer->evasive = false;
+        self->evasive--;
+        s_report (self, peer, CHORUS_PEER_ALIVE);
+    }
+}
+
+//  Asks up to S_HELPERS other live members to probe a peer for us
+static void
+s_ask_helpers (chorus__peers_t *self, chorus__peer_t *peer)
+{
+    size_t asked = 0;
+    for (size_t i = 0; i < self->order_size && asked < S_HELPERS; i++) {
+        size_t index = (self->order_next + i) % self->order_size;
+        chorus__peer_t *helper = chorus__context_peer (self->context, self->order [index]);
+        if (!helper || helper == peer || helper->evasive || helper->probed)
+            continue;
+        s_send_probe (self, helper, CHORUS_MSG_PING_REQ, peer->instance, NULL,
+                      peer->asked [asked]);
+        asked++;
+    }
+}
+
+//  The next step of a probe that has come due
+static void
+s_probe_step (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
 {
     chorus__config_t *config = self->config;
-    uint64_t seen = peer->last_seen;
-    uint64_t due = seen + (uint64_t) config->expired_ms;
-    if (!peer->evasive && seen + (uint64_t) config->evasive_ms < due)
-        due = seen + (uint64_t) config->evasive_ms;
-    uint64_t ping = seen + (uint64_t) config->heartbeat_ms;
-    if (ping <= now)    //  silent already: the next PING goes a period after the last
-        ping = peer->last_ping + (uint64_t) config->heartbeat_ms;
-    if (ping < due)
-        due = ping;
-    chorus__timers_set (self->timers, &peer->liveness, due > now? due: now + 1, peer);
+    if (!peer->probed)
+        return;
+    uint64_t elapsed = now - peer->probed;
+    if (elapsed >= (uint64_t) config->expired_ms) {
+        chorus__context_log (self->context, "peer %s/%.8s did not answer our probe for %d ms",
+                             peer->service, peer->instance, config->expired_ms);
+        s_spread (self, S_DEAD, peer->incarnation, peer->instance, peer->endpoint, peer->key);
+        chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
+        return;
+    }
+    if (elapsed >= (uint64_t) config->evasive_ms && !peer->evasive) {
+        peer->evasive = true;
+        self->evasive++;
+        s_report (self, peer, CHORUS_PEER_EVASIVE);
+        s_spread (self, S_SUSPECT, peer->incarnation, peer->instance, peer->endpoint, peer->key);
+    }
+    if (!peer->asked [0][0])
+        s_ask_helpers (self, peer);
+    //  Again directly, in case the first was lost or the peer was slow
+    s_send_probe (self, peer, CHORUS_MSG_PING, NULL, NULL, NULL);
+    uint64_t next = peer->probed + (uint64_t) (peer->evasive? config->expired_ms:
+                                                              config->evasive_ms);
+    if (next > now + (uint64_t) config->heartbeat_ms)
+        next = now + (uint64_t) config->heartbeat_ms;
+    chorus__timers_set (self->timers, &peer->liveness, next > now? next: now + 1, peer);
+}
+
+//  A new round of probes: every live peer once, in random order
+static void
+s_new_round (chorus__peers_t *self)
+{
+    for (size_t i = 0; i < self->order_size; i++)
+        free (self->order [i]);
+    free (self->order);
+    self->order = NULL;
+    self->order_size = self->order_next = 0;
+    size_t size = zhashx_size (self->peers);
+    if (size == 0)
+        return;
+    self->order = (char **) malloc (size * sizeof (char *));
+    assert (self->order);
+    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
+         peer = (chorus__peer_t *) zhashx_next (self->peers))
+        self->order [self->order_size++] = strdup (peer->instance);
+    for (size_t i = self->order_size - 1; i > 0; i--) {
+        size_t j = (size_t) randof ((int) i + 1);
+        char *swap = self->order [i];
+        self->order [i] = self->order [j];
+        self->order [j] = swap;
+    }
+}
+
+//  The period's probe: the next member of the round we have not heard
+//  from within the period (a member that spoke to us needs no probe)
+static void
+s_probe_tick (chorus__peers_t *self, uint64_t now)
+{
+    chorus__config_t *config = self->config;
+    if (now < self->probe_due)
+        return;
+    self->probe_due = now + (uint64_t) config->heartbeat_ms;
+    for (size_t tries = 0; tries <= self->order_size + 1; tries++) {
+        if (self->order_next >= self->order_size) {
+            s_new_round (self);
+            if (self->order_size == 0)
+                return;
+        }
+        chorus__peer_t *peer = chorus__context_peer (self->context,
+                                                     self->order [self->order_next++]);
+        if (!peer || peer->probed)
+            continue;
+        if (now - peer->last_seen < (uint64_t) config->heartbeat_ms)
+            continue;
+        s_probe (self, peer, now);
+        return;
+    }
+}
+
+//  Probes we make for others: answered when the target speaks to us,
+//  dropped unanswered when their time is up
+static void
+s_relays_heard (chorus__peers_t *self, chorus__peer_t *target)
+{
+    for (size_t i = 0; i < self->relays_size; ) {
+        s_relay_t *relay = &self->relays [i];
+        if (streq (relay->target, target->instance)) {
+            chorus__peer_t *requester = chorus__context_peer (self->context, relay->requester);
+            if (requester)
+                s_send_probe (self, requester, CHORUS_MSG_PING_ACK, relay->target,
+                              relay->request, NULL);
+            self->relays [i] = self->relays [--self->relays_size];
+        }
+        else
+            i++;
+    }
+}
+
+static void
+s_relays_tick (chorus__peers_t *self, uint64_t now)
+{
+    for (size_t i = 0; i < self->relays_size; )
+        if (now >= self->relays [i].until)
+            self->relays [i] = self->relays [--self->relays_size];
+        else
+            i++;
+}
+
+void
+chorus__peers_probe_msg (chorus__peers_t *self, chorus__peer_t *peer, chorus_msg_t *msg)
+{
+    uint64_t now = chorus__mono ();
+    int type = chorus_msg_type (msg);
+    if (type == CHORUS_MSG_PING)
+        s_send_probe (self, peer, CHORUS_MSG_PONG, NULL, NULL, NULL);
+    else
+    if (type == CHORUS_MSG_PING_REQ) {
+        const char *target = chorus_msg_target (msg);
+        chorus__peer_t *probed = chorus__context_peer (self->context, target);
+        if (probed && probed != peer && self->relays_size < S_RELAYS) {
+            s_relay_t *relay = &self->relays [self->relays_size++];
+            snprintf (relay->target, sizeof (relay->target), "%s", target);
+            snprintf (relay->requester, sizeof (relay->requester), "%s", peer->instance);
+            snprintf (relay->request, sizeof (relay->request), "%s", chorus_msg_id (msg));
+            relay->until = now + (uint64_t) self->config->evasive_ms;
+            if (now - probed->last_seen < s_direct_ms (self->config))
+                s_relays_heard (self, probed);  //  it spoke to us just now
+            else
+                s_send_probe (self, probed, CHORUS_MSG_PING, NULL, NULL, NULL);
+        }
+    }
+    else
+    if (type == CHORUS_MSG_PING_ACK) {
+        //  Only an answer to a PING-REQ we sent counts
+        chorus__peer_t *probed = chorus__context_peer (self->context, chorus_msg_target (msg));
+        const char *request = chorus_msg_request (msg);
+        if (probed && probed->probed && request)
+            for (int i = 0; i < S_HELPERS; i++)
+                if (probed->asked [i][0] && streq (probed->asked [i], request)) {
+                    s_answered (self, probed);
+                    break;
+                }
+    }
+    s_absorb (self, msg);
+}
+
+void
+chorus__peers_doubt (chorus__peers_t *self, const char *instance)
+{
+    chorus__peer_t *peer = chorus__context_peer (self->context, instance);
+    if (peer)
+        s_doubt (self, peer, chorus__mono ());
 }
 
 //  --------------------------------------------------------------------------
@@ -241,6 +682,8 @@ chorus__peers_new (chorus__context_t *context, chorus__peers_fn *fn, void *arg)
     self->pending = zhashx_new ();
     self->seeds = zhashx_new ();
     self->admission = zhashx_new ();
+    self->updates = zhashx_new ();
+    zhashx_set_destructor (self->updates, s_update_destroy);
     self->started = chorus__now ();
     self->generation = 1;
     context->peers = self->peers;
@@ -267,6 +710,10 @@ chorus__peers_destroy (chorus__peers_t **self_p)
     zhashx_destroy (&self->pending);
     zhashx_destroy (&self->seeds);
     zhashx_destroy (&self->admission);
+    zhashx_destroy (&self->updates);
+    for (size_t i = 0; i < self->order_size; i++)
+        free (self->order [i]);
+    free (self->order);
     chorus__subs_free (&self->subs, &self->subs_size);
     free (self->endpoint);
     free (self->pub_endpoint);
@@ -283,6 +730,9 @@ chorus__peers_start (chorus__peers_t *self, const char *endpoint, const char *pu
     self->endpoint = strdup (endpoint);
     self->pub_endpoint = strdup (pub_endpoint);
     self->inbox_gate = inbox_gate;
+    //  News of us, for the members our seed's answer does not list yet
+    s_spread (self, S_ALIVE, self->incarnation, self->context->instance, self->endpoint,
+              self->config->keys? chorus__keys_public (self->config->keys): NULL);
 }
 
 bool
@@ -302,13 +752,12 @@ static void s_report (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_s
 void
 chorus__peers_heard (chorus__peers_t *self, chorus__peer_t *peer)
 {
-    //  Only the time: its timer looks at the silence when it is due
+    //  Anything it sends answers our probe, and those we make for others
     peer->last_seen = chorus__mono ();
-    if (peer->evasive) {
-        peer->evasive = false;
-        self->evasive--;
-        s_report (self, peer, CHORUS_PEER_ALIVE);
-    }
+    if (peer->probed)
+        s_answered (self, peer);
+    if (self->relays_size)
+        s_relays_heard (self, peer);
 }
 
 bool
@@ -460,7 +909,6 @@ chorus__peers_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_s
     self->fn (peer, CHORUS__PEER_GONE, self->fn_arg);
     s_report (self, peer, state);
     chorus__peer_destroy (&peer);
-    self->announce = true;
 }
 
 //  Whether a HELLO's gossip lists the endpoint; on a secure mesh an entry
@@ -658,14 +1106,14 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
         chorus__peer_set_waiter (peer, s_wait);
         zhashx_insert (self->peers, peer->instance, peer);
         zhashx_update (self->endpoints, peer->endpoint, peer);
-        s_schedule (self, peer, chorus__mono ());
         //  Our HELLO answers theirs, so that a node we dialled under another
         //  name than it announces knows we are that seed
         snprintf (peer->answers, sizeof (peer->answers), "%s", chorus_msg_id (hello));
         chorus__peer_greet (peer);
         if (!peer->hello_sent)
             self->connecting = true;    //  it goes as soon as the connection is up
-        self->announce = true;
+        //  News for the others: those who do not know it yet meet it
+        s_spread (self, S_ALIVE, peer->incarnation, peer->instance, peer->endpoint, peer->key);
         joined = true;
         chorus__context_log (self->context, "met %s/%.8s at %s", peer->service, instance, endpoint);
     }
@@ -702,7 +1150,10 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
          item = (char *) zlist_next (peers))
         if (!s_connect_listed (self, item))
             break;
-    //  The connection it came over is its key's, until the key is revoked
+    //  The connection it came over is its key's, until the key is revoked,
+    //  and its closing is a reason to doubt the peer
+    if (self->inbox_gate)
+        chorus__gate_name (self->inbox_gate, chorus_msg_source_fd (hello), instance);
     if (key && self->inbox_gate)
         chorus__gate_tag (self->inbox_gate, chorus_msg_source_fd (hello), key);
 }
@@ -879,36 +1330,13 @@ s_admission_tick (chorus__peers_t *self, uint64_t now)
     zlistx_destroy (&idle);
 }
 
-//  Peers whose silence has come due: PING, evasive, expired. Each peer's
-//  timer comes due about once a heartbeat, so a tick costs the peers due,
-//  not every peer.
+//  Probes whose next step has come due
 static void
-s_heartbeat (chorus__peers_t *self, uint64_t now)
+s_probe_steps (chorus__peers_t *self, uint64_t now)
 {
-    chorus__config_t *config = self->config;
     chorus__timer_t *timer;
-    while ((timer = chorus__timers_pop (self->timers, now))) {
-        chorus__peer_t *peer = (chorus__peer_t *) timer->arg;
-        uint64_t silence = now > peer->last_seen? now - peer->last_seen: 0;
-        if (silence >= (uint64_t) config->expired_ms) {
-            chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
-            continue;
-        }
-        if (silence >= (uint64_t) config->evasive_ms && !peer->evasive) {
-            peer->evasive = true;
-            self->evasive++;
-            s_report (self, peer, CHORUS_PEER_EVASIVE);
-        }
-        if (silence >= (uint64_t) config->heartbeat_ms
-        &&  now - peer->last_ping >= (uint64_t) config->heartbeat_ms) {
-            chorus_msg_t *ping = chorus__context_msg (self->context, CHORUS_MSG_PING);
-            chorus_msg_set_head (ping, chorus_store_head (self->context->store));
-            chorus__peer_send (peer, ping);
-            chorus_msg_destroy (&ping);
-            peer->last_ping = now;
-        }
-        s_schedule (self, peer, now);
-    }
+    while ((timer = chorus__timers_pop (self->timers, now)))
+        s_probe_step (self, (chorus__peer_t *) timer->arg, now);
 }
 
 //  Our HELLO and answers that wait for a peer's connection: tried again at
@@ -937,7 +1365,10 @@ void
 chorus__peers_tick (chorus__peers_t *self, uint64_t now)
 {
     self->connecting = false;   //  set again by whatever still waits
-    s_heartbeat (self, now);
+    s_probe_steps (self, now);
+    s_probe_tick (self, now);
+    if (self->relays_size)
+        s_relays_tick (self, now);
     s_waiting_tick (self);
     if (zhashx_size (self->pending))
         s_pending_tick (self, now);
@@ -972,6 +1403,7 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
 
 #define S_NODE_X "E0000000000000000000000000000001"
 #define S_NODE_Y "E0000000000000000000000000000002"
+#define S_NODE_Z "E0000000000000000000000000000003"
 
 typedef struct {
     int joined, changed, gone, head;
@@ -1090,17 +1522,60 @@ chorus__peers_test (bool verbose)
     CHORUS__CHECK (s_test_reported (fake) == CHORUS_PEER_JOINED);
     chorus_msg_destroy (&hello);
 
-    //  Silent: evasive, then expired and forgotten
-    peer = chorus__context_peer (context, S_NODE_X);
+    //  Silent for a period: probed. Unanswered: suspect (evasive) after the
+    //  evasive time, alive again when it speaks, and after a new probe
+    //  unanswered for the expired time, forgotten
+    //  (X left: Z alone is probed)
+    chorus__peers_remove (self, chorus__context_peer (context, S_NODE_X), CHORUS_PEER_LEFT);
+    CHORUS__CHECK (s_test_reported (fake) == CHORUS_PEER_LEFT && heard.gone == 2);
+    const char *z_endpoint = chorus__fake_endpoint (fake, S_NODE_Z);
+    hello = s_test_hello (fake, S_NODE_Z, "billing", 1, "1000");
+    chorus__peers_hello (self, S_NODE_Z, hello);
+    chorus_msg_destroy (&hello);
+    CHORUS__CHECK (s_test_reported (fake) == CHORUS_PEER_JOINED);
+    peer = chorus__context_peer (context, S_NODE_Z);
     CHORUS__CHECK (peer);
-    uint64_t now = chorus__mono ();
-    chorus__peers_tick (self, now + context->config->evasive_ms + 1);
+    chorus_msg_t *sent = NULL;
+    for (int tick = 0; tick < 200 && !peer->hello_sent; tick++) {
+        chorus__peers_tick (self, chorus__mono ());     //  its new connection comes up
+        zclock_sleep (5);
+    }
+    CHORUS__CHECK (peer->hello_sent);
+    uint64_t now = chorus__mono () + context->config->heartbeat_ms;
+    chorus__peers_tick (self, now);
+    CHORUS__CHECK (peer->probed == now);
+    while ((sent = chorus__fake_sent (fake, z_endpoint, 1000))
+    &&     chorus_msg_type (sent) == CHORUS_MSG_HELLO)
+        chorus_msg_destroy (&sent);     //  our HELLO goes first on a new connection
+    CHORUS__CHECK (sent && chorus_msg_type (sent) == CHORUS_MSG_PING);
+    //  Our news travels with it: that we are alive, and that X is
+    zlist_t *members = chorus_msg_members (sent);
+    CHORUS__CHECK (members && zlist_size (members) >= 1);
+    char entry [257];
+    snprintf (entry, sizeof (entry), "alive 0 %s inproc://chorus-fake-us", context->instance);
+    bool ours_listed = false;
+    for (char *item = (char *) zlist_first (members); item; item = (char *) zlist_next (members))
+        if (streq (item, entry))
+            ours_listed = true;
+    CHORUS__CHECK (ours_listed);
+    chorus_msg_destroy (&sent);
+    chorus__peers_tick (self, now + context->config->evasive_ms);
     CHORUS__CHECK (peer->evasive && s_test_reported (fake) == CHORUS_PEER_EVASIVE);
     chorus__peers_heard (self, peer);
-    CHORUS__CHECK (!peer->evasive && s_test_reported (fake) == CHORUS_PEER_ALIVE);
-    chorus__peers_tick (self, chorus__mono () + context->config->expired_ms + 1);
-    CHORUS__CHECK (!chorus__context_peer (context, S_NODE_X) && heard.gone == 2);
+    CHORUS__CHECK (!peer->evasive && !peer->probed && s_test_reported (fake) == CHORUS_PEER_ALIVE);
+    now += (uint64_t) (context->config->evasive_ms + context->config->heartbeat_ms);
+    chorus__peers_tick (self, now);
+    CHORUS__CHECK (peer->probed == now);
+    chorus__peers_tick (self, now + context->config->expired_ms);
+    CHORUS__CHECK (!chorus__context_peer (context, S_NODE_Z) && heard.gone == 3);
     CHORUS__CHECK (s_test_reported (fake) == CHORUS_PEER_EXPIRED);
+    //  And its death is news we pass on
+    bool dead = false;
+    for (s_update_t *update = (s_update_t *) zhashx_first (self->updates); update;
+         update = (s_update_t *) zhashx_next (self->updates))
+        if (strncmp (update->entry, "dead 0 " S_NODE_Z, 39) == 0)
+            dead = true;
+    CHORUS__CHECK (dead);
 
     //  Gossip: an endpoint a peer lists gets a connection and our HELLO
     const char *y_endpoint = chorus__fake_endpoint (fake, S_NODE_Y);

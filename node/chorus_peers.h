@@ -1,7 +1,9 @@
 /*  chorus_peers.h — meeting and keeping peers: the table of live peers,
     connections to seeds and to endpoints heard of by gossip or beacon, the
     HELLO exchange within the node's bounds (protocol sections 4 and 4.5),
-    heartbeats that find the evasive and the expired. What happens to a
+    and SWIM-style probes that find the suspect (evasive) and the dead
+    (expired) at a constant cost per period, with membership news carried
+    on them (section 6). What happens to a
     peer (joined, changed, gone, a new head) goes to one callback, which
     the engine passes on to delivery, commands and the observer.
     Private to the library.
@@ -45,6 +47,14 @@ void
 //  Any other message from a peer: it is alive
 void
     chorus__peers_heard (chorus__peers_t *self, chorus__peer_t *peer);
+//  A PING, PONG, PING-REQ or PING-ACK from a peer (after chorus__peers_heard):
+//  answers it, probes for it, and takes in the news it carries
+void
+    chorus__peers_probe_msg (chorus__peers_t *self, chorus__peer_t *peer, chorus_msg_t *msg);
+//  A reason to doubt a peer (its connection into our inbox closed): probe it
+//  now
+void
+    chorus__peers_doubt (chorus__peers_t *self, const char *instance);
 //  Forgets a peer (expired or left): tells the callback, then the
 //  application, then destroys it
 void
@@ -62,8 +72,9 @@ void
 //  whose key is no longer trusted, or not for their service, are cut off
 void
     chorus__peers_trust_changed (chorus__peers_t *self);
-//  Heartbeats of the peers due, seed probes, stale connections, and our
-//  HELLO to every peer when what we announce has changed
+//  The period's probe and the steps of probes under way, seed probes,
+//  stale connections, and our HELLO to every peer when what we announce
+//  (our subscriptions) has changed
 void
     chorus__peers_tick (chorus__peers_t *self, uint64_t now);
 //  True while a HELLO waits for its connection to come up: tick soon

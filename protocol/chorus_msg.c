@@ -18,9 +18,10 @@ typedef enum { T_STR, T_NAME, T_UINT, T_BOOL, T_BIN, T_STRS, T_SUBS, T_MAP } s_k
 
 typedef enum {
     F_ID, F_SERVICE, F_INSTANCE, F_ENDPOINT, F_PUB_ENDPOINT, F_TOPIC, F_KEY, F_CORRELATION,
-    F_CAUSATION, F_GROUP, F_PREFIX, F_REQUEST, F_MESSAGE, F_NAME, F_IDEMPOTENCY, F_CODE,
+    F_CAUSATION, F_GROUP, F_PREFIX, F_REQUEST, F_MESSAGE, F_NAME, F_IDEMPOTENCY, F_TARGET, F_CODE,
     F_GENERATION, F_HEAD, F_SEQ, F_TIMESTAMP, F_ATTEMPT, F_STATUS, F_FROM, F_TO, F_LIMIT,
-    F_DEADLINE, F_TRY, F_RETRYABLE, F_PAYLOAD, F_PEERS, F_TOPICS, F_SUBSCRIPTIONS, F_HEADERS,
+    F_DEADLINE, F_TRY, F_RETRYABLE, F_PAYLOAD, F_PEERS, F_MEMBERS, F_TOPICS, F_SUBSCRIPTIONS,
+    F_HEADERS,
     F_COUNT
 } s_field_id_t;
 
@@ -47,6 +48,7 @@ static const s_field_t s_fields [F_COUNT] = {
     [F_MESSAGE] = {"message", T_STR, 0, 4096},
     [F_NAME] = {"name", T_NAME, 1, 128},
     [F_IDEMPOTENCY] = {"idempotency", T_STR, 0, 256},
+    [F_TARGET] = {"target", T_NAME, 1, 64},
     [F_CODE] = {"code", T_STR, 0, 64},
     [F_GENERATION] = {"generation", T_UINT, 0, 0},
     [F_HEAD] = {"head", T_UINT, 0, 0},
@@ -62,13 +64,15 @@ static const s_field_t s_fields [F_COUNT] = {
     [F_RETRYABLE] = {"retryable", T_BOOL, 0, 0},
     [F_PAYLOAD] = {"payload", T_BIN, 0, CHORUS_MSG_MAX_PAYLOAD},
     [F_PEERS] = {"peers", T_STRS, 1, 256},
+    [F_MEMBERS] = {"members", T_STRS, 1, 256},
     [F_TOPICS] = {"topics", T_STRS, 1, 256},
     [F_SUBSCRIPTIONS] = {"subscriptions", T_SUBS, 0, 256},
     [F_HEADERS] = {"headers", T_MAP, 0, 1024},
 };
 
 #define S_MAX_FIELDS 12
-#define S_TAIL_MAX 1            //  trailing UINT fields at most 1 are left out
+#define S_TAIL_MAX 1            //  trailing UINT fields at most 1 are left out, and
+                                //  trailing lists when empty
 #define OPT 1   //  the field may be nil (absent)
 
 typedef struct {
@@ -81,17 +85,18 @@ typedef struct {
     size_t count;                       //  fields after the id
     s_slot_t slots [S_MAX_FIELDS];      //  the fields, in wire order
     size_t tail;                        //  of them, the last that may be left out:
-                                        //  UINT fields added to version 1 later, absent
-                                        //  meaning their default (at most S_TAIL_MAX),
-                                        //  and left out when they hold it
+                                        //  fields added to version 1 later, absent
+                                        //  meaning their default (a UINT at most
+                                        //  S_TAIL_MAX, an empty list), and left out
+                                        //  when they hold it
 } s_type_t;
 
 static const s_type_t s_types [CHORUS_MSG_TYPES + 1] = {
     [CHORUS_MSG_HELLO] = {"HELLO", 10,
         {{F_SERVICE}, {F_INSTANCE}, {F_ENDPOINT}, {F_PUB_ENDPOINT}, {F_GENERATION}, {F_HEAD},
          {F_PEERS}, {F_SUBSCRIPTIONS}, {F_TOPICS}, {F_HEADERS, OPT}}},
-    [CHORUS_MSG_PING] = {"PING", 1, {{F_HEAD}}},
-    [CHORUS_MSG_PONG] = {"PONG", 1, {{F_HEAD}}},
+    [CHORUS_MSG_PING] = {"PING", 2, {{F_HEAD}, {F_MEMBERS}}, 1},
+    [CHORUS_MSG_PONG] = {"PONG", 2, {{F_HEAD}, {F_MEMBERS}}, 1},
     [CHORUS_MSG_EVENT] = {"EVENT", 12,
         {{F_SERVICE}, {F_INSTANCE}, {F_SEQ}, {F_TOPIC}, {F_KEY, OPT}, {F_CORRELATION},
          {F_CAUSATION, OPT}, {F_TIMESTAMP}, {F_GROUP, OPT}, {F_ATTEMPT}, {F_HEADERS, OPT},
@@ -110,6 +115,8 @@ static const s_type_t s_types [CHORUS_MSG_TYPES + 1] = {
          {F_MESSAGE, OPT}, {F_RETRYABLE}, {F_PAYLOAD, OPT}}},
     [CHORUS_MSG_ERROR] = {"ERROR", 3, {{F_REQUEST, OPT}, {F_CODE}, {F_MESSAGE, OPT}}},
     [CHORUS_MSG_BYE] = {"BYE", 0, {{0}}},
+    [CHORUS_MSG_PING_REQ] = {"PING-REQ", 3, {{F_TARGET}, {F_HEAD}, {F_MEMBERS}}, 1},
+    [CHORUS_MSG_PING_ACK] = {"PING-ACK", 4, {{F_REQUEST}, {F_TARGET}, {F_HEAD}, {F_MEMBERS}}, 1},
 };
 
 typedef struct {
@@ -140,7 +147,7 @@ struct _chorus_msg_t {
     //  of receiving a message
     char *str [S_STRS];             //  string fields, NULL when absent
     uint64_t num [S_NUMS];          //  number and bool fields
-    zlist_t *list [S_LISTS];        //  string list fields (peers, topics)
+    zlist_t *list [S_LISTS];        //  string list fields (peers, members, topics)
     s_sub_t *subs;                  //  subscriptions
     size_t subs_size;               //  subscriptions in use
     size_t subs_max;                //  subscriptions allocated
@@ -677,6 +684,15 @@ s_encode_field (chorus_msg_t *self, const s_slot_t *slot, msgpack_packer *packer
     return "unknown field kind";
 }
 
+//  Whether a trailing field holds its default, so that it is left out
+static bool
+s_at_default (chorus_msg_t *self, int id)
+{
+    if (s_fields [id].kind == T_STRS)
+        return !S_LIST (self, id) || zlist_size (S_LIST (self, id)) == 0;
+    return S_NUM (self, id) <= S_TAIL_MAX;
+}
+
 zframe_t *
 chorus_msg_encode (chorus_msg_t *self)
 {
@@ -690,7 +706,7 @@ chorus_msg_encode (chorus_msg_t *self)
     //  an earlier version 1 reads the message
     size_t count = layout->count;
     while (count > layout->count - layout->tail
-    &&     S_NUM (self, layout->slots [count - 1].id) <= S_TAIL_MAX)
+    &&     s_at_default (self, layout->slots [count - 1].id))
         count--;
     msgpack_pack_array (&packer, 4 + count);
     msgpack_pack_uint64 (&packer, CHORUS_MSG_SIGNATURE);
@@ -820,13 +836,18 @@ chorus_msg_recv (chorus_msg_t *self, void *input)
         zmq_msg_t *body = &parts [expected - 1];
         rc = chorus_msg_decode (self, zmq_msg_data (body), zmq_msg_size (body));
     }
-    //  Only a HELLO needs it (admission is per remote address), and the
-    //  lookup costs too much for every message
+    //  Only a HELLO needs the address (admission is per remote address),
+    //  and membership messages the connection; the lookups cost too much
+    //  for every message
     if (rc == 0 && router && self->type == CHORUS_MSG_HELLO) {
         const char *address = zmq_msg_gets (&parts [1], "Peer-Address");
         snprintf (self->peer_address, sizeof (self->peer_address), "%s", address? address: "");
-        self->source_fd = zmq_msg_get (&parts [1], ZMQ_SRCFD);
     }
+    if (rc == 0 && router
+    &&  (self->type == CHORUS_MSG_HELLO || self->type == CHORUS_MSG_PING
+    ||   self->type == CHORUS_MSG_PONG || self->type == CHORUS_MSG_PING_REQ
+    ||   self->type == CHORUS_MSG_PING_ACK))
+        self->source_fd = zmq_msg_get (&parts [1], ZMQ_SRCFD);
     if (rc == 0 && router && self->want_user_id) {
         const char *user_id = zmq_msg_gets (&parts [1], "User-Id");
         snprintf (self->user_id, sizeof (self->user_id), "%s", user_id? user_id: "");
@@ -1048,6 +1069,7 @@ S_STR_ACCESSORS (request, F_REQUEST)
 S_STR_ACCESSORS (message, F_MESSAGE)
 S_STR_ACCESSORS (name, F_NAME)
 S_STR_ACCESSORS (idempotency, F_IDEMPOTENCY)
+S_STR_ACCESSORS (target, F_TARGET)
 S_STR_ACCESSORS (code, F_CODE)
 
 #define S_NUM_ACCESSORS(name, id) \
@@ -1127,6 +1149,7 @@ s_add_to_list (chorus_msg_t *self, int id, const char *value)
     { s_add_to_list (self, id, value); }
 
 S_LIST_ACCESSORS (peers, F_PEERS)
+S_LIST_ACCESSORS (members, F_MEMBERS)
 S_LIST_ACCESSORS (topics, F_TOPICS)
 
 size_t

@@ -34,7 +34,9 @@
 #define CHORUS_MSG_REPLY 10
 #define CHORUS_MSG_ERROR 11
 #define CHORUS_MSG_BYE 12
-#define CHORUS_MSG_TYPES 12
+#define CHORUS_MSG_PING_REQ 13
+#define CHORUS_MSG_PING_ACK 14
+#define CHORUS_MSG_TYPES 14
 
 //  EVENT-ACK status
 #define CHORUS_ACK_HANDLED 0
@@ -135,7 +137,8 @@ void
 //  The sender's key of the message last received, or "" if none
 const char *
     chorus_msg_user_id (chorus_msg_t *self);
-//  The file descriptor of the connection a HELLO came over, or -1
+//  The file descriptor of the connection a HELLO or a membership message
+//  (PING, PONG, PING-REQ, PING-ACK) came over, or -1
 int
     chorus_msg_source_fd (chorus_msg_t *self);
 
@@ -165,6 +168,7 @@ CHORUS_MSG_STR_FIELD (request)
 CHORUS_MSG_STR_FIELD (message)
 CHORUS_MSG_STR_FIELD (name)
 CHORUS_MSG_STR_FIELD (idempotency)
+CHORUS_MSG_STR_FIELD (target)  //  PING-REQ, PING-ACK: the instance probed
 CHORUS_MSG_STR_FIELD (code)
 
 //  Number fields (always present on the wire; 0 by default)
@@ -198,11 +202,13 @@ size_t
 void
     chorus_msg_set_payload (chorus_msg_t *self, const void *data, size_t size);
 
-//  String lists (HELLO peers and topics): the message owns the list
+//  String lists (HELLO peers and topics; PING, PONG, PING-REQ and PING-ACK
+//  members): the message owns the list
 #define CHORUS_MSG_LIST_FIELD(name) \
     zlist_t *chorus_msg_##name (chorus_msg_t *self); \
     void chorus_msg_add_##name (chorus_msg_t *self, const char *value);
 CHORUS_MSG_LIST_FIELD (peers)
+CHORUS_MSG_LIST_FIELD (members)
 CHORUS_MSG_LIST_FIELD (topics)
 
 //  HELLO subscriptions: [prefix, since, flags] entries

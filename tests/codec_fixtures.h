@@ -27,6 +27,7 @@ fixture_fill_all (chorus_msg_t *msg)
     chorus_msg_set_name (msg, "charge");
     chorus_msg_set_idempotency (msg, "flow-1/charge");
     chorus_msg_set_code (msg, "declined");
+    chorus_msg_set_target (msg, "B1B2C3D4E5F60718293A4B5C6D7E8F90");
     chorus_msg_set_generation (msg, 3);
     chorus_msg_set_head (msg, 0xFFFFFFFFFFFFFFFFull);
     chorus_msg_set_seq (msg, 1234567890123ull);
@@ -43,6 +44,7 @@ fixture_fill_all (chorus_msg_t *msg)
     chorus_msg_add_peers (msg, "tcp://127.0.0.1:6001");
     chorus_msg_add_peers (msg, "tcp://127.0.0.1:6002");
     chorus_msg_add_topics (msg, "order.placed");
+    chorus_msg_add_members (msg, "alive 2 B1B2C3D4E5F60718293A4B5C6D7E8F90 tcp://127.0.0.1:6003");
     chorus_msg_add_subscription (msg, "order.", 1795000000000ull, CHORUS_SUB_DURABLE);
     chorus_msg_add_subscription (msg, "", 0, 0);
     chorus_msg_set_header (msg, "content-type", "application/msgpack");
@@ -64,6 +66,7 @@ fixture_fill_required (chorus_msg_t *msg)
     chorus_msg_set_request (msg, "r");
     chorus_msg_set_name (msg, "go");
     chorus_msg_set_code (msg, "e");
+    chorus_msg_set_target (msg, "x");
 }
 
 static inline bool
@@ -105,6 +108,7 @@ fixture_same_field (chorus_msg_t *a, chorus_msg_t *b, const char *name)
     S_STR ("correlation", correlation) S_STR ("causation", causation) S_STR ("group", group)
     S_STR ("prefix", prefix) S_STR ("request", request) S_STR ("message", message)
     S_STR ("name", name) S_STR ("idempotency", idempotency) S_STR ("code", code)
+    S_STR ("target", target)
     S_NUM (generation) S_NUM (head) S_NUM (seq) S_NUM (timestamp) S_NUM (attempt)
     S_NUM (status) S_NUM (from) S_NUM (to) S_NUM (limit) S_NUM (deadline) S_NUM (try)
     S_NUM (retryable)
@@ -121,6 +125,8 @@ fixture_same_field (chorus_msg_t *a, chorus_msg_t *b, const char *name)
         return fixture_same_list (chorus_msg_peers (a), chorus_msg_peers (b));
     if (streq (name, "topics"))
         return fixture_same_list (chorus_msg_topics (a), chorus_msg_topics (b));
+    if (streq (name, "members"))
+        return fixture_same_list (chorus_msg_members (a), chorus_msg_members (b));
     if (streq (name, "subscriptions")) {
         if (chorus_msg_subscriptions (a) != chorus_msg_subscriptions (b))
             return false;

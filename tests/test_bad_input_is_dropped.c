@@ -149,7 +149,7 @@ static const field_t s_known [] = {
     {"limit", 'u', 0, true}, {"deadline", 'u', 0, true}, {"retryable", 'b', 0, true},
     {"payload", 'p', 1048576, false}, {"peers", 'l', 256, true}, {"topics", 'l', 256, true},
     {"subscriptions", 'S', 256, true}, {"headers", 'm', 32, false},
-    {"try", 'u', 0, true},
+    {"try", 'u', 0, true}, {"members", 'l', 256, true}, {"target", 'n', 64, true},
 };
 
 static const field_t *

@@ -21,11 +21,12 @@ static const field_t s_known [] = {
     {"pub_endpoint", 's', 256}, {"topic", 'n', 256}, {"key", 's', 256},
     {"correlation", 's', 128}, {"causation", 's', 128}, {"group", 'n', 64},
     {"prefix", 'n', 256}, {"request", 's', 64}, {"message", 's', 4096},
-    {"name", 'n', 128}, {"idempotency", 's', 256}, {"code", 's', 64},
+    {"name", 'n', 128}, {"idempotency", 's', 256}, {"code", 's', 64}, {"target", 'n', 64},
     {"generation", 'u', 0}, {"head", 'u', 0}, {"seq", 'u', 0}, {"timestamp", 'u', 0},
     {"attempt", 'u', 0}, {"status", 'u', 0}, {"from", 'u', 0}, {"to", 'u', 0},
     {"limit", 'u', 0}, {"deadline", 'u', 0}, {"try", 'u', 0}, {"retryable", 'b', 0},
-    {"payload", 'p', CHORUS_MSG_MAX_PAYLOAD}, {"peers", 'l', 256}, {"topics", 'l', 256},
+    {"payload", 'p', CHORUS_MSG_MAX_PAYLOAD}, {"peers", 'l', 256}, {"members", 'l', 256},
+    {"topics", 'l', 256},
     {"subscriptions", 'S', 256}, {"headers", 'm', 32},
 };
 
@@ -323,7 +324,7 @@ s_check_headers_and_bounds (chorus_msg_t *msg)
     s_expect (msg, s_ping (0xAAA1, 1, 2, "p"), "signature", "wrong signature");
     s_expect (msg, s_ping (CHORUS_MSG_SIGNATURE, 2, 2, "p"), "version", "version 2");
     s_expect (msg, s_ping (CHORUS_MSG_SIGNATURE, 1, 0, "p"), "type", "type 0");
-    s_expect (msg, s_ping (CHORUS_MSG_SIGNATURE, 1, 13, "p"), "type", "type 13");
+    s_expect (msg, s_ping (CHORUS_MSG_SIGNATURE, 1, 15, "p"), "type", "type 15");
     s_expect (msg, s_ping (CHORUS_MSG_SIGNATURE, 1, 2, NULL), "id", "nil id");
     s_expect (msg, s_ping (CHORUS_MSG_SIGNATURE, 1, 2, ""), "id", "empty id");
 

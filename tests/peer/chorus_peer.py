@@ -41,7 +41,8 @@ MAX_DEPTH = 3
 UINT_MAX = 2 ** 64 - 1
 
 TYPE_NAMES = ('HELLO', 'PING', 'PONG', 'EVENT', 'EVENT-ACK', 'FETCH', 'REPLAY',
-              'TRUNCATED', 'COMMAND', 'REPLY', 'ERROR', 'BYE')
+              'TRUNCATED', 'COMMAND', 'REPLY', 'ERROR', 'BYE', 'PING-REQ', 'PING-ACK')
+TYPES = len(TYPE_NAMES)
 TYPE_OF = {name: i + 1 for i, name in enumerate(TYPE_NAMES)}
 
 HEX32 = re.compile(r'[0-9A-F]{32}\Z')
@@ -64,8 +65,8 @@ SCHEMAS = {
               _f('generation', 'uint'), _f('head', 'uint'), _f('peers', 'strs'),
               _f('subscriptions', 'subs'), _f('topics', 'strs'),
               _f('headers', 'map', nil=True)),
-    'PING': (_f('head', 'uint'),),
-    'PONG': (_f('head', 'uint'),),
+    'PING': (_f('head', 'uint'), _f('members', 'strs')),
+    'PONG': (_f('head', 'uint'), _f('members', 'strs')),
     'EVENT': (_f('service', 'name', 64), _f('instance', 'name', 64), _f('seq', 'uint'),
               _f('topic', 'name', 256), _f('key', 'str', 256, True),
               _f('correlation', 'str', 128), _f('causation', 'str', 128, True),
@@ -91,11 +92,23 @@ SCHEMAS = {
     'ERROR': (_f('request', 'str', 64, True), _f('code', 'str', 64),
               _f('message', 'str', 4096, True)),
     'BYE': (),
+    'PING-REQ': (_f('target', 'name', 64), _f('head', 'uint'), _f('members', 'strs')),
+    'PING-ACK': (_f('request', 'str', 64), _f('target', 'name', 64), _f('head', 'uint'),
+                 _f('members', 'strs')),
 }
 
 #: Trailing fields (the last of a schema) a message may leave out: absent, a
-#: field reads as 1; ``encode`` leaves it out when it is at most 1 (Section 4).
-TAILS = {'COMMAND': 1}
+#: uint reads as 1 and a list as empty; ``encode`` leaves it out when it
+#: holds that default (Section 9).
+TAILS = {'COMMAND': 1, 'PING': 1, 'PONG': 1, 'PING-REQ': 1, 'PING-ACK': 1}
+
+
+def _tail_default(field):
+    return [] if field.kind == 'strs' else 1
+
+
+def _at_tail_default(field, value):
+    return value == [] if field.kind == 'strs' else value <= 1
 
 TIMERS = dict(ping=1.0, evasive=3.0, expire=5.0, pending=5.0, ack=30.0, retry=10.0,
               backoff=1.0, backoff_max=60.0, fetch_wait=0.1, fetch_timeout=5.0)
@@ -144,7 +157,7 @@ class Message:
 
     @property
     def kind(self):
-        return TYPE_NAMES[self.type - 1] if 1 <= self.type <= 12 else 'TYPE-%d' % self.type
+        return TYPE_NAMES[self.type - 1] if 1 <= self.type <= TYPES else 'TYPE-%d' % self.type
 
     def __getitem__(self, key):
         return self.fields[key]
@@ -196,7 +209,7 @@ def make(kind, id=None, **values):
     fields = {f.name: given[f.name] if f.name in given else _default(f) for f in schema}
     for f in schema[len(schema) - TAILS.get(kind, 0):]:
         if f.name not in given:
-            fields[f.name] = 1      # a trailing field's default
+            fields[f.name] = _tail_default(f)
     return Message(TYPE_OF[kind], new_id() if id is None else id, fields)
 
 
@@ -463,7 +476,7 @@ def _message(items, notes, strict_maps):
     if items[1] != VERSION:
         raise Malformed('version', 'version %d' % items[1])
     _want(items[2], 'int', 'type')
-    if not 1 <= items[2] <= 12:
+    if not 1 <= items[2] <= TYPES:
         raise Malformed('type', 'type %d' % items[2])
     kind = TYPE_NAMES[items[2] - 1]
     schema = SCHEMAS[kind]
@@ -476,7 +489,7 @@ def _message(items, notes, strict_maps):
         raise Malformed('nil', 'id may not be nil')
     fields = {f.name: check_field(f, v, strict_maps) for f, v in zip(schema, items[4:])}
     for f in schema[len(items) - 4:]:
-        fields[f.name] = 1      # a trailing field left out
+        fields[f.name] = _tail_default(f)   # a trailing field left out
     return Message(items[2], msg_id, fields, notes)
 
 
@@ -613,13 +626,13 @@ def encode(msg, check=True):
     With ``check`` (the default) every field is checked as ``decode`` would and
     Malformed is raised for a bad one; ``check=False`` packs whatever the fields hold.
     """
-    schema = SCHEMAS[msg.kind] if 1 <= msg.type <= 12 else ()
+    schema = SCHEMAS[msg.kind] if 1 <= msg.type <= TYPES else ()
     values = [msg.fields[f.name] for f in schema] if check else list(msg.fields.values())
     if check:
         _check_str(msg.id, 'id', 1, 64)
         values = [check_field(f, v) for f, v in zip(schema, values)]
         tail = TAILS.get(msg.kind, 0)
-        while tail and values and values[-1] <= 1:
+        while tail and values and _at_tail_default(schema[len(values) - 1], values[-1]):
             values.pop()
             tail -= 1
     body = pack([SIGNATURE, VERSION, msg.type, msg.id] + values)
@@ -1089,6 +1102,7 @@ class Peer:
         # test-visible records
         self.received, self.rejected, self.sent = [], [], []
         self.drops, self.anomalies = collections.Counter(), collections.Counter()
+        self.relays = []            # probes made for others: (target, asker, request id, until)
         self.expired = []           # (instance, reason)
         self.errors = []            # ERROR messages received (Received records)
         self.losses = []            # (publisher instance, from, to, message, request, group)
@@ -1688,11 +1702,37 @@ class Peer:
         if self.secure and key != peer.key:     # Section 14.4: bound to the key it met with
             return self._drop('forged')
         peer.last_heard = time.monotonic()
+        if self.relays:
+            self._relay_heard(peer)
         getattr(self, '_on_' + msg.kind.lower().replace('-', '_'))(peer, msg)
 
     def _on_ping(self, peer, msg):
         self._send(peer, make('PONG', head=self.head))
         self._on_pong(peer, msg)
+
+    def _on_ping_req(self, peer, msg):
+        """Probe the target for the asker; PING-ACK once it speaks (Section 6.1)."""
+        target = self.peers.get(msg['target'])
+        self._on_pong(peer, msg)
+        if target is None or target is peer:
+            return
+        self.relays.append((target.instance, peer.instance, msg.id,
+                            time.monotonic() + self.timers['evasive']))
+        self._send(target, make('PING', head=self.head))
+
+    def _on_ping_ack(self, peer, msg):
+        self._on_pong(peer, msg)    # this peer never asks others to probe
+
+    def _relay_heard(self, peer):
+        now = time.monotonic()
+        keep = []
+        for target, asker, request, until in self.relays:
+            if target == peer.instance and asker in self.peers:
+                self._send(self.peers[asker], make('PING-ACK', request=request, target=target,
+                                                   head=self.head))
+            elif until > now:
+                keep.append((target, asker, request, until))
+        self.relays = keep
 
     def _on_pong(self, peer, msg):
         peer.head = msg['head']

@@ -29,8 +29,9 @@ def samples():
              peers=['tcp://127.0.0.1:42000'], subscriptions=[('orders.', 0, 1), ('', 123, 0)],
              topics=['payment.'], headers={'chorus.started': '1700000000000',
                                            'chorus.mesh': 'default'}),
-        make('PING', ID, head=1234),
-        make('PONG', ID, head=0),
+        make('PING', ID, head=1234,
+             members=['alive 0 %s tcp://127.0.0.1:5670' % ('AB' * 16)]),
+        make('PONG', ID, head=0, members=['suspect 3 %s tcp://10.0.0.2:5670' % ('CD' * 16)]),
         make('EVENT', ID, service='orders', instance=INST, seq=2 ** 64 - 1,
              topic='order.placed', key='o-1', correlation=ID, causation=None,
              timestamp=1700000000123, group='payments', attempt=1, headers={'a': ''},
@@ -47,6 +48,9 @@ def samples():
              code='unknown-command', message='no handler', retryable=False, payload=None),
         make('ERROR', ID, request=None, code='bad-request', message=None),
         make('BYE', ID),
+        make('PING-REQ', ID, target='EF' * 16, head=7, members=['dead 1 %s tcp://a:1' % ('AB' * 16)]),
+        make('PING-ACK', ID, request='r', target='EF' * 16, head=7,
+             members=['alive 2 %s tcp://a:2' % ('CD' * 16)]),
     ]
 
 
@@ -123,8 +127,8 @@ MALFORMED = [
     ('version', pack([SIGNATURE, 2, 2, ID, 0])),
     ('version', pack([SIGNATURE, 0, 2, ID, 0])),
     ('type', pack([SIGNATURE, 1, 0, ID])),
-    ('type', pack([SIGNATURE, 1, 13, ID])),
-    ('element-count', pack(hdr(2) + [0, 0])),
+    ('type', pack([SIGNATURE, 1, 15, ID])),
+    ('element-count', pack(hdr(2) + [0, [], 0])),
     ('element-count', pack([SIGNATURE, 1, 2])),
     ('element-count', pack(hdr(12) + [None])),
     ('trailing', pack(hdr(2) + [0]) + b'\xc0'),
@@ -240,7 +244,7 @@ def test_encode_checks():
         except Malformed:
             ok(True, 'encode refuses ' + name)
     raw = encode(make('PING', head=-1), check=False)
-    is_(raw[-1:], b'\xff', 'encode(check=False) packs a bad value as given')
+    is_(raw[-2:], b'\xff\x90', 'encode(check=False) packs a bad value as given')
 
 
 # ---------------------------------------------------------------- live peers
