@@ -466,12 +466,11 @@ s_probe (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
 }
 
 //  A reason to doubt a peer: its connection closed, or another says it is
-//  suspect or dead. We probe it now, unless we heard from it just now.
+//  suspect or dead. We probe it now, unless a probe is under way.
 static void
 s_doubt (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
 {
-    if (!peer->probed && now - peer->last_seen >= s_direct_ms (self->config))
-        s_probe (self, peer, now);
+    s_probe (self, peer, now);
 }
 
 //  The probe of a peer was answered, directly or through another

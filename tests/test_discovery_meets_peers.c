@@ -84,9 +84,10 @@ s_expiry (void)
     bool expired = test_run_until (&node, 1, s_expired, &watch, 5000);
     int waited = (int) (watch.expired_at - killed);
     ok (expired, "the killed node is reported expired");
-    //  Liveness: silent for TEST_EXPIRED_MS, checked every 50 ms tick
+    //  Liveness: its connection closes, so it is probed at once, and
+    //  expired TEST_EXPIRED_MS after (steps checked every 50 ms tick)
     ok (expired && waited <= TEST_EXPIRED_MS + 300,
-        "within the liveness time: %d ms (expiry after %d ms of silence)", waited,
+        "within the liveness time: %d ms (expiry after a probe unanswered for %d ms)", waited,
         TEST_EXPIRED_MS);
     is_int (test_peers (node, "victim"), 0, "and forgotten");
     chorus_node_destroy (&node);

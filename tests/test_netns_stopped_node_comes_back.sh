@@ -1,12 +1,11 @@
 #!/bin/sh
 #   A node that stops answering for a while, across hosts (tests/netns.sh):
-#   three nodes on three hosts, pinging after 0.5 s of silence, evasive
-#   after 1 s, forgotten (expired) after 6 s. A node SIGSTOPped for 3 s
-#   turns evasive for both others and, continued, is alive again, never
-#   forgotten nor met anew. Stopped for 8 s, longer than the expiry, it is
-#   forgotten, and met again once continued.
-#   Membership today has no incarnation numbers: a suspected (evasive)
-#   node "refutes" by being heard from again.
+#   three nodes on three hosts, probing one peer every 0.5 s, a peer
+#   suspect (evasive) after a probe unanswered for 1 s, forgotten (expired)
+#   after 6 s. A node SIGSTOPped for 3 s turns evasive for both others and,
+#   continued, refutes the suspicion with a new incarnation: alive again,
+#   never forgotten nor met anew. Stopped for 8 s, longer than the expiry,
+#   it is forgotten, and met again once continued.
 . "$srcdir/tests/tap.sh"
 . "$srcdir/tests/mesh.sh"
 . "$srcdir/tests/netns.sh"
@@ -77,6 +76,8 @@ ok $? "continued, it is alive again for both, and it sees them alive ($(($(now_m
 ok $? "neither forgot it (expired: $(expired hub), $(expired watcher))"
 [ "$(met hub)" -eq 1 ] && [ "$(met watcher)" -eq 1 ]
 ok $? "nor met it anew (met: $(met hub), $(met watcher) times)"
+await_s 10 grep -q "we refute" "$tmp/victim.err"
+ok $? "it heard it was suspected and refuted with a new incarnation"
 ! grep -q "expired" "$tmp/victim.err"
 ok $? "and it forgot nobody itself"
 
