@@ -23,6 +23,10 @@
 #define S_SAMPLE 2              //  of them, live members picked at random when
                                 //  there is less news (anti-entropy)
 #define S_RETRANSMIT 3          //  news goes out this many times log2 (N + 1)
+#define S_GOSSIP_MS 200         //  while there is news, it goes out this often
+#define S_NEWCOMER_ROUNDS 2     //  our HELLO goes again to a node that came to us
+                                //  first this many times, S_ANNOUNCE_MS apart
+#define S_FANOUT 3              //  to this many members at random
 
 //  A probe we make for another member, which asked with PING-REQ
 typedef struct {
@@ -78,6 +82,11 @@ struct _chorus__peers_t {
     s_relay_t relays [S_RELAYS];    //  probes we make for others
     size_t relays_size;         //  how many
     zhashx_t *updates;          //  instance -> s_update_t: news to pass on
+    uint64_t gossip_due;        //  when news next goes to a few members (monotonic)
+    zhashx_t *newcomers;        //  instance -> rounds left: peers that came to us
+                                //  first, to whom our HELLO goes again
+    zhashx_t *backlog;          //  endpoints heard of, waiting for room among the
+                                //  pending connections (keys, at most max_peers)
     uint64_t admission_due;     //  when idle buckets are next forgotten (monotonic)
     zhashx_t *pending;          //  endpoint -> s_pending_t, awaiting the peer's HELLO
     zhashx_t *seeds;            //  seed endpoint -> s_seed_t
@@ -88,6 +97,7 @@ struct _chorus__peers_t {
     uint64_t started;           //  when we started (ms since the epoch)
     uint64_t generation;        //  HELLO generation, +1 per announced change
     uint64_t last_announce;     //  when our HELLO last went to every peer (monotonic)
+    uint64_t last_newcomers;    //  when it last went to the newcomers (monotonic)
     chorus__sub_t *subs;        //  our own subscriptions
     size_t subs_size;           //  how many
     bool announce;              //  send HELLO to every peer at the next tick
@@ -337,7 +347,11 @@ s_piggyback (chorus__peers_t *self, chorus_msg_t *msg)
     size_t limit = s_retransmits (self);
     for (size_t i = 0; i < added; i++) {
         chorus_msg_add_members (msg, chosen [i]->entry);
-        if (++chosen [i]->sent >= limit)
+        //  A node that joined meets most members itself, through the list
+        //  of peers in its seed's HELLO: news of it needs fewer rounds
+        size_t most = strncmp (chosen [i]->entry, "alive ", 6) == 0?
+                      limit / S_RETRANSMIT: limit;
+        if (++chosen [i]->sent >= most)
             zhashx_delete (self->updates, chosen_key [i]);
     }
     //  A sample of live members from the probe order, which is shuffled
@@ -588,6 +602,30 @@ s_probe_tick (chorus__peers_t *self, uint64_t now)
     }
 }
 
+//  News spreads faster than probes go: while there is news, every gossip
+//  period it goes to S_FANOUT members at random, on a PONG, which is never
+//  answered (protocol section 6.2)
+static void
+s_gossip_tick (chorus__peers_t *self, uint64_t now)
+{
+    if (now < self->gossip_due)
+        return;
+    self->gossip_due = now + S_GOSSIP_MS;
+    if (zhashx_size (self->updates) == 0 || self->order_size == 0)
+        return;
+    size_t start = (size_t) randof ((int) self->order_size);
+    size_t sent = 0;
+    for (size_t i = 0; i < self->order_size && sent < S_FANOUT
+                       && zhashx_size (self->updates); i++) {
+        chorus__peer_t *peer = chorus__context_peer (self->context,
+                                                     self->order [(start + i) % self->order_size]);
+        if (!peer || peer->evasive || !peer->hello_sent)
+            continue;
+        s_send_probe (self, peer, CHORUS_MSG_PONG, NULL, NULL, NULL);
+        sent++;
+    }
+}
+
 //  Probes we make for others: answered when the target speaks to us,
 //  dropped unanswered when their time is up
 static void
@@ -683,6 +721,8 @@ chorus__peers_new (chorus__context_t *context, chorus__peers_fn *fn, void *arg)
     self->admission = zhashx_new ();
     self->updates = zhashx_new ();
     zhashx_set_destructor (self->updates, s_update_destroy);
+    self->backlog = zhashx_new ();
+    self->newcomers = zhashx_new ();
     self->started = chorus__now ();
     self->generation = 1;
     context->peers = self->peers;
@@ -710,6 +750,8 @@ chorus__peers_destroy (chorus__peers_t **self_p)
     zhashx_destroy (&self->seeds);
     zhashx_destroy (&self->admission);
     zhashx_destroy (&self->updates);
+    zhashx_destroy (&self->backlog);
+    zhashx_destroy (&self->newcomers);
     for (size_t i = 0; i < self->order_size; i++)
         free (self->order [i]);
     free (self->order);
@@ -978,8 +1020,9 @@ s_admit (chorus__peers_t *self, const char *instance, chorus_msg_t *hello)
 //  new one. NULL if none can be had.
 static void *
 s_peer_dealer (chorus__peers_t *self, chorus_msg_t *hello, const char *instance,
-               const char *key, bool *hello_sent)
+               const char *key, bool *hello_sent, bool *newcomer)
 {
+    *newcomer = false;
     const char *endpoint = chorus_msg_endpoint (hello);
     const char *answered = s_pending_answered (self, chorus_msg_header (hello, "chorus.answers"));
     const char *pending = zhashx_lookup (self->pending, endpoint)? endpoint: answered;
@@ -1003,6 +1046,7 @@ s_peer_dealer (chorus__peers_t *self, chorus_msg_t *hello, const char *instance,
     }
     s_seed_met (self, endpoint, instance);
     *hello_sent = false;
+    *newcomer = true;   //  it found us: we are its way into the mesh
     return s_dealer_new (self, endpoint, key);
 }
 
@@ -1044,14 +1088,37 @@ s_hello_key_allowed (chorus__peers_t *self, const char *instance, chorus_msg_t *
 static bool
 s_connect_listed (chorus__peers_t *self, const char *item)
 {
+    bool opened;
     if (!self->config->keys)
-        return s_connect_pending (self, item, NULL);
-    const char *key = chorus__key_part (item);
-    if (!key || !chorus__key_valid (key))
-        return true;    //  no use without a key
-    char endpoint [257];
-    snprintf (endpoint, sizeof (endpoint), "%.*s", (int) (key - 1 - item), item);
-    return s_connect_pending (self, endpoint, key);
+        opened = s_connect_pending (self, item, NULL);
+    else {
+        const char *key = chorus__key_part (item);
+        if (!key || !chorus__key_valid (key))
+            return true;    //  no use without a key
+        char endpoint [257];
+        snprintf (endpoint, sizeof (endpoint), "%.*s", (int) (key - 1 - item), item);
+        opened = s_connect_pending (self, endpoint, key);
+    }
+    //  No room among the pending connections now: it waits its turn, so
+    //  that a node that joins through one seed meets every member the
+    //  seed lists, not only the first max_pending
+    if (!opened && zhashx_size (self->backlog) < (size_t) self->config->max_peers)
+        zhashx_insert (self->backlog, item, (void *) 1);
+    return opened;
+}
+
+//  Endpoints that waited for room among the pending connections
+static void
+s_backlog_tick (chorus__peers_t *self)
+{
+    size_t waiting = zhashx_size (self->backlog);
+    while (waiting-- && zhashx_size (self->pending) < (size_t) self->config->max_pending
+    &&     zhashx_first (self->backlog)) {
+        char *item = strdup ((const char *) zhashx_cursor (self->backlog));
+        zhashx_delete (self->backlog, item);
+        s_connect_listed (self, item);
+        free (item);
+    }
 }
 
 void
@@ -1089,7 +1156,8 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
         if (!s_admit (self, instance, hello))
             return;     //  not answered, and its gossip not followed
         bool hello_sent = false;
-        void *dealer = s_peer_dealer (self, hello, instance, key, &hello_sent);
+        bool newcomer = false;
+        void *dealer = s_peer_dealer (self, hello, instance, key, &hello_sent, &newcomer);
         if (!dealer) {
             self->context->counters [C_REFUSED]++;
             return;
@@ -1111,8 +1179,13 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
         chorus__peer_greet (peer);
         if (!peer->hello_sent)
             self->connecting = true;    //  it goes as soon as the connection is up
-        //  News for the others: those who do not know it yet meet it
-        s_spread (self, S_ALIVE, peer->incarnation, peer->instance, peer->endpoint, peer->key);
+        if (newcomer) {
+            //  It came to us first: news of it for the others, and our list
+            //  of peers once or twice more, for those we meet meanwhile
+            //  (nodes that joined at the same time)
+            s_spread (self, S_ALIVE, peer->incarnation, peer->instance, peer->endpoint, peer->key);
+            zhashx_update (self->newcomers, peer->instance, (void *) (uintptr_t) S_NEWCOMER_ROUNDS);
+        }
         joined = true;
         chorus__context_log (self->context, "met %s/%.8s at %s", peer->service, instance, endpoint);
     }
@@ -1147,8 +1220,7 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
     zlist_t *peers = chorus_msg_peers (hello);
     for (char *item = peers? (char *) zlist_first (peers): NULL; item;
          item = (char *) zlist_next (peers))
-        if (!s_connect_listed (self, item))
-            break;
+        s_connect_listed (self, item);     //  what finds no room waits its turn
     //  The connection it came over is its key's, until the key is revoked,
     //  and its closing is a reason to doubt the peer
     if (self->inbox_gate)
@@ -1366,8 +1438,11 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
     self->connecting = false;   //  set again by whatever still waits
     s_probe_steps (self, now);
     s_probe_tick (self, now);
+    s_gossip_tick (self, now);
     if (self->relays_size)
         s_relays_tick (self, now);
+    if (zhashx_size (self->backlog))
+        s_backlog_tick (self);
     s_waiting_tick (self);
     if (zhashx_size (self->pending))
         s_pending_tick (self, now);
@@ -1376,8 +1451,33 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
         s_admission_tick (self, now);
         self->admission_due = now + 1000;
     }
-    //  What we announce changes with every peer met or lost; a burst of
-    //  joins costs one round of HELLOs, not one per join
+    //  Our list of peers again to the nodes that came to us first
+    if (zhashx_size (self->newcomers) && now - self->last_newcomers >= S_ANNOUNCE_MS) {
+        self->last_newcomers = now;
+        chorus_msg_t *hello = s_hello (self, NULL);
+        zlistx_t *instances = zhashx_keys (self->newcomers);
+        for (const char *instance = (const char *) zlistx_first (instances); instance;
+             instance = (const char *) zlistx_next (instances)) {
+            chorus__peer_t *peer = chorus__context_peer (self->context, instance);
+            uintptr_t rounds = (uintptr_t) zhashx_lookup (self->newcomers, instance);
+            if (peer && !peer->hello_sent)
+                continue;   //  its first HELLO has not gone yet
+            if (peer) {
+                char id [33];
+                chorus__new_id (id);
+                chorus_msg_set_id (hello, id);
+                chorus_msg_send (hello, peer->dealer);
+            }
+            if (!peer || rounds <= 1)
+                zhashx_delete (self->newcomers, instance);
+            else
+                zhashx_update (self->newcomers, instance, (void *) (rounds - 1));
+        }
+        zlistx_destroy (&instances);
+        chorus_msg_destroy (&hello);
+    }
+    //  What we announce changes with our subscriptions; a burst of changes
+    //  costs one round of HELLOs, not one per change
     if (self->announce && now - self->last_announce >= S_ANNOUNCE_MS) {
         self->announce = false;
         self->last_announce = now;
