@@ -48,6 +48,8 @@ typedef struct {
     uint64_t since;             //  when it was opened (monotonic)
     char hello_id [33];         //  id of the HELLO we sent on it, "" until sent
     char key [41];              //  the server key we expect there, "" on a plaintext mesh
+    char expect [33];           //  the instance news said is there, or "" (from a list
+                                //  of endpoints, a seed or a beacon)
 } s_pending_t;
 
 //  A seed endpoint from the configuration
@@ -371,7 +373,7 @@ s_piggyback (chorus__peers_t *self, chorus_msg_t *msg)
 }
 
 static void s_doubt (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now);
-static bool s_connect_listed (chorus__peers_t *self, const char *item);
+static bool s_connect_listed (chorus__peers_t *self, const char *item, const char *expect);
 
 //  Takes in the members entries of a probe message from a peer
 static void
@@ -414,7 +416,7 @@ s_absorb (chorus__peers_t *self, chorus_msg_t *msg)
             //  A member we do not know: meet it, as far as our bounds allow.
             //  Word that it is suspect or dead does not make us meet it.
             if (state == S_ALIVE)
-                s_connect_listed (self, endpoint);
+                s_connect_listed (self, endpoint, instance);
             continue;
         }
         if (incarnation < peer->incarnation)
@@ -722,6 +724,7 @@ chorus__peers_new (chorus__context_t *context, chorus__peers_fn *fn, void *arg)
     self->updates = zhashx_new ();
     zhashx_set_destructor (self->updates, s_update_destroy);
     self->backlog = zhashx_new ();
+    zhashx_set_destructor (self->backlog, (zhashx_destructor_fn *) zstr_free);
     self->newcomers = zhashx_new ();
     self->started = chorus__now ();
     self->generation = 1;
@@ -850,7 +853,8 @@ s_peer_at (chorus__peers_t *self, const char *endpoint)
 //  Opens a connection to an endpoint we heard of; HELLO goes on it as soon
 //  as it is up. Returns false if it could not be opened now.
 static bool
-s_connect_pending (chorus__peers_t *self, const char *endpoint, const char *key)
+s_connect_pending (chorus__peers_t *self, const char *endpoint, const char *key,
+                   const char *expect)
 {
     if (streq (endpoint, self->endpoint) || zhashx_lookup (self->pending, endpoint)
     ||  s_peer_at (self, endpoint))
@@ -868,6 +872,7 @@ s_connect_pending (chorus__peers_t *self, const char *endpoint, const char *key)
     pending->dealer = dealer;
     pending->since = chorus__mono ();
     snprintf (pending->key, sizeof (pending->key), "%s", key? key: "");
+    snprintf (pending->expect, sizeof (pending->expect), "%s", expect? expect: "");
     if (s_send_hello (self, dealer, NULL, pending->hello_id))
         self->connecting = true;
     zhashx_insert (self->pending, endpoint, pending);
@@ -944,6 +949,12 @@ chorus__peers_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_s
     if (zhashx_lookup (self->endpoints, peer->endpoint) == peer)
         zhashx_delete (self->endpoints, peer->endpoint);
     zhashx_delete (self->waiting, peer->instance);
+    zhashx_delete (self->newcomers, peer->instance);
+    //  News that it is alive would lead others to an endpoint that may be
+    //  another node's by now
+    s_update_t *update = (s_update_t *) zhashx_lookup (self->updates, peer->instance);
+    if (update && strncmp (update->entry, "alive ", 6) == 0)
+        zhashx_delete (self->updates, peer->instance);
     chorus__timers_cancel (self->timers, &peer->liveness);
     if (peer->evasive)
         self->evasive--;
@@ -1086,24 +1097,24 @@ s_hello_key_allowed (chorus__peers_t *self, const char *instance, chorus_msg_t *
 
 //  Follows gossip: an endpoint, on a secure mesh with its key after '@'
 static bool
-s_connect_listed (chorus__peers_t *self, const char *item)
+s_connect_listed (chorus__peers_t *self, const char *item, const char *expect)
 {
     bool opened;
     if (!self->config->keys)
-        opened = s_connect_pending (self, item, NULL);
+        opened = s_connect_pending (self, item, NULL, expect);
     else {
         const char *key = chorus__key_part (item);
         if (!key || !chorus__key_valid (key))
             return true;    //  no use without a key
         char endpoint [257];
         snprintf (endpoint, sizeof (endpoint), "%.*s", (int) (key - 1 - item), item);
-        opened = s_connect_pending (self, endpoint, key);
+        opened = s_connect_pending (self, endpoint, key, expect);
     }
     //  No room among the pending connections now: it waits its turn, so
     //  that a node that joins through one seed meets every member the
     //  seed lists, not only the first max_pending
     if (!opened && zhashx_size (self->backlog) < (size_t) self->config->max_peers)
-        zhashx_insert (self->backlog, item, (void *) 1);
+        zhashx_insert (self->backlog, item, strdup (expect? expect: ""));
     return opened;
 }
 
@@ -1114,10 +1125,13 @@ s_backlog_tick (chorus__peers_t *self)
     size_t waiting = zhashx_size (self->backlog);
     while (waiting-- && zhashx_size (self->pending) < (size_t) self->config->max_pending
     &&     zhashx_first (self->backlog)) {
+        char *expect = (char *) zhashx_first (self->backlog);
         char *item = strdup ((const char *) zhashx_cursor (self->backlog));
+        expect = strdup (expect);
         zhashx_delete (self->backlog, item);
-        s_connect_listed (self, item);
+        s_connect_listed (self, item, *expect? expect: NULL);
         free (item);
+        free (expect);
     }
 }
 
@@ -1153,6 +1167,19 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
     const char *endpoint = chorus_msg_endpoint (hello);
     bool joined = false;
     if (!peer) {
+        //  News said another node is at that endpoint: the port has changed
+        //  hands (that node left), and the news was stale
+        const char *answered = s_pending_answered (self,
+                                                   chorus_msg_header (hello, "chorus.answers"));
+        const char *dialled = zhashx_lookup (self->pending, endpoint)? endpoint: answered;
+        s_pending_t *pending = dialled? (s_pending_t *) zhashx_lookup (self->pending, dialled): NULL;
+        if (pending && pending->expect [0] && !streq (pending->expect, instance)) {
+            chorus__context_log (self->context, "%s is %.8s now, not %.8s: not met", dialled,
+                                 instance, pending->expect);
+            void *dealer = s_pending_take (self, dialled);
+            chorus__socket_destroy (&dealer);
+            return;
+        }
         if (!s_admit (self, instance, hello))
             return;     //  not answered, and its gossip not followed
         bool hello_sent = false;
@@ -1220,7 +1247,7 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
     zlist_t *peers = chorus_msg_peers (hello);
     for (char *item = peers? (char *) zlist_first (peers): NULL; item;
          item = (char *) zlist_next (peers))
-        s_connect_listed (self, item);     //  what finds no room waits its turn
+        s_connect_listed (self, item, NULL);   //  what finds no room waits its turn
     //  The connection it came over is its key's, until the key is revoked,
     //  and its closing is a reason to doubt the peer
     if (self->inbox_gate)
@@ -1249,7 +1276,7 @@ chorus__peers_recv_beacon (chorus__peers_t *self, zactor_t *beacon)
         &&  !chorus__context_peer (self->context, instance)) {
             char endpoint [128];
             snprintf (endpoint, sizeof (endpoint), "tcp://%s:%d", address, port);
-            s_connect_pending (self, endpoint, secure? key: NULL);
+            s_connect_pending (self, endpoint, secure? key: NULL, instance);
         }
     }
     zstr_free (&address);
@@ -1353,7 +1380,7 @@ s_probe_seeds (chorus__peers_t *self, uint64_t now)
         if (zhashx_lookup (self->pending, endpoint)
         ||  (seed->tried && now - seed->tried < S_SEED_RETRY_MS))
             continue;
-        if (s_connect_pending (self, endpoint, seed->key [0]? seed->key: NULL))
+        if (s_connect_pending (self, endpoint, seed->key [0]? seed->key: NULL, NULL))
             seed->tried = now;
     }
 }
