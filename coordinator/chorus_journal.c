@@ -685,7 +685,8 @@ chorus_journal_each_record (chorus_journal_t *self, chorus_journal_record_fn *fn
 //  of more (values the engine appended later, such as the flow's output:
 //  the engine reads them and refuses a count it does not know); the
 //  coordinator's an array of 7 (a snapshot) or 3 (a delta) whose
-//  sixth or second value lists the events to publish. NULL when they
+//  sixth or second value lists the events to publish, or of one more (the
+//  tries of commands the flow holds, not yet traced). NULL when they
 //  agree with the envelope, else why not.
 static const char *
 s_parts_agree (chorus_journal_envelope_t *envelope)
@@ -706,7 +707,7 @@ s_parts_agree (chorus_journal_envelope_t *envelope)
     for (int skip = snapshot? 5: 1; skip > 0; skip--)
         chorus_reader_skip (&coordinator, NULL, NULL);
     size_t events = chorus_reader_array (&coordinator);
-    if (coordinator.error || fields != (snapshot? 7: 3))
+    if (coordinator.error || (fields != (snapshot? 7: 3) && fields != (snapshot? 8: 4)))
         return "the coordinator's part is malformed";
     if (events != envelope->unpublished)
         return "the envelope and the coordinator's part count different events to publish";
