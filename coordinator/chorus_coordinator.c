@@ -28,6 +28,8 @@
 #define S_SCAN_MS 400                       //  how often the flows directory is looked at
 #define S_ACTIONS_PER_TURN 500              //  commands and timers carried out per loop turn
 #define S_STUCK_AFTER_MS (3600 * 1000ull)   //  a running flow unchanged this long is stuck
+#define S_TRIES_HELD_MAX 8                  //  tries a flow's records hold before they go to
+                                            //  the trace (see s_trace_try)
 
 //  An event a flow made, journaled with the transition that made it and
 //  kept until it is published
@@ -61,6 +63,9 @@ typedef struct {
     uint64_t ticket;            //  the journal batch of its last record: its events are
                                 //  published once that batch is committed
     uint64_t changed;           //  when it last moved (for the stuck flows of /metrics)
+    chorus_record_t tries;      //  tries of its commands not yet in the trace, each one
+                                //  value (see s_trace_try), one after another
+    size_t tries_count;         //  how many
 } s_record_t;
 
 static s_record_t *
@@ -107,6 +112,7 @@ s_record_destroy (void **item)
         free (record->cause);
         s_events_clear (record);
         json_decref (record->emit_errors);
+        chorus_record_clear (&record->tries);
         free (record);
         *item = NULL;
     }
@@ -378,10 +384,14 @@ s_release_held (chorus_coordinator_t *self, uint64_t durable)
 //  --------------------------------------------------------------------------
 //  Transitions: journal first, act after
 
+static void s_trace_tries (chorus_coordinator_t *self, const char *flow, s_record_t *record);
+
 //  Our part of a flow's records: in a snapshot [name, version,
 //  correlation, cause, emitted, events, errors], in a delta [emitted,
-//  events, errors]; an event is [n, topic, payload], an error [n, topic,
-//  error]. Events and errors are few, and written whole each time.
+//  events, errors], each followed by [try...] when the flow holds tries
+//  not yet traced (see s_trace_try); an event is [n, topic, payload], an
+//  error [n, topic, error]. Events, errors and held tries are few, and
+//  written whole each time.
 static void
 s_write_events (s_record_t *record, chorus_record_t *out)
 {
@@ -422,6 +432,11 @@ s_journal_flow (chorus_coordinator_t *self, chorus_flow_t *flow, s_record_t *rec
 {
     const char *id = chorus_flow_id (flow);
     chorus_record_t *out = &self->scratch;
+    //  The tries it holds go to the trace, in the same batch, when it ended
+    //  or they are many; until then they ride in its records
+    if (record->tries_count
+    &&  (chorus_flow_finished (flow) || record->tries_count >= S_TRIES_HELD_MAX))
+        s_trace_tries (self, id, record);
     size_t bound = record->snapshot_size > S_COMPACT_MIN? record->snapshot_size: S_COMPACT_MIN;
     bool snapshot = !record->journaled || record->delta_size > bound;
     chorus_journal_envelope_write (out, snapshot? CHORUS_JOURNAL_SNAPSHOT: CHORUS_JOURNAL_DELTA,
@@ -429,7 +444,7 @@ s_journal_flow (chorus_coordinator_t *self, chorus_flow_t *flow, s_record_t *rec
     if (snapshot) {
         chorus_flow_snapshot (flow, out);
         chorus_flowdef_t *def = chorus_flow_def (flow);
-        chorus_record_array (out, 7);
+        chorus_record_array (out, record->tries_count? 8: 7);
         chorus_record_str (out, chorus_flowdef_name (def));
         chorus_record_uint (out, (uint64_t) chorus_flowdef_version (def));
         chorus_record_str (out, record->correlation);
@@ -440,9 +455,13 @@ s_journal_flow (chorus_coordinator_t *self, chorus_flow_t *flow, s_record_t *rec
             chorus_flow_delta (flow, out);
         else
             chorus_record_nil (out);
-        chorus_record_array (out, 3);
+        chorus_record_array (out, record->tries_count? 4: 3);
     }
     s_write_events (record, out);
+    if (record->tries_count) {
+        chorus_record_array (out, record->tries_count);
+        chorus_record_raw (out, record->tries.data, record->tries.size);
+    }
     chorus_journal_envelope_seal (out, id, record->next);
     //  A record of our part alone says events were published: lost with
     //  the machine, they are published again, with the same ids, and the
@@ -840,6 +859,17 @@ s_act (chorus_coordinator_t *self, chorus_action_t *action, zlistx_t *failed)
         s_act_on_child (self, action);
 }
 
+//  A try the engine took no step on (a reply it no longer waited for) is
+//  journaled with our part of the flow's record alone, as a transition
+//  would have journaled it
+static void
+s_keep_try (chorus_coordinator_t *self, chorus_flow_t *flow)
+{
+    s_record_t *record = (s_record_t *) zhashx_lookup (self->records, chorus_flow_id (flow));
+    if (record && record->tries_count)
+        s_journal_flow (self, flow, record, false);
+}
+
 //  A command that was not sent is a failed try of its task, told to the
 //  engine at once, as a reply would be
 static void
@@ -856,6 +886,8 @@ s_fail_try (chorus_coordinator_t *self, s_sent_t *sent)
     chorus_actions_init (&actions);
     if (chorus_flow_reply (flow, sent->key, sent->attempt, &result, s_now (), &actions) == 0)
         s_transition (self, flow, &actions);
+    else
+        s_keep_try (self, flow);
     chorus_actions_clear (&actions);
 }
 
@@ -1253,6 +1285,8 @@ s_on_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg)
         chorus_actions_init (&actions);
         if (chorus_flow_reply (flow, sent->key, sent->attempt, &result, s_now (), &actions) == 0)
             s_transition (self, flow, &actions);
+        else
+            s_keep_try (self, flow);
         chorus_actions_clear (&actions);
         json_decref (output);
     }
@@ -1482,13 +1516,27 @@ s_on_flush (chorus_node_t *node, void *arg)
 #define S_TRACE_MARK 'T'
 #define S_TRACE_HEAD 17
 
-//  A command the coordinator sent for a task is traced too, one entry a
-//  try, written when its outcome is known (a reply, a timeout, or that it
-//  could not be sent), in the transaction's trace: 'C', then when it was
-//  sent, when its outcome came and its try number (8 bytes each,
-//  big-endian), then the command's id, flow id, task key, service,
+//  A command the coordinator sent for a task is traced too, each try once
+//  its outcome is known (a reply, a timeout, or that it could not be
+//  sent). Until its flow ends, a try is held in the flow's journal
+//  records, which carry it with the flow's next state (see
+//  s_journal_flow); when the flow ends, or S_TRIES_HELD_MAX have gathered,
+//  they go to the transaction's trace together, as one entry: 'K', then a
+//  MessagePack array [flow id, causation (nil: none), [try...]] whose key
+//  is the first try's. A try is an array of 11: command id, whether the
+//  key is whole (else it follows the flow's id and a '/'), task key,
+//  service, command, try number, when it was sent (ms), how long its
+//  outcome took to come (ms), outcome (0 done, 1 error, 2 timeout, 3
+//  unsent), error code and message (nil: none). An id of 32 hex digits, as
+//  the library makes them, is a bin of the 16 bytes they spell, any other
+//  a str. A flow's page reads its tries from both the trace and the
+//  flow's record. Older journals have one entry a try: 'C', then
+//  when it was sent, when its outcome came and its try number (8 bytes
+//  each, big-endian), then the command's id, flow id, task key, service,
 //  command, outcome, causation, error code and error message, each ending
-//  in a NUL (empty: none). The flow's page reads a flow's tries from them.
+//  in a NUL (empty: none).
+#define S_TRIES_MARK 'K'
+#define S_TRY_VALUES 11
 #define S_TRY_MARK 'C'
 #define S_TRY_HEAD 25
 #define S_TRY_FIELDS 9
@@ -1526,7 +1574,65 @@ s_trace (chorus_coordinator_t *self, const char *correlation, uint64_t seq, uint
         free (entry);
 }
 
-//  Records one try of a task's command, once its outcome is known
+static bool s_try_fields (const char *entry, size_t size, const char *fields [S_TRY_FIELDS]);
+
+//  A try's outcome, as its number
+#define S_OUTCOMES 4
+static const char *s_outcomes [S_OUTCOMES] = {"done", "error", "timeout", "unsent"};
+
+//  An id: the 16 bytes (a bin) that the library's ids of 32 hex digits
+//  spell, else as it is (a str)
+#define S_ID_MAX 300                //  bytes of an id read, with its NUL
+static void
+s_write_id (chorus_record_t *out, const char *id)
+{
+    uint8_t bytes [16];
+    size_t length = strlen (id);
+    for (size_t i = 0; length == 32 && i < 32; i++) {
+        const char *digit = strchr ("0123456789ABCDEF", id [i]);
+        if (!digit || !*digit) {
+            length = 0;
+            break;
+        }
+        bytes [i / 2] = (uint8_t) ((i % 2? bytes [i / 2] << 4: 0) | (digit - "0123456789ABCDEF"));
+    }
+    if (length == 32)
+        chorus_record_bin (out, bytes, sizeof (bytes));
+    else
+        chorus_record_str (out, id);
+}
+
+//  The next id a reader holds, into id ("" on a problem)
+static void
+s_read_id (chorus_reader_t *reader, char id [S_ID_MAX])
+{
+    id [0] = 0;
+    if (chorus_reader_is_str (reader)) {
+        char *text = chorus_reader_str (reader, false);
+        if (text && strlen (text) < S_ID_MAX)
+            strcpy (id, text);
+        else
+        if (text)
+            chorus_reader_fail (reader, "an id is too long");
+        free (text);
+        return;
+    }
+    size_t size = 0;
+    const uint8_t *bytes = (const uint8_t *) chorus_reader_bin (reader, &size, false);
+    if (bytes && size == 16)
+        for (size_t i = 0; i < 16; i++) {
+            id [2 * i] = "0123456789ABCDEF" [bytes [i] >> 4];
+            id [2 * i + 1] = "0123456789ABCDEF" [bytes [i] & 15];
+            id [2 * i + 2] = 0;
+        }
+    else
+    if (bytes)
+        chorus_reader_fail (reader, "an id's bytes are not 16");
+}
+
+//  Records one try of a task's command, once its outcome is known: held
+//  in its flow's record, to be journaled with the flow's next state. A
+//  try of a flow no longer run goes to the trace at once.
 static void
 s_trace_try (chorus_coordinator_t *self, s_sent_t *sent, const char *command_id,
              const char *outcome, const char *code, const char *message)
@@ -1543,66 +1649,76 @@ s_trace_try (chorus_coordinator_t *self, s_sent_t *sent, const char *command_id,
     }
     char text [S_TRY_MESSAGE_MAX + 1];
     snprintf (text, sizeof (text), "%s", message? message: "");
-    const char *fields [S_TRY_FIELDS] = {command_id, sent->flow, sent->key, sent->service,
-                                         sent->command, outcome, record->cause, code, text};
-    size_t size = S_TRY_HEAD;
-    for (int i = 0; i < S_TRY_FIELDS; i++)
-        size += (fields [i]? strlen (fields [i]): 0) + 1;
-    uint8_t buffer [1024];
-    uint8_t *entry = size <= sizeof (buffer)? buffer: (uint8_t *) malloc (size);
-    if (!entry)
-        return;
+    size_t flow_length = strlen (sent->flow);
+    bool whole = strncmp (sent->key, sent->flow, flow_length) != 0
+              || sent->key [flow_length] != '/';
     uint64_t now = s_now ();
-    entry [0] = S_TRY_MARK;
-    chorus__put_be64 (entry + 1, sent->at);
-    chorus__put_be64 (entry + 9, now);
-    chorus__put_be64 (entry + 17, (uint64_t) (sent->attempt > 0? sent->attempt: 1));
-    size_t at = S_TRY_HEAD;
-    for (int i = 0; i < S_TRY_FIELDS; i++) {
-        size_t length = fields [i]? strlen (fields [i]): 0;
-        if (length)
-            memcpy (entry + at, fields [i], length);
-        entry [at + length] = 0;
-        at += length + 1;
-    }
-    chorus_journal_put_trace (self->journal, record->correlation, sent->at, command_id,
-                              (const char *) entry, size);
-    if (entry != buffer)
-        free (entry);
+    int kind = 0;
+    while (kind < S_OUTCOMES - 1 && !streq (s_outcomes [kind], outcome))
+        kind++;
+    chorus_record_t *out = &record->tries;
+    chorus_record_array (out, S_TRY_VALUES);
+    s_write_id (out, command_id);
+    chorus_record_bool (out, whole);
+    chorus_record_str (out, whole? sent->key: sent->key + flow_length + 1);
+    chorus_record_str (out, sent->service);
+    chorus_record_str (out, sent->command);
+    chorus_record_uint (out, (uint64_t) (sent->attempt > 0? sent->attempt: 1));
+    chorus_record_uint (out, sent->at);
+    chorus_record_uint (out, now > sent->at? now - sent->at: 0);
+    chorus_record_uint (out, (uint64_t) kind);
+    chorus_record_str (out, code && *code? code: NULL);
+    chorus_record_str (out, *text? text: NULL);
+    record->tries_count++;
+    if (!chorus_flowset_lookup (self->flows, sent->flow))
+        s_trace_tries (self, sent->flow, record);
 }
 
-//  The fields of a try's trace entry; false if it is none or malformed
-static bool
-s_try_fields (const char *entry, size_t size, const char *fields [S_TRY_FIELDS])
+//  The tries a flow's record holds go to the trace, as one entry, in the
+//  pending batch
+static void
+s_trace_tries (chorus_coordinator_t *self, const char *flow, s_record_t *record)
 {
-    if (size < S_TRY_HEAD || entry [0] != S_TRY_MARK)
-        return false;
-    size_t at = S_TRY_HEAD;
-    for (int i = 0; i < S_TRY_FIELDS; i++) {
-        const char *end = at < size? (const char *) memchr (entry + at, 0, size - at): NULL;
-        if (!end)
-            return false;
-        fields [i] = entry + at;
-        at = (size_t) (end - entry) + 1;
-    }
-    return true;
+    if (record->tries_count == 0)
+        return;
+    //  Its key: the first try's command id and when it was sent
+    chorus_reader_t reader;
+    chorus_reader_init (&reader, record->tries.data, record->tries.size);
+    chorus_reader_tuple (&reader, S_TRY_VALUES);
+    char first [S_ID_MAX];
+    s_read_id (&reader, first);
+    for (int skip = 0; skip < 5; skip++)        //  whole, key, service, command, try
+        chorus_reader_skip (&reader, NULL, NULL);
+    uint64_t sent = chorus_reader_uint (&reader, UINT64_MAX);
+    chorus_record_t entry;
+    chorus_record_init (&entry);
+    chorus_record_raw (&entry, "K", 1);
+    chorus_record_array (&entry, 3);
+    chorus_record_str (&entry, flow);
+    if (record->cause)
+        s_write_id (&entry, record->cause);
+    else
+        chorus_record_nil (&entry);
+    chorus_record_array (&entry, record->tries_count);
+    chorus_record_raw (&entry, record->tries.data, record->tries.size);
+    if (!reader.error)
+        chorus_journal_put_trace (self->journal, record->correlation, sent, first,
+                                  (const char *) entry.data, entry.size);
+    chorus_record_clear (&entry);
+    chorus_record_reset (&record->tries);
+    record->tries_count = 0;
 }
 
-//  A try's trace entry as JSON (new reference), or NULL if it is none:
+//  A try as JSON (new reference), or NULL if it cannot be made:
 //  {kind: "command", id, causation, flow, key, task, step, item, run, undo,
 //  service, command, attempt, time, sent, finished, duration_ms, outcome,
-//  error}
+//  error}. Code and message: NULL or "" for none.
 static json_t *
-s_try_json (const char *entry, size_t size)
+s_try_value (const char *id, const char *causation, const char *flow, const char *key,
+             const char *service, const char *command, uint64_t attempt, uint64_t sent,
+             uint64_t finished, const char *outcome, const char *code, const char *message)
 {
-    const char *fields [S_TRY_FIELDS];
-    if (!s_try_fields (entry, size, fields))
-        return NULL;
-    const uint8_t *head = (const uint8_t *) entry;
-    uint64_t sent = chorus__get_be64 (head + 1);
-    uint64_t finished = chorus__get_be64 (head + 9);
     //  The task, from its key FLOW/STEP[/ITEM][:rN][/undo]
-    const char *flow = fields [1], *key = fields [2];
     size_t flow_length = strlen (flow);
     const char *task = strncmp (key, flow, flow_length) == 0 && key [flow_length] == '/'
                      ? key + flow_length + 1: key;
@@ -1620,23 +1736,165 @@ s_try_json (const char *entry, size_t size)
     const char *mark = strstr (task, ":r");
     if (mark && mark < task + task_length)
         run = atoi (mark + 2);
-    json_t *error = *fields [7] || *fields [8]
-                  ? json_pack ("{s:s, s:s}", "code", *fields [7]? fields [7]: "error",
-                               "message", fields [8])
+    code = code? code: "";
+    message = message? message: "";
+    json_t *error = *code || *message
+                  ? json_pack ("{s:s, s:s}", "code", *code? code: "error", "message", message)
                   : json_null ();
     return json_pack ("{s:s, s:s, s:s?, s:s, s:s, s:s%, s:s%, s:o, s:i, s:b, s:s, s:s, s:I, "
                       "s:I, s:I, s:I, s:I, s:s, s:o}",
-                      "kind", "command", "id", fields [0],
-                      "causation", *fields [6]? fields [6]: NULL,
+                      "kind", "command", "id", id,
+                      "causation", causation && *causation? causation: NULL,
                       "flow", flow, "key", key, "task", task, task_length,
                       "step", task, step_length,
                       "item", item >= 0? json_integer (item): json_null (), "run", run,
-                      "undo", undo, "service", fields [3], "command", fields [4],
-                      "attempt", (json_int_t) chorus__get_be64 (head + 17),
+                      "undo", undo, "service", service, "command", command,
+                      "attempt", (json_int_t) attempt,
                       "time", (json_int_t) sent, "sent", (json_int_t) sent,
                       "finished", (json_int_t) finished,
                       "duration_ms", (json_int_t) (finished > sent? finished - sent: 0),
-                      "outcome", fields [5], "error", error);
+                      "outcome", outcome, "error", error);
+}
+
+//  The next try a reader holds (see s_trace_try), of flow `flow`, as JSON
+//  (new reference); NULL with the problem in the reader if it is malformed
+//  (or NULL if its JSON cannot be made)
+static json_t *
+s_try_read (chorus_reader_t *reader, const char *flow, const char *causation)
+{
+    if (!chorus_reader_tuple (reader, S_TRY_VALUES))
+        return NULL;
+    char id [S_ID_MAX];
+    s_read_id (reader, id);
+    bool whole = chorus_reader_bool (reader);
+    char *key = chorus_reader_str (reader, false);
+    char *service = chorus_reader_str (reader, false);
+    char *command = chorus_reader_str (reader, false);
+    uint64_t attempt = chorus_reader_uint (reader, INT_MAX);
+    uint64_t sent = chorus_reader_uint (reader, INT64_MAX / 2);
+    uint64_t took = chorus_reader_uint (reader, INT64_MAX / 2);
+    uint64_t outcome = chorus_reader_uint (reader, S_OUTCOMES - 1);
+    char *code = chorus_reader_str (reader, true);
+    char *message = chorus_reader_str (reader, true);
+    json_t *value = NULL;
+    if (!reader->error) {
+        char *full = whole? NULL: zsys_sprintf ("%s/%s", flow, key);
+        value = s_try_value (id, causation, flow, full? full: key, service, command, attempt,
+                             sent, sent + took, s_outcomes [outcome], code, message);
+        zstr_free (&full);
+    }
+    free (key);
+    free (service);
+    free (command);
+    free (code);
+    free (message);
+    return value;
+}
+
+//  Appends to `into` the tries a record holds, of flow `flow`
+static void
+s_held_tries (const char *flow, s_record_t *record, json_t *into)
+{
+    chorus_reader_t reader;
+    chorus_reader_init (&reader, record->tries.data, record->tries.size);
+    for (size_t i = 0; i < record->tries_count && !reader.error; i++) {
+        json_t *value = s_try_read (&reader, flow, record->cause);
+        if (value)
+            json_array_append_new (into, value);
+    }
+}
+
+//  Appends to `into` the tries of a trace entry of tries ('K'), or of one
+//  try ('C'), of flow `flow` only when not NULL; false if the entry is
+//  neither
+static bool
+s_entry_tries (const char *entry, size_t size, const char *flow, json_t *into)
+{
+    if (size && entry [0] == S_TRIES_MARK) {
+        chorus_reader_t reader;
+        chorus_reader_init (&reader, entry + 1, size - 1);
+        chorus_reader_tuple (&reader, 3);
+        char *owner = chorus_reader_str (&reader, false);
+        char causation [S_ID_MAX] = "";
+        if (!chorus_reader_nil (&reader))
+            s_read_id (&reader, causation);
+        size_t count = chorus_reader_array (&reader);
+        if (!reader.error && (!flow || streq (owner, flow)))
+            for (size_t i = 0; i < count && !reader.error; i++) {
+                json_t *value = s_try_read (&reader, owner, causation);
+                if (value)
+                    json_array_append_new (into, value);
+            }
+        free (owner);
+        return true;
+    }
+    const char *fields [S_TRY_FIELDS];
+    if (!s_try_fields (entry, size, fields))
+        return size && entry [0] == S_TRY_MARK;
+    if (flow && !streq (fields [1], flow))
+        return true;
+    const uint8_t *head = (const uint8_t *) entry;
+    json_t *value = s_try_value (fields [0], fields [6], fields [1], fields [2], fields [3],
+                                 fields [4], chorus__get_be64 (head + 17),
+                                 chorus__get_be64 (head + 1), chorus__get_be64 (head + 9),
+                                 fields [5], fields [7], fields [8]);
+    if (value)
+        json_array_append_new (into, value);
+    return true;
+}
+
+//  Orders tries by when they were sent, then as they came
+typedef struct {
+    json_t *value;              //  the try
+    json_int_t sent;            //  when it was sent
+    size_t order;               //  where it came
+} s_sorted_try_t;
+
+static int
+s_by_sent (const void *a, const void *b)
+{
+    const s_sorted_try_t *x = (const s_sorted_try_t *) a, *y = (const s_sorted_try_t *) b;
+    if (x->sent != y->sent)
+        return x->sent < y->sent? -1: 1;
+    return x->order < y->order? -1: x->order > y->order;
+}
+
+//  Puts a list of tries in the order they were sent
+static void
+s_sort_tries (json_t *tries)
+{
+    size_t count = json_array_size (tries);
+    s_sorted_try_t *sorted = count > 1? (s_sorted_try_t *) calloc (count, sizeof *sorted): NULL;
+    if (!sorted)
+        return;
+    for (size_t i = 0; i < count; i++) {
+        sorted [i].value = json_incref (json_array_get (tries, i));
+        sorted [i].sent = json_integer_value (json_object_get (sorted [i].value, "sent"));
+        sorted [i].order = i;
+    }
+    qsort (sorted, count, sizeof *sorted, s_by_sent);
+    json_array_clear (tries);
+    for (size_t i = 0; i < count; i++)
+        json_array_append_new (tries, sorted [i].value);
+    free (sorted);
+}
+
+//  The fields of a try's trace entry of an older journal; false if it is
+//  none or malformed
+static bool
+s_try_fields (const char *entry, size_t size, const char *fields [S_TRY_FIELDS])
+{
+    if (size < S_TRY_HEAD || entry [0] != S_TRY_MARK)
+        return false;
+    size_t at = S_TRY_HEAD;
+    for (int i = 0; i < S_TRY_FIELDS; i++) {
+        const char *end = at < size? (const char *) memchr (entry + at, 0, size - at): NULL;
+        if (!end)
+            return false;
+        fields [i] = entry + at;
+        at = (size_t) (end - entry) + 1;
+    }
+    return true;
 }
 
 static int
@@ -2121,16 +2379,7 @@ static int
 s_add_trace (const char *entry, size_t size, void *arg)
 {
     s_trace_scan_t *scan = (s_trace_scan_t *) arg;
-    if (size && entry [0] == S_TRY_MARK) {
-        const char *fields [S_TRY_FIELDS];
-        if (scan->flow && !(s_try_fields (entry, size, fields) && streq (fields [1], scan->flow)))
-            return 0;
-        json_t *value = s_try_json (entry, size);
-        if (value)
-            json_array_append_new (scan->commands, value);
-    }
-    else
-    if (scan->events) {
+    if (!s_entry_tries (entry, size, scan->flow, scan->commands) && scan->events) {
         json_t *value = s_trace_json (entry, size);
         if (value)
             json_array_append_new (scan->events, value);
@@ -2159,9 +2408,18 @@ s_trace_of (chorus_coordinator_t *self, const json_t *request, s_answer_t *answe
             json_decref (scan.events);
             json_decref (scan.commands);
         }
-        else
+        else {
+            //  And the tries its flows hold, not yet in the trace
+            s_record_t *record;
+            for (record = (s_record_t *) zhashx_first (self->records); record;
+                 record = (s_record_t *) zhashx_next (self->records))
+                if (record->tries_count && streq (record->correlation, correlation))
+                    s_held_tries ((const char *) zhashx_cursor (self->records), record,
+                                  scan.commands);
+            s_sort_tries (scan.commands);
             answer->value = json_pack ("{s:s, s:o, s:o}", "correlation", correlation,
                                        "events", scan.events, "commands", scan.commands);
+        }
     }
 }
 
@@ -2283,7 +2541,7 @@ s_off_page (json_t *status, json_t *entry)
 }
 
 //  Adds to a flow's status its correlation id and the tries of its
-//  tasks' commands, from the trace: the last S_TRIES_SHOWN of each task,
+//  tasks' commands, from the trace and its record: the last S_TRIES_SHOWN of each task,
 //  with how many older ones were left out; of a fan-out, those of the
 //  items on the status's page
 static void
@@ -2298,6 +2556,9 @@ s_add_tries (chorus_coordinator_t *self, chorus_flow_t *flow, json_t *status)
                                               &scan) < 0))
         json_object_set_new (status, "tries_error",
                              json_string (chorus_journal_error (self->journal)));
+    if (record)
+        s_held_tries (chorus_flow_id (flow), record, scan.commands);
+    s_sort_tries (scan.commands);
     //  Tries of each task (its key), then what is left out of each
     zhashx_t *counts = zhashx_new ();
     size_t index;
@@ -2841,9 +3102,10 @@ s_recover_legacy (s_recovery_t *recovery, const char *text, size_t size)
 }
 
 //  Our part of a record: [emitted, events, errors] (after, in a snapshot,
-//  what the flow started with); 0, or -1 with the problem in the reader
+//  what the flow started with), then [try...] when `tries` (else it holds
+//  none); 0, or -1 with the problem in the reader
 static int
-s_read_events (chorus_reader_t *reader, s_record_t *record)
+s_read_events (chorus_reader_t *reader, s_record_t *record, bool tries)
 {
     record->emitted = chorus_reader_uint (reader, UINT64_MAX);
     s_events_clear (record);
@@ -2875,6 +3137,23 @@ s_read_events (chorus_reader_t *reader, s_record_t *record)
         free (topic);
         free (error);
     }
+    chorus_record_reset (&record->tries);
+    record->tries_count = 0;
+    count = tries? chorus_reader_array (reader): 0;
+    for (size_t i = 0; i < count && !reader->error; i++) {
+        //  Each is checked as the console will read it, and kept as it is
+        chorus_reader_t check = *reader;
+        json_decref (s_try_read (&check, "", NULL));
+        if (check.error)
+            chorus_reader_fail (reader, "a try of a command that it holds is malformed");
+        const void *data;
+        size_t size;
+        chorus_reader_skip (reader, &data, &size);
+        if (!reader->error) {
+            chorus_record_raw (&record->tries, data, size);
+            record->tries_count++;
+        }
+    }
     return chorus_reader_done (reader)? 0: -1;
 }
 
@@ -2905,7 +3184,10 @@ s_recover_record (s_recovery_t *recovery, uint64_t number, const void *data, siz
         chorus_reader_t *reader = &envelope.coordinator;
         char *name = NULL, *correlation = NULL, *cause = NULL;
         int version = 0;
-        if (chorus_reader_tuple (reader, 7)) {
+        size_t fields = chorus_reader_array (reader);
+        if (!reader->error && fields != 7 && fields != 8)
+            chorus_reader_fail (reader, "an array has the wrong number of values");
+        if (!reader->error) {
             name = chorus_reader_str (reader, false);
             version = (int) chorus_reader_int (reader, 1, INT_MAX);
             correlation = chorus_reader_str (reader, false);
@@ -2920,7 +3202,7 @@ s_recover_record (s_recovery_t *recovery, uint64_t number, const void *data, siz
         free (cause);
         if (rc)
             return rc;
-        if (def && s_read_events (reader, recovery->record) == 0) {
+        if (def && s_read_events (reader, recovery->record, fields == 8) == 0) {
             recovery->flow = chorus_flow_restore (def, &envelope.engine, error, sizeof (error));
             if (recovery->flow && strcmp (chorus_flow_id (recovery->flow), id) != 0) {
                 snprintf (error, sizeof (error), "it is the snapshot of flow %s",
@@ -2942,8 +3224,11 @@ s_recover_record (s_recovery_t *recovery, uint64_t number, const void *data, siz
                       "the records in between are missing": "a delta was expected");
             return s_unrecoverable (self, id, why);
         }
-        if (!chorus_reader_tuple (&envelope.coordinator, 3)
-        ||  s_read_events (&envelope.coordinator, record))
+        size_t fields = chorus_reader_array (&envelope.coordinator);
+        if (!envelope.coordinator.error && fields != 3 && fields != 4)
+            chorus_reader_fail (&envelope.coordinator, "an array has the wrong number of values");
+        if (envelope.coordinator.error
+        ||  s_read_events (&envelope.coordinator, record, fields == 4))
             snprintf (error, sizeof (error), "%s", envelope.coordinator.error);
         else
         if (!chorus_reader_nil (&envelope.engine))  //  nil: only our part changed

@@ -2,8 +2,10 @@
     header). Keys: 'f' + flow id + 0 + number (8) -> flow record, and 'f' +
     flow id -> a flow's record of format 1; 'd' + name + 0 + version
     (4 bytes) -> definition source; 't' + correlation + 0 + time (8) +
-    event id -> trace entry; 'x' + time (8) + correlation + 0 + event id ->
-    nothing, the index that lets old trace entries expire in time order;
+    event id -> trace entry; 'x' + time (8) + correlation + 0 -> nothing,
+    the index that lets old trace entries expire in time order, one key a
+    correlation rather than one an entry (journals written before have one
+    an entry, with the event id after the 0);
     'c' -> the number of commits made (8 bytes), written by every commit.
 
     Beside LevelDB's files, CHORUS-COMMITS holds the count of the last
@@ -406,6 +408,9 @@ chorus__journal_close (chorus_journal_t **self_p)
         if (self->mark >= 0)
             close (self->mark);
         pthread_mutex_destroy (&self->db_lock);
+        for (size_t i = 0; self->indexed && i < S_INDEXED_SLOTS; i++)
+            free (self->indexed [i].correlation);
+        free (self->indexed);
         free (self->dir);
         free (self);
         *self_p = NULL;
@@ -500,25 +505,75 @@ chorus_journal_put_definition (chorus_journal_t *self, const char *name, int ver
     self->promised = true;
 }
 
+//  Ms since the epoch, by the wall clock
+static uint64_t
+s_wall_ms (void)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_REALTIME, &now);
+    return (uint64_t) now.tv_sec * 1000 + (uint64_t) now.tv_nsec / 1000000;
+}
+
+//  The time of the index key a correlation's trace entry needs, or 0 when
+//  this process wrote it one lately. Its key is timed by the clock, not
+//  by the entry (an event's time is its publisher's), and written again
+//  once S_REINDEX_MS old: so the expiry sweep, which takes index keys
+//  older than a day, never takes one that entries written since without
+//  a key of their own rely on, and sees all of those committed.
+static uint64_t
+s_index_due (chorus_journal_t *self, const char *correlation, size_t length)
+{
+    uint64_t now = s_wall_ms ();
+    if (!self->indexed)
+        self->indexed = (chorus__journal_indexed_t *) calloc (S_INDEXED_SLOTS,
+                                                              sizeof (chorus__journal_indexed_t));
+    if (!self->indexed)
+        return now;
+    uint32_t hash = (uint32_t) crc32 (0, (const Bytef *) correlation, (uInt) length);
+    chorus__journal_indexed_t *slot = &self->indexed [hash % S_INDEXED_SLOTS];
+    if (slot->correlation && strlen (slot->correlation) == length
+    &&  memcmp (slot->correlation, correlation, length) == 0
+    &&  slot->time + S_REINDEX_MS > now && slot->time <= now)
+        return 0;
+    //  Another correlation's slot is taken over: its next entry is
+    //  indexed again, which costs a key, never an entry
+    char *copy = (char *) malloc (length + 1);
+    if (!copy)
+        return now;
+    memcpy (copy, correlation, length);
+    copy [length] = 0;
+    free (slot->correlation);
+    slot->correlation = copy;
+    slot->time = now;
+    return now;
+}
+
 void
 chorus_journal_put_trace (chorus_journal_t *self, const char *correlation, uint64_t time,
                           const char *event_id, const char *entry, size_t size)
 {
-    //  't' correlation 0 time event-id -> entry, and the expiry index
+    //  't' correlation 0 time event-id -> entry
     char key [512];
     size_t length = s_key (key, sizeof (key) - 80, 't', correlation, NULL);
+    size_t correlation_length = length - 1;
     key [length++] = 0;
     chorus__put_be64 (key + length, time);
     length += 8;
     length += (size_t) snprintf (key + length, 70, "%s", event_id);
     leveldb_writebatch_put (self->batch, key, length, entry, size);
+    self->pending++;
 
-    char index [512];
-    index [0] = 'x';
-    chorus__put_be64 (index + 1, time);
-    memcpy (index + 9, key + 1, length - 1);
-    leveldb_writebatch_put (self->batch, index, length + 8, "", 0);
-    self->pending += 2;
+    //  The expiry index, 'x' time correlation 0, once for a correlation's
+    //  entries: a transaction's events and commands share one
+    uint64_t indexed = s_index_due (self, key + 1, correlation_length);
+    if (indexed) {
+        char index [512];
+        index [0] = 'x';
+        chorus__put_be64 (index + 1, indexed);
+        memcpy (index + 9, key + 1, correlation_length + 1);
+        leveldb_writebatch_put (self->batch, index, correlation_length + 10, "", 0);
+        self->pending++;
+    }
 }
 
 int
@@ -685,7 +740,8 @@ chorus_journal_each_record (chorus_journal_t *self, chorus_journal_record_fn *fn
 //  of more (values the engine appended later, such as the flow's output:
 //  the engine reads them and refuses a count it does not know); the
 //  coordinator's an array of 7 (a snapshot) or 3 (a delta) whose
-//  sixth or second value lists the events to publish. NULL when they
+//  sixth or second value lists the events to publish, or of one more (the
+//  tries of commands the flow holds, not yet traced). NULL when they
 //  agree with the envelope, else why not.
 static const char *
 s_parts_agree (chorus_journal_envelope_t *envelope)
@@ -706,7 +762,7 @@ s_parts_agree (chorus_journal_envelope_t *envelope)
     for (int skip = snapshot? 5: 1; skip > 0; skip--)
         chorus_reader_skip (&coordinator, NULL, NULL);
     size_t events = chorus_reader_array (&coordinator);
-    if (coordinator.error || fields != (snapshot? 7: 3))
+    if (coordinator.error || (fields != (snapshot? 7: 3) && fields != (snapshot? 8: 4)))
         return "the coordinator's part is malformed";
     if (events != envelope->unpublished)
         return "the envelope and the coordinator's part count different events to publish";
@@ -845,35 +901,119 @@ chorus_journal_each_trace (chorus_journal_t *self, const char *correlation,
 typedef struct {
     chorus_journal_t *self;             //  the journal
     uint64_t before;                    //  forget entries older than this
-    size_t max;                         //  visit at most this many
-    int forgotten;                      //  how many went
+    size_t max;                         //  visit at most this many index keys
+    int forgotten;                      //  how many entries went
+    char **due;                         //  the index keys of correlations due, each its
+                                        //  length (8 bytes) then its bytes
+    size_t due_size;                    //  how many
+    uint64_t oldest;                    //  of a correlation's entries, the oldest kept
 } s_expire_t;
 
 static int
 s_visit_expire (const char *key, size_t key_size, const char *value, size_t size, void *arg)
 {
     s_expire_t *expire = (s_expire_t *) arg;
-    if (key_size < 9 || chorus__get_be64 (key + 1) >= expire->before || expire->max-- == 0)
+    if (key_size < 10 || chorus__get_be64 (key + 1) >= expire->before || expire->max-- == 0)
         return 1;
     //  The entry's own key is 't' + what follows the time in the index
-    char entry [512];
-    if (key_size - 8 > sizeof (entry))
+    const char *end = (const char *) memchr (key + 9, 0, key_size - 9);
+    if (!end)
+        return 0;               //  no index key of ours
+    if ((size_t) (end - key) + 1 < key_size) {
+        //  An index key of one entry, from an older journal
+        char entry [512];
+        if (key_size - 8 > sizeof (entry))
+            return 0;
+        entry [0] = 't';
+        memcpy (entry + 1, key + 9, key_size - 9);
+        leveldb_writebatch_delete (expire->self->batch, entry, key_size - 8);
+        leveldb_writebatch_delete (expire->self->batch, key, key_size);
+        expire->self->pending += 2;
+        expire->forgotten++;
         return 0;
-    entry [0] = 't';
-    memcpy (entry + 1, key + 9, key_size - 9);
-    leveldb_writebatch_delete (expire->self->batch, entry, key_size - 8);
-    leveldb_writebatch_delete (expire->self->batch, key, key_size);
-    expire->self->pending += 2;
-    expire->forgotten++;
+    }
+    //  A correlation's: its entries are looked at once this scan is over
+    char *copy = (char *) malloc (key_size + 8);
+    char **due = copy? (char **) realloc (expire->due, (expire->due_size + 1) * sizeof (char *))
+                     : NULL;
+    if (!due) {
+        free (copy);
+        return 1;
+    }
+    chorus__put_be64 (copy, key_size);
+    memcpy (copy + 8, key, key_size);
+    expire->due = due;
+    expire->due [expire->due_size++] = copy;
     return 0;
+}
+
+//  Forgets a correlation's entry if it is old enough
+static int
+s_expire_entry (const char *key, size_t key_size, const char *value, size_t size, void *arg)
+{
+    s_expire_t *expire = (s_expire_t *) arg;
+    const char *end = (const char *) memchr (key, 0, key_size);
+    if (!end || (size_t) (end - key) + 9 > key_size)
+        return 0;
+    uint64_t time = chorus__get_be64 (end + 1);
+    if (time < expire->before) {
+        leveldb_writebatch_delete (expire->self->batch, key, key_size);
+        expire->self->pending++;
+        expire->forgotten++;
+    }
+    else
+    if (time < expire->oldest)
+        expire->oldest = time;
+    return 0;
+}
+
+//  Orders due index keys by correlation
+static int
+s_by_correlation (const void *a, const void *b)
+{
+    const char *x = *(const char * const *) a, *y = *(const char * const *) b;
+    size_t x_size = (size_t) chorus__get_be64 (x) - 9, y_size = (size_t) chorus__get_be64 (y) - 9;
+    int order = memcmp (x + 17, y + 17, x_size < y_size? x_size: y_size);
+    return order? order: x_size < y_size? -1: x_size > y_size;
 }
 
 int
 chorus_journal_expire_traces (chorus_journal_t *self, uint64_t before, size_t max)
 {
-    s_expire_t expire = {self, before, max, 0};
-    if (chorus__journal_scan (self, "x", 1, s_visit_expire, &expire) < 0)
-        return -1;
-    return expire.forgotten;
+    s_expire_t expire = {self, before, max, 0, NULL, 0, 0};
+    int rc = chorus__journal_scan (self, "x", 1, s_visit_expire, &expire);
+    //  Each correlation due (once, though it may have several keys): its
+    //  old entries go, and its index keys with them; one with entries
+    //  left is indexed again, by the oldest
+    if (expire.due_size > 1)
+        qsort (expire.due, expire.due_size, sizeof (char *), s_by_correlation);
+    size_t next;
+    for (size_t i = 0; i < expire.due_size && rc >= 0; i = next) {
+        for (next = i + 1; next < expire.due_size
+                           && s_by_correlation (&expire.due [i], &expire.due [next]) == 0; next++)
+            ;
+        size_t key_size = (size_t) chorus__get_be64 (expire.due [i]);
+        char *index = expire.due [i] + 8;
+        char prefix [512];
+        prefix [0] = 't';
+        memcpy (prefix + 1, index + 9, key_size - 9);
+        expire.oldest = UINT64_MAX;
+        rc = chorus__journal_scan (self, prefix, key_size - 8, s_expire_entry, &expire);
+        if (rc < 0)
+            break;
+        for (size_t same = i; same < next; same++) {
+            leveldb_writebatch_delete (self->batch, expire.due [same] + 8, key_size);
+            self->pending++;
+        }
+        if (expire.oldest != UINT64_MAX) {
+            chorus__put_be64 (index + 1, expire.oldest);
+            leveldb_writebatch_put (self->batch, index, key_size, "", 0);
+            self->pending++;
+        }
+    }
+    for (size_t i = 0; i < expire.due_size; i++)
+        free (expire.due [i]);
+    free (expire.due);
+    return rc < 0? -1: expire.forgotten;
 }
 

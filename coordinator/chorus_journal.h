@@ -23,7 +23,9 @@
     it, of six values, is read too). The envelope's fields are checked against what they
     sum up: the engine's part begins with the flow's state, and the
     coordinator's lists the events to publish (see chorus_flow_record.c
-    and chorus_coordinator.c for the rest of each). A flow's records are
+    and chorus_coordinator.c for the rest of each; the coordinator's may
+    end in one more value, the tries of commands that the flow holds until
+    they go to the trace). A flow's records are
     numbered from its snapshot on, one up for each delta: records that do
     not follow each other, or do not start with a snapshot, are damage.
 

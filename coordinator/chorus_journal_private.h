@@ -20,6 +20,15 @@
 //  The writer thread and what it shares with the journal's caller
 typedef struct _chorus__journal_writer_t chorus__journal_writer_t;
 
+//  A correlation whose trace entries have an index key (see
+//  chorus_journal_put_trace), kept in a slot by its hash
+#define S_INDEXED_SLOTS 16384
+#define S_REINDEX_MS (23 * 3600 * 1000ull)  //  written again once this old
+typedef struct {
+    char *correlation;                  //  NULL: a free slot
+    uint64_t time;                      //  when its index key was written (wall clock, ms)
+} chorus__journal_indexed_t;
+
 struct _chorus_journal_t {
     char *dir;                          //  where it lives
     leveldb_t *db;                      //  the database
@@ -35,6 +44,8 @@ struct _chorus_journal_t {
     int64_t reopen_at;                  //  monotonic ms: no reopen before, after a failed one
     chorus_journal_failure_t failure;   //  kind of the last failure
     char error [512];                   //  why the last call failed
+    chorus__journal_indexed_t *indexed; //  correlations given an index key lately, by
+                                        //  hash, S_INDEXED_SLOTS of them; NULL: none yet
     chorus__journal_writer_t *writer;   //  the writer thread; NULL: the caller commits
     bool threaded;                      //  a writer thread commits (see read_begin)
     pthread_mutex_t db_lock;            //  with a writer: db against its closing and reopening

@@ -9,6 +9,8 @@
 #include "chorus_metrics.h"
 
 #include <ftw.h>
+#include <inttypes.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 
 #define S_HANDOFF_MAX 1000      //  published events queued for the engine at most
@@ -161,7 +163,12 @@ chorus_node_new (const char *service)
     config->max_peers = 400;
     config->max_pending = 64;
     config->peer_rate = 20;
-    config->work_endpoint = zsys_sprintf ("inproc://chorus-work-%p", (void *) self);
+    //  Named by a count, not by where the node lives: a node made where
+    //  one was just destroyed may not bind that one's name until the
+    //  context has let go of it
+    static atomic_uint_fast64_t nodes = 0;
+    config->work_endpoint = zsys_sprintf ("inproc://chorus-work-%" PRIu64,
+                                          (uint64_t) atomic_fetch_add (&nodes, 1));
     chorus__handoff_init (&self->handoff, S_HANDOFF_MAX);
     config->handoff = &self->handoff;
     self->subscribers = zlistx_new ();

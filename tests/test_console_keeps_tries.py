@@ -5,7 +5,11 @@ second and the third and started again on its store; the trace of the
 transaction holds the commands sent, with their service and outcome, and
 nests them under the event that started the flow. A task tried more often
 than the console lists shows its last 20 tries and how many were left out;
-a fan-out's page lists the tries of the items it shows.
+a fan-out's page lists the tries of the items it shows. A flow's records
+hold its latest tries until they go to the trace, 8 at a time or when the
+flow ends: a coordinator killed after a task's 10th try, with 8 of them in
+the trace and 2 in the flow's records, lists all of them once after its
+restart.
 """
 
 import json
@@ -50,6 +54,25 @@ steps:
     command: refuse
     retry: { attempts: 25, backoff: 0ms }
 """
+#   A step whose 11th try waits for a file
+SLOW = """flow: slow
+version: 1
+steps:
+  - id: crawl
+    service: bank
+    command: crawl
+    timeout: 60s
+    retry: { attempts: 12, backoff: 0ms }
+"""
+#   Fails its first ten tries, then waits (at most 60 s) for `release`
+CRAWL = """#!/bin/sh
+n=$(cat "%s" 2>/dev/null | wc -l)
+echo try >> "%s"
+if [ "$n" -lt 10 ]; then echo "slow down ($((n + 1)))" >&2; exit 1; fi
+i=0
+while [ ! -e "%s" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+echo '{"crawled": true}'
+"""
 #   Fails its first two tries, counting them in a file
 CHARGE = """#!/bin/sh
 n=$(cat "%s" 2>/dev/null | wc -l)
@@ -62,7 +85,7 @@ hub = tools.node_helper('--service=hub', log='hub')
 seed = tools.started(hub, 'a hub node to seed from')[0]
 os.environ['CHORUS_SEEDS'] = seed
 os.makedirs(tools.path('flows'))
-for name, text in (('pay', PAY), ('storm', STORM), ('fan', FAN)):
+for name, text in (('pay', PAY), ('storm', STORM), ('fan', FAN), ('slow', SLOW)):
     with open(tools.path('flows/%s.yaml' % name), 'w') as file:
         file.write(text)
 tries_file = tools.path('tries')
@@ -70,9 +93,14 @@ charge = tools.path('charge.sh')
 with open(charge, 'w') as file:
     file.write(CHARGE % (tries_file, tries_file))
 os.chmod(charge, 0o755)
+crawls_file, release = tools.path('crawls'), tools.path('release')
+crawl = tools.path('crawl.sh')
+with open(crawl, 'w') as file:
+    file.write(CRAWL % (crawls_file, crawls_file, release))
+os.chmod(crawl, 0o755)
 bank = tools.chorus('serve', 'bank', '--store', tools.path('bank'), '--handle',
                     'charge=' + charge, '--handle', 'refuse=echo refused >&2; exit 1',
-                    '--handle', 'echo=cat',
+                    '--handle', 'echo=cat', '--handle', 'crawl=' + crawl,
                     log='bank')
 
 
@@ -187,5 +215,27 @@ is_(fan.get('tries_off_page'), 50, 'and counts those of the other 50')
 status, fan = api.request('/api/flows/fan-f1?from=100&to=149')
 ok(sorted(t['item'] for t in fan.get('tries', [])) == list(range(100, 150))
    and fan.get('tries_off_page') == 100, 'the next page, the tries of items 100 to 149')
+
+#   --- killed with 8 tries in the trace and 2 held in the flow's records --
+proc = tools.chorus('flow', 'start', 'slow', '{}', '--id', 'w1', log='slow')
+proc.wait(timeout=30)
+ok(tools.until(lambda: len(tools.lines('crawls')) == 11 and len(tries('slow-w1')) == 10, 30),
+   'a step failed 10 tries and its 11th runs')
+coordinator.send_signal(signal.SIGKILL)
+coordinator.wait(timeout=10)
+with open(release, 'w'):
+    pass
+coordinator, url = start_coordinator()
+api.url = url
+ok(tools.until(lambda: api.request('/api/flows/slow-w1')[1].get('state') == 'completed', 30),
+   'killed (SIGKILL) and started again, the flow completes')
+listed = tries('slow-w1')
+is_([t['attempt'] for t in listed], list(range(1, 12)), 'the console lists each of its 11 tries once')
+is_([t['outcome'] for t in listed], ['error'] * 10 + ['done'], 'ten failed, the last succeeded')
+is_([t['error'] and t['error']['message'] for t in listed[:10]],
+    ['slow down (%d)' % n for n in range(1, 11)], 'each failed try with its own error')
+status, slow = api.request('/api/flows/slow-w1')
+commands = api.request('/api/trace/' + slow['correlation'])[1].get('commands', [])
+is_([c['attempt'] for c in commands], list(range(1, 12)), 'and so does the trace, in order')
 is_(tools.stop(coordinator), 0, 'the coordinator stops cleanly on SIGTERM')
 done_testing()

@@ -5,18 +5,23 @@
     of the journal are damaged one way each: a delta torn in two, a delta
     that decodes but does not load, a delta missing between two others, a
     snapshot missing before its deltas, an envelope that disagrees with its
-    record, a record of a later format. Each start is refused as damaged,
-    with a message that names the flow, the record and the problem, and
-    the repair command; repair drops the flow and the coordinator starts.
-    The undamaged journal restarts with every flow as it was; a log cut
-    anywhere in its commits (a crash in the middle of a batch, before the
-    commit mark moved) restarts with every flow whole, as of a commit; and
-    a journal of the format before deltas is migrated.
+    record, a record of a later format, a delta holding a malformed try of
+    a command (the tries a flow holds until they go to its trace). Each
+    start is refused as damaged, with a message that names the flow, the
+    record and the problem, and the repair command; repair drops the flow
+    and the coordinator starts. The undamaged journal restarts with every
+    flow as it was; a log cut anywhere in its commits (a crash in the
+    middle of a batch, before the commit mark moved) restarts with every
+    flow whole, as of a commit; and a journal of the format before deltas
+    is migrated, its trace's entries of one try each (as coordinators
+    wrote them before a flow's records held its tries) read beside the
+    tries its flows' records now hold.
 */
 #include "testutil.h"
 #include "chorus_coordinator.h"
 #include "chorus_flow.h"
 #include "chorus_journal_private.h"
+#include "chorus_be64.h"
 
 #include <dirent.h>
 #include <jansson.h>
@@ -128,6 +133,27 @@ s_status_holds (void *arg)
     bool holds = text && strstr (text, wait->want);
     free (text);
     return holds;
+}
+
+//  Waits for a correlation's trace to list `want` commands
+typedef struct {
+    mesh_t *mesh;               //  where to ask
+    size_t want;                //  commands it must list
+    json_t *trace;              //  the last answer
+} traced_t;
+
+static bool
+s_traced (void *arg)
+{
+    traced_t *traced = (traced_t *) arg;
+    json_decref (traced->trace);
+    traced->trace = s_call (traced->mesh, "flow.trace", "{\"correlation\": \"c\"}", NULL);
+    json_t *commands = json_object_get (traced->trace, "commands");
+    size_t done = 0, index;
+    json_t *command;
+    json_array_foreach (commands, index, command)
+        done += streq (json_string_value (json_object_get (command, "outcome")), "done");
+    return json_array_size (commands) == traced->want && done == traced->want - 1;
 }
 
 static bool
@@ -268,7 +294,7 @@ s_record (const char *store, const char *id, uint64_t number)
 }
 
 //  The damage done to a copy
-typedef enum { TORN, MISSHAPEN, UNLOADABLE, GAP, HEADLESS, DISAGREES, LATER } s_damage_t;
+typedef enum { TORN, MISSHAPEN, UNLOADABLE, GAP, HEADLESS, DISAGREES, LATER, BAD_TRY } s_damage_t;
 
 static void
 s_damage (const char *store, s_damage_t damage, const char *pair, const char *done)
@@ -318,8 +344,20 @@ s_damage (const char *store, s_damage_t damage, const char *pair, const char *do
             record.data [1] = 3;        //  the format, a positive fixint
         chorus_record_raw (&record, envelope.engine.at,
                            (size_t) (envelope.engine.end - envelope.engine.at));
-        chorus_record_raw (&record, envelope.coordinator.at,
-                           (size_t) (envelope.coordinator.end - envelope.coordinator.at));
+        if (damage == BAD_TRY) {
+            //  The coordinator's part of a delta, holding a try of 2 values
+            chorus_record_array (&record, 4);
+            chorus_record_uint (&record, 0);
+            chorus_record_array (&record, 0);
+            chorus_record_array (&record, 0);
+            chorus_record_array (&record, 1);
+            chorus_record_array (&record, 2);
+            chorus_record_uint (&record, 1);
+            chorus_record_uint (&record, 2);
+        }
+        else
+            chorus_record_raw (&record, envelope.coordinator.at,
+                               (size_t) (envelope.coordinator.end - envelope.coordinator.at));
         chorus_journal_envelope_seal (&record, pair, 1);
         chorus_journal_put_record (journal, pair, 1, record.data, record.size, true);
     }
@@ -442,6 +480,8 @@ main (void)
          "envelope and the engine's part name different flow states", true},
         {LATER, "a record of a later format", ": its record 1 does not decode: it is of a "
          "format this coordinator does not know", true},
+        {BAD_TRY, "a delta holding a malformed try", ": its record 1 (a delta) does not load: "
+         "a try of a command that it holds is malformed", false},
     };
     for (size_t c = 0; c < sizeof (cases) / sizeof (cases [0]); c++) {
         char name [32];
@@ -586,6 +626,52 @@ main (void)
             "(%d flows, %d records of format 2)", run? "still": "now", count.flows,
             count.records);
     }
+
+    //  A try traced as older coordinators did, one entry each: 'C', when
+    //  it was sent, when it ended, its number, then the command's id, flow,
+    //  key, service, command, outcome, causation, error code and message
+    legacy = chorus_journal_new (old_dir, false, NULL, error, sizeof (error));
+    if (!legacy)
+        bail_out (error);
+    const char *fields [] = {"C0FFEE", "old-0", "old-0/a", "echo", "a", "error", "cause-1",
+                             "exit-1", "echo down"};
+    uint8_t entry [256] = {'C'};
+    uint64_t sent = (uint64_t) zclock_time () - 3600 * 1000;    //  traces are kept 24 h
+    chorus__put_be64 (entry + 1, sent);
+    chorus__put_be64 (entry + 9, sent + 40);
+    chorus__put_be64 (entry + 17, 1);
+    size_t size = 25;
+    for (size_t i = 0; i < sizeof (fields) / sizeof (fields [0]); i++) {
+        memcpy (entry + size, fields [i], strlen (fields [i]) + 1);
+        size += strlen (fields [i]) + 1;
+    }
+    chorus_journal_put_trace (legacy, "c", sent, "C0FFEE", (const char *) entry, size);
+    if (chorus_journal_commit (legacy))
+        bail_out (chorus_journal_error (legacy));
+    chorus_journal_destroy (&legacy);
+    //  Its flows run their first step, whose tries their records hold
+    s_mesh_up (&mesh, flows, old);
+    traced_t traced = {&mesh, 6, NULL};
+    ok (s_run (&mesh, s_traced, &traced, 10000), "the trace of a migrated journal lists the "
+        "try an older coordinator traced and the 5 tries its flows hold");
+    json_t *first = json_array_get (json_object_get (traced.trace, "commands"), 0);
+    char *text = json_dumps (first, JSON_COMPACT | JSON_SORT_KEYS);
+    ok (json_is_object (first)
+        && streq (json_string_value (json_object_get (first, "id")), "C0FFEE")
+        && streq (json_string_value (json_object_get (first, "flow")), "old-0")
+        && streq (json_string_value (json_object_get (first, "task")), "a")
+        && streq (json_string_value (json_object_get (first, "service")), "echo")
+        && streq (json_string_value (json_object_get (first, "outcome")), "error")
+        && streq (json_string_value (json_object_get (first, "causation")), "cause-1")
+        && json_integer_value (json_object_get (first, "attempt")) == 1
+        && json_integer_value (json_object_get (first, "sent")) == (json_int_t) sent
+        && json_integer_value (json_object_get (first, "duration_ms")) == 40
+        && streq (json_string_value (json_object_get (json_object_get (first, "error"),
+                                                      "message")), "echo down"),
+        "the older one first, as it was written: %s", text);
+    free (text);
+    json_decref (traced.trace);
+    s_mesh_down (&mesh);
     free (old_dir);
     free (old);
 
