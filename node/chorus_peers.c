@@ -1009,14 +1009,16 @@ s_admit_address (chorus__peers_t *self, const char *address)
 
 //  May a new peer, whose HELLO came from this address, join? Says why not.
 static bool
-s_admit (chorus__peers_t *self, const char *instance, chorus_msg_t *hello)
+s_admit (chorus__peers_t *self, const char *instance, chorus_msg_t *hello, bool dialled)
 {
     const char *address = chorus_msg_peer_address (hello);
     const char *why = NULL;
     if (zhashx_size (self->peers) >= (size_t) self->config->max_peers)
         why = "the node has its maximum of peers";
     else
-    if (!s_admit_address (self, address))
+    if (!dialled && !s_admit_address (self, address))
+        //  Only for HELLOs we did not ask for: one that answers a connection
+        //  we opened is bounded by our own bound on pending connections
         why = "too many new peers from that address";
     if (!why)
         return true;
@@ -1180,7 +1182,7 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
             chorus__socket_destroy (&dealer);
             return;
         }
-        if (!s_admit (self, instance, hello))
+        if (!s_admit (self, instance, hello, pending != NULL))
             return;     //  not answered, and its gossip not followed
         bool hello_sent = false;
         bool newcomer = false;
