@@ -349,11 +349,7 @@ s_piggyback (chorus__peers_t *self, chorus_msg_t *msg)
     size_t limit = s_retransmits (self);
     for (size_t i = 0; i < added; i++) {
         chorus_msg_add_members (msg, chosen [i]->entry);
-        //  A node that joined meets most members itself, through the list
-        //  of peers in its seed's HELLO: news of it needs fewer rounds
-        size_t most = strncmp (chosen [i]->entry, "alive ", 6) == 0?
-                      limit / S_RETRANSMIT: limit;
-        if (++chosen [i]->sent >= most)
+        if (++chosen [i]->sent >= limit)
             zhashx_delete (self->updates, chosen_key [i]);
     }
     //  A sample of live members from the probe order, which is shuffled
