@@ -11,8 +11,6 @@ and the news of it comes back on its answers."""
 
 import time
 
-import msgpack
-
 import chorus_peer as cp
 import tools
 from tap import diag, done_testing, is_, ok
@@ -34,16 +32,7 @@ ok(mallory.run_until(lambda: node_instance in mallory.peers, 15, [shop]),
 
 def delivered(label):
     """The publisher publishes 100 events; how many of them the node handled."""
-    first = shop.head + 1
-    for i in range(100):
-        shop.publish('order.placed', msgpack.packb('%s-%d' % (label, i)), key='k%d' % (i % 10))
-    wanted = set(range(first, first + 100))
-
-    def count():
-        return len(wanted & {e['seq'] for e in tools.json_lines('handled')
-                             if e['instance'] == shop.instance})
-    shop.run_until(lambda: count() >= 100, 60, [mallory])
-    return count()
+    return tools.delivered(shop, label, [mallory])
 
 
 def forge(entries, seconds):

@@ -48,20 +48,8 @@ member = shop.members('billing')[0] if shop.members('billing') else None
 
 
 def delivered(label):
-    """The real publisher publishes 100 events; how many the node handled."""
-    first = shop.head + 1
-    for i in range(100):
-        shop.publish('order.placed', msgpack.packb('%s-%d' % (label, i)), key='k%d' % (i % 10))
-    wanted = set(range(first, first + 100))
-
-    def count():
-        seqs = set()
-        for event in tools.json_lines('handled'):
-            if event['instance'] == shop.instance:
-                seqs.add(event['seq'])
-        return len(seqs & wanted)
-    shop.run_until(lambda: count() >= 100, 60)
-    return count()
+    """The publisher publishes 100 events; how many of them the node handled."""
+    return tools.delivered(shop, label)
 
 
 def peak():

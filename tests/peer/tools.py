@@ -17,6 +17,8 @@ import subprocess
 import tempfile
 import time
 
+import msgpack
+
 TOP = os.environ.get('top_builddir', '.')
 CHORUS = os.path.join(TOP, 'tools', 'chorus')
 NODE_HELPER = os.path.join(TOP, 'tests', 'node_helper')
@@ -160,3 +162,21 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(('127.0.0.1', 0))
         return probe.getsockname()[1]
+
+
+def delivered(publisher, label, others=(), handled='handled', count=100):
+    """The strict peer ``publisher`` publishes ``count`` events on order.placed
+    (keys k0..k9); how many of them the node under test handled, as its
+    ``--exec`` wrote them (JSON lines) to the file ``handled``."""
+    first = publisher.head + 1
+    for i in range(count):
+        publisher.publish('order.placed', msgpack.packb('%s-%d' % (label, i)),
+                          key='k%d' % (i % 10))
+    wanted = set(range(first, first + count))
+
+    def seen():
+        return len(wanted & {e['seq'] for e in json_lines(handled)
+                             if e['instance'] == publisher.instance})
+    publisher.run_until(lambda: seen() >= count, 60, others)
+    return seen()
+
