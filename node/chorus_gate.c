@@ -14,6 +14,8 @@ struct _chorus__gate_t {
     void *socket;               //  the socket watched
     void *monitor;              //  events from it (PAIR)
     zhashx_t *open;             //  "fd" of each connection we let in -> s_conn_t
+    zhashx_t *early;            //  "fd" -> instance: named before we read that it
+                                //  was accepted (its messages came first)
     size_t max;                 //  connections let in at most
     chorus__monitor_t *told;    //  told of every event, or NULL
     char name [16];             //  the socket's name for it
@@ -58,6 +60,8 @@ chorus__gate_new (void *socket, size_t max, chorus__monitor_t *monitor, const ch
     snprintf (self->name, sizeof (self->name), "%s", name);
     self->open = zhashx_new ();
     zhashx_set_destructor (self->open, s_conn_destroy);
+    self->early = zhashx_new ();
+    zhashx_set_destructor (self->early, (zhashx_destructor_fn *) zstr_free);
     self->monitor = chorus__socket_new (ZMQ_PAIR);
     //  The monitor's sender blocks ZeroMQ's I/O thread when we do not read:
     //  no bound on what may wait here
@@ -80,6 +84,7 @@ chorus__gate_destroy (chorus__gate_t **self_p)
         zmq_socket_monitor (self->socket, NULL, 0);
         chorus__socket_destroy (&self->monitor);
         zhashx_destroy (&self->open);
+        zhashx_destroy (&self->early);
         free (self);
         *self_p = NULL;
     }
@@ -176,6 +181,11 @@ chorus__gate_recv (chorus__gate_t *self, chorus__gate_report_t *report)
             if (zhashx_size (self->open) < self->max) {
                 s_conn_t *conn = (s_conn_t *) zmalloc (sizeof (s_conn_t));
                 conn->fd = fd;
+                const char *early = (const char *) zhashx_lookup (self->early, key);
+                if (early) {
+                    snprintf (conn->instance, sizeof (conn->instance), "%s", early);
+                    zhashx_delete (self->early, key);
+                }
                 zhashx_update (self->open, key, conn);
             }
             else {
@@ -221,6 +231,15 @@ chorus__gate_name (chorus__gate_t *self, int fd, const char *instance)
     s_conn_t *conn = (s_conn_t *) zhashx_lookup (self->open, name);
     if (conn)
         snprintf (conn->instance, sizeof (conn->instance), "%s", instance);
+    else {
+        //  The peer's messages came before the event that its connection
+        //  was accepted, which we have not read yet: the name waits for it.
+        //  Kept within the bound on connections, none of them stale for
+        //  long (each is taken at the next read of the events)
+        if (zhashx_size (self->early) >= self->max + 1)
+            zhashx_purge (self->early);
+        zhashx_update (self->early, name, strdup (instance));
+    }
 }
 
 size_t
@@ -245,4 +264,113 @@ chorus__gate_cut (chorus__gate_t *self, chorus__gate_keep_fn *keep, void *arg)
         conn->key [0] = 0;
     }
     return cut;
+}
+
+//  --------------------------------------------------------------------------
+//  Self-test
+
+//  A connection from a DEALER: its first message read on the inbox, and
+//  the descriptor it came over
+static void *
+s_test_connect (void *inbox, const char *endpoint, int *fd)
+{
+    void *dealer = chorus__socket_new (ZMQ_DEALER);
+    CHORUS__CHECK (dealer && zmq_connect (dealer, endpoint) == 0);
+    CHORUS__CHECK (zmq_send (dealer, "hi", 2, 0) == 2);
+    zmq_msg_t frame;
+    zmq_msg_init (&frame);
+    CHORUS__CHECK (zmq_msg_recv (&frame, inbox, 0) >= 0);     //  the routing id
+    CHORUS__CHECK (zmq_msg_more (&frame));
+    CHORUS__CHECK (zmq_msg_recv (&frame, inbox, 0) == 2);
+    *fd = zmq_msg_get (&frame, ZMQ_SRCFD);
+    CHORUS__CHECK (*fd >= 0);
+    zmq_msg_close (&frame);
+    return dealer;
+}
+
+//  Counts the connections whose end the gate has read
+static void
+s_test_event (const char *event, const char *socket, const char *peer, const char *detail,
+              void *arg)
+{
+    (void) socket, (void) peer, (void) detail;
+    if (streq (event, "disconnected"))
+        (*(size_t *) arg)++;
+}
+
+//  Closes a connection and reads the events until its end is read;
+//  returns what the gate reported closed on the way
+static chorus__gate_report_t
+s_test_close (chorus__gate_t *self, void **dealer_p, size_t *ended)
+{
+    size_t ended_before = *ended;
+    chorus__socket_destroy (dealer_p);
+    chorus__gate_report_t report, seen;
+    memset (&seen, 0, sizeof (seen));
+    zpoller_t *poller = zpoller_new (chorus__gate_socket (self), NULL);
+    while (*ended == ended_before) {
+        CHORUS__CHECK (zpoller_wait (poller, 5000) == chorus__gate_socket (self));
+        chorus__gate_recv (self, &report);
+        for (size_t i = 0; i < report.closed_size; i++)
+            memcpy (seen.closed [seen.closed_size++], report.closed [i], 33);
+    }
+    zpoller_destroy (&poller);
+    return seen;
+}
+
+void
+chorus__gate_test (bool verbose)
+{
+    if (verbose)
+        printf (" * chorus__gate: ");
+    void *inbox = chorus__socket_new (ZMQ_ROUTER);
+    CHORUS__CHECK (inbox && zmq_bind (inbox, "tcp://127.0.0.1:*") == 0);
+    int timeout = 5000;
+    CHORUS__CHECK (zmq_setsockopt (inbox, ZMQ_RCVTIMEO, &timeout, sizeof (timeout)) == 0);
+    char endpoint [64];
+    size_t size = sizeof (endpoint);
+    CHORUS__CHECK (zmq_getsockopt (inbox, ZMQ_LAST_ENDPOINT, endpoint, &size) == 0);
+    //  The monitor tells us when the gate has read a connection's end
+    size_t ended = 0;
+    zpoller_t *unused = zpoller_new (NULL);
+    chorus__monitor_t *monitor = chorus__monitor_new (unused, s_test_event, &ended);
+    chorus__gate_t *self = chorus__gate_new (inbox, 8, monitor, "inbox");
+    CHORUS__CHECK (monitor && self);
+    const char *first = "0123456789ABCDEF0123456789ABCDEF";
+    const char *second = "FEDCBA9876543210FEDCBA9876543210";
+
+    //  Named once its acceptance is read: its closing names the peer
+    int fd;
+    void *dealer = s_test_connect (inbox, endpoint, &fd);
+    chorus__gate_report_t report;
+    zpoller_t *poller = zpoller_new (chorus__gate_socket (self), NULL);
+    while (chorus__gate_open (self) == 0) {
+        CHORUS__CHECK (zpoller_wait (poller, 5000) == chorus__gate_socket (self));
+        chorus__gate_recv (self, &report);
+    }
+    zpoller_destroy (&poller);
+    chorus__gate_name (self, fd, first);
+    report = s_test_close (self, &dealer, &ended);
+    CHORUS__CHECK (report.closed_size == 1 && streq (report.closed [0], first));
+
+    //  Named before its acceptance is read (the engine reads the inbox
+    //  before the gate's events): the name waits, and the closing still
+    //  names the peer
+    dealer = s_test_connect (inbox, endpoint, &fd);
+    CHORUS__CHECK (chorus__gate_open (self) == 0);
+    chorus__gate_name (self, fd, second);
+    report = s_test_close (self, &dealer, &ended);
+    CHORUS__CHECK (report.closed_size == 1 && streq (report.closed [0], second));
+
+    //  Never named: its closing names no one
+    dealer = s_test_connect (inbox, endpoint, &fd);
+    report = s_test_close (self, &dealer, &ended);
+    CHORUS__CHECK (report.closed_size == 0);
+
+    chorus__gate_destroy (&self);
+    chorus__monitor_destroy (&monitor);
+    zpoller_destroy (&unused);
+    chorus__socket_destroy (&inbox);
+    if (verbose)
+        printf ("OK\n");
 }

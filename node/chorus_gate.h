@@ -53,5 +53,8 @@ size_t
 //  Connections open now
 size_t
     chorus__gate_open (chorus__gate_t *self);
+//  Self-test
+void
+    chorus__gate_test (bool verbose);
 
 #endif

@@ -12,6 +12,7 @@
 #include "chorus_delivery.h"
 #include "chorus_commands.h"
 #include "chorus_observer.h"
+#include "chorus_gate.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,6 +34,8 @@ static const s_class_t s_classes [] = {
      chorus__delivery_test},
     {"observer: gaps repaired by FETCH, events handed over in order, losses reported",
      chorus__observer_test},
+    {"gate: connections bounded; a closing names its peer, named before or after its "
+     "acceptance is read", chorus__gate_test},
     {"peers: met by HELLO, answered, refused past the bound, restarted, expired, gossip",
      chorus__peers_test},
 };
