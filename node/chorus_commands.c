@@ -248,6 +248,12 @@ chorus__commands_peer_gone (chorus__commands_t *self, chorus__peer_t *peer)
         }
 }
 
+uint64_t
+chorus__commands_next_due (chorus__commands_t *self)
+{
+    return zhashx_size (self->outgoing)? CHORUS__DUE_TICK: UINT64_MAX;
+}
+
 void
 chorus__commands_tick (chorus__commands_t *self, uint64_t now)
 {

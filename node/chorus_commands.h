@@ -39,6 +39,10 @@ void
     chorus__commands_peer_gone (chorus__commands_t *self, chorus__peer_t *peer);
 void
     chorus__commands_tick (chorus__commands_t *self, uint64_t now);
+//  When the tick next has work: CHORUS__DUE_TICK while commands are in
+//  flight, else UINT64_MAX
+uint64_t
+    chorus__commands_next_due (chorus__commands_t *self);
 //  Self-test
 void
     chorus__commands_test (bool verbose);

@@ -47,6 +47,17 @@ typedef struct {
     uint64_t unwarned [W_KINDS];    //  and how many were held back since
 } chorus__context_t;
 
+//  What a class's next_due call returns when part of its work cannot be
+//  timed (a connection coming up, a hash of commands in flight): it is
+//  looked at on the engine's regular tick, every few tens of ms. Otherwise
+//  next_due is the monotonic time of the class's earliest timer, UINT64_MAX
+//  when none is set, and an idle engine sleeps until then.
+#define CHORUS__DUE_TICK 0
+//  Work done about once a second (retention, housekeeping) may run this
+//  much early with a tick that comes for something else, so that an idle
+//  node wakes once for all of it
+#define CHORUS__TICK_EARLY_MS 250
+
 //  Sets up a context around a configuration and a store (neither taken)
 void
     chorus__context_init (chorus__context_t *self, chorus__config_t *config,

@@ -8,6 +8,7 @@
 #include "chorus_fake.h"
 #include "chorus_timer_heap.h"
 
+#define S_RETAIN_MS 1000        //  retention is applied this often
 #define S_SPAN 16384            //  seqs a group may track between cursor and next
 #define S_CACHE 8192            //  recent events kept decoded
 #define S_LOAD 256              //  events read from the store at once
@@ -818,7 +819,8 @@ chorus__delivery_tick (chorus__delivery_t *self, uint64_t now)
         s_group_schedule (self, group);
     }
     zlistx_destroy (&due);
-    if (now - self->last_retain >= 1000) {
+    //  Once a second, with another tick when one comes a little early
+    if (now + CHORUS__TICK_EARLY_MS - self->last_retain >= S_RETAIN_MS) {
         chorus__delivery_retain (self, chorus__now ());     //  events carry wall-clock times
         self->last_retain = now;
     }
@@ -872,6 +874,14 @@ s_group_pending (chorus__delivery_t *self, s_group_t *group, uint64_t head)
         group->counted_to = head;
     }
     return total + group->due_count;
+}
+
+uint64_t
+chorus__delivery_next_due (chorus__delivery_t *self)
+{
+    uint64_t due = chorus__timers_next (self->timers);
+    uint64_t retain = self->last_retain + S_RETAIN_MS;
+    return retain < due? retain: due;
 }
 
 void

@@ -27,6 +27,9 @@ void
     chorus__delivery_fetch (chorus__delivery_t *self, chorus__peer_t *peer, chorus_msg_t *fetch);
 void
     chorus__delivery_tick (chorus__delivery_t *self, uint64_t now);
+//  When the tick next has work: the earliest group timer, or retention
+uint64_t
+    chorus__delivery_next_due (chorus__delivery_t *self);
 //  Calls fn with each group that has deliveries not yet acknowledged: its
 //  name, how many, and how many live instances it has
 typedef void (chorus__pending_fn) (const char *group, uint64_t pending, size_t instances,

@@ -15,9 +15,11 @@
 #include "chorus_monitor.h"
 
 #define S_ROUTER_BATCH 1000     //  messages read from the inbox per turn
-#define S_TICK_MS 50            //  timer resolution
+#define S_TICK_MS 50            //  how often what cannot be timed is looked at
+#define S_HOUSEKEEPING_MS 1000  //  trust, figures and inbox expiry: this often
 #define S_CONNECTING_TICK_MS 5  //  while a new connection is coming up
 #define S_INBOX_KEEP_MS (24 * 3600 * 1000ull)   //  dedupe records kept this long
+#define S_EXPIRE_BATCH 1000     //  of which at most this many are looked at a time
 #define S_MAX_FRAME (CHORUS_MSG_MAX_BODY + 1024)    //  largest frame a socket takes
 
 //  The engine owns the sockets and the classes, and wires them together:
@@ -49,7 +51,8 @@ typedef struct {
     chorus_msg_t **published;   //  events taken from the hand-off in one turn
     zframe_t **published_bodies;    //  and their bodies
     bool terminated;            //  $TERM received
-    uint64_t stats_due;         //  when the figures are next copied (monotonic ms)
+    uint64_t housekeeping_due;  //  when trust, figures and expiry are next looked at
+    uint64_t last_tick;         //  when the classes last ticked (monotonic ms)
     chorus__stats_topic_t *topics;  //  events published by topic, counted with /metrics on
     size_t topics_size;         //  topics counted apart (CHORUS_STATS_TOPICS at most)
     size_t topic_last;          //  the topic counted last, tried first
@@ -501,8 +504,6 @@ s_trust_changed (chorus__engine_t *self)
     chorus__gate_cut (self->pub_gate, s_key_trusted, self);
 }
 
-#define S_STATS_MS 1000         //  figures for /metrics are copied this often
-
 //  The groups' lag, counted for the figures
 typedef struct {
     chorus__stats_group_t groups [CHORUS_STATS_GROUPS];   //  counted
@@ -532,14 +533,14 @@ s_first_time (uint64_t seq, uint64_t timestamp, const void *body, size_t size, v
     return 1;
 }
 
-//  Copies the figures /metrics shows, at most once a second
+//  Copies the figures /metrics shows (with the housekeeping, about once a
+//  second)
 static void
-s_copy_stats (chorus__engine_t *self, uint64_t now)
+s_copy_stats (chorus__engine_t *self)
 {
     chorus__stats_t *stats = self->config->stats;
-    if (!stats || now < self->stats_due)
+    if (!stats)
         return;
-    self->stats_due = now + S_STATS_MS;
     size_t evasive = chorus__peers_evasive (self->peers);
     size_t alive = zhashx_size (self->context.peers) - evasive;
     //  Counted outside the lock: a group absent since our restart is
@@ -567,24 +568,65 @@ s_copy_stats (chorus__engine_t *self, uint64_t now)
     pthread_mutex_unlock (&stats->lock);
 }
 
+//  Once a second: the trust directory, the figures, and inbox records
+//  old enough to forget
+static void
+s_housekeeping (chorus__engine_t *self, uint64_t now)
+{
+    self->housekeeping_due = now + S_HOUSEKEEPING_MS;
+    if (self->config->keys && chorus__keys_reload (self->config->keys))
+        s_trust_changed (self);
+    s_copy_stats (self);
+    //  Records carry wall-clock times: they outlive the process
+    uint64_t wall = chorus__now ();
+    if (wall > S_INBOX_KEEP_MS) {
+        int forgotten = chorus_store_inbox_expire (self->store, wall - S_INBOX_KEEP_MS,
+                                                   S_EXPIRE_BATCH);
+        if (forgotten == -1)
+            chorus__context_warn (&self->context, W_STORE, "inbox expiry: %s",
+                                  chorus_store_error (self->store));
+        else
+        if (forgotten == S_EXPIRE_BATCH)
+            self->housekeeping_due = now + S_TICK_MS;   //  more to forget: soon again
+    }
+}
+
 static void
 s_tick (chorus__engine_t *self)
 {
     uint64_t now = chorus__mono ();
-    if (self->config->keys && chorus__keys_reload (self->config->keys))
-        s_trust_changed (self);
+    self->last_tick = now;
+    if (now + CHORUS__TICK_EARLY_MS >= self->housekeeping_due)
+        s_housekeeping (self, now);
     chorus__peers_tick (self->peers, now);
-    s_copy_stats (self, now);
     chorus__delivery_tick (self->delivery, now);
     chorus__commands_tick (self->commands, now);
     if (self->observer)
         chorus__observer_tick (self->observer, now);
-    //  Records carry wall-clock times: they outlive the process
-    uint64_t wall = chorus__now ();
-    if (wall > S_INBOX_KEEP_MS
-    &&  chorus_store_inbox_expire (self->store, wall - S_INBOX_KEEP_MS, 1000) == -1)
-        chorus__context_warn (&self->context, W_STORE, "inbox expiry: %s",
-                              chorus_store_error (self->store));
+}
+
+//  When the next tick is due: the earliest timer of any class, so that an
+//  idle node sleeps until it has something to do (no work on a fixed tick
+//  that is not due); the regular tick while a class has work it cannot
+//  time, sooner while a connection comes up
+static uint64_t
+s_next_tick (chorus__engine_t *self)
+{
+    uint64_t regular = self->last_tick + (chorus__peers_connecting (self->peers)?
+                                          S_CONNECTING_TICK_MS: S_TICK_MS);
+    uint64_t dues [4] = {
+        chorus__peers_next_due (self->peers),
+        chorus__delivery_next_due (self->delivery),
+        chorus__commands_next_due (self->commands),
+        self->observer? chorus__observer_next_due (self->observer): UINT64_MAX
+    };
+    uint64_t next = self->housekeeping_due;
+    for (size_t i = 0; i < sizeof (dues) / sizeof (dues [0]); i++) {
+        uint64_t due = dues [i] == CHORUS__DUE_TICK? regular: dues [i];
+        if (due < next)
+            next = due;
+    }
+    return next;
 }
 
 //  Connections that came to the inbox or the PUB, beyond the bound shut out
@@ -985,10 +1027,13 @@ chorus__engine_actor (zsock_t *pipe, void *args)
 {
     chorus__engine_t *self = s_engine_new (pipe, (chorus__config_t *) args);
     zsock_signal (pipe, 0);
-    uint64_t next_tick = chorus__mono () + S_TICK_MS;
     while (!self->terminated) {
-        uint64_t now = chorus__mono ();
-        int timeout = now >= next_tick? 0: (int) (next_tick - now);
+        //  No tick before START: no inbox, no classes at work
+        int timeout = -1;
+        if (self->router) {
+            uint64_t now = chorus__mono (), next = s_next_tick (self);
+            timeout = now >= next? 0: next - now > INT_MAX? INT_MAX: (int) (next - now);
+        }
         void *which = zpoller_wait (self->poller, timeout);
         if (which == pipe)
             s_recv_pipe (self);
@@ -1019,17 +1064,11 @@ chorus__engine_actor (zsock_t *pipe, void *args)
         else
         if (zpoller_terminated (self->poller))
             break;
-        bool connecting = chorus__peers_connecting (self->peers);
-        if (connecting && next_tick > chorus__mono () + S_CONNECTING_TICK_MS)
-            next_tick = chorus__mono () + S_CONNECTING_TICK_MS;
-        if (self->router && chorus__mono () >= next_tick) {
+        //  A HELLO waiting for its connection, and what waits behind it,
+        //  should not wait a whole tick more: meeting is the slow part of a
+        //  short-lived node's life (s_next_tick ticks sooner while so)
+        if (self->router && chorus__mono () >= s_next_tick (self))
             s_tick (self);
-            //  A HELLO waiting for its connection, and what waits behind it,
-            //  should not wait a whole tick more: meeting is the slow part
-            //  of a short-lived node's life
-            next_tick = chorus__mono () + (chorus__peers_connecting (self->peers)?
-                                           S_CONNECTING_TICK_MS: S_TICK_MS);
-        }
         chorus__context_flush (&self->context);
     }
     chorus__context_flush (&self->context);    //  the wrapper frees what it holds

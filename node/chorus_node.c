@@ -1561,6 +1561,8 @@ chorus_node_fd (chorus_node_t *self)
     return zsock_fd (self->work);
 }
 
+#define S_RUN_WAKE_MS 1000      //  chorus_node_run looks at the signal flag this often
+
 int
 chorus_node_run (chorus_node_t *self, int timeout_ms)
 {
@@ -1572,11 +1574,13 @@ chorus_node_run (chorus_node_t *self, int timeout_ms)
     int rc = 0;
     self->running = true;
     while (!self->stopped) {
-        int64_t wait = end < 0? 100: end - zclock_mono ();
+        //  A signal ends the wait; one that comes just before it is seen
+        //  within S_RUN_WAKE_MS
+        int64_t wait = end < 0? S_RUN_WAKE_MS: end - zclock_mono ();
         if (end >= 0 && wait <= 0)
             break;
         //  Work kept from a batch cut short by a stop goes first
-        zpoller_wait (poller, self->unrun? 0: wait > 100? 100: (int) wait);
+        zpoller_wait (poller, self->unrun? 0: wait > S_RUN_WAKE_MS? S_RUN_WAKE_MS: (int) wait);
         //  A signal that is not an interrupt (SIGHUP, which the tools take
         //  as "read the trust directory again") ends the wait, not the run
         if (zsys_interrupted || (zpoller_terminated (poller) && zmq_errno () != EINTR)) {

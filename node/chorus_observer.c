@@ -503,6 +503,13 @@ chorus__observer_recv (chorus__observer_t *self, void *socket)
     return true;
 }
 
+uint64_t
+chorus__observer_next_due (chorus__observer_t *self)
+{
+    return self->observed_out < S_WINDOW / 2 && zhashx_size (self->attention)?
+           CHORUS__DUE_TICK: UINT64_MAX;
+}
+
 void
 chorus__observer_tick (chorus__observer_t *self, uint64_t now)
 {

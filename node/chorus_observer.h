@@ -36,6 +36,10 @@ bool
     chorus__observer_recv (chorus__observer_t *self, void *socket);
 void
     chorus__observer_tick (chorus__observer_t *self, uint64_t now);
+//  When the tick next has work: CHORUS__DUE_TICK while a source has a gap
+//  or a FETCH outstanding and the application has room, else UINT64_MAX
+uint64_t
+    chorus__observer_next_due (chorus__observer_t *self);
 //  The application has run n observed events
 void
     chorus__observer_done (chorus__observer_t *self, size_t count);

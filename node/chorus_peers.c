@@ -19,7 +19,7 @@
 #define S_HELPERS 3             //  members asked to probe for us before suspicion
 #define S_RELAYS 64             //  probes we make for others at once, at most
 #define S_UPDATES 256           //  membership news kept to pass on, at most
-#define S_PIGGYBACK 6           //  members entries on one probe message, at most
+#define S_PIGGYBACK 18          //  members entries on one probe message, at most
 #define S_SAMPLE 2              //  of them, live members picked at random when
                                 //  there is less news (anti-entropy)
 #define S_RETRANSMIT 3          //  news goes out this many times log2 (N + 1)
@@ -798,6 +798,43 @@ chorus__peers_heard (chorus__peers_t *self, chorus__peer_t *peer)
         s_answered (self, peer);
     if (self->relays_size)
         s_relays_heard (self, peer);
+}
+
+static uint64_t
+s_min (uint64_t a, uint64_t b)
+{
+    return a < b? a: b;
+}
+
+uint64_t
+chorus__peers_next_due (chorus__peers_t *self)
+{
+    if (self->connecting || zhashx_size (self->pending) || zhashx_size (self->backlog)
+    ||  zhashx_size (self->waiting))
+        return CHORUS__DUE_TICK;
+    uint64_t due = chorus__timers_next (self->timers);
+    if (zhashx_size (self->peers))
+        due = s_min (due, self->probe_due);
+    if (zhashx_size (self->updates))
+        due = s_min (due, self->gossip_due);
+    for (size_t i = 0; i < self->relays_size; i++)
+        due = s_min (due, self->relays [i].until);
+    if (zhashx_size (self->admission))
+        due = s_min (due, self->admission_due);
+    if (zhashx_size (self->newcomers))
+        due = s_min (due, self->last_newcomers + S_ANNOUNCE_MS);
+    if (self->announce)
+        due = s_min (due, self->last_announce + S_ANNOUNCE_MS);
+    //  A seed that leads to no live peer is tried again
+    for (s_seed_t *seed = (s_seed_t *) zhashx_first (self->seeds); seed;
+         seed = (s_seed_t *) zhashx_next (self->seeds)) {
+        if (seed->instance && chorus__context_peer (self->context, seed->instance))
+            continue;
+        if (!seed->tried)
+            return CHORUS__DUE_TICK;
+        due = s_min (due, seed->tried + S_SEED_RETRY_MS);
+    }
+    return due;
 }
 
 bool

@@ -77,6 +77,11 @@ void
 //  (our subscriptions) has changed
 void
     chorus__peers_tick (chorus__peers_t *self, uint64_t now);
+//  When the tick next has work: the earliest timer (probes, gossip, seeds
+//  to try again, announcements), or CHORUS__DUE_TICK while connections
+//  come up
+uint64_t
+    chorus__peers_next_due (chorus__peers_t *self);
 //  True while a HELLO waits for its connection to come up: tick soon
 bool
     chorus__peers_connecting (chorus__peers_t *self);
