@@ -30,6 +30,8 @@ struct _chorus__peer_t {
     void *dealer;               //  our connection into its inbox (libzmq handle)
     bool hello_sent;            //  our HELLO has gone out first on dealer
     char answers [33];          //  id of its HELLO our first HELLO answers, or ""
+    bool listless;              //  it knows the membership (chorus.lists: no): our
+                                //  HELLOs to it leave out our list of peers
     uint64_t generation;        //  last HELLO generation seen
     uint64_t started;           //  its start time (HELLO header chorus.started)
     uint64_t head;              //  its latest published seq

@@ -50,6 +50,8 @@ typedef struct {
     char key [41];              //  the server key we expect there, "" on a plaintext mesh
     char expect [33];           //  the instance news said is there, or "" (from a list
                                 //  of endpoints, a seed or a beacon)
+    bool list;                  //  our HELLO lists our peers and asks for theirs: we
+                                //  dial a seed or a beacon, not a member we heard of
 } s_pending_t;
 
 //  A seed endpoint from the configuration
@@ -162,7 +164,7 @@ s_dealer_new (chorus__peers_t *self, const char *endpoint, const char *key)
 }
 
 static chorus_msg_t *
-s_hello (chorus__peers_t *self, const char *answers)
+s_hello (chorus__peers_t *self, const char *answers, bool list)
 {
     chorus_msg_t *hello = chorus__context_msg (self->context, CHORUS_MSG_HELLO);
     chorus_msg_set_service (hello, self->config->service);
@@ -171,8 +173,12 @@ s_hello (chorus__peers_t *self, const char *answers)
     chorus_msg_set_pub_endpoint (hello, self->pub_endpoint);
     chorus_msg_set_generation (hello, self->generation);
     chorus_msg_set_head (hello, chorus_store_head (self->context->store));
-    size_t listed = 0;
-    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers);
+    //  A node that knows the membership needs no list: it gets none, and
+    //  says so, so that it is sent none either (protocol section 4.3)
+    size_t listed = list? 0: CHORUS_MSG_MAX_LIST;
+    if (!list)
+        chorus_msg_set_header (hello, "chorus.lists", "no");
+    for (chorus__peer_t *peer = list? (chorus__peer_t *) zhashx_first (self->peers): NULL;
          peer && listed < CHORUS_MSG_MAX_LIST;
          peer = (chorus__peer_t *) zhashx_next (self->peers)) {
         if (peer->key) {
@@ -200,11 +206,13 @@ s_hello (chorus__peers_t *self, const char *answers)
     return hello;
 }
 
-//  Sends our HELLO; writes its id into id_out (33 bytes) when given
+//  Sends our HELLO, with our list of peers or without; writes its id into
+//  id_out (33 bytes) when given
 static int
-s_send_hello (chorus__peers_t *self, void *dealer, const char *answers, char *id_out)
+s_send_hello (chorus__peers_t *self, void *dealer, const char *answers, bool list,
+              char *id_out)
 {
-    chorus_msg_t *hello = s_hello (self, answers);
+    chorus_msg_t *hello = s_hello (self, answers, list);
     int rc = chorus_msg_send (hello, dealer);
     if (rc == 0 && id_out)
         snprintf (id_out, 33, "%s", chorus_msg_id (hello));
@@ -215,9 +223,9 @@ s_send_hello (chorus__peers_t *self, void *dealer, const char *answers, char *id
 //  Sends our HELLO on a DEALER, answering the HELLO with that id, or NULL;
 //  0, or -1 if the connection is not up yet
 static int
-s_send_hello_to (chorus__peers_t *self, void *dealer, const char *answers)
+s_send_hello_to (chorus__peers_t *self, void *dealer, const char *answers, bool list)
 {
-    return s_send_hello (self, dealer, answers, NULL);
+    return s_send_hello (self, dealer, answers, list, NULL);
 }
 
 //  The peer's greeter: our first HELLO, once the connection is up, still
@@ -227,7 +235,8 @@ static int
 s_greet (chorus__peer_t *peer, void *arg)
 {
     chorus__peers_t *self = (chorus__peers_t *) arg;
-    int rc = s_send_hello_to (self, peer->dealer, peer->answers [0]? peer->answers: NULL);
+    int rc = s_send_hello_to (self, peer->dealer, peer->answers [0]? peer->answers: NULL,
+                              !peer->listless);
     if (rc) {
         self->connecting = true;    //  what waits for it goes at the next tick
         zhashx_update (self->waiting, peer->instance, peer);
@@ -887,7 +896,7 @@ s_peer_at (chorus__peers_t *self, const char *endpoint)
 //  as it is up. Returns false if it could not be opened now.
 static bool
 s_connect_pending (chorus__peers_t *self, const char *endpoint, const char *key,
-                   const char *expect)
+                   const char *expect, bool list)
 {
     if (streq (endpoint, self->endpoint) || zhashx_lookup (self->pending, endpoint)
     ||  s_peer_at (self, endpoint))
@@ -906,7 +915,8 @@ s_connect_pending (chorus__peers_t *self, const char *endpoint, const char *key,
     pending->since = chorus__mono ();
     snprintf (pending->key, sizeof (pending->key), "%s", key? key: "");
     snprintf (pending->expect, sizeof (pending->expect), "%s", expect? expect: "");
-    if (s_send_hello (self, dealer, NULL, pending->hello_id))
+    pending->list = list;
+    if (s_send_hello (self, dealer, NULL, list, pending->hello_id))
         self->connecting = true;
     zhashx_insert (self->pending, endpoint, pending);
     return true;
@@ -1136,14 +1146,14 @@ s_connect_listed (chorus__peers_t *self, const char *item, const char *expect)
 {
     bool opened;
     if (!self->config->keys)
-        opened = s_connect_pending (self, item, NULL, expect);
+        opened = s_connect_pending (self, item, NULL, expect, false);
     else {
         const char *key = chorus__key_part (item);
         if (!key || !chorus__key_valid (key))
             return true;    //  no use without a key
         char endpoint [257];
         snprintf (endpoint, sizeof (endpoint), "%.*s", (int) (key - 1 - item), item);
-        opened = s_connect_pending (self, endpoint, key, expect);
+        opened = s_connect_pending (self, endpoint, key, expect, false);
     }
     //  No room among the pending connections now: it waits its turn, so
     //  that a node that joins through one seed meets every member the
@@ -1200,6 +1210,8 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
         peer = NULL;
     }
     const char *endpoint = chorus_msg_endpoint (hello);
+    const char *lists = chorus_msg_header (hello, "chorus.lists");
+    bool listless = lists && streq (lists, "no");
     bool joined = false;
     if (!peer) {
         //  News said another node is at that endpoint: the port has changed
@@ -1231,6 +1243,7 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
         peer->started = started;
         peer->grant = grant;
         peer->hello_sent = hello_sent;
+        peer->listless = listless;
         chorus__peer_set_greeter (peer, s_greet, self);
         chorus__peer_set_waiter (peer, s_wait);
         zhashx_insert (self->peers, peer->instance, peer);
@@ -1242,11 +1255,15 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
         if (!peer->hello_sent)
             self->connecting = true;    //  it goes as soon as the connection is up
         if (newcomer) {
-            //  It came to us first: news of it for the others, and our list
-            //  of peers once or twice more, for those we meet meanwhile
+            //  It came to us first: news of it for the others (some reach
+            //  it only that way: it may not reach them). If it came to join
+            //  (a member that heard of us says it knows the membership), our
+            //  list of peers once or twice more, for those we meet meanwhile
             //  (nodes that joined at the same time)
             s_spread (self, S_ALIVE, peer->incarnation, peer->instance, peer->endpoint, peer->key);
-            zhashx_update (self->newcomers, peer->instance, (void *) (uintptr_t) S_NEWCOMER_ROUNDS);
+            if (!listless)
+                zhashx_update (self->newcomers, peer->instance,
+                               (void *) (uintptr_t) S_NEWCOMER_ROUNDS);
         }
         joined = true;
         chorus__context_log (self->context, "met %s/%.8s at %s", peer->service, instance, endpoint);
@@ -1260,10 +1277,11 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
             void *dealer = s_pending_take (self, answered);
             chorus__socket_destroy (&dealer);
         }
-        if (!s_lists_endpoint (hello, self->endpoint, self->config->keys != NULL)
+        if (!listless && !s_lists_endpoint (hello, self->endpoint, self->config->keys != NULL)
         &&  peer->hello_sent)
-            s_send_hello_to (self, peer->dealer, chorus_msg_id (hello));
+            s_send_hello_to (self, peer->dealer, chorus_msg_id (hello), true);
     }
+    peer->listless = listless;
     bool changed = joined || chorus_msg_generation (hello) != peer->generation;
     peer->generation = chorus_msg_generation (hello);
     peer->head = chorus_msg_head (hello);
@@ -1311,7 +1329,7 @@ chorus__peers_recv_beacon (chorus__peers_t *self, zactor_t *beacon)
         &&  !chorus__context_peer (self->context, instance)) {
             char endpoint [128];
             snprintf (endpoint, sizeof (endpoint), "tcp://%s:%d", address, port);
-            s_connect_pending (self, endpoint, secure? key: NULL, instance);
+            s_connect_pending (self, endpoint, secure? key: NULL, instance, true);
         }
     }
     zstr_free (&address);
@@ -1415,7 +1433,7 @@ s_probe_seeds (chorus__peers_t *self, uint64_t now)
         if (zhashx_lookup (self->pending, endpoint)
         ||  (seed->tried && now - seed->tried < S_SEED_RETRY_MS))
             continue;
-        if (s_connect_pending (self, endpoint, seed->key [0]? seed->key: NULL, NULL))
+        if (s_connect_pending (self, endpoint, seed->key [0]? seed->key: NULL, NULL, true))
             seed->tried = now;
     }
 }
@@ -1432,7 +1450,7 @@ s_pending_tick (chorus__peers_t *self, uint64_t now)
             zlistx_add_end (expired, (void *) zhashx_cursor (self->pending));
         else
         if (!pending->hello_id [0]
-        &&  s_send_hello (self, pending->dealer, NULL, pending->hello_id))
+        &&  s_send_hello (self, pending->dealer, NULL, pending->list, pending->hello_id))
             self->connecting = true;
     }
     for (const char *endpoint = (const char *) zlistx_first (expired); endpoint;
@@ -1516,7 +1534,7 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
     //  Our list of peers again to the nodes that came to us first
     if (zhashx_size (self->newcomers) && now - self->last_newcomers >= S_ANNOUNCE_MS) {
         self->last_newcomers = now;
-        chorus_msg_t *hello = s_hello (self, NULL);
+        chorus_msg_t *hello = s_hello (self, NULL, true);
         zlistx_t *instances = zhashx_keys (self->newcomers);
         for (const char *instance = (const char *) zlistx_first (instances); instance;
              instance = (const char *) zlistx_next (instances)) {
@@ -1544,7 +1562,7 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
         self->announce = false;
         self->last_announce = now;
         self->generation++;
-        chorus_msg_t *hello = s_hello (self, NULL);
+        chorus_msg_t *hello = s_hello (self, NULL, false);
         for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
              peer = (chorus__peer_t *) zhashx_next (self->peers)) {
             if (!peer->hello_sent)

@@ -992,6 +992,11 @@ Received.kind = property(lambda self: self.msg.kind)
 Rejected = collections.namedtuple('Rejected', 'via rid frames reason detail')
 
 
+def listless(msg):
+    """True if a HELLO says its sender knows the membership: no list to it (Section 4.3)."""
+    return (msg['headers'] or {}).get('chorus.lists') == 'no'
+
+
 class PeerState:
     """What this node knows of a met peer (Section 4.4 step 3)."""
 
@@ -1005,6 +1010,7 @@ class PeerState:
         self.pub_endpoint = msg['pub_endpoint']
         self.address = address
         self.started = (msg['headers'] or {}).get('chorus.started')
+        self.listless = listless(msg)       # it knows the membership (Section 4.3)
         self.dealer = None
         self.sub = None
         self.last_heard = self.last_ping = self.met_at = now
@@ -1357,7 +1363,8 @@ class Peer:
 
     # ---- sending
 
-    def _hello(self, answers=None):
+    def _hello(self, answers=None, to=None):
+        """Our HELLO; to a peer that knows the membership, without our list (Section 4.3)."""
         headers = dict(self.extra_headers)
         headers.update({'chorus.started': str(self.started), 'chorus.mesh': self.mesh})
         if self.secure:
@@ -1371,6 +1378,9 @@ class Peer:
             alive = [e for e in ('%s@%s' % (p.endpoint, p.key) for p in self.peers.values()
                                  if now - p.last_heard < self.timers['evasive'])
                      if len(_utf8(e)) <= 256]
+        if to is not None and to.listless:
+            headers['chorus.lists'] = 'no'
+            alive = []
         return make('HELLO', service=self.service, instance=self.instance,
                     endpoint=self.endpoint, pub_endpoint=self.pub_endpoint,
                     generation=self.generation, head=self.head, peers=alive,
@@ -1598,14 +1608,14 @@ class Peer:
             peer.dealer = match.dealer
         else:
             peer.dealer = self._dealer(msg['endpoint'], server_key=key)
-            fresh = self._hello(answers=msg.id)
+            fresh = self._hello(answers=msg.id, to=peer)
             self._send(peer, fresh)
         for endpoint, state in self._seeds.items():
             if endpoint == msg['endpoint'] or (match is not None and match.seed == endpoint):
                 state['met'] = peer.instance
         for other in self.peers.values():
             if fresh is None or other is not peer:
-                self._send(other, self._hello())
+                self._send(other, self._hello(to=other))
         if self.observe is not None:
             peer.sub = self._client(self._socket(zmq.SUB), key)
             peer.sub.setsockopt(zmq.SUBSCRIBE, _utf8(self.observe))
@@ -1620,9 +1630,10 @@ class Peer:
         if msg['generation'] != peer.generation:
             peer.update(msg)
             self._dirty = True
+        peer.listless = listless(msg)
         listed = [split_keyed(e)[0] if self.secure else e for e in msg['peers']]
-        if self.endpoint not in listed:
-            self._send(peer, self._hello())
+        if not peer.listless and self.endpoint not in listed:
+            self._send(peer, self._hello())     # it forgot us: with our list (Section 4.4)
 
     def _expire(self, peer, reason):
         """Forget a peer (Section 6): close its sockets, move its work, re-announce."""
@@ -1644,7 +1655,7 @@ class Peer:
                 fetch.error = 'expired'
         self.generation += 1
         for other in self.peers.values():
-            self._send(other, self._hello())
+            self._send(other, self._hello(to=other))
         self._dirty = True
 
     def _liveness(self, now):
