@@ -9,6 +9,7 @@
 
 #define S_PENDING_MS 5000       //  how long a connection waits for the peer's HELLO
 #define S_SEED_RETRY_MS 5000    //  a seed that did not answer is tried again after this
+#define S_PENDING_TRIES 3       //  a member heard of is dialled this often, unanswered
 #define S_ANNOUNCE_MS 500       //  our HELLO goes to every peer at most this often
 #define S_BUCKET 50             //  new peers one remote address may bring at once
 #define S_ADDRESSES 4096        //  remote addresses whose buckets we keep at most
@@ -52,6 +53,7 @@ typedef struct {
                                 //  of endpoints, a seed or a beacon)
     bool list;                  //  our HELLO lists our peers and asks for theirs: we
                                 //  dial a seed or a beacon, not a member we heard of
+    int tries;                  //  how many times we dialled it before, unanswered
 } s_pending_t;
 
 //  A seed endpoint from the configuration
@@ -1455,8 +1457,20 @@ s_pending_tick (chorus__peers_t *self, uint64_t now)
     }
     for (const char *endpoint = (const char *) zlistx_first (expired); endpoint;
          endpoint = (const char *) zlistx_next (expired)) {
+        //  A member we heard of (lists and news now go out once, not with
+        //  every HELLO) is dialled again, a few times: on a loaded host a
+        //  handshake can take longer than we wait
+        s_pending_t *pending = (s_pending_t *) zhashx_lookup (self->pending, endpoint);
+        s_pending_t again = *pending;
+        char *target = strdup (endpoint);
         void *dealer = s_pending_take (self, endpoint);
         chorus__socket_destroy (&dealer);
+        if (!again.list && again.tries + 1 < S_PENDING_TRIES
+        &&  s_connect_pending (self, target, again.key [0]? again.key: NULL,
+                               again.expect [0]? again.expect: NULL, false)
+        &&  (pending = (s_pending_t *) zhashx_lookup (self->pending, target)))
+            pending->tries = again.tries + 1;
+        free (target);
     }
     zlistx_destroy (&expired);
 }
