@@ -1160,7 +1160,8 @@ s_connect_listed (chorus__peers_t *self, const char *item, const char *expect)
     //  No room among the pending connections now: it waits its turn, so
     //  that a node that joins through one seed meets every member the
     //  seed lists, not only the first max_pending
-    if (!opened && zhashx_size (self->backlog) < (size_t) self->config->max_peers)
+    if (!opened && zhashx_size (self->backlog) < (size_t) self->config->max_peers
+    &&  !zhashx_lookup (self->backlog, item))
         zhashx_insert (self->backlog, item, strdup (expect? expect: ""));
     return opened;
 }
