@@ -109,6 +109,8 @@ struct _chorus__peers_t {
     bool announce;              //  send HELLO to every peer at the next tick
     bool connecting;            //  a HELLO waits for its connection: tick soon
     bool warned_loopback;       //  we said that peers elsewhere cannot reach us
+    bool listed;                //  a HELLO with a list of peers has come: we know the
+                                //  membership, and say so (chorus.lists: no)
 };
 
 //  A DEALER into an endpoint's inbox, or NULL (after a warning) when the
@@ -176,7 +178,10 @@ s_hello (chorus__peers_t *self, const char *answers, bool list)
     chorus_msg_set_generation (hello, self->generation);
     chorus_msg_set_head (hello, chorus_store_head (self->context->store));
     //  A node that knows the membership needs no list: it gets none, and
-    //  says so, so that it is sent none either (protocol section 4.3)
+    //  says so, so that it is sent none either (protocol section 4.3). One
+    //  that has had no list yet asks for one, whoever it speaks to
+    if (!self->listed)
+        list = true;
     size_t listed = list? 0: CHORUS_MSG_MAX_LIST;
     if (!list)
         chorus_msg_set_header (hello, "chorus.lists", "no");
@@ -917,7 +922,7 @@ s_connect_pending (chorus__peers_t *self, const char *endpoint, const char *key,
     pending->since = chorus__mono ();
     snprintf (pending->key, sizeof (pending->key), "%s", key? key: "");
     snprintf (pending->expect, sizeof (pending->expect), "%s", expect? expect: "");
-    pending->list = list;
+    pending->list = list || !self->listed;  //  no list yet: we ask for one
     if (s_send_hello (self, dealer, NULL, list, pending->hello_id))
         self->connecting = true;
     zhashx_insert (self->pending, endpoint, pending);
@@ -1078,9 +1083,10 @@ s_admit (chorus__peers_t *self, const char *instance, chorus_msg_t *hello, bool 
 //  new one. NULL if none can be had.
 static void *
 s_peer_dealer (chorus__peers_t *self, chorus_msg_t *hello, const char *instance,
-               const char *key, bool *hello_sent, bool *newcomer)
+               const char *key, bool *hello_sent, bool *newcomer, bool *heard,
+               bool *sent_listless)
 {
-    *newcomer = false;
+    *newcomer = *heard = *sent_listless = false;
     const char *endpoint = chorus_msg_endpoint (hello);
     const char *answered = s_pending_answered (self, chorus_msg_header (hello, "chorus.answers"));
     const char *pending = zhashx_lookup (self->pending, endpoint)? endpoint: answered;
@@ -1092,6 +1098,11 @@ s_peer_dealer (chorus__peers_t *self, chorus_msg_t *hello, const char *instance,
     if (pending) {
         s_pending_t *entry = (s_pending_t *) zhashx_lookup (self->pending, pending);
         *hello_sent = entry->hello_id [0] != 0;
+        //  News of it brought us here: we pass the news on, now that we
+        //  know it first hand, for members that only news reaches (one
+        //  that announces an address only its own host can reach)
+        *heard = entry->expect [0] != 0;
+        *sent_listless = !entry->list && entry->hello_id [0];
         s_seed_met (self, pending, instance);
         s_seed_met (self, endpoint, instance);
         if (answered && !streq (answered, pending)) {
@@ -1215,6 +1226,8 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
     const char *endpoint = chorus_msg_endpoint (hello);
     const char *lists = chorus_msg_header (hello, "chorus.lists");
     bool listless = lists && streq (lists, "no");
+    if (!listless)
+        self->listed = true;
     bool joined = false;
     if (!peer) {
         //  News said another node is at that endpoint: the port has changed
@@ -1233,8 +1246,9 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
         if (!s_admit (self, instance, hello, pending != NULL))
             return;     //  not answered, and its gossip not followed
         bool hello_sent = false;
-        bool newcomer = false;
-        void *dealer = s_peer_dealer (self, hello, instance, key, &hello_sent, &newcomer);
+        bool newcomer = false, heard = false, sent_listless = false;
+        void *dealer = s_peer_dealer (self, hello, instance, key, &hello_sent, &newcomer,
+                                      &heard, &sent_listless);
         if (!dealer) {
             self->context->counters [C_REFUSED]++;
             return;
@@ -1257,14 +1271,20 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
         chorus__peer_greet (peer);
         if (!peer->hello_sent)
             self->connecting = true;    //  it goes as soon as the connection is up
-        if (newcomer) {
-            //  It came to us first: news of it for the others (some reach
-            //  it only that way: it may not reach them). If it came to join
+        else
+        if (sent_listless && !listless)
+            //  We dialled it without our list, and it has none of the
+            //  membership (its seed could not reach it back): it gets ours
+            s_send_hello_to (self, peer->dealer, chorus_msg_id (hello), true);
+        if (newcomer || heard) {
+            //  It came to us first, or news of it did: news of it for the
+            //  others (some reach it only that way: it may not reach them,
+            //  nor they it). If it came to join
             //  (a member that heard of us says it knows the membership), our
             //  list of peers once or twice more, for those we meet meanwhile
             //  (nodes that joined at the same time)
             s_spread (self, S_ALIVE, peer->incarnation, peer->instance, peer->endpoint, peer->key);
-            if (!listless)
+            if (newcomer && !listless)
                 zhashx_update (self->newcomers, peer->instance,
                                (void *) (uintptr_t) S_NEWCOMER_ROUNDS);
         }
