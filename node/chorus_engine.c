@@ -53,6 +53,8 @@ typedef struct {
     bool terminated;            //  $TERM received
     uint64_t housekeeping_due;  //  when trust, figures and expiry are next looked at
     uint64_t last_tick;         //  when the classes last ticked (monotonic ms)
+    size_t peers_copied;        //  live peers when the figures were last copied
+    size_t evasive_copied;      //  and evasive ones
     chorus__stats_topic_t *topics;  //  events published by topic, counted with /metrics on
     size_t topics_size;         //  topics counted apart (CHORUS_STATS_TOPICS at most)
     size_t topic_last;          //  the topic counted last, tried first
@@ -543,6 +545,8 @@ s_copy_stats (chorus__engine_t *self)
         return;
     size_t evasive = chorus__peers_evasive (self->peers);
     size_t alive = zhashx_size (self->context.peers) - evasive;
+    self->peers_copied = zhashx_size (self->context.peers);
+    self->evasive_copied = evasive;
     //  Counted outside the lock: a group absent since our restart is
     //  counted from the outbox
     s_lag_t lag;
@@ -1069,6 +1073,12 @@ chorus__engine_actor (zsock_t *pipe, void *args)
         //  short-lived node's life (s_next_tick ticks sooner while so)
         if (self->router && chorus__mono () >= s_next_tick (self))
             s_tick (self);
+        //  A peer met, lost, suspected or cleared shows in the figures at
+        //  once, not at the next housekeeping
+        if (self->router && self->config->stats
+        &&  (chorus__peers_evasive (self->peers) != self->evasive_copied
+        ||   zhashx_size (self->context.peers) != self->peers_copied))
+            s_copy_stats (self);
         chorus__context_flush (&self->context);
     }
     chorus__context_flush (&self->context);    //  the wrapper frees what it holds
