@@ -1031,11 +1031,12 @@ chorus__engine_actor (zsock_t *pipe, void *args)
 {
     chorus__engine_t *self = s_engine_new (pipe, (chorus__config_t *) args);
     zsock_signal (pipe, 0);
+    uint64_t next = 0;          //  when the next tick is due
     while (!self->terminated) {
         //  No tick before START: no inbox, no classes at work
         int timeout = -1;
         if (self->router) {
-            uint64_t now = chorus__mono (), next = s_next_tick (self);
+            uint64_t now = chorus__mono ();
             timeout = now >= next? 0: next - now > INT_MAX? INT_MAX: (int) (next - now);
         }
         void *which = zpoller_wait (self->poller, timeout);
@@ -1071,8 +1072,11 @@ chorus__engine_actor (zsock_t *pipe, void *args)
         //  A HELLO waiting for its connection, and what waits behind it,
         //  should not wait a whole tick more: meeting is the slow part of a
         //  short-lived node's life (s_next_tick ticks sooner while so)
-        if (self->router && chorus__mono () >= s_next_tick (self))
+        //  When to wake next, with what this turn set going
+        if (self->router && chorus__mono () >= (next = s_next_tick (self))) {
             s_tick (self);
+            next = s_next_tick (self);
+        }
         //  A peer met, lost, suspected or cleared shows in the figures at
         //  once, not at the next housekeeping
         if (self->router && self->config->stats

@@ -384,7 +384,7 @@ s_piggyback (chorus__peers_t *self, chorus_msg_t *msg)
     }
 }
 
-static void s_doubt (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now);
+static void s_probe (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now);
 static bool s_connect_listed (chorus__peers_t *self, const char *item, const char *expect);
 
 //  Takes in the members entries of a probe message from a peer
@@ -443,7 +443,7 @@ s_absorb (chorus__peers_t *self, chorus_msg_t *msg)
         else
             //  Another's word never expires a peer here: we probe it
             //  ourselves, and only our own probe decides
-            s_doubt (self, peer, now);
+            s_probe (self, peer, now);
     }
 }
 
@@ -481,7 +481,9 @@ s_direct_ms (chorus__config_t *config)
     return period > 1? (uint64_t) period / 2: 1;
 }
 
-//  Starts a probe of a peer, unless one is under way
+//  Starts a probe of a peer, unless one is under way: the period's probe,
+//  or a reason to doubt it (its connection closed, another says it is
+//  suspect or dead)
 static void
 s_probe (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
 {
@@ -491,14 +493,6 @@ s_probe (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
     memset (peer->asked, 0, sizeof (peer->asked));
     s_send_probe (self, peer, CHORUS_MSG_PING, NULL, NULL, NULL);
     chorus__timers_set (self->timers, &peer->liveness, now + s_direct_ms (self->config), peer);
-}
-
-//  A reason to doubt a peer: its connection closed, or another says it is
-//  suspect or dead. We probe it now, unless a probe is under way.
-static void
-s_doubt (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
-{
-    s_probe (self, peer, now);
 }
 
 //  The probe of a peer was answered, directly or through another
@@ -712,7 +706,7 @@ chorus__peers_doubt (chorus__peers_t *self, const char *instance)
 {
     chorus__peer_t *peer = chorus__context_peer (self->context, instance);
     if (peer)
-        s_doubt (self, peer, chorus__mono ());
+        s_probe (self, peer, chorus__mono ());     //  unless one is under way
 }
 
 //  --------------------------------------------------------------------------
