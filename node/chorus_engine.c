@@ -55,6 +55,7 @@ typedef struct {
     uint64_t last_tick;         //  when the classes last ticked (monotonic ms)
     size_t peers_copied;        //  live peers when the figures were last copied
     size_t evasive_copied;      //  and evasive ones
+    int health_copied;          //  and our local health
     chorus__stats_topic_t *topics;  //  events published by topic, counted with /metrics on
     size_t topics_size;         //  topics counted apart (CHORUS_STATS_TOPICS at most)
     size_t topic_last;          //  the topic counted last, tried first
@@ -547,6 +548,7 @@ s_copy_stats (chorus__engine_t *self)
     size_t alive = zhashx_size (self->context.peers) - evasive;
     self->peers_copied = zhashx_size (self->context.peers);
     self->evasive_copied = evasive;
+    self->health_copied = chorus__peers_health (self->peers);
     //  Counted outside the lock: a group absent since our restart is
     //  counted from the outbox
     s_lag_t lag;
@@ -568,6 +570,7 @@ s_copy_stats (chorus__engine_t *self)
     memcpy (stats->counters, self->context.counters, sizeof (self->context.counters));
     stats->peers_alive = alive;
     stats->peers_evasive = evasive;
+    stats->local_health = self->health_copied;
     stats->copied = true;
     pthread_mutex_unlock (&stats->lock);
 }
@@ -1040,6 +1043,10 @@ chorus__engine_actor (zsock_t *pipe, void *args)
             timeout = now >= next? 0: next - now > INT_MAX? INT_MAX: (int) (next - now);
         }
         void *which = zpoller_wait (self->poller, timeout);
+        //  Woken long after our timers were due: we were stalled, and our
+        //  peers must not pay for it (protocol section 6.1)
+        if (self->router && next)
+            chorus__peers_woke (self->peers, next, chorus__mono ());
         if (which == pipe)
             s_recv_pipe (self);
         else
@@ -1081,6 +1088,7 @@ chorus__engine_actor (zsock_t *pipe, void *args)
         //  once, not at the next housekeeping
         if (self->router && self->config->stats
         &&  (chorus__peers_evasive (self->peers) != self->evasive_copied
+        ||   chorus__peers_health (self->peers) != self->health_copied
         ||   zhashx_size (self->context.peers) != self->peers_copied))
             s_copy_stats (self);
         chorus__context_flush (&self->context);

@@ -41,6 +41,7 @@ struct _chorus__peer_t {
                                 //  began (monotonic ms), 0 if none
     char asked [3][33];         //  ids of the PING-REQs that asked others to probe it
                                 //  for that probe, "" if not sent
+    bool stepped;               //  that probe went unanswered long enough to take a step
     chorus__timer_t liveness;   //  the next step of that probe (its owner's heap)
     bool evasive;               //  suspect: our probe has gone unanswered for the
                                 //  evasive time

@@ -28,6 +28,8 @@
 #define S_NEWCOMER_ROUNDS 2     //  our HELLO goes again to a node that came to us
                                 //  first this many times, S_ANNOUNCE_MS apart
 #define S_FANOUT 3              //  to this many members at random
+#define S_LATE_MS 200           //  a probe step this late: we were stalled ourselves
+#define S_HEALTH_MAX 8          //  local health at its worst: our probe times x 9
 
 //  A probe we make for another member, which asked with PING-REQ
 typedef struct {
@@ -80,6 +82,8 @@ struct _chorus__peers_t {
                                 //  or answers wait for its connection
     chorus__timers_t *timers;   //  the next step of each probe under way
     size_t evasive;             //  how many peers are evasive (suspect)
+    int health;                 //  local health, 0 (well) to S_HEALTH_MAX: our probe
+                                //  times are stretched by 1 + health (section 6.1)
     uint64_t incarnation;       //  ours: raised to refute a suspicion of us
     uint64_t probe_due;         //  when the next member is probed (monotonic)
     char **order;               //  this round's probe order: instance ids, shuffled
@@ -112,6 +116,21 @@ struct _chorus__peers_t {
     bool listed;                //  a HELLO with a list of peers has come: we know the
                                 //  membership, and say so (chorus.lists: no)
 };
+
+//  A probe time stretched by our local health: a node that finds itself
+//  slow gives its peers longer before it suspects them (Lifeguard)
+static uint64_t
+s_stretched (chorus__peers_t *self, uint64_t ms)
+{
+    return ms * (uint64_t) (1 + self->health);
+}
+
+static void
+s_health (chorus__peers_t *self, int change)
+{
+    int health = self->health + change;
+    self->health = health < 0? 0: health > S_HEALTH_MAX? S_HEALTH_MAX: health;
+}
 
 //  A DEALER into an endpoint's inbox, or NULL (after a warning) when the
 //  system cannot give us one. On a secure mesh it is a CURVE client of the
@@ -414,6 +433,7 @@ s_absorb (chorus__peers_t *self, chorus_msg_t *msg)
             if (state != S_ALIVE && incarnation >= self->incarnation
             &&  incarnation < UINT64_MAX) {
                 self->incarnation = incarnation + 1;
+                s_health (self, +1);    //  others found us slow
                 chorus__context_log (self->context, "suspected at incarnation %" PRIu64
                                      ": we refute with %" PRIu64, incarnation,
                                      self->incarnation);
@@ -490,9 +510,11 @@ s_probe (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
     if (peer->probed)
         return;
     peer->probed = now;
+    peer->stepped = false;
     memset (peer->asked, 0, sizeof (peer->asked));
     s_send_probe (self, peer, CHORUS_MSG_PING, NULL, NULL, NULL);
-    chorus__timers_set (self->timers, &peer->liveness, now + s_direct_ms (self->config), peer);
+    chorus__timers_set (self->timers, &peer->liveness,
+                        now + s_stretched (self, s_direct_ms (self->config)), peer);
 }
 
 //  The probe of a peer was answered, directly or through another
@@ -501,6 +523,9 @@ static void s_report (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_s
 static void
 s_answered (chorus__peers_t *self, chorus__peer_t *peer)
 {
+    //  Answered before its first step (asking others): we are keeping up
+    if (peer->probed && !peer->stepped)
+        s_health (self, -1);
     peer->probed = 0;
     memset (peer->asked, 0, sizeof (peer->asked));
     chorus__timers_cancel (self->timers, &peer->liveness);
@@ -534,15 +559,18 @@ s_probe_step (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
     chorus__config_t *config = self->config;
     if (!peer->probed)
         return;
+    peer->stepped = true;
     uint64_t elapsed = now - peer->probed;
-    if (elapsed >= (uint64_t) config->expired_ms) {
-        chorus__context_log (self->context, "peer %s/%.8s did not answer our probe for %d ms",
-                             peer->service, peer->instance, config->expired_ms);
+    uint64_t evasive_ms = s_stretched (self, (uint64_t) config->evasive_ms);
+    uint64_t expired_ms = s_stretched (self, (uint64_t) config->expired_ms);
+    if (elapsed >= expired_ms) {
+        chorus__context_log (self->context, "peer %s/%.8s did not answer our probe for %"
+                             PRIu64 " ms", peer->service, peer->instance, elapsed);
         s_spread (self, S_DEAD, peer->incarnation, peer->instance, peer->endpoint, peer->key);
         chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
         return;
     }
-    if (elapsed >= (uint64_t) config->evasive_ms && !peer->evasive) {
+    if (elapsed >= evasive_ms && !peer->evasive) {
         peer->evasive = true;
         self->evasive++;
         s_report (self, peer, CHORUS_PEER_EVASIVE);
@@ -552,8 +580,7 @@ s_probe_step (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
         s_ask_helpers (self, peer);
     //  Again directly, in case the first was lost or the peer was slow
     s_send_probe (self, peer, CHORUS_MSG_PING, NULL, NULL, NULL);
-    uint64_t next = peer->probed + (uint64_t) (peer->evasive? config->expired_ms:
-                                                              config->evasive_ms);
+    uint64_t next = peer->probed + (peer->evasive? expired_ms: evasive_ms);
     if (next > now + (uint64_t) config->heartbeat_ms)
         next = now + (uint64_t) config->heartbeat_ms;
     chorus__timers_set (self->timers, &peer->liveness, next > now? next: now + 1, peer);
@@ -857,6 +884,32 @@ size_t
 chorus__peers_evasive (chorus__peers_t *self)
 {
     return self->evasive;
+}
+
+int
+chorus__peers_health (chorus__peers_t *self)
+{
+    return self->health;
+}
+
+void
+chorus__peers_woke (chorus__peers_t *self, uint64_t due, uint64_t now)
+{
+    //  S_LATE_MS or more after the engine's timers were due: we were stalled
+    //  ourselves (stopped, or starved of CPU), and our peers may have
+    //  answered all along, their answers unread. The probes under way get
+    //  the time back, and our local health worsens
+    if (now < due || now - due < S_LATE_MS)
+        return;
+    uint64_t late = now - due;
+    s_health (self, +1);
+    self->context->counters [C_STALLS]++;
+    chorus__context_log (self->context, "stalled for %" PRIu64 " ms: probes under way get "
+                         "that time back (local health %d)", late, self->health);
+    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
+         peer = (chorus__peer_t *) zhashx_next (self->peers))
+        if (peer->probed)
+            peer->probed = peer->probed + late < now? peer->probed + late: now;
 }
 
 //  --------------------------------------------------------------------------
@@ -1771,6 +1824,33 @@ chorus__peers_test (bool verbose)
     CHORUS__CHECK (peer->evasive && s_test_reported (fake) == CHORUS_PEER_EVASIVE);
     chorus__peers_heard (self, peer);
     CHORUS__CHECK (!peer->evasive && !peer->probed && s_test_reported (fake) == CHORUS_PEER_ALIVE);
+    //  A stall of ours: woken 3 s after our timers were due, the probe under
+    //  way gets that time back, and our health worsens (section 6.1); our
+    //  times stretch to twice, and a probe answered at once mends it
+    uint64_t evasive_ms = (uint64_t) context->config->evasive_ms;
+    now += evasive_ms + (uint64_t) context->config->heartbeat_ms;
+    chorus__peers_tick (self, now);
+    CHORUS__CHECK (peer->probed == now);
+    chorus__peers_woke (self, now + 100, now + 150);    //  late, but not stalled
+    CHORUS__CHECK (chorus__peers_health (self) == 0 && peer->probed == now);
+    chorus__peers_woke (self, now + 100, now + 3100);
+    CHORUS__CHECK (chorus__peers_health (self) == 1 && context->counters [C_STALLS] == 1);
+    CHORUS__CHECK (peer->probed == now + 3000);
+    chorus__peers_tick (self, now + 3100);
+    CHORUS__CHECK (chorus__context_peer (context, S_NODE_Z) == peer && !peer->evasive);
+    chorus__peers_tick (self, now + 3000 + evasive_ms);
+    CHORUS__CHECK (!peer->evasive);                     //  stretched: not yet
+    chorus__peers_tick (self, now + 3000 + 2 * evasive_ms);
+    CHORUS__CHECK (peer->evasive && s_test_reported (fake) == CHORUS_PEER_EVASIVE);
+    chorus__peers_heard (self, peer);                   //  late: health stays
+    CHORUS__CHECK (!peer->evasive && chorus__peers_health (self) == 1);
+    CHORUS__CHECK (s_test_reported (fake) == CHORUS_PEER_ALIVE);
+    now += 3000 + 2 * evasive_ms + (uint64_t) context->config->heartbeat_ms;
+    chorus__peers_tick (self, now);
+    CHORUS__CHECK (peer->probed == now);
+    chorus__peers_heard (self, peer);                   //  at once: mended
+    CHORUS__CHECK (!peer->probed && chorus__peers_health (self) == 0);
+
     now += (uint64_t) (context->config->evasive_ms + context->config->heartbeat_ms);
     chorus__peers_tick (self, now);
     CHORUS__CHECK (peer->probed == now);

@@ -88,6 +88,14 @@ bool
 //  How many live peers are evasive (kept as they change, not counted)
 size_t
     chorus__peers_evasive (chorus__peers_t *self);
+//  Our local health, 0 (well) to 8: how far our own stalls stretch our
+//  probe times (protocol section 6.1)
+int
+    chorus__peers_health (chorus__peers_t *self);
+//  The engine woke at now for timers due at due: if that is 200 ms late or
+//  more, we were stalled, and the probes under way get the time back
+void
+    chorus__peers_woke (chorus__peers_t *self, uint64_t due, uint64_t now);
 //  Self-test
 void
     chorus__peers_test (bool verbose);

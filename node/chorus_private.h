@@ -172,6 +172,7 @@ typedef struct {
     uint64_t counters [CHORUS_STATS_COUNTERS];  //  the engine's, by chorus__counter_t
     size_t peers_alive;         //  peers heard from lately
     size_t peers_evasive;       //  peers silent for longer than the evasive time
+    int local_health;           //  0 (well) to 8: our own stalls (protocol section 6.1)
     bool copied;                //  the engine has copied its figures once
     chorus__stats_group_t groups [CHORUS_STATS_GROUPS];
     size_t groups_size;         //  how many

@@ -43,6 +43,8 @@ static const s_counter_t s_counters [] = {
     {"chorus_connections_refused_total", NULL, C_HANDSHAKES_FAILED, "handshake"},
     {"chorus_events_truncated_total", "Ranges of events this node was told it will never get",
      C_TRUNCATED, NULL},
+    {"chorus_stalls_total", "Times this node found it had handled its probes 200 ms or more "
+     "late (stopped, or starved of CPU)", C_STALLS, NULL},
 };
 
 //  Buckets of the latencies, in seconds
@@ -88,6 +90,10 @@ chorus__stats_render (chorus__stats_t *stats, chorus_store_t *store, const char 
     const char *evasive [] = {"state", "evasive", NULL};
     chorus_exposition_sample (out, "chorus_peers", alive, (double) stats->peers_alive);
     chorus_exposition_sample (out, "chorus_peers", evasive, (double) stats->peers_evasive);
+    chorus_exposition_family (out, "chorus_local_health", "gauge",
+                              "How slow this node finds itself, 0 (well) to 8: its probe times "
+                              "are stretched by 1 + this");
+    chorus_exposition_sample (out, "chorus_local_health", NULL, (double) stats->local_health);
     chorus_exposition_family (out, "chorus_group_lag_messages", "gauge",
                               "Events of this node a group that takes them has not "
                               "acknowledged yet, by group");

@@ -109,7 +109,8 @@ TESTS += $(CHORUS_NODE_TESTS) tests/test_beacon_discovery.sh tests/test_shell_br
     tests/test_sighup_keeps_programs_running.sh tests/test_secure_mesh_runs_flows.sh \
     tests/test_nodes_announce_reachable_addresses.sh tests/test_node_serves_metrics.sh \
     tests/test_coordinator_serves_flow_metrics.sh tests/test_alert_rules_fire.sh \
-    tests/test_prometheus_scrapes_mesh.sh tests/test_metrics_count_topics.sh
+    tests/test_prometheus_scrapes_mesh.sh tests/test_metrics_count_topics.sh \
+    tests/test_paused_node_keeps_peers.sh
 EXTRA_DIST += tests/test_beacon_discovery.sh tests/test_shell_bridge.sh \
     tests/test_shell_bridge_runs_handlers_at_once.sh \
     tests/test_persistent_handlers_answer_commands.sh \
@@ -121,7 +122,8 @@ EXTRA_DIST += tests/test_beacon_discovery.sh tests/test_shell_bridge.sh \
     tests/test_sighup_keeps_programs_running.sh tests/test_secure_mesh_runs_flows.sh \
     tests/test_nodes_announce_reachable_addresses.sh tests/test_node_serves_metrics.sh \
     tests/test_coordinator_serves_flow_metrics.sh tests/test_alert_rules_fire.sh \
-    tests/test_prometheus_scrapes_mesh.sh tests/test_metrics_count_topics.sh
+    tests/test_prometheus_scrapes_mesh.sh tests/test_metrics_count_topics.sh \
+    tests/test_paused_node_keeps_peers.sh
 #   Meshes across hosts: network namespaces on a bridge (tests/netns.sh)
 CHORUS_NETNS_TESTS = tests/test_netns_beacon_discovery.sh tests/test_netns_seed_discovery.sh \
     tests/test_netns_lossy_links_deliver.sh tests/test_netns_partition_heals.sh \
