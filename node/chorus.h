@@ -296,7 +296,9 @@ CHORUS_EXPORT int
 //  every interval_ms; a peer that answers neither our probe nor the
 //  probes we ask others to make is evasive (suspect) evasive_ms after the
 //  probe began, and expired expired_ms after (defaults 1000, 1000, 2000);
-//  each positive and at least the one before
+//  each positive and at least the one before. A node that finds itself
+//  stalled (its timers handled 200 ms or more late) stretches these times,
+//  up to 9 times, until it keeps up again (local health, section 6.1)
 CHORUS_EXPORT int
     chorus_node_set_heartbeat (chorus_node_t *self, int interval_ms, int evasive_ms,
                                int expired_ms);
