@@ -910,6 +910,14 @@ chorus__peers_woke (chorus__peers_t *self, uint64_t due, uint64_t now)
          peer = (chorus__peer_t *) zhashx_next (self->peers))
         if (peer->probed)
             peer->probed = peer->probed + late < now? peer->probed + late: now;
+    //  Stalled past the expired time, we may have been forgotten: those who
+    //  forgot us drop all we send but a HELLO, so our HELLO goes to every
+    //  peer again (to one that still knows us it changes nothing)
+    if (late >= (uint64_t) self->config->expired_ms && zhashx_size (self->peers)) {
+        chorus__context_log (self->context, "stalled past the expired time: our HELLO goes to "
+                             "every peer again, in case they forgot us");
+        self->announce = true;
+    }
 }
 
 //  --------------------------------------------------------------------------

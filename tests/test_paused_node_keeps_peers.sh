@@ -10,6 +10,7 @@
 #   watcher must find it alive, never declare it dead nor meet it anew, and
 #   say in its log that it was stalled. Without that, every node that a
 #   loaded host or a pause starves of CPU declares healthy peers dead.
+#   A second pair shows what a node stalled past the expired time does.
 . "$srcdir/tests/tap.sh"
 . "$srcdir/tests/mesh.sh"
 
@@ -67,4 +68,35 @@ grep -q "stalled for" "$tmp/watcher.err"
 ok $? "it says it was stalled: $(grep -m1 "stalled for" "$tmp/watcher.err" | cut -c1-120)"
 [ "$(value chorus_stalls_total)" -ge 1 ]
 ok $? "its figures count the stall: chorus_stalls_total $(value chorus_stalls_total)"
+
+#   Stalled past the expired time, a node may have been forgotten: its peer
+#   drops all it sends but a HELLO. Node "sleeper", stopped for 3 s, is
+#   expired by node "keeper" (both with the default times); continued, the
+#   sleeper sends its HELLO to every peer again, and the keeper meets it
+#   anew, without the sleeper having to find the keeper silent and forget
+#   it first
+"$helper" --service=keeper --store="$tmp/keeper" --verbose \
+    >"$tmp/keeper.out" 2>"$tmp/keeper.err" &
+keeper=$!
+pids="$pids $keeper"
+await 50 grep -q READY "$tmp/keeper.out"
+"$helper" --service=sleeper --store="$tmp/sleeper" --verbose \
+    --seed="$(awk '/READY/ {print $2}' "$tmp/keeper.out")" \
+    >"$tmp/sleeper.out" 2>"$tmp/sleeper.err" &
+sleeper=$!
+pids="$pids $sleeper"
+met_sleeper () { [ "$(grep -c "met sleeper/" "$tmp/keeper.err")" -ge "$1" ]; }
+await 100 met_sleeper 1
+ok $? "the keeper meets the sleeper"
+kill -STOP "$sleeper"
+await 100 grep -q "peer sleeper/.* expired" "$tmp/keeper.err"
+ok $? "stopped, the sleeper is expired by the keeper"
+sleep 2
+kill -CONT "$sleeper"
+await 100 met_sleeper 2
+ok $? "continued, it is met anew by the keeper"
+grep -q "our HELLO goes to every peer again" "$tmp/sleeper.err"
+ok $? "because it sent its HELLO again after the stall"
+! grep -q "did not answer our probe" "$tmp/sleeper.err"
+ok $? "and it never had to declare the keeper dead for that"
 done_testing
