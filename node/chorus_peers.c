@@ -28,7 +28,7 @@
 #define S_NEWCOMER_ROUNDS 2     //  our HELLO goes again to a node that came to us
                                 //  first this many times, S_ANNOUNCE_MS apart
 #define S_FANOUT 3              //  to this many members at random
-#define S_LATE_MS 200           //  a probe step this late: we were stalled ourselves
+#define S_LATE_MS 200           //  timers handled this late: we were stalled ourselves
 #define S_HEALTH_MAX 8          //  local health at its worst: our probe times x 9
 
 //  A probe we make for another member, which asked with PING-REQ
@@ -1858,6 +1858,12 @@ chorus__peers_test (bool verbose)
     CHORUS__CHECK (peer->probed == now);
     chorus__peers_heard (self, peer);                   //  at once: mended
     CHORUS__CHECK (!peer->probed && chorus__peers_health (self) == 0);
+    //  Stalled past the expired time, we may have been forgotten: our HELLO
+    //  goes to every peer again (the 3 s stall above was shorter)
+    CHORUS__CHECK (!self->announce);
+    chorus__peers_woke (self, now, now + (uint64_t) context->config->expired_ms);
+    CHORUS__CHECK (self->announce && chorus__peers_health (self) == 1);
+    self->health = 0;
 
     now += (uint64_t) (context->config->evasive_ms + context->config->heartbeat_ms);
     chorus__peers_tick (self, now);
