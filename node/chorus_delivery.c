@@ -692,14 +692,21 @@ s_worth_caching (chorus__delivery_t *self, uint64_t seq)
 }
 
 void
-chorus__delivery_published (chorus__delivery_t *self, chorus_msg_t *event, zframe_t *body)
+chorus__delivery_published (chorus__delivery_t *self, chorus_msg_t **events, zframe_t **bodies,
+                            size_t count)
 {
-    if (s_worth_caching (self, chorus_msg_seq (event)))
-        s_cache_put (self, chorus_msg_seq (event), event, body);
-    else {
-        chorus_msg_destroy (&event);    //  in the store: read when its turn comes
-        zframe_destroy (&body);
-    }
+    if (count == 0)
+        return;
+    //  All of them cached before any group is pumped: the store already
+    //  holds the whole batch, and a group pumped after the first would
+    //  read the others from the store, 256 at a time, decoded in vain
+    for (size_t i = 0; i < count; i++)
+        if (s_worth_caching (self, chorus_msg_seq (events [i])))
+            s_cache_put (self, chorus_msg_seq (events [i]), events [i], bodies [i]);
+        else {
+            chorus_msg_destroy (&events [i]);   //  in the store: read when its turn comes
+            zframe_destroy (&bodies [i]);
+        }
     for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
          group = (s_group_t *) zhashx_next (self->groups))
         s_pump (self, group);
@@ -1164,7 +1171,7 @@ chorus__delivery_test (bool verbose)
         zframe_t *body;
         chorus_msg_t *event = chorus__fake_event (fake, context->instance, seq, "order.placed",
                                                   keys [seq - 1], &body);
-        chorus__delivery_published (self, event, body);
+        chorus__delivery_published (self, &event, &body, 1);
     }
     CHORUS__CHECK (s_test_delivered (fake, first->endpoint, 1000) == 1);
     CHORUS__CHECK (s_test_delivered (fake, first->endpoint, 1000) == 3);

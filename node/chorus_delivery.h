@@ -13,9 +13,11 @@ chorus__delivery_t *
     chorus__delivery_new (chorus__context_t *context);
 void
     chorus__delivery_destroy (chorus__delivery_t **self_p);
-//  A published event and its body as stored; takes both
+//  Events just published, and their bodies as stored, in order; takes
+//  them all (the arrays stay the caller's)
 void
-    chorus__delivery_published (chorus__delivery_t *self, chorus_msg_t *event, zframe_t *body);
+    chorus__delivery_published (chorus__delivery_t *self, chorus_msg_t **events, zframe_t **bodies,
+                                size_t count);
 //  A peer joined, or announced new subscriptions
 void
     chorus__delivery_peer_joined (chorus__delivery_t *self, chorus__peer_t *peer);

@@ -842,9 +842,8 @@ s_on_published (chorus__engine_t *self)
             s_count_topic (self, chorus_msg_topic (self->published [i]));
         zframe_t *copy = zframe_dup (self->published_bodies [i]);
         chorus_msg_send_encoded (self->published [i], &copy, self->pub);
-        chorus__delivery_published (self->delivery, self->published [i],
-                                    self->published_bodies [i]);
     }
+    chorus__delivery_published (self->delivery, self->published, self->published_bodies, count);
 }
 
 static void
