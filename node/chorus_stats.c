@@ -43,7 +43,7 @@ static const s_counter_t s_counters [] = {
     {"chorus_connections_refused_total", NULL, C_HANDSHAKES_FAILED, "handshake"},
     {"chorus_events_truncated_total", "Ranges of events this node was told it will never get",
      C_TRUNCATED, NULL},
-    {"chorus_stalls_total", "Times this node found it had handled its probes 200 ms or more "
+    {"chorus_stalls_total", "Times this node found it had handled its timers 200 ms or more "
      "late (stopped, or starved of CPU)", C_STALLS, NULL},
 };
 
