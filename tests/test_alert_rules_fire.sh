@@ -13,7 +13,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 promtool check rules "$rules" >"$tmp/check.out" 2>&1
 ok $? "promtool check rules: $(grep -o '[0-9]* rules found' "$tmp/check.out")"
-for alert in ChorusFlowsStuck ChorusGroupLagGrowing ChorusOutboxOld ChorusPeerSuspect ChorusRetryStorm; do
+for alert in ChorusFlowsStuck ChorusGroupLagGrowing ChorusOutboxOld ChorusPeerSuspect ChorusNodeStalled \
+             ChorusRetryStorm; do
     grep -q "alert: $alert$" "$rules"; ok $? "the rules have $alert"
 done
 (cd "$srcdir/contrib/prometheus" && promtool test rules chorus-alerts.test.yml) >"$tmp/test.out" 2>&1
