@@ -117,6 +117,9 @@ grep -q "^order  *$coordinator_at  *0  *0  *[0-9.]*  *3  *0  *0 " "$tmp/top.out"
 ok $? "and flow order: none running or stuck, 3 completed"
 grep -q "^$coordinator_at  *coordinator " "$tmp/top.out" && grep -q "^$mailer  *mailer " "$tmp/top.out"
 ok $? "and each endpoint's service"
+[ "$(awk '$1 == "ENDPOINT" {print $10}' "$tmp/top.out" | head -1)" = HEALTH ] \
+    && [ "$(awk -v at="$mailer" '$1 == at {print $10}' "$tmp/top.out" | head -1)" = 0 ]
+ok $? "and each node's local health: $(awk -v at="$mailer" '$1 == at {print $10}' "$tmp/top.out" | head -1) for mailer"
 [ "$(awk '$1 == "COMMANDS" {getline; print $1, $2}' "$tmp/top.out")" = "$coordinator_at 3" ]
 ok $? "and the coordinator's 3 command replies with their latency"
 [ -n "$KEEP_TMP" ] && cat "$tmp/top.out" >&2

@@ -334,9 +334,9 @@ s_show (s_top_t *self, FILE *out)
     fprintf (out, "chorus top  %zu endpoint%s  rates over %.1f s  %s\n", self->size,
              self->size == 1? "": "s", self->seconds, stamp);
 
-    fprintf (out, "\n%-22s %-16s %9s %9s %9s %9s %9s %6s %6s %7s %8s\n", "ENDPOINT", "SERVICE",
-             "PUB/s", "DELIV/s", "HANDLED/s", "CMDS/s", "FAILED/s", "PEERS", "SUSPECT",
-             "OUTBOX", "OLDEST_s");
+    fprintf (out, "\n%-22s %-16s %9s %9s %9s %9s %9s %6s %6s %6s %7s %8s\n", "ENDPOINT",
+             "SERVICE", "PUB/s", "DELIV/s", "HANDLED/s", "CMDS/s", "FAILED/s", "PEERS", "SUSPECT",
+             "HEALTH", "OUTBOX", "OLDEST_s");
     for (size_t i = 0; i < self->size; i++) {
         s_scrape_t *now = &self->now [i];
         if (now->error [0]) {
@@ -355,6 +355,7 @@ s_show (s_top_t *self, FILE *out)
         s_cell (out, s_rate (self, i, "chorus_commands_failed_total", NULL, NULL), 9, 1);
         s_cell (out, s_sum (now, "chorus_peers", "state", "alive"), 6, 0);
         s_cell (out, s_sum (now, "chorus_peers", "state", "evasive"), 6, 0);
+        s_cell (out, s_sum (now, "chorus_local_health", NULL, NULL), 6, 0);
         s_cell (out, s_sum (now, "chorus_outbox_messages", NULL, NULL), 7, 0);
         s_cell (out, s_sum (now, "chorus_outbox_oldest_age_seconds", NULL, NULL), 8, 1);
         fprintf (out, "\n");
@@ -474,9 +475,11 @@ s_usage (FILE *out)
         "the nodes and coordinators named (the figures Prometheus scrapes; start\n"
         "them with --metrics HOST:PORT or CHORUS_METRICS) and shows, per\n"
         "endpoint, its service and the rates of events published, delivered and\n"
-        "handled and of commands sent and failed, its peers and its outbox; the\n"
-        "events it published and their rate per topic (a node counts its first\n"
-        "64 topics apart, the others together as _other); the lag of each group\n"
+        "handled and of commands sent and failed, its peers (alive, suspect),\n"
+        "its local health (HEALTH: 0 well, up to 8 while it finds itself\n"
+        "stalled: protocol section 6.1) and its outbox; the events it\n"
+        "published and their rate per topic (a node counts its first 64\n"
+        "topics apart, the others together as _other); the lag of each group\n"
         "that takes its events; its command latency (p50 and p99 of the last\n"
         "interval); and a coordinator's flows by state, with flows started and\n"
         "retries per second. Rates are per second between two reads; '-' is a\n"
