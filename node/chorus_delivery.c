@@ -678,17 +678,20 @@ chorus__delivery_destroy (chorus__delivery_t **self_p)
     }
 }
 
-//  True if the event would be sent before later events take its cache slot.
-//  When the publisher runs far ahead of a group, caching new events only
-//  evicts the ones the group is about to read, which it then reads again.
-static bool
-s_worth_caching (chorus__delivery_t *self, uint64_t seq)
+//  The lowest next event of the groups with instances, UINT64_MAX if none:
+//  an event is worth caching only if it would be sent before later events
+//  take its cache slot. When the publisher runs far ahead of a group,
+//  caching new events only evicts the ones the group is about to read,
+//  which it then reads again.
+static uint64_t
+s_slowest_next (chorus__delivery_t *self)
 {
+    uint64_t slowest = UINT64_MAX;
     for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
          group = (s_group_t *) zhashx_next (self->groups))
-        if (zlistx_size (group->instances) && group->next + S_CACHE / 2 <= seq)
-            return false;
-    return true;
+        if (zlistx_size (group->instances) && group->next < slowest)
+            slowest = group->next;
+    return slowest;
 }
 
 void
@@ -699,14 +702,18 @@ chorus__delivery_published (chorus__delivery_t *self, chorus_msg_t **events, zfr
         return;
     //  All of them cached before any group is pumped: the store already
     //  holds the whole batch, and a group pumped after the first would
-    //  read the others from the store, 256 at a time, decoded in vain
-    for (size_t i = 0; i < count; i++)
-        if (s_worth_caching (self, chorus_msg_seq (events [i])))
-            s_cache_put (self, chorus_msg_seq (events [i]), events [i], bodies [i]);
+    //  read the others from the store, 256 at a time, decoded in vain.
+    //  No group moves meanwhile: the slowest is found once for the batch
+    uint64_t slowest = s_slowest_next (self);
+    for (size_t i = 0; i < count; i++) {
+        uint64_t seq = chorus_msg_seq (events [i]);
+        if (slowest == UINT64_MAX || slowest + S_CACHE / 2 > seq)
+            s_cache_put (self, seq, events [i], bodies [i]);
         else {
             chorus_msg_destroy (&events [i]);   //  in the store: read when its turn comes
             zframe_destroy (&bodies [i]);
         }
+    }
     for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
          group = (s_group_t *) zhashx_next (self->groups))
         s_pump (self, group);
