@@ -137,7 +137,8 @@ typedef void (chorus_reply_fn) (chorus_node_t *node, chorus_reply_t *reply, void
 
 //  Peer states, as reported to a peer handler
 typedef enum {
-    CHORUS_PEER_JOINED = 1,     //  a new peer was met
+    CHORUS_PEER_JOINED = 1,     //  a new peer is known: met, or heard of in
+                                //  membership news (protocol section 5)
     CHORUS_PEER_EVASIVE = 2,    //  silent for longer than the evasive time
     CHORUS_PEER_ALIVE = 3,      //  heard from again after being evasive
     CHORUS_PEER_EXPIRED = 4,    //  silent for longer than the expiry time, forgotten
@@ -149,8 +150,8 @@ typedef struct {
     const char *service;        //  the peer's service (group)
     const char *instance;       //  its instance id
     const char *endpoint;       //  its inbox (ROUTER) endpoint
-    const char *pub_endpoint;   //  its PUB endpoint
-    const char *subscriptions;  //  its topic prefixes, comma-separated
+    const char *pub_endpoint;   //  its PUB endpoint ("" until it is met)
+    const char *subscriptions;  //  its topic prefixes, comma-separated ("" until met)
     chorus_peer_state_t state;  //  JOINED/ALIVE, EVASIVE, EXPIRED or LEFT
     uint64_t last_seen;         //  ms since epoch when last heard from
     uint64_t head;              //  its latest published sequence number
@@ -344,9 +345,10 @@ CHORUS_EXPORT int
 //  most max_peers peers (default 400) and max_pending connections awaiting
 //  a HELLO (default 64), and at most new_per_second new peers admitted per
 //  second from one remote IP address, after a first 50 (default 20). A
-//  HELLO beyond them is refused and counted ("refused"). Each peer costs a
-//  socket (two for an observer), within ZeroMQ's limit of 1023 per process
-//  unless ZSYS_MAX_SOCKETS raises it. Each bound positive.
+//  HELLO beyond them is refused and counted ("refused"). Each peer met
+//  costs a socket (two for an observer), within ZeroMQ's limit of 1023 per
+//  process unless ZSYS_MAX_SOCKETS raises it; a member known only from news
+//  costs memory. Each bound positive.
 CHORUS_EXPORT int
     chorus_node_set_peer_limits (chorus_node_t *self, int max_peers, int max_pending,
                                  int new_per_second);
@@ -603,8 +605,8 @@ CHORUS_EXPORT int
 CHORUS_EXPORT void
     chorus_node_stop (chorus_node_t *self);
 
-//  The live peers, one call of fn each; returns how many, or fails with
-//  CHORUS_ESTATE before start
+//  The live peers, met or known from membership news, one call of fn each;
+//  returns how many, or fails with CHORUS_ESTATE before start
 CHORUS_EXPORT int
     chorus_node_peers (chorus_node_t *self, chorus_peer_fn *fn, void *arg);
 

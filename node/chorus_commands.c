@@ -117,8 +117,12 @@ s_choose (chorus__commands_t *self, const char *service)
          peer = (chorus__peer_t *) zhashx_next (self->context->peers)) {
         if (!streq (peer->service, service))
             continue;
+        //  Not evasive first, then one we have met (a member known from
+        //  news costs a connection first), then the least loaded
         if (!best || (best->evasive && !peer->evasive)
-        ||  (best->evasive == peer->evasive && peer->commands < best->commands))
+        ||  (best->evasive == peer->evasive && !best->met && peer->met)
+        ||  (best->evasive == peer->evasive && best->met == peer->met
+             && peer->commands < best->commands))
             best = peer;
     }
     return best;

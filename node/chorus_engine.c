@@ -73,11 +73,14 @@ s_on_peer (chorus__peer_t *peer, chorus__peer_event_t event, void *arg)
     switch (event) {
         case CHORUS__PEER_JOINED:
             chorus__commands_peer_joined (self->commands, peer);
-            if (self->observer)
+            if (self->observer && peer->met)
                 chorus__observer_peer_joined (self->observer, peer);
             break;
         case CHORUS__PEER_CHANGED:
             chorus__delivery_peer_joined (self->delivery, peer);
+            //  A member known from news has a PUB to read once met
+            if (self->observer && peer->met)
+                chorus__observer_peer_joined (self->observer, peer);
             break;
         case CHORUS__PEER_GONE:
             chorus__delivery_peer_gone (self->delivery, peer);
@@ -314,7 +317,8 @@ s_recv_router (chorus__engine_t *self)
             continue;
         }
         chorus__peer_t *peer = chorus__context_peer (&self->context, instance);
-        if (!peer) {
+        if (!peer || !peer->met) {
+            //  Never met: a member known from news has not said HELLO yet
             self->context.counters [C_UNKNOWN_PEER]++;
             continue;
         }
@@ -783,8 +787,10 @@ s_subscribe (chorus__engine_t *self, const char *prefix)
 static void
 s_observe (chorus__engine_t *self, const char *prefix, int earliest)
 {
-    if (!self->observer)
+    if (!self->observer) {
         self->observer = chorus__observer_new (&self->context);
+        chorus__peers_observe (self->peers);
+    }
     chorus__observer_add (self->observer, prefix, earliest != 0);
     zsock_send (self->pipe, "i", 0);
 }

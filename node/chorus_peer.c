@@ -62,7 +62,8 @@ chorus__peer_set_waiter (chorus__peer_t *self, chorus__peer_waiter_fn *waiter)
 int
 chorus__peer_greet (chorus__peer_t *self)
 {
-    if (!self->hello_sent && self->dealer && self->greeter
+    //  The greeter opens the connection of a member we have not met yet
+    if (!self->hello_sent && self->greeter
     &&  self->greeter (self, self->greeter_arg) == 0)
         self->hello_sent = true;
     return self->hello_sent? 0: -1;
@@ -71,7 +72,7 @@ chorus__peer_greet (chorus__peer_t *self)
 int
 chorus__peer_send (chorus__peer_t *self, chorus_msg_t *msg)
 {
-    if (!self || !self->dealer || chorus__peer_greet (self))
+    if (!self || chorus__peer_greet (self) || !self->dealer)
         return -1;      //  nothing goes to a peer before our HELLO
     return chorus_msg_send (msg, self->dealer);
 }
@@ -79,7 +80,7 @@ chorus__peer_send (chorus__peer_t *self, chorus_msg_t *msg)
 int
 chorus__peer_send_encoded (chorus__peer_t *self, chorus_msg_t *msg, zframe_t **frame_p)
 {
-    if (!self || !self->dealer || chorus__peer_greet (self)) {
+    if (!self || chorus__peer_greet (self) || !self->dealer) {
         zframe_destroy (frame_p);
         return -1;
     }

@@ -27,7 +27,15 @@ struct _chorus__peer_t {
     char *endpoint;             //  its inbox endpoint
     char *pub_endpoint;         //  its PUB endpoint
     char *address;              //  remote address its first HELLO came from, or ""
-    void *dealer;               //  our connection into its inbox (libzmq handle)
+    void *dealer;               //  our connection into its inbox (libzmq handle), or
+                                //  NULL while we have had no reason to open one
+    bool met;                   //  its HELLO came: we know all it announces. A member
+                                //  known from membership news alone is not met yet:
+                                //  we know its service and endpoint, not its PUB nor
+                                //  subscriptions, and take no message but HELLO from it
+    bool subscriber;            //  it has subscriptions (news flag "s", or its HELLO)
+    bool entries;               //  it reads member entries in a HELLO's list
+                                //  (header chorus.members: yes)
     bool hello_sent;            //  our HELLO has gone out first on dealer
     char answers [33];          //  id of its HELLO our first HELLO answers, or ""
     bool listless;              //  it knows the membership (chorus.lists: no): our

@@ -8,7 +8,10 @@
 #include "chorus_fake.h"
 
 #define S_PENDING_MS 5000       //  how long a connection waits for the peer's HELLO
-#define S_SEED_RETRY_MS 5000    //  a seed that did not answer is tried again after this
+#define S_SEED_RETRY_MS 5000    //  a seed that did not answer is tried again after this,
+#define S_SEED_FIRST_MS 1000    //  the first time after this, doubled each time: a seed
+                                //  that refused us at a burst of joins (section 4.5)
+                                //  soon has room again
 #define S_PENDING_TRIES 3       //  a member heard of is dialled this often, unanswered
 #define S_ANNOUNCE_MS 500       //  our HELLO goes to every peer at most this often
 #define S_BUCKET 50             //  new peers one remote address may bring at once
@@ -20,7 +23,7 @@
 #define S_HELPERS 3             //  members asked to probe for us before suspicion
 #define S_RELAYS 64             //  probes we make for others at once, at most
 #define S_UPDATES 256           //  membership news kept to pass on, at most
-#define S_PIGGYBACK 18          //  members entries on one probe message, at most
+#define S_PIGGYBACK 64          //  members entries on one probe message, at most
 #define S_SAMPLE 2              //  of them, live members picked at random when
                                 //  there is less news (anti-entropy)
 #define S_RETRANSMIT 3          //  news goes out this many times log2 (N + 1)
@@ -30,6 +33,11 @@
 #define S_FANOUT 3              //  to this many members at random
 #define S_LATE_MS 200           //  timers handled this late: we were stalled ourselves
 #define S_HEALTH_MAX 8          //  local health at its worst: our probe times x 9
+#define S_FULL_MESH 8           //  up to this many members, we meet them all
+#define S_RINGS 3               //  past it, we probe our successor on each of these
+                                //  rings (section 6.1), and meet only whom we need
+#define S_TOMBSTONES 1024       //  members declared dead we remember at most
+#define S_TOMBSTONE_MS 30000    //  and for this long, so stale news does not revive them
 
 //  A probe we make for another member, which asked with PING-REQ
 typedef struct {
@@ -41,7 +49,8 @@ typedef struct {
 
 //  News about a member to pass on with our probes (protocol section 6.2)
 typedef struct {
-    char *entry;                //  the members entry: "STATE INCARNATION INSTANCE ENDPOINT"
+    char *entry;                //  the members entry: "STATE INCARNATION INSTANCE
+                                //  ENDPOINT[@KEY] SERVICE FLAGS"
     size_t sent;                //  how many times it went out
 } s_update_t;
 
@@ -49,6 +58,7 @@ typedef struct {
 typedef struct {
     void *dealer;               //  the connection (libzmq handle)
     uint64_t since;             //  when it was opened (monotonic)
+    uint64_t wait;              //  how long it waits for an answer (ms)
     char hello_id [33];         //  id of the HELLO we sent on it, "" until sent
     char key [41];              //  the server key we expect there, "" on a plaintext mesh
     char expect [33];           //  the instance news said is there, or "" (from a list
@@ -58,12 +68,22 @@ typedef struct {
     int tries;                  //  how many times we dialled it before, unanswered
 } s_pending_t;
 
+//  A member declared dead, remembered for a while
+typedef struct {
+    uint64_t incarnation;       //  the incarnation it died at
+    uint64_t until;             //  when we forget it (monotonic)
+} s_tombstone_t;
+
 //  A seed endpoint from the configuration
 typedef struct {
     char *instance;             //  the peer we met through it, or NULL
     uint64_t tried;             //  when we last opened a connection to it (monotonic)
+    int attempts;               //  how many times it has not answered us since we last
+                                //  met a peer through it
     char key [41];              //  its key, "" on a plaintext mesh
 } s_seed_t;
+
+static uint64_t s_seed_wait (s_seed_t *seed);
 
 //  New peers a remote address may still bring: a bucket refilled over time
 typedef struct {
@@ -87,8 +107,19 @@ struct _chorus__peers_t {
     uint64_t incarnation;       //  ours: raised to refute a suspicion of us
     uint64_t probe_due;         //  when the next member is probed (monotonic)
     char **order;               //  this round's probe order: instance ids, shuffled
-    size_t order_size;          //  how many
+    size_t order_size;          //  how many (every member in a small mesh, else
+                                //  our successors on the rings)
     size_t order_next;          //  the next to probe
+    char ring [S_RINGS][33];    //  our successor on each ring, "" if none
+    size_t ring_next;           //  the ring whose successor we probe next
+    bool ring_dirty;            //  members came or went: work the rings out again
+    char **links;               //  instance ids of the met peers we have a connection
+                                //  to: news and requests to probe go to them
+    size_t links_size;          //  how many
+    size_t links_max;           //  room
+    zhashx_t *tombstones;       //  instance -> s_tombstone_t: members declared dead
+    bool observing;             //  we observe every publisher: we meet every member
+    bool published;             //  our log has events: we meet every subscriber
     s_relay_t relays [S_RELAYS];    //  probes we make for others
     size_t relays_size;         //  how many
     zhashx_t *updates;          //  instance -> s_update_t: news to pass on
@@ -186,8 +217,19 @@ s_dealer_new (chorus__peers_t *self, const char *endpoint, const char *key)
     return dealer;
 }
 
+//  The state names of a members entry
+static const char *s_states [] = {"alive", "suspect", "dead", NULL};
+#define S_ALIVE 0
+#define S_SUSPECT 1
+#define S_DEAD 2
+
+static bool s_entry (chorus__peers_t *self, int state, chorus__peer_t *peer, char *entry);
+
+//  Our HELLO. With list, it lists the members we know: as member entries
+//  (section 6.2) for a node that reads them (entries), from the offset-th
+//  on, else as endpoints
 static chorus_msg_t *
-s_hello (chorus__peers_t *self, const char *answers, bool list)
+s_hello (chorus__peers_t *self, const char *answers, bool list, bool entries, size_t offset)
 {
     chorus_msg_t *hello = chorus__context_msg (self->context, CHORUS_MSG_HELLO);
     chorus_msg_set_service (hello, self->config->service);
@@ -204,9 +246,20 @@ s_hello (chorus__peers_t *self, const char *answers, bool list)
     size_t listed = list? 0: CHORUS_MSG_MAX_LIST;
     if (!list)
         chorus_msg_set_header (hello, "chorus.lists", "no");
+    size_t skipped = 0;
+    if (offset >= zhashx_size (self->peers))
+        offset = 0;
     for (chorus__peer_t *peer = list? (chorus__peer_t *) zhashx_first (self->peers): NULL;
          peer && listed < CHORUS_MSG_MAX_LIST;
          peer = (chorus__peer_t *) zhashx_next (self->peers)) {
+        if (entries) {
+            char entry [257];
+            if (peer->evasive || skipped++ < offset)
+                continue;
+            if (s_entry (self, S_ALIVE, peer, entry))
+                chorus_msg_add_peers (hello, entry);
+        }
+        else
         if (peer->key) {
             //  On a secure mesh, an endpoint is worth nothing without its key
             char entry [257];   //  a STRS item is 1..256 bytes
@@ -225,6 +278,10 @@ s_hello (chorus__peers_t *self, const char *answers, bool list)
     snprintf (started, sizeof (started), "%" PRIu64, self->started);
     chorus_msg_set_header (hello, "chorus.started", started);
     chorus_msg_set_header (hello, "chorus.mesh", self->config->mesh);
+    chorus_msg_set_header (hello, "chorus.members", "yes");
+    char incarnation [24];
+    snprintf (incarnation, sizeof (incarnation), "%" PRIu64, self->incarnation);
+    chorus_msg_set_header (hello, "chorus.incarnation", incarnation);
     if (self->config->keys)
         chorus_msg_set_header (hello, "chorus.key", chorus__keys_public (self->config->keys));
     if (answers)
@@ -238,7 +295,7 @@ static int
 s_send_hello (chorus__peers_t *self, void *dealer, const char *answers, bool list,
               char *id_out)
 {
-    chorus_msg_t *hello = s_hello (self, answers, list);
+    chorus_msg_t *hello = s_hello (self, answers, list, false, 0);
     int rc = chorus_msg_send (hello, dealer);
     if (rc == 0 && id_out)
         snprintf (id_out, 33, "%s", chorus_msg_id (hello));
@@ -246,12 +303,15 @@ s_send_hello (chorus__peers_t *self, void *dealer, const char *answers, bool lis
     return rc;
 }
 
-//  Sends our HELLO on a DEALER, answering the HELLO with that id, or NULL;
+//  Sends our HELLO to a peer, answering the HELLO with that id, or NULL;
 //  0, or -1 if the connection is not up yet
 static int
-s_send_hello_to (chorus__peers_t *self, void *dealer, const char *answers, bool list)
+s_send_hello_to (chorus__peers_t *self, chorus__peer_t *peer, const char *answers, bool list)
 {
-    return s_send_hello (self, dealer, answers, list, NULL);
+    chorus_msg_t *hello = s_hello (self, answers, list, peer->entries, 0);
+    int rc = chorus_msg_send (hello, peer->dealer);
+    chorus_msg_destroy (&hello);
+    return rc;
 }
 
 //  The peer's greeter: our first HELLO, once the connection is up, still
@@ -261,8 +321,18 @@ static int
 s_greet (chorus__peer_t *peer, void *arg)
 {
     chorus__peers_t *self = (chorus__peers_t *) arg;
-    int rc = s_send_hello_to (self, peer->dealer, peer->answers [0]? peer->answers: NULL,
-                              !peer->listless);
+    if (!peer->dealer) {
+        //  A member known from news, which we now need: connections are
+        //  opened on demand (section 5)
+        peer->dealer = s_dealer_new (self, peer->endpoint, peer->key);
+        if (!peer->dealer)
+            return -1;
+        chorus__context_log (self->context, "connecting to %s/%.8s at %s", peer->service,
+                             peer->instance, peer->endpoint);
+    }
+    //  We know the membership of a member we dial on news: no list
+    int rc = s_send_hello_to (self, peer, peer->answers [0]? peer->answers: NULL,
+                              peer->met && !peer->listless);
     if (rc) {
         self->connecting = true;    //  what waits for it goes at the next tick
         zhashx_update (self->waiting, peer->instance, peer);
@@ -295,33 +365,46 @@ s_update_destroy (void **item)
     }
 }
 
-//  The state names of a members entry
-static const char *s_states [] = {"alive", "suspect", "dead", NULL};
-#define S_ALIVE 0
-#define S_SUSPECT 1
-#define S_DEAD 2
 
-//  Writes the members entry for a member into entry (257 bytes); false if
-//  it does not fit in one (a long endpoint with its key)
+//  Writes the members entry for a peer, or for us (peer NULL), into entry
+//  (257 bytes), with its service and flags ("s": it has subscriptions, "-":
+//  none) after the four parts every node reads; without them if they do not
+//  fit (a long endpoint with its key), and false if even that does not
 static bool
-s_entry (chorus__peers_t *self, int state, uint64_t incarnation, const char *instance,
-         const char *endpoint, const char *key, char *entry)
+s_entry (chorus__peers_t *self, int state, chorus__peer_t *peer, char *entry)
 {
+    uint64_t incarnation = peer? peer->incarnation: self->incarnation;
+    const char *instance = peer? peer->instance: self->context->instance;
+    const char *endpoint = peer? peer->endpoint: self->endpoint;
+    const char *key = peer? peer->key: self->config->keys?
+                      chorus__keys_public (self->config->keys): NULL;
+    const char *service = peer? peer->service: self->config->service;
+    bool subscriber = peer? peer->subscriber: self->subs_size > 0;
+    if (!endpoint)
+        return false;
+    char address [300];
     int size = self->config->keys && key?
-        snprintf (entry, 257, "%s %" PRIu64 " %s %s@%s", s_states [state], incarnation, instance,
-                  endpoint, key):
-        snprintf (entry, 257, "%s %" PRIu64 " %s %s", s_states [state], incarnation, instance,
-                  endpoint);
+        snprintf (address, sizeof (address), "%s@%s", endpoint, key):
+        snprintf (address, sizeof (address), "%s", endpoint);
+    if (size <= 0 || size >= (int) sizeof (address))
+        return false;
+    size = snprintf (entry, 257, "%s %" PRIu64 " %s %s %s %s", s_states [state], incarnation,
+                     instance, address, service, subscriber? "s": "-");
+    if (size > 0 && size < 257)
+        return true;
+    size = snprintf (entry, 257, "%s %" PRIu64 " %s %s", s_states [state], incarnation,
+                     instance, address);
     return size > 0 && size < 257;
 }
 
-//  Queues news about a member, replacing older news about it
+//  Queues news about a peer, or about us (peer NULL), replacing older news
+//  about it
 static void
-s_spread (chorus__peers_t *self, int state, uint64_t incarnation, const char *instance,
-          const char *endpoint, const char *key)
+s_spread (chorus__peers_t *self, int state, chorus__peer_t *peer)
 {
     char entry [257];
-    if (!endpoint || !s_entry (self, state, incarnation, instance, endpoint, key, entry))
+    const char *instance = peer? peer->instance: self->context->instance;
+    if (!s_entry (self, state, peer, entry))
         return;
     s_update_t *update = (s_update_t *) zhashx_lookup (self->updates, instance);
     if (!update) {
@@ -393,8 +476,7 @@ s_piggyback (chorus__peers_t *self, chorus_msg_t *msg)
         chorus__peer_t *peer = chorus__context_peer (self->context, self->order [index]);
         char entry [257];
         if (peer && !peer->evasive
-        &&  s_entry (self, S_ALIVE, peer->incarnation, peer->instance, peer->endpoint, peer->key,
-                     entry)) {
+        &&  s_entry (self, S_ALIVE, peer, entry)) {
             chorus_msg_add_members (msg, entry);
             added++;
         }
@@ -405,6 +487,201 @@ s_piggyback (chorus__peers_t *self, chorus_msg_t *msg)
 
 static void s_probe (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now);
 static bool s_connect_listed (chorus__peers_t *self, const char *item, const char *expect);
+static chorus__peer_t *s_peer_at (chorus__peers_t *self, const char *endpoint);
+static void s_report (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state);
+static void s_consider (chorus__peers_t *self, chorus__peer_t *peer);
+
+//  Remembers that a member was declared dead, so that older news of it
+//  alive, still going round, does not bring it back
+static void
+s_bury (chorus__peers_t *self, const char *instance, uint64_t incarnation)
+{
+    s_tombstone_t *stone = (s_tombstone_t *) zhashx_lookup (self->tombstones, instance);
+    if (!stone) {
+        if (zhashx_size (self->tombstones) >= S_TOMBSTONES) {
+            //  Full: the one forgotten soonest makes room
+            s_tombstone_t *first = NULL;
+            const char *first_key = NULL;
+            for (s_tombstone_t *item = (s_tombstone_t *) zhashx_first (self->tombstones); item;
+                 item = (s_tombstone_t *) zhashx_next (self->tombstones))
+                if (!first || item->until < first->until) {
+                    first = item;
+                    first_key = (const char *) zhashx_cursor (self->tombstones);
+                }
+            zhashx_delete (self->tombstones, first_key);
+        }
+        stone = (s_tombstone_t *) zmalloc (sizeof (s_tombstone_t));
+        zhashx_insert (self->tombstones, instance, stone);
+    }
+    if (incarnation > stone->incarnation)
+        stone->incarnation = incarnation;
+    stone->until = chorus__mono () + S_TOMBSTONE_MS;
+}
+
+//  True if news of the member alive at this incarnation is older than its
+//  death
+static bool
+s_buried (chorus__peers_t *self, const char *instance, uint64_t incarnation)
+{
+    s_tombstone_t *stone = (s_tombstone_t *) zhashx_lookup (self->tombstones, instance);
+    if (!stone)
+        return false;
+    if (chorus__mono () >= stone->until) {
+        zhashx_delete (self->tombstones, instance);
+        return false;
+    }
+    return incarnation <= stone->incarnation;
+}
+
+//  The met peers we have a connection to
+static void
+s_link (chorus__peers_t *self, chorus__peer_t *peer)
+{
+    for (size_t i = 0; i < self->links_size; i++)
+        if (streq (self->links [i], peer->instance))
+            return;
+    if (self->links_size == self->links_max) {
+        self->links_max = self->links_max? self->links_max * 2: 16;
+        self->links = (char **) realloc (self->links, self->links_max * sizeof (char *));
+        assert (self->links);
+    }
+    self->links [self->links_size++] = strdup (peer->instance);
+}
+
+static void
+s_unlink (chorus__peers_t *self, const char *instance)
+{
+    for (size_t i = 0; i < self->links_size; i++)
+        if (streq (self->links [i], instance)) {
+            free (self->links [i]);
+            self->links [i] = self->links [--self->links_size];
+            return;
+        }
+}
+
+//  A member known from news (or a HELLO's list of members): its service
+//  and endpoint, not yet met. We meet it when we need to (s_consider).
+static chorus__peer_t *
+s_member_new (chorus__peers_t *self, const char *instance, const char *address,
+              const char *service, bool subscriber, uint64_t incarnation)
+{
+    char endpoint [257];
+    const char *key = NULL;
+    if (self->config->keys) {
+        key = chorus__key_part (address);
+        //  On a secure mesh an endpoint is worth nothing without a key we trust
+        if (!key || !chorus__key_valid (key) || !chorus__keys_lookup (self->config->keys, key))
+            return NULL;
+        snprintf (endpoint, sizeof (endpoint), "%.*s", (int) (key - 1 - address), address);
+    }
+    else
+        snprintf (endpoint, sizeof (endpoint), "%s", address);
+    if (!*endpoint || (self->endpoint && streq (endpoint, self->endpoint))
+    ||  s_peer_at (self, endpoint)
+    ||  zhashx_size (self->peers) >= (size_t) self->config->max_peers)
+        return NULL;
+    chorus__peer_t *peer = chorus__peer_new (instance, service, endpoint, "", NULL, key);
+    peer->incarnation = incarnation;
+    peer->subscriber = subscriber;
+    chorus__peer_set_greeter (peer, s_greet, self);
+    chorus__peer_set_waiter (peer, s_wait);
+    zhashx_insert (self->peers, peer->instance, peer);
+    zhashx_update (self->endpoints, peer->endpoint, peer);
+    self->ring_dirty = true;
+    chorus__context_log (self->context, "member %s/%.8s at %s", service, instance, endpoint);
+    //  Passed on, as the news that brought it
+    s_spread (self, S_ALIVE, peer);
+    self->fn (peer, CHORUS__PEER_JOINED, self->fn_arg);
+    s_report (self, peer, CHORUS_PEER_JOINED);
+    return peer;
+}
+
+//  Takes in one members entry: news on a probe message, or an item of a
+//  HELLO's list of members
+static void
+s_absorb_entry (chorus__peers_t *self, const char *item, uint64_t now)
+{
+    char state_name [8], instance [33], address [257], service [65], flags [8];
+    uint64_t incarnation;
+    int parts = sscanf (item, "%7s %" SCNu64 " %32s %256s %64s %7s", state_name, &incarnation,
+                        instance, address, service, flags);
+    if (parts < 4 || strlen (instance) != 32) {
+        self->context->counters [C_MALFORMED]++;
+        return;
+    }
+    int state = 0;
+    while (s_states [state] && !streq (s_states [state], state_name))
+        state++;
+    if (!s_states [state]) {
+        self->context->counters [C_MALFORMED]++;
+        return;
+    }
+    //  Its service and flags, when the sender knows them (an older node
+    //  sends the four parts alone)
+    bool described = parts == 6 && chorus__valid_name (service, 64)
+                  && (streq (flags, "s") || streq (flags, "-"));
+    bool subscriber = described && streq (flags, "s");
+    if (streq (instance, self->context->instance)) {
+        //  Suspected, or said dead: we refute with a new incarnation
+        if (state != S_ALIVE && incarnation >= self->incarnation
+        &&  incarnation < UINT64_MAX) {
+            self->incarnation = incarnation + 1;
+            s_health (self, +1);    //  others found us slow
+            chorus__context_log (self->context, "suspected at incarnation %" PRIu64
+                                 ": we refute with %" PRIu64, incarnation,
+                                 self->incarnation);
+            s_spread (self, S_ALIVE, NULL);
+        }
+        return;
+    }
+    chorus__peer_t *peer = chorus__context_peer (self->context, instance);
+    if (!peer) {
+        if (state == S_DEAD)
+            s_bury (self, instance, incarnation);
+        if (state != S_ALIVE)
+            return;     //  word that it is suspect or dead
+        if (described && !s_buried (self, instance, incarnation))
+            //  A member: known now, met when we need to
+            s_member_new (self, instance, address, service, subscriber, incarnation);
+        else
+            //  An older node's news says nothing of the member but where it
+            //  is; and news of a member declared dead, no newer than its
+            //  death, may be stale (it died) or not (it was cut off from us
+            //  and is back): either way we meet it first hand, as far as our
+            //  bounds allow, rather than take the word for it
+            s_connect_listed (self, address, instance);
+        return;
+    }
+    if (incarnation < peer->incarnation)
+        return;     //  older than what we know
+    if (state == S_ALIVE) {
+        if (incarnation > peer->incarnation) {
+            peer->incarnation = incarnation;
+            if (described && !peer->met && subscriber != peer->subscriber) {
+                peer->subscriber = subscriber;
+                s_consider (self, peer);
+            }
+            //  A refutation, or a change of what it announces: pass it on
+            s_spread (self, S_ALIVE, peer);
+        }
+    }
+    else
+    if (peer->met)
+        //  Another's word never expires a peer we have met (we may have
+        //  work with it): we probe it ourselves, and only our own probe
+        //  decides
+        s_probe (self, peer, now);
+    else
+    if (state == S_DEAD) {
+        //  A member we have not met, and so have no work with: its probers
+        //  decided. If it lives, it refutes, and comes back
+        peer->incarnation = incarnation;
+        s_spread (self, S_DEAD, peer);
+        chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
+        self->gossip_due = now;     //  such news goes out at once
+    }
+    //  Suspicion of a member we do not speak to is for its probers
+}
 
 //  Takes in the members entries of a probe message from a peer
 static void
@@ -413,58 +690,8 @@ s_absorb (chorus__peers_t *self, chorus_msg_t *msg)
     zlist_t *members = chorus_msg_members (msg);
     uint64_t now = chorus__mono ();
     for (char *item = members? (char *) zlist_first (members): NULL; item;
-         item = (char *) zlist_next (members)) {
-        char state_name [8], instance [33], endpoint [257];
-        uint64_t incarnation;
-        if (sscanf (item, "%7s %" SCNu64 " %32s %256s", state_name, &incarnation, instance,
-                    endpoint) != 4 || strlen (instance) != 32) {
-            self->context->counters [C_MALFORMED]++;
-            continue;
-        }
-        int state = 0;
-        while (s_states [state] && !streq (s_states [state], state_name))
-            state++;
-        if (!s_states [state]) {
-            self->context->counters [C_MALFORMED]++;
-            continue;
-        }
-        if (streq (instance, self->context->instance)) {
-            //  Suspected, or said dead: we refute with a new incarnation
-            if (state != S_ALIVE && incarnation >= self->incarnation
-            &&  incarnation < UINT64_MAX) {
-                self->incarnation = incarnation + 1;
-                s_health (self, +1);    //  others found us slow
-                chorus__context_log (self->context, "suspected at incarnation %" PRIu64
-                                     ": we refute with %" PRIu64, incarnation,
-                                     self->incarnation);
-                s_spread (self, S_ALIVE, self->incarnation, self->context->instance,
-                          self->endpoint, self->config->keys?
-                          chorus__keys_public (self->config->keys): NULL);
-            }
-            continue;
-        }
-        chorus__peer_t *peer = chorus__context_peer (self->context, instance);
-        if (!peer) {
-            //  A member we do not know: meet it, as far as our bounds allow.
-            //  Word that it is suspect or dead does not make us meet it.
-            if (state == S_ALIVE)
-                s_connect_listed (self, endpoint, instance);
-            continue;
-        }
-        if (incarnation < peer->incarnation)
-            continue;   //  older than what we know
-        if (state == S_ALIVE) {
-            if (incarnation > peer->incarnation) {
-                peer->incarnation = incarnation;
-                //  A refutation: pass it on
-                s_spread (self, S_ALIVE, incarnation, peer->instance, peer->endpoint, peer->key);
-            }
-        }
-        else
-            //  Another's word never expires a peer here: we probe it
-            //  ourselves, and only our own probe decides
-            s_probe (self, peer, now);
-    }
+         item = (char *) zlist_next (members))
+        s_absorb_entry (self, item, now);
 }
 
 //  --------------------------------------------------------------------------
@@ -541,10 +768,12 @@ static void
 s_ask_helpers (chorus__peers_t *self, chorus__peer_t *peer)
 {
     size_t asked = 0;
-    for (size_t i = 0; i < self->order_size && asked < S_HELPERS; i++) {
-        size_t index = (self->order_next + i) % self->order_size;
-        chorus__peer_t *helper = chorus__context_peer (self->context, self->order [index]);
-        if (!helper || helper == peer || helper->evasive || helper->probed)
+    size_t start = self->links_size? (size_t) randof ((int) self->links_size): 0;
+    for (size_t i = 0; i < self->links_size && asked < S_HELPERS; i++) {
+        chorus__peer_t *helper = chorus__context_peer (self->context,
+                                                       self->links [(start + i) % self->links_size]);
+        if (!helper || helper == peer || helper->evasive || helper->probed
+        ||  !helper->hello_sent)
             continue;
         s_send_probe (self, helper, CHORUS_MSG_PING_REQ, peer->instance, NULL,
                       peer->asked [asked]);
@@ -566,15 +795,16 @@ s_probe_step (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
     if (elapsed >= expired_ms) {
         chorus__context_log (self->context, "peer %s/%.8s did not answer our probe for %"
                              PRIu64 " ms", peer->service, peer->instance, elapsed);
-        s_spread (self, S_DEAD, peer->incarnation, peer->instance, peer->endpoint, peer->key);
+        s_spread (self, S_DEAD, peer);
         chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
+        self->gossip_due = now;     //  such news goes out at once
         return;
     }
     if (elapsed >= evasive_ms && !peer->evasive) {
         peer->evasive = true;
         self->evasive++;
         s_report (self, peer, CHORUS_PEER_EVASIVE);
-        s_spread (self, S_SUSPECT, peer->incarnation, peer->instance, peer->endpoint, peer->key);
+        s_spread (self, S_SUSPECT, peer);
     }
     if (!peer->asked [0][0])
         s_ask_helpers (self, peer);
@@ -611,8 +841,85 @@ s_new_round (chorus__peers_t *self)
     }
 }
 
-//  The period's probe: the next member of the round we have not heard
-//  from within the period (a member that spoke to us needs no probe)
+//  A member's place on a ring: a hash of its instance id, different for
+//  each ring (FNV-1a, then a finaliser that spreads ids that differ little)
+static uint64_t
+s_ring_place (int ring, const char *instance)
+{
+    uint64_t hash = 14695981039346656037ULL ^ ((uint64_t) (ring + 1) * 0x9E3779B97F4A7C15ULL);
+    for (const char *c = instance; *c; c++) {
+        hash ^= (uint8_t) *c;
+        hash *= 1099511628211ULL;
+    }
+    hash ^= hash >> 33;
+    hash *= 0xFF51AFD7ED558CCDULL;
+    hash ^= hash >> 33;
+    hash *= 0xC4CEB9FE1A85EC53ULL;
+    hash ^= hash >> 33;
+    return hash;
+}
+
+//  Whether we need to meet a member: in a small mesh every one; else our
+//  successors on the rings (we probe them), every subscriber once our log
+//  has events (we deliver to them), and every member when we observe (we
+//  read every publisher's PUB). Commands meet the instance they go to
+static bool
+s_wanted (chorus__peers_t *self, chorus__peer_t *peer)
+{
+    if (zhashx_size (self->peers) <= S_FULL_MESH || self->observing)
+        return true;
+    if (peer->subscriber && self->published)
+        return true;
+    for (int ring = 0; ring < S_RINGS; ring++)
+        if (streq (self->ring [ring], peer->instance))
+            return true;
+    return false;
+}
+
+//  Meets a member we know only from news, if we need to: our HELLO goes
+//  to it as soon as its connection is up
+static void
+s_consider (chorus__peers_t *self, chorus__peer_t *peer)
+{
+    if (!peer->met && !peer->dealer && s_wanted (self, peer))
+        chorus__peer_greet (peer);
+}
+
+//  Members came or went: our successor on each ring, the members in a new
+//  order, and the members we now need to meet
+static void
+s_refresh (chorus__peers_t *self)
+{
+    self->ring_dirty = false;
+    for (int ring = 0; ring < S_RINGS; ring++) {
+        uint64_t ours = s_ring_place (ring, self->context->instance);
+        uint64_t nearest = UINT64_MAX;
+        self->ring [ring][0] = 0;
+        for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
+             peer = (chorus__peer_t *) zhashx_next (self->peers)) {
+            uint64_t distance = s_ring_place (ring, peer->instance) - ours;
+            if (distance && distance <= nearest) {
+                nearest = distance;
+                snprintf (self->ring [ring], sizeof (self->ring [ring]), "%s", peer->instance);
+            }
+        }
+    }
+    if (zhashx_size (self->peers) > S_FULL_MESH)
+        s_new_round (self);     //  for the members we sample in our news
+    //  Over a copy: meeting may change the table
+    zlistx_t *instances = zhashx_keys (self->peers);
+    for (const char *instance = (const char *) zlistx_first (instances); instance;
+         instance = (const char *) zlistx_next (instances)) {
+        chorus__peer_t *peer = chorus__context_peer (self->context, instance);
+        if (peer)
+            s_consider (self, peer);
+    }
+    zlistx_destroy (&instances);
+}
+
+//  The period's probe: in a small mesh, the next member of the round; else
+//  our successor on the next ring. Not one we heard from within the period
+//  (a member that spoke to us needs no probe)
 static void
 s_probe_tick (chorus__peers_t *self, uint64_t now)
 {
@@ -620,6 +927,18 @@ s_probe_tick (chorus__peers_t *self, uint64_t now)
     if (now < self->probe_due)
         return;
     self->probe_due = now + (uint64_t) config->heartbeat_ms;
+    if (zhashx_size (self->peers) > S_FULL_MESH) {
+        for (int tries = 0; tries < S_RINGS; tries++) {
+            chorus__peer_t *peer = chorus__context_peer (self->context,
+                                                         self->ring [self->ring_next++ % S_RINGS]);
+            if (!peer || peer->probed
+            ||  now - peer->last_seen < (uint64_t) config->heartbeat_ms)
+                continue;
+            s_probe (self, peer, now);
+            return;
+        }
+        return;
+    }
     for (size_t tries = 0; tries <= self->order_size + 1; tries++) {
         if (self->order_next >= self->order_size) {
             s_new_round (self);
@@ -646,14 +965,14 @@ s_gossip_tick (chorus__peers_t *self, uint64_t now)
     if (now < self->gossip_due)
         return;
     self->gossip_due = now + S_GOSSIP_MS;
-    if (zhashx_size (self->updates) == 0 || self->order_size == 0)
+    if (zhashx_size (self->updates) == 0 || self->links_size == 0)
         return;
-    size_t start = (size_t) randof ((int) self->order_size);
+    size_t start = (size_t) randof ((int) self->links_size);
     size_t sent = 0;
-    for (size_t i = 0; i < self->order_size && sent < S_FANOUT
+    for (size_t i = 0; i < self->links_size && sent < S_FANOUT
                        && zhashx_size (self->updates); i++) {
         chorus__peer_t *peer = chorus__context_peer (self->context,
-                                                     self->order [(start + i) % self->order_size]);
+                                                     self->links [(start + i) % self->links_size]);
         if (!peer || peer->evasive || !peer->hello_sent)
             continue;
         s_send_probe (self, peer, CHORUS_MSG_PONG, NULL, NULL, NULL);
@@ -759,7 +1078,12 @@ chorus__peers_new (chorus__context_t *context, chorus__peers_fn *fn, void *arg)
     self->backlog = zhashx_new ();
     zhashx_set_destructor (self->backlog, (zhashx_destructor_fn *) zstr_free);
     self->newcomers = zhashx_new ();
+    self->tombstones = zhashx_new ();
+    zhashx_set_destructor (self->tombstones, (zhashx_destructor_fn *) zstr_free);
     self->started = chorus__now ();
+    //  Our incarnation starts at our start time, so that news of us after a
+    //  restart is newer than any of the instance before (section 6.2)
+    self->incarnation = self->started;
     self->generation = 1;
     context->peers = self->peers;
     return self;
@@ -788,9 +1112,13 @@ chorus__peers_destroy (chorus__peers_t **self_p)
     zhashx_destroy (&self->updates);
     zhashx_destroy (&self->backlog);
     zhashx_destroy (&self->newcomers);
+    zhashx_destroy (&self->tombstones);
     for (size_t i = 0; i < self->order_size; i++)
         free (self->order [i]);
     free (self->order);
+    for (size_t i = 0; i < self->links_size; i++)
+        free (self->links [i]);
+    free (self->links);
     chorus__subs_free (&self->subs, &self->subs_size);
     free (self->endpoint);
     free (self->pub_endpoint);
@@ -808,8 +1136,7 @@ chorus__peers_start (chorus__peers_t *self, const char *endpoint, const char *pu
     self->pub_endpoint = strdup (pub_endpoint);
     self->inbox_gate = inbox_gate;
     //  News of us, for the members our seed's answer does not list yet
-    s_spread (self, S_ALIVE, self->incarnation, self->context->instance, self->endpoint,
-              self->config->keys? chorus__keys_public (self->config->keys): NULL);
+    s_spread (self, S_ALIVE, NULL);
 }
 
 bool
@@ -821,6 +1148,11 @@ chorus__peers_subscribe (chorus__peers_t *self, const char *prefix, uint64_t sin
             return false;
     chorus__subs_add (&self->subs, &self->subs_size, prefix, since, flags);
     self->announce = true;
+    if (self->subs_size == 1 && self->endpoint) {
+        //  We are a subscriber now: news of it, so that publishers meet us
+        self->incarnation++;
+        s_spread (self, S_ALIVE, NULL);
+    }
     return true;
 }
 
@@ -847,7 +1179,8 @@ uint64_t
 chorus__peers_next_due (chorus__peers_t *self)
 {
     if (self->connecting || zhashx_size (self->pending) || zhashx_size (self->backlog)
-    ||  zhashx_size (self->waiting))
+    ||  zhashx_size (self->waiting) || self->ring_dirty
+    ||  (!self->published && chorus_store_head (self->context->store) > 0))
         return CHORUS__DUE_TICK;
     uint64_t due = chorus__timers_next (self->timers);
     if (zhashx_size (self->peers))
@@ -869,7 +1202,7 @@ chorus__peers_next_due (chorus__peers_t *self)
             continue;
         if (!seed->tried)
             return CHORUS__DUE_TICK;
-        due = s_min (due, seed->tried + S_SEED_RETRY_MS);
+        due = s_min (due, seed->tried + s_seed_wait (seed));
     }
     return due;
 }
@@ -975,6 +1308,7 @@ s_connect_pending (chorus__peers_t *self, const char *endpoint, const char *key,
     s_pending_t *pending = (s_pending_t *) zmalloc (sizeof (s_pending_t));
     pending->dealer = dealer;
     pending->since = chorus__mono ();
+    pending->wait = S_PENDING_MS;
     snprintf (pending->key, sizeof (pending->key), "%s", key? key: "");
     snprintf (pending->expect, sizeof (pending->expect), "%s", expect? expect: "");
     pending->list = list || !self->listed;  //  no list yet: we ask for one
@@ -1006,7 +1340,16 @@ s_seed_met (chorus__peers_t *self, const char *endpoint, const char *instance)
     if (seed) {
         free (seed->instance);
         seed->instance = strdup (instance);
+        seed->attempts = 0;
     }
+}
+
+//  How long we wait for a seed to answer, and then before we dial it again
+static uint64_t
+s_seed_wait (s_seed_t *seed)
+{
+    uint64_t wait = (uint64_t) S_SEED_FIRST_MS << (seed->attempts < 8? seed->attempts: 8);
+    return wait < S_SEED_RETRY_MS? wait: S_SEED_RETRY_MS;
 }
 
 //  Closes every connection that awaits a HELLO, and the seed records
@@ -1055,6 +1398,9 @@ chorus__peers_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_s
         zhashx_delete (self->endpoints, peer->endpoint);
     zhashx_delete (self->waiting, peer->instance);
     zhashx_delete (self->newcomers, peer->instance);
+    s_unlink (self, peer->instance);
+    s_bury (self, peer->instance, peer->incarnation);
+    self->ring_dirty = true;
     //  News that it is alive would lead others to an endpoint that may be
     //  another node's by now
     s_update_t *update = (s_update_t *) zhashx_lookup (self->updates, peer->instance);
@@ -1068,8 +1414,17 @@ chorus__peers_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_s
     chorus__peer_destroy (&peer);
 }
 
+//  Whether the sender of a HELLO reads member entries in our list
+static bool
+s_reads_entries (chorus_msg_t *hello)
+{
+    const char *members = chorus_msg_header (hello, "chorus.members");
+    return members && streq (members, "yes");
+}
+
 //  Whether a HELLO's gossip lists the endpoint; on a secure mesh an entry
-//  is ENDPOINT@KEY, and only its endpoint counts
+//  is ENDPOINT@KEY, and only its endpoint counts; a member entry (section
+//  6.2) lists the endpoint in its fourth part
 static bool
 s_lists_endpoint (chorus_msg_t *hello, const char *endpoint, bool secure)
 {
@@ -1077,6 +1432,17 @@ s_lists_endpoint (chorus_msg_t *hello, const char *endpoint, bool secure)
     size_t length = strlen (endpoint);
     for (char *item = peers? (char *) zlist_first (peers): NULL; item;
          item = (char *) zlist_next (peers)) {
+        if (strncmp (item, "alive ", 6) == 0) {
+            char address [257];
+            if (sscanf (item, "%*7s %*s %*32s %256s", address) == 1) {
+                char *at = secure? strchr (address, '@'): NULL;
+                if (at)
+                    *at = 0;
+                if (streq (address, endpoint))
+                    return true;
+            }
+            continue;
+        }
         const char *key = secure? chorus__key_part (item): NULL;
         size_t size = key? (size_t) (key - 1 - item): strlen (item);
         if (size == length && memcmp (item, endpoint, length) == 0)
@@ -1266,13 +1632,32 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
     chorus__peer_t *peer = chorus__context_peer (self->context, instance);
     const chorus__grant_t *grant = NULL;
     const char *key = self->config->keys? chorus_msg_user_id (hello): NULL;
-    if (key && !s_hello_key_allowed (self, instance, hello, peer, &grant))
+    //  What news said of a member we had not met is a hint, which its own
+    //  HELLO settles: its key and its service
+    bool hinted = peer && !peer->met;
+    if (key && !s_hello_key_allowed (self, instance, hello, hinted? NULL: peer, &grant))
         return;     //  not answered, and its gossip not followed
+    if (hinted && (!streq (peer->service, chorus_msg_service (hello))
+               ||  !streq (peer->endpoint, chorus_msg_endpoint (hello)))) {
+        chorus__context_log (self->context, "member %.8s is %s at %s, not %s at %s as news said",
+                             instance, chorus_msg_service (hello), chorus_msg_endpoint (hello),
+                             peer->service, peer->endpoint);
+        chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
+        peer = NULL;
+        hinted = false;
+    }
+    if (hinted && key && peer->key && !streq (peer->key, key)) {
+        //  Our connection went to the key news named: not this node's
+        free (peer->key);
+        peer->key = strdup (key);
+        chorus__socket_destroy (&peer->dealer);
+        peer->hello_sent = false;
+    }
     if (peer && !streq (peer->service, chorus_msg_service (hello))) {
         chorus__context_forged (self->context, peer, hello, "announces another service");
         return;
     }
-    if (peer && peer->started != started) {
+    if (peer && !hinted && peer->started != started) {
         //  The same instance started again: it remembers nothing of us
         chorus__context_log (self->context, "peer %.8s restarted", instance);
         chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
@@ -1284,6 +1669,51 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
     if (!listless)
         self->listed = true;
     bool joined = false;
+    if (hinted) {
+        //  A member we knew from news: met now. Our connection to it, if we
+        //  opened one, stays its one DEALER; else one dialled on an older
+        //  node's news, or a new one
+        const char *answered = s_pending_answered (self,
+                                                   chorus_msg_header (hello, "chorus.answers"));
+        const char *dialled = zhashx_lookup (self->pending, endpoint)? endpoint: answered;
+        if (dialled) {
+            s_pending_t *pending = (s_pending_t *) zhashx_lookup (self->pending, dialled);
+            bool sent = pending->hello_id [0] != 0;
+            void *dealer = s_pending_take (self, dialled);
+            if (!peer->dealer) {
+                peer->dealer = dealer;
+                peer->hello_sent = sent;
+            }
+            else
+                chorus__socket_destroy (&dealer);
+        }
+        if (!peer->dealer) {
+            if (!s_admit (self, instance, hello, false))
+                return;
+            peer->dealer = s_dealer_new (self, endpoint, key);
+            peer->hello_sent = false;
+            if (!peer->dealer) {
+                self->context->counters [C_REFUSED]++;
+                return;
+            }
+        }
+        free (peer->pub_endpoint);
+        peer->pub_endpoint = strdup (chorus_msg_pub_endpoint (hello));
+        free (peer->address);
+        peer->address = strdup (chorus_msg_peer_address (hello));
+        peer->started = started;
+        peer->grant = grant;
+        peer->listless = listless;
+        peer->met = true;
+        peer->entries = s_reads_entries (hello);
+        s_link (self, peer);
+        snprintf (peer->answers, sizeof (peer->answers), "%s", chorus_msg_id (hello));
+        chorus__peer_greet (peer);
+        if (!peer->hello_sent)
+            self->connecting = true;
+        chorus__context_log (self->context, "met %s/%.8s at %s", peer->service, instance, endpoint);
+    }
+    else
     if (!peer) {
         //  News said another node is at that endpoint: the port has changed
         //  hands (that node left), and the news was stale
@@ -1316,10 +1746,14 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
         peer->grant = grant;
         peer->hello_sent = hello_sent;
         peer->listless = listless;
+        peer->met = true;
+        peer->entries = s_reads_entries (hello);
         chorus__peer_set_greeter (peer, s_greet, self);
         chorus__peer_set_waiter (peer, s_wait);
         zhashx_insert (self->peers, peer->instance, peer);
         zhashx_update (self->endpoints, peer->endpoint, peer);
+        s_link (self, peer);
+        self->ring_dirty = true;
         //  Our HELLO answers theirs, so that a node we dialled under another
         //  name than it announces knows we are that seed
         snprintf (peer->answers, sizeof (peer->answers), "%s", chorus_msg_id (hello));
@@ -1330,7 +1764,7 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
         if (sent_listless && !listless)
             //  We dialled it without our list, and it has none of the
             //  membership (its seed could not reach it back): it gets ours
-            s_send_hello_to (self, peer->dealer, chorus_msg_id (hello), true);
+            s_send_hello_to (self, peer, chorus_msg_id (hello), true);
         if (newcomer || heard) {
             //  It came to us first, or news of it did: news of it for the
             //  others (some reach it only that way: it may not reach them,
@@ -1338,7 +1772,7 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
             //  (a member that heard of us says it knows the membership), our
             //  list of peers once or twice more, for those we meet meanwhile
             //  (nodes that joined at the same time)
-            s_spread (self, S_ALIVE, peer->incarnation, peer->instance, peer->endpoint, peer->key);
+            s_spread (self, S_ALIVE, peer);
             if (newcomer && !listless)
                 zhashx_update (self->newcomers, peer->instance,
                                (void *) (uintptr_t) S_NEWCOMER_ROUNDS);
@@ -1355,17 +1789,29 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
             void *dealer = s_pending_take (self, answered);
             chorus__socket_destroy (&dealer);
         }
-        if (!listless && !s_lists_endpoint (hello, self->endpoint, self->config->keys != NULL)
+        //  (A full list may have left us out for want of room)
+        zlist_t *listed = chorus_msg_peers (hello);
+        if (!listless && (!listed || zlist_size (listed) < CHORUS_MSG_MAX_LIST)
+        &&  !s_lists_endpoint (hello, self->endpoint, self->config->keys != NULL)
         &&  peer->hello_sent)
-            s_send_hello_to (self, peer->dealer, chorus_msg_id (hello), true);
+            s_send_hello_to (self, peer, chorus_msg_id (hello), true);
     }
     peer->listless = listless;
-    bool changed = joined || chorus_msg_generation (hello) != peer->generation;
+    //  Its incarnation, when it says (an older node does not): news of it
+    //  no newer is not news
+    const char *incarnation = chorus_msg_header (hello, "chorus.incarnation");
+    if (incarnation) {
+        uint64_t value = strtoull (incarnation, NULL, 10);
+        if (value > peer->incarnation)
+            peer->incarnation = value;
+    }
+    bool changed = joined || hinted || chorus_msg_generation (hello) != peer->generation;
     peer->generation = chorus_msg_generation (hello);
     peer->head = chorus_msg_head (hello);
     peer->last_seen = chorus__mono ();
     if (changed) {
         chorus__peer_set_subs (peer, hello);
+        peer->subscriber = peer->subs_size > 0;
         self->fn (peer, CHORUS__PEER_CHANGED, self->fn_arg);
     }
     if (joined) {
@@ -1374,11 +1820,19 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
     }
     self->fn (peer, CHORUS__PEER_HEAD, self->fn_arg);
 
-    //  Gossip: meet the peers it knows, as far as our bound allows
+    //  Anything it sends answers our probe of it (a member we dialled to
+    //  probe answers with its HELLO), and those we make for others
+    chorus__peers_heard (self, peer);
+    //  Gossip: the members it lists, known now; or, from an older node, the
+    //  endpoints of the peers it knows, met as far as our bound allows
     zlist_t *peers = chorus_msg_peers (hello);
+    uint64_t now = chorus__mono ();
     for (char *item = peers? (char *) zlist_first (peers): NULL; item;
          item = (char *) zlist_next (peers))
-        s_connect_listed (self, item, NULL);   //  what finds no room waits its turn
+        if (strncmp (item, "alive ", 6) == 0)
+            s_absorb_entry (self, item, now);
+        else
+            s_connect_listed (self, item, NULL);   //  what finds no room waits its turn
     //  The connection it came over is its key's, until the key is revoked,
     //  and its closing is a reason to doubt the peer
     if (self->inbox_gate)
@@ -1509,10 +1963,16 @@ s_probe_seeds (chorus__peers_t *self, uint64_t now)
             continue;
         }
         if (zhashx_lookup (self->pending, endpoint)
-        ||  (seed->tried && now - seed->tried < S_SEED_RETRY_MS))
+        ||  (seed->tried && now - seed->tried < s_seed_wait (seed)))
             continue;
-        if (s_connect_pending (self, endpoint, seed->key [0]? seed->key: NULL, NULL, true))
+        if (seed->tried && seed->attempts < 16)
+            seed->attempts++;   //  it did not answer the last time
+        if (s_connect_pending (self, endpoint, seed->key [0]? seed->key: NULL, NULL, true)) {
             seed->tried = now;
+            s_pending_t *pending = (s_pending_t *) zhashx_lookup (self->pending, endpoint);
+            if (pending)
+                pending->wait = s_seed_wait (seed);
+        }
     }
 }
 
@@ -1524,7 +1984,7 @@ s_pending_tick (chorus__peers_t *self, uint64_t now)
     zlistx_t *expired = zlistx_new ();
     for (s_pending_t *pending = (s_pending_t *) zhashx_first (self->pending); pending;
          pending = (s_pending_t *) zhashx_next (self->pending)) {
-        if (now - pending->since > S_PENDING_MS)
+        if (now - pending->since > pending->wait)
             zlistx_add_end (expired, (void *) zhashx_cursor (self->pending));
         else
         if (!pending->hello_id [0]
@@ -1603,9 +2063,24 @@ s_waiting_tick (chorus__peers_t *self)
 }
 
 void
+chorus__peers_observe (chorus__peers_t *self)
+{
+    if (!self->observing) {
+        self->observing = true;
+        self->ring_dirty = true;    //  we meet every member now
+    }
+}
+
+void
 chorus__peers_tick (chorus__peers_t *self, uint64_t now)
 {
     self->connecting = false;   //  set again by whatever still waits
+    if (!self->published && chorus_store_head (self->context->store) > 0) {
+        self->published = true;     //  we deliver now: we meet every subscriber
+        self->ring_dirty = true;
+    }
+    if (self->ring_dirty)
+        s_refresh (self);
     s_probe_steps (self, now);
     s_probe_tick (self, now);
     s_gossip_tick (self, now);
@@ -1624,7 +2099,6 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
     //  Our list of peers again to the nodes that came to us first
     if (zhashx_size (self->newcomers) && now - self->last_newcomers >= S_ANNOUNCE_MS) {
         self->last_newcomers = now;
-        chorus_msg_t *hello = s_hello (self, NULL, true);
         zlistx_t *instances = zhashx_keys (self->newcomers);
         for (const char *instance = (const char *) zlistx_first (instances); instance;
              instance = (const char *) zlistx_next (instances)) {
@@ -1633,10 +2107,13 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
             if (peer && !peer->hello_sent)
                 continue;   //  its first HELLO has not gone yet
             if (peer) {
-                char id [33];
-                chorus__new_id (id);
-                chorus_msg_set_id (hello, id);
+                //  A list of members holds at most CHORUS_MSG_MAX_LIST: the
+                //  next HELLOs go on where the one before stopped
+                size_t offset = CHORUS_MSG_MAX_LIST * (S_NEWCOMER_ROUNDS + 1 - rounds);
+                chorus_msg_t *hello = s_hello (self, NULL, true, peer->entries,
+                                               peer->entries? offset: 0);
                 chorus_msg_send (hello, peer->dealer);
+                chorus_msg_destroy (&hello);
             }
             if (!peer || rounds <= 1)
                 zhashx_delete (self->newcomers, instance);
@@ -1644,7 +2121,6 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
                 zhashx_update (self->newcomers, instance, (void *) (rounds - 1));
         }
         zlistx_destroy (&instances);
-        chorus_msg_destroy (&hello);
     }
     //  What we announce changes with our subscriptions; a burst of changes
     //  costs one round of HELLOs, not one per change
@@ -1652,7 +2128,7 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
         self->announce = false;
         self->last_announce = now;
         self->generation++;
-        chorus_msg_t *hello = s_hello (self, NULL, false);
+        chorus_msg_t *hello = s_hello (self, NULL, false, false, 0);
         for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
              peer = (chorus__peer_t *) zhashx_next (self->peers)) {
             if (!peer->hello_sent)
@@ -1821,7 +2297,11 @@ chorus__peers_test (bool verbose)
     zlist_t *members = chorus_msg_members (sent);
     CHORUS__CHECK (members && zlist_size (members) >= 1);
     char entry [257];
-    snprintf (entry, sizeof (entry), "alive 0 %s inproc://chorus-fake-us", context->instance);
+    //  (at our incarnation, which starts at our start time and rose when
+    //  we subscribed after start; with our service, and "s": subscriber)
+    CHORUS__CHECK (self->incarnation == self->started + 1);
+    snprintf (entry, sizeof (entry), "alive %" PRIu64 " %s inproc://chorus-fake-us %s s",
+              self->incarnation, context->instance, context->config->service);
     bool ours_listed = false;
     for (char *item = (char *) zlist_first (members); item; item = (char *) zlist_next (members))
         if (streq (item, entry))

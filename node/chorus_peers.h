@@ -17,9 +17,10 @@
 typedef struct _chorus__peers_t chorus__peers_t;
 
 typedef enum {
-    CHORUS__PEER_JOINED,        //  met: a new peer
+    CHORUS__PEER_JOINED,        //  a new member: met, or known from news and not met
+                                //  yet (peer->met false: no subscriptions, no PUB)
     CHORUS__PEER_CHANGED,       //  what it announces changed (subscriptions); also
-                                //  right after JOINED
+                                //  when it is met
     CHORUS__PEER_GONE,          //  left or expired, out of the table already; the
                                 //  peer is destroyed when the callback returns
     CHORUS__PEER_HEAD           //  its head (latest published seq) is known anew
@@ -96,6 +97,9 @@ int
 //  more, we were stalled, and the probes under way get the time back
 void
     chorus__peers_woke (chorus__peers_t *self, uint64_t due, uint64_t now);
+//  We observe now: we meet every member, to read its PUB
+void
+    chorus__peers_observe (chorus__peers_t *self);
 //  Self-test
 void
     chorus__peers_test (bool verbose);

@@ -69,7 +69,7 @@ def rss_kb(pid):
 
 class Log:
     """A node's stderr, read as it grows."""
-    MET = re.compile(r": met (\S+)/")
+    MET = re.compile(r": (?:met|member) (\S+)/")
     EXPIRED = re.compile(r": peer (\S+)/\S+ expired")
 
     def __init__(self, path):
