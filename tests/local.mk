@@ -110,7 +110,7 @@ TESTS += $(CHORUS_NODE_TESTS) tests/test_beacon_discovery.sh tests/test_shell_br
     tests/test_nodes_announce_reachable_addresses.sh tests/test_node_serves_metrics.sh \
     tests/test_coordinator_serves_flow_metrics.sh tests/test_alert_rules_fire.sh \
     tests/test_prometheus_scrapes_mesh.sh tests/test_metrics_count_topics.sh \
-    tests/test_paused_node_keeps_peers.sh
+    tests/test_paused_node_keeps_peers.sh tests/test_mesh_on_demand.sh
 EXTRA_DIST += tests/test_beacon_discovery.sh tests/test_shell_bridge.sh \
     tests/test_shell_bridge_runs_handlers_at_once.sh \
     tests/test_persistent_handlers_answer_commands.sh \
@@ -123,7 +123,7 @@ EXTRA_DIST += tests/test_beacon_discovery.sh tests/test_shell_bridge.sh \
     tests/test_nodes_announce_reachable_addresses.sh tests/test_node_serves_metrics.sh \
     tests/test_coordinator_serves_flow_metrics.sh tests/test_alert_rules_fire.sh \
     tests/test_prometheus_scrapes_mesh.sh tests/test_metrics_count_topics.sh \
-    tests/test_paused_node_keeps_peers.sh
+    tests/test_paused_node_keeps_peers.sh tests/test_mesh_on_demand.sh
 #   Meshes across hosts: network namespaces on a bridge (tests/netns.sh)
 CHORUS_NETNS_TESTS = tests/test_netns_beacon_discovery.sh tests/test_netns_seed_discovery.sh \
     tests/test_netns_lossy_links_deliver.sh tests/test_netns_partition_heals.sh \
