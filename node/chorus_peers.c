@@ -397,6 +397,35 @@ s_entry (chorus__peers_t *self, int state, chorus__peer_t *peer, char *entry)
     return size > 0 && size < 257;
 }
 
+//  Makes room in a bounded table: deletes the item that scores highest
+static void
+s_evict (zhashx_t *table, uint64_t (*score) (const void *item))
+{
+    const char *worst_key = NULL;
+    uint64_t worst = 0;
+    for (void *item = zhashx_first (table); item; item = zhashx_next (table))
+        if (!worst_key || score (item) > worst) {
+            worst = score (item);
+            worst_key = (const char *) zhashx_cursor (table);
+        }
+    if (worst_key)
+        zhashx_delete (table, worst_key);
+}
+
+//  News that went out more often goes first when the table is full
+static uint64_t
+s_update_sent (const void *item)
+{
+    return ((const s_update_t *) item)->sent;
+}
+
+//  A tombstone to be forgotten sooner goes first when the table is full
+static uint64_t
+s_tombstone_nearness (const void *item)
+{
+    return UINT64_MAX - ((const s_tombstone_t *) item)->until;
+}
+
 //  Queues news about a peer, or about us (peer NULL), replacing older news
 //  about it
 static void
@@ -408,18 +437,9 @@ s_spread (chorus__peers_t *self, int state, chorus__peer_t *peer)
         return;
     s_update_t *update = (s_update_t *) zhashx_lookup (self->updates, instance);
     if (!update) {
-        if (zhashx_size (self->updates) >= S_UPDATES) {
-            //  Full: the news that went out most often makes room
-            s_update_t *most = NULL;
-            const char *most_key = NULL;
-            for (s_update_t *item = (s_update_t *) zhashx_first (self->updates); item;
-                 item = (s_update_t *) zhashx_next (self->updates))
-                if (!most || item->sent > most->sent) {
-                    most = item;
-                    most_key = (const char *) zhashx_cursor (self->updates);
-                }
-            zhashx_delete (self->updates, most_key);
-        }
+        //  Full: the news that went out most often makes room
+        if (zhashx_size (self->updates) >= S_UPDATES)
+            s_evict (self->updates, s_update_sent);
         update = (s_update_t *) zmalloc (sizeof (s_update_t));
         zhashx_insert (self->updates, instance, update);
     }
@@ -498,18 +518,9 @@ s_bury (chorus__peers_t *self, const char *instance, uint64_t incarnation)
 {
     s_tombstone_t *stone = (s_tombstone_t *) zhashx_lookup (self->tombstones, instance);
     if (!stone) {
-        if (zhashx_size (self->tombstones) >= S_TOMBSTONES) {
-            //  Full: the one forgotten soonest makes room
-            s_tombstone_t *first = NULL;
-            const char *first_key = NULL;
-            for (s_tombstone_t *item = (s_tombstone_t *) zhashx_first (self->tombstones); item;
-                 item = (s_tombstone_t *) zhashx_next (self->tombstones))
-                if (!first || item->until < first->until) {
-                    first = item;
-                    first_key = (const char *) zhashx_cursor (self->tombstones);
-                }
-            zhashx_delete (self->tombstones, first_key);
-        }
+        //  Full: the one forgotten soonest makes room
+        if (zhashx_size (self->tombstones) >= S_TOMBSTONES)
+            s_evict (self->tombstones, s_tombstone_nearness);
         stone = (s_tombstone_t *) zmalloc (sizeof (s_tombstone_t));
         zhashx_insert (self->tombstones, instance, stone);
     }
@@ -2379,6 +2390,32 @@ chorus__peers_test (bool verbose)
     int gone = heard.gone;
     chorus__peers_remove (self, peer, CHORUS_PEER_LEFT);
     CHORUS__CHECK (heard.gone == gone + 1 && zhashx_size (context->peers) == 0);
+
+    //  Bounded tables make room by their own rule. News: the piece that
+    //  went out most often goes
+    zhashx_purge (self->updates);
+    const char *keys [3] = {"a", "b", "c"};
+    for (size_t i = 0; i < 3; i++) {
+        s_update_t *update = (s_update_t *) zmalloc (sizeof (s_update_t));
+        update->entry = strdup (keys [i]);
+        update->sent = i == 1? 9: i;
+        zhashx_insert (self->updates, keys [i], update);
+    }
+    s_evict (self->updates, s_update_sent);
+    CHORUS__CHECK (zhashx_size (self->updates) == 2 && !zhashx_lookup (self->updates, "b"));
+    //  Tombstones: past the bound, the one to be forgotten soonest goes
+    char buried [33];
+    for (int i = 0; i < S_TOMBSTONES; i++) {
+        snprintf (buried, sizeof (buried), "%032X", i);
+        s_bury (self, buried, 1);
+        s_tombstone_t *stone = (s_tombstone_t *) zhashx_lookup (self->tombstones, buried);
+        stone->until = i == 7? 1: 1000 + (uint64_t) i;    //  the seventh goes first
+    }
+    s_bury (self, S_NODE_Y, 1);
+    snprintf (buried, sizeof (buried), "%032X", 7);
+    CHORUS__CHECK (zhashx_size (self->tombstones) == S_TOMBSTONES);
+    CHORUS__CHECK (!zhashx_lookup (self->tombstones, buried));
+    CHORUS__CHECK (zhashx_lookup (self->tombstones, S_NODE_Y));
 
     chorus__peers_destroy (&self);
     CHORUS__CHECK (self == NULL && context->peers == NULL);

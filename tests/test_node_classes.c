@@ -36,7 +36,8 @@ static const s_class_t s_classes [] = {
      chorus__observer_test},
     {"gate: connections bounded; a closing names its peer, named before or after its "
      "acceptance is read", chorus__gate_test},
-    {"peers: met by HELLO, answered, refused past the bound, restarted, expired, gossip",
+    {"peers: met by HELLO, answered, refused past the bound, restarted, expired, gossip, "
+     "bounded news and tombstones",
      chorus__peers_test},
 };
 
