@@ -412,6 +412,22 @@ s_evict (zhashx_t *table, uint64_t (*score) (const void *item))
         zhashx_delete (table, worst_key);
 }
 
+//  The item under key in a bounded table, a new zeroed one of this size if
+//  there is none; a full table first makes room by its rule
+static void *
+s_slot (zhashx_t *table, const char *key, size_t bound,
+        uint64_t (*score) (const void *item), size_t size)
+{
+    void *item = zhashx_lookup (table, key);
+    if (!item) {
+        if (zhashx_size (table) >= bound)
+            s_evict (table, score);
+        item = zmalloc (size);
+        zhashx_insert (table, key, item);
+    }
+    return item;
+}
+
 //  News that went out more often goes first when the table is full
 static uint64_t
 s_update_sent (const void *item)
@@ -435,14 +451,9 @@ s_spread (chorus__peers_t *self, int state, chorus__peer_t *peer)
     const char *instance = peer? peer->instance: self->context->instance;
     if (!s_entry (self, state, peer, entry))
         return;
-    s_update_t *update = (s_update_t *) zhashx_lookup (self->updates, instance);
-    if (!update) {
-        //  Full: the news that went out most often makes room
-        if (zhashx_size (self->updates) >= S_UPDATES)
-            s_evict (self->updates, s_update_sent);
-        update = (s_update_t *) zmalloc (sizeof (s_update_t));
-        zhashx_insert (self->updates, instance, update);
-    }
+    //  Full, the news that went out most often makes room
+    s_update_t *update = (s_update_t *) s_slot (self->updates, instance, S_UPDATES,
+                                                 s_update_sent, sizeof (s_update_t));
     free (update->entry);
     update->entry = strdup (entry);
     update->sent = 0;
@@ -516,14 +527,10 @@ static void s_consider (chorus__peers_t *self, chorus__peer_t *peer);
 static void
 s_bury (chorus__peers_t *self, const char *instance, uint64_t incarnation)
 {
-    s_tombstone_t *stone = (s_tombstone_t *) zhashx_lookup (self->tombstones, instance);
-    if (!stone) {
-        //  Full: the one forgotten soonest makes room
-        if (zhashx_size (self->tombstones) >= S_TOMBSTONES)
-            s_evict (self->tombstones, s_tombstone_nearness);
-        stone = (s_tombstone_t *) zmalloc (sizeof (s_tombstone_t));
-        zhashx_insert (self->tombstones, instance, stone);
-    }
+    //  Full, the one forgotten soonest makes room
+    s_tombstone_t *stone = (s_tombstone_t *) s_slot (self->tombstones, instance, S_TOMBSTONES,
+                                                     s_tombstone_nearness,
+                                                     sizeof (s_tombstone_t));
     if (incarnation > stone->incarnation)
         stone->incarnation = incarnation;
     stone->until = chorus__mono () + S_TOMBSTONE_MS;
@@ -1433,6 +1440,22 @@ s_reads_entries (chorus_msg_t *hello)
     return members && streq (members, "yes");
 }
 
+//  What a HELLO tells of the peer that sent it, which is met from now on
+static void
+s_take_hello (chorus__peer_t *peer, chorus_msg_t *hello, uint64_t started,
+              const chorus__grant_t *grant, bool listless)
+{
+    free (peer->pub_endpoint);
+    peer->pub_endpoint = strdup (chorus_msg_pub_endpoint (hello));
+    free (peer->address);
+    peer->address = strdup (chorus_msg_peer_address (hello));
+    peer->started = started;
+    peer->grant = grant;
+    peer->listless = listless;
+    peer->met = true;
+    peer->entries = s_reads_entries (hello);
+}
+
 //  Whether a HELLO's gossip lists the endpoint; on a secure mesh an entry
 //  is ENDPOINT@KEY, and only its endpoint counts; a member entry (section
 //  6.2) lists the endpoint in its fourth part
@@ -1708,15 +1731,7 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
                 return;
             }
         }
-        free (peer->pub_endpoint);
-        peer->pub_endpoint = strdup (chorus_msg_pub_endpoint (hello));
-        free (peer->address);
-        peer->address = strdup (chorus_msg_peer_address (hello));
-        peer->started = started;
-        peer->grant = grant;
-        peer->listless = listless;
-        peer->met = true;
-        peer->entries = s_reads_entries (hello);
+        s_take_hello (peer, hello, started, grant, listless);
         s_link (self, peer);
         snprintf (peer->answers, sizeof (peer->answers), "%s", chorus_msg_id (hello));
         chorus__peer_greet (peer);
@@ -1751,14 +1766,8 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
         }
         peer = chorus__peer_new (instance, chorus_msg_service (hello), endpoint,
                                  chorus_msg_pub_endpoint (hello), dealer, key);
-        free (peer->address);
-        peer->address = strdup (chorus_msg_peer_address (hello));
-        peer->started = started;
-        peer->grant = grant;
+        s_take_hello (peer, hello, started, grant, listless);
         peer->hello_sent = hello_sent;
-        peer->listless = listless;
-        peer->met = true;
-        peer->entries = s_reads_entries (hello);
         chorus__peer_set_greeter (peer, s_greet, self);
         chorus__peer_set_waiter (peer, s_wait);
         zhashx_insert (self->peers, peer->instance, peer);
@@ -2394,15 +2403,17 @@ chorus__peers_test (bool verbose)
     //  Bounded tables make room by their own rule. News: the piece that
     //  went out most often goes
     zhashx_purge (self->updates);
-    const char *keys [3] = {"a", "b", "c"};
-    for (size_t i = 0; i < 3; i++) {
-        s_update_t *update = (s_update_t *) zmalloc (sizeof (s_update_t));
+    const char *keys [4] = {"a", "b", "c", "d"};
+    for (size_t i = 0; i < 4; i++) {
+        s_update_t *update = (s_update_t *) s_slot (self->updates, keys [i], 3, s_update_sent,
+                                                     sizeof (s_update_t));
+        CHORUS__CHECK (update->entry == NULL && update->sent == 0);
         update->entry = strdup (keys [i]);
         update->sent = i == 1? 9: i;
-        zhashx_insert (self->updates, keys [i], update);
     }
-    s_evict (self->updates, s_update_sent);
-    CHORUS__CHECK (zhashx_size (self->updates) == 2 && !zhashx_lookup (self->updates, "b"));
+    CHORUS__CHECK (zhashx_size (self->updates) == 3 && !zhashx_lookup (self->updates, "b"));
+    CHORUS__CHECK (s_slot (self->updates, "d", 3, s_update_sent, sizeof (s_update_t))
+                   == zhashx_lookup (self->updates, "d"));
     //  Tombstones: past the bound, the one to be forgotten soonest goes
     char buried [33];
     for (int i = 0; i < S_TOMBSTONES; i++) {
