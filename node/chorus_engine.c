@@ -318,8 +318,11 @@ s_recv_router (chorus__engine_t *self)
         }
         chorus__peer_t *peer = chorus__context_peer (&self->context, instance);
         if (!peer || !peer->met) {
-            //  Never met: a member known from news has not said HELLO yet
+            //  Never met: a member known from news has not said HELLO yet,
+            //  though it has met us (section 5)
             self->context.counters [C_UNKNOWN_PEER]++;
+            if (peer)
+                chorus__peers_unmet_spoke (self->peers, peer);
             continue;
         }
         //  On a secure mesh, its routing id is the peer's only over the

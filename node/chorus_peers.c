@@ -1073,6 +1073,17 @@ chorus__peers_doubt (chorus__peers_t *self, const char *instance)
         s_probe (self, peer, chorus__mono ());     //  unless one is under way
 }
 
+void
+chorus__peers_unmet_spoke (chorus__peers_t *self, chorus__peer_t *peer)
+{
+    //  Once: a greeting under way is not sent again for every message
+    if (!peer->met && !peer->dealer) {
+        chorus__context_log (self->context, "%s/%.8s, not met, sent us a message: greeting it",
+                             peer->service, peer->instance);
+        chorus__peer_greet (peer);
+    }
+}
+
 //  --------------------------------------------------------------------------
 //  The class
 
@@ -1815,6 +1826,12 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
         &&  !s_lists_endpoint (hello, self->endpoint, self->config->keys != NULL)
         &&  peer->hello_sent)
             s_send_hello_to (self, peer, chorus_msg_id (hello), true);
+        else
+        //  A greeting, not an answer, from a peer we have met: it has not
+        //  met us (it forgot us, or we were restarted on news of it), and
+        //  drops what we send until our HELLO answers it
+        if (!chorus_msg_header (hello, "chorus.answers") && peer->hello_sent)
+            s_send_hello_to (self, peer, chorus_msg_id (hello), false);
     }
     peer->listless = listless;
     //  Its incarnation, when it says (an older node does not): news of it
@@ -2263,6 +2280,27 @@ chorus__peers_test (bool verbose)
     chorus__peers_hello (self, S_NODE_X, hello);
     CHORUS__CHECK (heard.joined == 1 && heard.changed == 2 && peer->subs_size == 1);
     chorus_msg_destroy (&hello);
+
+    //  A greeting from a peer we met that has not met us (it forgot us, or
+    //  we were restarted on its news) is answered: until our HELLO comes,
+    //  it drops all we send. An answer is not answered
+    while ((ours = chorus__fake_sent (fake, x_endpoint, 0)))
+        chorus_msg_destroy (&ours);
+    for (int answer = 0; answer < 2; answer++) {
+        hello = s_test_hello (fake, S_NODE_X, "billing", 2, "1000");
+        chorus_msg_set_header (hello, "chorus.lists", "no");
+        if (answer)
+            chorus_msg_set_header (hello, "chorus.answers", "0123456789ABCDEF0123456789ABCDEF");
+        chorus__peers_hello (self, S_NODE_X, hello);
+        ours = chorus__fake_sent (fake, x_endpoint, 100);
+        CHORUS__CHECK (answer? ours == NULL: ours && chorus_msg_type (ours) == CHORUS_MSG_HELLO
+                       && streq (chorus_msg_header (ours, "chorus.answers"),
+                                 chorus_msg_id (hello)));
+        chorus_msg_destroy (&ours);
+        chorus_msg_destroy (&hello);
+    }
+    CHORUS__CHECK (heard.joined == 1 && heard.changed == 2);
+    peer->listless = false;     //  as it was, for what follows
 
     //  A known instance announcing another service is forged
     hello = s_test_hello (fake, S_NODE_X, "shipping", 3, "1000");

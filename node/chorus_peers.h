@@ -56,6 +56,11 @@ void
 //  now
 void
     chorus__peers_doubt (chorus__peers_t *self, const char *instance);
+//  A member we have not met sent us a message (not a HELLO), which we drop:
+//  it met us before, an earlier start of ours or before we forgot it. Our
+//  HELLO goes to it, so that it meets who we are now and sends again
+void
+    chorus__peers_unmet_spoke (chorus__peers_t *self, chorus__peer_t *peer);
 //  Forgets a peer (expired or left): tells the callback, then the
 //  application, then destroys it
 void

@@ -18,6 +18,7 @@
 
 static int s_log = -1;          //  where handled events and commands are logged
 static int s_slow_ms = 0;       //  how long a command handler takes
+static int s_slow_events_ms = 0;    //  and an event handler (--slow-events)
 static int s_reject_every = 0;  //  reject every Nth first delivery of an event
 
 static void
@@ -40,6 +41,8 @@ s_on_event (chorus_node_t *node, chorus_event_t *event, void *arg)
     static int count = 0;
     if (s_reject_every && chorus_event_attempt (event) == 1 && ++count % s_reject_every == 0)
         return 1;
+    if (s_slow_events_ms)
+        zclock_sleep (s_slow_events_ms);
     s_log_line ("E %s %" PRIu64 " %s %" PRIu64 "\n", chorus_event_instance (event),
                 chorus_event_seq (event), chorus_event_key (event)? chorus_event_key (event): "-",
                 chorus_event_attempt (event));
@@ -102,7 +105,8 @@ main (int argc, char **argv)
         {"wait-peers", required_argument, 0, 'W'}, {"verbose", no_argument, 0, 'v'},
         {"cert", required_argument, 0, 'C'}, {"trust", required_argument, 0, 'T'},
         {"payload", required_argument, 0, 'P'}, {"call", required_argument, 0, 'K'},
-        {"topics", required_argument, 0, 'o'}, {0, 0, 0, 0}};
+        {"topics", required_argument, 0, 'o'}, {"slow-events", required_argument, 0, 'x'},
+        {0, 0, 0, 0}};
     chorus_node_t *node = NULL;
     const char *service = "helper", *topic = "test.event";
     const char *cert = NULL, *trust = NULL;     //  --cert, --trust: a secure node
@@ -117,6 +121,7 @@ main (int argc, char **argv)
             case 's': service = optarg; break;
             case 'L': s_log = open (optarg, O_WRONLY | O_CREAT | O_APPEND, 0644); break;
             case 'w': s_slow_ms = atoi (optarg); break;
+            case 'x': s_slow_events_ms = atoi (optarg); break;
             case 'p': publish = atoi (optarg); break;
             case 't': topic = optarg; break;
             case 'k': keys = atoi (optarg); break;

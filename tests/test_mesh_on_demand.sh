@@ -8,7 +8,9 @@
 #   its successors on the rings, the subscriber it delivers to, the service
 #   it calls. Every event reaches billing exactly once, the call is
 #   answered, and a member orders never met, killed with -9, is known dead
-#   by every node, orders included, from news alone.
+#   by every node, orders included, from news alone. Last, a subscriber
+#   killed mid-stream and restarted at once on the same store and port is
+#   met again by its publisher, and gets every event.
 . "$srcdir/tests/tap.sh"
 . "$srcdir/tests/mesh.sh"
 
@@ -87,4 +89,26 @@ else
     [ $? -ne 0 ]
     ok $? "orders, which never met $victim, learned it from news, not its own probe"
 fi
+
+#   A subscriber killed with -9 mid-stream and restarted at once on its store
+#   and its endpoint (the same instance, a new start, as a service on a fixed
+#   port restarts) is met again by the publisher that had met it: the events
+#   in flight when it died reach it after its restart
+alive=12
+[ -z "$victim" ] && alive=13
+start ledger --subscribe=invoice. --slow-events=50 --log="$tmp/ledger.log"
+start invoicer --wait-peers=$alive --publish=60 --topic=invoice.issued --ack-timeout=1000 \
+    --log="$tmp/invoicer.log"
+await 200 grep -q PUBLISHED "$tmp/invoicer.out"
+handled () { [ "$(lines "$tmp/ledger.log")" -ge "$1" ]; }
+await 300 handled 10
+ledger=$(awk '/READY/ {print $2}' "$tmp/ledger.out")
+kill -9 "$pid_ledger"
+wait "$pid_ledger" 2>/dev/null
+before=$(lines "$tmp/ledger.log")
+start ledger --subscribe=invoice. --slow-events=50 --log="$tmp/ledger.log" --listen="$ledger"
+seqs () { awk '{print $3}' "$tmp/ledger.log" | sort -u | wc -l | tr -d ' '; }
+all_seqs () { [ "$(seqs)" -ge 60 ]; }
+await 300 all_seqs
+ok $? "ledger, killed after $before events and restarted at once, got all 60: $(seqs) seqs"
 done_testing
