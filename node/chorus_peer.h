@@ -37,6 +37,9 @@ struct _chorus__peer_t {
     bool entries;               //  it reads member entries in a HELLO's list
                                 //  (header chorus.members: yes)
     bool hello_sent;            //  our HELLO has gone out first on dealer
+    uint64_t greeted;           //  when our HELLO went to it, a member we had not
+                                //  met, unanswered so far (monotonic ms), or 0
+    int greetings;              //  how many such HELLOs went unanswered
     char answers [33];          //  id of its HELLO our first HELLO answers, or ""
     bool listless;              //  it knows the membership (chorus.lists: no): our
                                 //  HELLOs to it leave out our list of peers

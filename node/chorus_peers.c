@@ -38,6 +38,9 @@
                                 //  rings (section 6.1), and meet only whom we need
 #define S_TOMBSTONES 1024       //  members declared dead we remember at most
 #define S_TOMBSTONE_MS 30000    //  and for this long, so stale news does not revive them
+#define S_GREET_MS 2000         //  a member we greeted that has not answered is probed
+                                //  and greeted again after this, doubled each time
+#define S_GREET_MAX_MS 30000    //  up to this
 
 //  A probe we make for another member, which asked with PING-REQ
 typedef struct {
@@ -100,6 +103,8 @@ struct _chorus__peers_t {
     zhashx_t *endpoints;        //  inbox endpoint -> chorus__peer_t (not owned)
     zhashx_t *waiting;          //  instance -> chorus__peer_t (not owned): our HELLO
                                 //  or answers wait for its connection
+    zhashx_t *greeting;         //  instance -> chorus__peer_t (not owned): members
+                                //  we greeted that have not answered yet
     chorus__timers_t *timers;   //  the next step of each probe under way
     size_t evasive;             //  how many peers are evasive (suspect)
     int health;                 //  local health, 0 (well) to S_HEALTH_MAX: our probe
@@ -337,7 +342,25 @@ s_greet (chorus__peer_t *peer, void *arg)
         self->connecting = true;    //  what waits for it goes at the next tick
         zhashx_update (self->waiting, peer->instance, peer);
     }
+    if (!peer->met && !peer->greeted) {
+        //  Its answer may never come (it refused us, or it is gone and the
+        //  news of it stale, so that the connection never comes up): we
+        //  wait for it, a while
+        peer->greeted = chorus__mono ();
+        zhashx_update (self->greeting, peer->instance, peer);
+    }
     return rc;
+}
+
+//  How long we wait for the answer to our greeting of a member we have
+//  not met, after so many went unanswered
+static uint64_t
+s_greet_wait (chorus__peer_t *peer)
+{
+    uint64_t wait = S_GREET_MS;
+    for (int i = 0; i < peer->greetings && wait < S_GREET_MAX_MS; i++)
+        wait *= 2;
+    return wait < S_GREET_MAX_MS? wait: S_GREET_MAX_MS;
 }
 
 //  The peer's waiter: answers wait for its connection, tried at each tick
@@ -1098,6 +1121,7 @@ chorus__peers_new (chorus__context_t *context, chorus__peers_fn *fn, void *arg)
     self->peers = zhashx_new ();
     self->endpoints = zhashx_new ();
     self->waiting = zhashx_new ();
+    self->greeting = zhashx_new ();
     self->timers = chorus__timers_new ();
     self->pending = zhashx_new ();
     self->seeds = zhashx_new ();
@@ -1133,6 +1157,7 @@ chorus__peers_destroy (chorus__peers_t **self_p)
     zhashx_destroy (&self->peers);
     zhashx_destroy (&self->endpoints);
     zhashx_destroy (&self->waiting);
+    zhashx_destroy (&self->greeting);
     self->context->peers = NULL;
     s_close_all (self);
     zhashx_destroy (&self->pending);
@@ -1218,6 +1243,9 @@ chorus__peers_next_due (chorus__peers_t *self)
         due = s_min (due, self->gossip_due);
     for (size_t i = 0; i < self->relays_size; i++)
         due = s_min (due, self->relays [i].until);
+    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->greeting); peer;
+         peer = (chorus__peer_t *) zhashx_next (self->greeting))
+        due = s_min (due, peer->greeted + s_greet_wait (peer));
     if (zhashx_size (self->admission))
         due = s_min (due, self->admission_due);
     if (zhashx_size (self->newcomers))
@@ -1422,10 +1450,18 @@ chorus__peers_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_s
 {
     chorus__context_log (self->context, "peer %s/%.8s %s", peer->service, peer->instance,
                          state == CHORUS_PEER_LEFT? "left": "expired");
+    if (state == CHORUS_PEER_LEFT) {
+        //  It said goodbye to those it had a connection to; the members
+        //  that know it from news alone learn it from ours (a member that
+        //  met it probes it and finds it gone)
+        s_spread (self, S_DEAD, peer);
+        self->gossip_due = chorus__mono ();
+    }
     zhashx_delete (self->peers, peer->instance);   //  out of the table before reassigning
     if (zhashx_lookup (self->endpoints, peer->endpoint) == peer)
         zhashx_delete (self->endpoints, peer->endpoint);
     zhashx_delete (self->waiting, peer->instance);
+    zhashx_delete (self->greeting, peer->instance);
     zhashx_delete (self->newcomers, peer->instance);
     s_unlink (self, peer->instance);
     s_bury (self, peer->instance, peer->incarnation);
@@ -1464,6 +1500,8 @@ s_take_hello (chorus__peer_t *peer, chorus_msg_t *hello, uint64_t started,
     peer->grant = grant;
     peer->listless = listless;
     peer->met = true;
+    peer->greeted = 0;
+    peer->greetings = 0;
     peer->entries = s_reads_entries (hello);
 }
 
@@ -1529,7 +1567,10 @@ s_admit (chorus__peers_t *self, const char *instance, chorus_msg_t *hello, bool 
 {
     const char *address = chorus_msg_peer_address (hello);
     const char *why = NULL;
-    if (zhashx_size (self->peers) >= (size_t) self->config->max_peers)
+    //  A member known from news holds its place in the table already
+    size_t others = zhashx_size (self->peers)
+                  - (chorus__context_peer (self->context, instance)? 1: 0);
+    if (others >= (size_t) self->config->max_peers)
         why = "the node has its maximum of peers";
     else
     if (!dialled && !s_admit_address (self, address))
@@ -2099,6 +2140,40 @@ s_waiting_tick (chorus__peers_t *self)
     zlistx_destroy (&instances);
 }
 
+//  Members we greeted that have not answered. Our HELLO may have been
+//  refused (the member was full, or we came too fast from one address) or
+//  lost to a restart, or the member may be gone and the news of it stale:
+//  we probe it, so that our probe and its helpers decide whether it
+//  lives, and while we still need it, greet it again, less often each time
+static void
+s_greeting_tick (chorus__peers_t *self, uint64_t now)
+{
+    if (zhashx_size (self->greeting) == 0)
+        return;
+    zlistx_t *instances = zhashx_keys (self->greeting);
+    for (const char *instance = (const char *) zlistx_first (instances); instance;
+         instance = (const char *) zlistx_next (instances)) {
+        chorus__peer_t *peer = (chorus__peer_t *) zhashx_lookup (self->greeting, instance);
+        if (!peer || peer->met || !peer->greeted) {
+            zhashx_delete (self->greeting, instance);
+            continue;
+        }
+        if (now - peer->greeted < s_greet_wait (peer))
+            continue;
+        peer->greetings++;
+        chorus__context_log (self->context, "member %s/%.8s has not answered our HELLO (%d "
+                             "times): probing it", peer->service, peer->instance,
+                             peer->greetings);
+        s_probe (self, peer, now);
+        peer->hello_sent = false;
+        peer->greeted = 0;
+        zhashx_delete (self->greeting, instance);
+        if (s_wanted (self, peer) || peer->commands)
+            chorus__peer_greet (peer);      //  back in the table once it has gone
+    }
+    zlistx_destroy (&instances);
+}
+
 void
 chorus__peers_observe (chorus__peers_t *self)
 {
@@ -2126,6 +2201,7 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
     if (zhashx_size (self->backlog))
         s_backlog_tick (self);
     s_waiting_tick (self);
+    s_greeting_tick (self, now);
     if (zhashx_size (self->pending))
         s_pending_tick (self, now);
     s_probe_seeds (self, now);
@@ -2437,6 +2513,61 @@ chorus__peers_test (bool verbose)
     int gone = heard.gone;
     chorus__peers_remove (self, peer, CHORUS_PEER_LEFT);
     CHORUS__CHECK (heard.gone == gone + 1 && zhashx_size (context->peers) == 0);
+    //  and news that it is gone goes to those that know it from news alone
+    s_update_t *left = (s_update_t *) zhashx_lookup (self->updates, S_NODE_X);
+    CHORUS__CHECK (left && strncmp (left->entry, "dead ", 5) == 0);
+
+    //  A member known from news that we need is greeted. Unanswered (it
+    //  refused us, or it is gone), it is probed and greeted again after
+    //  S_GREET_MS, then after twice that; its HELLO at last makes it met
+    #define S_NODE_W "E0000000000000000000000000000004"
+    const char *w_endpoint = chorus__fake_endpoint (fake, S_NODE_W);
+    char news [300];
+    snprintf (news, sizeof (news), "alive 5 %s %s billing -", S_NODE_W, w_endpoint);
+    s_absorb_entry (self, news, chorus__mono ());
+    peer = chorus__context_peer (context, S_NODE_W);
+    CHORUS__CHECK (peer && !peer->met && s_test_reported (fake) == CHORUS_PEER_JOINED);
+    ours = NULL;
+    for (int tick = 0; tick < 200 && !ours; tick++) {
+        chorus__peers_tick (self, chorus__mono ());
+        ours = chorus__fake_sent (fake, w_endpoint, 10);
+    }
+    CHORUS__CHECK (ours && chorus_msg_type (ours) == CHORUS_MSG_HELLO);
+    chorus_msg_destroy (&ours);
+    CHORUS__CHECK (peer->greeted && zhashx_lookup (self->greeting, S_NODE_W) == peer);
+    now = peer->greeted + S_GREET_MS - 1;
+    CHORUS__CHECK (chorus__peers_next_due (self) <= now + 1);
+    chorus__peers_tick (self, now);
+    CHORUS__CHECK (peer->greetings == 0 && !peer->probed);     //  not yet
+    now++;
+    chorus__peers_tick (self, now);
+    CHORUS__CHECK (peer->greetings == 1 && peer->probed == now);
+    int hellos = 0, pings = 0;
+    while ((ours = chorus__fake_sent (fake, w_endpoint, 100))) {
+        hellos += chorus_msg_type (ours) == CHORUS_MSG_HELLO;
+        pings += chorus_msg_type (ours) == CHORUS_MSG_PING;
+        chorus_msg_destroy (&ours);
+    }
+    CHORUS__CHECK (hellos == 1 && pings == 1);
+    CHORUS__CHECK (s_greet_wait (peer) == 2 * S_GREET_MS);
+    chorus__peers_heard (self, peer);   //  (its helpers answered our probe)
+    hello = s_test_hello (fake, S_NODE_W, "billing", 1, "4000");
+    chorus_msg_set_header (hello, "chorus.lists", "no");
+    chorus__peers_hello (self, S_NODE_W, hello);
+    chorus_msg_destroy (&hello);
+    CHORUS__CHECK (peer->met && !peer->greeted && peer->greetings == 0);
+    chorus__peers_tick (self, chorus__mono ());
+    CHORUS__CHECK (zhashx_size (self->greeting) == 0);
+    //  The bound on peers counts a member known from news once: its own
+    //  HELLO does not find the node full because of itself
+    context->config->max_peers = (int) zhashx_size (context->peers);
+    hello = s_test_hello (fake, S_NODE_Y, "billing", 1, "4000");
+    CHORUS__CHECK (s_admit (self, S_NODE_W, hello, true));
+    CHORUS__CHECK (!s_admit (self, S_NODE_Y, hello, true));
+    chorus_msg_destroy (&hello);
+    context->config->max_peers = 400;
+    chorus__peers_remove (self, peer, CHORUS_PEER_LEFT);
+    CHORUS__CHECK (s_test_reported (fake) == CHORUS_PEER_LEFT);
 
     //  Bounded tables make room by their own rule. News: the piece that
     //  went out most often goes

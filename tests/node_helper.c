@@ -106,6 +106,7 @@ main (int argc, char **argv)
         {"cert", required_argument, 0, 'C'}, {"trust", required_argument, 0, 'T'},
         {"payload", required_argument, 0, 'P'}, {"call", required_argument, 0, 'K'},
         {"topics", required_argument, 0, 'o'}, {"slow-events", required_argument, 0, 'x'},
+        {"max-peers", required_argument, 0, 'M'},
         {0, 0, 0, 0}};
     chorus_node_t *node = NULL;
     const char *service = "helper", *topic = "test.event";
@@ -172,6 +173,7 @@ main (int argc, char **argv)
             case 'c': chorus_node_handle (node, value, s_on_command, NULL); break;
             case 'a': chorus_node_set_credit (node, 1000, atoi (value)); break;
             case 'v': chorus_node_set_verbose (node, true); break;
+            case 'M': chorus_node_set_peer_limits (node, atoi (value), 64, 20); break;
         }
         free (item);
     }

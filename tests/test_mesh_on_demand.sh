@@ -10,7 +10,9 @@
 #   answered, and a member orders never met, killed with -9, is known dead
 #   by every node, orders included, from news alone. Last, a subscriber
 #   killed mid-stream and restarted at once on the same store and port is
-#   met again by its publisher, and gets every event.
+#   met again by its publisher, and gets every event; and a member that
+#   refused a caller's greeting while it was full meets the caller once it
+#   has room, and answers its call.
 . "$srcdir/tests/tap.sh"
 . "$srcdir/tests/mesh.sh"
 
@@ -111,4 +113,41 @@ seqs () { awk '{print $3}' "$tmp/ledger.log" | sort -u | wc -l | tr -d ' '; }
 all_seqs () { [ "$(seqs)" -ge 60 ]; }
 await 300 all_seqs
 ok $? "ledger, killed after $before events and restarted at once, got all 60: $(seqs) seqs"
+
+#   A member that refuses our greeting (it has its maximum of peers) is
+#   probed and greeted again, less often each time: once a member leaves
+#   and it has room, it meets us, and the call waiting for it is answered
+others=$((alive + 1))   #   every member but narrow
+start narrow --handle=audit --max-peers=$others --log="$tmp/narrow.log"
+narrow_full () {
+    count=0
+    for other in $members ledger invoicer; do
+        grep -Eq ": (met|member) $other/" "$tmp/narrow.err" && count=$((count + 1))
+    done
+    [ $count -ge $others ]
+}
+await 200 narrow_full
+start caller --wait-peers=$((others + 1)) --call=narrow.audit --log="$tmp/caller.log"
+await 200 grep -q "refused peer caller/" "$tmp/narrow.err"
+ok $? "narrow, full, refused the caller's greeting"
+grep -q "^R call-1" "$tmp/caller.log"
+[ $? -ne 0 ]; ok $? "and the call waits"
+leaver=""
+for name in idle1 idle2 idle3 idle4 idle5 idle6 idle7 idle8; do
+    [ "$name" != "$victim" ] && { leaver=$name; break; }
+done
+eval "kill \$pid_$leaver"
+#   It says goodbye to those it has a connection to; the others learn it
+#   from news
+gone () { grep -Eq ": peer $leaver/[0-9A-F]+ (left|expired)" "$tmp/$1.err"; }
+rest=$(echo "$first orders ledger invoicer narrow caller" | tr ' ' '\n' | grep -vx "$leaver" \
+       | grep -vx "${victim:-none}")
+all_gone () { for name in $rest; do gone "$name" || return 1; done; }
+await 150 all_gone
+ok $? "$leaver left, and every other node knows it"
+await 300 grep -q "^R call-1 " "$tmp/caller.log"
+grep -q "^R call-1 0 " "$tmp/caller.log"
+ok $? "once $leaver left, narrow met the caller and its call was answered: $(cat "$tmp/caller.log")"
+grep -q "^C call-1 1 done" "$tmp/narrow.log"
+ok $? "and narrow handled it once"
 done_testing
