@@ -8,6 +8,10 @@
 #   settled events are published once every flow has started. In the end
 #   all 200 have completed with their output, each child flow was started
 #   once, and every effect was applied exactly once.
+#   The waits are bounds on a hang, not on speed: under the sanitizers,
+#   with another test beside it, a start takes several seconds (each
+#   `chorus` process pays their start-up and leak check), so a try waits
+#   10 s before it is made again, and the starters get 10 minutes.
 . "$srcdir/tests/tap.sh"
 . "$srcdir/tests/mesh.sh"
 coord_pid=""
@@ -94,7 +98,7 @@ i=\$1
 while [ \$i -le $FLOWS ]; do
     input="{\"order_id\": \"A-\$i\", \"docs\": [\"front\", \"back\"]}"
     tries=0
-    until reply=\$("$chorus" flow start order "\$input" --id "A-\$i" --timeout 3 \\
+    until reply=\$("$chorus" flow start order "\$input" --id "A-\$i" --timeout 10 \\
                    2>"$tmp/start-\$1.err"); do
         tries=\$((tries + 1))
         [ \$tries -ge 15 ] && { echo "\$i FAILED \$(head -1 "$tmp/start-\$1.err")" >> "$tmp/starts"; break; }
@@ -118,10 +122,10 @@ pids="$pids $starters"
 #   not kept for it), the settled events are published, durably: the
 #   coordinator's group gets each once it is back
 (
-    await_s 180 sh -c "[ \$(cat \"$tmp/starters-done\" 2>/dev/null | wc -l) -eq $STARTERS ]"
+    await_s 600 sh -c "[ \$(cat \"$tmp/starters-done\" 2>/dev/null | wc -l) -eq $STARTERS ]"
     i=1
     while [ $i -le $FLOWS ]; do echo "{\"order_id\": \"A-$i\", \"amount\": $i}"; i=$((i + 1)); done \
-        | "$chorus" publish payment.settled --lines --store "$tmp/payer" --timeout 120 \
+        | "$chorus" publish payment.settled --lines --store "$tmp/payer" --timeout 300 \
             2>"$tmp/publish.err"
     echo $? > "$tmp/published"
 ) &
@@ -134,11 +138,11 @@ kill_coordinator_ten_times 7 0.5 2 $((FLOWS * 4))
 [ $killed -eq $KILLS ]; ok $? "the coordinator was SIGKILLed $killed times, each time alive"
 [ $busy -ge 5 ]; ok $? "$busy kills came while flows were still running"
 
-await_s 180 sh -c "[ \$(cat \"$tmp/starters-done\" 2>/dev/null | wc -l) -eq $STARTERS ]"
+await_s 600 sh -c "[ \$(cat \"$tmp/starters-done\" 2>/dev/null | wc -l) -eq $STARTERS ]"
 ok $? "the starters finished"
 n=$(grep -vc FAILED "$tmp/starts")
 [ "$n" -eq $FLOWS ]; ok $? "every flow start was answered: $n of $FLOWS"
-await_s 150 test -s "$tmp/published"
+await_s 300 test -s "$tmp/published"
 [ "$(cat "$tmp/published" 2>/dev/null)" = 0 ]
 ok $? "the $FLOWS settled events were published and acknowledged: $(tail -1 "$tmp/publish.err")"
 
@@ -151,7 +155,7 @@ completed () {
     echo "$n" > "$tmp/completed"
     [ "$n" -eq "$FLOWS" ]
 }
-await_s 180 completed
+await_s 300 completed
 ok $? "all $FLOWS flows completed: $(cat "$tmp/completed")"
 status=$("$chorus" flow status order-A-17 --json 2>/dev/null)
 echo "$status" | grep -q '"output":{"order":"A-17","docs":\["page","page"\],"paid":17}'
