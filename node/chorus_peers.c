@@ -2118,60 +2118,59 @@ s_probe_steps (chorus__peers_t *self, uint64_t now)
         s_probe_step (self, (chorus__peer_t *) timer->arg, now);
 }
 
-//  Our HELLO and answers that wait for a peer's connection: tried again at
-//  each tick, for those peers only
+typedef void (s_visit_fn) (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now);
+
+//  Visits the peers of one of our tables, over a copy of their ids: a visit
+//  may take a peer out of the table, or put it back
 static void
-s_waiting_tick (chorus__peers_t *self)
+s_visit (chorus__peers_t *self, zhashx_t *table, s_visit_fn *visit, uint64_t now)
 {
-    if (zhashx_size (self->waiting) == 0)
+    if (zhashx_size (table) == 0)
         return;
-    //  Over a copy: greeting may add a peer to the table again
-    zlistx_t *instances = zhashx_keys (self->waiting);
+    zlistx_t *instances = zhashx_keys (table);
     for (const char *instance = (const char *) zlistx_first (instances); instance;
          instance = (const char *) zlistx_next (instances)) {
-        chorus__peer_t *peer = (chorus__peer_t *) zhashx_lookup (self->waiting, instance);
-        if (!peer)
-            continue;
-        chorus__peer_greet (peer);
-        chorus__peer_flush_backlog (peer);
-        if (peer->hello_sent && chorus__peer_backlog (peer) == 0)
-            zhashx_delete (self->waiting, instance);
+        chorus__peer_t *peer = (chorus__peer_t *) zhashx_lookup (table, instance);
+        if (peer)
+            visit (self, peer, now);
     }
     zlistx_destroy (&instances);
 }
 
-//  Members we greeted that have not answered. Our HELLO may have been
+//  Our HELLO and answers that wait for a peer's connection: tried again at
+//  each tick, for those peers only
+static void
+s_waiting_visit (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
+{
+    chorus__peer_greet (peer);
+    chorus__peer_flush_backlog (peer);
+    if (peer->hello_sent && chorus__peer_backlog (peer) == 0)
+        zhashx_delete (self->waiting, peer->instance);
+}
+
+//  A member we greeted that has not answered. Our HELLO may have been
 //  refused (the member was full, or we came too fast from one address) or
 //  lost to a restart, or the member may be gone and the news of it stale:
 //  we probe it, so that our probe and its helpers decide whether it
 //  lives, and while we still need it, greet it again, less often each time
 static void
-s_greeting_tick (chorus__peers_t *self, uint64_t now)
+s_greeting_visit (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
 {
-    if (zhashx_size (self->greeting) == 0)
+    if (peer->met || !peer->greeted) {
+        zhashx_delete (self->greeting, peer->instance);
         return;
-    zlistx_t *instances = zhashx_keys (self->greeting);
-    for (const char *instance = (const char *) zlistx_first (instances); instance;
-         instance = (const char *) zlistx_next (instances)) {
-        chorus__peer_t *peer = (chorus__peer_t *) zhashx_lookup (self->greeting, instance);
-        if (!peer || peer->met || !peer->greeted) {
-            zhashx_delete (self->greeting, instance);
-            continue;
-        }
-        if (now - peer->greeted < s_greet_wait (peer))
-            continue;
-        peer->greetings++;
-        chorus__context_log (self->context, "member %s/%.8s has not answered our HELLO (%d "
-                             "times): probing it", peer->service, peer->instance,
-                             peer->greetings);
-        s_probe (self, peer, now);
-        peer->hello_sent = false;
-        peer->greeted = 0;
-        zhashx_delete (self->greeting, instance);
-        if (s_wanted (self, peer) || peer->commands)
-            chorus__peer_greet (peer);      //  back in the table once it has gone
     }
-    zlistx_destroy (&instances);
+    if (now < peer->greeted + s_greet_wait (peer))
+        return;     //  (greeted may be later than now: it was read after now)
+    peer->greetings++;
+    chorus__context_log (self->context, "member %s/%.8s has not answered our HELLO (%d "
+                         "times): probing it", peer->service, peer->instance, peer->greetings);
+    s_probe (self, peer, now);
+    peer->hello_sent = false;
+    peer->greeted = 0;
+    zhashx_delete (self->greeting, peer->instance);
+    if (s_wanted (self, peer) || peer->commands)
+        chorus__peer_greet (peer);      //  back in the table once it has gone
 }
 
 void
@@ -2200,8 +2199,8 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
         s_relays_tick (self, now);
     if (zhashx_size (self->backlog))
         s_backlog_tick (self);
-    s_waiting_tick (self);
-    s_greeting_tick (self, now);
+    s_visit (self, self->waiting, s_waiting_visit, now);
+    s_visit (self, self->greeting, s_greeting_visit, now);
     if (zhashx_size (self->pending))
         s_pending_tick (self, now);
     s_probe_seeds (self, now);
@@ -2310,6 +2309,18 @@ s_test_reported (chorus__fake_t *fake)
     return atoi (text);
 }
 
+//  The first message we send to an endpoint, ticking until it goes
+static chorus_msg_t *
+s_test_first_sent (chorus__peers_t *self, chorus__fake_t *fake, const char *endpoint)
+{
+    chorus_msg_t *sent = NULL;
+    for (int tick = 0; tick < 200 && !sent; tick++) {
+        chorus__peers_tick (self, chorus__mono ());
+        sent = chorus__fake_sent (fake, endpoint, 10);
+    }
+    return sent;
+}
+
 void
 chorus__peers_test (bool verbose)
 {
@@ -2333,11 +2344,8 @@ chorus__peers_test (bool verbose)
     CHORUS__CHECK (peer && streq (peer->service, "billing") && peer->head == 5);
     CHORUS__CHECK (heard.joined == 1 && heard.changed == 1 && heard.head == 1);
     CHORUS__CHECK (s_test_reported (fake) == CHORUS_PEER_JOINED);
-    chorus_msg_t *ours = NULL;
-    for (int tick = 0; tick < 200 && !ours; tick++) {
-        chorus__peers_tick (self, chorus__mono ());     //  says HELLO once the connection is up
-        ours = chorus__fake_sent (fake, x_endpoint, 10);
-    }
+    //  (it says HELLO once the connection is up)
+    chorus_msg_t *ours = s_test_first_sent (self, fake, x_endpoint);
     CHORUS__CHECK (ours && chorus_msg_type (ours) == CHORUS_MSG_HELLO);
     CHORUS__CHECK (streq (chorus_msg_instance (ours), context->instance));
     CHORUS__CHECK (streq (chorus_msg_header (ours, "chorus.answers"), chorus_msg_id (hello)));
@@ -2499,11 +2507,7 @@ chorus__peers_test (bool verbose)
     chorus_msg_add_peers (hello, y_endpoint);
     chorus__peers_hello (self, S_NODE_X, hello);
     chorus_msg_destroy (&hello);
-    ours = NULL;
-    for (int tick = 0; tick < 200 && !ours; tick++) {
-        chorus__peers_tick (self, chorus__mono ());
-        ours = chorus__fake_sent (fake, y_endpoint, 10);
-    }
+    ours = s_test_first_sent (self, fake, y_endpoint);
     CHORUS__CHECK (ours && chorus_msg_type (ours) == CHORUS_MSG_HELLO);
     chorus_msg_destroy (&ours);
 
@@ -2524,14 +2528,11 @@ chorus__peers_test (bool verbose)
     const char *w_endpoint = chorus__fake_endpoint (fake, S_NODE_W);
     char news [300];
     snprintf (news, sizeof (news), "alive 5 %s %s billing -", S_NODE_W, w_endpoint);
+    self->probe_due = UINT64_MAX;   //  (no probe of the period meanwhile: the probe is ours)
     s_absorb_entry (self, news, chorus__mono ());
     peer = chorus__context_peer (context, S_NODE_W);
     CHORUS__CHECK (peer && !peer->met && s_test_reported (fake) == CHORUS_PEER_JOINED);
-    ours = NULL;
-    for (int tick = 0; tick < 200 && !ours; tick++) {
-        chorus__peers_tick (self, chorus__mono ());
-        ours = chorus__fake_sent (fake, w_endpoint, 10);
-    }
+    ours = s_test_first_sent (self, fake, w_endpoint);
     CHORUS__CHECK (ours && chorus_msg_type (ours) == CHORUS_MSG_HELLO);
     chorus_msg_destroy (&ours);
     CHORUS__CHECK (peer->greeted && zhashx_lookup (self->greeting, S_NODE_W) == peer);
@@ -2550,6 +2551,7 @@ chorus__peers_test (bool verbose)
     }
     CHORUS__CHECK (hellos == 1 && pings == 1);
     CHORUS__CHECK (s_greet_wait (peer) == 2 * S_GREET_MS);
+    self->probe_due = 0;
     chorus__peers_heard (self, peer);   //  (its helpers answered our probe)
     hello = s_test_hello (fake, S_NODE_W, "billing", 1, "4000");
     chorus_msg_set_header (hello, "chorus.lists", "no");
