@@ -1053,8 +1053,9 @@ chorus__engine_actor (zsock_t *pipe, void *args)
         void *which = zpoller_wait (self->poller, timeout);
         //  Woken long after our timers were due: we were stalled, and our
         //  peers must not pay for it (protocol section 6.1)
+        uint64_t turn = self->router? chorus__mono (): 0;
         if (self->router && next)
-            chorus__peers_woke (self->peers, next, chorus__mono ());
+            chorus__peers_woke (self->peers, next, turn);
         if (which == pipe)
             s_recv_pipe (self);
         else
@@ -1100,6 +1101,11 @@ chorus__engine_actor (zsock_t *pipe, void *args)
         ||   zhashx_size (self->context.peers) != self->peers_copied))
             s_copy_stats (self);
         chorus__context_flush (&self->context);
+        //  A turn that took long was a stall too: stopped (SIGSTOP) or
+        //  starved while we worked, we read no answers meanwhile, and the
+        //  wait that follows starts on time
+        if (self->router && turn)
+            chorus__peers_woke (self->peers, turn, chorus__mono ());
     }
     chorus__context_flush (&self->context);    //  the wrapper frees what it holds
     s_engine_destroy (&self);

@@ -98,8 +98,9 @@ size_t
 //  probe times (protocol section 6.1)
 int
     chorus__peers_health (chorus__peers_t *self);
-//  The engine woke at now for timers due at due: if that is 200 ms late or
-//  more, we were stalled, and the probes under way get the time back
+//  The engine woke at now for timers due at due, or ended at now a turn
+//  begun at due: if that is 200 ms late or more, we were stalled, and the
+//  probes under way get the time back
 void
     chorus__peers_woke (chorus__peers_t *self, uint64_t due, uint64_t now);
 //  We observe now: we meet every member, to read its PUB

@@ -86,8 +86,11 @@ await 50 grep -q READY "$tmp/keeper.out"
 sleeper=$!
 pids="$pids $sleeper"
 met_sleeper () { [ "$(grep -c "met sleeper/" "$tmp/keeper.err")" -ge "$1" ]; }
-await 100 met_sleeper 1
-ok $? "the keeper meets the sleeper"
+#   Both ways: a sleeper stopped before it has met the keeper has no peer
+#   to send its HELLO to again
+met_both () { met_sleeper 1 && grep -q "met keeper/" "$tmp/sleeper.err"; }
+await 100 met_both
+ok $? "the keeper and the sleeper meet"
 kill -STOP "$sleeper"
 await 100 grep -q "peer sleeper/.* expired" "$tmp/keeper.err"
 ok $? "stopped, the sleeper is expired by the keeper"
