@@ -1784,6 +1784,7 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
             }
         }
         s_take_hello (peer, hello, started, grant, listless);
+        zhashx_delete (self->greeting, instance);     //  answered
         s_link (self, peer);
         snprintf (peer->answers, sizeof (peer->answers), "%s", chorus_msg_id (hello));
         chorus__peer_greet (peer);
@@ -2156,10 +2157,6 @@ s_waiting_visit (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
 static void
 s_greeting_visit (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
 {
-    if (peer->met || !peer->greeted) {
-        zhashx_delete (self->greeting, peer->instance);
-        return;
-    }
     if (now < peer->greeted + s_greet_wait (peer))
         return;     //  (greeted may be later than now: it was read after now)
     peer->greetings++;
@@ -2558,7 +2555,6 @@ chorus__peers_test (bool verbose)
     chorus__peers_hello (self, S_NODE_W, hello);
     chorus_msg_destroy (&hello);
     CHORUS__CHECK (peer->met && !peer->greeted && peer->greetings == 0);
-    chorus__peers_tick (self, chorus__mono ());
     CHORUS__CHECK (zhashx_size (self->greeting) == 0);
     //  The bound on peers counts a member known from news once: its own
     //  HELLO does not find the node full because of itself
