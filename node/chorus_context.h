@@ -40,7 +40,7 @@ typedef struct {
                                 //  the engine's peers class; others only read it)
     zsock_t *work;              //  work pipe to the application's thread
     chorus__batch_t handover;   //  work collected for the application
-    zpoller_t *poller;          //  what the engine waits on (sockets a class adds)
+    chorus__poller_t *poller;   //  what the engine waits on (sockets a class adds)
     chorus__monitor_t *monitor; //  socket events, or NULL
     uint64_t counters [C_COUNTERS];     //  what happened
     uint64_t warned [W_KINDS];  //  when each kind of warning was last printed
@@ -53,10 +53,13 @@ typedef struct {
 //  next_due is the monotonic time of the class's earliest timer, UINT64_MAX
 //  when none is set, and an idle engine sleeps until then.
 #define CHORUS__DUE_TICK 0
-//  Work done about once a second (retention, housekeeping) may run this
-//  much early with a tick that comes for something else, so that an idle
-//  node wakes once for all of it
+//  Work done about once a second (retention, housekeeping, forgetting
+//  idle admission buckets) may run this much early with a tick that comes
+//  for something else, or wait this much longer for one, so that an idle
+//  node wakes once a second for all of it and its probe: a chore asks for
+//  a tick of its own only when it is CHORUS__TICK_LATE_MS late
 #define CHORUS__TICK_EARLY_MS 250
+#define CHORUS__TICK_LATE_MS 500
 
 //  Sets up a context around a configuration and a store (neither taken)
 void

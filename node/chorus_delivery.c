@@ -894,7 +894,8 @@ uint64_t
 chorus__delivery_next_due (chorus__delivery_t *self)
 {
     uint64_t due = chorus__timers_next (self->timers);
-    uint64_t retain = self->last_retain + S_RETAIN_MS;
+    //  Retention is a chore: it waits a little for a tick that comes anyway
+    uint64_t retain = self->last_retain + S_RETAIN_MS + CHORUS__TICK_LATE_MS;
     return retain < due? retain: due;
 }
 

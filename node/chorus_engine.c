@@ -36,7 +36,7 @@ typedef struct {
     chorus__gate_t *inbox_gate; //  bounds the connections into router
     chorus__gate_t *pub_gate;   //  and into pub
     zactor_t *beacon;           //  UDP discovery, or NULL
-    zpoller_t *poller;          //  everything we wait on
+    chorus__poller_t *poller;   //  everything we wait on
     char *endpoint;             //  our inbox endpoint, as announced
     char *pub_endpoint;         //  our PUB endpoint, as announced
     char start_error [256];     //  why the start failed, with the system's reason
@@ -52,6 +52,8 @@ typedef struct {
     zframe_t **published_bodies;    //  and their bodies
     bool terminated;            //  $TERM received
     uint64_t housekeeping_due;  //  when trust, figures and expiry are next looked at
+    bool housekeeping_more;     //  the inbox has more to forget at once
+    bool damage_told;           //  the application was woken for damage
     uint64_t last_tick;         //  when the classes last ticked (monotonic ms)
     size_t peers_copied;        //  live peers when the figures were last copied
     size_t evasive_copied;      //  and evasive ones
@@ -466,8 +468,8 @@ s_start (chorus__engine_t *self)
     zstr_free (&bound);
     zstr_free (&host);
 
-    zpoller_add (self->poller, self->router);
-    zpoller_add (self->poller, self->pub);
+    chorus__poller_add (self->poller, self->router);
+    chorus__poller_add (self->poller, self->pub);
     //  Every peer holds one connection into our inbox, and every observer
     //  one into our PUB; room beyond that is for nodes on their way in
     size_t peers = (size_t) config->max_peers;
@@ -476,14 +478,14 @@ s_start (chorus__engine_t *self)
     self->pub_gate = chorus__gate_new (self->pub, peers + 64, self->context.monitor, "pub");
     if (!self->inbox_gate || !self->pub_gate)
         return "cannot watch the inbox and PUB connections";
-    zpoller_add (self->poller, chorus__gate_socket (self->inbox_gate));
-    zpoller_add (self->poller, chorus__gate_socket (self->pub_gate));
+    chorus__poller_add (self->poller, chorus__gate_socket (self->inbox_gate));
+    chorus__poller_add (self->poller, chorus__gate_socket (self->pub_gate));
     chorus__peers_start (self->peers, self->endpoint, self->pub_endpoint, self->inbox_gate);
     if (self->beacon) {
         int port = atoi (strrchr (self->endpoint, ':') + 1);
         chorus__peers_beacon (self->peers, self->beacon, port);
         zsock_send (self->beacon, "sb", "SUBSCRIBE", keys? "CHO\x02": "CHO\x01", 4);
-        zpoller_add (self->poller, self->beacon);
+        chorus__poller_add (self->poller, self->beacon);
     }
     for (char *seed = (char *) zlist_first (config->seeds); seed;
          seed = (char *) zlist_next (config->seeds))
@@ -602,6 +604,7 @@ s_housekeeping (chorus__engine_t *self, uint64_t now)
         else
         if (forgotten == S_EXPIRE_BATCH)
             self->housekeeping_due = now + S_TICK_MS;   //  more to forget: soon again
+        self->housekeeping_more = forgotten == S_EXPIRE_BATCH;
     }
 }
 
@@ -634,7 +637,9 @@ s_next_tick (chorus__engine_t *self)
         chorus__commands_next_due (self->commands),
         self->observer? chorus__observer_next_due (self->observer): UINT64_MAX
     };
-    uint64_t next = self->housekeeping_due;
+    //  Housekeeping is a chore: it waits a little for a tick that comes
+    //  anyway, unless it has more to forget
+    uint64_t next = self->housekeeping_due + (self->housekeeping_more? 0: CHORUS__TICK_LATE_MS);
     for (size_t i = 0; i < sizeof (dues) / sizeof (dues [0]); i++) {
         uint64_t due = dues [i] == CHORUS__DUE_TICK? regular: dues [i];
         if (due < next)
@@ -961,10 +966,12 @@ s_engine_new (zsock_t *pipe, chorus__config_t *config)
     zsock_set_rcvhwm (work, 0);
     zsock_connect (work, "%s", config->work_endpoint);
     self->context.work = work;
-    self->poller = zpoller_new (pipe, work, NULL);
     //  A signal is the application's business: the engine stops only on
-    //  $TERM, so that calls made after Ctrl-C still get answers
-    zpoller_set_nonstop (self->poller, true);
+    //  $TERM, so that calls made after Ctrl-C still get answers (a wait a
+    //  signal breaks is a wait that ends early)
+    self->poller = chorus__poller_new ();
+    chorus__poller_add (self->poller, pipe);
+    chorus__poller_add (self->poller, work);
     self->context.poller = self->poller;
     self->msg = chorus_msg_new (CHORUS_MSG_PING);
     self->peers = chorus__peers_new (&self->context, s_on_peer, self);
@@ -1014,7 +1021,7 @@ s_engine_destroy (chorus__engine_t **self_p)
     chorus__inbox_destroy (&self->inbox);
     chorus__peers_destroy (&self->peers);
     chorus__monitor_destroy (&self->context.monitor);   //  its sockets are closed
-    zpoller_destroy (&self->poller);
+    chorus__poller_destroy (&self->poller);
     chorus__gate_destroy (&self->inbox_gate);
     chorus__gate_destroy (&self->pub_gate);
     chorus__socket_destroy (&self->router);
@@ -1050,7 +1057,7 @@ chorus__engine_actor (zsock_t *pipe, void *args)
             uint64_t now = chorus__mono ();
             timeout = now >= next? 0: next - now > INT_MAX? INT_MAX: (int) (next - now);
         }
-        void *which = zpoller_wait (self->poller, timeout);
+        void *which = chorus__poller_wait (self->poller, timeout);
         //  Woken long after our timers were due: we were stalled, and our
         //  peers must not pay for it (protocol section 6.1)
         uint64_t turn = self->router? chorus__mono (): 0;
@@ -1083,7 +1090,7 @@ chorus__engine_actor (zsock_t *pipe, void *args)
         if (which && self->context.monitor && chorus__monitor_recv (self->context.monitor, which))
             ;
         else
-        if (zpoller_terminated (self->poller))
+        if (chorus__poller_terminated (self->poller))
             break;
         //  A HELLO waiting for its connection, and what waits behind it,
         //  should not wait a whole tick more: meeting is the slow part of a
@@ -1100,6 +1107,12 @@ chorus__engine_actor (zsock_t *pipe, void *args)
         ||   chorus__peers_health (self->peers) != self->health_copied
         ||   zhashx_size (self->context.peers) != self->peers_copied))
             s_copy_stats (self);
+        //  Damage found in our store stops the application at once, not
+        //  at its next wake (it looks at the store before its work)
+        if (!self->damage_told && chorus_store_damaged (self->store)) {
+            self->damage_told = true;
+            chorus__context_work (&self->context, "s", "D");
+        }
         chorus__context_flush (&self->context);
         //  A turn that took long was a stall too: stopped (SIGSTOP) or
         //  starved while we worked, we read no answers meanwhile, and the

@@ -52,7 +52,7 @@ chorus__fake_new (const char *service)
     CHORUS__CHECK (self->app && zsock_bind (self->app, "%s", config->work_endpoint) == 0);
     self->context.work = zsock_new (ZMQ_PAIR);
     CHORUS__CHECK (zsock_connect (self->context.work, "%s", config->work_endpoint) == 0);
-    self->context.poller = zpoller_new (NULL);
+    self->context.poller = chorus__poller_new ();
     self->peers = zhashx_new ();
     self->context.peers = self->peers;
     self->routers = zhashx_new ();
@@ -76,7 +76,7 @@ chorus__fake_destroy (chorus__fake_t **self_p)
     zmsg_destroy (&self->batch);     //  the test destroyed what it read
     chorus__batch_discard_queued (self->app);
     chorus__context_fini (&self->context);
-    zpoller_destroy (&self->context.poller);
+    chorus__poller_destroy (&self->context.poller);
     zsock_destroy (&self->context.work);
     zsock_destroy (&self->app);
     chorus__config_t *config = &self->config;

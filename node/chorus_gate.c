@@ -332,7 +332,7 @@ chorus__gate_test (bool verbose)
     CHORUS__CHECK (zmq_getsockopt (inbox, ZMQ_LAST_ENDPOINT, endpoint, &size) == 0);
     //  The monitor tells us when the gate has read a connection's end
     size_t ended = 0;
-    zpoller_t *unused = zpoller_new (NULL);
+    chorus__poller_t *unused = chorus__poller_new ();
     chorus__monitor_t *monitor = chorus__monitor_new (unused, s_test_event, &ended);
     chorus__gate_t *self = chorus__gate_new (inbox, 8, monitor, "inbox");
     CHORUS__CHECK (monitor && self);
@@ -369,7 +369,7 @@ chorus__gate_test (bool verbose)
 
     chorus__gate_destroy (&self);
     chorus__monitor_destroy (&monitor);
-    zpoller_destroy (&unused);
+    chorus__poller_destroy (&unused);
     chorus__socket_destroy (&inbox);
     if (verbose)
         printf ("OK\n");

@@ -11,7 +11,7 @@
 #include <arpa/inet.h>
 
 struct _chorus__monitor_t {
-    zpoller_t *poller;          //  the engine's, where our readers are polled
+    chorus__poller_t *poller;   //  the engine's, where our readers are polled
     zhashx_t *readers;          //  reader (PAIR) -> s_watch_t
     chorus__monitor_fn *fn;     //  told of each event
     void *arg;
@@ -30,7 +30,7 @@ s_key (void *reader, char *key)
 }
 
 chorus__monitor_t *
-chorus__monitor_new (zpoller_t *poller, chorus__monitor_fn *fn, void *arg)
+chorus__monitor_new (chorus__poller_t *poller, chorus__monitor_fn *fn, void *arg)
 {
     chorus__monitor_t *self = (chorus__monitor_t *) zmalloc (sizeof (chorus__monitor_t));
     self->poller = poller;
@@ -45,7 +45,7 @@ s_unwatch (chorus__monitor_t *self, s_watch_t *watch)
 {
     char key [32];
     s_key (watch->reader, key);
-    zpoller_remove (self->poller, watch->reader);
+    chorus__poller_remove (self->poller, watch->reader);
     chorus__socket_destroy (&watch->reader);
     zhashx_delete (self->readers, key);
     free (watch);
@@ -90,7 +90,7 @@ chorus__monitor_watch (chorus__monitor_t *self, void *socket, const char *name)
     char key [32];
     s_key (watch->reader, key);
     zhashx_insert (self->readers, key, watch);
-    zpoller_add (self->poller, watch->reader);
+    chorus__poller_add (self->poller, watch->reader);
 }
 
 //  The remote end of an accepted connection, "" if it is gone

@@ -6,6 +6,7 @@
 #define CHORUS_MONITOR_H_INCLUDED
 
 #include "chorus_private.h"
+#include "chorus_poller.h"
 
 typedef struct _chorus__monitor_t chorus__monitor_t;
 
@@ -14,7 +15,7 @@ typedef void (chorus__monitor_fn) (const char *event, const char *socket, const 
                                    const char *detail, void *arg);
 
 chorus__monitor_t *
-    chorus__monitor_new (zpoller_t *poller, chorus__monitor_fn *fn, void *arg);
+    chorus__monitor_new (chorus__poller_t *poller, chorus__monitor_fn *fn, void *arg);
 //  Stops watching every socket still watched
 void
     chorus__monitor_destroy (chorus__monitor_t **self_p);

@@ -9,6 +9,8 @@
 #include "chorus_metrics.h"
 
 #include <ftw.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -1561,7 +1563,13 @@ chorus_node_fd (chorus_node_t *self)
     return zsock_fd (self->work);
 }
 
-#define S_RUN_WAKE_MS 1000      //  chorus_node_run looks at the signal flag this often
+//  How often chorus_node_run looks at the signal flag without a wake. A
+//  signal to the process goes to its main thread unless that thread blocks
+//  it, and breaks a wait there at once: on the main thread the flag is
+//  looked at only for a signal that came just before the wait. On another
+//  thread the signal breaks no wait of ours, and the flag is all we have
+#define S_RUN_WAKE_MS 1000
+#define S_RUN_WAKE_MAIN_MS 10000
 
 int
 chorus_node_run (chorus_node_t *self, int timeout_ms)
@@ -1570,17 +1578,18 @@ chorus_node_run (chorus_node_t *self, int timeout_ms)
     if (!self->work)
         return s_failf (self, CHORUS_ESTATE, "run: the node has not started");
     int64_t end = timeout_ms < 0? -1: zclock_mono () + timeout_ms;
+    int64_t every = (pid_t) syscall (SYS_gettid) == getpid ()? S_RUN_WAKE_MAIN_MS: S_RUN_WAKE_MS;
     zpoller_t *poller = zpoller_new (self->work, NULL);
     int rc = 0;
     self->running = true;
     while (!self->stopped) {
         //  A signal ends the wait; one that comes just before it is seen
-        //  within S_RUN_WAKE_MS
-        int64_t wait = end < 0? S_RUN_WAKE_MS: end - zclock_mono ();
+        //  within the wake period
+        int64_t wait = end < 0? every: end - zclock_mono ();
         if (end >= 0 && wait <= 0)
             break;
         //  Work kept from a batch cut short by a stop goes first
-        zpoller_wait (poller, self->unrun? 0: wait > S_RUN_WAKE_MS? S_RUN_WAKE_MS: (int) wait);
+        zpoller_wait (poller, self->unrun? 0: wait > every? (int) every: (int) wait);
         //  A signal that is not an interrupt (SIGHUP, which the tools take
         //  as "read the trust directory again") ends the wait, not the run
         if (zsys_interrupted || (zpoller_terminated (poller) && zmq_errno () != EINTR)) {

@@ -68,9 +68,9 @@ s_poll_subs (chorus__observer_t *self, bool add)
          source = (s_source_t *) zhashx_next (self->sources))
         if (source->sub) {
             if (add)
-                zpoller_add (self->context->poller, source->sub);
+                chorus__poller_add (self->context->poller, source->sub);
             else
-                zpoller_remove (self->context->poller, source->sub);
+                chorus__poller_remove (self->context->poller, source->sub);
         }
 }
 
@@ -234,7 +234,7 @@ s_source_disconnect (chorus__observer_t *self, s_source_t *source)
     char key [32];
     s_socket_key (source->sub, key);
     zhashx_delete (self->sockets, key);
-    zpoller_remove (self->context->poller, source->sub);
+    chorus__poller_remove (self->context->poller, source->sub);
     chorus__socket_destroy (&source->sub);
     zstr_free (&source->pub_endpoint);
 }
@@ -276,7 +276,7 @@ chorus__observer_peer_joined (chorus__observer_t *self, chorus__peer_t *peer)
     s_socket_key (sub, key);
     zhashx_update (self->sockets, key, source);
     if (!self->paused)
-        zpoller_add (self->context->poller, sub);
+        chorus__poller_add (self->context->poller, sub);
 }
 
 void

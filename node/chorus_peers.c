@@ -1246,8 +1246,8 @@ chorus__peers_next_due (chorus__peers_t *self)
     for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->greeting); peer;
          peer = (chorus__peer_t *) zhashx_next (self->greeting))
         due = s_min (due, peer->greeted + s_greet_wait (peer));
-    if (zhashx_size (self->admission))
-        due = s_min (due, self->admission_due);
+    if (zhashx_size (self->admission))     //  a chore, that waits for a tick a little
+        due = s_min (due, self->admission_due + CHORUS__TICK_LATE_MS);
     if (zhashx_size (self->newcomers))
         due = s_min (due, self->last_newcomers + S_ANNOUNCE_MS);
     if (self->announce)
@@ -2201,7 +2201,7 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
     if (zhashx_size (self->pending))
         s_pending_tick (self, now);
     s_probe_seeds (self, now);
-    if (now >= self->admission_due) {
+    if (now + CHORUS__TICK_EARLY_MS >= self->admission_due) {
         s_admission_tick (self, now);
         self->admission_due = now + 1000;
     }

@@ -7,6 +7,7 @@
 #include "tap.h"
 #include "chorus_peer.h"
 #include "chorus_timer_heap.h"
+#include "chorus_poller.h"
 #include "chorus_peers.h"
 #include "chorus_inbox.h"
 #include "chorus_delivery.h"
@@ -25,6 +26,8 @@ typedef struct {
 static const s_class_t s_classes [] = {
     {"timers: a heap, earliest first; moved and cancelled timers keep it in order",
      chorus__timers_test},
+    {"poller: a message seen whether its signal fired or a send read it; removed "
+     "readers unseen", chorus__poller_test},
     {"peer: sends, our HELLO first, and a bounded backlog of answers", chorus__peer_test},
     {"inbox: an event once to the application, recorded before acknowledged",
      chorus__inbox_test},

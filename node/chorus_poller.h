@@ -1,0 +1,41 @@
+/*  chorus_poller.h — what the engine waits on: ZeroMQ sockets and actors,
+    as czmq's zpoller, for fewer system calls. zmq_poll looks at every
+    socket twice in a wait that sleeps, once before and once after, and
+    each look costs two system calls; an idle node's wake-ups were mostly
+    these looks. Here each socket is looked at once before the wait (a
+    send or an earlier look may have taken the signal of a message still
+    there), and after it only those whose descriptor fired.
+    Private to the library.
+*/
+#ifndef CHORUS_POLLER_H_INCLUDED
+#define CHORUS_POLLER_H_INCLUDED
+
+#include "chorus_private.h"
+
+typedef struct _chorus__poller_t chorus__poller_t;
+
+chorus__poller_t *
+    chorus__poller_new (void);
+void
+    chorus__poller_destroy (chorus__poller_t **self_p);
+//  Waits on a reader too: a zsock_t, a zactor_t or a libzmq socket.
+//  Returns 0, or -1 when it is not a socket
+int
+    chorus__poller_add (chorus__poller_t *self, void *reader);
+//  Waits on a reader no more; returns 0, or -1 when it was not waited on
+int
+    chorus__poller_remove (chorus__poller_t *self, void *reader);
+//  Waits up to timeout ms (-1: for ever) for a message on one of the
+//  readers, and returns that reader (the first added, of those ready), or
+//  NULL when the time ran out, a signal broke the wait, or the ZeroMQ
+//  context was terminated (then chorus__poller_terminated is true)
+void *
+    chorus__poller_wait (chorus__poller_t *self, int timeout);
+//  True when the last wait ended because the ZeroMQ context is terminated
+bool
+    chorus__poller_terminated (chorus__poller_t *self);
+//  Self-test
+void
+    chorus__poller_test (bool verbose);
+
+#endif
