@@ -638,7 +638,8 @@ CHORUS_EXPORT int
 //  "handshakes_failed" (handshakes broken off or of a plaintext peer) and
 //  "revoked" (peers cut off when their key left the trust directory);
 //  "hellos" (HELLO messages received); "stalls" (times the node found it
-//  had handled its timers 200 ms or more late: protocol section 6.1).
+//  had handled its timers 200 ms or more late: protocol section 6.1);
+//  "datagrams" (probes and their answers sent by UDP: section 6.1.1).
 //  Returns 0 for an unknown name.
 CHORUS_EXPORT uint64_t
     chorus_node_counter (chorus_node_t *self, const char *name);

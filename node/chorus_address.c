@@ -170,6 +170,29 @@ chorus__endpoint_loopback (const char *endpoint)
 }
 
 bool
+chorus__endpoint_sockaddr (const char *endpoint, struct sockaddr_storage *address,
+                           socklen_t *size)
+{
+    char host [272], port [16];
+    if (strncmp (endpoint, "tcp://", 6) || !s_endpoint_host (endpoint, host, sizeof (host), port,
+                                                             sizeof (port)))
+        return false;
+    //  Numbers only: a name would need a lookup that can block
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM,
+                              .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
+    struct addrinfo *found = NULL;
+    if (getaddrinfo (streq (host, "*")? "0.0.0.0": host, port, &hints, &found) || !found)
+        return false;
+    bool fits = found->ai_addrlen <= sizeof (*address);
+    if (fits) {
+        memcpy (address, found->ai_addr, found->ai_addrlen);
+        *size = (socklen_t) found->ai_addrlen;
+    }
+    freeaddrinfo (found);
+    return fits;
+}
+
+bool
 chorus__endpoint_wildcard (const char *endpoint)
 {
     char host [272], port [16];

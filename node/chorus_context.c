@@ -11,7 +11,7 @@ const char *chorus__counter_names [C_COUNTERS] = {
     "redelivered", "commands_sent", "commands_handled", "replies", "timeouts", "fetches",
     "truncated", "observed", "expired_commands", "fetched", "forged", "refused",
     "errors_sent", "errors_received", "connections_refused", "forbidden", "unauthorised",
-    "handshakes_failed", "revoked", "hellos", "stalls",
+    "handshakes_failed", "revoked", "hellos", "stalls", "datagrams",
 };
 
 #define S_WARN_MS 10000         //  one warning of a kind at most this often

@@ -20,6 +20,7 @@
 #define S_CONNECTING_TICK_MS 5  //  while a new connection is coming up
 #define S_INBOX_KEEP_MS (24 * 3600 * 1000ull)   //  dedupe records kept this long
 #define S_EXPIRE_BATCH 1000     //  of which at most this many are looked at a time
+#define S_EXPIRE_MS 10000       //  every this often, or at once while there are more
 #define S_MAX_FRAME (CHORUS_MSG_MAX_BODY + 1024)    //  largest frame a socket takes
 
 //  The engine owns the sockets and the classes, and wires them together:
@@ -53,7 +54,10 @@ typedef struct {
     bool terminated;            //  $TERM received
     uint64_t housekeeping_due;  //  when trust, figures and expiry are next looked at
     bool housekeeping_more;     //  the inbox has more to forget at once
+    uint64_t expire_due;        //  when inbox records are next looked at for expiry
     bool damage_told;           //  the application was woken for damage
+    char *inbox_bound;          //  the endpoint our inbox is bound to
+    int datagrams;              //  what the poller returns for our UDP socket
     uint64_t last_tick;         //  when the classes last ticked (monotonic ms)
     size_t peers_copied;        //  live peers when the figures were last copied
     size_t evasive_copied;      //  and evasive ones
@@ -442,7 +446,7 @@ s_start (chorus__engine_t *self)
         free (pub_bind);
         pub_bind = zsys_sprintf ("%s-pub", bound);
     }
-    zstr_free (&bound);
+    self->inbox_bound = bound;
     self->pub = chorus__socket_new (ZMQ_XPUB);
     if (!self->pub) {
         free (pub_bind);
@@ -468,7 +472,8 @@ s_start (chorus__engine_t *self)
     zstr_free (&bound);
     zstr_free (&host);
 
-    chorus__poller_add (self->poller, self->router);
+    //  Nothing but its handler reads the inbox, and nothing sends on it
+    chorus__poller_add_quiet (self->poller, self->router);
     chorus__poller_add (self->poller, self->pub);
     //  Every peer holds one connection into our inbox, and every observer
     //  one into our PUB; room beyond that is for nodes on their way in
@@ -478,9 +483,13 @@ s_start (chorus__engine_t *self)
     self->pub_gate = chorus__gate_new (self->pub, peers + 64, self->context.monitor, "pub");
     if (!self->inbox_gate || !self->pub_gate)
         return "cannot watch the inbox and PUB connections";
-    chorus__poller_add (self->poller, chorus__gate_socket (self->inbox_gate));
-    chorus__poller_add (self->poller, chorus__gate_socket (self->pub_gate));
+    chorus__poller_add_quiet (self->poller, chorus__gate_socket (self->inbox_gate));
+    chorus__poller_add_quiet (self->poller, chorus__gate_socket (self->pub_gate));
     chorus__peers_start (self->peers, self->endpoint, self->pub_endpoint, self->inbox_gate);
+    //  Probes by datagram, on the inbox's host and port (section 6.1.1)
+    int datagrams = chorus__peers_datagrams (self->peers, self->inbox_bound);
+    if (datagrams >= 0)
+        chorus__poller_add_fd (self->poller, datagrams, &self->datagrams);
     if (self->beacon) {
         int port = atoi (strrchr (self->endpoint, ':') + 1);
         chorus__peers_beacon (self->peers, self->beacon, port);
@@ -514,6 +523,9 @@ s_trust_changed (chorus__engine_t *self)
     chorus__peers_trust_changed (self->peers);
     chorus__gate_cut (self->inbox_gate, s_key_trusted, self);
     chorus__gate_cut (self->pub_gate, s_key_trusted, self);
+    //  Which read their events outside their handler
+    chorus__poller_touched (self->poller, chorus__gate_socket (self->inbox_gate));
+    chorus__poller_touched (self->poller, chorus__gate_socket (self->pub_gate));
 }
 
 //  The groups' lag, counted for the figures
@@ -584,8 +596,8 @@ s_copy_stats (chorus__engine_t *self)
     pthread_mutex_unlock (&stats->lock);
 }
 
-//  Once a second: the trust directory, the figures, and inbox records
-//  old enough to forget
+//  Once a second: the trust directory and the figures; every S_EXPIRE_MS
+//  (at once while there are more), inbox records old enough to forget
 static void
 s_housekeeping (chorus__engine_t *self, uint64_t now)
 {
@@ -595,7 +607,8 @@ s_housekeeping (chorus__engine_t *self, uint64_t now)
     s_copy_stats (self);
     //  Records carry wall-clock times: they outlive the process
     uint64_t wall = chorus__now ();
-    if (wall > S_INBOX_KEEP_MS) {
+    if (wall > S_INBOX_KEEP_MS && now >= self->expire_due) {
+        self->expire_due = now + S_EXPIRE_MS;
         int forgotten = chorus_store_inbox_expire (self->store, wall - S_INBOX_KEEP_MS,
                                                    S_EXPIRE_BATCH);
         if (forgotten == -1)
@@ -603,7 +616,7 @@ s_housekeeping (chorus__engine_t *self, uint64_t now)
                                   chorus_store_error (self->store));
         else
         if (forgotten == S_EXPIRE_BATCH)
-            self->housekeeping_due = now + S_TICK_MS;   //  more to forget: soon again
+            self->housekeeping_due = self->expire_due = now + S_TICK_MS;  //  more: soon
         self->housekeeping_more = forgotten == S_EXPIRE_BATCH;
     }
 }
@@ -1040,6 +1053,7 @@ s_engine_destroy (chorus__engine_t **self_p)
     free (self->topics);
     free (self->endpoint);
     free (self->pub_endpoint);
+    zstr_free (&self->inbox_bound);
     free (self);
     *self_p = NULL;
 }
@@ -1080,6 +1094,9 @@ chorus__engine_actor (zsock_t *pipe, void *args)
         else
         if (which && self->pub_gate && which == chorus__gate_socket (self->pub_gate))
             s_gate (self, self->pub_gate, "PUB");
+        else
+        if (which == &self->datagrams)
+            chorus__peers_recv_datagrams (self->peers, self->msg);
         else
         if (self->beacon && which == (void *) self->beacon)
             chorus__peers_recv_beacon (self->peers, self->beacon);

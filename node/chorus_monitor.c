@@ -90,7 +90,7 @@ chorus__monitor_watch (chorus__monitor_t *self, void *socket, const char *name)
     char key [32];
     s_key (watch->reader, key);
     zhashx_insert (self->readers, key, watch);
-    chorus__poller_add (self->poller, watch->reader);
+    chorus__poller_add_quiet (self->poller, watch->reader);
 }
 
 //  The remote end of an accepted connection, "" if it is gone

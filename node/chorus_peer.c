@@ -40,6 +40,7 @@ chorus__peer_destroy (chorus__peer_t **self_p)
         free (self->pub_endpoint);
         free (self->address);
         free (self->key);
+        free (self->sample);
         chorus__subs_free (&self->subs, &self->subs_size);
         free (self);
         *self_p = NULL;

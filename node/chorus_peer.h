@@ -56,11 +56,21 @@ struct _chorus__peer_t {
     chorus__timer_t liveness;   //  the next step of that probe (its owner's heap)
     bool evasive;               //  suspect: our probe has gone unanswered for the
                                 //  evasive time
+    bool probed_by_datagram;    //  that probe's first PING went by datagram
+    int datagram_misses;        //  probes by datagram in a row it left unanswered
+    uint64_t datagrams_off;     //  until when probes of it go over the connection
+                                //  only (monotonic ms), after such misses
+    struct sockaddr_storage inbox;  //  its endpoint's socket address, where its
+    socklen_t inbox_size;       //  datagrams go, once worked out (0: not yet)
+    bool inbox_unusable;        //  its endpoint has no numeric address
     chorus__sub_t *subs;        //  its subscriptions
     size_t subs_size;           //  how many
     size_t commands;            //  commands we have outstanding on it
     char *key;                  //  its CURVE key (Z85), or NULL on a plaintext mesh
     const chorus__grant_t *grant;   //  what its certificate allows it, or NULL
+    char *sample;               //  its entry as news samples it ("alive ..."), or NULL:
+    uint64_t sample_incarnation;    //  kept while its incarnation and flag stay these
+    bool sample_subscriber;     //  (set and read by the peers class)
     //  Private to the class
     zlistx_t *backlog;          //  answers that could not go yet (zframe_t), oldest first
     size_t backlog_bytes;       //  their size

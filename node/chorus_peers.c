@@ -6,6 +6,11 @@
 */
 #include "chorus_peers.h"
 #include "chorus_fake.h"
+#include "chorus_datagram.h"
+
+#include <ctype.h>
+#include <netinet/in.h>
+#include <unistd.h>
 
 #define S_PENDING_MS 5000       //  how long a connection waits for the peer's HELLO
 #define S_SEED_RETRY_MS 5000    //  a seed that did not answer is tried again after this,
@@ -34,6 +39,10 @@
 #define S_LATE_MS 200           //  timers handled this late: we were stalled ourselves
 #define S_HEALTH_MAX 8          //  local health at its worst: our probe times x 9
 #define S_FULL_MESH 8           //  up to this many members, we meet them all
+#define S_DATAGRAM_MISSES 2     //  probes by datagram in a row unanswered: stop a while
+#define S_DATAGRAMS_OFF_MS 60000    //  that while
+#define S_DATAGRAM_EVERY 10     //  one probe in this many goes over the connection
+#define S_DATAGRAM_BATCH 64     //  datagrams read per wake, at most
 #define S_RINGS 3               //  past it, we probe our successor on each of these
                                 //  rings (section 6.1), and meet only whom we need
 #define S_TOMBSTONES 1024       //  members declared dead we remember at most
@@ -149,6 +158,10 @@ struct _chorus__peers_t {
     bool announce;              //  send HELLO to every peer at the next tick
     bool connecting;            //  a HELLO waits for its connection: tick soon
     bool warned_loopback;       //  we said that peers elsewhere cannot reach us
+    int datagrams;              //  our UDP socket for probes, or -1
+    bool datagram_heard;        //  what we hear now came by datagram
+    size_t probes;              //  probes started (one in S_DATAGRAM_EVERY goes over
+                                //  the connection)
     bool listed;                //  a HELLO with a list of peers has come: we know the
                                 //  membership, and say so (chorus.lists: no)
 };
@@ -492,6 +505,24 @@ s_retransmits (chorus__peers_t *self)
     return S_RETRANSMIT * log2;
 }
 
+//  A live member's entry, as every probe message samples them: made once
+//  while it stays the same, not on every PING and PONG
+static const char *
+s_sample (chorus__peers_t *self, chorus__peer_t *peer)
+{
+    if (!peer->sample || peer->sample_incarnation != peer->incarnation
+    ||  peer->sample_subscriber != peer->subscriber) {
+        char entry [257];
+        zstr_free (&peer->sample);
+        if (!s_entry (self, S_ALIVE, peer, entry))
+            return NULL;
+        peer->sample = strdup (entry);
+        peer->sample_incarnation = peer->incarnation;
+        peer->sample_subscriber = peer->subscriber;
+    }
+    return peer->sample;
+}
+
 //  Adds our news to a probe message: the entries sent least often first,
 //  then a few live members at random, so that what one node missed it
 //  learns later (anti-entropy)
@@ -528,9 +559,8 @@ s_piggyback (chorus__peers_t *self, chorus_msg_t *msg)
     for (size_t i = 0; i < self->order_size && added < S_PIGGYBACK; i++) {
         size_t index = (self->order_next + i * 7 + 1) % self->order_size;
         chorus__peer_t *peer = chorus__context_peer (self->context, self->order [index]);
-        char entry [257];
-        if (peer && !peer->evasive
-        &&  s_entry (self, S_ALIVE, peer, entry)) {
+        const char *entry = peer && !peer->evasive? s_sample (self, peer): NULL;
+        if (entry) {
             chorus_msg_add_members (msg, entry);
             added++;
         }
@@ -642,6 +672,21 @@ s_member_new (chorus__peers_t *self, const char *instance, const char *address,
 static void
 s_absorb_entry (chorus__peers_t *self, const char *item, uint64_t now)
 {
+    //  Most entries are the samples every probe message carries: a member
+    //  we know, alive at an incarnation we know. Those change nothing, and
+    //  are told apart without parsing the whole entry
+    if (strncmp (item, "alive ", 6) == 0) {
+        char *end = NULL;
+        uint64_t incarnation = strtoull (item + 6, &end, 10);
+        if (end && *end == ' ' && strnlen (end + 1, 34) > 33 && end [33] == ' ') {
+            char instance [33];
+            memcpy (instance, end + 1, 32);
+            instance [32] = 0;
+            chorus__peer_t *peer = chorus__context_peer (self->context, instance);
+            if (peer && incarnation <= peer->incarnation && isdigit ((unsigned char) item [6]))
+                return;
+        }
+    }
     char state_name [8], instance [33], address [257], service [65], flags [8];
     uint64_t incarnation;
     int parts = sscanf (item, "%7s %" SCNu64 " %32s %256s %64s %7s", state_name, &incarnation,
@@ -769,6 +814,64 @@ s_direct_ms (chorus__config_t *config)
     return period > 1? (uint64_t) period / 2: 1;
 }
 
+//  The peer's inbox as a socket address, worked out once; NULL if its
+//  endpoint has none (a name, which would need a lookup)
+static const struct sockaddr_storage *
+s_inbox_address (chorus__peer_t *peer)
+{
+    if (!peer->inbox_size && !peer->inbox_unusable)
+        peer->inbox_unusable = !chorus__endpoint_sockaddr (peer->endpoint, &peer->inbox,
+                                                           &peer->inbox_size);
+    return peer->inbox_unusable? NULL: &peer->inbox;
+}
+
+//  Sends a PING or a PONG by datagram (section 6.1.1): to where a PING
+//  came from, or to the peer's inbox address. Only on a plaintext mesh,
+//  and only while we have no news to spread (news goes in bulk, over the
+//  connection); true if it went
+static bool
+s_send_datagram (chorus__peers_t *self, chorus__peer_t *peer, int type,
+                 const struct sockaddr_storage *to, socklen_t to_size)
+{
+    if (self->datagrams < 0 || peer->key || zhashx_size (self->updates))
+        return false;
+    if (!to) {
+        to = s_inbox_address (peer);
+        to_size = peer->inbox_size;
+        if (!to)
+            return false;
+    }
+    chorus_msg_t *msg = chorus__context_msg (self->context, type);
+    chorus_msg_set_head (msg, chorus_store_head (self->context->store));
+    s_piggyback (self, msg);
+    zframe_t *body = chorus_msg_encode (msg);
+    bool sent = body && chorus__datagram_send (self->datagrams, to, to_size,
+                                               self->context->instance, peer->instance,
+                                               zframe_data (body), zframe_size (body)) == 0;
+    zframe_destroy (&body);
+    chorus_msg_destroy (&msg);
+    if (sent)
+        self->context->counters [C_DATAGRAMS]++;
+    return sent;
+}
+
+//  A probe by datagram that no datagram answered: lost, or the member
+//  takes none (a firewall, its port taken, a node without them). Over the
+//  connection from now on, and for a while after a few such in a row
+static void
+s_datagram_missed (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
+{
+    peer->probed_by_datagram = false;
+    if (++peer->datagram_misses >= S_DATAGRAM_MISSES) {
+        peer->datagram_misses = 0;
+        peer->datagrams_off = now + S_DATAGRAMS_OFF_MS;
+        chorus__context_log (self->context, "peer %s/%.8s left %d probes by datagram without "
+                             "a datagram answer: probing it over the connection for %d s",
+                             peer->service, peer->instance, S_DATAGRAM_MISSES,
+                             S_DATAGRAMS_OFF_MS / 1000);
+    }
+}
+
 //  Starts a probe of a peer, unless one is under way: the period's probe,
 //  or a reason to doubt it (its connection closed, another says it is
 //  suspect or dead)
@@ -780,7 +883,15 @@ s_probe (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
     peer->probed = now;
     peer->stepped = false;
     memset (peer->asked, 0, sizeof (peer->asked));
-    s_send_probe (self, peer, CHORUS_MSG_PING, NULL, NULL, NULL);
+    //  By datagram to a member we met, that has not left datagrams
+    //  unanswered lately; one probe in S_DATAGRAM_EVERY over the
+    //  connection, which keeps its name at our peer's end (a doubt when it
+    //  closes) and shows that it still carries
+    peer->probed_by_datagram = peer->met && now >= peer->datagrams_off
+                            && self->probes++ % S_DATAGRAM_EVERY != 0
+                            && s_send_datagram (self, peer, CHORUS_MSG_PING, NULL, 0);
+    if (!peer->probed_by_datagram)
+        s_send_probe (self, peer, CHORUS_MSG_PING, NULL, NULL, NULL);
     chorus__timers_set (self->timers, &peer->liveness,
                         now + s_stretched (self, s_direct_ms (self->config)), peer);
 }
@@ -795,6 +906,15 @@ s_answered (chorus__peers_t *self, chorus__peer_t *peer)
     if (peer->probed && !peer->stepped)
         s_health (self, -1);
     peer->probed = 0;
+    //  A probe by datagram answered another way counts as unanswered by
+    //  datagram: the member's other traffic may answer every probe of it,
+    //  and its datagrams never come
+    if (peer->probed_by_datagram && self->datagram_heard)
+        peer->datagram_misses = 0;
+    else
+    if (peer->probed_by_datagram)
+        s_datagram_missed (self, peer, chorus__mono ());
+    peer->probed_by_datagram = false;
     memset (peer->asked, 0, sizeof (peer->asked));
     chorus__timers_cancel (self->timers, &peer->liveness);
     if (peer->evasive) {
@@ -830,6 +950,8 @@ s_probe_step (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
     if (!peer->probed)
         return;
     peer->stepped = true;
+    if (peer->probed_by_datagram)
+        s_datagram_missed (self, peer, now);
     uint64_t elapsed = now - peer->probed;
     uint64_t evasive_ms = s_stretched (self, (uint64_t) config->evasive_ms);
     uint64_t expired_ms = s_stretched (self, (uint64_t) config->expired_ms);
@@ -1107,6 +1229,92 @@ chorus__peers_unmet_spoke (chorus__peers_t *self, chorus__peer_t *peer)
     }
 }
 
+int
+chorus__peers_datagrams (chorus__peers_t *self, const char *bound)
+{
+    if (self->config->keys)
+        return -1;      //  a datagram has no CURVE handshake behind it
+    if (self->datagrams < 0)
+        self->datagrams = chorus__datagram_open (bound);
+    if (self->datagrams < 0)
+        chorus__context_log (self->context, "no UDP socket at %s: probes go over the "
+                             "connections only", bound);
+    return self->datagrams;
+}
+
+//  Whether a datagram came from the address the peer announced for its
+//  inbox, where its datagrams go out from (section 6.1.1)
+static bool
+s_from_peer (chorus__peer_t *peer, chorus__datagram_t *datagram)
+{
+    const struct sockaddr_storage *announced = s_inbox_address (peer);
+    if (!announced || announced->ss_family != datagram->from.ss_family)
+        return false;
+    if (announced->ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *) announced;
+        struct sockaddr_in *b = (struct sockaddr_in *) &datagram->from;
+        return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+    }
+    if (announced->ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *) announced;
+        struct sockaddr_in6 *b = (struct sockaddr_in6 *) &datagram->from;
+        return a->sin6_port == b->sin6_port
+            && memcmp (&a->sin6_addr, &b->sin6_addr, sizeof (a->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+void
+chorus__peers_recv_datagrams (chorus__peers_t *self, chorus_msg_t *msg)
+{
+    uint8_t buffer [CHORUS__DATAGRAM_MAX + 1];      //  one more: a larger one shows
+    for (int count = 0; count < S_DATAGRAM_BATCH; count++) {
+        chorus__datagram_t datagram;
+        const char *reason = NULL;
+        int rc = chorus__datagram_recv (self->datagrams, buffer, sizeof (buffer), &datagram,
+                                        &reason);
+        if (rc == 0)
+            break;
+        if (rc == 1 && chorus_msg_decode (msg, datagram.body, datagram.body_size) != 0)
+            reason = chorus_msg_reason (msg);
+        else
+        if (rc == 1 && chorus_msg_type (msg) != CHORUS_MSG_PING
+        &&  chorus_msg_type (msg) != CHORUS_MSG_PONG)
+            reason = "a datagram carries only PING or PONG";
+        if (reason) {
+            self->context->counters [C_MALFORMED]++;
+            chorus__context_log (self->context, "dropped malformed datagram: %s", reason);
+            continue;
+        }
+        //  For us, from a member we met, on a plaintext mesh (section 6.1.1)
+        chorus__peer_t *peer = chorus__context_peer (self->context, datagram.sender);
+        if (!streq (datagram.recipient, self->context->instance)
+        ||  !peer || !peer->met || peer->key) {
+            self->context->counters [C_UNKNOWN_PEER]++;
+            if (peer && !peer->met && streq (datagram.recipient, self->context->instance))
+                chorus__peers_unmet_spoke (self, peer);
+            continue;
+        }
+        self->datagram_heard = true;
+        chorus__peers_heard (self, peer);
+        self->datagram_heard = false;
+        //  The answer goes by datagram once we have a connection into the
+        //  prober's inbox: the first goes over one, and opens it, since
+        //  its closing is how the prober learns at once that we are gone.
+        //  And only back to the prober's own address: a PING whose source
+        //  was forged must not turn us on another host
+        if (chorus_msg_type (msg) == CHORUS_MSG_PING) {
+            if (!peer->dealer || !peer->hello_sent || !s_from_peer (peer, &datagram)
+            ||  !s_send_datagram (self, peer, CHORUS_MSG_PONG, &datagram.from,
+                                  datagram.from_size))
+                s_send_probe (self, peer, CHORUS_MSG_PONG, NULL, NULL, NULL);
+        }
+        s_absorb (self, msg);
+        peer->head = chorus_msg_head (msg);
+        self->fn (peer, CHORUS__PEER_HEAD, self->fn_arg);
+    }
+}
+
 //  --------------------------------------------------------------------------
 //  The class
 
@@ -1138,6 +1346,7 @@ chorus__peers_new (chorus__context_t *context, chorus__peers_fn *fn, void *arg)
     //  restart is newer than any of the instance before (section 6.2)
     self->incarnation = self->started;
     self->generation = 1;
+    self->datagrams = -1;
     context->peers = self->peers;
     return self;
 }
@@ -1151,6 +1360,8 @@ chorus__peers_destroy (chorus__peers_t **self_p)
     if (!self)
         return;
     chorus__timers_destroy (&self->timers);     //  before the peers that hold them
+    if (self->datagrams >= 0)
+        close (self->datagrams);
     for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
          peer = (chorus__peer_t *) zhashx_next (self->peers))
         chorus__peer_destroy (&peer);
@@ -1736,6 +1947,7 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
         //  Our connection went to the key news named: not this node's
         free (peer->key);
         peer->key = strdup (key);
+        zstr_free (&peer->sample);
         chorus__socket_destroy (&peer->dealer);
         peer->hello_sent = false;
     }

@@ -38,6 +38,16 @@ void
 void
     chorus__peers_start (chorus__peers_t *self, const char *endpoint, const char *pub_endpoint,
                          chorus__gate_t *inbox_gate);
+//  On a plaintext mesh: a UDP socket for probes (section 6.1.1) on the
+//  host and port our inbox is bound to. Returns its descriptor, for the
+//  engine to wait on, or -1 when there is none (probes then go over the
+//  connections only); the class closes it
+int
+    chorus__peers_datagrams (chorus__peers_t *self, const char *bound);
+//  Datagrams came: answers PINGs, takes PONGs as answers, and the news
+//  they carry; msg is scratch
+void
+    chorus__peers_recv_datagrams (chorus__peers_t *self, chorus_msg_t *msg);
 //  One of our subscriptions, for our HELLO; false if we announce it already
 bool
     chorus__peers_subscribe (chorus__peers_t *self, const char *prefix, uint64_t since,

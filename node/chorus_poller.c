@@ -12,10 +12,14 @@
 #include "chorus_poller.h"
 
 #include <poll.h>
+#include <unistd.h>
 
 struct _chorus__poller_t {
     void **readers;             //  as added: zsock_t, zactor_t or libzmq socket
-    void **sockets;             //  their libzmq sockets
+    void **sockets;             //  their libzmq sockets (NULL: a plain descriptor)
+    bool *quiet;                //  whether only their handler touches them
+    bool *unread;               //  a quiet one was handed out, and no look since has
+                                //  found it empty
     struct pollfd *fds;         //  their descriptors
     size_t size;                //  how many
     size_t max;                 //  room for
@@ -37,18 +41,15 @@ chorus__poller_destroy (chorus__poller_t **self_p)
     free (self->readers);
     free (self->sockets);
     free (self->fds);
+    free (self->quiet);
+    free (self->unread);
     free (self);
     *self_p = NULL;
 }
 
-int
-chorus__poller_add (chorus__poller_t *self, void *reader)
+static int
+s_add (chorus__poller_t *self, void *reader, void *socket, int fd, bool quiet)
 {
-    void *socket = zsock_resolve (reader);
-    int fd = -1;
-    size_t size = sizeof (fd);
-    if (!socket || zmq_getsockopt (socket, ZMQ_FD, &fd, &size) == -1)
-        return -1;
     if (self->size == self->max) {
         size_t max = self->max? self->max * 2: 8;
         void **readers = (void **) realloc (self->readers, max * sizeof (void *));
@@ -60,7 +61,13 @@ chorus__poller_add (chorus__poller_t *self, void *reader)
         struct pollfd *fds = (struct pollfd *) realloc (self->fds, max * sizeof (struct pollfd));
         if (fds)
             self->fds = fds;
-        assert (readers && sockets && fds);
+        bool *quiets = (bool *) realloc (self->quiet, max * sizeof (bool));
+        if (quiets)
+            self->quiet = quiets;
+        bool *unread = (bool *) realloc (self->unread, max * sizeof (bool));
+        if (unread)
+            self->unread = unread;
+        assert (readers && sockets && fds && quiets && unread);
         self->max = max;
     }
     self->readers [self->size] = reader;
@@ -68,8 +75,43 @@ chorus__poller_add (chorus__poller_t *self, void *reader)
     self->fds [self->size].fd = fd;
     self->fds [self->size].events = POLLIN;
     self->fds [self->size].revents = 0;
+    self->quiet [self->size] = quiet;
+    //  A quiet reader is looked at before the first wait: until a look has
+    //  found its pipes empty, their writers take them for read and signal
+    //  nothing (a reader that connected, as to a socket monitor, was never
+    //  told of its pipe by a command either)
+    self->unread [self->size] = quiet;
     self->size++;
     return 0;
+}
+
+static int
+s_add_socket (chorus__poller_t *self, void *reader, bool quiet)
+{
+    void *socket = zsock_resolve (reader);
+    int fd = -1;
+    size_t size = sizeof (fd);
+    if (!socket || zmq_getsockopt (socket, ZMQ_FD, &fd, &size) == -1)
+        return -1;
+    return s_add (self, reader, socket, fd, quiet);
+}
+
+int
+chorus__poller_add (chorus__poller_t *self, void *reader)
+{
+    return s_add_socket (self, reader, false);
+}
+
+int
+chorus__poller_add_quiet (chorus__poller_t *self, void *reader)
+{
+    return s_add_socket (self, reader, true);
+}
+
+int
+chorus__poller_add_fd (chorus__poller_t *self, int fd, void *reader)
+{
+    return fd < 0 || !reader? -1: s_add (self, reader, NULL, fd, false);
 }
 
 int
@@ -81,6 +123,8 @@ chorus__poller_remove (chorus__poller_t *self, void *reader)
             memmove (self->readers + i, self->readers + i + 1, after * sizeof (void *));
             memmove (self->sockets + i, self->sockets + i + 1, after * sizeof (void *));
             memmove (self->fds + i, self->fds + i + 1, after * sizeof (struct pollfd));
+            memmove (self->quiet + i, self->quiet + i + 1, after * sizeof (bool));
+            memmove (self->unread + i, self->unread + i + 1, after * sizeof (bool));
             self->size--;
             return 0;
         }
@@ -101,15 +145,30 @@ s_readable (chorus__poller_t *self, size_t i)
     return (events & ZMQ_POLLIN)? 1: 0;
 }
 
+//  Hands a reader out: a quiet one is looked at before each wait from now
+//  on, until a look finds it empty (its handler may leave messages behind,
+//  and a look at it, or an earlier one, has read their signal)
+static void *
+s_ready (chorus__poller_t *self, size_t i)
+{
+    self->unread [i] = true;
+    return self->readers [i];
+}
+
 void *
 chorus__poller_wait (chorus__poller_t *self, int timeout)
 {
     self->terminated = false;
-    //  A message whose signal an earlier look or a send has read
+    //  A message whose signal an earlier look or a send has read (a plain
+    //  descriptor says so itself; a quiet reader is read by its handler
+    //  alone, which may have left messages behind)
     for (size_t i = 0; i < self->size; i++) {
+        if (!self->sockets [i] || (self->quiet [i] && !self->unread [i]))
+            continue;
         int readable = s_readable (self, i);
         if (readable)
-            return readable > 0? self->readers [i]: NULL;
+            return readable > 0? s_ready (self, i): NULL;
+        self->unread [i] = false;
     }
     if (timeout == 0)
         return NULL;
@@ -126,13 +185,24 @@ chorus__poller_wait (chorus__poller_t *self, int timeout)
         if (rc <= 0)
             return NULL;    //  time ran out, or a signal (EINTR)
         for (size_t i = 0; i < self->size; i++)
+            if (self->fds [i].revents && !self->sockets [i])
+                return self->readers [i];
+            else
             if (self->fds [i].revents) {
                 int readable = s_readable (self, i);
                 if (readable)
-                    return readable > 0? self->readers [i]: NULL;
+                    return readable > 0? s_ready (self, i): NULL;
             }
         //  Commands only (a pipe attached, a connection up): wait on
     }
+}
+
+void
+chorus__poller_touched (chorus__poller_t *self, void *reader)
+{
+    for (size_t i = 0; i < self->size; i++)
+        if (self->readers [i] == reader)
+            self->unread [i] = true;
 }
 
 bool
@@ -211,6 +281,110 @@ chorus__poller_test (bool verbose)
     CHORUS__CHECK (chorus__poller_wait (self, 20) == NULL);
     CHORUS__CHECK (chorus__poller_add (self, a_in) == 0);
     CHORUS__CHECK (chorus__poller_wait (self, 1000) == a_in);
+
+    //  A plain descriptor: readable, then read
+    int fds [2];
+    CHORUS__CHECK (pipe (fds) == 0);
+    int handle = 0;
+    CHORUS__CHECK (chorus__poller_add_fd (self, fds [0], &handle) == 0);
+    CHORUS__CHECK (chorus__poller_add_fd (self, -1, &handle) == -1);
+    text = zstr_recv (a_in);
+    zstr_free (&text);
+    CHORUS__CHECK (chorus__poller_wait (self, 20) == NULL);
+    CHORUS__CHECK (write (fds [1], "x", 1) == 1);
+    CHORUS__CHECK (chorus__poller_wait (self, 1000) == &handle);
+    CHORUS__CHECK (chorus__poller_wait (self, 1000) == &handle);   //  until it is read
+    char byte;
+    CHORUS__CHECK (read (fds [0], &byte, 1) == 1);
+    CHORUS__CHECK (chorus__poller_wait (self, 20) == NULL);
+    CHORUS__CHECK (chorus__poller_remove (self, &handle) == 0);
+    close (fds [0]);
+    close (fds [1]);
+
+    //  A quiet reader of a socket monitor, as the gate's: it connected to
+    //  the monitor's writer, which takes the pipe for read and signals
+    //  nothing until a look has found it empty once
+    void *router = chorus__socket_new (ZMQ_ROUTER);
+    void *reader = chorus__socket_new (ZMQ_PAIR);
+    CHORUS__CHECK (router && reader);
+    CHORUS__CHECK (zmq_bind (router, "tcp://127.0.0.1:*") == 0);
+    char endpoint [64];
+    size_t endpoint_size = sizeof (endpoint);
+    CHORUS__CHECK (zmq_getsockopt (router, ZMQ_LAST_ENDPOINT, endpoint, &endpoint_size) == 0);
+    CHORUS__CHECK (zmq_socket_monitor (router, "inproc://chorus-poller-test-m",
+                                       ZMQ_EVENT_ACCEPTED) == 0);
+    CHORUS__CHECK (zmq_connect (reader, "inproc://chorus-poller-test-m") == 0);
+    CHORUS__CHECK (chorus__poller_add_quiet (self, reader) == 0);
+    CHORUS__CHECK (chorus__poller_wait (self, 20) == NULL);
+    void *dealer = chorus__socket_new (ZMQ_DEALER);
+    CHORUS__CHECK (dealer && zmq_connect (dealer, endpoint) == 0);
+    CHORUS__CHECK (chorus__poller_wait (self, 5000) == reader);
+    zmsg_t *event = zmsg_recv (reader);
+    CHORUS__CHECK (event && zmsg_size (event) == 2);
+    zmsg_destroy (&event);
+    CHORUS__CHECK (chorus__poller_remove (self, reader) == 0);
+    zmq_socket_monitor (router, NULL, 0);
+    chorus__socket_destroy (&dealer);
+    chorus__socket_destroy (&reader);
+    chorus__socket_destroy (&router);
+    zstr_send (a_out, "a3");
+
+    //  A quiet reader: looked at again after its handler read one of two
+    void *quiet_in = chorus__socket_new (ZMQ_PAIR);
+    void *quiet_out = chorus__socket_new (ZMQ_PAIR);
+    CHORUS__CHECK (quiet_in && quiet_out);
+    CHORUS__CHECK (zmq_bind (quiet_in, "inproc://chorus-poller-test-q") == 0);
+    CHORUS__CHECK (zmq_connect (quiet_out, "inproc://chorus-poller-test-q") == 0);
+    CHORUS__CHECK (chorus__poller_add_quiet (self, quiet_in) == 0);
+    text = zstr_recv (a_in);
+    CHORUS__CHECK (text && streq (text, "a3"));
+    zstr_free (&text);
+    zstr_send (quiet_out, "q1");
+    zstr_send (quiet_out, "q2");
+    CHORUS__CHECK (chorus__poller_wait (self, 1000) == quiet_in);
+    text = zstr_recv (quiet_in);
+    CHORUS__CHECK (text && streq (text, "q1"));
+    zstr_free (&text);
+    CHORUS__CHECK (chorus__poller_wait (self, 1000) == quiet_in);
+    text = zstr_recv (quiet_in);
+    CHORUS__CHECK (text && streq (text, "q2"));
+    zstr_free (&text);
+    CHORUS__CHECK (chorus__poller_wait (self, 20) == NULL);
+    //  Left with messages while others, ahead of it, are handed out: it is
+    //  not forgotten, though its descriptor does not fire again
+    zstr_send (quiet_out, "q3");
+    zstr_send (quiet_out, "q4");
+    CHORUS__CHECK (chorus__poller_wait (self, 1000) == quiet_in);
+    text = zstr_recv (quiet_in);
+    CHORUS__CHECK (text && streq (text, "q3"));
+    zstr_free (&text);
+    for (int round = 0; round < 3; round++) {
+        zstr_send (a_out, "ahead");
+        CHORUS__CHECK (chorus__poller_wait (self, 1000) == a_in);
+        text = zstr_recv (a_in);
+        zstr_free (&text);
+    }
+    CHORUS__CHECK (chorus__poller_wait (self, 1000) == quiet_in);
+    text = zstr_recv (quiet_in);
+    CHORUS__CHECK (text && streq (text, "q4"));
+    zstr_free (&text);
+    CHORUS__CHECK (chorus__poller_wait (self, 20) == NULL);
+    //  Read outside its handler, one of two: told, the poller looks again
+    zstr_send (quiet_out, "q5");
+    zstr_send (quiet_out, "q6");
+    text = zstr_recv (quiet_in);
+    CHORUS__CHECK (text && streq (text, "q5"));
+    zstr_free (&text);
+    chorus__poller_touched (self, quiet_in);
+    CHORUS__CHECK (chorus__poller_wait (self, 1000) == quiet_in);
+    text = zstr_recv (quiet_in);
+    CHORUS__CHECK (text && streq (text, "q6"));
+    zstr_free (&text);
+    CHORUS__CHECK (chorus__poller_wait (self, 20) == NULL);
+    CHORUS__CHECK (chorus__poller_remove (self, quiet_in) == 0);
+    chorus__socket_destroy (&quiet_in);
+    chorus__socket_destroy (&quiet_out);
+    zstr_send (a_out, "a4");
 
     //  Many readers: room grows
     void *more [20];

@@ -22,6 +22,20 @@ void
 //  Returns 0, or -1 when it is not a socket
 int
     chorus__poller_add (chorus__poller_t *self, void *reader);
+//  Waits on a reader that nothing touches but the code the wait hands it
+//  to (no send on it, no read elsewhere): it is looked at before a wait
+//  only from when a wait hands it out until a look finds it empty. 0, or
+//  -1 when it is not a socket
+int
+    chorus__poller_add_quiet (chorus__poller_t *self, void *reader);
+//  A quiet reader was read outside its handler after all (a rare path):
+//  it is looked at before the next wait
+void
+    chorus__poller_touched (chorus__poller_t *self, void *reader);
+//  Waits on a file descriptor too (level-triggered: readable while data
+//  waits); the wait returns reader, a handle of the caller's, when it is
+int
+    chorus__poller_add_fd (chorus__poller_t *self, int fd, void *reader);
 //  Waits on a reader no more; returns 0, or -1 when it was not waited on
 int
     chorus__poller_remove (chorus__poller_t *self, void *reader);

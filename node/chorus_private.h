@@ -10,6 +10,7 @@
 #include "chorus_metrics.h"
 
 #include <pthread.h>
+#include <sys/socket.h>
 
 //  Records the error of the last failed call in this thread and returns
 //  the code, so that callers can write `return chorus__fail (CHORUS_EINVAL);`.
@@ -100,6 +101,12 @@ bool
 //  True if a tcp endpoint's host is on no particular interface (0.0.0.0, ::, *)
 bool
     chorus__endpoint_wildcard (const char *endpoint);
+//  The socket address of a tcp endpoint whose host is a number (IPv4, or
+//  IPv6 in brackets; "*" is 0.0.0.0); false for a name, which would need a
+//  lookup that can block, and for other transports
+bool
+    chorus__endpoint_sockaddr (const char *endpoint, struct sockaddr_storage *address,
+                               socklen_t *size);
 
 //  A subscription as announced in HELLO
 typedef struct {

@@ -45,6 +45,8 @@ static const s_counter_t s_counters [] = {
      C_TRUNCATED, NULL},
     {"chorus_stalls_total", "Times this node found it had handled its timers 200 ms or more "
      "late (stopped, or starved of CPU)", C_STALLS, NULL},
+    {"chorus_probe_datagrams_total", "Probes (PING) and their answers (PONG) this node sent "
+     "by datagram (UDP) rather than over a connection", C_DATAGRAMS, NULL},
 };
 
 //  Buckets of the latencies, in seconds

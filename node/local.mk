@@ -5,6 +5,7 @@ CHORUS_CORE_SOURCES += \
     %D%/chorus.h %D%/chorus_private.h %D%/chorus_common.c \
     %D%/chorus_context.h %D%/chorus_context.c %D%/chorus_peer.h %D%/chorus_peer.c \
     %D%/chorus_timer_heap.h %D%/chorus_timer_heap.c %D%/chorus_poller.h %D%/chorus_poller.c \
+    %D%/chorus_datagram.h %D%/chorus_datagram.c \
     %D%/chorus_fake.h %D%/chorus_fake.c \
     %D%/chorus_engine.c %D%/chorus_peers.h %D%/chorus_peers.c %D%/chorus_inbox.h %D%/chorus_inbox.c \
     %D%/chorus_delivery.h %D%/chorus_delivery.c %D%/chorus_commands.h \

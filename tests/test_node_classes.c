@@ -8,6 +8,7 @@
 #include "chorus_peer.h"
 #include "chorus_timer_heap.h"
 #include "chorus_poller.h"
+#include "chorus_datagram.h"
 #include "chorus_peers.h"
 #include "chorus_inbox.h"
 #include "chorus_delivery.h"
@@ -28,6 +29,8 @@ static const s_class_t s_classes [] = {
      chorus__timers_test},
     {"poller: a message seen whether its signal fired or a send read it; removed "
      "readers unseen", chorus__poller_test},
+    {"datagram: framed, sent and answered where it came from; too big, foreign or "
+     "nameless ones refused, saying why", chorus__datagram_test},
     {"peer: sends, our HELLO first, and a bounded backlog of answers", chorus__peer_test},
     {"inbox: an event once to the application, recorded before acknowledged",
      chorus__inbox_test},
