@@ -825,33 +825,37 @@ s_inbox_address (chorus__peer_t *peer)
     return peer->inbox_unusable? NULL: &peer->inbox;
 }
 
-//  Sends a PING or a PONG by datagram (section 6.1.1): to where a PING
-//  came from, or to the peer's inbox address. Only on a plaintext mesh,
-//  and only while we have no news to spread (news goes in bulk, over the
-//  connection); true if it went
+//  Sends a PING or a PONG with our news: by datagram if it may go so and
+//  fits (section 6.1.1), to where a PING came from or to the peer's inbox
+//  address; else over the connection, the same message. Never by datagram
+//  on a secure mesh. True if it went by datagram
 static bool
-s_send_datagram (chorus__peers_t *self, chorus__peer_t *peer, int type,
-                 const struct sockaddr_storage *to, socklen_t to_size)
+s_send_probe_message (chorus__peers_t *self, chorus__peer_t *peer, int type,
+                      const struct sockaddr_storage *to, socklen_t to_size, bool datagram)
 {
-    if (self->datagrams < 0 || peer->key || zhashx_size (self->updates))
-        return false;
-    if (!to) {
+    if (self->datagrams < 0 || peer->key)
+        datagram = false;
+    if (datagram && !to) {
         to = s_inbox_address (peer);
         to_size = peer->inbox_size;
-        if (!to)
-            return false;
+        datagram = to != NULL;
     }
     chorus_msg_t *msg = chorus__context_msg (self->context, type);
     chorus_msg_set_head (msg, chorus_store_head (self->context->store));
     s_piggyback (self, msg);
     zframe_t *body = chorus_msg_encode (msg);
-    bool sent = body && chorus__datagram_send (self->datagrams, to, to_size,
-                                               self->context->instance, peer->instance,
-                                               zframe_data (body), zframe_size (body)) == 0;
-    zframe_destroy (&body);
-    chorus_msg_destroy (&msg);
-    if (sent)
+    bool sent = datagram && body
+             && chorus__datagram_send (self->datagrams, to, to_size, self->context->instance,
+                                       peer->instance, zframe_data (body),
+                                       zframe_size (body)) == 0;
+    if (sent) {
         self->context->counters [C_DATAGRAMS]++;
+        zframe_destroy (&body);
+    }
+    else
+    if (body)
+        chorus__peer_send_encoded (peer, msg, &body);
+    chorus_msg_destroy (&msg);
     return sent;
 }
 
@@ -887,11 +891,9 @@ s_probe (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
     //  unanswered lately; one probe in S_DATAGRAM_EVERY over the
     //  connection, which keeps its name at our peer's end (a doubt when it
     //  closes) and shows that it still carries
-    peer->probed_by_datagram = peer->met && now >= peer->datagrams_off
-                            && self->probes++ % S_DATAGRAM_EVERY != 0
-                            && s_send_datagram (self, peer, CHORUS_MSG_PING, NULL, 0);
-    if (!peer->probed_by_datagram)
-        s_send_probe (self, peer, CHORUS_MSG_PING, NULL, NULL, NULL);
+    peer->probed_by_datagram = s_send_probe_message (self, peer, CHORUS_MSG_PING, NULL, 0,
+                                                     peer->met && now >= peer->datagrams_off
+                                                     && self->probes++ % S_DATAGRAM_EVERY != 0);
     chorus__timers_set (self->timers, &peer->liveness,
                         now + s_stretched (self, s_direct_ms (self->config)), peer);
 }
@@ -1303,12 +1305,10 @@ chorus__peers_recv_datagrams (chorus__peers_t *self, chorus_msg_t *msg)
         //  its closing is how the prober learns at once that we are gone.
         //  And only back to the prober's own address: a PING whose source
         //  was forged must not turn us on another host
-        if (chorus_msg_type (msg) == CHORUS_MSG_PING) {
-            if (!peer->dealer || !peer->hello_sent || !s_from_peer (peer, &datagram)
-            ||  !s_send_datagram (self, peer, CHORUS_MSG_PONG, &datagram.from,
-                                  datagram.from_size))
-                s_send_probe (self, peer, CHORUS_MSG_PONG, NULL, NULL, NULL);
-        }
+        if (chorus_msg_type (msg) == CHORUS_MSG_PING)
+            s_send_probe_message (self, peer, CHORUS_MSG_PONG, &datagram.from,
+                                  datagram.from_size, peer->dealer && peer->hello_sent
+                                  && s_from_peer (peer, &datagram));
         s_absorb (self, msg);
         peer->head = chorus_msg_head (msg);
         self->fn (peer, CHORUS__PEER_HEAD, self->fn_arg);
