@@ -787,18 +787,26 @@ s_absorb (chorus__peers_t *self, chorus_msg_t *msg)
 //  unanswered for the evasive time, the member is suspect; for the expired
 //  time, it is dead here.
 
+//  One of our probe messages, with our head and our news
+static chorus_msg_t *
+s_probe_msg (chorus__peers_t *self, int type)
+{
+    chorus_msg_t *msg = chorus__context_msg (self->context, type);
+    chorus_msg_set_head (msg, chorus_store_head (self->context->store));
+    s_piggyback (self, msg);
+    return msg;
+}
+
 //  Sends one of our probe messages to a peer, with our news
 static void
 s_send_probe (chorus__peers_t *self, chorus__peer_t *peer, int type, const char *target,
               const char *request, char *id_out)
 {
-    chorus_msg_t *msg = chorus__context_msg (self->context, type);
-    chorus_msg_set_head (msg, chorus_store_head (self->context->store));
+    chorus_msg_t *msg = s_probe_msg (self, type);
     if (target)
         chorus_msg_set_target (msg, target);
     if (request)
         chorus_msg_set_request (msg, request);
-    s_piggyback (self, msg);
     if (id_out)
         snprintf (id_out, 33, "%s", chorus_msg_id (msg));
     chorus__peer_send (peer, msg);
@@ -840,9 +848,7 @@ s_send_probe_message (chorus__peers_t *self, chorus__peer_t *peer, int type,
         to_size = peer->inbox_size;
         datagram = to != NULL;
     }
-    chorus_msg_t *msg = chorus__context_msg (self->context, type);
-    chorus_msg_set_head (msg, chorus_store_head (self->context->store));
-    s_piggyback (self, msg);
+    chorus_msg_t *msg = s_probe_msg (self, type);
     zframe_t *body = chorus_msg_encode (msg);
     bool sent = datagram && body
              && chorus__datagram_send (self->datagrams, to, to_size, self->context->instance,

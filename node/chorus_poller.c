@@ -14,13 +14,19 @@
 #include <poll.h>
 #include <unistd.h>
 
+//  One thing waited on; its descriptor is in fds, at the same index
+typedef struct {
+    void *reader;               //  as added: zsock_t, zactor_t or libzmq socket, or
+                                //  the caller's handle of a plain descriptor
+    void *socket;               //  its libzmq socket (NULL: a plain descriptor)
+    bool quiet;                 //  only its handler touches it
+    bool unread;                //  quiet, handed out, and no look since has found it
+                                //  empty
+} s_item_t;
+
 struct _chorus__poller_t {
-    void **readers;             //  as added: zsock_t, zactor_t or libzmq socket
-    void **sockets;             //  their libzmq sockets (NULL: a plain descriptor)
-    bool *quiet;                //  whether only their handler touches them
-    bool *unread;               //  a quiet one was handed out, and no look since has
-                                //  found it empty
-    struct pollfd *fds;         //  their descriptors
+    s_item_t *items;            //  what we wait on
+    struct pollfd *fds;         //  their descriptors, for poll(2)
     size_t size;                //  how many
     size_t max;                 //  room for
     bool terminated;            //  the last wait saw the context terminated
@@ -38,11 +44,8 @@ chorus__poller_destroy (chorus__poller_t **self_p)
     chorus__poller_t *self = *self_p;
     if (!self)
         return;
-    free (self->readers);
-    free (self->sockets);
+    free (self->items);
     free (self->fds);
-    free (self->quiet);
-    free (self->unread);
     free (self);
     *self_p = NULL;
 }
@@ -52,35 +55,21 @@ s_add (chorus__poller_t *self, void *reader, void *socket, int fd, bool quiet)
 {
     if (self->size == self->max) {
         size_t max = self->max? self->max * 2: 8;
-        void **readers = (void **) realloc (self->readers, max * sizeof (void *));
-        if (readers)
-            self->readers = readers;
-        void **sockets = (void **) realloc (self->sockets, max * sizeof (void *));
-        if (sockets)
-            self->sockets = sockets;
+        s_item_t *items = (s_item_t *) realloc (self->items, max * sizeof (s_item_t));
+        if (items)
+            self->items = items;
         struct pollfd *fds = (struct pollfd *) realloc (self->fds, max * sizeof (struct pollfd));
         if (fds)
             self->fds = fds;
-        bool *quiets = (bool *) realloc (self->quiet, max * sizeof (bool));
-        if (quiets)
-            self->quiet = quiets;
-        bool *unread = (bool *) realloc (self->unread, max * sizeof (bool));
-        if (unread)
-            self->unread = unread;
-        assert (readers && sockets && fds && quiets && unread);
+        assert (items && fds);
         self->max = max;
     }
-    self->readers [self->size] = reader;
-    self->sockets [self->size] = socket;
-    self->fds [self->size].fd = fd;
-    self->fds [self->size].events = POLLIN;
-    self->fds [self->size].revents = 0;
-    self->quiet [self->size] = quiet;
     //  A quiet reader is looked at before the first wait: until a look has
     //  found its pipes empty, their writers take them for read and signal
     //  nothing (a reader that connected, as to a socket monitor, was never
     //  told of its pipe by a command either)
-    self->unread [self->size] = quiet;
+    self->items [self->size] = (s_item_t) { reader, socket, quiet, quiet };
+    self->fds [self->size] = (struct pollfd) { fd, POLLIN, 0 };
     self->size++;
     return 0;
 }
@@ -118,13 +107,10 @@ int
 chorus__poller_remove (chorus__poller_t *self, void *reader)
 {
     for (size_t i = 0; i < self->size; i++)
-        if (self->readers [i] == reader) {
+        if (self->items [i].reader == reader) {
             size_t after = self->size - i - 1;
-            memmove (self->readers + i, self->readers + i + 1, after * sizeof (void *));
-            memmove (self->sockets + i, self->sockets + i + 1, after * sizeof (void *));
+            memmove (self->items + i, self->items + i + 1, after * sizeof (s_item_t));
             memmove (self->fds + i, self->fds + i + 1, after * sizeof (struct pollfd));
-            memmove (self->quiet + i, self->quiet + i + 1, after * sizeof (bool));
-            memmove (self->unread + i, self->unread + i + 1, after * sizeof (bool));
             self->size--;
             return 0;
         }
@@ -137,7 +123,7 @@ s_readable (chorus__poller_t *self, size_t i)
 {
     uint32_t events = 0;
     size_t size = sizeof (events);
-    if (zmq_getsockopt (self->sockets [i], ZMQ_EVENTS, &events, &size) == -1) {
+    if (zmq_getsockopt (self->items [i].socket, ZMQ_EVENTS, &events, &size) == -1) {
         if (zmq_errno () == ETERM)
             self->terminated = true;
         return self->terminated? -1: 0;
@@ -151,8 +137,8 @@ s_readable (chorus__poller_t *self, size_t i)
 static void *
 s_ready (chorus__poller_t *self, size_t i)
 {
-    self->unread [i] = true;
-    return self->readers [i];
+    self->items [i].unread = true;
+    return self->items [i].reader;
 }
 
 void *
@@ -163,30 +149,29 @@ chorus__poller_wait (chorus__poller_t *self, int timeout)
     //  descriptor says so itself; a quiet reader is read by its handler
     //  alone, which may have left messages behind)
     for (size_t i = 0; i < self->size; i++) {
-        if (!self->sockets [i] || (self->quiet [i] && !self->unread [i]))
+        s_item_t *item = &self->items [i];
+        if (!item->socket || (item->quiet && !item->unread))
             continue;
         int readable = s_readable (self, i);
         if (readable)
             return readable > 0? s_ready (self, i): NULL;
-        self->unread [i] = false;
+        item->unread = false;
     }
-    if (timeout == 0)
-        return NULL;
+    //  Then the descriptors, once without waiting when the time is 0 (a
+    //  plain descriptor is seen only here)
     int64_t end = timeout < 0? -1: zclock_mono () + timeout;
     while (true) {
         int wait = -1;
         if (end >= 0) {
             int64_t left = end - zclock_mono ();
-            if (left <= 0)
-                return NULL;
-            wait = left > INT_MAX? INT_MAX: (int) left;
+            wait = left <= 0? 0: left > INT_MAX? INT_MAX: (int) left;
         }
         int rc = poll (self->fds, (nfds_t) self->size, wait);
         if (rc <= 0)
             return NULL;    //  time ran out, or a signal (EINTR)
         for (size_t i = 0; i < self->size; i++)
-            if (self->fds [i].revents && !self->sockets [i])
-                return self->readers [i];
+            if (self->fds [i].revents && !self->items [i].socket)
+                return self->items [i].reader;
             else
             if (self->fds [i].revents) {
                 int readable = s_readable (self, i);
@@ -194,6 +179,8 @@ chorus__poller_wait (chorus__poller_t *self, int timeout)
                     return readable > 0? s_ready (self, i): NULL;
             }
         //  Commands only (a pipe attached, a connection up): wait on
+        if (wait == 0)
+            return NULL;
     }
 }
 
@@ -201,8 +188,8 @@ void
 chorus__poller_touched (chorus__poller_t *self, void *reader)
 {
     for (size_t i = 0; i < self->size; i++)
-        if (self->readers [i] == reader)
-            self->unread [i] = true;
+        if (self->items [i].reader == reader)
+            self->items [i].unread = true;
 }
 
 bool
@@ -292,7 +279,7 @@ chorus__poller_test (bool verbose)
     zstr_free (&text);
     CHORUS__CHECK (chorus__poller_wait (self, 20) == NULL);
     CHORUS__CHECK (write (fds [1], "x", 1) == 1);
-    CHORUS__CHECK (chorus__poller_wait (self, 1000) == &handle);
+    CHORUS__CHECK (chorus__poller_wait (self, 0) == &handle);      //  a look without waiting
     CHORUS__CHECK (chorus__poller_wait (self, 1000) == &handle);   //  until it is read
     char byte;
     CHORUS__CHECK (read (fds [0], &byte, 1) == 1);
