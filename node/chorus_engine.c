@@ -53,6 +53,8 @@ typedef struct {
     zframe_t **published_bodies;    //  and their bodies
     bool terminated;            //  $TERM received
     uint64_t housekeeping_due;  //  when trust, figures and expiry are next looked at
+    bool housekeeping_more;     //  the inbox has more to forget at once (kept: the due
+                                //  times say the same when expiry is merely due)
     uint64_t expire_due;        //  when inbox records are next looked at for expiry
     bool damage_told;           //  the application was woken for damage
     char *inbox_bound;          //  the endpoint our inbox is bound to
@@ -616,6 +618,7 @@ s_housekeeping (chorus__engine_t *self, uint64_t now)
         else
         if (forgotten == S_EXPIRE_BATCH)
             self->housekeeping_due = self->expire_due = now + S_TICK_MS;  //  more: soon
+        self->housekeeping_more = forgotten == S_EXPIRE_BATCH;
     }
 }
 
@@ -649,9 +652,8 @@ s_next_tick (chorus__engine_t *self)
         self->observer? chorus__observer_next_due (self->observer): UINT64_MAX
     };
     //  Housekeeping is a chore: it waits a little for a tick that comes
-    //  anyway, unless the inbox has more to forget at once
-    bool more = self->expire_due <= self->housekeeping_due;
-    uint64_t next = self->housekeeping_due + (more? 0: CHORUS__TICK_LATE_MS);
+    //  anyway, unless it has more to forget
+    uint64_t next = self->housekeeping_due + (self->housekeeping_more? 0: CHORUS__TICK_LATE_MS);
     for (size_t i = 0; i < sizeof (dues) / sizeof (dues [0]); i++) {
         uint64_t due = dues [i] == CHORUS__DUE_TICK? regular: dues [i];
         if (due < next)
