@@ -155,6 +155,7 @@ main (int argc, char **argv)
         chorus_node_destroy (&node);
         return 2;
     }
+    bool refused = false;       //  a setting the node refused
     for (char *item = (char *) zlist_first (deferred); item;
          item = (char *) zlist_next (deferred)) {
         const char *value = item + 1;
@@ -165,7 +166,14 @@ main (int argc, char **argv)
             case 'h': {
                 int interval = 200, evasive = 600, expired = 1000;
                 sscanf (value, "%d,%d,%d", &interval, &evasive, &expired);
-                chorus_node_set_heartbeat (node, interval, evasive, expired);
+                rc = chorus_node_set_heartbeat (node, interval, evasive, expired);
+                if (rc < 0) {
+                    //  Not run on other times than asked: say why, and stop
+                    fprintf (stderr, "node_helper: --heartbeat=%s (%d,%d,%d): %s: %s\n",
+                             value, interval, evasive, expired, chorus_strerror (rc),
+                             chorus_node_error (node));
+                    refused = true;
+                }
                 break;
             }
             case 'u': chorus_node_subscribe (node, value, s_on_event, NULL); break;
@@ -178,6 +186,11 @@ main (int argc, char **argv)
         free (item);
     }
     zlist_destroy (&deferred);
+    if (refused) {
+        zlist_destroy (&calls);
+        chorus_node_destroy (&node);
+        return 2;
+    }
     rc = chorus_node_start (node);
     if (rc < 0) {
         fprintf (stderr, "node_helper: cannot start: %s: %s\n", chorus_strerror (rc),
