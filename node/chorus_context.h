@@ -55,11 +55,12 @@ typedef struct {
 #define CHORUS__DUE_TICK 0
 //  Work done about once a second (retention, housekeeping, forgetting
 //  idle admission buckets) may run this much early with a tick that comes
-//  for something else, or wait this much longer for one, so that an idle
-//  node wakes once a second for all of it and its probe: a chore asks for
-//  a tick of its own only when it is CHORUS__TICK_LATE_MS late
+//  for something else (the engine ticks on a wake for a message too, once
+//  no tick has come for about a second), or wait this much longer for one,
+//  so that an idle node seldom wakes for chores alone: a chore asks for a
+//  tick of its own only when it is CHORUS__TICK_LATE_MS late
 #define CHORUS__TICK_EARLY_MS 250
-#define CHORUS__TICK_LATE_MS 500
+#define CHORUS__TICK_LATE_MS 1000
 
 //  Sets up a context around a configuration and a store (neither taken)
 void

@@ -1114,7 +1114,12 @@ chorus__engine_actor (zsock_t *pipe, void *args)
         //  should not wait a whole tick more: meeting is the slow part of a
         //  short-lived node's life (s_next_tick ticks sooner while so)
         //  When to wake next, with what this turn set going
-        if (self->router && chorus__mono () >= (next = s_next_tick (self))) {
+        //  A wake for a message also does the chores due within
+        //  CHORUS__TICK_EARLY_MS, if no tick has come for about their
+        //  period: they then seldom need a wake of their own
+        uint64_t now = chorus__mono ();
+        if (self->router && (now >= (next = s_next_tick (self))
+                          || now + CHORUS__TICK_EARLY_MS >= self->last_tick + S_HOUSEKEEPING_MS)) {
             s_tick (self);
             next = s_next_tick (self);
         }
