@@ -293,8 +293,10 @@ CHORUS_EXPORT int
 //  disables it)
 CHORUS_EXPORT int
     chorus_node_set_beacon (chorus_node_t *self, int port);
-//  Liveness (SWIM-style probes, protocol section 6): one peer is probed
-//  every interval_ms; a peer that answers neither our probe nor the
+//  Liveness (SWIM-style probes, protocol section 6): each member we watch
+//  (up to 6, or every member of a mesh of up to 8) must be heard from
+//  every interval_ms times their number, and at most one is probed every
+//  interval_ms; a peer that answers neither our probe nor the
 //  probes we ask others to make is evasive (suspect) evasive_ms after the
 //  probe began, and expired expired_ms after (defaults 1000, 1000, 2000);
 //  each positive and at least the one before. A node that finds itself

@@ -43,8 +43,11 @@
 #define S_DATAGRAMS_OFF_MS 60000    //  that while
 #define S_DATAGRAM_EVERY 10     //  one probe in this many goes over the connection
 #define S_DATAGRAM_BATCH 64     //  datagrams read per wake, at most
-#define S_RINGS 3               //  past it, we probe our successor on each of these
+#define S_RINGS 3               //  past it, we watch our neighbours on each of these
                                 //  rings (section 6.1), and meet only whom we need
+#define S_WATCH S_FULL_MESH     //  members we watch at most (both neighbours on each
+                                //  ring, or every member of a full mesh)
+_Static_assert (2 * S_RINGS <= S_WATCH, "both neighbours on every ring are watched");
 #define S_TOMBSTONES 1024       //  members declared dead we remember at most
 #define S_TOMBSTONE_MS 30000    //  and for this long, so stale news does not revive them
 #define S_GREET_MS 2000         //  a member we greeted that has not answered is probed
@@ -119,13 +122,15 @@ struct _chorus__peers_t {
     int health;                 //  local health, 0 (well) to S_HEALTH_MAX: our probe
                                 //  times are stretched by 1 + health (section 6.1)
     uint64_t incarnation;       //  ours: raised to refute a suspicion of us
-    uint64_t probe_due;         //  when the next member is probed (monotonic)
-    char **order;               //  this round's probe order: instance ids, shuffled
-    size_t order_size;          //  how many (every member in a small mesh, else
-                                //  our successors on the rings)
-    size_t order_next;          //  the next to probe
-    char ring [S_RINGS][33];    //  our successor on each ring, "" if none
-    size_t ring_next;           //  the ring whose successor we probe next
+    uint64_t probe_due;         //  no probe of the schedule starts before this: one a
+                                //  period at most (monotonic)
+    char watch [S_WATCH][33];   //  the members we watch (section 6.1): every member in
+                                //  a small mesh, else our successor and predecessor on
+                                //  each ring
+    size_t watch_size;          //  how many
+    char **order;               //  every member, shuffled: we sample our news from it
+    size_t order_size;          //  how many
+    size_t order_next;          //  where the next sample starts
     bool ring_dirty;            //  members came or went: work the rings out again
     char **links;               //  instance ids of the met peers we have a connection
                                 //  to: news and requests to probe go to them
@@ -555,9 +560,13 @@ s_piggyback (chorus__peers_t *self, chorus_msg_t *msg)
         if (++chosen [i]->sent >= limit)
             zhashx_delete (self->updates, chosen_key [i]);
     }
-    //  A sample of live members from the probe order, which is shuffled
+    //  A sample of live members from the shuffled order, where the last
+    //  sample stopped
+    size_t first = self->order_next;
+    if (self->order_size)
+        self->order_next = (first + S_SAMPLE) % self->order_size;
     for (size_t i = 0; i < self->order_size && added < S_PIGGYBACK; i++) {
-        size_t index = (self->order_next + i * 7 + 1) % self->order_size;
+        size_t index = (first + i) % self->order_size;
         chorus__peer_t *peer = chorus__context_peer (self->context, self->order [index]);
         const char *entry = peer && !peer->evasive? s_sample (self, peer): NULL;
         if (entry) {
@@ -987,7 +996,7 @@ s_probe_step (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
     chorus__timers_set (self->timers, &peer->liveness, next > now? next: now + 1, peer);
 }
 
-//  A new round of probes: every live peer once, in random order
+//  Every member in a new random order, for the samples in our news
 static void
 s_new_round (chorus__peers_t *self)
 {
@@ -1030,8 +1039,24 @@ s_ring_place (int ring, const char *instance)
     return hash;
 }
 
-//  Whether we need to meet a member: in a small mesh every one; else our
-//  successors on the rings (we probe them), every subscriber once our log
+static bool
+s_watched (chorus__peers_t *self, const char *instance)
+{
+    for (size_t i = 0; i < self->watch_size; i++)
+        if (streq (self->watch [i], instance))
+            return true;
+    return false;
+}
+
+static void
+s_watch (chorus__peers_t *self, const char *instance)
+{
+    if (*instance && self->watch_size < S_WATCH && !s_watched (self, instance))
+        snprintf (self->watch [self->watch_size++], sizeof (self->watch [0]), "%s", instance);
+}
+
+//  Whether we need to meet a member: in a small mesh every one; else those
+//  we watch (our neighbours on the rings), every subscriber once our log
 //  has events (we deliver to them), and every member when we observe (we
 //  read every publisher's PUB). Commands meet the instance they go to
 static bool
@@ -1041,10 +1066,7 @@ s_wanted (chorus__peers_t *self, chorus__peer_t *peer)
         return true;
     if (peer->subscriber && self->published)
         return true;
-    for (int ring = 0; ring < S_RINGS; ring++)
-        if (streq (self->ring [ring], peer->instance))
-            return true;
-    return false;
+    return s_watched (self, peer->instance);
 }
 
 //  Meets a member we know only from news, if we need to: our HELLO goes
@@ -1056,27 +1078,39 @@ s_consider (chorus__peers_t *self, chorus__peer_t *peer)
         chorus__peer_greet (peer);
 }
 
-//  Members came or went: our successor on each ring, the members in a new
-//  order, and the members we now need to meet
+//  Members came or went: the members we watch (in a small mesh every one;
+//  else our successor and our predecessor on each ring), the members in a
+//  new order, and the members we now need to meet
 static void
 s_refresh (chorus__peers_t *self)
 {
     self->ring_dirty = false;
+    self->watch_size = 0;
+    if (zhashx_size (self->peers) <= S_FULL_MESH)
+        for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
+             peer = (chorus__peer_t *) zhashx_next (self->peers))
+            s_watch (self, peer->instance);
+    else
     for (int ring = 0; ring < S_RINGS; ring++) {
         uint64_t ours = s_ring_place (ring, self->context->instance);
-        uint64_t nearest = UINT64_MAX;
-        self->ring [ring][0] = 0;
+        uint64_t after = UINT64_MAX, before = UINT64_MAX;
+        const char *successor = "", *predecessor = "";
         for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
              peer = (chorus__peer_t *) zhashx_next (self->peers)) {
-            uint64_t distance = s_ring_place (ring, peer->instance) - ours;
-            if (distance && distance <= nearest) {
-                nearest = distance;
-                snprintf (self->ring [ring], sizeof (self->ring [ring]), "%s", peer->instance);
+            uint64_t place = s_ring_place (ring, peer->instance);
+            if (place - ours && place - ours <= after) {
+                after = place - ours;
+                successor = peer->instance;
+            }
+            if (ours - place && ours - place <= before) {
+                before = ours - place;
+                predecessor = peer->instance;
             }
         }
+        s_watch (self, successor);
+        s_watch (self, predecessor);
     }
-    if (zhashx_size (self->peers) > S_FULL_MESH)
-        s_new_round (self);     //  for the members we sample in our news
+    s_new_round (self);         //  for the members we sample in our news
     //  Over a copy: meeting may change the table
     zlistx_t *instances = zhashx_keys (self->peers);
     for (const char *instance = (const char *) zlistx_first (instances); instance;
@@ -1088,43 +1122,41 @@ s_refresh (chorus__peers_t *self)
     zlistx_destroy (&instances);
 }
 
-//  The period's probe: in a small mesh, the next member of the round; else
-//  our successor on the next ring. Not one we heard from within the period
-//  (a member that spoke to us needs no probe)
+//  The member we watch that is due soonest for the schedule's probe, and
+//  when: each must be heard from once every period times the number we
+//  watch, and any message from it counts, a PING of its own probe of us
+//  included, so that one exchange serves both ends (section 6.1). NULL if
+//  none is due (none watched, or each under a probe already)
+static chorus__peer_t *
+s_watch_next (chorus__peers_t *self, uint64_t *due)
+{
+    uint64_t within = (uint64_t) self->config->heartbeat_ms * self->watch_size;
+    chorus__peer_t *next = NULL;
+    *due = UINT64_MAX;
+    for (size_t i = 0; i < self->watch_size; i++) {
+        chorus__peer_t *peer = chorus__context_peer (self->context, self->watch [i]);
+        if (peer && !peer->probed && peer->last_seen + within < *due) {
+            *due = peer->last_seen + within;
+            next = peer;
+        }
+    }
+    //  One probe a period at most: members met together spread out
+    if (next && *due < self->probe_due)
+        *due = self->probe_due;
+    return next;
+}
+
+//  The schedule's probe: the member we watch that has been silent longest,
+//  once its time is up
 static void
 s_probe_tick (chorus__peers_t *self, uint64_t now)
 {
-    chorus__config_t *config = self->config;
-    if (now < self->probe_due)
+    uint64_t due;
+    chorus__peer_t *peer = s_watch_next (self, &due);
+    if (!peer || now < due)
         return;
-    self->probe_due = now + (uint64_t) config->heartbeat_ms;
-    if (zhashx_size (self->peers) > S_FULL_MESH) {
-        for (int tries = 0; tries < S_RINGS; tries++) {
-            chorus__peer_t *peer = chorus__context_peer (self->context,
-                                                         self->ring [self->ring_next++ % S_RINGS]);
-            if (!peer || peer->probed
-            ||  now - peer->last_seen < (uint64_t) config->heartbeat_ms)
-                continue;
-            s_probe (self, peer, now);
-            return;
-        }
-        return;
-    }
-    for (size_t tries = 0; tries <= self->order_size + 1; tries++) {
-        if (self->order_next >= self->order_size) {
-            s_new_round (self);
-            if (self->order_size == 0)
-                return;
-        }
-        chorus__peer_t *peer = chorus__context_peer (self->context,
-                                                     self->order [self->order_next++]);
-        if (!peer || peer->probed)
-            continue;
-        if (now - peer->last_seen < (uint64_t) config->heartbeat_ms)
-            continue;
-        s_probe (self, peer, now);
-        return;
-    }
+    self->probe_due = now + (uint64_t) self->config->heartbeat_ms;
+    s_probe (self, peer, now);
 }
 
 //  News spreads faster than probes go: while there is news, every gossip
@@ -1454,8 +1486,9 @@ chorus__peers_next_due (chorus__peers_t *self)
     ||  (!self->published && chorus_store_head (self->context->store) > 0))
         return CHORUS__DUE_TICK;
     uint64_t due = chorus__timers_next (self->timers);
-    if (zhashx_size (self->peers))
-        due = s_min (due, self->probe_due);
+    uint64_t watch_due;
+    if (s_watch_next (self, &watch_due))
+        due = s_min (due, watch_due);
     if (zhashx_size (self->updates))
         due = s_min (due, self->gossip_due);
     for (size_t i = 0; i < self->relays_size; i++)
@@ -2536,6 +2569,110 @@ s_test_first_sent (chorus__peers_t *self, chorus__fake_t *fake, const char *endp
     return sent;
 }
 
+//  The schedule of probes (section 6.1): every member watched in a small
+//  mesh, both neighbours on each ring past it; a watched member probed
+//  once silent for a period times the number watched, the longest silent
+//  first, one a period at most; a PING of its own, like any message,
+//  makes a probe of it needless
+static void
+s_test_schedule (void)
+{
+    chorus__fake_t *fake = chorus__fake_new ("orders");
+    chorus__context_t *context = chorus__fake_context (fake);
+    zhashx_t *table = context->peers;
+    s_heard_t heard = {0, 0, 0, 0};
+    chorus__peers_t *self = chorus__peers_new (context, s_test_heard, &heard);
+    chorus__peers_start (self, "inproc://chorus-fake-us", "inproc://chorus-fake-us-pub", NULL);
+    uint64_t period = (uint64_t) context->config->heartbeat_ms;
+
+    //  A small mesh: X and Y, both watched
+    const char *ids [12];
+    char names [12][33];
+    for (int i = 0; i < 12; i++) {
+        snprintf (names [i], sizeof (names [i]), "E00000000000000000000000000001%02X", i);
+        ids [i] = names [i];
+    }
+    for (int i = 0; i < 2; i++) {
+        chorus_msg_t *hello = s_test_hello (fake, ids [i], "billing", 1, "1000");
+        chorus__peers_hello (self, ids [i], hello);
+        chorus_msg_destroy (&hello);
+    }
+    chorus__peer_t *x = chorus__context_peer (context, ids [0]);
+    chorus__peer_t *y = chorus__context_peer (context, ids [1]);
+    CHORUS__CHECK (x && y);
+    uint64_t now = chorus__mono ();
+    chorus__peers_tick (self, now);
+    CHORUS__CHECK (self->watch_size == 2 && s_watched (self, ids [0]) && s_watched (self, ids [1]));
+    CHORUS__CHECK (!x->probed && !y->probed);
+    //  Each must be heard from every 2 periods: X, silent longer, goes first
+    x->last_seen = now;
+    y->last_seen = now + period / 2;
+    self->probe_due = 0;
+    uint64_t due;
+    CHORUS__CHECK (s_watch_next (self, &due) == x && due == now + 2 * period);
+    chorus__peers_tick (self, now + 2 * period - 1);
+    CHORUS__CHECK (!x->probed && !y->probed);
+    chorus__peers_tick (self, now + 2 * period);
+    CHORUS__CHECK (x->probed == now + 2 * period && !y->probed);
+    //  Y's time is up half a period later, but one probe a period at most
+    chorus__peers_tick (self, now + 2 * period + period / 2);
+    CHORUS__CHECK (!y->probed);
+    CHORUS__CHECK (s_watch_next (self, &due) == y && due == now + 3 * period);
+    chorus__peers_tick (self, now + 3 * period);
+    CHORUS__CHECK (y->probed == now + 3 * period);
+    //  Heard from (X's answer, Y's PING of us): no probe until silent again
+    chorus__peers_heard (self, x);
+    chorus__peers_heard (self, y);
+    CHORUS__CHECK (!x->probed && !y->probed);
+    x->last_seen = y->last_seen = now + 3 * period;
+    chorus__peers_tick (self, now + 5 * period - 1);
+    CHORUS__CHECK (!x->probed && !y->probed);
+    chorus__peers_tick (self, now + 5 * period);
+    CHORUS__CHECK (x->probed || y->probed);
+    chorus__peers_heard (self, x);
+    chorus__peers_heard (self, y);
+
+    //  Past a full mesh: our successor and predecessor on each ring, and
+    //  only they are met for the schedule's sake
+    for (int i = 2; i < 12; i++) {
+        chorus_msg_t *hello = s_test_hello (fake, ids [i], "billing", 1, "1000");
+        chorus__peers_hello (self, ids [i], hello);
+        chorus_msg_destroy (&hello);
+    }
+    CHORUS__CHECK (zhashx_size (context->peers) == 12);
+    chorus__peers_tick (self, chorus__mono ());
+    CHORUS__CHECK (self->watch_size >= 2 && self->watch_size <= 2 * S_RINGS);
+    size_t expected = 0;
+    for (int i = 0; i < 12; i++) {
+        bool neighbour = false;
+        for (int ring = 0; ring < S_RINGS; ring++) {
+            uint64_t ours = s_ring_place (ring, context->instance);
+            uint64_t place = s_ring_place (ring, ids [i]);
+            bool successor = true, predecessor = true;
+            for (int j = 0; j < 12; j++) {
+                uint64_t other = s_ring_place (ring, ids [j]);
+                if (j != i && other - ours < place - ours)
+                    successor = false;
+                if (j != i && ours - other < ours - place)
+                    predecessor = false;
+            }
+            neighbour = neighbour || successor || predecessor;
+        }
+        chorus__peer_t *peer = chorus__context_peer (context, ids [i]);
+        CHORUS__CHECK (peer && s_watched (self, ids [i]) == neighbour);
+        CHORUS__CHECK (s_wanted (self, peer) == neighbour);
+        expected += neighbour;
+    }
+    CHORUS__CHECK (self->watch_size == expected);
+
+    chorus__peers_destroy (&self);
+    context->peers = table;
+    chorus_msg_t *work = NULL;
+    while (chorus__fake_handed (fake, &work, NULL, 0))
+        chorus_msg_destroy (&work);
+    chorus__fake_destroy (&fake);
+}
+
 void
 chorus__peers_test (bool verbose)
 {
@@ -2820,6 +2957,7 @@ chorus__peers_test (bool verbose)
     while (chorus__fake_handed (fake, &work, NULL, 0))
         chorus_msg_destroy (&work);
     chorus__fake_destroy (&fake);
+    s_test_schedule ();
     if (verbose)
         printf ("OK\n");
 }

@@ -5,7 +5,7 @@
 #   "payments" that handles charge, eight idle ones) know one another; then
 #   a twelfth, "orders", joins, publishes 50 events and calls payments. It
 #   learns all eleven from the hub's list, yet meets only those it needs:
-#   its successors on the rings, the subscriber it delivers to, the service
+#   its neighbours on the rings, the subscriber it delivers to, the service
 #   it calls. Every event reaches billing exactly once, the call is
 #   answered, and a member orders never met, killed with -9, is known dead
 #   by every node, orders included, from news alone. Last, a subscriber
