@@ -1695,12 +1695,24 @@ s_report (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state
 }
 
 //  Forgets a peer: its work moves elsewhere and the application is told
+static void s_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state,
+                      bool word);
+
 void
 chorus__peers_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state)
 {
     chorus__context_log (self->context, "peer %s/%.8s %s", peer->service, peer->instance,
                          state == CHORUS_PEER_LEFT? "left": "expired");
-    if (state == CHORUS_PEER_LEFT) {
+    s_remove (self, peer, state, true);
+}
+
+//  Forgets a peer. On our word (it left, or expired here) its death is
+//  remembered, and, if it left, news of it goes out; a member known from
+//  news alone that we forget to make room says nothing of it, so neither
+static void
+s_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state, bool word)
+{
+    if (word && state == CHORUS_PEER_LEFT) {
         //  It said goodbye to those it had a connection to; the members
         //  that know it from news alone learn it from ours (a member that
         //  met it probes it and finds it gone)
@@ -1714,7 +1726,8 @@ chorus__peers_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_s
     zhashx_delete (self->greeting, peer->instance);
     zhashx_delete (self->newcomers, peer->instance);
     s_unlink (self, peer->instance);
-    s_bury (self, peer->instance, peer->incarnation);
+    if (word)
+        s_bury (self, peer->instance, peer->incarnation);
     self->ring_dirty = true;
     //  News that it is alive would lead others to an endpoint that may be
     //  another node's by now
@@ -1811,24 +1824,52 @@ s_admit_address (chorus__peers_t *self, const char *address)
     return true;
 }
 
+//  A member known from news alone that we may forget to make room for a
+//  node that greets us: not met, no connection, no work, not one we
+//  watch. NULL if there is none
+static chorus__peer_t *
+s_hearsay (chorus__peers_t *self, const char *instance)
+{
+    for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
+         peer = (chorus__peer_t *) zhashx_next (self->peers))
+        if (!peer->met && !peer->dealer && !peer->commands && !streq (peer->instance, instance)
+        &&  !s_watched (self, peer->instance))
+            return peer;
+    return NULL;
+}
+
 //  May a new peer, whose HELLO came from this address, join? Says why not.
+//  At our bound on peers, a node that greets us takes the place of a
+//  member known from news alone (section 4.5): what we hear first hand
+//  comes before hearsay, so that news, true or forged, cannot fill our
+//  table against the nodes that greet us
 static bool
 s_admit (chorus__peers_t *self, const char *instance, chorus_msg_t *hello, bool dialled)
 {
     const char *address = chorus_msg_peer_address (hello);
     const char *why = NULL;
+    chorus__peer_t *hearsay = NULL;
     //  A member known from news holds its place in the table already
     size_t others = zhashx_size (self->peers)
                   - (chorus__context_peer (self->context, instance)? 1: 0);
-    if (others >= (size_t) self->config->max_peers)
+    if (others >= (size_t) self->config->max_peers
+    &&  !(hearsay = s_hearsay (self, instance)))
         why = "the node has its maximum of peers";
     else
     if (!dialled && !s_admit_address (self, address))
         //  Only for HELLOs we did not ask for: one that answers a connection
         //  we opened is bounded by our own bound on pending connections
         why = "too many new peers from that address";
-    if (!why)
+    if (!why) {
+        if (hearsay) {
+            chorus__context_log (self->context, "member %s/%.8s, known from news alone, "
+                                 "forgotten to make room for %s/%.8s, which greets us",
+                                 hearsay->service, hearsay->instance,
+                                 chorus_msg_service (hello), instance);
+            s_remove (self, hearsay, CHORUS_PEER_EXPIRED, false);
+        }
         return true;
+    }
     self->context->counters [C_REFUSED]++;
     chorus__context_warn (self->context, W_REFUSED, "refused peer %s/%.8s at %s (from %s): %s",
                           chorus_msg_service (hello), instance, chorus_msg_endpoint (hello),
@@ -2664,6 +2705,39 @@ s_test_schedule (void)
         expected += neighbour;
     }
     CHORUS__CHECK (self->watch_size == expected);
+
+    //  At our bound on peers, a node that greets us takes the place of a
+    //  member known from news alone, which is forgotten without a word:
+    //  no tombstone, no news of its death
+    char heard_of [20][33];
+    for (int i = 0; i < 20; i++) {
+        snprintf (heard_of [i], sizeof (heard_of [i]), "E00000000000000000000000000002%02X", i);
+        char news [300];
+        snprintf (news, sizeof (news), "alive 5 %s %s billing -", heard_of [i],
+                  chorus__fake_endpoint (fake, heard_of [i]));
+        s_absorb_entry (self, news, chorus__mono ());
+    }
+    chorus__peers_tick (self, chorus__mono ());
+    size_t full = zhashx_size (context->peers);
+    CHORUS__CHECK (full == 32);
+    context->config->max_peers = (int) full;
+    const char *greeter = "E0000000000000000000000000000300";
+    chorus_msg_t *hello = s_test_hello (fake, greeter, "billing", 1, "1000");
+    chorus__peers_hello (self, greeter, hello);
+    chorus_msg_destroy (&hello);
+    CHORUS__CHECK (chorus__context_peer (context, greeter) && zhashx_size (context->peers) == full);
+    int forgotten = 0;
+    for (int i = 0; i < 20; i++)
+        if (!chorus__context_peer (context, heard_of [i])) {
+            forgotten++;
+            CHORUS__CHECK (!zhashx_lookup (self->tombstones, heard_of [i]));
+            s_update_t *update = (s_update_t *) zhashx_lookup (self->updates, heard_of [i]);
+            CHORUS__CHECK (!update || strncmp (update->entry, "dead ", 5) != 0);
+        }
+    CHORUS__CHECK (forgotten == 1);
+    for (int i = 0; i < 12; i++)
+        CHORUS__CHECK (chorus__context_peer (context, ids [i]));
+    context->config->max_peers = 400;
 
     chorus__peers_destroy (&self);
     context->peers = table;
