@@ -106,8 +106,9 @@ main (int argc, char **argv)
         {"cert", required_argument, 0, 'C'}, {"trust", required_argument, 0, 'T'},
         {"payload", required_argument, 0, 'P'}, {"call", required_argument, 0, 'K'},
         {"topics", required_argument, 0, 'o'}, {"slow-events", required_argument, 0, 'x'},
-        {"max-peers", required_argument, 0, 'M'},
+        {"max-peers", required_argument, 0, 'M'}, {"peer-rate", required_argument, 0, 'R'},
         {0, 0, 0, 0}};
+    int max_peers = 0, peer_rate = 0;           //  --max-peers, --peer-rate (0: default)
     chorus_node_t *node = NULL;
     const char *service = "helper", *topic = "test.event";
     const char *cert = NULL, *trust = NULL;     //  --cert, --trust: a secure node
@@ -134,6 +135,8 @@ main (int argc, char **argv)
             case 'T': trust = optarg; break;
             case 'P': fill = optarg; break;
             case 'K': zlist_append (calls, optarg); break;
+            case 'M': max_peers = atoi (optarg); break;
+            case 'R': peer_rate = atoi (optarg); break;
             case '?': return 2;
             default: {
                 char *item = zsys_sprintf ("%c%s", option, optarg? optarg: "");
@@ -181,11 +184,17 @@ main (int argc, char **argv)
             case 'c': chorus_node_handle (node, value, s_on_command, NULL); break;
             case 'a': chorus_node_set_credit (node, 1000, atoi (value)); break;
             case 'v': chorus_node_set_verbose (node, true); break;
-            case 'M': chorus_node_set_peer_limits (node, atoi (value), 64, 20); break;
         }
         free (item);
     }
     zlist_destroy (&deferred);
+    if ((max_peers || peer_rate)
+    &&  (rc = chorus_node_set_peer_limits (node, max_peers? max_peers: 400, 64,
+                                           peer_rate? peer_rate: 20)) < 0) {
+        fprintf (stderr, "node_helper: --max-peers=%d --peer-rate=%d: %s: %s\n", max_peers,
+                 peer_rate, chorus_strerror (rc), chorus_node_error (node));
+        refused = true;
+    }
     if (refused) {
         zlist_destroy (&calls);
         chorus_node_destroy (&node);
