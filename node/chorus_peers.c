@@ -790,8 +790,9 @@ s_absorb (chorus__peers_t *self, chorus_msg_t *msg)
 }
 
 //  --------------------------------------------------------------------------
-//  Probes (protocol section 6.1): one member per period, in a shuffled
-//  round, and any member we have reason to doubt at once. A probe
+//  Probes (protocol section 6.1): a member we watch once we have not heard
+//  from it for a while (s_probe_tick), and any member we have reason to
+//  doubt at once. A probe
 //  unanswered after half a period asks S_HELPERS others to probe for us;
 //  unanswered for the evasive time, the member is suspect; for the expired
 //  time, it is dead here.
@@ -891,7 +892,7 @@ s_datagram_missed (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
     }
 }
 
-//  Starts a probe of a peer, unless one is under way: the period's probe,
+//  Starts a probe of a peer, unless one is under way: the schedule's probe,
 //  or a reason to doubt it (its connection closed, another says it is
 //  suspect or dead)
 static void
@@ -998,7 +999,7 @@ s_probe_step (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
 
 //  Every member in a new random order, for the samples in our news
 static void
-s_new_round (chorus__peers_t *self)
+s_shuffle (chorus__peers_t *self)
 {
     for (size_t i = 0; i < self->order_size; i++)
         free (self->order [i]);
@@ -1110,7 +1111,7 @@ s_refresh (chorus__peers_t *self)
         s_watch (self, successor);
         s_watch (self, predecessor);
     }
-    s_new_round (self);         //  for the members we sample in our news
+    s_shuffle (self);         //  for the members we sample in our news
     //  Over a copy: meeting may change the table
     zlistx_t *instances = zhashx_keys (self->peers);
     for (const char *instance = (const char *) zlistx_first (instances); instance;

@@ -88,7 +88,7 @@ void
 //  whose key is no longer trusted, or not for their service, are cut off
 void
     chorus__peers_trust_changed (chorus__peers_t *self);
-//  The period's probe and the steps of probes under way, seed probes,
+//  The schedule's probe and the steps of probes under way, seed probes,
 //  stale connections, and our HELLO to every peer when what we announce
 //  (our subscriptions) has changed
 void

@@ -107,6 +107,7 @@ main (int argc, char **argv)
         {"payload", required_argument, 0, 'P'}, {"call", required_argument, 0, 'K'},
         {"topics", required_argument, 0, 'o'}, {"slow-events", required_argument, 0, 'x'},
         {"max-peers", required_argument, 0, 'M'}, {"peer-rate", required_argument, 0, 'R'},
+        {"observe", required_argument, 0, 'O'},
         {0, 0, 0, 0}};
     int max_peers = 0, peer_rate = 0;           //  --max-peers, --peer-rate (0: default)
     chorus_node_t *node = NULL;
@@ -180,6 +181,7 @@ main (int argc, char **argv)
                 break;
             }
             case 'u': chorus_node_subscribe (node, value, s_on_event, NULL); break;
+            case 'O': chorus_node_observe (node, value, false, s_on_event, NULL); break;
             case 'E': chorus_node_set_start_earliest (node, true); break;
             case 'c': chorus_node_handle (node, value, s_on_command, NULL); break;
             case 'a': chorus_node_set_credit (node, 1000, atoi (value)); break;

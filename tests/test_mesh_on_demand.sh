@@ -116,9 +116,12 @@ ok $? "ledger, killed after $before events and restarted at once, got all 60: $(
 
 #   A member that refuses our greeting (it has its maximum of peers) is
 #   probed and greeted again, less often each time: once a member leaves
-#   and it has room, it meets us, and the call waiting for it is answered
+#   and it has room, it meets us, and the call waiting for it is answered.
+#   Narrow observes, so it meets every member first hand: none is a member
+#   it knows from news alone, which a node greeting it would replace
+#   (protocol section 4.5, tests/peer/test_node_prefers_greeters.py)
 others=$((alive + 1))   #   every member but narrow
-start narrow --handle=audit --max-peers=$others --log="$tmp/narrow.log"
+start narrow --handle=audit --observe=audit. --max-peers=$others --log="$tmp/narrow.log"
 narrow_full () {
     count=0
     for other in $members ledger invoicer; do
