@@ -124,9 +124,10 @@ struct _chorus__peers_t {
     uint64_t incarnation;       //  ours: raised to refute a suspicion of us
     uint64_t probe_due;         //  no probe of the schedule starts before this: one a
                                 //  period at most (monotonic)
-    char watch [S_WATCH][33];   //  the members we watch (section 6.1): every member in
-                                //  a small mesh, else our successor and predecessor on
-                                //  each ring
+    chorus__peer_t *watch [S_WATCH];    //  the members we watch (section 6.1): every
+                                //  member in a small mesh, else our successor and
+                                //  predecessor on each ring (not owned: a peer leaves
+                                //  it when forgotten)
     size_t watch_size;          //  how many
     char **order;               //  every member, shuffled: we sample our news from it
     size_t order_size;          //  how many
@@ -1041,19 +1042,19 @@ s_ring_place (int ring, const char *instance)
 }
 
 static bool
-s_watched (chorus__peers_t *self, const char *instance)
+s_watched (chorus__peers_t *self, chorus__peer_t *peer)
 {
     for (size_t i = 0; i < self->watch_size; i++)
-        if (streq (self->watch [i], instance))
+        if (self->watch [i] == peer)
             return true;
     return false;
 }
 
 static void
-s_watch (chorus__peers_t *self, const char *instance)
+s_watch (chorus__peers_t *self, chorus__peer_t *peer)
 {
-    if (*instance && self->watch_size < S_WATCH && !s_watched (self, instance))
-        snprintf (self->watch [self->watch_size++], sizeof (self->watch [0]), "%s", instance);
+    if (peer && self->watch_size < S_WATCH && !s_watched (self, peer))
+        self->watch [self->watch_size++] = peer;
 }
 
 //  Whether we need to meet a member: in a small mesh every one; else those
@@ -1067,7 +1068,7 @@ s_wanted (chorus__peers_t *self, chorus__peer_t *peer)
         return true;
     if (peer->subscriber && self->published)
         return true;
-    return s_watched (self, peer->instance);
+    return s_watched (self, peer);
 }
 
 //  Meets a member we know only from news, if we need to: our HELLO goes
@@ -1090,22 +1091,22 @@ s_refresh (chorus__peers_t *self)
     if (zhashx_size (self->peers) <= S_FULL_MESH)
         for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
              peer = (chorus__peer_t *) zhashx_next (self->peers))
-            s_watch (self, peer->instance);
+            s_watch (self, peer);
     else
     for (int ring = 0; ring < S_RINGS; ring++) {
         uint64_t ours = s_ring_place (ring, self->context->instance);
         uint64_t after = UINT64_MAX, before = UINT64_MAX;
-        const char *successor = "", *predecessor = "";
+        chorus__peer_t *successor = NULL, *predecessor = NULL;
         for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
              peer = (chorus__peer_t *) zhashx_next (self->peers)) {
             uint64_t place = s_ring_place (ring, peer->instance);
             if (place - ours && place - ours <= after) {
                 after = place - ours;
-                successor = peer->instance;
+                successor = peer;
             }
             if (ours - place && ours - place <= before) {
                 before = ours - place;
-                predecessor = peer->instance;
+                predecessor = peer;
             }
         }
         s_watch (self, successor);
@@ -1135,8 +1136,8 @@ s_watch_next (chorus__peers_t *self, uint64_t *due)
     chorus__peer_t *next = NULL;
     *due = UINT64_MAX;
     for (size_t i = 0; i < self->watch_size; i++) {
-        chorus__peer_t *peer = chorus__context_peer (self->context, self->watch [i]);
-        if (peer && !peer->probed && peer->last_seen + within < *due) {
+        chorus__peer_t *peer = self->watch [i];
+        if (!peer->probed && peer->last_seen + within < *due) {
             *due = peer->last_seen + within;
             next = peer;
         }
@@ -1695,21 +1696,10 @@ s_report (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state
     free (subs);
 }
 
-//  Forgets a peer: its work moves elsewhere and the application is told
-static void s_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state,
-                      bool word);
-
-void
-chorus__peers_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state)
-{
-    chorus__context_log (self->context, "peer %s/%.8s %s", peer->service, peer->instance,
-                         state == CHORUS_PEER_LEFT? "left": "expired");
-    s_remove (self, peer, state, true);
-}
-
-//  Forgets a peer. On our word (it left, or expired here) its death is
-//  remembered, and, if it left, news of it goes out; a member known from
-//  news alone that we forget to make room says nothing of it, so neither
+//  Forgets a peer: its work moves elsewhere and the application is told.
+//  On our word (it left, or expired here) its death is remembered, and, if
+//  it left, news of it goes out; a member known from news alone that we
+//  forget to make room says nothing of it, so neither
 static void
 s_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state, bool word)
 {
@@ -1721,6 +1711,11 @@ s_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state
         self->gossip_due = chorus__mono ();
     }
     zhashx_delete (self->peers, peer->instance);   //  out of the table before reassigning
+    for (size_t i = 0; i < self->watch_size; i++)
+        if (self->watch [i] == peer) {
+            self->watch [i] = self->watch [--self->watch_size];
+            break;
+        }
     if (zhashx_lookup (self->endpoints, peer->endpoint) == peer)
         zhashx_delete (self->endpoints, peer->endpoint);
     zhashx_delete (self->waiting, peer->instance);
@@ -1741,6 +1736,14 @@ s_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state
     self->fn (peer, CHORUS__PEER_GONE, self->fn_arg);
     s_report (self, peer, state);
     chorus__peer_destroy (&peer);
+}
+
+void
+chorus__peers_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state)
+{
+    chorus__context_log (self->context, "peer %s/%.8s %s", peer->service, peer->instance,
+                         state == CHORUS_PEER_LEFT? "left": "expired");
+    s_remove (self, peer, state, true);
 }
 
 //  Whether the sender of a HELLO reads member entries in our list
@@ -1834,7 +1837,7 @@ s_hearsay (chorus__peers_t *self, const char *instance)
     for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
          peer = (chorus__peer_t *) zhashx_next (self->peers))
         if (!peer->met && !peer->dealer && !peer->commands && !streq (peer->instance, instance)
-        &&  !s_watched (self, peer->instance))
+        &&  !s_watched (self, peer))
             return peer;
     return NULL;
 }
@@ -2644,7 +2647,7 @@ s_test_schedule (void)
     CHORUS__CHECK (x && y);
     uint64_t now = chorus__mono ();
     chorus__peers_tick (self, now);
-    CHORUS__CHECK (self->watch_size == 2 && s_watched (self, ids [0]) && s_watched (self, ids [1]));
+    CHORUS__CHECK (self->watch_size == 2 && s_watched (self, x) && s_watched (self, y));
     CHORUS__CHECK (!x->probed && !y->probed);
     //  Each must be heard from every 2 periods: X, silent longer, goes first
     x->last_seen = now;
@@ -2701,7 +2704,7 @@ s_test_schedule (void)
             neighbour = neighbour || successor || predecessor;
         }
         chorus__peer_t *peer = chorus__context_peer (context, ids [i]);
-        CHORUS__CHECK (peer && s_watched (self, ids [i]) == neighbour);
+        CHORUS__CHECK (peer && s_watched (self, peer) == neighbour);
         CHORUS__CHECK (s_wanted (self, peer) == neighbour);
         expected += neighbour;
     }
