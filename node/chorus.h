@@ -354,6 +354,14 @@ CHORUS_EXPORT int
 CHORUS_EXPORT int
     chorus_node_set_peer_limits (chorus_node_t *self, int max_peers, int max_pending,
                                  int new_per_second);
+//  Closes the connection to a peer once it has carried nothing either way
+//  for idle_ms (default 30000; 0: never) and the node needs it no more:
+//  the peer is not one it watches (section 6.1), and no command waits on
+//  it. The peer stays met, and the connection opens again, HELLO first,
+//  when the node has something to send there (protocol section 5.2). A
+//  mesh of up to 8 members keeps every connection
+CHORUS_EXPORT int
+    chorus_node_set_idle_close (chorus_node_t *self, int idle_ms);
 //  Log what the node does (at CHORUS_LOG_DEBUG: to stderr, or the log
 //  handler); never fails, also after start
 CHORUS_EXPORT int
@@ -641,7 +649,8 @@ CHORUS_EXPORT int
 //  "revoked" (peers cut off when their key left the trust directory);
 //  "hellos" (HELLO messages received); "stalls" (times the node found it
 //  had handled its timers 200 ms or more late: protocol section 6.1);
-//  "datagrams" (probes and their answers sent by UDP: section 6.1.1).
+//  "datagrams" (probes and their answers sent by UDP: section 6.1.1);
+//  "idle_closes" (connections to peers closed unused: section 5.2).
 //  Returns 0 for an unknown name.
 CHORUS_EXPORT uint64_t
     chorus_node_counter (chorus_node_t *self, const char *name);

@@ -12,6 +12,7 @@ const char *chorus__counter_names [C_COUNTERS] = {
     "truncated", "observed", "expired_commands", "fetched", "forged", "refused",
     "errors_sent", "errors_received", "connections_refused", "forbidden", "unauthorised",
     "handshakes_failed", "revoked", "hellos", "stalls", "datagrams",
+    "idle_closes",
 };
 
 #define S_WARN_MS 10000         //  one warning of a kind at most this often

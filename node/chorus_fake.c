@@ -36,6 +36,7 @@ chorus__fake_new (const char *service)
     config->max_peers = 400;
     config->max_pending = 64;
     config->peer_rate = 20;
+    config->idle_close_ms = 30000;
     config->work_endpoint = zsys_sprintf ("inproc://chorus-fake-work-%p", (void *) self);
 
     const char *tmp = getenv ("TMPDIR");

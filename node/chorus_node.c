@@ -165,6 +165,7 @@ chorus_node_new (const char *service)
     config->max_peers = 400;
     config->max_pending = 64;
     config->peer_rate = 20;
+    config->idle_close_ms = 30000;
     //  Named by a count, not by where the node lives: a node made where
     //  one was just destroyed may not bind that one's name until the
     //  context has let go of it
@@ -537,6 +538,17 @@ chorus_node_set_peer_limits (chorus_node_t *self, int max_peers, int max_pending
     self->config.max_peers = max_peers;
     self->config.max_pending = max_pending;
     self->config.peer_rate = new_per_second;
+    return 0;
+}
+
+int
+chorus_node_set_idle_close (chorus_node_t *self, int idle_ms)
+{
+    S_BEFORE_START (self);
+    if (idle_ms < 0)
+        return s_failf (self, CHORUS_EINVAL, "idle close %d ms must be 0 (never) or positive",
+                        idle_ms);
+    self->config.idle_close_ms = idle_ms;
     return 0;
 }
 

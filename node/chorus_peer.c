@@ -19,6 +19,7 @@ chorus__peer_new (const char *instance, const char *service, const char *endpoin
     self->dealer = dealer;
     self->key = key? strdup (key): NULL;
     self->last_seen = chorus__mono ();
+    self->last_sent = self->last_seen;
     return self;
 }
 
@@ -75,7 +76,10 @@ chorus__peer_send (chorus__peer_t *self, chorus_msg_t *msg)
 {
     if (!self || chorus__peer_greet (self) || !self->dealer)
         return -1;      //  nothing goes to a peer before our HELLO
-    return chorus_msg_send (msg, self->dealer);
+    int rc = chorus_msg_send (msg, self->dealer);
+    if (rc == 0)
+        self->last_sent = chorus__mono ();
+    return rc;
 }
 
 int
@@ -85,7 +89,10 @@ chorus__peer_send_encoded (chorus__peer_t *self, chorus_msg_t *msg, zframe_t **f
         zframe_destroy (frame_p);
         return -1;
     }
-    return chorus_msg_send_encoded (msg, frame_p, self->dealer);
+    int rc = chorus_msg_send_encoded (msg, frame_p, self->dealer);
+    if (rc == 0)
+        self->last_sent = chorus__mono ();
+    return rc;
 }
 
 void
@@ -96,6 +103,7 @@ chorus__peer_flush_backlog (chorus__peer_t *self)
        &&  chorus__peer_greet (self) == 0
        &&  zframe_send (&frame, self->dealer, ZFRAME_REUSE | ZFRAME_DONTWAIT) == 0) {
         self->backlog_bytes -= zframe_size (frame);
+        self->last_sent = chorus__mono ();
         zlistx_detach_cur (self->backlog);
         zframe_destroy (&frame);
     }

@@ -47,6 +47,11 @@ struct _chorus__peer_t {
     uint64_t started;           //  its start time (HELLO header chorus.started)
     uint64_t head;              //  its latest published seq
     uint64_t last_seen;         //  when we last heard from it (monotonic ms)
+    uint64_t last_sent;         //  when we last sent to it (monotonic ms)
+    chorus__timer_t idle;       //  when our connection may have gone unused long
+                                //  enough to close (its owner's heap; section 5.2)
+    bool closed_idle;           //  we closed that connection unused: the HELLO that
+                                //  opens it again says so, and lists nothing
     uint64_t incarnation;       //  its incarnation, as last heard (protocol section 6)
     uint64_t probed;            //  when our probe of it that is not answered yet
                                 //  began (monotonic ms), 0 if none

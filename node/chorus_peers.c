@@ -118,6 +118,8 @@ struct _chorus__peers_t {
     zhashx_t *greeting;         //  instance -> chorus__peer_t (not owned): members
                                 //  we greeted that have not answered yet
     chorus__timers_t *timers;   //  the next step of each probe under way
+    chorus__timers_t *idle;     //  when each connection to a met peer may have gone
+                                //  unused long enough to close (section 5.2)
     size_t evasive;             //  how many peers are evasive (suspect)
     int health;                 //  local health, 0 (well) to S_HEALTH_MAX: our probe
                                 //  times are stretched by 1 + health (section 6.1)
@@ -334,8 +336,24 @@ s_send_hello_to (chorus__peers_t *self, chorus__peer_t *peer, const char *answer
 {
     chorus_msg_t *hello = s_hello (self, answers, list, peer->entries, 0);
     int rc = chorus_msg_send (hello, peer->dealer);
+    if (rc == 0)
+        peer->last_sent = chorus__mono ();
     chorus_msg_destroy (&hello);
     return rc;
+}
+
+//  Our connection to a met peer may go unused long enough to close: its
+//  timer is due then, and looks again (section 5.2). Setting it is lazy:
+//  traffic does not move it, the visit does
+static void
+s_idle_arm (chorus__peers_t *self, chorus__peer_t *peer)
+{
+    if (self->config->idle_close_ms > 0 && peer->met && peer->dealer
+    &&  !chorus__timers_pending (&peer->idle)) {
+        uint64_t last = peer->last_seen > peer->last_sent? peer->last_seen: peer->last_sent;
+        chorus__timers_set (self->idle, &peer->idle,
+                            last + (uint64_t) self->config->idle_close_ms, peer);
+    }
 }
 
 //  The peer's greeter: our first HELLO, once the connection is up, still
@@ -346,17 +364,24 @@ s_greet (chorus__peer_t *peer, void *arg)
 {
     chorus__peers_t *self = (chorus__peers_t *) arg;
     if (!peer->dealer) {
-        //  A member known from news, which we now need: connections are
-        //  opened on demand (section 5)
+        //  A member known from news, which we now need, or a peer whose
+        //  connection we closed unused: connections are opened on demand
+        //  (section 5)
         peer->dealer = s_dealer_new (self, peer->endpoint, peer->key);
         if (!peer->dealer)
             return -1;
-        chorus__context_log (self->context, "connecting to %s/%.8s at %s", peer->service,
-                             peer->instance, peer->endpoint);
+        chorus__context_log (self->context, "connecting to %s/%.8s at %s%s", peer->service,
+                             peer->instance, peer->endpoint, peer->closed_idle? " again": "");
+        s_idle_arm (self, peer);
     }
-    //  We know the membership of a member we dial on news: no list
+    //  We know the membership of a member we dial on news: no list. A peer
+    //  we met, whose connection we open again, knows us: our HELLO answers
+    //  one of its own, so that it does not answer, and lists nothing
+    //  (section 5.2)
     int rc = s_send_hello_to (self, peer, peer->answers [0]? peer->answers: NULL,
-                              peer->met && !peer->listless);
+                              peer->met && !peer->listless && !peer->closed_idle);
+    if (rc == 0)
+        peer->closed_idle = false;
     if (rc) {
         self->connecting = true;    //  what waits for it goes at the next tick
         zhashx_update (self->waiting, peer->instance, peer);
@@ -866,7 +891,9 @@ s_send_probe_message (chorus__peers_t *self, chorus__peer_t *peer, int type,
                                        peer->instance, zframe_data (body),
                                        zframe_size (body)) == 0;
     if (sent) {
+        //  Traffic between us all the same: the peer hears from us
         self->context->counters [C_DATAGRAMS]++;
+        peer->last_sent = chorus__mono ();
         zframe_destroy (&body);
     }
     else
@@ -1252,12 +1279,81 @@ chorus__peers_probe_msg (chorus__peers_t *self, chorus__peer_t *peer, chorus_msg
     s_absorb (self, msg);
 }
 
+//  Whether the closing of a peer's connection into our inbox is a reason to
+//  doubt it. A peer closes a connection it has not used for the idle time
+//  (section 5.2), and we do not doubt it for that if we do not need it
+//  either: we do not watch it, no command of ours waits on it, and nothing
+//  went either way for half that time (it used the connection no later)
+static bool
+s_doubtful (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
+{
+    uint64_t idle_ms = (uint64_t) self->config->idle_close_ms;
+    uint64_t last = peer->last_seen > peer->last_sent? peer->last_seen: peer->last_sent;
+    return idle_ms == 0 || !peer->met || peer->commands || s_watched (self, peer)
+        || now < last + idle_ms / 2;
+}
+
 void
 chorus__peers_doubt (chorus__peers_t *self, const char *instance)
 {
     chorus__peer_t *peer = chorus__context_peer (self->context, instance);
-    if (peer)
-        s_probe (self, peer, chorus__mono ());     //  unless one is under way
+    uint64_t now = chorus__mono ();
+    if (!peer)
+        return;
+    if (s_doubtful (self, peer, now)) {
+        chorus__context_log (self->context, "%s/%.8s closed its connection to us: probing it",
+                             peer->service, peer->instance);
+        s_probe (self, peer, now);     //  unless one is under way
+    }
+    else
+        chorus__context_log (self->context, "%s/%.8s closed its connection to us, unused: "
+                             "no doubt", peer->service, peer->instance);
+}
+
+//  Whether we may close our connection to a peer: we do not watch it, and
+//  nothing of ours waits on it (a command, a probe, a greeting, answers)
+static bool
+s_idle_closable (chorus__peers_t *self, chorus__peer_t *peer)
+{
+    if (!peer->met || !peer->hello_sent || peer->commands || peer->probed || peer->greeted
+    ||  chorus__peer_backlog (peer) || s_watched (self, peer)
+    ||  zhashx_lookup (self->waiting, peer->instance)
+    ||  zhashx_lookup (self->newcomers, peer->instance))
+        return false;
+    for (size_t i = 0; i < self->relays_size; i++)
+        if (streq (self->relays [i].target, peer->instance)
+        ||  streq (self->relays [i].requester, peer->instance))
+            return false;
+    return true;
+}
+
+//  Connections whose idle timer is due: closed if unused for the idle time
+//  and not needed, else looked at again when they may be (section 5.2)
+static void
+s_idle_tick (chorus__peers_t *self, uint64_t now)
+{
+    uint64_t idle_ms = (uint64_t) self->config->idle_close_ms;
+    chorus__timer_t *timer;
+    while ((timer = chorus__timers_pop (self->idle, now))) {
+        chorus__peer_t *peer = (chorus__peer_t *) timer->arg;
+        if (!peer->dealer || idle_ms == 0)
+            continue;       //  armed again when it opens
+        uint64_t last = peer->last_seen > peer->last_sent? peer->last_seen: peer->last_sent;
+        if (now < last + idle_ms) {
+            chorus__timers_set (self->idle, &peer->idle, last + idle_ms, peer);
+            continue;
+        }
+        if (!s_idle_closable (self, peer)) {
+            chorus__timers_set (self->idle, &peer->idle, now + idle_ms, peer);
+            continue;
+        }
+        chorus__context_log (self->context, "closing our connection to %s/%.8s: unused for "
+                             "%" PRIu64 " ms", peer->service, peer->instance, now - last);
+        chorus__socket_destroy (&peer->dealer);
+        peer->hello_sent = false;
+        peer->closed_idle = true;
+        self->context->counters [C_IDLE_CLOSES]++;
+    }
 }
 
 void
@@ -1371,6 +1467,7 @@ chorus__peers_new (chorus__context_t *context, chorus__peers_fn *fn, void *arg)
     self->waiting = zhashx_new ();
     self->greeting = zhashx_new ();
     self->timers = chorus__timers_new ();
+    self->idle = chorus__timers_new ();
     self->pending = zhashx_new ();
     self->seeds = zhashx_new ();
     self->admission = zhashx_new ();
@@ -1400,6 +1497,7 @@ chorus__peers_destroy (chorus__peers_t **self_p)
     if (!self)
         return;
     chorus__timers_destroy (&self->timers);     //  before the peers that hold them
+    chorus__timers_destroy (&self->idle);
     if (self->datagrams >= 0)
         close (self->datagrams);
     for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
@@ -1470,6 +1568,7 @@ chorus__peers_heard (chorus__peers_t *self, chorus__peer_t *peer)
     peer->last_seen = chorus__mono ();
     if (peer->probed)
         s_answered (self, peer);
+    s_idle_arm (self, peer);
     if (self->relays_size)
         s_relays_heard (self, peer);
 }
@@ -1500,6 +1599,9 @@ chorus__peers_next_due (chorus__peers_t *self)
         due = s_min (due, peer->greeted + s_greet_wait (peer));
     if (zhashx_size (self->admission))     //  a chore, that waits for a tick a little
         due = s_min (due, self->admission_due + CHORUS__TICK_LATE_MS);
+    uint64_t idle_due = chorus__timers_next (self->idle);  //  a chore too
+    if (idle_due != UINT64_MAX)
+        due = s_min (due, idle_due + CHORUS__TICK_LATE_MS);
     if (zhashx_size (self->newcomers))
         due = s_min (due, self->last_newcomers + S_ANNOUNCE_MS);
     if (self->announce)
@@ -1731,6 +1833,7 @@ s_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state
     if (update && strncmp (update->entry, "alive ", 6) == 0)
         zhashx_delete (self->updates, peer->instance);
     chorus__timers_cancel (self->timers, &peer->liveness);
+    chorus__timers_cancel (self->idle, &peer->idle);
     if (peer->evasive)
         self->evasive--;
     self->fn (peer, CHORUS__PEER_GONE, self->fn_arg);
@@ -2487,6 +2590,7 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
         s_refresh (self);
     s_probe_steps (self, now);
     s_probe_tick (self, now);
+    s_idle_tick (self, now);
     s_gossip_tick (self, now);
     if (self->relays_size)
         s_relays_tick (self, now);
@@ -2536,13 +2640,19 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
         chorus_msg_t *hello = s_hello (self, NULL, false, false, 0);
         for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
              peer = (chorus__peer_t *) zhashx_next (self->peers)) {
+            if (peer->closed_idle) {
+                //  We closed our connection to it unused: the HELLO that
+                //  opens it again carries what changed
+                chorus__peer_greet (peer);
+                continue;
+            }
             if (!peer->hello_sent)
                 continue;   //  its first HELLO answers its own, when its connection is up
             char id [33];
             chorus__new_id (id);    //  every message of ours has an id of its own
             chorus_msg_set_id (hello, id);
             if (chorus_msg_send (hello, peer->dealer) == 0)
-                peer->hello_sent = true;
+                peer->last_sent = chorus__mono ();
         }
         chorus_msg_destroy (&hello);
     }
@@ -2709,6 +2819,62 @@ s_test_schedule (void)
         expected += neighbour;
     }
     CHORUS__CHECK (self->watch_size == expected);
+
+    //  A connection unused for the idle time closes, unless we watch the
+    //  peer or a command of ours waits on it (section 5.2)
+    chorus__peer_t *unused = NULL, *busy = NULL;
+    for (int i = 0; i < 12; i++) {
+        chorus__peer_t *peer = chorus__context_peer (context, ids [i]);
+        if (!s_watched (self, peer)) {
+            if (!unused)
+                unused = peer;
+            else
+            if (!busy)
+                busy = peer;
+        }
+    }
+    CHORUS__CHECK (unused && busy);
+    for (int tick = 0; tick < 200 && !(unused->hello_sent && busy->hello_sent); tick++) {
+        chorus__peers_tick (self, chorus__mono ());
+        zclock_sleep (5);
+    }
+    CHORUS__CHECK (unused->hello_sent && busy->hello_sent);
+    busy->commands = 1;
+    uint64_t idle_ms = (uint64_t) context->config->idle_close_ms;
+    uint64_t closes = context->counters [C_IDLE_CLOSES];
+    uint64_t used = unused->last_seen > unused->last_sent? unused->last_seen: unused->last_sent;
+    chorus__peers_tick (self, used + idle_ms - 1);
+    CHORUS__CHECK (unused->dealer && unused->hello_sent);
+    chorus__peers_tick (self, chorus__mono () + idle_ms);
+    CHORUS__CHECK (!unused->dealer && !unused->hello_sent && unused->closed_idle);
+    CHORUS__CHECK (unused->met && chorus__context_peer (context, unused->instance) == unused);
+    CHORUS__CHECK (busy->dealer);
+    for (size_t i = 0; i < self->watch_size; i++)
+        CHORUS__CHECK (self->watch [i]->dealer);
+    CHORUS__CHECK (context->counters [C_IDLE_CLOSES] > closes);
+    //  Its closing of its own, unused, is no reason to doubt it; a peer we
+    //  watch, or one a command waits on, is doubted
+    uint64_t later = chorus__mono () + idle_ms;
+    CHORUS__CHECK (!s_doubtful (self, unused, later));
+    CHORUS__CHECK (s_doubtful (self, busy, later));
+    CHORUS__CHECK (s_doubtful (self, self->watch [0], later));
+    CHORUS__CHECK (s_doubtful (self, unused, unused->last_seen + idle_ms / 2 - 1));
+    const char *unused_endpoint = chorus__fake_endpoint (fake, unused->instance);
+    chorus_msg_t *drained;      //  what went before it closed
+    while ((drained = chorus__fake_sent (fake, unused_endpoint, 0)))
+        chorus_msg_destroy (&drained);
+    //  Opened again on demand: our HELLO first, answering one of its own
+    //  (so that it does not answer) and listing nothing
+    chorus_msg_t *ping = chorus__context_msg (context, CHORUS_MSG_PING);
+    chorus__peer_send (unused, ping);
+    chorus_msg_destroy (&ping);
+    chorus_msg_t *again = s_test_first_sent (self, fake, unused_endpoint);
+    CHORUS__CHECK (again && chorus_msg_type (again) == CHORUS_MSG_HELLO);
+    CHORUS__CHECK (again && chorus_msg_header (again, "chorus.answers"));
+    CHORUS__CHECK (again && streq (chorus_msg_header (again, "chorus.lists"), "no"));
+    chorus_msg_destroy (&again);
+    CHORUS__CHECK (unused->dealer && unused->hello_sent && !unused->closed_idle);
+    busy->commands = 0;
 
     //  At our bound on peers, a node that greets us takes the place of a
     //  member known from news alone, which is forgotten without a word:

@@ -228,6 +228,8 @@ typedef struct {
     int max_peers;              //  peers kept at most; more are refused
     int max_pending;            //  connections awaiting a HELLO at most
     int peer_rate;              //  new peers admitted per second per remote address
+    int idle_close_ms;          //  a connection to a peer we need no more closes after
+                                //  this long unused (protocol section 5.2), 0 = never
     bool verbose;               //  log to stderr
     char *work_endpoint;        //  inproc endpoint of the work pipe
     chorus_store_t *store;      //  the open store, shared with the caller's thread

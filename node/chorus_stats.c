@@ -47,6 +47,8 @@ static const s_counter_t s_counters [] = {
      "late (stopped, or starved of CPU)", C_STALLS, NULL},
     {"chorus_probe_datagrams_total", "Probes (PING) and their answers (PONG) this node sent "
      "by datagram (UDP) rather than over a connection", C_DATAGRAMS, NULL},
+    {"chorus_connections_closed_idle_total", "Connections to peers this node closed because "
+     "they went unused (it opens them again when it needs them)", C_IDLE_CLOSES, NULL},
 };
 
 //  Buckets of the latencies, in seconds
