@@ -5,7 +5,11 @@
     TOPIC.N-1), logs every event and command its handlers run, and every
     reply it gets, to a file (one write per line, so a SIGKILL loses nothing
     already logged), and reports on stdout: "READY endpoint instance",
-    "PUBLISHED n head".
+    "PUBLISHED n head". With --control it also takes commands on stdin, one
+    a line, for tests that act on a running mesh: "publish TOPIC N",
+    "call SERVICE.COMMAND", "subscribe PREFIX", "counter NAME"; it answers
+    each on stdout ("PUBLISHED n head", "CALLED n", "SUBSCRIBED prefix",
+    "COUNTER name value", or "FAILED line: reason").
 */
 #include "chorus.h"
 
@@ -13,6 +17,7 @@
 
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <unistd.h>
 
@@ -90,6 +95,81 @@ s_call (chorus_node_t *node, const char *target, int index)
     return rc;
 }
 
+//  --control: one command from stdin; false at the end of stdin
+static int s_calls = 0;         //  calls made, so far
+
+static void
+s_control_line (chorus_node_t *node, char *line)
+{
+    char verb [16] = "", what [300] = "";
+    int count = 0;
+    int rc = 0;
+    if (sscanf (line, "%15s %299s %d", verb, what, &count) < 2)
+        rc = CHORUS_EINVAL;
+    else
+    if (streq (verb, "publish")) {
+        for (int i = 0; i < count && rc >= 0; i++) {
+            char key [32];
+            snprintf (key, sizeof (key), "control-%d", i);
+            rc = chorus_node_publish (node, what, key, "control", 7);
+        }
+        if (rc >= 0)
+            printf ("PUBLISHED %d %" PRIu64 "\n", count, chorus_node_counter (node, "published"));
+    }
+    else
+    if (streq (verb, "call")) {
+        rc = s_call (node, what, ++s_calls);
+        if (rc >= 0)
+            printf ("CALLED %d\n", s_calls);
+    }
+    else
+    if (streq (verb, "subscribe")) {
+        rc = chorus_node_subscribe (node, what, s_on_event, NULL);
+        if (rc >= 0)
+            printf ("SUBSCRIBED %s\n", what);
+    }
+    else
+    if (streq (verb, "counter"))
+        printf ("COUNTER %s %" PRIu64 "\n", what, chorus_node_counter (node, what));
+    else
+        rc = CHORUS_EINVAL;
+    if (rc < 0)
+        printf ("FAILED %s: %s: %s\n", line, chorus_strerror (rc), chorus_node_error (node));
+    fflush (stdout);
+}
+
+//  Runs the node, and the commands on stdin as they come
+static void
+s_control (chorus_node_t *node)
+{
+    char buffer [4096];
+    size_t size = 0;
+    bool open = true;
+    while (!zsys_interrupted) {
+        if (chorus_node_run (node, open? 20: -1) < 0)
+            break;      //  interrupted (SIGTERM), or the store failed
+        struct pollfd input = {0, POLLIN, 0};
+        while (open && poll (&input, 1, 0) == 1) {
+            ssize_t got = read (0, buffer + size, sizeof (buffer) - 1 - size);
+            if (got <= 0) {
+                open = false;       //  the node runs on, as without --control
+                break;
+            }
+            size += (size_t) got;
+            buffer [size] = 0;
+            char *newline;
+            while ((newline = strchr (buffer, '\n'))) {
+                *newline = 0;
+                s_control_line (node, buffer);
+                size -= (size_t) (newline + 1 - buffer);
+                memmove (buffer, newline + 1, size + 1);
+            }
+            if (size == sizeof (buffer) - 1)
+                size = 0;           //  a line too long for us: dropped
+        }
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -107,8 +187,11 @@ main (int argc, char **argv)
         {"payload", required_argument, 0, 'P'}, {"call", required_argument, 0, 'K'},
         {"topics", required_argument, 0, 'o'}, {"slow-events", required_argument, 0, 'x'},
         {"max-peers", required_argument, 0, 'M'}, {"peer-rate", required_argument, 0, 'R'},
-        {"observe", required_argument, 0, 'O'},
+        {"observe", required_argument, 0, 'O'}, {"idle-close", required_argument, 0, 'I'},
+        {"control", no_argument, 0, 'X'},
         {0, 0, 0, 0}};
+    int idle_close = -1;                        //  --idle-close MS (-1: default)
+    bool control = false;                       //  --control: commands on stdin
     int max_peers = 0, peer_rate = 0;           //  --max-peers, --peer-rate (0: default)
     chorus_node_t *node = NULL;
     const char *service = "helper", *topic = "test.event";
@@ -138,6 +221,8 @@ main (int argc, char **argv)
             case 'K': zlist_append (calls, optarg); break;
             case 'M': max_peers = atoi (optarg); break;
             case 'R': peer_rate = atoi (optarg); break;
+            case 'I': idle_close = atoi (optarg); break;
+            case 'X': control = true; break;
             case '?': return 2;
             default: {
                 char *item = zsys_sprintf ("%c%s", option, optarg? optarg: "");
@@ -197,6 +282,11 @@ main (int argc, char **argv)
                  peer_rate, chorus_strerror (rc), chorus_node_error (node));
         refused = true;
     }
+    if (idle_close >= 0 && (rc = chorus_node_set_idle_close (node, idle_close)) < 0) {
+        fprintf (stderr, "node_helper: --idle-close=%d: %s: %s\n", idle_close,
+                 chorus_strerror (rc), chorus_node_error (node));
+        refused = true;
+    }
     if (refused) {
         zlist_destroy (&calls);
         chorus_node_destroy (&node);
@@ -243,10 +333,9 @@ main (int argc, char **argv)
         printf ("PUBLISHED %d %" PRIu64 "\n", publish, chorus_node_counter (node, "published"));
         fflush (stdout);
     }
-    int index = 0;
     for (const char *target = (const char *) zlist_first (calls); target;
          target = (const char *) zlist_next (calls))
-        if ((rc = s_call (node, target, ++index)) < 0) {
+        if ((rc = s_call (node, target, ++s_calls)) < 0) {
             fprintf (stderr, "node_helper: call %s: %s: %s\n", target, chorus_strerror (rc),
                      chorus_node_error (node));
             chorus_node_destroy (&node);
@@ -254,7 +343,10 @@ main (int argc, char **argv)
             return 1;
         }
     zlist_destroy (&calls);
-    chorus_node_run (node, -1);
+    if (control)
+        s_control (node);
+    else
+        chorus_node_run (node, -1);
     chorus_node_destroy (&node);
     if (s_log >= 0)
         close (s_log);

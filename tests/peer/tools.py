@@ -68,15 +68,31 @@ def chorus(*args, stdin=None, log=None):
     return proc
 
 
-def node_helper(*args, log):
+def node_helper(*args, log, control=False):
     """Starts `tests/node_helper ARGS...` (a node in a process of its own); stdout and
-    stderr go to files named after log. Returns the Popen, with proc.out and proc.err."""
+    stderr go to files named after log. Returns the Popen, with proc.out and proc.err.
+    With control, the node takes commands on stdin (--control): see tell()."""
     out, err = path(log + '.out'), path(log + '.err')
-    proc = subprocess.Popen([NODE_HELPER] + [str(a) for a in args], stdin=subprocess.DEVNULL,
+    args = [str(a) for a in args] + (['--control'] if control else [])
+    proc = subprocess.Popen([NODE_HELPER] + args,
+                            stdin=subprocess.PIPE if control else subprocess.DEVNULL,
                             stdout=open(out, 'wb'), stderr=open(err, 'wb'))
     proc.out, proc.err = out, err
     _children.append(proc)
     return proc
+
+
+def tell(proc, line, answer, timeout=15):
+    """Sends a command to a node_helper started with control ("publish TOPIC N", "call
+    SERVICE.COMMAND", "subscribe PREFIX", "counter NAME") and waits for a new line of its
+    stdout that starts with answer; that line's words, or None."""
+    before = len(lines(proc.out))
+    proc.stdin.write((line + '\n').encode())
+    proc.stdin.flush()
+    def answered():
+        found = [l.split() for l in lines(proc.out)[before:] if l.startswith(answer)]
+        return found[0] if found else None
+    return until(answered, timeout)
 
 
 def ready(proc, timeout=15):
