@@ -12,7 +12,10 @@ seeded to the first, and measures
   - idle CPU of the whole mesh over IDLE seconds (utime + stime of every
     process from /proc/PID/stat), as a percentage of one core;
   - sockets (entries of /proc/PID/fd that are sockets) and RSS (VmRSS) per
-    node, mean and max;
+    node, mean and max, at the end of the idle run: 40 s by default, so
+    that the connections the nodes no longer use (to the seed they joined
+    through, above all) have been closed (after 30 s unused: protocol
+    section 5.2);
   - false deaths: peers declared expired (dead) during the idle run;
   - detection: after a kill -9 of one node (not the seed), the time until
     every other node has declared it expired (dead).
@@ -209,7 +212,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser()
     parser.add_argument("--helper", required=True)
-    parser.add_argument("--idle", type=float, default=30)
+    parser.add_argument("--idle", type=float, default=40)
     parser.add_argument("--heartbeat", default="")
     parser.add_argument("--json", default="")
     parser.add_argument("--label", default="")
