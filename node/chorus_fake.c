@@ -108,7 +108,11 @@ chorus__fake_endpoint (chorus__fake_t *self, const char *name)
     snprintf (endpoint, sizeof (endpoint), "inproc://chorus-fake-%p-%s", (void *) self, name);
     if (!zhashx_lookup (self->routers, endpoint)) {
         zsock_t *router = zsock_new (ZMQ_ROUTER);
-        CHORUS__CHECK (router && zsock_bind (router, "%s", endpoint) == 0);
+        CHORUS__CHECK (router);
+        //  As a node's inbox: a connection opened again takes its routing
+        //  id over (protocol section 5)
+        zsock_set_router_handover (router, 1);
+        CHORUS__CHECK (zsock_bind (router, "%s", endpoint) == 0);
         zhashx_insert (self->routers, endpoint, router);
     }
     //  The table's own copy of the name lives as long as the fake

@@ -342,6 +342,16 @@ s_send_hello_to (chorus__peers_t *self, chorus__peer_t *peer, const char *answer
     return rc;
 }
 
+//  A met peer whose connection we closed unused (section 5.2), with no
+//  command of ours on it since: news of its death is taken as for a member
+//  we have not met
+static bool
+s_idle_quiet (chorus__peer_t *peer)
+{
+    return peer->closed_idle && !peer->dealer && !peer->commands
+        && !chorus__peer_backlog (peer);
+}
+
 //  Our connection to a met peer may go unused long enough to close: its
 //  timer is due then, and looks again (section 5.2). Setting it is lazy:
 //  traffic does not move it, the visit does
@@ -787,15 +797,16 @@ s_absorb_entry (chorus__peers_t *self, const char *item, uint64_t now)
         }
     }
     else
-    if (peer->met)
+    if (peer->met && !s_idle_quiet (peer))
         //  Another's word never expires a peer we have met (we may have
         //  work with it): we probe it ourselves, and only our own probe
         //  decides
         s_probe (self, peer, now);
     else
     if (state == S_DEAD) {
-        //  A member we have not met, and so have no work with: its probers
-        //  decided. If it lives, it refutes, and comes back
+        //  A member we have not met, and so have no work with, or one whose
+        //  connection we closed unused and have used for nothing since: its
+        //  probers decided. If it lives, it refutes, and comes back
         peer->incarnation = incarnation;
         s_spread (self, S_DEAD, peer);
         chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
@@ -2273,6 +2284,13 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
         //  drops what we send until our HELLO answers it
         if (!chorus_msg_header (hello, "chorus.answers") && peer->hello_sent)
             s_send_hello_to (self, peer, chorus_msg_id (hello), false);
+        else
+        if (!chorus_msg_header (hello, "chorus.answers") && peer->closed_idle) {
+            //  The same, over the connection we closed unused, opened again
+            //  for it: the HELLO that opens it answers this one
+            snprintf (peer->answers, sizeof (peer->answers), "%s", chorus_msg_id (hello));
+            chorus__peer_greet (peer);
+        }
     }
     peer->listless = listless;
     //  Its incarnation, when it says (an older node does not): news of it
@@ -2865,15 +2883,45 @@ s_test_schedule (void)
         chorus_msg_destroy (&drained);
     //  Opened again on demand: our HELLO first, answering one of its own
     //  (so that it does not answer) and listing nothing
+    //  (what went over the old connection may still come first)
     chorus_msg_t *ping = chorus__context_msg (context, CHORUS_MSG_PING);
+    char ping_id [65];
+    snprintf (ping_id, sizeof (ping_id), "%s", chorus_msg_id (ping));
     chorus__peer_send (unused, ping);
     chorus_msg_destroy (&ping);
     chorus_msg_t *again = s_test_first_sent (self, fake, unused_endpoint);
+    while (again && chorus_msg_type (again) != CHORUS_MSG_HELLO
+       &&  !streq (chorus_msg_id (again), ping_id)) {
+        chorus_msg_destroy (&again);
+        again = s_test_first_sent (self, fake, unused_endpoint);
+    }
     CHORUS__CHECK (again && chorus_msg_type (again) == CHORUS_MSG_HELLO);
     CHORUS__CHECK (again && chorus_msg_header (again, "chorus.answers"));
     CHORUS__CHECK (again && streq (chorus_msg_header (again, "chorus.lists"), "no"));
     chorus_msg_destroy (&again);
     CHORUS__CHECK (unused->dealer && unused->hello_sent && !unused->closed_idle);
+    //  Closed again, then greeted by it (it forgot us): the HELLO that
+    //  opens our connection again answers that greeting
+    //  (its last use made long past, rather than our clock moved on: our
+    //  probes of the members we watch would expire them)
+    unused->last_seen = unused->last_sent = 0;
+    chorus__timers_set (self->idle, &unused->idle, 0, unused);
+    chorus__peers_tick (self, chorus__mono ());
+    CHORUS__CHECK (!unused->dealer && unused->closed_idle);
+    while ((drained = chorus__fake_sent (fake, unused_endpoint, 0)))
+        chorus_msg_destroy (&drained);
+    chorus_msg_t *greeting = s_test_hello (fake, unused->instance, "billing", 1, "1000");
+    chorus__peers_hello (self, unused->instance, greeting);
+    chorus_msg_t *answer = s_test_first_sent (self, fake, unused_endpoint);
+    while (answer && chorus_msg_type (answer) != CHORUS_MSG_HELLO) {
+        chorus_msg_destroy (&answer);   //  (sent before it closed)
+        answer = s_test_first_sent (self, fake, unused_endpoint);
+    }
+    CHORUS__CHECK (answer && chorus_msg_type (answer) == CHORUS_MSG_HELLO);
+    CHORUS__CHECK (answer && streq (chorus_msg_header (answer, "chorus.answers"),
+                                    chorus_msg_id (greeting)));
+    chorus_msg_destroy (&answer);
+    chorus_msg_destroy (&greeting);
     busy->commands = 0;
 
     //  At our bound on peers, a node that greets us takes the place of a
