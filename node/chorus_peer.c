@@ -71,6 +71,18 @@ chorus__peer_greet (chorus__peer_t *self)
     return self->hello_sent? 0: -1;
 }
 
+//  Notes when a message is work with the peer (events, commands, FETCH and
+//  their answers), not membership (HELLO, probes, BYE)
+static void
+s_sent (chorus__peer_t *self, chorus_msg_t *msg)
+{
+    self->last_sent = chorus__mono ();
+    int type = chorus_msg_type (msg);
+    if (type != CHORUS_MSG_HELLO && type != CHORUS_MSG_PING && type != CHORUS_MSG_PONG
+    &&  type != CHORUS_MSG_PING_REQ && type != CHORUS_MSG_PING_ACK && type != CHORUS_MSG_BYE)
+        self->last_work = self->last_sent;
+}
+
 int
 chorus__peer_send (chorus__peer_t *self, chorus_msg_t *msg)
 {
@@ -78,7 +90,7 @@ chorus__peer_send (chorus__peer_t *self, chorus_msg_t *msg)
         return -1;      //  nothing goes to a peer before our HELLO
     int rc = chorus_msg_send (msg, self->dealer);
     if (rc == 0)
-        self->last_sent = chorus__mono ();
+        s_sent (self, msg);
     return rc;
 }
 
@@ -91,7 +103,7 @@ chorus__peer_send_encoded (chorus__peer_t *self, chorus_msg_t *msg, zframe_t **f
     }
     int rc = chorus_msg_send_encoded (msg, frame_p, self->dealer);
     if (rc == 0)
-        self->last_sent = chorus__mono ();
+        s_sent (self, msg);
     return rc;
 }
 
@@ -103,7 +115,7 @@ chorus__peer_flush_backlog (chorus__peer_t *self)
        &&  chorus__peer_greet (self) == 0
        &&  zframe_send (&frame, self->dealer, ZFRAME_REUSE | ZFRAME_DONTWAIT) == 0) {
         self->backlog_bytes -= zframe_size (frame);
-        self->last_sent = chorus__mono ();
+        self->last_sent = self->last_work = chorus__mono ();    //  answers all
         zlistx_detach_cur (self->backlog);
         zframe_destroy (&frame);
     }

@@ -48,6 +48,8 @@ struct _chorus__peer_t {
     uint64_t head;              //  its latest published seq
     uint64_t last_seen;         //  when we last heard from it (monotonic ms)
     uint64_t last_sent;         //  when we last sent to it (monotonic ms)
+    uint64_t last_work;         //  when we last sent it work: an event, a command, a
+                                //  FETCH or an answer to one (monotonic ms), or 0
     chorus__timer_t idle;       //  when our connection may have gone unused long
                                 //  enough to close (its owner's heap; section 5.2)
     bool closed_idle;           //  we closed that connection unused: the HELLO that

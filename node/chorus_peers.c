@@ -342,14 +342,17 @@ s_send_hello_to (chorus__peers_t *self, chorus__peer_t *peer, const char *answer
     return rc;
 }
 
-//  A met peer whose connection we closed unused (section 5.2), with no
-//  command of ours on it since: news of its death is taken as for a member
-//  we have not met
+//  A met peer we do not watch and have had no work with for the idle time
+//  (section 5.2): no event, command, FETCH or answer went to it since, and
+//  none waits. News of its death is taken as for a member we have not met
+static bool s_watched (chorus__peers_t *self, chorus__peer_t *peer);
+
 static bool
-s_idle_quiet (chorus__peer_t *peer)
+s_idle_quiet (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
 {
-    return peer->closed_idle && !peer->dealer && !peer->commands
-        && !chorus__peer_backlog (peer);
+    uint64_t idle_ms = (uint64_t) self->config->idle_close_ms;
+    return idle_ms > 0 && now >= peer->last_work + idle_ms && !peer->commands
+        && !chorus__peer_backlog (peer) && !s_watched (self, peer);
 }
 
 //  Our connection to a met peer may go unused long enough to close: its
@@ -797,7 +800,7 @@ s_absorb_entry (chorus__peers_t *self, const char *item, uint64_t now)
         }
     }
     else
-    if (peer->met && !s_idle_quiet (peer))
+    if (peer->met && !s_idle_quiet (self, peer, now))
         //  Another's word never expires a peer we have met (we may have
         //  work with it): we probe it ourselves, and only our own probe
         //  decides
@@ -2922,6 +2925,29 @@ s_test_schedule (void)
                                     chorus_msg_id (greeting)));
     chorus_msg_destroy (&answer);
     chorus_msg_destroy (&greeting);
+    //  News of its death, once closed again: it holds no work of ours, and
+    //  goes at once; one a command waits on is probed, and stays
+    unused->last_seen = unused->last_sent = 0;
+    chorus__timers_set (self->idle, &unused->idle, 0, unused);
+    chorus__peers_tick (self, chorus__mono ());
+    CHORUS__CHECK (s_idle_quiet (self, unused, chorus__mono ()));
+    CHORUS__CHECK (!s_idle_quiet (self, busy, chorus__mono ()));
+    char unused_id [33], dead [300];
+    snprintf (unused_id, sizeof (unused_id), "%s", unused->instance);
+    snprintf (dead, sizeof (dead), "dead %" PRIu64 " %s %s billing -", unused->incarnation,
+              busy->instance, busy->endpoint);
+    s_absorb_entry (self, dead, chorus__mono ());
+    CHORUS__CHECK (chorus__context_peer (context, busy->instance) == busy && busy->probed);
+    snprintf (dead, sizeof (dead), "dead %" PRIu64 " %s %s billing -", unused->incarnation,
+              unused->instance, unused->endpoint);
+    s_absorb_entry (self, dead, chorus__mono ());
+    CHORUS__CHECK (!chorus__context_peer (context, unused_id));
+    //  (met again, for what follows)
+    greeting = s_test_hello (fake, unused_id, "billing", 1, "1000");
+    chorus__peers_hello (self, unused_id, greeting);
+    chorus_msg_destroy (&greeting);
+    CHORUS__CHECK (chorus__context_peer (context, unused_id));
+    chorus__peers_heard (self, busy);
     busy->commands = 0;
 
     //  At our bound on peers, a node that greets us takes the place of a
