@@ -1358,7 +1358,9 @@ s_idle_tick (chorus__peers_t *self, uint64_t now)
             continue;
         }
         if (!s_idle_closable (self, peer)) {
-            chorus__timers_set (self->idle, &peer->idle, now + idle_ms, peer);
+            //  What holds it is mostly over in seconds (a probe, an answer
+            //  waiting for its connection): look again sooner than that
+            chorus__timers_set (self->idle, &peer->idle, now + idle_ms / 4 + 1, peer);
             continue;
         }
         chorus__context_log (self->context, "closing our connection to %s/%.8s: unused for "
