@@ -519,7 +519,11 @@ static void
 s_collect_peer (chorus_node_t *node, const chorus_peer_t *peer, void *arg)
 {
     (void) node;
-    char *name = zsys_sprintf ("%s/%s", peer->service, peer->instance);
+    //  With what it subscribes to, known once it is met: a member first
+    //  known from news and met meanwhile is a change too (the instances a
+    //  group's events are shared among are those met)
+    char *name = zsys_sprintf ("%s/%s[%s]", peer->service, peer->instance,
+                               peer->subscriptions? peer->subscriptions: "");
     if (name)
         zlist_append ((zlist_t *) arg, name);
     zstr_free (&name);
@@ -549,7 +553,7 @@ s_peer_set (chorus_node_t *node)
     return set;
 }
 
-//  Until no peer has come or gone for settle_ms: the groups we must wait
+//  Until no peer has come, gone or been met for settle_ms: the groups we must wait
 //  for are those of the peers we know. Returns 0, or the code of the run
 //  that failed (CHORUS_EINTERRUPTED when interrupted).
 static int
