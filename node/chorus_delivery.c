@@ -736,6 +736,14 @@ chorus__delivery_peer_joined (chorus__delivery_t *self, chorus__peer_t *peer)
 }
 
 void
+chorus__delivery_peer_ready (chorus__delivery_t *self, chorus__peer_t *peer)
+{
+    s_group_t *group = (s_group_t *) zhashx_lookup (self->groups, peer->service);
+    if (group && zlistx_size (group->ready))
+        s_pump (self, group);
+}
+
+void
 chorus__delivery_peer_gone (chorus__delivery_t *self, chorus__peer_t *peer)
 {
     s_group_t *group = (s_group_t *) zhashx_lookup (self->groups, peer->service);

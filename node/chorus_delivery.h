@@ -23,6 +23,9 @@ void
     chorus__delivery_peer_joined (chorus__delivery_t *self, chorus__peer_t *peer);
 void
     chorus__delivery_peer_gone (chorus__delivery_t *self, chorus__peer_t *peer);
+//  Our connection to an instance is up: its group sends what waits
+void
+    chorus__delivery_peer_ready (chorus__delivery_t *self, chorus__peer_t *peer);
 void
     chorus__delivery_ack (chorus__delivery_t *self, chorus__peer_t *peer, chorus_msg_t *ack);
 void

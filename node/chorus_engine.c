@@ -99,6 +99,11 @@ s_on_peer (chorus__peer_t *peer, chorus__peer_event_t event, void *arg)
             if (self->observer)
                 chorus__observer_head (self->observer, peer, peer->head);
             break;
+        case CHORUS__PEER_READY:
+            //  Events that could not go while its connection came up go
+            //  now, not at their group's next try
+            chorus__delivery_peer_ready (self->delivery, peer);
+            break;
     }
 }
 

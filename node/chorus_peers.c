@@ -2565,7 +2565,9 @@ s_visit (chorus__peers_t *self, zhashx_t *table, s_visit_fn *visit, uint64_t now
 static void
 s_waiting_visit (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
 {
-    chorus__peer_greet (peer);
+    bool greeted = peer->hello_sent;
+    if (chorus__peer_greet (peer) == 0 && !greeted && peer->met)
+        self->fn (peer, CHORUS__PEER_READY, self->fn_arg);
     chorus__peer_flush_backlog (peer);
     if (peer->hello_sent && chorus__peer_backlog (peer) == 0)
         zhashx_delete (self->waiting, peer->instance);
@@ -2689,7 +2691,7 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
 #define S_NODE_Z "E0000000000000000000000000000003"
 
 typedef struct {
-    int joined, changed, gone, head;
+    int joined, changed, gone, head, ready;
 } s_heard_t;
 
 static void
@@ -2704,6 +2706,9 @@ s_test_heard (chorus__peer_t *peer, chorus__peer_event_t event, void *arg)
     else
     if (event == CHORUS__PEER_GONE)
         heard->gone++;
+    else
+    if (event == CHORUS__PEER_READY)
+        heard->ready++;
     else
         heard->head++;
 }
@@ -2758,7 +2763,7 @@ s_test_schedule (void)
     chorus__fake_t *fake = chorus__fake_new ("orders");
     chorus__context_t *context = chorus__fake_context (fake);
     zhashx_t *table = context->peers;
-    s_heard_t heard = {0, 0, 0, 0};
+    s_heard_t heard = {0, 0, 0, 0, 0};
     chorus__peers_t *self = chorus__peers_new (context, s_test_heard, &heard);
     chorus__peers_start (self, "inproc://chorus-fake-us", "inproc://chorus-fake-us-pub", NULL);
     uint64_t period = (uint64_t) context->config->heartbeat_ms;
@@ -3001,7 +3006,7 @@ chorus__peers_test (bool verbose)
     chorus__fake_t *fake = chorus__fake_new ("orders");
     chorus__context_t *context = chorus__fake_context (fake);
     zhashx_t *table = context->peers;
-    s_heard_t heard = {0, 0, 0, 0};
+    s_heard_t heard = {0, 0, 0, 0, 0};
     chorus__peers_t *self = chorus__peers_new (context, s_test_heard, &heard);
     CHORUS__CHECK (context->peers != table && zhashx_size (context->peers) == 0);
     chorus__peers_start (self, "inproc://chorus-fake-us", "inproc://chorus-fake-us-pub", NULL);

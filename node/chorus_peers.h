@@ -23,7 +23,10 @@ typedef enum {
                                 //  when it is met
     CHORUS__PEER_GONE,          //  left or expired, out of the table already; the
                                 //  peer is destroyed when the callback returns
-    CHORUS__PEER_HEAD           //  its head (latest published seq) is known anew
+    CHORUS__PEER_HEAD,          //  its head (latest published seq) is known anew
+    CHORUS__PEER_READY          //  our connection to it, which was coming up (opened
+                                //  on demand), has taken our HELLO: what waits to go
+                                //  to it may go now
 } chorus__peer_event_t;
 
 typedef void (chorus__peers_fn) (chorus__peer_t *peer, chorus__peer_event_t event, void *arg);
