@@ -344,7 +344,9 @@ s_send_hello_to (chorus__peers_t *self, chorus__peer_t *peer, const char *answer
 
 //  A met peer we do not watch and have had no work with for the idle time
 //  (section 5.2): no event, command, FETCH or answer went to it since, and
-//  none waits. News of its death is taken as for a member we have not met
+//  no command or answer waits. News of its death is taken as for a member
+//  we have not met (an event still unacknowledged after the idle time, with
+//  an acknowledgement timeout set longer, then goes to another instance)
 static bool s_watched (chorus__peers_t *self, chorus__peer_t *peer);
 
 static bool
@@ -807,9 +809,9 @@ s_absorb_entry (chorus__peers_t *self, const char *item, uint64_t now)
         s_probe (self, peer, now);
     else
     if (state == S_DEAD) {
-        //  A member we have not met, and so have no work with, or one whose
-        //  connection we closed unused and have used for nothing since: its
-        //  probers decided. If it lives, it refutes, and comes back
+        //  A member we have not met, and so have no work with, or a met one
+        //  we do not watch and sent no work for the idle time: its probers
+        //  decided. If it lives, it refutes, and comes back
         peer->incarnation = incarnation;
         s_spread (self, S_DEAD, peer);
         chorus__peers_remove (self, peer, CHORUS_PEER_EXPIRED);
@@ -2279,21 +2281,25 @@ chorus__peers_hello (chorus__peers_t *self, const char *instance, chorus_msg_t *
         }
         //  (A full list may have left us out for want of room)
         zlist_t *listed = chorus_msg_peers (hello);
-        if (!listless && (!listed || zlist_size (listed) < CHORUS_MSG_MAX_LIST)
-        &&  !s_lists_endpoint (hello, self->endpoint, self->config->keys != NULL)
-        &&  peer->hello_sent)
-            s_send_hello_to (self, peer, chorus_msg_id (hello), true);
-        else
+        bool forgot = !listless && (!listed || zlist_size (listed) < CHORUS_MSG_MAX_LIST)
+                   && !s_lists_endpoint (hello, self->endpoint, self->config->keys != NULL);
         //  A greeting, not an answer, from a peer we have met: it has not
         //  met us (it forgot us, or we were restarted on news of it), and
         //  drops what we send until our HELLO answers it
-        if (!chorus_msg_header (hello, "chorus.answers") && peer->hello_sent)
+        bool greets = !chorus_msg_header (hello, "chorus.answers");
+        if (forgot && peer->hello_sent)
+            s_send_hello_to (self, peer, chorus_msg_id (hello), true);
+        else
+        if (greets && peer->hello_sent)
             s_send_hello_to (self, peer, chorus_msg_id (hello), false);
         else
-        if (!chorus_msg_header (hello, "chorus.answers") && peer->closed_idle) {
+        if ((forgot || greets) && peer->closed_idle) {
             //  The same, over the connection we closed unused, opened again
-            //  for it: the HELLO that opens it answers this one
+            //  for it: the HELLO that opens it answers this one, with our
+            //  list if it forgot us
             snprintf (peer->answers, sizeof (peer->answers), "%s", chorus_msg_id (hello));
+            if (forgot)
+                peer->closed_idle = peer->listless = false;
             chorus__peer_greet (peer);
         }
     }
@@ -2566,8 +2572,17 @@ static void
 s_waiting_visit (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
 {
     bool greeted = peer->hello_sent;
-    if (chorus__peer_greet (peer) == 0 && !greeted && peer->met)
+    if (chorus__peer_greet (peer) == 0 && !greeted && peer->met) {
+        //  A probe's PING, ours or one we make for another, could not go
+        //  while the connection came up: it goes now (our HELLO, which
+        //  answers one of the peer's, draws no answer of its own)
+        bool relayed = false;
+        for (size_t i = 0; i < self->relays_size && !relayed; i++)
+            relayed = streq (self->relays [i].target, peer->instance);
+        if (peer->probed || relayed)
+            s_send_probe (self, peer, CHORUS_MSG_PING, NULL, NULL, NULL);
         self->fn (peer, CHORUS__PEER_READY, self->fn_arg);
+    }
     chorus__peer_flush_backlog (peer);
     if (peer->hello_sent && chorus__peer_backlog (peer) == 0)
         zhashx_delete (self->waiting, peer->instance);
@@ -2663,12 +2678,11 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
         self->last_announce = now;
         self->generation++;
         chorus_msg_t *hello = s_hello (self, NULL, false, false, 0);
+        zlistx_t *closed = zlistx_new ();
         for (chorus__peer_t *peer = (chorus__peer_t *) zhashx_first (self->peers); peer;
              peer = (chorus__peer_t *) zhashx_next (self->peers)) {
             if (peer->closed_idle) {
-                //  We closed our connection to it unused: the HELLO that
-                //  opens it again carries what changed
-                chorus__peer_greet (peer);
+                zlistx_add_end (closed, peer);
                 continue;
             }
             if (!peer->hello_sent)
@@ -2680,6 +2694,13 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
                 peer->last_sent = chorus__mono ();
         }
         chorus_msg_destroy (&hello);
+        //  The connections we closed unused open again: the HELLO that opens
+        //  each carries what changed (greeted after the walk of the table,
+        //  which making a HELLO may walk too)
+        for (chorus__peer_t *peer = (chorus__peer_t *) zlistx_first (closed); peer;
+             peer = (chorus__peer_t *) zlistx_next (closed))
+            chorus__peer_greet (peer);
+        zlistx_destroy (&closed);
     }
 }
 
@@ -2910,6 +2931,27 @@ s_test_schedule (void)
     CHORUS__CHECK (again && streq (chorus_msg_header (again, "chorus.lists"), "no"));
     chorus_msg_destroy (&again);
     CHORUS__CHECK (unused->dealer && unused->hello_sent && !unused->closed_idle);
+    //  A connection that was coming up takes our HELLO at a tick: a PING we
+    //  make for another goes then too (it could not go before), and what
+    //  waits to go is told it may
+    while ((drained = chorus__fake_sent (fake, unused_endpoint, 0)))
+        chorus_msg_destroy (&drained);
+    unused->hello_sent = false;         //  as if its connection had not been up
+    s_relay_t *relay = &self->relays [self->relays_size++];
+    snprintf (relay->target, sizeof (relay->target), "%s", unused->instance);
+    snprintf (relay->requester, sizeof (relay->requester), "%s", busy->instance);
+    snprintf (relay->request, sizeof (relay->request), "%s", "relay-request");
+    relay->until = chorus__mono () + 60000;
+    int ready = heard.ready;
+    s_waiting_visit (self, unused, chorus__mono ());
+    CHORUS__CHECK (unused->hello_sent && heard.ready == ready + 1);
+    chorus_msg_t *first = chorus__fake_sent (fake, unused_endpoint, 1000);
+    chorus_msg_t *second = chorus__fake_sent (fake, unused_endpoint, 1000);
+    CHORUS__CHECK (first && chorus_msg_type (first) == CHORUS_MSG_HELLO);
+    CHORUS__CHECK (second && chorus_msg_type (second) == CHORUS_MSG_PING);
+    chorus_msg_destroy (&first);
+    chorus_msg_destroy (&second);
+    self->relays_size--;
     //  Closed again, then greeted by it (it forgot us): the HELLO that
     //  opens our connection again answers that greeting
     //  (its last use made long past, rather than our clock moved on: our
