@@ -1115,7 +1115,10 @@ chorus__delivery_fetch (chorus__delivery_t *self, chorus__peer_t *peer, chorus_m
     chorus_msg_set_from (replay, from);
     chorus_msg_set_to (replay, covered);
     chorus_msg_set_head (replay, head);
-    chorus__peer_send (peer, replay);
+    //  Kept until the connection is up, if it is coming up (opened again
+    //  after it went unused): the observer asks again at once for what it
+    //  does not cover, not at its timeout
+    chorus__peer_answer (peer, replay);
     chorus_msg_destroy (&replay);
 }
 
