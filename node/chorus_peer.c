@@ -164,6 +164,12 @@ chorus__peer_set_subs (chorus__peer_t *self, chorus_msg_t *hello)
 }
 
 uint64_t
+chorus__peer_last_used (chorus__peer_t *self)
+{
+    return self->last_seen > self->last_sent? self->last_seen: self->last_sent;
+}
+
+uint64_t
 chorus__peer_seen_at (chorus__peer_t *self)
 {
     uint64_t silence = chorus__mono () - self->last_seen;

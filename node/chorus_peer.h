@@ -124,6 +124,9 @@ size_t
 //  Sets its subscriptions from a HELLO
 void
     chorus__peer_set_subs (chorus__peer_t *self, chorus_msg_t *hello);
+//  When anything last went either way between us (monotonic ms)
+uint64_t
+    chorus__peer_last_used (chorus__peer_t *self);
 //  Its last_seen as wall-clock time, for the application
 uint64_t
     chorus__peer_seen_at (chorus__peer_t *self);

@@ -365,9 +365,8 @@ s_idle_arm (chorus__peers_t *self, chorus__peer_t *peer)
 {
     if (self->config->idle_close_ms > 0 && peer->met && peer->dealer
     &&  !chorus__timers_pending (&peer->idle)) {
-        uint64_t last = peer->last_seen > peer->last_sent? peer->last_seen: peer->last_sent;
-        chorus__timers_set (self->idle, &peer->idle,
-                            last + (uint64_t) self->config->idle_close_ms, peer);
+        chorus__timers_set (self->idle, &peer->idle, chorus__peer_last_used (peer)
+                            + (uint64_t) self->config->idle_close_ms, peer);
     }
 }
 
@@ -1304,7 +1303,7 @@ static bool
 s_doubtful (chorus__peers_t *self, chorus__peer_t *peer, uint64_t now)
 {
     uint64_t idle_ms = (uint64_t) self->config->idle_close_ms;
-    uint64_t last = peer->last_seen > peer->last_sent? peer->last_seen: peer->last_sent;
+    uint64_t last = chorus__peer_last_used (peer);
     return idle_ms == 0 || !peer->met || peer->commands || s_watched (self, peer)
         || now < last + idle_ms / 2;
 }
@@ -1354,7 +1353,7 @@ s_idle_tick (chorus__peers_t *self, uint64_t now)
         chorus__peer_t *peer = (chorus__peer_t *) timer->arg;
         if (!peer->dealer || idle_ms == 0)
             continue;       //  armed again when it opens
-        uint64_t last = peer->last_seen > peer->last_sent? peer->last_seen: peer->last_sent;
+        uint64_t last = chorus__peer_last_used (peer);
         if (now < last + idle_ms) {
             chorus__timers_set (self->idle, &peer->idle, last + idle_ms, peer);
             continue;
@@ -2891,8 +2890,7 @@ s_test_schedule (void)
     busy->commands = 1;
     uint64_t idle_ms = (uint64_t) context->config->idle_close_ms;
     uint64_t closes = context->counters [C_IDLE_CLOSES];
-    uint64_t used = unused->last_seen > unused->last_sent? unused->last_seen: unused->last_sent;
-    chorus__peers_tick (self, used + idle_ms - 1);
+    chorus__peers_tick (self, chorus__peer_last_used (unused) + idle_ms - 1);
     CHORUS__CHECK (unused->dealer && unused->hello_sent);
     chorus__peers_tick (self, chorus__mono () + idle_ms);
     CHORUS__CHECK (!unused->dealer && !unused->hello_sent && unused->closed_idle);
