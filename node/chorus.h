@@ -330,6 +330,21 @@ CHORUS_EXPORT int
 //  The same as chorus_node_set_durability: sync true is CHORUS_DURABLE_FSYNC
 CHORUS_EXPORT int
     chorus_node_set_sync (chorus_node_t *self, bool sync);
+//  Run the node's engine in the application's thread instead of a thread
+//  of its own (default false; before start). The engine then works only
+//  while the thread is inside chorus_node_run or chorus_node_dispatch (and
+//  the calls that wait for its answer): it answers peers, keeps
+//  heartbeats and delivers events in the turns it takes there, between
+//  the handlers. So no message crosses between threads to reach a
+//  handler, and a command's round trip is shorter, but a handler that
+//  runs long, or a thread that does not run the node, holds the engine:
+//  peers see a stall (protocol section 6.1) and a command waits. For
+//  services whose thread runs the node and whose handlers are quick. A
+//  node run inline has no single descriptor to poll (chorus_node_fd fails
+//  with CHORUS_ESTATE and chorus_node_socket returns NULL): a loop of the
+//  application's own waits on those chorus_node_pollfds gives.
+CHORUS_EXPORT int
+    chorus_node_set_inline (chorus_node_t *self, bool run_inline);
 //  A new group (one that never subscribed before on this store) starts at
 //  the earliest retained event instead of the latest (default latest)
 CHORUS_EXPORT int
@@ -585,6 +600,7 @@ CHORUS_EXPORT int
 
 //  The socket that becomes readable when work is ready for this thread (a
 //  czmq zsock_t); poll it (zpoller, zloop) and call chorus_node_dispatch.
+//  NULL for a node run inline (chorus_node_set_inline).
 CHORUS_EXPORT void *
     chorus_node_socket (chorus_node_t *self);
 
@@ -593,11 +609,26 @@ CHORUS_EXPORT void *
 //  chorus_node_dispatch, which takes all the work that is ready. Like
 //  ZeroMQ's ZMQ_FD it is edge-triggered: it says that work came, not how
 //  much, so dispatch once before the first wait and after every wake-up.
-//  Fails with CHORUS_ESTATE before start.
+//  Fails with CHORUS_ESTATE before start, and for a node run inline.
 CHORUS_EXPORT int
     chorus_node_fd (chorus_node_t *self);
 
-//  Run the handlers of the work that is ready, without waiting. Returns
+//  For a node run inline (chorus_node_set_inline) in a loop of the
+//  application's own (poll, epoll, libuv), after start: the descriptors to
+//  wait on for reading before the next chorus_node_dispatch, the first max
+//  of them written to fds, and in *timeout_ms the longest wait (0:
+//  dispatch again at once). Returns how many descriptors there are (more
+//  than max: call again with room for them all). Call it after every
+//  dispatch and wait at once: the descriptors are ZeroMQ's, edge-triggered,
+//  and a dispatch is what makes them fire again; when any is readable or
+//  the time is up, dispatch. Fails with CHORUS_ESTATE before start and for
+//  a node with an engine thread (wait on chorus_node_fd), and with
+//  CHORUS_EINVAL for a negative max or a NULL timeout_ms.
+CHORUS_EXPORT int
+    chorus_node_pollfds (chorus_node_t *self, int *fds, int max, int *timeout_ms);
+
+//  Run the handlers of the work that is ready, without waiting (a node run
+//  inline first lets its engine take what the network brought). Returns
 //  the number of handlers run, or fails with CHORUS_ESTATE (before start)
 //  or CHORUS_ECORRUPT (the store is damaged: the node stops; the reason,
 //  naming the repair, is logged once).

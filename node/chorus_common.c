@@ -342,17 +342,30 @@ chorus__batch_discard (chorus__batch_t *self)
     chorus__batch_free (self);
 }
 
+static void
+s_discard_msg (zmsg_t **msg_p)
+{
+    zframe_t *kind = zmsg_first (*msg_p);
+    zframe_t *frame = zmsg_next (*msg_p);
+    if (kind && frame && zframe_streq (kind, "B"))
+        s_discard_records (zframe_data (frame), zframe_size (frame));
+    zmsg_destroy (msg_p);
+}
+
 void
 chorus__batch_discard_queued (zsock_t *socket)
 {
     zmsg_t *msg;
-    while ((msg = chorus__recv_ready (socket))) {
-        zframe_t *kind = zmsg_first (msg);
-        zframe_t *frame = zmsg_next (msg);
-        if (kind && frame && zframe_streq (kind, "B"))
-            s_discard_records (zframe_data (frame), zframe_size (frame));
-        zmsg_destroy (&msg);
-    }
+    while ((msg = chorus__recv_ready (socket)))
+        s_discard_msg (&msg);
+}
+
+void
+chorus__batch_discard_list (zlist_t *list)
+{
+    zmsg_t *msg;
+    while ((msg = (zmsg_t *) zlist_pop (list)))
+        s_discard_msg (&msg);
 }
 
 bool
@@ -421,6 +434,24 @@ chorus__handoff_destroy (chorus__handoff_t *self)
     pthread_cond_destroy (&self->room);
     pthread_mutex_destroy (&self->lock);
     memset (self, 0, sizeof (*self));
+}
+
+bool
+chorus__handoff_pending (chorus__handoff_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    bool pending = self->size > 0;
+    pthread_mutex_unlock (&self->lock);
+    return pending;
+}
+
+bool
+chorus__handoff_full (chorus__handoff_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    bool full = self->size == self->max;
+    pthread_mutex_unlock (&self->lock);
+    return full;
 }
 
 bool

@@ -136,9 +136,28 @@ chorus__context_hand (chorus__context_t *self, char kind, chorus_msg_t *msg, con
     chorus__batch_add (&self->handover, kind, 0, msg, NULL, text);
 }
 
+//  Run inline, work goes to the application's queue as the pipe would
+//  carry it, without a signal between threads: what was sent is taken off
+//  the application's end at once
+static void
+s_queue_sent (chorus__context_t *self)
+{
+    zmsg_t *msg;
+    while ((msg = chorus__recv_ready (self->config->inline_app)))
+        zlist_append (self->config->inline_work, msg);
+}
+
 void
 chorus__context_flush (chorus__context_t *self)
 {
+    if (self->config->inline_work && self->handover.count) {
+        zmsg_t *msg = zmsg_new ();
+        zmsg_addstr (msg, "B");
+        zmsg_addmem (msg, self->handover.data, self->handover.size);
+        zlist_append (self->config->inline_work, msg);
+        self->handover.size = self->handover.count = 0;
+    }
+    else
     if (self->work)
         chorus__batch_send (&self->handover, self->work);
 }
@@ -151,5 +170,7 @@ chorus__context_work (chorus__context_t *self, const char *picture, ...)
     va_start (args, picture);
     int rc = zsock_vsend (self->work, picture, args);
     va_end (args);
+    if (self->config->inline_work)
+        s_queue_sent (self);
     return rc;
 }

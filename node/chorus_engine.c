@@ -1,7 +1,11 @@
-/*  chorus_engine.c — the node engine: a czmq actor that owns the node's
-    sockets and mesh state. It meets peers (seeds, gossip, beacon), keeps
-    them alive with heartbeats, routes each message to delivery, commands
-    or the observer, and hands work to the application's thread.
+/*  chorus_engine.c — the node engine: it owns the node's sockets and mesh
+    state. It meets peers (seeds, gossip, beacon), keeps them alive with
+    heartbeats, routes each message to delivery, commands or the observer,
+    and hands work to the application's thread. It runs as a czmq actor in
+    a thread of its own, or, for a node run inline, in turns the
+    application's thread takes (chorus__engine_turn), the application
+    then handing it requests, results and publishes by calls instead of
+    over its pipes.
 */
 #include "chorus_context.h"
 #include "chorus_peer.h"
@@ -27,7 +31,7 @@
 //  each class gets the context, never the engine, and what one class tells
 //  of (a peer met or gone, results from the application) the engine passes
 //  to the others
-typedef struct {
+struct _chorus__engine_t {
     chorus__context_t context;  //  what the classes share
     zsock_t *pipe;              //  control pipe to the node wrapper
     chorus__config_t *config;   //  configuration, owned by the wrapper
@@ -67,7 +71,8 @@ typedef struct {
     size_t topics_size;         //  topics counted apart (CHORUS_STATS_TOPICS at most)
     size_t topic_last;          //  the topic counted last, tried first
     uint64_t topics_other;      //  events on the topics past those
-} chorus__engine_t;
+    uint64_t next;              //  when the next tick is due (monotonic ms)
+};
 
 //  --------------------------------------------------------------------------
 //  What classes tell of
@@ -109,9 +114,30 @@ s_on_peer (chorus__peer_t *peer, chorus__peer_event_t event, void *arg)
 
 #define S_WORK_BATCHES 64      //  result batches read from the application per turn
 
-//  Reads the application's result batches into records; returns how many
+//  Adds the records of one batch from the application to self->results;
+//  returns how many there are now
 static size_t
-s_read_results (chorus__engine_t *self, chorus__work_t **records_p, size_t *max_p)
+s_add_results (chorus__engine_t *self, const uint8_t *data, size_t size, size_t count)
+{
+    size_t pos = 0;
+    chorus__work_t record;
+    const char *text;
+    while (chorus__batch_next (data, size, &pos, &record, &text)) {
+        if (count == self->results_max) {
+            self->results_max = self->results_max? self->results_max * 2: 256;
+            self->results = (chorus__work_t *) realloc (self->results, self->results_max
+                                                                       * sizeof (chorus__work_t));
+            assert (self->results);
+        }
+        self->results [count++] = record;
+    }
+    return count;
+}
+
+//  Reads the application's result batches into self->results; returns how
+//  many records
+static size_t
+s_read_results (chorus__engine_t *self)
 {
     size_t count = 0;
     zmsg_t *msg;
@@ -119,25 +145,17 @@ s_read_results (chorus__engine_t *self, chorus__work_t **records_p, size_t *max_
                        && (msg = chorus__recv_ready (self->context.work)); batches++) {
         zframe_t *kind = zmsg_first (msg);
         zframe_t *frame = zmsg_next (msg);
-        if (kind && frame && zframe_streq (kind, "B")) {
-            size_t pos = 0;
-            chorus__work_t record;
-            const char *text;
-            while (chorus__batch_next (zframe_data (frame), zframe_size (frame), &pos, &record,
-                                       &text)) {
-                if (count == *max_p) {
-                    *max_p = *max_p? *max_p * 2: 256;
-                    *records_p = (chorus__work_t *) realloc (*records_p,
-                                                             *max_p * sizeof (chorus__work_t));
-                    assert (*records_p);
-                }
-                (*records_p) [count++] = record;
-            }
-        }
+        if (kind && frame && zframe_streq (kind, "B"))
+            count = s_add_results (self, zframe_data (frame), zframe_size (frame), count);
         zmsg_destroy (&msg);
     }
     return count;
 }
+
+static void
+    s_record_results (chorus__engine_t *self, size_t count);
+static void
+    s_after (chorus__engine_t *self, uint64_t turn);
 
 //  Results from the application: every inbox record and reply of the
 //  turn goes to the store in one write, and only then are the EVENT-ACKs
@@ -145,7 +163,28 @@ s_read_results (chorus__engine_t *self, chorus__work_t **records_p, size_t *max_
 static void
 s_recv_results (chorus__engine_t *self)
 {
-    size_t count = s_read_results (self, &self->results, &self->results_max);
+    s_record_results (self, s_read_results (self));
+}
+
+void
+chorus__engine_results (chorus__engine_t *self, chorus__batch_t *batch)
+{
+    size_t count = s_add_results (self, batch->data, batch->size, 0);
+    batch->size = batch->count = 0;
+    s_record_results (self, count);
+    s_after (self, 0);
+}
+
+void
+chorus__engine_send (chorus__engine_t *self, chorus_msg_t *msg)
+{
+    chorus__commands_send (self->commands, msg);
+    s_after (self, 0);
+}
+
+static void
+s_record_results (chorus__engine_t *self, size_t count)
+{
     chorus__work_t *records = self->results;
     chorus_store_begin (self->store);
     for (size_t i = 0; i < count; i++) {
@@ -307,8 +346,11 @@ s_recv_router (chorus__engine_t *self)
     //  The inbox has a receive timeout of 0: we read until it is empty
     for (int count = 0; count < S_ROUTER_BATCH; count++) {
         int rc = chorus_msg_recv (self->msg, self->router);
-        if (rc == CHORUS_MSG_INTERRUPTED)
+        if (rc == CHORUS_MSG_INTERRUPTED) {
+            if (zmq_errno () == EAGAIN)
+                chorus__poller_drained (self->poller, self->router);
             break;
+        }
         if (rc == CHORUS_MSG_MALFORMED) {
             self->context.counters [C_MALFORMED]++;
             chorus__context_log (&self->context, "dropped malformed message: %s",
@@ -480,7 +522,8 @@ s_start (chorus__engine_t *self)
 
     //  Nothing but its handler reads the inbox, and nothing sends on it
     chorus__poller_add_quiet (self->poller, self->router);
-    chorus__poller_add (self->poller, self->pub);
+    //  Quiet: its handler reads it, and a publish that sends on it says so
+    chorus__poller_add_quiet (self->poller, self->pub);
     //  Every peer holds one connection into our inbox, and every observer
     //  one into our PUB; room beyond that is for nodes on their way in
     size_t peers = (size_t) config->max_peers;
@@ -739,6 +782,8 @@ s_recv_subscriptions (chorus__engine_t *self)
         zmq_msg_t msg;
         zmq_msg_init (&msg);
         if (zmq_msg_recv (&msg, self->pub, ZMQ_DONTWAIT) == -1) {
+            if (zmq_errno () == EAGAIN)
+                chorus__poller_drained (self->poller, self->pub);
             zmq_msg_close (&msg);
             break;
         }
@@ -876,6 +921,8 @@ s_on_published (chorus__engine_t *self)
         zframe_t *copy = zframe_dup (self->published_bodies [i]);
         chorus_msg_send_encoded (self->published [i], &copy, self->pub);
     }
+    if (count)
+        chorus__poller_touched (self->poller, self->pub);   //  a send may read its signals
     chorus__delivery_published (self->delivery, self->published, self->published_bodies, count);
 }
 
@@ -972,8 +1019,8 @@ s_recv_pipe (chorus__engine_t *self)
 //  --------------------------------------------------------------------------
 //  The actor
 
-static chorus__engine_t *
-s_engine_new (zsock_t *pipe, chorus__config_t *config)
+chorus__engine_t *
+chorus__engine_new (zsock_t *pipe, chorus__config_t *config)
 {
     chorus__engine_t *self = (chorus__engine_t *) zmalloc (sizeof (chorus__engine_t));
     self->pipe = pipe;
@@ -988,9 +1035,14 @@ s_engine_new (zsock_t *pipe, chorus__config_t *config)
     //  A signal is the application's business: the engine stops only on
     //  $TERM, so that calls made after Ctrl-C still get answers (a wait a
     //  signal breaks is a wait that ends early)
+    //  Run inline, the application's thread hands requests, results and
+    //  publishes over by calls (chorus__engine_serve and the rest): the
+    //  pipes are not polled, which costs a look at each per wait
     self->poller = chorus__poller_new ();
-    chorus__poller_add (self->poller, pipe);
-    chorus__poller_add (self->poller, work);
+    if (!config->inline_work) {
+        chorus__poller_add (self->poller, pipe);
+        chorus__poller_add (self->poller, work);
+    }
     self->context.poller = self->poller;
     self->msg = chorus_msg_new (CHORUS_MSG_PING);
     self->peers = chorus__peers_new (&self->context, s_on_peer, self);
@@ -1000,8 +1052,8 @@ s_engine_new (zsock_t *pipe, chorus__config_t *config)
     return self;
 }
 
-static void
-s_engine_destroy (chorus__engine_t **self_p)
+void
+chorus__engine_destroy (chorus__engine_t **self_p)
 {
     chorus__engine_t *self = *self_p;
     if (!self)
@@ -1064,90 +1116,140 @@ s_engine_destroy (chorus__engine_t **self_p)
     *self_p = NULL;
 }
 
+//  What every turn ends with: the chores due, the figures, and the work
+//  for the application sent. turn is when the turn woke (0: not a wait's)
+static void
+s_after (chorus__engine_t *self, uint64_t turn)
+{
+    //  When to wake next, with what this turn set going. A wake for a
+    //  message also does the chores due within CHORUS__TICK_EARLY_MS, if
+    //  no tick has come for about their period: they then seldom need a
+    //  wake of their own
+    uint64_t now = chorus__mono ();
+    if (self->router && (now >= (self->next = s_next_tick (self))
+                      || now + CHORUS__TICK_EARLY_MS >= self->last_tick + S_HOUSEKEEPING_MS)) {
+        s_tick (self);
+        self->next = s_next_tick (self);
+    }
+    //  A peer met, lost, suspected or cleared shows in the figures at
+    //  once, not at the next housekeeping
+    if (self->router && self->config->stats
+    &&  (chorus__peers_evasive (self->peers) != self->evasive_copied
+    ||   chorus__peers_health (self->peers) != self->health_copied
+    ||   zhashx_size (self->context.peers) != self->peers_copied))
+        s_copy_stats (self);
+    //  Damage found in our store stops the application at once, not
+    //  at its next wake (it looks at the store before its work)
+    if (!self->damage_told && chorus_store_damaged (self->store)) {
+        self->damage_told = true;
+        chorus__context_work (&self->context, "s", "D");
+    }
+    chorus__context_flush (&self->context);
+    //  A turn that took long was a stall too: stopped (SIGSTOP) or
+    //  starved while we worked, we read no answers meanwhile, and the
+    //  wait that follows starts on time
+    if (self->router && turn)
+        chorus__peers_woke (self->peers, turn, chorus__mono ());
+}
+
+int
+chorus__engine_turn (chorus__engine_t *self, int max_wait)
+{
+    if (self->terminated)
+        return -1;
+    //  No tick before START: no inbox, no classes at work
+    int timeout = -1;
+    if (self->router) {
+        uint64_t now = chorus__mono ();
+        timeout = now >= self->next? 0: self->next - now > INT_MAX? INT_MAX
+                                                                  : (int) (self->next - now);
+    }
+    if (max_wait >= 0 && (timeout < 0 || timeout > max_wait))
+        timeout = max_wait;
+    //  Run inline, events published since the last turn are this turn's
+    if (self->config->inline_work && chorus__handoff_pending (self->config->handoff)) {
+        s_on_published (self);
+        s_after (self, 0);
+        return 1;
+    }
+    void *which = chorus__poller_wait (self->poller, timeout);
+    zsock_t *pipe = self->pipe;
+    //  Woken long after our timers were due: we were stalled, and our
+    //  peers must not pay for it (protocol section 6.1)
+    uint64_t turn = self->router? chorus__mono (): 0;
+    if (self->router && self->next)
+        chorus__peers_woke (self->peers, self->next, turn);
+    if (which == pipe)
+        s_recv_pipe (self);
+    else
+    if (which == self->context.work)
+        s_recv_results (self);
+    else
+    if (which && which == self->router)     //  no inbox before START
+        s_recv_router (self);
+    else
+    if (which && which == self->pub)
+        s_recv_subscriptions (self);
+    else
+    if (which && self->inbox_gate && which == chorus__gate_socket (self->inbox_gate))
+        s_gate (self, self->inbox_gate, "inbox");
+    else
+    if (which && self->pub_gate && which == chorus__gate_socket (self->pub_gate))
+        s_gate (self, self->pub_gate, "PUB");
+    else
+    if (which == &self->datagrams)
+        chorus__peers_recv_datagrams (self->peers, self->msg);
+    else
+    if (self->beacon && which == (void *) self->beacon)
+        chorus__peers_recv_beacon (self->peers, self->beacon);
+    else
+    if (which && self->observer && chorus__observer_recv (self->observer, which))
+        ;
+    else
+    if (which && self->context.monitor && chorus__monitor_recv (self->context.monitor, which))
+        ;
+    else
+    if (chorus__poller_terminated (self->poller))
+        return -1;
+    s_after (self, turn);
+    return self->terminated? -1: which? 1: 0;
+}
+
+int
+chorus__engine_fds (chorus__engine_t *self, int *fds, size_t max, int *timeout_ms)
+{
+    int count = chorus__poller_prepare (self->poller, fds, max);
+    if (count < 0 || chorus__handoff_pending (self->config->handoff)) {
+        *timeout_ms = 0;    //  something is ready: the next turn takes it
+        return count < 0? 0: count;
+    }
+    *timeout_ms = -1;
+    if (self->router) {
+        uint64_t now = chorus__mono ();
+        *timeout_ms = now >= self->next? 0: self->next - now > INT_MAX? INT_MAX
+                                                                       : (int) (self->next - now);
+    }
+    return count;
+}
+
+void
+chorus__engine_serve (chorus__engine_t *self)
+{
+    zmsg_t *request;
+    while (!self->terminated && (request = chorus__recv_ready (self->pipe)))
+        s_on_request (self, request);
+    if (chorus__handoff_pending (self->config->handoff))
+        s_on_published (self);
+    s_after (self, 0);
+}
+
 void
 chorus__engine_actor (zsock_t *pipe, void *args)
 {
-    chorus__engine_t *self = s_engine_new (pipe, (chorus__config_t *) args);
+    chorus__engine_t *self = chorus__engine_new (pipe, (chorus__config_t *) args);
     zsock_signal (pipe, 0);
-    uint64_t next = 0;          //  when the next tick is due
-    while (!self->terminated) {
-        //  No tick before START: no inbox, no classes at work
-        int timeout = -1;
-        if (self->router) {
-            uint64_t now = chorus__mono ();
-            timeout = now >= next? 0: next - now > INT_MAX? INT_MAX: (int) (next - now);
-        }
-        void *which = chorus__poller_wait (self->poller, timeout);
-        //  Woken long after our timers were due: we were stalled, and our
-        //  peers must not pay for it (protocol section 6.1)
-        uint64_t turn = self->router? chorus__mono (): 0;
-        if (self->router && next)
-            chorus__peers_woke (self->peers, next, turn);
-        if (which == pipe)
-            s_recv_pipe (self);
-        else
-        if (which == self->context.work)
-            s_recv_results (self);
-        else
-        if (which && which == self->router)     //  no inbox before START
-            s_recv_router (self);
-        else
-        if (which && which == self->pub)
-            s_recv_subscriptions (self);
-        else
-        if (which && self->inbox_gate && which == chorus__gate_socket (self->inbox_gate))
-            s_gate (self, self->inbox_gate, "inbox");
-        else
-        if (which && self->pub_gate && which == chorus__gate_socket (self->pub_gate))
-            s_gate (self, self->pub_gate, "PUB");
-        else
-        if (which == &self->datagrams)
-            chorus__peers_recv_datagrams (self->peers, self->msg);
-        else
-        if (self->beacon && which == (void *) self->beacon)
-            chorus__peers_recv_beacon (self->peers, self->beacon);
-        else
-        if (which && self->observer && chorus__observer_recv (self->observer, which))
-            ;
-        else
-        if (which && self->context.monitor && chorus__monitor_recv (self->context.monitor, which))
-            ;
-        else
-        if (chorus__poller_terminated (self->poller))
-            break;
-        //  A HELLO waiting for its connection, and what waits behind it,
-        //  should not wait a whole tick more: meeting is the slow part of a
-        //  short-lived node's life (s_next_tick ticks sooner while so)
-        //  When to wake next, with what this turn set going
-        //  A wake for a message also does the chores due within
-        //  CHORUS__TICK_EARLY_MS, if no tick has come for about their
-        //  period: they then seldom need a wake of their own
-        uint64_t now = chorus__mono ();
-        if (self->router && (now >= (next = s_next_tick (self))
-                          || now + CHORUS__TICK_EARLY_MS >= self->last_tick + S_HOUSEKEEPING_MS)) {
-            s_tick (self);
-            next = s_next_tick (self);
-        }
-        //  A peer met, lost, suspected or cleared shows in the figures at
-        //  once, not at the next housekeeping
-        if (self->router && self->config->stats
-        &&  (chorus__peers_evasive (self->peers) != self->evasive_copied
-        ||   chorus__peers_health (self->peers) != self->health_copied
-        ||   zhashx_size (self->context.peers) != self->peers_copied))
-            s_copy_stats (self);
-        //  Damage found in our store stops the application at once, not
-        //  at its next wake (it looks at the store before its work)
-        if (!self->damage_told && chorus_store_damaged (self->store)) {
-            self->damage_told = true;
-            chorus__context_work (&self->context, "s", "D");
-        }
-        chorus__context_flush (&self->context);
-        //  A turn that took long was a stall too: stopped (SIGSTOP) or
-        //  starved while we worked, we read no answers meanwhile, and the
-        //  wait that follows starts on time
-        if (self->router && turn)
-            chorus__peers_woke (self->peers, turn, chorus__mono ());
-    }
+    while (chorus__engine_turn (self, -1) >= 0)
+        ;
     chorus__context_flush (&self->context);    //  the wrapper frees what it holds
-    s_engine_destroy (&self);
+    chorus__engine_destroy (&self);
 }

@@ -1,7 +1,8 @@
-/*  chorus_node.c — the public node API: a thin wrapper over the engine
-    actor. It keeps the application's handlers, runs them in the caller's
-    thread when the engine hands over work, and publishes straight into
-    the store so that an event is durable when publish returns.
+/*  chorus_node.c — the public node API: a thin wrapper over the engine,
+    a czmq actor or, run inline, turns taken in the caller's thread. It
+    keeps the application's handlers, runs them in the caller's thread
+    when the engine hands over work, and publishes straight into the store
+    so that an event is durable when publish returns.
 */
 #define _GNU_SOURCE     //  nftw
 #include "chorus_private.h"
@@ -33,7 +34,12 @@ struct _chorus_node_t {
     bool store_temporary;       //  made by us, removed with the node
     chorus_store_t *store;      //  open after start
     bool sync;                  //  flush every store write
-    zactor_t *actor;            //  the engine, after start
+    zactor_t *actor;            //  the engine in its thread, after start
+    bool inline_run;            //  run the engine in the application's thread
+    chorus__engine_t *engine;   //  the engine run inline, after start
+    zsock_t *pipe;              //  and our end of its pipe
+    zsock_t *engine_pipe;       //  and its end
+    zlist_t *inline_work;       //  work the inline engine handed over (zmsg_t)
     zsock_t *work;              //  work from the engine, run in this thread
     chorus__batch_t results;    //  results for the engine, sent in batches
     int64_t results_since;      //  when the oldest unsent result was queued (us)
@@ -192,6 +198,31 @@ s_remove_one (const char *path, const struct stat *info, int flag, struct FTW *f
 }
 
 //  Frees the messages of one batch record
+//  The engine's pipe, in its thread or inline; NULL before start
+#define S_PIPE(self) ((self)->actor? (void *) (self)->actor: (void *) (self)->pipe)
+
+//  An engine run inline answers in this thread what was just sent to it
+//  (it does not poll its pipe); the actor answers in its own
+static void
+s_serve (chorus_node_t *self)
+{
+    if (self->engine)
+        chorus__engine_serve (self->engine);
+}
+
+//  Ends the engine, in its thread or inline: it records and answers what
+//  the application sent, and says goodbye
+static void
+s_engine_end (chorus_node_t *self)
+{
+    zactor_destroy (&self->actor);
+    if (self->engine) {
+        chorus__engine_destroy (&self->engine);
+        zsock_destroy (&self->pipe);
+        zsock_destroy (&self->engine_pipe);
+    }
+}
+
 //  Frees the messages the engine handed over and nobody took, and the
 //  results the engine never read
 static void
@@ -210,6 +241,11 @@ s_drain_work (chorus_node_t *self)
         zmsg_destroy (&self->unrun);
     }
     chorus__batch_discard_queued (self->work);
+    if (self->inline_work)
+        chorus__batch_discard_list (self->inline_work);
+    zlist_destroy (&self->inline_work);
+    self->config.inline_work = NULL;
+    self->config.inline_app = NULL;
     chorus__batch_discard (&self->results);
 }
 
@@ -236,7 +272,7 @@ chorus_node_destroy (chorus_node_t **self_p)
         return;
     //  The server reads the store and the figures: it goes first
     chorus_metrics_server_destroy (&self->metrics);
-    zactor_destroy (&self->actor);
+    s_engine_end (self);
     s_abandon_replies (self);
     chorus__handoff_destroy (&self->handoff);
     if (self->work) {
@@ -270,7 +306,7 @@ chorus_node_destroy (chorus_node_t **self_p)
 #define S_BEFORE_START(self) \
     do { \
         assert (self); \
-        if ((self)->actor) \
+        if (S_PIPE (self)) \
             return s_failf ((self), CHORUS_ESTATE, "%s: the node has started; configure it " \
                             "before chorus_node_start", __func__); \
     } while (0)
@@ -500,6 +536,14 @@ chorus_node_set_sync (chorus_node_t *self, bool sync)
 }
 
 int
+chorus_node_set_inline (chorus_node_t *self, bool run_inline)
+{
+    S_BEFORE_START (self);
+    self->inline_run = run_inline;
+    return 0;
+}
+
+int
 chorus_node_set_start_earliest (chorus_node_t *self, bool earliest)
 {
     S_BEFORE_START (self);
@@ -569,10 +613,11 @@ s_request (chorus_node_t *self, const char *picture, ...)
 {
     va_list args;
     va_start (args, picture);
-    zsock_vsend (self->actor, picture, args);
+    zsock_vsend (S_PIPE (self), picture, args);
     va_end (args);
+    s_serve (self);
     int rc = -1;
-    zsock_recv (self->actor, "i", &rc);
+    zsock_recv (S_PIPE (self), "i", &rc);
     return rc;
 }
 
@@ -601,7 +646,8 @@ s_announce_handlers (chorus_node_t *self)
     }
     for (s_handler_t *handler = (s_handler_t *) zhashx_first (self->commands); handler;
          handler = (s_handler_t *) zhashx_next (self->commands))
-        zsock_send (self->actor, "ss", "HANDLE", handler->name);
+        zsock_send (S_PIPE (self), "ss", "HANDLE", handler->name);
+    s_serve (self);
     return 0;
 }
 
@@ -629,7 +675,7 @@ s_start_failed (chorus_node_t *self, int code)
 {
     chorus_metrics_server_destroy (&self->metrics);
     self->config.stats = NULL;
-    zactor_destroy (&self->actor);
+    s_engine_end (self);
     if (self->work) {
         s_drain_work (self);
         zsock_destroy (&self->work);
@@ -707,7 +753,36 @@ chorus_node_start (chorus_node_t *self)
                                                                               CHORUS_ENETWORK);
         }
     }
-    self->actor = zactor_new (chorus__engine_actor, &self->config);
+    if (self->inline_run) {
+        //  Requests and commands may queue while the application runs no
+        //  turn: the pipe takes them all
+        self->engine_pipe = zsock_new (ZMQ_PAIR);
+        self->pipe = zsock_new (ZMQ_PAIR);
+        //  Named after the work pipe, which no other node has had
+        char endpoint [96];
+        snprintf (endpoint, sizeof (endpoint), "%s-pipe", self->config.work_endpoint);
+        if (self->engine_pipe && self->pipe) {
+            zsock_set_sndhwm (self->pipe, 0);
+            zsock_set_rcvhwm (self->pipe, 0);
+            zsock_set_sndhwm (self->engine_pipe, 0);
+            zsock_set_rcvhwm (self->engine_pipe, 0);
+        }
+        if (!self->engine_pipe || !self->pipe || zsock_bind (self->engine_pipe, "%s", endpoint)
+        ||  zsock_connect (self->pipe, "%s", endpoint)) {
+            zsock_destroy (&self->engine_pipe);
+            zsock_destroy (&self->pipe);
+            chorus__log (CHORUS_LOG_ERROR, "chorus: cannot start %s: cannot make its engine "
+                         "pipe", self->config.service);
+            return s_start_failed (self, CHORUS_ENETWORK);
+        }
+        //  Work from the engine comes in a list, with no signal to wait on
+        self->inline_work = zlist_new ();
+        self->config.inline_work = self->inline_work;
+        self->config.inline_app = self->work;
+        self->engine = chorus__engine_new (self->engine_pipe, &self->config);
+    }
+    else
+        self->actor = zactor_new (chorus__engine_actor, &self->config);
     //  Handlers first, so that the very first HELLO carries our subscriptions
     //  and a peer met at once knows our group
     code = s_announce_handlers (self);
@@ -715,8 +790,9 @@ chorus_node_start (chorus_node_t *self)
         return s_start_failed (self, code);
     int rc = -1;
     char *instance = NULL, *endpoint = NULL, *pub_endpoint = NULL;
-    zsock_send (self->actor, "s", "START");
-    zsock_recv (self->actor, "isss", &rc, &instance, &endpoint, &pub_endpoint);
+    zsock_send (S_PIPE (self), "s", "START");
+    s_serve (self);
+    zsock_recv (S_PIPE (self), "isss", &rc, &instance, &endpoint, &pub_endpoint);
     zstr_free (&pub_endpoint);
     if (rc) {
         //  What the engine does at start is bind and make sockets
@@ -770,7 +846,7 @@ chorus_node_subscribe (chorus_node_t *self, const char *prefix, chorus_event_fn 
         return s_failf (self, CHORUS_EINVAL, "subscribe: %s", handler? "a topic prefix is 0 to "
                         "256 printable ASCII characters without spaces": "no handler");
     zlistx_add_end (self->subscribers, s_handler_new (prefix, (void *) handler, arg));
-    if (self->actor && s_request (self, "ss", "SUBSCRIBE", prefix))
+    if (S_PIPE (self) && s_request (self, "ss", "SUBSCRIBE", prefix))
         return s_fail (self, s_subscribe_failed (self, prefix));
     return 0;
 }
@@ -788,7 +864,7 @@ chorus_node_observe (chorus_node_t *self, const char *prefix, bool from_earliest
     s_handler_t *entry = s_handler_new (prefix, (void *) handler, arg);
     entry->earliest = from_earliest;
     zlistx_add_end (self->observers, entry);
-    if (self->actor) {
+    if (S_PIPE (self)) {
         if (!from_earliest)
             entry->since = chorus__now ();
         s_request (self, "sss", "OBSERVE", prefix, from_earliest? "1": "0");
@@ -805,8 +881,9 @@ chorus_node_handle (chorus_node_t *self, const char *command, chorus_command_fn 
         return s_failf (self, CHORUS_EINVAL, "handle: %s", handler? "a command name is 1 to 128 "
                         "printable ASCII characters without spaces": "no handler");
     zhashx_update (self->commands, command, s_handler_new (command, (void *) handler, arg));
-    if (self->actor)
-        zsock_send (self->actor, "ss", "HANDLE", command);
+    if (S_PIPE (self))
+        zsock_send (S_PIPE (self), "ss", "HANDLE", command);
+    s_serve (self);
     return 0;
 }
 
@@ -917,7 +994,7 @@ static int
 s_publish_batch (chorus_node_t *self, chorus_publication_t *events, size_t count, bool lazy)
 {
     assert (self);
-    if (!self->actor)
+    if (!S_PIPE (self))
         return s_failf (self, CHORUS_ESTATE, "publish: the node has not started");
     if (chorus_store_damaged (self->store)) {
         char damage [512];
@@ -1042,9 +1119,16 @@ s_publish_batch (chorus_node_t *self, chorus_publication_t *events, size_t count
             chorus_msg_destroy (&messages [i]);
             zframe_destroy (&bodies [i]);
         }
-        else
-        if (chorus__handoff_push (&self->handoff, messages [i], bodies [i]))
-            zstr_send (self->actor, "PUBLISHED");
+        else {
+            //  An engine run inline takes them here when the hand-off
+            //  is full, since no other thread will
+            if (self->engine && chorus__handoff_full (&self->handoff))
+                chorus__engine_serve (self->engine);
+            //  (and looks at it each turn without being woken)
+            if (chorus__handoff_push (&self->handoff, messages [i], bodies [i])
+            &&  !self->engine)
+                zstr_send (S_PIPE (self), "PUBLISHED");
+        }
     }
     if (!small) {
         free (messages);
@@ -1075,7 +1159,7 @@ chorus_node_publish_batch_lazy (chorus_node_t *self, chorus_publication_t *event
 int
 chorus_node_flush (chorus_node_t *self)
 {
-    if (!self || !self->actor || !self->store)
+    if (!self || !S_PIPE (self) || !self->store)
         return CHORUS_ESTATE;
     if (chorus_store_flush (self->store)) {
         chorus__log (CHORUS_LOG_ERROR, "chorus: flush: %s", chorus_store_error (self->store));
@@ -1110,7 +1194,7 @@ chorus_node_send_attempt (chorus_node_t *self, const char *service, const char *
                           chorus_reply_fn *handler, void *arg)
 {
     assert (self);
-    if (!self->actor)
+    if (!S_PIPE (self))
         return s_failf (self, CHORUS_ESTATE, "send: the node has not started");
     const char *why = !chorus__valid_name (service, 64)?
                           "a service name is 1 to 64 printable ASCII characters without spaces":
@@ -1146,7 +1230,10 @@ chorus_node_send_attempt (chorus_node_t *self, const char *service, const char *
     if (payload || size)
         chorus_msg_set_payload (msg, payload? payload: "", size);
     zhashx_update (self->replies, id, s_handler_new (id, (void *) handler, arg));
-    zsock_send (self->actor, "sp", "SEND", msg);
+    if (self->engine)
+        chorus__engine_send (self->engine, msg);
+    else
+        zsock_send (S_PIPE (self), "sp", "SEND", msg);
     return 0;
 }
 
@@ -1196,7 +1283,10 @@ s_results_send (chorus_node_t *self)
         return;
     if (self->flush_fn && self->flush_fn (self, self->flush_arg))
         s_results_unflushed (self);
-    chorus__batch_send (&self->results, self->work);
+    if (self->engine)
+        chorus__engine_results (self->engine, &self->results);
+    else
+        chorus__batch_send (&self->results, self->work);
 }
 
 #define S_RESULTS_BATCH 64      //  results sent together, so acks keep flowing
@@ -1212,7 +1302,9 @@ s_result (chorus_node_t *self, char kind, uint32_t status, chorus_msg_t *first,
     if (self->results.count == 0)
         self->results_since = zclock_usecs ();
     chorus__batch_add (&self->results, kind, status, first, second, NULL);
-    if (kind == 'Y' || self->results.count >= S_RESULTS_BATCH)
+    //  Run inline, nothing answers while the handlers run: a reply waits
+    //  for the others of the dispatch, to be recorded with them
+    if ((kind == 'Y' && !self->engine) || self->results.count >= S_RESULTS_BATCH)
         s_results_send (self);
 }
 
@@ -1418,12 +1510,10 @@ s_run_batch (chorus_node_t *self, zmsg_t **batch_p, size_t pos)
     return ran;
 }
 
-int
-chorus_node_dispatch (chorus_node_t *self)
+//  Runs the handlers of the work the engine sent
+static int
+s_dispatch (chorus_node_t *self)
 {
-    assert (self);
-    if (!self->work)
-        return s_failf (self, CHORUS_ESTATE, "dispatch: the node has not started");
     int ran = 0;
     if (self->unrun) {
         zmsg_t *batch = self->unrun;
@@ -1444,7 +1534,9 @@ chorus_node_dispatch (chorus_node_t *self)
         return s_failf (self, CHORUS_ECORRUPT, "%s", text);
     }
     zmsg_t *work;
-    while (!self->unrun && !s_stopping (self) && (work = chorus__recv_ready (self->work))) {
+    while (!self->unrun && !s_stopping (self)
+       &&  (work = self->inline_work? (zmsg_t *) zlist_pop (self->inline_work)
+                                    : chorus__recv_ready (self->work))) {
         char *kind = zmsg_popstr (work);
         switch (kind? kind [0]: 0) {
             case 'B':
@@ -1469,6 +1561,21 @@ chorus_node_dispatch (chorus_node_t *self)
     }
     s_results_send (self);
     return ran;
+}
+
+#define S_INLINE_TURNS 64       //  engine turns a dispatch of a node run inline takes at most
+
+int
+chorus_node_dispatch (chorus_node_t *self)
+{
+    assert (self);
+    if (!self->work)
+        return s_failf (self, CHORUS_ESTATE, "dispatch: the node has not started");
+    //  Run inline, the engine takes what is ready first, without waiting
+    for (int turns = 0; self->engine && turns < S_INLINE_TURNS; turns++)
+        if (chorus__engine_turn (self->engine, 0) <= 0)
+            break;
+    return s_dispatch (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -1563,7 +1670,7 @@ void *
 chorus_node_socket (chorus_node_t *self)
 {
     assert (self);
-    return self->work;
+    return self->engine? NULL: self->work;
 }
 
 int
@@ -1572,7 +1679,28 @@ chorus_node_fd (chorus_node_t *self)
     assert (self);
     if (!self->work)
         return s_failf (self, CHORUS_ESTATE, "fd: the node has not started");
+    if (self->engine)
+        return s_failf (self, CHORUS_ESTATE, "fd: a node run inline has no single descriptor; "
+                        "run it with chorus_node_run, or wait on chorus_node_pollfds");
     return zsock_fd (self->work);
+}
+
+int
+chorus_node_pollfds (chorus_node_t *self, int *fds, int max, int *timeout_ms)
+{
+    assert (self);
+    if (!self->engine)
+        return s_failf (self, CHORUS_ESTATE, "pollfds: %s", !S_PIPE (self)?
+                        "the node has not started": "the node is not run inline; wait on "
+                        "chorus_node_fd");
+    if (max < 0 || (max > 0 && !fds) || !timeout_ms)
+        return s_failf (self, CHORUS_EINVAL, "pollfds: %s", max < 0? "a negative max":
+                        !timeout_ms? "no timeout_ms": "no array for the descriptors");
+    int count = chorus__engine_fds (self->engine, fds, (size_t) max, timeout_ms);
+    //  Work handed over and not yet run is ready now
+    if (self->unrun || zlist_size (self->inline_work))
+        *timeout_ms = 0;
+    return count;
 }
 
 //  How often chorus_node_run looks at the signal flag without a wake. A
@@ -1590,8 +1718,12 @@ chorus_node_run (chorus_node_t *self, int timeout_ms)
     if (!self->work)
         return s_failf (self, CHORUS_ESTATE, "run: the node has not started");
     int64_t end = timeout_ms < 0? -1: zclock_mono () + timeout_ms;
-    int64_t every = (pid_t) syscall (SYS_gettid) == getpid ()? S_RUN_WAKE_MAIN_MS: S_RUN_WAKE_MS;
-    zpoller_t *poller = zpoller_new (self->work, NULL);
+    //  Asked once per thread: a run per round trip (a node run inline)
+    //  should not pay two system calls for it
+    static __thread int64_t every = 0;
+    if (!every)
+        every = (pid_t) syscall (SYS_gettid) == getpid ()? S_RUN_WAKE_MAIN_MS: S_RUN_WAKE_MS;
+    zpoller_t *poller = self->engine? NULL: zpoller_new (self->work, NULL);
     int rc = 0;
     self->running = true;
     while (!self->stopped) {
@@ -1600,15 +1732,27 @@ chorus_node_run (chorus_node_t *self, int timeout_ms)
         int64_t wait = end < 0? every: end - zclock_mono ();
         if (end >= 0 && wait <= 0)
             break;
-        //  Work kept from a batch cut short by a stop goes first
-        zpoller_wait (poller, self->unrun? 0: wait > every? (int) every: (int) wait);
-        //  A signal that is not an interrupt (SIGHUP, which the tools take
-        //  as "read the trust directory again") ends the wait, not the run
-        if (zsys_interrupted || (zpoller_terminated (poller) && zmq_errno () != EINTR)) {
+        //  Work kept from a batch cut short by a stop goes first, as does
+        //  work an inline engine handed over before the stop
+        bool ready = self->unrun || (self->inline_work && zlist_size (self->inline_work));
+        int cap = ready? 0: wait > every? (int) every: (int) wait;
+        //  Run inline, the engine's turn is the wait: it hands the work
+        //  it finds to this thread's end of the work pipe
+        bool ended = false;
+        if (self->engine)
+            ended = chorus__engine_turn (self->engine, cap) < 0;
+        else {
+            zpoller_wait (poller, cap);
+            //  A signal that is not an interrupt (SIGHUP, which the tools
+            //  take as "read the trust directory again") ends the wait,
+            //  not the run
+            ended = zpoller_terminated (poller) && zmq_errno () != EINTR;
+        }
+        if (zsys_interrupted || ended) {
             rc = s_failf (self, CHORUS_EINTERRUPTED, "run: interrupted by a signal");
             break;
         }
-        if (chorus_node_dispatch (self) == CHORUS_ECORRUPT) {
+        if (s_dispatch (self) == CHORUS_ECORRUPT) {
             rc = CHORUS_ECORRUPT;   //  dispatch recorded it
             break;
         }
@@ -1634,8 +1778,9 @@ chorus_node_stop (chorus_node_t *self)
 static zmsg_t *
 s_ask (chorus_node_t *self, const char *question)
 {
-    zsock_send (self->actor, "s", question);
-    zmsg_t *reply = zmsg_recv (self->actor);
+    zsock_send (S_PIPE (self), "s", question);
+    s_serve (self);
+    zmsg_t *reply = zmsg_recv (S_PIPE (self));
     char *first = reply? zmsg_popstr (reply): NULL;
     zstr_free (&first);
     return reply;
@@ -1645,7 +1790,7 @@ int
 chorus_node_peers (chorus_node_t *self, chorus_peer_fn *fn, void *arg)
 {
     assert (self);
-    if (!self->actor)
+    if (!S_PIPE (self))
         return s_failf (self, CHORUS_ESTATE, "peers: the node has not started");
     zmsg_t *reply = s_ask (self, "PEERS");
     int count = 0;
@@ -1671,7 +1816,7 @@ int
 chorus_node_pending (chorus_node_t *self, chorus_pending_fn *fn, void *arg)
 {
     assert (self);
-    if (!self->actor)
+    if (!S_PIPE (self))
         return s_failf (self, CHORUS_ESTATE, "pending: the node has not started");
     zmsg_t *reply = s_ask (self, "PENDING");
     int count = 0;
@@ -1694,11 +1839,12 @@ int64_t
 chorus_node_unacked (chorus_node_t *self)
 {
     assert (self);
-    if (!self->actor)
+    if (!S_PIPE (self))
         return s_failf (self, CHORUS_ESTATE, "unacked: the node has not started");
     uint64_t value = 0;
-    zsock_send (self->actor, "s", "UNACKED");
-    zsock_recv (self->actor, "8", &value);
+    zsock_send (S_PIPE (self), "s", "UNACKED");
+    s_serve (self);
+    zsock_recv (S_PIPE (self), "8", &value);
     return (int64_t) value;
 }
 
@@ -1706,10 +1852,11 @@ uint64_t
 chorus_node_counter (chorus_node_t *self, const char *name)
 {
     assert (self);
-    if (!self->actor || !name)
+    if (!S_PIPE (self) || !name)
         return 0;
     uint64_t value = 0;
-    zsock_send (self->actor, "ss", "COUNTER", name);
-    zsock_recv (self->actor, "8", &value);
+    zsock_send (S_PIPE (self), "ss", "COUNTER", name);
+    s_serve (self);
+    zsock_recv (S_PIPE (self), "8", &value);
     return value;
 }

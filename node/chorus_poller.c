@@ -141,22 +141,43 @@ s_ready (chorus__poller_t *self, size_t i)
     return self->items [i].reader;
 }
 
-void *
-chorus__poller_wait (chorus__poller_t *self, int timeout)
+//  A message whose signal an earlier look or a send has read (a plain
+//  descriptor says so itself; a quiet reader is read by its handler
+//  alone, which may have left messages behind): its index, or -1 when
+//  none, or -2 when the context is gone
+static int
+s_look (chorus__poller_t *self)
 {
-    self->terminated = false;
-    //  A message whose signal an earlier look or a send has read (a plain
-    //  descriptor says so itself; a quiet reader is read by its handler
-    //  alone, which may have left messages behind)
     for (size_t i = 0; i < self->size; i++) {
         s_item_t *item = &self->items [i];
         if (!item->socket || (item->quiet && !item->unread))
             continue;
         int readable = s_readable (self, i);
         if (readable)
-            return readable > 0? s_ready (self, i): NULL;
+            return readable > 0? (int) i: -2;
         item->unread = false;
     }
+    return -1;
+}
+
+int
+chorus__poller_prepare (chorus__poller_t *self, int *fds, size_t max)
+{
+    self->terminated = false;
+    if (s_look (self) != -1)
+        return -1;
+    for (size_t i = 0; i < self->size && i < max; i++)
+        fds [i] = self->fds [i].fd;
+    return (int) self->size;
+}
+
+void *
+chorus__poller_wait (chorus__poller_t *self, int timeout)
+{
+    self->terminated = false;
+    int ready = s_look (self);
+    if (ready != -1)
+        return ready >= 0? s_ready (self, (size_t) ready): NULL;
     //  Then the descriptors, once without waiting when the time is 0 (a
     //  plain descriptor is seen only here)
     int64_t end = timeout < 0? -1: zclock_mono () + timeout;
@@ -173,6 +194,13 @@ chorus__poller_wait (chorus__poller_t *self, int timeout)
             if (self->fds [i].revents && !self->items [i].socket)
                 return self->items [i].reader;
             else
+            //  A quiet reader's handler reads without waiting until it
+            //  finds nothing, and a receive that finds nothing reads the
+            //  socket's commands itself: a look first would cost two
+            //  system calls more per wake
+            if (self->fds [i].revents && self->items [i].quiet)
+                return s_ready (self, i);
+            else
             if (self->fds [i].revents) {
                 int readable = s_readable (self, i);
                 if (readable)
@@ -182,6 +210,14 @@ chorus__poller_wait (chorus__poller_t *self, int timeout)
         if (wait == 0)
             return NULL;
     }
+}
+
+void
+chorus__poller_drained (chorus__poller_t *self, void *reader)
+{
+    for (size_t i = 0; i < self->size; i++)
+        if (self->items [i].reader == reader)
+            self->items [i].unread = false;
 }
 
 void

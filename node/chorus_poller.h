@@ -28,10 +28,22 @@ int
 //  -1 when it is not a socket
 int
     chorus__poller_add_quiet (chorus__poller_t *self, void *reader);
-//  A quiet reader was read outside its handler after all (a rare path):
-//  it is looked at before the next wait
+//  A quiet reader was read outside its handler after all (a rare path), or
+//  sent on: it is looked at before the next wait
 void
     chorus__poller_touched (chorus__poller_t *self, void *reader);
+//  For a wait elsewhere (the application's loop, for an engine run inline):
+//  looks at what needs a look before a wait, as chorus__poller_wait does;
+//  returns -1 if a message waits (no wait: hand out at once), else the
+//  number of descriptors, and the first max of them in fds. Nothing may
+//  touch the sockets between this and the wait.
+int
+    chorus__poller_prepare (chorus__poller_t *self, int *fds, size_t max);
+//  A quiet reader's handler read it until a receive found nothing (EAGAIN):
+//  the next message signals its descriptor, so no look is needed before
+//  the next wait (a look costs libzmq two system calls)
+void
+    chorus__poller_drained (chorus__poller_t *self, void *reader);
 //  Waits on a file descriptor too (level-triggered: readable while data
 //  waits); the wait returns reader, a handle of the caller's, when it is
 int

@@ -149,6 +149,12 @@ void
 //  Frees the queue and whatever it still holds
 void
     chorus__handoff_destroy (chorus__handoff_t *self);
+//  True if events are queued
+bool
+    chorus__handoff_pending (chorus__handoff_t *self);
+//  True if the queue has no room: a push now would wait for the engine
+bool
+    chorus__handoff_full (chorus__handoff_t *self);
 //  Queues an event (takes both); true if the caller must wake the engine
 bool
     chorus__handoff_push (chorus__handoff_t *self, chorus_msg_t *event, zframe_t *body);
@@ -234,6 +240,9 @@ typedef struct {
     char *work_endpoint;        //  inproc endpoint of the work pipe
     chorus_store_t *store;      //  the open store, shared with the caller's thread
     chorus__handoff_t *handoff; //  published events for the engine
+    zlist_t *inline_work;       //  run inline: work for the application, in order
+                                //  (zmsg_t, as the work pipe would carry it), else NULL
+    zsock_t *inline_app;        //  run inline: the application's end of the work pipe
     struct _chorus__keys_t *keys;   //  our key and trusted keys, or NULL: plaintext
     bool monitor;               //  report socket-monitor events to the application
     chorus__stats_t *stats;     //  where the engine copies its figures, or NULL
@@ -281,6 +290,9 @@ void
 //  The same for every batch waiting to be read on a socket
 void
     chorus__batch_discard_queued (zsock_t *socket);
+//  And in a list (zmsg_t, as a socket would carry them), which stays
+void
+    chorus__batch_discard_list (zlist_t *list);
 //  Reads the record at *pos of a batch frame and moves *pos past it;
 //  false at the end. text points into the frame (text_size bytes).
 bool
@@ -290,7 +302,44 @@ bool
 zmsg_t *
     chorus__recv_ready (zsock_t *socket);
 
-//  The engine: a czmq actor that owns the sockets and all mesh state
+//  The engine: owns the sockets and all mesh state. It runs as a czmq
+//  actor in a thread of its own, or, for a node run inline
+//  (chorus_node_set_inline), in turns the application's thread takes
+typedef struct _chorus__engine_t chorus__engine_t;
+//  An engine that takes requests on pipe, configured by config (owned by
+//  the caller, which keeps it until the engine is destroyed)
+chorus__engine_t *
+    chorus__engine_new (zsock_t *pipe, chorus__config_t *config);
+//  Records and answers what the application sent, says goodbye to peers,
+//  and frees the engine
+void
+    chorus__engine_destroy (chorus__engine_t **self_p);
+//  One turn: waits for the next thing ready, up to the next timer or
+//  max_wait ms (-1: no cap), handles it and does what is due. Returns 1
+//  if something was ready, 0 if not, -1 once the engine is told to end
+//  ($TERM) or its context is terminated
+int
+    chorus__engine_turn (chorus__engine_t *self, int max_wait);
+//  Handles every request waiting on the pipe now, without waiting: so the
+//  application's thread gets its answer from an inline engine
+void
+    chorus__engine_serve (chorus__engine_t *self);
+//  For a wait in the application's loop (an inline engine's): the
+//  descriptors to wait on for reading, the first max of them in fds, and
+//  the longest wait in *timeout_ms (0: take a turn at once; -1: none due);
+//  returns how many there are
+int
+    chorus__engine_fds (chorus__engine_t *self, int *fds, size_t max, int *timeout_ms);
+//  Records and answers the application's results at once (an inline
+//  engine's, instead of a batch on the work pipe); empties the batch,
+//  whose records' messages it takes
+void
+    chorus__engine_results (chorus__engine_t *self, chorus__batch_t *batch);
+//  Sends a command at once (an inline engine's, instead of SEND on the
+//  pipe); takes msg
+void
+    chorus__engine_send (chorus__engine_t *self, chorus_msg_t *msg);
+//  The actor: an engine's turns in a thread of its own until $TERM
 void
     chorus__engine_actor (zsock_t *pipe, void *config);
 

@@ -96,6 +96,7 @@ CHORUS_NODE_TESTS = \
     tests/test_flush_hook_groups_writes \
     tests/test_secure_mesh \
     tests/test_handlers_answer_later \
+    tests/test_node_runs_inline \
     tests/test_failures_say_why
 check_PROGRAMS += $(CHORUS_NODE_TESTS)
 TESTS += $(CHORUS_NODE_TESTS) tests/test_beacon_discovery.sh tests/test_shell_bridge.sh \
@@ -139,6 +140,7 @@ tests_test_tracing_links_causes_LDADD = $(TEST_LIBS)
 tests_test_flush_hook_groups_writes_LDADD = $(TEST_LIBS)
 tests_test_secure_mesh_LDADD = $(TEST_LIBS)
 tests_test_handlers_answer_later_LDADD = $(TEST_LIBS)
+tests_test_node_runs_inline_LDADD = $(TEST_LIBS)
 tests_test_failures_say_why_LDADD = $(TEST_LIBS)
 
 #   Processes killed and restarted
@@ -196,6 +198,8 @@ tests_bench_bench_nats_LDADD = $(NATS_LIBS) $(JANSSON_LIBS) -lm -lpthread
 endif
 #   Their --json output, run tiny (figures never judged), and the merge
 TESTS += tests/test_bench_writes_json.sh
+TESTS += tests/test_node_tests_pass_inline.sh
+EXTRA_DIST += tests/test_node_tests_pass_inline.sh
 EXTRA_DIST += tests/test_bench_writes_json.sh scripts/lib/figures.py scripts/lib/scale.py
 
 #   Flow engine
