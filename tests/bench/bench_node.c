@@ -1,7 +1,9 @@
 /*  bench_node.c — Chorus beside raw libzmq, measured in one run on loopback:
     durable group-delivered events per second against raw PUB/SUB messages
     per second, and command round trips (1 and 100 in flight) against raw
-    DEALER/ROUTER round trips. Each is measured plaintext and with CURVE
+    DEALER/ROUTER round trips, between nodes whose engines run in threads
+    of their own (the default) and between nodes run inline
+    (chorus_node_set_inline). Each is measured plaintext and with CURVE
     (keys made for the run in a temporary directory), so that the cost of a
     secure mesh is read beside what CURVE costs libzmq itself. Prints a table
     of figures and ratios per mode, then CURVE beside plaintext.
@@ -174,8 +176,9 @@ s_raw_echo (void *arg)
     return NULL;
 }
 
+//  Writes COUNT round trips (us) into samples
 static void
-s_raw_roundtrip (int count, int window, const curve_t *curve, int64_t *p50, int64_t *p99)
+s_raw_roundtrip (int count, int window, const curve_t *curve, int64_t *samples)
 {
     raw_echo_t echo = {zsock_new (ZMQ_ROUTER), false};
     s_raw_curve (echo.router, curve, true);
@@ -185,7 +188,6 @@ s_raw_roundtrip (int count, int window, const curve_t *curve, int64_t *p50, int6
     zsock_t *dealer = zsock_new (ZMQ_DEALER);
     s_raw_curve (dealer, curve, false);
     zsock_connect (dealer, "tcp://127.0.0.1:%d", port);
-    int64_t *samples = (int64_t *) calloc ((size_t) count, sizeof (int64_t));
     char *payload = (char *) calloc (1, (size_t) s_size);
     int sent = 0, done = 0;
     while (done < count) {
@@ -201,11 +203,8 @@ s_raw_roundtrip (int count, int window, const curve_t *curve, int64_t *p50, int6
         samples [done++] = s_now_us () - stamp;
         zframe_destroy (&frame);
     }
-    *p50 = s_percentile (samples, count, 0.50);
-    *p99 = s_percentile (samples, count, 0.99);
     echo.stop = true;
     pthread_join (thread, NULL);
-    free (samples);
     free (payload);
     zsock_destroy (&dealer);
     zsock_destroy (&echo.router);
@@ -365,6 +364,7 @@ s_chorus_server (void *arg)
 typedef struct {
     int64_t *samples;           //  round trips, us
     int done;                   //  replies received
+    bool waiting;               //  the sender runs its node until a reply
 } chorus_client_t;
 
 static void
@@ -374,24 +374,31 @@ s_on_reply (chorus_node_t *node, chorus_reply_t *reply, void *arg)
     int64_t stamp;
     memcpy (&stamp, chorus_reply_payload (reply), sizeof (stamp));
     client->samples [client->done++] = s_now_us () - stamp;
+    if (client->waiting)
+        chorus_node_stop (node);    //  so that the sender sends the next
 }
 
+//  Round trips between two nodes, each run by a thread of its own, with
+//  its engine in a thread of its own or inline (chorus_node_set_inline);
+//  writes COUNT round trips (us) into samples
 static void
-s_chorus_commands (int count, int window, const char *root, const curve_t *curve, int64_t *p50,
-                   int64_t *p99)
+s_chorus_commands (int count, int window, const char *root, const curve_t *curve,
+                   bool run_inline, int64_t *samples)
 {
     char store [32];
-    snprintf (store, sizeof (store), "echo-%d", window);
+    snprintf (store, sizeof (store), "echo-%d%s", window, run_inline? "-inline": "");
     chorus_server_t server = {s_chorus_node ("bench-echo", root, store, curve), false};
+    chorus_node_set_inline (server.node, run_inline);
     chorus_node_handle (server.node, "echo", s_on_echo, NULL);
     s_chorus_start (server.node);
     chorus_node_t *client = s_chorus_node ("bench-client", root, NULL, curve);
+    chorus_node_set_inline (client, run_inline);
     s_chorus_seed (client, server.node, curve);
     s_chorus_start (client);
     pthread_t thread;
     pthread_create (&thread, NULL, s_chorus_server, &server);
     s_chorus_meet (client);
-    chorus_client_t state = {(int64_t *) calloc ((size_t) count, sizeof (int64_t)), 0};
+    chorus_client_t state = {samples, 0, false};
     char *payload = (char *) calloc (1, (size_t) (s_size > 8? s_size: 8));
     int sent = 0;
     zsock_t *socket = chorus_node_socket (client);
@@ -403,16 +410,24 @@ s_chorus_commands (int count, int window, const char *root, const curve_t *curve
                               s_on_reply, &state);
             sent++;
         }
+        //  Run inline, the node takes what came and runs its handlers; when
+        //  nothing had come (one in flight: nothing can have), it runs
+        //  until a reply does
+        if (run_inline) {
+            if (window == 1 || chorus_node_dispatch (client) == 0) {
+                state.waiting = true;
+                chorus_node_run (client, 1000);
+                state.waiting = false;
+            }
+        }
+        else
         if (chorus_node_dispatch (client) == 0) {
             zmq_pollitem_t item = {zsock_resolve (socket), 0, ZMQ_POLLIN, 0};
             zmq_poll (&item, 1, 1000);
         }
     }
-    *p50 = s_percentile (state.samples, count, 0.50);
-    *p99 = s_percentile (state.samples, count, 0.99);
     server.stop = true;
     pthread_join (thread, NULL);
-    free (state.samples);
     free (payload);
     chorus_node_destroy (&client);
     chorus_node_destroy (&server.node);
@@ -428,9 +443,38 @@ typedef struct {
     double chorus_cpu;          //  process CPU us per Chorus event
     int64_t raw50 [2], raw99 [2];   //  raw round trips (us), per window
     int64_t ch50 [2], ch99 [2];     //  Chorus round trips (us), per window
+    int64_t in50 [2], in99 [2];     //  the same with both nodes run inline
 } figures_t;
 
 static int s_windows [2] = {1, 100};
+
+//  Round trips raw, between nodes with their engines in threads of their
+//  own, and between nodes run inline, half the count at a time in the
+//  order raw, threads, inline, inline, threads, raw: the machine's load
+//  drifts, and this way it weighs on none more than the others
+static void
+s_roundtrips (int count, int window, const curve_t *curve, int i, figures_t *into)
+{
+    int half = count / 2 > 0? count / 2: 1;
+    int64_t *raw = (int64_t *) calloc ((size_t) half * 2, sizeof (int64_t));
+    int64_t *threads = (int64_t *) calloc ((size_t) half * 2, sizeof (int64_t));
+    int64_t *inline_ = (int64_t *) calloc ((size_t) half * 2, sizeof (int64_t));
+    s_raw_roundtrip (half, window, curve, raw);
+    s_chorus_commands (half, window, s_root, curve, false, threads);
+    s_chorus_commands (half, window, s_root, curve, true, inline_);
+    s_chorus_commands (half, window, s_root, curve, true, inline_ + half);
+    s_chorus_commands (half, window, s_root, curve, false, threads + half);
+    s_raw_roundtrip (half, window, curve, raw + half);
+    into->raw50 [i] = s_percentile (raw, half * 2, 0.50);
+    into->raw99 [i] = s_percentile (raw, half * 2, 0.99);
+    into->ch50 [i] = s_percentile (threads, half * 2, 0.50);
+    into->ch99 [i] = s_percentile (threads, half * 2, 0.99);
+    into->in50 [i] = s_percentile (inline_, half * 2, 0.50);
+    into->in99 [i] = s_percentile (inline_, half * 2, 0.99);
+    free (raw);
+    free (threads);
+    free (inline_);
+}
 
 //  A throughput in each mode, measured in halves in the order A B B A after
 //  an unmeasured half in A: the first run of a kind in a process is slower
@@ -531,6 +575,15 @@ s_print_table (const figures_t *f)
         printf ("%-46s %14" PRId64 " %14" PRId64 " %7.2fx\n", label, f->ch99 [i], f->raw99 [i],
                 (double) f->ch99 [i] / (double) (f->raw99 [i]? f->raw99 [i]: 1));
     }
+    for (int i = 0; i < 2; i++) {
+        char label [64];
+        snprintf (label, sizeof (label), "the same, run inline: p50, %d in flight", s_windows [i]);
+        printf ("%-46s %14" PRId64 " %14" PRId64 " %7.2fx\n", label, f->in50 [i], f->raw50 [i],
+                (double) f->in50 [i] / (double) (f->raw50 [i]? f->raw50 [i]: 1));
+        snprintf (label, sizeof (label), "the same, run inline: p99, %d in flight", s_windows [i]);
+        printf ("%-46s %14" PRId64 " %14" PRId64 " %7.2fx\n", label, f->in99 [i], f->raw99 [i],
+                (double) f->in99 [i] / (double) (f->raw99 [i]? f->raw99 [i]: 1));
+    }
 }
 
 //  A rate's CURVE/plaintext as a percentage, a latency's as a factor
@@ -594,6 +647,14 @@ s_json_figures (bench_json_t *json, const figures_t *f, const char *mode)
         snprintf (name, sizeof (name), "node.command_rtt_p99_us.in_flight_%d.%s", s_windows [i],
                   mode);
         bench_json_measure (json, name, (double) f->ch99 [i], "us",
+                            "raw libzmq DEALER/ROUTER round trip p99 us", (double) f->raw99 [i]);
+        snprintf (name, sizeof (name), "node.command_rtt_inline_p50_us.in_flight_%d.%s",
+                  s_windows [i], mode);
+        bench_json_measure (json, name, (double) f->in50 [i], "us",
+                            "raw libzmq DEALER/ROUTER round trip p50 us", (double) f->raw50 [i]);
+        snprintf (name, sizeof (name), "node.command_rtt_inline_p99_us.in_flight_%d.%s",
+                  s_windows [i], mode);
+        bench_json_measure (json, name, (double) f->in99 [i], "us",
                             "raw libzmq DEALER/ROUTER round trip p99 us", (double) f->raw99 [i]);
     }
 }
@@ -674,10 +735,7 @@ main (int argc, char **argv)
     }
     for (int i = 0; i < 2; i++)
         for (int m = 0; m < count; m++) {
-            s_raw_roundtrip (commands, s_windows [i], modes [m], &into [m]->raw50 [i],
-                             &into [m]->raw99 [i]);
-            s_chorus_commands (commands, s_windows [i], s_root, modes [m], &into [m]->ch50 [i],
-                               &into [m]->ch99 [i]);
+            s_roundtrips (commands, s_windows [i], modes [m], i, into [m]);
         }
     if (plaintext)
         s_print_table (&plain);
