@@ -560,6 +560,25 @@ s_on_signal (int signal)
     _exit (128 + signal);
 }
 
+//  A latency row: two figures, then over/under as a factor (over and
+//  under are the two figures in one order or the other)
+static void
+s_print_row (const char *format, int window, int64_t first, int64_t second, int64_t over,
+             int64_t under)
+{
+    char label [64];
+    snprintf (label, sizeof (label), format, window);
+    printf ("%-46s %14" PRId64 " %14" PRId64 " %7.2fx\n", label, first, second,
+            (double) over / (double) (under? under: 1));
+}
+
+//  Chorus beside raw libzmq
+static void
+s_print_vs_raw (const char *format, int window, int64_t chorus, int64_t raw)
+{
+    s_print_row (format, window, chorus, raw, chorus, raw);
+}
+
 static void
 s_print_table (const figures_t *f)
 {
@@ -567,22 +586,16 @@ s_print_table (const figures_t *f)
     printf ("%-46s %14.0f %14.0f %7.1f%%\n", "events/s (durable group delivery vs PUB/SUB)",
             f->chorus_rate, f->raw_rate, 100 * f->chorus_rate / f->raw_rate);
     for (int i = 0; i < 2; i++) {
-        char label [64];
-        snprintf (label, sizeof (label), "command round trip p50 us, %d in flight", s_windows [i]);
-        printf ("%-46s %14" PRId64 " %14" PRId64 " %7.2fx\n", label, f->ch50 [i], f->raw50 [i],
-                (double) f->ch50 [i] / (double) (f->raw50 [i]? f->raw50 [i]: 1));
-        snprintf (label, sizeof (label), "command round trip p99 us, %d in flight", s_windows [i]);
-        printf ("%-46s %14" PRId64 " %14" PRId64 " %7.2fx\n", label, f->ch99 [i], f->raw99 [i],
-                (double) f->ch99 [i] / (double) (f->raw99 [i]? f->raw99 [i]: 1));
+        s_print_vs_raw ("command round trip p50 us, %d in flight", s_windows [i], f->ch50 [i],
+                     f->raw50 [i]);
+        s_print_vs_raw ("command round trip p99 us, %d in flight", s_windows [i], f->ch99 [i],
+                     f->raw99 [i]);
     }
     for (int i = 0; i < 2; i++) {
-        char label [64];
-        snprintf (label, sizeof (label), "the same, run inline: p50, %d in flight", s_windows [i]);
-        printf ("%-46s %14" PRId64 " %14" PRId64 " %7.2fx\n", label, f->in50 [i], f->raw50 [i],
-                (double) f->in50 [i] / (double) (f->raw50 [i]? f->raw50 [i]: 1));
-        snprintf (label, sizeof (label), "the same, run inline: p99, %d in flight", s_windows [i]);
-        printf ("%-46s %14" PRId64 " %14" PRId64 " %7.2fx\n", label, f->in99 [i], f->raw99 [i],
-                (double) f->in99 [i] / (double) (f->raw99 [i]? f->raw99 [i]: 1));
+        s_print_vs_raw ("the same, run inline: p50, %d in flight", s_windows [i], f->in50 [i],
+                     f->raw50 [i]);
+        s_print_vs_raw ("the same, run inline: p99, %d in flight", s_windows [i], f->in99 [i],
+                     f->raw99 [i]);
     }
 }
 
@@ -593,13 +606,11 @@ s_print_rate (const char *label, double plain, double curve)
     printf ("%-46s %14.0f %14.0f %7.1f%%\n", label, plain, curve, 100 * curve / plain);
 }
 
+//  CURVE beside plaintext
 static void
 s_print_latency (const char *label, int window, int64_t plain, int64_t curve)
 {
-    char text [64];
-    snprintf (text, sizeof (text), label, window);
-    printf ("%-46s %14" PRId64 " %14" PRId64 " %7.2fx\n", text, plain, curve,
-            (double) curve / (double) (plain? plain: 1));
+    s_print_row (label, window, plain, curve, curve, plain);
 }
 
 //  CURVE beside plaintext: what a secure mesh costs Chorus, and what CURVE
