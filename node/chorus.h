@@ -619,9 +619,11 @@ CHORUS_EXPORT int
 //  of them written to fds, and in *timeout_ms the longest wait (0:
 //  dispatch again at once). Returns how many descriptors there are (more
 //  than max: call again with room for them all). Call it after every
-//  dispatch and wait at once: the descriptors are ZeroMQ's, edge-triggered,
-//  and a dispatch is what makes them fire again; when any is readable or
-//  the time is up, dispatch. Fails with CHORUS_ESTATE before start and for
+//  dispatch, and after any other call on the node (a publish, a send, a
+//  deferred result finished), and wait at once: the descriptors are
+//  ZeroMQ's, edge-triggered, and a publish or a send leaves work for the
+//  engine that no descriptor announces; when any is readable or the time
+//  is up, dispatch. Fails with CHORUS_ESTATE before start and for
 //  a node with an engine thread (wait on chorus_node_fd), and with
 //  CHORUS_EINVAL for a negative max or a NULL timeout_ms.
 CHORUS_EXPORT int

@@ -154,6 +154,8 @@ s_read_results (chorus__engine_t *self)
 
 static void
     s_record_results (chorus__engine_t *self, size_t count);
+static uint64_t
+    s_enter (chorus__engine_t *self);
 static void
     s_after (chorus__engine_t *self, uint64_t turn);
 
@@ -169,17 +171,19 @@ s_recv_results (chorus__engine_t *self)
 void
 chorus__engine_results (chorus__engine_t *self, chorus__batch_t *batch)
 {
+    uint64_t entered = s_enter (self);
     size_t count = s_add_results (self, batch->data, batch->size, 0);
     batch->size = batch->count = 0;
     s_record_results (self, count);
-    s_after (self, 0);
+    s_after (self, entered);
 }
 
 void
 chorus__engine_send (chorus__engine_t *self, chorus_msg_t *msg)
 {
+    uint64_t entered = s_enter (self);
     chorus__commands_send (self->commands, msg);
-    s_after (self, 0);
+    s_after (self, entered);
 }
 
 static void
@@ -1059,9 +1063,14 @@ chorus__engine_destroy (chorus__engine_t **self_p)
     if (!self)
         return;
     //  Results the application sent before we were told to stop are
-    //  recorded and answered, so that work done is not done again
+    //  recorded and answered, so that work done is not done again; run
+    //  inline, events published since the last turn go out first too, as
+    //  a PUBLISHED ahead of $TERM on the pipe would have
     if (self->router)
         s_recv_results (self);
+    if (self->router && self->config->inline_work
+    &&  chorus__handoff_pending (self->config->handoff))
+        s_on_published (self);
     //  Say goodbye, so that peers move our work at once
     if (self->router) {
         chorus_msg_t *bye = chorus__context_msg (&self->context, CHORUS_MSG_BYE);
@@ -1116,8 +1125,23 @@ chorus__engine_destroy (chorus__engine_t **self_p)
     *self_p = NULL;
 }
 
-//  What every turn ends with: the chores due, the figures, and the work
-//  for the application sent. turn is when the turn woke (0: not a wait's)
+//  What every entry into the engine starts with, a turn's after its wait
+//  and a call from the application's thread (an inline engine's): timers
+//  found long overdue mean we were stalled (by a long handler, inline), and
+//  our peers must not pay for it (protocol section 6.1). Returns now, or 0
+//  before start
+static uint64_t
+s_enter (chorus__engine_t *self)
+{
+    uint64_t now = self->router? chorus__mono (): 0;
+    if (self->router && self->next)
+        chorus__peers_woke (self->peers, self->next, now);
+    return now;
+}
+
+//  What every entry ends with: the chores due, the figures, and the work
+//  for the application sent. turn is when the entry began (0: before
+//  start)
 static void
 s_after (chorus__engine_t *self, uint64_t turn)
 {
@@ -1168,17 +1192,14 @@ chorus__engine_turn (chorus__engine_t *self, int max_wait)
         timeout = max_wait;
     //  Run inline, events published since the last turn are this turn's
     if (self->config->inline_work && chorus__handoff_pending (self->config->handoff)) {
+        uint64_t entered = s_enter (self);
         s_on_published (self);
-        s_after (self, 0);
+        s_after (self, entered);
         return 1;
     }
     void *which = chorus__poller_wait (self->poller, timeout);
     zsock_t *pipe = self->pipe;
-    //  Woken long after our timers were due: we were stalled, and our
-    //  peers must not pay for it (protocol section 6.1)
-    uint64_t turn = self->router? chorus__mono (): 0;
-    if (self->router && self->next)
-        chorus__peers_woke (self->peers, self->next, turn);
+    uint64_t turn = s_enter (self);
     if (which == pipe)
         s_recv_pipe (self);
     else
@@ -1235,12 +1256,13 @@ chorus__engine_fds (chorus__engine_t *self, int *fds, size_t max, int *timeout_m
 void
 chorus__engine_serve (chorus__engine_t *self)
 {
+    uint64_t entered = s_enter (self);
     zmsg_t *request;
     while (!self->terminated && (request = chorus__recv_ready (self->pipe)))
         s_on_request (self, request);
     if (chorus__handoff_pending (self->config->handoff))
         s_on_published (self);
-    s_after (self, 0);
+    s_after (self, entered);
 }
 
 void

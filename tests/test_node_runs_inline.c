@@ -138,6 +138,29 @@ s_poll_until (chorus_node_t **nodes, int count, test_done_fn *done, void *arg, i
     return result;
 }
 
+//  A handler that holds its thread past the nodes' expired time
+static void
+s_on_slow (chorus_node_t *node, chorus_command_t *command, chorus_reply_t *reply, void *arg)
+{
+    zclock_sleep (TEST_EXPIRED_MS * 3 / 2);
+}
+
+static int s_lost;              //  its peers the slow service suspected, expired or saw leave
+
+static void
+s_on_peer_change (chorus_node_t *node, const chorus_peer_t *peer, void *arg)
+{
+    if (peer->state == CHORUS_PEER_EVASIVE || peer->state == CHORUS_PEER_EXPIRED
+    ||  peer->state == CHORUS_PEER_LEFT)
+        s_lost++;
+}
+
+static bool
+s_never (void *arg)
+{
+    return false;
+}
+
 int
 main (void)
 {
@@ -266,15 +289,69 @@ main (void)
     ok (test_run_until (all, 4, s_events, &want, 30000), "every event reaches the group");
     is_int (record.twice, 0, "none twice");
 
+    //  Events published just before the inline publisher is destroyed
+    //  still go: they were in the hand-off, not yet taken by a turn
+    int had = (int) zhashx_size (record.ids);
+    for (int i = 0; i < 5; i++) {
+        char key [16];
+        snprintf (key, sizeof (key), "last%d", i);
+        chorus_node_publish (publisher, "order.shipped", key, key, strlen (key));
+    }
+    chorus_node_destroy (&publisher);
+    chorus_node_t *left [3] = {echo, client, group};
+    want.want = had + 5;
+    ok (test_run_until (left, 3, s_events, &want, 10000),
+        "events published just before an inline node is destroyed reach the group");
+
+    chorus_node_destroy (&group);
+
     //  A node destroyed with a command unanswered tells its reply handler
     caller_t late = {0, 0, 0, zhashx_new (), 0};
     chorus_node_send (client, "nobody", "echo", "x", 1, 30000, s_on_reply, &late);
     chorus_node_destroy (&client);
     is_int (late.interrupted, 1, "a command unanswered when its inline node goes hears of it");
 
-    chorus_node_destroy (&publisher);
-    chorus_node_destroy (&group);
     chorus_node_destroy (&echo);
+
+    //  A handler that runs past the expired time stalls the engine with
+    //  it: the node must take it for its own stall, not for its peers'
+    //  silence, and suspect no one for it (protocol section 6.1). Its peer
+    //  `quiet` falls silent just before, so that a probe of it is under
+    //  way when the stall begins; the caller runs in a thread of its own
+    chorus_node_t *slow = test_node ("slow", NULL, NULL);
+    chorus_node_set_inline (slow, true);
+    chorus_node_handle (slow, "slow", s_on_slow, NULL);
+    chorus_node_on_peer (slow, s_on_peer_change, NULL);
+    if (chorus_node_start (slow))
+        bail_out ("cannot start the slow service");
+    chorus_node_t *quiet = test_node ("quiet", NULL, chorus_node_endpoint (slow));
+    chorus_node_set_inline (quiet, true);
+    chorus_node_t *steady = test_node ("steady", NULL, chorus_node_endpoint (slow));
+    if (chorus_node_start (quiet) || chorus_node_start (steady))
+        bail_out ("cannot start the slow service's peers");
+    chorus_node_t *trio [3] = {slow, quiet, steady};
+    met_t met_quiet = {slow, "quiet"}, met_steady = {slow, "steady"}, met_slow = {steady, "slow"};
+    ok (test_run_until (trio, 3, s_met, &met_quiet, 10000)
+        && test_run_until (trio, 3, s_met, &met_steady, 10000)
+        && test_run_until (trio, 3, s_met, &met_slow, 10000), "the slow service meets its peers");
+    test_run_until (trio, 3, s_never, NULL, 1000);
+    s_lost = 0;
+    chorus_node_t *pair [2] = {slow, steady};
+    test_run_until (pair, 2, s_never, NULL, TEST_EVASIVE_MS * 5 / 6);
+    caller_t slow_caller = {0, 0, 0, zhashx_new (), 0};
+    chorus_node_send (steady, "slow", "slow", "x", 1, 30000, s_on_reply, &slow_caller);
+    s_want = 1;
+    ok (test_run_until (pair, 2, s_replies, &slow_caller, 10000), "the slow command is answered");
+    test_run_until (trio, 3, s_never, NULL, 1000);
+    ok (chorus_node_counter (slow, "stalls") >= 1, "the node counts its handler's time as a "
+        "stall of its own (%d)", (int) chorus_node_counter (slow, "stalls"));
+    is_int (s_lost, 0, "and suspected or expired no peer for it");
+    is_int (test_peers (slow, "quiet"), 1, "it still knows the quiet one");
+    chorus_node_destroy (&steady);
+    chorus_node_destroy (&quiet);
+    chorus_node_destroy (&slow);
+    zhashx_destroy (&slow_caller.seen);
+
     zhashx_destroy (&caller.seen);
     zhashx_destroy (&late.seen);
     zhashx_destroy (&record.ids);
