@@ -314,6 +314,18 @@ chorus__batch_send (chorus__batch_t *self, zsock_t *socket)
     return rc;
 }
 
+zmsg_t *
+chorus__batch_take (chorus__batch_t *self)
+{
+    if (self->count == 0)
+        return NULL;
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "B");
+    zmsg_addmem (msg, self->data, self->size);
+    self->size = self->count = 0;
+    return msg;
+}
+
 void
 chorus__batch_free (chorus__batch_t *self)
 {

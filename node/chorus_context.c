@@ -150,12 +150,10 @@ s_queue_sent (chorus__context_t *self)
 void
 chorus__context_flush (chorus__context_t *self)
 {
-    if (self->config->inline_work && self->handover.count) {
-        zmsg_t *msg = zmsg_new ();
-        zmsg_addstr (msg, "B");
-        zmsg_addmem (msg, self->handover.data, self->handover.size);
-        zlist_append (self->config->inline_work, msg);
-        self->handover.size = self->handover.count = 0;
+    if (self->config->inline_work) {
+        zmsg_t *msg = chorus__batch_take (&self->handover);
+        if (msg)
+            zlist_append (self->config->inline_work, msg);
     }
     else
     if (self->work)

@@ -1176,18 +1176,23 @@ s_after (chorus__engine_t *self, uint64_t turn)
         chorus__peers_woke (self->peers, turn, chorus__mono ());
 }
 
+//  How long the engine may wait before its next tick (ms); -1 before
+//  START: no inbox, no classes at work
+static int
+s_wait_ms (chorus__engine_t *self)
+{
+    if (!self->router)
+        return -1;
+    uint64_t now = chorus__mono ();
+    return now >= self->next? 0: self->next - now > INT_MAX? INT_MAX: (int) (self->next - now);
+}
+
 int
 chorus__engine_turn (chorus__engine_t *self, int max_wait)
 {
     if (self->terminated)
         return -1;
-    //  No tick before START: no inbox, no classes at work
-    int timeout = -1;
-    if (self->router) {
-        uint64_t now = chorus__mono ();
-        timeout = now >= self->next? 0: self->next - now > INT_MAX? INT_MAX
-                                                                  : (int) (self->next - now);
-    }
+    int timeout = s_wait_ms (self);
     if (max_wait >= 0 && (timeout < 0 || timeout > max_wait))
         timeout = max_wait;
     //  Run inline, events published since the last turn are this turn's
@@ -1198,9 +1203,8 @@ chorus__engine_turn (chorus__engine_t *self, int max_wait)
         return 1;
     }
     void *which = chorus__poller_wait (self->poller, timeout);
-    zsock_t *pipe = self->pipe;
     uint64_t turn = s_enter (self);
-    if (which == pipe)
+    if (which == self->pipe)
         s_recv_pipe (self);
     else
     if (which == self->context.work)
@@ -1244,12 +1248,7 @@ chorus__engine_fds (chorus__engine_t *self, int *fds, size_t max, int *timeout_m
         *timeout_ms = 0;    //  something is ready: the next turn takes it
         return count < 0? 0: count;
     }
-    *timeout_ms = -1;
-    if (self->router) {
-        uint64_t now = chorus__mono ();
-        *timeout_ms = now >= self->next? 0: self->next - now > INT_MAX? INT_MAX
-                                                                       : (int) (self->next - now);
-    }
+    *timeout_ms = s_wait_ms (self);
     return count;
 }
 

@@ -197,7 +197,6 @@ s_remove_one (const char *path, const struct stat *info, int flag, struct FTW *f
     return remove (path);
 }
 
-//  Frees the messages of one batch record
 //  The engine's pipe, in its thread or inline; NULL before start
 #define S_PIPE(self) ((self)->actor? (void *) (self)->actor: (void *) (self)->pipe)
 
@@ -208,6 +207,14 @@ s_serve (chorus_node_t *self)
 {
     if (self->engine)
         chorus__engine_serve (self->engine);
+}
+
+//  Work the engine handed over and no handler has run yet (inline, no
+//  socket says so)
+static bool
+s_work_waiting (chorus_node_t *self)
+{
+    return self->unrun || (self->inline_work && zlist_size (self->inline_work));
 }
 
 //  Ends the engine, in its thread or inline: it records and answers what
@@ -1120,11 +1127,11 @@ s_publish_batch (chorus_node_t *self, chorus_publication_t *events, size_t count
             zframe_destroy (&bodies [i]);
         }
         else {
-            //  An engine run inline takes them here when the hand-off
-            //  is full, since no other thread will
+            //  An engine run inline looks at the hand-off each turn, with
+            //  no wake, and takes it here when it is full, since no other
+            //  thread will
             if (self->engine && chorus__handoff_full (&self->handoff))
                 chorus__engine_serve (self->engine);
-            //  (and looks at it each turn without being woken)
             if (chorus__handoff_push (&self->handoff, messages [i], bodies [i])
             &&  !self->engine)
                 zstr_send (S_PIPE (self), "PUBLISHED");
@@ -1697,8 +1704,7 @@ chorus_node_pollfds (chorus_node_t *self, int *fds, int max, int *timeout_ms)
         return s_failf (self, CHORUS_EINVAL, "pollfds: %s", max < 0? "a negative max":
                         !timeout_ms? "no timeout_ms": "no array for the descriptors");
     int count = chorus__engine_fds (self->engine, fds, (size_t) max, timeout_ms);
-    //  Work handed over and not yet run is ready now
-    if (self->unrun || zlist_size (self->inline_work))
+    if (s_work_waiting (self))
         *timeout_ms = 0;
     return count;
 }
@@ -1734,8 +1740,7 @@ chorus_node_run (chorus_node_t *self, int timeout_ms)
             break;
         //  Work kept from a batch cut short by a stop goes first, as does
         //  work an inline engine handed over before the stop
-        bool ready = self->unrun || (self->inline_work && zlist_size (self->inline_work));
-        int cap = ready? 0: wait > every? (int) every: (int) wait;
+        int cap = s_work_waiting (self)? 0: wait > every? (int) every: (int) wait;
         //  Run inline, the engine's turn is the wait: it hands the work
         //  it finds to this thread's end of the work pipe
         bool ended = false;

@@ -280,6 +280,10 @@ void
 //  Sends the records as one batch message and empties the batch; 0 or -1
 int
     chorus__batch_send (chorus__batch_t *self, zsock_t *socket);
+//  The records as one batch message, as chorus__batch_send sends it, and
+//  empties the batch; NULL when it holds none
+zmsg_t *
+    chorus__batch_take (chorus__batch_t *self);
 //  Frees the batch's buffer
 void
     chorus__batch_free (chorus__batch_t *self);
