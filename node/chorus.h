@@ -91,7 +91,9 @@ CHORUS_EXPORT int
 //  handler gets each message with its level instead, and the library then
 //  writes nothing of its own to stderr or stdout. Messages come from any
 //  thread (each node's engine runs in its own), so the handler must be
-//  thread-safe. NULL restores the default. The setting is for the whole
+//  thread-safe; nor may it call a node's functions (it may be called in
+//  the middle of one: a node run inline logs from the application's
+//  thread, inside chorus_node_run or a publish). NULL restores the default. The setting is for the whole
 //  process.
 //  An error message is the reason a call failed for a cause outside the
 //  program (the store, the network, a certificate, damage), the same text
@@ -624,16 +626,20 @@ CHORUS_EXPORT int
 //  ZeroMQ's, edge-triggered, and a publish or a send leaves work for the
 //  engine that no descriptor announces; when any is readable or the time
 //  is up, dispatch. Fails with CHORUS_ESTATE before start and for
-//  a node with an engine thread (wait on chorus_node_fd), and with
-//  CHORUS_EINVAL for a negative max or a NULL timeout_ms.
+//  a node with an engine thread (wait on chorus_node_fd), with
+//  CHORUS_EINVAL for a negative max or a NULL timeout_ms, and with
+//  CHORUS_EINTERRUPTED once the ZeroMQ context is terminated (the process
+//  shuts ZeroMQ down): the node can do nothing more; destroy it.
 CHORUS_EXPORT int
     chorus_node_pollfds (chorus_node_t *self, int *fds, int max, int *timeout_ms);
 
 //  Run the handlers of the work that is ready, without waiting (a node run
 //  inline first lets its engine take what the network brought). Returns
-//  the number of handlers run, or fails with CHORUS_ESTATE (before start)
-//  or CHORUS_ECORRUPT (the store is damaged: the node stops; the reason,
-//  naming the repair, is logged once).
+//  the number of handlers run, or fails with CHORUS_ESTATE (before start),
+//  CHORUS_ECORRUPT (the store is damaged: the node stops; the reason,
+//  naming the repair, is logged once) or, for a node run inline,
+//  CHORUS_EINTERRUPTED once the ZeroMQ context is terminated (as
+//  chorus_node_pollfds).
 CHORUS_EXPORT int
     chorus_node_dispatch (chorus_node_t *self);
 

@@ -1243,7 +1243,13 @@ chorus__engine_turn (chorus__engine_t *self, int max_wait)
 int
 chorus__engine_fds (chorus__engine_t *self, int *fds, size_t max, int *timeout_ms)
 {
+    if (self->terminated)
+        return -1;
     int count = chorus__poller_prepare (self->poller, fds, max);
+    if (count < 0 && chorus__poller_terminated (self->poller)) {
+        self->terminated = true;    //  as a turn would: no turn can follow
+        return -1;
+    }
     if (count < 0 || chorus__handoff_pending (self->config->handoff)) {
         *timeout_ms = 0;    //  something is ready: the next turn takes it
         return count < 0? 0: count;

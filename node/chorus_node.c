@@ -1579,10 +1579,19 @@ chorus_node_dispatch (chorus_node_t *self)
     if (!self->work)
         return s_failf (self, CHORUS_ESTATE, "dispatch: the node has not started");
     //  Run inline, the engine takes what is ready first, without waiting
-    for (int turns = 0; self->engine && turns < S_INLINE_TURNS; turns++)
-        if (chorus__engine_turn (self->engine, 0) <= 0)
+    bool ended = false;
+    for (int turns = 0; self->engine && turns < S_INLINE_TURNS; turns++) {
+        int turn = chorus__engine_turn (self->engine, 0);
+        ended = turn < 0;
+        if (turn <= 0)
             break;
-    return s_dispatch (self);
+    }
+    int rc = s_dispatch (self);
+    //  What the engine handed over before the end is run first
+    if (ended && rc >= 0)
+        return s_failf (self, CHORUS_EINTERRUPTED, "dispatch: the ZeroMQ context was terminated "
+                        "(shutdown): the node can do nothing more");
+    return rc;
 }
 
 //  --------------------------------------------------------------------------
@@ -1704,6 +1713,10 @@ chorus_node_pollfds (chorus_node_t *self, int *fds, int max, int *timeout_ms)
         return s_failf (self, CHORUS_EINVAL, "pollfds: %s", max < 0? "a negative max":
                         !timeout_ms? "no timeout_ms": "no array for the descriptors");
     int count = chorus__engine_fds (self->engine, fds, (size_t) max, timeout_ms);
+    if (count < 0)
+        //  Else its loop would spin: the descriptors say "ready" for ever
+        return s_failf (self, CHORUS_EINTERRUPTED, "pollfds: the ZeroMQ context was terminated "
+                        "(shutdown): the node can do nothing more");
     if (s_work_waiting (self))
         *timeout_ms = 0;
     return count;

@@ -331,7 +331,8 @@ void
 //  For a wait in the application's loop (an inline engine's): the
 //  descriptors to wait on for reading, the first max of them in fds, and
 //  the longest wait in *timeout_ms (0: take a turn at once; -1: none due);
-//  returns how many there are
+//  returns how many there are, or -1 once the ZeroMQ context is terminated
+//  (the engine can do nothing more)
 int
     chorus__engine_fds (chorus__engine_t *self, int *fds, size_t max, int *timeout_ms);
 //  Records and answers the application's results at once (an inline

@@ -5,7 +5,8 @@
     hand-off to the engine is published without the thread waiting for
     itself, and every event reaches a group once; the calls that wait for
     the engine's answer get it; chorus_node_stop ends chorus_node_run; and
-    a node destroyed with a command unanswered tells its reply handler.
+    a node destroyed with a command unanswered tells its reply handler;
+    once the process shuts ZeroMQ down, the node's calls fail, not spin.
     Nodes run inline and in a thread of their own meet and work together.
 */
 #include "testutil.h"
@@ -351,6 +352,38 @@ main (void)
     chorus_node_destroy (&quiet);
     chorus_node_destroy (&slow);
     zhashx_destroy (&slow_caller.seen);
+
+    //  Last, as it ends ZeroMQ for the whole program: a process that shuts
+    //  ZeroMQ down under an inline node gets an error from it, not a
+    //  descriptor that is ready for ever, which would spin its loop
+    chorus_node_t *orphan = test_node ("orphan", NULL, NULL);
+    ok (chorus_node_set_inline (orphan, true) == 0 && chorus_node_start (orphan) == 0,
+        "an inline node starts");
+    ok (chorus_node_pollfds (orphan, fds, 16, &timeout) > 0, "and has descriptors while ZeroMQ "
+        "runs");
+    zmq_ctx_shutdown (zsys_init ());
+    //  The application's loop, as chorus_node_pollfds documents it
+    int loops = 0, rc = 0;
+    while (loops < 100 && rc >= 0) {
+        loops++;
+        rc = chorus_node_pollfds (orphan, fds, 16, &timeout);
+        if (rc < 0)
+            break;
+        struct pollfd items [16];
+        for (int i = 0; i < rc && i < 16; i++)
+            items [i] = (struct pollfd) {fds [i], POLLIN, 0};
+        poll (items, (nfds_t) (rc < 16? rc: 16), timeout < 0 || timeout > 1000? 1000: timeout);
+        rc = chorus_node_dispatch (orphan);
+    }
+    ok (loops <= 3, "once ZeroMQ is shut down, a loop over pollfds ends (after %d waits)", loops);
+    is_int (rc, CHORUS_EINTERRUPTED, "on CHORUS_EINTERRUPTED");
+    ok (strstr (chorus_node_error (orphan), "terminated") != NULL, "saying why: %s",
+        chorus_node_error (orphan));
+    is_int (chorus_node_pollfds (orphan, fds, 16, &timeout), CHORUS_EINTERRUPTED,
+            "and pollfds fails from then on");
+    is_int (chorus_node_dispatch (orphan), CHORUS_EINTERRUPTED, "as does dispatch");
+    chorus_node_destroy (&orphan);
+    ok (orphan == NULL, "the node is destroyed all the same");
 
     zhashx_destroy (&caller.seen);
     zhashx_destroy (&late.seen);
