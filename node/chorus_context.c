@@ -95,7 +95,10 @@ chorus__context_error (chorus__context_t *self, chorus__peer_t *peer, chorus_msg
     chorus_msg_set_request (error, chorus_msg_id (request));
     chorus_msg_set_code (error, code);
     chorus_msg_set_message (error, message);
-    chorus__peer_send (peer, error);
+    //  As any answer: kept while the connection is not up yet (a peer we
+    //  have just met, or one whose connection we closed idle), rather than
+    //  lost, which would leave the peer to wait for its timeout
+    chorus__peer_answer (peer, error);
     chorus_msg_destroy (&error);
 }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Every ERROR the spec makes a MUST (section 13) comes back from a real node,
 naming the message it answers, and nothing else does: no ERROR to an ERROR,
-nothing at all to a stranger or to a routing id of the wrong form."""
+nothing at all to a stranger or to a routing id of the wrong form. An ERROR
+owed to a peer met a moment ago, before the node's connection to it is up,
+is kept until it is, not lost (the peer would wait for its timeout)."""
 
 import time
 
@@ -59,8 +61,54 @@ ok(strict.run_until(lambda: len(strict.received_of('PONG')) > pongs, 5), 'the no
 is_(len(strict.received_of('ERROR')), errors,
     'no ERROR to an ERROR, to an unmatched REPLY, or to an EVENT-ACK for nothing in flight')
 
-#   Strangers: a routing id the node does not know, and one of the wrong form
 context = zmq.Context.instance()
+
+
+def early_answers():
+    """A fresh peer says HELLO, PING and a COMMAND for another service at
+    once, before the node can have dialled it back; what comes back over the
+    connection the node opens to it (within 5 s)."""
+    listener = context.socket(zmq.ROUTER)
+    listener.setsockopt(zmq.LINGER, 0)
+    port = listener.bind_to_random_port('tcp://127.0.0.1')
+    instance = cp.new_id()
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.setsockopt(zmq.ROUTING_ID, b'\x01' + bytes.fromhex(instance))
+    dealer.connect(strict.peers[node].endpoint)
+    now = cp.now_ms()
+    hello = cp.make('HELLO', service='early', instance=instance,
+                    endpoint='tcp://127.0.0.1:%d' % port,
+                    pub_endpoint='tcp://127.0.0.1:%d' % port, generation=1, head=0, peers=[],
+                    subscriptions=[], topics=[],
+                    headers={'chorus.started': str(now), 'chorus.mesh': strict.mesh})
+    command = cp.make('COMMAND', service='other', name='ok', correlation='c', timestamp=now,
+                      deadline=0, attempt=1)
+    for msg in (hello, cp.make('PING', head=0), command):
+        dealer.send(cp.encode(msg))
+    heard = []
+    end = time.monotonic() + 5
+    while time.monotonic() < end and not ('ERROR' in heard and 'PONG' in heard):
+        strict.run_until(lambda: False, 0)
+        if listener.poll(50):
+            msg = cp.decode(listener.recv_multipart()[-1])
+            if msg.kind in ('HELLO', 'PONG') or (msg.kind == 'ERROR'
+                                                 and msg['request'] == command.id
+                                                 and msg['code'] == 'wrong-group'):
+                heard.append(msg.kind)
+    listener.close()
+    dealer.close()
+    return heard
+
+
+early = [early_answers() for _ in range(3)]
+ok(all('ERROR' in heard for heard in early),
+   'a COMMAND for another service sent with the HELLO: ERROR wrong-group reaches the peer once '
+   'the node has dialled it, 3 times of 3 (%s)' % ' '.join(','.join(h) for h in early))
+ok(all(heard[:1] == ['HELLO'] and 'PONG' in heard for heard in early),
+   'the node\'s HELLO first, and the PONG to the PING sent with them too')
+
+#   Strangers: a routing id the node does not know, and one of the wrong form
 listener = context.socket(zmq.ROUTER)
 listener.setsockopt(zmq.LINGER, 0)
 port = listener.bind_to_random_port('tcp://127.0.0.1')
