@@ -3287,6 +3287,34 @@ chorus__peers_test (bool verbose)
     chorus__peers_remove (self, peer, CHORUS_PEER_LEFT);
     CHORUS__CHECK (s_test_reported (fake) == CHORUS_PEER_LEFT);
 
+    //  A member said dead is buried: news of it alive at that incarnation
+    //  or an older one, still going round, does not bring it back, but has
+    //  its endpoint dialled, to meet it first hand if it lives; news of a
+    //  newer incarnation (it refuted, or restarted) does
+    const char *ghost = "E0000000000000000000000000000500";
+    const char *ghost_endpoint = chorus__fake_endpoint (fake, ghost);
+    char ghost_news [300];
+    snprintf (ghost_news, sizeof (ghost_news), "alive 7 %s %s billing -", ghost, ghost_endpoint);
+    s_absorb_entry (self, ghost_news, chorus__mono ());
+    CHORUS__CHECK (chorus__context_peer (context, ghost));
+    snprintf (ghost_news, sizeof (ghost_news), "dead 7 %s %s billing -", ghost, ghost_endpoint);
+    s_absorb_entry (self, ghost_news, chorus__mono ());
+    CHORUS__CHECK (!chorus__context_peer (context, ghost) && s_buried (self, ghost, 7));
+    CHORUS__CHECK (!zhashx_lookup (self->pending, ghost_endpoint));
+    for (int incarnation = 7; incarnation >= 6; incarnation--) {
+        snprintf (ghost_news, sizeof (ghost_news), "alive %d %s %s billing -", incarnation, ghost,
+                  ghost_endpoint);
+        s_absorb_entry (self, ghost_news, chorus__mono ());
+        CHORUS__CHECK (!chorus__context_peer (context, ghost));
+        CHORUS__CHECK (zhashx_lookup (self->pending, ghost_endpoint));
+    }
+    snprintf (ghost_news, sizeof (ghost_news), "alive 8 %s %s billing -", ghost, ghost_endpoint);
+    s_absorb_entry (self, ghost_news, chorus__mono ());
+    chorus__peer_t *risen = chorus__context_peer (context, ghost);
+    CHORUS__CHECK (risen && risen->incarnation == 8 && !risen->met);
+    if (risen)
+        chorus__peers_remove (self, risen, CHORUS_PEER_LEFT);
+
     //  Bounded tables make room by their own rule. News: the piece that
     //  went out most often goes
     zhashx_purge (self->updates);
