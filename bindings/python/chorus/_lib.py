@@ -77,6 +77,8 @@ _fn("chorus_node_publish_traced", c_int, node_p, c_char_p, c_char_p, c_void_p, c
 _fn("chorus_node_send_traced", c_int, node_p, c_char_p, c_char_p, c_void_p, c_size_t, c_int,
     c_char_p, c_char_p, REPLY_FN, c_void_p)
 _fn("chorus_node_fd", c_int, node_p)
+_fn("chorus_node_set_inline", c_int, node_p, c_bool)
+_fn("chorus_node_pollfds", c_int, node_p, POINTER(c_int), c_int, POINTER(c_int))
 _fn("chorus_node_dispatch", c_int, node_p)
 _fn("chorus_node_counter", c_uint64, node_p, c_char_p)
 _fn("chorus_node_unacked", c_int64, node_p)

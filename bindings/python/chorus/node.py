@@ -92,7 +92,12 @@ class Node:
     $CHORUS_MESH, else "default"); beacon a UDP discovery port (0: off);
     durability "process" (a publish survives a crash of the process) or
     "fsync" (of the machine); start_earliest makes a new group start at the
-    earliest retained event; cert and trust join a secure mesh.
+    earliest retained event; cert and trust join a secure mesh. inline runs
+    the node's engine in this thread, inside run() and send(), instead of a
+    thread of its own (chorus_node_set_inline): nothing crosses between
+    threads on the way to a handler, so round trips are shorter, but a long
+    handler holds the engine too (peers see the node stall, and its
+    commands wait).
     A bad value raises chorus.InvalidArgument saying which.
 
     A node belongs to the thread that made it: call it, and run it, from
@@ -104,8 +109,11 @@ class Node:
                  advertise: Optional[str] = None, mesh: Optional[str] = None,
                  beacon: int = 0, durability: str = "process",
                  start_earliest: bool = False, cert: Optional[str] = None,
-                 trust: Optional[str] = None, verbose: bool = False) -> None:
+                 trust: Optional[str] = None, verbose: bool = False,
+                 inline: bool = False) -> None:
         self._node: Optional[int] = None
+        self._inline = bool(inline)
+        self._fds = (ctypes.c_int * 16)()
         self._started = False
         self._stopping = False
         self._in_handler = 0
@@ -153,6 +161,8 @@ class Node:
                     _lib.cstr(trust and os.fspath(trust))), "security")
             if verbose:
                 _lib.lib.chorus_node_set_verbose(handle, True)
+            if inline:
+                self._check(_lib.lib.chorus_node_set_inline(handle, True), "inline")
         except BaseException:
             self.close()
             raise
@@ -430,8 +440,23 @@ class Node:
         self._raise_pending()
         if self._stopping or done():
             return
-        fd = self._check(_lib.lib.chorus_node_fd(node))
-        select.select([fd], [], [], wait)
+        if not self._inline:
+            fd = self._check(_lib.lib.chorus_node_fd(node))
+            select.select([fd], [], [], wait)
+            return
+        #   Run inline, the engine's descriptors, and how long it may wait
+        #   before its next timer (after the dispatch, the last call made)
+        timeout = ctypes.c_int(-1)
+        count = self._check(_lib.lib.chorus_node_pollfds(node, self._fds, len(self._fds),
+                                                         ctypes.byref(timeout)), "pollfds")
+        if count > len(self._fds):
+            self._fds = (ctypes.c_int * count)()
+            count = self._check(_lib.lib.chorus_node_pollfds(
+                node, self._fds, len(self._fds), ctypes.byref(timeout)), "pollfds")
+        if timeout.value >= 0:
+            wait = min(wait, timeout.value / 1000)
+        if wait > 0:
+            select.select(list(self._fds[:count]), [], [], wait)
 
     def _raise_pending(self) -> None:
         exc, self._raise_after = self._raise_after, None

@@ -1,6 +1,7 @@
 """Python services the tests run as processes of their own.
 
     svc.py serve             service "pyserve": commands that answer, fail and misbehave
+                             (run inline when $PYSERVE_INLINE is 1)
     svc.py group STORE LOG   service "pygroup": takes work.* events, logs each durably;
                              the first delivery of n == $HANG_AT waits for ever
     svc.py signals STORE     service "pysig": answers "ping" until a signal
@@ -23,7 +24,8 @@ def ready(node: chorus.Node) -> None:
 
 
 def serve() -> None:
-    with chorus.Node("pyserve") as node:
+    #   PYSERVE_INLINE=1: its engine runs in this thread (Node(inline=True))
+    with chorus.Node("pyserve", inline=os.environ.get("PYSERVE_INLINE") == "1") as node:
         @node.command("echo")
         def echo(payload, ctx):
             return {"got": payload, "idempotency": ctx.idempotency, "attempt": ctx.attempt,
