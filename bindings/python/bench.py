@@ -8,7 +8,8 @@ One Python caller sends N commands, one at a time and then 100 in flight,
 on loopback, to each of three handlers in processes of their own: the C
 handler of tests/node_helper (libchorus, no Python), a Python handler that
 takes and returns bytes (raw=True: the binding's own cost), and a Python
-handler that takes and returns Python values (payload conversion too).
+handler that takes and returns Python values (payload conversion too);
+then the raw handler again with both ends run inline (Node(inline=True)).
 Prints round-trip p50/p99 in microseconds and commands per second; the
 difference between a Python row and the C row is what Python costs the
 handler's side, since the caller is the same.
@@ -26,8 +27,8 @@ import chorus
 
 SERVE = r'''
 import sys, chorus
-raw = sys.argv[1] == "raw"
-with chorus.Node("bench-" + sys.argv[1]) as node:
+raw = sys.argv[1] in ("raw", "inline")
+with chorus.Node("bench-" + sys.argv[1], inline=sys.argv[1] == "inline") as node:
     @node.command("echo", raw=raw)
     def echo(payload, ctx):
         return payload if raw else {"ok": payload["n"]}
@@ -85,7 +86,7 @@ def main():
         script = os.path.join(tempfile.mkdtemp(), "serve.py")
         with open(script, "w") as out:
             out.write(SERVE)
-        for kind in ("raw", "values"):
+        for kind in ("raw", "values", "inline"):
             procs.append(start([sys.executable, script, kind], env)[0])
         rows = [("C handler (node_helper)", "bench-c", True),
                 ("Python handler, raw=True", "bench-raw", True),
@@ -98,6 +99,13 @@ def main():
                 p50, p99, rate, failures = measure(node, service, args.count, raw)
                 note = f"  ({failures} failed)" if failures else ""
                 print(f"{name:32} {p50:9.0f} {p99:9.0f} {rate:9.0f}{note}", flush=True)
+        #   Both ends run inline (Node(inline=True)): the raw Python handler
+        #   again, with no engine thread on either side
+        with chorus.Node("bench-caller-inline", seeds=[hub], inline=True) as node:
+            p50, p99, rate, failures = measure(node, "bench-inline", args.count, True)
+            note = f"  ({failures} failed)" if failures else ""
+            print(f"{'the same, both ends run inline':32} {p50:9.0f} {p99:9.0f} {rate:9.0f}"
+                  f"{note}", flush=True)
     finally:
         for proc in procs:
             proc.kill()
