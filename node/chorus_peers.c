@@ -164,6 +164,9 @@ struct _chorus__peers_t {
     chorus__sub_t *subs;        //  our own subscriptions
     size_t subs_size;           //  how many
     bool announce;              //  send HELLO to every peer at the next tick
+    zhashx_t *reopen;           //  instance -> peer: connections closed unused that
+                                //  an announce could not open again (no socket)
+    uint64_t reopen_due;        //  when those are next tried (monotonic)
     bool connecting;            //  a HELLO waits for its connection: tick soon
     bool warned_loopback;       //  we said that peers elsewhere cannot reach us
     int datagrams;              //  our UDP socket for probes, or -1
@@ -1482,6 +1485,7 @@ chorus__peers_new (chorus__context_t *context, chorus__peers_fn *fn, void *arg)
     self->peers = zhashx_new ();
     self->endpoints = zhashx_new ();
     self->waiting = zhashx_new ();
+    self->reopen = zhashx_new ();
     self->greeting = zhashx_new ();
     self->timers = chorus__timers_new ();
     self->idle = chorus__timers_new ();
@@ -1523,6 +1527,7 @@ chorus__peers_destroy (chorus__peers_t **self_p)
     zhashx_destroy (&self->peers);
     zhashx_destroy (&self->endpoints);
     zhashx_destroy (&self->waiting);
+    zhashx_destroy (&self->reopen);
     zhashx_destroy (&self->greeting);
     self->context->peers = NULL;
     s_close_all (self);
@@ -1623,6 +1628,8 @@ chorus__peers_next_due (chorus__peers_t *self)
         due = s_min (due, self->last_newcomers + S_ANNOUNCE_MS);
     if (self->announce)
         due = s_min (due, self->last_announce + S_ANNOUNCE_MS);
+    if (zhashx_size (self->reopen))
+        due = s_min (due, self->reopen_due);
     //  A seed that leads to no live peer is tried again
     for (s_seed_t *seed = (s_seed_t *) zhashx_first (self->seeds); seed;
          seed = (s_seed_t *) zhashx_next (self->seeds)) {
@@ -1838,6 +1845,7 @@ s_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state
     if (zhashx_lookup (self->endpoints, peer->endpoint) == peer)
         zhashx_delete (self->endpoints, peer->endpoint);
     zhashx_delete (self->waiting, peer->instance);
+    zhashx_delete (self->reopen, peer->instance);
     zhashx_delete (self->greeting, peer->instance);
     zhashx_delete (self->newcomers, peer->instance);
     s_unlink (self, peer->instance);
@@ -2698,8 +2706,25 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
         //  which making a HELLO may walk too)
         for (chorus__peer_t *peer = (chorus__peer_t *) zlistx_first (closed); peer;
              peer = (chorus__peer_t *) zlistx_next (closed))
-            chorus__peer_greet (peer);
+            if (chorus__peer_greet (peer) && !peer->dealer) {
+                //  No socket to be had (out of sockets): tried again later,
+                //  else it would never hear what changed
+                zhashx_update (self->reopen, peer->instance, peer);
+                self->reopen_due = now + S_ANNOUNCE_MS;
+            }
         zlistx_destroy (&closed);
+    }
+    if (zhashx_size (self->reopen) && now >= self->reopen_due) {
+        self->reopen_due = now + S_ANNOUNCE_MS;
+        zlistx_t *instances = zhashx_keys (self->reopen);
+        for (const char *instance = (const char *) zlistx_first (instances); instance;
+             instance = (const char *) zlistx_next (instances)) {
+            chorus__peer_t *peer = (chorus__peer_t *) zhashx_lookup (self->reopen, instance);
+            //  Opened meanwhile (work went to it), or opened now
+            if (peer->dealer || chorus__peer_greet (peer) == 0 || peer->dealer)
+                zhashx_delete (self->reopen, instance);
+        }
+        zlistx_destroy (&instances);
     }
 }
 
@@ -2954,6 +2979,35 @@ s_test_schedule (void)
     //  opens our connection again answers that greeting
     //  (its last use made long past, rather than our clock moved on: our
     //  probes of the members we watch would expire them)
+    unused->last_seen = unused->last_sent = 0;
+    chorus__timers_set (self->idle, &unused->idle, 0, unused);
+    chorus__peers_tick (self, chorus__mono ());
+    CHORUS__CHECK (!unused->dealer && unused->closed_idle);
+    while ((drained = chorus__fake_sent (fake, unused_endpoint, 0)))
+        chorus_msg_destroy (&drained);
+    //  An announce (our subscriptions changed) opens the connections closed
+    //  unused, with the HELLO that says what changed. One that cannot be
+    //  opened then (no socket; here, an endpoint ZeroMQ refuses) is tried
+    //  again an announce period later, not left to hear nothing
+    char *kept_endpoint = unused->endpoint;
+    unused->endpoint = strdup ("nosuchtransport://x");
+    CHORUS__CHECK (chorus__peers_subscribe (self, "refund.", 0, 0));
+    self->last_announce = 0;
+    uint64_t announced = chorus__mono ();
+    chorus__peers_tick (self, announced);
+    CHORUS__CHECK (!unused->dealer && zhashx_lookup (self->reopen, unused->instance));
+    CHORUS__CHECK (chorus__peers_next_due (self) <= announced + S_ANNOUNCE_MS);
+    free (unused->endpoint);
+    unused->endpoint = kept_endpoint;
+    chorus__peers_tick (self, announced + S_ANNOUNCE_MS - 1);
+    CHORUS__CHECK (!unused->dealer);
+    chorus__peers_tick (self, announced + S_ANNOUNCE_MS);
+    CHORUS__CHECK (unused->dealer && !zhashx_lookup (self->reopen, unused->instance));
+    chorus_msg_t *told = s_test_first_sent (self, fake, unused_endpoint);
+    CHORUS__CHECK (told && chorus_msg_type (told) == CHORUS_MSG_HELLO
+                   && chorus_msg_subscriptions (told) == self->subs_size);
+    chorus_msg_destroy (&told);
+    //  (closed unused again, for what follows)
     unused->last_seen = unused->last_sent = 0;
     chorus__timers_set (self->idle, &unused->idle, 0, unused);
     chorus__peers_tick (self, chorus__mono ());
