@@ -90,6 +90,15 @@ class Mesh:
         return subprocess.run([TOOL, *args], env=self.env, capture_output=True, text=True,
                               timeout=timeout)
 
+    def c_group(self, prefix: str, group: str, out: Path) -> None:
+        """Starts a C group (`chorus on`) that takes prefix* events and
+        appends each, as JSON and a blank line, to out; waits until it has
+        joined."""
+        self.spawn([TOOL, "on", prefix, "--group", group, "--store", str(self.tmp / group),
+                    "--exec", f"cat >> {out}; echo >> {out}"],
+                   stderr=open(self.tmp / f"{group}.err", "w"))
+        assert self.joined(group), f"the C group {group} has joined"
+
     def joined(self, service: str, timeout: float = 20.0) -> bool:
         """Waits until `chorus peers` lists a live instance of service."""
         def listed() -> bool:

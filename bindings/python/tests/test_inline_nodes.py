@@ -9,7 +9,7 @@ import json
 import pytest
 
 import chorus
-from conftest import TOOL, await_
+from conftest import await_
 
 
 def test_an_inline_caller_and_an_inline_service(mesh):
@@ -28,10 +28,7 @@ def test_an_inline_caller_and_an_inline_service(mesh):
 
 def test_an_inline_node_publishes_to_a_c_group(mesh):
     out = mesh.tmp / "taken"
-    mesh.spawn([TOOL, "on", "job.", "--group", "jobs", "--store", str(mesh.tmp / "jobs"),
-                "--exec", f"cat >> {out}; echo >> {out}"],
-               stderr=open(mesh.tmp / "on.err", "w"))
-    assert mesh.joined("jobs"), "the C group has joined"
+    mesh.c_group("job.", "jobs", out)
     with chorus.Node("pyjobs", store=str(mesh.tmp / "pyjobs"), inline=True) as node:
         ids = [node.publish("job.queued", {"job": n}, key=f"j{n}") for n in range(20)]
         #   Run, so that the engine in this thread sends them and hears the acks

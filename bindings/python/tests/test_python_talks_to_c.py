@@ -31,10 +31,7 @@ def test_python_sends_to_a_c_service(mesh):
 
 def test_python_publishes_to_a_c_group(mesh):
     out = mesh.tmp / "shipped"
-    mesh.spawn([TOOL, "on", "order.", "--group", "shipping", "--store", str(mesh.tmp / "shipping"),
-                "--exec", f"cat >> {out}; echo >> {out}"],
-               stderr=open(mesh.tmp / "on.err", "w"))
-    assert mesh.joined("shipping"), "the C group has joined"
+    mesh.c_group("order.", "shipping", out)
     with chorus.Node("pyorders", store=str(mesh.tmp / "orders")) as node:
         ids = [node.publish("order.placed", {"order": n, "blob": b"\x00\x01"}, key=f"o{n}")
                for n in range(3)]
