@@ -93,7 +93,8 @@ CHORUS_EXPORT int
 //  thread (each node's engine runs in its own), so the handler must be
 //  thread-safe; nor may it call a node's functions (it may be called in
 //  the middle of one: a node run inline logs from the application's
-//  thread, inside chorus_node_run or a publish). NULL restores the default. The setting is for the whole
+//  thread, inside chorus_node_run or a publish). NULL restores the
+//  default. The setting is for the whole
 //  process.
 //  An error message is the reason a call failed for a cause outside the
 //  program (the store, the network, a certificate, damage), the same text
@@ -629,7 +630,8 @@ CHORUS_EXPORT int
 //  a node with an engine thread (wait on chorus_node_fd), with
 //  CHORUS_EINVAL for a negative max or a NULL timeout_ms, and with
 //  CHORUS_EINTERRUPTED once the ZeroMQ context is terminated (the process
-//  shuts ZeroMQ down): the node can do nothing more; destroy it.
+//  shuts ZeroMQ down; this call or the dispatch after it says so): the
+//  node can do nothing more; destroy it.
 CHORUS_EXPORT int
     chorus_node_pollfds (chorus_node_t *self, int *fds, int max, int *timeout_ms);
 
@@ -639,7 +641,7 @@ CHORUS_EXPORT int
 //  CHORUS_ECORRUPT (the store is damaged: the node stops; the reason,
 //  naming the repair, is logged once) or, for a node run inline,
 //  CHORUS_EINTERRUPTED once the ZeroMQ context is terminated (as
-//  chorus_node_pollfds).
+//  chorus_node_pollfds; the work handed over before then has run).
 CHORUS_EXPORT int
     chorus_node_dispatch (chorus_node_t *self);
 

@@ -55,7 +55,7 @@ struct _chorus__engine_t {
     size_t results_max;         //  how many fit
     chorus_msg_t **published;   //  events taken from the hand-off in one turn
     zframe_t **published_bodies;    //  and their bodies
-    bool terminated;            //  $TERM received
+    bool terminated;            //  $TERM received, or the ZeroMQ context terminated
     uint64_t housekeeping_due;  //  when trust, figures and expiry are next looked at
     bool housekeeping_more;     //  the inbox has more to forget at once (kept: the due
                                 //  times say the same when expiry is merely due)
@@ -1234,8 +1234,10 @@ chorus__engine_turn (chorus__engine_t *self, int max_wait)
     if (which && self->context.monitor && chorus__monitor_recv (self->context.monitor, which))
         ;
     else
-    if (chorus__poller_terminated (self->poller))
+    if (chorus__poller_terminated (self->poller)) {
+        self->terminated = true;    //  no turn can follow: every entry says so
         return -1;
+    }
     s_after (self, turn);
     return self->terminated? -1: which? 1: 0;
 }

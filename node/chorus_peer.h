@@ -111,8 +111,9 @@ int
 //  (taken, sent or not)
 int
     chorus__peer_send_encoded (chorus__peer_t *self, chorus_msg_t *msg, zframe_t **frame_p);
-//  Sends an answer the peer waits for (EVENT-ACK, REPLY); what cannot go
-//  now is kept, within a bound, and sent when the connection is up
+//  Sends an answer the peer waits for (EVENT-ACK, REPLY, ERROR, the PONG
+//  to its PING); what cannot go now is kept, within a bound, and sent
+//  after our HELLO once the connection is up
 void
     chorus__peer_answer (chorus__peer_t *self, chorus_msg_t *msg);
 //  Sends what the backlog holds, as far as the connection takes it

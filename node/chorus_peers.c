@@ -1264,8 +1264,14 @@ chorus__peers_probe_msg (chorus__peers_t *self, chorus__peer_t *peer, chorus_msg
 {
     uint64_t now = chorus__mono ();
     int type = chorus_msg_type (msg);
-    if (type == CHORUS_MSG_PING)
-        s_send_probe (self, peer, CHORUS_MSG_PONG, NULL, NULL, NULL);
+    if (type == CHORUS_MSG_PING) {
+        //  An answer the prober waits for: kept while our connection to it
+        //  comes up (it met us a moment ago, or we closed it unused), not
+        //  dropped, which would have it ask others to probe us
+        chorus_msg_t *pong = s_probe_msg (self, CHORUS_MSG_PONG);
+        chorus__peer_answer (peer, pong);
+        chorus_msg_destroy (&pong);
+    }
     else
     if (type == CHORUS_MSG_PING_REQ) {
         const char *target = chorus_msg_target (msg);
@@ -2721,7 +2727,7 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
              instance = (const char *) zlistx_next (instances)) {
             chorus__peer_t *peer = (chorus__peer_t *) zhashx_lookup (self->reopen, instance);
             //  Opened meanwhile (work went to it), or opened now
-            if (peer->dealer || chorus__peer_greet (peer) == 0 || peer->dealer)
+            if (!peer || peer->dealer || chorus__peer_greet (peer) == 0 || peer->dealer)
                 zhashx_delete (self->reopen, instance);
         }
         zlistx_destroy (&instances);
@@ -2996,7 +3002,8 @@ s_test_schedule (void)
     uint64_t announced = chorus__mono ();
     chorus__peers_tick (self, announced);
     CHORUS__CHECK (!unused->dealer && zhashx_lookup (self->reopen, unused->instance));
-    CHORUS__CHECK (chorus__peers_next_due (self) <= announced + S_ANNOUNCE_MS);
+    CHORUS__CHECK (self->reopen_due == announced + S_ANNOUNCE_MS);
+    CHORUS__CHECK (chorus__peers_next_due (self) <= self->reopen_due);
     free (unused->endpoint);
     unused->endpoint = kept_endpoint;
     chorus__peers_tick (self, announced + S_ANNOUNCE_MS - 1);
