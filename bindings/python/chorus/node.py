@@ -23,7 +23,7 @@ from .payload import decode_at, encode
 log = logging.getLogger("chorus")
 
 #   How long the loop waits on the node's descriptor at most, in seconds: a
-#   signal that lands on one of the library's threads wakes no select, and
+#   signal that lands on one of the library's threads wakes no poll, and
 #   Python runs its handler at the latest when the wait ends
 _WAKE = 0.1
 
@@ -440,23 +440,28 @@ class Node:
         self._raise_pending()
         if self._stopping or done():
             return
+        #   poll, not select: a busy process may hand out descriptors past
+        #   select's limit (1024)
+        waiter = select.poll()
         if not self._inline:
-            fd = self._check(_lib.lib.chorus_node_fd(node))
-            select.select([fd], [], [], wait)
+            waiter.register(self._check(_lib.lib.chorus_node_fd(node)), select.POLLIN)
+            waiter.poll(wait * 1000)
             return
         #   Run inline, the engine's descriptors, and how long it may wait
         #   before its next timer (after the dispatch, the last call made)
         timeout = ctypes.c_int(-1)
         count = self._check(_lib.lib.chorus_node_pollfds(node, self._fds, len(self._fds),
-                                                         ctypes.byref(timeout)), "pollfds")
-        if count > len(self._fds):
+                                                         ctypes.byref(timeout)))
+        while count > len(self._fds):       # room for them all, and ask again
             self._fds = (ctypes.c_int * count)()
-            count = self._check(_lib.lib.chorus_node_pollfds(
-                node, self._fds, len(self._fds), ctypes.byref(timeout)), "pollfds")
+            count = self._check(_lib.lib.chorus_node_pollfds(node, self._fds, len(self._fds),
+                                                             ctypes.byref(timeout)))
         if timeout.value >= 0:
             wait = min(wait, timeout.value / 1000)
         if wait > 0:
-            select.select(list(self._fds[:count]), [], [], wait)
+            for fd in self._fds[:count]:
+                waiter.register(fd, select.POLLIN)
+            waiter.poll(wait * 1000)
 
     def _raise_pending(self) -> None:
         exc, self._raise_after = self._raise_after, None
