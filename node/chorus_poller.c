@@ -404,6 +404,35 @@ chorus__poller_test (bool verbose)
     CHORUS__CHECK (text && streq (text, "q6"));
     zstr_free (&text);
     CHORUS__CHECK (chorus__poller_wait (self, 20) == NULL);
+    //  For a wait elsewhere (an engine run inline): what a wait would look
+    //  at first, prepare looks at too. A quiet reader its handler left with
+    //  a message, or one touched (a send took the signal of a message that
+    //  came), says a message waits, since its descriptor will not fire for
+    //  it; found empty, it gives the descriptors to wait on
+    int given [32];
+    zstr_send (quiet_out, "q7");
+    zstr_send (quiet_out, "q8");
+    CHORUS__CHECK (chorus__poller_wait (self, 1000) == quiet_in);
+    text = zstr_recv (quiet_in);
+    CHORUS__CHECK (text && streq (text, "q7"));
+    zstr_free (&text);
+    CHORUS__CHECK (chorus__poller_prepare (self, given, 32) == -1);
+    text = zstr_recv (quiet_in);
+    CHORUS__CHECK (text && streq (text, "q8"));
+    zstr_free (&text);
+    CHORUS__CHECK (chorus__poller_prepare (self, given, 32) == (int) self->size);
+    CHORUS__CHECK (given [self->size - 1] == self->fds [self->size - 1].fd);
+    zstr_send (quiet_out, "q9");
+    uint32_t events = 0;
+    size_t events_size = sizeof (events);
+    CHORUS__CHECK (zmq_getsockopt (quiet_in, ZMQ_EVENTS, &events, &events_size) == 0
+                   && (events & ZMQ_POLLIN));      //  as a send on it would, takes the signal
+    chorus__poller_touched (self, quiet_in);
+    CHORUS__CHECK (chorus__poller_prepare (self, given, 32) == -1);
+    text = zstr_recv (quiet_in);
+    CHORUS__CHECK (text && streq (text, "q9"));
+    zstr_free (&text);
+    CHORUS__CHECK (chorus__poller_prepare (self, given, 32) == (int) self->size);
     CHORUS__CHECK (chorus__poller_remove (self, quiet_in) == 0);
     chorus__socket_destroy (&quiet_in);
     chorus__socket_destroy (&quiet_out);
