@@ -164,9 +164,6 @@ struct _chorus__peers_t {
     chorus__sub_t *subs;        //  our own subscriptions
     size_t subs_size;           //  how many
     bool announce;              //  send HELLO to every peer at the next tick
-    zhashx_t *reopen;           //  instance -> peer: connections closed unused that
-                                //  an announce could not open again (no socket)
-    uint64_t reopen_due;        //  when those are next tried (monotonic)
     bool connecting;            //  a HELLO waits for its connection: tick soon
     bool warned_loopback;       //  we said that peers elsewhere cannot reach us
     int datagrams;              //  our UDP socket for probes, or -1
@@ -385,8 +382,14 @@ s_greet (chorus__peer_t *peer, void *arg)
         //  connection we closed unused: connections are opened on demand
         //  (section 5)
         peer->dealer = s_dealer_new (self, peer->endpoint, peer->key);
-        if (!peer->dealer)
+        if (!peer->dealer) {
+            //  No socket to be had (ZeroMQ's limit), or a connect refused:
+            //  tried again at each tick, with what else waits for its
+            //  connection, so that what we opened it for (work, an answer,
+            //  the HELLO that announces a change) is not forgotten
+            zhashx_update (self->waiting, peer->instance, peer);
             return -1;
+        }
         chorus__context_log (self->context, "connecting to %s/%.8s at %s%s", peer->service,
                              peer->instance, peer->endpoint, peer->closed_idle? " again": "");
         s_idle_arm (self, peer);
@@ -1491,7 +1494,6 @@ chorus__peers_new (chorus__context_t *context, chorus__peers_fn *fn, void *arg)
     self->peers = zhashx_new ();
     self->endpoints = zhashx_new ();
     self->waiting = zhashx_new ();
-    self->reopen = zhashx_new ();
     self->greeting = zhashx_new ();
     self->timers = chorus__timers_new ();
     self->idle = chorus__timers_new ();
@@ -1533,7 +1535,6 @@ chorus__peers_destroy (chorus__peers_t **self_p)
     zhashx_destroy (&self->peers);
     zhashx_destroy (&self->endpoints);
     zhashx_destroy (&self->waiting);
-    zhashx_destroy (&self->reopen);
     zhashx_destroy (&self->greeting);
     self->context->peers = NULL;
     s_close_all (self);
@@ -1634,8 +1635,6 @@ chorus__peers_next_due (chorus__peers_t *self)
         due = s_min (due, self->last_newcomers + S_ANNOUNCE_MS);
     if (self->announce)
         due = s_min (due, self->last_announce + S_ANNOUNCE_MS);
-    if (zhashx_size (self->reopen))
-        due = s_min (due, self->reopen_due);
     //  A seed that leads to no live peer is tried again
     for (s_seed_t *seed = (s_seed_t *) zhashx_first (self->seeds); seed;
          seed = (s_seed_t *) zhashx_next (self->seeds)) {
@@ -1851,7 +1850,6 @@ s_remove (chorus__peers_t *self, chorus__peer_t *peer, chorus_peer_state_t state
     if (zhashx_lookup (self->endpoints, peer->endpoint) == peer)
         zhashx_delete (self->endpoints, peer->endpoint);
     zhashx_delete (self->waiting, peer->instance);
-    zhashx_delete (self->reopen, peer->instance);
     zhashx_delete (self->greeting, peer->instance);
     zhashx_delete (self->newcomers, peer->instance);
     s_unlink (self, peer->instance);
@@ -2712,25 +2710,8 @@ chorus__peers_tick (chorus__peers_t *self, uint64_t now)
         //  which making a HELLO may walk too)
         for (chorus__peer_t *peer = (chorus__peer_t *) zlistx_first (closed); peer;
              peer = (chorus__peer_t *) zlistx_next (closed))
-            if (chorus__peer_greet (peer) && !peer->dealer) {
-                //  No socket to be had (out of sockets): tried again later,
-                //  else it would never hear what changed
-                zhashx_update (self->reopen, peer->instance, peer);
-                self->reopen_due = now + S_ANNOUNCE_MS;
-            }
+            chorus__peer_greet (peer);
         zlistx_destroy (&closed);
-    }
-    if (zhashx_size (self->reopen) && now >= self->reopen_due) {
-        self->reopen_due = now + S_ANNOUNCE_MS;
-        zlistx_t *instances = zhashx_keys (self->reopen);
-        for (const char *instance = (const char *) zlistx_first (instances); instance;
-             instance = (const char *) zlistx_next (instances)) {
-            chorus__peer_t *peer = (chorus__peer_t *) zhashx_lookup (self->reopen, instance);
-            //  Opened meanwhile (work went to it), or opened now
-            if (!peer || peer->dealer || chorus__peer_greet (peer) == 0 || peer->dealer)
-                zhashx_delete (self->reopen, instance);
-        }
-        zlistx_destroy (&instances);
     }
 }
 
@@ -2993,27 +2974,27 @@ s_test_schedule (void)
         chorus_msg_destroy (&drained);
     //  An announce (our subscriptions changed) opens the connections closed
     //  unused, with the HELLO that says what changed. One that cannot be
-    //  opened then (no socket; here, an endpoint ZeroMQ refuses) is tried
-    //  again an announce period later, not left to hear nothing
+    //  opened then (no socket; here, an endpoint ZeroMQ refuses) waits with
+    //  what else waits for its connection, tried at each tick, not left to
+    //  hear nothing
     char *kept_endpoint = unused->endpoint;
     unused->endpoint = strdup ("nosuchtransport://x");
     CHORUS__CHECK (chorus__peers_subscribe (self, "refund.", 0, 0));
     self->last_announce = 0;
-    uint64_t announced = chorus__mono ();
-    chorus__peers_tick (self, announced);
-    CHORUS__CHECK (!unused->dealer && zhashx_lookup (self->reopen, unused->instance));
-    CHORUS__CHECK (self->reopen_due == announced + S_ANNOUNCE_MS);
-    CHORUS__CHECK (chorus__peers_next_due (self) <= self->reopen_due);
+    chorus__peers_tick (self, chorus__mono ());
+    CHORUS__CHECK (!unused->dealer && zhashx_lookup (self->waiting, unused->instance));
+    CHORUS__CHECK (chorus__peers_next_due (self) == CHORUS__DUE_TICK);
+    chorus__peers_tick (self, chorus__mono ());
+    CHORUS__CHECK (!unused->dealer && zhashx_lookup (self->waiting, unused->instance));
     free (unused->endpoint);
     unused->endpoint = kept_endpoint;
-    chorus__peers_tick (self, announced + S_ANNOUNCE_MS - 1);
-    CHORUS__CHECK (!unused->dealer);
-    chorus__peers_tick (self, announced + S_ANNOUNCE_MS);
-    CHORUS__CHECK (unused->dealer && !zhashx_lookup (self->reopen, unused->instance));
+    chorus__peers_tick (self, chorus__mono ());
+    CHORUS__CHECK (unused->dealer);
     chorus_msg_t *told = s_test_first_sent (self, fake, unused_endpoint);
     CHORUS__CHECK (told && chorus_msg_type (told) == CHORUS_MSG_HELLO
                    && chorus_msg_subscriptions (told) == self->subs_size);
     chorus_msg_destroy (&told);
+    CHORUS__CHECK (!zhashx_lookup (self->waiting, unused->instance));
     //  (closed unused again, for what follows)
     unused->last_seen = unused->last_sent = 0;
     chorus__timers_set (self->idle, &unused->idle, 0, unused);
