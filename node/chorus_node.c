@@ -1572,6 +1572,9 @@ s_dispatch (chorus_node_t *self)
 
 #define S_INLINE_TURNS 64       //  engine turns a dispatch of a node run inline takes at most
 
+//  Why an inline node's calls fail once its engine has ended
+#define S_ENDED "the ZeroMQ context was terminated (shutdown): the node can do nothing more"
+
 int
 chorus_node_dispatch (chorus_node_t *self)
 {
@@ -1589,8 +1592,7 @@ chorus_node_dispatch (chorus_node_t *self)
     int rc = s_dispatch (self);
     //  What the engine handed over before the end is run first
     if (ended && rc >= 0)
-        return s_failf (self, CHORUS_EINTERRUPTED, "dispatch: the ZeroMQ context was terminated "
-                        "(shutdown): the node can do nothing more");
+        return s_failf (self, CHORUS_EINTERRUPTED, "dispatch: " S_ENDED);
     return rc;
 }
 
@@ -1715,8 +1717,7 @@ chorus_node_pollfds (chorus_node_t *self, int *fds, int max, int *timeout_ms)
     int count = chorus__engine_fds (self->engine, fds, (size_t) max, timeout_ms);
     if (count < 0)
         //  Else its loop would spin: the descriptors say "ready" for ever
-        return s_failf (self, CHORUS_EINTERRUPTED, "pollfds: the ZeroMQ context was terminated "
-                        "(shutdown): the node can do nothing more");
+        return s_failf (self, CHORUS_EINTERRUPTED, "pollfds: " S_ENDED);
     if (s_work_waiting (self))
         *timeout_ms = 0;
     return count;
@@ -1767,7 +1768,8 @@ chorus_node_run (chorus_node_t *self, int timeout_ms)
             ended = zpoller_terminated (poller) && zmq_errno () != EINTR;
         }
         if (zsys_interrupted || ended) {
-            rc = s_failf (self, CHORUS_EINTERRUPTED, "run: interrupted by a signal");
+            rc = s_failf (self, CHORUS_EINTERRUPTED, "run: %s", zsys_interrupted?
+                          "interrupted by a signal": S_ENDED);
             break;
         }
         if (s_dispatch (self) == CHORUS_ECORRUPT) {

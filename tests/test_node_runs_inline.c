@@ -80,18 +80,6 @@ s_met (void *arg)
     return test_peers (met->node, met->service) >= 1;
 }
 
-typedef struct {
-    test_record_t *record;      //  what the group handled
-    int want;                   //  how many distinct events
-} events_t;
-
-static bool
-s_events (void *arg)
-{
-    events_t *events = (events_t *) arg;
-    return (int) zhashx_size (events->record->ids) >= events->want;
-}
-
 static void
 s_find_subscriber (chorus_node_t *node, const chorus_peer_t *peer, void *arg)
 {
@@ -286,8 +274,8 @@ main (void)
         "a batch of %d events, more than the hand-off holds, is published", BATCH);
     for (int i = 0; i < 10; i++)
         chorus_node_publish (publisher, "order.paid", "k", "paid", 4);
-    events_t want = {&record, BATCH + 10};
-    ok (test_run_until (all, 4, s_events, &want, 30000), "every event reaches the group");
+    test_record_wait_t want = {&record, BATCH + 10};
+    ok (test_run_until (all, 4, test_record_reached, &want, 30000), "every event reaches the group");
     is_int (record.twice, 0, "none twice");
 
     //  Events published just before the inline publisher is destroyed
@@ -301,7 +289,7 @@ main (void)
     chorus_node_destroy (&publisher);
     chorus_node_t *left [3] = {echo, client, group};
     want.want = had + 5;
-    ok (test_run_until (left, 3, s_events, &want, 10000),
+    ok (test_run_until (left, 3, test_record_reached, &want, 10000),
         "events published just before an inline node is destroyed reach the group");
 
     chorus_node_destroy (&group);
@@ -382,6 +370,9 @@ main (void)
     is_int (chorus_node_pollfds (orphan, fds, 16, &timeout), CHORUS_EINTERRUPTED,
             "and pollfds fails from then on");
     is_int (chorus_node_dispatch (orphan), CHORUS_EINTERRUPTED, "as does dispatch");
+    is_int (chorus_node_run (orphan, 1000), CHORUS_EINTERRUPTED, "and run");
+    ok (strstr (chorus_node_error (orphan), "terminated") != NULL, "naming the shutdown, not a "
+        "signal: %s", chorus_node_error (orphan));
     chorus_node_destroy (&orphan);
     ok (orphan == NULL, "the node is destroyed all the same");
 

@@ -227,6 +227,19 @@ test_record_event (chorus_node_t *node, chorus_event_t *event, void *arg)
     return 0;
 }
 
+//  A test_done_fn over a record: true once it holds want distinct events
+typedef struct {
+    test_record_t *record;      //  what the handler took
+    int want;                   //  how many distinct events
+} test_record_wait_t;
+
+static inline bool
+test_record_reached (void *arg)
+{
+    test_record_wait_t *wait = (test_record_wait_t *) arg;
+    return (int) zhashx_size (wait->record->ids) >= wait->want;
+}
+
 //  Counts the live peers a node knows of a service (NULL: any)
 typedef struct {
     const char *service;        //  which service to count, NULL for all
