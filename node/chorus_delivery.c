@@ -771,26 +771,24 @@ chorus__delivery_peer_gone (chorus__delivery_t *self, chorus__peer_t *peer)
     s_pump (self, group);
 }
 
-void
-chorus__delivery_ack (chorus__delivery_t *self, chorus__peer_t *peer, chorus_msg_t *ack)
+//  One event acknowledged for group with status; false if it was not in
+//  flight (a late or duplicate acknowledgement)
+static bool
+s_acked (chorus__delivery_t *self, s_group_t *group, uint64_t seq, int status)
 {
-    s_group_t *group = (s_group_t *) zhashx_lookup (self->groups, chorus_msg_group (ack));
-    if (!group || !streq (peer->service, group->name))
-        return;
-    uint64_t seq = chorus_msg_seq (ack);
     if (seq < group->cursor || seq >= group->next)
-        return;
+        return false;
     s_slot_t *slot = s_slot (group, seq);
     s_flight_t *flight = slot->state == SLOT_FLIGHT? slot->flight: NULL;
     if (!flight || !flight->instance)
-        return;     //  not in flight: a late or duplicate acknowledgement
+        return false;
     zlistx_detach (group->sent, flight->handle);
     zstr_free (&flight->instance);
     chorus__stats_t *stats = self->context->config->stats;
     if (stats)
         chorus_histogram_observe (&stats->ack_duration,
                                   (double) (chorus__mono () - flight->sent) / 1000);
-    if (chorus_msg_status (ack) == CHORUS_ACK_REJECTED) {
+    if (status == CHORUS_ACK_REJECTED) {
         uint64_t backoff = S_BACKOFF_MS;
         for (uint64_t i = 1; i < flight->attempt && backoff < S_BACKOFF_MAX_MS; i++)
             backoff *= 2;
@@ -801,8 +799,27 @@ chorus__delivery_ack (chorus__delivery_t *self, chorus__peer_t *peer, chorus_msg
         s_finish (group, flight);
         s_advance (group);
     }
-    s_pump (self, group);
+    return true;
 }
+
+void
+chorus__delivery_ack (chorus__delivery_t *self, chorus__peer_t *peer, chorus_msg_t *ack)
+{
+    s_group_t *group = (s_group_t *) zhashx_lookup (self->groups, chorus_msg_group (ack));
+    if (!group || !streq (peer->service, group->name))
+        return;
+    //  The seq, then each one the ack lists, as if acknowledged one by one;
+    //  the group is pumped once, after all of them
+    const uint64_t *seqs;
+    size_t count = chorus_msg_seqs (ack, &seqs);
+    int status = (int) chorus_msg_status (ack);
+    bool done = s_acked (self, group, chorus_msg_seq (ack), status);
+    for (size_t i = 0; i < count; i++)
+        done |= s_acked (self, group, seqs [i], status);
+    if (done)
+        s_pump (self, group);
+}
+
 
 void
 chorus__delivery_tick (chorus__delivery_t *self, uint64_t now)

@@ -1168,6 +1168,8 @@ s_after (chorus__engine_t *self, uint64_t turn)
         self->damage_told = true;
         chorus__context_work (&self->context, "s", "D");
     }
+    if (self->inbox)
+        chorus__inbox_flush (self->inbox);
     chorus__context_flush (&self->context);
     //  A turn that took long was a stall too: stopped (SIGSTOP) or
     //  starved while we worked, we read no answers meanwhile, and the

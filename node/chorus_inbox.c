@@ -2,7 +2,10 @@
     an EVENT for our group is checked against the inbox and handed to the
     application; the application's results are recorded in the store, all
     of a turn in one write (the engine begins and commits it), and only
-    then acknowledged.
+    then acknowledged. To a publisher that reads lists (its HELLO says
+    chorus.acks: lists) the acknowledgements of a turn go as one EVENT-ACK
+    per status, listing the further seqs: half the messages of a stream
+    of events were acknowledgements.
 */
 #include "chorus_inbox.h"
 #include "chorus_fake.h"
@@ -14,7 +17,25 @@ struct _chorus__inbox_t {
     zhashx_t *in_hand;          //  "instance/seq" of events the application holds
     zhashx_t *highest;          //  publisher -> highest seq it has recorded (uint64_t *)
     chorus_msg_t *ack;          //  reusable EVENT-ACK
+    zlistx_t *pending;          //  EVENT-ACKs collecting seqs until the turn ends
+                                //  (s_pending_t), at most one per publisher and status
 };
+
+//  An EVENT-ACK to a publisher that reads lists, collecting this turn's seqs
+typedef struct {
+    char instance [33];         //  the publisher, looked up again when sent
+    int status;                 //  the status all its seqs share
+    chorus_msg_t *ack;          //  group, first seq, status and the further seqs
+} s_pending_t;
+
+static void
+s_pending_destroy (void **item)
+{
+    s_pending_t *pending = (s_pending_t *) *item;
+    chorus_msg_destroy (&pending->ack);
+    free (pending);
+    *item = NULL;
+}
 
 static void
 s_free_value (void **item)
@@ -32,6 +53,8 @@ chorus__inbox_new (chorus__context_t *context)
     self->highest = zhashx_new ();
     zhashx_set_destructor (self->highest, s_free_value);
     self->ack = chorus_msg_new (CHORUS_MSG_EVENT_ACK);
+    self->pending = zlistx_new ();
+    zlistx_set_destructor (self->pending, s_pending_destroy);
     return self;
 }
 
@@ -43,6 +66,7 @@ chorus__inbox_destroy (chorus__inbox_t **self_p)
         zhashx_destroy (&self->in_hand);
         zhashx_destroy (&self->highest);
         chorus_msg_destroy (&self->ack);
+        zlistx_destroy (&self->pending);     //  unsent: the events come again, as duplicates
         free (self);
         *self_p = NULL;
     }
@@ -54,8 +78,10 @@ chorus__inbox_in_hand (chorus__inbox_t *self)
     return zhashx_size (self->in_hand);
 }
 
+//  Sends one EVENT-ACK of group, seq and status to peer
 static void
-s_ack (chorus__inbox_t *self, chorus__peer_t *peer, chorus_msg_t *event, int status)
+s_ack_one (chorus__inbox_t *self, chorus__peer_t *peer, const char *group, uint64_t seq,
+           int status)
 {
     //  One EVENT-ACK, refilled for each: no malloc per acknowledgement
     chorus_msg_t *ack = self->ack;
@@ -63,10 +89,75 @@ s_ack (chorus__inbox_t *self, chorus__peer_t *peer, chorus_msg_t *event, int sta
     chorus__new_id (id);
     chorus_msg_set_group (ack, NULL);   //  so that the message's arena takes both back
     chorus_msg_set_id (ack, id);
-    chorus_msg_set_group (ack, chorus_msg_group (event));
-    chorus_msg_set_seq (ack, chorus_msg_seq (event));
+    chorus_msg_set_group (ack, group);
+    chorus_msg_set_seq (ack, seq);
     chorus_msg_set_status (ack, status);
     chorus__peer_answer (peer, ack);
+}
+
+//  Sends a collected EVENT-ACK, as single ones to a peer that no longer
+//  reads lists (it came back older); a peer gone meanwhile gets nothing,
+//  and its events come again
+static void
+s_pending_send (chorus__inbox_t *self, s_pending_t *pending)
+{
+    chorus__peer_t *peer = chorus__context_peer (self->context, pending->instance);
+    if (!peer)
+        return;
+    chorus_msg_t *ack = pending->ack;
+    if (peer->ack_lists) {
+        char id [33];
+        chorus__new_id (id);
+        chorus_msg_set_id (ack, id);
+        chorus__peer_answer (peer, ack);
+        return;
+    }
+    const uint64_t *seqs;
+    size_t count = chorus_msg_seqs (ack, &seqs);
+    s_ack_one (self, peer, chorus_msg_group (ack), chorus_msg_seq (ack), pending->status);
+    for (size_t i = 0; i < count; i++)
+        s_ack_one (self, peer, chorus_msg_group (ack), seqs [i], pending->status);
+}
+
+static void
+s_ack (chorus__inbox_t *self, chorus__peer_t *peer, chorus_msg_t *event, int status)
+{
+    if (!peer)
+        return;
+    if (!peer->ack_lists) {
+        s_ack_one (self, peer, chorus_msg_group (event), chorus_msg_seq (event), status);
+        return;
+    }
+    //  Added to this turn's EVENT-ACK for the publisher and status; the
+    //  group is always ours
+    for (s_pending_t *pending = (s_pending_t *) zlistx_first (self->pending); pending;
+         pending = (s_pending_t *) zlistx_next (self->pending))
+        if (pending->status == status && streq (pending->instance, peer->instance)) {
+            chorus_msg_add_seq (pending->ack, chorus_msg_seq (event));
+            if (chorus_msg_seqs (pending->ack, NULL) == CHORUS_MSG_MAX_SEQS) {
+                s_pending_send (self, pending);
+                zlistx_delete (self->pending, zlistx_cursor (self->pending));
+            }
+            return;
+        }
+    s_pending_t *pending = (s_pending_t *) zmalloc (sizeof (s_pending_t));
+    snprintf (pending->instance, sizeof (pending->instance), "%s", peer->instance);
+    pending->status = status;
+    pending->ack = chorus_msg_new (CHORUS_MSG_EVENT_ACK);
+    chorus_msg_set_group (pending->ack, chorus_msg_group (event));
+    chorus_msg_set_seq (pending->ack, chorus_msg_seq (event));
+    chorus_msg_set_status (pending->ack, status);
+    zlistx_add_end (self->pending, pending);
+}
+
+void
+chorus__inbox_flush (chorus__inbox_t *self)
+{
+    s_pending_t *pending;
+    while ((pending = (s_pending_t *) zlistx_first (self->pending))) {
+        s_pending_send (self, pending);
+        zlistx_delete (self->pending, zlistx_cursor (self->pending));
+    }
 }
 
 //  "instance/seq": the key of an event the application holds; the instance
@@ -281,6 +372,60 @@ chorus__inbox_test (bool verbose)
     CHORUS__CHECK (error && chorus_msg_type (error) == CHORUS_MSG_ERROR);
     CHORUS__CHECK (streq (chorus_msg_code (error), "wrong-group"));
     chorus_msg_destroy (&error);
+
+    //  To a publisher that reads lists, a turn's acknowledgements go as
+    //  one EVENT-ACK per status when the turn ends, 1025 at most in one
+    peer->ack_lists = true;
+    uint64_t seq = 100;
+    for (int i = 0; i < 1030; i++) {
+        event = chorus__fake_event (fake, S_PUBLISHER, seq++, "order.placed", NULL, NULL);
+        chorus_msg_set_group (event, "orders");
+        chorus__inbox_event (self, peer, &event);
+        CHORUS__CHECK (chorus__fake_handed (fake, &handed, NULL, 0) == 'E');
+        int status = i == 3 || i == 7? CHORUS_ACK_REJECTED: CHORUS_ACK_HANDLED;
+        chorus__inbox_handled (self, handed, status);
+        chorus__inbox_recorded (self, handed, status, true);
+    }
+    //  A full list has gone at once; the rest wait for the turn's end
+    ack = chorus__fake_sent (fake, peer->endpoint, 1000);
+    const uint64_t *seqs;
+    CHORUS__CHECK (ack && chorus_msg_status (ack) == CHORUS_ACK_HANDLED);
+    CHORUS__CHECK (chorus_msg_seq (ack) == 100 && chorus_msg_seqs (ack, &seqs) == 1024);
+    CHORUS__CHECK (seqs [0] == 101 && seqs [2] == 104 && seqs [5] == 108);
+    chorus_msg_destroy (&ack);
+    CHORUS__CHECK (chorus__fake_sent (fake, peer->endpoint, 0) == NULL);
+    chorus__inbox_flush (self);
+    ack = chorus__fake_sent (fake, peer->endpoint, 1000);
+    CHORUS__CHECK (ack && chorus_msg_status (ack) == CHORUS_ACK_REJECTED);
+    CHORUS__CHECK (chorus_msg_seq (ack) == 103 && chorus_msg_seqs (ack, &seqs) == 1);
+    CHORUS__CHECK (seqs [0] == 107);
+    chorus_msg_destroy (&ack);
+    ack = chorus__fake_sent (fake, peer->endpoint, 1000);
+    CHORUS__CHECK (ack && chorus_msg_status (ack) == CHORUS_ACK_HANDLED);
+    CHORUS__CHECK (chorus_msg_seq (ack) == 1127 && chorus_msg_seqs (ack, &seqs) == 2);
+    CHORUS__CHECK (seqs [0] == 1128 && seqs [1] == 1129);
+    chorus_msg_destroy (&ack);
+    chorus__inbox_flush (self);
+    CHORUS__CHECK (chorus__fake_sent (fake, peer->endpoint, 0) == NULL);
+
+    //  A publisher that came back older before the turn ended gets them
+    //  one by one, without a list
+    for (int i = 0; i < 2; i++) {
+        event = chorus__fake_event (fake, S_PUBLISHER, seq++, "order.placed", NULL, NULL);
+        chorus_msg_set_group (event, "orders");
+        chorus__inbox_event (self, peer, &event);
+        CHORUS__CHECK (chorus__fake_handed (fake, &handed, NULL, 0) == 'E');
+        chorus__inbox_handled (self, handed, CHORUS_ACK_HANDLED);
+        chorus__inbox_recorded (self, handed, CHORUS_ACK_HANDLED, true);
+    }
+    peer->ack_lists = false;
+    chorus__inbox_flush (self);
+    for (uint64_t expected = seq - 2; expected < seq; expected++) {
+        ack = chorus__fake_sent (fake, peer->endpoint, 1000);
+        CHORUS__CHECK (ack && chorus_msg_seq (ack) == expected);
+        CHORUS__CHECK (chorus_msg_seqs (ack, NULL) == 0);
+        chorus_msg_destroy (&ack);
+    }
 
     chorus_msg_destroy (&copy);
     chorus__inbox_destroy (&self);

@@ -26,6 +26,10 @@ void
 void
     chorus__inbox_recorded (chorus__inbox_t *self, chorus_msg_t *event, int status,
                             bool recorded);
+//  Sends the EVENT-ACKs collected for publishers that read lists; the
+//  engine calls it at the end of every turn
+void
+    chorus__inbox_flush (chorus__inbox_t *self);
 //  Events the application holds now
 size_t
     chorus__inbox_in_hand (chorus__inbox_t *self);

@@ -36,6 +36,8 @@ struct _chorus__peer_t {
     bool subscriber;            //  it has subscriptions (news flag "s", or its HELLO)
     bool entries;               //  it reads member entries in a HELLO's list
                                 //  (header chorus.members: yes)
+    bool ack_lists;             //  it reads EVENT-ACKs that list more seqs
+                                //  (header chorus.acks: lists)
     bool hello_sent;            //  our HELLO has gone out first on dealer
     uint64_t greeted;           //  when our HELLO went to it, a member we had not
                                 //  met, unanswered so far (monotonic ms), or 0

@@ -305,6 +305,7 @@ s_hello (chorus__peers_t *self, const char *answers, bool list, bool entries, si
     chorus_msg_set_header (hello, "chorus.started", started);
     chorus_msg_set_header (hello, "chorus.mesh", self->config->mesh);
     chorus_msg_set_header (hello, "chorus.members", "yes");
+    chorus_msg_set_header (hello, "chorus.acks", "lists");
     char incarnation [24];
     snprintf (incarnation, sizeof (incarnation), "%" PRIu64, self->incarnation);
     chorus_msg_set_header (hello, "chorus.incarnation", incarnation);
@@ -1902,6 +1903,8 @@ s_take_hello (chorus__peer_t *peer, chorus_msg_t *hello, uint64_t started,
     peer->greeted = 0;
     peer->greetings = 0;
     peer->entries = s_reads_entries (hello);
+    const char *acks = chorus_msg_header (hello, "chorus.acks");
+    peer->ack_lists = acks && streq (acks, "lists");
 }
 
 //  Whether a HELLO's gossip lists the endpoint; on a secure mesh an entry

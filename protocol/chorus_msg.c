@@ -14,14 +14,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-typedef enum { T_STR, T_NAME, T_UINT, T_BOOL, T_BIN, T_STRS, T_SUBS, T_MAP } s_kind_t;
+typedef enum { T_STR, T_NAME, T_UINT, T_BOOL, T_BIN, T_STRS, T_SUBS, T_MAP, T_UINTS } s_kind_t;
 
 typedef enum {
     F_ID, F_SERVICE, F_INSTANCE, F_ENDPOINT, F_PUB_ENDPOINT, F_TOPIC, F_KEY, F_CORRELATION,
     F_CAUSATION, F_GROUP, F_PREFIX, F_REQUEST, F_MESSAGE, F_NAME, F_IDEMPOTENCY, F_TARGET, F_CODE,
     F_GENERATION, F_HEAD, F_SEQ, F_TIMESTAMP, F_ATTEMPT, F_STATUS, F_FROM, F_TO, F_LIMIT,
     F_DEADLINE, F_TRY, F_RETRYABLE, F_PAYLOAD, F_PEERS, F_MEMBERS, F_TOPICS, F_SUBSCRIPTIONS,
-    F_HEADERS,
+    F_SEQS, F_HEADERS,
     F_COUNT
 } s_field_id_t;
 
@@ -67,6 +67,7 @@ static const s_field_t s_fields [F_COUNT] = {
     [F_MEMBERS] = {"members", T_STRS, 1, 256},
     [F_TOPICS] = {"topics", T_STRS, 1, 256},
     [F_SUBSCRIPTIONS] = {"subscriptions", T_SUBS, 0, 256},
+    [F_SEQS] = {"seqs", T_UINTS, 0, CHORUS_MSG_MAX_SEQS},
     [F_HEADERS] = {"headers", T_MAP, 0, 1024},
 };
 
@@ -101,7 +102,7 @@ static const s_type_t s_types [CHORUS_MSG_TYPES + 1] = {
         {{F_SERVICE}, {F_INSTANCE}, {F_SEQ}, {F_TOPIC}, {F_KEY, OPT}, {F_CORRELATION},
          {F_CAUSATION, OPT}, {F_TIMESTAMP}, {F_GROUP, OPT}, {F_ATTEMPT}, {F_HEADERS, OPT},
          {F_PAYLOAD, OPT}}},
-    [CHORUS_MSG_EVENT_ACK] = {"EVENT-ACK", 3, {{F_GROUP}, {F_SEQ}, {F_STATUS}}},
+    [CHORUS_MSG_EVENT_ACK] = {"EVENT-ACK", 4, {{F_GROUP}, {F_SEQ}, {F_STATUS}, {F_SEQS}}, 1},
     [CHORUS_MSG_FETCH] = {"FETCH", 4, {{F_FROM}, {F_TO}, {F_LIMIT}, {F_PREFIX, OPT}}},
     [CHORUS_MSG_REPLAY] = {"REPLAY", 4, {{F_REQUEST}, {F_FROM}, {F_TO}, {F_HEAD}}},
     [CHORUS_MSG_TRUNCATED] = {"TRUNCATED", 5,
@@ -149,6 +150,9 @@ struct _chorus_msg_t {
     uint64_t num [S_NUMS];          //  number and bool fields
     zlist_t *list [S_LISTS];        //  string list fields (peers, members, topics)
     s_sub_t *subs;                  //  subscriptions
+    uint64_t *seqs;                 //  EVENT-ACK: further seqs acknowledged
+    size_t seqs_size;               //  seqs in use
+    size_t seqs_max;                //  seqs allocated
     size_t subs_size;               //  subscriptions in use
     size_t subs_max;                //  subscriptions allocated
     zhash_t *headers;               //  headers, NULL when absent
@@ -295,6 +299,7 @@ s_clear (chorus_msg_t *self)
     for (size_t i = 0; i < self->subs_size; i++)
         free (self->subs [i].prefix);
     self->subs_size = 0;
+    self->seqs_size = 0;
     if (self->headers)
         zhash_destroy (&self->headers);
     s_release (self, self->payload);
@@ -311,6 +316,7 @@ chorus_msg_destroy (chorus_msg_t **self_p)
     if (self) {
         s_clear (self);
         free (self->subs);
+        free (self->seqs);
         zframe_destroy (&self->routing_id);
         s_pool_give (self);
         *self_p = NULL;
@@ -452,6 +458,18 @@ s_decode_field (chorus_msg_t *self, int id, const msgpack_object *object)
                 chorus_msg_add_subscription (self, value, part [1].via.u64, part [2].via.u64);
                 free (value);
             }
+            return NULL;
+        }
+        case T_UINTS: {
+            if (object->type != MSGPACK_OBJECT_ARRAY)
+                return "expected an array of non-negative integers";
+            if (object->via.array.size > field->max)
+                return "list longer than its limit";
+            for (uint32_t i = 0; i < object->via.array.size; i++)
+                if (object->via.array.ptr [i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                    return "expected an array of non-negative integers";
+            for (uint32_t i = 0; i < object->via.array.size; i++)
+                chorus_msg_add_seq (self, object->via.array.ptr [i].via.u64);
             return NULL;
         }
         case T_MAP: {
@@ -656,6 +674,13 @@ s_encode_field (chorus_msg_t *self, const s_slot_t *slot, msgpack_packer *packer
             }
             return NULL;
         }
+        case T_UINTS:
+            if (self->seqs_size > field->max)
+                return "list longer than its limit";
+            msgpack_pack_array (packer, self->seqs_size);
+            for (size_t i = 0; i < self->seqs_size; i++)
+                msgpack_pack_uint64 (packer, self->seqs [i]);
+            return NULL;
         case T_MAP: {
             if (!self->headers) {
                 msgpack_pack_nil (packer);
@@ -690,6 +715,8 @@ s_at_default (chorus_msg_t *self, int id)
 {
     if (s_fields [id].kind == T_STRS)
         return !S_LIST (self, id) || zlist_size (S_LIST (self, id)) == 0;
+    if (s_fields [id].kind == T_UINTS)
+        return self->seqs_size == 0;
     return S_NUM (self, id) <= S_TAIL_MAX;
 }
 
@@ -1032,6 +1059,9 @@ chorus_msg_describe (chorus_msg_t *self)
         else
         if (field->kind == T_BIN)
             s_describe_add (&text, "%s=%zu bytes", field->name, self->payload_size);
+        else
+        if (field->kind == T_UINTS && self->seqs_size)
+            s_describe_add (&text, "%s=%zu more", field->name, self->seqs_size);
     }
     return text;
 }
@@ -1189,6 +1219,36 @@ chorus_msg_add_subscription (chorus_msg_t *self, const char *prefix, uint64_t si
     sub->prefix = strdup (prefix);
     sub->since = since;
     sub->flags = flags;
+}
+
+size_t
+chorus_msg_seqs (chorus_msg_t *self, const uint64_t **seqs)
+{
+    assert (self);
+    if (seqs)
+        *seqs = self->seqs;
+    return self->seqs_size;
+}
+
+void
+chorus_msg_add_seq (chorus_msg_t *self, uint64_t seq)
+{
+    assert (self);
+    if (self->seqs_size == self->seqs_max) {
+        size_t max = self->seqs_max? self->seqs_max * 2: 16;
+        uint64_t *seqs = (uint64_t *) realloc (self->seqs, max * sizeof (uint64_t));
+        assert (seqs);
+        self->seqs = seqs;
+        self->seqs_max = max;
+    }
+    self->seqs [self->seqs_size++] = seq;
+}
+
+void
+chorus_msg_clear_seqs (chorus_msg_t *self)
+{
+    assert (self);
+    self->seqs_size = 0;
 }
 
 const char *

@@ -20,6 +20,7 @@
 #define CHORUS_MSG_MAX_DEPTH 3
 #define CHORUS_MSG_MAX_LIST 256
 #define CHORUS_MSG_MAX_HEADERS 32
+#define CHORUS_MSG_MAX_SEQS 1024      //  EVENT-ACK seqs
 
 //  Message types; the numbers are the wire values
 #define CHORUS_MSG_HELLO 1
@@ -219,6 +220,17 @@ const char *
 void
     chorus_msg_add_subscription (chorus_msg_t *self, const char *prefix, uint64_t since,
                                  uint64_t flags);
+
+//  EVENT-ACK seqs: further events of the same group acknowledged with the
+//  same status (a trailing field, left out when empty; at most
+//  CHORUS_MSG_MAX_SEQS). chorus_msg_seqs gives how many, and the message's
+//  array in *seqs when seqs is not NULL
+size_t
+    chorus_msg_seqs (chorus_msg_t *self, const uint64_t **seqs);
+void
+    chorus_msg_add_seq (chorus_msg_t *self, uint64_t seq);
+void
+    chorus_msg_clear_seqs (chorus_msg_t *self);
 
 //  Headers (HELLO, EVENT, COMMAND): string to string, NULL when absent
 const char *

@@ -47,6 +47,8 @@ fixture_fill_all (chorus_msg_t *msg)
     chorus_msg_add_members (msg, "alive 2 B1B2C3D4E5F60718293A4B5C6D7E8F90 tcp://127.0.0.1:6003");
     chorus_msg_add_subscription (msg, "order.", 1795000000000ull, CHORUS_SUB_DURABLE);
     chorus_msg_add_subscription (msg, "", 0, 0);
+    chorus_msg_add_seq (msg, 1234567890124ull);
+    chorus_msg_add_seq (msg, 0xFFFFFFFFFFFFFFFFull);
     chorus_msg_set_header (msg, "content-type", "application/msgpack");
     chorus_msg_set_header (msg, "tenant", "acme");
 }
@@ -127,6 +129,12 @@ fixture_same_field (chorus_msg_t *a, chorus_msg_t *b, const char *name)
         return fixture_same_list (chorus_msg_topics (a), chorus_msg_topics (b));
     if (streq (name, "members"))
         return fixture_same_list (chorus_msg_members (a), chorus_msg_members (b));
+    if (streq (name, "seqs")) {
+        const uint64_t *sa, *sb;
+        size_t count = chorus_msg_seqs (a, &sa);
+        return count == chorus_msg_seqs (b, &sb)
+            && (count == 0 || memcmp (sa, sb, count * sizeof (uint64_t)) == 0);
+    }
     if (streq (name, "subscriptions")) {
         if (chorus_msg_subscriptions (a) != chorus_msg_subscriptions (b))
             return false;

@@ -299,7 +299,7 @@ CHORUS_PY_TESTS = tests/peer/test_strict_peer_self.py tests/peer/test_strict_pee
     tests/peer/test_secure_link_hides_payloads.py tests/peer/test_node_notes_broken_handshakes.py \
     tests/peer/test_node_ignores_forged_deaths.py tests/peer/test_node_takes_datagrams.py \
     tests/peer/test_node_prefers_greeters.py \
-    tests/peer/test_node_closes_idle_connections.py
+    tests/peer/test_node_closes_idle_connections.py tests/peer/test_node_acks_together.py
 TESTS += $(CHORUS_PY_TESTS)
 EXTRA_DIST += $(CHORUS_PY_TESTS) tests/peer/chorus_peer.py tests/peer/tap.py tests/peer/tools.py
 

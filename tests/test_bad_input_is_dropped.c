@@ -132,7 +132,7 @@ s_random_frame (void)
 //  What the test knows of each field's wire form (protocol section 12)
 typedef struct {
     const char *name;           //  field name
-    char kind;                  //  s str, n name, u uint, b bool, p bin, l strs, S subs, m map
+    char kind;                  //  s str, n name, u uint, b bool, p bin, l strs, q uints, S subs, m map
     size_t max;                 //  limit
     bool required;              //  never nil in any message
 } field_t;
@@ -150,6 +150,7 @@ static const field_t s_known [] = {
     {"payload", 'p', 1048576, false}, {"peers", 'l', 256, true}, {"topics", 'l', 256, true},
     {"subscriptions", 'S', 256, true}, {"headers", 'm', 32, false},
     {"try", 'u', 0, true}, {"members", 'l', 256, true}, {"target", 'n', 64, true},
+    {"seqs", 'q', CHORUS_MSG_MAX_SEQS, true},
 };
 
 static const field_t *
@@ -186,6 +187,7 @@ s_pack_valid (msgpack_packer *pk, const field_t *field)
         case 'b': msgpack_pack_false (pk); break;
         case 'p': msgpack_pack_bin (pk, 2); msgpack_pack_bin_body (pk, "zz", 2); break;
         case 'l': msgpack_pack_array (pk, 1); s_pack_str (pk, "tcp://a:1", 9); break;
+        case 'q': msgpack_pack_array (pk, 1); msgpack_pack_uint64 (pk, 6); break;
         case 'S':
             msgpack_pack_array (pk, 1);
             msgpack_pack_array (pk, 3);
@@ -219,6 +221,7 @@ s_pack_wrong_family (msgpack_packer *pk, const field_t *field, uint32_t variant)
         case 'b': msgpack_pack_uint64 (pk, 1); break;
         case 'p': s_pack_str (pk, "zz", 2); break;      //  bin is never str
         case 'l': s_pack_str (pk, "tcp://a:1", 9); break;
+        case 'q': msgpack_pack_uint64 (pk, 6); break;
         case 'S': msgpack_pack_map (pk, 0); break;
         case 'm': msgpack_pack_array (pk, 0); break;
     }
@@ -264,6 +267,18 @@ s_pack_out_of_bounds (msgpack_packer *pk, const field_t *field, uint32_t variant
             else {
                 msgpack_pack_array (pk, 1);
                 s_pack_str (pk, "", 0);         //  list entries are 1..256 bytes
+            }
+            break;
+        case 'q':
+            if (variant % 2) {
+                msgpack_pack_array (pk, field->max + 1);
+                for (size_t i = 0; i <= field->max; i++)
+                    msgpack_pack_uint64 (pk, i);
+            }
+            else {
+                msgpack_pack_array (pk, 2);
+                msgpack_pack_uint64 (pk, 6);
+                msgpack_pack_int64 (pk, -6);    //  seqs are non-negative
             }
             break;
         case 'S':

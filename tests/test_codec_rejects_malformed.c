@@ -12,7 +12,8 @@
 //  What the test knows of each field's wire form, independently of the codec
 typedef struct {
     const char *name;   //  field name
-    char kind;          //  s string, n name, u uint, b bool, p bin, l list, S subs, m map
+    char kind;          //  s string, n name, u uint, b bool, p bin, l list, q uint list,
+                        //  S subs, m map
     size_t max;         //  limit
 } field_t;
 
@@ -26,7 +27,7 @@ static const field_t s_known [] = {
     {"attempt", 'u', 0}, {"status", 'u', 0}, {"from", 'u', 0}, {"to", 'u', 0},
     {"limit", 'u', 0}, {"deadline", 'u', 0}, {"try", 'u', 0}, {"retryable", 'b', 0},
     {"payload", 'p', CHORUS_MSG_MAX_PAYLOAD}, {"peers", 'l', 256}, {"members", 'l', 256},
-    {"topics", 'l', 256},
+    {"topics", 'l', 256}, {"seqs", 'q', CHORUS_MSG_MAX_SEQS},
     {"subscriptions", 'S', 256}, {"headers", 'm', 32},
 };
 
@@ -66,6 +67,8 @@ s_pack_valid (msgpack_packer *pk, const field_t *field)
         case 'b': msgpack_pack_false (pk); break;
         case 'p': msgpack_pack_bin (pk, 1); msgpack_pack_bin_body (pk, "z", 1); break;
         case 'l': msgpack_pack_array (pk, 1); s_pack_str (pk, "tcp://a:1", 9); break;
+        case 'q': msgpack_pack_array (pk, 2); msgpack_pack_uint64 (pk, 8);
+                  msgpack_pack_uint64 (pk, 9); break;
         case 'S':
             msgpack_pack_array (pk, 1);
             msgpack_pack_array (pk, 3);
@@ -87,6 +90,8 @@ s_pack_wrong_type (msgpack_packer *pk, const field_t *field)
         case 'b': msgpack_pack_uint64 (pk, 1); break;
         case 'p': s_pack_str (pk, "z", 1); break;
         case 'l': msgpack_pack_array (pk, 1); msgpack_pack_uint64 (pk, 1); break;
+        case 'q': msgpack_pack_array (pk, 2); msgpack_pack_uint64 (pk, 1);
+                  msgpack_pack_int64 (pk, -1); break;
         case 'S': msgpack_pack_array (pk, 1); msgpack_pack_array (pk, 2);
                   s_pack_str (pk, "a", 1); msgpack_pack_uint64 (pk, 0); break;
         case 'm': msgpack_pack_map (pk, 1); s_pack_str (pk, "k", 1); msgpack_pack_uint64 (pk, 1);
@@ -111,6 +116,11 @@ s_pack_oversized (msgpack_packer *pk, const field_t *field)
             msgpack_pack_array (pk, field->max + 1);
             for (size_t i = 0; i <= field->max; i++)
                 s_pack_str (pk, "tcp://a:1", 9);
+            return true;
+        case 'q':
+            msgpack_pack_array (pk, field->max + 1);
+            for (size_t i = 0; i <= field->max; i++)
+                msgpack_pack_uint64 (pk, i);
             return true;
         case 'S':
             msgpack_pack_array (pk, field->max + 1);

@@ -87,6 +87,39 @@ s_check_command_try (void)
     }
 }
 
+//  EVENT-ACK's trailing `seqs`: left out when empty, so that nodes that
+//  predate it read the EVENT-ACK (7 elements); up to 1024 seqs (8)
+static void
+s_check_ack_seqs (void)
+{
+    chorus_msg_t *msg = chorus_msg_new (CHORUS_MSG_EVENT_ACK);
+    fixture_fill_required (msg);
+    zframe_t *frame = chorus_msg_encode (msg);
+    ok (frame && zframe_data (frame) [0] == 0x97, "EVENT-ACK without seqs has 7 elements");
+    zframe_destroy (&frame);
+    for (uint64_t i = 0; i < CHORUS_MSG_MAX_SEQS; i++)
+        chorus_msg_add_seq (msg, (1ull << 32) + i);
+    frame = chorus_msg_encode (msg);
+    ok (frame && zframe_data (frame) [0] == 0x98, "EVENT-ACK with 1024 seqs has 8 elements");
+    chorus_msg_t *copy = chorus_msg_new (CHORUS_MSG_PING);
+    is_int (frame? chorus_msg_decode (copy, zframe_data (frame), zframe_size (frame)): -1, 0,
+            "and decodes");
+    const uint64_t *seqs;
+    size_t count = chorus_msg_seqs (copy, &seqs);
+    ok (count == CHORUS_MSG_MAX_SEQS && seqs [0] == 1ull << 32
+        && seqs [count - 1] == (1ull << 32) + count - 1, "its seqs read back in order (%zu)",
+        count);
+    zframe_destroy (&frame);
+    chorus_msg_add_seq (msg, 7);
+    ok (chorus_msg_encode (msg) == NULL, "encode refuses 1025 seqs");
+    chorus_msg_clear_seqs (msg);
+    frame = chorus_msg_encode (msg);
+    ok (frame && zframe_data (frame) [0] == 0x97, "cleared, the seqs are left out again");
+    zframe_destroy (&frame);
+    chorus_msg_destroy (&copy);
+    chorus_msg_destroy (&msg);
+}
+
 static void
 s_check_encode_refuses (void)
 {
@@ -227,6 +260,7 @@ main (void)
     chorus_msg_destroy (&event);
     s_check_command_try ();
     s_check_encode_refuses ();
+    s_check_ack_seqs ();
     s_check_sockets ();
     return done_testing ();
 }

@@ -52,7 +52,7 @@ DEFER = object()
 
 
 class F(collections.namedtuple('F', 'name kind limit nil')):
-    """One field of a message: kind is uint, bool, str, name, prefix, bin, strs, subs or map."""
+    """One field of a message: kind is uint, bool, str, name, prefix, bin, strs, uints, subs or map."""
 
 
 def _f(name, kind, limit=0, nil=False):
@@ -72,7 +72,8 @@ SCHEMAS = {
               _f('correlation', 'str', 128), _f('causation', 'str', 128, True),
               _f('timestamp', 'uint'), _f('group', 'name', 64, True), _f('attempt', 'uint'),
               _f('headers', 'map', nil=True), _f('payload', 'bin', nil=True)),
-    'EVENT-ACK': (_f('group', 'name', 64), _f('seq', 'uint'), _f('status', 'uint')),
+    'EVENT-ACK': (_f('group', 'name', 64), _f('seq', 'uint'), _f('status', 'uint'),
+                  _f('seqs', 'uints', 1024)),
     'FETCH': (_f('from', 'uint'), _f('to', 'uint'), _f('limit', 'uint'),
               _f('prefix', 'prefix', 256, True)),
     'REPLAY': (_f('request', 'str', 64), _f('from', 'uint'), _f('to', 'uint'),
@@ -100,15 +101,15 @@ SCHEMAS = {
 #: Trailing fields (the last of a schema) a message may leave out: absent, a
 #: uint reads as 1 and a list as empty; ``encode`` leaves it out when it
 #: holds that default (Section 9).
-TAILS = {'COMMAND': 1, 'PING': 1, 'PONG': 1, 'PING-REQ': 1, 'PING-ACK': 1}
+TAILS = {'COMMAND': 1, 'PING': 1, 'PONG': 1, 'PING-REQ': 1, 'PING-ACK': 1, 'EVENT-ACK': 1}
 
 
 def _tail_default(field):
-    return [] if field.kind == 'strs' else 1
+    return [] if field.kind in ('strs', 'uints') else 1
 
 
 def _at_tail_default(field, value):
-    return value == [] if field.kind == 'strs' else value <= 1
+    return value == [] if field.kind in ('strs', 'uints') else value <= 1
 
 TIMERS = dict(ping=1.0, evasive=3.0, expire=5.0, pending=5.0, ack=30.0, retry=10.0,
               backoff=1.0, backoff_max=60.0, fetch_wait=0.1, fetch_timeout=5.0)
@@ -188,7 +189,7 @@ class Message:
 def _default(field):
     if field.nil:
         return None
-    return {'uint': 0, 'bool': False, 'strs': [], 'subs': []}.get(field.kind, '')
+    return {'uint': 0, 'bool': False, 'strs': [], 'uints': [], 'subs': []}.get(field.kind, '')
 
 
 def make(kind, id=None, **values):
@@ -440,6 +441,9 @@ def check_field(field, value, strict_maps=False):
                 raise Malformed('nil', '%s[%d]' % (where, i))
             _check_str(item, '%s[%d]' % (where, i), 1, 256)
         return list(items)
+    if kind == 'uints':
+        items = _check_array(value, where, field.limit)
+        return [_check_uint(item, '%s[%d]' % (where, i)) for i, item in enumerate(items)]
     if kind == 'subs':
         items = _check_array(value, where, 256)
         return [_check_subscription(item, '%s[%d]' % (where, i)) for i, item in enumerate(items)]
@@ -1822,6 +1826,22 @@ class Peer:
             self._send(peer, make('EVENT-ACK', group=event['group'], seq=event['seq'],
                                   status=status))
 
+    def ack_events(self, events, status, extra=()):
+        """Acknowledge DEFERred group deliveries of one publisher in one EVENT-ACK whose
+        ``seqs`` lists all but the first, and the ``extra`` seqs after them (for a
+        publisher whose HELLO says ``chorus.acks: lists``, Section 11.5)."""
+        for event in events:
+            key = (event['group'], event['instance'], event['seq'])
+            self._handling.pop(key, None)
+            if status == 0:
+                self.handled.add(key)
+        first = events[0]
+        peer = self.peers.get(first['instance'])
+        if peer is not None:
+            self._send(peer, make('EVENT-ACK', group=first['group'], seq=first['seq'],
+                                  status=status,
+                                  seqs=[e['seq'] for e in events[1:]] + list(extra)))
+
     def _on_truncated(self, peer, msg):
         if (msg['request'] is None) == (msg['group'] is None) or msg['from'] > msg['to']:
             return self._error(peer, msg, 'bad-request')
@@ -2097,16 +2117,19 @@ class Peer:
         if msg['status'] not in (0, 1, 2):
             return self._error(peer, msg, 'bad-request')
         cursor = self.cursors.get(msg['group'])
-        if cursor is None or msg['seq'] not in cursor.inflight:
-            return self._drop('ack-not-in-flight')
-        if peer.service != msg['group']:
-            return self._drop('ack-forged')
-        if msg['status'] == 2:
-            self._rejected(cursor, msg['seq'])
-        else:
-            del cursor.inflight[msg['seq']]
-            cursor.acked.add(msg['seq'])
-        self._dirty = True
+        # seq, then each of seqs, as if each came alone (Section 11.5)
+        for seq in [msg['seq']] + list(msg.fields.get('seqs') or []):
+            if cursor is None or seq not in cursor.inflight:
+                self._drop('ack-not-in-flight')
+            elif peer.service != msg['group']:
+                self._drop('ack-forged')
+            elif msg['status'] == 2:
+                self._rejected(cursor, seq)
+                self._dirty = True
+            else:
+                del cursor.inflight[seq]
+                cursor.acked.add(seq)
+                self._dirty = True
         return None
 
     def _on_fetch(self, peer, msg):

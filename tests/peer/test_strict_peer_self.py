@@ -36,7 +36,7 @@ def samples():
              topic='order.placed', key='o-1', correlation=ID, causation=None,
              timestamp=1700000000123, group='payments', attempt=1, headers={'a': ''},
              payload=b'\x81\xa2id\x01'),
-        make('EVENT-ACK', ID, group='payments', seq=5, status=2),
+        make('EVENT-ACK', ID, group='payments', seq=5, status=2, seqs=[6, 2 ** 40]),
         make('FETCH', ID, from_=1, to=0, limit=0, prefix=''),
         make('REPLAY', ID, request='R', from_=1, to=0, head=0),
         make('TRUNCATED', ID, request=None, group='payments', from_=1, to=9,
@@ -66,6 +66,21 @@ def test_command_try_is_trailing():
     is_(body[0], 0x9e, 'a COMMAND of try 1 leaves try out: 14 elements')
     is_(decode(body)['try'], 1, 'a COMMAND without try reads as try 1')
     is_(encode(msg.replace(try_=3))[0], 0x9f, 'a COMMAND of try 3 carries it: 15 elements')
+
+
+def test_ack_seqs_are_trailing():
+    # no seqs: left out (7 elements); some: carried (8); more than 1024: malformed
+    msg = make('EVENT-ACK', ID, group='payments', seq=5, status=0)
+    body = encode(msg)
+    is_(body[0], 0x97, 'an EVENT-ACK without seqs leaves them out: 7 elements')
+    is_(decode(body)['seqs'], [], 'an EVENT-ACK without seqs reads as none')
+    is_(encode(msg.replace(seqs=[6, 7]))[0], 0x98, 'an EVENT-ACK with seqs carries them: 8')
+    too_many = msgpack.packb([SIGNATURE, 1, 5, ID, 'payments', 5, 0, list(range(1025))])
+    try:
+        decode(too_many)
+        ok(False, '1025 seqs are malformed')
+    except Malformed:
+        ok(True, '1025 seqs are malformed')
 
 
 def test_round_trips():
@@ -485,6 +500,7 @@ def test_restart_and_silence():
 def main():
     test_round_trips()
     test_command_try_is_trailing()
+    test_ack_seqs_are_trailing()
     test_appendix_a()
     test_malformed()
     test_accepted_forms()
