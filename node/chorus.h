@@ -316,6 +316,9 @@ CHORUS_EXPORT int
 //  Outbox retention: at most max_bytes of event bodies and max_age_ms of
 //  age (0: no limit), and the policy when a limit is hit (default: 1 GiB,
 //  7 days, refuse); the policy one of chorus_retention_policy_t
+//  (Beside the outbox on disk, a publisher keeps the encodings of up to
+//  32 MiB of its recent events in memory, those its groups have yet to
+//  acknowledge, so that a burst a group is behind on is not read back.)
 CHORUS_EXPORT int
     chorus_node_set_retention (chorus_node_t *self, uint64_t max_bytes, uint64_t max_age_ms,
                                chorus_retention_policy_t policy);

@@ -10,7 +10,8 @@
 
 #define S_RETAIN_MS 1000        //  retention is applied this often
 #define S_SPAN 16384            //  seqs a group may track between cursor and next
-#define S_CACHE 8192            //  recent events kept decoded
+#define S_CACHE 65536           //  recent events kept, encoded: slots
+#define S_CACHE_BYTES (32 * 1024 * 1024)    //  and bytes at most, for new events
 #define S_LOAD 256              //  events read from the store at once
 #define S_FETCH_MAX 1000        //  events per FETCH answer
 #define S_BACKOFF_MS 1000       //  first backoff after a rejection
@@ -63,10 +64,17 @@ typedef struct {
     chorus__timer_t timer;      //  when the group next has something to do
 } s_group_t;
 
+//  An event as delivery needs it: its encoding as stored, sent on as it
+//  is (to observers) or with its group and attempt set (to groups), and
+//  the fields that say which groups it is due to and in what order. Never
+//  decoded whole: a publisher far ahead of a group reads events back from
+//  the store, and decoding them cost more than reading them
 typedef struct {
     uint64_t seq;               //  which event the slot holds
-    chorus_msg_t *msg;          //  the event, decoded
-    zframe_t *body;             //  its encoding as stored, for sending on
+    uint64_t timestamp;         //  when it was published (ms since the epoch)
+    char *topic;                //  its topic, then its key, in one block
+    char *key;                  //  its key (in topic's block), or NULL
+    zframe_t *body;             //  its encoding as stored, NULL if the slot is empty
 } s_cached_t;
 
 struct _chorus__delivery_t {
@@ -74,7 +82,13 @@ struct _chorus__delivery_t {
     chorus_store_t *store;      //  its store
     zhashx_t *groups;           //  name -> s_group_t
     chorus__timers_t *timers;   //  each group's next time, so a tick visits the due only
-    s_cached_t cache [S_CACHE]; //  recent events by seq % S_CACHE
+    s_cached_t *cache;          //  recent events by seq % S_CACHE: a burst a group
+                                //  is behind on is sent from here, not read back
+                                //  from the store (which costs a third of the
+                                //  events' CPU)
+    size_t cache_bytes;         //  what the cache holds (bodies, topics and keys)
+    s_cached_t scratch;         //  the one event read back while the cache is full
+    uint64_t cache_trimmed;     //  events below this were let go once delivered
     uint64_t last_retain;       //  when retention last ran
 };
 
@@ -86,44 +100,139 @@ typedef struct {
     uint64_t loaded;            //  how many
 } s_load_t;
 
-//  Puts an event and its stored encoding into the cache (takes both)
-static void
-s_cache_put (chorus__delivery_t *self, uint64_t seq, chorus_msg_t *msg, zframe_t *body)
+//  What a cached event costs, counted against S_CACHE_BYTES
+static size_t
+s_cached_bytes (const s_cached_t *slot)
 {
-    s_cached_t *slot = &self->cache [seq % S_CACHE];
-    chorus_msg_destroy (&slot->msg);
+    return slot->body? zframe_size (slot->body) + strlen (slot->topic) + 1
+                       + (slot->key? strlen (slot->key) + 1: 0): 0;
+}
+
+static void
+s_cached_free (s_cached_t *slot)
+{
     zframe_destroy (&slot->body);
-    slot->seq = seq;
-    slot->msg = msg;
+    free (slot->topic);
+    slot->topic = slot->key = NULL;
+}
+
+//  Empties a slot of the cache
+static void
+s_cached_clear (chorus__delivery_t *self, s_cached_t *slot)
+{
+    self->cache_bytes -= s_cached_bytes (slot);
+    s_cached_free (slot);
+}
+
+//  Fills an empty slot with an event: its stored encoding (taken) and what
+//  the peek found in it
+static void
+s_cached_fill (s_cached_t *slot, const chorus_msg_peek_t *peek, zframe_t *body)
+{
+    slot->seq = peek->seq;
+    slot->timestamp = peek->timestamp;
+    slot->topic = (char *) malloc (peek->topic_size + 1 + (peek->key? peek->key_size + 1: 0));
+    assert (slot->topic);
+    memcpy (slot->topic, peek->topic, peek->topic_size);
+    slot->topic [peek->topic_size] = 0;
+    if (peek->key) {
+        slot->key = slot->topic + peek->topic_size + 1;
+        memcpy (slot->key, peek->key, peek->key_size);
+        slot->key [peek->key_size] = 0;
+    }
     slot->body = body;
+}
+
+//  Puts an event into the cache (takes body)
+static void
+s_cache_put (chorus__delivery_t *self, const chorus_msg_peek_t *peek, zframe_t *body)
+{
+    s_cached_t *slot = &self->cache [peek->seq % S_CACHE];
+    s_cached_clear (self, slot);
+    s_cached_fill (slot, peek, body);
+    self->cache_bytes += s_cached_bytes (slot);
+}
+
+//  Lets go the cached events every group with instances has acknowledged
+//  (below the lowest cursor), so that their bytes make room for new ones
+static void
+s_cache_trim (chorus__delivery_t *self)
+{
+    uint64_t lowest = UINT64_MAX;
+    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
+         group = (s_group_t *) zhashx_next (self->groups))
+        if (zlistx_size (group->instances) && group->cursor < lowest)
+            lowest = group->cursor;
+    if (lowest == UINT64_MAX || lowest <= self->cache_trimmed)
+        return;
+    uint64_t from = lowest - self->cache_trimmed > S_CACHE? lowest - S_CACHE: self->cache_trimmed;
+    for (uint64_t seq = from; seq < lowest; seq++) {
+        s_cached_t *slot = &self->cache [seq % S_CACHE];
+        if (slot->body && slot->seq == seq)
+            s_cached_clear (self, slot);
+    }
+    self->cache_trimmed = lowest;
+}
+
+//  An EVENT stored in another layout than our encoder writes (the peek
+//  needs ours), decoded and encoded again; NULL if it is no EVENT
+static zframe_t *
+s_reencode (const void *body, size_t size)
+{
+    chorus_msg_t *msg = chorus_msg_new (CHORUS_MSG_EVENT);
+    zframe_t *frame = chorus_msg_decode (msg, body, size) == 0
+                   && chorus_msg_type (msg) == CHORUS_MSG_EVENT? chorus_msg_encode (msg): NULL;
+    chorus_msg_destroy (&msg);
+    return frame;
 }
 
 static int
 s_load_one (uint64_t seq, uint64_t timestamp, const void *body, size_t size, void *arg)
 {
     s_load_t *load = (s_load_t *) arg;
-    chorus_msg_t *msg = chorus_msg_new (CHORUS_MSG_EVENT);
-    if (chorus_msg_decode (msg, body, size) || chorus_msg_type (msg) != CHORUS_MSG_EVENT
-    ||  chorus_msg_seq (msg) != seq) {
-        chorus_msg_destroy (&msg);
+    chorus_msg_peek_t peek;
+    zframe_t *frame = NULL;
+    if (chorus_msg_event_peek (body, size, &peek) == 0)
+        frame = zframe_new (body, size);
+    else
+    if ((frame = s_reencode (body, size))
+    &&  chorus_msg_event_peek (zframe_data (frame), zframe_size (frame), &peek))
+        zframe_destroy (&frame);
+    if (!frame || peek.seq != seq) {
+        zframe_destroy (&frame);
         //  Never skipped as if trimmed: the node stops and says so
         char what [96];
         snprintf (what, sizeof (what), "outbox event %" PRIu64 " does not decode", seq);
         chorus_store_report_damage (load->self->store, what);
         return 1;
     }
-    s_cache_put (load->self, seq, msg, zframe_new (body, size));
+    //  The event asked for, and those after it while they fit; the one
+    //  asked for, when it does not, only until the next is read
+    chorus__delivery_t *self = load->self;
+    if (self->cache_bytes + zframe_size (frame) > S_CACHE_BYTES) {
+        if (load->loaded == 0) {
+            s_cached_free (&self->scratch);
+            s_cached_fill (&self->scratch, &peek, frame);
+            load->loaded++;
+        }
+        else
+            zframe_destroy (&frame);
+        return 1;
+    }
+    s_cache_put (self, &peek, frame);
     load->loaded++;
     return 0;
 }
 
 //  The event with this seq, or NULL if the outbox no longer holds it
-static chorus_msg_t *
+static s_cached_t *
 s_event (chorus__delivery_t *self, uint64_t seq)
 {
     s_cached_t *slot = &self->cache [seq % S_CACHE];
-    if (slot->msg && slot->seq == seq)
-        return slot->msg;
+    if (slot->body && slot->seq == seq)
+        return slot;
+    if (self->scratch.body && self->scratch.seq == seq)
+        return &self->scratch;
     uint64_t head = chorus_store_head (self->store);
     if (seq == 0 || seq > head)
         return NULL;
@@ -133,23 +242,30 @@ s_event (chorus__delivery_t *self, uint64_t seq)
     ||  chorus_store_damaged (self->store))
         chorus__context_warn (self->context, W_STORE, "outbox: %s",
                               chorus_store_error (self->store));
-    return slot->msg && slot->seq == seq? slot->msg: NULL;
+    return slot->body && slot->seq == seq? slot:
+           self->scratch.body && self->scratch.seq == seq? &self->scratch: NULL;
 }
 
 //  --------------------------------------------------------------------------
 //  Groups
 
+//  Whether an event of topic published at timestamp is due to group
 static bool
-s_due (s_group_t *group, chorus_msg_t *event)
+s_due_to (s_group_t *group, const char *topic, uint64_t timestamp)
 {
-    const char *topic = chorus_msg_topic (event);
     for (size_t i = 0; i < group->subs_size; i++) {
         chorus__sub_t *sub = &group->subs [i];
         if (chorus__prefix_match (sub->prefix, topic)
-        &&  (sub->since == 0 || sub->since <= chorus_msg_timestamp (event)))
+        &&  (sub->since == 0 || sub->since <= timestamp))
             return true;
     }
     return false;
+}
+
+static bool
+s_due (s_group_t *group, const s_cached_t *event)
+{
+    return s_due_to (group, event->topic, event->timestamp);
 }
 
 static s_slot_t *
@@ -319,30 +435,21 @@ s_finish (s_group_t *group, s_flight_t *flight)
 }
 
 //  Sends the group's copy of an event to an instance, made from the stored
-//  encoding when the cache has it; 0 or -1
+//  encoding; 0 or -1
 static int
-s_send_copy (chorus__delivery_t *self, chorus_msg_t *event, s_group_t *group,
+s_send_copy (chorus__delivery_t *self, const s_cached_t *event, s_group_t *group,
              uint64_t attempt, chorus__peer_t *peer)
 {
-    s_cached_t *slot = &self->cache [chorus_msg_seq (event) % S_CACHE];
-    zframe_t *copy = slot->msg == event && slot->body && peer->dealer?
-        chorus_msg_event_redirect (zframe_data (slot->body), zframe_size (slot->body),
-                                   group->name, attempt): NULL;
-    if (copy)
-        return chorus__peer_send_encoded (peer, event, &copy);
-    chorus_msg_set_group (event, group->name);
-    chorus_msg_set_attempt (event, attempt);
-    int rc = chorus__peer_send (peer, event);
-    chorus_msg_set_group (event, NULL);
-    chorus_msg_set_attempt (event, 0);
-    return rc;
+    zframe_t *copy = chorus_msg_event_redirect (zframe_data (event->body),
+                                                zframe_size (event->body), group->name, attempt);
+    return copy? chorus__peer_send_body (peer, CHORUS_MSG_EVENT, &copy): -1;
 }
 
 //  Sends one flight to the instance hashing chooses; false if it could not
 static bool
 s_send (chorus__delivery_t *self, s_group_t *group, s_flight_t *flight)
 {
-    chorus_msg_t *event = s_event (self, flight->seq);
+    s_cached_t *event = s_event (self, flight->seq);
     if (!event) {
         s_finish (group, flight);   //  gone from the outbox: retention reported it
         return true;
@@ -393,7 +500,7 @@ s_pump_group (chorus__delivery_t *self, s_group_t *group)
     while (group->next <= head && group->next - group->cursor < S_SPAN
        &&  zlistx_size (group->sent) + zlistx_size (group->ready) < window) {
         uint64_t seq = group->next;
-        chorus_msg_t *event = s_event (self, seq);
+        s_cached_t *event = s_event (self, seq);
         if (!event && chorus_store_damaged (self->store))
             break;              //  the node stops; nothing is skipped
         if (!event) {
@@ -422,7 +529,7 @@ s_pump_group (chorus__delivery_t *self, s_group_t *group)
         }
         s_flight_t *flight = (s_flight_t *) zmalloc (sizeof (s_flight_t));
         flight->seq = seq;
-        flight->key = chorus_msg_key (event)? strdup (chorus_msg_key (event)): NULL;
+        flight->key = event->key? strdup (event->key): NULL;
         slot->state = SLOT_FLIGHT;
         slot->flight = flight;
         if (flight->key) {
@@ -595,8 +702,8 @@ s_group_require (chorus__delivery_t *self, chorus__peer_t *peer)
     group = s_group_new (peer->service, seek.found);
     //  Its `since` reaches before our oldest event: it may have lost some
     if (first > 1 && seek.found == first && first <= head) {
-        chorus_msg_t *oldest = s_event (self, first);
-        if (oldest && since < chorus_msg_timestamp (oldest)) {
+        s_cached_t *oldest = s_event (self, first);
+        if (oldest && since < oldest->timestamp) {
             group->lost_from = 1;
             group->lost_to = first - 1;
         }
@@ -650,6 +757,7 @@ chorus__delivery_new (chorus__context_t *context)
     self->context = context;
     self->store = context->store;
     self->groups = zhashx_new ();
+    self->cache = (s_cached_t *) zmalloc (S_CACHE * sizeof (s_cached_t));
     zhashx_set_destructor (self->groups, s_group_destroy);
     self->timers = chorus__timers_new ();
     if (chorus_store_group_each (self->store, s_load_group, self) == -1)
@@ -669,10 +777,10 @@ chorus__delivery_destroy (chorus__delivery_t **self_p)
                 s_group_save (self, group);
         chorus__timers_destroy (&self->timers);     //  before the groups that hold them
         zhashx_destroy (&self->groups);
-        for (int i = 0; i < S_CACHE; i++) {
-            chorus_msg_destroy (&self->cache [i].msg);
-            zframe_destroy (&self->cache [i].body);
-        }
+        for (int i = 0; i < S_CACHE; i++)
+            s_cached_clear (self, &self->cache [i]);
+        free (self->cache);
+        s_cached_free (&self->scratch);
         free (self);
         *self_p = NULL;
     }
@@ -702,17 +810,24 @@ chorus__delivery_published (chorus__delivery_t *self, chorus_msg_t **events, zfr
         return;
     //  All of them cached before any group is pumped: the store already
     //  holds the whole batch, and a group pumped after the first would
-    //  read the others from the store, 256 at a time, decoded in vain.
-    //  No group moves meanwhile: the slowest is found once for the batch
+    //  read the others from the store, 256 at a time, in vain. No group
+    //  moves meanwhile: the slowest is found once for the batch
     uint64_t slowest = s_slowest_next (self);
+    s_cache_trim (self);
     for (size_t i = 0; i < count; i++) {
-        uint64_t seq = chorus_msg_seq (events [i]);
-        if (slowest == UINT64_MAX || slowest + S_CACHE / 2 > seq)
-            s_cache_put (self, seq, events [i], bodies [i]);
-        else {
-            chorus_msg_destroy (&events [i]);   //  in the store: read when its turn comes
-            zframe_destroy (&bodies [i]);
+        chorus_msg_t *event = events [i];
+        uint64_t seq = chorus_msg_seq (event);
+        if ((slowest == UINT64_MAX || slowest + S_CACHE / 2 > seq)
+        &&  self->cache_bytes + zframe_size (bodies [i]) <= S_CACHE_BYTES) {
+            const char *key = chorus_msg_key (event);
+            chorus_msg_peek_t peek = {seq, chorus_msg_timestamp (event), chorus_msg_topic (event),
+                                      strlen (chorus_msg_topic (event)), key,
+                                      key? strlen (key): 0};
+            s_cache_put (self, &peek, bodies [i]);
         }
+        else
+            zframe_destroy (&bodies [i]);   //  in the store: read when its turn comes
+        chorus_msg_destroy (&events [i]);
     }
     for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
          group = (s_group_t *) zhashx_next (self->groups))
@@ -877,7 +992,9 @@ static int
 s_count_one (uint64_t seq, uint64_t timestamp, const void *body, size_t size, void *arg)
 {
     s_count_t *count = (s_count_t *) arg;
-    if (chorus_msg_decode (count->scratch, body, size) == 0 && s_due (count->group, count->scratch))
+    if (chorus_msg_decode (count->scratch, body, size) == 0
+    &&  s_due_to (count->group, chorus_msg_topic (count->scratch),
+                  chorus_msg_timestamp (count->scratch)))
         count->due++;
     return 0;
 }
@@ -1092,7 +1209,7 @@ chorus__delivery_fetch (chorus__delivery_t *self, chorus__peer_t *peer, chorus_m
     uint64_t covered = to;
     uint64_t sent = 0;
     for (uint64_t seq = start; seq <= to; seq++) {
-        chorus_msg_t *event = s_event (self, seq);
+        s_cached_t *event = s_event (self, seq);
         if (!event && chorus_store_damaged (self->store)) {
             covered = seq - 1;
             break;
@@ -1116,9 +1233,11 @@ chorus__delivery_fetch (chorus__delivery_t *self, chorus__peer_t *peer, chorus_m
                 seq = found - 1;
             continue;
         }
-        if (!chorus__prefix_match (prefix, chorus_msg_topic (event)))
+        if (!chorus__prefix_match (prefix, event->topic))
             continue;
-        if (chorus__peer_send (peer, event)) {
+        //  As stored: group nil and attempt 0, as a FETCH answer has them
+        zframe_t *copy = zframe_dup (event->body);
+        if (chorus__peer_send_body (peer, CHORUS_MSG_EVENT, &copy)) {
             covered = seq - 1;  //  the peer's queue is full: it asks again
             break;
         }
@@ -1181,6 +1300,25 @@ s_test_ack (chorus__delivery_t *self, chorus__peer_t *peer, uint64_t seq, int st
     chorus_msg_set_status (ack, status);
     chorus__delivery_ack (self, peer, ack);
     chorus_msg_destroy (&ack);
+}
+
+//  An event of ours of size payload bytes, stored as the engine would,
+//  with its encoding in *body_p
+static chorus_msg_t *
+s_test_stored (chorus__fake_t *fake, uint64_t seq, size_t size, zframe_t **body_p)
+{
+    chorus__context_t *context = chorus__fake_context (fake);
+    //  Made as another's (not stored), then made ours with its payload
+    chorus_msg_t *event = chorus__fake_event (fake, S_WATCHER, seq, "order.big", NULL, NULL);
+    chorus_msg_set_instance (event, context->instance);
+    char *payload = (char *) zmalloc (size);
+    chorus_msg_set_payload (event, payload, size);
+    free (payload);
+    *body_p = chorus_msg_encode (event);
+    CHORUS__CHECK (*body_p);
+    CHORUS__CHECK (chorus_store_append (context->store, seq, chorus__now (),
+                                        zframe_data (*body_p), zframe_size (*body_p)) == 0);
+    return event;
 }
 
 static void
@@ -1279,6 +1417,73 @@ chorus__delivery_test (bool verbose)
     CHORUS__CHECK (streq (chorus_msg_code (error), "bad-request"));
     chorus_msg_destroy (&error);
     chorus_msg_destroy (&fetch);
+
+    //  One EVENT-ACK listing three events acknowledges each
+    for (uint64_t seq = 4; seq <= 6; seq++) {
+        zframe_t *body;
+        chorus_msg_t *event = chorus__fake_event (fake, context->instance, seq, "order.placed",
+                                                  NULL, &body);
+        chorus__delivery_published (self, &event, &body, 1);
+        CHORUS__CHECK (s_test_delivered (fake, second->endpoint, 1000) == seq);
+    }
+    CHORUS__CHECK (chorus__delivery_unacked (self) == 3);
+    chorus_msg_t *ack = chorus_msg_new (CHORUS_MSG_EVENT_ACK);
+    chorus_msg_set_id (ack, "00000000000000000000000000000000");
+    chorus_msg_set_group (ack, "billing");
+    chorus_msg_set_seq (ack, 5);
+    chorus_msg_add_seq (ack, 4);
+    chorus_msg_add_seq (ack, 99);       //  not in flight: ignored
+    chorus_msg_add_seq (ack, 6);
+    chorus_msg_set_status (ack, CHORUS_ACK_HANDLED);
+    chorus__delivery_ack (self, second, ack);
+    chorus_msg_destroy (&ack);
+    CHORUS__CHECK (chorus__delivery_unacked (self) == 0);
+
+    //  The cache keeps at most S_CACHE_BYTES of new events; the others
+    //  are sent from the store, and each arrives once, in order
+    size_t big = 1024 * 1024;
+    uint64_t count = S_CACHE_BYTES / big + 8;
+    for (uint64_t seq = 7; seq < 7 + count; seq++) {
+        zframe_t *body;
+        chorus_msg_t *event = s_test_stored (fake, seq, big, &body);
+        chorus__delivery_published (self, &event, &body, 1);
+        CHORUS__CHECK (self->cache_bytes <= S_CACHE_BYTES);
+    }
+    for (uint64_t seq = 7; seq < 7 + count; seq++) {
+        CHORUS__CHECK (s_test_delivered (fake, second->endpoint, 1000) == seq);
+        s_test_ack (self, second, seq, CHORUS_ACK_HANDLED);
+    }
+    CHORUS__CHECK (chorus__delivery_unacked (self) == 0);
+    //  Acknowledged by every group, they make room at the next publish
+    uint64_t seq = 7 + count;
+    zframe_t *body;
+    chorus_msg_t *event = chorus__fake_event (fake, context->instance, seq, "order.placed",
+                                              NULL, &body);
+    chorus__delivery_published (self, &event, &body, 1);
+    CHORUS__CHECK (s_test_delivered (fake, second->endpoint, 1000) == seq);
+    CHORUS__CHECK (self->cache_bytes < big);
+
+    //  An event stored in another valid layout (an array 32 header) than
+    //  our encoder writes is read back and sent as any other
+    uint64_t odd = ++seq;
+    event = chorus__fake_event (fake, S_WATCHER, odd, "order.placed", NULL, NULL);
+    chorus_msg_set_instance (event, context->instance);
+    body = chorus_msg_encode (event);
+    chorus_msg_destroy (&event);
+    size_t size = zframe_size (body);
+    byte *wide = (byte *) malloc (size + 2);
+    CHORUS__CHECK (zframe_data (body) [0] == 0xdc);
+    wide [0] = 0xdd;
+    wide [1] = wide [2] = 0;
+    memcpy (wide + 3, zframe_data (body) + 1, size - 1);
+    zframe_destroy (&body);
+    CHORUS__CHECK (chorus_store_append (context->store, odd, chorus__now (), wide,
+                                        size + 2) == 0);
+    free (wide);
+    event = chorus__fake_event (fake, context->instance, ++seq, "order.placed", NULL, &body);
+    chorus__delivery_published (self, &event, &body, 1);
+    CHORUS__CHECK (s_test_delivered (fake, second->endpoint, 1000) == odd);
+    CHORUS__CHECK (s_test_delivered (fake, second->endpoint, 1000) == seq);
 
     chorus__delivery_destroy (&self);
     CHORUS__CHECK (self == NULL);

@@ -74,10 +74,9 @@ chorus__peer_greet (chorus__peer_t *self)
 //  Notes when a message is work with the peer (events, commands, FETCH and
 //  their answers), not membership (HELLO, probes, BYE)
 static void
-s_sent (chorus__peer_t *self, chorus_msg_t *msg)
+s_sent (chorus__peer_t *self, int type)
 {
     self->last_sent = chorus__mono ();
-    int type = chorus_msg_type (msg);
     if (type != CHORUS_MSG_HELLO && type != CHORUS_MSG_PING && type != CHORUS_MSG_PONG
     &&  type != CHORUS_MSG_PING_REQ && type != CHORUS_MSG_PING_ACK && type != CHORUS_MSG_BYE)
         self->last_work = self->last_sent;
@@ -90,7 +89,7 @@ chorus__peer_send (chorus__peer_t *self, chorus_msg_t *msg)
         return -1;      //  nothing goes to a peer before our HELLO
     int rc = chorus_msg_send (msg, self->dealer);
     if (rc == 0)
-        s_sent (self, msg);
+        s_sent (self, chorus_msg_type (msg));
     return rc;
 }
 
@@ -103,7 +102,22 @@ chorus__peer_send_encoded (chorus__peer_t *self, chorus_msg_t *msg, zframe_t **f
     }
     int rc = chorus_msg_send_encoded (msg, frame_p, self->dealer);
     if (rc == 0)
-        s_sent (self, msg);
+        s_sent (self, chorus_msg_type (msg));
+    return rc;
+}
+
+int
+chorus__peer_send_body (chorus__peer_t *self, int type, zframe_t **frame_p)
+{
+    if (!self || chorus__peer_greet (self) || !self->dealer) {
+        zframe_destroy (frame_p);
+        return -1;
+    }
+    int rc = zframe_send (frame_p, self->dealer, 0);     //  as chorus_msg_send does
+    if (rc == 0)
+        s_sent (self, type);
+    else
+        zframe_destroy (frame_p);   //  not sent (a full queue): ours to free
     return rc;
 }
 

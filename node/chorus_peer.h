@@ -113,6 +113,10 @@ int
 //  (taken, sent or not)
 int
     chorus__peer_send_encoded (chorus__peer_t *self, chorus_msg_t *msg, zframe_t **frame_p);
+//  As chorus__peer_send_encoded, for an encoded message of type whose
+//  decoded form is not at hand
+int
+    chorus__peer_send_body (chorus__peer_t *self, int type, zframe_t **frame_p);
 //  Sends an answer the peer waits for (EVENT-ACK, REPLY, ERROR, the PONG
 //  to its PING); what cannot go now is kept, within a bound, and sent
 //  after our HELLO once the connection is up

@@ -805,6 +805,60 @@ chorus_msg_event_redirect (const void *body, size_t size, const char *group,
     return frame;
 }
 
+int
+chorus_msg_event_peek (const void *body, size_t size, chorus_msg_peek_t *peek)
+{
+    const uint8_t *data = (const uint8_t *) body;
+    const s_type_t *layout = &s_types [CHORUS_MSG_EVENT];
+    size_t count = 4 + layout->count;       //  16: msgpack writes array 16
+    if (size < 3 || data [0] != 0xdc || data [1] != 0 || data [2] != count)
+        return -1;
+    msgpack_zone *zone = chorus__msg_zone ();
+    if (!zone)
+        return -1;
+    //  Elements: signature, version, type, id, service, instance, seq,
+    //  topic, key, correlation, causation, timestamp, ...
+    enum { TYPE = 2, SEQ = 6, TOPIC = 7, KEY = 8, TIMESTAMP = 11 };
+    bool valid = true;
+    size_t pos = 3;
+    for (size_t i = 0; i <= TIMESTAMP && valid; i++) {
+        size_t end = 0;
+        if (pos >= size || chorus__msg_scan (data + pos, size - pos, &end))
+            return -1;
+        if (i == TYPE || i == SEQ || i == TOPIC || i == KEY || i == TIMESTAMP) {
+            msgpack_object object;
+            size_t offset = 0;
+            valid = msgpack_unpack ((const char *) data + pos, end, &offset, zone, &object)
+                    == MSGPACK_UNPACK_SUCCESS;
+            bool uint = object.type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+            if (!valid)
+                ;
+            else
+            if (i == TYPE)
+                valid = uint && object.via.u64 == CHORUS_MSG_EVENT;
+            else
+            if (i == SEQ || i == TIMESTAMP) {
+                valid = uint;
+                *(i == SEQ? &peek->seq: &peek->timestamp) = object.via.u64;
+            }
+            else
+            if (i == TOPIC) {
+                valid = object.type == MSGPACK_OBJECT_STR && object.via.str.size > 0;
+                peek->topic = object.via.str.ptr;
+                peek->topic_size = object.via.str.size;
+            }
+            else {
+                valid = object.type == MSGPACK_OBJECT_STR || object.type == MSGPACK_OBJECT_NIL;
+                peek->key = object.type == MSGPACK_OBJECT_STR? object.via.str.ptr: NULL;
+                peek->key_size = object.type == MSGPACK_OBJECT_STR? object.via.str.size: 0;
+            }
+        }
+        pos += end;
+    }
+    msgpack_zone_clear (zone);      //  strings point into body, not into the zone
+    return valid? 0: -1;
+}
+
 //  --------------------------------------------------------------------------
 //  Sockets
 

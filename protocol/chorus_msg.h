@@ -98,6 +98,24 @@ zframe_t *
     chorus_msg_event_redirect (const void *body, size_t size, const char *group,
                                uint64_t attempt);
 
+//  What a publisher's delivery needs of one of its own stored EVENT
+//  encodings, read without decoding it whole: its seq and timestamp, and
+//  its topic and key (pointers into body, not NUL-terminated; key NULL
+//  when nil)
+typedef struct {
+    uint64_t seq;
+    uint64_t timestamp;
+    const char *topic;
+    size_t topic_size;
+    const char *key;
+    size_t key_size;
+} chorus_msg_peek_t;
+
+//  Fills peek from an EVENT encoding in the layout chorus_msg_encode
+//  writes; 0, or -1 if body is not one (then decode it whole)
+int
+    chorus_msg_event_peek (const void *body, size_t size, chorus_msg_peek_t *peek);
+
 //  Why the last decode, recv or encode failed
 const char *
     chorus_msg_reason (chorus_msg_t *self);
