@@ -317,8 +317,9 @@ CHORUS_EXPORT int
 //  age (0: no limit), and the policy when a limit is hit (default: 1 GiB,
 //  7 days, refuse); the policy one of chorus_retention_policy_t
 //  (Beside the outbox on disk, a publisher keeps the encodings of up to
-//  32 MiB of its recent events in memory, those its groups have yet to
-//  acknowledge, so that a burst a group is behind on is not read back.)
+//  32 MiB of its recent events in memory, until the groups with live
+//  instances have acknowledged them, so that a burst a group is behind on
+//  is not read back from disk.)
 CHORUS_EXPORT int
     chorus_node_set_retention (chorus_node_t *self, uint64_t max_bytes, uint64_t max_age_ms,
                                chorus_retention_policy_t policy);

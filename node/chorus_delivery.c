@@ -151,6 +151,8 @@ s_cache_put (chorus__delivery_t *self, const chorus_msg_peek_t *peek, zframe_t *
     s_cached_clear (self, slot);
     s_cached_fill (slot, peek, body);
     self->cache_bytes += s_cached_bytes (slot);
+    if (peek->seq < self->cache_trimmed)
+        self->cache_trimmed = peek->seq;    //  an old one read back: let go again
 }
 
 //  Lets go the cached events every group with instances has acknowledged
@@ -209,7 +211,9 @@ s_load_one (uint64_t seq, uint64_t timestamp, const void *body, size_t size, voi
     //  The event asked for, and those after it while they fit; the one
     //  asked for, when it does not, only until the next is read
     chorus__delivery_t *self = load->self;
-    if (self->cache_bytes + zframe_size (frame) > S_CACHE_BYTES) {
+    size_t bytes = zframe_size (frame) + peek.topic_size + 1 + (peek.key? peek.key_size + 1: 0);
+    if (self->cache_bytes - s_cached_bytes (&self->cache [seq % S_CACHE]) + bytes
+        > S_CACHE_BYTES) {
         if (load->loaded == 0) {
             s_cached_free (&self->scratch);
             s_cached_fill (&self->scratch, &peek, frame);
@@ -442,7 +446,18 @@ s_send_copy (chorus__delivery_t *self, const s_cached_t *event, s_group_t *group
 {
     zframe_t *copy = chorus_msg_event_redirect (zframe_data (event->body),
                                                 zframe_size (event->body), group->name, attempt);
-    return copy? chorus__peer_send_body (peer, CHORUS_MSG_EVENT, &copy): -1;
+    if (copy)
+        return chorus__peer_send_body (peer, CHORUS_MSG_EVENT, &copy);
+    //  Not in our encoder's layout (never: what is cached was peeked)
+    chorus_msg_t *msg = chorus_msg_new (CHORUS_MSG_EVENT);
+    int rc = -1;
+    if (chorus_msg_decode (msg, zframe_data (event->body), zframe_size (event->body)) == 0) {
+        chorus_msg_set_group (msg, group->name);
+        chorus_msg_set_attempt (msg, attempt);
+        rc = chorus__peer_send (peer, msg);
+    }
+    chorus_msg_destroy (&msg);
+    return rc;
 }
 
 //  Sends one flight to the instance hashing chooses; false if it could not
@@ -817,14 +832,16 @@ chorus__delivery_published (chorus__delivery_t *self, chorus_msg_t **events, zfr
     for (size_t i = 0; i < count; i++) {
         chorus_msg_t *event = events [i];
         uint64_t seq = chorus_msg_seq (event);
+        const char *key = chorus_msg_key (event);
+        chorus_msg_peek_t peek = {seq, chorus_msg_timestamp (event), chorus_msg_topic (event),
+                                  strlen (chorus_msg_topic (event)), key, key? strlen (key): 0};
+        //  Within the bound once what its slot holds has gone
+        size_t bytes = zframe_size (bodies [i]) + peek.topic_size + 1
+                     + (key? peek.key_size + 1: 0);
         if ((slowest == UINT64_MAX || slowest + S_CACHE / 2 > seq)
-        &&  self->cache_bytes + zframe_size (bodies [i]) <= S_CACHE_BYTES) {
-            const char *key = chorus_msg_key (event);
-            chorus_msg_peek_t peek = {seq, chorus_msg_timestamp (event), chorus_msg_topic (event),
-                                      strlen (chorus_msg_topic (event)), key,
-                                      key? strlen (key): 0};
+        &&  self->cache_bytes - s_cached_bytes (&self->cache [seq % S_CACHE]) + bytes
+            <= S_CACHE_BYTES)
             s_cache_put (self, &peek, bodies [i]);
-        }
         else
             zframe_destroy (&bodies [i]);   //  in the store: read when its turn comes
         chorus_msg_destroy (&events [i]);

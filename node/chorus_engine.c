@@ -1071,6 +1071,11 @@ chorus__engine_destroy (chorus__engine_t **self_p)
     if (self->router && self->config->inline_work
     &&  chorus__handoff_pending (self->config->handoff))
         s_on_published (self);
+    //  The acknowledgements those results owe go before the BYE: collected
+    //  for a publisher that reads lists, they would be lost, and the events
+    //  moved to another instance and handled again
+    if (self->inbox)
+        chorus__inbox_flush (self->inbox);
     //  Say goodbye, so that peers move our work at once
     if (self->router) {
         chorus_msg_t *bye = chorus__context_msg (&self->context, CHORUS_MSG_BYE);

@@ -66,7 +66,7 @@ chorus__inbox_destroy (chorus__inbox_t **self_p)
         zhashx_destroy (&self->in_hand);
         zhashx_destroy (&self->highest);
         chorus_msg_destroy (&self->ack);
-        zlistx_destroy (&self->pending);     //  unsent: the events come again, as duplicates
+        zlistx_destroy (&self->pending);     //  the engine flushed them before its BYE
         free (self);
         *self_p = NULL;
     }

@@ -811,8 +811,10 @@ chorus_msg_event_peek (const void *body, size_t size, chorus_msg_peek_t *peek)
     const uint8_t *data = (const uint8_t *) body;
     const s_type_t *layout = &s_types [CHORUS_MSG_EVENT];
     size_t count = 4 + layout->count;       //  16: msgpack writes array 16
-    if (size < 3 || data [0] != 0xdc || data [1] != 0 || data [2] != count)
-        return -1;
+    size_t whole = 0;
+    if (size < 3 || data [0] != 0xdc || data [1] != 0 || data [2] != count
+    ||  chorus__msg_scan (data, size, &whole) || whole != size)
+        return -1;      //  the fields it skips are well formed too
     msgpack_zone *zone = chorus__msg_zone ();
     if (!zone)
         return -1;
@@ -830,7 +832,7 @@ chorus_msg_event_peek (const void *body, size_t size, chorus_msg_peek_t *peek)
             size_t offset = 0;
             valid = msgpack_unpack ((const char *) data + pos, end, &offset, zone, &object)
                     == MSGPACK_UNPACK_SUCCESS;
-            bool uint = object.type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+            bool uint = valid && object.type == MSGPACK_OBJECT_POSITIVE_INTEGER;
             if (!valid)
                 ;
             else

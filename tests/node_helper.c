@@ -5,8 +5,9 @@
     TOPIC.N-1), logs every event and command its handlers run, and every
     reply it gets, to a file (one write per line, so a SIGKILL loses nothing
     already logged), and reports on stdout: "READY endpoint instance",
-    "PUBLISHED n head". With --control it also takes commands on stdin, one
-    a line, for tests that act on a running mesh: "publish TOPIC N",
+    "PUBLISHED n head", and with --slow-events "HANDLING instance seq" as
+    each event handler starts. With --control it also takes commands on
+    stdin, one a line, for tests that act on a running mesh: "publish TOPIC N",
     "call SERVICE.COMMAND", "subscribe PREFIX", "counter NAME"; it answers
     each on stdout ("PUBLISHED n head", "CALLED n", "SUBSCRIBED prefix",
     "COUNTER name value", or "FAILED line: reason").
@@ -46,8 +47,13 @@ s_on_event (chorus_node_t *node, chorus_event_t *event, void *arg)
     static int count = 0;
     if (s_reject_every && chorus_event_attempt (event) == 1 && ++count % s_reject_every == 0)
         return 1;
-    if (s_slow_events_ms)
+    if (s_slow_events_ms) {
+        //  Said on stdout, so that a test can act while the handler runs
+        printf ("HANDLING %s %" PRIu64 "\n", chorus_event_instance (event),
+                chorus_event_seq (event));
+        fflush (stdout);
         zclock_sleep (s_slow_events_ms);
+    }
     s_log_line ("E %s %" PRIu64 " %s %" PRIu64 "\n", chorus_event_instance (event),
                 chorus_event_seq (event), chorus_event_key (event)? chorus_event_key (event): "-",
                 chorus_event_attempt (event));

@@ -120,6 +120,50 @@ s_check_ack_seqs (void)
     chorus_msg_destroy (&msg);
 }
 
+//  The peek a publisher's delivery reads its stored events with: the
+//  fields it needs from our own encoding, and nothing from a body that is
+//  not one whole EVENT in that layout
+static void
+s_check_event_peek (void)
+{
+    chorus_msg_t *msg = chorus_msg_new (CHORUS_MSG_EVENT);
+    fixture_fill_all (msg);
+    zframe_t *frame = chorus_msg_encode (msg);
+    chorus_msg_peek_t peek;
+    is_int (chorus_msg_event_peek (zframe_data (frame), zframe_size (frame), &peek), 0,
+            "an EVENT as we encode it is peeked");
+    ok (peek.seq == chorus_msg_seq (msg) && peek.timestamp == chorus_msg_timestamp (msg)
+        && peek.topic_size == strlen (chorus_msg_topic (msg))
+        && memcmp (peek.topic, chorus_msg_topic (msg), peek.topic_size) == 0
+        && peek.key_size == strlen (chorus_msg_key (msg))
+        && memcmp (peek.key, chorus_msg_key (msg), peek.key_size) == 0,
+        "the peek reads its seq, timestamp, topic and key");
+    //  The payload (after every field the peek reads) cut short, or a byte
+    //  after the body: not an EVENT
+    is_int (chorus_msg_event_peek (zframe_data (frame), zframe_size (frame) - 1, &peek), -1,
+            "a body cut in its payload is not peeked");
+    byte *longer = (byte *) malloc (zframe_size (frame) + 1);
+    memcpy (longer, zframe_data (frame), zframe_size (frame));
+    longer [zframe_size (frame)] = 0xc0;
+    is_int (chorus_msg_event_peek (longer, zframe_size (frame) + 1, &peek), -1,
+            "nor one with a byte after it");
+    free (longer);
+    zframe_destroy (&frame);
+    chorus_msg_set_key (msg, NULL);
+    frame = chorus_msg_encode (msg);
+    ok (chorus_msg_event_peek (zframe_data (frame), zframe_size (frame), &peek) == 0
+        && peek.key == NULL, "an EVENT without a key peeks as none");
+    zframe_destroy (&frame);
+    chorus_msg_destroy (&msg);
+    msg = chorus_msg_new (CHORUS_MSG_REPLY);
+    fixture_fill_all (msg);
+    frame = chorus_msg_encode (msg);
+    is_int (chorus_msg_event_peek (zframe_data (frame), zframe_size (frame), &peek), -1,
+            "another message is not peeked");
+    zframe_destroy (&frame);
+    chorus_msg_destroy (&msg);
+}
+
 static void
 s_check_encode_refuses (void)
 {
@@ -261,6 +305,7 @@ main (void)
     s_check_command_try ();
     s_check_encode_refuses ();
     s_check_ack_seqs ();
+    s_check_event_peek ();
     s_check_sockets ();
     return done_testing ();
 }

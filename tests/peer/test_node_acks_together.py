@@ -104,4 +104,24 @@ is_([m for m in plain_acks if m['seqs']], [],
     'to the publisher without the header, no EVENT-ACK lists seqs')
 is_(len(plain_acks), COUNT, 'it gets one EVENT-ACK per event')
 tools.stop(workers)
+
+# ------------------------------------------------ acknowledgements owed at a stop
+#   A node told to stop while a handler runs records what it handled and
+#   acknowledges it before its BYE, lists or not: the publisher would
+#   otherwise move the event to another instance, which handles it again
+stopper = cp.Peer('stopper', headers=HEADER, topics=['task.'])
+slow = tools.node_helper('--service', 'slowpoke', '--store', tools.path('slowpoke'),
+                         '--subscribe', 'task.', '--slow-events', 2000,
+                         '--seed', stopper.endpoint, log='slowpoke')
+ENDPOINT, SLOW = tools.started(slow, 'a node with a slow handler starts')
+ok(stopper.run_until(lambda: stopper.members('slowpoke'), 15), 'it meets the publisher')
+stopper.publish('task.run', b'\x90', key='once')
+ok(stopper.run_until(lambda: any(l.startswith('HANDLING ') for l in tools.lines(slow.out)), 15),
+   'its handler is running')
+slow.send_signal(tools.signal.SIGTERM)
+ok(stopper.run_until(lambda: stopper.received_of('BYE', SLOW), 15), 'the node says BYE')
+kinds = [r.msg.kind for r in stopper.received
+         if r.instance == SLOW and r.msg.kind in ('EVENT-ACK', 'BYE')]
+is_(kinds, ['EVENT-ACK', 'BYE'], 'the event it handled is acknowledged before its BYE')
+tools.stop(slow)
 done_testing()
