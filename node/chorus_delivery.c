@@ -155,16 +155,27 @@ s_cache_put (chorus__delivery_t *self, const chorus_msg_peek_t *peek, zframe_t *
         self->cache_trimmed = peek->seq;    //  an old one read back: let go again
 }
 
+//  The lowest next event (next) or cursor (acknowledged below it) of the
+//  groups with instances, UINT64_MAX if none
+static uint64_t
+s_lowest (chorus__delivery_t *self, bool next)
+{
+    uint64_t lowest = UINT64_MAX;
+    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
+         group = (s_group_t *) zhashx_next (self->groups)) {
+        uint64_t seq = next? group->next: group->cursor;
+        if (zlistx_size (group->instances) && seq < lowest)
+            lowest = seq;
+    }
+    return lowest;
+}
+
 //  Lets go the cached events every group with instances has acknowledged
 //  (below the lowest cursor), so that their bytes make room for new ones
 static void
 s_cache_trim (chorus__delivery_t *self)
 {
-    uint64_t lowest = UINT64_MAX;
-    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
-         group = (s_group_t *) zhashx_next (self->groups))
-        if (zlistx_size (group->instances) && group->cursor < lowest)
-            lowest = group->cursor;
+    uint64_t lowest = s_lowest (self, false);
     if (lowest == UINT64_MAX || lowest <= self->cache_trimmed)
         return;
     uint64_t from = lowest - self->cache_trimmed > S_CACHE? lowest - S_CACHE: self->cache_trimmed;
@@ -809,12 +820,7 @@ chorus__delivery_destroy (chorus__delivery_t **self_p)
 static uint64_t
 s_slowest_next (chorus__delivery_t *self)
 {
-    uint64_t slowest = UINT64_MAX;
-    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
-         group = (s_group_t *) zhashx_next (self->groups))
-        if (zlistx_size (group->instances) && group->next < slowest)
-            slowest = group->next;
-    return slowest;
+    return s_lowest (self, true);
 }
 
 void

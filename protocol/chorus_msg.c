@@ -1258,19 +1258,26 @@ chorus_msg_subscription (chorus_msg_t *self, size_t index, uint64_t *since, uint
     return self->subs [index].prefix;
 }
 
+//  A full array of items of item bytes made twice as large (first items
+//  when empty), *max updated
+static void *
+s_grown (void *array, size_t *max, size_t item, size_t first)
+{
+    size_t grown = *max? *max * 2: first;
+    void *bigger = realloc (array, grown * item);
+    assert (bigger);
+    *max = grown;
+    return bigger;
+}
+
 void
 chorus_msg_add_subscription (chorus_msg_t *self, const char *prefix, uint64_t since,
                              uint64_t flags)
 {
     assert (self);
     assert (prefix);
-    if (self->subs_size == self->subs_max) {
-        size_t max = self->subs_max? self->subs_max * 2: 4;
-        s_sub_t *subs = (s_sub_t *) realloc (self->subs, max * sizeof (s_sub_t));
-        assert (subs);
-        self->subs = subs;
-        self->subs_max = max;
-    }
+    if (self->subs_size == self->subs_max)
+        self->subs = (s_sub_t *) s_grown (self->subs, &self->subs_max, sizeof (s_sub_t), 4);
     s_sub_t *sub = &self->subs [self->subs_size++];
     sub->prefix = strdup (prefix);
     sub->since = since;
@@ -1290,13 +1297,8 @@ void
 chorus_msg_add_seq (chorus_msg_t *self, uint64_t seq)
 {
     assert (self);
-    if (self->seqs_size == self->seqs_max) {
-        size_t max = self->seqs_max? self->seqs_max * 2: 16;
-        uint64_t *seqs = (uint64_t *) realloc (self->seqs, max * sizeof (uint64_t));
-        assert (seqs);
-        self->seqs = seqs;
-        self->seqs_max = max;
-    }
+    if (self->seqs_size == self->seqs_max)
+        self->seqs = (uint64_t *) s_grown (self->seqs, &self->seqs_max, sizeof (uint64_t), 16);
     self->seqs [self->seqs_size++] = seq;
 }
 
