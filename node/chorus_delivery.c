@@ -143,6 +143,16 @@ s_cached_fill (s_cached_t *slot, const chorus_msg_peek_t *peek, zframe_t *body)
     slot->body = body;
 }
 
+//  Whether an event fits the cache's bound once what its slot holds has
+//  gone
+static bool
+s_cache_fits (chorus__delivery_t *self, const chorus_msg_peek_t *peek, zframe_t *body)
+{
+    size_t bytes = zframe_size (body) + peek->topic_size + 1 + (peek->key? peek->key_size + 1: 0);
+    return self->cache_bytes - s_cached_bytes (&self->cache [peek->seq % S_CACHE]) + bytes
+           <= S_CACHE_BYTES;
+}
+
 //  Puts an event into the cache (takes body)
 static void
 s_cache_put (chorus__delivery_t *self, const chorus_msg_peek_t *peek, zframe_t *body)
@@ -155,27 +165,12 @@ s_cache_put (chorus__delivery_t *self, const chorus_msg_peek_t *peek, zframe_t *
         self->cache_trimmed = peek->seq;    //  an old one read back: let go again
 }
 
-//  The lowest next event (next) or cursor (acknowledged below it) of the
-//  groups with instances, UINT64_MAX if none
-static uint64_t
-s_lowest (chorus__delivery_t *self, bool next)
-{
-    uint64_t lowest = UINT64_MAX;
-    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
-         group = (s_group_t *) zhashx_next (self->groups)) {
-        uint64_t seq = next? group->next: group->cursor;
-        if (zlistx_size (group->instances) && seq < lowest)
-            lowest = seq;
-    }
-    return lowest;
-}
-
 //  Lets go the cached events every group with instances has acknowledged
-//  (below the lowest cursor), so that their bytes make room for new ones
+//  (below lowest, their lowest cursor), so that their bytes make room for
+//  new ones
 static void
-s_cache_trim (chorus__delivery_t *self)
+s_cache_trim (chorus__delivery_t *self, uint64_t lowest)
 {
-    uint64_t lowest = s_lowest (self, false);
     if (lowest == UINT64_MAX || lowest <= self->cache_trimmed)
         return;
     uint64_t from = lowest - self->cache_trimmed > S_CACHE? lowest - S_CACHE: self->cache_trimmed;
@@ -222,9 +217,7 @@ s_load_one (uint64_t seq, uint64_t timestamp, const void *body, size_t size, voi
     //  The event asked for, and those after it while they fit; the one
     //  asked for, when it does not, only until the next is read
     chorus__delivery_t *self = load->self;
-    size_t bytes = zframe_size (frame) + peek.topic_size + 1 + (peek.key? peek.key_size + 1: 0);
-    if (self->cache_bytes - s_cached_bytes (&self->cache [seq % S_CACHE]) + bytes
-        > S_CACHE_BYTES) {
+    if (!s_cache_fits (self, &peek, frame)) {
         if (load->loaded == 0) {
             s_cached_free (&self->scratch);
             s_cached_fill (&self->scratch, &peek, frame);
@@ -239,15 +232,22 @@ s_load_one (uint64_t seq, uint64_t timestamp, const void *body, size_t size, voi
     return 0;
 }
 
+//  The event with this seq if the cache or the scratch slot holds it
+static s_cached_t *
+s_kept (chorus__delivery_t *self, uint64_t seq)
+{
+    s_cached_t *slot = &self->cache [seq % S_CACHE];
+    return slot->body && slot->seq == seq? slot:
+           self->scratch.body && self->scratch.seq == seq? &self->scratch: NULL;
+}
+
 //  The event with this seq, or NULL if the outbox no longer holds it
 static s_cached_t *
 s_event (chorus__delivery_t *self, uint64_t seq)
 {
-    s_cached_t *slot = &self->cache [seq % S_CACHE];
-    if (slot->body && slot->seq == seq)
-        return slot;
-    if (self->scratch.body && self->scratch.seq == seq)
-        return &self->scratch;
+    s_cached_t *kept = s_kept (self, seq);
+    if (kept)
+        return kept;
     uint64_t head = chorus_store_head (self->store);
     if (seq == 0 || seq > head)
         return NULL;
@@ -257,8 +257,7 @@ s_event (chorus__delivery_t *self, uint64_t seq)
     ||  chorus_store_damaged (self->store))
         chorus__context_warn (self->context, W_STORE, "outbox: %s",
                               chorus_store_error (self->store));
-    return slot->body && slot->seq == seq? slot:
-           self->scratch.body && self->scratch.seq == seq? &self->scratch: NULL;
+    return s_kept (self, seq);
 }
 
 //  --------------------------------------------------------------------------
@@ -812,15 +811,23 @@ chorus__delivery_destroy (chorus__delivery_t **self_p)
     }
 }
 
-//  The lowest next event of the groups with instances, UINT64_MAX if none:
-//  an event is worth caching only if it would be sent before later events
-//  take its cache slot. When the publisher runs far ahead of a group,
-//  caching new events only evicts the ones the group is about to read,
-//  which it then reads again.
-static uint64_t
-s_slowest_next (chorus__delivery_t *self)
+//  The lowest next event (*slowest) and cursor (*cursor) of the groups
+//  with instances, UINT64_MAX if none: an event is worth caching only if
+//  it would be sent before later events take its cache slot. When the
+//  publisher runs far ahead of a group, caching new events only evicts the
+//  ones the group is about to read, which it then reads again.
+static void
+s_lowest (chorus__delivery_t *self, uint64_t *slowest, uint64_t *cursor)
 {
-    return s_lowest (self, true);
+    *slowest = *cursor = UINT64_MAX;
+    for (s_group_t *group = (s_group_t *) zhashx_first (self->groups); group;
+         group = (s_group_t *) zhashx_next (self->groups))
+        if (zlistx_size (group->instances)) {
+            if (group->next < *slowest)
+                *slowest = group->next;
+            if (group->cursor < *cursor)
+                *cursor = group->cursor;
+        }
 }
 
 void
@@ -833,20 +840,17 @@ chorus__delivery_published (chorus__delivery_t *self, chorus_msg_t **events, zfr
     //  holds the whole batch, and a group pumped after the first would
     //  read the others from the store, 256 at a time, in vain. No group
     //  moves meanwhile: the slowest is found once for the batch
-    uint64_t slowest = s_slowest_next (self);
-    s_cache_trim (self);
+    uint64_t slowest, cursor;
+    s_lowest (self, &slowest, &cursor);
+    s_cache_trim (self, cursor);
     for (size_t i = 0; i < count; i++) {
         chorus_msg_t *event = events [i];
         uint64_t seq = chorus_msg_seq (event);
         const char *key = chorus_msg_key (event);
         chorus_msg_peek_t peek = {seq, chorus_msg_timestamp (event), chorus_msg_topic (event),
                                   strlen (chorus_msg_topic (event)), key, key? strlen (key): 0};
-        //  Within the bound once what its slot holds has gone
-        size_t bytes = zframe_size (bodies [i]) + peek.topic_size + 1
-                     + (key? peek.key_size + 1: 0);
         if ((slowest == UINT64_MAX || slowest + S_CACHE / 2 > seq)
-        &&  self->cache_bytes - s_cached_bytes (&self->cache [seq % S_CACHE]) + bytes
-            <= S_CACHE_BYTES)
+        &&  s_cache_fits (self, &peek, bodies [i]))
             s_cache_put (self, &peek, bodies [i]);
         else
             zframe_destroy (&bodies [i]);   //  in the store: read when its turn comes

@@ -237,6 +237,15 @@ chorus__poller_terminated (chorus__poller_t *self)
 //  --------------------------------------------------------------------------
 //  Self-test
 
+//  Receives one string from socket and checks it is expected
+static void
+s_test_recv_is (void *socket, const char *expected)
+{
+    char *text = zstr_recv (socket);
+    CHORUS__CHECK (text && streq (text, expected));
+    zstr_free (&text);
+}
+
 void
 chorus__poller_test (bool verbose)
 {
@@ -267,21 +276,15 @@ chorus__poller_test (bool verbose)
     CHORUS__CHECK (chorus__poller_wait (self, -1) == b_in);
     zstr_send (a_out, "a1");
     CHORUS__CHECK (chorus__poller_wait (self, 1000) == a_in);
-    char *text = zstr_recv (a_in);
-    CHORUS__CHECK (text && streq (text, "a1"));
-    zstr_free (&text);
+    s_test_recv_is (a_in, "a1");
     CHORUS__CHECK (chorus__poller_wait (self, 1000) == b_in);
 
     //  Two messages, one read: the other is still seen, though its signal
     //  was read with the first
     zstr_send (b_out, "b2");
-    text = zstr_recv (b_in);
-    CHORUS__CHECK (text && streq (text, "b1"));
-    zstr_free (&text);
+    s_test_recv_is (b_in, "b1");
     CHORUS__CHECK (chorus__poller_wait (self, 1000) == b_in);
-    text = zstr_recv (b_in);
-    CHORUS__CHECK (text && streq (text, "b2"));
-    zstr_free (&text);
+    s_test_recv_is (b_in, "b2");
     CHORUS__CHECK (chorus__poller_wait (self, 20) == NULL);
 
     //  A message whose signal a send on the same socket read (the socket
@@ -290,12 +293,8 @@ chorus__poller_test (bool verbose)
     zclock_sleep (10);
     zstr_send (b_in, "back");   //  reads b_in's commands, the signal of b3 with them
     CHORUS__CHECK (chorus__poller_wait (self, 1000) == b_in);
-    text = zstr_recv (b_in);
-    CHORUS__CHECK (text && streq (text, "b3"));
-    zstr_free (&text);
-    text = zstr_recv (b_out);
-    CHORUS__CHECK (text && streq (text, "back"));
-    zstr_free (&text);
+    s_test_recv_is (b_in, "b3");
+    s_test_recv_is (b_out, "back");
 
     //  Removed: no longer waited on
     CHORUS__CHECK (chorus__poller_remove (self, a_in) == 0);
@@ -311,8 +310,7 @@ chorus__poller_test (bool verbose)
     int handle = 0;
     CHORUS__CHECK (chorus__poller_add_fd (self, fds [0], &handle) == 0);
     CHORUS__CHECK (chorus__poller_add_fd (self, -1, &handle) == -1);
-    text = zstr_recv (a_in);
-    zstr_free (&text);
+    s_test_recv_is (a_in, "a2");
     CHORUS__CHECK (chorus__poller_wait (self, 20) == NULL);
     CHORUS__CHECK (write (fds [1], "x", 1) == 1);
     CHORUS__CHECK (chorus__poller_wait (self, 0) == &handle);      //  a look without waiting
@@ -359,50 +357,35 @@ chorus__poller_test (bool verbose)
     CHORUS__CHECK (zmq_bind (quiet_in, "inproc://chorus-poller-test-q") == 0);
     CHORUS__CHECK (zmq_connect (quiet_out, "inproc://chorus-poller-test-q") == 0);
     CHORUS__CHECK (chorus__poller_add_quiet (self, quiet_in) == 0);
-    text = zstr_recv (a_in);
-    CHORUS__CHECK (text && streq (text, "a3"));
-    zstr_free (&text);
+    s_test_recv_is (a_in, "a3");
     zstr_send (quiet_out, "q1");
     zstr_send (quiet_out, "q2");
     CHORUS__CHECK (chorus__poller_wait (self, 1000) == quiet_in);
-    text = zstr_recv (quiet_in);
-    CHORUS__CHECK (text && streq (text, "q1"));
-    zstr_free (&text);
+    s_test_recv_is (quiet_in, "q1");
     CHORUS__CHECK (chorus__poller_wait (self, 1000) == quiet_in);
-    text = zstr_recv (quiet_in);
-    CHORUS__CHECK (text && streq (text, "q2"));
-    zstr_free (&text);
+    s_test_recv_is (quiet_in, "q2");
     CHORUS__CHECK (chorus__poller_wait (self, 20) == NULL);
     //  Left with messages while others, ahead of it, are handed out: it is
     //  not forgotten, though its descriptor does not fire again
     zstr_send (quiet_out, "q3");
     zstr_send (quiet_out, "q4");
     CHORUS__CHECK (chorus__poller_wait (self, 1000) == quiet_in);
-    text = zstr_recv (quiet_in);
-    CHORUS__CHECK (text && streq (text, "q3"));
-    zstr_free (&text);
+    s_test_recv_is (quiet_in, "q3");
     for (int round = 0; round < 3; round++) {
         zstr_send (a_out, "ahead");
         CHORUS__CHECK (chorus__poller_wait (self, 1000) == a_in);
-        text = zstr_recv (a_in);
-        zstr_free (&text);
+        s_test_recv_is (a_in, "ahead");
     }
     CHORUS__CHECK (chorus__poller_wait (self, 1000) == quiet_in);
-    text = zstr_recv (quiet_in);
-    CHORUS__CHECK (text && streq (text, "q4"));
-    zstr_free (&text);
+    s_test_recv_is (quiet_in, "q4");
     CHORUS__CHECK (chorus__poller_wait (self, 20) == NULL);
     //  Read outside its handler, one of two: told, the poller looks again
     zstr_send (quiet_out, "q5");
     zstr_send (quiet_out, "q6");
-    text = zstr_recv (quiet_in);
-    CHORUS__CHECK (text && streq (text, "q5"));
-    zstr_free (&text);
+    s_test_recv_is (quiet_in, "q5");
     chorus__poller_touched (self, quiet_in);
     CHORUS__CHECK (chorus__poller_wait (self, 1000) == quiet_in);
-    text = zstr_recv (quiet_in);
-    CHORUS__CHECK (text && streq (text, "q6"));
-    zstr_free (&text);
+    s_test_recv_is (quiet_in, "q6");
     CHORUS__CHECK (chorus__poller_wait (self, 20) == NULL);
     //  For a wait elsewhere (an engine run inline): what a wait would look
     //  at first, prepare looks at too. A quiet reader its handler left with
@@ -413,13 +396,9 @@ chorus__poller_test (bool verbose)
     zstr_send (quiet_out, "q7");
     zstr_send (quiet_out, "q8");
     CHORUS__CHECK (chorus__poller_wait (self, 1000) == quiet_in);
-    text = zstr_recv (quiet_in);
-    CHORUS__CHECK (text && streq (text, "q7"));
-    zstr_free (&text);
+    s_test_recv_is (quiet_in, "q7");
     CHORUS__CHECK (chorus__poller_prepare (self, given, 32) == -1);
-    text = zstr_recv (quiet_in);
-    CHORUS__CHECK (text && streq (text, "q8"));
-    zstr_free (&text);
+    s_test_recv_is (quiet_in, "q8");
     CHORUS__CHECK (chorus__poller_prepare (self, given, 32) == (int) self->size);
     CHORUS__CHECK (given [self->size - 1] == self->fds [self->size - 1].fd);
     zstr_send (quiet_out, "q9");
@@ -429,9 +408,7 @@ chorus__poller_test (bool verbose)
                    && (events & ZMQ_POLLIN));      //  as a send on it would, takes the signal
     chorus__poller_touched (self, quiet_in);
     CHORUS__CHECK (chorus__poller_prepare (self, given, 32) == -1);
-    text = zstr_recv (quiet_in);
-    CHORUS__CHECK (text && streq (text, "q9"));
-    zstr_free (&text);
+    s_test_recv_is (quiet_in, "q9");
     CHORUS__CHECK (chorus__poller_prepare (self, given, 32) == (int) self->size);
     CHORUS__CHECK (chorus__poller_remove (self, quiet_in) == 0);
     chorus__socket_destroy (&quiet_in);

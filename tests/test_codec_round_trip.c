@@ -63,6 +63,17 @@ s_check_optional_absent (int type)
     chorus_msg_destroy (&msg);
 }
 
+//  How many elements msg encodes into (a fixarray), or -1 if it does not
+static int
+s_elements (chorus_msg_t *msg)
+{
+    zframe_t *frame = chorus_msg_encode (msg);
+    int count = frame && (zframe_data (frame) [0] & 0xf0) == 0x90?
+                zframe_data (frame) [0] & 0x0f: -1;
+    zframe_destroy (&frame);
+    return count;
+}
+
 //  COMMAND's trailing `try`: left out when 1, so that nodes that predate
 //  it read the COMMAND (14 elements); sent when higher (15)
 static void
@@ -72,10 +83,9 @@ s_check_command_try (void)
         chorus_msg_t *msg = chorus_msg_new (CHORUS_MSG_COMMAND);
         fixture_fill_required (msg);
         chorus_msg_set_try (msg, value);
+        is_int (s_elements (msg), value <= 1? 14: 15, "COMMAND with try %d has %d elements",
+                (int) value, value <= 1? 14: 15);
         zframe_t *frame = chorus_msg_encode (msg);
-        uint8_t expected = value <= 1? 0x9e: 0x9f;      //  fixarray of 14, of 15
-        ok (frame && zframe_data (frame) [0] == expected,
-            "COMMAND with try %d has %d elements", (int) value, value <= 1? 14: 15);
         chorus_msg_t *copy = chorus_msg_new (CHORUS_MSG_PING);
         is_int (chorus_msg_decode (copy, zframe_data (frame), zframe_size (frame)), 0,
                 "COMMAND with try %d decodes", (int) value);
@@ -94,13 +104,11 @@ s_check_ack_seqs (void)
 {
     chorus_msg_t *msg = chorus_msg_new (CHORUS_MSG_EVENT_ACK);
     fixture_fill_required (msg);
-    zframe_t *frame = chorus_msg_encode (msg);
-    ok (frame && zframe_data (frame) [0] == 0x97, "EVENT-ACK without seqs has 7 elements");
-    zframe_destroy (&frame);
+    is_int (s_elements (msg), 7, "EVENT-ACK without seqs has 7 elements");
     for (uint64_t i = 0; i < CHORUS_MSG_MAX_SEQS; i++)
         chorus_msg_add_seq (msg, (1ull << 32) + i);
-    frame = chorus_msg_encode (msg);
-    ok (frame && zframe_data (frame) [0] == 0x98, "EVENT-ACK with 1024 seqs has 8 elements");
+    is_int (s_elements (msg), 8, "EVENT-ACK with 1024 seqs has 8 elements");
+    zframe_t *frame = chorus_msg_encode (msg);
     chorus_msg_t *copy = chorus_msg_new (CHORUS_MSG_PING);
     is_int (frame? chorus_msg_decode (copy, zframe_data (frame), zframe_size (frame)): -1, 0,
             "and decodes");
@@ -113,9 +121,7 @@ s_check_ack_seqs (void)
     chorus_msg_add_seq (msg, 7);
     ok (chorus_msg_encode (msg) == NULL, "encode refuses 1025 seqs");
     chorus_msg_clear_seqs (msg);
-    frame = chorus_msg_encode (msg);
-    ok (frame && zframe_data (frame) [0] == 0x97, "cleared, the seqs are left out again");
-    zframe_destroy (&frame);
+    is_int (s_elements (msg), 7, "cleared, the seqs are left out again");
     chorus_msg_destroy (&copy);
     chorus_msg_destroy (&msg);
 }

@@ -1817,14 +1817,7 @@ class Peer:
 
     def ack_event(self, event, status):
         """Acknowledge a group delivery (used for DEFERred handlers); records it on status 0."""
-        key = (event['group'], event['instance'], event['seq'])
-        self._handling.pop(key, None)
-        if status == 0:
-            self.handled.add(key)
-        peer = self.peers.get(event['instance'])
-        if peer is not None:
-            self._send(peer, make('EVENT-ACK', group=event['group'], seq=event['seq'],
-                                  status=status))
+        self.ack_events([event], status)
 
     def ack_events(self, events, status, extra=()):
         """Acknowledge DEFERred group deliveries of one publisher in one EVENT-ACK whose
