@@ -31,6 +31,17 @@
 #include <time.h>
 #include <unistd.h>
 
+//  LevelDB's write buffer (its default is 4 MB). Trace entries, which the
+//  journal keeps for a day, are most of what it writes, and their keys span
+//  the whole key space, so each merge of new tables into level 1 rewrites
+//  all of level 1: fewer, larger tables make fewer such merges. Measured
+//  with bench_flows, runs alternated against 4 MB: with --no-sync 9% more
+//  flows/s and 10% less CPU per flow (four pairs); fsync'd, flows/s within
+//  the noise and p50 latency at half load 8.5-9.7 ms against 11-13 ms
+//  (three pairs). The cost is up to twice this in memory while a full
+//  buffer is written out.
+#define S_WRITE_BUFFER (16u << 20)
+
 //  --------------------------------------------------------------------------
 //  Failures: a kind and a message that names the journal
 
@@ -285,6 +296,7 @@ chorus__journal_open (const char *dir, bool create, bool check_mark, uint64_t *m
     self->options = leveldb_options_create ();
     leveldb_options_set_create_if_missing (self->options, fresh);
     leveldb_options_set_paranoid_checks (self->options, 1);
+    leveldb_options_set_write_buffer_size (self->options, S_WRITE_BUFFER);
     self->write = leveldb_writeoptions_create ();
     leveldb_writeoptions_set_sync (self->write, 1);
     self->lazy = leveldb_writeoptions_create ();
