@@ -9,6 +9,10 @@ tmp=$(mktemp -d)
 #   directory, not in the user's data directory from one run to the next
 XDG_DATA_HOME="$tmp/data"
 export XDG_DATA_HOME
+#   and a node without a store makes its temporary one there: one killed
+#   cannot remove it, and the test's directory goes with the test
+TMPDIR="$tmp"
+export TMPDIR
 pids=""
 #   Every process a test starts goes in $pids (or $coord_pid, $pid_a,
 #   $pid_b for those it restarts); all are stopped and reaped at exit

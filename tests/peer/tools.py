@@ -26,6 +26,11 @@ NODE_HELPER = os.path.join(TOP, 'tests', 'node_helper')
 os.environ['CHORUS_MESH'] = 'pytest-%d' % os.getpid()
 os.environ.pop('CHORUS_SEEDS', None)
 TMP = tempfile.mkdtemp(prefix='chorus-pytest-')
+#   A node started without a store makes a temporary one under TMPDIR and
+#   removes it when it stops; one killed (SIGKILL, or the kill at exit
+#   below) cannot, so the programs a test starts make theirs in its
+#   directory, which goes with the test
+os.environ['TMPDIR'] = TMP
 _children = []
 
 
