@@ -27,7 +27,12 @@ fi
 
 tap=$(mktemp)
 log=$(mktemp)
-trap 'rm -f "$tap" "$log"' EXIT
+#   Nodes without a store make a temporary one under TMPDIR and remove it
+#   as they stop; one the interpreter never stops, or a process a test
+#   kills, cannot, so they make them here, removed with the run
+TMPDIR=$(mktemp -d)
+export TMPDIR
+trap 'rm -rf "$tap" "$log" "$TMPDIR"' EXIT
 for file in "$@"; do set -- "$@" "$srcdir/bindings/python/tests/$file"; shift; done
 CHORUS_TAP="$tap" "$PY" -m pytest -p no:cacheprovider -q -rfE --tb=short "$@" >"$log" 2>&1
 rc=$?
