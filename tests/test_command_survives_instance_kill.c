@@ -123,9 +123,7 @@ main (void)
 {
     tap_plan (15);
     atexit (s_cleanup);
-    s_dir = test_tempdir ("command-kill");
-    //  The nodes it kills cannot remove temporary stores: theirs go here
-    setenv ("TMPDIR", s_dir, 1);
+    s_dir = test_tempdir_home ("command-kill");
     char *store = zsys_sprintf ("%s/orders", s_dir);
     char *slow_log = zsys_sprintf ("%s/payments-slow.log", s_dir);
     char *fast_log = zsys_sprintf ("%s/payments-fast.log", s_dir);

@@ -150,9 +150,7 @@ main (void)
 {
     tap_plan (14);
     atexit (s_cleanup);
-    s_dir = test_tempdir ("killed-midstream");
-    //  The nodes it kills cannot remove temporary stores: theirs go here
-    setenv ("TMPDIR", s_dir, 1);
+    s_dir = test_tempdir_home ("killed-midstream");
     static s_state_t state;
 
     char *store = zsys_sprintf ("%s/orders", s_dir);

@@ -108,9 +108,7 @@ main (void)
 {
     tap_plan (17);
     atexit (s_cleanup);
-    s_dir = test_tempdir ("publisher-crash");
-    //  The nodes it kills cannot remove temporary stores: theirs go here
-    setenv ("TMPDIR", s_dir, 1);
+    s_dir = test_tempdir_home ("publisher-crash");
     char *audit_store = zsys_sprintf ("%s/audit", s_dir);
     char *ledger_store = zsys_sprintf ("%s/ledger", s_dir);
     static s_state_t state;

@@ -49,6 +49,17 @@ test_tempdir (const char *name)
     return path;
 }
 
+//  The same, made the home of temporary files for the rest of the test and
+//  the processes it starts (TMPDIR): a node without a store makes its
+//  temporary one there, and one the test kills cannot remove it
+static inline char *
+test_tempdir_home (const char *name)
+{
+    char *path = test_tempdir (name);
+    setenv ("TMPDIR", path, 1);
+    return path;
+}
+
 static inline int
 test_remove_one (const char *path, const struct stat *info, int flag, struct FTW *ftw)
 {
